@@ -1,0 +1,56 @@
+"""Shared fixtures. Test data lives in tests/data (copied from the project's shared folder once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    with np.load(DATA / "official_seed1.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="session")
+def golden_images() -> dict:
+    images = sorted((DATA / "images").iterdir())
+    return {
+        "sketch": [p for p in images if p.name.startswith("sketch_")],
+        "photo": [p for p in images if p.name.startswith("photo_")],
+    }
+
+
+@pytest.fixture(scope="session")
+def parity_state() -> dict:
+    """The SPEC.md parity weights in the official layout, as torch tensors."""
+    torch = pytest.importorskip("torch")
+    from zse_infer.testing.parity import parity_state_dict, read_key_list
+
+    keys = read_key_list(DATA / "official_state_dict.tsv")
+    return {k: torch.from_numpy(v) for k, v in parity_state_dict(keys).items()}
+
+
+@pytest.fixture(scope="session")
+def parity_model(parity_state):
+    from zse_infer.model import load_model
+
+    return load_model({"model": parity_state}, config="zse_vit_b16")
+
+
+@pytest.fixture
+def tiny_model():
+    torch = pytest.importorskip("torch")
+    from zse_infer.model import ZseModel
+
+    torch.manual_seed(0)
+    return ZseModel("tiny").eval()

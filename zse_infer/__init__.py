@@ -1,0 +1,31 @@
+"""zse-infer: deployable inference for ZSE-SBIR (zero-shot sketch-based image retrieval).
+
+The top level stays light: ``import zse_infer`` imports neither torch nor
+onnxruntime. ``Retriever`` and friends are resolved lazily on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from .errors import ZseError
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# name -> module that defines it; imported on first attribute access (PEP 562).
+_LAZY = {
+    "Retriever": "zse_infer.retriever",
+    "Hit": "zse_infer.retriever",
+    "Gallery": "zse_infer.gallery",
+}
+
+__all__ = ["ZseError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zse_infer' has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""The one error hierarchy of zse-infer.
+
+Every failure a user can cause (a bad file, a foreign checkpoint, a tampered
+export folder, a missing optional dependency) is a :class:`ZseError`, so a
+pipeline can catch exactly our errors with one ``except``. Messages name the
+input (file, argument) and say what was expected.
+
+Subclasses also derive from the closest built-in exception where one fits
+(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written
+against the standard library keeps working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ZseError(Exception):
+    """Base class of every error raised by zse-infer."""
+
+
+class ConfigError(ZseError, ValueError):
+    """A model or preprocessing configuration is unknown or inconsistent."""
+
+
+class InputError(ZseError, ValueError):
+    """An argument passed by the caller has the wrong type, shape or value."""
+
+
+class ImageError(InputError):
+    """An image could not be read or decoded.
+
+    ``source`` is the path (or a short description of an in-memory input).
+    """
+
+    def __init__(self, source: str | Path, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """The image file does not exist."""
+
+
+class BlankSketchError(ImageError):
+    """A sketch has no ink: nothing darker than the ink threshold."""
+
+
+class CheckpointError(ZseError):
+    """A checkpoint is missing, unreadable, or does not fit the model config."""
+
+
+class DependencyError(ZseError, ImportError):
+    """An optional dependency needed for this operation is not installed."""
+
+
+class ExportError(ZseError):
+    """Exporting a model to ONNX (or building an engine) failed."""
+
+
+class ManifestError(ZseError):
+    """An export folder's manifest is missing, malformed or inconsistent."""
+
+
+class IntegrityError(ManifestError):
+    """A file in an export folder or gallery does not match its recorded hash."""
+
+
+class BackendError(ZseError):
+    """A runtime backend cannot be created or was given unsuitable inputs."""
+
+
+class GalleryError(ZseError):
+    """A gallery on disk is missing, malformed, or cannot be written."""
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import an optional dependency or raise a :class:`DependencyError`.
+
+    ``extra`` names the pip extra that installs it, ``purpose`` what it is
+    needed for, so the message tells the user exactly what to do.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DependencyError(
+            f"{purpose} needs the '{module}' package, which is not installed "
+            f"({exc}). Install it with: pip install 'zse-infer[{extra}]'"
+        ) from exc

@@ -1,0 +1,234 @@
+"""Reading checkpoints and mapping their keys onto our module names.
+
+``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's:
+it recognises the authors' release (``sa.* / ca.* / rn.* / conv2d.*``), the
+ImageNet backbone file used to start training (encoder keys without the
+``sa.model.`` prefix), and our own layout, strips ``module.`` prefixes
+(DataParallel) and drops the unused third cross-attention copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+_log = logging.getLogger(__name__)
+
+# (official, ours) key templates. A template ending in "." maps a prefix, any
+# other maps a whole key; "{i}" stands for a block index. The same table maps
+# both ways, so a model trained here can be saved in the official layout.
+_CA_PARTS = [
+    ("self_attn.linears.0.", "attn.q."),
+    ("self_attn.linears.1.", "attn.k."),
+    ("self_attn.linears.2.", "attn.v."),
+    ("self_attn.linears.3.", "attn.out."),
+    ("feed_forward.w_1.", "ffn.fc1."),
+    ("feed_forward.w_2.", "ffn.fc2."),
+    ("sublayer.0.norm.", "norm1."),
+    ("sublayer.1.norm.", "norm2."),
+]
+_BLOCK_PARTS = [
+    ("layer_norm_input.", "norm1."),
+    ("layer_norm_out.", "norm2."),
+    ("attention.to_qkv.", "attn.qkv."),
+    ("attention.to_out.0.", "attn.proj."),
+    ("mlp.net.0.", "mlp.fc1."),
+    ("mlp.net.3.", "mlp.fc2."),
+]
+_RULES: list[tuple[str, str]] = [
+    ("sa.model.pos_embedding", "encoder.pos_embed"),
+    ("sa.model.cls", "encoder.cls_token"),
+    ("sa.model.embedding.", "encoder.patch_embed.proj."),
+    ("sa.model.scale.seq.", "encoder.patch_embed.scale.seq."),
+    ("sa.model.transformer.encoder_norm.", "encoder.norm."),
+    *[(f"sa.model.transformer.layers.{{i}}.0.{o}", f"encoder.blocks.{{i}}.{n}") for o, n in _BLOCK_PARTS],
+    *[(f"ca.encoder.layer1.0.{o}", f"relation_head.sketch_layer.{n}") for o, n in _CA_PARTS],
+    *[(f"ca.encoder.layer2.0.{o}", f"relation_head.photo_layer.{n}") for o, n in _CA_PARTS],
+    ("rn.rn.", "relation_head.mlp."),
+    ("conv2d.", "relation_head.anchor_conv."),
+]
+
+
+def _compile(template: str) -> re.Pattern:
+    body = re.escape(template).replace(re.escape("{i}"), r"(?P<i>\d+)")
+    return re.compile("^" + body + ("" if template.endswith(".") else "$"))
+
+
+_FORWARD = [(_compile(o), n) for o, n in _RULES]
+_BACKWARD = [(_compile(n), o) for o, n in _RULES]
+
+
+def _map_key(key: str, rules: list[tuple[re.Pattern, str]]) -> str | None:
+    for pattern, target in rules:
+        m = pattern.match(key)
+        if m:
+            return target.replace("{i}", m.groupdict().get("i") or "") + key[m.end():]
+    return None
+
+
+# The checkpoint holds a third cross-attention copy that the forward pass never uses.
+_IGNORED = re.compile(r"^ca\.encoder\.layers\.")
+_OFFICIAL_PREFIXES = ("sa.", "ca.", "rn.", "conv2d.")
+_OUR_PREFIXES = ("encoder.", "relation_head.")
+_BACKBONE_MARKERS = ("transformer.", "pos_embedding", "cls", "embedding.")
+
+
+@dataclass
+class FilteredState:
+    """The result of mapping a checkpoint: our keys, plus what kind of file it was."""
+
+    state_dict: dict[str, torch.Tensor]
+    layout: str  # "official", "backbone" or "native"
+    ignored: list[str] = field(default_factory=list)
+
+
+def _strip_module(key: str) -> str:
+    while key.startswith("module."):
+        key = key[len("module.") :]
+    return key
+
+
+def detect_layout(keys: list[str]) -> str:
+    if any(k.startswith(_OUR_PREFIXES) for k in keys):
+        return "native"
+    if any(k.startswith(_OFFICIAL_PREFIXES) for k in keys):
+        return "official"
+    if any(k.startswith(_BACKBONE_MARKERS) for k in keys):
+        return "backbone"
+    return "unknown"
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, Any]) -> FilteredState:
+    """Map any supported checkpoint layout to our keys. Pure: no I/O, no model needed.
+
+    Unknown keys are kept under their (prefix-stripped) name so the loader can
+    report them as unexpected instead of silently dropping them.
+    """
+    stripped = {_strip_module(k): v for k, v in state_dict.items()}
+    layout = detect_layout(list(stripped))
+    out: dict[str, torch.Tensor] = {}
+    ignored: list[str] = []
+    for key, value in stripped.items():
+        if layout == "native":
+            out[key] = value
+            continue
+        official = f"sa.model.{key}" if layout == "backbone" else key
+        if layout == "backbone" and key.startswith("mlp_head."):
+            ignored.append(key)  # ImageNet classifier head, not part of the encoder
+            continue
+        if _IGNORED.match(official):
+            ignored.append(key)
+            continue
+        out[_map_key(official, _FORWARD) or key] = value
+    return FilteredState(out, layout, ignored)
+
+
+def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our keys -> the authors' keys (the inverse of :func:`checkpoint_filter_fn`).
+
+    Lets a model trained here be saved in the official format. The unused third
+    cross-attention copy is written as a copy of ``layer1`` so the official
+    ``Model.load_state_dict`` (strict) accepts the file.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        official = _map_key(key, _BACKWARD)
+        if official is None:
+            raise CheckpointError(f"cannot map key {key!r} to the official layout")
+        out[official] = value
+        if official.startswith("ca.encoder.layer1.0."):
+            out[official.replace("ca.encoder.layer1.0.", "ca.encoder.layers.0.")] = value.clone()
+    return out
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def _numpy_safe_globals() -> list:
+    """Numpy scalar types that released checkpoints hold (``map_all`` is a numpy float).
+
+    Allow-listed for ``weights_only`` loading: they rebuild plain numbers, nothing executable.
+    """
+    entries: list = []
+    scalar = getattr(getattr(np, "_core", np.core).multiarray, "scalar")
+    for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
+        entries.append((scalar, name))
+    entries.append(np.dtype)
+    entries.extend(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "float16"))
+    return entries
+
+
+def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> tuple[dict[str, Any], str]:
+    """(raw state dict, description) from a path or an in-memory mapping.
+
+    Files are read with ``weights_only=True``: a checkpoint is untrusted input
+    and must not run code when unpickled.
+    """
+    if isinstance(source, Mapping):
+        return _unwrap(source, "<state dict>"), "<state dict>"
+    if not isinstance(source, (str, os.PathLike)):
+        raise CheckpointError(f"checkpoint: expected a path or a state dict, received {type(source).__name__}")
+    path = Path(source)
+    name = str(path)
+    if not path.is_file():
+        raise CheckpointError(f"{name}: checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{name}: checkpoint file is empty (0 bytes)")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path)), name
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{name}: not a readable safetensors file ({exc})") from exc
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        raise CheckpointError(
+            f"{name}: cannot be read as a PyTorch checkpoint with weights_only=True "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{name}: expected a state dict or {{'model': state_dict, ...}}, found {type(raw).__name__}")
+    return _unwrap(raw, name), name
+
+
+def _unwrap(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    for wrapper in ("model", "state_dict"):
+        inner = raw.get(wrapper)
+        if isinstance(inner, Mapping):
+            raw = inner
+            break
+    tensors = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{name}: holds no tensors; expected a state dict or {{'model': state_dict, ...}}")
+    non_tensors = sorted(set(raw) - set(tensors))
+    if non_tensors:
+        raise CheckpointError(f"{name}: state dict has non-tensor entries {non_tensors[:5]}")
+    return dict(tensors)
+
+
+def checkpoint_metadata(source: "str | os.PathLike") -> dict[str, Any]:
+    """The non-tensor fields of a released checkpoint (epoch, map_all, precision_100), as plain numbers."""
+    path = Path(source)
+    if path.suffix == ".safetensors":
+        return {}
+    with torch.serialization.safe_globals(_numpy_safe_globals()):
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    out = {}
+    if isinstance(raw, Mapping) and isinstance(raw.get("model"), Mapping):
+        for key, value in raw.items():
+            if key != "model" and isinstance(value, (int, float, np.number, str)):
+                out[key] = value.item() if isinstance(value, np.number) else value
+    return out

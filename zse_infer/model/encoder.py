@@ -1,0 +1,94 @@
+"""The per-image encoder: a ViT whose patch embedding is the paper's learnable tokenizer.
+
+Blocks are timm's pre-norm ViT blocks (``timm.models.vision_transformer.Block``),
+which carry fused attention (``scaled_dot_product_attention``) in the PyTorch
+path. Only the patch embedding differs from a plain ViT: the token grid is the
+mean of a 16x16 patch convolution and a small multi-scale conv stack.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+from timm.models.vision_transformer import Block
+
+from ..config import EncoderConfig
+
+
+class ScaleEmbedding(nn.Module):
+    """The multi-scale branch: stride-2 convs (7x7 first, 3x3 after) with ReLU between, no bias.
+
+    ``seq`` keeps the official layout (conv at even indices) so checkpoint keys map 1:1.
+    """
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        channels = (cfg.in_chans, *cfg.scale_channels, cfg.width)
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            kernel = 7 if i == 0 else 3
+            if i:
+                layers.append(nn.ReLU())
+            layers.append(nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2, bias=False))
+        self.seq = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x)
+
+
+class TwoBranchPatchEmbed(nn.Module):
+    """``(patch_conv(img) + scale(img)) / 2``, flattened to (B, grid*grid, width)."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(cfg.in_chans, cfg.width, cfg.patch_size, stride=cfg.patch_size)
+        self.scale = ScaleEmbedding(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (self.proj(x) + self.scale(x)) / 2
+        return x.flatten(2).transpose(1, 2)
+
+
+class Encoder(nn.Module):
+    """image (B, 3, H, W) -> tokens (B, 1 + grid*grid, width); token 0 is the retrieval token."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.patch_embed = TwoBranchPatchEmbed(cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, cfg.width))
+        self.pos_drop = nn.Dropout(cfg.dropout)
+        norm = partial(nn.LayerNorm, eps=cfg.norm_eps)
+        self.blocks = nn.Sequential(
+            *[
+                Block(
+                    dim=cfg.width,
+                    num_heads=cfg.heads,
+                    mlp_ratio=cfg.mlp_dim / cfg.width,
+                    qkv_bias=True,
+                    proj_drop=cfg.dropout,
+                    norm_layer=norm,
+                    act_layer=nn.GELU,  # exact (erf) GELU, as the official nn.GELU()
+                )
+                for _ in range(cfg.depth)
+            ]
+        )
+        self.norm = norm(cfg.width)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Only matters when training from scratch (checkpoints overwrite it). The official
+        # code draws these with torch.randn (std 1); std 0.02 (timm's choice) trains better.
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.02)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(image)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.pos_drop(x + self.pos_embed)
+        x = self.blocks(x)
+        return self.norm(x)

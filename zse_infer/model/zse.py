@@ -1,0 +1,111 @@
+"""The whole network, split the way inference uses it, and checkpoint loading."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, get_config
+from ..errors import CheckpointError
+from .checkpoint import checkpoint_filter_fn, read_checkpoint
+from .encoder import Encoder
+from .relation_head import RelationHead
+
+_log = logging.getLogger(__name__)
+
+
+class ZseModel(nn.Module):
+    """``encode(pixels) -> tokens`` once per image; ``relate(S, P) -> scores`` once per pair."""
+
+    def __init__(self, config: "str | ModelConfig" = "zse_vit_b16"):
+        super().__init__()
+        self.config = get_config(config)
+        self.encoder = Encoder(self.config.encoder)
+        self.relation_head = RelationHead(self.config.relation_head, self.config.encoder)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float -> (B, 1 + g*g, D) tokens."""
+        return self.encoder(pixels)
+
+    def relate(self, sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) x (B, N, D), paired row-wise -> (B,) relation scores (higher = more similar)."""
+        return self.relation_head(sketch_tokens, photo_tokens)
+
+    def forward(self, sketch: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+        """Pixels of sketch/photo pairs -> relation scores."""
+        return self.relate(self.encode(sketch), self.encode(photo))
+
+
+def _describe_keys(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]") -> ZseModel:
+    """Load a checkpoint of any supported layout into ``model``, with a precise error on mismatch."""
+    raw, name = read_checkpoint(source)
+    filtered = checkpoint_filter_fn(raw)
+    if filtered.layout == "unknown":
+        raise CheckpointError(
+            f"{name}: does not look like a ZSE-SBIR checkpoint (first keys: {_describe_keys(sorted(raw), 5)}); "
+            "expected the authors' keys (sa.*, ca.*, rn.*, conv2d.*), a backbone file, or zse-infer's own keys"
+        )
+    expected = model.state_dict()
+    state = filtered.state_dict
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [
+        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    allowed_missing: list[str] = []
+    if filtered.layout == "backbone":
+        # The ImageNet backbone has no relation head and may lack the multi-scale
+        # branch: both keep their initialisation, as in the official training start.
+        allowed_missing = [k for k in missing if k.startswith(("relation_head.", "encoder.patch_embed.scale."))]
+        missing = [k for k in missing if k not in allowed_missing]
+    if missing or unexpected or misshaped:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_describe_keys(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_describe_keys(unexpected)}")
+        if misshaped:
+            parts.append(f"mis-shaped keys: {_describe_keys(misshaped)}")
+        raise CheckpointError(
+            f"{name}: checkpoint ({filtered.layout} layout) does not fit model config "
+            f"{model.config.name!r}: " + "; ".join(parts)
+        )
+    if allowed_missing:
+        _log.warning(
+            "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)",
+            name,
+            len(allowed_missing),
+            "relation head" + (" and multi-scale patch branch" if any("scale" in k for k in allowed_missing) else ""),
+        )
+    for key, value in state.items():
+        if not value.is_floating_point():
+            raise CheckpointError(f"{name}: key {key} has dtype {value.dtype}, expected a floating-point tensor")
+    # Half-precision files load as float32: compute precision is chosen at export time.
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    return model
+
+
+def load_model(
+    path_or_state_dict: "str | os.PathLike | Mapping[str, Any]", config: "str | ModelConfig" = "zse_vit_b16"
+) -> ZseModel:
+    """A :class:`ZseModel` in eval mode with the checkpoint's weights.
+
+    Accepts the authors' release (``{'model': state_dict, ...}``), a bare state
+    dict, ``module.``-prefixed keys, half-precision tensors, a backbone-only
+    file (relation head left at init, with a warning), our own state dicts and
+    ``.safetensors`` files. Never touches the network.
+    """
+    model = ZseModel(config)
+    load_state(model, path_or_state_dict)
+    return model.eval()
