@@ -1,0 +1,280 @@
+"""``manifest.json``: the contract between the export side and the runtime side.
+
+Every export folder carries one. The runtime builds everything from it (graph
+files and their I/O names, dtypes and shape ranges, preprocessing per
+modality, sizes) and verifies each file's sha256 before use, so a tampered or
+half-copied folder is refused with the name of the file.
+
+Layout (schema version 1)::
+
+    {
+      "schema_version": 1,
+      "created": "2026-11-24T00:00:00Z",
+      "versions": {"zse_infer": ..., "torch": ..., "onnx": ..., "onnxruntime": ..., ...},
+      "model": {<ModelConfig.to_dict()>, including "preprocess": {"sketch": ..., "photo": ...}},
+      "source_checkpoint": {"path": ..., "sha256": ..., "layout": "official", "metadata": {...}},
+      "opset": 18,
+      "graphs": {
+        "<graph id>": {
+          "role": "encoder" | "relation_head" | ...,
+          "precision": "fp32" | "fp16" | "int8",
+          "variant": "plain" | "ort_fused" | "trt",
+          "file": "encoder.onnx",
+          "inputs":  [{"name": "image", "dtype": "float32", "shape": ["batch", 3, 224, 224]}],
+          "outputs": [{"name": "tokens", "dtype": "float32", "shape": ["batch", 197, 768]}],
+          "batch": {"min": 1, "opt": 8, "max": 64},
+          "parity": {"tokens": 1.2e-06},            # max abs error vs PyTorch at export
+          "fused_nodes": {"Attention": 12}            # optional
+        }
+      },
+      "files": {"encoder.onnx": "<sha256>", ...},    # every file of the folder but the manifest
+      "engines": [ {...} ]                            # TensorRT engines built (may be empty)
+    }
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .config import ModelConfig, PreprocessConfig
+from .errors import IntegrityError, ManifestError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+PRECISIONS = ("fp32", "fp16", "int8")
+VARIANTS = ("plain", "ort_fused", "trt")
+
+# The fixed graph contract every runtime and user pipeline relies on.
+ENCODER_INPUT = "image"
+ENCODER_OUTPUT = "tokens"
+HEAD_INPUTS = ("sketch_tokens", "photo_tokens")
+HEAD_OUTPUT = "score"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: "float32", "float16", "int64"
+    shape: tuple[int | str, ...]  # ints are fixed, strings name a dynamic dimension
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
+        return cls(name=d["name"], dtype=d["dtype"], shape=tuple(d["shape"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class BatchRange:
+    """The batch sizes a graph (or engine profile) accepts: plain data, as Polygraphy's profiles."""
+
+    min: int = 1
+    opt: int = 8
+    max: int = 64
+
+    def __post_init__(self):
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise ManifestError(f"batch range must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+
+    def to_dict(self) -> dict[str, int]:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    id: str
+    role: str
+    precision: str
+    variant: str
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    batch: BatchRange = field(default_factory=BatchRange)
+    parity: Mapping[str, float] = field(default_factory=dict)
+    fused_nodes: Mapping[str, int] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, gid: str, d: Mapping[str, Any]) -> "GraphSpec":
+        try:
+            known = {"role", "precision", "variant", "file", "inputs", "outputs", "batch", "parity", "fused_nodes"}
+            return cls(
+                id=gid,
+                role=d["role"],
+                precision=d["precision"],
+                variant=d.get("variant", "plain"),
+                file=d["file"],
+                inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+                batch=BatchRange(**d.get("batch", {})),
+                parity=dict(d.get("parity", {})),
+                fused_nodes=dict(d.get("fused_nodes", {})),
+                extra={k: v for k, v in d.items() if k not in known},
+            )
+        except (KeyError, TypeError) as exc:
+            raise ManifestError(f"graph {gid!r} in manifest is malformed: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "role": self.role,
+            "precision": self.precision,
+            "variant": self.variant,
+            "file": self.file,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "batch": self.batch.to_dict(),
+            "parity": dict(self.parity),
+            "fused_nodes": dict(self.fused_nodes),
+        }
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class Manifest:
+    model: ModelConfig
+    graphs: dict[str, GraphSpec]
+    files: dict[str, str]
+    versions: dict[str, str] = field(default_factory=dict)
+    source_checkpoint: dict[str, Any] = field(default_factory=dict)
+    opset: int | None = None
+    engines: list[dict[str, Any]] = field(default_factory=list)
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def preprocess(self) -> Mapping[str, PreprocessConfig]:
+        return self.model.preprocess
+
+    def find_graphs(self, role: str) -> list[GraphSpec]:
+        return [g for g in self.graphs.values() if g.role == role]
+
+    def select_graph(
+        self, role: str, precisions: Iterable[str] = ("fp32",), variants: Iterable[str] = ("ort_fused", "plain")
+    ) -> GraphSpec:
+        """The first graph of ``role`` in order of preference: precision first, then variant."""
+        candidates = self.find_graphs(role)
+        for precision in precisions:
+            for variant in variants:
+                for g in candidates:
+                    if g.precision == precision and g.variant == variant:
+                        return g
+        have = ", ".join(f"{g.id} ({g.precision}/{g.variant})" for g in candidates) or "none"
+        raise ManifestError(
+            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; the folder has: {have}"
+        )
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "schema_version": self.schema_version,
+            "created": self.created or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "versions": dict(self.versions),
+            "model": self.model.to_dict(),
+            "source_checkpoint": dict(self.source_checkpoint),
+            "opset": self.opset,
+            "graphs": {gid: g.to_dict() for gid, g in self.graphs.items()},
+            "files": dict(self.files),
+            "engines": list(self.engines),
+        }
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = MANIFEST_NAME) -> "Manifest":
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ManifestError(f"{where}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        try:
+            known = {"schema_version", "created", "versions", "model", "source_checkpoint", "opset", "graphs", "files", "engines"}
+            return cls(
+                model=ModelConfig.from_dict(d["model"]),
+                graphs={gid: GraphSpec.from_dict(gid, g) for gid, g in d["graphs"].items()},
+                files=dict(d["files"]),
+                versions=dict(d.get("versions", {})),
+                source_checkpoint=dict(d.get("source_checkpoint", {})),
+                opset=d.get("opset"),
+                engines=list(d.get("engines", [])),
+                created=d.get("created", ""),
+                extra={k: v for k, v in d.items() if k not in known},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from exc
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def load(cls, folder: str | os.PathLike, verify: bool = True) -> "Manifest":
+        folder = Path(folder)
+        path = folder / MANIFEST_NAME
+        if not folder.is_dir():
+            raise ManifestError(f"{folder}: export folder not found")
+        if not path.is_file():
+            raise ManifestError(f"{path}: no manifest.json; expected an export folder written by zse-export")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
+        manifest = cls.from_dict(data, where=str(path))
+        if verify:
+            manifest.verify(folder)
+        return manifest
+
+    def verify(self, folder: str | os.PathLike, names: Iterable[str] | None = None) -> None:
+        """Recompute sha256 of the listed files (all by default); IntegrityError names the first bad one."""
+        folder = Path(folder)
+        for gid, g in self.graphs.items():
+            if g.file not in self.files:
+                raise ManifestError(f"{folder / MANIFEST_NAME}: graph {gid!r} file {g.file} has no recorded sha256")
+        for name in self.files if names is None else names:
+            expected = self.files.get(name)
+            path = folder / name
+            if expected is None:
+                raise ManifestError(f"{folder / MANIFEST_NAME}: no sha256 recorded for {name}")
+            if not path.is_file():
+                raise IntegrityError(f"{path}: listed in the manifest but missing")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise IntegrityError(
+                    f"{path}: sha256 {actual[:16]}... does not match the manifest ({expected[:16]}...); "
+                    "the file was modified or copied incompletely: re-export the folder"
+                )
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write manifest.json atomically (temp file + rename): readers never see half a manifest."""
+        folder = Path(folder)
+        path = folder / MANIFEST_NAME
+        write_json_atomic(path, self.to_dict())
+        return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
