@@ -1,0 +1,1 @@
+"""zse_infer.engines."""
