@@ -1,0 +1,304 @@
+"""``Retriever``: the thin batched runtime pipelines use.
+
+    from zse_infer import Retriever
+    r = Retriever.load("engines/zse_vit_b16", gallery="gallery/")
+    r.index(["photos/"])                      # encode and store photos (appends, atomically)
+    hits = r.search("sketch.png", k=10, rerank=100)
+
+Search is two-stage: stage 1 ranks the whole gallery by ret-token cosine
+similarity; stage 2 reranks the top ``rerank`` candidates with the relation
+head and returns them by relation score. ``rerank=0`` is stage 1 only;
+``rerank="all"`` is the official exhaustive ranking.
+
+No torch here: everything comes from the export folder's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .ann import RetIndex
+from .errors import GalleryError, InputError, ZseError
+from .gallery import Gallery
+from .manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, Manifest
+from .preprocess import ImageSource, describe_source, load_image, source_path
+from .runtime.base import ModelRunners
+from .runtime.select import open_runners
+from .sources import expand_sources
+from .vectors import l2_normalize
+
+_log = logging.getLogger(__name__)
+
+#: candidates scored per relation-head call in stage 2 (bounds memory for rerank="all")
+RERANK_CHUNK = 256
+#: photos encoded and written per gallery shard while indexing (the resume granularity)
+SHARD_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. ``score`` is the relation score (0..1) for hits reranked in
+    stage 2 (``stage == 2``) and the ret-token cosine similarity for stage-1-only hits."""
+
+    id: str
+    path: str | None
+    score: float
+    rank: int  # 1 = best
+    stage: int
+    row: int  # row in the gallery
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    skipped_existing: int = 0
+    resumed: int = 0
+    failed: list[tuple[str, str]] = None  # (source, reason) for on_error="skip"
+
+    def __post_init__(self):
+        self.failed = self.failed or []
+
+
+class Retriever:
+    def __init__(self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery):
+        self.export_dir = export_dir
+        self.manifest = manifest
+        self.runners = runners
+        self.gallery = gallery
+        self._index: RetIndex | None = None
+        self._index_size = -1
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(
+        cls,
+        export_dir: str | os.PathLike,
+        gallery: str | os.PathLike | None = None,
+        backend: str = "auto",
+        precision: str | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        verify: bool = True,
+        max_batch: int | None = None,
+        threads: int | None = None,
+    ) -> "Retriever":
+        """Open an export folder (hashes verified) and optionally a gallery folder.
+
+        A ``gallery`` path that holds no gallery yet is created on first :meth:`index`.
+        """
+        export_dir = Path(export_dir)
+        manifest = Manifest.load(export_dir, verify=verify)
+        runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
+        model_info = cls._model_info(manifest)
+        tokens_shape = (manifest.model.num_tokens, manifest.model.width)
+        if gallery is not None and (Path(gallery) / "gallery.json").is_file():
+            g = Gallery.open(gallery)
+            if g.tokens_shape != tokens_shape or not _same_model(g.model, model_info):
+                raise GalleryError(
+                    f"{gallery}: built with model {g.model} tokens {g.tokens_shape}; this export folder is "
+                    f"{model_info} tokens {tokens_shape}. Re-index the photos with this model."
+                )
+        else:
+            g = Gallery.create(gallery, tokens_shape, model_info)
+        return cls(export_dir, manifest, runners, g)
+
+    @staticmethod
+    def _model_info(manifest: Manifest) -> dict[str, Any]:
+        return {"name": manifest.model.name, "checkpoint_sha256": manifest.source_checkpoint.get("sha256")}
+
+    @property
+    def backend(self) -> str:
+        return self.runners.backend
+
+    def __len__(self) -> int:
+        return len(self.gallery)
+
+    def close(self) -> None:
+        self.runners.close()
+
+    # ------------------------------------------------------------------ encoding
+    def _preprocess(self, sources: Sequence[ImageSource], modality: str) -> np.ndarray:
+        config = self.manifest.preprocess[modality]
+        return np.stack([load_image(s, config) for s in sources])
+
+    def encode(self, images: Sequence[ImageSource], modality: str) -> np.ndarray:
+        """Images (paths, PIL images, arrays, bytes) -> float32 tokens (N, T, D)."""
+        if modality not in ("sketch", "photo"):
+            raise InputError(f"modality: received {modality!r}, expected 'sketch' or 'photo'")
+        if not len(images):
+            return np.zeros((0, self.manifest.model.num_tokens, self.manifest.model.width), np.float32)
+        pixels = self._preprocess(images, modality)
+        return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
+
+    def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Relation score of one sketch (T, D) against the given gallery rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        scores = np.empty(len(rows), dtype=np.float32)
+        for start in range(0, len(rows), RERANK_CHUNK):
+            chunk = rows[start : start + RERANK_CHUNK]
+            photo = self.gallery.tokens(chunk)
+            sketch = np.broadcast_to(sketch_tokens.astype(np.float32), photo.shape)
+            out = self.runners.relation_head.run({HEAD_INPUTS[0]: np.ascontiguousarray(sketch), HEAD_INPUTS[1]: photo})
+            scores[start : start + len(chunk)] = out[HEAD_OUTPUT]
+        return scores
+
+    # ------------------------------------------------------------------ indexing
+    def index(
+        self,
+        photos: ImageSource | Iterable[ImageSource],
+        ids: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        on_error: str = "raise",
+        progress: bool = True,
+        shard_size: int = SHARD_SIZE,
+    ) -> IndexReport:
+        """Encode photos and append them to the gallery (atomically; resumable).
+
+        ``photos``: paths, directories (expanded recursively), PIL images, arrays
+        or bytes. ``ids`` default to the path (or ``#<n>`` for in-memory images).
+        Photos whose id is already stored are skipped. ``on_error="raise"``
+        raises on the first bad photo, naming it, and leaves the gallery as it
+        was; ``"skip"`` skips bad photos and lists them in the report.
+        ``shard_size`` photos are written per shard: the granularity at which an
+        interrupted run resumes.
+        """
+        if on_error not in ("raise", "skip"):
+            raise InputError(f"on_error: received {on_error!r}, expected 'raise' or 'skip'")
+        sources = expand_sources(photos)
+        if ids is not None:
+            ids = [str(i) for i in ids]
+            if len(ids) != len(sources):
+                raise InputError(f"ids: received {len(ids)} ids for {len(sources)} photos")
+        else:
+            base = len(self.gallery)
+            ids = [source_path(s) or f"#{base + i}" for i, s in enumerate(sources)]
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise InputError(f"ids: duplicates in this call: {dupes}")
+        batch = batch_size or self.runners.encoder.max_batch
+        if batch < 1 or shard_size < 1:
+            raise InputError(f"batch_size and shard_size: received {batch_size}/{shard_size}, expected >= 1")
+
+        from tqdm.auto import tqdm
+
+        report = IndexReport()
+        gallery = self.gallery
+        with gallery.writing():
+            adopted = gallery.read_pending()
+            done = gallery.id_set() | {i for s in adopted for i in s.ids}
+            report.resumed = sum(s.count for s in adopted)
+            todo = [(s, i) for s, i in zip(sources, ids) if i not in done]
+            report.skipped_existing = len(sources) - len(todo)
+            if report.resumed:
+                _log.info("resuming: %d photos from an interrupted run are adopted, not re-encoded", report.resumed)
+            written = []
+            bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)
+            try:
+                for start in range(0, len(todo), shard_size):
+                    part = todo[start : start + shard_size]
+                    tokens, kept = self._encode_part(part, batch, on_error, report, bar)
+                    if kept:
+                        shard = gallery.write_shard(tokens, [i for _, i in kept], [source_path(s) for s, _ in kept])
+                        written.append(shard)
+                        # Record progress so a killed run resumes from here.
+                        gallery.write_pending([*adopted, *written])
+                gallery.commit([*adopted, *written])
+            except BaseException:
+                # Leave the gallery as it was: drop this call's shards, keep earlier pending ones.
+                gallery.discard(written)
+                gallery.write_pending(adopted)
+                raise
+            finally:
+                bar.close()
+        report.added = sum(s.count for s in written) + report.resumed
+        if report.failed:
+            _log.warning("indexing skipped %d unreadable photos: %s", len(report.failed), report.failed[:5])
+        return report
+
+    def _encode_part(self, part, batch: int, on_error: str, report: IndexReport, bar):
+        config = self.manifest.preprocess["photo"]
+        kept, tokens = [], []
+        for start in range(0, len(part), batch):
+            pixels, ok = [], []
+            for source, pid in part[start : start + batch]:
+                try:
+                    pixels.append(load_image(source, config))
+                    ok.append((source, pid))
+                except ZseError as exc:
+                    if on_error == "raise":
+                        raise
+                    report.failed.append((describe_source(source), str(exc)))
+            if pixels:
+                out = self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT]
+                tokens.append(out)
+                kept.extend(ok)
+            bar.update(len(part[start : start + batch]))
+        if not kept:
+            return None, []
+        return np.concatenate(tokens), kept
+
+    def save(self, gallery_dir: str | os.PathLike) -> None:
+        """Write the gallery to ``gallery_dir`` (later loads: ``Retriever.load(export, gallery=gallery_dir)``)."""
+        self.gallery = self.gallery.save(gallery_dir)
+
+    # ------------------------------------------------------------------ search
+    def _ret_index(self) -> RetIndex:
+        if self._index is None or self._index_size != len(self.gallery):
+            self._index = RetIndex(self.gallery.ret_matrix())
+            self._index_size = len(self.gallery)
+        return self._index
+
+    def _parse_rerank(self, rerank: int | str) -> int:
+        n = len(self.gallery)
+        if rerank == "all":
+            return n
+        if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
+            raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
+        return min(int(rerank), n)
+
+    def search(self, sketch: ImageSource, k: int = 10, rerank: int | str = 100) -> list[Hit]:
+        """The ``k`` best gallery photos for one sketch, best first."""
+        return self.search_batch([sketch], k=k, rerank=rerank)[0]
+
+    def search_batch(self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str = 100) -> list[list[Hit]]:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k: received {k!r}, expected an integer >= 1")
+        if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
+            raise InputError("sketches: expected a list of sketches (use search() for one)")
+        tokens = self.encode(list(sketches), "sketch")
+        return [self.search_tokens(t, k, rerank) for t in tokens]
+
+    def search_tokens(self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str = 100) -> list[Hit]:
+        """Search with an already encoded sketch (T, D)."""
+        n = len(self.gallery)
+        if n == 0:
+            raise GalleryError("the gallery is empty: index photos first")
+        n_rerank = self._parse_rerank(rerank)
+        depth = min(max(k, n_rerank), n)
+        query = l2_normalize(sketch_tokens[0])[None]
+        cos, rows = self._ret_index().search(query, depth)
+        cos, rows = cos[0], rows[0]
+        hits: list[tuple[int, float, int]] = []  # (row, score, stage)
+        if n_rerank:
+            candidates = rows[:n_rerank]
+            scores = self.relation_scores(sketch_tokens, candidates)
+            # Highest relation score first; equal scores keep their stage-1 order.
+            order = np.lexsort((np.arange(len(scores)), -scores.astype(np.float64)))
+            hits = [(int(candidates[i]), float(scores[i]), 2) for i in order]
+        hits += [(int(r), float(c), 1) for r, c in zip(rows[n_rerank:], cos[n_rerank:])]
+        results = []
+        for rank, (row, score, stage) in enumerate(hits[:k], start=1):
+            pid, path = self.gallery.row_info(row)
+            results.append(Hit(id=pid, path=path, score=score, rank=rank, stage=stage, row=row))
+        return results
+
+
+def _same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if a.get("checkpoint_sha256") and b.get("checkpoint_sha256"):
+        return a["checkpoint_sha256"] == b["checkpoint_sha256"]
+    return a.get("name") == b.get("name")
