@@ -74,9 +74,10 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Write results as JSON to this file ('-' for stdout).")
+@click.option("--page", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML results page.")
 @verbose_option
 @zse_errors
-def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, verbose) -> None:
+def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page, verbose) -> None:
     """Search the gallery with one or more SKETCHES."""
     from ..retriever import Retriever
     from ..sources import expand_sources
@@ -92,6 +93,10 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, verb
         {"sketch": str(q), "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits]}
         for q, hits in zip(queries, results)
     ]
+    if page:
+        from ..report import QueryResult, write_results_page
+
+        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)])
     if json_out:
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
@@ -104,6 +109,102 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, verb
         click.echo(item["sketch"])
         for h in item["hits"]:
             click.echo(f"  {h['rank']:>3}  {h['score']:.4f}  {h['id']}")
+
+
+@main.command("eval")
+@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dataset", required=True,
+              help="An official split (sketchy_ext_25, sketchy_ext_21, tuberlin_ext, quickdraw_ext) or 'folder' "
+                   "(ROOT/sketch/<class>/*, ROOT/photo/<class>/*).")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset root (the official --data_path, or the folder-per-class root).")
+@click.option("--all", "test_all", is_flag=True,
+              help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.")
+@click.option("--ranking", type=click.Choice(["sa", "two-stage", "rn"]), default="two-stage", show_default=True)
+@click.option("--rerank", type=click.IntRange(min=0), default=100, show_default=True, help="For two-stage ranking.")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
+@click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the encoded photos here (re-runs resume instead of re-encoding).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
+@click.option("--page", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an HTML page with the first queries and their top 10 hits.")
+@verbose_option
+@zse_errors
+def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, verbose) -> None:
+    """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
+    from ..datasets import load_image_folders, load_official_split
+    from ..evaluation import evaluate
+    from ..retriever import Retriever
+
+    setup_logging(verbose)
+    if dataset == "folder":
+        eval_set = load_image_folders(root)
+    else:
+        eval_set = load_official_split(root, dataset, subsample=not test_all)
+    click.echo(eval_set.describe(), err=True)
+    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
+    text = json.dumps(report, indent=2)
+    if json_out:
+        json_out.write_text(text + "\n")
+    click.echo(text)
+    if page:
+        from ..report import QueryResult, write_results_page
+
+        names = eval_set.class_names
+        labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels)}
+        queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels))[:20]
+        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "rn" else 0))
+        write_results_page(page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits)], labels)
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sketch", type=click.Path(path_type=Path))
+@click.argument("photo", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True, help="Matches drawn as lines.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@verbose_option
+@zse_errors
+def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
+    """Show why SKETCH matches PHOTO: matched regions and attention heat maps."""
+    from ..retriever import Retriever
+
+    setup_logging(verbose)
+    r = Retriever.load(export_dir, backend=backend)
+    exp = r.explain(str(sketch), str(photo), out=out, top=top)
+    if json_out:
+        json_out.write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
+    click.echo(f"{out}: relation score {exp.score:.4f}; strongest match: sketch patch {exp.matches[0].sketch_patch} "
+               f"-> photo patch {exp.matches[0].photo_patch} (cosine {exp.matches[0].similarity:.3f})")
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sketch", type=click.Path(path_type=Path))
+@click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Use the top --k hits of a search in this gallery instead of PHOTOS.")
+@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--ink-only", is_flag=True, help="Replace only patches that contain strokes.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@verbose_option
+@zse_errors
+def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backend, verbose) -> None:
+    """Make a photo-like image from SKETCH by patch replacement from PHOTOS (or from search hits)."""
+    from ..retriever import Retriever
+
+    setup_logging(verbose)
+    if not photos and not gallery_dir:
+        raise click.UsageError("give PHOTOS or --gallery")
+    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    sources = list(r.search(str(sketch), k=k)) if gallery_dir and not photos else [str(p) for p in photos]
+    result = r.synthesize(str(sketch), sources, out=out, ink_only=ink_only)
+    click.echo(f"{out}: {int(result.source[:, 2].sum())} patches replaced from {len(sources)} photo(s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,3 +130,20 @@ def open_runners(
             _log.info("skipped faster backends: %s", "; ".join(reasons))
         return runners
     raise BackendError("no usable backend for this export folder: " + "; ".join(reasons))
+
+
+def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> Runner:
+    """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime.
+
+    Explanations are occasional and their outputs are inspected on the host, so
+    ONNX Runtime (GPU provider if present) serves every other backend.
+    """
+    graph = manifest.select_graph("explain", ("fp32",), ("plain",))
+    if runners.backend == "torch":
+        from .torch_backend import TorchRunner
+
+        return TorchRunner(graph, runners.encoder.model)
+    from .onnxruntime_backend import CPU, GPU_PROVIDERS, OrtRunner, available_providers
+
+    providers = [p for p in GPU_PROVIDERS[1:] if p in available_providers()] + [CPU]
+    return OrtRunner(graph, folder, providers)

@@ -28,8 +28,13 @@ class TorchRunner(Runner):
         self.torch = require("torch", "export", "The PyTorch backend")
         self.model = model
         self.device_ = next(model.parameters()).device
-        if graph.role not in ("encoder", "relation_head"):
-            raise BackendError(f"the PyTorch backend runs encoder and relation_head graphs, not {graph.role!r}")
+        if graph.role not in ("encoder", "relation_head", "explain"):
+            raise BackendError(f"the PyTorch backend runs encoder, relation_head and explain graphs, not {graph.role!r}")
+        self._explain = None
+        if graph.role == "explain":
+            from ..model.explain import ExplainHead
+
+            self._explain = ExplainHead(model.relation_head).eval()
 
     @property
     def device(self) -> str:
@@ -41,11 +46,17 @@ class TorchRunner(Runner):
         tensors = {k: torch.from_numpy(v).to(self.device_, dtype) for k, v in inputs.items()}
         with torch.inference_mode():
             if self.graph.role == "encoder":
-                out = self.model.encode(tensors[self.graph.inputs[0].name])
-            else:
-                names = [t.name for t in self.graph.inputs]
-                out = self.model.relate(tensors[names[0]], tensors[names[1]])
-        return {self.graph.outputs[0].name: out.float().cpu().numpy()}
+                return {self.graph.outputs[0].name: _numpy(self.model.encode(tensors[self.graph.inputs[0].name]))}
+            names = [t.name for t in self.graph.inputs]
+            if self._explain is not None:
+                outputs = self._explain(tensors[names[0]], tensors[names[1]])
+                return {t.name: _numpy(outputs[t.name]) for t in self.graph.outputs}
+            out = self.model.relate(tensors[names[0]], tensors[names[1]])
+        return {self.graph.outputs[0].name: _numpy(out)}
+
+
+def _numpy(t) -> np.ndarray:
+    return t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
 
 
 def load_torch_model(manifest: Manifest, checkpoint: str | os.PathLike | None, precision: str = "fp32"):

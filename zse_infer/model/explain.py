@@ -1,0 +1,117 @@
+"""The relation head with its internals as outputs: what explanations need.
+
+Exported as a third graph (``explain.onnx``) so that a deployed system can
+explain its own results from the export folder alone, without torch or the
+checkpoint.
+
+Why anchors need attribution: the official head turns the (B, 196, D) tokens
+into a (B, D, 14, 14) grid with a plain reshape, not a transpose. Position
+(y, x) of "channel" c of that grid is element ``c*196 + y*14 + x`` of the flat
+token buffer, i.e. a slice of token ``(c*196 + y*14 + x) // D``. So each of
+the 49 anchors (a 2x2 conv over that grid) reads from *all* 196 patches: an
+anchor is not an image region. Which image regions make a match is therefore
+computed exactly, by linear attribution: an anchor feature is
+``bias + sum_t C_t`` (C_t the part of the conv sum that reads token t), so the
+cosine of a sketch anchor ``a`` with its best photo anchor ``b`` splits into
+one term per sketch patch (``sketch_relevance``) plus a bias term, and
+likewise per photo patch (``photo_relevance``). Summed, they give the
+kernel entry back (tests check this).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .relation_head import RelationHead, cosine_kernel
+
+#: names and meaning of the explain graph's outputs (B = pairs, N = tokens, A = anchors)
+EXPLAIN_OUTPUTS = {
+    "score": "(B,) relation score, as relation_head.onnx",
+    "kernel": "(B, A, A) cosine of every sketch anchor with every photo anchor",
+    "sketch_attention": "(B, N, N) sketch-token queries over photo-token keys, mean over heads",
+    "photo_attention": "(B, N, N) photo-token queries over sketch-token keys, mean over heads",
+    "best_photo_anchor": "(B, A) argmax over photo anchors of kernel, per sketch anchor (int64)",
+    "sketch_relevance": "(B, A, N-1) share of each sketch patch in kernel[a, best_photo_anchor[a]]",
+    "photo_relevance": "(B, A, N-1) share of each photo patch in kernel[a, best_photo_anchor[a]]",
+    "bias_relevance": "(B, A, 2) the conv-bias terms of that cosine (sketch side, photo side)",
+}
+
+
+def token_index_map(grid: int, width: int, kernel: int) -> torch.Tensor:
+    """(anchors, width * kernel * kernel) index of the patch token read by every conv input element.
+
+    Element order matches ``_anchor_inputs``: anchor-major, then channel, then (i, j) in the kernel.
+    """
+    ch = torch.arange(width).view(width, 1, 1)
+    ys = torch.arange(grid).view(1, grid, 1)
+    xs = torch.arange(grid).view(1, 1, grid)
+    token = (ch * grid * grid + ys * grid + xs) // width  # (width, grid, grid)
+    a = grid // kernel
+    token = token.view(width, a, kernel, a, kernel).permute(1, 3, 0, 2, 4)  # (a, a, width, k, k)
+    return token.reshape(a * a, width * kernel * kernel)
+
+
+class ExplainHead(nn.Module):
+    """(sketch tokens, photo tokens) -> score plus attention maps, anchor kernel and patch relevance."""
+
+    def __init__(self, head: RelationHead):
+        super().__init__()
+        self.head = head
+        width = head.anchor_conv.in_channels
+        self.register_buffer("token_index", token_index_map(head.grid, width, head.anchor_conv.kernel_size[0]), persistent=False)
+
+    def _anchor_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Cross-attended tokens -> (B, A, width*k*k): the conv input elements of every anchor."""
+        b, _, d = tokens.shape
+        k = self.head.anchor_conv.kernel_size[0]
+        g = self.head.grid
+        a = g // k
+        grid = tokens[:, 1:].reshape(b, d, g, g)  # the official reshape (see module docstring)
+        grid = grid.reshape(b, d, a, k, a, k).permute(0, 2, 4, 1, 3, 5)
+        return grid.reshape(b, a * a, d * k * k)
+
+    def _relevance(
+        self, inputs: torch.Tensor, index: torch.Tensor, feats: torch.Tensor, partner: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-patch terms of cos(feats[a], partner[a]) and its bias term.
+
+        ``inputs``/``index``: (B, A, E) conv input elements of the anchor in row a and
+        the patch each one reads. cos = (bias + sum_t C_t) . p / (|f| |p|): with
+        v = p / (|f| |p|), the term of patch t is the sum of x * (W^T v) over t's elements.
+        """
+        conv = self.head.anchor_conv
+        b, n_anchor, _ = feats.shape
+        v = partner / (feats.norm(dim=-1, keepdim=True) * partner.norm(dim=-1, keepdim=True))  # (B, A, C)
+        w = torch.matmul(v, conv.weight.reshape(conv.out_channels, -1))  # (B, A, E)
+        relevance = torch.zeros(b, n_anchor, self.head.grid**2, dtype=inputs.dtype, device=inputs.device)
+        relevance = relevance.scatter_add(2, index, inputs * w)
+        return relevance, (v * conv.bias).sum(-1)
+
+    def forward(self, sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        head = self.head
+        s, p, s_w, p_w = head.cross_attend(sketch_tokens, photo_tokens, need_weights=True)
+        fs, fp = head.anchors(s), head.anchors(p)
+        kernel = cosine_kernel(fs, fp)
+        best = kernel.argmax(dim=-1)  # (B, A): the photo anchor each sketch anchor matches best
+        batch = s.shape[0]
+        index = self.token_index.unsqueeze(0).expand(batch, -1, -1)
+        fp_best = _rows(fp, best)
+        sketch_rel, sketch_bias = self._relevance(self._anchor_inputs(s), index, fs, fp_best)
+        # The photo side of the same pairs: photo anchor best[a] against sketch anchor a.
+        photo_rel, photo_bias = self._relevance(_rows(self._anchor_inputs(p), best), _rows(index, best), fp_best, fs)
+        return {
+            "score": head.score_from_kernel(kernel),
+            "kernel": kernel,
+            "sketch_attention": s_w.mean(dim=1),
+            "photo_attention": p_w.mean(dim=1),
+            "best_photo_anchor": best,
+            "sketch_relevance": sketch_rel,
+            "photo_relevance": photo_rel,
+            "bias_relevance": torch.stack([sketch_bias, photo_bias], dim=-1),
+        }
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[b, index[b, a]] for every row a: (B, A, ...)."""
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
