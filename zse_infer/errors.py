@@ -90,3 +90,21 @@ def require(module: str, extra: str, purpose: str):
             f"{purpose} needs the '{module}' package, which is not installed "
             f"({exc}). Install it with: pip install 'zse-infer[{extra}]'"
         ) from exc
+
+
+class DatasetError(ZseError):
+    """A dataset (split lists, class lists, image folders) is missing or malformed."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset folder, split file or listed image does not exist."""
+
+
+class SplitFileError(DatasetError, ValueError):
+    """A line of a split or class list cannot be used; names the file and line number."""
+
+    def __init__(self, path: str | Path, line: int, reason: str):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{self.path}, line {line}: {reason}")
