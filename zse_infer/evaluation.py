@@ -77,8 +77,14 @@ def evaluate(
     batch_size: int = 16,
     index: bool = True,
     progress: bool = True,
+    ties: str = "official",
 ) -> dict[str, Any]:
-    """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``)."""
+    """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``).
+
+    ``ties``: "official" sorts distances with numpy's default argsort as the
+    official code does; "stable" orders tied photos by gallery row (the same
+    on every machine). Distances here are float32, so ties are rare.
+    """
     if ranking not in RANKINGS:
         raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
     if ranking == "two-stage" and (isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0):
@@ -89,7 +95,7 @@ def evaluate(
     if index:
         retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=progress)
     labels = gallery_labels(retriever, eval_set)
-    metrics = RankingMetrics(labels, ks=ks)
+    metrics = RankingMetrics(labels, ks=ks, ties=ties)
     sketches: Sequence = [str(p) for p in eval_set.sketch_paths]
     with tqdm(total=len(sketches), desc=f"evaluating ({ranking})", unit="sketch", disable=not progress) as bar:
         for start in range(0, len(sketches), batch_size):
