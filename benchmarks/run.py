@@ -1,0 +1,494 @@
+"""Benchmarks, side by side in one run: ``python benchmarks/run.py [--quick] --out DIR``.
+
+Every figure is measured in this run, on the same inputs, next to the official
+computation as the authors run it (``official_reference.py``), and reported as
+a ratio to it: machines are shared and noisy, so only ratios measured side by
+side mean anything. Warm-up runs are excluded; the median of the repeats is
+reported. Each (component, backend) group runs in a fresh child process so
+its peak memory is its own.
+
+Output in DIR: ``results.json`` (``{"machine": {...}, "records": [...]}``),
+``results.md`` (a table) and ``results.png`` (latency vs gallery size per
+mode; throughput per backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+_log = logging.getLogger("benchmarks")
+
+FULL = {"batches": (1, 8, 32), "reranks": (10, 100, 1000), "galleries": (1_000, 10_000, 100_000), "repeats": 5, "queries": 5}
+QUICK = {"batches": (1, 8), "reranks": (10, 100), "galleries": (1_000, 10_000, 100_000), "repeats": 3, "queries": 3}
+
+
+# --------------------------------------------------------------------------- timing helpers
+
+
+def measure(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall times of ``repeats`` calls after ``warmup`` calls (excluded)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def record(component: str, backend: str, precision: str, setting: dict, value: float, unit: str, times: list[float], **extra) -> dict:
+    return {
+        "component": component,
+        "backend": backend,
+        "precision": precision,
+        **setting,
+        "value": value,
+        "unit": unit,
+        "ratio_vs_official": None,
+        "median_s": statistics.median(times) if times else None,
+        "times_s": [round(t, 5) for t in times],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+
+def make_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A full-size model with random weights (speed does not depend on the values), official layout."""
+    import torch
+
+    from zse_infer.model import ZseModel, to_official_state_dict
+
+    torch.manual_seed(seed)
+    model = ZseModel("zse_vit_b16").eval()
+    torch.save({"model": to_official_state_dict(model.state_dict()), "epoch": 0}, path)
+    return path
+
+
+def export(checkpoint: Path, out: Path, fp16: bool, int8: bool) -> Path:
+    from dataclasses import replace
+
+    from zse_infer.exporting import ExportOptions, export_model
+    from zse_infer.exporting.recipes import load_recipe
+
+    recipe = replace(load_recipe("zse_vit_b16"), variants=("plain", "ort_fused"))
+    options = ExportOptions(fp16=fp16, overwrite=True, engines="never", lint="never")
+    if int8:
+        options = replace(options, int8=True)
+    export_model(checkpoint, out, config="zse_vit_b16", recipe=recipe, options=options)
+    return out
+
+
+# --------------------------------------------------------------------------- child workers
+
+
+def _threads() -> int:
+    return os.cpu_count() or 1
+
+
+def work_encoder(args: dict) -> list[dict]:
+    import numpy as np
+
+    backend, precision, cfg = args["backend"], args["precision"], args["cfg"]
+    rng = np.random.default_rng(0)
+    run = _encoder_fn(backend, precision, args)
+    out = []
+    for batch in cfg["batches"]:
+        x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+        times = measure(lambda: run(x), cfg["repeats"])
+        out.append(record("encoder", backend, precision, {"batch": batch}, batch / statistics.median(times), "images/s", times))
+    return out
+
+
+def _encoder_fn(backend: str, precision: str, args: dict):
+    import numpy as np
+
+    if backend in ("official", "torch"):
+        import torch
+
+        torch.set_num_threads(_threads())
+        if backend == "official":
+            from official_reference import load_official
+
+            from zse_infer.model import read_checkpoint
+
+            module = load_official(read_checkpoint(args["checkpoint"])[0])[0]
+        else:
+            from zse_infer.model import load_model
+
+            module = load_model(args["checkpoint"]).encoder
+
+        def run(x):
+            with torch.inference_mode():
+                return module(torch.from_numpy(x)).numpy()
+
+        return run
+    runner = _ort_runner(args["export_dir"], "encoder", precision, backend)
+    return lambda x: runner.run({"image": x})
+
+
+def _ort_runner(export_dir: str, role: str, precision: str, backend: str):
+    from zse_infer.manifest import Manifest
+    from zse_infer.runtime.onnxruntime_backend import OrtRunner
+
+    manifest = Manifest.load(export_dir, verify=False)
+    variant = "ort_fused" if backend == "onnxruntime-fused" else "plain"
+    graph = manifest.select_graph(role, (precision,), (variant,))
+    return OrtRunner(graph, export_dir, ["CPUExecutionProvider"])
+
+
+def work_relation(args: dict) -> list[dict]:
+    import numpy as np
+
+    backend, precision, cfg = args["backend"], args["precision"], args["cfg"]
+    rng = np.random.default_rng(1)
+    sketch = rng.standard_normal((1, 197, 768)).astype(np.float32)
+    out = []
+    for rerank in cfg["reranks"]:
+        photos = rng.standard_normal((rerank, 197, 768)).astype(np.float32)
+        run = _relation_fn(backend, precision, args, sketch, photos)
+        times = measure(run, cfg["repeats"])
+        out.append(record("relation_head", backend, precision, {"rerank": rerank}, rerank / statistics.median(times), "pairs/s", times))
+    return out
+
+
+def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
+    import numpy as np
+
+    if backend in ("official", "torch", "torch-fast", "torch-fast-cached"):
+        import torch
+
+        torch.set_num_threads(_threads())
+        s, p = torch.from_numpy(sketch), torch.from_numpy(photos)
+        from zse_infer.model import read_checkpoint
+
+        state = args.setdefault("_state", read_checkpoint(args["checkpoint"])[0])
+        if backend == "official":
+            from official_reference import load_official, official_rerank
+
+            head = args.setdefault("_official", load_official(state)[1])
+            fn = lambda: official_rerank(head, s, p)  # noqa: E731
+        else:
+            from zse_infer.model import load_model
+            from zse_infer.model.fast_relation import FastRelationHead
+
+            model = args.setdefault("_model", load_model(state))
+            if backend == "torch":
+                fn = lambda: model.relation_head(s.expand(p.shape[0], -1, -1), p)  # noqa: E731
+            else:
+                fast = FastRelationHead(model.relation_head).eval()
+                if backend == "torch-fast":
+                    fn = lambda: fast.score_prepared(fast.prepare_sketch(s), fast.prepare_photos(p))  # noqa: E731
+                else:
+                    with torch.inference_mode():
+                        cached = fast.prepare_photos(p)  # at index time
+                    fn = lambda: fast.score_prepared(fast.prepare_sketch(s), cached)  # noqa: E731
+
+        def run():
+            with torch.inference_mode():
+                return fn()
+
+        return run
+    runner = args.setdefault(f"_runner_{backend}_{precision}", _ort_runner(args["export_dir"], "relation_head", precision, backend))
+    tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape))
+    return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
+
+
+def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0):
+    """A gallery of ``n`` synthetic photos: random ret-tokens; token storage is a sparse file of
+    zeros (the relation head's cost does not depend on the values, and 100k real token sets
+    would be 30 GB)."""
+    import numpy as np
+
+    from zse_infer.gallery import Gallery
+    from zse_infer.retriever import Retriever
+    from zse_infer.vectors import l2_normalize
+
+    shape = (manifest.model.num_tokens, manifest.model.width)
+    gallery = Gallery.create(root, shape, Retriever._model_info(manifest))
+    name = f"{n:09d}-synthetic"
+    shards = root / "shards"
+    tokens = np.lib.format.open_memmap(shards / f"{name}.tokens.npy", mode="w+", dtype=np.float16, shape=(n, *shape))
+    del tokens
+    rng = np.random.default_rng(seed)
+    np.save(shards / f"{name}.ret.npy", l2_normalize(rng.standard_normal((n, shape[1])).astype(np.float32)))
+    (shards / f"{name}.meta.json").write_text(json.dumps({"ids": [f"p{i}" for i in range(n)], "paths": [None] * n}))
+    gallery.commit([gallery._load_shard(name, n, {})])
+    return root
+
+
+def work_query(args: dict) -> list[dict]:
+    import numpy as np
+
+    from zse_infer.manifest import Manifest
+    from zse_infer.retriever import Retriever
+
+    cfg = args["cfg"]
+    manifest = Manifest.load(args["export_dir"], verify=False)
+    rng = np.random.default_rng(2)
+    sketches = [np.where(rng.random((224, 224, 3)) < 0.05, 0, 255).astype(np.uint8) for _ in range(cfg["queries"])]
+    out = []
+    with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
+        gallery = synthetic_gallery(Path(tmp) / "g", args["gallery"], manifest)
+        r = Retriever.load(args["export_dir"], gallery=gallery, backend="onnxruntime-cpu", verify=False)
+        r.search(sketches[0], k=10, rerank=0)  # warm-up (stage-1 index build, sessions)
+        for mode, rerank in (("stage1", 0), ("two_stage", 100)):
+            times = [t for s in sketches for t in measure(lambda: r.search(s, k=10, rerank=rerank), 1, warmup=0)]
+            out.append(
+                record(
+                    "query", r.backend, r.runners.precision, {"gallery": args["gallery"], "mode": mode},
+                    statistics.median(times) * 1000, "ms", times,
+                    p95_ms=float(np.percentile(times, 95) * 1000), stage1_index=r._ret_index().kind,
+                )
+            )
+    return out
+
+
+WORKERS = {"encoder": work_encoder, "relation": work_relation, "query": work_query}
+
+
+def child_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    records = WORKERS[spec["work"]](spec)
+    Path(spec["result"]).write_text(json.dumps(records))
+
+
+def run_child(work: str, spec: dict, tmp: Path) -> list[dict]:
+    spec = {**spec, "work": work, "tmp": str(tmp)}
+    spec_path = tmp / f"spec-{time.monotonic_ns()}.json"
+    result = tmp / f"result-{time.monotonic_ns()}.json"
+    spec["result"] = str(result)
+    spec_path.write_text(json.dumps(spec))
+    label = f"{work} {spec.get('backend', '')} {spec.get('precision', '')} {spec.get('gallery', '')}".strip()
+    _log.info("running %s", label)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        _log.warning("%s failed:\n%s", label, proc.stderr[-2000:])
+        return [{"component": work, "backend": spec.get("backend"), "error": proc.stderr.strip().splitlines()[-1:]}]
+    _log.info("%s done in %.0f s", label, time.perf_counter() - t0)
+    return json.loads(result.read_text())
+
+
+# --------------------------------------------------------------------------- report
+
+
+def add_ratios(records: list[dict]) -> None:
+    """ratio_vs_official = this figure / the official figure at the same setting (larger is better)."""
+    official = {
+        (r["component"], r.get("batch"), r.get("rerank")): r["value"]
+        for r in records
+        if r.get("backend") == "official" and "value" in r
+    }
+    for r in records:
+        base = official.get((r["component"], r.get("batch"), r.get("rerank")))
+        if base and "value" in r and r["component"] != "query":
+            r["ratio_vs_official"] = round(r["value"] / base, 3)
+
+
+def machine() -> dict:
+    import numpy as np
+
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+    }
+    for name in ("torch", "onnxruntime", "onnx", "faiss"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = None
+    from zse_infer.runtime import cuda
+
+    info["gpus"] = cuda.gpu_count()
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def setting_of(r: dict) -> str:
+    for key in ("batch", "rerank", "gallery"):
+        if r.get(key) is not None:
+            return f"{key} {r[key]}" + (f", {r['mode']}" if r.get("mode") else "")
+    return ""
+
+
+def write_table(records: list[dict], info: dict, path: Path) -> str:
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, onnxruntime {info['onnxruntime']}, GPUs: {info['gpus']}",
+        "",
+        "| component | backend | precision | setting | value | unit | x official |",
+        "|---|---|---|---|---:|---|---:|",
+    ]
+    for r in records:
+        if "value" not in r:
+            lines.append(f"| {r['component']} | {r.get('backend')} | | | {r.get('note') or r.get('error')} | | |")
+            continue
+        value = f"{r['value']:.2f}" + (f" (p95 {r['p95_ms']:.0f})" if r.get("p95_ms") else "")
+        if r.get("extrapolated"):
+            value += " (extrapolated)"
+        ratio = f"{r['ratio_vs_official']:.2f}" if r.get("ratio_vs_official") else ""
+        lines.append(f"| {r['component']} | {r['backend']} | {r['precision']} | {setting_of(r)} | {value} | {r['unit']} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def write_plot(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    queries = [r for r in records if r["component"] == "query" and "value" in r]
+    for mode in sorted({r["mode"] for r in queries}):
+        pts = sorted((r["gallery"], r["value"]) for r in queries if r["mode"] == mode)
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=mode + (" (extrapolated)" if mode == "exhaustive" else ""))
+    ax1.set(xscale="log", yscale="log", xlabel="gallery size (photos)", ylabel="query latency, median (ms)", title="Query latency")
+    ax1.legend()
+    bars = [r for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100))]
+    labels = [f"{r['component'].replace('relation_head', 'rel. head')}\n{r['backend']} {r['precision']}" for r in bars]
+    ax2.barh(range(len(bars)), [r.get("ratio_vs_official") or 0 for r in bars], color=["#4c72b0" if r["component"] == "encoder" else "#dd8452" for r in bars])
+    ax2.set_yticks(range(len(bars)), labels, fontsize=7)
+    ax2.axvline(1.0, color="black", lw=0.8)
+    ax2.set(xlabel="throughput / official (encoder batch 8, relation head rerank 100)", title="Throughput vs official")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="results folder")
+    parser.add_argument("--quick", action="store_true", help="fewer settings and repeats (a few minutes on 2 cores)")
+    parser.add_argument("--export-dir", type=Path, help="reuse an export folder of random full-size weights")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args.child)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = QUICK if args.quick else FULL
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="zse-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        checkpoint = make_checkpoint(tmp / "random.pth")
+        export_dir = args.export_dir or tmp / "export"
+        if not args.export_dir:
+            t0 = time.perf_counter()
+            export(checkpoint, export_dir, fp16=True, int8=_int8_supported())
+            _log.info("export took %.0f s", time.perf_counter() - t0)
+        from zse_infer.manifest import Manifest
+
+        manifest = Manifest.load(export_dir, verify=False)
+        precisions = sorted({g.precision for g in manifest.graphs.values()})
+        base = {"checkpoint": str(checkpoint), "export_dir": str(export_dir), "cfg": cfg}
+        records: list[dict] = []
+        encoders = [("official", "fp32"), ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32")]
+        encoders += [("onnxruntime", p) for p in precisions if p != "fp32"]
+        for backend, precision in encoders:
+            records += run_child("encoder", {**base, "backend": backend, "precision": precision}, tmp)
+        heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32")]
+        heads += [("onnxruntime", p) for p in precisions if p != "fp32"]
+        for backend, precision in heads:
+            records += run_child("relation", {**base, "backend": backend, "precision": precision}, tmp)
+        for n in cfg["galleries"]:
+            records += run_child("query", {**base, "gallery": n}, tmp)
+        records += exhaustive_estimates(records, cfg)
+        records += gpu_notes(info)
+        records.append(storage_record(export_dir, tmp))
+    add_ratios(records)
+    result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - started, 1), "records": records}
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = write_table(records, info, args.out / "results.md")
+    write_plot(records, args.out / "results.png")
+    sys.stdout.write(table)
+
+
+def _int8_supported() -> bool:
+    from zse_infer.exporting import ExportOptions
+
+    return "int8" in ExportOptions.__dataclass_fields__
+
+
+def exhaustive_estimates(records: list[dict], cfg: dict) -> list[dict]:
+    """Exhaustive ranking latency = gallery size / measured pairs/s of the same backend (marked)."""
+    heads = [r for r in records if r["component"] == "relation_head" and r.get("backend") == "onnxruntime-fused" and "value" in r]
+    if not heads:
+        return []
+    best = max(heads, key=lambda r: r["rerank"])
+    out = []
+    for n in cfg["galleries"]:
+        stage = [r for r in records if r["component"] == "query" and r.get("gallery") == n and r.get("mode") == "stage1" and "value" in r]
+        base_ms = stage[0]["value"] if stage else 0.0
+        out.append(
+            record("query", "onnxruntime-cpu", "fp32", {"gallery": n, "mode": "exhaustive"}, base_ms + n / best["value"] * 1000, "ms", [],
+                   extrapolated=True, note=f"stage-1 latency + {n} pairs at {best['value']:.1f} pairs/s (rerank {best['rerank']})")
+        )
+    return out
+
+
+def gpu_notes(info: dict) -> list[dict]:
+    if info["gpus"]:
+        return []  # GPU runs are added by the GPU workers when a GPU is present
+    return [
+        {"component": c, "backend": b, "note": "skipped: no GPU on this machine"}
+        for c in ("encoder", "relation_head")
+        for b in ("tensorrt", "onnxruntime-cuda")
+    ]
+
+
+def storage_record(export_dir: Path, tmp: Path) -> dict:
+    """Bytes stored per gallery photo, from a real gallery of 8 indexed photos."""
+    from zse_infer.retriever import Retriever
+    from zse_infer.testing.images import make_photo_files
+
+    photos = make_photo_files(tmp / "photos", 8, size=64)
+    r = Retriever.load(export_dir, gallery=tmp / "storage", backend="onnxruntime-cpu", verify=False)
+    r.index(photos, progress=False)
+    total = sum(p.stat().st_size for p in (tmp / "storage" / "shards").iterdir())
+    return {"component": "gallery", "backend": "any", "precision": "fp16", "value": total / 8, "unit": "bytes/photo",
+            "ratio_vs_official": None, "note": "tokens (float16) + ret-token (float32) + ids/paths"}
+
+
+if __name__ == "__main__":
+    main()
