@@ -61,16 +61,7 @@ def tiny_export(tmp_path_factory) -> Path:
     """An export folder (ONNX graphs + manifest) of a seeded tiny model, with its checkpoint."""
     torch = pytest.importorskip("torch")
     from zse_infer.model import ZseModel, to_official_state_dict
-    try:
-        from zse_infer.exporting import export_model
-    except ImportError:  # TEMPORARY until the exporter lands
-        import sys
-        sys.path.insert(0, "/tmp/dev")
-        from mk_export import make
-
-        def export_model(ckpt, out, config, recipe):
-            from zse_infer.model import load_model
-            make(out, load_model(ckpt, config))
+    from zse_infer.exporting import export_model
 
     root = tmp_path_factory.mktemp("tiny_export")
     torch.manual_seed(0)

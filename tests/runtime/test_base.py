@@ -59,3 +59,25 @@ def test_empty_batch_gives_empty_outputs():
 def test_inputs_are_checked_against_the_graph(inputs, message):
     with pytest.raises(InputError, match=message):
         RecordingRunner(GRAPH).run(inputs)
+
+
+BROADCAST = GraphSpec(
+    id="b", role="relation_pair", precision="fp32", variant="plain", file="b.onnx",
+    inputs=(TensorSpec("x", "float32", ("batch", 3)), TensorSpec("q", "float32", (1, 3))),
+    outputs=(TensorSpec("y", "float32", ("batch",)),),
+    batch=BatchRange(1, 2, 4),
+)
+
+
+class DotRunner(Runner):
+    def _run_batch(self, inputs):
+        return {"y": inputs["x"] @ inputs["q"][0]}
+
+
+def test_fixed_leading_dims_are_broadcast_not_split():
+    x = np.arange(30, dtype=np.float32).reshape(10, 3)
+    q = np.array([[1, 0, 2]], np.float32)
+    out = DotRunner(BROADCAST).run({"x": x, "q": q})
+    assert np.array_equal(out["y"], x @ q[0])
+    with pytest.raises(InputError, match=r"received shape \(2, 3\), expected \(1, 3\)"):
+        DotRunner(BROADCAST).run({"x": x, "q": np.zeros((2, 3), np.float32)})

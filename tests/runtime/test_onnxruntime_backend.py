@@ -26,7 +26,7 @@ def test_cpu_runner_matches_pytorch(tiny_export):
 def test_auto_picks_onnxruntime_on_a_cpu_machine(tiny_export, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="zse_infer"):
         runners = open_runners(tiny_export, Manifest.load(tiny_export))
     assert runners.backend == "onnxruntime-cpu"
     assert "backend: onnxruntime-cpu" in caplog.text

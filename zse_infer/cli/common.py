@@ -11,8 +11,10 @@ from ..errors import ZseError
 
 
 def setup_logging(verbose: int) -> None:
+    """-v shows our own progress log; other libraries (onnx_ir, onnxscript log every pass at INFO) only with -vv."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("zse_infer").setLevel(level)
 
 
 def zse_errors(func):

@@ -85,10 +85,11 @@ class FastRelationHead(nn.Module):
 
     # ------------------------------------------------------------------ per pair
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        b = max(q.shape[0], k.shape[0], v.shape[0])
-        q, k, v = (t.expand(b, -1, -1, -1) for t in (q, k, v))  # views: the sketch side is not copied
         if self.fused:
+            b = max(q.shape[0], k.shape[0], v.shape[0])
+            q, k, v = (t.expand(b, -1, -1, -1) for t in (q, k, v))  # views: the sketch side is not copied
             return F.scaled_dot_product_attention(q, k, v)
+        # matmul broadcasts the batch-1 side itself (and the exporter sees no data-dependent max).
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
         return torch.matmul(scores.softmax(dim=-1), v)
 
@@ -114,3 +115,52 @@ class FastRelationHead(nn.Module):
     def forward(self, sketch: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
         """Same contract as :class:`RelationHead`: (B, N, D) x (B, N, D) -> (B,); sketch may be (1, N, D)."""
         return self.score_prepared(self.prepare_sketch(sketch), self.prepare_photos(photo))
+
+
+# --------------------------------------------------------------------------- graph contract
+#
+# The restructured head as three ONNX graphs (tensor layouts are token-major,
+# heads merged, so the contract does not depend on the head count):
+#
+#   relation_sketch: sketch_tokens (b, N, D) -> sketch_q (b, N-1, D), sketch_v (b, N, D), sketch_k (b, N, D)
+#   relation_photo:  photo_tokens  (b, N, D) -> photo_k (b, N, D), photo_q (b, N-1, D), photo_v (b, N, D)
+#   relation_pair:   one query's sketch_tokens, sketch_q, sketch_v, sketch_k (leading dim 1, broadcast)
+#                    and b candidates' photo_tokens, photo_k, photo_q, photo_v -> score (b,)
+#
+# relation_photo's outputs can be stored with a gallery (computed at index time)
+# so reranking runs relation_pair alone per candidate.
+
+SKETCH_SIDE = ("sketch_q", "sketch_v", "sketch_k")
+PHOTO_SIDE = ("photo_k", "photo_q", "photo_v")
+
+
+class RelationSketchGraph(nn.Module):
+    def __init__(self, fast: FastRelationHead):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, sketch_tokens: torch.Tensor):
+        side = self.fast.prepare_sketch(sketch_tokens)
+        return _merge(side.q1), _merge(side.v1), _merge(side.k2)
+
+
+class RelationPhotoGraph(nn.Module):
+    def __init__(self, fast: FastRelationHead):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, photo_tokens: torch.Tensor):
+        side = self.fast.prepare_photos(photo_tokens)
+        return _merge(side.k1), _merge(side.q2), _merge(side.v2)
+
+
+class RelationPairGraph(nn.Module):
+    def __init__(self, fast: FastRelationHead):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, sketch_tokens, sketch_q, sketch_v, sketch_k, photo_tokens, photo_k, photo_q, photo_v):
+        h = self.fast.heads
+        sketch = SketchSide(_heads(sketch_q, h), _heads(sketch_v, h), _heads(sketch_k, h), sketch_tokens[:, 1:])
+        photos = PhotoSide(_heads(photo_k, h), _heads(photo_q, h), _heads(photo_v, h), photo_tokens[:, 1:])
+        return self.fast.score_prepared(sketch, photos)

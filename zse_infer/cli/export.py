@@ -1,0 +1,225 @@
+"""``zse-export``: checkpoint -> deployable export folder; build engines, validate and inspect folders.
+
+Thin over :mod:`zse_infer.exporting` and :mod:`zse_infer.engines`::
+
+    zse-export --checkpoint best_checkpoint.pth --out engines/zse_vit_b16 --fp16
+    zse-export build engines/zse_vit_b16           # TensorRT engines, on the GPU machine
+    zse-export validate engines/zse_vit_b16 [--engines]
+    zse-export inspect engines/zse_vit_b16
+
+The export options work on the group itself (as above) and on the explicit
+``zse-export export`` subcommand.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..errors import ZseError
+from .common import setup_logging
+
+_ROLES = ("encoder", "relation_head")
+
+
+def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
+    """``--max-batch 32`` (both graphs) or ``--max-batch encoder=32 --max-batch relation_head=512``."""
+    out: dict[str, int] = {}
+    for value in values:
+        roles, _, number = value.rpartition("=")
+        targets = [roles] if roles else list(_ROLES)
+        for role in targets:
+            if role not in _ROLES:
+                raise click.BadParameter(f"received role {role!r}, expected one of {_ROLES}", param=param)
+            try:
+                out[role] = int(number)
+            except ValueError:
+                raise click.BadParameter(f"received {value!r}, expected N or ROLE=N with an integer N", param=param)
+            if out[role] < 1:
+                raise click.BadParameter(f"received {value!r}, expected a batch size >= 1", param=param)
+    return out
+
+
+def _export_options(func: Callable) -> Callable:
+    options = [
+        click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint (.pth/.safetensors) to export."),
+        click.option("--out", type=click.Path(path_type=Path), help="Export folder [default: engines/<recipe name>]."),
+        click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
+        click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
+        click.option("--recipe", help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16]."),
+        click.option("--max-batch", multiple=True, callback=_parse_max_batch,
+                     help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable)."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."),
+        click.option("--engines/--no-engines", "engines", default=None,
+                     help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present]."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _verbosity(func: Callable) -> Callable:
+    @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+    @functools.wraps(func)
+    def wrapper(*args, verbose: int = 0, **kwargs):
+        setup_logging(verbose)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class _Steps:
+    """A tqdm bar over the pipeline's named steps (silent when stderr is not a terminal)."""
+
+    def __init__(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
+        self.started = False
+
+    def __call__(self, label: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_postfix_str(label)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _fail(exc: ZseError) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir) -> None:
+    from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
+
+    if checkpoint is None:
+        raise click.UsageError("Missing option '--checkpoint' (or use a subcommand: build, validate, inspect).")
+    try:
+        resolved = resolve_recipe(recipe, config_name)
+        out = out or Path("engines") / resolved.name
+        options = ExportOptions(
+            fp16=fp16, max_batch=max_batch, overwrite=overwrite,
+            engines={None: "auto", True: "require", False: "never"}[engines], cache_dir=cache_dir,
+        )
+        steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")
+        started = time.perf_counter()
+        try:
+            manifest = export_model(checkpoint, out, config=config_name, recipe=resolved, options=options, on_step=steps)
+        finally:
+            steps.close()
+    except ZseError as exc:
+        _fail(exc)
+    total = sum((out / g.file).stat().st_size for g in manifest.graphs.values()) / 1e6
+    click.echo(f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s")
+    for gid, g in manifest.graphs.items():
+        parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
+        fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
+        click.echo(f"  {gid:<26} max abs error {parity}" + (f"  [{fused}]" if fused else ""))
+    trt = manifest.extra.get("tensorrt", {})
+    if manifest.engines:
+        click.echo(f"built {len(manifest.engines)} TensorRT engine(s): " + ", ".join(e["file"] for e in manifest.engines))
+    else:
+        click.echo(f"wrote ONNX only, no TensorRT engines: {trt.get('reason')}")
+        click.echo(f"  on a machine with TensorRT and a GPU: zse-export build {out}")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_export_options
+@_verbosity
+@click.pass_context
+def main(ctx: click.Context, **kwargs: Any) -> None:
+    """Export a ZSE-SBIR checkpoint to a deployable folder (ONNX graphs, manifest, TensorRT engines).
+
+    Without a subcommand, exports (same options as `zse-export export`).
+    """
+    if ctx.invoked_subcommand is None:
+        _run_export(**kwargs)
+
+
+@main.command("export")
+@_export_options
+@_verbosity
+def export_cmd(**kwargs: Any) -> None:
+    """Export --checkpoint into --out: graphs validated against PyTorch, manifest, engines if possible."""
+    _run_export(**kwargs)
+
+
+@main.command("build")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "all"]), default=None,
+              help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].")
+@click.option("--max-batch", multiple=True, callback=_parse_max_batch, help="N or ROLE=N: override the profile's max batch.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
+@_verbosity
+def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:
+    """Build TensorRT engines for an existing export FOLDER (needs TensorRT and an NVIDIA GPU)."""
+    from ..engines.build import build_engines
+
+    precisions = None if precision is None else ("fp32", "fp16") if precision == "all" else (precision,)
+    try:
+        steps = _Steps(2, "zse-export build")
+        try:
+            entries = build_engines(folder, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=steps)
+        finally:
+            steps.close()
+    except ZseError as exc:
+        _fail(exc)
+    for e in entries:
+        click.echo(f"{e['file']}  ({e['precision']}, batch {e['batch']['min']}..{e['batch']['max']})")
+    click.echo(f"check them: zse-export validate {folder} --engines")
+
+
+@main.command("validate")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU).")
+@click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON here.")
+@_verbosity
+def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None) -> None:
+    """Parity report of FOLDER's graphs (ONNX Runtime CPU) and engines against the PyTorch outputs stored at export."""
+    from ..exporting.report import format_rows, validate_folder
+
+    try:
+        rows = validate_folder(folder, engines=engines, graphs=not (engines and skip_graphs))
+    except ZseError as exc:
+        _fail(exc)
+    click.echo(format_rows(rows))
+    if json_path is not None:
+        json_path.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+    failed = [r.target for r in rows if not r.passed]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(rows)} beyond tolerance: {', '.join(failed)}")
+    click.echo(f"all {len(rows)} within tolerance")
+
+
+@main.command("inspect")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--no-verify", is_flag=True, help="Do not recompute file hashes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@_verbosity
+def inspect_cmd(folder: Path, no_verify: bool, as_json: bool) -> None:
+    """Summarise an export FOLDER: model, graphs, sizes, parity, fused nodes, engines (hashes verified)."""
+    from ..exporting.report import describe_folder
+    from ..manifest import Manifest
+
+    try:
+        if as_json:
+            click.echo(json.dumps(Manifest.load(folder, verify=not no_verify).to_dict(), indent=2))
+        else:
+            click.echo(describe_folder(folder, verify=not no_verify))
+    except ZseError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,177 @@
+"""Graphs beyond the two-graph contract: explanations and the restructured relation head.
+
+* ``explain``: the relation head with its internals as outputs
+  (:mod:`zse_infer.model.explain`), so a deployed folder explains its own
+  results without torch or the checkpoint;
+* ``relation_sketch`` / ``relation_photo`` / ``relation_pair``: the relation
+  head split into per-image and per-pair work
+  (:mod:`zse_infer.model.fast_relation`); ``relation_head.onnx`` stays the
+  compatibility graph.
+
+All fp32, attention written out explicitly (matmul, softmax, matmul), each
+validated on ONNX Runtime CPU against the PyTorch modules on the export's
+built-in inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..manifest import HEAD_INPUTS, TensorSpec
+from .torch_to_onnx import BATCH_DIM
+
+EXTRA_ROLES = ("explain", "relation_sketch", "relation_photo", "relation_pair")
+
+
+def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    n, d = config.num_tokens, config.width
+    a = config.relation_head.anchors(config.encoder)
+    b = BATCH_DIM
+    tok, patches = (b, n, d), (b, n - 1, d)
+    f32 = lambda name, shape: TensorSpec(name, "float32", shape)  # noqa: E731
+    if role == "explain":
+        return (
+            tuple(f32(name, tok) for name in HEAD_INPUTS),
+            (
+                f32("score", (b,)),
+                f32("kernel", (b, a, a)),
+                f32("sketch_attention", (b, n, n)),
+                f32("photo_attention", (b, n, n)),
+                TensorSpec("best_photo_anchor", "int64", (b, a)),
+                f32("sketch_relevance", (b, a, n - 1)),
+                f32("photo_relevance", (b, a, n - 1)),
+                f32("bias_relevance", (b, a, 2)),
+            ),
+        )
+    if role == "relation_sketch":
+        return (f32("sketch_tokens", tok),), (f32("sketch_q", patches), f32("sketch_v", tok), f32("sketch_k", tok))
+    if role == "relation_photo":
+        return (f32("photo_tokens", tok),), (f32("photo_k", tok), f32("photo_q", patches), f32("photo_v", tok))
+    if role == "relation_pair":
+        one = (1, n, d)
+        return (
+            (
+                f32("sketch_tokens", one), f32("sketch_q", (1, n - 1, d)), f32("sketch_v", one), f32("sketch_k", one),
+                f32("photo_tokens", tok), f32("photo_k", tok), f32("photo_q", patches), f32("photo_v", tok),
+            ),
+            (f32("score", (b,)),),
+        )
+    raise ValueError(f"unknown extra graph role {role!r}")
+
+
+def static_inputs(config: ModelConfig, role: str) -> list[str]:
+    return [t.name for t in io_specs(config, role)[0] if not isinstance(t.shape[0], str)]
+
+
+def build_module(model: Any, role: str):
+    """A torch module for ``role`` on a private copy of the model, attention written out explicitly."""
+    import torch
+
+    from ..model.explain import EXPLAIN_OUTPUTS, ExplainHead
+    from ..model.fast_relation import FastRelationHead, RelationPairGraph, RelationPhotoGraph, RelationSketchGraph
+
+    source = copy.deepcopy(model).float().eval()
+    for module in source.modules():
+        if hasattr(module, "fused"):
+            module.fused = False
+    head = source.relation_head
+    if role == "explain":
+        explain = ExplainHead(head).eval()
+
+        class Explain(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = explain
+
+            def forward(self, sketch_tokens, photo_tokens):
+                out = self.inner(sketch_tokens, photo_tokens)
+                return tuple(out[name] for name in EXPLAIN_OUTPUTS)
+
+        return Explain().eval()
+    fast = FastRelationHead(head).eval()
+    fast.fused = False
+    graphs = {"relation_sketch": RelationSketchGraph, "relation_photo": RelationPhotoGraph, "relation_pair": RelationPairGraph}
+    return graphs[role](fast).eval()
+
+
+def feeds(config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch: int, model: Any) -> dict[str, np.ndarray]:
+    """Inputs of ``role`` for ``batch`` rows of the built-in reference tokens."""
+    sketch = np.ascontiguousarray(data[HEAD_INPUTS[0]][:batch])
+    photo = np.ascontiguousarray(data[HEAD_INPUTS[1]][:batch])
+    if role == "explain":
+        return {HEAD_INPUTS[0]: sketch, HEAD_INPUTS[1]: photo}
+    if role == "relation_sketch":
+        return {"sketch_tokens": sketch}
+    if role == "relation_photo":
+        return {"photo_tokens": photo}
+    # relation_pair: one query (row 0) against `batch` photos; its sides come from the torch modules.
+    s_out = torch_outputs(model, "relation_sketch", {"sketch_tokens": sketch[:1]})
+    p_out = torch_outputs(model, "relation_photo", {"photo_tokens": photo})
+    return {"sketch_tokens": sketch[:1], **s_out, "photo_tokens": photo, **p_out}
+
+
+def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import torch
+
+    module = build_module(model, role)
+    names = [t.name for t in io_specs(model.config, role)[1]]
+    with torch.no_grad():
+        out = module(*(torch.from_numpy(np.asarray(v)) for v in inputs.values()))
+    out = out if isinstance(out, tuple) else (out,)
+    return {name: t.numpy() for name, t in zip(names, out)}
+
+
+def parity(run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]) -> dict[str, float]:
+    """Max abs error per float output of the ONNX graph against PyTorch; for integer outputs,
+    the fraction of entries that differ (argmax of near-equal values may flip)."""
+    errors: dict[str, float] = {}
+    for b in batch_sizes:
+        inputs = feeds(config, role, data, b, model)
+        want = torch_outputs(model, role, inputs)
+        got = run(inputs)
+        for name, expected in want.items():
+            value = np.asarray(got[name])
+            if value.shape != expected.shape:
+                raise ValueError(f"{role}: output {name} at batch {b}: received {value.shape}, expected {expected.shape}")
+            if np.issubdtype(expected.dtype, np.integer):
+                err = float(np.mean(value != expected))
+            else:
+                err = float(np.abs(value.astype(np.float32) - expected).max()) if np.all(np.isfinite(value)) else float("inf")
+            errors[name] = max(errors.get(name, 0.0), err)
+    return errors
+
+
+def tolerances(config: ModelConfig, role: str, fp32: Mapping[str, float]) -> dict[str, float]:
+    """Scores use the recipe's score tolerance; every other float output its token tolerance."""
+    out = {}
+    for spec in io_specs(config, role)[1]:
+        if spec.name == "best_photo_anchor":
+            out[spec.name] = 0.05  # share of anchors whose argmax may flip between near-equal cosines
+        else:
+            out[spec.name] = fp32["score"] if spec.name == "score" else fp32["tokens"]
+    return out
+
+
+def folder_parity(folder, manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner) -> dict[str, float]:
+    """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
+
+    ``explain`` is checked on its ``score`` output; the three restructured relation
+    graphs are checked together, composed (sketch side, photo side, pair) row by row.
+    ``runner(path)`` makes a feeds -> outputs function (ONNX Runtime CPU).
+    """
+    sketch, photo, want = data[HEAD_INPUTS[0]], data[HEAD_INPUTS[1]], data["score"]
+    n = max(batch_sizes)
+    if role == "explain":
+        got = runner(folder / manifest.graphs["explain"].file)({HEAD_INPUTS[0]: sketch[:n], HEAD_INPUTS[1]: photo[:n]})["score"]
+    else:
+        run_s, run_p, run_pair = (runner(folder / manifest.graphs[r].file) for r in ("relation_sketch", "relation_photo", "relation_pair"))
+        got = np.empty(n, np.float32)
+        for i in range(n):
+            s_side = run_s({"sketch_tokens": sketch[i : i + 1]})
+            p_side = run_p({"photo_tokens": photo[i : i + 1]})
+            got[i] = run_pair({"sketch_tokens": sketch[i : i + 1], **s_side, "photo_tokens": photo[i : i + 1], **p_side})["score"][0]
+    return {"score": float(np.abs(np.asarray(got, np.float32) - want[:n]).max())}

@@ -1,0 +1,59 @@
+"""Static checks on exported graphs: standard-ops-only (for TensorRT) and ``polygraphy check lint``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import onnx
+
+from ..errors import ExportError
+
+_log = logging.getLogger(__name__)
+
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+def nonstandard_ops(model: onnx.ModelProto) -> list[str]:
+    """``domain::op`` of every node outside the standard ONNX domain (sorted, unique)."""
+    return sorted({f"{n.domain}::{n.op_type}" for n in model.graph.node if n.domain not in STANDARD_DOMAINS})
+
+
+def require_standard_ops(model: onnx.ModelProto, what: str) -> None:
+    found = nonstandard_ops(model)
+    if found:
+        raise ExportError(f"{what}: TensorRT graphs must contain only standard ONNX ops, found {found}")
+
+
+def polygraphy_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("polygraphy", "onnx_graphsurgeon"))
+
+
+def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float = 1800.0) -> dict:
+    """Run ``polygraphy check lint`` on ``path``; returns its summary, raises ExportError if it fails.
+
+    Run as a subprocess: polygraphy's CLI is its documented interface, and it
+    loads the whole graph into ONNX Runtime node by node, memory we want back.
+    """
+    shapes = [f"{name}:[{','.join(str(d) for d in dims)}]" for name, dims in input_shapes.items()]
+    with tempfile.TemporaryDirectory(prefix="zse-lint-") as tmp:
+        report = Path(tmp) / "lint.json"
+        cmd = [
+            sys.executable, "-c", "import sys; from polygraphy.tools import main; sys.exit(main())",
+            "check", "lint", str(path), "-o", str(report), "--input-shapes", *shapes,
+        ]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ExportError(f"{path}: polygraphy check lint did not finish in {timeout:.0f} s") from exc
+        summary = json.loads(report.read_text()).get("summary", {}) if report.is_file() else {}
+    if done.returncode != 0 or summary.get("failing"):
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        raise ExportError(f"{path}: polygraphy check lint failed (exit {done.returncode}): {summary.get('failing')}\n{tail}")
+    return {"passing": len(summary.get("passing", [])), "failing": 0}

@@ -1,0 +1,279 @@
+"""``export_model``: checkpoint -> export folder (ONNX graphs, parity inputs, manifest, TensorRT engines if possible)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import onnx
+
+from ..config import ModelConfig, get_config
+from ..errors import ExportError
+from ..manifest import Manifest, GraphSpec, sha256_file
+from . import attention_fusion, extra_graphs, graph_checks, validation
+from .folder import staged_folder, write_manifest
+from .graph_modules import build_export_module
+from .plan import GraphPlan, concrete_shape, io_specs, plan_graphs
+from .recipes import Recipe, list_recipes, load_recipe
+from .torch_to_onnx import TRACE_BATCH, export_graph, save_graph, strip_metadata
+
+_log = logging.getLogger(__name__)
+
+StepCallback = Callable[[str], None]
+_VERSIONED = ("zse-infer", "torch", "onnx", "onnxscript", "onnxruntime", "timm", "numpy", "polygraphy")
+
+
+@dataclass
+class ExportOptions:
+    fp16: bool = False
+    max_batch: Mapping[str, int] = field(default_factory=dict)
+    overwrite: bool = False
+    engines: str = "auto"  # "auto": build if TensorRT and a GPU are present; "never"; "require"
+    # The explain graph and the restructured relation head (relation_sketch/photo/pair).
+    extra_graphs: bool = True
+    lint: str = "auto"  # "auto": polygraphy lint if installed; "never"; "require"
+    cache_dir: "str | os.PathLike | None" = None
+
+
+DEFAULT_RECIPE = "zse_vit_b16"
+
+
+def resolve_recipe(recipe: "str | os.PathLike | Recipe | None", config: "str | None") -> Recipe:
+    """The recipe by name/path; without one, the recipe named like the config, else the default's settings."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe is not None:
+        return load_recipe(recipe)
+    if config is None:
+        return load_recipe(DEFAULT_RECIPE)
+    if config in list_recipes():
+        return load_recipe(config)
+    _log.warning("no recipe named %r: using the %s recipe's settings for it", config, DEFAULT_RECIPE)
+    return replace(load_recipe(DEFAULT_RECIPE), name=config, config=config)
+
+
+def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
+    """Labels of the long steps, in order (for progress bars)."""
+    steps = ["load checkpoint", "PyTorch reference"]
+    for g in plan_graphs(recipe, precisions):
+        steps += [f"write {g.id}", f"validate {g.id}"]
+    for role in extra_graphs.EXTRA_ROLES:
+        steps += [f"write {role}", f"validate {role}"]
+    return steps + ["engines", "manifest"]
+
+
+def export_model(
+    checkpoint: "str | os.PathLike",
+    out: "str | os.PathLike",
+    config: "str | ModelConfig | None" = None,
+    recipe: "str | os.PathLike | Recipe | None" = None,
+    options: ExportOptions | None = None,
+    on_step: StepCallback | None = None,
+) -> Manifest:
+    """Export ``checkpoint`` into the folder ``out`` and return its manifest.
+
+    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and
+    the relation head in fp32 (and fp16 with ``options.fp16``), validates each
+    on ONNX Runtime CPU against the PyTorch model (raising
+    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and
+    builds TensorRT engines when TensorRT and a GPU are present. The folder
+    appears complete or not at all.
+    """
+    from ..model import load_model
+    from ..model.checkpoint import checkpoint_filter_fn, checkpoint_metadata, read_checkpoint
+
+    options = options or ExportOptions()
+    step = on_step or (lambda label: None)
+    started = time.perf_counter()
+    recipe = resolve_recipe(recipe, config if isinstance(config, str) or config is None else get_config(config).name)
+    if options.max_batch:
+        recipe = recipe.with_max_batch(options.max_batch)
+    cfg = get_config(config if config is not None else recipe.config)
+    precisions = ("fp32", "fp16") if options.fp16 else ("fp32",)
+    if options.fp16 and "fp16" not in recipe.precisions:
+        raise ExportError(f"--fp16: recipe {recipe.name} does not support fp16 (precisions {list(recipe.precisions)})")
+    checkpoint = Path(checkpoint)
+    if options.engines == "require":
+        _require_engine_support()  # fail before minutes of exporting, not after
+
+    with staged_folder(out, options.overwrite) as folder:
+        step("load checkpoint")
+        model = load_model(checkpoint, cfg)
+        raw, _ = read_checkpoint(checkpoint)
+        source = {
+            "path": str(checkpoint),
+            "sha256": sha256_file(checkpoint),
+            "size_bytes": checkpoint.stat().st_size,
+            "layout": checkpoint_filter_fn(raw).layout,
+            "metadata": checkpoint_metadata(checkpoint),
+        }
+        del raw
+
+        step("PyTorch reference")
+        data = validation.reference_data(model, cfg, recipe.validation_batch_sizes, recipe.validation_seed)
+        validation.save_reference(data, folder / validation.PARITY_FILE, recipe.validation_batch_sizes)
+
+        graphs: dict[str, GraphSpec] = {}
+        plain: dict[tuple[str, str], onnx.ModelProto] = {}
+        for plan in plan_graphs(recipe, precisions):
+            step(f"write {plan.id}")
+            t0 = time.perf_counter()
+            proto, fused_nodes, extra = _make_graph(plan, model, cfg, recipe, plain)
+            path = folder / plan.file
+            save_graph(strip_metadata(proto), path)
+            extra.update(seconds=round(time.perf_counter() - t0, 1), size_bytes=path.stat().st_size)
+            step(f"validate {plan.id}")
+            parity = _validate(plan, path, data, recipe, cfg, options, extra)
+            inputs, outputs = io_specs(cfg, plan.role)
+            graphs[plan.id] = GraphSpec(
+                id=plan.id, role=plan.role, precision=plan.precision, variant=plan.variant, file=plan.file,
+                inputs=inputs, outputs=outputs, batch=recipe.batch[plan.role], parity=parity,
+                fused_nodes=fused_nodes, extra=extra,
+            )
+            _log.info("%s: %.1f MB, parity %s, fused %s", plan.id, extra["size_bytes"] / 1e6, parity, fused_nodes)
+        del plain
+        if options.extra_graphs:
+            for role in extra_graphs.EXTRA_ROLES:
+                graphs[role] = _extra_graph(role, folder, model, cfg, recipe, data, step)
+
+        manifest = Manifest(
+            model=cfg,
+            graphs=graphs,
+            files={},
+            versions=package_versions(),
+            source_checkpoint=source,
+            opset=recipe.opset,
+            extra={
+                "recipe": recipe.to_dict(),
+                "tolerances": {p: dict(recipe.tolerances[p]) for p in precisions},
+                "parity_inputs": validation.PARITY_FILE,
+                "exporter": "torch.onnx.export(dynamo=True)",
+            },
+        )
+        step("engines")
+        _engines(folder, manifest, recipe, options)
+        step("manifest")
+        manifest.extra["export_seconds"] = round(time.perf_counter() - started, 1)
+        write_manifest(folder, manifest)
+    return manifest
+
+
+def _make_graph(
+    plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe, plain: dict[tuple[str, str], onnx.ModelProto]
+) -> tuple[onnx.ModelProto, dict[str, int], dict[str, Any]]:
+    """(graph, fused node counts, extra manifest fields) of one planned graph."""
+    heads = cfg.encoder.heads if plan.role == "encoder" else cfg.relation_head.heads
+    if plan.variant == "ort_fused":
+        proto, counts = attention_fusion.fuse_for_ort(plain[(plan.role, plan.precision)], heads, cfg.width, plan.role)
+        proto.graph.name = plan.id
+        fused_ops = [f"com.microsoft::{op}" for op in ("Attention", "MultiHeadAttention") if counts.get(op)]
+        return proto, counts, {"attention": fused_ops}
+    proto = _export(plan, model, cfg, recipe)
+    extra: dict[str, Any] = {"attention_scale": plan.attention_style}
+    if plan.variant == "plain":
+        plain[(plan.role, plan.precision)] = proto
+    else:
+        graph_checks.require_standard_ops(proto, plan.id)
+        # What TensorRT should fuse into its MHA kernels: one MatMul-Softmax-MatMul per attention.
+        extra["attention_patterns"] = sum(1 for n in proto.graph.node if n.op_type == "Softmax")
+    return proto, {}, extra
+
+
+def _extra_graph(role: str, folder: Path, model: Any, cfg: ModelConfig, recipe: Recipe, data, step: StepCallback) -> GraphSpec:
+    """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention)."""
+    import torch
+
+    step(f"write {role}")
+    t0 = time.perf_counter()
+    inputs, outputs = extra_graphs.io_specs(cfg, role)
+    generator = torch.Generator().manual_seed(0)
+    example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
+    proto = export_graph(
+        extra_graphs.build_module(model, role), example, [s.name for s in outputs], recipe.opset,
+        recipe.batch["relation_head"].max, role, extra_graphs.static_inputs(cfg, role),
+    )
+    path = folder / f"{role}.onnx"
+    save_graph(strip_metadata(proto), path)
+    extra = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
+    step(f"validate {role}")
+    parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, cfg, role, data, recipe.validation_batch_sizes)
+    validation.check_tolerance(f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"]))
+    _log.info("%s: %.1f MB, parity %s", role, extra["size_bytes"] / 1e6, parity)
+    return GraphSpec(
+        id=role, role=role, precision="fp32", variant="plain", file=path.name, inputs=inputs, outputs=outputs,
+        batch=recipe.batch["relation_head"], parity=parity, extra=extra,
+    )
+
+
+def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
+    import torch
+
+    module = build_export_module(model, plan.role, plan.precision, plan.attention_style)
+    inputs, outputs = io_specs(cfg, plan.role)
+    generator = torch.Generator().manual_seed(0)
+    example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
+    return export_graph(
+        module, example, [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id
+    )
+
+
+def _validate(
+    plan: GraphPlan, path: Path, data: Mapping[str, Any], recipe: Recipe, cfg: ModelConfig,
+    options: ExportOptions, extra: dict[str, Any],
+) -> dict[str, float]:
+    run = validation.ort_cpu_runner(path)
+    parity = validation.measure_parity(run, plan.role, data, recipe.validation_batch_sizes)
+    validation.check_tolerance(f"{path.name} ({plan.precision})", parity, recipe.tolerances[plan.precision])
+    if plan.variant == "trt" and options.lint != "never":
+        if graph_checks.polygraphy_available():
+            shapes = {s.name: concrete_shape(s, 1) for s in io_specs(cfg, plan.role)[0]}
+            extra["lint"] = {"tool": "polygraphy check lint", **graph_checks.lint(path, shapes)}
+        elif options.lint == "require":
+            raise ExportError("lint: polygraphy and onnx-graphsurgeon are not installed (pip install 'zse-infer[dev]')")
+        else:
+            extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
+    return parity
+
+
+def _require_engine_support() -> None:
+    from ..engines.environment import probe_tensorrt
+
+    env = probe_tensorrt()
+    if not env.ready:
+        raise ExportError(f"TensorRT engines requested but cannot be built here: {env.reason}")
+
+
+def _engines(folder: Path, manifest: Manifest, recipe: Recipe, options: ExportOptions) -> None:
+    if options.engines == "never":
+        manifest.extra["tensorrt"] = {"built": False, "reason": "engines not requested (--no-engines)"}
+        return
+    from ..engines.build import build_engines_for_manifest
+    from ..engines.environment import probe_tensorrt
+
+    env = probe_tensorrt()
+    if not env.ready:
+        if options.engines == "require":
+            raise ExportError(f"TensorRT engines requested but cannot be built here: {env.reason}")
+        # Not a warning: exporting ONNX only is the normal case on CPU machines; the reason goes into
+        # the manifest and the CLI prints it with the `zse-export build` command to run later.
+        _log.info("writing ONNX only, no TensorRT engines: %s", env.reason)
+        manifest.extra["tensorrt"] = {"built": False, "reason": env.reason}
+        return
+    build_engines_for_manifest(folder, manifest, recipe_trt=recipe.tensorrt, env=env, cache_dir=options.cache_dir)
+    manifest.extra["tensorrt"] = {"built": True, "version": env.version}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name.replace("-", "_")] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

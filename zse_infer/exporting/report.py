@@ -1,0 +1,134 @@
+"""Checking and describing an existing export folder: ``zse-export validate`` and ``zse-export inspect``.
+
+Needs no checkpoint and no torch for ONNX graphs: the folder carries its own
+built-in inputs and the PyTorch outputs for them (``parity_inputs.npz``).
+TensorRT engines are compared against ONNX Runtime CPU running the graph
+they were built from, and against the PyTorch reference.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from ..manifest import Manifest
+from . import extra_graphs, validation
+
+
+@dataclass
+class ParityRow:
+    target: str  # graph id or engine file
+    kind: str  # "onnx" or "tensorrt"
+    precision: str
+    errors: dict[str, float]  # vs the PyTorch reference
+    tolerance: dict[str, float]
+    vs_ort: dict[str, float] = field(default_factory=dict)  # engines only: vs ORT CPU on the source graph
+
+    @property
+    def passed(self) -> bool:
+        return all(err <= self.tolerance.get(name, float("inf")) for name, err in self.errors.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "passed": self.passed}
+
+
+def _tolerance(manifest: Manifest, precision: str) -> dict[str, float]:
+    tolerances = manifest.extra.get("tolerances") or manifest.extra.get("recipe", {}).get("tolerances", {})
+    if precision not in tolerances:
+        raise ExportError(f"manifest has no tolerances for precision {precision!r}")
+    return dict(tolerances[precision])
+
+
+def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: bool = True) -> list[ParityRow]:
+    """Parity of every graph (ORT CPU) and, with ``engines``, every engine valid on this GPU, on the built-in inputs."""
+    folder = Path(folder)
+    manifest = Manifest.load(folder, verify=True)  # IntegrityError names a tampered file
+    data, batch_sizes = validation.load_reference(folder / manifest.extra.get("parity_inputs", validation.PARITY_FILE))
+    rows = []
+    if graphs:
+        for gid, g in manifest.graphs.items():
+            if g.role in extra_graphs.EXTRA_ROLES:
+                errors = extra_graphs.folder_parity(folder, manifest, g.role, data, batch_sizes, validation.ort_cpu_runner)
+                rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
+                continue
+            run = validation.ort_cpu_runner(folder / g.file)
+            errors = validation.measure_parity(run, g.role, data, batch_sizes)
+            rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
+    if engines:
+        rows += _validate_engines(folder, manifest, data, batch_sizes)
+    return rows
+
+
+def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> list[ParityRow]:
+    from ..engines.cache import find_engine
+    from ..engines.environment import require_tensorrt
+    from ..engines.runner import EngineRunner
+
+    _, env = require_tensorrt()
+    usable = [
+        e for e in manifest.engines
+        if find_engine(manifest, e["graph"], str(env.version), str(env.compute_capability)) is e
+    ]
+    if not usable:
+        raise ExportError(
+            f"{folder}: no engine built for TensorRT {env.version} on compute capability {env.compute_capability}; "
+            f"run `zse-export build {folder}` first"
+        )
+    rows = []
+    for entry in usable:
+        graph = manifest.graphs[entry["graph"]]
+        fits = [b for b in batch_sizes if entry["batch"]["min"] <= b <= entry["batch"]["max"]]
+        run = EngineRunner(folder / entry["file"])
+        errors = validation.measure_parity(run, graph.role, data, fits)
+        # ORT CPU on the source graph, at the largest batch: rows are independent, so its first b rows
+        # are the reference for batch b.
+        feeds = {n: data[n][: max(fits)] for n in validation.ROLE_INPUTS[graph.role]}
+        ort_data = {**data, **validation.ort_cpu_runner(folder / graph.file)(feeds)}
+        vs_ort = validation.measure_parity(run, graph.role, ort_data, fits)
+        tolerance = _tolerance(manifest, graph.precision)
+        rows.append(ParityRow(entry["file"], "tensorrt", graph.precision, errors, tolerance, vs_ort))
+    return rows
+
+
+def format_rows(rows: list[ParityRow]) -> str:
+    lines = [f"{'target':<58} {'kind':<9} {'prec':<5} {'max abs error vs PyTorch (tolerance)':<44} result"]
+    for r in rows:
+        errs = ", ".join(f"{k} {v:.2e} ({r.tolerance.get(k, float('nan')):.0e})" for k, v in r.errors.items())
+        if r.vs_ort:
+            errs += "; vs ORT CPU " + ", ".join(f"{k} {v:.2e}" for k, v in r.vs_ort.items())
+        lines.append(f"{r.target:<58} {r.kind:<9} {r.precision:<5} {errs:<44} {'ok' if r.passed else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def describe_folder(folder: "str | os.PathLike", verify: bool = True) -> str:
+    """A human-readable summary of an export folder's manifest (hashes verified unless ``verify=False``)."""
+    folder = Path(folder)
+    m = Manifest.load(folder, verify=verify)
+    src = m.source_checkpoint
+    out = [
+        f"export folder {folder}  (schema {m.schema_version}, created {m.created}, opset {m.opset})",
+        f"model {m.model.name}: {m.model.encoder.depth} blocks, width {m.model.width}, {m.model.num_tokens} tokens",
+        f"checkpoint {src.get('path')} ({src.get('layout')}, sha256 {str(src.get('sha256', ''))[:16]}...)",
+        "versions " + ", ".join(f"{k} {v}" for k, v in m.versions.items()),
+        "",
+        f"{'graph':<26} {'prec':<5} {'variant':<10} {'MB':>7} {'batch':>10}  parity / fused nodes",
+    ]
+    for gid, g in m.graphs.items():
+        size = (folder / g.file).stat().st_size / 1e6 if (folder / g.file).is_file() else float("nan")
+        parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
+        fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
+        batch = f"{g.batch.min}/{g.batch.opt}/{g.batch.max}"
+        out.append(f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}" + (f"; {fused}" if fused else ""))
+    trt = m.extra.get("tensorrt", {})
+    out.append("")
+    if m.engines:
+        for e in m.engines:
+            key = e.get("key", {})
+            out.append(f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, {e.get('device')}")
+    else:
+        out.append(f"no TensorRT engines ({trt.get('reason', 'none built')})")
+    out.append(f"{len(m.files)} files, sha256 " + ("verified" if verify else "not verified"))
+    return "\n".join(out)

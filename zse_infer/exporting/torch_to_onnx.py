@@ -1,0 +1,128 @@
+"""torch module -> ONNX ModelProto, with the dynamic ``batch`` dimension and the contract's I/O names.
+
+Exporter choice: ``torch.onnx.export(..., dynamo=True)`` (torch.export +
+onnxscript). The TorchScript exporter is deprecated in current torch and
+slated for removal, so a new package should not depend on it. Facts about the
+dynamo exporter that shaped this module:
+
+* it emits ``scaled_dot_product_attention`` as the ONNX ``Attention`` op at
+  opset >= 23 (which neither ORT's fusions nor TensorRT 10's parser of our
+  supported range handle) and below that as a decomposition that multiplies
+  *both* q and k by sqrt(scale): neither pattern fuses. We therefore never
+  export SDPA: :mod:`~zse_infer.exporting.graph_modules` writes attention out
+  explicitly, with the scale where each consumer needs it;
+* it writes an invalid model when a graph input/output is named like a
+  parameter (initializer), so names are checked before exporting;
+* it records each node's module path (``pkg.torch.onnx.name_scopes``), which
+  our attention fusion relies on, and a Python stack trace per node, which
+  we strip before saving (bulk, and absolute paths of the exporting machine).
+
+Opset 18 (recipes may choose 17..21): LayerNormalization is native from 17
+(fp32 statistics via ``stash_type``); 18 is covered by every ORT release we
+support and by TensorRT 8.6 / 10.x's ONNX parser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from typing import Mapping, Sequence
+
+import onnx
+import torch
+
+from ..errors import ExportError
+
+_log = logging.getLogger(__name__)
+
+BATCH_DIM = "batch"
+# Tracing with batch 2 keeps torch.export from specialising the dimension (0 and 1 are special-cased).
+TRACE_BATCH = 2
+_STRIPPED_METADATA = ("pkg.torch.onnx.stack_trace",)
+
+
+def export_graph(
+    module: torch.nn.Module,
+    example: Mapping[str, torch.Tensor],
+    output_names: Sequence[str],
+    opset: int,
+    max_batch: int,
+    graph_name: str,
+    static_inputs: Sequence[str] = (),
+) -> onnx.ModelProto:
+    """Export ``module(**example)`` with a dynamic first dimension named ``batch`` on every input
+    but ``static_inputs`` (e.g. one query's tensors that a graph broadcasts over the batch)."""
+    parameter_names = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
+    clashes = sorted((set(example) | set(output_names)) & parameter_names)
+    if clashes:
+        raise ExportError(
+            f"graph {graph_name}: input/output name(s) {clashes} equal parameter names; the dynamo exporter "
+            "would write an invalid model (rename the parameters or the graph I/O)"
+        )
+    batch = torch.export.Dim(BATCH_DIM, min=1, max=max(max_batch, TRACE_BATCH))
+    dynamic_shapes = {name: (None if name in static_inputs else {0: batch}) for name in example}
+    args = tuple(example.values())
+    captured = io.StringIO()
+    try:
+        # The exporter prints its progress to stdout and warns that all inputs share the
+        # one "batch" axis (intended); keep both out of the user's terminal, in our log.
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+            warnings.filterwarnings("ignore", message=".*axis name: batch.*")
+            program = torch.onnx.export(
+                module,
+                args,
+                None,
+                input_names=list(example),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+            )
+    except Exception as exc:  # the exporter raises many types (torch._dynamo, onnxscript, ...)
+        raise ExportError(f"graph {graph_name}: torch.onnx.export failed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if captured.getvalue().strip():
+            _log.debug("torch.onnx output for %s:\n%s", graph_name, captured.getvalue().strip())
+    model = program.model_proto
+    model.graph.name = graph_name
+    _check_io(model, example, output_names, graph_name, static_inputs)
+    return model
+
+
+def _check_io(
+    model: onnx.ModelProto, example: Mapping[str, torch.Tensor], outputs: Sequence[str], name: str, static: Sequence[str] = ()
+) -> None:
+    got_in = [i.name for i in model.graph.input]
+    got_out = [o.name for o in model.graph.output]
+    if got_in != list(example) or got_out != list(outputs):
+        raise ExportError(
+            f"graph {name}: exported I/O names {got_in} -> {got_out}, expected {list(example)} -> {list(outputs)}"
+        )
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in static:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not dims or dims[0].dim_param != BATCH_DIM:
+            raise ExportError(f"graph {name}: {value.name} has no dynamic '{BATCH_DIM}' first dimension")
+
+
+def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop per-node stack traces (keep module scopes: small, and useful to read a graph)."""
+    for node in model.graph.node:
+        kept = [p for p in node.metadata_props if p.key not in _STRIPPED_METADATA]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    return model
+
+
+def save_graph(model: onnx.ModelProto, path) -> None:
+    """Check and write one self-contained .onnx file (every graph here is far below protobuf's 2 GB)."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path}: the exported graph is not valid ONNX ({exc})") from exc
+    onnx.save_model(model, str(path))

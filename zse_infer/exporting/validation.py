@@ -1,0 +1,126 @@
+"""Parity of exported graphs: ONNX Runtime (CPU) against the PyTorch model, on built-in inputs.
+
+The inputs are deterministic (seeded) images, and for the relation head the
+PyTorch encoder's tokens of those images, paired with a shift so every pair
+holds two different images. They and the PyTorch outputs are stored in the
+export folder (``parity_inputs.npz``) so that ``zse-export validate`` can
+re-check graphs and TensorRT engines later, on another machine, without the
+checkpoint or torch.
+
+This module needs numpy and onnxruntime only; the PyTorch reference is
+computed by :func:`reference_data`, which takes an already loaded model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import ExportError, require
+from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT
+
+_log = logging.getLogger(__name__)
+
+PARITY_FILE = "parity_inputs.npz"
+ROLE_INPUTS = {"encoder": (ENCODER_INPUT,), "relation_head": HEAD_INPUTS}
+ROLE_OUTPUTS = {"encoder": (ENCODER_OUTPUT,), "relation_head": (HEAD_OUTPUT,)}
+
+
+def builtin_images(config: ModelConfig, count: int, seed: int) -> np.ndarray:
+    """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise.
+
+    Blocks rather than pure noise so attention sees structure, as with real images.
+    """
+    size = config.encoder.image_size
+    patch = config.encoder.patch_size
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(-1.0, 1.0, size=(count, 3, size // patch, size // patch))
+    blocks = np.kron(coarse, np.ones((1, 1, patch, patch)))
+    noise = rng.normal(0.0, 0.1, size=blocks.shape)
+    return np.clip(blocks + noise, -1.0, 1.0).astype(np.float32)
+
+
+def reference_data(model: Any, config: ModelConfig, batch_sizes: Sequence[int], seed: int) -> dict[str, np.ndarray]:
+    """Built-in inputs and the PyTorch model's outputs for them (float32 arrays keyed by graph I/O name)."""
+    import torch
+
+    n = max(batch_sizes)
+    images = builtin_images(config, n, seed)
+    with torch.no_grad():
+        tokens = model.encode(torch.from_numpy(images))
+        photo = torch.roll(tokens, shifts=1, dims=0)  # pair each image with a different one (when n > 1)
+        score = model.relate(tokens, photo)
+    return {
+        ENCODER_INPUT: images,
+        ENCODER_OUTPUT: tokens.numpy(),
+        HEAD_INPUTS[0]: tokens.numpy(),
+        HEAD_INPUTS[1]: photo.numpy(),
+        HEAD_OUTPUT: score.numpy(),
+    }
+
+
+def save_reference(data: Mapping[str, np.ndarray], path: Path, batch_sizes: Sequence[int]) -> None:
+    np.savez(path, batch_sizes=np.asarray(batch_sizes, dtype=np.int64), **data)
+
+
+def load_reference(path: Path) -> tuple[dict[str, np.ndarray], list[int]]:
+    if not path.is_file():
+        raise ExportError(f"{path}: missing; expected the built-in parity inputs written by zse-export")
+    with np.load(path) as npz:
+        data = {k: npz[k] for k in npz.files}
+    return data, [int(b) for b in data.pop("batch_sizes")]
+
+
+Runner = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+def ort_cpu_runner(path: Path) -> Runner:
+    """A function feeds -> outputs over an ONNX Runtime CPU session of ``path``."""
+    ort = require("onnxruntime", "runtime", "validating exported graphs")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # warnings about unused initializers etc. are noise here
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own (pybind) exception types
+        raise ExportError(f"{path}: ONNX Runtime (CPU) cannot load the graph ({exc})") from exc
+    names = [o.name for o in session.get_outputs()]
+
+    def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, dict(feeds))))
+
+    return run
+
+
+def measure_parity(
+    run: Runner, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]
+) -> dict[str, float]:
+    """Max abs error per output of ``run`` against the reference outputs, over every batch size."""
+    errors = {name: 0.0 for name in ROLE_OUTPUTS[role]}
+    for b in batch_sizes:
+        feeds = {name: np.ascontiguousarray(data[name][:b]) for name in ROLE_INPUTS[role]}
+        outputs = run(feeds)
+        for name in errors:
+            got = np.asarray(outputs[name], dtype=np.float32)
+            want = data[name][:b]
+            if got.shape != want.shape:
+                raise ExportError(f"output {name} at batch {b}: received shape {got.shape}, expected {want.shape}")
+            if not np.all(np.isfinite(got)):
+                errors[name] = float("inf")
+                continue
+            errors[name] = max(errors[name], float(np.abs(got - want).max()))
+    return errors
+
+
+def check_tolerance(what: str, parity: Mapping[str, float], tolerance: Mapping[str, float]) -> None:
+    """Raise :class:`ExportError` naming every output whose error exceeds its tolerance."""
+    failures = [
+        f"{name}: max abs error {err:.3g} > tolerance {tolerance[name]:.3g}"
+        for name, err in parity.items()
+        if name in tolerance and not err <= tolerance[name]
+    ]
+    if failures:
+        raise ExportError(f"{what} failed validation against PyTorch: " + "; ".join(failures))
