@@ -3,8 +3,8 @@
 TensorRT needs an NVIDIA GPU even to create a Builder, and deserialising an
 engine without one crashes the process (measured), so every TensorRT code
 path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`. The GPU
-check goes through torch (the export side depends on it anyway) and never
-initialises TensorRT itself.
+check asks the CUDA runtime (cuda-python, else torch) and never initialises
+TensorRT itself.
 """
 
 from __future__ import annotations
@@ -42,11 +42,20 @@ def _import_tensorrt() -> tuple[ModuleType | None, str]:
 
 
 def probe_gpu() -> tuple[str | None, str | None, str]:
-    """(compute capability "M.m", device name, reason when there is none)."""
+    """(compute capability "M.m", device name, reason when there is none).
+
+    Asks the CUDA runtime through cuda-python (the runtime side, no torch), else torch.
+    """
+    from ..runtime import cuda
+
+    if cuda.available():
+        if cuda.gpu_count() == 0:
+            return None, None, "no CUDA GPU is visible (CUDA device count is 0)"
+        return cuda.compute_capability(0), cuda.device_name(0), ""
     try:
         torch = importlib.import_module("torch")
     except ImportError:
-        return None, None, "torch is not installed, so no GPU could be detected (pip install 'zse-infer[export]')"
+        return None, None, "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
     if not torch.cuda.is_available():
         return None, None, "no CUDA GPU is visible (torch.cuda.is_available() is False)"
     major, minor = torch.cuda.get_device_capability(0)

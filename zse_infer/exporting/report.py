@@ -65,7 +65,7 @@ def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: 
 def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> list[ParityRow]:
     from ..engines.cache import find_engine
     from ..engines.environment import require_tensorrt
-    from ..engines.runner import EngineRunner
+    from ..runtime.tensorrt_backend import TrtRunner
 
     _, env = require_tensorrt()
     usable = [
@@ -81,7 +81,7 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
     for entry in usable:
         graph = manifest.graphs[entry["graph"]]
         fits = [b for b in batch_sizes if entry["batch"]["min"] <= b <= entry["batch"]["max"]]
-        run = EngineRunner(folder / entry["file"])
+        run = TrtRunner(graph, folder / entry["file"]).run
         errors = validation.measure_parity(run, graph.role, data, fits)
         # ORT CPU on the source graph, at the largest batch: rows are independent, so its first b rows
         # are the reference for batch b.

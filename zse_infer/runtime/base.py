@@ -65,6 +65,8 @@ class Runner(ABC):
                     f"graph {self.graph.id}: input '{spec.name}' received shape {_format_shape(value.shape)}, "
                     f"expected {_format_shape(spec.shape)}"
                 )
+            if not _batched(spec):
+                continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
                 raise InputError(
                     f"graph {self.graph.id}: inputs have different batch sizes ({batch} and {value.shape[0]} for '{spec.name}')"
@@ -79,8 +81,12 @@ class Runner(ABC):
         if n == 0:
             return {t.name: np.zeros(_empty_shape(t), dtype=t.dtype) for t in self.graph.outputs}
         parts: list[dict[str, np.ndarray]] = []
+        batched = {t.name for t in self.graph.inputs if _batched(t)}
         for start in range(0, n, self.max_batch):
-            chunk = {name: np.ascontiguousarray(v[start : start + self.max_batch]) for name, v in inputs.items()}
+            chunk = {
+                name: np.ascontiguousarray(v[start : start + self.max_batch] if name in batched else v)
+                for name, v in inputs.items()
+            }
             parts.append(self._run_batch(chunk))
         if len(parts) == 1:
             return parts[0]
@@ -92,6 +98,11 @@ class Runner(ABC):
 
     def close(self) -> None:  # pragma: no cover - overridden where resources are held
         """Release engine/session resources."""
+
+
+def _batched(spec: TensorSpec) -> bool:
+    """Inputs whose leading dimension is dynamic are split into batches; fixed ones are broadcast."""
+    return bool(spec.shape) and isinstance(spec.shape[0], str)
 
 
 def _shape_matches(shape: tuple[int, ...], spec: TensorSpec) -> bool:

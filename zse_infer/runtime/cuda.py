@@ -37,6 +37,20 @@ def _check(result: tuple, what: str):
     return rest[0] if len(rest) == 1 else rest
 
 
+def available() -> bool:
+    """Whether cuda-python is installed (not whether a GPU is present)."""
+    try:
+        _cudart()
+    except DependencyError:
+        return False
+    return True
+
+
+def device_name(device: int = 0) -> str:
+    name = _check(_cudart().cudaGetDeviceProperties(device), "cudaGetDeviceProperties").name
+    return name.decode(errors="replace").rstrip("\x00") if isinstance(name, bytes) else str(name)
+
+
 def gpu_count() -> int:
     """Number of usable CUDA devices; 0 when cuda-python, a driver or a GPU is missing."""
     try:
