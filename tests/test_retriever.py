@@ -244,3 +244,27 @@ def test_retriever_works_without_torch(tiny_export, tmp_path, golden_images):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert "ok onnxruntime-cpu" in out.stdout
+
+
+def test_fast_relation_graphs_and_stored_projections_match_the_compat_graph(tiny_export, photos, sketch, tmp_path):
+    compat = Retriever.load(tiny_export, relation="compat")
+    compat.index(photos, progress=False)
+    fast = Retriever.load(tiny_export, relation="fast")
+    fast.index(photos, progress=False)
+    cached = Retriever.load(tiny_export, gallery=tmp_path / "proj", relation="fast", projections=True)
+    cached.index(photos, progress=False)
+    assert cached.gallery.projections and len(list((tmp_path / "proj" / "shards").glob("*.proj.npy"))) == 1
+    want = compat.search(sketch, k=12, rerank="all")
+    for r in (fast, cached, Retriever.load(tiny_export, gallery=tmp_path / "proj")):
+        got = r.search(sketch, k=12, rerank="all")
+        assert [h.id for h in got] == [h.id for h in want]
+        assert np.allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+
+
+def test_fast_relation_needs_onnxruntime(tiny_export):
+    r = Retriever.load(tiny_export, backend="torch", checkpoint=tiny_export.parent / "tiny.pth", relation="fast")
+    r.index([np.full((32, 32, 3), 9, np.uint8)], progress=False)
+    with pytest.raises(InputError, match="relation='fast'"):
+        r.search(np.full((32, 32, 3), 0, np.uint8), rerank=1)
+    with pytest.raises(InputError, match="relation"):
+        Retriever.load(tiny_export, relation="quick")

@@ -9,6 +9,9 @@ Layout, version 1 (everything but ``gallery.json`` lives in ``shards/``)::
       shards/<name>.tokens.npy      float16 (n, tokens, width): all encoder tokens, memory-mapped
       shards/<name>.ret.npy         float32 (n, width): token 0, L2-normalised (stage-1 search)
       shards/<name>.meta.json       {"ids": [...], "paths": [... or null]}
+      shards/<name>.proj.npy        optional float16 (n, 3N-1, width): the photo side of the relation
+                                    head (keys N | queries N-1 | values N), for galleries created with
+                                    projections=True (reranking then skips that per-candidate work)
 
 ``gallery.json``::
 
@@ -69,6 +72,7 @@ class Shard:
     paths: list[str | None] = field(default_factory=list, repr=False)
     tokens: np.ndarray | None = field(default=None, repr=False)  # memmap (n, T, D) float16
     ret: np.ndarray | None = field(default=None, repr=False)  # (n, D) float32, unit norm
+    proj: np.ndarray | None = field(default=None, repr=False)  # memmap (n, 3T-1, D) float16, optional
 
     def entry(self) -> dict[str, Any]:
         return {"name": self.name, "count": self.count, "sha256": dict(self.sha256)}
@@ -108,10 +112,16 @@ class Gallery:
     (``path=None`` keeps it in a temporary folder until :meth:`save`).
     """
 
-    def __init__(self, root: Path, tokens_shape: tuple[int, int], model: dict[str, Any], temporary: bool = False):
+    def __init__(
+        self, root: Path, tokens_shape: tuple[int, int], model: dict[str, Any], temporary: bool = False, projections: bool = False
+    ):
         self.root = root
         self.tokens_shape = tuple(tokens_shape)
         self.model = dict(model)
+        self.projections = projections
+        self.parts = PARTS + (("proj",) if projections else ())
+        n, d = self.tokens_shape
+        self.proj_shape = (3 * n - 1, d)
         self.shards: list[Shard] = []
         self.temporary = temporary
         self._ret_matrix: np.ndarray | None = None
@@ -122,16 +132,18 @@ class Gallery:
 
     # ------------------------------------------------------------------ creation and loading
     @classmethod
-    def create(cls, path: str | os.PathLike | None, tokens_shape: tuple[int, int], model: dict[str, Any]) -> "Gallery":
+    def create(
+        cls, path: str | os.PathLike | None, tokens_shape: tuple[int, int], model: dict[str, Any], projections: bool = False
+    ) -> "Gallery":
         """A new empty gallery at ``path`` (must not hold one), or in a temporary folder."""
         if path is None:
             root = Path(tempfile.mkdtemp(prefix="zse-gallery-"))
-            gallery = cls(root, tokens_shape, model, temporary=True)
+            gallery = cls(root, tokens_shape, model, temporary=True, projections=projections)
         else:
             root = Path(path)
             if (root / RECORD).exists():
                 raise GalleryError(f"{root}: already holds a gallery; open it with Gallery.open to append")
-            gallery = cls(root, tokens_shape, model)
+            gallery = cls(root, tokens_shape, model, projections=projections)
         (root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         gallery._commit([])
         return gallery
@@ -152,7 +164,7 @@ class Gallery:
                 f"expected {FORMAT!r} version {VERSION}"
             )
         try:
-            gallery = cls(root, tuple(record["tokens"]), record.get("model", {}))
+            gallery = cls(root, tuple(record["tokens"]), record.get("model", {}), projections="proj" in record.get("parts", PARTS))
             gallery.shards = [gallery._load_shard(s["name"], int(s["count"]), s.get("sha256", {})) for s in record["shards"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise GalleryError(f"{record_path}: malformed gallery record ({exc})") from exc
@@ -161,7 +173,7 @@ class Gallery:
         return gallery
 
     def _load_shard(self, name: str, count: int, sha: dict[str, str]) -> Shard:
-        paths = {p: _part_path(self.root, name, p) for p in PARTS}
+        paths = {p: _part_path(self.root, name, p) for p in self.parts}
         for part, path in paths.items():
             if not path.is_file():
                 raise GalleryError(f"{path}: shard file listed in {RECORD} is missing")
@@ -169,6 +181,7 @@ class Gallery:
             tokens = np.load(paths["tokens"], mmap_mode="r", allow_pickle=False)
             ret = np.load(paths["ret"], allow_pickle=False)
             meta = json.loads(paths["meta"].read_text())
+            proj = np.load(paths["proj"], mmap_mode="r", allow_pickle=False) if self.projections else None
         except (OSError, ValueError, json.JSONDecodeError) as exc:
             raise GalleryError(f"{self.root / SHARD_DIR}: shard {name} is unreadable ({exc})") from exc
         expect_tokens = (count, *self.tokens_shape)
@@ -178,7 +191,9 @@ class Gallery:
             )
         if ret.shape != (count, self.tokens_shape[1]) or len(meta.get("ids", [])) != count:
             raise GalleryError(f"{self.root / SHARD_DIR}: shard {name} parts disagree on the row count {count}")
-        return Shard(name, count, dict(sha), list(meta["ids"]), list(meta["paths"]), tokens, ret)
+        if proj is not None and proj.shape != (count, *self.proj_shape):
+            raise GalleryError(f"{paths['proj']}: received shape {proj.shape}, expected {(count, *self.proj_shape)}")
+        return Shard(name, count, dict(sha), list(meta["ids"]), list(meta["paths"]), tokens, ret, proj)
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -215,14 +230,23 @@ class Gallery:
 
     def tokens(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """float32 (len(rows), T, D) tokens of the given gallery rows, in the order given."""
+        return self._gather(rows, "tokens", self.tokens_shape)
+
+    def projections_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """float32 (len(rows), 3T-1, D) stored photo-side projections (galleries with projections=True)."""
+        if not self.projections:
+            raise GalleryError(f"{self.root}: this gallery stores no projections (create it with projections=True)")
+        return self._gather(rows, "proj", self.proj_shape)
+
+    def _gather(self, rows, part: str, shape: tuple[int, int]) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.tokens_shape), dtype=np.float32)
+        out = np.empty((len(rows), *shape), dtype=np.float32)
         shard_idx, local = self._locate(rows)
         for s in np.unique(shard_idx):
             mask = shard_idx == s
             order = np.argsort(local[mask])  # sorted reads are kinder to the page cache
             out_rows = np.flatnonzero(mask)[order]
-            out[out_rows] = self.shards[s].tokens[local[mask][order]]
+            out[out_rows] = getattr(self.shards[s], part)[local[mask][order]]
         return out
 
     def row_info(self, row: int) -> tuple[str, str | None]:
@@ -235,7 +259,7 @@ class Gallery:
         from .manifest import sha256_file
 
         for shard in self.shards:
-            for part in PARTS:
+            for part in self.parts:
                 path = _part_path(self.root, shard.name, part)
                 if shard.sha256.get(part) and sha256_file(path) != shard.sha256[part]:
                     raise IntegrityError(f"{path}: sha256 does not match {RECORD}")
@@ -255,11 +279,16 @@ class Gallery:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def write_shard(self, tokens: np.ndarray, ids: Sequence[str], paths: Sequence[str | None]) -> Shard:
+    def write_shard(
+        self, tokens: np.ndarray, ids: Sequence[str], paths: Sequence[str | None], proj: np.ndarray | None = None
+    ) -> Shard:
         """Write one immutable shard (not yet visible to readers: call :meth:`commit`)."""
         n = len(ids)
         if tokens.shape != (n, *self.tokens_shape) or len(paths) != n:
             raise GalleryError(f"shard of {n} ids received tokens {tokens.shape}, expected {(n, *self.tokens_shape)}")
+        if self.projections and (proj is None or proj.shape != (n, *self.proj_shape)):
+            got = None if proj is None else proj.shape
+            raise GalleryError(f"shard of {n} ids received projections {got}, expected {(n, *self.proj_shape)}")
         name = f"{len(self) + n:09d}-{secrets.token_hex(4)}"
         tok16 = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
         # Normalise the stored float16 token 0, so stage 1 ranks exactly what stage 2 reads.
@@ -270,6 +299,8 @@ class Gallery:
             "ret": _write_file_atomic(_part_path(self.root, name, "ret"), _npy_bytes(ret)),
             "meta": _write_file_atomic(_part_path(self.root, name, "meta"), meta),
         }
+        if self.projections:
+            sha["proj"] = _write_file_atomic(_part_path(self.root, name, "proj"), _npy_bytes(proj.astype(TOKEN_DTYPE)))
         return self._load_shard(name, n, sha)
 
     def read_pending(self) -> list[Shard]:
@@ -309,6 +340,7 @@ class Gallery:
             "count": sum(s.count for s in shards),
             "tokens": list(self.tokens_shape),
             "token_dtype": np.dtype(TOKEN_DTYPE).name,
+            "parts": list(self.parts),
             "model": self.model,
             "shards": [s.entry() for s in shards],
         }
@@ -318,7 +350,7 @@ class Gallery:
 
     def discard(self, shards: Sequence[Shard]) -> None:
         for s in shards:
-            for part in PARTS:
+            for part in self.parts:
                 _part_path(self.root, s.name, part).unlink(missing_ok=True)
 
     def remove_orphans(self) -> None:
@@ -340,13 +372,13 @@ class Gallery:
             raise GalleryError(f"{target}: exists, is not empty and holds no gallery; refusing to write into it")
         (target / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         for s in self.shards:
-            for part in PARTS:
+            for part in self.parts:
                 src, dst = _part_path(self.root, s.name, part), _part_path(target, s.name, part)
                 if not dst.exists():
                     tmp = dst.with_name(f".{dst.name}.tmp")
                     shutil.copyfile(src, tmp)
                     os.replace(tmp, dst)
-        saved = Gallery(target, self.tokens_shape, self.model)
+        saved = Gallery(target, self.tokens_shape, self.model, projections=self.projections)
         saved._commit([saved._load_shard(s.name, s.count, s.sha256) for s in self.shards])
         saved.remove_orphans()
         return saved

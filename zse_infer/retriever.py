@@ -75,6 +75,8 @@ class Retriever:
         self._index: RetIndex | None = None
         self._index_size = -1
         self._explainer = None
+        self._relation_mode = "auto"
+        self._fast: dict | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -88,11 +90,21 @@ class Retriever:
         verify: bool = True,
         max_batch: int | None = None,
         threads: int | None = None,
+        relation: str = "auto",
+        projections: bool = False,
     ) -> "Retriever":
         """Open an export folder (hashes verified) and optionally a gallery folder.
 
-        A ``gallery`` path that holds no gallery yet is created on first :meth:`index`.
+        A ``gallery`` path that holds no gallery yet is created. ``relation``: how
+        stage 2 scores pairs: ``"fast"`` (the restructured graphs: per-image
+        projections once, see :mod:`zse_infer.model.fast_relation`), ``"compat"``
+        (``relation_head.onnx``, one pair per row) or ``"auto"`` (fast where the
+        folder has the graphs and ONNX Runtime runs them). ``projections=True``
+        creates a new gallery that also stores each photo's relation-head
+        projections (about 3x the token storage) so reranking skips that work.
         """
+        if relation not in ("auto", "fast", "compat"):
+            raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
         export_dir = Path(export_dir)
         manifest = Manifest.load(export_dir, verify=verify)
         runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
@@ -106,8 +118,10 @@ class Retriever:
                     f"{model_info} tokens {tokens_shape}. Re-index the photos with this model."
                 )
         else:
-            g = Gallery.create(gallery, tokens_shape, model_info)
-        return cls(export_dir, manifest, runners, g)
+            g = Gallery.create(gallery, tokens_shape, model_info, projections=projections)
+        retriever = cls(export_dir, manifest, runners, g)
+        retriever._relation_mode = relation
+        return retriever
 
     @staticmethod
     def _model_info(manifest: Manifest) -> dict[str, Any]:
@@ -137,15 +151,53 @@ class Retriever:
         pixels = self._preprocess(images, modality)
         return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
 
+    def _fast_runners(self) -> dict | None:
+        """Runners of the restructured relation graphs, or None where the compatibility graph is used."""
+        if self._fast is None:
+            roles = ("relation_sketch", "relation_photo", "relation_pair")
+            have = all(self.manifest.find_graphs(r) for r in roles)
+            usable = have and self.runners.backend.startswith("onnxruntime") and self._relation_mode != "compat"
+            if self._relation_mode == "fast" and not usable:
+                raise InputError(
+                    "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version) "
+                    f"and the ONNX Runtime backend (this retriever runs {self.runners.backend})"
+                )
+            if not usable:
+                self._fast = {}
+            else:
+                from .runtime.onnxruntime_backend import OrtRunner
+
+                providers = self.runners.encoder.providers
+                self._fast = {r: OrtRunner(self.manifest.select_graph(r, ("fp32",), ("plain",)), self.export_dir, providers) for r in roles}
+        return self._fast or None
+
+    def _photo_side(self, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
+        return self._fast_runners()["relation_photo"].run({"photo_tokens": photo_tokens})
+
     def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         scores = np.empty(len(rows), dtype=np.float32)
+        fast = self._fast_runners()
+        sketch = np.ascontiguousarray(sketch_tokens[None], dtype=np.float32)
+        if fast:
+            # Once per query: the sketch's projections, broadcast over every candidate.
+            sketch_side = {"sketch_tokens": sketch, **fast["relation_sketch"].run({"sketch_tokens": sketch})}
+        n = self.manifest.model.num_tokens
         for start in range(0, len(rows), RERANK_CHUNK):
             chunk = rows[start : start + RERANK_CHUNK]
             photo = self.gallery.tokens(chunk)
-            sketch = np.broadcast_to(sketch_tokens.astype(np.float32), photo.shape)
-            out = self.runners.relation_head.run({HEAD_INPUTS[0]: np.ascontiguousarray(sketch), HEAD_INPUTS[1]: photo})
+            if not fast:
+                tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
+                out = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})
+            else:
+                if self.gallery.projections:
+                    proj = self.gallery.projections_of(chunk)  # computed at index time
+                    photo_side = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
+                    photo_side = {k: np.ascontiguousarray(v) for k, v in photo_side.items()}
+                else:
+                    photo_side = self._photo_side(photo)
+                out = fast["relation_pair"].run({**sketch_side, "photo_tokens": photo, **photo_side})
             scores[start : start + len(chunk)] = out[HEAD_OUTPUT]
         return scores
 
@@ -205,7 +257,8 @@ class Retriever:
                     part = todo[start : start + shard_size]
                     tokens, kept = self._encode_part(part, batch, on_error, report, bar)
                     if kept:
-                        shard = gallery.write_shard(tokens, [i for _, i in kept], [source_path(s) for s, _ in kept])
+                        proj = self._projections_for(tokens) if gallery.projections else None
+                        shard = gallery.write_shard(tokens, [i for _, i in kept], [source_path(s) for s, _ in kept], proj)
                         written.append(shard)
                         # Record progress so a killed run resumes from here.
                         gallery.write_pending([*adopted, *written])
@@ -221,6 +274,13 @@ class Retriever:
         if report.failed:
             _log.warning("indexing skipped %d unreadable photos: %s", len(report.failed), report.failed[:5])
         return report
+
+    def _projections_for(self, tokens: np.ndarray) -> np.ndarray:
+        """The photo side of the relation head, (n, 3T-1, D): keys | queries | values."""
+        if not self._fast_runners():
+            raise GalleryError("this gallery stores projections, which needs the relation_photo graph and ONNX Runtime")
+        side = self._photo_side(tokens.astype(np.float16).astype(np.float32))  # from the tokens as stored
+        return np.concatenate([side["photo_k"], side["photo_q"], side["photo_v"]], axis=1)
 
     def _encode_part(self, part, batch: int, on_error: str, report: IndexReport, bar):
         config = self.manifest.preprocess["photo"]
