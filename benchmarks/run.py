@@ -212,6 +212,16 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
                 return fn()
 
         return run
+    if backend.startswith("onnxruntime-fast"):
+        graphs = {r: args.setdefault(f"_runner_{r}", _ort_runner(args["export_dir"], r, "fp32", "onnxruntime")) for r in ("relation_sketch", "relation_photo", "relation_pair")}
+        cached = graphs["relation_photo"].run({"photo_tokens": photos}) if backend.endswith("cached") else None
+
+        def run():
+            side = {"sketch_tokens": sketch, **graphs["relation_sketch"].run({"sketch_tokens": sketch})}
+            photo_side = cached if cached is not None else graphs["relation_photo"].run({"photo_tokens": photos})
+            return graphs["relation_pair"].run({**side, "photo_tokens": photos, **photo_side})
+
+        return run
     runner = args.setdefault(f"_runner_{backend}_{precision}", _ort_runner(args["export_dir"], "relation_head", precision, backend))
     tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape))
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
@@ -427,7 +437,8 @@ def main() -> None:
         encoders += [("onnxruntime", p) for p in precisions if p != "fp32"]
         for backend, precision in encoders:
             records += run_child("encoder", {**base, "backend": backend, "precision": precision}, tmp)
-        heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32")]
+        heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"),
+                 ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32"), ("onnxruntime-fast", "fp32"), ("onnxruntime-fast-cached", "fp32")]
         heads += [("onnxruntime", p) for p in precisions if p != "fp32"]
         for backend, precision in heads:
             records += run_child("relation", {**base, "backend": backend, "precision": precision}, tmp)

@@ -156,7 +156,11 @@ class Retriever:
         if self._fast is None:
             roles = ("relation_sketch", "relation_photo", "relation_pair")
             have = all(self.manifest.find_graphs(r) for r in roles)
-            usable = have and self.runners.backend.startswith("onnxruntime") and self._relation_mode != "compat"
+            # The restructured graphs are fp32: an int8/fp16 deployment reranks with its own relation head.
+            usable = (
+                have and self.runners.backend.startswith("onnxruntime") and self.runners.precision == "fp32"
+                and self._relation_mode != "compat"
+            )
             if self._relation_mode == "fast" and not usable:
                 raise InputError(
                     "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version) "

@@ -51,6 +51,7 @@ def _export_options(func: Callable) -> Callable:
         click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint (.pth/.safetensors) to export."),
         click.option("--out", type=click.Path(path_type=Path), help="Export folder [default: engines/<recipe name>]."),
         click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
+        click.option("--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."),
         click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
         click.option("--recipe", help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16]."),
         click.option("--max-batch", multiple=True, callback=_parse_max_batch,
@@ -98,7 +99,7 @@ def _fail(exc: ZseError) -> None:
     raise click.ClickException(str(exc)) from exc
 
 
-def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir) -> None:
+def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False) -> None:
     from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
 
     if checkpoint is None:
@@ -107,7 +108,7 @@ def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite
         resolved = resolve_recipe(recipe, config_name)
         out = out or Path("engines") / resolved.name
         options = ExportOptions(
-            fp16=fp16, max_batch=max_batch, overwrite=overwrite,
+            fp16=fp16, int8=int8, max_batch=max_batch, overwrite=overwrite,
             engines={None: "auto", True: "require", False: "never"}[engines], cache_dir=cache_dir,
         )
         steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")

@@ -37,6 +37,8 @@ class ExportOptions:
     engines: str = "auto"  # "auto": build if TensorRT and a GPU are present; "never"; "require"
     # The explain graph and the restructured relation head (relation_sketch/photo/pair).
     extra_graphs: bool = True
+    # int8 (dynamically quantised) encoder and relation head for ONNX Runtime on CPUs; opt-in.
+    int8: bool = False
     lint: str = "auto"  # "auto": polygraphy lint if installed; "never"; "require"
     cache_dir: "str | os.PathLike | None" = None
 
@@ -65,7 +67,7 @@ def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
         steps += [f"write {g.id}", f"validate {g.id}"]
     for role in extra_graphs.EXTRA_ROLES:
         steps += [f"write {role}", f"validate {role}"]
-    return steps + ["engines", "manifest"]
+    return steps + ["int8", "engines", "manifest"]
 
 
 def export_model(
@@ -141,6 +143,10 @@ def export_model(
         if options.extra_graphs:
             for role in extra_graphs.EXTRA_ROLES:
                 graphs[role] = _extra_graph(role, folder, model, cfg, recipe, data, step)
+        step("int8")
+        if options.int8:
+            for role in ("encoder", "relation_head"):
+                graphs[f"{role}_int8"] = _int8_graph(graphs[role], folder, recipe, data)
 
         manifest = Manifest(
             model=cfg,
@@ -151,7 +157,10 @@ def export_model(
             opset=recipe.opset,
             extra={
                 "recipe": recipe.to_dict(),
-                "tolerances": {p: dict(recipe.tolerances[p]) for p in precisions},
+                "tolerances": {
+                    **{p: dict(recipe.tolerances[p]) for p in precisions},
+                    **({"int8": dict(recipe.tolerances.get("int8", _int8_defaults()))} if options.int8 else {}),
+                },
                 "parity_inputs": validation.PARITY_FILE,
                 "exporter": "torch.onnx.export(dynamo=True)",
             },
@@ -211,6 +220,29 @@ def _extra_graph(role: str, folder: Path, model: Any, cfg: ModelConfig, recipe: 
     )
 
 
+def _int8_graph(source: GraphSpec, folder: Path, recipe: Recipe, data) -> GraphSpec:
+    """Quantise an fp32 plain graph to int8 and validate it (looser, documented tolerances)."""
+    from dataclasses import replace as _replace
+
+    from .quantize import DEFAULT_INT8_TOLERANCES, quantize_int8, ret_token_cosine
+
+    t0 = time.perf_counter()
+    gid = f"{source.role}_int8"
+    path = folder / f"{gid}.onnx"
+    quantize_int8(folder / source.file, path)
+    run = validation.ort_cpu_runner(path)
+    parity = validation.measure_parity(run, source.role, data, recipe.validation_batch_sizes)
+    tolerance = dict(recipe.tolerances.get("int8", DEFAULT_INT8_TOLERANCES))
+    validation.check_tolerance(f"{path.name} (int8)", parity, tolerance)
+    extra = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size, "quantization": "dynamic, per-channel int8 MatMul/Gemm weights"}
+    if source.role == "encoder":
+        n = max(recipe.validation_batch_sizes)
+        tokens = run({"image": data["image"][:n]})["tokens"]
+        extra["ret_token_cosine_min"] = ret_token_cosine(data["tokens"][:n], tokens)
+    _log.info("%s: %.1f MB, parity %s", gid, extra["size_bytes"] / 1e6, parity)
+    return _replace(source, id=gid, precision="int8", file=path.name, parity=parity, fused_nodes={}, extra=extra)
+
+
 def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
     import torch
 
@@ -239,6 +271,12 @@ def _validate(
         else:
             extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
     return parity
+
+
+def _int8_defaults() -> dict[str, float]:
+    from .quantize import DEFAULT_INT8_TOLERANCES
+
+    return dict(DEFAULT_INT8_TOLERANCES)
 
 
 def _require_engine_support() -> None:
