@@ -117,7 +117,7 @@ def write_results_grid(path: str | os.PathLike, results: Sequence[QueryResult], 
             if q.label is not None and hit_label is not None:
                 color = (34, 170, 34) if hit_label == q.label else (221, 51, 51)
                 draw.rectangle([x - 3, y - 3, x + cell + 2, y + cell + 2], outline=color, width=3)
-            draw.text((x, y + cell + 2), f"#{h.rank} {h.score:.3f}", fill="black")
+            draw.text((x, y + cell + 2), f"#{h.rank}: {h.score:.3f}", fill="black")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
