@@ -124,8 +124,6 @@ def work_encoder(args: dict) -> list[dict]:
 
 
 def _encoder_fn(backend: str, precision: str, args: dict):
-    import numpy as np
-
     if backend in ("official", "torch"):
         import torch
 

@@ -4,7 +4,7 @@ from PIL import Image
 
 from zse_infer import Retriever
 from zse_infer.errors import InputError
-from zse_infer.explain import build_explanation, colormap, synthesize_patches
+from zse_infer.explain import colormap, synthesize_patches
 from zse_infer.testing.images import make_photo_files
 
 
@@ -83,7 +83,7 @@ def test_synthesis_pastes_the_matched_photo_patches(retriever, golden_images, tm
 
 def test_synthesis_choice_follows_attention():
     """Hand-made attention: patch 0 attends most to photo 1's patch 3, the rest to photo 0's patch 0."""
-    n, grid, cell = 4, 2, 2
+    n = 4
     sketch = np.zeros((4, 4, 3), np.uint8)
     photos = [np.full((4, 4, 3), 10, np.uint8), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)]
     att = [np.full((n + 1, n + 1), 0.1), np.full((n + 1, n + 1), 0.05)]

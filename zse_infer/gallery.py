@@ -32,7 +32,6 @@ those photos again, and commits them with its own.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import logging
@@ -49,7 +48,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import GalleryError, IntegrityError
-from .manifest import write_json_atomic
+from .manifest import write_bytes_atomic, write_json_atomic
 from .vectors import l2_normalize
 
 _log = logging.getLogger(__name__)
@@ -81,22 +80,6 @@ class Shard:
 def _part_path(root: Path, name: str, part: str) -> Path:
     suffix = ".meta.json" if part == "meta" else f".{part}.npy"
     return root / SHARD_DIR / f"{name}{suffix}"
-
-
-def _write_file_atomic(path: Path, data: bytes) -> str:
-    """Write bytes via a temp file + fsync + rename; return their sha256."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return hashlib.sha256(data).hexdigest()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -295,12 +278,12 @@ class Gallery:
         ret = l2_normalize(tok16[:, 0].astype(np.float32))
         meta = json.dumps({"ids": list(ids), "paths": list(paths)}).encode()
         sha = {
-            "tokens": _write_file_atomic(_part_path(self.root, name, "tokens"), _npy_bytes(tok16)),
-            "ret": _write_file_atomic(_part_path(self.root, name, "ret"), _npy_bytes(ret)),
-            "meta": _write_file_atomic(_part_path(self.root, name, "meta"), meta),
+            "tokens": write_bytes_atomic(_part_path(self.root, name, "tokens"), _npy_bytes(tok16)),
+            "ret": write_bytes_atomic(_part_path(self.root, name, "ret"), _npy_bytes(ret)),
+            "meta": write_bytes_atomic(_part_path(self.root, name, "meta"), meta),
         }
         if self.projections:
-            sha["proj"] = _write_file_atomic(_part_path(self.root, name, "proj"), _npy_bytes(proj.astype(TOKEN_DTYPE)))
+            sha["proj"] = write_bytes_atomic(_part_path(self.root, name, "proj"), _npy_bytes(proj.astype(TOKEN_DTYPE)))
         return self._load_shard(name, n, sha)
 
     def read_pending(self) -> list[Shard]:

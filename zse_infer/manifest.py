@@ -265,17 +265,23 @@ class Manifest:
         return path
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> str:
+    """Write ``data`` via a temp file beside ``path``, fsync and rename: readers see the old file or
+    the whole new one, never half of it. Returns the sha256 of ``data``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; a manifest is meant to be read by others
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; these files are meant to be read by others
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from zse_infer.errors import BackendError, IntegrityError, ManifestError
+from zse_infer.errors import IntegrityError, ManifestError
 from zse_infer.manifest import Manifest
 from zse_infer.model import load_model
 from zse_infer.runtime.select import open_runners

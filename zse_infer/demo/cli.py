@@ -16,6 +16,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -64,7 +65,7 @@ def _export(checkpoint: Path, out: Path, config: str, label: str) -> Path:
     return out
 
 
-def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backend: str) -> tuple[dict, "Retriever"]:
+def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backend: str) -> tuple[dict, Any]:
     from ..evaluation import evaluate
     from ..retriever import Retriever
 

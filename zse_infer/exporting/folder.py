@@ -37,6 +37,7 @@ def staged_folder(out: "str | os.PathLike", overwrite: bool = False) -> Iterator
     check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700; an export folder is meant to be deployed and read by others
     try:
         yield staging
         _replace(staging, out, overwrite)
