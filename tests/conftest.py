@@ -71,3 +71,21 @@ def tiny_export(tmp_path_factory) -> Path:
     out = root / "export"
     export_model(checkpoint, out, config="tiny", recipe="tiny")
     return out
+
+
+@pytest.fixture(scope="session")
+def full_export(parity_state, tmp_path_factory):
+    """One full-size (ViT-B/16) export of the parity weights per session (fp32 + fp16, every graph):
+    about 2.5 minutes on 2 cores, ~1.8 GB in a temp folder. Shared by every slow test that needs it."""
+    import torch
+
+    from zse_infer.exporting.pipeline import ExportOptions, export_model
+
+    root = tmp_path_factory.mktemp("full_export")
+    checkpoint = root / "best_checkpoint.pth"
+    torch.save({"model": parity_state, "epoch": 1}, checkpoint)
+    out = root / "zse_vit_b16"
+    manifest = export_model(checkpoint, out, config="zse_vit_b16", options=ExportOptions(fp16=True))
+    return out, manifest
+
+
