@@ -225,10 +225,10 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
 
-def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0):
+def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0, projections: bool = False):
     """A gallery of ``n`` synthetic photos: random ret-tokens; token storage is a sparse file of
     zeros (the relation head's cost does not depend on the values, and 100k real token sets
-    would be 30 GB)."""
+    would be 30 GB). ``projections``: also (sparse) stored photo-side projections."""
     import numpy as np
 
     from zse_infer.gallery import Gallery
@@ -236,11 +236,13 @@ def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0):
     from zse_infer.vectors import l2_normalize
 
     shape = (manifest.model.num_tokens, manifest.model.width)
-    gallery = Gallery.create(root, shape, Retriever._model_info(manifest))
+    gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections)
     name = f"{n:09d}-synthetic"
     shards = root / "shards"
-    tokens = np.lib.format.open_memmap(shards / f"{name}.tokens.npy", mode="w+", dtype=np.float16, shape=(n, *shape))
-    del tokens
+    del_me = np.lib.format.open_memmap(shards / f"{name}.tokens.npy", mode="w+", dtype=np.float16, shape=(n, *shape))
+    if projections:
+        del_me = np.lib.format.open_memmap(shards / f"{name}.proj.npy", mode="w+", dtype=np.float16, shape=(n, *gallery.proj_shape))
+    del del_me
     rng = np.random.default_rng(seed)
     np.save(shards / f"{name}.ret.npy", l2_normalize(rng.standard_normal((n, shape[1])).astype(np.float32)))
     (shards / f"{name}.meta.json").write_text(json.dumps({"ids": [f"p{i}" for i in range(n)], "paths": [None] * n}))
@@ -260,16 +262,20 @@ def work_query(args: dict) -> list[dict]:
     sketches = [np.where(rng.random((224, 224, 3)) < 0.05, 0, 255).astype(np.uint8) for _ in range(cfg["queries"])]
     out = []
     with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
-        gallery = synthetic_gallery(Path(tmp) / "g", args["gallery"], manifest)
-        r = Retriever.load(args["export_dir"], gallery=gallery, backend="onnxruntime-cpu", verify=False)
-        r.search(sketches[0], k=10, rerank=0)  # warm-up (stage-1 index build, sessions)
-        for mode, rerank in (("stage1", 0), ("two_stage", 100)):
-            times = [t for s in sketches for t in measure(lambda: r.search(s, k=10, rerank=rerank), 1, warmup=0)]
+        plain = synthetic_gallery(Path(tmp) / "g", args["gallery"], manifest)
+        stored = synthetic_gallery(Path(tmp) / "gp", args["gallery"], manifest, projections=True)
+        r = Retriever.load(args["export_dir"], gallery=plain, backend="onnxruntime-cpu", verify=False)
+        rp = Retriever.load(args["export_dir"], gallery=stored, backend="onnxruntime-cpu", verify=False)
+        for x in (r, rp):
+            x.search(sketches[0], k=10, rerank=10)  # warm-up (stage-1 index build, sessions)
+        # two_stage: photo-side projections computed per candidate; two_stage_stored: read from the gallery.
+        for mode, rerank, x in (("stage1", 0, r), ("two_stage", 100, r), ("two_stage_stored", 100, rp)):
+            times = [t for s in sketches for t in measure(lambda: x.search(s, k=10, rerank=rerank), 1, warmup=0)]
             out.append(
                 record(
                     "query", r.backend, r.runners.precision, {"gallery": args["gallery"], "mode": mode},
                     statistics.median(times) * 1000, "ms", times,
-                    p95_ms=float(np.percentile(times, 95) * 1000), stage1_index=r._ret_index().kind,
+                    p95_ms=float(np.percentile(times, 95) * 1000), stage1_index=x._ret_index().kind,
                 )
             )
     return out
