@@ -302,7 +302,9 @@ def run_child(work: str, spec: dict, tmp: Path) -> list[dict]:
     proc = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], capture_output=True, text=True)
     if proc.returncode != 0:
         _log.warning("%s failed:\n%s", label, proc.stderr[-2000:])
-        return [{"component": work, "backend": spec.get("backend"), "error": proc.stderr.strip().splitlines()[-1:]}]
+        component = {"relation": "relation_head"}.get(work, work)
+        return [{"component": component, "backend": spec.get("backend"), "precision": spec.get("precision"),
+                 "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}]
     _log.info("%s done in %.0f s", label, time.perf_counter() - t0)
     return json.loads(result.read_text())
 
@@ -410,7 +412,7 @@ def write_plot(records: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="results folder")
+    parser.add_argument("--out", type=Path, help="results folder (required)")
     parser.add_argument("--quick", action="store_true", help="fewer settings and repeats (a few minutes on 2 cores)")
     parser.add_argument("--export-dir", type=Path, help="reuse an export folder of random full-size weights")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -418,7 +420,11 @@ def main() -> None:
     if args.child:
         child_main(args.child)
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.out is None:
+        parser.error("the following arguments are required: --out")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    for name in ("benchmarks", "zse_infer"):  # not onnxscript's per-pass INFO chatter
+        logging.getLogger(name).setLevel(logging.INFO)
     cfg = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
