@@ -1,0 +1,1 @@
+"""Bundled demo: concept table, data building, and the zse-demo command."""

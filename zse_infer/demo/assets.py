@@ -1,0 +1,99 @@
+"""The demo assets bundled in the package: the trained checkpoint, a gallery and query sketches.
+
+Everything lives in ``zse_infer/assets/demo/`` and is described by its
+``manifest.json``, so the demo runs without network::
+
+    {"format": 1, "config": "zse_demo",
+     "model": {"file": "zse_demo.safetensors", "sha256": ..., "bytes": ...},
+     "gallery": [{"file": "gallery/...png", "label": "tiger", "source": "twemoji",
+                  "package": "@twemoji/svg@15.0.0", "licence": "CC-BY-4.0", "id": "1F405", "sha256": ...}, ...],
+     "queries": [{... same fields, "variant": "w1p25"}, ...],
+     "licences": {"twemoji": {"package", "licence", "attribution"}, ...}}
+
+Gallery labels are concept names of the *unseen* half of the split: the
+bundled model never trained on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import IntegrityError, ManifestError
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def assets_dir() -> Path:
+    """The installed ``zse_infer/assets/demo`` folder."""
+    return Path(str(resources.files("zse_infer").joinpath("assets", "demo")))
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DemoItem:
+    path: Path
+    label: str
+    source: str
+    licence: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DemoAssets:
+    root: Path
+    config: str
+    checkpoint: Path
+    gallery: list[DemoItem]
+    queries: list[DemoItem]
+    licences: dict[str, dict[str, str]]
+
+
+def load_demo_assets(root: "str | Path | None" = None, verify: bool = True) -> DemoAssets:
+    """Read (and by default hash-check) the bundled demo assets."""
+    root = Path(root) if root is not None else assets_dir()
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path}: the demo assets have no manifest (is the package installed whole?)") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read the demo manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise ManifestError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
+
+    def check(rec: dict[str, Any]) -> Path:
+        file = root / rec["file"]
+        if not file.is_file():
+            raise ManifestError(f"{path}: lists {rec['file']}, which is missing")
+        if verify and sha256_file(file) != rec["sha256"]:
+            raise IntegrityError(f"{file}: sha256 does not match {path}")
+        return file
+
+    def items(key: str) -> list[DemoItem]:
+        out = []
+        for rec in manifest[key]:
+            if rec["source"] not in manifest["licences"]:
+                raise ManifestError(f"{path}: {rec['file']} has source {rec['source']!r} without a licence entry")
+            out.append(DemoItem(check(rec), rec["label"], rec["source"], rec["licence"], rec))
+        return out
+
+    try:
+        return DemoAssets(
+            root=root,
+            config=manifest["config"],
+            checkpoint=check(manifest["model"]),
+            gallery=items("gallery"),
+            queries=items("queries"),
+            licences=manifest["licences"],
+        )
+    except KeyError as exc:
+        raise ManifestError(f"{path}: missing field {exc}") from exc

@@ -1,0 +1,1 @@
+"""Training a small ZSE model (torch side)."""
