@@ -16,7 +16,7 @@ from zse_infer.training.train import ConceptSampler, TrainConfig, lr_at, train  
 def test_two_training_steps_on_tiny_config(tmp_path, renders):
     log = tmp_path / "log.jsonl"
     out = tmp_path / "tiny.safetensors"
-    cfg = TrainConfig(steps=2, batch=3, warmup=1, log_every=1, threads=1)
+    cfg = TrainConfig(steps=2, batch=3, warmup=1, log_every=1, threads=1, head_steps=0)
     with log.open("w") as f:
         model, records = train(get_config("tiny"), renders, ["c0", "c1", "c2", "c3"], cfg, out=out, log=f)
     assert [r["step"] for r in records] == [1, 2]
@@ -32,7 +32,7 @@ def test_two_training_steps_on_tiny_config(tmp_path, renders):
 
 
 def test_training_is_deterministic_for_a_seed(renders):
-    cfg = TrainConfig(steps=2, batch=3, warmup=1, log_every=1, threads=1)
+    cfg = TrainConfig(steps=2, batch=3, warmup=1, log_every=1, threads=1, head_steps=0)
     concepts = ["c0", "c1", "c2", "c3"]
     _, a = train(get_config("tiny"), renders, concepts, cfg)
     _, b = train(get_config("tiny"), renders, concepts, cfg)
@@ -76,7 +76,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_triplet_variant_still_trains(renders):
-    cfg = TrainConfig(steps=1, batch=3, warmup=1, log_every=1, threads=1, ret_loss="triplet")
+    cfg = TrainConfig(steps=1, batch=3, warmup=1, log_every=1, threads=1, ret_loss="triplet", head_steps=0)
     _, records = train(get_config("tiny"), renders, ["c0", "c1", "c2"], cfg)
     assert np.isfinite(records[0]["ret"])
 
@@ -89,3 +89,21 @@ def test_head_gradient_to_encoder_is_scaled_not_the_value():
     assert torch.equal(y, x)
     y.sum().backward()
     assert torch.allclose(x.grad, torch.full((2,), 0.1))
+
+
+def test_head_stage_trains_only_the_relation_head(tmp_path, renders):
+    from zse_infer.model import ZseModel
+
+    torch.manual_seed(0)
+    start = tmp_path / "start.safetensors"
+    from zse_infer.training.train import save_checkpoint
+
+    save_checkpoint(ZseModel("tiny"), start, {"config": "tiny"})
+    cfg = TrainConfig(steps=0, batch=3, log_every=1, threads=1, head_steps=2)
+    model, records = train(get_config("tiny"), renders, ["c0", "c1", "c2", "c3"], cfg, init=start)
+    assert [r["stage"] for r in records] == ["head", "head"]
+    from zse_infer.model import load_model
+
+    before = load_model(start, config="tiny")
+    assert all(torch.equal(a, b) for a, b in zip(before.encoder.state_dict().values(), model.encoder.state_dict().values()))
+    assert not torch.equal(before.relation_head.mlp[0].weight, model.relation_head.mlp[0].weight)

@@ -1,16 +1,26 @@
 """Train the small demo model (``zse_demo`` config) on the seen demo concepts, on CPU.
 
-    python -m zse_infer.training.train --renders ~/.cache/zse-demo/renders \\
-        --out zse_infer/assets/demo/zse_demo.safetensors --log ~/.cache/zse-demo/train.jsonl
+Two stages. Stage one trains everything: per step ``batch`` distinct seen
+concepts, one line icon (Tabler/Lucide/Phosphor) as the sketch and one
+colour emoji (Twemoji/Noto) as its photo (OpenMoji is never used), with
+augmentation, the ret-token loss and the relation losses (whose gradient
+reaches the encoder scaled down). Stage two trains the relation head alone
+on frozen encoder tokens, with hard and random negatives. Losses: see
+:mod:`zse_infer.training.losses`; why the stages: see :class:`TrainConfig`.
 
-Each step takes ``batch`` distinct seen concepts and, per concept, one line
-icon (Tabler/Lucide/Phosphor) as the sketch and one colour emoji
-(Twemoji/Noto) as its photo; OpenMoji is never used here. Losses: see
-:mod:`zse_infer.training.losses`. The seed fixes the model init, the
-sampling and the augmentation, so a rerun on the same machine lands on the
-same numbers (and close on another). The checkpoint is written in our own
-key layout as float16 safetensors (half the size; :func:`load_model` reads
-it back as float32), with the training settings in its metadata.
+The bundled checkpoint was made with (stage one, then stage two from its
+float16 checkpoint; one command with defaults runs both in a row)::
+
+    python -m zse_infer.training.train --head-steps 0 --max-minutes 50 \
+        --out ~/.cache/zse-demo/run1/zse_demo.safetensors --log ~/.cache/zse-demo/run1/train.jsonl
+    python -m zse_infer.training.train --steps 0 --init ~/.cache/zse-demo/run1/zse_demo.safetensors \
+        --out ~/.cache/zse-demo/run1/zse_demo_head.safetensors --log ~/.cache/zse-demo/run1/head.jsonl
+
+The seed fixes the model init, the sampling and the augmentation, so a rerun
+on the same machine lands on the same numbers (and close on another). The
+checkpoint is written in our own key layout as float16 safetensors (half the
+size; :func:`load_model` reads it back as float32), with the training
+settings in its metadata.
 """
 
 from __future__ import annotations
