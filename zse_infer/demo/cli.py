@@ -126,10 +126,12 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) 
     results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits)]
     write_results_page(out / "results.html", results, labels, title="zse-demo: unseen concepts, two-stage search")
     write_results_grid(out / "results.png", results, labels)
-    first = picked[0]
-    exp = retriever.explain(str(first.path), hits[0][0], out=out / "explanation.png")
-    (out / "explanation.json").write_text(json.dumps(exp.to_dict(), indent=1) + "\n")
-    retriever.synthesize(str(first.path), hits[0][:3], out=out / "synthesis.png", ink_only=True)
+    # Explain a success where there is one: the first query whose top hit has its class.
+    first = next((i for i, (q, h) in enumerate(zip(picked, hits)) if labels.get(h[0].id) == q.label), 0)
+    query, top = picked[first], hits[first]
+    exp = retriever.explain(str(query.path), top[0], out=out / "explanation.png")
+    (out / "explanation.json").write_text(json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n")
+    retriever.synthesize(str(query.path), top[:3], out=out / "synthesis.png", ink_only=True)
 
     click.echo("")
     click.echo(f"{'model':<16} {'ranking':<11} " + " ".join(f"{m:>12}" for m in METRICS))
