@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import GalleryError, IntegrityError
-from .manifest import write_bytes_atomic, write_json_atomic
+from .manifest import read_json, write_bytes_atomic, write_json_atomic
 from .vectors import l2_normalize
 
 _log = logging.getLogger(__name__)
@@ -137,10 +137,7 @@ class Gallery:
         record_path = root / RECORD
         if not record_path.is_file():
             raise GalleryError(f"{root}: no {RECORD}; expected a gallery folder written by zse-infer")
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise GalleryError(f"{record_path}: not valid JSON ({exc})") from exc
+        record = read_json(record_path, GalleryError)
         if record.get("format") != FORMAT or record.get("version") != VERSION:
             raise GalleryError(
                 f"{record_path}: format {record.get('format')!r} version {record.get('version')!r}; "

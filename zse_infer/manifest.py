@@ -228,11 +228,7 @@ class Manifest:
             raise ManifestError(f"{folder}: export folder not found")
         if not path.is_file():
             raise ManifestError(f"{path}: no manifest.json; expected an export folder written by zse-export")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
-        manifest = cls.from_dict(data, where=str(path))
+        manifest = cls.from_dict(read_json(path, ManifestError), where=str(path))
         if verify:
             manifest.verify(folder)
         return manifest
@@ -281,6 +277,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return hashlib.sha256(data).hexdigest()
+
+
+def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
+    """Parse a JSON file; unreadable or invalid JSON raises ``error`` naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -39,7 +39,7 @@ def describe_source(source: ImageSource) -> str:
         return f"<bytes: {len(source)} bytes>"
     if isinstance(source, np.ndarray):
         return f"<array {tuple(source.shape)} {source.dtype}>"
-    if _is_pil_image(source):
+    if is_pil_image(source):
         return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
     if hasattr(source, "read"):
         return f"<file {getattr(source, 'name', type(source).__name__)}>"
@@ -51,7 +51,7 @@ def source_path(source: ImageSource) -> str | None:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
 
 
-def _is_pil_image(obj: Any) -> bool:
+def is_pil_image(obj: Any) -> bool:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a core dependency
@@ -134,7 +134,7 @@ def photo_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     from PIL import Image
 
     name = describe_source(source)
-    if _is_pil_image(source):
+    if is_pil_image(source):
         image = source
     elif isinstance(source, np.ndarray):
         _array_to_rgb(source, name)  # validates dtype and shape
@@ -162,7 +162,7 @@ def _decode_sketch(source: ImageSource, name: str) -> np.ndarray:
     """Sketch pixels as HxWx3 uint8 RGB, decoded by OpenCV as the official code does."""
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, name)
-    if _is_pil_image(source):
+    if is_pil_image(source):
         return _array_to_rgb(np.asarray(source.convert("RGB")), name)
     import cv2
 

@@ -9,13 +9,17 @@ from typing import Iterable
 import numpy as np
 
 from .errors import InputError
-from .preprocess import ImageSource
+from .preprocess import ImageSource, is_pil_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 def _is_single(source) -> bool:
-    return isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or hasattr(source, "getpixel") or hasattr(source, "read")
+    return (
+        isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray))
+        or is_pil_image(source)
+        or hasattr(source, "read")
+    )
 
 
 def list_images(directory: str | os.PathLike) -> list[str]:

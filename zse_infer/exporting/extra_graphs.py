@@ -16,6 +16,7 @@ built-in inputs.
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -114,10 +115,16 @@ def feeds(config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch:
     return {"sketch_tokens": sketch[:1], **s_out, "photo_tokens": photo, **p_out}
 
 
+# model -> {role: module}: validation asks for the same graph's reference outputs several times,
+# and build_module deep-copies the model; build each role once per model.
+_MODULES: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
 def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     import torch
 
-    module = build_module(model, role)
+    modules = _MODULES.setdefault(model, {})
+    module = modules.get(role) or modules.setdefault(role, build_module(model, role))
     names = [t.name for t in io_specs(model.config, role)[1]]
     with torch.no_grad():
         out = module(*(torch.from_numpy(np.asarray(v)) for v in inputs.values()))
