@@ -23,9 +23,9 @@ def main() -> None:
 
     from zse_infer.demo.assets import load_demo_assets
     from zse_infer.demo.cli import _eval_set
-    from zse_infer.evaluation import evaluate
+    from zse_infer.evaluation.protocol import evaluate
     from zse_infer.exporting import ExportOptions, export_model
-    from zse_infer.retriever import Retriever
+    from zse_infer.runtime.retriever import Retriever
 
     assets = load_demo_assets()
     eval_set = _eval_set(assets)

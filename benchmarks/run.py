@@ -150,7 +150,7 @@ def _encoder_fn(backend: str, precision: str, args: dict):
 
 def _ort_runner(export_dir: str, role: str, precision: str, backend: str):
     from zse_infer.manifest import Manifest
-    from zse_infer.runtime.onnxruntime_backend import OrtRunner
+    from zse_infer.runtime.runners.onnxruntime_backend import OrtRunner
 
     manifest = Manifest.load(export_dir, verify=False)
     variant = "ort_fused" if backend == "onnxruntime-fused" else "plain"
@@ -231,8 +231,8 @@ def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0, projections: 
     would be 30 GB). ``projections``: also (sparse) stored photo-side projections."""
     import numpy as np
 
-    from zse_infer.gallery import Gallery
-    from zse_infer.retriever import Retriever
+    from zse_infer.runtime.gallery.format1 import Gallery
+    from zse_infer.runtime.retriever import Retriever
     from zse_infer.vectors import l2_normalize
 
     shape = (manifest.model.num_tokens, manifest.model.width)
@@ -254,7 +254,7 @@ def work_query(args: dict) -> list[dict]:
     import numpy as np
 
     from zse_infer.manifest import Manifest
-    from zse_infer.retriever import Retriever
+    from zse_infer.runtime.retriever import Retriever
 
     cfg = args["cfg"]
     manifest = Manifest.load(args["export_dir"], verify=False)
@@ -340,7 +340,7 @@ def machine() -> dict:
             info[name] = __import__(name).__version__
         except ImportError:
             info[name] = None
-    from zse_infer.runtime import cuda
+    from zse_infer.runtime.runners import cuda
 
     info["gpus"] = cuda.gpu_count()
     return info
@@ -500,7 +500,7 @@ def gpu_notes(info: dict) -> list[dict]:
 
 def storage_record(export_dir: Path, tmp: Path) -> dict:
     """Bytes stored per gallery photo, from a real gallery of 8 indexed photos."""
-    from zse_infer.retriever import Retriever
+    from zse_infer.runtime.retriever import Retriever
     from zse_infer.testing.images import make_photo_files
 
     photos = make_photo_files(tmp / "photos", 8, size=64)

@@ -17,9 +17,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY = {
-    "Retriever": "zse_infer.retriever",
-    "Hit": "zse_infer.retriever",
-    "Gallery": "zse_infer.gallery",
+    "Retriever": "zse_infer.runtime.retriever",
+    "Hit": "zse_infer.runtime.retriever",
+    "Gallery": "zse_infer.runtime.gallery.format1",
 }
 
 __all__ = ["ZseError", "__version__", *_LAZY]

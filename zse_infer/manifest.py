@@ -28,7 +28,8 @@ Layout (schema version 1)::
         }
       },
       "files": {"encoder.onnx": "<sha256>", ...},    # every file of the folder but the manifest
-      "engines": [ {...} ]                            # TensorRT engines built (may be empty)
+      "engines": [ {...} ],                           # TensorRT engines built (may be empty)
+      "search": {"rerank": 20, "source": "..."}       # optional: recommended stage-2 depth and why
     }
 """
 
@@ -56,6 +57,11 @@ ENCODER_INPUT = "image"
 ENCODER_OUTPUT = "tokens"
 HEAD_INPUTS = ("sketch_tokens", "photo_tokens")
 HEAD_OUTPUT = "score"
+
+#: Stage-2 depth (candidates the relation head reranks) when neither the caller nor the
+#: export folder chooses one. Folders record their own under ``"search": {"rerank": N,
+#: "source": "..."}`` (from the recipe); this is the documented fallback for older folders.
+DEFAULT_RERANK = 100
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -163,6 +169,14 @@ class Manifest:
     @property
     def preprocess(self) -> Mapping[str, PreprocessConfig]:
         return self.model.preprocess
+
+    @property
+    def default_rerank(self) -> int:
+        """The rerank depth this folder recommends (``search.rerank``), else :data:`DEFAULT_RERANK`."""
+        value = (self.extra.get("search") or {}).get("rerank", DEFAULT_RERANK)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ManifestError(f"{MANIFEST_NAME}: search.rerank {value!r} is not an integer >= 0")
+        return value
 
     def find_graphs(self, role: str) -> list[GraphSpec]:
         return [g for g in self.graphs.values() if g.role == role]

@@ -61,7 +61,7 @@ def test_inspect_and_validate(exported):
 
 
 def test_validate_engines_without_tensorrt_is_a_clear_error(exported):
-    from zse_infer.engines.environment import probe_tensorrt
+    from zse_infer.runtime.runners.trt_environment import probe_tensorrt
 
     if probe_tensorrt().ready:
         pytest.skip("TensorRT and a GPU are present")

@@ -6,7 +6,7 @@ them against ONNX Runtime CPU and the PyTorch reference stored in the folder.
 
 import pytest
 
-from zse_infer.engines.environment import probe_tensorrt
+from zse_infer.runtime.runners.trt_environment import probe_tensorrt
 
 pytestmark = pytest.mark.gpu
 

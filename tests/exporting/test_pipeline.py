@@ -172,7 +172,7 @@ def test_missing_and_foreign_checkpoints_are_named(tmp_path):
 
 
 def test_engines_required_without_tensorrt_is_a_clear_error(checkpoint, tmp_path):
-    from zse_infer.engines.environment import probe_tensorrt
+    from zse_infer.runtime.runners.trt_environment import probe_tensorrt
 
     if probe_tensorrt().ready:
         pytest.skip("TensorRT and a GPU are present: engines can be built here")

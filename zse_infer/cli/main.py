@@ -45,8 +45,8 @@ def main() -> None:
 @zse_errors
 def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, backend, verbose) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running resumes an interrupted run."""
-    from ..retriever import Retriever
-    from ..sources import read_list_file
+    from ..runtime.retriever import Retriever
+    from ..runtime.photo_sources import read_list_file
 
     setup_logging(verbose)
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
@@ -79,8 +79,8 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
 @zse_errors
 def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page, verbose) -> None:
     """Search the gallery with one or more SKETCHES."""
-    from ..retriever import Retriever
-    from ..sources import expand_sources
+    from ..runtime.retriever import Retriever
+    from ..runtime.photo_sources import expand_sources
 
     setup_logging(verbose)
     rerank = _rerank(rerank)
@@ -94,7 +94,7 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
         for q, hits in zip(queries, results)
     ]
     if page:
-        from ..report import QueryResult, write_results_page
+        from ..evaluation.results_page import QueryResult, write_results_page
 
         write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)])
     if json_out:
@@ -133,9 +133,9 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 @zse_errors
 def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, verbose) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
-    from ..datasets import load_image_folders, load_official_split
-    from ..evaluation import evaluate
-    from ..retriever import Retriever
+    from ..evaluation.datasets import load_image_folders, load_official_split
+    from ..evaluation.protocol import evaluate
+    from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
     if dataset == "folder":
@@ -150,7 +150,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
         json_out.write_text(text + "\n")
     click.echo(text)
     if page:
-        from ..report import QueryResult, write_results_page
+        from ..evaluation.results_page import QueryResult, write_results_page
 
         names = eval_set.class_names
         labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels)}
@@ -171,7 +171,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
 @zse_errors
 def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
     """Show why SKETCH matches PHOTO: matched regions and attention heat maps."""
-    from ..retriever import Retriever
+    from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
     r = Retriever.load(export_dir, backend=backend)
@@ -196,7 +196,7 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @zse_errors
 def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backend, verbose) -> None:
     """Make a photo-like image from SKETCH by patch replacement from PHOTOS (or from search hits)."""
-    from ..retriever import Retriever
+    from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
     if not photos and not gallery_dir:

@@ -30,7 +30,7 @@ METRICS = ("map_all", "map_200", "precision_10")
 
 
 def _eval_set(assets):
-    from ..datasets import EvalSet
+    from ..evaluation.datasets import EvalSet
 
     classes = sorted({item.label for item in [*assets.gallery, *assets.queries]})
     index = {name: i for i, name in enumerate(classes)}
@@ -66,8 +66,8 @@ def _export(checkpoint: Path, out: Path, config: str, label: str) -> Path:
 
 
 def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backend: str) -> tuple[dict, Any]:
-    from ..evaluation import evaluate
-    from ..retriever import Retriever
+    from ..evaluation.protocol import evaluate
+    from ..runtime.retriever import Retriever
 
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     out = {}
@@ -87,7 +87,7 @@ def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backen
 def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) -> None:
     """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
     print the metrics and write a results page and an explanation image to OUT."""
-    from ..report import QueryResult, write_results_grid, write_results_page
+    from ..evaluation.results_page import QueryResult, write_results_grid, write_results_page
     from .assets import load_demo_assets
 
     setup_logging(verbose)

@@ -1,13 +1,13 @@
-"""TensorRT engines for export folders: build (``build``), cache keys (``cache``), profiles, running (``runner``).
+"""Building TensorRT engines for export folders (the build side).
 
-``tensorrt`` is imported lazily, only in functions that need it, after
-``environment.require_tensorrt()`` has checked that it is installed and that a
-GPU is present. ``cache``, ``profiles`` and ``locate`` are pure Python: the
-runtime calls :func:`locate_engine` to get the engine built for its TensorRT
-version and GPU.
+``build`` drives a folder's engines, ``tensorrt_build`` talks to TensorRT's
+builder, ``profiles`` turns batch ranges into optimisation profiles. Running
+engines, and finding the one built for this GPU, is the runtime's job
+(:mod:`zse_infer.runtime.runners`): this side imports the runners it validates
+with, never the other way round. ``tensorrt`` is imported lazily, only in
+functions that need it.
 """
 
 from .build import build_engines
-from .locate import locate_engine
 
-__all__ = ["build_engines", "locate_engine"]
+__all__ = ["build_engines"]

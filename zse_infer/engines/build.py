@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ExportError
 from ..manifest import BatchRange, GraphSpec, Manifest, sha256_file
-from .cache import EngineCache, EngineKey, default_cache_dir, engine_file_name
-from .environment import TrtEnvironment, require_tensorrt
+from ..runtime.runners.engine_cache import EngineCache, EngineKey, default_cache_dir, engine_file_name
+from ..runtime.runners.trt_environment import TrtEnvironment, require_tensorrt
 from .profiles import profile_shapes, profile_to_json
 from .tensorrt_build import BuildSettings
 

@@ -280,7 +280,7 @@ def _int8_defaults() -> dict[str, float]:
 
 
 def _require_engine_support() -> None:
-    from ..engines.environment import probe_tensorrt
+    from ..runtime.runners.trt_environment import probe_tensorrt
 
     env = probe_tensorrt()
     if not env.ready:
@@ -292,7 +292,7 @@ def _engines(folder: Path, manifest: Manifest, recipe: Recipe, options: ExportOp
         manifest.extra["tensorrt"] = {"built": False, "reason": "engines not requested (--no-engines)"}
         return
     from ..engines.build import build_engines_for_manifest
-    from ..engines.environment import probe_tensorrt
+    from ..runtime.runners.trt_environment import probe_tensorrt
 
     env = probe_tensorrt()
     if not env.ready:

@@ -63,9 +63,9 @@ def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: 
 
 
 def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> list[ParityRow]:
-    from ..engines.cache import find_engine
-    from ..engines.environment import require_tensorrt
-    from ..runtime.tensorrt_backend import TrtRunner
+    from ..runtime.runners.engine_cache import find_engine
+    from ..runtime.runners.trt_environment import require_tensorrt
+    from ..runtime.runners.tensorrt_backend import TrtRunner
 
     _, env = require_tensorrt()
     usable = [

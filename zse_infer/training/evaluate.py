@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ..config import ModelConfig, get_config
 from ..demo.split import load_split
-from ..metrics import evaluate_ranking
+from ..evaluation.metrics import evaluate_ranking
 from ..model import ZseModel, load_model
 from .augment import to_tensor
 from .data import RenderSet, load_renders

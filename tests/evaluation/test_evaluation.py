@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zse_infer import Retriever
+from zse_infer.cli.main import main
+from zse_infer.evaluation.datasets import load_image_folders
+from zse_infer.errors import InputError
+from zse_infer.evaluation.protocol import evaluate, ranking_distances
+from zse_infer.evaluation.metrics import evaluate_ranking
+from zse_infer.testing.images import make_shape_dataset
+
+
+@pytest.fixture
+def shapes(tmp_path):
+    return load_image_folders(make_shape_dataset(tmp_path / "shapes"))
+
+
+def test_three_rankings_end_to_end(tiny_export, shapes):
+    r = Retriever.load(tiny_export)
+    sa = evaluate(r, shapes, ranking="sa", ks=(5,), progress=False)
+    two = evaluate(r, shapes, ranking="two-stage", rerank=3, index=False, progress=False)
+    rn = evaluate(r, shapes, ranking="rn", index=False, progress=False)
+    full = evaluate(r, shapes, ranking="two-stage", rerank=len(r), index=False, progress=False)
+    assert len(r) == 9  # indexing once; the later runs reuse the gallery
+    for report in (sa, two, rn):
+        m = report["metrics"]
+        assert set(m) >= {"map_all", "map_200", "precision_100", "precision_200"}
+        assert all(0 <= v <= 1 for v in m.values())
+        assert report["dataset"]["sketches"] == 6 and report["queries_skipped"] == 0
+    assert "precision_5" in sa["metrics"] and "map_5" in sa["metrics"]
+    # reranking the whole gallery is the exhaustive ranking
+    assert full["metrics"] == pytest.approx(rn["metrics"])
+
+
+def test_distances_agree_with_search(tiny_export, shapes):
+    r = Retriever.load(tiny_export)
+    r.index([str(p) for p in shapes.photo_paths], progress=False)
+    sketch = str(shapes.sketch_paths[0])
+    tokens = r.encode([sketch], "sketch")
+    for ranking, rerank in (("sa", 0), ("two-stage", 4), ("rn", "all")):
+        d = ranking_distances(r, tokens, ranking, 4 if rerank == "all" else rerank)[0]
+        hits = r.search(sketch, k=9, rerank=rerank)
+        assert [h.row for h in hits] == list(np.argsort(d, kind="stable"))
+    # the "sa" distance ranks like the official L2 distance of normalised ret-tokens
+    sa = ranking_distances(r, tokens, "sa", 0)
+    assert evaluate_ranking(sa, [0], [0] * 9)["map_all"] == 1.0
+
+
+def test_gallery_with_foreign_photos_is_refused(tiny_export, shapes, tmp_path, golden_images):
+    r = Retriever.load(tiny_export)
+    r.index([golden_images["photo"][0]], progress=False)
+    with pytest.raises(InputError, match="not in evaluation set"):
+        evaluate(r, shapes, index=False, progress=False)
+    with pytest.raises(InputError, match="ranking"):
+        evaluate(r, shapes, ranking="best", progress=False)
+
+
+def test_eval_command_writes_report_and_page(tiny_export, tmp_path):
+    root = make_shape_dataset(tmp_path / "shapes")
+    out, page = tmp_path / "report.json", tmp_path / "page.html"
+    result = CliRunner().invoke(
+        main,
+        ["eval", str(tiny_export), "--dataset", "folder", "--root", str(root), "--ranking", "sa", "--k", "10", "--json", str(out), "--page", str(page)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["ranking"] == "sa" and "precision_10" in report["metrics"]
+    text = page.read_text()
+    assert text.count('class="query"') == 6 and "data:image/png;base64," in text

@@ -1,0 +1,447 @@
+"""Retrieval metrics exactly as the official ZSE-SBIR evaluation computes them.
+
+The official code (``utils/ap.py`` of the authors' repository) ranks the
+whole gallery for every query sketch with ``distance.argsort()`` (lower
+distance = better; the relation-head ranking passes ``-score``), marks each
+ranked photo relevant when its class equals the query's, and computes four
+numbers per query that are then averaged with ``nanmean``:
+
+``map_all``
+    VOC-style average precision over the full ranking. With ``tp_i`` the
+    number of relevant photos among the first ``i`` results, precision at
+    rank ``i`` is ``tp_i / i``; it is made monotone from the right
+    (``p_i <- max(p_j for j >= i)``) and summed over the recall steps, i.e.
+    over the ranks of the relevant photos, each step worth ``1 / n_pos``
+    (``n_pos`` = number of gallery photos of the query's class).
+``map_200`` (and ``map_K``)
+    The same over the first ``min(K, gallery size)`` results only (the
+    monotone envelope is taken inside that prefix), with the number of
+    positives capped: ``n_pos_K = min(K, n_pos)``. A query whose relevant
+    photos all lie beyond rank K scores 0.
+``precision_100``, ``precision_200`` (and ``precision_K``)
+    The mean relevance of the first ``min(K, n_pos)`` results. Note the cap:
+    a query with 30 relevant photos is judged on its top 30, not its top
+    100 (this is the official definition, not the textbook P@K).
+
+A query whose class has no photo in the gallery (``n_pos = 0``) gets NaN
+for every metric and is skipped by the ``nanmean`` -- exactly what the
+official code does (there through a 0/0 division).
+
+Ties. The official ranking is ``numpy.argsort`` with its default kind
+(``"quicksort"``, an unstable introsort/SIMD sort). Photos at exactly the
+same distance therefore come out in an order that depends on the numpy
+build and CPU, and it matters: the official evaluation runs the model in
+float16, whose scores tie often. ``ties="official"`` (the default) makes
+the very same call on each row, in the dtype the distances arrive in (no
+up-casting, which could change the order of ties), so on the same numpy and
+machine the ranking is identical to the official one. ``ties="stable"``
+orders tied photos by gallery index instead, which is reproducible
+everywhere. Without ties both give the same numbers.
+
+Scale. Nothing here holds more than one chunk of queries x the gallery:
+distances are consumed in row chunks from an array (any real dtype, a
+``numpy.memmap`` included), from a function ``f(start, stop)`` returning the
+rows ``start:stop``, or from an iterator of row blocks (e.g. one block per
+query batch of a Retriever). :class:`RankingMetrics` is the incremental
+form for callers that produce distances themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "OFFICIAL_METRICS",
+    "TIE_MODES",
+    "DistanceSource",
+    "RankingMetrics",
+    "evaluate_ranking",
+]
+
+#: The four numbers the official ``test.py`` prints, in its order.
+OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
+
+#: ``ties`` argument -> ``numpy.argsort`` kind. "official" is numpy's default kind,
+#: the one ``distance.argsort()`` in the official code uses.
+TIE_MODES = {"official": "quicksort", "stable": "stable"}
+
+# mAP@K and P@K cut-offs the official report always contains.
+_OFFICIAL_MAP_KS = (200,)
+_OFFICIAL_PRECISION_KS = (100, 200)
+
+# Working memory one chunk may use when the caller gives no chunk size. A chunk of
+# b queries over a gallery of G photos holds about _BYTES_PER_CELL * b * G bytes
+# (the block itself, argsort indices, relevance; what follows works on the few relevant ranks).
+_DEFAULT_CHUNK_BYTES = 256 * 2**20
+_BYTES_PER_CELL = 16
+
+#: What :func:`evaluate_ranking` accepts as distances; see its docstring.
+DistanceSource = Union[np.ndarray, Callable[[int, int], Any], Iterable[Any]]
+
+
+def evaluate_ranking(
+    distance: DistanceSource,
+    query_labels: Sequence[Any] | np.ndarray,
+    gallery_labels: Sequence[Any] | np.ndarray,
+    *,
+    ks: Iterable[int] = (),
+    chunk_size: int | None = None,
+    ties: str = "official",
+    progress: bool = False,
+) -> dict[str, float]:
+    """The official retrieval metrics of a ranking; lower distance = better.
+
+    Args:
+        distance: the (n_queries, n_gallery) query-to-gallery distances, as
+            * an array-like with ``.shape`` and row slicing (``numpy.ndarray``,
+              ``numpy.memmap``, an h5py dataset; any integer or float dtype;
+              a list or tuple is converted with ``numpy.asarray``), read
+              ``chunk_size`` rows at a time;
+            * a callable ``f(start, stop)`` returning rows ``start:stop`` as an
+              array of shape (stop - start, n_gallery), called for consecutive
+              chunks -- compute distances lazily this way;
+            * an iterator of 2-D row blocks, in query order, with row counts
+              summing to n_queries (e.g. one block per query batch).
+            For similarity scores pass ``-score``.
+        query_labels: (n_queries,) class of each query (integers or strings).
+        gallery_labels: (n_gallery,) class of each gallery item, same kind.
+        ks: extra cut-offs K; each adds ``precision_K`` and ``map_K``.
+        chunk_size: queries ranked at once. Default: as many as fit in about
+            256 MiB of working memory for this gallery size.
+        ties: "official" (numpy's default argsort, as the official code) or
+            "stable" (tied items in gallery order). See the module docstring.
+        progress: show a tqdm progress bar over queries.
+
+    Returns:
+        ``{"map_all", "map_200", "precision_100", "precision_200"}`` plus
+        ``precision_K`` / ``map_K`` for every K in ``ks``, as floats (NaN if
+        no query has a relevant item).
+    """
+    queries = _as_labels(query_labels, "query_labels")
+    if queries.size == 0:
+        raise InputError("query_labels is empty, expected at least one query")
+    metrics = RankingMetrics(gallery_labels, ks=ks, ties=ties, chunk_size=chunk_size)
+    n_queries = queries.size
+    blocks = _distance_blocks(distance, n_queries, metrics.num_gallery, metrics.chunk_size)
+    with _progress_bar(n_queries, enabled=progress) as bar:
+        for block in blocks:
+            start = metrics.num_queries
+            stop = start + block.shape[0]
+            if stop > n_queries:
+                raise InputError(
+                    f"distance produced more rows than query_labels: received at least {stop} rows, "
+                    f"expected {n_queries}"
+                )
+            metrics.update(block, queries[start:stop])
+            bar.update(block.shape[0])
+    if metrics.num_queries != n_queries:
+        raise InputError(
+            f"distance produced {metrics.num_queries} rows in total, expected {n_queries} "
+            f"(one per entry of query_labels)"
+        )
+    return metrics.compute()
+
+
+class RankingMetrics:
+    """Accumulates the official metrics block by block of query rows.
+
+    For callers that compute distances themselves, one query batch at a time::
+
+        metrics = RankingMetrics(gallery_labels, ks=(10,))
+        for sketches, labels in batches:
+            metrics.update(distances_of(sketches), labels)   # (batch, n_gallery)
+        report = metrics.compute()
+
+    A block larger than ``chunk_size`` rows is ranked in pieces, so memory
+    stays bounded whatever the caller's batch size. Per-query values are
+    kept (a few floats per query) for :meth:`per_query`.
+    """
+
+    def __init__(
+        self,
+        gallery_labels: Sequence[Any] | np.ndarray,
+        *,
+        ks: Iterable[int] = (),
+        ties: str = "official",
+        chunk_size: int | None = None,
+    ):
+        labels = _as_labels(gallery_labels, "gallery_labels")
+        if labels.size == 0:
+            raise InputError("gallery_labels is empty, expected at least one gallery item")
+        if ties not in TIE_MODES:
+            raise InputError(f"ties: received {ties!r}, expected one of {sorted(TIE_MODES)}")
+        self._sort_kind = TIE_MODES[ties]
+        # Classes become integer codes so relevance is one integer comparison per cell.
+        self._classes, codes = np.unique(labels, return_inverse=True)
+        self._gallery_codes = codes.astype(np.int32).ravel()
+        # n_pos per class; the extra trailing 0 serves queries whose class is absent (code -1).
+        self._class_counts = np.append(np.bincount(self._gallery_codes), 0)
+        extra = _check_ks(ks)
+        self._extra_ks = extra
+        self._map_ks = tuple(sorted({*_OFFICIAL_MAP_KS, *extra}))
+        self._precision_ks = tuple(sorted({*_OFFICIAL_PRECISION_KS, *extra}))
+        self.chunk_size = _check_chunk_size(chunk_size, labels.size)
+        self._parts: dict[str, list[np.ndarray]] = {key: [] for key in self._keys()}
+        self.num_queries = 0
+
+    @property
+    def num_gallery(self) -> int:
+        return int(self._gallery_codes.size)
+
+    @property
+    def num_skipped(self) -> int:
+        """Queries so far whose class has no gallery item (NaN, left out of the means)."""
+        if self.num_queries == 0:
+            return 0
+        return int(np.isnan(np.concatenate(self._parts["map_all"])).sum())
+
+    def update(self, distance: Any, query_labels: Sequence[Any] | np.ndarray) -> None:
+        """Rank the gallery for a block of queries and record their metrics.
+
+        ``distance`` is (n, n_gallery), lower = better; ``query_labels`` (n,).
+        """
+        block = _check_block(distance, self.num_gallery, "distance")
+        codes = self._query_codes(_as_labels(query_labels, "query_labels"))
+        if codes.size != block.shape[0]:
+            raise InputError(
+                f"query_labels has {codes.size} entries, expected {block.shape[0]} "
+                f"(one per distance row)"
+            )
+        for start in range(0, block.shape[0], self.chunk_size):
+            stop = start + self.chunk_size
+            _check_finite(block[start:stop], self.num_queries + start)
+            values = self._rank_chunk(block[start:stop], codes[start:stop])
+            for key, value in values.items():
+                self._parts[key].append(value)
+        self.num_queries += block.shape[0]
+
+    def per_query(self) -> dict[str, np.ndarray]:
+        """Every metric for every query so far, (num_queries,) float64; NaN = skipped."""
+        return {
+            key: np.concatenate(parts) if parts else np.empty(0) for key, parts in self._parts.items()
+        }
+
+    def compute(self) -> dict[str, float]:
+        """The nanmean of each metric over the queries so far, as in the official code."""
+        if self.num_queries == 0:
+            raise InputError("no queries were added: call update() with at least one distance row")
+        per_query = self.per_query()
+        valid = ~np.isnan(per_query["map_all"])
+        n_valid = int(valid.sum())
+        if n_valid == 0:
+            logger.warning(
+                "none of the %d queries has a relevant gallery item; every metric is NaN",
+                self.num_queries,
+            )
+            return {key: float("nan") for key in per_query}
+        if n_valid < self.num_queries:
+            logger.info(
+                "%d of %d queries have no relevant gallery item and are skipped (as the official nanmean)",
+                self.num_queries - n_valid,
+                self.num_queries,
+            )
+        # NaN exactly where the class is absent, for every metric alike, so a plain mean
+        # over the valid queries equals the official nanmean.
+        return {key: float(values[valid].mean()) for key, values in per_query.items()}
+
+    def _keys(self) -> list[str]:
+        """Result keys: the official four first, then the extra K in ascending order."""
+        keys = list(OFFICIAL_METRICS)
+        for k in self._extra_ks:
+            keys += [f"precision_{k}", f"map_{k}"]
+        return list(dict.fromkeys(keys))
+
+    def _query_codes(self, labels: np.ndarray) -> np.ndarray:
+        """Gallery class code of each query label, -1 when the class has no gallery item."""
+        if _label_kind(labels) != _label_kind(self._classes):
+            raise InputError(
+                f"query_labels have dtype {labels.dtype}, gallery_labels {self._classes.dtype}: "
+                f"expected labels of the same kind (both integers or both strings)"
+            )
+        idx = np.searchsorted(self._classes, labels)
+        inside = idx < self._classes.size
+        found = np.zeros(labels.shape, dtype=bool)
+        found[inside] = self._classes[idx[inside]] == labels[inside]
+        return np.where(found, idx, -1).astype(np.int32)
+
+    def _rank_chunk(self, distance: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """All metrics for one chunk of queries, vectorised over the chunk."""
+        # The official call, row by row, in the caller's dtype (see "Ties" above).
+        order = np.argsort(distance, axis=1, kind=self._sort_kind)
+        relevant = np.take_along_axis(self._gallery_codes == codes[:, None], order, axis=1)
+        del order
+        n_pos = self._class_counts[codes]
+        hit_ranks = _hit_ranks(relevant, n_pos)
+        del relevant
+        out: dict[str, np.ndarray] = {"map_all": _voc_ap(hit_ranks, n_pos)}
+        for k in self._map_ks:
+            top = min(k, self.num_gallery)
+            out[f"map_{k}"] = _voc_ap(hit_ranks, np.minimum(n_pos, top), cutoff=top)
+        for k in self._precision_ks:
+            top = np.minimum(n_pos, k)
+            # Official P@K: relevant fraction of the first min(K, n_pos) results.
+            out[f"precision_{k}"] = _ratio((hit_ranks <= top[:, None]).sum(axis=1), top)
+        return {key: out[key] for key in self._keys()}
+
+
+def _hit_ranks(relevant: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's relevant items, ascending, as a padded (n, max n_pos) array.
+
+    Everything the metrics need is a function of these ranks, and there are
+    only n_pos of them per query instead of a whole gallery row. Ranks are
+    float64 (exact for any gallery size) so the padding can be +inf: past any
+    real rank, and its precision n / inf is 0.
+    """
+    rows, cols = np.nonzero(relevant)  # row-major: each row's hits come in rank order
+    first = np.cumsum(n_pos) - n_pos  # flat index of each row's first hit
+    nth = np.arange(rows.size) - first[rows]  # 0-based index of the hit within its row
+    ranks = np.full((relevant.shape[0], int(n_pos.max(initial=0))), np.inf)
+    ranks[rows, nth] = cols + 1
+    return ranks
+
+
+def _voc_ap(hit_ranks: np.ndarray, n_pos: np.ndarray, cutoff: int | None = None) -> np.ndarray:
+    """VOC average precision of each query (row of ``hit_ranks``), NaN where ``n_pos`` is 0.
+
+    Recall rises by ``1 / n_pos`` exactly at the hits, so the official sum over
+    recall steps is the sum, over the hits, of the precision envelope at the
+    hit, divided by ``n_pos``. Between hits precision only falls, so the
+    envelope ``max(precision at ranks >= r)`` is the running maximum, from the
+    right, of the precision at the hits themselves. With ``cutoff`` only hits
+    within the first ``cutoff`` ranks count (they are a prefix of each row).
+    """
+    nth = np.arange(1, hit_ranks.shape[1] + 1)
+    # Precision at the n-th hit is n / rank, the same division the official code does.
+    precision = nth / hit_ranks
+    if cutoff is not None:
+        precision[hit_ranks > cutoff] = 0.0  # like the padding: a 0 never raises the envelope
+    envelope = precision[:, ::-1]
+    np.maximum.accumulate(envelope, axis=1, out=envelope)
+    return _ratio(precision.sum(axis=1), n_pos)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0 (a query without positives)."""
+    out = np.full(numerator.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _as_labels(labels: Any, name: str) -> np.ndarray:
+    """Labels as a 1-D integer or string array."""
+    array = np.asarray(labels)
+    if array.dtype == object and all(isinstance(item, str) for item in array.flat):
+        array = array.astype(str)  # e.g. a pandas column of class names
+    if array.ndim != 1:
+        raise InputError(f"{name}: received shape {array.shape}, expected a 1-D sequence of labels")
+    if array.size == 0:
+        return array.astype(np.int64)  # `[]` is float64 to numpy; emptiness is the caller's error
+    if _label_kind(array) is None:
+        raise InputError(f"{name}: received dtype {array.dtype}, expected integer or string labels")
+    return array
+
+
+def _label_kind(array: np.ndarray) -> str | None:
+    """"int" or "str": labels of one kind compare with labels of the same kind only."""
+    return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
+
+
+def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    """Extra cut-offs as positive Python ints, duplicates removed, ascending."""
+    if isinstance(ks, (int, np.integer)):
+        ks = (ks,)
+    checked = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"ks: received {k!r}, expected positive integers")
+        checked.append(int(k))
+    return tuple(sorted(set(checked)))
+
+
+def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
+    if chunk_size is None:
+        return max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * n_gallery))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise InputError(f"chunk_size: received {chunk_size!r}, expected a positive integer or None")
+    return int(chunk_size)
+
+
+def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:
+    """A 2-D real-valued block of distance rows over the whole gallery."""
+    # np.asanyarray keeps memmaps as they are (no copy into memory).
+    array = np.asanyarray(block)
+    if array.ndim != 2 or array.shape[1] != n_gallery:
+        raise InputError(
+            f"{name}: received shape {tuple(array.shape)}, expected (n_queries, {n_gallery}) "
+            f"with one column per gallery item"
+        )
+    if array.dtype.kind not in "fiu":
+        raise InputError(f"{name}: received dtype {array.dtype}, expected real numbers (float or integer)")
+    return array
+
+
+def _check_finite(block: np.ndarray, first_row: int) -> None:
+    """Reject NaN: argsort would silently rank those items last."""
+    if block.dtype.kind != "f":
+        return
+    bad_rows = np.flatnonzero(np.isnan(block).any(axis=1))
+    if bad_rows.size:
+        raise InputError(
+            f"distance: row {first_row + int(bad_rows[0])} contains NaN "
+            f"({bad_rows.size} rows in this chunk), expected finite or infinite distances"
+        )
+
+
+def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
+    """Row blocks of any accepted distance source, in query order."""
+    if isinstance(source, (list, tuple)):
+        source = np.asarray(source)
+    if hasattr(source, "shape") and hasattr(source, "__getitem__"):
+        return _array_blocks(source, n_queries, n_gallery, chunk_size)
+    if callable(source):
+        return _callable_blocks(source, n_queries, n_gallery, chunk_size)
+    if isinstance(source, Iterable):
+        return (_check_block(block, n_gallery, f"distance block {i}") for i, block in enumerate(source))
+    raise InputError(
+        f"distance: received {type(source).__name__}, expected an array, a callable "
+        f"f(start, stop) -> rows, or an iterable of row blocks"
+    )
+
+
+def _array_blocks(array: Any, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
+    shape = tuple(array.shape)
+    if shape != (n_queries, n_gallery):
+        raise InputError(
+            f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
+            f"(len(query_labels), len(gallery_labels))"
+        )
+    for start in range(0, n_queries, chunk_size):
+        yield _check_block(array[start : start + chunk_size], n_gallery, "distance")
+
+
+def _callable_blocks(
+    fn: Callable[[int, int], Any], n_queries: int, n_gallery: int, chunk_size: int
+) -> Iterator[np.ndarray]:
+    for start in range(0, n_queries, chunk_size):
+        stop = min(start + chunk_size, n_queries)
+        block = _check_block(fn(start, stop), n_gallery, f"distance({start}, {stop})")
+        if block.shape[0] != stop - start:
+            raise InputError(
+                f"distance({start}, {stop}) returned {block.shape[0]} rows, expected {stop - start}"
+            )
+        yield block
+
+
+def _progress_bar(total: int, *, enabled: bool):
+    """A tqdm bar over queries; a silent stand-in when disabled."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="query", desc="ranking", disable=not enabled)

@@ -1,0 +1,1 @@
+"""The gallery store: encoded photos on disk and the stage-1 (ret-token) index."""

@@ -1,0 +1,74 @@
+"""Stage 1: rank the gallery by ret-token (token 0) inner product.
+
+Ret-tokens are stored L2-normalised, so inner product = cosine similarity and
+ranking by it equals the official "sa" ranking (ascending L2 distance of
+normalised vectors). Three index kinds, chosen by gallery size:
+
+* fewer than ``EXACT_MAX`` (50,000) photos: an exact numpy matrix product
+  (a BLAS call: faster than building any index at this size);
+* up to ``APPROX_MIN`` (1,000,000): FAISS ``IndexFlatIP``, exact;
+* above: FAISS ``IndexHNSWFlat`` (inner product, M=32, efSearch=256),
+  approximate; stage 2 reranks its candidates, so a rare miss deep in the
+  candidate list costs little.
+
+Without FAISS installed, numpy exact search is used at every size (logged once).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+
+from ...vectors import top_k_desc
+
+_log = logging.getLogger(__name__)
+
+EXACT_MAX = 50_000
+APPROX_MIN = 1_000_000
+
+
+class RetIndex:
+    def __init__(self, vectors: np.ndarray, kind: str | None = None):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n = len(self.vectors)
+        self.kind = kind or self.choose_kind(n)
+        self._faiss_index = None
+        if self.kind in ("faiss-flat", "faiss-hnsw"):
+            import faiss
+
+            d = self.vectors.shape[1]
+            if self.kind == "faiss-flat":
+                index = faiss.IndexFlatIP(d)
+            else:
+                index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efSearch = 256
+            index.add(self.vectors)
+            self._faiss_index = index
+        _log.debug("stage-1 index: %s over %d photos", self.kind, n)
+
+    @staticmethod
+    def choose_kind(n: int) -> str:
+        if n < EXACT_MAX:
+            return "exact"
+        if importlib.util.find_spec("faiss") is None:
+            _log.info("FAISS is not installed: exact numpy search over %d photos (pip install 'zse-infer[ann]')", n)
+            return "exact"
+        return "faiss-flat" if n < APPROX_MIN else "faiss-hnsw"
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, D) unit queries -> (scores, rows), each (Q, min(k, N)), best first."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, len(self))
+        if k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        if self._faiss_index is not None:
+            scores, rows = self._faiss_index.search(queries, k)
+            return scores, rows.astype(np.int64)
+        sims = queries @ self.vectors.T
+        rows = np.stack([top_k_desc(row, k) for row in sims]) if len(sims) else np.zeros((0, k), np.int64)
+        return np.take_along_axis(sims, rows, axis=1), rows

@@ -1,0 +1,61 @@
+"""Turning what callers pass (paths, directories, list files, in-memory images) into a flat list."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import InputError
+from ..preprocess import ImageSource, is_pil_image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+def _is_single(source) -> bool:
+    return (
+        isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray))
+        or is_pil_image(source)
+        or hasattr(source, "read")
+    )
+
+
+def list_images(directory: str | os.PathLike) -> list[str]:
+    """Image files below ``directory``, recursively, in sorted (reproducible) order."""
+    root = Path(directory)
+    found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return [str(p) for p in sorted(found)]
+
+
+def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
+    """One source or many -> a list; directories are expanded to the images below them."""
+    items = [sources] if _is_single(sources) else list(sources)
+    out: list[ImageSource] = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
+            images = list_images(item)
+            if not images:
+                raise InputError(f"{item}: directory holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            out.extend(images)
+        else:
+            out.append(item)
+    return out
+
+
+def read_list_file(path: str | os.PathLike) -> list[str]:
+    """A text file with one image path per line (blank lines and '#' comments ignored).
+
+    Relative paths are taken relative to the list file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: list file not found")
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            p = Path(line)
+            out.append(str(p if p.is_absolute() else path.parent / p))
+    return out

@@ -1,0 +1,135 @@
+"""One small interface over every engine kind: ``Runner.run(inputs) -> outputs``.
+
+A runner wraps one graph (encoder or relation head) described by a
+:class:`~zse_infer.manifest.GraphSpec`. Like Polygraphy's runners it checks
+every call against the graph's metadata (names, dtypes, shapes) and reports
+"received X, expected Y"; and it splits work into batches no larger than the
+graph's profile allows, so callers hand over any number of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ...errors import BackendError, InputError
+from ...manifest import GraphSpec, TensorSpec
+
+_log = logging.getLogger(__name__)
+
+
+def _format_shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+class Runner(ABC):
+    """Runs one graph. Subclasses implement :meth:`_run_batch` for a batch within the profile."""
+
+    #: short backend name, e.g. "onnxruntime", "tensorrt", "torch"
+    backend: str = "?"
+
+    def __init__(self, graph: GraphSpec, max_batch: int | None = None):
+        self.graph = graph
+        self.max_batch = min(max_batch or graph.batch.max, graph.batch.max)
+        if self.max_batch < 1:
+            raise BackendError(f"graph {graph.id}: max batch must be >= 1, received {max_batch}")
+
+    @property
+    def device(self) -> str:
+        """Where the graph actually runs (e.g. "CPUExecutionProvider", "cuda:0")."""
+        return "cpu"
+
+    # ------------------------------------------------------------------ checks
+    def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> int:
+        """Validate names, dtypes and shapes against the graph; return the batch size."""
+        expected = [t.name for t in self.graph.inputs]
+        if sorted(inputs) != sorted(expected):
+            raise InputError(f"graph {self.graph.id}: received inputs {sorted(inputs)}, expected {expected}")
+        batch = None
+        for spec in self.graph.inputs:
+            value = inputs[spec.name]
+            if not isinstance(value, np.ndarray):
+                raise InputError(
+                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, expected a numpy array"
+                )
+            if value.dtype != np.dtype(spec.dtype):
+                raise InputError(
+                    f"graph {self.graph.id}: input '{spec.name}' received dtype {value.dtype}, expected {spec.dtype}"
+                )
+            if not _shape_matches(value.shape, spec):
+                raise InputError(
+                    f"graph {self.graph.id}: input '{spec.name}' received shape {_format_shape(value.shape)}, "
+                    f"expected {_format_shape(spec.shape)}"
+                )
+            if not _batched(spec):
+                continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
+            if batch is not None and value.shape[0] != batch:
+                raise InputError(
+                    f"graph {self.graph.id}: inputs have different batch sizes ({batch} and {value.shape[0]} for '{spec.name}')"
+                )
+            batch = value.shape[0]
+        return int(batch or 0)
+
+    # ------------------------------------------------------------------ running
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run any number of rows, in batches of at most ``max_batch``; outputs are concatenated."""
+        n = self.check_inputs(inputs)
+        if n == 0:
+            return {t.name: np.zeros(_empty_shape(t), dtype=t.dtype) for t in self.graph.outputs}
+        parts: list[dict[str, np.ndarray]] = []
+        batched = {t.name for t in self.graph.inputs if _batched(t)}
+        for start in range(0, n, self.max_batch):
+            chunk = {
+                name: np.ascontiguousarray(v[start : start + self.max_batch] if name in batched else v)
+                for name, v in inputs.items()
+            }
+            parts.append(self._run_batch(chunk))
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    @abstractmethod
+    def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch (1 <= rows <= max_batch) of already validated, contiguous inputs."""
+
+    def close(self) -> None:  # pragma: no cover - overridden where resources are held
+        """Release engine/session resources."""
+
+
+def _batched(spec: TensorSpec) -> bool:
+    """Inputs whose leading dimension is dynamic are split into batches; fixed ones are broadcast."""
+    return bool(spec.shape) and isinstance(spec.shape[0], str)
+
+
+def _shape_matches(shape: tuple[int, ...], spec: TensorSpec) -> bool:
+    if len(shape) != len(spec.shape):
+        return False
+    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape))
+
+
+def _empty_shape(spec: TensorSpec) -> tuple[int, ...]:
+    return tuple(0 if isinstance(d, str) else d for d in spec.shape)
+
+
+@dataclass
+class ModelRunners:
+    """The two graphs a retriever needs, on one backend."""
+
+    encoder: Runner
+    relation_head: Runner
+    backend: str
+    precision: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.backend} ({self.precision}): encoder {self.encoder.graph.id} on {self.encoder.device}, "
+            f"relation head {self.relation_head.graph.id} on {self.relation_head.device}"
+        )
+
+    def close(self) -> None:
+        self.encoder.close()
+        self.relation_head.close()

@@ -1,0 +1,105 @@
+"""A thin CUDA runtime wrapper over ``cuda-python`` (NVIDIA's bindings; the `gpu` extra).
+
+Only what the TensorRT backend needs: device count and compute capability,
+device buffers, a stream, and copies. Imported lazily; on a machine without
+cuda-python or without a GPU, :func:`gpu_count` is 0 and nothing else is called.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ...errors import BackendError, DependencyError
+
+_log = logging.getLogger(__name__)
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError as exc:
+            raise DependencyError(
+                "CUDA access needs the 'cuda-python' package: pip install 'zse-infer[gpu]'"
+            ) from exc
+    return cudart
+
+
+def _check(result: tuple, what: str):
+    err, *rest = result
+    if err != _cudart().cudaError_t.cudaSuccess:
+        raise BackendError(f"CUDA {what} failed: {err}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def available() -> bool:
+    """Whether cuda-python is installed (not whether a GPU is present)."""
+    try:
+        _cudart()
+    except DependencyError:
+        return False
+    return True
+
+
+def device_name(device: int = 0) -> str:
+    name = _check(_cudart().cudaGetDeviceProperties(device), "cudaGetDeviceProperties").name
+    return name.decode(errors="replace").rstrip("\x00") if isinstance(name, bytes) else str(name)
+
+
+def gpu_count() -> int:
+    """Number of usable CUDA devices; 0 when cuda-python, a driver or a GPU is missing."""
+    try:
+        cudart = _cudart()
+        err, count = cudart.cudaGetDeviceCount()
+    except (DependencyError, RuntimeError, OSError):
+        return 0
+    return int(count) if err == cudart.cudaError_t.cudaSuccess else 0
+
+
+def compute_capability(device: int = 0) -> str:
+    """e.g. "8.6"; part of every TensorRT engine cache key."""
+    props = _check(_cudart().cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    return f"{props.major}.{props.minor}"
+
+
+class Stream:
+    def __init__(self):
+        self.handle = _check(_cudart().cudaStreamCreate(), "cudaStreamCreate")
+
+    def synchronize(self) -> None:
+        _check(_cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            _cudart().cudaStreamDestroy(self.handle)
+            self.handle = None
+
+
+class DeviceBuffer:
+    """A device allocation of fixed capacity, reused across calls (no per-call cudaMalloc)."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = int(nbytes)
+        self.ptr = _check(_cudart().cudaMalloc(self.nbytes), "cudaMalloc")
+
+    def upload(self, host: np.ndarray, stream: Stream) -> None:
+        cudart = _cudart()
+        if host.nbytes > self.nbytes:
+            raise BackendError(f"upload of {host.nbytes} bytes exceeds the {self.nbytes}-byte device buffer")
+        kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(cudart.cudaMemcpyAsync(self.ptr, host.ctypes.data, host.nbytes, kind, stream.handle), "H2D copy")
+
+    def download(self, host: np.ndarray, stream: Stream) -> None:
+        cudart = _cudart()
+        kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(host.ctypes.data, self.ptr, host.nbytes, kind, stream.handle), "D2H copy")
+
+    def close(self) -> None:
+        if self.ptr is not None:
+            _cudart().cudaFree(self.ptr)
+            self.ptr = None

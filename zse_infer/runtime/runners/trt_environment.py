@@ -1,0 +1,87 @@
+"""Is TensorRT usable here? The one place that answers, without ever touching CUDA when it is not.
+
+TensorRT needs an NVIDIA GPU even to create a Builder, and deserialising an
+engine without one crashes the process (measured), so every TensorRT code
+path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`. The GPU
+check asks the CUDA runtime (cuda-python, else torch) and never initialises
+TensorRT itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+
+from ...errors import DependencyError, ExportError
+
+_log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'zse-infer[gpu]' (TensorRT's wheels come from NVIDIA's package index)"
+
+
+@dataclass(frozen=True)
+class TrtEnvironment:
+    ready: bool
+    reason: str = ""
+    version: str | None = None
+    compute_capability: str | None = None  # "8.6"
+    device: str | None = None
+
+
+def _import_tensorrt() -> tuple[ModuleType | None, str]:
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError as exc:
+        return None, f"the 'tensorrt' package is not installed ({exc}); {INSTALL_HINT}"
+    if not hasattr(trt, "Builder"):
+        # PyPI's `tensorrt` stub installs a shell that only downloads the real wheels.
+        return None, f"the installed 'tensorrt' package is NVIDIA's download stub, not TensorRT; {INSTALL_HINT}"
+    return trt, ""
+
+
+def probe_gpu() -> tuple[str | None, str | None, str]:
+    """(compute capability "M.m", device name, reason when there is none).
+
+    Asks the CUDA runtime through cuda-python (the runtime side, no torch), else torch.
+    """
+    from . import cuda
+
+    if cuda.available():
+        if cuda.gpu_count() == 0:
+            return None, None, "no CUDA GPU is visible (CUDA device count is 0)"
+        return cuda.compute_capability(0), cuda.device_name(0), ""
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return None, None, "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
+    if not torch.cuda.is_available():
+        return None, None, "no CUDA GPU is visible (torch.cuda.is_available() is False)"
+    major, minor = torch.cuda.get_device_capability(0)
+    return f"{major}.{minor}", torch.cuda.get_device_name(0), ""
+
+
+def probe_tensorrt() -> TrtEnvironment:
+    trt, reason = _import_tensorrt()
+    if trt is None:
+        return TrtEnvironment(False, reason)
+    version = str(trt.__version__)
+    major = int(version.split(".")[0])
+    if major < 10:
+        return TrtEnvironment(False, f"TensorRT {version} is installed, expected 10 or newer; {INSTALL_HINT}", version)
+    cc, device, reason = probe_gpu()
+    if cc is None:
+        return TrtEnvironment(False, f"TensorRT {version} is installed but {reason}", version)
+    return TrtEnvironment(True, "", version, cc, device)
+
+
+def require_tensorrt() -> tuple[ModuleType, TrtEnvironment]:
+    """The ``tensorrt`` module and the environment, or a clear error naming what is missing."""
+    env = probe_tensorrt()
+    if not env.ready:
+        if env.version is None:
+            raise DependencyError(f"building or running TensorRT engines: {env.reason}")
+        raise ExportError(f"building or running TensorRT engines needs an NVIDIA GPU: {env.reason}")
+    trt, _ = _import_tensorrt()
+    return trt, env
