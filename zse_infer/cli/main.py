@@ -164,13 +164,14 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True, help="Matches drawn as lines.")
+@click.option("--top", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
 @zse_errors
 def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
-    """Show why SKETCH matches PHOTO: matched regions and attention heat maps."""
+    """Show why SKETCH matches PHOTO: matched parts and where the model looks."""
     from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
@@ -178,8 +179,15 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
     exp = r.explain(str(sketch), str(photo), out=out, top=top)
     if json_out:
         json_out.write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
-    click.echo(f"{out}: relation score {exp.score:.4f}; strongest match: sketch patch {exp.matches[0].sketch_patch} "
-               f"-> photo patch {exp.matches[0].photo_patch} (cosine {exp.matches[0].similarity:.3f})")
+    shown = exp.readable_matches(top)
+    click.echo(f"{out}: match score {exp.score:.3f} (0 = unrelated, 1 = sure)")
+    if shown:
+        m = shown[0]
+        click.echo(f"  {len(shown)} matched parts numbered in the picture; the strongest (1): sketch patch "
+                   f"row {m.sketch_patch[0]}, col {m.sketch_patch[1]} <-> photo patch row {m.photo_patch[0]}, "
+                   f"col {m.photo_patch[1]} (feature cosine {m.similarity:.2f})")
+    else:
+        click.echo("  no match falls on a stroke of the sketch and on the photo's object: only heat maps are drawn")
 
 
 @main.command()
@@ -190,12 +198,12 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Use the top --k hits of a search in this gallery instead of PHOTOS.")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--ink-only", is_flag=True, help="Replace only patches that contain strokes.")
+@click.option("--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
 @zse_errors
 def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backend, verbose) -> None:
-    """Make a photo-like image from SKETCH by patch replacement from PHOTOS (or from search hits)."""
+    """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""
     from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
@@ -204,7 +212,10 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     sources = list(r.search(str(sketch), k=k)) if gallery_dir and not photos else [str(p) for p in photos]
     result = r.synthesize(str(sketch), sources, out=out, ink_only=ink_only)
-    click.echo(f"{out}: {int(result.source[:, 2].sum())} patches replaced from {len(sources)} photo(s)")
+    part = "stroke" if ink_only else "drawing"
+    used = [f"{name} ({result.taken_from(i)})" for i, name in enumerate(result.names) if result.taken_from(i)]
+    click.echo(f"{out}: {result.replaced} of {len(result.source)} sketch patches ({part} patches) redrawn "
+               f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,28 +1,49 @@
-"""Explanations from the explain graph's outputs: matched patches, heat maps, synthesis.
+"""The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
 
 Numpy and PIL only (no torch): a deployed system explains its own results
 from its export folder. See ``zse_infer/model/explain.py`` for what the
-graph outputs and why anchors are located through exact patch attribution.
+explain graph outputs and why anchors are located through exact patch
+attribution, and :mod:`.synthesis` for how synthesis chooses its patches.
 
 * **Matched pairs**: for every sketch anchor ``a``, its most similar photo
-  anchor ``b`` (the argmax of the 49x49 anchor kernel) with their cosine; each
-  side is placed at the patch that contributes most to that cosine.
+  anchor ``b`` (the argmax of the anchor kernel) with their cosine; each side
+  is placed at the patch that contributes most to that cosine. The picture
+  shows the clearest few (:meth:`Explanation.readable_matches`): placed on the
+  sketch's strokes and the photo's object, never on blank paper.
 * **Heat maps**: cross-attention received by each patch, averaged over the
   other image's patch queries and over heads.
-* **Synthesis**: every sketch patch replaced by the photo patch its token
-  attends to most (over one photo, or several, taking the strongest).
+* **Synthesis**: the sketch's drawing rebuilt from content patches of the photos.
+
+:class:`Explainer` runs all this for the ``Retriever`` facade, from the
+manifest, the runners and two callables (encode images, fetch stored photo
+tokens by gallery row).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from ..manifest import HEAD_INPUTS, Manifest
+from ..preprocess import ImageSource, image_to_rgb, source_path
+from .explain_pictures import colormap, render_explanation, render_synthesis
+from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthesize_patches
+
+__all__ = [
+    "Explainer", "Explanation", "PatchMatch", "Synthesis", "build_explanation", "colormap",
+    "render_explanation", "render_synthesis", "synthesize_patches", "patch_evidence",
+]
+
+_log = logging.getLogger(__name__)
+
+#: matches drawn in an explanation picture unless the caller asks otherwise
+DEFAULT_TOP = 6
 
 
 @dataclass(frozen=True)
@@ -43,19 +64,49 @@ class PatchMatch:
 class Explanation:
     score: float
     kernel: np.ndarray  # (A, A)
-    matches: list[PatchMatch]  # one per sketch anchor, strongest first
+    matches: list[PatchMatch]  # one per sketch anchor, strongest first, each on its top-contributing patches
     sketch_heat: np.ndarray  # (g, g), sums to 1
     photo_heat: np.ndarray  # (g, g), sums to 1
     sketch_relevance: np.ndarray = field(repr=False)  # (A, g*g)
     photo_relevance: np.ndarray = field(repr=False)
     sketch_image: np.ndarray | None = field(default=None, repr=False)  # uint8 (S, S, 3), as the encoder saw it
     photo_image: np.ndarray | None = field(default=None, repr=False)
+    sketch_ink: np.ndarray | None = field(default=None, repr=False)  # (g*g,) bool: patches with strokes
+    photo_content: np.ndarray | None = field(default=None, repr=False)  # (g*g,) bool: patches of the object
     image_path: str | None = None
+    top: int = DEFAULT_TOP
+
+    def readable_matches(self, top: int | None = None) -> list[PatchMatch]:
+        """The ``top`` strongest matches a person can check: each anchor match placed on the
+        stroke patch and the object patch that contribute most to its cosine (skipped when no
+        such patch contributes positively), and no patch marked twice."""
+        top = self.top if top is None else top
+        grid = self.sketch_heat.shape[0]
+        n = grid * grid
+        ink = self.sketch_ink if self.sketch_ink is not None else np.ones(n, bool)
+        content = self.photo_content if self.photo_content is not None else np.ones(n, bool)
+        used_s, used_p, shown = set(), set(), []
+        for m in self.matches:
+            if len(shown) >= top:
+                break
+            s_rel = np.where(ink, self.sketch_relevance[m.sketch_anchor], -np.inf)
+            p_rel = np.where(content, self.photo_relevance[m.sketch_anchor], -np.inf)
+            s_rel[list(used_s)] = -np.inf
+            p_rel[list(used_p)] = -np.inf
+            sp, pp = int(np.argmax(s_rel)), int(np.argmax(p_rel))
+            if not (s_rel[sp] > 0 and p_rel[pp] > 0):
+                continue
+            used_s.add(sp)
+            used_p.add(pp)
+            shown.append(PatchMatch(m.sketch_anchor, m.photo_anchor, m.similarity, divmod(sp, grid), divmod(pp, grid),
+                                    float(s_rel[sp]), float(p_rel[pp])))
+        return shown
 
     def to_dict(self) -> dict:
         return {
             "score": self.score,
             "matches": [m.to_dict() for m in self.matches],
+            "shown_matches": [m.to_dict() for m in self.readable_matches()],
             "kernel": self.kernel.tolist(),
             "sketch_heat": self.sketch_heat.tolist(),
             "photo_heat": self.photo_heat.tolist(),
@@ -103,115 +154,87 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
     )
 
 
-# --------------------------------------------------------------------------- pictures
-
-_COLORS = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
-
-
-def colormap(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> uint8 RGB on a magma-like ramp (no matplotlib needed)."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0, 1) * (len(_COLORS) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(_COLORS) - 2)
-    t = (v - lo)[..., None]
-    return ((1 - t) * _COLORS[lo] + t * _COLORS[lo + 1]).astype(np.uint8)
+def _is_hit(item: Any) -> bool:
+    """A search hit (stored tokens by gallery row), told apart from an image without importing the facade."""
+    return not isinstance(item, (str, bytes, os.PathLike, np.ndarray)) and all(hasattr(item, a) for a in ("id", "path", "row"))
 
 
-def _overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    from PIL import Image
+class Explainer:
+    """Explanations and synthesis from an export folder's explain graph.
 
-    h = heat / heat.max() if heat.max() > 0 else heat
-    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR)) / 255.0
-    return ((1 - alpha) * image + alpha * colormap(big)).astype(np.uint8)
+    ``encode(images, modality)`` -> tokens (N, T, D); ``stored_tokens(rows)`` -> the
+    gallery's tokens of those rows (N, T, D)."""
 
+    def __init__(
+        self,
+        export_dir: str | os.PathLike,
+        manifest: Manifest,
+        runners,
+        encode: Callable[[Sequence[ImageSource], str], np.ndarray],
+        stored_tokens: Callable[[Sequence[int]], np.ndarray],
+    ):
+        self.export_dir = Path(export_dir)
+        self.manifest = manifest
+        self.runners = runners
+        self.encode = encode
+        self.stored_tokens = stored_tokens
+        self._runner = None
 
-def _patch_center(patch: tuple[int, int], grid: int, size: int, scale: int, x0: int, y0: int) -> tuple[float, float]:
-    cell = size / grid
-    return x0 + (patch[1] + 0.5) * cell * scale, y0 + (patch[0] + 0.5) * cell * scale
+    def outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
+        """The explain graph's outputs for pairs (B, T, D) x (B, T, D)."""
+        if self._runner is None:
+            from .runners.select import open_explain_runner
 
+            self._runner = open_explain_runner(self.export_dir, self.manifest, self.runners)
+        feeds = {HEAD_INPUTS[0]: np.ascontiguousarray(sketch_tokens, np.float32), HEAD_INPUTS[1]: np.ascontiguousarray(photo_tokens, np.float32)}
+        return self._runner.run(feeds)
 
-def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 12, scale: int = 2) -> Path:
-    """Sketch and photo side by side, the ``top`` strongest matches joined by lines coloured by
-    strength, and below them the attention heat maps over each image. Written as PNG."""
-    from PIL import Image, ImageDraw
+    def photo(self, item: Any) -> tuple[np.ndarray, np.ndarray, str]:
+        """Tokens (T, D), the RGB image the encoder saw and a name, for a hit (stored tokens) or a photo."""
+        config = self.manifest.preprocess["photo"]
+        if _is_hit(item):
+            if item.path is None:
+                raise InputError(f"hit {item.id!r} has no path (indexed from memory): pass the photo image instead")
+            return self.stored_tokens([item.row])[0], image_to_rgb(item.path, config), Path(str(item.id)).name
+        name = source_path(item)
+        return self.encode([item], "photo")[0], image_to_rgb(item, config), Path(name).name if name else "photo"
 
-    if exp.sketch_image is None or exp.photo_image is None:
-        raise InputError("render_explanation: the explanation carries no images")
-    size = exp.sketch_image.shape[0]
-    side = size * scale
-    gap, header = 24, 28
-    canvas = Image.new("RGB", (2 * side + gap, 2 * side + gap + header), "white")
-    big = lambda img: Image.fromarray(img).resize((side, side), Image.NEAREST)  # noqa: E731
-    canvas.paste(big(exp.sketch_image), (0, header))
-    canvas.paste(big(exp.photo_image), (side + gap, header))
-    canvas.paste(big(_overlay(exp.sketch_image, exp.sketch_heat)), (0, header + side + gap))
-    canvas.paste(big(_overlay(exp.photo_image, exp.photo_heat)), (side + gap, header + side + gap))
-    draw = ImageDraw.Draw(canvas)
-    grid = exp.sketch_heat.shape[0]
-    shown = exp.matches[:top]
-    if shown:
-        sims = np.array([m.similarity for m in shown])
-        lo, hi = sims.min(), sims.max()
-        for m in reversed(shown):  # strongest drawn last, on top
-            strength = (m.similarity - lo) / (hi - lo) if hi > lo else 1.0
-            color = tuple(int(c) for c in colormap(0.25 + 0.75 * strength))
-            a = _patch_center(m.sketch_patch, grid, size, scale, 0, header)
-            b = _patch_center(m.photo_patch, grid, size, scale, side + gap, header)
-            draw.line([a, b], fill=color, width=3)
-            for x, y in (a, b):
-                draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=color, width=2)
-    draw.text((4, 6), f"relation score {exp.score:.4f}  |  top {len(shown)} anchor matches (line colour = cosine)", fill="black")
-    draw.text((4, header + side + 6), "cross-attention received (sketch <- photo queries, photo <- sketch queries)", fill="black")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    exp.image_path = str(out)
-    return out
+    def _sketch(self, sketch: ImageSource) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tokens, image and ink mask of the sketch."""
+        config = self.manifest.preprocess["sketch"]
+        tokens = self.encode([sketch], "sketch")[0]
+        image = image_to_rgb(sketch, config)
+        return tokens, image, ink_mask(image, self.manifest.model.encoder.grid_size, config.ink_threshold)
 
+    def explain(self, sketch: ImageSource, hit_or_photo: Any, out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
+        """Why ``sketch`` matched a photo (see ``Retriever.explain``)."""
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise InputError(f"top: received {top!r}, expected an integer >= 1")
+        sketch_tokens, sketch_image, ink = self._sketch(sketch)
+        photo_tokens, photo_image, _ = self.photo(hit_or_photo)
+        exp = build_explanation(self.outputs(sketch_tokens[None], photo_tokens[None]))
+        exp.sketch_image, exp.photo_image, exp.top = sketch_image, photo_image, int(top)
+        exp.sketch_ink, exp.photo_content = ink, content_mask(photo_image, self.manifest.model.encoder.grid_size)
+        if out is not None:
+            render_explanation(exp, out, top=top)
+        return exp
 
-# --------------------------------------------------------------------------- synthesis
-
-
-@dataclass
-class Synthesis:
-    image: np.ndarray  # uint8 (S, S, 3)
-    source: np.ndarray  # (g*g, 3) int: photo index, photo patch index, and 1 if replaced (0: kept)
-    weight: np.ndarray  # (g*g,) attention weight of the chosen photo patch
-    image_path: str | None = None
-
-
-def synthesize_patches(
-    sketch_image: np.ndarray,
-    photo_images: Sequence[np.ndarray],
-    sketch_attentions: Sequence[np.ndarray],
-    ink_threshold: int | None = None,
-) -> Synthesis:
-    """Replace every sketch patch by the photo patch its token attends to most.
-
-    ``sketch_attentions[k]``: (N, N) sketch queries over photo ``k``'s keys. With
-    several photos, each patch takes the photo whose best patch has the highest
-    attention weight. ``ink_threshold``: keep sketch patches without ink (no pixel
-    with R+G+B <= threshold) as they are.
-    """
-    if len(photo_images) != len(sketch_attentions) or not photo_images:
-        raise InputError("synthesize: give one attention map per photo, and at least one photo")
-    size = sketch_image.shape[0]
-    n = sketch_attentions[0].shape[0] - 1
-    grid = int(round(np.sqrt(n)))
-    cell = size // grid
-    att = np.stack([a[1:, 1:] for a in sketch_attentions])  # (K, n, n): photo k, sketch patch i, photo patch j
-    best_patch = att.argmax(axis=2)  # (K, n)
-    best_weight = np.take_along_axis(att, best_patch[..., None], axis=2)[..., 0]
-    photo = best_weight.argmax(axis=0)  # (n,)
-    patch = best_patch[photo, np.arange(n)]
-    weight = best_weight[photo, np.arange(n)]
-    out = sketch_image.copy()
-    replaced = np.ones(n, dtype=np.int64)
-    for i in range(n):
-        r, c = divmod(i, grid)
-        ys, xs = slice(r * cell, (r + 1) * cell), slice(c * cell, (c + 1) * cell)
-        if ink_threshold is not None and not (sketch_image[ys, xs].astype(int).sum(axis=2) <= ink_threshold).any():
-            replaced[i] = 0
-            continue
-        pr, pc = divmod(int(patch[i]), grid)
-        out[ys, xs] = photo_images[int(photo[i])][pr * cell : (pr + 1) * cell, pc * cell : (pc + 1) * cell]
-    return Synthesis(image=out, source=np.stack([photo, patch, replaced], axis=1), weight=weight)
+    def synthesize(self, sketch: ImageSource, hits_or_photos: Any, out: str | os.PathLike | None = None, ink_only: bool = False) -> Synthesis:
+        """The sketch's drawing rebuilt from photo patches (see ``Retriever.synthesize``)."""
+        if _is_hit(hits_or_photos) or isinstance(hits_or_photos, (str, os.PathLike, bytes, np.ndarray)):
+            hits_or_photos = [hits_or_photos]
+        if not len(hits_or_photos):
+            raise InputError("hits_or_photos: received an empty list, expected at least one hit or photo")
+        sketch_tokens, sketch_image, _ = self._sketch(sketch)
+        photos = [self.photo(item) for item in hits_or_photos]
+        photo_tokens = np.stack([t for t, _, _ in photos])
+        attention = self.outputs(np.repeat(sketch_tokens[None], len(photos), axis=0), photo_tokens)["sketch_attention"]
+        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention)]
+        images = [image for _, image, _ in photos]
+        result = synthesize_patches(
+            sketch_image, images, evidence, ink_threshold=self.manifest.preprocess["sketch"].ink_threshold, ink_only=ink_only
+        )
+        result.names = [name for _, _, name in photos]
+        if out is not None:
+            render_synthesis(result, sketch_image, images, out, names=result.names)
+        return result

@@ -27,7 +27,7 @@ from .gallery.stage1_index import RetIndex
 from ..errors import GalleryError, InputError, ZseError
 from .gallery.format1 import Gallery
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, Manifest
-from .explainer import Explanation, Synthesis, build_explanation, render_explanation, synthesize_patches
+from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
 from ..preprocess import ImageSource, describe_source, image_to_rgb, load_image, source_path
 from .runners.base import ModelRunners
 from .runners.select import open_runners
@@ -365,69 +365,44 @@ class Retriever:
 
 
     # ------------------------------------------------------------------ explanations
+    def _explainer_room(self) -> Explainer:
+        """The explainer, fed this retriever's encoder and the gallery's stored tokens."""
+        if self._explainer is None:
+            self._explainer = Explainer(
+                self.export_dir, self.manifest, self.runners, encode=self.encode, stored_tokens=lambda rows: self.gallery.tokens(rows)
+            )
+        return self._explainer
+
     def _photo_tokens_and_image(self, item: "Hit | ImageSource") -> tuple[np.ndarray, np.ndarray]:
         """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""
-        config = self.manifest.preprocess["photo"]
-        if isinstance(item, Hit):
-            if item.path is None:
-                raise InputError(f"hit {item.id!r} has no path (indexed from memory): pass the photo image instead")
-            return self.gallery.tokens([item.row])[0], image_to_rgb(item.path, config)
-        return self.encode([item], "photo")[0], image_to_rgb(item, config)
+        tokens, image, _ = self._explainer_room().photo(item)
+        return tokens, image
 
     def _explain_outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
-        if self._explainer is None:
-            from .runners.select import open_explain_runner
+        return self._explainer_room().outputs(sketch_tokens, photo_tokens)
 
-            self._explainer = open_explain_runner(self.export_dir, self.manifest, self.runners)
-        feeds = {HEAD_INPUTS[0]: np.ascontiguousarray(sketch_tokens, np.float32), HEAD_INPUTS[1]: np.ascontiguousarray(photo_tokens, np.float32)}
-        return self._explainer.run(feeds)
-
-    def explain(self, sketch: ImageSource, hit_or_photo: "Hit | ImageSource", out: str | os.PathLike | None = None, top: int = 12) -> Explanation:
+    def explain(self, sketch: ImageSource, hit_or_photo: "Hit | ImageSource", out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
         """Why ``sketch`` matched a photo: anchor matches placed on patches, attention heat maps.
 
         ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a
-        photo. With ``out``, a PNG is written (sketch and photo side by side, the ``top``
-        strongest matches joined by lines, heat maps below).
+        photo. With ``out``, a PNG is written: sketch and photo side by side with the ``top``
+        clearest matches as numbered markers (on strokes and on the object only), a colour
+        scale, and the attention heat maps below.
         """
-        sketch_tokens = self.encode([sketch], "sketch")[0]
-        photo_tokens, photo_image = self._photo_tokens_and_image(hit_or_photo)
-        exp = build_explanation(self._explain_outputs(sketch_tokens[None], photo_tokens[None]))
-        exp.sketch_image = image_to_rgb(sketch, self.manifest.preprocess["sketch"])
-        exp.photo_image = photo_image
-        if out is not None:
-            render_explanation(exp, out, top=top)
-        return exp
+        return self._explainer_room().explain(sketch, hit_or_photo, out=out, top=top)
 
     def synthesize(
         self, sketch: ImageSource, hits_or_photos: "Sequence[Hit | ImageSource]", out: str | os.PathLike | None = None, ink_only: bool = False
     ) -> Synthesis:
-        """A photo-like image: every sketch patch replaced by its best-matching photo patch.
+        """The sketch's drawing rebuilt from content patches of the matched photos.
 
         ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each
-        patch takes the photo whose patch its token attends to most. ``ink_only`` keeps
-        sketch patches without strokes as they are.
+        connected part of the drawing takes the photo that fits it best. ``ink_only``
+        replaces only the stroke patches (default: strokes and what they enclose). With
+        ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and the
+        source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
         """
-        if isinstance(hits_or_photos, (Hit, str, os.PathLike, bytes)) or isinstance(hits_or_photos, np.ndarray):
-            hits_or_photos = [hits_or_photos]
-        if not len(hits_or_photos):
-            raise InputError("hits_or_photos: expected at least one hit or photo")
-        sketch_tokens = self.encode([sketch], "sketch")[0]
-        sketch_cfg = self.manifest.preprocess["sketch"]
-        images, attentions = [], []
-        for item in hits_or_photos:
-            photo_tokens, image = self._photo_tokens_and_image(item)
-            attentions.append(self._explain_outputs(sketch_tokens[None], photo_tokens[None])["sketch_attention"][0])
-            images.append(image)
-        result = synthesize_patches(
-            image_to_rgb(sketch, sketch_cfg), images, attentions, ink_threshold=sketch_cfg.ink_threshold if ink_only else None
-        )
-        if out is not None:
-            from PIL import Image
-
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(result.image).save(out)
-            result.image_path = str(out)
-        return result
+        return self._explainer_room().synthesize(sketch, hits_or_photos, out=out, ink_only=ink_only)
 
 
 def _same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
