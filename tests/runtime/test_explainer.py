@@ -4,7 +4,8 @@ from PIL import Image
 
 from zse_infer import Retriever
 from zse_infer.errors import InputError
-from zse_infer.runtime.explainer import colormap, synthesize_patches
+from zse_infer.runtime.explain_pictures import scale_for
+from zse_infer.runtime.explainer import Explainer, colormap
 from zse_infer.testing.images import make_photo_files
 
 
@@ -34,9 +35,60 @@ def test_explanation_is_consistent_with_the_anchor_kernel(retriever, golden_imag
     assert sims == sorted(sims, reverse=True)
     assert exp.sketch_heat.sum() == pytest.approx(1, abs=1e-5) and exp.photo_heat.sum() == pytest.approx(1, abs=1e-5)
     image = Image.open(out)
-    assert image.size == (2 * 128 + 24, 2 * 128 + 24 + 28)  # 64 px inputs drawn at scale 2
+    side = 64 * scale_for(64, 320)  # 64 px inputs drawn at >= 320 px
+    assert image.width == 2 * side + 24 + 2 * 12
     data = exp.to_dict()
     assert data["image"] == str(out) and len(data["matches"]) == anchors
+    assert len(data["shown_matches"]) <= 8
+
+
+def test_the_picture_shows_few_matches_on_strokes_and_on_the_object(retriever, golden_images, tmp_path):
+    """Issue 10: lines ending on blank canvas. Shown matches sit on ink / content patches only,
+    at most ``top``, no patch marked twice, strongest first; each is an anchor match's patch with
+    a positive share in its cosine."""
+    sketch = golden_images["sketch"][0]
+    hit = retriever.search(sketch, k=1, rerank="all")[0]
+    exp = retriever.explain(sketch, hit, out=tmp_path / "e.png", top=4)
+    shown = exp.readable_matches()
+    assert 1 <= len(shown) <= 4
+    grid = exp.sketch_heat.shape[0]
+    for m in shown:
+        i, j = m.sketch_patch[0] * grid + m.sketch_patch[1], m.photo_patch[0] * grid + m.photo_patch[1]
+        assert exp.sketch_ink[i] and exp.photo_content[j]
+        assert m.sketch_share == pytest.approx(exp.sketch_relevance[m.sketch_anchor, i]) and m.sketch_share > 0
+        assert m.photo_share == pytest.approx(exp.photo_relevance[m.sketch_anchor, j]) and m.photo_share > 0
+    assert len({m.sketch_patch for m in shown}) == len(shown) == len({m.photo_patch for m in shown})
+    sims = [m.similarity for m in shown]
+    assert sims == sorted(sims, reverse=True)
+    # nothing shown where there is neither ink nor content
+    exp.sketch_ink = np.zeros_like(exp.sketch_ink)
+    assert exp.readable_matches() == []
+
+
+def test_the_picture_has_colour_scales_and_plain_captions(retriever, golden_images, tmp_path):
+    sketch = golden_images["sketch"][0]
+    out = tmp_path / "e.png"
+    exp = retriever.explain(sketch, golden_images["photo"][0], out=out)
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    side = 64 * scale_for(64, 320)
+    ramps = {"match": colormap(np.linspace(0.3, 1.0, side)), "attention": colormap(np.linspace(0, 1, side))}
+    # the ramp inside its black frame
+    found = {name for name, ramp in ramps.items() for row in pixels if np.array_equal(row[13 : 12 + side], ramp[1:])}
+    assert found == set(ramps) or (found == {"attention"} and not exp.readable_matches())
+    text = " ".join(exp.captions).lower()
+    assert "match score" in text and "where the model looks" in text and "low" in text and "high" in text
+    for internal in ("<-", "queries", "anchor", "token", "relevance", "kernel"):
+        assert internal not in text, f"internal word {internal!r} in the captions"
+
+
+def test_explainer_stands_alone(tiny_export, golden_images):
+    """The explainer room needs only the manifest, the runners and two callables."""
+    r = Retriever.load(tiny_export)
+    explainer = Explainer(r.export_dir, r.manifest, r.runners, encode=r.encode, stored_tokens=lambda rows: None)
+    exp = explainer.explain(golden_images["sketch"][0], golden_images["photo"][0], top=3)
+    assert len(exp.readable_matches()) <= 3 and exp.photo_image.shape == (64, 64, 3)
+    with pytest.raises(InputError, match="top"):
+        explainer.explain(golden_images["sketch"][0], golden_images["photo"][0], top=0)
 
 
 def test_relevance_sums_to_the_kernel_entry(retriever, golden_images):
@@ -61,40 +113,6 @@ def test_in_memory_hit_needs_the_image(tiny_export, golden_images):
     hit = r.search(golden_images["sketch"][0], k=1)[0]
     with pytest.raises(InputError, match="has no path"):
         r.explain(golden_images["sketch"][0], hit)
-
-
-def test_synthesis_pastes_the_matched_photo_patches(retriever, golden_images, tmp_path):
-    sketch = golden_images["sketch"][2]
-    hits = retriever.search(sketch, k=2)
-    out = tmp_path / "synth.png"
-    result = retriever.synthesize(sketch, hits, out=out)
-    assert Image.open(out).size == (64, 64)
-    grid, cell = 8, 8
-    photos = [retriever._photo_tokens_and_image(h)[1] for h in hits]
-    for i, (k, j, replaced) in enumerate(result.source):
-        assert replaced == 1
-        r, c = divmod(i, grid)
-        pr, pc = divmod(int(j), grid)
-        assert np.array_equal(
-            result.image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell],
-            photos[int(k)][pr * cell : (pr + 1) * cell, pc * cell : (pc + 1) * cell],
-        )
-
-
-def test_synthesis_choice_follows_attention():
-    """Hand-made attention: patch 0 attends most to photo 1's patch 3, the rest to photo 0's patch 0."""
-    n = 4
-    sketch = np.zeros((4, 4, 3), np.uint8)
-    photos = [np.full((4, 4, 3), 10, np.uint8), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)]
-    att = [np.full((n + 1, n + 1), 0.1), np.full((n + 1, n + 1), 0.05)]
-    att[0][1:, 1] = 0.5
-    att[1][1, 4] = 0.9
-    result = synthesize_patches(sketch, photos, att)
-    assert result.source[:, :2].tolist() == [[1, 3], [0, 0], [0, 0], [0, 0]]
-    assert np.array_equal(result.image[0:2, 0:2], photos[1][2:4, 2:4])
-    assert np.array_equal(result.image[2:4, 2:4], photos[0][0:2, 0:2])
-    ink_only = synthesize_patches(np.full((4, 4, 3), 255, np.uint8), photos, att, ink_threshold=300)
-    assert ink_only.source[:, 2].tolist() == [0, 0, 0, 0] and (ink_only.image == 255).all()
 
 
 def test_colormap_endpoints():

@@ -77,6 +77,21 @@ def colour_bar(draw, x: int, y: int, width: int, title: str, low: str, high: str
     return y + 40
 
 
+class _Pen:
+    """An ImageDraw that remembers the text it writes: the captions, which tests read back."""
+
+    def __init__(self, draw):
+        self._draw = draw
+        self.texts: list[str] = []
+
+    def text(self, xy, text: str, **kwargs) -> None:
+        self.texts.append(text)
+        self._draw.text(xy, text, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._draw, name)
+
+
 def _centred_text(draw, cx: float, cy: float, text: str, f, fill) -> None:
     """Text centred on (cx, cy) without ``anchor`` (which old Pillow's bitmap font lacks)."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=f)
@@ -118,7 +133,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     width = 2 * side + gap + 2 * pad
     height = title_h + 2 * (side + caption_h + bar_h) + pad
     canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
+    draw = _Pen(ImageDraw.Draw(canvas))
     draw.text((pad, 8), "Why this photo matches the sketch", fill="black", font=font(20))
     draw.text((pad, 32), f"match score {exp.score:.3f} (0 = unrelated, 1 = sure)", fill="black", font=font(14))
     x_s, x_p, y = pad, pad + side + gap, title_h
@@ -159,7 +174,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     y += caption_h
     colour_bar(draw, x_s, y, side, "attention (bright = looked at most)", "low", "high")
     out = _save(canvas, path)
-    exp.image_path = str(out)
+    exp.image_path, exp.captions = str(out), draw.texts
     return out
 
 
@@ -186,7 +201,7 @@ def render_synthesis(
     width = 2 * side + gap + 2 * pad
     height = title_h + side + caption_h + 8 + n_rows * (small + 2 * caption_h) + pad
     canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
+    draw = _Pen(ImageDraw.Draw(canvas))
     f = font(14)
     draw.text((pad, 8), "The sketch drawn with patches of the matched photo" + ("s" if len(photo_images) > 1 else ""),
               fill="black", font=font(20))
@@ -217,7 +232,7 @@ def render_synthesis(
         note = f"{result.taken_from(k)} patches drawn from the {len(used)} outlined" if len(used) else "not used: other photos fit better"
         draw.text((x0, y0 + small + 2 + 18), note, fill=colour if len(used) else "black", font=f)
     out = _save(canvas, path)
-    result.image_path = str(out)
+    result.image_path, result.captions = str(out), draw.texts
     return out
 
 

@@ -74,7 +74,8 @@ class Explanation:
     sketch_ink: np.ndarray | None = field(default=None, repr=False)  # (g*g,) bool: patches with strokes
     photo_content: np.ndarray | None = field(default=None, repr=False)  # (g*g,) bool: patches of the object
     image_path: str | None = None
-    top: int = DEFAULT_TOP
+    top: int = DEFAULT_TOP  # matches drawn
+    captions: list[str] = field(default_factory=list, repr=False)  # the text written on the picture
 
     def readable_matches(self, top: int | None = None) -> list[PatchMatch]:
         """The ``top`` strongest matches a person can check: each anchor match placed on the

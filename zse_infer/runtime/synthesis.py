@@ -55,6 +55,7 @@ class Synthesis:
     photo_content: list[np.ndarray] = field(default_factory=list, repr=False)  # (g*g,) bool per photo
     names: list[str] = field(default_factory=list)  # the photos, in source order
     image_path: str | None = None  # the picture written (sketch, synthesis, source photos)
+    captions: list[str] = field(default_factory=list, repr=False)  # the text written on it
 
     @property
     def replaced(self) -> int:
