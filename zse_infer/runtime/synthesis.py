@@ -22,8 +22,9 @@ Numpy only. How a source patch is chosen for each sketch patch, and why:
   corresponding places (the attention is nearly the same for every query patch:
   rows correlate 0.98-0.99, and all of it goes to one background patch), so on
   that model the prior decides the layout and the evidence chooses among nearby
-  content patches; with a model whose patch evidence is sharper the evidence
-  weighs more (raise ``evidence_weight``).
+  content patches (at the default weight it changes 13-25% of the choices the
+  prior alone would make, on the banknote, airplane and rocket sketches); for a
+  model whose patch evidence is sharper, raise ``evidence_weight``.
 * **Several photos**: each connected part of the drawing takes the one photo
   that fits it best (highest mean score), so parts are coherent rather than a
   patchwork of photos.
