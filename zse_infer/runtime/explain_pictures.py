@@ -229,7 +229,8 @@ def render_synthesis(
         name = names[k] if names is not None and k < len(names) else f"photo {k + 1}"
         label = _fit(draw, f"{k + 1}. {name}", small, f)
         draw.text((x0, y0 + small + 2), label, fill="black", font=f)
-        note = f"{result.taken_from(k)} patches drawn from the {len(used)} outlined" if len(used) else "not used: other photos fit better"
+        note = f"{result.taken_from(k)} patches from {len(used)} outlined" if len(used) else "not used: others fit better"
+        note = _fit(draw, note, small, f)
         draw.text((x0, y0 + small + 2 + 18), note, fill=colour if len(used) else "black", font=f)
     out = _save(canvas, path)
     result.image_path, result.captions = str(out), draw.texts
