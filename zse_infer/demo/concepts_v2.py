@@ -1,0 +1,306 @@
+"""The v2 concept table: icons of the ``@iconify/json`` sets matched to concepts by name.
+
+Development time only; the result is committed as ``concepts_v2.json`` (the
+shipped model keeps ``concepts.json`` until a model is trained on v2)::
+
+    python -m zse_infer.demo.concepts_v2        # rewrites concepts_v2.json, prints counts
+
+How concepts are formed (README "v2 data" has the numbers):
+
+* Emoji are the anchor: the emoji sets share CLDR-derived icon names
+  (``cat-face``) and three carry code points (``chars``). Skin-tone variants,
+  flags, keycaps and letter buttons are left out.
+* An emoji name is reduced to a shorter concept name when the shorter one is
+  itself an emoji or an outline icon: a trailing ``face`` (``cat face`` ->
+  ``cat``), a leading gender (``woman cook`` -> ``cook``) or colour/size word
+  (``red apple`` -> ``apple``). Emoji with one reduced name form one concept.
+* Outline icons join a concept when their name (style suffix and a trailing
+  number cut off, see :data:`~zse_infer.demo.iconify.ROLES`) normalises to the
+  concept name or to one of its member emoji names.
+* Non-emoji colour icons (``flat-color-icons``, ``fluent-color``, Streamline colour) form
+  concepts of their own when outline icons share their name.
+* A concept needs photos from at least :data:`MIN_PHOTOS` colour icons and at
+  least :data:`MIN_DRAWINGS` distinct outline icons.
+* Anything that matches a reserved hash (:mod:`zse_infer.demo.reserved`) is
+  dropped: whole concepts by name or member, single emoji by code point,
+  single icons by name; :data:`WRONG_MATCHES` lists matches found wrong by eye.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, require
+from .fetch import DEFAULT_CACHE
+from .iconify import DRAWING_SETS, PHOTO_SETS, ROLES, icon_names, icon_set_table, load_set
+from .reserved import Reserved, load_reserved, normalise_name
+
+_log = logging.getLogger(__name__)
+
+MIN_PHOTOS = 2  # colour icons, from any photo sets
+MIN_DRAWINGS = 2
+# Emoji sets carrying code points (``chars``); the others are matched by name.
+CHAR_SETS = ("fluent-emoji-flat", "twemoji", "noto", "fluent-emoji-high-contrast")
+CATEGORY_SET = "fluent-emoji-flat"  # its categories (emoji groups) stratify the split
+NON_EMOJI_GROUP = "Icons"
+LEFT_OUT_GROUPS = ("Flags",)
+SKIN_TONE = re.compile(r"-(light|medium-light|medium|medium-dark|dark)(-skin-tone)?$")
+SKIN_TONE_CODES = {"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}
+# Brand logos and trademarks among the non-emoji icon names: not concepts to sketch.
+LEFT_OUT_ICON_CONCEPTS = frozenset({
+    "android", "bluetooth", "bluetooth disabled", "bluetooth searching", "creative commons", "dropbox",
+    "earpods", "facebook", "gameboy", "google", "google drive", "ipod player", "pacman", "safari", "slack",
+    "spotify", "tiktok", "tinder",
+})
+LEFT_OUT_NAMES = re.compile(r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b")
+LEADING = ("man", "woman", "person", "men", "women", "people",
+           "red", "green", "blue", "yellow", "orange", "purple", "brown", "black", "white", "pink",
+           "small", "large", "big", "little")
+TRAILING = ("face",)
+# Names that outline icon sets use for something else than the emoji means
+# (``mouse`` is a computer mouse there, not the animal): not matched by name.
+HOMONYMS: frozenset[str] = frozenset()
+# Icon -> concept matches found wrong on the contact sheets ("set:icon": reason).
+WRONG_MATCHES: dict[str, str] = {}
+
+
+@dataclass
+class ConceptV2:
+    name: str
+    group: str
+    members: list[str] = field(default_factory=list)  # emoji names (CLDR slugs, normalised)
+    aliases: list[str] = field(default_factory=list)  # their short names, used to match icons
+    hex: list[str] = field(default_factory=list)  # their code points
+    photos: dict[str, list[str]] = field(default_factory=dict)  # set -> icon names
+    drawings: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "group": self.group, "members": self.members, "aliases": self.aliases,
+            "hex": self.hex,
+            "photos": {k: sorted(v) for k, v in sorted(self.photos.items())},
+            "drawings": {k: sorted(v) for k, v in sorted(self.drawings.items())},
+        }
+
+    @property
+    def n_drawings(self) -> int:
+        return sum(len(v) for v in self.drawings.values())
+
+
+def _key(icon_base: str) -> str:
+    """Concept-side key of an icon: normalised, a trailing number (``pin-02``) cut off."""
+    return re.sub(r"( \d+)+$", "", normalise_name(icon_base)) or normalise_name(icon_base)
+
+
+def emoji_table(cache: Path) -> dict[str, dict[str, str]]:
+    """{icon name: {"hex", "group"}} of the emoji kept, from the sets with code points."""
+    table: dict[str, dict[str, str]] = {}
+    for prefix in CHAR_SETS:
+        for code, name in load_set(str(cache), prefix).get("chars", {}).items():
+            table.setdefault(name, {"hex": code.upper()})
+    groups = {}
+    for cat, names in load_set(str(cache), CATEGORY_SET).get("categories", {}).items():
+        for n in names:
+            groups[n] = cat
+    out = {}
+    for name, rec in table.items():
+        parts = set(rec["hex"].split("-"))
+        group = groups.get(name)
+        if group is None or group in LEFT_OUT_GROUPS or parts & SKIN_TONE_CODES or SKIN_TONE.search(name):
+            continue
+        if LEFT_OUT_NAMES.match(normalise_name(name)):
+            continue
+        out[name] = {"hex": rec["hex"], "group": group}
+    return out
+
+
+def emoji_aliases(hex_: str) -> list[str]:
+    """Short names of an emoji from the ``emoji`` package (``automobile`` -> ``car``, ``red car``)."""
+    emoji = require("emoji", "demo-build", "matching icons to emoji names")
+    codes = [int(p, 16) for p in hex_.split("-")]
+    data = emoji.EMOJI_DATA
+    for chars in ("".join(map(chr, codes)), "".join(chr(c) for c in codes if c != 0xFE0F)):
+        for candidate in (chars, chars + "\ufe0f"):
+            if candidate in data:
+                return [normalise_name(a.strip(":")) for a in data[candidate].get("alias", [])]
+    return []
+
+
+def drawing_index(cache: Path) -> dict[str, list[tuple[str, str]]]:
+    """{concept key: [(set, icon)]} over the drawing sets (not the emoji-named one)."""
+    index: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for prefix in DRAWING_SETS:
+        role = ROLES[prefix]
+        if role.emoji:
+            continue
+        data = load_set(str(cache), prefix)
+        seen_icons: set[str] = set()
+        for icon, base in icon_names(data, role).items():
+            target = data.get("aliases", {}).get(icon, {}).get("parent", icon)
+            if target in seen_icons:
+                continue  # an alias of an icon already filed under another name
+            if f"{prefix}:{icon}" in WRONG_MATCHES:
+                continue
+            seen_icons.add(target)
+            index[_key(base)].append((prefix, target))
+    return index
+
+
+def _reduce(name: str, known: set[str]) -> str:
+    """The shortest reduction of an emoji name that is a known emoji or icon name."""
+    words = name.split(" ")
+    best = name
+    changed = True
+    while changed and len(words) > 1:
+        changed = False
+        for cut in (words[1:] if words[0] in LEADING else None, words[:-1] if words[-1] in TRAILING else None):
+            if cut and " ".join(cut) in known:
+                words, best, changed = cut, " ".join(cut), True
+                break
+    return best
+
+
+def _reason(reserved: Reserved, *names: str) -> str | None:
+    """The strongest reason any of ``names`` is dropped (reserved > form > synonym)."""
+    reasons = {reserved.name_reason(n) for n in names} - {None}
+    return next((r for r in ("reserved", "form", "synonym") if r in reasons), None)
+
+
+def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, Any]]:
+    """The concept table and a report of what was dropped and why."""
+    emoji = emoji_table(cache)
+    index = drawing_index(cache)
+    report: dict[str, Any] = {"dropped_thin_concepts": 0}
+    drops: Counter[str] = Counter()
+    emoji_names = {normalise_name(n) for n in emoji}
+    known = emoji_names | set(index)
+    concepts: dict[str, ConceptV2] = {}
+    for icon, rec in emoji.items():
+        member = normalise_name(icon)
+        aliases = emoji_aliases(rec["hex"])
+        reason = "code point" if reserved.code_point_match(rec["hex"]) else _reason(reserved, member, *aliases)
+        if reason:
+            drops[f"emoji ({reason})"] += 1
+            continue
+        key = _reduce(member, known)
+        c = concepts.setdefault(key, ConceptV2(key, rec["group"]))
+        c.members.append(member)
+        c.hex.append(rec["hex"])
+        for alias in aliases:
+            if alias not in c.aliases and alias != key:
+                c.aliases.append(alias)
+    # Photos and emoji-named drawings: the emoji sets by icon name.
+    by_member = {m: c for c in concepts.values() for m in c.members}
+    for prefix in (*PHOTO_SETS, *DRAWING_SETS):
+        role = ROLES[prefix]
+        data = load_set(str(cache), prefix)
+        target = "photos" if role.role == "photo" else "drawings"
+        for icon, base in icon_names(data, role).items():
+            if icon in data.get("aliases", {}):
+                continue
+            key = normalise_name(base)
+            if role.emoji:
+                c = by_member.get(key)
+            elif role.role == "photo":
+                c = concepts.get(_key(base))
+                if c is None and _key(base) in index and _key(base) not in LEFT_OUT_ICON_CONCEPTS:
+                    c = concepts.setdefault(_key(base), ConceptV2(_key(base), NON_EMOJI_GROUP))
+            else:
+                continue  # outline sets: below, through the index
+            if c is None:
+                continue
+            getattr(c, target).setdefault(prefix, []).append(icon)
+    for c in concepts.values():
+        for key in dict.fromkeys([c.name, *c.members, *c.aliases]):
+            if key in HOMONYMS:
+                continue
+            for prefix, icon in index.get(key, []):
+                if icon not in c.drawings.get(prefix, []):
+                    c.drawings.setdefault(prefix, []).append(icon)
+    kept = []
+    claimed: set[tuple[str, str]] = set()
+    for c in sorted(concepts.values(), key=lambda c: c.name):
+        reason = _reason(reserved, c.name)
+        if reason:
+            drops[f"concept ({reason})"] += 1
+            continue
+        for field_name in ("photos", "drawings"):
+            groups = getattr(c, field_name)
+            for prefix in list(groups):
+                keep = []
+                for icon in groups[prefix]:
+                    if (prefix, icon) in claimed:
+                        continue
+                    reason = _reason(reserved, icon)
+                    if reason:
+                        drops[f"{field_name[:-1]} icon ({reason})"] += 1
+                        continue
+                    keep.append(icon)
+                if keep:
+                    groups[prefix] = keep
+                else:
+                    del groups[prefix]
+        if sum(map(len, c.photos.values())) < MIN_PHOTOS or c.n_drawings < MIN_DRAWINGS:
+            report["dropped_thin_concepts"] += 1
+            continue
+        for field_name in ("photos", "drawings"):
+            for prefix, icons in getattr(c, field_name).items():
+                claimed.update((prefix, i) for i in icons)
+        kept.append(c)
+    report["dropped"] = dict(sorted(drops.items()))
+    report["concepts"] = len(kept)
+    report["groups"] = dict(Counter(c.group for c in kept))
+    report["drawing_icons"] = sum(c.n_drawings for c in kept)
+    report["photo_icons"] = sum(len(v) for c in kept for v in c.photos.values())
+    report["drawings_per_set"] = dict(Counter(p for c in kept for p, v in c.drawings.items() for _ in v))
+    report["photos_per_set"] = dict(Counter(p for c in kept for p, v in c.photos.items() for _ in v))
+    return kept, report
+
+
+def concepts_v2_path() -> Path:
+    return Path(str(resources.files("zse_infer.demo").joinpath("concepts_v2.json")))
+
+
+def load_concepts_v2(path: "str | Path | None" = None) -> list[ConceptV2]:
+    path = Path(path) if path is not None else concepts_v2_path()
+    try:
+        raw = json.loads(path.read_text())
+        concepts = [ConceptV2(**entry) for entry in raw["concepts"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: cannot read the v2 concept table ({exc})") from exc
+    names = [c.name for c in concepts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: duplicate concept names")
+    return concepts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--reserved", type=Path, default=None, help="reserved.json (default ../shared/demo-data)")
+    parser.add_argument("--out", type=Path, default=None, help="default: the package's concepts_v2.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cache = args.cache.expanduser()
+    concepts, report = build(cache, load_reserved(str(args.reserved) if args.reserved else None))
+    out = args.out or concepts_v2_path()
+    sets = icon_set_table(cache)
+    out.with_name("icon_sets.json").write_text(json.dumps(sets, indent=1) + "\n")
+    report["icon_sets"] = {k: len(sets[k]) for k in ("kept", "excluded_by_licence", "allowed_but_not_used")}
+    payload = {"about": "v2 demo concepts; see zse_infer/demo/concepts_v2.py and README 'v2 data'",
+               "report": report, "concepts": [c.as_dict() for c in concepts]}
+    out.write_text(json.dumps(payload, indent=None, separators=(",", ":")).replace('},{"name"', '},\n{"name"') + "\n")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
