@@ -60,14 +60,41 @@ LEFT_OUT_ICON_CONCEPTS = frozenset({
     "earpods", "facebook", "gameboy", "google", "google drive", "ipod player", "pacman", "safari", "slack",
     "spotify", "tiktok", "tinder",
 })
-LEFT_OUT_NAMES = re.compile(r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b")
+# Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
+LEFT_OUT_NAMES = re.compile(
+    r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b"
+    r"|^(japanese .*button|input .*|(cool|free|new|ng|ok|sos|up|vs|id|cl|soon|on|end|back|top|atm) (button|arrow|sign))$"
+)
 LEADING = ("man", "woman", "person", "men", "women", "people",
            "red", "green", "blue", "yellow", "orange", "purple", "brown", "black", "white", "pink",
            "small", "large", "big", "little")
 TRAILING = ("face",)
 # Names that outline icon sets use for something else than the emoji means
 # (``mouse`` is a computer mouse there, not the animal): not matched by name.
-HOMONYMS: frozenset[str] = frozenset()
+HOMONYMS: frozenset[str] = frozenset({
+    "notes", "station", "mirror", "landscape", "shell", "bat", "crane", "seal", "mole", "fan", "bow", "tie",
+    "ring", "mouse", "computer", "speaker", "sound", "moon", "dash", "loop", "chart", "flags", "mask", "diamond",
+})
+# Short names of the ``emoji`` package that are slang or too vague to match icons by.
+ALIAS_STOP: frozenset[str] = frozenset({
+    "new", "free", "top", "end", "back", "cool", "secret", "accept", "date", "art", "shopping", "symbols",
+    "repeat", "metal", "stars", "compression", "flipper", "harambe", "dart", "wave", "gun", "mega", "adult",
+    "satellite", "hand", "fist", "feet", "leaves", "beginner", "congratulations", "koko", "triumph", "joy",
+    "shrug", "relaxed", "innocent", "blush", "grin", "smile", "smiley", "scream", "cry", "sob", "pray",
+    "muscle", "clap", "boom", "zap", "sweat", "cold sweat", "open mouth", "mute", "lock", "unlock", "office",
+    "calling", "dolls", "bamboo", "lips", "hugs", "wink", "rage", "pout", "kiss", "tada", "facepalm",
+})
+# Non-emoji (icon-only) concepts that are interface actions or states rather than things one sketches.
+UI_WORDS = re.compile(
+    r"\b(add|align|arrow|check|cursor|dashboard|database|delete|download|upload|expand|folder|layout|"
+    r"pathfinder|signal|text|wifi|zoom|rotate|select|shuffle|undo|login|logout|maximize|next|return|share|"
+    r"settings|filter|network|hierarchy|command|circle|square|off|warning|information|notification|vpn|"
+    r"widget|voice|volume|play|search|receipt|lte|code|row|edit|list|brightness|flash|snooze|sigma|script|"
+    r"steps|stock|block|layers|invisible|incognito|like|fragile|attribution|signature|half|division|"
+    r"subtract|fahrenheit|web|gallery|screen|module|qr|rss|auto|cloud|data|transfer|loading|missed|"
+    r"incoming|hang|customer|support|presentation|document|new|library|news|board|cyborg|galaxy|gold|"
+    r"happy|sad|smiley|chat|bill|business|button|asterisk)\b"
+)
 # Icon -> concept matches found wrong on the contact sheets ("set:icon": reason).
 WRONG_MATCHES: dict[str, str] = {}
 
@@ -195,10 +222,14 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
         c.members.append(member)
         c.hex.append(rec["hex"])
         for alias in aliases:
-            if alias not in c.aliases and alias != key:
+            usable = len(alias) >= 3 and alias.replace(" ", "").isalpha() and alias not in ALIAS_STOP
+            if usable and alias not in c.aliases and alias != key:
                 c.aliases.append(alias)
     # Photos and emoji-named drawings: the emoji sets by icon name.
     by_member = {m: c for c in concepts.values() for m in c.members}
+    # A colour icon named like an emoji's short name joins that emoji's concept (``gift`` ->
+    # ``wrapped gift``), never a concept of its own: one thing must not be two concepts.
+    by_alias = {a: c for c in concepts.values() for a in c.aliases}
     for prefix in (*PHOTO_SETS, *DRAWING_SETS):
         role = ROLES[prefix]
         data = load_set(str(cache), prefix)
@@ -210,8 +241,9 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
             if role.emoji:
                 c = by_member.get(key)
             elif role.role == "photo":
-                c = concepts.get(_key(base))
-                if c is None and _key(base) in index and _key(base) not in LEFT_OUT_ICON_CONCEPTS:
+                c = concepts.get(_key(base)) or by_member.get(_key(base)) or by_alias.get(_key(base))
+                new = _key(base)
+                if c is None and new in index and new not in LEFT_OUT_ICON_CONCEPTS and not UI_WORDS.search(new):
                     c = concepts.setdefault(_key(base), ConceptV2(_key(base), NON_EMOJI_GROUP))
             else:
                 continue  # outline sets: below, through the index

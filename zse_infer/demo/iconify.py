@@ -126,6 +126,23 @@ ROLES: dict[str, Role] = {
     "streamline-ultimate-color": Role("photo"),
     "streamline-freehand-color": Role("photo"),
 }
+# Sets drawn by one hand in two roles (line art and colour of the same design): a query
+# and a gallery image of one family match by shape alone, so evaluation keeps them apart.
+FAMILIES = {
+    "fluent-emoji-high-contrast": "fluent-emoji", "fluent-emoji-flat": "fluent-emoji", "fluent-emoji": "fluent-emoji",
+    "emojione-monotone": "emojione", "emojione": "emojione",
+    "fluent": "fluent", "fluent-color": "fluent",
+    "streamline-freehand": "streamline-freehand", "streamline-freehand-color": "streamline-freehand",
+    "streamline": "streamline", "streamline-color": "streamline", "streamline-plump-color": "streamline-plump",
+    "streamline-flex-color": "streamline-flex", "streamline-sharp-color": "streamline-sharp",
+}
+
+
+def family(prefix: str) -> str:
+    """The artwork family of a set (itself unless listed in :data:`FAMILIES`)."""
+    return FAMILIES.get(prefix, prefix)
+
+
 DRAWING_SETS = tuple(k for k, r in ROLES.items() if r.role == "drawing")
 PHOTO_SETS = tuple(k for k, r in ROLES.items() if r.role == "photo")
 
