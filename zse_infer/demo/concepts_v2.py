@@ -297,6 +297,21 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     return kept, report
 
 
+def reserved_hits(concepts: list[ConceptV2], reserved: Reserved) -> list[str]:
+    """Every name (concept, member emoji, short name, icon of each set) and code point of the table
+    that the reserved check drops, as ``'concept: what (reason)'``; empty for a clean table."""
+    hits = []
+    for c in concepts:
+        icons = [f"{p}:{i}" for groups in (c.photos, c.drawings) for p, v in groups.items() for i in v]
+        names = [c.name, *c.members, *c.aliases]
+        for what in names + icons:
+            reason = reserved.name_reason(what.split(":", 1)[-1])
+            if reason:
+                hits.append(f"{c.name}: {what} ({reason})")
+        hits += [f"{c.name}: {h} (code point)" for h in c.hex if reserved.code_point_match(h)]
+    return hits
+
+
 def concepts_v2_path() -> Path:
     return Path(str(resources.files("zse_infer.demo").joinpath("concepts_v2.json")))
 

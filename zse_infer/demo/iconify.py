@@ -173,7 +173,8 @@ def set_record(data: dict[str, Any], version: str = ICONIFY.version) -> dict[str
         "name": info.get("name", data["prefix"]),
         "licence": lic.get("spdx") or lic.get("title") or "unknown",
         "licence_title": lic.get("title", ""),
-        "licence_url": lic.get("url", ""),
+        # A few sets give no licence URL: the SPDX page of their licence then.
+        "licence_url": lic.get("url") or (f"https://spdx.org/licenses/{lic['spdx']}.html" if lic.get("spdx") else ""),
         "author": author.get("name", ""),
         "url": author.get("url", ""),
         "version": info.get("version", ""),

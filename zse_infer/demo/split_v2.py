@@ -93,8 +93,11 @@ def make_split(concepts: list[ConceptV2], unseen_fraction: float = UNSEEN_FRACTI
     members: dict[str, list[str]] = defaultdict(list)
     for name, fam in family.items():
         members[fam].append(name)
-    # A family counts towards the group most of its members are in.
-    fam_group = {f: Counter(group_of[n] for n in ns).most_common(1)[0][0] for f, ns in members.items()}
+    # A family counts towards the group most of its members are in (ties: by group name, not input order).
+    fam_group = {
+        f: min(Counter(group_of[n] for n in ns).items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        for f, ns in members.items()
+    }
     per_group = Counter(c.group for c in concepts)
     unseen: list[str] = []
     counts: dict[str, dict[str, int]] = {}
