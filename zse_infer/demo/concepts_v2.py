@@ -96,7 +96,11 @@ UI_WORDS = re.compile(
     r"happy|sad|smiley|chat|bill|business|button|asterisk)\b"
 )
 # Icon -> concept matches found wrong on the contact sheets ("set:icon": reason).
-WRONG_MATCHES: dict[str, str] = {}
+WRONG_MATCHES: dict[str, str] = {
+    "clarity:squid-line": "a crosshair-like glyph, not the animal",
+    "mingcute:chicken-line": "a drumstick: chicken as food, the emoji is the bird",
+    "tdesign:chicken": "a roast chicken: food, the emoji is the bird",
+}
 
 
 @dataclass
