@@ -44,6 +44,7 @@ def test_names_match_by_word_runs_and_simple_plural_forms():
     assert r.name_reason("cat-face") == "form"  # a run of its words is listed
     assert r.name_reason("Cats") == "form" and r.name_reason("berries") == "form"
     assert r.name_reason("kittens") == "synonym"
+    assert r.name_reason("partypopper") == "form"  # words run together, as icon names do
     assert r.name_reason("catalog") is None and r.name_reason("dog") is None
     assert {"cat", "cats", "cat face", "face"} <= name_variants("cats face")
 

@@ -40,13 +40,16 @@ from typing import Any
 
 from ..errors import ConfigError, require
 from .fetch import DEFAULT_CACHE
-from .iconify import DRAWING_SETS, PHOTO_SETS, ROLES, icon_names, icon_set_table, load_set
+from .iconify import DRAWING_SETS, PHOTO_SETS, ROLES, family, icon_names, icon_set_table, load_set
 from .reserved import Reserved, load_reserved, normalise_name
 
 _log = logging.getLogger(__name__)
 
 MIN_PHOTOS = 2  # colour icons, from any photo sets
 MIN_DRAWINGS = 2
+# An icon-only (non-emoji) concept's name must be drawn by this many drawing families (not
+# Streamline): a name only one artist uses is no common name of a thing.
+MIN_ICON_FAMILIES = 3
 # Emoji sets carrying code points (``chars``); the others are matched by name.
 CHAR_SETS = ("fluent-emoji-flat", "twemoji", "noto", "fluent-emoji-high-contrast")
 CATEGORY_SET = "fluent-emoji-flat"  # its categories (emoji groups) stratify the split
@@ -54,11 +57,13 @@ NON_EMOJI_GROUP = "Icons"
 LEFT_OUT_GROUPS = ("Flags",)
 SKIN_TONE = re.compile(r"-(light|medium-light|medium|medium-dark|dark)(-skin-tone)?$")
 SKIN_TONE_CODES = {"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}
-# Brand logos and trademarks among the non-emoji icon names: not concepts to sketch.
+# Brand logos and trademarks among the non-emoji icon names (not concepts to sketch) and
+# names found ambiguous on the contact sheets.
 LEFT_OUT_ICON_CONCEPTS = frozenset({
     "android", "bluetooth", "bluetooth disabled", "bluetooth searching", "creative commons", "dropbox",
     "earpods", "facebook", "gameboy", "google", "google drive", "ipod player", "pacman", "safari", "slack",
     "spotify", "tiktok", "tinder",
+    "pin",  # map pins and push pins under one name; the emoji "pushpin" is the concept
 })
 # Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
 LEFT_OUT_NAMES = re.compile(
@@ -100,6 +105,8 @@ WRONG_MATCHES: dict[str, str] = {
     "clarity:squid-line": "a crosshair-like glyph, not the animal",
     "mingcute:chicken-line": "a drumstick: chicken as food, the emoji is the bird",
     "tdesign:chicken": "a roast chicken: food, the emoji is the bird",
+    "icon-park-outline:pie": "a pie chart, the emoji is the baked pie",
+    "reicon:pie": "a pie chart, the emoji is the baked pie",
 }
 
 
@@ -124,6 +131,10 @@ class ConceptV2:
     @property
     def n_drawings(self) -> int:
         return sum(len(v) for v in self.drawings.values())
+
+
+def _squash(name: str) -> str:
+    return name.replace(" ", "")
 
 
 def _key(icon_base: str) -> str:
@@ -199,6 +210,12 @@ def _reduce(name: str, known: set[str]) -> str:
     return best
 
 
+def _common_families(c: ConceptV2) -> set[str]:
+    """Drawing families outside Streamline that draw the concept (Streamline's long compound
+    names, shared by its outline and colour sets, are no common name of a thing)."""
+    return {family(p) for p in c.drawings} - {f for f in map(family, c.drawings) if f.startswith("streamline")}
+
+
 def _reason(reserved: Reserved, *names: str) -> str | None:
     """The strongest reason any of ``names`` is dropped (reserved > form > synonym)."""
     reasons = {reserved.name_reason(n) for n in names} - {None}
@@ -209,7 +226,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     """The concept table and a report of what was dropped and why."""
     emoji = emoji_table(cache)
     index = drawing_index(cache)
-    report: dict[str, Any] = {"dropped_thin_concepts": 0}
+    report: dict[str, Any] = {"dropped_thin_concepts": 0, "dropped_rare_icon_names": 0}
     drops: Counter[str] = Counter()
     emoji_names = {normalise_name(n) for n in emoji}
     known = emoji_names | set(index)
@@ -226,14 +243,23 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
         c.members.append(member)
         c.hex.append(rec["hex"])
         for alias in aliases:
+            # Not another emoji's name (``egg`` is a short name of "cooking" and the name of "egg").
             usable = len(alias) >= 3 and alias.replace(" ", "").isalpha() and alias not in ALIAS_STOP
+            usable = usable and alias not in emoji_names
             if usable and alias not in c.aliases and alias != key:
                 c.aliases.append(alias)
     # Photos and emoji-named drawings: the emoji sets by icon name.
     by_member = {m: c for c in concepts.values() for m in c.members}
     # A colour icon named like an emoji's short name joins that emoji's concept (``gift`` ->
-    # ``wrapped gift``), never a concept of its own: one thing must not be two concepts.
-    by_alias = {a: c for c in concepts.values() for a in c.aliases}
+    # ``wrapped gift``), never a concept of its own: one thing must not be two concepts. Names
+    # are compared without spaces (``lightbulb`` is ``light bulb``).
+    by_name: dict[str, ConceptV2] = {}
+    for c in concepts.values():
+        for n in (*c.aliases, *c.members, c.name):
+            by_name[_squash(n)] = c
+    squashed_index: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for k, entries in index.items():
+        squashed_index[_squash(k)] += entries
     for prefix in (*PHOTO_SETS, *DRAWING_SETS):
         role = ROLES[prefix]
         data = load_set(str(cache), prefix)
@@ -245,10 +271,11 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
             if role.emoji:
                 c = by_member.get(key)
             elif role.role == "photo":
-                c = concepts.get(_key(base)) or by_member.get(_key(base)) or by_alias.get(_key(base))
                 new = _key(base)
+                c = by_name.get(_squash(new))
                 if c is None and new in index and new not in LEFT_OUT_ICON_CONCEPTS and not UI_WORDS.search(new):
-                    c = concepts.setdefault(_key(base), ConceptV2(_key(base), NON_EMOJI_GROUP))
+                    c = concepts.setdefault(new, ConceptV2(new, NON_EMOJI_GROUP))
+                    by_name[_squash(new)] = c
             else:
                 continue  # outline sets: below, through the index
             if c is None:
@@ -258,7 +285,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
         for key in dict.fromkeys([c.name, *c.members, *c.aliases]):
             if key in HOMONYMS:
                 continue
-            for prefix, icon in index.get(key, []):
+            for prefix, icon in squashed_index.get(_squash(key), []):
                 if icon not in c.drawings.get(prefix, []):
                     c.drawings.setdefault(prefix, []).append(icon)
     kept = []
@@ -286,6 +313,9 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
                     del groups[prefix]
         if sum(map(len, c.photos.values())) < MIN_PHOTOS or c.n_drawings < MIN_DRAWINGS:
             report["dropped_thin_concepts"] += 1
+            continue
+        if c.group == NON_EMOJI_GROUP and len(_common_families(c)) < MIN_ICON_FAMILIES:
+            report["dropped_rare_icon_names"] += 1
             continue
         for field_name in ("photos", "drawings"):
             for prefix, icons in getattr(c, field_name).items():

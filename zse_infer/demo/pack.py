@@ -74,7 +74,7 @@ def pack(cache: Path, concepts: list[ConceptV2], split: dict[str, Any], config_n
     config = get_config(config_name)
     size = config.encoder.image_size
     split = {**split, "_unseen": set(split["unseen"])}
-    all_items = [it for c in concepts for it in items(c)]
+    all_items = [it for c in concepts for it in items(c, cache=cache)]
     all_items.sort(key=lambda it: ROLE_CODES[it.role])  # drawings first (stable: concept order kept)
     images = np.empty((len(all_items), size, size, 3), dtype=np.uint8)
     keep = np.ones(len(all_items), dtype=bool)

@@ -46,13 +46,21 @@ class Item:
         return icon_svg(load_set(str(cache), self.prefix), self.icon, scale)
 
 
-def items(concept: ConceptV2, variants: bool = True) -> Iterator[Item]:
-    """Photos first, then drawings (every stroke variant when ``variants``)."""
+def _has_stroke(cache: Path, prefix: str, icon: str) -> bool:
+    data = load_set(str(cache), prefix)
+    name = data.get("aliases", {}).get(icon, {}).get("parent", icon)
+    return "stroke-width" in data["icons"].get(name, {}).get("body", "")
+
+
+def items(concept: ConceptV2, variants: bool = True, cache: "Path | None" = None) -> Iterator[Item]:
+    """Photos first, then drawings (every stroke variant when ``variants``; given the ``cache``,
+    only for icons that draw with a stroke width, the others would render the same)."""
     for role, groups in (("photo", concept.photos), ("drawing", concept.drawings)):
         for prefix, icons in sorted(groups.items()):
             stroke = ROLES[prefix].stroke and role == "drawing" and variants
             for icon in icons:
-                for v in (STROKE_SCALES if stroke else (None,)):
+                vary = stroke and (cache is None or _has_stroke(cache, prefix, icon))
+                for v in (STROKE_SCALES if vary else (None,)):
                     yield Item(concept.name, prefix, icon, role, "" if v is None else f"s{v:g}")
 
 

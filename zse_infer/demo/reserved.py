@@ -12,7 +12,9 @@ near-synonym rule):
 * a name is reserved if any contiguous run of its words is listed, also after
   simple singular/plural changes of each word (``'cats'``, ``'cat'``,
   ``'boxes'``, ``'berries'``/``'berry'``...): a listed ``'x'`` therefore drops
-  ``'x face'``, ``'xs'`` and ``'small x'`` too (near-synonyms by form);
+  ``'x face'``, ``'xs'`` and ``'small x'`` too (near-synonyms by form); a
+  long word is also tried split in two (``'partypopper'``), since icon names
+  run words together;
 * near-synonyms by meaning that we noticed for names we dropped are listed as
   hashes in :data:`SYNONYM_SHA256` (hashes, so this file does not reveal the
   reserved names either).
@@ -212,9 +214,10 @@ def word_forms(word: str) -> set[str]:
 
 
 def name_variants(name: str) -> set[str]:
-    """Every contiguous run of words of the normalised name, each word in each of its forms."""
+    """Every contiguous run of words of the normalised name, each word in each of its forms,
+    and every split of a long word in two (icon names run words together: ``lightbulb``)."""
     words = normalise_name(name).split(" ")
-    out: set[str] = set()
+    out: set[str] = {f"{w[:i]} {w[i:]}" for w in words if w.isalpha() for i in range(3, len(w) - 2)}
     for i in range(len(words)):
         for j in range(i + 1, len(words) + 1):
             runs = [""]
