@@ -19,8 +19,8 @@ How concepts are formed (README "v2 data" has the numbers):
   concept name or to one of its member emoji names.
 * Non-emoji colour icons (``flat-color-icons``, ``fluent-color``, Streamline colour) form
   concepts of their own when outline icons share their name.
-* A concept needs photos from at least :data:`MIN_PHOTOS` colour icons and at
-  least :data:`MIN_DRAWINGS` distinct outline icons.
+* A concept needs at least :data:`MIN_PHOTOS` colour icons and at least
+  :data:`MIN_DRAWINGS` drawing.
 * Anything that matches a reserved hash (:mod:`zse_infer.demo.reserved`) is
   dropped: whole concepts by name or member, single emoji by code point,
   single icons by name; :data:`WRONG_MATCHES` lists matches found wrong by eye.
@@ -46,7 +46,9 @@ from .reserved import Reserved, load_reserved, normalise_name
 _log = logging.getLogger(__name__)
 
 MIN_PHOTOS = 2  # colour icons, from any photo sets
-MIN_DRAWINGS = 2
+# One drawing is enough: ~300 emoji newer than Emoji One have only their Fluent line art,
+# and they are good concepts (badger, bagel, flamingo); they just give validation nothing.
+MIN_DRAWINGS = 1
 # An icon-only (non-emoji) concept's name must be drawn by this many drawing families (not
 # Streamline): a name only one artist uses is no common name of a thing.
 MIN_ICON_FAMILIES = 3
@@ -64,6 +66,7 @@ LEFT_OUT_ICON_CONCEPTS = frozenset({
     "earpods", "facebook", "gameboy", "google", "google drive", "ipod player", "pacman", "safari", "slack",
     "spotify", "tiktok", "tinder",
     "pin",  # map pins and push pins under one name; the emoji "pushpin" is the concept
+    "drum stick",  # a chicken leg: the emoji "poultry leg" is that concept
 })
 # Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
 LEFT_OUT_NAMES = re.compile(
@@ -79,6 +82,7 @@ TRAILING = ("face",)
 HOMONYMS: frozenset[str] = frozenset({
     "notes", "station", "mirror", "landscape", "shell", "bat", "crane", "seal", "mole", "fan", "bow", "tie",
     "ring", "mouse", "computer", "speaker", "sound", "moon", "dash", "loop", "chart", "flags", "mask", "diamond",
+    "school",  # a mortarboard in many sets; the emoji is the building
 })
 # Short names of the ``emoji`` package that are slang or too vague to match icons by.
 ALIAS_STOP: frozenset[str] = frozenset({
