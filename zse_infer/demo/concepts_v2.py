@@ -81,7 +81,7 @@ TRAILING = ("face",)
 # (``mouse`` is a computer mouse there, not the animal): not matched by name.
 HOMONYMS: frozenset[str] = frozenset({
     "notes", "station", "mirror", "landscape", "shell", "bat", "crane", "seal", "mole", "fan", "bow", "tie",
-    "ring", "mouse", "computer", "speaker", "sound", "moon", "dash", "loop", "chart", "flags", "mask", "diamond",
+    "ring", "computer", "speaker", "sound", "moon", "dash", "loop", "chart", "flags", "mask", "diamond",
     "school",  # a mortarboard in many sets; the emoji is the building
 })
 # Short names of the ``emoji`` package that are slang or too vague to match icons by.
