@@ -124,3 +124,28 @@ def test_items_list_photos_then_stroke_variants():
     got = [(i.role, i.prefix, i.variant) for i in items(c)]
     assert got[0] == ("photo", "twemoji", "")
     assert got[1:] == [("drawing", "ph", "")] + [("drawing", "tabler", f"s{s:g}") for s in STROKE_SCALES]
+
+
+def test_fetch_packs_iconify_into_the_cache(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from zse_infer.demo import fetch
+
+    packed = []
+
+    def fake_npm_pack(spec, into):
+        packed.append(spec)
+        with tarfile.open(into / iconify.ICONIFY.tarball, "w:gz") as tar:
+            data = b'{"prefix": "tabler", "icons": {}}'
+            info = tarfile.TarInfo("package/json/tabler.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    monkeypatch.setattr(fetch, "packages", lambda: [])
+    monkeypatch.setattr(fetch, "_npm_pack", fake_npm_pack)
+    out = fetch.fetch(tmp_path)
+    assert packed == ["@iconify/json@2.2.535"]
+    assert (out["@iconify/json@2.2.535"] / "json" / "tabler.json").is_file()
+    fetch.fetch(tmp_path)  # already unpacked: nothing packed again
+    assert packed == ["@iconify/json@2.2.535"]
