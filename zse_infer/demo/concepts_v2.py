@@ -68,6 +68,18 @@ LEFT_OUT_ICON_CONCEPTS = frozenset({
     "pin",  # map pins and push pins under one name; the emoji "pushpin" is the concept
     "drum stick",  # a chicken leg: the emoji "poultry leg" is that concept
 })
+# Icon names that mean an emoji concept under another name (found reading the icon-only
+# concepts against the emoji ones): they join it, so one thing never sits on both sides
+# of the seen/unseen split under two names.
+SAME_AS: dict[str, str] = {
+    "home": "house", "burger": "hamburger", "controller": "video game", "donut": "doughnut", "dice": "game die",
+    "tag": "label", "target": "bullseye", "cog": "gear", "satellite dish": "satellite antenna",
+    "sprout": "seedling", "headset": "headphone", "toilet paper": "roll of paper", "tea cup": "teacup without handle",
+    "calendar date": "calendar", "battery charging": "battery", "battery empty": "battery", "battery low": "battery",
+    "battery medium": "battery", "location pin": "round pushpin", "beach": "beach with umbrella",
+    "shop": "convenience store", "store": "convenience store", "film": "film frames",
+    "phone vibrate": "vibration mode", "music note": "musical note",
+}
 # Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
 LEFT_OUT_NAMES = re.compile(
     r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b"
@@ -257,6 +269,9 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     # A colour icon named like an emoji's short name joins that emoji's concept (``gift`` ->
     # ``wrapped gift``), never a concept of its own: one thing must not be two concepts. Names
     # are compared without spaces (``lightbulb`` is ``light bulb``).
+    for other, name in SAME_AS.items():
+        if name in concepts and other not in concepts[name].aliases:
+            concepts[name].aliases.append(other)
     by_name: dict[str, ConceptV2] = {}
     for c in concepts.values():
         for n in (*c.aliases, *c.members, c.name):

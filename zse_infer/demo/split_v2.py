@@ -36,7 +36,7 @@ SALT = "zse-demo-split-v2"
 # Head words shared by unrelated things: they do not join concepts into one family.
 GENERIC_HEADS = frozenset({
     "face", "button", "arrow", "sign", "mark", "symbol", "hand", "hands", "person", "man", "woman", "people",
-    "men", "women", "box", "circle", "square", "suit", "light", "oclock", "thirty", "moon",
+    "men", "women", "box", "circle", "square", "suit", "light",
     "up", "down", "left", "right",
 })
 
