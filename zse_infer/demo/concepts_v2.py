@@ -123,6 +123,8 @@ WRONG_MATCHES: dict[str, str] = {
     "tdesign:chicken": "a roast chicken: food, the emoji is the bird",
     "icon-park-outline:pie": "a pie chart, the emoji is the baked pie",
     "reicon:pie": "a pie chart, the emoji is the baked pie",
+    "system-uicons:thread": "a chat thread, the emoji is sewing thread",
+    "hugeicons:thread": "a text thread, the emoji is sewing thread",
 }
 
 
