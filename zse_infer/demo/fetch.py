@@ -6,7 +6,8 @@ the installed package never fetches anything. Usage::
     python -m zse_infer.demo.fetch --cache ~/.cache/zse-demo
 
 The packages are the v1 sets (:mod:`zse_infer.demo.sources`) and
-``@iconify/json`` for the v2 data (:mod:`zse_infer.demo.iconify`). Each package lands unpacked in ``CACHE/pkgs/<tarball name>/package/``. Already
+``@iconify/json`` for the v2 data (:mod:`zse_infer.demo.iconify`). Each
+package lands unpacked in ``CACHE/pkgs/<tarball name>/package/``. Already
 unpacked packages are kept, so rerunning is cheap.
 """
 
