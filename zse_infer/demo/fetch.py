@@ -5,7 +5,9 @@ the installed package never fetches anything. Usage::
 
     python -m zse_infer.demo.fetch --cache ~/.cache/zse-demo
 
-Each package lands unpacked in ``CACHE/pkgs/<tarball name>/package/``. Already
+The packages are the v1 sets (:mod:`zse_infer.demo.sources`) and
+``@iconify/json`` for the v2 data (:mod:`zse_infer.demo.iconify`). Each
+package lands unpacked in ``CACHE/pkgs/<tarball name>/package/``. Already
 unpacked packages are kept, so rerunning is cheap.
 """
 
@@ -19,6 +21,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import DependencyError, InputError
+from .iconify import ICONIFY
 from .sources import Source, packages
 
 _log = logging.getLogger(__name__)
@@ -57,7 +60,8 @@ def fetch(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
     tgz = cache / "tgz"
     tgz.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
-    for source in packages():
+    # @iconify/json (~100 MB packed, ~470 MB unpacked) holds the v2 data's icon sets.
+    for source in [*packages(), ICONIFY]:
         target = package_dir(cache, source)
         if not target.is_dir():
             tarball = tgz / source.tarball
