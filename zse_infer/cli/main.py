@@ -207,5 +207,9 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
     click.echo(f"{out}: {int(result.source[:, 2].sum())} patches replaced from {len(sources)} photo(s)")
 
 
+from .serve import serve as _serve  # noqa: E402 - registered here, defined in its own file
+
+main.add_command(_serve)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
