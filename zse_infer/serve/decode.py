@@ -57,7 +57,10 @@ def decode_sketch(data: bytes, name: str, config, max_pixels: int) -> np.ndarray
     try:
         check_pixels(data, name, max_pixels)
         rgb = _decode_sketch(data, name)
-        sketch_to_rgb(rgb, config)  # the blank-sketch check (and any crop/resize failure) happens here, not in a batch
+        try:
+            sketch_to_rgb(rgb, config)  # the blank-sketch check (and any crop/resize failure) happens here, not in a batch
+        except ImageError as exc:  # it names the array: name the upload instead
+            raise type(exc)(name, exc.reason) from exc
         return rgb
     except ZseError as exc:
         raise from_zse_error(exc) from exc
