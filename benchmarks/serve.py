@@ -127,6 +127,28 @@ def phase(base: str, sketches, clients: int, seconds: float, params: dict) -> di
     return result
 
 
+def encoder_ceiling(export: Path, sketches: list[bytes], seconds: float = 3.0, threads: int | None = None) -> dict:
+    """In-process encoder throughput (images/s) at batch 1 and at batch 16, alternated twice: the most
+    dynamic batching can gain on this machine, since it batches only the encoder call."""
+    from zse_infer.preprocess import _decode_sketch
+    from zse_infer.runtime.retriever import Retriever
+
+    r = Retriever.load(export, threads=threads)
+    images = [_decode_sketch(d, "query") for d in sketches[:16]]
+    r.encode(images, "sketch")
+    rates: dict[int, list[float]] = {1: [], 16: []}
+    for _ in range(2):
+        for b in (1, 16):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                r.encode(images[:b], "sketch")
+                n += b
+            rates[b].append(n / (time.perf_counter() - t0))
+    r.close()
+    best = {b: round(max(v), 1) for b, v in rates.items()}
+    return {"threads": threads or "default", "images_per_s_batch1": best[1], "images_per_s_batch16": best[16], "ratio": round(best[16] / best[1], 2)}
+
+
 def write_outputs(out: Path, report: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -142,6 +164,9 @@ def write_outputs(out: Path, report: dict) -> None:
                      f"{row['mean_batch']} | {row['shed_503']} | {row['errors']} |")
     lines += ["", "Speed-up of batching (requests/s on / off): "
               + ", ".join(f"{c} clients {v}x" for c, v in report["speedup"].items()), ""]
+    for e in report["encoder_ceiling"]:
+        lines += [f"Encoder alone, in process, {e['threads']} threads (the ceiling of what batching can gain here): "
+                  f"{e['images_per_s_batch1']} images/s at batch 1, {e['images_per_s_batch16']} at batch 16 ({e['ratio']}x).", ""]
     if report.get("overload"):
         o = report["overload"]
         lines += [f"Overload check (64 clients, --max-queue {o['max_queue']}, batching on): {o['requests_per_s']} requests/s, "
@@ -197,6 +222,8 @@ def main() -> None:
     params = {"k": 10, "rerank": args.rerank}
     clients = [int(c) for c in args.clients.split(",")]
 
+    ceiling = [encoder_ceiling(args.export, sketches), encoder_ceiling(args.export, sketches, threads=1)]
+    print(json.dumps({"encoder_ceiling": ceiling}), flush=True)
     servers = {mode: start_server(args.export, gallery, flags) for mode, flags in MODES.items()}
     rows = []
     try:
@@ -228,7 +255,7 @@ def main() -> None:
         "machine_short": f"{os.cpu_count()} shared CPU cores",
         "note": "The machine is shared with other jobs (timings vary 3x run to run): compare on/off within this run, as ratios. "
                 "Clients, servers and everything else share the same cores.",
-        "rows": rows, "speedup": speedup, "overload": overload,
+        "rows": rows, "speedup": speedup, "encoder_ceiling": ceiling, "overload": overload,
     }
     write_outputs(args.out, report)
     print(f"batching speed-up by clients: {speedup}; wrote {args.out / 'serve.json'}, serve.md, serve.png")

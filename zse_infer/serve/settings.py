@@ -34,3 +34,11 @@ class ServeSettings:
                 raise InputError(f"{name}: received {getattr(self, name)}, expected >= 1")
         if self.max_delay_ms < 0 or self.timeout_s <= 0:
             raise InputError(f"max_delay_ms/timeout_s: received {self.max_delay_ms}/{self.timeout_s}, expected >= 0 / > 0")
+
+
+def auto_max_batch(retriever) -> int:
+    """16 where the encoder runs on a GPU; 1 on CPUs, where a batch costs as much per image as single
+    calls and bursts of decoding compete with the model for the cores (benchmarks/results/serve.md)."""
+    device = str(getattr(retriever.runners.encoder, "device", "cpu")).lower()
+    on_gpu = "cuda" in device or "tensorrt" in device or retriever.backend.startswith("tensorrt")
+    return 16 if on_gpu else 1
