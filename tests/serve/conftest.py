@@ -85,6 +85,12 @@ def reference(tiny_export, serve_gallery):
     return Retriever.load(tiny_export, gallery=serve_gallery)
 
 
+@pytest.fixture(scope="session")
+def stored(reference, sketches) -> list[tuple[str, str]]:
+    """(id, stored path) of every gallery photo, through the public API (a stage-1 search over all of them)."""
+    return sorted((h.id, h.path) for h in reference.search(str(sketches[0]), k=len(reference), rerank=0))
+
+
 @pytest.fixture(scope="module")
 def server(tiny_export, serve_gallery):
     """Read-only, no token; a small upload limit and a batching delay long enough to see batches form."""

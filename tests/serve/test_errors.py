@@ -97,8 +97,8 @@ def test_path_tricks_never_read_files_outside_the_gallery(server, target):
     assert b"root:" not in body
 
 
-def test_a_gallery_file_reached_by_another_spelling_is_not_served(server, reference):
-    path = reference.gallery.paths[0]
+def test_a_gallery_file_reached_by_another_spelling_is_not_served(server, stored):
+    path = stored[0][1]
     parent, name = path.rsplit("/", 1)
     for other in (f"{parent}/../{parent.rsplit('/', 1)[1]}/{name}", f"{parent}//{name}", path.upper()):
         status, body = _raw_get(server, "/v1/photos/" + quote(other, safe=""))
@@ -128,13 +128,13 @@ def test_token_is_required_when_set(writable_server, sketches):
     assert httpx.get(writable_server + "/healthz").status_code == 200  # probes stay open
 
 
-def test_writes_are_refused_without_allow_writes(server, reference, tmp_path):
+def test_writes_are_refused_without_allow_writes(server, stored, tmp_path):
     from zse_infer.testing.images import make_photo_files
 
     photo = make_photo_files(tmp_path, 1)[0]
     _error(httpx.post(server + "/v1/photos", files={"photos": photo.read_bytes()}), 403, "forbidden")
     _error(httpx.post(server + "/v1/photos", json={"paths": [str(photo)]}), 403, "forbidden")
-    _error(httpx.delete(server + "/v1/photos/" + quote(reference.gallery.ids[0], safe="")), 403, "forbidden")
+    _error(httpx.delete(server + "/v1/photos/" + quote(stored[0][0], safe="")), 403, "forbidden")
     assert httpx.get(server + "/readyz").json()["detail"]["gallery_size"] == 9
 
 

@@ -60,23 +60,24 @@ def test_concurrent_searches_are_batched_and_still_exact(server, reference, sket
     assert max(sizes) > 1, f"no two concurrent requests shared a batch: {sizes}"
 
 
-def test_gallery_photos_are_served(server, reference):
-    for pid, path in zip(reference.gallery.ids, reference.gallery.paths):
-        from zse_infer.serve.app import photo_url
+def test_gallery_photos_are_served(server, stored):
+    from zse_infer.serve.app import photo_url
 
+    assert len(stored) == 9
+    for pid, path in stored:
         r = httpx.get(server + photo_url(pid), timeout=10)
         assert r.status_code == 200
         assert r.content == open(path, "rb").read()
         assert r.headers["content-type"] == "image/jpeg"
 
 
-def test_explain_json_and_png(server, reference, sketches):
-    pid = reference.gallery.ids[0]
+def test_explain_json_and_png(server, reference, sketches, stored):
+    pid, path = stored[0]
     data = sketches[0].read_bytes()
     r = httpx.post(server + "/v1/explain", files={"sketch": ("s.png", data)}, data={"id": pid}, timeout=30)
     assert r.status_code == 200, r.text
     body = r.json()
-    expected = reference.explain(data, reference.gallery.paths[0])
+    expected = reference.explain(data, path)
     assert body["id"] == pid and abs(body["score"] - expected.score) <= 1e-5
     assert len(body["matches"]) == len(expected.matches) and len(body["sketch_heat"]) == expected.sketch_heat.shape[0]
     png = httpx.post(server + "/v1/explain", json={"image": base64.b64encode(data).decode(), "id": pid},

@@ -8,8 +8,11 @@ event loop reads it without locks.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+_log = logging.getLogger(__name__)
 
 
 def stored_paths(retriever) -> dict[str, str | None]:
@@ -21,7 +24,11 @@ def stored_paths(retriever) -> dict[str, str | None]:
     public = getattr(retriever, "photo_paths", None)
     if callable(public):
         return dict(public())
-    gallery = retriever.gallery
+    gallery = getattr(retriever, "gallery", None)
+    if gallery is None or not hasattr(gallery, "ids") or not hasattr(gallery, "paths"):
+        # Searching still works; only GET /v1/photos and /v1/explain answer 404 until the gallery can list its photos.
+        _log.warning("this gallery cannot list its photo ids and paths: GET /v1/photos/{id} will answer 404")
+        return {}
     return dict(zip(gallery.ids, gallery.paths))
 
 
