@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -24,7 +24,6 @@ class ServeSettings:
     decode_threads: int = 2
     retry_after_s: int = 1
     title: str = "zse-infer"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from ..errors import InputError
