@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import socket
 import subprocess
@@ -31,18 +30,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import _cpu_model as cpu_name  # noqa: E402 - the query-latency benchmark's CPU probe
 
 MODES = {"batching_on": ["--max-batch", "16", "--max-delay-ms", "5"], "batching_off": ["--max-batch", "1", "--max-delay-ms", "0"]}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:
