@@ -218,5 +218,9 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
                f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}")
 
 
+from .serve import serve as _serve  # noqa: E402 - registered here, defined in its own file
+
+main.add_command(_serve)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -82,9 +82,10 @@ def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backen
 @click.option("--rerank", type=click.IntRange(min=1), default=20, show_default=True, help="Two-stage: candidates reranked.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]), default="auto", show_default=True)
 @click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (halves the run time).")
+@click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
 @verbose_option
 @zse_errors
-def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) -> None:
+def main(out: Path, rerank: int, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
     """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
     print the metrics and write a results page and an explanation image to OUT."""
     from ..evaluation.results_page import QueryResult, write_results_grid, write_results_page
@@ -141,6 +142,10 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) 
     click.echo("")
     click.echo(f"wrote {out / 'metrics.json'}, {out / 'results.html'}, {out / 'results.png'}, {out / 'explanation.png'}, "
                f"{out / 'synthesis.png'} in {time.perf_counter() - started:.0f} s")
+    if serve_after:
+        from ..serve.demo import serve_demo
+
+        serve_demo(retriever)
 
 
 if __name__ == "__main__":  # pragma: no cover

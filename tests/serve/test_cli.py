@@ -1,0 +1,56 @@
+"""``zse serve`` as a command: options, a real subprocess answering HTTP, the missing-extra message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from .conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_options():
+    from zse_infer.cli.main import main
+
+    out = CliRunner().invoke(main, ["serve", "--help"]).output
+    for option in ("--gallery", "--host", "--port", "--max-batch", "--max-delay-ms", "--max-queue", "--token", "--cors",
+                   "--allow-writes", "--timeout-s", "--max-upload-mb"):
+        assert option in out, option
+    assert "127.0.0.1" in out
+
+
+def test_serve_subprocess_answers_and_stops(tiny_export, serve_gallery, sketches):
+    port = free_port()
+    cmd = [sys.executable, "-m", "zse_infer.cli.main", "serve", str(tiny_export), "--gallery", str(serve_gallery),
+           "--port", str(port), "--token", "t0ken", "--max-batch", "4"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        r = httpx.post(base + "/v1/search?k=2", files={"sketch": sketches[0].read_bytes()}, headers={"Authorization": "Bearer t0ken"}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["hits"]) == 2
+        assert httpx.get(base + "/readyz").json()["detail"]["max_batch"] == 4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "serving 9 photos" in proc.stderr.read()
+
+
+def test_missing_fastapi_names_the_extra():
+    code = "import sys; sys.modules['fastapi'] = None\nfrom zse_infer.serve import create_app\ncreate_app(None)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "zse-infer[serve]" in r.stderr and "DependencyError" in r.stderr

@@ -1,0 +1,66 @@
+"""``zse serve EXPORT_DIR --gallery DIR``: the search service (HTTP API, sketch pad page, metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import setup_logging, verbose_option, zse_errors
+
+BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
+
+
+@click.command("serve")
+@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Gallery folder to search (created empty if missing; fill it with POST /v1/photos and --allow-writes).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=None,
+              help="Sketches encoded together (1 = batching off). Default: 16 where the encoder runs on a GPU, 1 on CPUs, "
+                   "where batches gain nothing and cost throughput (benchmarks/results/serve.md).")
+@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long a request waits for others to share its batch.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Searches waiting beyond this are answered 503 with Retry-After.")
+@click.option("--timeout-s", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Requests not answered by then get 504.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=10.0, show_default=True, help="Largest accepted upload (413 above).")
+@click.option("--token", envvar="ZSE_SERVE_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN).")
+@click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable).")
+@click.option("--allow-writes", is_flag=True, help="Enable POST /v1/photos and DELETE /v1/photos/{id} (403 otherwise).")
+@click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery).")
+@click.option("--photo-root", "photo_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A server folder POST /v1/photos may index paths from (repeatable; none by default).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.")
+@verbose_option
+@zse_errors
+def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, token, cors,
+          allow_writes, upload_dir, photo_roots, backend, threads, verbose) -> None:
+    """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
+    from ..errors import require
+    from ..runtime.retriever import Retriever
+    from ..serve import ServeSettings, run
+    from ..serve.settings import auto_max_batch
+
+    setup_logging(verbose)
+    require("fastapi", "serve", "zse serve")
+    require("uvicorn", "serve", "zse serve")
+    retriever = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, threads=threads)
+    if max_batch is None:
+        max_batch = auto_max_batch(retriever)
+    settings = ServeSettings(
+        max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue, timeout_s=timeout_s,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024), token=token or None, cors=tuple(cors), allow_writes=allow_writes,
+        upload_dir=upload_dir or gallery_dir.with_name(gallery_dir.name + ".uploads"), photo_roots=tuple(photo_roots),
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        click.echo(f"warning: listening on {host} without --token: anyone who can reach it can search"
+                   + (" and change the gallery" if allow_writes else ""), err=True)
+    click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
+    run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
+

@@ -1,0 +1,128 @@
+"""Dynamic batching: requests wait in a bounded asyncio queue; one loop takes up to ``max_batch``
+of them (waiting at most ``max_delay_ms`` after the first for company) and runs them as one
+call on the model thread.
+
+Why a single model thread: the ``Retriever`` keeps lazily built state and one
+engine context, so the server confines it to one thread; batching is what
+lets that one thread serve many clients. The event loop never blocks: it
+only moves jobs and awaits futures.
+
+Overload is answered, not queued forever: a full queue raises ``queue_full``
+(503 with Retry-After), and a request not answered within ``timeout_s`` gets
+504; its job is dropped before the model sees it if it has not started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import queue_full, timed_out
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    payload: Any
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(
+        self,
+        run_batch: Callable[[list[Any]], list[Any]],
+        executor: Executor,
+        max_batch: int,
+        max_delay_ms: float,
+        max_queue: int,
+        timeout_s: float,
+        retry_after_s: int = 1,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        self._run_batch = run_batch
+        self._executor = executor
+        self.max_batch = max_batch
+        self.max_delay = max_delay_ms / 1000
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task | None = None
+        self._on_batch = on_batch
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="zse-batcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.cancel()
+
+    async def submit(self, payload: Any) -> tuple[Any, float, int]:
+        """The payload's result, the seconds it waited in the queue and the size of its batch.
+        Raises 503/504 ServeErrors, or the payload's own error."""
+        pending = _Pending(payload, asyncio.get_running_loop().create_future())
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            raise queue_full(self.retry_after_s) from None
+        try:
+            result, waited, size = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)
+        except asyncio.TimeoutError:
+            pending.future.cancel()  # the loop skips it if the model has not taken it yet
+            raise timed_out(self.timeout_s) from None
+        if isinstance(result, BaseException):
+            raise result
+        return result, waited, size
+
+    async def _collect(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        deadline = time.perf_counter() + self.max_delay
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return [p for p in batch if not p.future.done()]  # drop those that timed out while waiting
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            if self._on_batch:
+                self._on_batch(len(batch))
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, [p.payload for p in batch])
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed: every request gets the error
+                _log.exception("batch of %d failed", len(batch))
+                results = [exc] * len(batch)
+            for pending, result in zip(batch, results):
+                if not pending.future.done():
+                    pending.future.set_result((result, started - pending.enqueued, len(batch)))

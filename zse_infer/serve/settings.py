@@ -1,0 +1,43 @@
+"""The server's knobs, in one place (the CLI and tests fill them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    max_batch: int = 16  # sketches encoded together
+    max_delay_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_queue: int = 256  # requests waiting for the model beyond this are answered 503
+    timeout_s: float = 30.0  # a request not answered by then gets 504
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000  # decoded size limit (decompression bombs below PIL's own limit)
+    token: str | None = None  # bearer token required on /v1/* when set
+    cors: tuple[str, ...] = ()
+    allow_writes: bool = False
+    upload_dir: Path | None = None  # where POST /v1/photos keeps uploaded files (so they can be served)
+    photo_roots: tuple[Path, ...] = ()  # server-side folders POST /v1/photos may index from
+    default_k: int = 10
+    max_k: int = 1000
+    decode_threads: int = 2
+    retry_after_s: int = 1
+    title: str = "zse-infer"
+
+    def __post_init__(self):
+        from ..errors import InputError
+
+        for name in ("max_batch", "max_queue", "max_upload_bytes", "max_pixels", "decode_threads", "max_k", "default_k"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name}: received {getattr(self, name)}, expected >= 1")
+        if self.max_delay_ms < 0 or self.timeout_s <= 0:
+            raise InputError(f"max_delay_ms/timeout_s: received {self.max_delay_ms}/{self.timeout_s}, expected >= 0 / > 0")
+
+
+def auto_max_batch(retriever) -> int:
+    """16 where the encoder runs on a GPU; 1 on CPUs, where a batch costs as much per image as single
+    calls and bursts of decoding compete with the model for the cores (benchmarks/results/serve.md)."""
+    device = str(getattr(retriever.runners.encoder, "device", "cpu")).lower()
+    on_gpu = "cuda" in device or "tensorrt" in device or retriever.backend.startswith("tensorrt")
+    return 16 if on_gpu else 1
