@@ -8,41 +8,27 @@ on every machine.
 """
 
 import numpy as np
-import pytest
-import torch
 
 from zse_infer import Retriever
-from zse_infer.exporting.pipeline import ExportOptions, export_model
 from zse_infer.exporting.quantize import DEFAULT_INT8_TOLERANCES, SETTINGS, saturation_risks
 from zse_infer.manifest import Manifest
 from zse_infer.runtime.runners.cpu_features import INT8_FLAGS
 from zse_infer.testing.images import make_photo_files
 
 
-@pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
-    from zse_infer.model import ZseModel
-
-    root = tmp_path_factory.mktemp("int8")
-    torch.manual_seed(0)
-    torch.save({"model": ZseModel("tiny").state_dict()}, root / "tiny.pth")
-    export_model(root / "tiny.pth", root / "out", config="tiny", options=ExportOptions(int8=True, extra_graphs=False))
-    return root / "out"
-
-
-def test_int8_graphs_are_recorded_with_their_parity(int8_export):
-    m = Manifest.load(int8_export)
+def test_int8_graphs_are_recorded_with_their_parity(tiny_int8_export):
+    m = Manifest.load(tiny_int8_export)
     enc, head = m.graphs["encoder_int8"], m.graphs["relation_head_int8"]
     assert (enc.precision, head.precision) == ("int8", "int8")
     assert enc.parity["tokens"] <= DEFAULT_INT8_TOLERANCES["tokens"]
     assert head.parity["score"] <= DEFAULT_INT8_TOLERANCES["score"]
     assert enc.extra["ret_token_cosine_min"] >= 0.99
     assert m.extra["tolerances"]["int8"] == DEFAULT_INT8_TOLERANCES
-    assert (int8_export / enc.file).stat().st_size < (int8_export / m.graphs["encoder"].file).stat().st_size
+    assert (tiny_int8_export / enc.file).stat().st_size < (tiny_int8_export / m.graphs["encoder"].file).stat().st_size
 
 
-def test_manifest_records_settings_and_the_cpu_validated_on(int8_export):
-    m = Manifest.load(int8_export)
+def test_manifest_records_settings_and_the_cpu_validated_on(tiny_int8_export):
+    m = Manifest.load(tiny_int8_export)
     for g in (m.graphs["encoder_int8"], m.graphs["relation_head_int8"]):
         assert g.extra["quantization"] == {**SETTINGS, "saturation_free_on_x86": True}
         cpu = g.extra["validated_on"]
@@ -77,27 +63,27 @@ def _no_vnni_tokens(graph, images):
     return ReferenceEvaluator(str(graph), new_ops=[MatMulInteger]).run(["tokens"], {"image": images})[0]
 
 
-def test_int8_encoder_is_right_on_cpus_without_vnni(int8_export, tmp_path):
+def test_int8_encoder_is_right_on_cpus_without_vnni(tiny_int8_export, tmp_path):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from zse_infer.exporting.validation import load_reference
 
-    data, _ = load_reference(int8_export / "parity_inputs.npz")
+    data, _ = load_reference(tiny_int8_export / "parity_inputs.npz")
     images, want = data["image"][:2], data["tokens"][:2]
     tolerance = DEFAULT_INT8_TOLERANCES["tokens"]
-    assert saturation_risks(int8_export / "encoder_int8.onnx") == []
-    assert np.abs(_no_vnni_tokens(int8_export / "encoder_int8.onnx", images) - want).max() <= tolerance
+    assert saturation_risks(tiny_int8_export / "encoder_int8.onnx") == []
+    assert np.abs(_no_vnni_tokens(tiny_int8_export / "encoder_int8.onnx", images) - want).max() <= tolerance
     # The regression: 8-bit U8S8 weights (the former settings) saturate without VNNI, and the export check says so.
     old = tmp_path / "encoder_8bit.onnx"
-    quantize_dynamic(str(int8_export / "encoder.onnx"), str(old), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(str(tiny_int8_export / "encoder.onnx"), str(old), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
     assert saturation_risks(old)
     assert np.abs(_no_vnni_tokens(old, images) - want).max() > tolerance
 
 
-def test_runtime_runs_int8_on_request_only(int8_export, tmp_path, golden_images):
+def test_runtime_runs_int8_on_request_only(tiny_int8_export, tmp_path, golden_images):
     photos = make_photo_files(tmp_path / "p", 6, size=64)
-    fp32 = Retriever.load(int8_export)
-    int8 = Retriever.load(int8_export, precision="int8")
+    fp32 = Retriever.load(tiny_int8_export)
+    int8 = Retriever.load(tiny_int8_export, precision="int8")
     assert fp32.runners.precision == "fp32" and int8.runners.precision == "int8"
     assert int8.runners.encoder.graph.id == "encoder_int8"
     for r in (fp32, int8):
