@@ -32,7 +32,7 @@ def test_manifest_records_settings_and_the_cpu_validated_on(tiny_int8_export):
     for g in (m.graphs["encoder_int8"], m.graphs["relation_head_int8"]):
         assert g.extra["quantization"] == {**SETTINGS, "saturation_free_on_x86": True}
         cpu = g.extra["validated_on"]
-        assert {"vendor", "model", "flags", "vnni", "source"} <= set(cpu)
+        assert {"vendor", "model", "flags", "vnni", "u8s8_exact", "source"} <= set(cpu)
         assert cpu["flags"] == "unknown" or set(cpu["flags"]) <= set(INT8_FLAGS)
         assert cpu["parity"] == dict(g.parity) and cpu["tolerance"] == DEFAULT_INT8_TOLERANCES
 

@@ -69,7 +69,7 @@ def test_perturbed_int8_graph_falls_back_to_fp32(folder, caplog):
 
 
 def test_8bit_graph_is_refused_on_a_cpu_without_vnni(folder, caplog, monkeypatch):
-    xeon = {"vendor": "GenuineIntel", "model": "Intel Xeon", "machine": "x86_64", "flags": ["avx2", "avx512f", "avx512bw"], "vnni": False, "source": "test"}
+    xeon = {"vendor": "GenuineIntel", "model": "Intel Xeon", "machine": "x86_64", "flags": ["avx2", "avx512f", "avx512bw"], "vnni": False, "u8s8_exact": False, "source": "test"}
     monkeypatch.setattr(int8_check, "cpu_features", lambda: xeon)
     assert Retriever.load(folder, precision="int8").runners.precision == "int8"  # 7-bit weights: fine without VNNI
     m = Manifest.load(folder)

@@ -18,27 +18,33 @@ from typing import Any
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 UNKNOWN = "unknown"
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 CPUINFO = Path("/proc/cpuinfo")
 
 
 def cpu_features(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
-    """``{"vendor", "model", "machine", "flags", "vnni", "source"}`` of this CPU.
+    """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "source"}`` of this CPU.
 
-    ``flags`` lists which of :data:`INT8_FLAGS` are present; ``vnni`` is whether
-    U8S8 products are exact here (True/False), or "unknown" when ``flags`` could not be read.
+    ``flags`` lists which of :data:`INT8_FLAGS` are present; ``vnni`` whether one
+    of :data:`VNNI_FLAGS` is; ``u8s8_exact`` whether ONNX Runtime's U8S8 products
+    cannot saturate here (VNNI/AMX, or not x86). Both are "unknown" where
+    ``/proc/cpuinfo`` cannot be read.
     """
-    info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": platform.machine() or UNKNOWN}
+    machine = platform.machine() or UNKNOWN
+    info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
     fields = _first_cpu(cpuinfo)
     if fields is None:
-        return {**info, "flags": UNKNOWN, "vnni": UNKNOWN, "source": f"{cpuinfo} not readable ({platform.system()})"}
+        return {**info, "flags": UNKNOWN, "vnni": UNKNOWN, "u8s8_exact": UNKNOWN, "source": f"{cpuinfo} not readable ({platform.system()})"}
     present = set(fields.get("flags", "").split())
     flags = [f for f in INT8_FLAGS if f in present]
+    vnni = any(f in flags for f in VNNI_FLAGS)
     return {
         **info,
         "vendor": fields.get("vendor_id", UNKNOWN),
         "model": fields.get("model name", info["model"]),
         "flags": flags,
-        "vnni": any(f in flags for f in VNNI_FLAGS),
+        "vnni": vnni,
+        "u8s8_exact": vnni or machine.lower() not in X86_MACHINES,  # ARM's dot products do not saturate
         "source": str(cpuinfo),
     }
 

@@ -53,7 +53,7 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8C
     graphs = [r for r in (runners.encoder, runners.relation_head) if r.graph.precision == "int8"]
     for runner in graphs:
         saturation_free = (runner.graph.extra.get("quantization") or {}).get("saturation_free_on_x86", False)
-        if not saturation_free and here["vnni"] is False:
+        if not saturation_free and here["u8s8_exact"] is False:
             return Int8Check(
                 False,
                 f"graph {runner.graph.id} was quantised with 8-bit weights, which can saturate on this CPU "
