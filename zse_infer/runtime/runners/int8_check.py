@@ -12,8 +12,8 @@ CPU, older ones can saturate on CPUs without VNNI. Two checks, on load:
    manifest's int8 tolerance. One image and one pair, once per load: for
    ViT-B/16 about half the time of one fp32 encode of one image (1.0 s against
    2.0 s measured side by side on 2 heavily shared cores), against silently
-   wrong tokens. The check, not the CPU flags, decides: flags say which kernels
-   run, not whether this ONNX Runtime build computes them right.
+   wrong tokens. A CPU other than the one recorded is no reason to refuse by
+   itself (7-bit graphs are exact on all of them); what this CPU computes is.
 
 The CPU the graph was validated on at export is logged next to this one.
 """
