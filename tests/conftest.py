@@ -74,6 +74,20 @@ def tiny_export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_int8_export(tmp_path_factory) -> Path:
+    """An export folder of a seeded tiny model with the int8 graphs (no extra graphs); read-only, copy to tamper."""
+    torch = pytest.importorskip("torch")
+    from zse_infer.exporting.pipeline import ExportOptions, export_model
+    from zse_infer.model import ZseModel
+
+    root = tmp_path_factory.mktemp("tiny_int8")
+    torch.manual_seed(0)
+    torch.save({"model": ZseModel("tiny").state_dict()}, root / "tiny.pth")
+    export_model(root / "tiny.pth", root / "out", config="tiny", options=ExportOptions(int8=True, extra_graphs=False))
+    return root / "out"
+
+
+@pytest.fixture(scope="session")
 def full_export(parity_state, tmp_path_factory):
     """One full-size (ViT-B/16) export of the parity weights per session (fp32 + fp16, every graph):
     about 2.5 minutes on 2 cores, ~1.8 GB in a temp folder. Shared by every slow test that needs it."""

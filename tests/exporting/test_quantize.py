@@ -1,42 +1,89 @@
-"""int8 graphs: opt-in, validated against PyTorch within the documented tolerance, usable by the runtime."""
+"""int8 graphs: opt-in, validated against PyTorch within the documented tolerance, right on every x86-64 CPU.
+
+ONNX Runtime's U8S8 products are exact on CPUs with VNNI and saturate to 16
+bits on AVX2/AVX-512 CPUs without it (``vpmaddubsw``). Whichever CPU runs
+these tests, :func:`_no_vnni_tokens` replays the int8 graph with that
+saturating arithmetic, so the "right on a CPU without VNNI" claim is tested
+on every machine.
+"""
 
 import numpy as np
-import pytest
-import torch
 
 from zse_infer import Retriever
-from zse_infer.exporting.pipeline import ExportOptions, export_model
-from zse_infer.exporting.quantize import DEFAULT_INT8_TOLERANCES
+from zse_infer.exporting.quantize import DEFAULT_INT8_TOLERANCES, SETTINGS, saturation_risks
 from zse_infer.manifest import Manifest
+from zse_infer.runtime.runners.cpu_features import INT8_FLAGS
 from zse_infer.testing.images import make_photo_files
 
 
-@pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
-    from zse_infer.model import ZseModel
-
-    root = tmp_path_factory.mktemp("int8")
-    torch.manual_seed(0)
-    torch.save({"model": ZseModel("tiny").state_dict()}, root / "tiny.pth")
-    export_model(root / "tiny.pth", root / "out", config="tiny", options=ExportOptions(int8=True, extra_graphs=False))
-    return root / "out"
-
-
-def test_int8_graphs_are_recorded_with_their_parity(int8_export):
-    m = Manifest.load(int8_export)
+def test_int8_graphs_are_recorded_with_their_parity(tiny_int8_export):
+    m = Manifest.load(tiny_int8_export)
     enc, head = m.graphs["encoder_int8"], m.graphs["relation_head_int8"]
     assert (enc.precision, head.precision) == ("int8", "int8")
     assert enc.parity["tokens"] <= DEFAULT_INT8_TOLERANCES["tokens"]
     assert head.parity["score"] <= DEFAULT_INT8_TOLERANCES["score"]
     assert enc.extra["ret_token_cosine_min"] >= 0.99
     assert m.extra["tolerances"]["int8"] == DEFAULT_INT8_TOLERANCES
-    assert (int8_export / enc.file).stat().st_size < (int8_export / m.graphs["encoder"].file).stat().st_size
+    assert (tiny_int8_export / enc.file).stat().st_size < (tiny_int8_export / m.graphs["encoder"].file).stat().st_size
 
 
-def test_runtime_runs_int8_on_request_only(int8_export, tmp_path, golden_images):
+def test_manifest_records_settings_and_the_cpu_validated_on(tiny_int8_export):
+    m = Manifest.load(tiny_int8_export)
+    for g in (m.graphs["encoder_int8"], m.graphs["relation_head_int8"]):
+        assert g.extra["quantization"] == {**SETTINGS, "saturation_free_on_x86": True}
+        cpu = g.extra["validated_on"]
+        assert {"vendor", "model", "flags", "vnni", "u8s8_exact", "source"} <= set(cpu)
+        assert cpu["flags"] == "unknown" or set(cpu["flags"]) <= set(INT8_FLAGS)
+        assert cpu["parity"] == dict(g.parity) and cpu["tolerance"] == DEFAULT_INT8_TOLERANCES
+
+
+def _no_vnni_tokens(graph, images):
+    """The int8 encoder's tokens with the U8S8 arithmetic of x86 CPUs without VNNI: neighbouring
+    products summed and saturated to int16 (``vpmaddubsw``), then accumulated in 32 bits."""
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
+
+    class MatMulInteger(OpRun):
+        def _run(self, a, b, a_zero=None, b_zero=None):
+            k, n = b.shape
+            x = a.reshape(-1, k).astype(np.int64)
+            w = b.astype(np.int64)
+            if k % 2:
+                x, w = np.pad(x, ((0, 0), (0, 1))), np.pad(w, ((0, 1), (0, 0)))
+            if b.dtype == np.int8:
+                pairs = np.einsum("mpt,ptn->mpn", x.reshape(len(x), -1, 2), w.reshape(-1, 2, n))
+                acc = np.clip(pairs, -32768, 32767).sum(1)
+            else:  # U8U8 kernels widen to 16 bits first: exact
+                acc = x @ w
+            az = np.int64(a_zero if a_zero is not None else 0)
+            bz = b_zero.astype(np.int64) if b_zero is not None else np.int64(0)
+            out = acc - az * w.sum(0) - bz * x.sum(1, keepdims=True) + w.shape[0] * az * bz
+            return (out.astype(np.int32).reshape(*a.shape[:-1], n),)
+
+    return ReferenceEvaluator(str(graph), new_ops=[MatMulInteger]).run(["tokens"], {"image": images})[0]
+
+
+def test_int8_encoder_is_right_on_cpus_without_vnni(tiny_int8_export, tmp_path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from zse_infer.exporting.validation import load_reference
+
+    data, _ = load_reference(tiny_int8_export / "parity_inputs.npz")
+    images, want = data["image"][:2], data["tokens"][:2]
+    tolerance = DEFAULT_INT8_TOLERANCES["tokens"]
+    assert saturation_risks(tiny_int8_export / "encoder_int8.onnx") == []
+    assert np.abs(_no_vnni_tokens(tiny_int8_export / "encoder_int8.onnx", images) - want).max() <= tolerance
+    # The regression: 8-bit U8S8 weights (the former settings) saturate without VNNI, and the export check says so.
+    old = tmp_path / "encoder_8bit.onnx"
+    quantize_dynamic(str(tiny_int8_export / "encoder.onnx"), str(old), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    assert saturation_risks(old)
+    assert np.abs(_no_vnni_tokens(old, images) - want).max() > tolerance
+
+
+def test_runtime_runs_int8_on_request_only(tiny_int8_export, tmp_path, golden_images):
     photos = make_photo_files(tmp_path / "p", 6, size=64)
-    fp32 = Retriever.load(int8_export)
-    int8 = Retriever.load(int8_export, precision="int8")
+    fp32 = Retriever.load(tiny_int8_export)
+    int8 = Retriever.load(tiny_int8_export, precision="int8")
     assert fp32.runners.precision == "fp32" and int8.runners.precision == "int8"
     assert int8.runners.encoder.graph.id == "encoder_int8"
     for r in (fp32, int8):

@@ -52,7 +52,12 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
         _log.warning("ONNX Runtime GPU providers are installed but no GPU runs them; using fp32 graphs on the CPU")
         return _open_onnxruntime(folder, manifest, "fp32", False, max_batch, threads)
     name = "onnxruntime-gpu" if actual_gpu else "onnxruntime-cpu"
-    return ModelRunners(runners["encoder"], runners["relation_head"], name, runners["encoder"].graph.precision)
+    opened = ModelRunners(runners["encoder"], runners["relation_head"], name, runners["encoder"].graph.precision)
+    if opened.precision == "int8":  # never wrong tokens in silence: checked on this CPU, else fp32 (logged)
+        from .int8_check import trusted_or_fp32
+
+        return trusted_or_fp32(opened, folder, manifest, lambda: _open_onnxruntime(folder, manifest, "fp32", gpu, max_batch, threads))
+    return opened
 
 
 def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_batch) -> ModelRunners:
