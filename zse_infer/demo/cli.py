@@ -111,12 +111,16 @@ def _export(checkpoint: Path, out: Path, config: str) -> Path:
     options = ExportOptions(overwrite=True, engines="never", lint="never")
     steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8", "engines")]
     with tqdm(total=len(steps), desc="exporting", unit="step") as bar:
-        def step(label: str) -> None:
+        started: list[str] = []
+
+        def step(label: str) -> None:  # called as each step starts: the previous one is done
             if label in steps:
+                bar.update(1 if started else 0)
                 bar.set_postfix_str(label)
-                bar.update(1)
+                started.append(label)
 
         export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=step)
+        bar.update(1)
     return out
 
 
