@@ -102,7 +102,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)
-    click.echo(_rerank_note(r.manifest, rerank), err=True)
+    note = _rerank_note(r.manifest, rerank)
+    click.echo(note, err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
     payload = [
         {"sketch": str(q), "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits]}
@@ -111,7 +112,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     if page:
         from ..evaluation.results_page import QueryResult, write_results_page
 
-        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)])
+        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)], title="zse search",
+                           subtitle=f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}")
     if json_out:
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
