@@ -68,6 +68,11 @@ def _query_name(q: QueryResult) -> str:
     return q.label or describe_source(q.sketch).replace(os.sep, "/").rsplit("/", 1)[-1]
 
 
+def _hit_name(hit, labels: Mapping[str, str]) -> str:
+    """The hit's class where known, else its file name."""
+    return labels.get(hit.id) or str(hit.id).replace(os.sep, "/").rsplit("/", 1)[-1]
+
+
 def _verdict(q: QueryResult, hit, labels: Mapping[str, str]) -> bool | None:
     """True/False where the query's and the hit's classes are known, else None (no frame)."""
     hit_label = labels.get(hit.id)
@@ -87,7 +92,7 @@ def _legend_items(framed: bool, stages: set[int]) -> list[tuple[str, str]]:
         items += [("correct", "green frame: the hit has the query's class"), ("wrong", "red frame: the hit has another class")]
     else:
         items.append(("", "no frames: the classes of the query or the hits are not known"))
-    items.append(("", "under each hit: its rank, its score and its class (when known)"))
+    items.append(("", "under each hit: its rank, its score and its class" + ("" if framed else " or file name")))
     if 2 in stages:
         items.append(("", "relation score (0..1): stage 2, the relation head reranked this hit"))
     if 1 in stages:
@@ -113,7 +118,7 @@ def write_results_page(
             mark = {True: " &#10003;", False: " &#10007;", None: ""}[verdict]
             cells.append(
                 f'<td class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
-                f'<div>#{h.rank} {h.score:.3f}{mark}</div><div class="small label">{html.escape(labels.get(h.id, ""))}</div>'
+                f'<div>#{h.rank} {h.score:.3f}{mark}</div><div class="small label">{html.escape(_hit_name(h, labels))}</div>'
                 f'<div class="small">{_stage(h)}</div></td>'
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -199,7 +204,7 @@ def write_results_grid(
         if h is None:
             return [(t, normal) for t in _wrap(_query_name(q), normal, cell)]
         out = [(f"#{h.rank}  {h.score:.3f}", normal)]
-        out += [(t, small) for t in _wrap(labels.get(h.id, ""), small, cell)]
+        out += [(t, small) for t in _wrap(_hit_name(h, labels), small, cell)]
         return out
 
     texts = [[cell_lines(q)] + [cell_lines(q, h) for h in q.hits] for q in results]
