@@ -105,6 +105,11 @@ def demo_recipe(config: str):
 
 def _export(checkpoint: Path, out: Path, config: str) -> Path:
     """Export with :func:`demo_recipe`, one progress bar over the exporter's steps."""
+    from tqdm.auto import tqdm
+
+    from ..exporting import ExportOptions, export_model
+    from ..exporting.pipeline import export_steps
+
     recipe = demo_recipe(config)
     options = ExportOptions(overwrite=True, engines="never", lint="never")
     steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8", "engines")]
