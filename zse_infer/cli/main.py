@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import setup_logging, verbose_option, zse_errors
+from .common import rerank_note, setup_logging, verbose_option, zse_errors
 
 BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
 
@@ -24,17 +24,6 @@ def _rerank(ctx, param, value: str | None) -> int | str | None:
     if n < 0:
         raise click.BadParameter(f"received {n}, expected an integer >= 0 or 'all'")
     return n
-
-
-def _rerank_note(manifest, rerank) -> str:
-    """Where the depth came from, for the user: the export's recorded choice or the caller's."""
-    if rerank is not None:
-        return f"rerank {rerank} (--rerank)"
-    from ..manifest import DEFAULT_RERANK
-
-    source = (manifest.extra.get("search") or {}).get("source")
-    where = f"recorded in the export: {source}" if source else f"this export records none: the default {DEFAULT_RERANK}"
-    return f"rerank {manifest.default_rerank} ({where})"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +91,7 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)
-    note = _rerank_note(r.manifest, rerank)
+    note = rerank_note(r.manifest, rerank)
     click.echo(note, err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
     payload = [
@@ -163,7 +152,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     click.echo(eval_set.describe(), err=True)
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     if ranking == "two-stage":
-        click.echo(_rerank_note(r.manifest, rerank), err=True)
+        click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
     report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
     text = json.dumps(report, indent=2)

@@ -38,7 +38,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import setup_logging, verbose_option, zse_errors
+from ..cli.common import rerank_note, setup_logging, verbose_option, zse_errors
 
 _log = logging.getLogger(__name__)
 
@@ -191,7 +191,6 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, verbose
     """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
     write a results page, an explanation and a synthesis, then evaluate the trained model
     against random weights, all in OUT."""
-    from ..cli.main import _rerank_note
     from ..runtime.retriever import Retriever
     from .assets import load_demo_assets
 
@@ -211,7 +210,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, verbose
 
     clock.start(2, f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
     retriever = Retriever.load(export, gallery=out / "gallery", backend=backend, projections=True)
-    click.echo(f"      {_rerank_note(retriever.manifest, rerank)}", err=True)
+    click.echo(f"      {rerank_note(retriever.manifest, rerank)}", err=True)
     rerank = retriever.manifest.default_rerank if rerank is None else rerank
     retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=True)
     clock.done("index")
@@ -237,7 +236,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, verbose
     seconds = {**clock.total(), "steps": clock.steps}
     report = {
         **metrics,
-        "settings": {"rerank": rerank, "rerank_source": _rerank_note(retriever.manifest, None), "backend": retriever.backend,
+        "settings": {"rerank": rerank, "rerank_source": rerank_note(retriever.manifest, None), "backend": retriever.backend,
                      "queries": eval_set.num_sketches,
                      "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True, **shown},
         "seconds": seconds,
