@@ -76,6 +76,20 @@ def test_not_an_image(tmp_path):
             loader(f)
 
 
+def test_text_file_named_png_names_the_file_and_what_was_expected(tmp_path):
+    f = tmp_path / "drawing.png"
+    f.write_text("hello, not a picture")
+    for loader in (load_sketch, load_photo):
+        with pytest.raises(ImageError) as err:
+            loader(f)
+        message = str(err.value)
+        assert str(f) in message and "BytesIO" not in message
+        assert "received text" in message and "'hello, not a picture'" in message and "expected an image file" in message
+    with pytest.raises(ImageError, match="binary data") as err:
+        load_photo(bytes(range(200, 250)))
+    assert "BytesIO" not in str(err.value)
+
+
 def test_truncated_image(tmp_path, golden_images):
     data = golden_images["photo"][0].read_bytes()
     f = tmp_path / "cut.jpg"

@@ -17,6 +17,7 @@ the source.
 from __future__ import annotations
 
 import io
+import re
 import os
 from pathlib import Path
 from typing import Any, Iterable, Union
@@ -98,9 +99,26 @@ def _open_pil(data: bytes, name: str):
         image.load()  # PIL decodes lazily: force it so truncation shows up here
     except Image.DecompressionBombError as exc:
         raise ImageError(name, f"image is too large ({exc})") from exc
+    except Image.UnidentifiedImageError:
+        # PIL's own message names its BytesIO buffer ("<_io.BytesIO object at 0x...>"), not the file.
+        raise ImageError(name, f"not an image that Pillow can read: received {_sniff(data)}, "
+                               f"expected an image file (PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(name, f"is not a readable image ({exc})") from exc
+        raise ImageError(name, f"is not a readable image ({_without_buffer(exc)})") from exc
     return image
+
+
+def _sniff(data: bytes) -> str:
+    """What the bytes look like, for the message: text shows its first line, binary its size."""
+    try:
+        first = data[:200].decode("utf-8").strip().splitlines()
+    except UnicodeDecodeError:
+        return f"{len(data)} bytes of binary data in no known image format"
+    return f"text ({len(data)} bytes, starting {first[0][:30]!r})" if first else f"{len(data)} bytes of whitespace"
+
+
+def _without_buffer(exc: Exception) -> str:
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", str(exc))
 
 
 def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:

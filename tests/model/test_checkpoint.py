@@ -76,14 +76,28 @@ def test_mismatch_names_missing_unexpected_and_misshaped(tiny_model):
     with pytest.raises(CheckpointError) as err:
         load_model(state, "tiny")
     msg = str(err.value)
-    assert "missing keys: relation_head.mlp.0.bias" in msg
-    assert "unexpected keys: sa.model.bogus" in msg
+    assert "1 key missing (relation_head.mlp.0.bias)" in msg
+    assert "1 key unexpected (sa.model.bogus)" in msg
     assert "relation_head.anchor_conv.weight (checkpoint (1, 2, 3, 4)" in msg
+    assert "looks like" not in msg  # fits no known config
 
 
 def test_wrong_config_is_a_shape_error(tiny_model):
-    with pytest.raises(CheckpointError, match="mis-shaped"):
+    with pytest.raises(CheckpointError, match="of another shape"):
         load_model(_official(tiny_model), "zse_vit_b16")
+
+
+def test_wrong_config_is_summarised_and_the_fitting_config_named(tmp_path):
+    from zse_infer.demo.assets import load_demo_assets
+
+    with pytest.raises(CheckpointError) as err:
+        load_model(load_demo_assets().checkpoint, "zse_vit_b16")
+    msg = str(err.value)
+    assert len(msg) < 800, msg  # a summary, not every key name
+    assert "keys missing" in msg and "... (" in msg and "more)" in msg
+    assert msg.endswith("This looks like a zse_demo checkpoint: pass --config zse_demo (config='zse_demo' in Python)")
+    with pytest.raises(CheckpointError, match="looks like a tiny checkpoint: pass --config tiny"):
+        load_model(_official(ZseModel("tiny")), "zse_demo")
 
 
 def test_foreign_and_broken_files(tmp_path):

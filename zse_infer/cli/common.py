@@ -1,4 +1,4 @@
-"""Shared pieces of the command-line tools: logging setup and ZseError -> clean exit."""
+"""Shared pieces of the command-line tools: logging setup, ZseError -> clean exit, the rerank note."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ def zse_errors(func):
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
+
+
+def rerank_note(manifest, rerank) -> str:
+    """The stage-2 depth a command uses and where it came from: the caller's ``--rerank`` or
+    the export folder's recorded choice (``search`` in the manifest), for the user to see."""
+    if rerank is not None:
+        return f"rerank {rerank} (--rerank)"
+    from ..manifest import DEFAULT_RERANK
+
+    source = (manifest.extra.get("search") or {}).get("source")
+    where = f"recorded in the export: {source}" if source else f"this export records none: the default {DEFAULT_RERANK}"
+    return f"rerank {manifest.default_rerank} ({where})"
 
 
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")

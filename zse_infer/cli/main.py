@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from .common import setup_logging, verbose_option, zse_errors
+from .common import rerank_note, setup_logging, verbose_option, zse_errors
 
 BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
 
 
-def _rerank(value: str) -> int | str:
-    if value == "all":
-        return "all"
+def _rerank(ctx, param, value: str | None) -> int | str | None:
+    """--rerank: an integer >= 0, 'all', or unset (None: the depth the export folder records)."""
+    if value is None or value == "all":
+        return value
     try:
         n = int(value)
     except ValueError:
@@ -25,7 +26,7 @@ def _rerank(value: str) -> int | str:
     return n
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Zero-shot sketch-based image retrieval with a ZSE-SBIR export folder."""
 
@@ -61,7 +62,8 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
         + f") [{r.backend}]"
     )
     for source, reason in report.failed:
-        click.echo(f"skipped: {reason}", err=True)
+        # One line per file; the reason usually starts with the file's name already.
+        click.echo(f"skipped {reason}" if reason.startswith(source) else f"skipped {source}: {reason}", err=True)
 
 
 @main.command()
@@ -69,8 +71,9 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
-@click.option("--rerank", default="100", show_default=True,
-              help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive.")
+@click.option("--rerank", default=None, callback=_rerank, metavar="N|all",
+              help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
+                   "default: the depth recorded in the export folder (printed).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Write results as JSON to this file ('-' for stdout).")
@@ -83,12 +86,14 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     from ..runtime.photo_sources import expand_sources
 
     setup_logging(verbose)
-    rerank = _rerank(rerank)
     if not (gallery_dir / "gallery.json").is_file():
         raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)
+    note = rerank_note(r.manifest, rerank)
+    click.echo(note, err=True)
+    rerank = r.manifest.default_rerank if rerank is None else rerank
     payload = [
         {"sketch": str(q), "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits]}
         for q, hits in zip(queries, results)
@@ -96,7 +101,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     if page:
         from ..evaluation.results_page import QueryResult, write_results_page
 
-        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)])
+        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)], title="zse search",
+                           subtitle=f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}")
     if json_out:
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
@@ -121,7 +127,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 @click.option("--all", "test_all", is_flag=True,
               help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.")
 @click.option("--ranking", type=click.Choice(["sa", "two-stage", "rn"]), default="two-stage", show_default=True)
-@click.option("--rerank", type=click.IntRange(min=0), default=100, show_default=True, help="For two-stage ranking.")
+@click.option("--rerank", type=click.IntRange(min=0), default=None,
+              help="For two-stage ranking; default: the depth recorded in the export folder (printed).")
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
 @click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the encoded photos here (re-runs resume instead of re-encoding).")
@@ -144,6 +151,9 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
         eval_set = load_official_split(root, dataset, subsample=not test_all)
     click.echo(eval_set.describe(), err=True)
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    if ranking == "two-stage":
+        click.echo(rerank_note(r.manifest, rerank), err=True)
+    rerank = r.manifest.default_rerank if rerank is None else rerank
     report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
     text = json.dumps(report, indent=2)
     if json_out:

@@ -1,32 +1,77 @@
 """``zse-demo --out DIR``: the whole job on the bundled model, with no network.
 
-1. export the bundled trained checkpoint (and, for comparison, the same
-   architecture with random weights) to ONNX export folders;
+1. export the bundled trained checkpoint to an ONNX export folder, with only
+   the graphs the demo runs (fp32, plain: the encoder, the relation head, the
+   restructured relation graphs and the explain graph; validated at one batch
+   size), see :func:`demo_recipe`;
 2. index the bundled gallery (emoji of concepts the model never trained on);
-3. search it with the bundled sketches (line icons of the same concepts) and
-   evaluate three rankings: ret-token only, two-stage, exhaustive relation head;
-4. write ``metrics.json``, a results page (``results.html`` and ``results.png``),
-   an explanation image and a synthesized image.
+3. search it with one sketch per concept and write the results page
+   (``results.html``, ``results.png``), an explanation and a synthesized image:
+   the first results, shown before the long part;
+4. evaluate three rankings (ret-token only, two-stage, exhaustive relation
+   head) for the trained model and for the same architecture with random
+   weights, and write ``metrics.json``.
+
+The random-weights model goes through the same cut-down export (into a
+temporary folder) and the same evaluation. Cheaper paths were measured and
+rejected: the PyTorch backend of the Retriever on the trained export folder
+needs no second export but reranks with the compatibility relation head, 1.6x
+(exhaustive) to 4x (rerank 20) the CPU time of the restructured ONNX graphs,
+more than the export saves; swapping random weights into the trained graphs'
+initializers is not safe, as the exporter stores transformed (transposed,
+folded) weights under other names.
+Every step prints progress; the summary gives wall and CPU seconds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import resource
 import shutil
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from ..cli.common import setup_logging, verbose_option, zse_errors
+from ..cli.common import rerank_note, setup_logging, verbose_option, zse_errors
 
 _log = logging.getLogger(__name__)
 
 RANKINGS = {"ret_token": ("sa", 0), "two_stage": ("two-stage", None), "exhaustive": ("rn", 0)}
 METRICS = ("map_all", "map_200", "precision_10")
+STEPS = 5
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system), all threads."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds per step, echoed as each step ends."""
+
+    def __init__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), cpu_seconds()
+        self.steps: dict[str, dict[str, float]] = {}
+        self._mark = (self.wall0, self.cpu0)
+
+    def start(self, n: int, text: str) -> None:
+        click.echo(f"[{n}/{STEPS}] {text}", err=True)
+        self._mark = (time.perf_counter(), cpu_seconds())
+
+    def done(self, key: str) -> None:
+        wall, cpu = time.perf_counter() - self._mark[0], cpu_seconds() - self._mark[1]
+        self.steps[key] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        click.echo(f"      done in {wall:.0f} s ({cpu:.0f} CPU s)", err=True)
+
+    def total(self) -> dict[str, float]:
+        return {"wall_s": round(time.perf_counter() - self.wall0, 1), "cpu_s": round(cpu_seconds() - self.cpu0, 1)}
 
 
 def _eval_set(assets):
@@ -45,77 +90,70 @@ def _eval_set(assets):
     )
 
 
-def _random_checkpoint(config: str, path: Path, seed: int = 0) -> Path:
+def demo_recipe(config: str):
+    """The model's recipe cut to what the demo runs: fp32 plain graphs only (no ORT-fused or
+    TensorRT-shaped copies), validated at one batch size (2: still a dynamic batch, pairs of
+    different images). Its search depth is the model's own."""
+    from ..exporting.recipes import load_recipe
+
+    recipe = load_recipe(config)
+    return replace(
+        recipe, variants=("plain",), validation_batch_sizes=(2,),
+        description=recipe.description + " zse-demo export: fp32 plain graphs only, validated at batch 2.",
+    )
+
+
+def _export(checkpoint: Path, out: Path, config: str) -> Path:
+    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps."""
+    from tqdm.auto import tqdm
+
+    from ..exporting import ExportOptions, export_model
+    from ..exporting.pipeline import export_steps
+
+    recipe = demo_recipe(config)
+    options = ExportOptions(overwrite=True, engines="never", lint="never")
+    steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8", "engines")]
+    with tqdm(total=len(steps), desc="exporting", unit="step") as bar:
+        started: list[str] = []
+
+        def step(label: str) -> None:  # called as each step starts: the previous one is done
+            if label in steps:
+                bar.update(1 if started else 0)
+                bar.set_postfix_str(label)
+                started.append(label)
+
+        export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=step)
+        bar.update(1)
+    return out
+
+
+def _evaluate(retriever, eval_set, rerank: int, index: bool = True) -> dict[str, Any]:
+    """The three rankings' metrics (photos indexed first when ``index``)."""
+    from ..evaluation.protocol import evaluate
+
+    out = {}
+    for i, (name, (ranking, _)) in enumerate(RANKINGS.items()):
+        report = evaluate(retriever, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=index and i == 0, progress=True)
+        out[name] = {k: round(report["metrics"][k], 4) for k in METRICS}
+    return out
+
+
+def _random_weights(config: str, folder: Path, seed: int = 0) -> Path:
+    """A checkpoint of the architecture at its seeded initialisation."""
     import torch
 
     from ..model import ZseModel
 
     torch.manual_seed(seed)
+    path = folder / "random_weights.pth"
     torch.save({"model": ZseModel(config).state_dict()}, path)
     return path
 
 
-def _export(checkpoint: Path, out: Path, config: str, label: str) -> Path:
-    from ..exporting import ExportOptions, export_model
-
-    click.echo(f"exporting the {label} model to {out} ...", err=True)
-    t0 = time.perf_counter()
-    export_model(checkpoint, out, config=config, options=ExportOptions(overwrite=True, engines="never"))
-    click.echo(f"  done in {time.perf_counter() - t0:.0f} s", err=True)
-    return out
-
-
-def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backend: str) -> tuple[dict, Any]:
-    from ..evaluation.protocol import evaluate
-    from ..runtime.retriever import Retriever
-
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
-    out = {}
-    for i, (name, (ranking, _)) in enumerate(RANKINGS.items()):
-        report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=(i == 0), progress=True)
-        out[name] = {k: round(report["metrics"][k], 4) for k in METRICS}
-    return out, r
-
-
-@click.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
-@click.option("--rerank", type=click.IntRange(min=1), default=20, show_default=True, help="Two-stage: candidates reranked.")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]), default="auto", show_default=True)
-@click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (halves the run time).")
-@click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
-@verbose_option
-@zse_errors
-def main(out: Path, rerank: int, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
-    """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
-    print the metrics and write a results page and an explanation image to OUT."""
+def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
+    """Search with one sketch per concept (up to 16): the results page and PNG, an explanation, a synthesis."""
     from ..evaluation.results_page import QueryResult, write_results_grid, write_results_page
-    from .assets import load_demo_assets
 
-    setup_logging(verbose)
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("gallery", "gallery_random"):  # galleries of an earlier run may hold another model's tokens
-        if (out / stale / "gallery.json").is_file():
-            shutil.rmtree(out / stale)
-    assets = load_demo_assets()
-    eval_set = _eval_set(assets)
-    click.echo(eval_set.describe(), err=True)
-
-    metrics = {}
-    trained_export = _export(assets.checkpoint, out / "export", assets.config, "trained")
-    metrics["trained"], retriever = _evaluate(trained_export, out / "gallery", eval_set, rerank, backend)
-    if not skip_random:
-        random_ckpt = _random_checkpoint(assets.config, out / "random_weights.pth")
-        random_export = _export(random_ckpt, out / "export_random", assets.config, "random-weights")
-        metrics["random_weights"], _ = _evaluate(random_export, out / "gallery_random", eval_set, rerank, backend)
-    report = {
-        **metrics,
-        "settings": {"rerank": rerank, "backend": retriever.backend, "queries": eval_set.num_sketches, "gallery": eval_set.num_photos,
-                     "classes": eval_set.num_classes, "unseen": True},
-    }
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-
-    # A results page: one query per concept (up to 16), its top 8 hits, correct ones marked.
     labels = {str(g.path): g.label for g in assets.gallery}
     picked, seen = [], set()
     for q in assets.queries:
@@ -125,14 +163,86 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, serve_after: b
     picked = picked[:16]
     hits = retriever.search_batch([str(q.path) for q in picked], k=8, rerank=rerank)
     results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits)]
-    write_results_page(out / "results.html", results, labels, title="zse-demo: unseen concepts, two-stage search")
-    write_results_grid(out / "results.png", results, labels)
+    title = "zse-demo: sketches of unseen concepts, two-stage search"
+    subtitle = (f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} emoji of concepts the "
+                f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head.")
+    write_results_page(out / "results.html", results, labels, title=title, subtitle=subtitle)
+    write_results_grid(out / "results.png", results, labels, title=title, subtitle=subtitle)
     # Explain a success where there is one: the first query whose top hit has its class.
     first = next((i for i, (q, h) in enumerate(zip(picked, hits)) if labels.get(h[0].id) == q.label), 0)
     query, top = picked[first], hits[first]
     exp = retriever.explain(str(query.path), top[0], out=out / "explanation.png")
     (out / "explanation.json").write_text(json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n")
     retriever.synthesize(str(query.path), top[:3], out=out / "synthesis.png", ink_only=True)
+    correct = sum(labels.get(h.id) == q.label for q, row in zip(picked, hits) for h in row)
+    click.echo(f"      {correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}", err=True)
+    return {"explained_query": str(query.path), "explained_label": query.label}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
+@click.option("--rerank", type=click.IntRange(min=1), default=None,
+              help="Two-stage: candidates reranked (default: the depth the export records, printed).")
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]), default="auto", show_default=True)
+@click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (about half the run time).")
+@click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
+@verbose_option
+@zse_errors
+def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
+    """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
+    write a results page, an explanation and a synthesis, then evaluate the trained model
+    against random weights, all in OUT."""
+    from ..runtime.retriever import Retriever
+    from .assets import load_demo_assets
+
+    setup_logging(verbose)
+    clock = Clock()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("gallery", "gallery_random", "export_random"):  # an earlier run's: another model's tokens
+        if (out / stale).is_dir():
+            shutil.rmtree(out / stale)
+    assets = load_demo_assets()
+    eval_set = _eval_set(assets)
+    click.echo(eval_set.describe(), err=True)
+
+    clock.start(1, f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs)")
+    export = _export(assets.checkpoint, out / "export", assets.config)
+    clock.done("export")
+
+    clock.start(2, f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
+    retriever = Retriever.load(export, gallery=out / "gallery", backend=backend, projections=True)
+    click.echo(f"      {rerank_note(retriever.manifest, rerank)}", err=True)
+    rerank = retriever.manifest.default_rerank if rerank is None else rerank
+    retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=True)
+    clock.done("index")
+
+    clock.start(3, "searching, one sketch per concept: results page, explanation, synthesis")
+    shown = _first_results(retriever, assets, out, rerank)
+    clock.done("first_results")
+    click.echo(f"      first results: {out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}", err=True)
+
+    metrics: dict[str, Any] = {}
+    clock.start(4, f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
+    metrics["trained"] = _evaluate(retriever, eval_set, rerank, index=False)  # indexed in step 2
+    clock.done("evaluate_trained")
+    if not skip_random:
+        clock.start(5, "the same architecture with random weights: export (temporary folder) and evaluation")
+        with tempfile.TemporaryDirectory() as tmp:
+            random_export = _export(_random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config)
+            # In memory: nothing of the random model is left in OUT.
+            random = Retriever.load(random_export, gallery=None, backend=backend, projections=True)
+            metrics["random_weights"] = _evaluate(random, eval_set, rerank)
+            random.close()
+        clock.done("random_weights")
+    seconds = {**clock.total(), "steps": clock.steps}
+    report = {
+        **metrics,
+        "settings": {"rerank": rerank, "rerank_source": rerank_note(retriever.manifest, None), "backend": retriever.backend,
+                     "queries": eval_set.num_sketches,
+                     "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True, **shown},
+        "seconds": seconds,
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
 
     click.echo("")
     click.echo(f"{'model':<16} {'ranking':<11} " + " ".join(f"{m:>12}" for m in METRICS))
@@ -141,7 +251,8 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, serve_after: b
             click.echo(f"{model:<16} {ranking:<11} " + " ".join(f"{values[m]:>12.4f}" for m in METRICS))
     click.echo("")
     click.echo(f"wrote {out / 'metrics.json'}, {out / 'results.html'}, {out / 'results.png'}, {out / 'explanation.png'}, "
-               f"{out / 'synthesis.png'} in {time.perf_counter() - started:.0f} s")
+               f"{out / 'synthesis.png'} in {seconds['wall_s']:.0f} s ({seconds['cpu_s']:.0f} CPU s)")
+    click.echo(f"use them with zse: export folder {out / 'export'}, gallery {out / 'gallery'} (see README)")
     if serve_after:
         from ..serve.demo import serve_demo
 

@@ -163,6 +163,8 @@ def export_model(
                 },
                 "parity_inputs": validation.PARITY_FILE,
                 "exporter": "torch.onnx.export(dynamo=True)",
+                # Manifest.default_rerank reads this: the stage-2 depth search uses when the caller does not choose.
+                **({"search": dict(recipe.search)} if recipe.search else {}),
             },
         )
         step("engines")

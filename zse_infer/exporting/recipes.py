@@ -24,7 +24,7 @@ from ..manifest import PRECISIONS, VARIANTS, BatchRange
 
 ROLES = ("encoder", "relation_head")
 _REPO_RECIPES = Path(__file__).resolve().parents[2] / "export"
-_FIELDS = {"name", "description", "config", "opset", "precisions", "variants", "batch", "tolerances", "validation", "tensorrt"}
+_FIELDS = {"name", "description", "config", "opset", "precisions", "variants", "batch", "tolerances", "validation", "tensorrt", "search"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Recipe:
     validation_batch_sizes: tuple[int, ...] = (1, 5)
     validation_seed: int = 0
     tensorrt: Mapping[str, Any] = field(default_factory=dict)
+    # Recommended stage-2 depth, copied into the manifest: {"rerank": N, "source": "how N was chosen"}.
+    search: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = ""
 
@@ -54,6 +56,7 @@ class Recipe:
             "tolerances": {p: dict(t) for p, t in self.tolerances.items()},
             "validation": {"batch_sizes": list(self.validation_batch_sizes), "seed": self.validation_seed},
             "tensorrt": dict(self.tensorrt),
+            **({"search": dict(self.search)} if self.search else {}),
         }
 
     def with_max_batch(self, overrides: Mapping[str, int]) -> "Recipe":
@@ -95,6 +98,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
             validation_batch_sizes=tuple(int(b) for b in validation.get("batch_sizes", (1, 5))),
             validation_seed=int(validation.get("seed", 0)),
             tensorrt=dict(data.get("tensorrt", {})),
+            search=_search_block(data.get("search"), where),
             description=str(data.get("description", "")),
             source=source,
         )
@@ -114,6 +118,20 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
         # LayerNormalization needs 17; TensorRT 10's ONNX parser and ORT 1.18+ both cover up to 21.
         raise ConfigError(f"{where}: opset received {recipe.opset}, expected 17..21")
     return recipe
+
+
+def _search_block(block: Any, where: str) -> dict[str, Any]:
+    """The optional ``search`` block: ``{"rerank": int >= 0, "source": "why this depth"}``."""
+    if block is None:
+        return {}
+    if not isinstance(block, Mapping) or set(block) != {"rerank", "source"}:
+        raise ConfigError(f"{where}: search received {block!r}, expected {{\"rerank\": N, \"source\": \"how N was chosen\"}}")
+    rerank, source = block["rerank"], block["source"]
+    if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
+        raise ConfigError(f"{where}: search.rerank received {rerank!r}, expected an integer >= 0")
+    if not isinstance(source, str) or not source.strip():
+        raise ConfigError(f"{where}: search.source received {source!r}, expected a sentence saying how the depth was chosen")
+    return {"rerank": rerank, "source": source}
 
 
 def recipe_dirs() -> list[Path | Any]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig, get_config
 from ..errors import CheckpointError
-from .checkpoint import checkpoint_filter_fn, read_checkpoint
+from .checkpoint import checkpoint_filter_fn, mismatch_message, read_checkpoint
 from .encoder import Encoder
 from .relation_head import RelationHead
 
@@ -70,17 +70,7 @@ def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]")
         allowed_missing = [k for k in missing if k.startswith(("relation_head.", "encoder.patch_embed.scale."))]
         missing = [k for k in missing if k not in allowed_missing]
     if missing or unexpected or misshaped:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_describe_keys(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_describe_keys(unexpected)}")
-        if misshaped:
-            parts.append(f"mis-shaped keys: {_describe_keys(misshaped)}")
-        raise CheckpointError(
-            f"{name}: checkpoint ({filtered.layout} layout) does not fit model config "
-            f"{model.config.name!r}: " + "; ".join(parts)
-        )
+        raise CheckpointError(mismatch_message(name, filtered.layout, model.config.name, missing, unexpected, misshaped, state))
     if allowed_missing:
         _log.warning(
             "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)",

@@ -319,19 +319,21 @@ class Retriever:
             self._index_size = len(self.gallery)
         return self._index
 
-    def _parse_rerank(self, rerank: int | str) -> int:
+    def _parse_rerank(self, rerank: int | str | None) -> int:
         n = len(self.gallery)
+        if rerank is None:  # the caller did not choose: the depth the export folder records
+            rerank = self.manifest.default_rerank
         if rerank == "all":
             return n
         if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
             raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
         return min(int(rerank), n)
 
-    def search(self, sketch: ImageSource, k: int = 10, rerank: int | str = 100) -> list[Hit]:
+    def search(self, sketch: ImageSource, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
         """The ``k`` best gallery photos for one sketch, best first."""
         return self.search_batch([sketch], k=k, rerank=rerank)[0]
 
-    def search_batch(self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str = 100) -> list[list[Hit]]:
+    def search_batch(self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None) -> list[list[Hit]]:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k: received {k!r}, expected an integer >= 1")
         if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
@@ -339,7 +341,7 @@ class Retriever:
         tokens = self.encode(list(sketches), "sketch")
         return [self.search_tokens(t, k, rerank) for t in tokens]
 
-    def search_tokens(self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str = 100) -> list[Hit]:
+    def search_tokens(self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
         """Search with an already encoded sketch (T, D)."""
         n = len(self.gallery)
         if n == 0:
