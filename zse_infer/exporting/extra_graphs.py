@@ -23,7 +23,10 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..manifest import HEAD_INPUTS, TensorSpec
-from .torch_to_onnx import BATCH_DIM
+
+# Not imported from torch_to_onnx: this module is also read by `zse-export validate` on runtime-only
+# installs (no torch, no onnx), which need EXTRA_ROLES and folder_parity only.
+BATCH_DIM = "batch"
 
 EXTRA_ROLES = ("explain", "relation_sketch", "relation_photo", "relation_pair")
 
