@@ -31,7 +31,7 @@ def exported(checkpoint, tmp_path_factory):
 def test_export_on_the_group_as_the_design_card_shows(exported):
     out, output = exported
     assert (out / "manifest.json").is_file()
-    assert "wrote 16 graphs" in output and "encoder_fused_fp16" in output and "MultiHeadAttention x2" in output
+    assert "wrote 19 graphs" in output and "encoder_fused_fp16" in output and "MultiHeadAttention x2" in output
     assert "wrote ONNX only, no TensorRT engines" in output and f"zse-export build {out}" in output
 
 
