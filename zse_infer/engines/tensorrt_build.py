@@ -1,6 +1,6 @@
 """Building one TensorRT engine from one ONNX graph (TensorRT 10.x Python API). Needs TensorRT and a GPU.
 
-Supported: TensorRT 10.8 up to (not including) 11; the ``gpu`` extra pins that
+Supported: TensorRT 10.0 up to (not including) 11; the ``gpu`` extra pins that
 range and :mod:`~zse_infer.runtime.runners.trt_environment` refuses others
 with a clear message. TensorRT 11 removed the weakly typed builder flags
 (``BuilderFlag.FP16`` ...) and makes strong typing the only mode; this code

@@ -73,7 +73,7 @@ def probe_tensorrt() -> TrtEnvironment:
     major = int(version.split(".")[0])
     if major not in SUPPORTED_MAJORS:
         return TrtEnvironment(
-            False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.8,<11); {INSTALL_HINT}", version
+            False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}", version
         )
     cc, device, reason = probe_gpu()
     if cc is None:
