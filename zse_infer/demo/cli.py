@@ -55,12 +55,14 @@ def _random_checkpoint(config: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _export(checkpoint: Path, out: Path, config: str, label: str) -> Path:
+def _export(checkpoint: Path, out: Path, config: str, label: str, backend: str = "auto") -> Path:
     from ..exporting import ExportOptions, export_model
 
     click.echo(f"exporting the {label} model to {out} ...", err=True)
     t0 = time.perf_counter()
-    export_model(checkpoint, out, config=config, options=ExportOptions(overwrite=True, engines="never"))
+    # --backend tensorrt needs engines: build them (fails early, naming what is missing, without TensorRT + a GPU).
+    engines = "require" if backend == "tensorrt" else "never"
+    export_model(checkpoint, out, config=config, options=ExportOptions(overwrite=True, engines=engines))
     click.echo(f"  done in {time.perf_counter() - t0:.0f} s", err=True)
     return out
 
@@ -101,11 +103,11 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) 
     click.echo(eval_set.describe(), err=True)
 
     metrics = {}
-    trained_export = _export(assets.checkpoint, out / "export", assets.config, "trained")
+    trained_export = _export(assets.checkpoint, out / "export", assets.config, "trained", backend)
     metrics["trained"], retriever = _evaluate(trained_export, out / "gallery", eval_set, rerank, backend)
     if not skip_random:
         random_ckpt = _random_checkpoint(assets.config, out / "random_weights.pth")
-        random_export = _export(random_ckpt, out / "export_random", assets.config, "random-weights")
+        random_export = _export(random_ckpt, out / "export_random", assets.config, "random-weights", backend)
         metrics["random_weights"], _ = _evaluate(random_export, out / "gallery_random", eval_set, rerank, backend)
     report = {
         **metrics,
