@@ -402,14 +402,10 @@ def _gpu_relation_fn(backend: str, precision: str, args: dict, sketch, photos):
 
         return run
     if backend == "tensorrt-fast":
+        from zse_infer.runtime.runners.select import relation_scores
+
         graphs = {r: args.setdefault(f"_trt_{r}", _trt_runner(args, r, "fp32")) for r in ("relation_sketch", "relation_photo", "relation_pair")}
-
-        def run():
-            side = {"sketch_tokens": sketch, **graphs["relation_sketch"].run({"sketch_tokens": sketch})}
-            photo_side = graphs["relation_photo"].run({"photo_tokens": photos})
-            return graphs["relation_pair"].run({**side, "photo_tokens": photos, **photo_side})
-
-        return run
+        return lambda: relation_scores(graphs, sketch, photos)
     if backend == "onnxruntime-cuda":
         from zse_infer.manifest import Manifest
         from zse_infer.runtime.runners.onnxruntime_backend import CPU, CUDA_EP, OrtRunner

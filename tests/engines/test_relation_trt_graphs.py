@@ -6,7 +6,7 @@ import pytest
 
 from zse_infer.engines.build import engine_graphs
 from zse_infer.manifest import Manifest
-from zse_infer.runtime.runners.select import RELATION_ROLES, open_relation_runners, open_runners
+from zse_infer.runtime.runners.select import RELATION_ROLES, open_relation_runners, open_runners, relation_scores
 
 onnx = pytest.importorskip("onnx")
 
@@ -42,9 +42,7 @@ def test_open_relation_runners_on_onnxruntime_matches_the_relation_head(tiny_exp
     n, d = manifest.model.num_tokens, manifest.model.width
     sketch = rng.standard_normal((1, n, d)).astype(np.float32)
     photos = rng.standard_normal((6, n, d)).astype(np.float32)
-    s_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
-    p_side = fast["relation_photo"].run({"photo_tokens": photos})
-    got = fast["relation_pair"].run({"sketch_tokens": sketch, **s_side, "photo_tokens": photos, **p_side})["score"]
+    got = relation_scores(fast, sketch, photos)
     want = runners.relation_head.run({"sketch_tokens": np.repeat(sketch, 6, 0), "photo_tokens": photos})["score"]
     assert np.abs(got - want).max() < 1e-5
     for r in fast.values():

@@ -117,7 +117,7 @@ def test_tensorrt_relation_engines_rerank_like_the_relation_head(tiny_export, tm
     import numpy as np
 
     from zse_infer.engines import build_engines
-    from zse_infer.runtime.runners.select import open_relation_runners
+    from zse_infer.runtime.runners.select import open_relation_runners, relation_scores
 
     folder = tmp_path / "export"
     shutil.copytree(tiny_export, folder)
@@ -130,8 +130,6 @@ def test_tensorrt_relation_engines_rerank_like_the_relation_head(tiny_export, tm
     n, d = manifest.model.num_tokens, manifest.model.width
     sketch = rng.standard_normal((1, n, d)).astype(np.float32)
     photos = rng.standard_normal((9, n, d)).astype(np.float32)
-    s_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
-    p_side = fast["relation_photo"].run({"photo_tokens": photos})
-    got = fast["relation_pair"].run({"sketch_tokens": sketch, **s_side, "photo_tokens": photos, **p_side})["score"]
+    got = relation_scores(fast, sketch, photos)
     want = trt.relation_head.run({"sketch_tokens": np.repeat(sketch, 9, 0), "photo_tokens": photos})["score"]
     assert np.abs(got - want).max() < 1e-4

@@ -195,6 +195,19 @@ def open_runners(
     raise BackendError("no usable backend for this export folder: " + "; ".join(reasons))
 
 
+def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None):
+    """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners.
+
+    ``photo_side``: the photos' ``relation_photo`` outputs if already stored (e.g. with a gallery),
+    else computed here. One implementation for every backend (what the searcher's stage 2 calls).
+    """
+    sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
+    if photo_side is None:
+        photo_side = fast["relation_photo"].run({"photo_tokens": photo_tokens})
+    inputs = {"sketch_tokens": sketch_tokens, **sketch_side, "photo_tokens": photo_tokens, **photo_side}
+    return fast["relation_pair"].run(inputs)["score"]
+
+
 def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> Runner:
     """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime.
 
