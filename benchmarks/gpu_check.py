@@ -393,10 +393,15 @@ def _retriever_search(export: Path, tmp: Path) -> dict:
     want = cpu.search(sketch, k=5, rerank=12)
     gpu = Retriever.load(export, gallery=tmp / "gallery", backend="tensorrt")
     got = gpu.search(sketch, k=5, rerank=12)
-    same = [h.id for h in got] == [h.id for h in want]
-    gap = max(abs(a.score - b.score) for a, b in zip(got, want)) if got else float("nan")
-    return {"status": "pass" if same else "fail", "backend": gpu.backend, "top5_tensorrt": [h.id for h in got],
-            "top5_onnxruntime_cpu": [h.id for h in want], "max_score_gap": gap}
+    # Near-equal scores of a random tiny model may swap places between fp16 engines and fp32 CPU:
+    # ask for 4 of the top 5 shared and every shared photo's score within the fp16 tolerance.
+    want_scores = {h.id: h.score for h in want}
+    shared = [h for h in got if h.id in want_scores]
+    gap = max((abs(h.score - want_scores[h.id]) for h in shared), default=float("inf"))
+    ok = len(shared) >= 4 and gap <= TOLERANCE["fp16"]["score"]
+    return {"status": "pass" if ok else "fail", "backend": gpu.backend, "precision": gpu.runners.precision,
+            "top5_tensorrt": [h.id for h in got], "top5_onnxruntime_cpu": [h.id for h in want],
+            "shared_of_top5": len(shared), "max_score_gap": gap}
 
 
 CHECKS: list[tuple[str, Callable[[dict], dict]]] = [  # in order: the GPU tests last, with the time left
