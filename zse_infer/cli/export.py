@@ -184,7 +184,9 @@ def export_cmd(**kwargs: Any) -> None:
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "all"]), default=None,
               help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].")
-@click.option("--max-batch", multiple=True, callback=_parse_max_batch, help="N or ROLE=N: override the profile's max batch.")
+@click.option("--max-batch", multiple=True, callback=_parse_max_batch,
+              help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
+                   "takes batches up to it; relation_* engines follow relation_head).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
 @_verbosity
 def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:

@@ -147,7 +147,11 @@ def describe_folder(folder: "str | os.PathLike", verify: bool = True) -> str:
     if m.engines:
         for e in m.engines:
             key = e.get("key", {})
-            out.append(f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, {e.get('device')}")
+            batch = e.get("batch", {})
+            out.append(
+                f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, "
+                f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
+            )
     else:
         out.append(f"no TensorRT engines ({trt.get('reason', 'none built')})")
     out.append(f"{len(m.files)} files, sha256 " + ("verified" if verify else "not verified"))
