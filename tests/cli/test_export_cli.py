@@ -57,7 +57,7 @@ def test_inspect_and_validate(exported):
     assert json.loads(result.output)["schema_version"] == 1
     result = CliRunner().invoke(main, ["validate", str(out)])
     assert result.exit_code == 0, result.output
-    assert "all 16 within tolerance" in result.output
+    assert "all 19 within tolerance" in result.output
 
 
 def test_validate_engines_without_tensorrt_is_a_clear_error(exported):
