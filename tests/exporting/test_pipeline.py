@@ -19,6 +19,7 @@ GRAPH_IDS = [
     for role in ("encoder", "relation_head")
     for variant in ("", "_fused", "_trt")
 ] + ["explain", "relation_sketch", "relation_photo", "relation_pair"]
+GRAPH_IDS += ["relation_sketch_trt", "relation_photo_trt", "relation_pair_trt"]  # the tiny recipe lists "trt"
 
 
 @pytest.fixture(scope="module")
