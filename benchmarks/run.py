@@ -7,6 +7,11 @@ side mean anything. Warm-up runs are excluded; the median of the repeats is
 reported. Each (component, backend) group runs in a fresh child process so
 its peak memory is its own.
 
+GPU rows: on a machine with an NVIDIA GPU the same run adds every GPU
+backend that can run there (PyTorch on CUDA, ONNX Runtime's CUDA provider,
+TensorRT engines built in the run), each in its own child like the CPU rows;
+backends that cannot run get a row saying why (``gpu_backends``).
+
 Output in DIR: ``results.json`` (``{"machine": {...}, "records": [...]}``),
 ``results.md`` (a table) and ``results.png`` (latency vs gallery size per
 mode; throughput per backend).
@@ -88,13 +93,14 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def export(checkpoint: Path, out: Path, fp16: bool, int8: bool) -> Path:
+def export(checkpoint: Path, out: Path, fp16: bool, int8: bool, trt: bool = False) -> Path:
+    """``trt``: also the TensorRT-shaped graphs (engines are built by :func:`build_gpu_engines`)."""
     from dataclasses import replace
 
     from zse_infer.exporting import ExportOptions, export_model
     from zse_infer.exporting.recipes import load_recipe
 
-    recipe = replace(load_recipe("zse_vit_b16"), variants=("plain", "ort_fused"))
+    recipe = replace(load_recipe("zse_vit_b16"), variants=("plain", "ort_fused", "trt") if trt else ("plain", "ort_fused"))
     options = ExportOptions(fp16=fp16, overwrite=True, engines="never", lint="never")
     if int8:
         options = replace(options, int8=True)
@@ -126,6 +132,8 @@ def work_encoder(args: dict) -> list[dict]:
 
 
 def _encoder_fn(backend: str, precision: str, args: dict):
+    if backend in GPU_BACKENDS:
+        return _gpu_encoder_fn(backend, precision, args)
     if backend in ("official", "torch"):
         import torch
 
@@ -197,6 +205,8 @@ def work_relation(args: dict) -> list[dict]:
 def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
     import numpy as np
 
+    if backend in GPU_BACKENDS:
+        return _gpu_relation_fn(backend, precision, args, sketch, photos)
     if backend in ("official", "torch", "torch-fast", "torch-fast-cached"):
         import torch
 
@@ -300,6 +310,134 @@ def work_query(args: dict) -> list[dict]:
                 )
             )
     return out
+
+
+# --------------------------------------------------------------------------- GPU workers
+#
+# Each GPU figure includes the host<->device copies of its inputs and outputs, as
+# a caller handing numpy arrays would pay them (the CPU rows' inputs are numpy too).
+
+GPU_BACKENDS = ("torch-cuda", "onnxruntime-cuda", "tensorrt", "tensorrt-fast")
+
+
+from zse_infer.errors import ZseError  # noqa: E402 - after the sys.path setup above
+
+
+def gpu_backends() -> tuple[list[str], list[dict]]:
+    """(GPU backends that can run here, a note row for each that cannot, saying why)."""
+    notes, ready = [], []
+
+    def skip(backend: str, why: str) -> None:
+        notes.extend([{"component": c, "backend": backend, "note": f"skipped: {why}"} for c in ("encoder", "relation_head")])
+
+    try:
+        import torch
+
+        torch_cuda = torch.cuda.is_available()
+    except ImportError:
+        torch_cuda = False
+    if torch_cuda:
+        ready.append("torch-cuda")
+    else:
+        skip("torch-cuda", "no CUDA GPU visible to torch")
+    try:
+        from zse_infer.runtime.runners.onnxruntime_backend import CUDA_EP, available_providers
+
+        providers = available_providers()
+    except ZseError as exc:  # onnxruntime missing: a reason to report, not to stop
+        providers, why, CUDA_EP = [], f"onnxruntime unavailable ({exc})", "CUDAExecutionProvider"
+    else:
+        why = "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu instead of onnxruntime)"
+    if CUDA_EP in providers and torch_cuda:
+        ready.append("onnxruntime-cuda")
+    else:
+        skip("onnxruntime-cuda", why if CUDA_EP not in providers else "no CUDA GPU")
+    from zse_infer.runtime.runners.trt_environment import probe_tensorrt
+
+    env = probe_tensorrt()
+    if env.ready:
+        ready += ["tensorrt", "tensorrt-fast"]
+    else:
+        skip("tensorrt", env.reason)
+    return ready, notes
+
+
+def build_gpu_engines(export_dir: Path, tmp: Path) -> None:
+    """fp32 and fp16 engines of every TensorRT graph (encoder, relation head, restructured relation head)."""
+    from zse_infer.engines import build_engines
+
+    build_engines(export_dir, cache_dir=tmp / "engine-cache", precisions=("fp32", "fp16"))
+
+
+def _torch_cuda_model(args: dict, precision: str):
+    import torch
+
+    from zse_infer.model import load_model
+
+    model = args.get("_cuda_model")
+    if model is None:
+        model = load_model(args["checkpoint"]).eval().cuda()
+        model = model.half() if precision == "fp16" else model
+        args["_cuda_model"] = model
+    return torch, model, (torch.float16 if precision == "fp16" else torch.float32)
+
+
+def _trt_runner(args: dict, role: str, precision: str):
+    from zse_infer.manifest import Manifest
+    from zse_infer.runtime.runners.select import _trt_runner as open_engine
+
+    manifest = Manifest.load(args["export_dir"], verify=False)
+    return open_engine(Path(args["export_dir"]), manifest, manifest.select_graph(role, (precision,), ("trt",)), None)
+
+
+def _gpu_encoder_fn(backend: str, precision: str, args: dict):
+    if backend == "torch-cuda":
+        torch, model, dtype = _torch_cuda_model(args, precision)
+
+        def run(x):
+            with torch.inference_mode():
+                return model.encode(torch.from_numpy(x).cuda().to(dtype)).float().cpu().numpy()
+
+        return run
+    if backend == "onnxruntime-cuda":
+        from zse_infer.manifest import Manifest
+        from zse_infer.runtime.runners.onnxruntime_backend import CPU, CUDA_EP, OrtRunner
+
+        manifest = Manifest.load(args["export_dir"], verify=False)
+        runner = OrtRunner(manifest.select_graph("encoder", (precision,), ("ort_fused", "plain")), args["export_dir"], [CUDA_EP, CPU])
+    else:
+        runner = _trt_runner(args, "encoder", precision)
+    return lambda x: runner.run({"image": x})
+
+
+def _gpu_relation_fn(backend: str, precision: str, args: dict, sketch, photos):
+    import numpy as np
+
+    if backend == "torch-cuda":
+        torch, model, dtype = _torch_cuda_model(args, precision)
+
+        def run():
+            with torch.inference_mode():
+                s, p = torch.from_numpy(sketch).cuda().to(dtype), torch.from_numpy(photos).cuda().to(dtype)
+                return model.relation_head(s.expand(p.shape[0], -1, -1), p).float().cpu().numpy()
+
+        return run
+    if backend == "tensorrt-fast":
+        from zse_infer.runtime.runners.select import relation_scores
+
+        graphs = {r: args.setdefault(f"_trt_{r}", _trt_runner(args, r, "fp32")) for r in ("relation_sketch", "relation_photo", "relation_pair")}
+        return lambda: relation_scores(graphs, sketch, photos)
+    if backend == "onnxruntime-cuda":
+        from zse_infer.manifest import Manifest
+        from zse_infer.runtime.runners.onnxruntime_backend import CPU, CUDA_EP, OrtRunner
+
+        manifest = Manifest.load(args["export_dir"], verify=False)
+        graph = manifest.select_graph("relation_head", (precision,), ("ort_fused", "plain"))
+        runner = args.setdefault(f"_ort_cuda_{precision}", OrtRunner(graph, args["export_dir"], [CUDA_EP, CPU]))
+    else:
+        runner = args.setdefault(f"_trt_head_{precision}", _trt_runner(args, "relation_head", precision))
+    tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape))
+    return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
 
 WORKERS = {"encoder": work_encoder, "relation": work_relation, "query": work_query}
@@ -449,6 +587,8 @@ def main() -> None:
     cfg = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
+    gpu_ready, gpu_skipped = gpu_backends()
+    info["gpu_backends"] = gpu_ready
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zse-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -456,8 +596,16 @@ def main() -> None:
         export_dir = args.export_dir or tmp / "export"
         if not args.export_dir:
             t0 = time.perf_counter()
-            export(checkpoint, export_dir, fp16=True, int8=_int8_supported())
+            export(checkpoint, export_dir, fp16=True, int8=_int8_supported(), trt="tensorrt" in gpu_ready)
             _log.info("export took %.0f s", time.perf_counter() - t0)
+        if "tensorrt" in gpu_ready:
+            try:
+                build_gpu_engines(export_dir, tmp)
+            except Exception as exc:  # noqa: BLE001 - report the reason in the table, keep the CPU rows
+                _log.warning("TensorRT engines could not be built: %s", exc)
+                gpu_ready = [b for b in gpu_ready if not b.startswith("tensorrt")]
+                gpu_skipped += [{"component": c, "backend": "tensorrt", "error": f"engine build failed: {exc}"}
+                                for c in ("encoder", "relation_head")]
         from zse_infer.manifest import Manifest
 
         manifest = Manifest.load(export_dir, verify=False)
@@ -466,17 +614,19 @@ def main() -> None:
         records: list[dict] = []
         encoders = [("official", "fp32"), ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32")]
         encoders += [("onnxruntime", p) for p in precisions if p != "fp32"]
+        encoders += [(b, p) for b in gpu_ready if b != "tensorrt-fast" for p in ("fp32", "fp16")]
         for backend, precision in encoders:
             records += run_child("encoder", {**base, "backend": backend, "precision": precision}, tmp)
         heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"),
                  ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32"), ("onnxruntime-fast", "fp32"), ("onnxruntime-fast-cached", "fp32")]
         heads += [("onnxruntime", p) for p in precisions if p != "fp32"]
+        heads += [(b, p) for b in gpu_ready for p in (("fp32",) if b == "tensorrt-fast" else ("fp32", "fp16"))]
         for backend, precision in heads:
             records += run_child("relation", {**base, "backend": backend, "precision": precision}, tmp)
         for n in cfg["galleries"]:
             records += run_child("query", {**base, "gallery": n}, tmp)
         records += exhaustive_estimates(records, cfg)
-        records += gpu_notes(info)
+        records += gpu_notes(info, gpu_skipped)
         records.append(storage_record(export_dir, tmp))
     add_ratios(records)
     result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - started, 1), "records": records}
@@ -509,14 +659,15 @@ def exhaustive_estimates(records: list[dict], cfg: dict) -> list[dict]:
     return out
 
 
-def gpu_notes(info: dict) -> list[dict]:
-    if info["gpus"]:
-        return []  # GPU runs are added by the GPU workers when a GPU is present
-    return [
-        {"component": c, "backend": b, "note": "skipped: no GPU on this machine"}
-        for c in ("encoder", "relation_head")
-        for b in ("tensorrt", "onnxruntime-cuda")
-    ]
+def gpu_notes(info: dict, skipped: list[dict] | None = None) -> list[dict]:
+    """Rows for the GPU backends that did not run, each with its reason (none on a machine where all ran)."""
+    if not info["gpus"]:
+        return [
+            {"component": c, "backend": b, "note": "skipped: no GPU on this machine"}
+            for c in ("encoder", "relation_head")
+            for b in ("torch-cuda", "onnxruntime-cuda", "tensorrt")
+        ]
+    return list(skipped or [])
 
 
 def storage_record(export_dir: Path, tmp: Path) -> dict:

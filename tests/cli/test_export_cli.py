@@ -31,7 +31,7 @@ def exported(checkpoint, tmp_path_factory):
 def test_export_on_the_group_as_the_design_card_shows(exported):
     out, output = exported
     assert (out / "manifest.json").is_file()
-    assert "wrote 16 graphs" in output and "encoder_fused_fp16" in output and "MultiHeadAttention x2" in output
+    assert "wrote 19 graphs" in output and "encoder_fused_fp16" in output and "MultiHeadAttention x2" in output
     assert "wrote ONNX only, no TensorRT engines" in output and f"zse-export build {out}" in output
 
 
@@ -57,7 +57,7 @@ def test_inspect_and_validate(exported):
     assert json.loads(result.output)["schema_version"] == 1
     result = CliRunner().invoke(main, ["validate", str(out)])
     assert result.exit_code == 0, result.output
-    assert "all 16 within tolerance" in result.output
+    assert "all 19 within tolerance" in result.output
 
 
 def test_validate_engines_without_tensorrt_is_a_clear_error(exported):
@@ -126,3 +126,48 @@ def test_default_out_is_under_engines(checkpoint, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--config", "tiny", "--no-engines"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "engines" / "tiny" / "manifest.json").is_file()
+
+
+_BLOCK_TORCH_SIDE = """
+import sys
+class _Blocker:  # a runtime-only install: the torch side cannot be imported
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx", "onnxscript", "timm", "tensorrt"):
+            raise ImportError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+for mod in [m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "onnxscript", "timm")]:
+    del sys.modules[mod]
+sys.meta_path.insert(0, _Blocker())
+from zse_infer.cli.export import main
+main(sys.argv[1:], prog_name="zse-export")
+"""
+
+
+def _without_torch_side(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH_SIDE, *map(str, args)], capture_output=True, text=True,
+                          cwd=root, env=env, timeout=300)
+
+
+def test_validate_and_inspect_run_without_torch_and_onnx(exported):
+    out, _ = exported
+    result = _without_torch_side("validate", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "within tolerance" in result.stdout and "relation_pair" in result.stdout
+    result = _without_torch_side("inspect", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sha256 verified" in result.stdout
+    result = _without_torch_side("validate", out, "--engines")  # TensorRT blocked too: a clear error, no traceback
+    assert result.returncode == 1 and "tensorrt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_on_a_runtime_only_install_names_the_extra(checkpoint, tmp_path):
+    result = _without_torch_side("--checkpoint", checkpoint, "--out", tmp_path / "x", "--config", "tiny")
+    assert result.returncode == 1 and "pip install 'zse-infer[export]'" in result.stderr
+    assert "Traceback" not in result.stderr

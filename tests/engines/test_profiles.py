@@ -14,7 +14,13 @@ def test_profile_covers_the_batch_range_and_keeps_other_dims():
     assert profile_to_json(shapes)["sketch_tokens"] == {"min": [1, 197, 768], "opt": [64, 197, 768], "max": [256, 197, 768]}
 
 
-@pytest.mark.parametrize("shape", [(3, "batch"), ("batch", "tokens", 768), (1, 3)])
+def test_static_inputs_get_no_profile_entry():
+    """relation_pair's one-query sketch side has a fixed leading 1: TensorRT needs no profile for it."""
+    specs = [TensorSpec("sketch_q", "float32", (1, 196, 768)), TensorSpec("photo_q", "float32", ("batch", 196, 768))]
+    assert set(profile_shapes(specs, BatchRange(1, 8, 32))) == {"photo_q"}
+
+
+@pytest.mark.parametrize("shape", [(3, "batch"), ("batch", "tokens", 768)])
 def test_only_a_leading_batch_dim_may_be_dynamic(shape):
     with pytest.raises(ExportError, match="leading 'batch' dimension"):
         profile_shapes([TensorSpec("x", "float32", shape)], BatchRange())

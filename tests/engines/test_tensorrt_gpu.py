@@ -31,11 +31,13 @@ def exported(tmp_path_factory):
     return out, export_model(checkpoint, out, config="tiny", options=options), root / "cache"
 
 
-def test_export_builds_one_fp16_engine_per_role(exported):
+def test_export_builds_one_engine_per_role_in_its_best_precision(exported):
     out, manifest, _ = exported
-    assert sorted(e["graph"] for e in manifest.engines) == ["encoder_trt_fp16", "relation_head_trt_fp16"]
+    assert sorted(e["graph"] for e in manifest.engines) == [
+        "encoder_trt_fp16", "relation_head_trt_fp16", "relation_pair_trt", "relation_photo_trt", "relation_sketch_trt"]
     for e in manifest.engines:
         assert (out / e["file"]).is_file() and e["key"]["tensorrt_version"] == _ENV.version
+        assert e["key"]["device_name"] == _ENV.device and e["key"]["builder"]["tf32"] is False
 
 
 def test_engines_match_onnxruntime_and_pytorch(exported):
@@ -43,7 +45,8 @@ def test_engines_match_onnxruntime_and_pytorch(exported):
 
     out, _, _ = exported
     rows = validate_folder(out, engines=True, graphs=False)
-    assert len(rows) == 2 and all(r.passed for r in rows), rows
+    # encoder, relation head, and the three restructured relation engines composed
+    assert len(rows) == 3 and all(r.passed for r in rows), rows
 
 
 def test_rebuild_hits_the_cache(exported):

@@ -28,7 +28,8 @@ def test_every_graph_matches_the_official_code_at_batch_1_and_5(full_export, gol
 
     out, manifest = full_export
     pixels, tokens, sketch, photo, scores = _golden_cases(golden)
-    assert len(manifest.graphs) == 16  # 12 contract variants + explain + the 3 restructured relation graphs
+    # 12 contract variants + explain + the 3 restructured relation graphs, plain and TensorRT-shaped
+    assert len(manifest.graphs) == 19
     for gid, g in manifest.graphs.items():
         if g.role not in ("encoder", "relation_head"):
             continue  # the extra graphs: see test_extra_graphs_match_the_official_scores
@@ -102,13 +103,15 @@ def test_extra_graphs_match_the_official_scores(full_export, golden):
 
     out, manifest = full_export
     _, _, sketch, photo, scores = _golden_cases(golden)
-    run = {r: ort.InferenceSession(str(out / manifest.graphs[r].file), providers=["CPUExecutionProvider"])
-           for r in ("explain", "relation_sketch", "relation_photo", "relation_pair")}
+    ids = ("explain", "relation_sketch", "relation_photo", "relation_pair", "relation_sketch_trt", "relation_photo_trt", "relation_pair_trt")
+    run = {r: ort.InferenceSession(str(out / manifest.graphs[r].file), providers=["CPUExecutionProvider"]) for r in ids}
     explain = run["explain"].run(["score"], {"sketch_tokens": sketch, "photo_tokens": photo})[0]
     assert np.abs(explain - scores).max() <= 1e-4
-    photo_side = dict(zip(["photo_k", "photo_q", "photo_v"], run["relation_photo"].run(None, {"photo_tokens": golden["photo_tokens"]})))
-    for i in range(3):
-        s = golden["sketch_tokens"][i : i + 1]
-        sketch_side = dict(zip(["sketch_q", "sketch_v", "sketch_k"], run["relation_sketch"].run(None, {"sketch_tokens": s})))
-        got = run["relation_pair"].run(None, {"sketch_tokens": s, **sketch_side, "photo_tokens": golden["photo_tokens"], **photo_side})[0]
-        assert np.abs(got - golden["rn_scores"][i]).max() <= 1e-5
+    for suffix in ("", "_trt"):  # the plain graphs and the TensorRT-shaped ones (prescaled attention)
+        photo_side = dict(zip(["photo_k", "photo_q", "photo_v"], run["relation_photo" + suffix].run(None, {"photo_tokens": golden["photo_tokens"]})))
+        for i in range(3):
+            s = golden["sketch_tokens"][i : i + 1]
+            sketch_side = dict(zip(["sketch_q", "sketch_v", "sketch_k"], run["relation_sketch" + suffix].run(None, {"sketch_tokens": s})))
+            feeds = {"sketch_tokens": s, **sketch_side, "photo_tokens": golden["photo_tokens"], **photo_side}
+            got = run["relation_pair" + suffix].run(None, feeds)[0]
+            assert np.abs(got - golden["rn_scores"][i]).max() <= 1e-5

@@ -99,6 +99,32 @@ def _fail(exc: ZseError) -> None:
     raise click.ClickException(str(exc)) from exc
 
 
+_EXPORT_SIDE = ("torch", "onnx", "onnxscript", "timm", "safetensors")
+
+
+def _needs_export_extra(what: str) -> Callable:
+    """Turn a missing torch-side package into a clear message naming the extra (runtime-only installs)."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except ImportError as exc:
+                missing = (exc.name or "").split(".")[0]
+                if missing not in _EXPORT_SIDE:
+                    raise
+                raise click.ClickException(
+                    f"{what} needs the '{missing}' package, which this install lacks (a runtime-only install): "
+                    "pip install 'zse-infer[export]'"
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+@_needs_export_extra("exporting a checkpoint")
 def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False) -> None:
     from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
 
@@ -158,7 +184,9 @@ def export_cmd(**kwargs: Any) -> None:
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "all"]), default=None,
               help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].")
-@click.option("--max-batch", multiple=True, callback=_parse_max_batch, help="N or ROLE=N: override the profile's max batch.")
+@click.option("--max-batch", multiple=True, callback=_parse_max_batch,
+              help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
+                   "takes batches up to it; relation_* engines follow relation_head).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
 @_verbosity
 def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:
@@ -185,6 +213,7 @@ def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], ca
 @click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON here.")
 @_verbosity
+@_needs_export_extra("zse-export validate")
 def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None) -> None:
     """Parity report of FOLDER's graphs (ONNX Runtime CPU) and engines against the PyTorch outputs stored at export."""
     from ..exporting.report import format_rows, validate_folder
@@ -207,6 +236,7 @@ def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path
 @click.option("--no-verify", is_flag=True, help="Do not recompute file hashes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @_verbosity
+@_needs_export_extra("zse-export inspect")
 def inspect_cmd(folder: Path, no_verify: bool, as_json: bool) -> None:
     """Summarise an export FOLDER: model, graphs, sizes, parity, fused nodes, engines (hashes verified)."""
     from ..exporting.report import describe_folder

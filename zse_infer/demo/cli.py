@@ -90,29 +90,34 @@ def _eval_set(assets):
     )
 
 
-def demo_recipe(config: str):
+def demo_recipe(config: str, tensorrt: bool = False):
     """The model's recipe cut to what the demo runs: fp32 plain graphs only (no ORT-fused or
-    TensorRT-shaped copies), validated at one batch size (2: still a dynamic batch, pairs of
-    different images). Its search depth is the model's own."""
+    TensorRT-shaped copies, unless ``tensorrt``: then the TensorRT-shaped graphs its engines are
+    built from), validated at one batch size (2: still a dynamic batch, pairs of different
+    images). Its search depth is the model's own."""
     from ..exporting.recipes import load_recipe
 
     recipe = load_recipe(config)
     return replace(
-        recipe, variants=("plain",), validation_batch_sizes=(2,),
+        recipe, variants=("plain", "trt") if tensorrt else ("plain",), validation_batch_sizes=(2,),
         description=recipe.description + " zse-demo export: fp32 plain graphs only, validated at batch 2.",
     )
 
 
-def _export(checkpoint: Path, out: Path, config: str) -> Path:
-    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps."""
+def _export(checkpoint: Path, out: Path, config: str, backend: str = "auto") -> Path:
+    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps.
+
+    ``--backend tensorrt`` needs engines: they are built (and the export fails early, naming
+    what is missing, without TensorRT and a GPU)."""
     from tqdm.auto import tqdm
 
     from ..exporting import ExportOptions, export_model
     from ..exporting.pipeline import export_steps
 
-    recipe = demo_recipe(config)
-    options = ExportOptions(overwrite=True, engines="never", lint="never")
-    steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8", "engines")]
+    tensorrt = backend == "tensorrt"
+    recipe = demo_recipe(config, tensorrt=tensorrt)
+    options = ExportOptions(overwrite=True, engines="require" if tensorrt else "never", lint="never")
+    steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8",) + (() if tensorrt else ("engines",))]
     with tqdm(total=len(steps), desc="exporting", unit="step") as bar:
         started: list[str] = []
 
@@ -206,7 +211,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     click.echo(eval_set.describe(), err=True)
 
     clock.start(1, f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs)")
-    export = _export(assets.checkpoint, out / "export", assets.config)
+    export = _export(assets.checkpoint, out / "export", assets.config, backend)
     clock.done("export")
 
     clock.start(2, f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
@@ -228,7 +233,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     if not skip_random:
         clock.start(5, "the same architecture with random weights: export (temporary folder) and evaluation")
         with tempfile.TemporaryDirectory() as tmp:
-            random_export = _export(_random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config)
+            random_export = _export(_random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config, backend)
             # In memory: nothing of the random model is left in OUT.
             random = Retriever.load(random_export, gallery=None, backend=backend, projections=True)
             metrics["random_weights"] = _evaluate(random, eval_set, rerank)

@@ -11,45 +11,92 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ExportError
 from ..manifest import BatchRange, GraphSpec, Manifest, sha256_file
-from ..runtime.runners.engine_cache import EngineCache, EngineKey, default_cache_dir, engine_file_name
+from ..runtime.runners.engine_cache import (
+    EngineCache, EngineKey, default_cache_dir, engine_file_name, file_lock, write_unique_then_rename,
+)
 from ..runtime.runners.trt_environment import TrtEnvironment, require_tensorrt
 from .profiles import profile_shapes, profile_to_json
 from .tensorrt_build import BuildSettings
 
 _log = logging.getLogger(__name__)
 
+_PRECISION_ORDER = ("fp16", "fp32")
+
 
 def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -> list[GraphSpec]:
-    """The graphs to build engines from: the ``trt`` variants, by default in the best precision present.
+    """The graphs to build engines from: the ``trt`` variants, per role in the best precision present.
 
-    One engine per role: fp16 when the folder has fp16 TensorRT graphs (exported with --fp16), else fp32.
+    By default fp16 for the roles that have an fp16 TensorRT graph (exported
+    with --fp16), fp32 for the others (the restructured relation graphs are fp32 only).
     """
     trt_graphs = [g for g in manifest.graphs.values() if g.variant == "trt"]
     if not trt_graphs:
         raise ExportError("the export folder has no TensorRT graphs (variant 'trt'); re-export with a recipe that lists it")
-    if precisions is None:
-        best = "fp16" if any(g.precision == "fp16" for g in trt_graphs) else "fp32"
-        precisions = (best,)
-    wanted = set(precisions)
-    chosen = [g for g in trt_graphs if g.precision in wanted]
-    if not chosen:
-        have = sorted({g.precision for g in trt_graphs})
-        raise ExportError(f"--precision: received {sorted(wanted)}, the folder's TensorRT graphs are {have}")
+    if precisions is not None:
+        wanted = set(precisions)
+        chosen = [g for g in trt_graphs if g.precision in wanted]
+        if not chosen:
+            have = sorted({g.precision for g in trt_graphs})
+            raise ExportError(f"--precision: received {sorted(wanted)}, the folder's TensorRT graphs are {have}")
+        return chosen
+    chosen = []
+    for role in dict.fromkeys(g.role for g in trt_graphs):
+        of_role = [g for g in trt_graphs if g.role == role]
+        best = next(p for p in (*_PRECISION_ORDER, *(g.precision for g in of_role)) if any(g.precision == p for g in of_role))
+        chosen += [g for g in of_role if g.precision == best]
     return chosen
 
 
-def engine_key(manifest: Manifest, graph: GraphSpec, env: TrtEnvironment, batch: BatchRange) -> EngineKey:
+def engine_batch(graph: GraphSpec, max_batch: Mapping[str, int] | None) -> BatchRange:
+    """The profile's batch range: the graph's, with ``--max-batch`` (ROLE=N; relation_* graphs follow relation_head)."""
+    batch = graph.batch
+    if not max_batch:
+        return batch
+    role = graph.role if graph.role in max_batch else "relation_head" if graph.role.startswith("relation_") else graph.role
+    if role not in max_batch:
+        return batch
+    m = int(max_batch[role])
+    return BatchRange(min=min(batch.min, m), opt=min(batch.opt, m), max=m)
+
+
+def engine_key(manifest: Manifest, graph: GraphSpec, env: TrtEnvironment, batch: BatchRange, settings: BuildSettings) -> EngineKey:
     return EngineKey(
         onnx_sha256=manifest.files[graph.file],
         tensorrt_version=str(env.version),
         compute_capability=str(env.compute_capability),
         precision=graph.precision,
         profile=profile_to_json(profile_shapes(graph.inputs, batch)),
+        device_name=str(env.device or ""),
+        builder=settings.key_fields(),
     )
+
+
+class _TimingCache:
+    """The shared timing cache file of this TensorRT + GPU model: read before each build, merged after it.
+
+    Merging (not overwriting) keeps what other graphs and other builders (two
+    pods on one cache volume) measured; the merge happens under a file lock.
+    """
+
+    def __init__(self, trt: ModuleType, path: Path):
+        self.trt, self.path = trt, path
+
+    def read(self) -> bytes:
+        return self.path.read_bytes() if self.path.is_file() else b""
+
+    def merge(self, ours: bytes) -> None:
+        from .tensorrt_build import combine_timing_caches
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.path.with_name(self.path.name + ".lock")):
+            stored = self.read()
+            merged = combine_timing_caches(self.trt, stored, ours) if stored and stored != ours else ours
+            write_unique_then_rename(self.path, merged)
 
 
 def build_engines_for_manifest(
@@ -66,15 +113,15 @@ def build_engines_for_manifest(
 
     ``manifest.files`` must hold the graphs' sha256 (they are part of the key);
     they are computed here for graphs not recorded yet (during an export).
-    The caller saves the manifest.
+    Each entry records the engine's batch range (its profile), which the
+    TensorRT runner uses as its limit. The caller saves the manifest.
     """
     trt, probed = require_tensorrt()  # also checks for a GPU: nothing below may run without one
     env = env if env is not None and env.ready else probed
     folder = Path(folder)
     cache = EngineCache(cache_dir or default_cache_dir())
-    settings = dict(recipe_trt or manifest.extra.get("recipe", {}).get("tensorrt", {}))
-    timing_path = cache.timing_cache_path(str(env.version), str(env.compute_capability))
-    timing = timing_path.read_bytes() if timing_path.is_file() else b""
+    recipe_settings = dict(recipe_trt or manifest.extra.get("recipe", {}).get("tensorrt", {}))
+    timing = _TimingCache(trt, cache.timing_cache_path(str(env.version), str(env.compute_capability), str(env.device or "")))
     from .tensorrt_build import build_serialized_engine
 
     entries = []
@@ -82,24 +129,21 @@ def build_engines_for_manifest(
         if on_step:
             on_step(f"engine {graph.id}")
         manifest.files.setdefault(graph.file, sha256_file(folder / graph.file))
-        batch = graph.batch
-        if max_batch and graph.role in max_batch:
-            m = max_batch[graph.role]
-            batch = BatchRange(min=min(batch.min, m), opt=min(batch.opt, m), max=m)
-        key = engine_key(manifest, graph, env, batch)
-        cached = cache.get(key)
+        batch = engine_batch(graph, max_batch)
+        settings = BuildSettings.from_recipe(graph.precision, recipe_settings)
+        key = engine_key(manifest, graph, env, batch, settings)
         info: dict[str, Any] = {}
-        if cached is None:
-            build = BuildSettings(
-                precision=graph.precision,
-                workspace_mib=int(settings.get("workspace_mib", 4096)),
-                builder_optimization_level=int(settings.get("builder_optimization_level", 3)),
+
+        def build(graph=graph, batch=batch, settings=settings, info=info) -> tuple[bytes, dict[str, Any]]:
+            data, updated, built = build_serialized_engine(
+                trt, folder / graph.file, profile_shapes(graph.inputs, batch), settings, timing.read()
             )
-            data, timing, info = build_serialized_engine(trt, folder / graph.file, profile_shapes(graph.inputs, batch), build)
-            timing_path.parent.mkdir(parents=True, exist_ok=True)
-            timing_path.write_bytes(timing)
-            cached = cache.put(key, data, {"graph": graph.id, **info})
-        else:
+            timing.merge(updated)
+            info.update(built)
+            return data, {"graph": graph.id, **built}
+
+        cached, fresh = cache.get_or_build(key, build)
+        if not fresh:
             _log.info("engine for %s found in cache %s", graph.id, cached)
         name = engine_file_name(graph.id, key)
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +155,7 @@ def build_engines_for_manifest(
             "file": name,
             "cache_key": key.digest(),
             "key": key.to_dict(),
-            "batch": batch.to_dict(),
+            "batch": batch.to_dict(),  # the profile: the runner's batch limit, even above the graph's recipe range
             "device": env.device,
             "built": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **info,
@@ -135,7 +179,7 @@ def build_engines(
     manifest = Manifest.load(folder, verify=True)
     _, env = require_tensorrt()
     entries = build_engines_for_manifest(folder, manifest, env=env, cache_dir=cache_dir, precisions=precisions,
-                            max_batch=max_batch, on_step=on_step)
-    manifest.extra["tensorrt"] = {"built": True, "version": env.version}
+                                         max_batch=max_batch, on_step=on_step)
+    manifest.extra["tensorrt"] = {"built": True, "version": env.version, "device": env.device}
     write_manifest(folder, manifest)
     return entries

@@ -11,10 +11,16 @@ Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
 
 
 def profile_shapes(inputs: Iterable[TensorSpec], batch: BatchRange) -> Shapes:
-    """input name -> (min, opt, max) shapes: the dynamic ``batch`` dim takes the range, the rest are fixed."""
+    """input name -> (min, opt, max) shapes: the dynamic ``batch`` dim takes the range, the rest are fixed.
+
+    Fully static inputs (``relation_pair``'s one-query sketch side, leading dim 1)
+    need no profile entry and get none.
+    """
     shapes: Shapes = {}
     for spec in inputs:
         dynamic = [d for d in spec.shape if isinstance(d, str)]
+        if not dynamic:
+            continue
         if dynamic != ["batch"] or spec.shape[0] != "batch":
             raise ExportError(
                 f"input {spec.name}: shape {list(spec.shape)}, expected a leading 'batch' dimension and fixed others"

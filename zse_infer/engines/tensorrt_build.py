@@ -1,23 +1,36 @@
-"""Building one TensorRT engine from one ONNX graph (TensorRT 10 Python API). Needs TensorRT and a GPU.
+"""Building one TensorRT engine from one ONNX graph (TensorRT 10.x Python API). Needs TensorRT and a GPU.
 
-Network definition: **strongly typed** (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``,
-TensorRT >= 9). Tensor types come from the ONNX graph, so an fp16 engine is
-built from the fp16 graph (``*_trt_fp16.onnx``) whose norms and relation-head
-tail are explicit fp32 islands, and TensorRT honours them; TensorRT 10.12+
-deprecates the weakly typed alternative (``BuilderFlag.FP16`` on an fp32
-graph, which lets the builder pick fp16 for LayerNorm and overflow). For
-weakly typed builds (``strongly_typed=False``) we do set ``BuilderFlag.FP16``.
-fp32 engines clear ``BuilderFlag.TF32`` so they meet the fp32 tolerance.
+Supported: TensorRT 10.0 up to (not including) 11; the ``gpu`` extra pins that
+range and :mod:`~zse_infer.runtime.runners.trt_environment` refuses others
+with a clear message. TensorRT 11 removed the weakly typed builder flags
+(``BuilderFlag.FP16`` ...) and makes strong typing the only mode; this code
+builds strongly typed networks already, but has not been run against 11, so
+11 is excluded rather than claimed.
+
+Network definition: **strongly typed** (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``).
+Tensor types come from the ONNX graph, so an fp16 engine is built from the
+fp16 graph (``*_trt_fp16.onnx``) whose norms and relation-head tail are
+explicit fp32 islands, and TensorRT honours them; TensorRT 10.12+ deprecates
+the weakly typed alternative (``BuilderFlag.FP16`` on an fp32 graph, which
+lets the builder pick fp16 for LayerNorm and overflow). For weakly typed
+builds (``strongly_typed=False``) we do set ``BuilderFlag.FP16``. TF32 is off
+unless the recipe asks (``tensorrt.tf32``): TF32 matmuls (on by default on
+Ampere+) miss the fp32 tolerance.
+
+Timing cache (developer guide, "Timing Cache"; Python API ``IBuilderConfig``):
+``config.create_timing_cache(serialized)`` then
+``config.set_timing_cache(cache, ignore_mismatch=False)`` before building, and
+``config.get_timing_cache().serialize()`` after. Mismatched caches (another
+GPU model or TensorRT) are refused, not ignored: our cache files are per
+version and device already. Caches of concurrent builders are merged with
+``ITimingCache.combine`` (:func:`combine_timing_caches`).
 
 Attention fusion: the ``*_trt`` graphs express each attention as
-``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)`` with separate Q/K/V
-and no mask. That is the pattern TensorRT 10.x's builder fuses into its fused
-multi-head attention kernels (developer guide, "Fused Attention", method 2:
-primitive MatrixMultiply/SoftMax layers; it requires the scale on Q or K
-*before* the first MatMul, hence that graph shape), for fp16/bf16 on SM 7.5+
-(Turing and newer); fp32 engines run the same layers unfused. Documented for
-TensorRT 10.0 through 10.16; earlier 8.6/9.x releases fuse the same pattern
-through Myelin but are not supported by this package (``tensorrt>=10``).
+``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)`` with no mask. That is
+the pattern TensorRT 10.x's builder fuses into its fused multi-head attention
+kernels (developer guide, "Fused Attention": primitive MatrixMultiply/SoftMax
+layers, the scale on Q or K *before* the first MatMul), for fp16/bf16 on SM
+7.5+; fp32 engines run the same layers unfused.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import ExportError
 from .profiles import Shapes
@@ -41,6 +54,26 @@ class BuildSettings:
     workspace_mib: int = 4096
     builder_optimization_level: int = 3
     strongly_typed: bool = True
+    tf32: bool = False
+
+    @classmethod
+    def from_recipe(cls, precision: str, recipe_trt: Mapping[str, Any]) -> "BuildSettings":
+        return cls(
+            precision=precision,
+            workspace_mib=int(recipe_trt.get("workspace_mib", 4096)),
+            builder_optimization_level=int(recipe_trt.get("builder_optimization_level", 3)),
+            strongly_typed=bool(recipe_trt.get("strongly_typed", True)),
+            tf32=bool(recipe_trt.get("tf32", False)),
+        )
+
+    def key_fields(self) -> dict[str, Any]:
+        """Every setting that changes the plan: part of the engine cache key (precision has its own field)."""
+        return {
+            "workspace_mib": self.workspace_mib,
+            "builder_optimization_level": self.builder_optimization_level,
+            "strongly_typed": self.strongly_typed,
+            "tf32": self.tf32,
+        }
 
 
 def _logger(trt: ModuleType):
@@ -50,7 +83,11 @@ def _logger(trt: ModuleType):
 def build_serialized_engine(
     trt: ModuleType, onnx_path: Path, shapes: Shapes, settings: BuildSettings, timing_cache: bytes = b""
 ) -> tuple[bytes, bytes, dict[str, Any]]:
-    """(serialized engine, updated timing cache, build info). Call only after ``require_tensorrt()``."""
+    """(serialized engine, updated timing cache, build info). Call only after ``require_tensorrt()``.
+
+    ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned
+    cache holds its entries plus those measured for this graph.
+    """
     logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
@@ -67,16 +104,22 @@ def build_serialized_engine(
     config.builder_optimization_level = settings.builder_optimization_level
     if settings.precision == "fp16" and not settings.strongly_typed:
         config.set_flag(trt.BuilderFlag.FP16)
-    if settings.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 matmuls (on by default on Ampere+) miss the fp32 tolerance
+    if hasattr(trt.BuilderFlag, "TF32"):
+        if settings.tf32:
+            config.set_flag(trt.BuilderFlag.TF32)
+        else:
+            config.clear_flag(trt.BuilderFlag.TF32)
 
     profile = builder.create_optimization_profile()
     for name, (mn, opt, mx) in shapes.items():
         profile.set_shape(name, mn, opt, mx)
     config.add_optimization_profile(profile)
 
-    cache = config.create_timing_cache(timing_cache)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    cache = config.create_timing_cache(bytes(timing_cache))
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        # A cache from another TensorRT or GPU: build without it rather than fail (ours are per version and GPU).
+        _log.warning("%s: TensorRT refused the stored timing cache; building with an empty one", onnx_path.name)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -87,3 +130,20 @@ def build_serialized_engine(
     info = {"build_seconds": round(seconds, 1), "layers": network.num_layers, "strongly_typed": settings.strongly_typed}
     _log.info("built engine from %s in %.1f s", onnx_path.name, seconds)
     return bytes(serialized), updated, info
+
+
+def combine_timing_caches(trt: ModuleType, stored: bytes, ours: bytes) -> bytes:
+    """``stored`` (what is on disk now, maybe written by another builder meanwhile) with ``ours`` merged in.
+
+    ``ITimingCache.combine`` appends entries and skips conflicting ones; it
+    returns False (and changes nothing) for a cache of another TensorRT version,
+    in which case ours replaces the stored one.
+    """
+    if not stored:
+        return ours
+    config = trt.Builder(_logger(trt)).create_builder_config()
+    merged = config.create_timing_cache(bytes(stored))
+    if not merged.combine(config.create_timing_cache(bytes(ours)), False):
+        _log.warning("the stored timing cache could not be combined with this build's (another TensorRT?); replacing it")
+        return ours
+    return bytes(merged.serialize())

@@ -11,6 +11,13 @@
 All fp32, attention written out explicitly (matmul, softmax, matmul), each
 validated on ONNX Runtime CPU against the PyTorch modules on the export's
 built-in inputs.
+
+When the recipe lists the ``trt`` variant, the three restructured relation
+graphs are also written TensorRT-shaped (``relation_*_trt``): the scale
+applied to q *before* the first MatMul (the pattern TensorRT 10 fuses, see
+:mod:`~zse_infer.exporting.graph_modules`), standard ONNX ops only, linted
+with ``polygraphy check lint``; ``zse-export build`` makes engines of them so a
+TensorRT deployment reranks with per-image work done once.
 """
 
 from __future__ import annotations
@@ -23,9 +30,13 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..manifest import HEAD_INPUTS, TensorSpec
-from .torch_to_onnx import BATCH_DIM
+
+# Not imported from torch_to_onnx: this module is also read by `zse-export validate` on runtime-only
+# installs (no torch, no onnx), which need EXTRA_ROLES and folder_parity only.
+BATCH_DIM = "batch"
 
 EXTRA_ROLES = ("explain", "relation_sketch", "relation_photo", "relation_pair")
+RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")  # also written as TensorRT-shaped graphs
 
 
 def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -68,12 +79,36 @@ def static_inputs(config: ModelConfig, role: str) -> list[str]:
     return [t.name for t in io_specs(config, role)[0] if not isinstance(t.shape[0], str)]
 
 
-def build_module(model: Any, role: str):
+def _fast_head(head: Any, style: str):
+    """The restructured head with explicit attention: scores divided by sqrt(d) (``"divide"``, ORT's pattern)
+    or q scaled by d**-0.5 before the first MatMul (``"prescale"``, TensorRT's fused-attention pattern)."""
+    import torch
+
+    from ..model.fast_relation import FastRelationHead
+
+    if style == "divide":
+        fast = FastRelationHead(head)
+    elif style == "prescale":
+
+        class PrescaledFastRelationHead(FastRelationHead):
+            def _attend(self, q, k, v):
+                # matmul broadcasts the batch-1 sketch side, as the divide form does.
+                scores = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-2, -1))
+                return torch.matmul(scores.softmax(dim=-1), v)
+
+        fast = PrescaledFastRelationHead(head)
+    else:
+        raise ValueError(f"attention style: received {style!r}, expected 'divide' or 'prescale'")
+    fast.fused = False
+    return fast.eval()
+
+
+def build_module(model: Any, role: str, style: str = "divide"):
     """A torch module for ``role`` on a private copy of the model, attention written out explicitly."""
     import torch
 
     from ..model.explain import EXPLAIN_OUTPUTS, ExplainHead
-    from ..model.fast_relation import FastRelationHead, RelationPairGraph, RelationPhotoGraph, RelationSketchGraph
+    from ..model.fast_relation import RelationPairGraph, RelationPhotoGraph, RelationSketchGraph
 
     source = copy.deepcopy(model).float().eval()
     for module in source.modules():
@@ -93,8 +128,7 @@ def build_module(model: Any, role: str):
                 return tuple(out[name] for name in EXPLAIN_OUTPUTS)
 
         return Explain().eval()
-    fast = FastRelationHead(head).eval()
-    fast.fused = False
+    fast = _fast_head(head, style)
     graphs = {"relation_sketch": RelationSketchGraph, "relation_photo": RelationPhotoGraph, "relation_pair": RelationPairGraph}
     return graphs[role](fast).eval()
 
@@ -163,19 +197,22 @@ def tolerances(config: ModelConfig, role: str, fp32: Mapping[str, float]) -> dic
     return out
 
 
-def folder_parity(folder, manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner) -> dict[str, float]:
+def folder_parity(
+    folder, manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner, variant: str = "plain"
+) -> dict[str, float]:
     """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
 
     ``explain`` is checked on its ``score`` output; the three restructured relation
-    graphs are checked together, composed (sketch side, photo side, pair) row by row.
-    ``runner(path)`` makes a feeds -> outputs function (ONNX Runtime CPU).
+    graphs (of ``variant``) are checked together, composed (sketch side, photo
+    side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs function
+    of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
     """
     sketch, photo, want = data[HEAD_INPUTS[0]], data[HEAD_INPUTS[1]], data["score"]
     n = max(batch_sizes)
     if role == "explain":
-        got = runner(folder / manifest.graphs["explain"].file)({HEAD_INPUTS[0]: sketch[:n], HEAD_INPUTS[1]: photo[:n]})["score"]
+        got = runner(manifest.graphs["explain"])({HEAD_INPUTS[0]: sketch[:n], HEAD_INPUTS[1]: photo[:n]})["score"]
     else:
-        run_s, run_p, run_pair = (runner(folder / manifest.graphs[r].file) for r in ("relation_sketch", "relation_photo", "relation_pair"))
+        run_s, run_p, run_pair = (runner(manifest.select_graph(r, ("fp32",), (variant,))) for r in RELATION_ROLES)
         got = np.empty(n, np.float32)
         for i in range(n):
             s_side = run_s({"sketch_tokens": sketch[i : i + 1]})

@@ -67,6 +67,9 @@ def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
         steps += [f"write {g.id}", f"validate {g.id}"]
     for role in extra_graphs.EXTRA_ROLES:
         steps += [f"write {role}", f"validate {role}"]
+    if "trt" in recipe.variants:
+        for role in extra_graphs.RELATION_ROLES:
+            steps += [f"write {role}_trt", f"validate {role}_trt"]
     return steps + ["int8", "engines", "manifest"]
 
 
@@ -143,6 +146,9 @@ def export_model(
         if options.extra_graphs:
             for role in extra_graphs.EXTRA_ROLES:
                 graphs[role] = _extra_graph(role, folder, model, cfg, recipe, data, step)
+            if "trt" in recipe.variants:  # the restructured relation head for TensorRT engines too
+                for role in extra_graphs.RELATION_ROLES:
+                    graphs[f"{role}_trt"] = _extra_graph(role, folder, model, cfg, recipe, data, step, "trt", options)
         step("int8")
         if options.int8:
             for role in ("encoder", "relation_head"):
@@ -196,28 +202,39 @@ def _make_graph(
     return proto, {}, extra
 
 
-def _extra_graph(role: str, folder: Path, model: Any, cfg: ModelConfig, recipe: Recipe, data, step: StepCallback) -> GraphSpec:
-    """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention)."""
+def _extra_graph(
+    role: str, folder: Path, model: Any, cfg: ModelConfig, recipe: Recipe, data, step: StepCallback,
+    variant: str = "plain", options: ExportOptions | None = None,
+) -> GraphSpec:
+    """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention); ``variant="trt"``: TensorRT-shaped."""
     import torch
 
-    step(f"write {role}")
+    gid = role if variant == "plain" else f"{role}_{variant}"
+    step(f"write {gid}")
     t0 = time.perf_counter()
     inputs, outputs = extra_graphs.io_specs(cfg, role)
     generator = torch.Generator().manual_seed(0)
     example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
+    style = "prescale" if variant == "trt" else "divide"
     proto = export_graph(
-        extra_graphs.build_module(model, role), example, [s.name for s in outputs], recipe.opset,
-        recipe.batch["relation_head"].max, role, extra_graphs.static_inputs(cfg, role),
+        extra_graphs.build_module(model, role, style), example, [s.name for s in outputs], recipe.opset,
+        recipe.batch["relation_head"].max, gid, extra_graphs.static_inputs(cfg, role),
     )
-    path = folder / f"{role}.onnx"
+    if variant == "trt":
+        graph_checks.require_standard_ops(proto, gid)
+    path = folder / f"{gid}.onnx"
     save_graph(strip_metadata(proto), path)
-    extra = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
-    step(f"validate {role}")
+    extra: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
+    step(f"validate {gid}")
     parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, cfg, role, data, recipe.validation_batch_sizes)
     validation.check_tolerance(f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"]))
-    _log.info("%s: %.1f MB, parity %s", role, extra["size_bytes"] / 1e6, parity)
+    if variant == "trt":
+        extra["attention_scale"] = style
+        extra["attention_patterns"] = sum(1 for n in proto.graph.node if n.op_type == "Softmax")
+        _lint(path, inputs, options or ExportOptions(), extra)
+    _log.info("%s: %.1f MB, parity %s", gid, extra["size_bytes"] / 1e6, parity)
     return GraphSpec(
-        id=role, role=role, precision="fp32", variant="plain", file=path.name, inputs=inputs, outputs=outputs,
+        id=gid, role=role, precision="fp32", variant=variant, file=path.name, inputs=inputs, outputs=outputs,
         batch=recipe.batch["relation_head"], parity=parity, extra=extra,
     )
 
@@ -279,15 +296,22 @@ def _validate(
     run = validation.ort_cpu_runner(path)
     parity = validation.measure_parity(run, plan.role, data, recipe.validation_batch_sizes)
     validation.check_tolerance(f"{path.name} ({plan.precision})", parity, recipe.tolerances[plan.precision])
-    if plan.variant == "trt" and options.lint != "never":
-        if graph_checks.polygraphy_available():
-            shapes = {s.name: concrete_shape(s, 1) for s in io_specs(cfg, plan.role)[0]}
-            extra["lint"] = {"tool": "polygraphy check lint", **graph_checks.lint(path, shapes)}
-        elif options.lint == "require":
-            raise ExportError("lint: polygraphy and onnx-graphsurgeon are not installed (pip install 'zse-infer[dev]')")
-        else:
-            extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
+    if plan.variant == "trt":
+        _lint(path, io_specs(cfg, plan.role)[0], options, extra)
     return parity
+
+
+def _lint(path: Path, inputs, options: ExportOptions, extra: dict[str, Any]) -> None:
+    """``polygraphy check lint`` of a TensorRT-shaped graph (batch 1), recorded in the graph's manifest entry."""
+    if options.lint == "never":
+        return
+    if graph_checks.polygraphy_available():
+        shapes = {s.name: concrete_shape(s, 1) for s in inputs}
+        extra["lint"] = {"tool": "polygraphy check lint", **graph_checks.lint(path, shapes)}
+    elif options.lint == "require":
+        raise ExportError("lint: polygraphy and onnx-graphsurgeon are not installed (pip install 'zse-infer[dev]')")
+    else:
+        extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
 
 
 def _int8_defaults() -> dict[str, float]:

@@ -51,7 +51,9 @@ def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: 
     if graphs:
         for gid, g in manifest.graphs.items():
             if g.role in extra_graphs.EXTRA_ROLES:
-                errors = extra_graphs.folder_parity(folder, manifest, g.role, data, batch_sizes, validation.ort_cpu_runner)
+                errors = extra_graphs.folder_parity(
+                    folder, manifest, g.role, data, batch_sizes, lambda graph: validation.ort_cpu_runner(folder / graph.file), g.variant
+                )
                 rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
                 continue
             run = validation.ort_cpu_runner(folder / g.file)
@@ -64,24 +66,34 @@ def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: 
 
 def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> list[ParityRow]:
     from ..runtime.runners.engine_cache import find_engine
-    from ..runtime.runners.trt_environment import require_tensorrt
+    from ..runtime.runners.engine_locate import engine_batch
     from ..runtime.runners.tensorrt_backend import TrtRunner
+    from ..runtime.runners.trt_environment import require_tensorrt
 
     _, env = require_tensorrt()
     usable = [
         e for e in manifest.engines
-        if find_engine(manifest, e["graph"], str(env.version), str(env.compute_capability)) is e
+        if find_engine(manifest, e["graph"], str(env.version), str(env.compute_capability), str(env.device or "")) is e
     ]
     if not usable:
         raise ExportError(
-            f"{folder}: no engine built for TensorRT {env.version} on compute capability {env.compute_capability}; "
-            f"run `zse-export build {folder}` first"
+            f"{folder}: no engine built for TensorRT {env.version} on compute capability {env.compute_capability} "
+            f"({env.device}); run `zse-export build {folder}` first"
         )
+    manifest.verify(folder, [e["file"] for e in usable])
+
+    def trt_run(entry):
+        graph = manifest.graphs[entry["graph"]]
+        return TrtRunner(graph, folder / entry["file"], engine_batch=engine_batch(entry, graph)).run
+
     rows = []
+    relation = {manifest.graphs[e["graph"]].role: e for e in usable if manifest.graphs[e["graph"]].role in extra_graphs.RELATION_ROLES}
     for entry in usable:
         graph = manifest.graphs[entry["graph"]]
+        if graph.role in extra_graphs.RELATION_ROLES:
+            continue  # checked together below
         fits = [b for b in batch_sizes if entry["batch"]["min"] <= b <= entry["batch"]["max"]]
-        run = TrtRunner(graph, folder / entry["file"]).run
+        run = trt_run(entry)
         errors = validation.measure_parity(run, graph.role, data, fits)
         # ORT CPU on the source graph, at the largest batch: rows are independent, so its first b rows
         # are the reference for batch b.
@@ -90,6 +102,14 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
         vs_ort = validation.measure_parity(run, graph.role, ort_data, fits)
         tolerance = _tolerance(manifest, graph.precision)
         rows.append(ParityRow(entry["file"], "tensorrt", graph.precision, errors, tolerance, vs_ort))
+    if set(relation) == set(extra_graphs.RELATION_ROLES):
+        # The three restructured relation engines, composed (sketch side, photo side, pair) like the ONNX graphs.
+        by_graph = {e["graph"]: e for e in relation.values()}
+        errors = extra_graphs.folder_parity(
+            folder, manifest, "relation_pair", data, batch_sizes, lambda graph: trt_run(by_graph[graph.id]), "trt"
+        )
+        tolerance = {"score": _tolerance(manifest, "fp32")["score"]}
+        rows.append(ParityRow("relation_sketch/photo/pair engines (composed)", "tensorrt", "fp32", errors, tolerance))
     return rows
 
 
@@ -127,7 +147,11 @@ def describe_folder(folder: "str | os.PathLike", verify: bool = True) -> str:
     if m.engines:
         for e in m.engines:
             key = e.get("key", {})
-            out.append(f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, {e.get('device')}")
+            batch = e.get("batch", {})
+            out.append(
+                f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, "
+                f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
+            )
     else:
         out.append(f"no TensorRT engines ({trt.get('reason', 'none built')})")
     out.append(f"{len(m.files)} files, sha256 " + ("verified" if verify else "not verified"))

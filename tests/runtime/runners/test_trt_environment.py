@@ -43,12 +43,17 @@ def test_tensorrt_without_gpu_is_refused_before_any_cuda_call(monkeypatch):
         require_tensorrt()
 
 
-def test_old_tensorrt_is_refused(monkeypatch):
+@pytest.mark.parametrize("version", ["8.6.1", "11.4.0"])
+def test_tensorrt_outside_10x_is_refused(monkeypatch, version):
+    """8.x lacks the name-based tensor API; 11 removed the weakly typed API and is not claimed (see tensorrt_build)."""
     fake = types.ModuleType("tensorrt")
-    fake.__version__ = "8.6.1"
+    fake.__version__ = version
     fake.Builder = object
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
-    assert "expected 10 or newer" in probe_tensorrt().reason
+    env = probe_tensorrt()
+    assert not env.ready and "expected TensorRT 10.x (>=10.0,<11)" in env.reason
+    with pytest.raises(DependencyError, match="expected TensorRT 10.x"):
+        require_tensorrt()
 
 
 def test_build_engines_checks_the_folder_then_tensorrt(no_tensorrt, tmp_path):

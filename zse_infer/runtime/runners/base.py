@@ -32,9 +32,12 @@ class Runner(ABC):
     #: short backend name, e.g. "onnxruntime", "tensorrt", "torch"
     backend: str = "?"
 
-    def __init__(self, graph: GraphSpec, max_batch: int | None = None):
+    def __init__(self, graph: GraphSpec, max_batch: int | None = None, limit: int | None = None):
+        """``limit``: the most rows one call of the underlying engine takes (default: the graph's batch range max;
+        a TensorRT engine built with ``--max-batch`` passes its own profile's max)."""
         self.graph = graph
-        self.max_batch = min(max_batch or graph.batch.max, graph.batch.max)
+        limit = int(limit or graph.batch.max)
+        self.max_batch = min(max_batch or limit, limit)
         if self.max_batch < 1:
             raise BackendError(f"graph {graph.id}: max batch must be >= 1, received {max_batch}")
 

@@ -1,7 +1,12 @@
 """A thin CUDA runtime wrapper over ``cuda-python`` (NVIDIA's bindings; the `gpu` extra).
 
-Only what the TensorRT backend needs: device count and compute capability,
-device buffers, a stream, and copies. Imported lazily; on a machine without
+Only what the TensorRT backend needs: device count, name and compute
+capability, device buffers, page-locked (pinned) host buffers, a stream, and
+asynchronous copies. Pinned host memory follows NVIDIA's TensorRT samples
+(``samples/python/common_runtime.py``: ``cudaMallocHost`` viewed as a numpy
+array, freed with ``cudaFreeHost``): only copies from pinned memory are truly
+asynchronous, so uploads, the engine and downloads queue on one stream and
+the host waits once per call. Imported lazily; on a machine without
 cuda-python or without a GPU, :func:`gpu_count` is 0 and nothing else is called.
 """
 
@@ -80,6 +85,32 @@ class Stream:
             self.handle = None
 
 
+class PinnedBuffer:
+    """Page-locked host memory of fixed capacity (``cudaMallocHost``), viewed as a flat numpy array of ``dtype``."""
+
+    def __init__(self, nbytes: int, dtype: np.dtype):
+        import ctypes
+
+        self.dtype = np.dtype(dtype)
+        self.nbytes = max(int(nbytes), self.dtype.itemsize)
+        self.ptr = _check(_cudart().cudaMallocHost(self.nbytes), "cudaMallocHost")
+        pointer = ctypes.cast(int(self.ptr), ctypes.POINTER(np.ctypeslib.as_ctypes_type(self.dtype)))
+        self.array = np.ctypeslib.as_array(pointer, (self.nbytes // self.dtype.itemsize,))
+
+    def view(self, shape) -> np.ndarray:
+        """The first ``prod(shape)`` elements as an array of ``shape`` (no copy)."""
+        count = int(np.prod(shape, dtype=np.int64))
+        if count * self.dtype.itemsize > self.nbytes:
+            raise BackendError(f"{count} elements exceed the {self.nbytes}-byte pinned buffer")
+        return self.array[:count].reshape(shape)
+
+    def close(self) -> None:
+        if self.ptr is not None:
+            _cudart().cudaFreeHost(self.ptr)
+            self.ptr = None
+            self.array = None
+
+
 class DeviceBuffer:
     """A device allocation of fixed capacity, reused across calls (no per-call cudaMalloc)."""
 
@@ -88,6 +119,7 @@ class DeviceBuffer:
         self.ptr = _check(_cudart().cudaMalloc(self.nbytes), "cudaMalloc")
 
     def upload(self, host: np.ndarray, stream: Stream) -> None:
+        """Queue a host-to-device copy on ``stream`` (asynchronous when ``host`` is pinned memory)."""
         cudart = _cudart()
         if host.nbytes > self.nbytes:
             raise BackendError(f"upload of {host.nbytes} bytes exceeds the {self.nbytes}-byte device buffer")
@@ -95,7 +127,10 @@ class DeviceBuffer:
         _check(cudart.cudaMemcpyAsync(self.ptr, host.ctypes.data, host.nbytes, kind, stream.handle), "H2D copy")
 
     def download(self, host: np.ndarray, stream: Stream) -> None:
+        """Queue a device-to-host copy on ``stream``; ``host`` is valid after ``stream.synchronize()``."""
         cudart = _cudart()
+        if host.nbytes > self.nbytes:
+            raise BackendError(f"download of {host.nbytes} bytes exceeds the {self.nbytes}-byte device buffer")
         kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(host.ctypes.data, self.ptr, host.nbytes, kind, stream.handle), "D2H copy")
 

@@ -1,26 +1,38 @@
-"""Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT version, GPU and profile.
+"""Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT, GPU model and builder settings.
 
-A TensorRT engine is specific to the TensorRT version and the GPU's compute
-capability it was built with, and to the optimisation profile and precision;
-loading one built for anything else fails or, worse, misbehaves. The key
-covers all of them plus the ONNX file's sha256, so a stale engine is never
-loaded: a changed graph, an upgraded TensorRT or another GPU simply misses.
+A TensorRT plan is specific to the TensorRT version and to the GPU it was
+built on. Compute capability alone does not identify the GPU: an A10, an A40
+and an RTX 3090 all report 8.6, and TensorRT documents plans (and timing
+caches) as not portable across device models, so the key holds the device
+name too. It also holds every builder setting that changes the plan
+(optimisation level, workspace, TF32, strong typing, precision, profile), so
+changing the recipe misses the cache instead of serving a stale engine.
 Pure Python, no TensorRT: unit-tested on any machine.
+
+Concurrent builders (two pods sharing a cache volume) never see each other's
+half-written files: :meth:`EngineCache.put` writes a temporary file with a
+unique name (pid + random), hashes the bytes it wrote, and renames atomically
+under a per-key lock; the sidecar records that hash and :meth:`EngineCache.get`
+checks it, so a reader gets a complete engine or a miss, never a mix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from ...manifest import Manifest, sha256_file, write_json_atomic
+from ...manifest import Manifest, write_json_atomic
 
 ENGINE_DIR = "trt"  # engines live in this subfolder of an export folder
 CACHE_ENV = "ZSE_ENGINE_CACHE"
+USER_CACHE_ENV = "ZSE_CACHE_DIR"
+_KEY_FIELDS = ("onnx_sha256", "tensorrt_version", "compute_capability", "device_name", "precision", "profile", "builder")
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,8 @@ class EngineKey:
     compute_capability: str
     precision: str
     profile: Mapping[str, Any] = field(default_factory=dict)  # profile_to_json(...) of the shapes
+    device_name: str = ""  # e.g. "NVIDIA A10": plans are not portable across GPU models of one compute capability
+    builder: Mapping[str, Any] = field(default_factory=dict)  # BuildSettings.key_fields(): every setting that shapes the plan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,7 +54,7 @@ class EngineKey:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EngineKey":
-        return cls(**{k: d[k] for k in ("onnx_sha256", "tensorrt_version", "compute_capability", "precision", "profile")})
+        return cls(**{k: d[k] for k in _KEY_FIELDS if k in d})
 
 
 def engine_file_name(graph_id: str, key: EngineKey) -> str:
@@ -54,8 +68,72 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path("engines") / "cache")
 
 
+def user_cache_dir(*parts: str) -> Path:
+    """A per-user cache folder, never inside an export folder (those may be read-only and are hash-checked).
+
+    ``$ZSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/zse-infer``, else ``~/.cache/zse-infer``.
+    """
+    root = os.environ.get(USER_CACHE_ENV)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = str(Path(xdg) / "zse-infer") if xdg else str(Path.home() / ".cache" / "zse-infer")
+    return Path(root).joinpath(*parts)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "unknown"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) across processes.
+
+    POSIX ``flock``; where it does not exist (Windows) unique temporary names and
+    atomic renames still keep every file whole, only a duplicate build may happen.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def write_unique_then_rename(target: Path, data: bytes) -> str:
+    """Write ``data`` to a temporary file named for this process (pid + random), then rename it onto ``target``.
+
+    Returns the sha256 of the bytes actually written to disk (read back, not of ``data``).
+    """
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = _sha256(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return digest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class EngineCache:
-    """A folder of ``<digest>.engine`` files, each beside a ``<digest>.json`` holding its full key."""
+    """A folder of ``<digest>.engine`` files, each beside a ``<digest>.json`` holding its full key and sha256."""
 
     def __init__(self, root: "str | os.PathLike"):
         self.root = Path(root)
@@ -73,45 +151,72 @@ class EngineCache:
             info = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if info.get("key") != key.to_dict() or info.get("sha256") != sha256_file(engine):
+        if info.get("key") != key.to_dict() or info.get("sha256") != _sha256(engine):
             return None
         return engine
 
-    def put(self, key: EngineKey, engine_bytes: bytes, info: Mapping[str, Any] | None = None) -> Path:
+    def _lock(self, key: EngineKey):
+        return file_lock(self.root / f"{key.digest()}.lock")
+
+    def get_or_build(self, key: EngineKey, build: Callable[[], tuple[bytes, Mapping[str, Any]]]) -> tuple[Path, bool]:
+        """(engine path, whether ``build`` ran): the cached engine, else ``build()``'s bytes stored under ``key``.
+
+        Held under a per-key lock, so a second builder of the same key (another
+        process or pod on the same cache folder) waits, then finds the engine
+        cached instead of building it again.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         engine, meta = self._paths(key)
-        tmp = engine.with_suffix(".engine.tmp")
-        tmp.write_bytes(engine_bytes)
-        os.replace(tmp, engine)
-        write_json_atomic(meta, {"key": key.to_dict(), "sha256": sha256_file(engine), **(info or {})})
-        return engine
+        with self._lock(key):
+            existing = self.get(key)
+            if existing is not None:
+                return existing, False
+            data, info = build()
+            digest = write_unique_then_rename(engine, data)
+            write_json_atomic(meta, {"key": key.to_dict(), "sha256": digest, **info})
+        return engine, True
 
-    def timing_cache_path(self, tensorrt_version: str, compute_capability: str) -> Path:
-        """Timing caches are per TensorRT version and GPU, shared by every graph built there."""
-        return self.root / f"timing.trt{tensorrt_version}.sm{compute_capability.replace('.', '')}.cache"
+    def put(self, key: EngineKey, engine_bytes: bytes, info: Mapping[str, Any] | None = None) -> Path:
+        """Store an engine; when several processes put one key at once, one intact entry remains (the first)."""
+        return self.get_or_build(key, lambda: (engine_bytes, dict(info or {})))[0]
+
+    def timing_cache_path(self, tensorrt_version: str, compute_capability: str, device_name: str = "") -> Path:
+        """Timing caches are per TensorRT version and GPU model, shared by every graph built there."""
+        device = f".{_slug(device_name)}" if device_name else ""
+        return self.root / f"timing.trt{tensorrt_version}.sm{compute_capability.replace('.', '')}{device}.cache"
 
 
-def find_engine(
-    manifest: Manifest, graph_id: str, tensorrt_version: str, compute_capability: str
-) -> dict[str, Any] | None:
-    """The manifest's engine entry for ``graph_id`` valid on this TensorRT + GPU, or None.
-
-    The key is recomputed from the graph file's *current* recorded sha256, so an
-    engine built from an older graph is never returned.
-    """
+def engine_key_for(manifest: Manifest, graph_id: str, entry: Mapping[str, Any], tensorrt_version: str,
+                   compute_capability: str, device_name: str) -> EngineKey | None:
+    """The key an engine entry would have if it were built from the graph's *current* file on this machine."""
     graph = manifest.graphs.get(graph_id)
     if graph is None:
         return None
+    recorded = entry.get("key", {})
+    return EngineKey(
+        onnx_sha256=manifest.files.get(graph.file, ""),
+        tensorrt_version=tensorrt_version,
+        compute_capability=compute_capability,
+        precision=entry.get("precision", ""),
+        profile=recorded.get("profile", {}),
+        device_name=device_name,
+        builder=recorded.get("builder", {}),
+    )
+
+
+def find_engine(
+    manifest: Manifest, graph_id: str, tensorrt_version: str, compute_capability: str, device_name: str = ""
+) -> dict[str, Any] | None:
+    """The manifest's engine entry for ``graph_id`` valid on this TensorRT + GPU model, or None.
+
+    The key is recomputed from the graph file's *current* recorded sha256 and
+    this machine's TensorRT version, compute capability and device name, so an
+    engine built from an older graph or on another GPU model is never returned.
+    """
     for entry in manifest.engines:
         if entry.get("graph") != graph_id:
             continue
-        key = EngineKey(
-            onnx_sha256=manifest.files.get(graph.file, ""),
-            tensorrt_version=tensorrt_version,
-            compute_capability=compute_capability,
-            precision=entry.get("precision", ""),
-            profile=entry.get("key", {}).get("profile", {}),
-        )
-        if key.digest() == entry.get("cache_key"):
+        key = engine_key_for(manifest, graph_id, entry, tensorrt_version, compute_capability, device_name)
+        if key is not None and key.digest() == entry.get("cache_key"):
             return entry
     return None

@@ -4,34 +4,47 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ...errors import BackendError
-from ...manifest import GraphSpec, Manifest
+from ...manifest import BatchRange, GraphSpec, Manifest
 from . import trt_environment as environment
 from .engine_cache import find_engine
 
 
-def locate_engine(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> Path:
-    """The engine built from ``graph`` for this machine's TensorRT version and GPU, hash-verified.
+def locate_engine_entry(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
+    """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified.
 
     Raises :class:`BackendError` when TensorRT or a GPU is missing or no engine
-    in the folder matches (an engine for another GPU, TensorRT version or an
-    older graph is never returned), and
+    in the folder matches (an engine for another GPU model, TensorRT version,
+    builder setting or an older graph is never returned), and
     :class:`~zse_infer.errors.IntegrityError` when the engine file was modified.
     """
     folder = Path(folder)
     env = environment.probe_tensorrt()
     if not env.ready:
         raise BackendError(f"TensorRT engines cannot run here: {env.reason}")
-    entry = find_engine(manifest, graph.id, str(env.version), str(env.compute_capability))
+    entry = find_engine(manifest, graph.id, str(env.version), str(env.compute_capability), str(env.device or ""))
     if entry is None:
         built = ", ".join(
-            f"TensorRT {e.get('key', {}).get('tensorrt_version')} sm {e.get('key', {}).get('compute_capability')}"
+            f"TensorRT {e.get('key', {}).get('tensorrt_version')} sm {e.get('key', {}).get('compute_capability')} "
+            f"on {e.get('key', {}).get('device_name') or e.get('device') or '?'}"
             for e in manifest.engines if e.get("graph") == graph.id
         ) or "none"
         raise BackendError(
             f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
-            f"{env.compute_capability} (engines for it: {built}); build one with `zse-export build {folder}`"
+            f"{env.compute_capability} ({env.device}) (engines for it: {built}); build one with `zse-export build {folder}`"
         )
     manifest.verify(folder, [entry["file"]])
-    return folder / entry["file"]
+    return folder / entry["file"], entry
+
+
+def locate_engine(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> Path:
+    """The engine file only (see :func:`locate_engine_entry`)."""
+    return locate_engine_entry(folder, manifest, graph)[0]
+
+
+def engine_batch(entry: dict[str, Any], graph: GraphSpec) -> BatchRange:
+    """The batch range the engine was built for: ``zse-export build --max-batch`` may exceed the graph's recipe range."""
+    batch = entry.get("batch")
+    return BatchRange(**batch) if batch else graph.batch

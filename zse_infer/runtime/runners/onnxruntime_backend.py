@@ -5,6 +5,21 @@ without a GPU, and a session asked for them then runs on the CPU without a
 word. So the provider actually in use is read back from
 ``session.get_providers()`` after the session exists, logged, and reported by
 :attr:`OrtRunner.device`.
+
+Installs: ``onnxruntime`` (CPU, the ``runtime`` extra) and ``onnxruntime-gpu``
+share the import name ``onnxruntime``; with both installed, whichever pip wrote
+last owns the shared files and the other's metadata lies (see ORT issue
+#10685). No extra of this package installs ``onnxruntime-gpu`` (the ``gpu``
+extra is TensorRT + cuda-python); :func:`onnxruntime_install` names the
+installed distribution and warns, with the fix, when both are present.
+
+TensorRT execution provider: handed only graphs it can take (the ``*_trt`` or
+plain graphs, never the ``com.microsoft`` attention of ``*_fused``), explicit
+optimisation profiles from the graph's batch range (``trt_profile_*_shapes``;
+without them the provider rebuilds its engine for every new batch size), and
+its engine/timing cache in the user cache folder
+(:func:`~zse_infer.runtime.runners.engine_cache.user_cache_dir`), never inside
+the export folder, which may be read-only and is hash-checked.
 """
 
 from __future__ import annotations
@@ -22,13 +37,66 @@ from .base import Runner
 
 _log = logging.getLogger(__name__)
 
-GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+TRT_EP = "TensorrtExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+GPU_PROVIDERS = (TRT_EP, CUDA_EP)
 CPU = "CPUExecutionProvider"
+_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
+_checked = False
+
+
+def onnxruntime_install() -> dict[str, object]:
+    """Which ONNX Runtime distributions are installed (``{"distributions": {name: version}, "conflict": bool}``)."""
+    from importlib import metadata
+
+    found = {}
+    for name in _DISTRIBUTIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"distributions": found, "conflict": len(found) > 1}
+
+
+def _ort():
+    global _checked
+    ort = require("onnxruntime", "runtime", "The ONNX Runtime backend")
+    if not _checked:
+        _checked = True
+        install = onnxruntime_install()
+        if install["conflict"]:
+            _log.warning(
+                "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
+                "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
+                "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
+                install["distributions"], ort.get_available_providers(),
+            )
+        else:
+            _log.info("ONNX Runtime from %s", install["distributions"])
+    return ort
 
 
 def available_providers() -> list[str]:
-    ort = require("onnxruntime", "runtime", "The ONNX Runtime backend")
-    return list(ort.get_available_providers())
+    return list(_ort().get_available_providers())
+
+
+def ort_trt_cache_dir() -> Path:
+    """The TensorRT provider's engine and timing cache: ``$ZSE_ORT_TRT_CACHE``, else the user cache folder."""
+    from .engine_cache import user_cache_dir
+
+    return Path(os.environ.get("ZSE_ORT_TRT_CACHE") or user_cache_dir("ort-trt"))
+
+
+def trt_profile_options(graph: GraphSpec, max_batch: int) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` for the provider: "name:1x3x224x224,..." over the dynamic inputs."""
+    def dims(spec, rows: int) -> str:
+        return "x".join(str(rows if isinstance(d, str) else d) for d in spec.shape)
+
+    dynamic = [t for t in graph.inputs if any(isinstance(d, str) for d in t.shape)]
+    b = graph.batch
+    top = max(1, min(max_batch, b.max))
+    rows = {"min": min(b.min, top), "opt": min(b.opt, top), "max": top}
+    return {f"trt_profile_{k}_shapes": ",".join(f"{t.name}:{dims(t, n)}" for t in dynamic) for k, n in rows.items()}
 
 
 class OrtRunner(Runner):
@@ -44,7 +112,7 @@ class OrtRunner(Runner):
         cache_dir: str | os.PathLike | None = None,
     ):
         super().__init__(graph, max_batch)
-        ort = require("onnxruntime", "runtime", "The ONNX Runtime backend")
+        ort = _ort()
         path = Path(folder) / graph.file
         wanted = list(providers or [CPU])
         options = ort.SessionOptions()
@@ -52,7 +120,7 @@ class OrtRunner(Runner):
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3  # warnings from provider fallbacks are reported by us, once
-        provider_args = [(p, self._provider_options(p, graph, cache_dir)) for p in wanted]
+        provider_args = [(p, self._provider_options(p, graph, self.max_batch, cache_dir)) for p in wanted]
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=provider_args)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types, all RuntimeError-like
@@ -71,18 +139,25 @@ class OrtRunner(Runner):
             )
 
     @staticmethod
-    def _provider_options(provider: str, graph: GraphSpec, cache_dir) -> dict:
-        if provider == "TensorrtExecutionProvider":
-            opts = {"trt_fp16_enable": graph.precision == "fp16", "trt_max_workspace_size": str(2 << 30)}
-            if cache_dir:
-                opts.update(
-                    trt_engine_cache_enable=True,
-                    trt_engine_cache_path=str(cache_dir),
-                    trt_timing_cache_enable=True,
-                    trt_timing_cache_path=str(cache_dir),
-                )
-            return opts
-        return {}
+    def _provider_options(provider: str, graph: GraphSpec, max_batch: int, cache_dir) -> dict:
+        if provider != TRT_EP:
+            return {}
+        if graph.variant == "ort_fused":
+            raise BackendError(
+                f"graph {graph.id}: the TensorRT execution provider cannot take its com.microsoft attention; "
+                "use the *_trt or plain graph"
+            )
+        cache = Path(cache_dir) if cache_dir else ort_trt_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        return {
+            "trt_fp16_enable": graph.precision == "fp16",
+            "trt_max_workspace_size": str(2 << 30),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+            **trt_profile_options(graph, max_batch),
+        }
 
     @property
     def device(self) -> str:

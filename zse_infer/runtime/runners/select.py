@@ -35,17 +35,35 @@ def _precisions(requested: str | None, on_gpu: bool) -> tuple[str, ...]:
     return ("fp16", "fp32") if on_gpu else ("fp32",)
 
 
-def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, gpu: bool, max_batch, threads) -> ModelRunners:
-    from .onnxruntime_backend import CPU, GPU_PROVIDERS, OrtRunner, available_providers
+def _ort_plan(gpu: bool) -> tuple[list[str], tuple[str, ...]]:
+    """(providers, graph variants) for ONNX Runtime.
 
+    The TensorRT execution provider cannot take the ``com.microsoft`` attention
+    of the ``*_fused`` graphs, so with it the ``*_trt`` (or plain) graphs run;
+    the CUDA provider runs the fused graphs. CPU is always last, as fallback.
+    """
+    from .onnxruntime_backend import CPU, CUDA_EP, TRT_EP, available_providers
+
+    if not gpu:
+        return [CPU], ("ort_fused", "plain")
     available = available_providers()
-    providers = [p for p in GPU_PROVIDERS if p in available] + [CPU] if gpu else [CPU]
+    if TRT_EP in available:
+        return [TRT_EP, *([CUDA_EP] if CUDA_EP in available else []), CPU], ("trt", "plain")
+    if CUDA_EP in available:
+        return [CUDA_EP, CPU], ("ort_fused", "plain")
+    return [CPU], ("ort_fused", "plain")
+
+
+def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, gpu: bool, max_batch, threads) -> ModelRunners:
+    from .onnxruntime_backend import CPU, OrtRunner
+
+    providers, variants = _ort_plan(gpu)
     on_gpu = providers[0] != CPU
     precisions = _precisions(precision, on_gpu)
     runners = {}
     for role in ROLES:
-        graph = manifest.select_graph(role, precisions, ("ort_fused", "plain"))
-        runners[role] = OrtRunner(graph, folder, providers, max_batch=max_batch, threads=threads, cache_dir=folder / "ort_trt_cache")
+        graph = manifest.select_graph(role, precisions, variants)
+        runners[role] = OrtRunner(graph, folder, providers, max_batch=max_batch, threads=threads)
     actual_gpu = runners["encoder"].device != CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
@@ -60,10 +78,17 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     return opened
 
 
+def _trt_runner(folder: Path, manifest: Manifest, graph, max_batch) -> Runner:
+    """A TensorRT runner for ``graph``'s engine, limited by the batch range the engine was built for."""
+    from .engine_locate import engine_batch, locate_engine_entry
+    from .tensorrt_backend import TrtRunner
+
+    path, entry = locate_engine_entry(folder, manifest, graph)
+    return TrtRunner(graph, path, max_batch=max_batch, engine_batch=engine_batch(entry, graph))
+
+
 def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_batch) -> ModelRunners:
     require("tensorrt", "gpu", "The TensorRT backend")
-    from .engine_locate import locate_engine  # engine cache lookup, keyed by hash/version/GPU/precision/profile
-    from .tensorrt_backend import TrtRunner
 
     runners: dict[str, Runner] = {}
     errors = []
@@ -71,7 +96,7 @@ def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_
         try:
             for role in ROLES:
                 graph = manifest.select_graph(role, (p,), ("trt",))
-                runners[role] = TrtRunner(graph, locate_engine(folder, manifest, graph), max_batch=max_batch)
+                runners[role] = _trt_runner(folder, manifest, graph, max_batch)
             return ModelRunners(runners["encoder"], runners["relation_head"], "tensorrt", p)
         except (ManifestError, BackendError) as exc:
             errors.append(f"{p}: {exc}")
@@ -79,6 +104,44 @@ def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_
                 r.close()
             runners = {}
     raise BackendError("TensorRT backend unavailable: " + "; ".join(errors))
+
+
+RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
+
+
+def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> dict[str, Runner] | None:
+    """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None.
+
+    * TensorRT: the engines of the ``relation_*_trt`` graphs (``zse-export build``
+      builds them), so a TensorRT deployment reranks with per-image work done once;
+    * ONNX Runtime: the plain fp32 graphs on the same providers as the encoder
+      (with the TensorRT provider: the ``*_trt`` graphs, given explicit profiles).
+
+    None when the folder lacks these graphs (an older export) or their engines,
+    or the backend is torch: the caller then scores pairs with ``relation_head``.
+    """
+    folder = Path(folder)
+    if not all(manifest.find_graphs(r) for r in RELATION_ROLES):
+        return None
+    opened: dict[str, Runner] = {}
+    try:
+        if runners.backend == "tensorrt":
+            for role in RELATION_ROLES:
+                opened[role] = _trt_runner(folder, manifest, manifest.select_graph(role, ("fp32",), ("trt",)), None)
+            return opened
+        if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
+            from .onnxruntime_backend import TRT_EP, OrtRunner
+
+            providers = list(getattr(runners.encoder, "providers", []) or [])
+            variants = ("trt", "plain") if providers and providers[0] == TRT_EP else ("plain",)
+            for role in RELATION_ROLES:
+                opened[role] = OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None)
+            return opened
+    except (ManifestError, BackendError) as exc:
+        _log.info("restructured relation head unavailable on %s: %s", runners.backend, exc)
+        for r in opened.values():
+            r.close()
+    return None
 
 
 def _open_torch(manifest: Manifest, precision: str | None, checkpoint, max_batch) -> ModelRunners:
@@ -137,6 +200,19 @@ def open_runners(
     raise BackendError("no usable backend for this export folder: " + "; ".join(reasons))
 
 
+def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None):
+    """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners.
+
+    ``photo_side``: the photos' ``relation_photo`` outputs if already stored (e.g. with a gallery),
+    else computed here. One implementation for every backend (what the searcher's stage 2 calls).
+    """
+    sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
+    if photo_side is None:
+        photo_side = fast["relation_photo"].run({"photo_tokens": photo_tokens})
+    inputs = {"sketch_tokens": sketch_tokens, **sketch_side, "photo_tokens": photo_tokens, **photo_side}
+    return fast["relation_pair"].run(inputs)["score"]
+
+
 def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> Runner:
     """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime.
 
@@ -148,7 +224,7 @@ def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: 
         from .torch_backend import TorchRunner
 
         return TorchRunner(graph, runners.encoder.model)
-    from .onnxruntime_backend import CPU, GPU_PROVIDERS, OrtRunner, available_providers
+    from .onnxruntime_backend import CPU, CUDA_EP, OrtRunner, available_providers
 
-    providers = [p for p in GPU_PROVIDERS[1:] if p in available_providers()] + [CPU]
+    providers = [p for p in (CUDA_EP,) if p in available_providers()] + [CPU]
     return OrtRunner(graph, folder, providers)

@@ -1,33 +1,66 @@
-"""TensorRT backend: runs a serialized engine built by ``zse-export build``.
+"""TensorRT backend: runs a serialized engine built by ``zse-export build`` (TensorRT 10.x API).
 
-Thin by design. Device buffers are allocated once for the profile's maximum
-batch and reused, so a call costs one upload per input and one download per
-output. ``tensorrt`` is imported only when this backend is created, and an
-engine is only deserialized when a GPU is present (deserializing without one
-crashed the process when tried).
+Per call (one batch): inputs are copied into page-locked host buffers,
+uploaded with ``cudaMemcpyAsync`` on the runner's stream, the engine is
+enqueued on that stream (``set_input_shape`` per input, its return value
+checked, then ``execute_async_v3``), outputs are downloaded into pinned
+buffers on the same stream, and the host synchronises **once**. Device and
+pinned buffers are allocated once, for the engine profile's maximum batch,
+and reused. This is the pattern of NVIDIA's samples (``common_runtime.py``)
+and Polygraphy's TensorRT runner.
+
+Threads: a TensorRT execution context must not be used by two threads at once,
+and this runner owns one context, one stream and one set of buffers. So every
+batch runs under a lock (``threading.Lock``): calls from several threads are
+safe and return their own results, and they run one after another. For GPU
+concurrency, open one runner per worker thread (each has its own context and
+stream); the engine's weights are then loaded once per runner.
+
+``tensorrt`` is imported only when this backend is created, and an engine is
+only deserialized when a GPU is present (deserializing without one crashed
+the process when tried).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import BackendError, require
-from ...manifest import GraphSpec
+from ...manifest import BatchRange, GraphSpec
 from . import cuda
 from .base import Runner
 
 _log = logging.getLogger(__name__)
 
 
+def batch_limit(engine_profile_max: int, recorded: BatchRange | None, graph: GraphSpec) -> int:
+    """The largest batch one engine call takes: its profile's max, as recorded at build time (``--max-batch``).
+
+    The engine's own profile (read from the plan) wins over the manifest's
+    record should they ever disagree: never hand the engine more rows than it
+    was built for.
+    """
+    recorded_max = recorded.max if recorded is not None else graph.batch.max
+    return max(1, min(int(engine_profile_max), int(recorded_max)))
+
+
 class TrtRunner(Runner):
     backend = "tensorrt"
 
-    def __init__(self, graph: GraphSpec, engine_path: str | os.PathLike, max_batch: int | None = None):
-        super().__init__(graph, max_batch)
+    def __init__(
+        self,
+        graph: GraphSpec,
+        engine_path: str | os.PathLike,
+        max_batch: int | None = None,
+        engine_batch: BatchRange | None = None,
+    ):
+        """``engine_batch``: the batch range the engine was built for (its manifest entry's ``batch``);
+        defaults to the graph's range. It, not the graph's recipe range, bounds the batches run."""
         trt = require("tensorrt", "gpu", "The TensorRT backend")
         if cuda.gpu_count() == 0:
             raise BackendError("the TensorRT backend needs an NVIDIA GPU; none is visible (CUDA device count is 0)")
@@ -43,25 +76,32 @@ class TrtRunner(Runner):
                 f"{path}: TensorRT could not deserialize the engine (built with another TensorRT version or GPU?); "
                 "rebuild it with: zse-export build <export dir>"
             )
-        self.context = self.engine.create_execution_context()
-        self.stream = cuda.Stream()
-        self._names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self._inputs = [n for n in self._names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self._outputs = [n for n in self._names if n not in self._inputs]
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._outputs = [n for n in names if n not in self._inputs]
         expected = sorted(t.name for t in graph.inputs)
         if sorted(self._inputs) != expected:
             raise BackendError(f"{path}: engine inputs {sorted(self._inputs)} do not match the manifest's {expected}")
-        # The profile bounds the batch: never hand the engine more rows than it was built for.
-        profile_max = min(int(self.engine.get_tensor_profile_shape(n, 0)[2][0]) for n in self._inputs)
-        self.max_batch = min(self.max_batch, profile_max)
-        self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in self._names}
-        self._buffers: dict[str, cuda.DeviceBuffer] = {}
         specs = {t.name: t for t in (*graph.inputs, *graph.outputs)}
-        for name in self._names:
-            row_shape = [d for d in specs[name].shape[1:]] if name in specs else list(self.engine.get_tensor_shape(name))[1:]
-            nbytes = self.max_batch * int(np.prod(row_shape, dtype=np.int64)) * self._dtypes[name].itemsize
-            self._buffers[name] = cuda.DeviceBuffer(max(nbytes, 1))
-            self.context.set_tensor_address(name, int(self._buffers[name].ptr))
+        dynamic = [n for n in self._inputs if isinstance(specs[n].shape[0], str)]
+        # Static inputs (relation_pair's one-query side) have no profile entry; the dynamic ones bound the batch.
+        profile_max = min((int(self.engine.get_tensor_profile_shape(n, 0)[2][0]) for n in dynamic), default=1)
+        super().__init__(graph, max_batch, limit=batch_limit(profile_max, engine_batch, graph))
+        self.context = self.engine.create_execution_context()
+        self.stream = cuda.Stream()
+        self._lock = threading.Lock()
+        self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self._device: dict[str, cuda.DeviceBuffer] = {}
+        self._host: dict[str, cuda.PinnedBuffer] = {}
+        for name in names:
+            spec_shape = specs[name].shape if name in specs else tuple(self.engine.get_tensor_shape(name))
+            rows = self.max_batch if isinstance(spec_shape[0], str) or name not in specs else int(spec_shape[0])
+            row_shape = [int(d) for d in spec_shape[1:]]
+            nbytes = max(rows * int(np.prod(row_shape, dtype=np.int64)) * self._dtypes[name].itemsize, 1)
+            self._device[name] = cuda.DeviceBuffer(nbytes)
+            self._host[name] = cuda.PinnedBuffer(nbytes, self._dtypes[name])
+            if not self.context.set_tensor_address(name, int(self._device[name].ptr)):
+                raise BackendError(f"graph {graph.id}: TensorRT refused the device address of tensor {name!r}")
         _log.info("graph %s runs on TensorRT %s (engine %s, max batch %d)", graph.id, trt.__version__, path.name, self.max_batch)
 
     @property
@@ -69,24 +109,31 @@ class TrtRunner(Runner):
         return "cuda:0 (TensorRT)"
 
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for name in self._inputs:
-            host = np.ascontiguousarray(inputs[name], dtype=self._dtypes[name])
-            self.context.set_input_shape(name, host.shape)
-            self._buffers[name].upload(host, self.stream)
-        if not self.context.execute_async_v3(self.stream.handle):
-            raise BackendError(f"graph {self.graph.id}: TensorRT execution failed")
-        outputs = {}
-        for name in self._outputs:
-            host = np.empty(tuple(self.context.get_tensor_shape(name)), dtype=self._dtypes[name])
-            self._buffers[name].download(host, self.stream)
-            outputs[name] = host
-        self.stream.synchronize()
-        return {name: value.astype(np.float32, copy=False) for name, value in outputs.items()}
+        with self._lock:  # one context, stream and buffer set: one batch at a time (see the module docstring)
+            for name in self._inputs:
+                value = inputs[name]
+                staged = self._host[name].view(value.shape)
+                np.copyto(staged, value, casting="same_kind")  # float32 -> the engine's dtype where it differs
+                if not self.context.set_input_shape(name, tuple(value.shape)):
+                    raise BackendError(
+                        f"graph {self.graph.id}: TensorRT rejected input shape {tuple(value.shape)} for {name!r} "
+                        f"(outside the engine's profile; max batch {self.max_batch})"
+                    )
+                self._device[name].upload(staged, self.stream)
+            if not self.context.execute_async_v3(self.stream.handle):
+                raise BackendError(f"graph {self.graph.id}: TensorRT execution failed")
+            staged_out = {}
+            for name in self._outputs:
+                staged_out[name] = self._host[name].view(tuple(self.context.get_tensor_shape(name)))
+                self._device[name].download(staged_out[name], self.stream)
+            self.stream.synchronize()  # the only host wait of the call
+            # Copy out of the pinned buffers: they are reused by the next call.
+            return {name: np.array(value, dtype=np.float32, copy=True) for name, value in staged_out.items()}
 
     def close(self) -> None:
-        for buffer in self._buffers.values():
+        for buffer in (*self._device.values(), *self._host.values()):
             buffer.close()
-        self._buffers = {}
+        self._device, self._host = {}, {}
         self.stream.close()
         self.context = None
         self.engine = None

@@ -19,6 +19,9 @@ from ...errors import DependencyError, ExportError
 _log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'zse-infer[gpu]' (TensorRT's wheels come from NVIDIA's package index)"
+#: TensorRT majors this package is written and documented against (see engines/tensorrt_build.py):
+#: 11 removed the weakly typed builder API and has not been run with this code, so it is refused, not guessed at.
+SUPPORTED_MAJORS = (10,)
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,10 @@ def probe_tensorrt() -> TrtEnvironment:
         return TrtEnvironment(False, reason)
     version = str(trt.__version__)
     major = int(version.split(".")[0])
-    if major < 10:
-        return TrtEnvironment(False, f"TensorRT {version} is installed, expected 10 or newer; {INSTALL_HINT}", version)
+    if major not in SUPPORTED_MAJORS:
+        return TrtEnvironment(
+            False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}", version
+        )
     cc, device, reason = probe_gpu()
     if cc is None:
         return TrtEnvironment(False, f"TensorRT {version} is installed but {reason}", version)
@@ -80,7 +85,7 @@ def require_tensorrt() -> tuple[ModuleType, TrtEnvironment]:
     """The ``tensorrt`` module and the environment, or a clear error naming what is missing."""
     env = probe_tensorrt()
     if not env.ready:
-        if env.version is None:
+        if env.version is None or int(env.version.split(".")[0]) not in SUPPORTED_MAJORS:
             raise DependencyError(f"building or running TensorRT engines: {env.reason}")
         raise ExportError(f"building or running TensorRT engines needs an NVIDIA GPU: {env.reason}")
     trt, _ = _import_tensorrt()
