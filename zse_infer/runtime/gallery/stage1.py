@@ -132,7 +132,7 @@ class Stage1Cache:
                 if len(removed):
                     index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))
                 if len(added):
-                    ret = np.asarray(snap.take(added, ["ret"])["ret"], np.float32)
+                    ret = np.ascontiguousarray(snap.take(added, ["ret"])["ret"], np.float32)
                     index.add_with_ids(ret, added.astype(np.int64))
                 _log.info("stage-1 index updated to version %d: %d added, %d removed", snap.version, len(added), len(removed))
                 meta = {**meta, "version": snap.version, "count": len(now)}

@@ -174,7 +174,10 @@ class Snapshot:
         out = {}
         for c in columns:
             col = table.column(c)
-            if c in ("tokens", "proj"):
+            if c == "ret":
+                flat = col.combine_chunks().flatten().to_numpy()
+                out[c] = flat.reshape(table.num_rows, -1)[back]
+            elif c in ("tokens", "proj"):
                 width = col.type.byte_width
                 buf = col.combine_chunks().buffers()[1]
                 arr = np.frombuffer(buf, np.uint8, count=width * table.num_rows, offset=col.combine_chunks().offset * width)
