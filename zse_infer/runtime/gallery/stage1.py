@@ -121,9 +121,10 @@ class Stage1Cache:
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             files = folder / meta["dir"]
-            index = faiss.read_index(str(files / "ivf.faiss"))
             if meta["version"] == snap.version:
-                return IvfIndex(index, snap.version, meta)
+                # Memory-mapped, read-only: opening costs milliseconds whatever the size.
+                return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
+            index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
             then = np.load(files / "rowids.npy")
             now = snap.row_ids()
             if len(now) <= 4 * meta["trained_on"]:
