@@ -16,7 +16,8 @@ The schema metadata names the format, the model (name + checkpoint sha256), the 
 and the codec with its trained tables: a gallery describes itself.
 
 Why Lance: appends are commits of new immutable fragments, optimistic and retried, so two
-processes appending at once both land (measured in tests/runtime/test_gallery_store.py);
+processes appending at once both land (tests/runtime/test_gallery_store.py; the first
+commit, which creates the dataset, is serialised by a file lock: racing creates could lose one);
 every commit is a new version, so a reader pinned to a version sees one consistent snapshot
 until it calls :meth:`Gallery.refresh`; a killed writer leaves only whole commits (files of
 an unfinished commit are unreferenced and removed by ``compact()``). Row ids are *stable*
@@ -42,6 +43,7 @@ named: ``zse gallery migrate OLD NEW`` converts one without re-encoding.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -375,19 +377,12 @@ class Gallery:
             if self._snapshot is None:
                 self.refresh()  # another process may have created the gallery: adopt its codec
             creating = self._snapshot is None
-            if creating and self.codec.needs_training:
-                self.codec.train(batch.tokens)
-            table = self._arrow(batch, key)
             try:
-                if creating:
-                    self.root.mkdir(parents=True, exist_ok=True)
-                    ds = lance.write_dataset(table, self.uri, mode="create", enable_stable_row_ids=True, commit_message="zse index")
-                else:
-                    ds = lance.write_dataset(table, self.uri, mode="append", commit_message="zse index")
+                ds = self._create(lance, batch, key) if creating else None
+                if ds is None:  # appending (also when another process created it first: with its codec)
+                    ds = lance.write_dataset(self._arrow(batch, key), self.uri, mode="append", commit_message="zse index")
                 break
             except (OSError, ValueError, RuntimeError) as exc:
-                # Two processes creating one gallery: Lance does not retry a conflicting create,
-                # so the loser appends to the winner's dataset, encoding with the winner's codec.
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise GalleryError(f"{self.uri}: commit failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
                 if creating and self.codec.name.startswith("pca"):
@@ -400,6 +395,24 @@ class Gallery:
                 self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(batch.ids)])
         self.refresh()
         return self.version
+
+    def _create(self, lance, batch: Batch, key: int):
+        """The first commit, under a file lock: two Lance creates racing on local disk can
+        both report success while one of them is lost (measured), so creation is serialised
+        and the second process finds the dataset and appends instead (returns None)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".create.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.exists(self.root):
+                    self.refresh()
+                    return None
+                if self.codec.needs_training:
+                    self.codec.train(batch.tokens)
+                return lance.write_dataset(self._arrow(batch, key), self.uri, mode="create", enable_stable_row_ids=True,
+                                           commit_message="zse index")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _arrow(self, batch: Batch, key: int):
         import pyarrow as pa
@@ -496,7 +509,7 @@ class Gallery:
         if not self.exists(self.root):
             return Gallery.create(target, self.tokens_shape, self.model, self.codec.name, self.projections)
         tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-        shutil.copytree(self.root, tmp, ignore=shutil.ignore_patterns("*.tmp", ".lock"))
+        shutil.copytree(self.root, tmp, ignore=shutil.ignore_patterns("*.tmp", "*.lock", ".lock"))
         fsync_tree(tmp)
         if target.exists():
             target.rmdir()
