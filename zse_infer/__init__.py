@@ -19,7 +19,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "Retriever": "zse_infer.runtime.retriever",
     "Hit": "zse_infer.runtime.retriever",
-    "Gallery": "zse_infer.runtime.gallery.format1",
+    "Gallery": "zse_infer.runtime.gallery.store",
 }
 
 __all__ = ["ZseError", "__version__", *_LAZY]

@@ -40,7 +40,7 @@ def test_index_and_search_contract(tiny_export, photos, sketch, tmp_path):
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(h.stage == 2 and 0 < h.score < 1 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert hits[0].id == hits[0].path == str(photos[hits[0].row])
+    assert hits[0].id == hits[0].path == str(photos[hits[0].row].resolve())  # one commit: row ids 0..11
     stage1 = r.search(sketch, k=3, rerank=0)
     assert all(h.stage == 1 and -1 <= h.score <= 1 for h in stage1)
     mixed = r.search(sketch, k=6, rerank=2)
@@ -88,11 +88,10 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["missing", "zero", "truncated", "text", "corrupt"])
-def test_bad_photo_raises_naming_it_and_writes_nothing(tiny_export, photos, tmp_path, kind):
+def test_bad_photo_raises_naming_it_and_keeps_earlier_batches(tiny_export, photos, tmp_path, kind):
     gallery = tmp_path / "gallery"
-    r = Retriever.load(tiny_export, gallery=gallery)
+    r = Retriever.load(tiny_export, gallery=gallery, create=True)
     r.index(photos[:3], progress=False)
-    before = _snapshot(gallery)
     bad = tmp_path / f"bad_{kind}.png"
     if kind == "zero":
         bad.write_bytes(b"")
@@ -105,9 +104,11 @@ def test_bad_photo_raises_naming_it_and_writes_nothing(tiny_export, photos, tmp_
         data[40:80] = b"\xff" * 40
         bad.write_bytes(bytes(data))
     with pytest.raises(ZseError, match=bad.name):
-        r.index([*photos[3:8], bad, *photos[8:]], progress=False, shard_size=2)
-    assert _snapshot(gallery) == before
-    assert len(Retriever.load(tiny_export, gallery=gallery)) == 3
+        r.index([*photos[3:8], bad, *photos[8:]], progress=False, commit_size=2)
+    # Batches committed before the bad photo stay (3,4 and 5,6); 7 shared the bad one's batch.
+    assert sorted(Retriever.load(tiny_export, gallery=gallery).gallery.ids) == sorted(str(p) for p in photos[:7])
+    report = r.index(photos, progress=False)
+    assert report.skipped_existing == 7 and report.added == 5 and len(r) == 12
 
 
 def test_skip_mode_reports_bad_photos(tiny_export, photos, tmp_path):
@@ -129,7 +130,7 @@ def test_skip_mode_reports_bad_photos(tiny_export, photos, tmp_path):
     ],
 )
 def test_bad_sketch_raises_naming_it(tiny_export, photos, tmp_path, make, error):
-    r = Retriever.load(tiny_export, gallery=tmp_path / "g")
+    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     r.index(photos[:2], progress=False)
     before = _snapshot(tmp_path / "g")
     path = make(tmp_path)
@@ -155,15 +156,20 @@ def test_argument_errors(tiny_export, photos, sketch):
         r.index(photos[:3], ids=["a", "b"])
 
 
-def test_gallery_from_another_model_is_refused(tiny_export, photos, tmp_path):
-    r = Retriever.load(tiny_export, gallery=tmp_path / "g")
+def test_gallery_from_another_model_is_refused_in_plain_words(tiny_export, photos, tmp_path):
+    import lance
+
+    from zse_infer.runtime.gallery.store import DATASET, META_KEY
+
+    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     r.index(photos[:1], progress=False)
-    record = tmp_path / "g" / "gallery.json"
-    data = json.loads(record.read_text())
-    data["model"] = {"name": "zse_vit_b16", "checkpoint_sha256": "0" * 64}
-    record.write_text(json.dumps(data))
-    with pytest.raises(GalleryError, match="Re-index"):
+    ds = lance.dataset(str(tmp_path / "g" / DATASET))
+    meta = json.loads(ds.schema.metadata[META_KEY])
+    meta["model"] = {"name": "zse_vit_b16", "checkpoint_sha256": "1a2b3c4d" + "0" * 56}
+    ds.update_schema_metadata({META_KEY.decode(): json.dumps(meta)})
+    with pytest.raises(GalleryError, match="Re-index") as err:
         Retriever.load(tiny_export, gallery=tmp_path / "g")
+    assert "built with model zse_vit_b16 (checkpoint 1a2b3c4d...)" in str(err.value) and "{" not in str(err.value)
 
 
 CHILD = textwrap.dedent(
@@ -171,50 +177,58 @@ CHILD = textwrap.dedent(
     import sys, time
     from zse_infer import Retriever
     export, gallery, listing = sys.argv[1:4]
-    r = Retriever.load(export, gallery=gallery)
+    r = Retriever.load(export, gallery=gallery, create=True)
     run = r.runners.encoder.run
     def slow_run(inputs):
         time.sleep(0.15)  # make the run long enough to be killed midway
         return run(inputs)
     r.runners.encoder.run = slow_run
-    r.index(open(listing).read().split(), batch_size=2, shard_size=4, progress=False)
+    r.index(open(listing).read().split(), batch_size=2, commit_size=4, progress=False)
     """
 )
 
 
-def test_killed_indexing_leaves_a_loadable_gallery_and_resumes(tiny_export, tmp_path):
+def _stored(gallery: Path) -> int:
+    import lance
+
+    from zse_infer.runtime.gallery.store import DATASET
+
+    try:
+        return lance.dataset(str(gallery / DATASET)).count_rows()
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_stopped_indexing_keeps_committed_batches_and_resumes(tiny_export, tmp_path, sig):
     photos = make_photo_files(tmp_path / "photos", 40)
     gallery = tmp_path / "gallery"
-    base = Retriever.load(tiny_export, gallery=gallery)
-    base.index(photos[:4], progress=False)  # a committed gallery before the killed run
+    base = Retriever.load(tiny_export, gallery=gallery, create=True)
+    base.index(photos[:4], progress=False)  # a committed gallery before the stopped run
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(map(str, photos)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_export), str(gallery), str(listing)], env=env)
-    pending = gallery / "pending.json"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_export), str(gallery), str(listing)], env=env,
+                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and child.poll() is None:
-        if pending.is_file() and len(json.loads(pending.read_text() or "{}").get("shards", [])) >= 2:
-            break
+    while time.monotonic() < deadline and child.poll() is None and _stored(gallery) < 12:
         time.sleep(0.02)
-    assert child.poll() is None, "the indexing child finished before it could be killed"
-    child.send_signal(signal.SIGKILL)
+    assert child.poll() is None, "the indexing child finished before it could be stopped"
+    child.send_signal(sig)
     child.wait()
 
-    after_kill = Retriever.load(tiny_export, gallery=gallery)
-    assert after_kill.gallery.ids == [str(p) for p in photos[:4]]  # previous gallery intact
-    pending_ids = {i for s in after_kill.gallery.read_pending() for i in s.ids}
-    assert len(pending_ids) >= 8
+    after = Retriever.load(tiny_export, gallery=gallery)
+    stored = after.gallery.ids
+    assert len(stored) >= 12 and len(stored) % 4 == 0 and len(set(stored)) == len(stored)  # whole batches only
+    assert set(stored) >= {str(p) for p in photos[:4]}
 
     encoded = []
-    run = after_kill.runners.encoder.run
-    after_kill.runners.encoder.run = lambda inputs: encoded.append(len(inputs["image"])) or run(inputs)
-    report = after_kill.index(photos, progress=False)
-    assert report.resumed == len(pending_ids) and report.skipped_existing == 4 + len(pending_ids)
-    assert sum(encoded) == 40 - 4 - len(pending_ids)  # nothing encoded twice
+    run = after.runners.encoder.run
+    after.runners.encoder.run = lambda inputs: encoded.append(len(inputs["image"])) or run(inputs)
+    report = after.index(photos, progress=False)
+    assert report.skipped_existing == len(stored) and sum(encoded) == 40 - len(stored)  # nothing encoded twice
     final = Retriever.load(tiny_export, gallery=gallery)
     assert sorted(final.gallery.ids) == sorted(str(p) for p in photos)
-    assert not pending.exists()
 
     fresh = Retriever.load(tiny_export)
     fresh.index(photos, progress=False)
@@ -233,7 +247,7 @@ def test_retriever_works_without_torch(tiny_export, tmp_path, golden_images):
         import zse_infer
         zse_infer.Retriever
         from zse_infer import Retriever
-        r = Retriever.load({str(tiny_export)!r}, gallery={str(tmp_path / 'g')!r})
+        r = Retriever.load({str(tiny_export)!r}, gallery={str(tmp_path / 'g')!r}, create=True)
         r.index([{str(golden_images['photo'][0])!r}], progress=False)
         hits = r.search({str(golden_images['sketch'][0])!r}, k=1)
         assert hits[0].rank == 1
@@ -251,9 +265,9 @@ def test_fast_relation_graphs_and_stored_projections_match_the_compat_graph(tiny
     compat.index(photos, progress=False)
     fast = Retriever.load(tiny_export, relation="fast")
     fast.index(photos, progress=False)
-    cached = Retriever.load(tiny_export, gallery=tmp_path / "proj", relation="fast", projections=True)
+    cached = Retriever.load(tiny_export, gallery=tmp_path / "proj", create=True, relation="fast", projections=True)
     cached.index(photos, progress=False)
-    assert cached.gallery.projections and len(list((tmp_path / "proj" / "shards").glob("*.proj.npy"))) == 1
+    assert cached.gallery.projections and "proj" in cached.gallery.snapshot.ds.schema.names
     want = compat.search(sketch, k=12, rerank="all")
     for r in (fast, cached, Retriever.load(tiny_export, gallery=tmp_path / "proj")):
         got = r.search(sketch, k=12, rerank="all")

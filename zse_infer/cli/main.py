@@ -36,6 +36,8 @@ def main() -> None:
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Gallery folder: created if missing, appended to otherwise.")
+@click.option("--codec", type=click.Choice(["float16", "int8", "pq", "none"]), default="float16", show_default=True,
+              help="How a NEW gallery stores tokens: pq is 8x smaller, none stores none (stage 2 re-encodes).")
 @click.option("--list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A text file with one photo path per line (relative to the file).")
 @click.option("--batch-size", type=int, default=None, help="Photos per encoder call (default: the graph's max batch).")
@@ -44,8 +46,8 @@ def main() -> None:
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
 @zse_errors
-def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, backend, verbose) -> None:
-    """Encode PHOTOS (files or folders) into the gallery. Re-running resumes an interrupted run."""
+def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, verbose) -> None:
+    """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
 
@@ -53,7 +55,7 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend)
     report = r.index(sources, batch_size=batch_size, on_error=on_error)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
@@ -86,7 +88,9 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
     from ..runtime.photo_sources import expand_sources
 
     setup_logging(verbose)
-    if not (gallery_dir / "gallery.json").is_file():
+    from ..runtime.gallery.store import Gallery
+
+    if not Gallery.exists(gallery_dir) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
         raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
@@ -150,7 +154,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     else:
         eval_set = load_official_split(root, dataset, subsample=not test_all)
     click.echo(eval_set.describe(), err=True)
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend)
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
@@ -228,9 +232,11 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
                f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}")
 
 
-from .serve import serve as _serve  # noqa: E402 - registered here, defined in its own file
+from .gallery import gallery as _gallery_group  # noqa: E402 - registered here, defined in their own files
+from .serve import serve as _serve  # noqa: E402
 
 main.add_command(_serve)
+main.add_command(_gallery_group)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

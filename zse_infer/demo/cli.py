@@ -215,7 +215,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     clock.done("export")
 
     clock.start(2, f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
-    retriever = Retriever.load(export, gallery=out / "gallery", backend=backend, projections=True)
+    retriever = Retriever.load(export, gallery=out / "gallery", create=True, backend=backend, projections=True)
     click.echo(f"      {rerank_note(retriever.manifest, rerank)}", err=True)
     rerank = retriever.manifest.default_rerank if rerank is None else rerank
     retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=True)

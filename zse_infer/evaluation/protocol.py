@@ -27,7 +27,7 @@ from .datasets import EvalSet
 from ..errors import InputError
 from .metrics import RankingMetrics
 from ..runtime.retriever import Retriever
-from ..vectors import l2_normalize
+from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ RANKINGS = ("sa", "two-stage", "rn")
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
     by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
+    retriever.refresh()
     ids = retriever.gallery.ids
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -48,24 +49,20 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
 
 
 def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int) -> np.ndarray:
-    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery."""
-    ret = retriever.gallery.ret_matrix()
-    cos = l2_normalize(sketch_tokens[:, 0]) @ ret.T  # (Q, N)
+    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in
+    gallery scan order, from the searcher's ranking functions (the ones search uses)."""
+    snap = retriever.gallery.snapshot
+    rowids = snap.row_ids()
+
+    def score(q: int, cols: np.ndarray) -> np.ndarray:
+        return retriever.relation_scores(sketch_tokens[q], rowids[cols])
+
+    if ranking == "rn":
+        return exhaustive_distances(len(sketch_tokens), len(rowids), score)
+    ret = ret_token_distances(sketch_tokens[:, 0], snap.ret_matrix())
     if ranking == "sa":
-        # |a - b| for unit vectors: the official "sa" distance (monotone in -cos).
-        return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
-    n = ret.shape[0]
-    distance = np.empty_like(cos)
-    for q, tokens in enumerate(sketch_tokens):
-        if ranking == "rn":
-            distance[q] = -retriever.relation_scores(tokens, np.arange(n))
-            continue
-        # two-stage: reranked photos get -score in (-1, 0); the rest 2 - cos in [1, 3], i.e.
-        # after every reranked one and in ret-token order, as search() returns them.
-        distance[q] = 2.0 - cos[q]
-        top = np.argsort(-cos[q], kind="stable")[:rerank]
-        distance[q, top] = -retriever.relation_scores(tokens, top)
-    return distance
+        return ret
+    return two_stage_distances(ret, rerank, score)
 
 
 def evaluate(

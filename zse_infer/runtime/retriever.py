@@ -1,14 +1,14 @@
-"""``Retriever``: the thin batched runtime pipelines use.
+"""``Retriever``: the facade over the indexer, the searcher and the explainer.
 
     from zse_infer import Retriever
-    r = Retriever.load("engines/zse_vit_b16", gallery="gallery/")
-    r.index(["photos/"])                      # encode and store photos (appends, atomically)
-    hits = r.search("sketch.png", k=10, rerank=100)
+    with Retriever.load("engines/zse_vit_b16", gallery="gallery/", create=True) as r:
+        r.index(["photos/"])                      # encode and store photos (one commit per batch)
+        hits = r.search("sketch.png", k=10)       # rerank=None: the export's recommended depth
 
-Search is two-stage: stage 1 ranks the whole gallery by ret-token cosine
-similarity; stage 2 reranks the top ``rerank`` candidates with the relation
-head and returns them by relation score. ``rerank=0`` is stage 1 only;
-``rerank="all"`` is the official exhaustive ranking.
+Search is two-stage: stage 1 ranks the whole gallery by ret-token cosine similarity;
+stage 2 reranks the top ``rerank`` candidates with the relation head and returns them by
+relation score. ``rerank=0`` is stage 1 only; ``rerank="all"`` is the official exhaustive
+ranking. The gallery is a Lance dataset (format 2, :mod:`.gallery.store`).
 
 No torch here: everything comes from the export folder's manifest.
 """
@@ -17,66 +17,66 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .gallery.stage1_index import RetIndex
-from ..errors import GalleryError, InputError, ZseError
-from .gallery.format1 import Gallery
-from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, Manifest
+from ..errors import GalleryError, InputError
+from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, Manifest
+from ..preprocess import ImageSource, image_to_rgb, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
-from ..preprocess import ImageSource, describe_source, image_to_rgb, load_image, source_path
+from .gallery.store import Gallery, model_words, same_model
+from .indexer import COMMIT_SIZE, IndexReport, Indexer
 from .runners.base import ModelRunners
 from .runners.select import open_runners
-from .photo_sources import expand_sources
-from ..vectors import l2_normalize
+from .searcher import Searcher
 
 _log = logging.getLogger(__name__)
 
-#: candidates scored per relation-head call in stage 2 (bounds memory for rerank="all")
-RERANK_CHUNK = 256
-#: photos encoded and written per gallery shard while indexing (the resume granularity)
-SHARD_SIZE = 256
+__all__ = ["Retriever", "Hit", "IndexReport"]
 
 
 @dataclass(frozen=True)
 class Hit:
     """One search result. ``score`` is the relation score (0..1) for hits reranked in
-    stage 2 (``stage == 2``) and the ret-token cosine similarity for stage-1-only hits."""
+    stage 2 (``stage == 2``) and the ret-token cosine similarity for stage-1-only hits.
+    ``row`` is the photo's stable row id in the gallery (kept through compaction)."""
 
     id: str
     path: str | None
     score: float
     rank: int  # 1 = best
     stage: int
-    row: int  # row in the gallery
-
-
-@dataclass
-class IndexReport:
-    added: int = 0
-    skipped_existing: int = 0
-    resumed: int = 0
-    failed: list[tuple[str, str]] = None  # (source, reason) for on_error="skip"
-
-    def __post_init__(self):
-        self.failed = self.failed or []
+    row: int
 
 
 class Retriever:
-    def __init__(self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery):
+    """Index photos into a gallery and search it with sketches.
+
+    Concurrency model: one ``Retriever`` may be shared by threads for ``search``,
+    ``search_batch``, ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up
+    (relation graphs, the stage-1 index of a new gallery version) happens under one lock;
+    model calls are serialised under a second lock (TensorRT execution contexts are not
+    re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads
+    run in parallel. Each search reads the one gallery snapshot (Lance version) it started
+    with, so a concurrent ``index``/``delete``/``refresh`` never shows it half a change.
+    ``index``, ``delete``, ``compact`` and ``refresh`` may run in any thread or process at
+    the same time as searches; other processes' commits become visible after ``refresh()``.
+    """
+
+    def __init__(self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str = "auto"):
         self.export_dir = export_dir
         self.manifest = manifest
         self.runners = runners
         self.gallery = gallery
-        self._index: RetIndex | None = None
-        self._index_size = -1
         self._explainer = None
-        self._relation_mode = "auto"
-        self._fast: dict | None = None
+        self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
+        self._run_lock = threading.RLock()  # model calls
+        self.searcher = Searcher(manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir)
+        self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -84,6 +84,8 @@ class Retriever:
         cls,
         export_dir: str | os.PathLike,
         gallery: str | os.PathLike | None = None,
+        create: bool = False,
+        codec: str = "float16",
         backend: str = "auto",
         precision: str | None = None,
         checkpoint: str | os.PathLike | None = None,
@@ -93,35 +95,39 @@ class Retriever:
         relation: str = "auto",
         projections: bool = False,
     ) -> "Retriever":
-        """Open an export folder (hashes verified) and optionally a gallery folder.
+        """Open an export folder (hashes verified) and a gallery.
 
-        A ``gallery`` path that holds no gallery yet is created. ``relation``: how
-        stage 2 scores pairs: ``"fast"`` (the restructured graphs: per-image
-        projections once, see :mod:`zse_infer.model.fast_relation`), ``"compat"``
-        (``relation_head.onnx``, one pair per row) or ``"auto"`` (fast where the
-        folder has the graphs and ONNX Runtime runs them). ``projections=True``
-        creates a new gallery that also stores each photo's relation-head
-        projections (about 3x the token storage) so reranking skips that work.
+        ``gallery``: a gallery folder; one that holds no gallery raises a ``GalleryError``
+        unless ``create=True`` (nothing is written until the first photos are committed).
+        ``gallery=None``: a temporary gallery (``save(PATH)`` keeps it). ``codec`` (new
+        galleries only): how tokens are stored: "float16", "int8", "pq" (PCA + 8-bit scalar
+        quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
+        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured
+        graphs), ``"compat"`` (``relation_head.onnx``) or ``"auto"``. ``projections=True``
+        creates a gallery that also stores each photo's relation-head projections.
         """
         if relation not in ("auto", "fast", "compat"):
             raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
         export_dir = Path(export_dir)
         manifest = Manifest.load(export_dir, verify=verify)
-        runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
         model_info = cls._model_info(manifest)
         tokens_shape = (manifest.model.num_tokens, manifest.model.width)
-        if gallery is not None and (Path(gallery) / "gallery.json").is_file():
+        if gallery is not None and Gallery.exists(gallery):
             g = Gallery.open(gallery)
-            if g.tokens_shape != tokens_shape or not _same_model(g.model, model_info):
+            if g.tokens_shape != tokens_shape or not same_model(g.model, model_info):
                 raise GalleryError(
-                    f"{gallery}: built with model {g.model} tokens {g.tokens_shape}; this export folder is "
-                    f"{model_info} tokens {tokens_shape}. Re-index the photos with this model."
+                    f"{gallery}: built with model {model_words(g.model)}, tokens {g.tokens_shape[0]}x{g.tokens_shape[1]}; "
+                    f"this export is {model_words(model_info)}, tokens {tokens_shape[0]}x{tokens_shape[1]}. "
+                    "Re-index the photos with this model into a new gallery."
                 )
+        elif gallery is not None and not create:
+            if Gallery.is_format1(gallery):
+                Gallery.open(gallery)  # raises, naming the migration command
+            raise GalleryError(f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True")
         else:
-            g = Gallery.create(gallery, tokens_shape, model_info, projections=projections)
-        retriever = cls(export_dir, manifest, runners, g)
-        retriever._relation_mode = relation
-        return retriever
+            g = Gallery.create(gallery, tokens_shape, model_info, codec=codec, projections=projections)
+        runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
+        return cls(export_dir, manifest, runners, g, relation)
 
     @staticmethod
     def _model_info(manifest: Manifest) -> dict[str, Any]:
@@ -137,6 +143,12 @@ class Retriever:
     def close(self) -> None:
         self.runners.close()
 
+    def __enter__(self) -> "Retriever":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ encoding
     def _preprocess(self, sources: Sequence[ImageSource], modality: str) -> np.ndarray:
         config = self.manifest.preprocess[modality]
@@ -149,63 +161,20 @@ class Retriever:
         if not len(images):
             return np.zeros((0, self.manifest.model.num_tokens, self.manifest.model.width), np.float32)
         pixels = self._preprocess(images, modality)
-        return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
+        with self._run_lock:
+            return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
+
+    def _encode_photo_files(self, paths: Sequence[str]) -> np.ndarray:
+        return self.encode(list(paths), "photo")
 
     def _fast_runners(self) -> dict | None:
-        """Runners of the restructured relation graphs, or None where the compatibility graph is used."""
-        if self._fast is None:
-            roles = ("relation_sketch", "relation_photo", "relation_pair")
-            have = all(self.manifest.find_graphs(r) for r in roles)
-            # The restructured graphs are fp32: an int8/fp16 deployment reranks with its own relation head.
-            usable = (
-                have and self.runners.backend.startswith("onnxruntime") and self.runners.precision == "fp32"
-                and self._relation_mode != "compat"
-            )
-            if self._relation_mode == "fast" and not usable:
-                raise InputError(
-                    "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version) "
-                    f"and the ONNX Runtime backend (this retriever runs {self.runners.backend})"
-                )
-            if not usable:
-                self._fast = {}
-            else:
-                from .runners.onnxruntime_backend import OrtRunner
-
-                providers = self.runners.encoder.providers
-                self._fast = {r: OrtRunner(self.manifest.select_graph(r, ("fp32",), ("plain",)), self.export_dir, providers) for r in roles}
-        return self._fast or None
-
-    def _photo_side(self, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
-        return self._fast_runners()["relation_photo"].run({"photo_tokens": photo_tokens})
+        return self.searcher.fast_runners()
 
     def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Relation score of one sketch (T, D) against the given gallery rows, in that order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        scores = np.empty(len(rows), dtype=np.float32)
-        fast = self._fast_runners()
-        sketch = np.ascontiguousarray(sketch_tokens[None], dtype=np.float32)
-        if fast:
-            # Once per query: the sketch's projections, broadcast over every candidate.
-            sketch_side = {"sketch_tokens": sketch, **fast["relation_sketch"].run({"sketch_tokens": sketch})}
-        n = self.manifest.model.num_tokens
-        for start in range(0, len(rows), RERANK_CHUNK):
-            chunk = rows[start : start + RERANK_CHUNK]
-            photo = self.gallery.tokens(chunk)
-            if not fast:
-                tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
-                out = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})
-            else:
-                if self.gallery.projections:
-                    proj = self.gallery.projections_of(chunk)  # computed at index time
-                    photo_side = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
-                    photo_side = {k: np.ascontiguousarray(v) for k, v in photo_side.items()}
-                else:
-                    photo_side = self._photo_side(photo)
-                out = fast["relation_pair"].run({**sketch_side, "photo_tokens": photo, **photo_side})
-            scores[start : start + len(chunk)] = out[HEAD_OUTPUT]
-        return scores
+        """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
+        return self.searcher.relation_scores(sketch_tokens, rows)
 
-    # ------------------------------------------------------------------ indexing
+    # ------------------------------------------------------------------ the gallery's lifecycle
     def index(
         self,
         photos: ImageSource | Iterable[ImageSource],
@@ -213,124 +182,46 @@ class Retriever:
         batch_size: int | None = None,
         on_error: str = "raise",
         progress: bool = True,
-        shard_size: int = SHARD_SIZE,
+        commit_size: int = COMMIT_SIZE,
     ) -> IndexReport:
-        """Encode photos and append them to the gallery (atomically; resumable).
+        """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
-        ``photos``: paths, directories (expanded recursively), PIL images, arrays
-        or bytes. ``ids`` default to the path (or ``#<n>`` for in-memory images).
-        Photos whose id is already stored are skipped. ``on_error="raise"``
-        raises on the first bad photo, naming it, and leaves the gallery as it
-        was; ``"skip"`` skips bad photos and lists them in the report.
-        ``shard_size`` photos are written per shard: the granularity at which an
-        interrupted run resumes.
+        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes.
+        ``ids`` default to the absolute (resolved) path, or ``#<n>`` for in-memory images.
+        A photo whose id is stored is skipped, unless its file changed (size or mtime): then
+        it is re-encoded and replaces the stored one. ``on_error="raise"`` raises on the first
+        bad photo, naming it; batches committed before it stay, and re-running continues
+        from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them
+        in the report's ``failed``.
         """
-        if on_error not in ("raise", "skip"):
-            raise InputError(f"on_error: received {on_error!r}, expected 'raise' or 'skip'")
-        sources = expand_sources(photos)
-        if ids is not None:
-            ids = [str(i) for i in ids]
-            if len(ids) != len(sources):
-                raise InputError(f"ids: received {len(ids)} ids for {len(sources)} photos")
-        else:
-            base = len(self.gallery)
-            ids = [source_path(s) or f"#{base + i}" for i, s in enumerate(sources)]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise InputError(f"ids: duplicates in this call: {dupes}")
-        batch = batch_size or self.runners.encoder.max_batch
-        if batch < 1 or shard_size < 1:
-            raise InputError(f"batch_size and shard_size: received {batch_size}/{shard_size}, expected >= 1")
+        return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size)
 
-        from tqdm.auto import tqdm
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete photos by id (one commit); returns how many were deleted."""
+        if isinstance(ids, (str, os.PathLike)):
+            ids = [ids]
+        return self.gallery.delete([str(i) for i in ids])
 
-        report = IndexReport()
-        gallery = self.gallery
-        with gallery.writing():
-            adopted = gallery.read_pending()
-            done = gallery.id_set() | {i for s in adopted for i in s.ids}
-            report.resumed = sum(s.count for s in adopted)
-            todo = [(s, i) for s, i in zip(sources, ids) if i not in done]
-            report.skipped_existing = len(sources) - len(todo)
-            if report.resumed:
-                _log.info("resuming: %d photos from an interrupted run are adopted, not re-encoded", report.resumed)
-            written = []
-            bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)
-            try:
-                for start in range(0, len(todo), shard_size):
-                    part = todo[start : start + shard_size]
-                    tokens, kept = self._encode_part(part, batch, on_error, report, bar)
-                    if kept:
-                        proj = self._projections_for(tokens) if gallery.projections else None
-                        shard = gallery.write_shard(tokens, [i for _, i in kept], [source_path(s) for s, _ in kept], proj)
-                        written.append(shard)
-                        # Record progress so a killed run resumes from here.
-                        gallery.write_pending([*adopted, *written])
-                gallery.commit([*adopted, *written])
-            except BaseException:
-                # Leave the gallery as it was: drop this call's shards, keep earlier pending ones.
-                gallery.discard(written)
-                gallery.write_pending(adopted)
-                raise
-            finally:
-                bar.close()
-        report.added = sum(s.count for s in written) + report.resumed
-        if report.failed:
-            _log.warning("indexing skipped %d unreadable photos: %s", len(report.failed), report.failed[:5])
-        return report
+    def refresh(self) -> bool:
+        """See other processes' commits (a long-lived reader stays on its snapshot until then)."""
+        with self._lock:
+            return self.gallery.refresh()
 
-    def _projections_for(self, tokens: np.ndarray) -> np.ndarray:
-        """The photo side of the relation head, (n, 3T-1, D): keys | queries | values."""
-        if not self._fast_runners():
-            raise GalleryError("this gallery stores projections, which needs the relation_photo graph and ONNX Runtime")
-        side = self._photo_side(tokens.astype(np.float16).astype(np.float32))  # from the tokens as stored
-        return np.concatenate([side["photo_k"], side["photo_q"], side["photo_v"]], axis=1)
-
-    def _encode_part(self, part, batch: int, on_error: str, report: IndexReport, bar):
-        config = self.manifest.preprocess["photo"]
-        kept, tokens = [], []
-        for start in range(0, len(part), batch):
-            pixels, ok = [], []
-            for source, pid in part[start : start + batch]:
-                try:
-                    pixels.append(load_image(source, config))
-                    ok.append((source, pid))
-                except ZseError as exc:
-                    if on_error == "raise":
-                        raise
-                    report.failed.append((describe_source(source), str(exc)))
-            if pixels:
-                out = self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT]
-                tokens.append(out)
-                kept.extend(ok)
-            bar.update(len(part[start : start + batch]))
-        if not kept:
-            return None, []
-        return np.concatenate(tokens), kept
+    def compact(self) -> dict[str, Any]:
+        """Merge the gallery's small fragments, drop deleted rows and old versions."""
+        return self.gallery.compact()
 
     def save(self, gallery_dir: str | os.PathLike) -> None:
         """Write the gallery to ``gallery_dir`` (later loads: ``Retriever.load(export, gallery=gallery_dir)``)."""
-        self.gallery = self.gallery.save(gallery_dir)
+        with self._lock:
+            saved = self.gallery.save(gallery_dir)
+            self.gallery = self.searcher.gallery = self.indexer.gallery = saved
+            self.searcher.stage1.gallery = saved
 
     # ------------------------------------------------------------------ search
-    def _ret_index(self) -> RetIndex:
-        if self._index is None or self._index_size != len(self.gallery):
-            self._index = RetIndex(self.gallery.ret_matrix())
-            self._index_size = len(self.gallery)
-        return self._index
-
-    def _parse_rerank(self, rerank: int | str | None) -> int:
-        n = len(self.gallery)
-        if rerank is None:  # the caller did not choose: the depth the export folder records
-            rerank = self.manifest.default_rerank
-        if rerank == "all":
-            return n
-        if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
-            raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
-        return min(int(rerank), n)
-
     def search(self, sketch: ImageSource, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
-        """The ``k`` best gallery photos for one sketch, best first."""
+        """The ``k`` best gallery photos for one sketch, best first. ``rerank=None``: the
+        export's recommended depth (``manifest.default_rerank``)."""
         return self.search_batch([sketch], k=k, rerank=rerank)[0]
 
     def search_batch(self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None) -> list[list[Hit]]:
@@ -343,37 +234,21 @@ class Retriever:
 
     def search_tokens(self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
         """Search with an already encoded sketch (T, D)."""
-        n = len(self.gallery)
-        if n == 0:
-            raise GalleryError("the gallery is empty: index photos first")
-        n_rerank = self._parse_rerank(rerank)
-        depth = min(max(k, n_rerank), n)
-        query = l2_normalize(sketch_tokens[0])[None]
-        cos, rows = self._ret_index().search(query, depth)
-        cos, rows = cos[0], rows[0]
-        hits: list[tuple[int, float, int]] = []  # (row, score, stage)
-        if n_rerank:
-            candidates = rows[:n_rerank]
-            scores = self.relation_scores(sketch_tokens, candidates)
-            # Highest relation score first; equal scores keep their stage-1 order.
-            order = np.lexsort((np.arange(len(scores)), -scores.astype(np.float64)))
-            hits = [(int(candidates[i]), float(scores[i]), 2) for i in order]
-        hits += [(int(r), float(c), 1) for r, c in zip(rows[n_rerank:], cos[n_rerank:])]
-        results = []
-        for rank, (row, score, stage) in enumerate(hits[:k], start=1):
-            pid, path = self.gallery.row_info(row)
-            results.append(Hit(id=pid, path=path, score=score, rank=rank, stage=stage, row=row))
-        return results
-
+        found = self.searcher.search_tokens(sketch_tokens, k, rerank)
+        return [Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)]
 
     # ------------------------------------------------------------------ explanations
     def _explainer_room(self) -> Explainer:
         """The explainer, fed this retriever's encoder and the gallery's stored tokens."""
         if self._explainer is None:
             self._explainer = Explainer(
-                self.export_dir, self.manifest, self.runners, encode=self.encode, stored_tokens=lambda rows: self.gallery.tokens(rows)
+                self.export_dir, self.manifest, self.runners, encode=self.encode, stored_tokens=self._stored_tokens
             )
         return self._explainer
+
+    def _stored_tokens(self, rows) -> np.ndarray:
+        # Through the searcher: decoded by the gallery's codec, or re-encoded from the file (codec "none").
+        return self.searcher.photo_tokens(self.searcher._snapshot(), np.asarray(rows, dtype=np.int64))
 
     def _photo_tokens_and_image(self, item: "Hit | ImageSource") -> tuple[np.ndarray, np.ndarray]:
         """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""
@@ -405,9 +280,3 @@ class Retriever:
         source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
         """
         return self._explainer_room().synthesize(sketch, hits_or_photos, out=out, ink_only=ink_only)
-
-
-def _same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if a.get("checkpoint_sha256") and b.get("checkpoint_sha256"):
-        return a["checkpoint_sha256"] == b["checkpoint_sha256"]
-    return a.get("name") == b.get("name")

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..config import ModelConfig, get_config
 from ..demo.split import load_split
 from ..evaluation.metrics import evaluate_ranking
 from ..model import ZseModel, load_model
+from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
 from .augment import to_tensor
 from .data import RenderSet, load_renders
 
@@ -77,10 +77,8 @@ def encode(model: ZseModel, images: np.ndarray, modality: str, batch: int = 64) 
 
 
 def ret_token_distance(sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor) -> np.ndarray:
-    """(Q, G) L2 distances of L2-normalised token 0 (the official "sa" ranking)."""
-    s = F.normalize(sketch_tokens[:, 0], dim=-1)
-    p = F.normalize(photo_tokens[:, 0], dim=-1)
-    return torch.cdist(s, p).numpy()
+    """(Q, G) L2 distances of L2-normalised token 0 (the official "sa" ranking): the searcher's implementation."""
+    return ret_token_distances(sketch_tokens[:, 0].numpy(), photo_tokens[:, 0].numpy())
 
 
 @torch.no_grad()
@@ -103,14 +101,10 @@ def rank_three_ways(
     n_q, n_g = ret.shape
     pairs = np.stack(np.meshgrid(np.arange(n_q), np.arange(n_g), indexing="ij"), -1).reshape(-1, 2)
     scores = relation_scores(model, sketch_tokens, photo_tokens, pairs).reshape(n_q, n_g)
-    # Two-stage: the top-k by ret-token, ordered by score, ahead of everything else (kept in
-    # ret-token order). Scores are in (0, 1) and ret distances in [0, 2], so -score < 1 + ret.
-    k = min(rerank_k, n_g)
-    top = np.argsort(ret, axis=1, kind="stable")[:, :k]
-    two = 1.0 + ret
-    rows = np.arange(n_q)[:, None]
-    two[rows, top] = -scores[rows, top]
-    return {"ret_token": ret, "two_stage": two, "exhaustive": -scores}
+    # The searcher's rankings, on scores computed here in torch (every pair, once).
+    two = two_stage_distances(ret, rerank_k, lambda q, cols: scores[q, cols])
+    exhaustive = exhaustive_distances(n_q, n_g, lambda q, cols: scores[q, cols])
+    return {"ret_token": ret, "two_stage": two, "exhaustive": exhaustive}
 
 
 def evaluate_arrays(

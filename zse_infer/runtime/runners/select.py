@@ -200,13 +200,15 @@ def open_runners(
     raise BackendError("no usable backend for this export folder: " + "; ".join(reasons))
 
 
-def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None):
+def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None, sketch_side=None):
     """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners.
 
     ``photo_side``: the photos' ``relation_photo`` outputs if already stored (e.g. with a gallery),
-    else computed here. One implementation for every backend (what the searcher's stage 2 calls).
+    else computed here; ``sketch_side`` likewise (a search computes it once per query, not per
+    chunk). One implementation for every backend (what the searcher's stage 2 calls).
     """
-    sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
+    if sketch_side is None:
+        sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
     if photo_side is None:
         photo_side = fast["relation_photo"].run({"photo_tokens": photo_tokens})
     inputs = {"sketch_tokens": sketch_tokens, **sketch_side, "photo_tokens": photo_tokens, **photo_side}

@@ -1,0 +1,176 @@
+"""The indexer: reader -> encoder -> writer (the roles of clip-retrieval's indexing pipeline).
+
+* reader: expands sources (folders, lists), gives each photo its id (default: the absolute,
+  resolved path, so the same file indexed from two working directories is one photo) and the
+  file's fingerprint (size, mtime_ns); decides what to skip (stored, unchanged) and what to
+  replace (stored, but the file changed);
+* encoder: the export's encoder in batches;
+* writer: one gallery commit per ``commit_size`` photos. A run that stops for any reason
+  (Ctrl-C, SIGTERM, SIGKILL, a bad file with ``on_error="raise"``) keeps every batch it
+  committed; re-running the same command skips those photos (they are stored, unchanged) and
+  continues with the rest: nothing is encoded twice and there is no resume file to lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, ZseError
+from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
+from ..preprocess import ImageSource, describe_source, load_image, source_path
+from ..vectors import l2_normalize
+from .gallery.store import Batch, Gallery
+from .photo_sources import expand_sources
+from .runners.base import ModelRunners
+
+_log = logging.getLogger(__name__)
+
+#: photos encoded per gallery commit while indexing (the granularity at which a stopped run resumes)
+COMMIT_SIZE = 256
+
+
+@dataclass
+class IndexReport:
+    added: int = 0  # new photos and replaced ones
+    skipped_existing: int = 0  # stored and unchanged
+    replaced: int = 0  # stored, but the file changed: re-encoded
+    resumed: int = 0  # kept for callers of format 1; a stopped run's batches are simply stored now
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason) for on_error="skip"
+
+
+def default_id(source: ImageSource, number: int) -> str:
+    path = source_path(source)
+    return str(Path(path).resolve()) if path is not None else f"#{number}"
+
+
+def fingerprint(source: ImageSource) -> tuple[int, int]:
+    """(size, mtime_ns) of a file source, (-1, -1) for in-memory images and unreadable files."""
+    path = source_path(source)
+    if path is None:
+        return (-1, -1)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (int(st.st_size), int(st.st_mtime_ns))
+
+
+class Indexer:
+    def __init__(self, manifest: Manifest, runners: ModelRunners, gallery: Gallery, run_lock: threading.RLock,
+                 photo_side: Callable[[np.ndarray], dict] | None = None):
+        self.manifest = manifest
+        self.runners = runners
+        self.gallery = gallery
+        self.run_lock = run_lock
+        self.photo_side = photo_side  # for galleries that store relation-head projections
+
+    # ------------------------------------------------------------------ reader
+    def plan(self, photos, ids: Sequence[str] | None):
+        """-> (todo [(source, id, fingerprint, replace)], skipped count)."""
+        sources = expand_sources(photos)
+        if ids is not None:
+            ids = [str(i) for i in ids]
+            if len(ids) != len(sources):
+                raise InputError(f"ids: received {len(ids)} ids for {len(sources)} photos")
+        else:
+            base = len(self.gallery)
+            ids = [default_id(s, base + i) for i, s in enumerate(sources)]
+        dupes = [i for i, c in Counter(ids).items() if c > 1]
+        if dupes:
+            raise InputError(f"ids: duplicates in this call: {', '.join(sorted(dupes)[:5])}")
+        if not self.gallery.codec.stores_tokens:
+            memory = [describe_source(s) for s in sources if source_path(s) is None]
+            if memory:
+                raise InputError(f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files")
+        self.gallery.refresh()
+        stored = self.gallery.snapshot.fingerprints() if self.gallery.snapshot else {}
+        todo, skipped = [], 0
+        for source, pid in zip(sources, ids):
+            fp = fingerprint(source)
+            if pid in stored:
+                if tuple(stored[pid]) == fp or fp == (-1, -1):
+                    skipped += 1
+                    continue
+                todo.append((source, pid, fp, True))
+            else:
+                todo.append((source, pid, fp, False))
+        return todo, skipped
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, part, batch: int, on_error: str, report: IndexReport, bar):
+        config = self.manifest.preprocess["photo"]
+        kept, tokens = [], []
+        for start in range(0, len(part), batch):
+            pixels, ok = [], []
+            for item in part[start : start + batch]:
+                try:
+                    pixels.append(load_image(item[0], config))
+                    ok.append(item)
+                except ZseError as exc:
+                    if on_error == "raise":
+                        raise
+                    report.failed.append((describe_source(item[0]), str(exc)))
+            if pixels:
+                with self.run_lock:
+                    tokens.append(self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT])
+                kept.extend(ok)
+            bar.update(len(part[start : start + batch]))
+        return (np.concatenate(tokens) if kept else None), kept
+
+    # ------------------------------------------------------------------ writer
+    def write(self, tokens: np.ndarray, kept) -> None:
+        proj = None
+        if self.gallery.projections:
+            side = self.photo_side(tokens.astype(np.float16).astype(np.float32))  # from the tokens as stored
+            proj = np.concatenate([side["photo_k"], side["photo_q"], side["photo_v"]], axis=1)
+        batch = Batch(
+            ids=[k[1] for k in kept],
+            paths=[_stored_path(k[0]) for k in kept],
+            sizes=np.array([k[2][0] for k in kept], np.int64),
+            mtimes=np.array([k[2][1] for k in kept], np.int64),
+            ret=l2_normalize(tokens[:, 0]),
+            tokens=tokens if self.gallery.codec.stores_tokens or self.gallery.codec.needs_training else None,
+            proj=proj,
+        )
+        self.gallery.append(batch, replace=any(k[3] for k in kept))
+
+    def index(self, photos: ImageSource | Iterable[ImageSource], ids: Sequence[str] | None = None, batch_size: int | None = None,
+              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE) -> IndexReport:
+        if on_error not in ("raise", "skip"):
+            raise InputError(f"on_error: received {on_error!r}, expected 'raise' or 'skip'")
+        batch = batch_size or self.runners.encoder.max_batch
+        if batch < 1 or commit_size < 1:
+            raise InputError(f"batch_size and commit_size: received {batch_size}/{commit_size}, expected >= 1")
+        todo, skipped = self.plan(photos, ids)
+        report = IndexReport(skipped_existing=skipped)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)
+        started = time.time()
+        try:
+            for start in range(0, len(todo), commit_size):
+                tokens, kept = self.encode(todo[start : start + commit_size], batch, on_error, report, bar)
+                if kept:
+                    self.write(tokens, kept)  # one commit: kept whatever happens next
+                    report.added += len(kept)
+                    report.replaced += sum(1 for k in kept if k[3])
+        finally:
+            bar.close()
+            self.gallery.sync(since=started)  # Lance does not fsync: make what this call committed durable
+        if report.failed:
+            _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
+        return report
+
+
+def _stored_path(source: ImageSource) -> str | None:
+    path = source_path(source)
+    return str(Path(path).resolve()) if path is not None else None

@@ -1,0 +1,188 @@
+"""The searcher: stage 1 (ret-token kNN) and stage 2 (relation-head rerank), and the one
+implementation of each ranking that search, evaluation and training all use.
+
+Rankings, as distances over a whole gallery (lower = better), for metrics:
+
+* :func:`ret_token_distances`: the official "sa" ranking (L2 distance of L2-normalised
+  token 0s; stage 1);
+* :func:`two_stage_distances`: the ret-token ranking's top ``rerank`` reordered by relation
+  score, the rest behind them in ret-token order (what search returns);
+* :func:`exhaustive_distances`: every photo scored by the relation head (official "rn").
+
+Scores come from a callable ``score(query_index, columns) -> scores`` so the same functions
+run on ONNX runners (evaluation) and on torch-computed arrays (training). Search itself uses
+:func:`rerank_order` on its candidates: the same order as :func:`two_stage_distances`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from ..errors import GalleryError, InputError
+from ..manifest import HEAD_INPUTS, HEAD_OUTPUT, Manifest
+from ..vectors import l2_normalize
+from .gallery.stage1 import Stage1Cache
+from .gallery.store import Gallery, Snapshot
+from .runners.base import ModelRunners
+from .runners.select import relation_scores
+
+#: candidates scored per relation-head call in stage 2 (bounds memory for rerank="all")
+RERANK_CHUNK = 256
+
+ScoreFn = Callable[[int, np.ndarray], np.ndarray]
+
+
+# ---------------------------------------------------------------------- the rankings
+def ret_token_distances(sketch_ret: np.ndarray, photo_ret: np.ndarray) -> np.ndarray:
+    """(Q, N) L2 distances of L2-normalised ret-tokens (the official "sa" ranking)."""
+    cos = l2_normalize(sketch_ret) @ l2_normalize(photo_ret).T
+    # |a - b| for unit vectors, monotone in -cos.
+    return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
+
+
+def rerank_order(scores: np.ndarray) -> np.ndarray:
+    """Order of reranked candidates: highest relation score first, equal scores in stage-1 order."""
+    scores = np.asarray(scores, np.float64)
+    return np.lexsort((np.arange(len(scores)), -scores))
+
+
+def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn) -> np.ndarray:
+    """(Q, N): the top ``rerank`` of each ret-token row get -score (in (-1, 0)); the rest
+    1 + ret distance (in [1, 3]), i.e. behind every reranked photo, in ret-token order."""
+    distance = 1.0 + np.asarray(ret_distance, np.float64)
+    k = min(int(rerank), distance.shape[1])
+    for q in range(distance.shape[0]):
+        top = np.argsort(ret_distance[q], kind="stable")[:k]
+        if k:
+            distance[q, top] = -np.asarray(score(q, top), np.float64)
+    return distance
+
+
+def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.ndarray:
+    """(Q, N) minus the relation score of every pair (the official "rn" ranking)."""
+    cols = np.arange(n_gallery)
+    return np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)]) if n_queries else np.zeros((0, n_gallery))
+
+
+# ---------------------------------------------------------------------- the searcher
+class Searcher:
+    """Stage 1 over a gallery snapshot, stage 2 with the relation head.
+
+    Thread-safe: lazy set-up happens under ``lock``; runner calls under ``run_lock`` (one
+    model call at a time: TensorRT execution contexts are not re-entrant); stage 1 and
+    gallery reads run concurrently, each search on the one snapshot it started with.
+    """
+
+    def __init__(self, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str,
+                 encode_photos: Callable, lock: threading.RLock, run_lock: threading.RLock, export_dir=None):
+        self.manifest = manifest
+        self.export_dir = export_dir
+        self.runners = runners
+        self.gallery = gallery
+        self.relation = relation
+        self.encode_photos = encode_photos  # for codec "none": re-encode candidates from their files
+        self.lock = lock
+        self.run_lock = run_lock
+        self.stage1 = Stage1Cache(gallery)
+        self._fast: dict | None = None
+
+    def fast_runners(self) -> dict | None:
+        """Runners of the restructured relation graphs on this retriever's backend (TensorRT
+        engines or ONNX Runtime), or None where the compatibility graph is used."""
+        with self.lock:
+            if self._fast is None:
+                from .runners.select import open_relation_runners
+
+                fast = None if self.relation == "compat" else open_relation_runners(self.export_dir, self.manifest, self.runners)
+                if self.relation == "fast" and fast is None:
+                    raise InputError(
+                        "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version; "
+                        "for TensorRT, their engines: zse-export build) on an fp32 ONNX Runtime or TensorRT backend "
+                        f"(this retriever runs {self.runners.backend}, {self.runners.precision})"
+                    )
+                self._fast = fast or {}
+            return self._fast or None
+
+    def photo_side(self, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
+        with self.run_lock:
+            return self.fast_runners()["relation_photo"].run({"photo_tokens": photo_tokens})
+
+    def photo_tokens(self, snap: Snapshot, rowids: np.ndarray) -> np.ndarray:
+        """Tokens of the given rows: decoded from the gallery (only these rows), or re-encoded
+        from their files for codec "none"."""
+        if snap.codec.stores_tokens:
+            return snap.tokens(rowids)
+        paths = snap.take(rowids, ["path"])["path"]
+        missing = [i for i, p in zip(rowids.tolist(), paths) if p is None]
+        if missing:
+            raise GalleryError(f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded")
+        return self.encode_photos(paths)
+
+    def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
+        """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
+        snap = snap or self._snapshot()
+        rowids = np.asarray(rowids, dtype=np.int64)
+        scores = np.empty(len(rowids), dtype=np.float32)
+        fast = self.fast_runners()
+        sketch = np.ascontiguousarray(sketch_tokens[None], dtype=np.float32)
+        if fast:
+            with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
+                sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
+        n = self.manifest.model.num_tokens
+        for start in range(0, len(rowids), RERANK_CHUNK):
+            chunk = rowids[start : start + RERANK_CHUNK]
+            photo = self.photo_tokens(snap, chunk)
+            if not fast:
+                tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
+                with self.run_lock:
+                    out = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})
+            else:
+                if self.gallery.projections:
+                    proj = snap.projections(chunk, self.gallery.proj_shape)  # computed at index time
+                    photo_side = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
+                    photo_side = {k: np.ascontiguousarray(v) for k, v in photo_side.items()}
+                else:
+                    photo_side = None
+                with self.run_lock:
+                    out = {HEAD_OUTPUT: relation_scores(fast, sketch, photo, photo_side, sketch_side)}
+            scores[start : start + len(chunk)] = out[HEAD_OUTPUT]
+        return scores
+
+    def _snapshot(self) -> Snapshot:
+        snap = self.gallery.snapshot
+        if snap is None or len(snap) == 0:
+            raise GalleryError("the gallery is empty: index photos first")
+        return snap
+
+    def parse_rerank(self, rerank: int | str | None, n: int) -> int:
+        if rerank is None:
+            rerank = self.manifest.default_rerank
+        if rerank == "all":
+            return n
+        if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
+            raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
+        return min(int(rerank), n)
+
+    def search_tokens(self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None) -> list[tuple[int, float, int, str, str | None]]:
+        """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D)."""
+        snap = self._snapshot()
+        n = len(snap)
+        n_rerank = self.parse_rerank(rerank, n)
+        depth = min(max(k, n_rerank), n)
+        query = l2_normalize(sketch_tokens[0])[None]
+        with self.lock:
+            index = self.stage1.index_for(snap)
+        cos, rowids = index.search(query, depth)
+        cos, rowids = cos[0], rowids[0]
+        hits: list[tuple[int, float, int]] = []
+        if n_rerank:
+            candidates = rowids[:n_rerank]
+            scores = self.relation_scores(sketch_tokens, candidates, snap)
+            hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
+        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:])]
+        hits = hits[:k]
+        info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
+        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"])]
