@@ -36,6 +36,8 @@ def main() -> None:
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Gallery folder: created if missing, appended to otherwise.")
+@click.option("--codec", type=click.Choice(["float16", "int8", "pq", "none"]), default="float16", show_default=True,
+              help="How a NEW gallery stores tokens: pq is 8x smaller, none stores none (stage 2 re-encodes).")
 @click.option("--list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A text file with one photo path per line (relative to the file).")
 @click.option("--batch-size", type=int, default=None, help="Photos per encoder call (default: the graph's max batch).")
@@ -45,8 +47,8 @@ def main() -> None:
 @ray_options
 @verbose_option
 @zse_errors
-def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, backend, use_ray, ray_address, verbose) -> None:
-    """Encode PHOTOS (files or folders) into the gallery. Re-running resumes an interrupted run."""
+def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, use_ray, ray_address, verbose) -> None:
+    """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
 
@@ -54,7 +56,7 @@ def index(export_dir, photos, gallery_dir, list_file, batch_size, on_error, back
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend)
     report = r.index(sources, batch_size=batch_size, on_error=on_error, ray=use_ray, ray_address=ray_address)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
@@ -86,8 +88,6 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 
     setup_logging(verbose)
     rerank = _rerank(rerank)
-    if not (gallery_dir / "gallery.json").is_file():
-        raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)
@@ -147,7 +147,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     else:
         eval_set = load_official_split(root, dataset, subsample=not test_all)
     click.echo(eval_set.describe(), err=True)
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend)
     if use_ray:
         from ..distributed.ray_eval import RayOptions, evaluate_on_ray
 
@@ -214,6 +214,11 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
     sources = list(r.search(str(sketch), k=k)) if gallery_dir and not photos else [str(p) for p in photos]
     result = r.synthesize(str(sketch), sources, out=out, ink_only=ink_only)
     click.echo(f"{out}: {int(result.source[:, 2].sum())} patches replaced from {len(sources)} photo(s)")
+
+
+from .gallery import gallery as _gallery_group  # noqa: E402
+
+main.add_command(_gallery_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

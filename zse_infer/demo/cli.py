@@ -69,7 +69,7 @@ def _evaluate(export_dir: Path, gallery_dir: Path, eval_set, rerank: int, backen
     from ..evaluation.protocol import evaluate
     from ..runtime.retriever import Retriever
 
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend)
     out = {}
     for i, (name, (ranking, _)) in enumerate(RANKINGS.items()):
         report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=(i == 0), progress=True)
@@ -94,7 +94,7 @@ def main(out: Path, rerank: int, backend: str, skip_random: bool, verbose: int) 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("gallery", "gallery_random"):  # galleries of an earlier run may hold another model's tokens
-        if (out / stale / "gallery.json").is_file():
+        if (out / stale / "gallery.json").is_file() or (out / stale / "photos.lance").is_dir():
             shutil.rmtree(out / stale)
     assets = load_demo_assets()
     eval_set = _eval_set(assets)

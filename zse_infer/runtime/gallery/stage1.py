@@ -104,7 +104,9 @@ class Stage1Cache:
         if self._index is not None and self._index.version == snap.version:
             return self._index
         n = len(snap)
-        if n >= APPROX_MIN and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
+        # A gallery that has an index file keeps using it (also after deletes take it below the threshold).
+        kept = (Path(self.gallery.root) / STAGE1_DIR / "ivf.json").is_file()
+        if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
             self._index = self._ivf(snap)
         else:
             self._index = ExactIndex(snap.ret_matrix(), snap.row_ids(), snap.version)
