@@ -103,7 +103,7 @@ def evaluate_on_ray(
     try:
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         ds = ds.map_batches(EvalActor, fn_constructor_args=(spec, str(retriever.gallery.root), retriever.gallery.version, ranking, rerank),
-                            batch_size=1, batch_format="pyarrow", concurrency=actors,
+                            batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
                             num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for out in table.to_pylist():
