@@ -38,7 +38,7 @@ def test_migrate_keeps_tokens_and_rankings_and_the_cli(tiny_export, tmp_path):
     for rerank in (0, "all"):
         got, want = r.search(photos[1], k=8, rerank=rerank), ref.search(photos[1], k=8, rerank=rerank)
         assert [h.id for h in got] == [h.id for h in want]
-        assert max(abs(a.score - b.score) for a, b in zip(got, want)) < 1e-5
+        assert max(abs(a.score - b.score) for a, b in zip(got, want)) < 1e-4
     assert sum(encoded) == 2  # the two sketches (queries) only: no photo was re-encoded
 
     info = cli.invoke(main, ["gallery", "info", str(tmp_path / "new"), "--json"])

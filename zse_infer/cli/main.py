@@ -88,6 +88,10 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 
     setup_logging(verbose)
     rerank = _rerank(rerank)
+    from ..runtime.gallery.store import Gallery
+
+    if not Gallery.exists(gallery_dir) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
+        raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class Indexer:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)
+        started = time.time()
         try:
             for start in range(0, len(todo), commit_size):
                 tokens, kept = self.encode(todo[start : start + commit_size], batch, on_error, report, bar)
@@ -163,7 +165,7 @@ class Indexer:
                     report.replaced += sum(1 for k in kept if k[3])
         finally:
             bar.close()
-            self.gallery.sync()  # Lance does not fsync: make what was committed durable
+            self.gallery.sync(since=started)  # Lance does not fsync: make what this call committed durable
         if report.failed:
             _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
         return report

@@ -121,9 +121,10 @@ class Stage1Cache:
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             files = folder / meta["dir"]
-            index = faiss.read_index(str(files / "ivf.faiss"))
             if meta["version"] == snap.version:
-                return IvfIndex(index, snap.version, meta)
+                # Memory-mapped, read-only: opening costs milliseconds whatever the size.
+                return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
+            index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
             then = np.load(files / "rowids.npy")
             now = snap.row_ids()
             if len(now) <= 4 * meta["trained_on"]:
@@ -132,7 +133,7 @@ class Stage1Cache:
                 if len(removed):
                     index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))
                 if len(added):
-                    ret = np.asarray(snap.take(added, ["ret"])["ret"], np.float32)
+                    ret = np.ascontiguousarray(snap.take(added, ["ret"])["ret"], np.float32)
                     index.add_with_ids(ret, added.astype(np.int64))
                 _log.info("stage-1 index updated to version %d: %d added, %d removed", snap.version, len(added), len(removed))
                 meta = {**meta, "version": snap.version, "count": len(now)}

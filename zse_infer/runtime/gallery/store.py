@@ -174,7 +174,10 @@ class Snapshot:
         out = {}
         for c in columns:
             col = table.column(c)
-            if c in ("tokens", "proj"):
+            if c == "ret":
+                flat = col.combine_chunks().flatten().to_numpy()
+                out[c] = flat.reshape(table.num_rows, -1)[back]
+            elif c in ("tokens", "proj"):
                 width = col.type.byte_width
                 buf = col.combine_chunks().buffers()[1]
                 arr = np.frombuffer(buf, np.uint8, count=width * table.num_rows, offset=col.combine_chunks().offset * width)
@@ -219,7 +222,9 @@ class Gallery:
     # ------------------------------------------------------------------ creation and opening
     @staticmethod
     def exists(path: str | os.PathLike) -> bool:
-        return (Path(path) / DATASET).is_dir()
+        """A committed dataset is there (a first commit killed midway leaves files but no version)."""
+        versions = Path(path) / DATASET / "_versions"
+        return versions.is_dir() and any(versions.glob("*.manifest"))
 
     @staticmethod
     def is_format1(path: str | os.PathLike) -> bool:
@@ -306,7 +311,12 @@ class Gallery:
         """Move to the latest committed version; True when it changed."""
         if not self.exists(self.root):
             return False
-        latest = self._dataset(self.root / DATASET)
+        try:
+            latest = self._dataset(self.root / DATASET)
+        except GalleryError:
+            if self._snapshot is None:  # a first commit still being written by another process
+                return False
+            raise
         if self._snapshot is not None and latest.version == self._snapshot.version:
             return False
         if self._snapshot is None:
@@ -361,23 +371,28 @@ class Gallery:
         two processes write one id at once: each deletes only rows older than its own)."""
         lance = _lance()
         key = secrets.randbits(62)
-        if self.codec.needs_training and not self.exists(self.root) and batch.tokens is not None:
-            self.codec.train(batch.tokens)
-        for attempt in range(2):
+        for attempt in range(COMMIT_ATTEMPTS):
+            if self._snapshot is None:
+                self.refresh()  # another process may have created the gallery: adopt its codec
+            creating = self._snapshot is None
+            if creating and self.codec.needs_training:
+                self.codec.train(batch.tokens)
             table = self._arrow(batch, key)
             try:
-                if not self.exists(self.root):
+                if creating:
                     self.root.mkdir(parents=True, exist_ok=True)
                     ds = lance.write_dataset(table, self.uri, mode="create", enable_stable_row_ids=True, commit_message="zse index")
                 else:
                     ds = lance.write_dataset(table, self.uri, mode="append", commit_message="zse index")
                 break
             except (OSError, ValueError, RuntimeError) as exc:
-                # Two processes creating the same gallery: the loser appends to the winner's
-                # dataset with the winner's codec (its trained tables encoded the first rows).
-                if attempt or self._snapshot is not None or not self.exists(self.root):
-                    raise GalleryError(f"{self.uri}: commit failed ({exc})") from exc
-                self.refresh()
+                # Two processes creating one gallery: Lance does not retry a conflicting create,
+                # so the loser appends to the winner's dataset, encoding with the winner's codec.
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise GalleryError(f"{self.uri}: commit failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
+                if creating and self.codec.name.startswith("pca"):
+                    self.codec.tables = None
+                time.sleep(0.05 * (attempt + 1))
         if replace:
             mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
             if len(mine):
@@ -465,10 +480,11 @@ class Gallery:
                 "old_versions_removed": getattr(stats, "old_versions", None), "bytes_removed": getattr(stats, "bytes_removed", None),
                 "duplicates_removed": duplicates}
 
-    def sync(self) -> None:
-        """fsync every file and folder of the dataset (Lance does not on local disk)."""
+    def sync(self, since: float | None = None) -> None:
+        """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
+        default) and its folders: Lance does not fsync on local disk."""
         if self.exists(self.root):
-            fsync_tree(self.root / DATASET)
+            fsync_tree(self.root / DATASET, since)
 
     def save(self, path: str | os.PathLike) -> "Gallery":
         """Copy the committed gallery to ``path`` (an empty or missing folder) and return it."""
@@ -501,10 +517,13 @@ def _fixed_binary(rows: np.ndarray):
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(rows), [None, pa.py_buffer(rows.tobytes())])
 
 
-def fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path, since: float | None = None) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            path = os.path.join(folder, name)
+            if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
+                continue
+            fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
