@@ -22,6 +22,7 @@ driver (tens of KB to ~300 KB a photo); the model work, which dominates, stays o
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -151,6 +152,7 @@ def index_on_ray(
     ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False
     from tqdm.auto import tqdm
 
+    started = time.time()
     bar = tqdm(total=len(todo), desc=f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})", unit="photo", disable=not progress)
     try:
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
@@ -169,7 +171,7 @@ def index_on_ray(
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         bar.close()
-        retriever.gallery.sync()  # Lance does not fsync: make what was committed durable
+        retriever.gallery.sync(since=started)  # Lance does not fsync: make what this job committed durable
     if report.failed:
         _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
     return report
