@@ -1,5 +1,5 @@
 import base64
-import importlib.util
+import importlib
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,11 +39,11 @@ def on_ray_serve(ray_cluster):
     serve = pytest.importorskip("ray.serve")
     from zse_infer.distributed.ray_serve import build_app
 
-    def start(app_path, export_dir, gallery_dir):
+    def start(app_path, export_dir, gallery_dir, **app_kwargs):
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(export_dir, gallery_dir, replicas=2, app=app_path, cpus_per_replica=0.5, batch_wait_timeout_s=0.2),
-                  name="zse", route_prefix="/", blocking=False)
+        serve.run(build_app(export_dir, gallery_dir, replicas=2, app=app_path, app_kwargs=app_kwargs, cpus_per_replica=0.5,
+                            batch_wait_timeout_s=0.2), name="zse", route_prefix="/", blocking=False)
         return f"http://127.0.0.1:{port}"
 
     yield start
@@ -58,7 +58,7 @@ def test_two_replicas_answer_like_one_process(on_ray_serve, tiny_export, gallery
     from zse_infer.testing.serve_standin import create_app
 
     bodies = _requests(golden_images)
-    single = TestClient(create_app(tiny_export, gallery))
+    single = TestClient(create_app(Retriever.load(tiny_export, gallery=gallery)))
     expected = [single.post("/v1/search", json=b).json() for b in bodies]
     url = on_ray_serve(STANDIN_APP, tiny_export, gallery)
     with ThreadPoolExecutor(8) as pool:  # concurrent sketches: batched by Ray Serve
@@ -76,19 +76,35 @@ def test_two_replicas_answer_like_one_process(on_ray_serve, tiny_export, gallery
     assert sum(sizes) == len(bodies) * 2 and max(sizes) > 1, sizes
 
 
-@pytest.mark.skipif(importlib.util.find_spec("zse_infer.serve") is None or importlib.util.find_spec("zse_infer.serve.app") is None,
-                    reason="the zse serve app (zse_infer.serve.app:create_app) is not in this branch")
+def _serve_app_missing() -> str | None:
+    try:
+        importlib.import_module("zse_infer.serve.app")
+    except ImportError as exc:
+        return f"the zse serve app (zse_infer.serve.app:create_app) is not importable here: {exc}"
+    return None
+
+
+@pytest.mark.skipif(_serve_app_missing() is not None, reason=str(_serve_app_missing()))
 def test_zse_serve_app_on_two_replicas(on_ray_serve, tiny_export, gallery, golden_images):
+    """zse serve's own app, behind Ray Serve: two replicas give the hits of the single-process server."""
     requests = pytest.importorskip("requests")
     from fastapi.testclient import TestClient
     from zse_infer.serve.app import create_app
+    from zse_infer.serve.settings import ServeSettings
 
-    files = [p.read_bytes() for p in golden_images["sketch"][:4]]
-    single = TestClient(create_app(tiny_export, gallery))
-    expected = [single.post("/v1/search", files={"sketch": ("s.png", f, "image/png")}, data={"k": "5"}) for f in files]
-    url = on_ray_serve(REAL_APP, tiny_export, gallery)
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda f: requests.post(f"{url}/v1/search", files={"sketch": ("s.png", f, "image/png")},
-                                                        data={"k": "5"}, timeout=60), files))
-    assert [e.status_code for e in expected] == [a.status_code for a in answers] == [200] * len(files)
-    assert [a.json()["hits"] for a in answers] == [e.json()["hits"] for e in expected]
+    settings = ServeSettings(max_batch=4, max_delay_ms=50)
+    sketches = [p.read_bytes() for p in golden_images["sketch"][:4]]
+    queries = [(s, rerank) for s in sketches for rerank in ("0", "10")]
+
+    def hits(response):
+        assert response.status_code == 200, response.text
+        return response.json()["hits"]
+
+    with TestClient(create_app(Retriever.load(tiny_export, gallery=gallery), settings)) as single:
+        expected = [hits(single.post("/v1/search", params={"k": 5, "rerank": r}, files={"sketch": ("s.png", s, "image/png")}))
+                    for s, r in queries]
+    url = on_ray_serve(REAL_APP, tiny_export, gallery, settings=settings)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda q: requests.post(f"{url}/v1/search", params={"k": 5, "rerank": q[1]},
+                                                        files={"sketch": ("s.png", q[0], "image/png")}, timeout=60), queries * 2))
+    assert [hits(a) for a in answers] == expected * 2

@@ -1,28 +1,27 @@
 """``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment.
 
-The app is not re-implemented here: each replica calls the ASGI app factory named by import
-path (default ``zse_infer.serve.app:create_app``) and serves what it returns through Ray Serve's
-FastAPI/ASGI ingress (``serve.ingress`` with ``__serve_build_asgi_app__``: the app is built
-inside the replica, after the replica's runtime is open). Assumed factory signature::
+The app is not re-implemented here: each replica opens one runtime (one
+:class:`~zse_infer.runtime.retriever.Retriever`; one GPU with ``gpus_per_replica=1``), calls the
+ASGI app factory named by import path with it, and serves what it returns through Ray Serve's
+ASGI ingress (``serve.ingress`` with ``__serve_build_asgi_app__``: the app is built inside the
+replica). The factory's signature is zse serve's::
 
-    create_app(export_dir, gallery, *, retriever=None, **options) -> ASGI app
+    create_app(retriever, settings) -> FastAPI app     # zse_infer.serve.app:create_app
 
-Each replica opens one runtime (one :class:`~zse_infer.runtime.retriever.Retriever`; one GPU
-with ``gpus_per_replica=1``). When the factory accepts ``retriever=``, it receives a
-:class:`BatchingRetriever`: the replica's retriever whose ``search``/``search_batch`` go
-through Ray Serve's ``@serve.batch``, so concurrent sketches (from any request, in any
-thread) are encoded in one model call. A factory without ``retriever=`` is called as
-``create_app(export_dir, gallery, **options)`` and batches with its own batcher.
+(``app_kwargs``, e.g. ``{"settings": ServeSettings(...)}``, are passed as keywords; they must
+pickle). The retriever handed over is a :class:`BatchingRetriever`: the replica's retriever whose
+``search``/``search_batch`` go through Ray Serve's ``@serve.batch``, so concurrent sketches that an
+app sends that way (from any thread) are encoded in one model call; every other method is the
+retriever's own. zse serve's app batches concurrent sketches itself (its ``Batcher`` calls
+``encode`` on one model thread), and that batching runs unchanged inside every replica.
 
 The gallery is opened by path in every replica: it must be on a file system all nodes see.
-Replicas read a snapshot; call the app's refresh (or restart) to see photos indexed later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import logging
 import threading
 from typing import Any, Callable
@@ -51,13 +50,6 @@ def load_factory(import_path: str) -> Callable:
     return factory
 
 
-def accepts(func: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class BatchingRetriever:
     """A replica's Retriever whose searches are batched by Ray Serve; everything else is delegated.
 
@@ -74,6 +66,9 @@ class BatchingRetriever:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._retriever, name)
+
+    def __len__(self) -> int:  # special methods are looked up on the type, not through __getattr__
+        return len(self._retriever)
 
     async def search_async(self, sketch, k: int = 10, rerank=None):
         return _unwrap(await self._submit((sketch, k, rerank)))
@@ -130,21 +125,16 @@ def deployment_class():
     @serve.deployment
     @serve.ingress()
     class ZseReplica:
-        async def __init__(self, app_path: str, export_dir: str, gallery: str | None, spec: RuntimeSpec,
-                           options: dict, max_batch_size: int, batch_wait_timeout_s: float):
+        async def __init__(self, app_path: str, gallery: str | None, spec: RuntimeSpec, app_kwargs: dict,
+                           max_batch_size: int, batch_wait_timeout_s: float):
             self.search_batched.set_max_batch_size(max_batch_size)
             self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
-            self.batch_sizes: list[int] = []  # what @serve.batch handed us (for tests and logs)
+            self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
             self._lock = threading.Lock()
             factory = load_factory(app_path)
-            if accepts(factory, "retriever"):
-                retriever = await asyncio.to_thread(spec.retriever, gallery)
-                self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
-                self._app = factory(export_dir, gallery, retriever=self.retriever, **options)
-            else:
-                _log.warning("%s takes no retriever=: Ray Serve batching is off, the app batches by itself", app_path)
-                self.retriever = None
-                self._app = factory(export_dir, gallery, **options)
+            retriever = await asyncio.to_thread(spec.retriever, gallery)  # the replica's one runtime
+            self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
+            self._app = factory(self.retriever, **app_kwargs)
 
         def __serve_build_asgi_app__(self):
             return self._app
@@ -167,7 +157,7 @@ def build_app(
     gallery: str | None,
     replicas: int = 2,
     app: str = DEFAULT_APP,
-    options: dict | None = None,
+    app_kwargs: dict | None = None,
     spec: RuntimeSpec | None = None,
     cpus_per_replica: float = 1.0,
     gpus_per_replica: float = 0.0,
@@ -185,9 +175,11 @@ def build_app(
     export_dir = str(Path(export_dir).absolute())
     gallery = str(Path(gallery).absolute()) if gallery is not None else None
     spec = spec or RuntimeSpec(export_dir, threads=max(1, int(cpus_per_replica)))
+    if spec.export_dir != export_dir:
+        raise InputError(f"spec: opens {spec.export_dir}, but export_dir is {export_dir}")
     actor_options = {"num_cpus": cpus_per_replica, **({"num_gpus": gpus_per_replica} if gpus_per_replica else {})}
     deployment = deployment_class().options(name="zse", num_replicas=replicas, ray_actor_options=actor_options)
-    return deployment.bind(app, export_dir, gallery, spec, dict(options or {}), max_batch_size, batch_wait_timeout_s)
+    return deployment.bind(app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s)
 
 
 def serve_on_ray(export_dir, gallery, replicas: int = 2, host: str = "127.0.0.1", port: int = 8000,
