@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
-import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DependencyError, InputError, ZseError, require
 from .ray_setup import connect
 from .runtime_spec import RuntimeSpec
-
-_log = logging.getLogger(__name__)
 
 DEFAULT_APP = "zse_infer.serve.app:create_app"
 
@@ -130,7 +127,6 @@ def deployment_class():
             self.search_batched.set_max_batch_size(max_batch_size)
             self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
             self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
-            self._lock = threading.Lock()
             factory = load_factory(app_path)
             retriever = await asyncio.to_thread(spec.retriever, gallery)  # the replica's one runtime
             self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
@@ -143,11 +139,8 @@ def deployment_class():
         async def search_batched(self, items: list[tuple]) -> list[tuple[bool, Any]]:
             self.batch_sizes.append(len(items))
             # the model call leaves the event loop free to collect the next batch
-            return await asyncio.to_thread(self._search_locked, items)
-
-        def _search_locked(self, items):
-            with self._lock:
-                return search_groups(self.retriever._retriever, items)
+            # (a Retriever may be shared by threads: the app's own calls need no extra lock)
+            return await asyncio.to_thread(search_groups, self.retriever._retriever, items)
 
     return ZseReplica
 
@@ -170,8 +163,6 @@ def build_app(
     if max_batch_size < 1 or batch_wait_timeout_s < 0:
         raise InputError(f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0")
     load_factory(app)  # fail here, on the driver, rather than in every replica
-    from pathlib import Path
-
     export_dir = str(Path(export_dir).absolute())
     gallery = str(Path(gallery).absolute()) if gallery is not None else None
     spec = spec or RuntimeSpec(export_dir, threads=max(1, int(cpus_per_replica)))
