@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--per-cluster", type=int, default=100, help="photos per cluster (about; clusters = n / this)")
     parser.add_argument("--spread", type=float, default=0.6, help="noise norm around a unit cluster centre")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--reuse", action="store_true", help="keep a dataset written by an earlier run (same --spread); rebuild the index")
     args = parser.parse_args()
 
     from zse_infer.runtime.gallery import stage1
@@ -73,12 +74,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(max(1, args.n // args.per_cluster), D)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    shutil.rmtree(args.dir, ignore_errors=True)
-    g = Gallery.create(args.dir, (197, D), {"name": "synthetic"}, codec="none")
     out: dict = {"photos": args.n, "commit_rows": args.commit, "clusters": len(centres), "spread": args.spread}
-
+    if args.reuse and Gallery.exists(args.dir):  # keep the written dataset, rebuild the index
+        shutil.rmtree(args.dir / "stage1", ignore_errors=True)
+        g = Gallery.open(args.dir)
+        out["photos"] = len(g)
+    else:
+        shutil.rmtree(args.dir, ignore_errors=True)
+        g = Gallery.create(args.dir, (197, D), {"name": "synthetic"}, codec="none")
     t = time.perf_counter()
-    for start in range(0, args.n, args.commit):
+    for start in range(0, args.n if not args.reuse or not len(g) else 0, args.commit):
         n = min(args.commit, args.n - start)
         ids = [f"/photos/{i:08d}.jpg" for i in range(start, start + n)]
         g.append(Batch(ids, ids, np.full(n, 1000, np.int64), np.full(n, 1, np.int64), clustered(n, centres, rng, args.spread), None))
@@ -119,7 +124,7 @@ def main() -> None:
     del vectors, exact
 
     n = args.commit
-    ids = [f"/photos/new{i:08d}.jpg" for i in range(n)]
+    ids = [f"/photos/new-{time.time_ns()}-{i:08d}.jpg" for i in range(n)]
     g.append(Batch(ids, ids, np.full(n, 1000, np.int64), np.full(n, 1, np.int64), clustered(n, centres, rng, args.spread), None))
     g.delete([f"/photos/{i:08d}.jpg" for i in range(1000)])
     cache = Stage1Cache(g)

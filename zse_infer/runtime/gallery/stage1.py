@@ -3,7 +3,8 @@
 * Below ``APPROX_MIN``: exact inner product over the snapshot's ret-token column (numpy, or
   FAISS flat from 50k; see :mod:`.stage1_index`). Nothing is persisted: reading the column
   from Lance is as fast as loading an index file would be.
-* From ``APPROX_MIN`` (FAISS installed): an IVF-Flat index (inner product, labels = the
+* From ``APPROX_MIN`` (FAISS installed): an IVF-Flat index (inner product, nprobe raised until recall@100 >= 0.95 on sampled
+  gallery vectors, or nlist/4; labels = the
   photos' stable Lance row ids) kept in ``<gallery>/stage1/``: ``ivf.faiss``, the row ids it
   holds (``ivf.rowids.npy``) and ``ivf.json`` (the dataset version it matches, nprobe, the
   recall@100 against exact search measured when it was built). A newer snapshot updates it
@@ -33,7 +34,9 @@ _log = logging.getLogger(__name__)
 
 APPROX_MIN = 1_000_000
 STAGE1_DIR = "stage1"
-NPROBE = 32
+NPROBE = 16
+#: recall@100 (against exact search) the IVF index is tuned to reach by raising nprobe
+TARGET_RECALL = 0.95
 #: photos sampled to train the coarse quantiser, and queries sampled to measure recall
 TRAIN_SAMPLE = 50_000
 RECALL_QUERIES = 50
@@ -68,9 +71,10 @@ class IvfIndex:
         return scores[:, keep], labels[:, keep].astype(np.int64)
 
 
-def build_ivf(vectors: np.ndarray, rowids: np.ndarray, nprobe: int = NPROBE, seed: int = 0):
-    """A trained IVF-Flat inner-product index over ``vectors`` labelled by ``rowids``, and its
-    recall@100 against exact search on sampled gallery vectors."""
+def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):
+    """A trained IVF-Flat inner-product index over ``vectors`` labelled by ``rowids``, with the
+    smallest nprobe (from ``NPROBE``, doubling) whose recall@100 against exact search on
+    sampled gallery vectors reaches ``TARGET_RECALL`` (or nlist / 4); returns (index, recall)."""
     import faiss
 
     n, d = vectors.shape
@@ -81,16 +85,21 @@ def build_ivf(vectors: np.ndarray, rowids: np.ndarray, nprobe: int = NPROBE, see
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(np.ascontiguousarray(sample, np.float32))
     index.add_with_ids(np.ascontiguousarray(vectors, np.float32), rowids.astype(np.int64))
-    index.nprobe = nprobe
     queries = vectors[rng.choice(n, min(n, RECALL_QUERIES), replace=False)]
-    return index, recall_at(index, vectors, rowids, queries, 100)
+    truth = rowids[RetIndex(vectors, kind="exact").search(queries, 100)[1]]
+    nprobe = NPROBE
+    while True:
+        index.nprobe = nprobe
+        recall = recall_at(index, truth, queries)
+        if recall >= TARGET_RECALL or nprobe * 2 > nlist // 4:
+            return index, recall
+        nprobe *= 2
 
 
-def recall_at(index, vectors: np.ndarray, rowids: np.ndarray, queries: np.ndarray, k: int) -> float:
-    exact = RetIndex(vectors, kind="exact").search(queries, k)[1]
-    _, got = index.search(np.ascontiguousarray(queries, np.float32), k)
-    hits = sum(len(set(rowids[e].tolist()) & set(g.tolist())) for e, g in zip(exact, got))
-    return hits / float(exact.size)
+def recall_at(index, truth: np.ndarray, queries: np.ndarray) -> float:
+    """Share of the exact top-k (``truth``, row ids) that the index finds."""
+    _, got = index.search(np.ascontiguousarray(queries, np.float32), truth.shape[1])
+    return sum(len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got)) / float(truth.size)
 
 
 class Stage1Cache:
@@ -142,6 +151,7 @@ class Stage1Cache:
         vectors, rowids = snap.ret_matrix(), snap.row_ids()
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
+        _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
         meta = {"version": snap.version, "count": len(rowids), "trained_on": len(rowids), "nlist": index.nlist,
                 "nprobe": index.nprobe, "recall_at_100": round(recall, 4)}
         self._save(folder, index, np.sort(rowids), meta)
