@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .common import rerank_note, setup_logging, verbose_option, zse_errors
+from .ray_options import ray_options
 
 BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
 
@@ -44,9 +45,10 @@ def main() -> None:
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
               help="Stop at the first unreadable photo (gallery unchanged), or skip and report it.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@ray_options
 @verbose_option
 @zse_errors
-def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, verbose) -> None:
+def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, use_ray, ray_address, verbose) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
@@ -56,7 +58,7 @@ def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_erro
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
     r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend)
-    report = r.index(sources, batch_size=batch_size, on_error=on_error)
+    report = r.index(sources, batch_size=batch_size, on_error=on_error, ray=use_ray, ray_address=ray_address)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
         + (f", {report.resumed} resumed" if report.resumed else "")
@@ -140,9 +142,11 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
 @click.option("--page", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an HTML page with the first queries and their top 10 hits.")
+@ray_options
 @verbose_option
 @zse_errors
-def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, verbose) -> None:
+def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, use_ray, ray_address,
+                 verbose) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
     from ..evaluation.protocol import evaluate
@@ -158,7 +162,12 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
-    report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
+    if use_ray:
+        from ..distributed.ray_eval import RayOptions, evaluate_on_ray
+
+        report = evaluate_on_ray(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, options=RayOptions(address=ray_address))
+    else:
+        report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
     text = json.dumps(report, indent=2)
     if json_out:
         json_out.write_text(text + "\n")

@@ -183,6 +183,8 @@ class Retriever:
         on_error: str = "raise",
         progress: bool = True,
         commit_size: int = COMMIT_SIZE,
+        ray: bool = False,
+        ray_address: str | None = None,
     ) -> IndexReport:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
@@ -192,8 +194,13 @@ class Retriever:
         it is re-encoded and replaces the stored one. ``on_error="raise"`` raises on the first
         bad photo, naming it; batches committed before it stay, and re-running continues
         from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them
-        in the report's ``failed``.
+        in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
+        local one), the same gallery token for token (:mod:`zse_infer.distributed.ray_index`).
         """
+        if ray:
+            from ..distributed.ray_index import RayOptions, index_on_ray
+
+            return index_on_ray(self, photos, ids, batch_size, on_error, progress, commit_size, RayOptions(address=ray_address))
         return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size)
 
     def delete(self, ids: Sequence[str]) -> int:

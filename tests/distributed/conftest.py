@@ -1,0 +1,18 @@
+"""One local Ray (2 CPUs) for the whole test session: starting it takes ~15 s."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The address of a local Ray cluster started once per session (skips where Ray is not installed)."""
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra 'ray' (pip install 'zse-infer[ray]')")
+    pytest.importorskip("ray.data", reason="Ray Data is part of the extra 'ray'")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    if started_here:
+        ray.shutdown()

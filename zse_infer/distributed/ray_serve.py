@@ -1,0 +1,184 @@
+"""``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment.
+
+The app is not re-implemented here: each replica opens one runtime (one
+:class:`~zse_infer.runtime.retriever.Retriever`; one GPU with ``gpus_per_replica=1``), calls the
+ASGI app factory named by import path with it, and serves what it returns through Ray Serve's
+ASGI ingress (``serve.ingress`` with ``__serve_build_asgi_app__``: the app is built inside the
+replica). The factory's signature is zse serve's::
+
+    create_app(retriever, settings) -> FastAPI app     # zse_infer.serve.app:create_app
+
+(``app_kwargs``, e.g. ``{"settings": ServeSettings(...)}``, are passed as keywords; they must
+pickle). The retriever handed over is a :class:`BatchingRetriever`: the replica's retriever whose
+``search``/``search_batch`` go through Ray Serve's ``@serve.batch``, so concurrent sketches that an
+app sends that way (from any thread) are encoded in one model call; every other method is the
+retriever's own. zse serve's app batches concurrent sketches itself (its ``Batcher`` calls
+``encode`` on one model thread), and that batching runs unchanged inside every replica.
+
+The gallery is opened by path in every replica: it must be on a file system all nodes see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import DependencyError, InputError, ZseError, require
+from .ray_setup import connect
+from .runtime_spec import RuntimeSpec
+
+DEFAULT_APP = "zse_infer.serve.app:create_app"
+
+
+def load_factory(import_path: str) -> Callable:
+    """``"package.module:attribute"`` -> the callable (clear errors for a bad path)."""
+    module_name, sep, attr = str(import_path).partition(":")
+    if not sep or not module_name or not attr:
+        raise InputError(f"app: received {import_path!r}, expected 'package.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DependencyError(f"app: cannot import {module_name!r} ({exc})") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise InputError(f"app: {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+class BatchingRetriever:
+    """A replica's Retriever whose searches are batched by Ray Serve; everything else is delegated.
+
+    ``search_batch`` may be called from any thread but the replica's event loop (FastAPI runs
+    plain ``def`` endpoints in a thread pool); ``search_async`` from coroutines on the loop.
+    A call made on the loop thread itself runs directly (waiting there would deadlock).
+    """
+
+    def __init__(self, retriever, submit, loop: asyncio.AbstractEventLoop, batch_sizes: list[int]):
+        self._retriever = retriever
+        self._submit = submit  # async (sketch, k, rerank) -> hits, batched by @serve.batch
+        self._loop = loop
+        self.batch_sizes = batch_sizes  # sketches per model call so far (the replica appends)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._retriever, name)
+
+    def __len__(self) -> int:  # special methods are looked up on the type, not through __getattr__
+        return len(self._retriever)
+
+    async def search_async(self, sketch, k: int = 10, rerank=None):
+        return _unwrap(await self._submit((sketch, k, rerank)))
+
+    def search_batch(self, sketches, k: int = 10, rerank=None):
+        if _on_loop(self._loop):
+            return self._retriever.search_batch(sketches, k=k, rerank=rerank)
+        futures = [asyncio.run_coroutine_threadsafe(self._submit((s, k, rerank)), self._loop) for s in sketches]
+        return [_unwrap(f.result()) for f in futures]
+
+    def search(self, sketch, k: int = 10, rerank=None):
+        return self.search_batch([sketch], k=k, rerank=rerank)[0]
+
+
+def _on_loop(loop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _unwrap(result):
+    ok, value = result
+    if not ok:
+        raise value
+    return value
+
+
+def search_groups(retriever, items: list[tuple]) -> list[tuple[bool, Any]]:
+    """Run a batch of (sketch, k, rerank) requests: one ``search_batch`` per distinct (k, rerank);
+    a group with a bad sketch is retried one by one so only that request gets the error."""
+    results: list[tuple[bool, Any]] = [(False, None)] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, k, rerank) in enumerate(items):
+        groups.setdefault((k, rerank), []).append(i)
+    for (k, rerank), members in groups.items():
+        try:
+            hits = retriever.search_batch([items[i][0] for i in members], k=k, rerank=rerank)
+            for i, h in zip(members, hits):
+                results[i] = (True, h)
+        except ZseError:
+            for i in members:
+                try:
+                    results[i] = (True, retriever.search(items[i][0], k=k, rerank=rerank))
+                except ZseError as exc:
+                    results[i] = (False, exc)
+    return results
+
+
+def deployment_class():
+    """The Ray Serve deployment class (built on demand: Ray is imported only here)."""
+    serve = require("ray.serve", "ray", "serving on Ray Serve (zse serve --ray)")
+
+    @serve.deployment
+    @serve.ingress()
+    class ZseReplica:
+        async def __init__(self, app_path: str, gallery: str | None, spec: RuntimeSpec, app_kwargs: dict,
+                           max_batch_size: int, batch_wait_timeout_s: float):
+            self.search_batched.set_max_batch_size(max_batch_size)
+            self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
+            self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
+            factory = load_factory(app_path)
+            retriever = await asyncio.to_thread(spec.retriever, gallery)  # the replica's one runtime
+            self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
+            self._app = factory(self.retriever, **app_kwargs)
+
+        def __serve_build_asgi_app__(self):
+            return self._app
+
+        @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+        async def search_batched(self, items: list[tuple]) -> list[tuple[bool, Any]]:
+            self.batch_sizes.append(len(items))
+            # the model call leaves the event loop free to collect the next batch
+            # (a Retriever may be shared by threads: the app's own calls need no extra lock)
+            return await asyncio.to_thread(search_groups, self.retriever._retriever, items)
+
+    return ZseReplica
+
+
+def build_app(
+    export_dir: str,
+    gallery: str | None,
+    replicas: int = 2,
+    app: str = DEFAULT_APP,
+    app_kwargs: dict | None = None,
+    spec: RuntimeSpec | None = None,
+    cpus_per_replica: float = 1.0,
+    gpus_per_replica: float = 0.0,
+    max_batch_size: int = 8,
+    batch_wait_timeout_s: float = 0.01,
+):
+    """A bound Ray Serve application: ``replicas`` copies of the app, one runtime each."""
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise InputError(f"replicas: received {replicas!r}, expected an integer >= 1")
+    if max_batch_size < 1 or batch_wait_timeout_s < 0:
+        raise InputError(f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0")
+    load_factory(app)  # fail here, on the driver, rather than in every replica
+    export_dir = str(Path(export_dir).absolute())
+    gallery = str(Path(gallery).absolute()) if gallery is not None else None
+    spec = spec or RuntimeSpec(export_dir, threads=max(1, int(cpus_per_replica)))
+    if spec.export_dir != export_dir:
+        raise InputError(f"spec: opens {spec.export_dir}, but export_dir is {export_dir}")
+    actor_options = {"num_cpus": cpus_per_replica, **({"num_gpus": gpus_per_replica} if gpus_per_replica else {})}
+    deployment = deployment_class().options(name="zse", num_replicas=replicas, ray_actor_options=actor_options)
+    return deployment.bind(app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s)
+
+
+def serve_on_ray(export_dir, gallery, replicas: int = 2, host: str = "127.0.0.1", port: int = 8000,
+                 address: str | None = None, blocking: bool = True, **kwargs) -> None:
+    """Start Ray Serve (on ``address`` or a local Ray) with the app at ``http://host:port/``."""
+    connect(address, purpose="serving on Ray Serve (zse serve --ray)")
+    from ray import serve
+
+    application = build_app(export_dir, gallery, replicas, **kwargs)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(application, name="zse", route_prefix="/", blocking=blocking)

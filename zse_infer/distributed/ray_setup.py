@@ -1,0 +1,60 @@
+"""Importing Ray lazily and connecting to a cluster (or starting a local one).
+
+Ray is an optional extra: every entry point of :mod:`zse_infer.distributed` goes through
+:func:`ray_module`, so a missing Ray is one clear :class:`~zse_infer.errors.DependencyError`
+that names ``pip install 'zse-infer[ray]'``, and the package imports without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..errors import InputError, require
+
+_log = logging.getLogger(__name__)
+
+
+def ray_module(purpose: str = "running on Ray"):
+    """``import ray`` (with Ray Data), or a DependencyError naming the extra ``ray``."""
+    ray = require("ray", "ray", purpose)
+    require("ray.data", "ray", purpose)  # ray without [data] lacks pandas & co.
+    return ray
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, purpose: str = "running on Ray") -> float:
+    """Connect this process to Ray once; returns the seconds it took (0 if already connected).
+
+    ``address``: ``None`` joins the cluster named by ``RAY_ADDRESS`` or started on this machine
+    with ``ray start``, or else starts a local one (``num_cpus`` caps it); ``"auto"`` requires a
+    running cluster; ``"ray://HOST:10001"`` is a Ray Client connection to a remote head node.
+    """
+    ray = ray_module(purpose)
+    if ray.is_initialized():
+        return 0.0
+    if address is not None and not str(address).strip():
+        raise InputError("ray_address: received an empty string, expected e.g. 'auto' or 'ray://HEAD:10001'")
+    started = time.perf_counter()
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+    if address is None and num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus  # only a local cluster started here can be sized
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise InputError(f"ray_address: received {address!r}, but no Ray cluster answered there ({exc})") from exc
+    seconds = time.perf_counter() - started
+    _log.info("connected to Ray in %.1f s: %s", seconds, ray.cluster_resources())
+    return seconds
+
+
+def cluster_resources() -> dict[str, float]:
+    return dict(ray_module().cluster_resources())
+
+
+def default_actors(gpus_per_actor: float, cpus_per_actor: float) -> int:
+    """One actor per GPU on a GPU cluster; on CPUs, one per ``cpus_per_actor`` CPUs, keeping one
+    CPU for the decoding tasks that feed them."""
+    res = cluster_resources()
+    if gpus_per_actor:
+        return max(1, int(res.get("GPU", 0) // gpus_per_actor))
+    return max(1, int((res.get("CPU", 1) - 1) // max(cpus_per_actor, 1e-9)))

@@ -1,0 +1,42 @@
+"""What a Ray worker needs to open the same runtime as the driver: a small, picklable recipe.
+
+Workers never receive the driver's runners (ONNX Runtime / TensorRT sessions do not pickle and
+must be created on the worker's own device); they re-open the export folder by path, which
+must therefore be readable at the same path on every node (shared file system).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..runtime.runners.select import BACKENDS
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    export_dir: str
+    backend: str = "auto"
+    precision: str | None = None
+    threads: int | None = None  # intra-op threads per worker: its CPU share, not the whole node
+    relation: str = "auto"
+
+    @classmethod
+    def of(cls, retriever, threads: int | None = None) -> "RuntimeSpec":
+        """The runtime ``retriever`` runs (same backend family and precision)."""
+        backend = retriever.runners.backend if retriever.runners.backend in BACKENDS else "auto"
+        return cls(str(Path(retriever.export_dir).absolute()), backend, retriever.runners.precision, threads,
+                   retriever.searcher.relation)
+
+    def runners(self):
+        from ..manifest import Manifest
+        from ..runtime.runners.select import open_runners
+
+        manifest = Manifest.load(self.export_dir, verify=True)
+        return manifest, open_runners(self.export_dir, manifest, self.backend, self.precision, None, None, self.threads)
+
+    def retriever(self, gallery: str | None):
+        from ..runtime.retriever import Retriever
+
+        return Retriever.load(self.export_dir, gallery=gallery, backend=self.backend, precision=self.precision,
+                              threads=self.threads, relation=self.relation)
