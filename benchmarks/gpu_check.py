@@ -388,7 +388,7 @@ def _retriever_search(export: Path, tmp: Path) -> dict:
     rng = np.random.default_rng(3)
     photos = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(12)]
     sketch = np.where(rng.random((64, 64, 3)) < 0.1, 0, 255).astype(np.uint8)
-    cpu = Retriever.load(export, gallery=tmp / "gallery", backend="onnxruntime-cpu")
+    cpu = Retriever.load(export, gallery=tmp / "gallery", create=True, backend="onnxruntime-cpu")
     cpu.index(photos, ids=[f"p{i}" for i in range(12)], progress=False)
     want = cpu.search(sketch, k=5, rerank=12)
     gpu = Retriever.load(export, gallery=tmp / "gallery", backend="tensorrt")

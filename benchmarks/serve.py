@@ -226,7 +226,7 @@ def main() -> None:
 
     assets = load_demo_assets()
     gallery = args.gallery or Path("/tmp/zse_serve_bench_gallery")
-    r = Retriever.load(args.export, gallery=gallery)
+    r = Retriever.load(args.export, gallery=gallery, create=True)
     if not len(r):
         r.index([str(g.path) for g in assets.gallery], progress=False)
     gallery_size, model = len(r), r.manifest.model.name

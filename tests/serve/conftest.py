@@ -66,7 +66,7 @@ def serve_gallery(tiny_export, shapes, tmp_path_factory) -> Path:
     from zse_infer.runtime.retriever import Retriever
 
     gallery = tmp_path_factory.mktemp("serve") / "gallery"
-    r = Retriever.load(tiny_export, gallery=gallery)
+    r = Retriever.load(tiny_export, gallery=gallery, create=True)
     r.index(sorted(str(p) for p in (shapes / "photo").rglob("*.jpg")), progress=False)
     r.close()
     return gallery
@@ -108,7 +108,7 @@ def writable_server(tiny_export, serve_gallery, shapes, tmp_path_factory):
     root = tmp_path_factory.mktemp("writable")
     gallery = root / "gallery"
     shutil.copytree(serve_gallery, gallery)
-    r = Retriever.load(tiny_export, gallery=gallery)
+    r = Retriever.load(tiny_export, gallery=gallery, create=True)
     with running_server(r, token="s3cret", allow_writes=True, upload_dir=root / "uploads", photo_roots=(shapes / "photo",)) as (base, app):
         yield base
 

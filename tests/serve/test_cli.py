@@ -54,3 +54,28 @@ def test_missing_fastapi_names_the_extra():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0
     assert "zse-infer[serve]" in r.stderr and "DependencyError" in r.stderr
+
+
+def test_ray_flags_hand_the_server_settings_to_ray_serve(tiny_export, tmp_path, monkeypatch):
+    """``zse serve --ray``: the driver opens no model and passes the same settings to every replica."""
+    import zse_infer.distributed.ray_serve as ray_serve
+    from zse_infer.cli.main import main
+
+    seen = {}
+    monkeypatch.setattr(ray_serve, "serve_on_ray", lambda *a, **kw: seen.update(args=a, **kw))
+    gallery = tmp_path / "g"
+    r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(gallery), "--ray", "--replicas", "3",
+                                  "--port", "8123", "--token", "t", "--allow-writes"])
+    assert r.exit_code == 0, r.output
+    assert seen["replicas"] == 3 and seen["port"] == 8123 and seen["address"] is None
+    settings = seen["app_kwargs"]["settings"]
+    assert settings.token == "t" and settings.allow_writes and settings.max_batch == 1  # CPU replicas: batching off
+    assert seen["spec"].export_dir == str(tiny_export.absolute()) and seen["spec"].threads == 1
+    assert "3 replica(s)" in r.output
+
+
+def test_ray_only_options_need_ray(tiny_export, tmp_path):
+    from zse_infer.cli.main import main
+
+    r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(tmp_path / "g"), "--ray-address", "auto"])
+    assert r.exit_code != 0 and "need --ray" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -105,3 +106,26 @@ def test_probes_docs_page_and_metrics(server):
                    'zse_stage_seconds_count{stage="stage2"}', 'zse_stage_seconds_count{stage="decode"}', "zse_batch_size_bucket",
                    "zse_queue_depth ", "zse_gallery_size 9.0"):
         assert needle in text, needle
+
+
+def test_searches_see_another_writers_commits(tiny_export, serve_gallery, shapes, tmp_path):
+    """A ``zse index`` (or another replica) beside the server: its photos are searchable and
+    servable within ``refresh_s``, without restarting the server."""
+    import shutil
+
+    from zse_infer.runtime.retriever import Retriever
+
+    from .conftest import running_server
+
+    gallery = tmp_path / "gallery"
+    shutil.copytree(serve_gallery, gallery)
+    sketch = sorted((shapes / "sketch").rglob("*.png"))[0]
+    with running_server(Retriever.load(tiny_export, gallery=gallery), refresh_s=0.2) as (base, app):
+        before = httpx.post(base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30).json()["hits"]
+        writer = Retriever.load(tiny_export, gallery=gallery)
+        writer.index([str(sorted((shapes / "photo").rglob("*.jpg"))[0])], ids=["from-another-writer"], progress=False)
+        time.sleep(0.5)
+        httpx.post(base + "/v1/search?k=1&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30)  # picks up the commit
+        after = httpx.post(base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30).json()["hits"]
+        assert len(after) == len(before) + 1 and "from-another-writer" in {h["id"] for h in after}
+        assert httpx.get(base + "/v1/photos/from-another-writer", timeout=30).status_code == 200

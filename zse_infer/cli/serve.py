@@ -37,10 +37,18 @@ BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Serve on Ray Serve (the extra 'ray'): --replicas copies of this server, one runtime each, behind one port.")
+@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: replicas of the server.")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs each replica asks Ray for (1 = one GPU each).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
+                   "The export folder and gallery must be on a file system every node sees.")
 @verbose_option
 @zse_errors
 def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, token, cors,
-          allow_writes, upload_dir, photo_roots, backend, threads, verbose) -> None:
+          allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas, gpus_per_replica, ray_address, verbose) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
     from ..errors import require
     from ..runtime.retriever import Retriever
@@ -50,9 +58,14 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
     setup_logging(verbose)
     require("fastapi", "serve", "zse serve")
     require("uvicorn", "serve", "zse serve")
-    retriever = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, threads=threads)
-    if max_batch is None:
-        max_batch = auto_max_batch(retriever)
+    if not use_ray and (ray_address or gpus_per_replica):
+        raise click.UsageError("--ray-address and --gpus-per-replica need --ray")
+    if use_ray:
+        # The driver opens no model: each replica does. Batching default as on one machine.
+        max_batch = max_batch or (16 if gpus_per_replica else 1)
+    else:
+        retriever = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, threads=threads)
+        max_batch = max_batch or auto_max_batch(retriever)
     settings = ServeSettings(
         max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue, timeout_s=timeout_s,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024), token=token or None, cors=tuple(cors), allow_writes=allow_writes,
@@ -61,6 +74,23 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo(f"warning: listening on {host} without --token: anyone who can reach it can search"
                    + (" and change the gallery" if allow_writes else ""), err=True)
+    if use_ray:
+        _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address)
+        return
     click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
     run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
 
+
+
+def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address) -> None:
+    from ..distributed.ray_serve import serve_on_ray
+    from ..distributed.runtime_spec import RuntimeSpec
+    from ..manifest import Manifest
+
+    Manifest.load(export_dir, verify=True)  # fail here, not in every replica
+    spec = RuntimeSpec(str(export_dir.absolute()), backend=backend, threads=threads or 1)  # one CPU share per replica
+    click.echo(f"serving {gallery_dir} on Ray Serve: {replicas} replica(s) of this server, batches of up to "
+               f"{settings.max_batch}, on http://{host}:{port}/  (API docs: /docs)", err=True)
+    serve_on_ray(export_dir, gallery_dir, replicas=replicas, host=host, port=port, address=ray_address,
+                 app_kwargs={"settings": settings}, spec=spec, gpus_per_replica=gpus_per_replica,
+                 cpus_per_replica=1.0)

@@ -36,7 +36,9 @@ class RuntimeSpec:
         return manifest, open_runners(self.export_dir, manifest, self.backend, self.precision, None, None, self.threads)
 
     def retriever(self, gallery: str | None):
+        """This runtime over ``gallery`` (an empty one where none exists yet: a served gallery
+        may be filled later through the API; nothing is written until photos are committed)."""
         from ..runtime.retriever import Retriever
 
-        return Retriever.load(self.export_dir, gallery=gallery, backend=self.backend, precision=self.precision,
+        return Retriever.load(self.export_dir, gallery=gallery, create=True, backend=self.backend, precision=self.precision,
                               threads=self.threads, relation=self.relation)

@@ -239,9 +239,12 @@ class Retriever:
         tokens = self.encode(list(sketches), "sketch")
         return [self.search_tokens(t, k, rerank) for t in tokens]
 
-    def search_tokens(self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
-        """Search with an already encoded sketch (T, D)."""
-        found = self.searcher.search_tokens(sketch_tokens, k, rerank)
+    def search_tokens(
+        self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str | None = None, timing: dict[str, float] | None = None
+    ) -> list[Hit]:
+        """Search with an already encoded sketch (T, D). ``timing``: a dict that receives the
+        seconds spent in stage 1 and stage 2 (keys "stage1", "stage2")."""
+        found = self.searcher.search_tokens(sketch_tokens, k, rerank, timing)
         return [Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)]
 
     # ------------------------------------------------------------------ explanations

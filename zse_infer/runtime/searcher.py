@@ -17,6 +17,7 @@ run on ONNX runners (evaluation) and on torch-computed arrays (training). Search
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -166,8 +167,13 @@ class Searcher:
             raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
         return min(int(rerank), n)
 
-    def search_tokens(self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None) -> list[tuple[int, float, int, str, str | None]]:
-        """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D)."""
+    def search_tokens(
+        self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None, timing: dict[str, float] | None = None
+    ) -> list[tuple[int, float, int, str, str | None]]:
+        """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
+
+        ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
+        t0 = time.perf_counter()
         snap = self._snapshot()
         n = len(snap)
         n_rerank = self.parse_rerank(rerank, n)
@@ -177,6 +183,7 @@ class Searcher:
             index = self.stage1.index_for(snap)
         cos, rowids = index.search(query, depth)
         cos, rowids = cos[0], rowids[0]
+        t1 = time.perf_counter()
         hits: list[tuple[int, float, int]] = []
         if n_rerank:
             candidates = rowids[:n_rerank]
@@ -184,5 +191,7 @@ class Searcher:
             hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
         hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:])]
         hits = hits[:k]
+        if timing is not None:
+            timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
         info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
         return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"])]

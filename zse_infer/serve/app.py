@@ -89,10 +89,21 @@ class ServerState:
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="zse-model")
         self.decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="zse-decode")
         self.metrics = ServeMetrics(gallery_size=lambda: len(self.photos), queue_depth=lambda: self.batcher.depth)
+        self._refreshed = time.monotonic()
         self.batcher = Batcher(
-            lambda jobs: run_search_batch(retriever, jobs), self.model_thread, settings.max_batch, settings.max_delay_ms,
+            self._search_batch, self.model_thread, settings.max_batch, settings.max_delay_ms,
             settings.max_queue, settings.timeout_s, settings.retry_after_s, on_batch=self.metrics.batch_size.observe,
         )
+
+    def _search_batch(self, jobs):
+        """On the model thread: first pick up other writers' commits (other replicas, a
+        ``zse index`` beside the server) at most every ``refresh_s`` seconds, then search."""
+        if self.settings.refresh_s and time.monotonic() - self._refreshed >= self.settings.refresh_s:
+            self._refreshed = time.monotonic()
+            refresh = getattr(self.retriever, "refresh", None)
+            if refresh is not None and refresh():
+                self.photos.refresh(self.retriever)
+        return run_search_batch(self.retriever, jobs)
 
     async def on_model(self, fn, *args):
         """Run ``fn`` on the model thread, answering 504 if it does not finish in time."""

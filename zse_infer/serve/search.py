@@ -1,21 +1,16 @@
 """What the model thread runs for a batch of searches: one encoder call, then each query's two stages.
 
-Built on the public ``Retriever`` methods only (``encode``, ``search_tokens``,
-``relation_scores``): stage 1 is ``search_tokens(rerank=0)`` (the
-ret-token ranking, deep enough for the reranking), stage 2 is
-``relation_scores`` over its first candidates, ordered exactly as
-``Retriever.search_tokens`` orders them (highest relation score first, ties
-in stage-1 order). Splitting the two lets the server time each stage.
+Built on the public ``Retriever`` methods (``encode``, then ``search_tokens``
+per query, which reports each stage's time): the ranking itself is the
+searcher's one implementation, shared with ``Retriever.search``.
 
 Stage-2 batches are still one relation-head call set per query: sharing
 relation-head batches across the queries of a batch needs a searcher entry
-point that takes several sketches (``relation_scores_batch(tokens[N], rows[N, R])``);
-see the report in docs-snippets/serve.md.
+point that takes several sketches (``relation_scores_batch(tokens[N], rows[N, R])``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -44,20 +39,9 @@ def resolve_rerank(retriever, rerank: int | str | None) -> int | str:
 
 def two_stage(retriever, tokens: np.ndarray, k: int, rerank: int | str) -> tuple[list, float, float]:
     """One query's hits, with the seconds spent in stage 1 and stage 2."""
-    n = len(retriever)
-    n_rerank = n if rerank == "all" else min(int(rerank), n)
-    t0 = time.perf_counter()
-    # Validation of k / rerank and the empty-gallery error come from the library itself.
-    first = retriever.search_tokens(tokens, k=max(k, n_rerank, 1) if n else k, rerank=0)
-    t1 = time.perf_counter()
-    if not n_rerank:
-        return first[:k], t1 - t0, 0.0
-    candidates = first[:n_rerank]
-    scores = np.asarray(retriever.relation_scores(tokens, np.array([h.row for h in candidates], dtype=np.int64)))
-    order = np.lexsort((np.arange(len(scores)), -scores.astype(np.float64)))
-    ranked = [dataclasses.replace(candidates[i], score=float(scores[i]), stage=2) for i in order] + first[n_rerank:]
-    hits = [dataclasses.replace(h, rank=r) for r, h in enumerate(ranked[:k], start=1)]
-    return hits, t1 - t0, time.perf_counter() - t1
+    timing: dict[str, float] = {}
+    hits = retriever.search_tokens(tokens, k=k, rerank=rerank, timing=timing)
+    return hits, timing.get("stage1", 0.0), timing.get("stage2", 0.0)
 
 
 def run_search_batch(retriever, jobs: list[SearchJob]) -> list[SearchResult | BaseException]:

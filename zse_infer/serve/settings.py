@@ -23,6 +23,7 @@ class ServeSettings:
     max_k: int = 1000
     decode_threads: int = 2
     retry_after_s: int = 1
+    refresh_s: float = 2.0  # searches see other writers' gallery commits within this many seconds (0: never)
     title: str = "zse-infer"
 
     def __post_init__(self):

@@ -9,7 +9,7 @@ so the gallery column is one fixed-size binary column whatever the codec:
   components then 8-bit scalar quantisation of each component (T*K bytes). Trained on the
   gallery's first committed batch; the tables (mean, components, per-component ranges) are
   stored in the gallery's schema metadata, in the same commit as the rows they encoded.
-  Measured (../docs-snippets/store.md): PCA then per-component SQ beats product
+  Measured (README, "Token codecs"): PCA then per-component SQ beats product
   quantisation at every size on this model's low-rank tokens;
 * ``none``: no tokens stored (stage 2 re-encodes candidates from their files).
 

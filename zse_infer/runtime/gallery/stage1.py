@@ -13,7 +13,7 @@
 
 Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a
 rebuild, trains in seconds at 1M, and its file loads in well under a second; measured in
-``benchmarks/gallery_scale.py`` (figures in docs-snippets/store.md). Stage 2 reranks the
+``benchmarks/gallery_scale.py`` (figures in the README, "Stage 1 at scale"). Stage 2 reranks the
 candidates, so a rare miss deep in the candidate list costs little.
 """
 
