@@ -31,8 +31,16 @@ sys.path.insert(0, str(ROOT))
 D = 128
 
 
+def unit_centres(n: int, per_cluster: int, d: int, rng) -> np.ndarray:
+    """(about n / per_cluster, d) random unit cluster centres."""
+    centres = rng.normal(size=(max(1, n // per_cluster), d)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
 def clustered(n: int, centres: np.ndarray, rng, spread: float) -> np.ndarray:
-    x = centres[rng.integers(0, len(centres), n)] + spread * rng.normal(size=(n, D)).astype(np.float32) / np.sqrt(D)
+    """(n, d) unit vectors around random ``centres`` (noise of norm about ``spread``): synthetic ret-tokens."""
+    d = centres.shape[1]
+    x = centres[rng.integers(0, len(centres), n)] + spread * rng.normal(size=(n, d)).astype(np.float32) / np.sqrt(d)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -72,8 +80,7 @@ def main() -> None:
 
     stage1.APPROX_MIN = min(stage1.APPROX_MIN, args.n)
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(max(1, args.n // args.per_cluster), D)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = unit_centres(args.n, args.per_cluster, D, rng)
     out: dict = {"photos": args.n, "commit_rows": args.commit, "clusters": len(centres), "spread": args.spread}
     if args.reuse and Gallery.exists(args.dir):  # keep the written dataset, rebuild the index
         shutil.rmtree(args.dir / "stage1", ignore_errors=True)

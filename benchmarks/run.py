@@ -256,59 +256,112 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
 
-def synthetic_gallery(root: Path, n: int, manifest, seed: int = 0, projections: bool = False):
-    """A gallery of ``n`` synthetic photos: random ret-tokens; token storage is a sparse file of
-    zeros (the relation head's cost does not depend on the values, and 100k real token sets
-    would be 30 GB). ``projections``: also (sparse) stored photo-side projections."""
-    import numpy as np
+NEAR = "/photos/near-"  # ids of the synthetic rows that stage 2 reads (real token bytes)
 
-    from zse_infer.runtime.gallery.format1 import Gallery
+
+def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, seed: int = 0, projections: bool = False,
+                      commit: int = 10_000) -> Path:
+    """A Lance gallery of ``n`` synthetic photos for timing searches with the unit sketch ret-tokens ``near`` (Q, D).
+
+    Near rows (ids ``NEAR...``): ``per_query`` per sketch, ret-tokens close to it (cosine ~0.9), random tokens
+    (and projections), committed through ``Gallery.append``: every stage-2 candidate of those sketches is one of
+    them, read as real rows are. The other rows: clustered unit ret-tokens (``gallery_scale``'s; far from the
+    sketches: stage 1 ranks them, stage 2 never reads them) and all-zero tokens, which Lance stores as constant
+    pages (100k real token sets would be 30 GB, 120 GB with projections). Reading rows of a constant page decodes
+    the whole page, so timings are only valid while stage 2 stays on the near rows (``work_query`` checks). The
+    zero rows are copies of one zero batch's Arrow rows (encoded once, by the store) with new ids and ret-tokens,
+    appended with Lance: through the codec's per-row conversions, 100k photos would take minutes."""
+    import lance
+    import numpy as np
+    import pyarrow as pa
+
+    from gallery_scale import clustered, unit_centres
+    from zse_infer.runtime.gallery.store import Batch, Gallery
     from zse_infer.runtime.retriever import Retriever
     from zse_infer.vectors import l2_normalize
 
     shape = (manifest.model.num_tokens, manifest.model.width)
     gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections)
-    name = f"{n:09d}-synthetic"
-    shards = root / "shards"
-    del_me = np.lib.format.open_memmap(shards / f"{name}.tokens.npy", mode="w+", dtype=np.float16, shape=(n, *shape))
-    if projections:
-        del_me = np.lib.format.open_memmap(shards / f"{name}.proj.npy", mode="w+", dtype=np.float16, shape=(n, *gallery.proj_shape))
-    del del_me
     rng = np.random.default_rng(seed)
-    np.save(shards / f"{name}.ret.npy", l2_normalize(rng.standard_normal((n, shape[1])).astype(np.float32)))
-    (shards / f"{name}.meta.json").write_text(json.dumps({"ids": [f"p{i}" for i in range(n)], "paths": [None] * n}))
-    gallery.commit([gallery._load_shard(name, n, {})])
+
+    def batch(ids: list[str], ret, fill) -> Batch:
+        unknown = np.full(len(ids), -1, np.int64)
+        return Batch(ids, ids, unknown, unknown, ret, fill((len(ids), *shape)), fill((len(ids), *gallery.proj_shape)) if projections else None)
+
+    for q, centre in enumerate(near[: n // per_query]):
+        ret = l2_normalize(centre + 0.5 * rng.standard_normal((per_query, shape[1]), np.float32) / np.sqrt(shape[1]))
+        gallery.append(batch([f"{NEAR}{q:03d}-{i:04d}.jpg" for i in range(per_query)], ret, lambda size: rng.standard_normal(size, np.float32)))
+    start = len(gallery)
+    centres = unit_centres(n - start, 100, shape[1], rng)
+
+    def ids_ret(a: int, b: int):
+        return [f"/photos/{i:08d}.jpg" for i in range(a, b)], clustered(b - a, centres, rng, 0.6)
+
+    def put(table, name: str, values):
+        return table.set_column(table.schema.get_field_index(name), table.schema.field(name), values)
+
+    m = min(n - start, 128)
+    if m > 0:
+        first = batch(*ids_ret(start, start + m), np.zeros)
+        gallery.append(first)
+        rows = gallery._arrow(first, 0)
+    for a in range(start + m, n, commit):
+        ids, ret = ids_ret(a, min(a + commit, n))
+        table = pa.concat_tables([rows] * -(-len(ids) // m)).slice(0, len(ids))
+        table = put(put(table, "id", pa.array(ids, pa.string())), "path", pa.array(ids, pa.string()))
+        table = put(table, "ret", pa.FixedSizeListArray.from_arrays(pa.array(ret.reshape(-1)), shape[1]))
+        lance.write_dataset(table, gallery.uri, mode="append")
     return root
 
 
 def work_query(args: dict) -> list[dict]:
+    """Query latency (sketch encoding + stage 1 + stage 2) on synthetic galleries of ``args["gallery"]``
+    photos: stage 1 only, two-stage (photo-side projections computed per candidate) and two-stage
+    with the projections read from the gallery. Stage times come from the searcher's own timing."""
     import numpy as np
 
     from zse_infer.manifest import Manifest
     from zse_infer.runtime.retriever import Retriever
+    from zse_infer.vectors import l2_normalize
 
-    cfg = args["cfg"]
+    cfg, rerank = args["cfg"], 100
     manifest = Manifest.load(args["export_dir"], verify=False)
     rng = np.random.default_rng(2)
     sketches = [np.where(rng.random((224, 224, 3)) < 0.05, 0, 255).astype(np.uint8) for _ in range(cfg["queries"])]
     out = []
     with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
-        plain = synthetic_gallery(Path(tmp) / "g", args["gallery"], manifest)
-        stored = synthetic_gallery(Path(tmp) / "gp", args["gallery"], manifest, projections=True)
-        r = Retriever.load(args["export_dir"], gallery=plain, backend="onnxruntime-cpu", verify=False)
-        rp = Retriever.load(args["export_dir"], gallery=stored, backend="onnxruntime-cpu", verify=False)
-        for x in (r, rp):
-            x.search(sketches[0], k=10, rerank=10)  # warm-up (stage-1 index build, sessions)
-        # two_stage: photo-side projections computed per candidate; two_stage_stored: read from the gallery.
-        for mode, rerank, x in (("stage1", 0, r), ("two_stage", 100, r), ("two_stage_stored", 100, rp)):
-            times = [t for s in sketches for t in measure(lambda: x.search(s, k=10, rerank=rerank), 1, warmup=0)]
+        # Opened before their galleries are written (nothing is written until a commit), so that the
+        # sketches' ret-tokens can place the near rows; refresh() then adopts what synthetic_gallery wrote.
+        retrievers = {p: Retriever.load(args["export_dir"], gallery=Path(tmp) / f"g{int(p)}", create=True, projections=p,
+                                        backend="onnxruntime-cpu", verify=False) for p in (False, True)}
+        near = l2_normalize(retrievers[False].encode(sketches, "sketch")[:, 0])
+        for p, x in retrievers.items():
+            synthetic_gallery(x.gallery.root, args["gallery"], manifest, near, per_query=rerank, projections=p)
+            x.refresh()
+            x.search(sketches[0], k=10, rerank=10)  # warm-up (stage-1 index, sessions)
+        for mode, depth, x in (("stage1", 0, retrievers[False]), ("two_stage", rerank, retrievers[False]),
+                               ("two_stage_stored", rerank, retrievers[True])):
+            times, stages = [], []
+            for sketch in sketches:
+                timing: dict[str, float] = {}
+                t0 = time.perf_counter()
+                tokens = x.encode([sketch], "sketch")[0]
+                x.search_tokens(tokens, k=10, rerank=depth, timing=timing)
+                times.append(time.perf_counter() - t0)
+                stages.append(timing)
+                if depth and not all(h.id.startswith(NEAR) for h in x.search_tokens(tokens, k=depth, rerank=0)):
+                    raise RuntimeError("stage 2 read rows with all-zero tokens (constant Lance pages): the timing is not valid")
             out.append(
                 record(
-                    "query", r.backend, r.runners.precision, {"gallery": args["gallery"], "mode": mode},
-                    statistics.median(times) * 1000, "ms", times,
-                    p95_ms=float(np.percentile(times, 95) * 1000), stage1_index=x._ret_index().kind,
+                    "query", x.backend, x.runners.precision, {"gallery": args["gallery"], "mode": mode},
+                    statistics.median(times) * 1000, "ms", times, p95_ms=float(np.percentile(times, 95) * 1000),
+                    stage1_ms=statistics.median(t["stage1"] for t in stages) * 1000,
+                    stage2_ms=statistics.median(t["stage2"] for t in stages) * 1000,
+                    stage1_index=x.searcher.stage1.index_for(x.gallery.snapshot).kind,
                 )
             )
+        for x in retrievers.values():
+            x.close()
     return out
 
 
@@ -672,15 +725,16 @@ def gpu_notes(info: dict, skipped: list[dict] | None = None) -> list[dict]:
 
 def storage_record(export_dir: Path, tmp: Path) -> dict:
     """Bytes stored per gallery photo, from a real gallery of 8 indexed photos."""
+    from zse_infer.runtime.gallery.store import DATASET
     from zse_infer.runtime.retriever import Retriever
     from zse_infer.testing.images import make_photo_files
 
     photos = make_photo_files(tmp / "photos", 8, size=64)
-    r = Retriever.load(export_dir, gallery=tmp / "storage", backend="onnxruntime-cpu", verify=False)
-    r.index(photos, progress=False)
-    total = sum(p.stat().st_size for p in (tmp / "storage" / "shards").iterdir())
+    with Retriever.load(export_dir, gallery=tmp / "storage", create=True, backend="onnxruntime-cpu", verify=False) as r:
+        r.index(photos, progress=False)
+    total = sum(p.stat().st_size for p in (tmp / "storage" / DATASET).rglob("*") if p.is_file())
     return {"component": "gallery", "backend": "any", "precision": "fp16", "value": total / 8, "unit": "bytes/photo",
-            "ratio_vs_official": None, "note": "tokens (float16) + ret-token (float32) + ids/paths"}
+            "ratio_vs_official": None, "note": "Lance dataset: tokens (float16) + ret-token (float32) + ids/paths/fingerprints + manifest"}
 
 
 if __name__ == "__main__":

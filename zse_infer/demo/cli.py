@@ -178,7 +178,10 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     query, top = picked[first], hits[first]
     exp = retriever.explain(str(query.path), top[0], out=out / "explanation.png")
     (out / "explanation.json").write_text(json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n")
-    retriever.synthesize(str(query.path), top[:3], out=out / "synthesis.png", ink_only=True)
+    # From the matched photo alone, strokes and what they enclose: the sketch redrawn with that
+    # photo's content. (Given the top 3, each part of the drawing may take another photo whose
+    # layout fits it better, which reads as a collage rather than as the match.)
+    retriever.synthesize(str(query.path), top[:1], out=out / "synthesis.png")
     correct = sum(labels.get(h.id) == q.label for q, row in zip(picked, hits) for h in row)
     click.echo(f"      {correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}", err=True)
     return {"explained_query": str(query.path), "explained_label": query.label}

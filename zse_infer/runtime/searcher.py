@@ -182,7 +182,9 @@ class Searcher:
         with self.lock:
             index = self.stage1.index_for(snap)
         cos, rowids = index.search(query, depth)
-        cos, rowids = cos[0], rowids[0]
+        found = rowids[0] >= 0  # an approximate index may find fewer than asked
+        cos, rowids = cos[0][found], rowids[0][found]
+        n_rerank = min(n_rerank, len(rowids))
         t1 = time.perf_counter()
         hits: list[tuple[int, float, int]] = []
         if n_rerank:

@@ -66,9 +66,10 @@ class IvfIndex:
         index.nprobe = int(meta.get("nprobe", NPROBE))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, k) scores and row ids; where the probed lists held fewer than k rows, the tail
+        of that query's row holds row id -1 (each query's count differs: callers drop them)."""
         scores, labels = self.index.search(np.ascontiguousarray(queries, np.float32), k)
-        keep = labels[0] >= 0  # fewer than k found in the probed lists
-        return scores[:, keep], labels[:, keep].astype(np.int64)
+        return scores, labels.astype(np.int64)
 
 
 def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):

@@ -2,16 +2,17 @@
 
 Ret-tokens are stored L2-normalised, so inner product = cosine similarity and
 ranking by it equals the official "sa" ranking (ascending L2 distance of
-normalised vectors). Three index kinds, chosen by gallery size:
+normalised vectors). This is the exact, in-memory search; two kinds, chosen by
+gallery size:
 
 * fewer than ``EXACT_MAX`` (50,000) photos: an exact numpy matrix product
   (a BLAS call: faster than building any index at this size);
-* up to ``APPROX_MIN`` (1,000,000): FAISS ``IndexFlatIP``, exact;
-* above: FAISS ``IndexHNSWFlat`` (inner product, M=32, efSearch=256),
-  approximate; stage 2 reranks its candidates, so a rare miss deep in the
-  candidate list costs little.
+* above: FAISS ``IndexFlatIP``, exact.
 
-Without FAISS installed, numpy exact search is used at every size (logged once).
+Approximate search above 1,000,000 photos is the persisted IVF index of a stored
+gallery (:mod:`.stage1`), kept with the data; a temporary in-memory gallery
+stays exact at every size. Without FAISS installed, numpy exact search is used
+at every size (logged once).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from ...vectors import top_k_desc
 _log = logging.getLogger(__name__)
 
 EXACT_MAX = 50_000
-APPROX_MIN = 1_000_000
 
 
 class RetIndex:
@@ -35,15 +35,10 @@ class RetIndex:
         n = len(self.vectors)
         self.kind = kind or self.choose_kind(n)
         self._faiss_index = None
-        if self.kind in ("faiss-flat", "faiss-hnsw"):
+        if self.kind == "faiss-flat":
             import faiss
 
-            d = self.vectors.shape[1]
-            if self.kind == "faiss-flat":
-                index = faiss.IndexFlatIP(d)
-            else:
-                index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-                index.hnsw.efSearch = 256
+            index = faiss.IndexFlatIP(self.vectors.shape[1])
             index.add(self.vectors)
             self._faiss_index = index
         _log.debug("stage-1 index: %s over %d photos", self.kind, n)
@@ -55,7 +50,7 @@ class RetIndex:
         if importlib.util.find_spec("faiss") is None:
             _log.info("FAISS is not installed: exact numpy search over %d photos (pip install 'zse-infer[ann]')", n)
             return "exact"
-        return "faiss-flat" if n < APPROX_MIN else "faiss-hnsw"
+        return "faiss-flat"
 
     def __len__(self) -> int:
         return len(self.vectors)
