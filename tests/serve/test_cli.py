@@ -69,7 +69,7 @@ def test_ray_flags_hand_the_server_settings_to_ray_serve(tiny_export, tmp_path, 
     assert r.exit_code == 0, r.output
     assert seen["replicas"] == 3 and seen["port"] == 8123 and seen["address"] is None
     settings = seen["app_kwargs"]["settings"]
-    assert settings.token == "t" and settings.allow_writes and settings.max_batch == 1  # CPU replicas: batching off
+    assert settings.token == "t" and settings.allow_writes and settings.max_batch == 16 and settings.max_delay_ms == 5
     assert seen["spec"].export_dir == str(tiny_export.absolute()) and seen["spec"].threads == 1
     assert "3 replica(s)" in r.output
 

@@ -18,10 +18,10 @@ BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=None,
-              help="Sketches encoded together (1 = batching off). Default: 16 where the encoder runs on a GPU, 1 on CPUs, "
-                   "where batches gain nothing and cost throughput (benchmarks/results/serve.md).")
+              help="Sketches encoded together, at most (1 = batching off). Default: 16.")
 @click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="How long a request waits for others to share its batch.")
+              help="How long the first search of a batch waits for others, once the last batch had company "
+                   "(a lone client never waits); 0: a batch is what queued while the model was busy.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
               help="Searches waiting beyond this are answered 503 with Retry-After.")
 @click.option("--timeout-s", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Requests not answered by then get 504.")
@@ -62,7 +62,7 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
         raise click.UsageError("--ray-address and --gpus-per-replica need --ray")
     if use_ray:
         # The driver opens no model: each replica does. Batching default as on one machine.
-        max_batch = max_batch or (16 if gpus_per_replica else 1)
+        max_batch = max_batch or 16
     else:
         retriever = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, threads=threads)
         max_batch = max_batch or auto_max_batch(retriever)

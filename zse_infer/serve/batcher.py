@@ -1,6 +1,7 @@
 """Dynamic batching: requests wait in a bounded asyncio queue; one loop takes up to ``max_batch``
-of them (waiting at most ``max_delay_ms`` after the first for company) and runs them as one
-call on the model thread.
+of them (waiting at most ``max_delay_ms`` after the first for company, but only while the
+previous batch had company: a lone client never pays the delay) and runs them as one call on
+the model thread.
 
 Why a single model thread: the ``Retriever`` keeps lazily built state and one
 engine context, so the server confines it to one thread; batching is what
@@ -54,6 +55,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task | None = None
         self._on_batch = on_batch
+        self._last_size = 0
 
     @property
     def depth(self) -> int:
@@ -93,7 +95,9 @@ class Batcher:
 
     async def _collect(self) -> list[_Pending]:
         batch = [await self._queue.get()]
-        deadline = time.perf_counter() + self.max_delay
+        # Wait for company only while there is concurrency (the last batch had company): a
+        # lone client never pays the delay.
+        deadline = time.perf_counter() + (self.max_delay if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
             try:
                 batch.append(self._queue.get_nowait())
@@ -116,6 +120,7 @@ class Batcher:
             if not batch:
                 continue
             started = time.perf_counter()
+            self._last_size = len(batch)
             if self._on_batch:
                 self._on_batch(len(batch))
             try:
