@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import BackendError, GalleryError, ImageError, InputError, ZseError
 from ..evaluation.datasets import EvalSet
 from ..evaluation.metrics import RankingMetrics
-from ..evaluation.protocol import RANKINGS, gallery_labels, ranking_distances
+from ..evaluation.protocol import checked_ranking, gallery_labels, ranking_distances
 from .ray_index import RayOptions, _first_line
 from .ray_setup import connect, default_actors, ray_module
 from .runtime_spec import RuntimeSpec
@@ -63,7 +63,7 @@ def evaluate_on_ray(
     retriever,
     eval_set: EvalSet,
     ranking: str = "two-stage",
-    rerank: int = 100,
+    rerank: int | None = None,
     ks: Iterable[int] = (),
     batch_size: int = 16,
     index: bool = True,
@@ -74,10 +74,7 @@ def evaluate_on_ray(
     """:func:`~zse_infer.evaluation.protocol.evaluate` with the queries spread over Ray actors
     (and, with ``index=True``, the photos indexed on Ray first)."""
     options = options or RayOptions()
-    if ranking not in RANKINGS:
-        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
-    if ranking == "two-stage" and (isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0):
-        raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0")
+    rerank = checked_ranking(retriever, ranking, rerank)
     if batch_size < 1:
         raise InputError(f"batch_size: received {batch_size}, expected >= 1")
     ray = ray_module("evaluating on Ray (--ray)")

@@ -65,11 +65,25 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     return two_stage_distances(ret, rerank, score)
 
 
+def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
+    """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's
+    recorded depth (``manifest.default_rerank``); other rankings take none."""
+    if ranking not in RANKINGS:
+        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
+    if ranking != "two-stage":
+        return None
+    if rerank is None:
+        return retriever.manifest.default_rerank
+    if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
+        raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0")
+    return rerank
+
+
 def evaluate(
     retriever: Retriever,
     eval_set: EvalSet,
     ranking: str = "two-stage",
-    rerank: int = 100,
+    rerank: int | None = None,
     ks: Iterable[int] = (),
     batch_size: int = 16,
     index: bool = True,
@@ -80,12 +94,10 @@ def evaluate(
 
     ``ties``: "official" sorts distances with numpy's default argsort as the
     official code does; "stable" orders tied photos by gallery row (the same
-    on every machine). Distances here are float32, so ties are rare.
+    on every machine). Distances here are float32, so ties are rare. ``rerank=None``: the
+    export's recorded depth.
     """
-    if ranking not in RANKINGS:
-        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
-    if ranking == "two-stage" and (isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0):
-        raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0")
+    rerank = checked_ranking(retriever, ranking, rerank)
     from tqdm.auto import tqdm
 
     started = time.perf_counter()

@@ -1,0 +1,23 @@
+"""``evaluate``'s ranking arguments: the export's recorded depth by default, clear errors otherwise."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from zse_infer.errors import InputError
+from zse_infer.evaluation.protocol import checked_ranking
+
+RETRIEVER = SimpleNamespace(manifest=SimpleNamespace(default_rerank=10))
+
+
+def test_two_stage_defaults_to_the_recorded_depth():
+    assert checked_ranking(RETRIEVER, "two-stage", None) == 10
+    assert checked_ranking(RETRIEVER, "two-stage", 0) == 0
+    assert checked_ranking(RETRIEVER, "sa", 50) is None and checked_ranking(RETRIEVER, "rn", None) is None
+
+
+@pytest.mark.parametrize("ranking, rerank, words", [("two-stage", -1, "rerank"), ("two-stage", True, "rerank"),
+                                                    ("two-stage", "all", "rerank"), ("nope", None, "ranking")])
+def test_bad_ranking_arguments_name_the_argument(ranking, rerank, words):
+    with pytest.raises(InputError, match=words):
+        checked_ranking(RETRIEVER, ranking, rerank)
