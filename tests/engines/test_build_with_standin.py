@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import types
 
-import pytest
 
 from zse_infer.config import get_config
 from zse_infer.engines import build as build_module

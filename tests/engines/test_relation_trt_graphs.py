@@ -1,12 +1,12 @@
 """The restructured relation head, TensorRT-shaped (relation_*_trt): exported, linted, chosen for engines,
 and served by ``open_relation_runners`` (ONNX Runtime CPU here; TensorRT engines are GPU tests)."""
 
-import numpy as np
 import pytest
 
 from zse_infer.engines.build import engine_graphs
 from zse_infer.manifest import Manifest
-from zse_infer.runtime.runners.select import RELATION_ROLES, open_relation_runners, open_runners, relation_scores
+from zse_infer.runtime.runners.select import RELATION_ROLES, open_relation_runners, open_runners
+from zse_infer.testing.relation import rerank_gap
 
 onnx = pytest.importorskip("onnx")
 
@@ -38,13 +38,7 @@ def test_open_relation_runners_on_onnxruntime_matches_the_relation_head(tiny_exp
     runners = open_runners(tiny_export, manifest, backend="onnxruntime-cpu")
     fast = open_relation_runners(tiny_export, manifest, runners)
     assert set(fast) == set(RELATION_ROLES)
-    rng = np.random.default_rng(0)
-    n, d = manifest.model.num_tokens, manifest.model.width
-    sketch = rng.standard_normal((1, n, d)).astype(np.float32)
-    photos = rng.standard_normal((6, n, d)).astype(np.float32)
-    got = relation_scores(fast, sketch, photos)
-    want = runners.relation_head.run({"sketch_tokens": np.repeat(sketch, 6, 0), "photo_tokens": photos})["score"]
-    assert np.abs(got - want).max() < 1e-5
+    assert rerank_gap(fast, runners, manifest, photos=6) < 1e-5
     for r in fast.values():
         r.close()
     runners.close()

@@ -5,8 +5,9 @@ import pytest
 from PIL import Image
 
 from zse_infer.evaluation.results_page import (
-    CORRECT, THUMB, WRONG, QueryResult, _font, _wrap, write_results_grid, write_results_page,
+    CORRECT, THUMB, WRONG, QueryResult, _wrap, write_results_grid, write_results_page,
 )
+from zse_infer.runtime.explain_pictures import font as explain_font
 from zse_infer.runtime.retriever import Hit
 
 LONG = "car (automobile/taxi/police car)"
@@ -27,7 +28,7 @@ def _results(tmp_path, labelled=True):
 
 @pytest.mark.parametrize("text", [LONG, "tiger", "a-very-long-single-word-label-without-any-spaces-at-all", ""])
 def test_wrap_keeps_every_character_within_the_width(text):
-    font = _font(12)
+    font = explain_font(12)
     lines = _wrap(text, font, THUMB)
     assert all(font.getlength(line) <= THUMB for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")

@@ -22,9 +22,9 @@ import numpy as np
 from ..errors import BackendError, GalleryError, ImageError, InputError, ZseError
 from ..evaluation.datasets import EvalSet
 from ..evaluation.metrics import RankingMetrics
-from ..evaluation.protocol import checked_ranking, gallery_labels, ranking_distances
+from ..evaluation.protocol import checked_ranking, evaluation_report, gallery_labels, ranking_distances
 from .ray_index import RayOptions, _first_line
-from .ray_setup import connect, default_actors, ray_module
+from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
 
@@ -91,40 +91,28 @@ def evaluate_on_ray(
     rows = [{"q": q, "paths": sketches[s : s + batch_size]} for q, s in enumerate(range(0, len(sketches), batch_size))]
     actors = min(options.actors or default_actors(options.gpus_per_actor, options.cpus_per_actor), len(rows))
     spec = RuntimeSpec.of(retriever, threads=max(1, int(options.cpus_per_actor)))
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-    ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False  # rows in query order
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(sketches), desc=f"evaluating ({ranking}) on Ray", unit="sketch", disable=not progress)
-    try:
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map_batches(EvalActor, fn_constructor_args=(spec, str(retriever.gallery.root), retriever.gallery.version, ranking, rerank),
-                            batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
-                            num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
-        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for out in table.to_pylist():
-                if out["error"] is not None:
-                    if out["error_source"] is not None:
-                        raise ImageError(out["error_source"], out["error"])
-                    raise InputError(out["error"])
-                distance = np.frombuffer(out["data"], np.dtype(out["dtype"])).reshape(out["shape"])
-                start = out["q"] * batch_size
-                metrics.update(distance, eval_set.sketch_labels[start : start + len(distance)])
-                bar.update(len(distance))
-    except ray.exceptions.RayError as exc:
-        raise BackendError(f"the Ray evaluation job failed ({type(exc).__name__}: {_first_line(exc)})") from exc
-    finally:
-        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
-        bar.close()
-    return {
-        "dataset": eval_set.summary(),
-        "ranking": ranking,
-        "rerank": rerank if ranking == "two-stage" else None,
-        "backend": retriever.backend,
-        "precision": retriever.runners.precision,
-        "metrics": metrics.compute(),
-        "queries_skipped": metrics.num_skipped,
-        "seconds": round(time.perf_counter() - started, 3),
-        "ray": {"actors": actors, "start_s": round(ray_start, 3)},
-    }
+    with ordered_quiet_data(ray):  # rows in query order
+        try:
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+            ds = ds.map_batches(EvalActor, fn_constructor_args=(spec, str(retriever.gallery.root), retriever.gallery.version, ranking, rerank),
+                                batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
+                                num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
+            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for out in table.to_pylist():
+                    if out["error"] is not None:
+                        if out["error_source"] is not None:
+                            raise ImageError(out["error_source"], out["error"])
+                        raise InputError(out["error"])
+                    distance = np.frombuffer(out["data"], np.dtype(out["dtype"])).reshape(out["shape"])
+                    start = out["q"] * batch_size
+                    metrics.update(distance, eval_set.sketch_labels[start : start + len(distance)])
+                    bar.update(len(distance))
+        except ray.exceptions.RayError as exc:
+            raise BackendError(f"the Ray evaluation job failed ({type(exc).__name__}: {_first_line(exc)})") from exc
+        finally:
+            bar.close()
+    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started,
+                             ray={"actors": actors, "start_s": round(ray_start, 3)})

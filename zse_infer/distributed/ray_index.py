@@ -32,7 +32,7 @@ from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
 from ..preprocess import ImageSource, describe_source, load_image, source_path
 from ..runtime.indexer import COMMIT_SIZE, IndexReport
-from .ray_setup import connect, default_actors, ray_module
+from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
 _log = logging.getLogger(__name__)
@@ -127,11 +127,7 @@ def index_on_ray(
 ) -> IndexReport:
     """:meth:`Retriever.index` on a Ray cluster; the same gallery, token for token."""
     options = options or RayOptions()
-    if on_error not in ("raise", "skip"):
-        raise InputError(f"on_error: received {on_error!r}, expected 'raise' or 'skip'")
-    batch = batch_size or retriever.runners.encoder.max_batch
-    if batch < 1 or commit_size < 1:
-        raise InputError(f"batch_size and commit_size: received {batch_size}/{commit_size}, expected >= 1")
+    batch = retriever.indexer.batch_size(on_error, batch_size, commit_size)
     ray = ray_module("indexing on Ray (--ray)")
     indexer = retriever.indexer
     todo, skipped = indexer.plan(photos, ids)
@@ -145,33 +141,28 @@ def index_on_ray(
     rows = plan_batches(todo, commit_size, batch)
     actors = options.actors or default_actors(options.gpus_per_actor, options.cpus_per_actor)
     spec = RuntimeSpec.of(retriever, threads=max(1, int(options.cpus_per_actor)))
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-    # preserve_order: batches reach the writer in photo order, so commits (and row ids) are
-    # those of a single-process run. Progress is our own bar (Ray's would duplicate it).
-    ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False
     from tqdm.auto import tqdm
 
     started = time.time()
     bar = tqdm(total=len(todo), desc=f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})", unit="photo", disable=not progress)
-    try:
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
-        # tasks into the encoder actors: it fuses operators whose resource requests are equal,
-        # and a fused actor would decode and encode in turn instead of side by side.
-        ds = ds.map_batches(decode_batches, fn_kwargs={"config": retriever.manifest.preprocess["photo"]},
-                            batch_size=1, batch_format="pyarrow", num_cpus=1, memory=DECODE_MEMORY)
-        ds = ds.map_batches(EncoderActor, fn_constructor_kwargs={"spec": spec}, batch_size=1, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=options.gpus_per_actor or None,
-                            num_cpus=options.cpus_per_actor)
-        _write_in_order(ds, rows, todo, indexer, on_error, report, bar, retriever.manifest.model)
-    except ray.exceptions.RayError as exc:
-        raise BackendError(f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
-                           f"the {report.added} photos committed before it are kept: re-run to continue") from exc
-    finally:
-        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
-        bar.close()
-        retriever.gallery.sync(since=started)  # Lance does not fsync: make what this job committed durable
+    with ordered_quiet_data(ray):  # batches reach the writer in photo order: commits (and row ids) as in one process
+        try:
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+            # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
+            # tasks into the encoder actors: it fuses operators whose resource requests are equal,
+            # and a fused actor would decode and encode in turn instead of side by side.
+            ds = ds.map_batches(decode_batches, fn_kwargs={"config": retriever.manifest.preprocess["photo"]},
+                                batch_size=1, batch_format="pyarrow", num_cpus=1, memory=DECODE_MEMORY)
+            ds = ds.map_batches(EncoderActor, fn_constructor_kwargs={"spec": spec}, batch_size=1, batch_format="pyarrow",
+                                compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=options.gpus_per_actor or None,
+                                num_cpus=options.cpus_per_actor)
+            _write_in_order(ds, rows, todo, indexer, on_error, report, bar, retriever.manifest.model)
+        except ray.exceptions.RayError as exc:
+            raise BackendError(f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
+                               f"the {report.added} photos committed before it are kept: re-run to continue") from exc
+        finally:
+            bar.close()
+            retriever.gallery.sync(since=started)  # Lance does not fsync: make what this job committed durable
     if report.failed:
         _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
     return report
@@ -203,9 +194,7 @@ def _commit(pending, todo, indexer, report, model) -> None:
             tokens.append(np.frombuffer(out["data"], np.float32).reshape(-1, model.num_tokens, model.width))
             kept.extend(todo[row["start"] + j] for j in out["ok"])
     if kept:
-        indexer.write(np.concatenate(tokens), kept)  # one commit: kept whatever happens next
-        report.added += len(kept)
-        report.replaced += sum(1 for k in kept if k[3])
+        indexer.commit(np.concatenate(tokens), kept, report)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 
 from ..errors import InputError, require
 
@@ -58,3 +59,16 @@ def default_actors(gpus_per_actor: float, cpus_per_actor: float) -> int:
     if gpus_per_actor:
         return max(1, int(res.get("GPU", 0) // gpus_per_actor))
     return max(1, int((res.get("CPU", 1) - 1) // max(cpus_per_actor, 1e-9)))
+
+
+@contextmanager
+def ordered_quiet_data(ray):
+    """Ray Data delivers rows in input order (so results and commits are those of one process)
+    and shows no progress bars of its own (ours already counts); restored afterwards."""
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
+    ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False
+    try:
+        yield
+    finally:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved

@@ -112,14 +112,20 @@ def evaluate(
             tokens = retriever.encode(batch, "sketch")
             metrics.update(ranking_distances(retriever, tokens, ranking, rerank), eval_set.sketch_labels[start : start + len(batch)])
             bar.update(len(batch))
-    result = metrics.compute()
+    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started)
+
+
+def evaluation_report(retriever, eval_set: EvalSet, ranking: str, rerank: int | None, metrics: RankingMetrics,
+                      started: float, **extra: Any) -> dict[str, Any]:
+    """The JSON report of an evaluation (any executor): settings, metrics and seconds since ``started``."""
     return {
         "dataset": eval_set.summary(),
         "ranking": ranking,
-        "rerank": rerank if ranking == "two-stage" else None,
+        "rerank": rerank,  # None for rankings without a rerank depth (checked_ranking)
         "backend": retriever.backend,
         "precision": retriever.runners.precision,
-        "metrics": result,
+        "metrics": metrics.compute(),
         "queries_skipped": metrics.num_skipped,
         "seconds": round(time.perf_counter() - started, 3),
+        **extra,
     }

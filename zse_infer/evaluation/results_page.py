@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..preprocess import ImageSource, describe_source
+from ..runtime.explain_pictures import font  # one bundled scalable font for every picture
 
 THUMB = 112
 
@@ -156,13 +157,7 @@ img {{ width: {THUMB}px; height: {THUMB}px; display: block; }}
     return out
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    return ImageFont.load_default(size=size)  # Pillow's bundled scalable font: no system fonts needed
-
-
-def _wrap(text: str, font, width: int) -> list[str]:
+def _wrap(text: str, face, width: int) -> list[str]:
     """Lines of ``text`` no wider than ``width`` pixels, nothing dropped: breaks between words, after a
     '/' ("automobile/taxi/police"), and inside a word only where the word alone is wider than a line."""
     pieces: list[tuple[str, str]] = []  # (piece, what joins it to the previous piece)
@@ -171,13 +166,13 @@ def _wrap(text: str, font, width: int) -> list[str]:
             pieces.append((piece, "" if i else " "))
     lines: list[str] = []
     for piece, joint in pieces:
-        while font.getlength(piece) > width:  # wider than a line by itself: split it
+        while face.getlength(piece) > width:  # wider than a line by itself: split it
             cut = 1
-            while font.getlength(piece[: cut + 1]) <= width:
+            while face.getlength(piece[: cut + 1]) <= width:
                 cut += 1
             lines.append(piece[:cut])
             piece, joint = piece[cut:], ""
-        if lines and font.getlength(lines[-1] + joint + piece) <= width:
+        if lines and face.getlength(lines[-1] + joint + piece) <= width:
             lines[-1] += joint + piece
         elif piece:
             lines.append(piece)
@@ -194,7 +189,7 @@ def write_results_grid(
     labels = labels or {}
     cols = 1 + max((len(q.hits) for q in results), default=0)
     cell, pad, frame = THUMB, 12, 3
-    small, normal, big = _font(12), _font(13), _font(20)
+    small, normal, big = font(12), font(13), font(20)
     line_h = 15
     width = cols * (cell + pad) + pad
     correct, known = _counts(results, labels)
@@ -218,8 +213,8 @@ def write_results_grid(
     canvas = Image.new("RGB", (width, top + sum(row_h) + pad), "white")
     draw = ImageDraw.Draw(canvas)
     y = pad
-    for i, (text, font, fill) in enumerate(intro):
-        draw.text((pad, y), text, font=font, fill=fill)
+    for i, (text, face, fill) in enumerate(intro):
+        draw.text((pad, y), text, font=face, fill=fill)
         y += 28 if i == 0 else line_h
     y += 8
     for kind, text in legend:
@@ -245,8 +240,8 @@ def write_results_grid(
                 if verdict is not None:
                     draw.rectangle([x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1],
                                    outline=CORRECT if verdict else WRONG, width=frame)
-            for i, (text, font) in enumerate(lines):
-                draw.text((x, y + cell + 6 + i * line_h), text, font=font, fill=(0, 0, 0) if i == 0 else (70, 70, 70))
+            for i, (text, face) in enumerate(lines):
+                draw.text((x, y + cell + 6 + i * line_h), text, font=face, fill=(0, 0, 0) if i == 0 else (70, 70, 70))
         y += h_row
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

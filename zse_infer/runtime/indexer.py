@@ -31,6 +31,7 @@ from ..vectors import l2_normalize
 from .gallery.store import Batch, Gallery
 from .photo_sources import expand_sources
 from .runners.base import ModelRunners
+from .searcher import pack_projections
 
 _log = logging.getLogger(__name__)
 
@@ -130,8 +131,7 @@ class Indexer:
     def write(self, tokens: np.ndarray, kept) -> None:
         proj = None
         if self.gallery.projections:
-            side = self.photo_side(tokens.astype(np.float16).astype(np.float32))  # from the tokens as stored
-            proj = np.concatenate([side["photo_k"], side["photo_q"], side["photo_v"]], axis=1)
+            proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))  # from the tokens as stored
         batch = Batch(
             ids=[k[1] for k in kept],
             paths=[_stored_path(k[0]) for k in kept],
@@ -143,13 +143,24 @@ class Indexer:
         )
         self.gallery.append(batch, replace=any(k[3] for k in kept))
 
-    def index(self, photos: ImageSource | Iterable[ImageSource], ids: Sequence[str] | None = None, batch_size: int | None = None,
-              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE) -> IndexReport:
+    def commit(self, tokens: np.ndarray, kept, report: IndexReport) -> None:
+        """One commit of encoded photos (kept whatever happens next), counted in ``report``."""
+        self.write(tokens, kept)
+        report.added += len(kept)
+        report.replaced += sum(1 for k in kept if k[3])
+
+    def batch_size(self, on_error: str, batch_size: int | None, commit_size: int) -> int:
+        """The encoder batch for these arguments, after checking them (any executor)."""
         if on_error not in ("raise", "skip"):
             raise InputError(f"on_error: received {on_error!r}, expected 'raise' or 'skip'")
         batch = batch_size or self.runners.encoder.max_batch
         if batch < 1 or commit_size < 1:
             raise InputError(f"batch_size and commit_size: received {batch_size}/{commit_size}, expected >= 1")
+        return batch
+
+    def index(self, photos: ImageSource | Iterable[ImageSource], ids: Sequence[str] | None = None, batch_size: int | None = None,
+              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE) -> IndexReport:
+        batch = self.batch_size(on_error, batch_size, commit_size)
         todo, skipped = self.plan(photos, ids)
         report = IndexReport(skipped_existing=skipped)
         from tqdm.auto import tqdm
@@ -160,9 +171,7 @@ class Indexer:
             for start in range(0, len(todo), commit_size):
                 tokens, kept = self.encode(todo[start : start + commit_size], batch, on_error, report, bar)
                 if kept:
-                    self.write(tokens, kept)  # one commit: kept whatever happens next
-                    report.added += len(kept)
-                    report.replaced += sum(1 for k in kept if k[3])
+                    self.commit(tokens, kept, report)
         finally:
             bar.close()
             self.gallery.sync(since=started)  # Lance does not fsync: make what this call committed durable

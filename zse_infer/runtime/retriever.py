@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import GalleryError, InputError
-from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, Manifest
-from ..preprocess import ImageSource, image_to_rgb, load_image
+from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
+from ..preprocess import ImageSource, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
 from .gallery.store import Gallery, model_words, same_model
 from .indexer import COMMIT_SIZE, IndexReport, Indexer
@@ -166,9 +166,6 @@ class Retriever:
 
     def _encode_photo_files(self, paths: Sequence[str]) -> np.ndarray:
         return self.encode(list(paths), "photo")
-
-    def _fast_runners(self) -> dict | None:
-        return self.searcher.fast_runners()
 
     def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""

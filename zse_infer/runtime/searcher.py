@@ -68,6 +68,18 @@ def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.n
     return np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)]) if n_queries else np.zeros((0, n_gallery))
 
 
+# ---------------------------------------------------------------------- stored projections
+# A gallery created with projections=True stores each photo's relation_photo outputs as one
+# (3N - 1, D) array: photo_k (N rows), photo_q (N - 1: token 0's query row is never used), photo_v (N).
+def pack_projections(side: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([side["photo_k"], side["photo_q"], side["photo_v"]], axis=1)
+
+
+def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    parts = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
+    return {k: np.ascontiguousarray(v) for k, v in parts.items()}
+
+
 # ---------------------------------------------------------------------- the searcher
 class Searcher:
     """Stage 1 over a gallery snapshot, stage 2 with the relation head.
@@ -132,24 +144,20 @@ class Searcher:
         if fast:
             with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
                 sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
-        n = self.manifest.model.num_tokens
         for start in range(0, len(rowids), RERANK_CHUNK):
             chunk = rowids[start : start + RERANK_CHUNK]
             photo = self.photo_tokens(snap, chunk)
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
                 with self.run_lock:
-                    out = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})
+                    chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
             else:
-                if self.gallery.projections:
-                    proj = snap.projections(chunk, self.gallery.proj_shape)  # computed at index time
-                    photo_side = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
-                    photo_side = {k: np.ascontiguousarray(v) for k, v in photo_side.items()}
-                else:
-                    photo_side = None
+                photo_side = None
+                if self.gallery.projections:  # computed at index time
+                    photo_side = unpack_projections(snap.projections(chunk, self.gallery.proj_shape), self.manifest.model.num_tokens)
                 with self.run_lock:
-                    out = {HEAD_OUTPUT: relation_scores(fast, sketch, photo, photo_side, sketch_side)}
-            scores[start : start + len(chunk)] = out[HEAD_OUTPUT]
+                    chunk_scores = relation_scores(fast, sketch, photo, photo_side, sketch_side)
+            scores[start : start + len(chunk)] = chunk_scores
         return scores
 
     def _snapshot(self) -> Snapshot:

@@ -31,33 +31,22 @@ class SearchResult:
 
 
 def resolve_rerank(retriever, rerank: int | str | None) -> int | str:
-    """``None``: the export's recorded default (``manifest.default_rerank``), else 100."""
-    if rerank is not None:
-        return rerank
-    return getattr(getattr(retriever, "manifest", None), "default_rerank", 100)
-
-
-def two_stage(retriever, tokens: np.ndarray, k: int, rerank: int | str) -> tuple[list, float, float]:
-    """One query's hits, with the seconds spent in stage 1 and stage 2."""
-    timing: dict[str, float] = {}
-    hits = retriever.search_tokens(tokens, k=k, rerank=rerank, timing=timing)
-    return hits, timing.get("stage1", 0.0), timing.get("stage2", 0.0)
+    """``None``: the export's recorded default (``manifest.default_rerank``)."""
+    return retriever.manifest.default_rerank if rerank is None else rerank
 
 
 def run_search_batch(retriever, jobs: list[SearchJob]) -> list[SearchResult | BaseException]:
-    """Encode every sketch in one call, then rank each; a failing query fails alone."""
-    from ..errors import InputError
-
+    """Encode every sketch in one call, then rank each (the searcher checks k and rerank);
+    a failing query fails alone."""
     t0 = time.perf_counter()
     tokens = retriever.encode([j.image for j in jobs], "sketch")
     encode_ms = (time.perf_counter() - t0) * 1000
     out: list[SearchResult | BaseException] = []
     for job, t in zip(jobs, tokens):
         try:
-            if not isinstance(job.rerank, str) and job.rerank < 0:
-                raise InputError(f"rerank: received {job.rerank!r}, expected an integer >= 0 or 'all'")
-            hits, s1, s2 = two_stage(retriever, t, job.k, job.rerank)
-            out.append(SearchResult(hits, {"encode": encode_ms, "stage1": s1 * 1000, "stage2": s2 * 1000}))
+            seconds: dict[str, float] = {}
+            hits = retriever.search_tokens(t, k=job.k, rerank=job.rerank, timing=seconds)
+            out.append(SearchResult(hits, {"encode": encode_ms, **{stage: s * 1000 for stage, s in seconds.items()}}))
         except Exception as exc:  # noqa: BLE001 - handed to that request's future; the others still answer
             out.append(exc)
     return out

@@ -114,10 +114,9 @@ def test_tensorrt_runner_is_thread_safe_and_honours_a_raised_max_batch(tiny_expo
 def test_tensorrt_relation_engines_rerank_like_the_relation_head(tiny_export, tmp_path):  # pragma: no cover
     import shutil
 
-    import numpy as np
-
     from zse_infer.engines import build_engines
-    from zse_infer.runtime.runners.select import open_relation_runners, relation_scores
+    from zse_infer.runtime.runners.select import open_relation_runners
+    from zse_infer.testing.relation import rerank_gap
 
     folder = tmp_path / "export"
     shutil.copytree(tiny_export, folder)
@@ -126,10 +125,4 @@ def test_tensorrt_relation_engines_rerank_like_the_relation_head(tiny_export, tm
     trt = open_runners(folder, manifest, backend="tensorrt", precision="fp32")
     fast = open_relation_runners(folder, manifest, trt)
     assert fast is not None and all(r.backend == "tensorrt" for r in fast.values())
-    rng = np.random.default_rng(0)
-    n, d = manifest.model.num_tokens, manifest.model.width
-    sketch = rng.standard_normal((1, n, d)).astype(np.float32)
-    photos = rng.standard_normal((9, n, d)).astype(np.float32)
-    got = relation_scores(fast, sketch, photos)
-    want = trt.relation_head.run({"sketch_tokens": np.repeat(sketch, 9, 0), "photo_tokens": photos})["score"]
-    assert np.abs(got - want).max() < 1e-4
+    assert rerank_gap(fast, trt, manifest, photos=9) < 1e-4

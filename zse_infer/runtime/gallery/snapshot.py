@@ -45,9 +45,7 @@ class Snapshot:
 
     def row_ids(self) -> np.ndarray:
         """(N,) stable row ids, in scan order (the order of ids, paths and ret_matrix)."""
-        if "rowids" not in self._cols:
-            if "ids" in self._cols:
-                return self._cols["rowids"]
+        if "rowids" not in self._cols:  # also cached by ids/paths and ret_matrix, which read it with them
             table = self.ds.to_table(columns=[], with_row_id=True)
             self._cols["rowids"] = table.column("_rowid").to_numpy().astype(np.int64)
         return self._cols["rowids"]

@@ -23,7 +23,6 @@ import fcntl
 import importlib.util
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +166,7 @@ class Stage1Cache:
 
         import faiss
 
+        from ...manifest import write_json_atomic
         from .store import fsync_dir, fsync_tree
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -183,12 +183,7 @@ class Stage1Cache:
                 faiss.write_index(index, str(files / "ivf.faiss"))
                 np.save(files / "rowids.npy", rowids)
                 fsync_tree(files)
-                tmp = folder / ".ivf.json.tmp"
-                tmp.write_text(json.dumps({**meta, "dir": name}))
-                fd = os.open(tmp, os.O_RDONLY)
-                os.fsync(fd)
-                os.close(fd)
-                os.replace(tmp, folder / "ivf.json")
+                write_json_atomic(folder / "ivf.json", {**meta, "dir": name})
                 fsync_dir(folder)
                 for old in folder.glob("v*"):
                     if old.name != name:

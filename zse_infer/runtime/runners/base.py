@@ -103,6 +103,13 @@ class Runner(ABC):
         """Release engine/session resources."""
 
 
+def check_input_names(graph: GraphSpec, found, where: str) -> None:
+    """Raise :class:`BackendError` unless the loaded session/engine takes exactly the manifest's inputs."""
+    found, expected = sorted(found), sorted(t.name for t in graph.inputs)
+    if found != expected:
+        raise BackendError(f"{where} inputs {found} do not match the manifest's {expected}")
+
+
 def _batched(spec: TensorSpec) -> bool:
     """Inputs whose leading dimension is dynamic are split into batches; fixed ones are broadcast."""
     return bool(spec.shape) and isinstance(spec.shape[0], str)

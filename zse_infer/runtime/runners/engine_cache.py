@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ...manifest import Manifest, write_json_atomic
+from ...manifest import Manifest, sha256_file, write_json_atomic
 
 ENGINE_DIR = "trt"  # engines live in this subfolder of an export folder
 CACHE_ENV = "ZSE_ENGINE_CACHE"
@@ -116,20 +116,12 @@ def write_unique_then_rename(target: Path, data: bytes) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
     return digest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class EngineCache:
@@ -151,7 +143,7 @@ class EngineCache:
             info = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if info.get("key") != key.to_dict() or info.get("sha256") != _sha256(engine):
+        if info.get("key") != key.to_dict() or info.get("sha256") != sha256_file(engine):
             return None
         return engine
 

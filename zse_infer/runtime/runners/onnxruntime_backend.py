@@ -33,7 +33,7 @@ import numpy as np
 
 from ...errors import BackendError, require
 from ...manifest import GraphSpec
-from .base import Runner
+from .base import Runner, check_input_names
 
 _log = logging.getLogger(__name__)
 
@@ -132,11 +132,7 @@ class OrtRunner(Runner):
             _log.warning("graph %s: requested %s but ONNX Runtime runs it on %s", graph.id, missing, self.providers[0])
         _log.info("graph %s (%s) runs on ONNX Runtime %s", graph.id, graph.file, self.providers[0])
         self._output_names = [t.name for t in graph.outputs]
-        session_inputs = sorted(i.name for i in self.session.get_inputs())
-        if session_inputs != sorted(t.name for t in graph.inputs):
-            raise BackendError(
-                f"{path}: graph inputs {session_inputs} do not match the manifest's {[t.name for t in graph.inputs]}"
-            )
+        check_input_names(graph, (i.name for i in self.session.get_inputs()), f"{path}: graph")
 
     @staticmethod
     def _provider_options(provider: str, graph: GraphSpec, max_batch: int, cache_dir) -> dict:

@@ -33,7 +33,7 @@ import numpy as np
 from ...errors import BackendError, require
 from ...manifest import BatchRange, GraphSpec
 from . import cuda
-from .base import Runner
+from .base import Runner, check_input_names
 
 _log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ class TrtRunner(Runner):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in self._inputs]
-        expected = sorted(t.name for t in graph.inputs)
-        if sorted(self._inputs) != expected:
-            raise BackendError(f"{path}: engine inputs {sorted(self._inputs)} do not match the manifest's {expected}")
+        check_input_names(graph, self._inputs, f"{path}: engine")
         specs = {t.name: t for t in (*graph.inputs, *graph.outputs)}
         dynamic = [n for n in self._inputs if isinstance(specs[n].shape[0], str)]
         # Static inputs (relation_pair's one-query side) have no profile entry; the dynamic ones bound the batch.
