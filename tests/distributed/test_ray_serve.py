@@ -66,11 +66,13 @@ def test_two_replicas_answer_like_one_process(on_ray_serve, tiny_export, gallery
     assert all(a.status_code == 200 for a in answers), answers[0].text
     assert [a.json() for a in answers] == expected * 2
     replicas = {}
-    for _ in range(40):
-        info = requests.get(f"{url}/v1/replica", timeout=30).json()
-        replicas[info["pid"]] = info["batch_sizes"]
-        if len(replicas) == 2:
-            break
+    with ThreadPoolExecutor(8) as pool:  # concurrent, so the router must use both replicas
+        for _ in range(10):
+            for r in pool.map(lambda _: requests.get(f"{url}/v1/replica", timeout=30), range(8)):
+                info = r.json()
+                replicas[info["pid"]] = info["batch_sizes"]
+            if len(replicas) == 2:
+                break
     assert len(replicas) == 2, "only one replica answered"
     sizes = [n for s in replicas.values() for n in s]
     assert sum(sizes) == len(bodies) * 2 and max(sizes) > 1, sizes

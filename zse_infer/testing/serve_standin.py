@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 
 
 def create_app(retriever, settings=None):
@@ -26,6 +27,9 @@ def create_app(retriever, settings=None):
 
     @app.get("/v1/replica")
     def replica():
+        # Slow on purpose: concurrent calls then queue up, and Ray Serve's queue-length routing
+        # spreads them over the replicas (sequential calls may all go to one).
+        time.sleep(0.2)
         return {"pid": os.getpid(), "batch_sizes": list(getattr(retriever, "batch_sizes", []))}
 
     return app
