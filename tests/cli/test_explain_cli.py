@@ -8,9 +8,9 @@ from PIL import Image
 
 from zse_infer.cli.main import main
 
-DEMO = Path(__file__).resolve().parents[2] / "zse_infer" / "assets" / "demo"
-SKETCH = str(DEMO / "queries" / "lucide__banknote__banknote__w1p25.png")
-PHOTOS = [str(DEMO / "gallery" / "noto__banknote__1f4b5.png"), str(DEMO / "gallery" / "noto__rocket__1f680.png")]
+PICTURES = Path(__file__).resolve().parents[1] / "data" / "demo_pictures"  # emoji and line icons (see its README)
+SKETCH = str(PICTURES / "lucide__banknote__banknote__w1p25.png")
+PHOTOS = [str(PICTURES / "noto__banknote__1f4b5.png"), str(PICTURES / "noto__rocket__1f680.png")]
 
 
 def test_synthesize_names_the_photos_it_used(tiny_export, tmp_path):

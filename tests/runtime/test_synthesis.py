@@ -18,7 +18,7 @@ from zse_infer.runtime.synthesis import (
     synthesize_patches,
 )
 
-DEMO = Path(__file__).resolve().parents[2] / "zse_infer" / "assets" / "demo"
+PICTURES = Path(__file__).resolve().parents[1] / "data" / "demo_pictures"  # emoji and line icons (see its README)
 
 
 def _outline_sketch(size=64, box=(12, 12, 52, 52), width=3) -> np.ndarray:
@@ -125,14 +125,14 @@ def test_synthesis_rejects_bad_arguments():
 def demo_retriever(tiny_export):
     """The tiny model over the demo's real pictures: emoji photos and line-icon sketches."""
     r = Retriever.load(tiny_export)
-    r.index(sorted((DEMO / "gallery").glob("noto__banknote__*.png")) + sorted((DEMO / "gallery").glob("noto__rocket__*.png")),
+    r.index(sorted(PICTURES.glob("noto__banknote__*.png")) + sorted(PICTURES.glob("noto__rocket__*.png")),
             progress=False)
     return r
 
 
 @pytest.mark.parametrize("ink_only", [False, True])
 def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path, ink_only):
-    sketch = DEMO / "queries" / "lucide__banknote__banknote__w1p25.png"
+    sketch = PICTURES / "lucide__banknote__banknote__w1p25.png"
     hits = demo_retriever.search(str(sketch), k=3, rerank="all")
     out = tmp_path / "synthesis.png"
     result = demo_retriever.synthesize(str(sketch), hits, out=out, ink_only=ink_only)
@@ -154,9 +154,9 @@ def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path
 
 
 def test_single_hit_or_photo_is_accepted(demo_retriever):
-    sketch = str(DEMO / "queries" / "lucide__rocket__rocket__w1p25.png")
+    sketch = str(PICTURES / "lucide__rocket__rocket__w1p25.png")
     hit = demo_retriever.search(sketch, k=1)[0]
     assert demo_retriever.synthesize(sketch, hit).replaced > 0
-    assert demo_retriever.synthesize(sketch, str(DEMO / "gallery" / "noto__rocket__1f680.png")).names == ["noto__rocket__1f680.png"]
+    assert demo_retriever.synthesize(sketch, str(PICTURES / "noto__rocket__1f680.png")).names == ["noto__rocket__1f680.png"]
     with pytest.raises(InputError, match="at least one"):
         demo_retriever.synthesize(sketch, [])

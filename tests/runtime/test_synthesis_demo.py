@@ -12,6 +12,7 @@ from zse_infer.runtime.synthesis import content_mask, patch_grid
 from .test_synthesis import assert_looks_like_a_picture, assert_patches_come_from_photos
 
 DEMO = Path(__file__).resolve().parents[2] / "zse_infer" / "assets" / "demo"
+PICTURES = Path(__file__).resolve().parents[1] / "data" / "demo_pictures"  # emoji and line icons (see its README)
 CASES = [("lucide__banknote__banknote__w1p25.png", "noto__banknote__1f4b5.png"),
          ("lucide__rocket__rocket__w1p25.png", "noto__rocket__1f680.png"),
          ("phosphor__bell__bell__light.png", "noto__bell__1f514.png")]
@@ -31,7 +32,7 @@ def demo(tmp_path_factory):
 
 @pytest.mark.parametrize("sketch, photo", CASES)
 def test_synthesis_is_the_photo_content_in_the_sketch_shape(demo, tmp_path, sketch, photo):
-    sketch, photo = str(DEMO / "queries" / sketch), str(DEMO / "gallery" / photo)
+    sketch, photo = str(PICTURES / sketch), str(PICTURES / photo)
     result = demo.synthesize(sketch, [photo], out=tmp_path / "s.png")
     grid = demo.manifest.model.encoder.grid_size
     sketch_image = demo._explainer_room()._sketch(sketch)[1]
@@ -48,7 +49,7 @@ def test_synthesis_is_the_photo_content_in_the_sketch_shape(demo, tmp_path, sket
 
 
 def test_explanation_marks_strokes_and_object(demo):
-    sketch, photo = (str(DEMO / "queries" / CASES[0][0]), str(DEMO / "gallery" / CASES[0][1]))
+    sketch, photo = (str(PICTURES / CASES[0][0]), str(PICTURES / CASES[0][1]))
     exp = demo.explain(sketch, photo)
     shown = exp.readable_matches()
     grid = exp.sketch_heat.shape[0]

@@ -1,21 +1,26 @@
 """Train the small demo model (``zse_demo`` config) on the seen demo concepts, on CPU.
 
-Two stages. Stage one trains everything: per step ``batch`` distinct seen
-concepts, one line icon (Tabler/Lucide/Phosphor) as the sketch and one
-colour emoji (Twemoji/Noto) as its photo (OpenMoji is never used), with
-augmentation, the ret-token loss and the relation losses (whose gradient
-reaches the encoder scaled down). Stage two trains the relation head alone
-on frozen encoder tokens, with hard and random negatives. Losses: see
-:mod:`zse_infer.training.losses`; why the stages: see :class:`TrainConfig`.
+Two stages. Stage one trains the encoder: per step ``batch`` distinct seen
+concepts, one drawing as the sketch and one colour image as its photo, with
+augmentation and the ret-token loss (plus, unless ``--no-joint-head``, the
+relation losses, whose gradient reaches the encoder scaled down). Stage two
+trains the relation head alone on frozen encoder tokens, with negatives from
+the batch or from each sketch's ret-token top-k (``--head-negatives topk``:
+what a rerank shows the head). Losses: see :mod:`zse_infer.training.losses`;
+why the stages: see :class:`TrainConfig`.
 
-The bundled checkpoint was made with (stage one, then stage two from its
-float16 checkpoint; one command with defaults runs both in a row)::
+The bundled checkpoint (v2 data, ``zse_infer/demo/README.md``) was made with::
 
-    python -m zse_infer.training.train --head-steps 0 --max-minutes 50 \
-        --out ~/.cache/zse-demo/run1/zse_demo.safetensors --log ~/.cache/zse-demo/run1/train.jsonl
-    python -m zse_infer.training.train --steps 0 --init ~/.cache/zse-demo/run1/zse_demo.safetensors \
-        --out ~/.cache/zse-demo/run1/zse_demo_head.safetensors --log ~/.cache/zse-demo/run1/head.jsonl
+    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --no-joint-head --head-steps 0 \
+        --steps 2600 --threads 2 --save-every 100 \
+        --out ~/.cache/zse-demo/v2run/zse_demo.safetensors --log ~/.cache/zse-demo/v2run/train.jsonl
+    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-negatives topk \
+        --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
+        --out ~/.cache/zse-demo/v2run/zse_demo_head.safetensors --log ~/.cache/zse-demo/v2run/head.jsonl
 
+A stopped stage one continues with the same command plus ``--resume`` (the
+state is saved every ``--save-every`` steps). Without ``--pack`` it reads the
+v1 render folder (``--renders``) and its v1 sources, as the first model did.
 The seed fixes the model init, the sampling and the augmentation, so a rerun
 on the same machine lands on the same numbers (and close on another). The
 checkpoint is written in our own key layout as float16 safetensors (half the
@@ -75,6 +80,11 @@ class TrainConfig:
     # shared encoder and token 0 stays at chance (measured: 200 steps, no gain over random
     # weights; ret loss alone learns). The official run starts from an ImageNet encoder.
     head_grad_to_encoder: float = 0.1
+    # Stage one with the relation losses (True) or the ret-token loss alone (False, about
+    # half the step time on this config: the head then learns in stage two only, on the
+    # frozen tokens). On 2 cores the step count is the budget, so the v2 run trains
+    # without them (see zse_infer/demo/README.md).
+    joint_head: bool = True
     # Second stage: the relation head alone on the frozen encoder, with a random negative
     # next to the hard one. Trained on hard (ret-nearest) negatives only, the head never
     # sees an easy pair and scores every photo far from the sketch in ret-token space
@@ -83,6 +93,14 @@ class TrainConfig:
     # official code, teach it the easy half.
     head_steps: int = 300
     head_lr: float = 3e-4
+    # Where stage two takes its negatives. "batch": the hardest and a random other photo of
+    # the step's batch (v1). "topk": photos of other concepts among each sketch's ret-token
+    # top ``head_topk`` over the whole training set -- exactly what a rerank of that depth
+    # shows the head -- ``head_negatives_per_sketch`` of them per sketch, with a listwise
+    # (softmax over positive and negatives) loss next to the relation MSE.
+    head_negatives: str = "batch"
+    head_topk: int = 20
+    head_negatives_per_sketch: int = 7
     seed: int = 0
     # One intra-op thread: on a 2-core machine shared with other jobs, two torch threads
     # stall each other at every barrier (measured: ~3x slower per step than one thread).
@@ -93,18 +111,34 @@ class TrainConfig:
 
 
 class ConceptSampler:
-    """Per step: ``batch`` distinct concepts, one training sketch and one training photo each."""
+    """Per step: ``batch`` distinct concepts, one training sketch and one training photo each.
 
-    def __init__(self, renders: RenderSet, concepts: list[str], seed: int):
+    ``sources`` names the sketch and photo sources allowed (the v1 render folder holds
+    evaluation-only sources too); ``None`` allows every source of the render set (a v2 pack
+    holds only licence-cleared training data: its validation and test rows are removed before).
+    """
+
+    def __init__(
+        self,
+        renders: RenderSet,
+        concepts: list[str],
+        seed: int,
+        sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
+    ):
         self.renders = renders
         self.sketches: list[np.ndarray] = []
         self.photos: list[np.ndarray] = []
         self.concepts: list[str] = []
-        sk = renders.mask(sources=TRAIN_SKETCH_SOURCES, modality="sketch")
-        ph = renders.mask(sources=TRAIN_PHOTO_SOURCES, modality="photo")
+        sketch_sources, photo_sources = sources if sources is not None else (None, None)
+        sk = renders.mask(sources=sketch_sources, modality="sketch")
+        ph = renders.mask(sources=photo_sources, modality="photo")
+        rows_of: dict[str, list[int]] = {}
+        for i, name in enumerate(renders.concept):  # one pass: thousands of concepts in a v2 pack
+            rows_of.setdefault(str(name), []).append(i)
         for name in concepts:
-            s = np.flatnonzero(sk & (renders.concept == name))
-            p = np.flatnonzero(ph & (renders.concept == name))
+            rows = np.array(rows_of.get(name, []), dtype=np.int64)
+            s = rows[sk[rows]] if len(rows) else rows
+            p = rows[ph[rows]] if len(rows) else rows
             if len(s) and len(p):
                 self.concepts.append(name)
                 self.sketches.append(s)
@@ -144,6 +178,13 @@ def train_step(
     # negative is the photo stage one (the ret-token) confuses most, so the head learns to
     # fix exactly the mistakes the rerank sees. (Pairs cost as much as ~0.4 encodes each on
     # this config, so one negative per sketch keeps the step affordable on 2 cores.)
+    with torch.no_grad():
+        # In-batch retrieval accuracy of the ret-token: a cheap progress signal.
+        d = torch.cdist(F.normalize(s_tok[:, 0], dim=-1), F.normalize(p_tok[:, 0], dim=-1))
+        acc = (d.argmin(dim=1) == torch.arange(b)).float().mean()
+    if not cfg.joint_head:
+        loss = cfg.w_ret * tri_ret
+        return loss, {"loss": loss.item(), "ret": tri_ret.item(), "ret_top1": acc.item()}
     hard = hardest_negative(s_tok[:, 0], p_tok[:, 0])
     photo_idx = torch.cat([torch.arange(b), hard])
     head = model.relation_head
@@ -155,10 +196,6 @@ def train_step(
     tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[b:, 0], cfg.ca_margin)
 
     loss = cfg.w_ret * tri_ret + cfg.w_ca * tri_ca + cfg.w_rn * rn
-    with torch.no_grad():
-        # In-batch retrieval accuracy of the ret-token: a cheap progress signal.
-        d = torch.cdist(F.normalize(s_tok[:, 0], dim=-1), F.normalize(p_tok[:, 0], dim=-1))
-        acc = (d.argmin(dim=1) == torch.arange(b)).float().mean()
     stats = {
         "loss": loss.item(),
         "ret": tri_ret.item(),
@@ -190,15 +227,24 @@ def _encode_rows(model: ZseModel, renders: RenderSet, rows: np.ndarray, batch: i
 
 
 def finetune_head(
-    model: ZseModel, renders: RenderSet, concepts: list[str], cfg: TrainConfig, log: TextIO | None = None
+    model: ZseModel,
+    renders: RenderSet,
+    concepts: list[str],
+    cfg: TrainConfig,
+    log: TextIO | None = None,
+    sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
 ) -> list[dict[str, float]]:
     """Stage two: train the relation head on frozen, precomputed encoder tokens.
 
     Per sketch: its positive photo, the other photo of the batch nearest in ret-token space
-    (hard) and a random other photo (easy). No augmentation (tokens are computed once).
+    (hard) and a random other photo (easy); or, with ``cfg.head_negatives == "topk"``, photos
+    from its ret-token top-k (see :class:`TrainConfig`). No augmentation (tokens are computed
+    once).
     """
+    if cfg.head_negatives not in ("batch", "topk"):
+        raise ConfigError(f"TrainConfig.head_negatives {cfg.head_negatives!r}: expected 'batch' or 'topk'")
     model.eval()  # encoder dropout off while precomputing
-    sampler = ConceptSampler(renders, concepts, cfg.seed + 1)
+    sampler = ConceptSampler(renders, concepts, cfg.seed + 1, sources)
     rows = np.unique(np.concatenate(sampler.sketches + sampler.photos))
     # Sketch and photo rows are encoded separately (their preprocessing differs).
     sk_rows = rows[renders.modality[rows] == "sketch"]
@@ -206,6 +252,7 @@ def finetune_head(
     tokens = torch.empty(len(renders), model.config.num_tokens, model.config.width)
     for part in (sk_rows, ph_rows):
         tokens[part] = _encode_rows(model, renders, part)
+    topk = _ret_topk_negatives(renders, tokens, sampler, cfg.head_topk) if cfg.head_negatives == "topk" else None
     head = model.relation_head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.head_lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -217,35 +264,94 @@ def finetune_head(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, stage)
         sk_idx, ph_idx = sampler.sample(cfg.batch)
-        s_tok, p_tok = tokens[sk_idx], tokens[ph_idx]
-        b = len(sk_idx)
-        hard = hardest_negative(s_tok[:, 0], p_tok[:, 0])
-        rand = (torch.arange(b) + torch.randint(1, b, (b,), generator=generator)) % b
-        photo_idx = torch.cat([torch.arange(b), hard, rand])
-        s_ca, p_ca, _, _ = head.cross_attend(s_tok.repeat(3, 1, 1), p_tok[photo_idx])
-        scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca)))
-        rn = relation_mse(scores[:b], scores[b:])
-        tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[2 * b :, 0], cfg.ca_margin)
-        loss = cfg.w_rn * rn + cfg.w_ca * tri_ca
+        if topk is not None:
+            stats = _topk_head_step(head, tokens, sk_idx, ph_idx, topk, sampler.rng, cfg)
+        else:
+            stats = _batch_head_step(head, tokens, sk_idx, ph_idx, generator, cfg)
+        loss = stats.pop("_loss")
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
         opt.step()
-        window.append({
-            "head_loss": loss.item(), "rn": rn.item(), "tri_ca": tri_ca.item(),
-            "score_pos": scores[:b].mean().item(), "score_hard": scores[b : 2 * b].mean().item(),
-            "score_rand": scores[2 * b :].mean().item(),
-        })
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.head_steps:
-            rec = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            rec.update(stage="head", step=step + 1, elapsed_s=round(time.time() - start, 1))
-            window = []
-            records.append(rec)
-            if log is not None:
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
+        window.append(stats)
+        records += _log_window(window, step, cfg, start, log)
     model.eval()
     return records
+
+
+def _log_window(window: list[dict[str, float]], step: int, cfg: TrainConfig, start: float,
+                log: TextIO | None) -> list[dict[str, float]]:
+    """Every ``log_every`` head steps: the window's means as one record (window emptied)."""
+    if not ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.head_steps):
+        return []
+    rec = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+    rec.update(stage="head", step=step + 1, elapsed_s=round(time.time() - start, 1))
+    window.clear()
+    if log is not None:
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+    return [rec]
+
+
+def _batch_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray,
+                     generator: torch.Generator, cfg: TrainConfig) -> dict[str, Any]:
+    """One stage-two step with in-batch negatives: per sketch its positive, the hardest other
+    photo of the batch and a random one; relation MSE and the official triplet."""
+    s_tok, p_tok = tokens[sk_idx], tokens[ph_idx]
+    b = len(sk_idx)
+    hard = hardest_negative(s_tok[:, 0], p_tok[:, 0])
+    rand = (torch.arange(b) + torch.randint(1, b, (b,), generator=generator)) % b
+    photo_idx = torch.cat([torch.arange(b), hard, rand])
+    s_ca, p_ca, _, _ = head.cross_attend(s_tok.repeat(3, 1, 1), p_tok[photo_idx])
+    scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca)))
+    rn = relation_mse(scores[:b], scores[b:])
+    tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[2 * b :, 0], cfg.ca_margin)
+    loss = cfg.w_rn * rn + cfg.w_ca * tri_ca
+    return {
+        "_loss": loss, "head_loss": loss.item(), "rn": rn.item(), "tri_ca": tri_ca.item(),
+        "score_pos": scores[:b].mean().item(), "score_hard": scores[b : 2 * b].mean().item(),
+        "score_rand": scores[2 * b :].mean().item(),
+    }
+
+
+def _ret_topk_negatives(renders: RenderSet, tokens: torch.Tensor, sampler: ConceptSampler, k: int) -> dict[int, np.ndarray]:
+    """{training sketch row: the rows of its ret-token top-``k`` training photos of other concepts}."""
+    sk_rows = np.concatenate(sampler.sketches)
+    ph_rows = np.concatenate(sampler.photos)
+    photos = F.normalize(tokens[ph_rows, 0], dim=-1)
+    out: dict[int, np.ndarray] = {}
+    for i in range(0, len(sk_rows), 512):
+        rows = sk_rows[i : i + 512]
+        sim = F.normalize(tokens[rows, 0], dim=-1) @ photos.T
+        same = torch.from_numpy(renders.concept[rows][:, None] == renders.concept[ph_rows][None, :])
+        sim[same] = -float("inf")
+        top = sim.topk(min(k, len(ph_rows)), dim=1).indices.numpy()
+        out.update({int(r): ph_rows[t] for r, t in zip(rows, top)})
+    return out
+
+
+def _topk_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray, topk: dict[int, np.ndarray],
+                    rng: np.random.Generator, cfg: TrainConfig) -> dict[str, Any]:
+    """One stage-two step with ret-token top-k negatives: relation MSE, a listwise softmax
+    (positive first among its negatives) and the official triplet on the head's token 0."""
+    m = cfg.head_negatives_per_sketch
+    negs = np.stack([rng.choice(topk[int(r)], size=min(m, len(topk[int(r)])), replace=False) for r in sk_idx])
+    b, m = negs.shape
+    photo_rows = np.concatenate([ph_idx[:, None], negs], axis=1).ravel()  # (b * (1 + m)): pos, negs per sketch
+    s_tok = tokens[np.repeat(sk_idx, 1 + m)]
+    s_ca, p_ca, _, _ = head.cross_attend(s_tok, tokens[photo_rows])
+    scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca))).view(b, 1 + m)
+    rn = relation_mse(scores[:, 0], scores[:, 1:].reshape(-1))
+    logits = torch.logit(scores.clamp(1e-6, 1 - 1e-6))
+    listwise = F.cross_entropy(logits, torch.zeros(b, dtype=torch.long))
+    s0, p0 = s_ca[:, 0].view(b, 1 + m, -1), p_ca[:, 0].view(b, 1 + m, -1)
+    tri_ca = official_triplet(s0[:, 0], p0[:, 0], p0[:, 1], cfg.ca_margin)
+    loss = cfg.w_rn * rn + listwise + cfg.w_ca * tri_ca
+    return {
+        "_loss": loss, "head_loss": loss.item(), "rn": rn.item(), "listwise": listwise.item(), "tri_ca": tri_ca.item(),
+        "score_pos": scores[:, 0].mean().item(), "score_hard": scores[:, 1:].mean().item(),
+        "pos_first": (scores[:, 0:1] > scores[:, 1:]).all(dim=1).float().mean().item(),
+    }
 
 
 def save_checkpoint(model: ZseModel, path: Path, metadata: dict[str, Any]) -> None:
@@ -254,6 +360,34 @@ def save_checkpoint(model: ZseModel, path: Path, metadata: dict[str, Any]) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+
+
+def _resume_path(out: "Path | None") -> Path:
+    if out is None:
+        raise InputError("resuming needs the checkpoint path (--out) whose resume state to read")
+    return out.with_suffix(".resume.pt")
+
+
+def _save_resume_state(path: Path, step: int, model: ZseModel, opt, sampler: ConceptSampler, generator) -> None:
+    state = {
+        "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+        "sampler": sampler.rng.bit_generator.state, "generator": generator.get_state(), "torch": torch.get_rng_state(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a run stopped while saving keeps the previous state whole
+
+
+def _load_resume_state(path: Path, model: ZseModel, opt, sampler: ConceptSampler, generator) -> int:
+    if not path.is_file():
+        raise InputError(f"{path}: no resume state (it is written every save_every steps of stage one)")
+    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written above
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sampler.rng.bit_generator.state = state["sampler"]
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    return int(state["step"])
 
 
 def train(
@@ -265,11 +399,16 @@ def train(
     log: TextIO | None = None,
     max_minutes: float | None = None,
     init: "Path | None" = None,
+    sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
+    resume: bool = False,
 ) -> tuple[ZseModel, list[dict[str, float]]]:
     """Stage one (everything, ``cfg.steps``) then stage two (the relation head, ``cfg.head_steps``).
 
     Starts from scratch, or from the checkpoint ``init`` (e.g. ``--steps 0`` to rerun only
-    stage two on a stage-one result). Returns the model (eval mode) and the logged records.
+    stage two on a stage-one result). With ``resume``, stage one continues from the state
+    saved every ``cfg.save_every`` steps next to ``out`` (``OUT.resume.pt``: weights,
+    optimiser, step and random states), so a stopped run goes on where it was. ``sources``:
+    see :class:`ConceptSampler`. Returns the model (eval mode) and the logged records.
     """
     if cfg.ret_loss not in ("softmax", "triplet"):
         raise ConfigError(f"TrainConfig.ret_loss {cfg.ret_loss!r}: expected 'softmax' or 'triplet'")
@@ -280,7 +419,7 @@ def train(
     if init is not None:
         load_state(model, init)
     model.train()
-    sampler = ConceptSampler(renders, concepts, cfg.seed)
+    sampler = ConceptSampler(renders, concepts, cfg.seed, sources)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
     opt = torch.optim.AdamW(
@@ -288,11 +427,15 @@ def train(
     )
     pre_s, pre_p = model_config.preprocess["sketch"], model_config.preprocess["photo"]
     records: list[dict[str, float]] = []
+    first = 0
+    if resume:
+        first = _load_resume_state(_resume_path(out), model, opt, sampler, generator)
+        _log.info("resuming stage one at step %d of %d", first, cfg.steps)
     start = time.time()
     stopped_early = False
     window: list[dict[str, float]] = []
-    step = -1
-    bar = tqdm(range(cfg.steps), desc="training", unit="step")
+    step = first - 1
+    bar = tqdm(range(first, cfg.steps), desc="training", unit="step", initial=first, total=cfg.steps)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -316,12 +459,13 @@ def train(
                 log.flush()
         if out is not None and cfg.save_every and (step + 1) % cfg.save_every == 0:
             save_checkpoint(model, out.with_suffix(".partial.safetensors"), {"config": model_config.name, "step": step + 1})
+            _save_resume_state(_resume_path(out), step + 1, model, opt, sampler, generator)
         if max_minutes is not None and time.time() - start > max_minutes * 60:
             _log.warning("stopping after %d steps: time budget of %.0f min reached", step + 1, max_minutes)
             stopped_early = True
             break
     if cfg.head_steps:
-        records += finetune_head(model, renders, concepts, cfg, log)
+        records += finetune_head(model, renders, concepts, cfg, log, sources)
     model.eval()
     if out is not None:
         save_checkpoint(
@@ -335,8 +479,8 @@ def train(
                 "stopped_early": stopped_early,
                 "concepts": len(sampler.concepts),
                 "wall_s": round(time.time() - start, 1),
-                "sketch_sources": list(TRAIN_SKETCH_SOURCES),
-                "photo_sources": list(TRAIN_PHOTO_SOURCES),
+                "sketch_sources": sorted(set(renders.source[np.concatenate(sampler.sketches)])),
+                "photo_sources": sorted(set(renders.source[np.concatenate(sampler.photos)])),
             },
         )
     return model, records
@@ -356,20 +500,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop stage one early after this long")
     parser.add_argument("--head-steps", type=int, default=TrainConfig.head_steps, help="stage two: relation head only")
     parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of scratch")
+    parser.add_argument("--pack", type=Path, default=None,
+                        help="train on this v2 data pack (python -m zse_infer.demo.pack) instead of --renders")
+    parser.add_argument("--resume", action="store_true", help="continue stage one from OUT.resume.pt")
+    parser.add_argument("--save-every", type=int, default=TrainConfig.save_every)
+    parser.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    parser.add_argument("--no-joint-head", dest="joint_head", action="store_false",
+                        help="stage one with the ret-token loss alone (the head trains in stage two)")
+    parser.add_argument("--head-lr", type=float, default=TrainConfig.head_lr)
+    parser.add_argument("--head-negatives", choices=("batch", "topk"), default=TrainConfig.head_negatives,
+                        help="stage two's negatives: in the batch, or from each sketch's ret-token top-k")
+    parser.add_argument("--head-topk", type=int, default=TrainConfig.head_topk)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.out.suffix != ".safetensors":
         raise InputError(f"--out {args.out}: expected a .safetensors path")
     model_config = get_config(args.config)
     cfg = TrainConfig(
-        steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads, head_steps=args.head_steps
+        steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+        head_steps=args.head_steps, save_every=args.save_every, warmup=args.warmup, joint_head=args.joint_head,
+        head_lr=args.head_lr, head_negatives=args.head_negatives, head_topk=args.head_topk,
     )
-    renders = load_renders(args.renders, model_config)
-    seen = load_split()["seen"]
+    if args.pack is not None:
+        from ..demo.pack import SPLIT_CODES, load_pack
+        from ..demo.split_v2 import load_split_v2
+
+        renders, codes = load_pack(args.pack)
+        # Seen concepts minus their held-out validation drawings; every source of the pack.
+        renders, seen, sources = renders.select(codes == SPLIT_CODES["seen"]), load_split_v2()["seen"], None
+    else:
+        renders, seen = load_renders(args.renders, model_config), load_split()["seen"]
+        sources = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    with args.log.open("w") as log:
-        log.write(json.dumps({"config": model_config.name, "train": dataclasses.asdict(cfg), "seen": len(seen)}) + "\n")
-        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init)
+    with args.log.open("a" if args.resume else "w") as log:
+        log.write(json.dumps({"config": model_config.name, "train": dataclasses.asdict(cfg), "seen": len(seen),
+                              "data": str(args.pack or args.renders), "resume": args.resume}) + "\n")
+        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, sources,
+                           args.resume)
     last = records[-1] if records else {}
     print(f"wrote {args.out}; last log record: {last}")
     return 0
