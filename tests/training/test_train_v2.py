@@ -109,7 +109,7 @@ def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
     torch.manual_seed(0)
     start = tmp_path / "start.safetensors"
     save_checkpoint(ZseModel("tiny"), start, {"config": "tiny"})
-    cfg = TrainConfig(steps=0, batch=3, log_every=1, threads=1, head_steps=2, head_negatives="topk", head_topk=4,
+    cfg = TrainConfig(steps=0, batch=3, log_every=1, threads=1, head_steps=2, head_negatives="topk", head_topk=4, head_random_negatives=1,
                       head_negatives_per_sketch=2)
     model, records = train(get_config("tiny"), renders, CONCEPTS, cfg, init=start, sources=None)
     assert [r["stage"] for r in records] == ["head", "head"]
@@ -125,3 +125,14 @@ def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
         assert not (renders.concept[negatives] == renders.concept[row]).any()  # never its own concept
     with pytest.raises(ZseError, match="head_negatives"):
         train(get_config("tiny"), renders, CONCEPTS, TrainConfig(steps=0, head_steps=1, head_negatives="x"), init=start)
+
+
+def test_bundle_rows_read_the_bundled_demo():
+    from zse_infer.demo.assets import load_demo_assets
+    from zse_infer.training.evaluate_pack import bundle_rows
+
+    assets = load_demo_assets()
+    renders, family, q, g = bundle_rows(get_config("zse_demo"))
+    assert len(q) == len(assets.queries) and len(g) == len(assets.gallery)
+    assert set(renders.modality[q]) == {"sketch"} and set(renders.modality[g]) == {"photo"}
+    assert renders.images.shape[1:] == (112, 112, 3) and len(family) == len(renders)

@@ -7,6 +7,8 @@ Protocols (rows of the pack, :mod:`zse_infer.demo.pack`):
   the seen concepts. The relation head and the rerank depth are chosen here, never on test.
 * ``test``: drawings of *unseen* concepts (split code 2) against the photos of the unseen
   concepts: the numbers the README reports.
+* ``bundle``: the gallery and queries bundled in ``zse_infer/assets/demo`` (a sample of the
+  unseen concepts: what ``zse-demo`` searches), every query, exhaustive included.
 
 One query per drawing icon (its middle stroke width), a seeded sample of at most
 ``max_queries``. A query never meets a photo of its own artwork ``family`` (a black-and-white
@@ -62,6 +64,28 @@ def protocol_rows(renders: RenderSet, codes: np.ndarray, protocol: str, max_quer
         raise InputError(f"the pack has no {protocol} queries or photos (split code {code})")
     queries = np.random.default_rng(seed).permutation(queries)[:max_queries]
     return queries, gallery
+
+
+def bundle_rows(config) -> tuple[RenderSet, np.ndarray, np.ndarray, np.ndarray]:
+    """The bundled demo as (renders, family, query rows, gallery rows), preprocessed for ``config``."""
+    from ..demo.assets import load_demo_assets
+    from ..demo.iconify import family
+    from ..preprocess import image_to_rgb
+
+    assets = load_demo_assets()
+    items = [(i, "photo") for i in assets.gallery] + [(i, "sketch") for i in assets.queries]
+    renders = RenderSet(
+        images=np.stack([image_to_rgb(i.path, config.preprocess[m]) for i, m in items]),
+        concept=np.array([i.label for i, _ in items]),
+        source=np.array([i.source for i, _ in items]),
+        modality=np.array([m for _, m in items]),
+        variant=np.array([i.record.get("variant", "") for i, _ in items]),
+        ident=np.array([i.record.get("id", "") for i, _ in items]),
+        path=np.array([str(i.path) for i, _ in items]),
+    )
+    families = np.array([family(str(s)) for s in renders.source])
+    n_gallery = len(assets.gallery)
+    return renders, families, np.arange(n_gallery, len(items)), np.arange(n_gallery)
 
 
 def _pool(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -158,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more checkpoints to compare")
     parser.add_argument("--config", default="zse_demo")
-    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOL_CODES), choices=list(PROTOCOL_CODES))
+    parser.add_argument("--protocols", nargs="+", default=[*PROTOCOL_CODES, "bundle"], choices=[*PROTOCOL_CODES, "bundle"])
     parser.add_argument("--max-queries", type=int, default=400)
     parser.add_argument("--exhaustive-queries", type=int, default=40)
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS), help="rerank depths (none: ret-token only)")
@@ -169,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     config = get_config(args.config)
-    renders, codes = load_pack(args.pack)
+    renders, codes = load_pack(args.pack)  # read even for "bundle" alone: cheap next to the model runs
     family = pack_families(args.pack)
     models = {str(c): load_model(c, config) for c in args.checkpoint}
     if not args.no_random:
@@ -178,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in models.items():
         results[name] = {}
         for protocol in args.protocols:
-            q, g = protocol_rows(renders, codes, protocol, args.max_queries)
-            results[name][protocol] = evaluate_protocol(model, renders, family, q, g, tuple(args.depths),
-                                                        exhaustive_queries=args.exhaustive_queries)
+            if protocol == "bundle":
+                b_renders, b_family, q, g = bundle_rows(config)
+                res = evaluate_protocol(model, b_renders, b_family, q, g, tuple(args.depths), exhaustive_queries=len(q))
+            else:
+                q, g = protocol_rows(renders, codes, protocol, args.max_queries)
+                res = evaluate_protocol(model, renders, family, q, g, tuple(args.depths),
+                                        exhaustive_queries=args.exhaustive_queries)
+            results[name][protocol] = res
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
         if "validation" in results[name]:
             results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(results[name]["validation"])

@@ -101,6 +101,11 @@ class TrainConfig:
     head_negatives: str = "batch"
     head_topk: int = 20
     head_negatives_per_sketch: int = 7
+    # Of those, how many are random photos of other concepts instead (easy ones): a head that
+    # only ever saw top-k negatives mis-scores the easier photos a rerank of a small gallery
+    # also shows it (measured: on the 189-photo demo bundle, rerank 20 fell below the
+    # ret-token, 0.276 vs 0.321 mAP@all, while it helped on the 4,906-photo validation).
+    head_random_negatives: int = 0
     seed: int = 0
     # One intra-op thread: on a 2-core machine shared with other jobs, two torch threads
     # stall each other at every barrier (measured: ~3x slower per step than one thread).
@@ -265,7 +270,7 @@ def finetune_head(
             group["lr"] = lr_at(step, stage)
         sk_idx, ph_idx = sampler.sample(cfg.batch)
         if topk is not None:
-            stats = _topk_head_step(head, tokens, sk_idx, ph_idx, topk, sampler.rng, cfg)
+            stats = _topk_head_step(head, tokens, sk_idx, ph_idx, topk, sampler, cfg)
         else:
             stats = _batch_head_step(head, tokens, sk_idx, ph_idx, generator, cfg)
         loss = stats.pop("_loss")
@@ -331,11 +336,22 @@ def _ret_topk_negatives(renders: RenderSet, tokens: torch.Tensor, sampler: Conce
 
 
 def _topk_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray, topk: dict[int, np.ndarray],
-                    rng: np.random.Generator, cfg: TrainConfig) -> dict[str, Any]:
-    """One stage-two step with ret-token top-k negatives: relation MSE, a listwise softmax
-    (positive first among its negatives) and the official triplet on the head's token 0."""
-    m = cfg.head_negatives_per_sketch
-    negs = np.stack([rng.choice(topk[int(r)], size=min(m, len(topk[int(r)])), replace=False) for r in sk_idx])
+                    sampler: ConceptSampler, cfg: TrainConfig) -> dict[str, Any]:
+    """One stage-two step with ret-token top-k negatives (and ``cfg.head_random_negatives``
+    random ones): relation MSE, a listwise softmax (positive first among its negatives) and
+    the official triplet on the head's token 0 (against the hardest-ranked negative)."""
+    rng = sampler.rng
+    n_rand = min(cfg.head_random_negatives, cfg.head_negatives_per_sketch)
+    m = cfg.head_negatives_per_sketch - n_rand
+    own = {sampler.renders.concept[r] for r in sk_idx}
+    others = [i for i, c in enumerate(sampler.concepts) if c not in own]
+
+    def negatives(row: int) -> np.ndarray:
+        hard = rng.choice(topk[row], size=min(m, len(topk[row])), replace=False)
+        easy = [rng.choice(sampler.photos[c]) for c in rng.choice(others, size=n_rand, replace=len(others) < n_rand)]
+        return np.concatenate([hard, np.array(easy, dtype=hard.dtype)])
+
+    negs = np.stack([negatives(int(r)) for r in sk_idx])
     b, m = negs.shape
     photo_rows = np.concatenate([ph_idx[:, None], negs], axis=1).ravel()  # (b * (1 + m)): pos, negs per sketch
     s_tok = tokens[np.repeat(sk_idx, 1 + m)]
@@ -511,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-negatives", choices=("batch", "topk"), default=TrainConfig.head_negatives,
                         help="stage two's negatives: in the batch, or from each sketch's ret-token top-k")
     parser.add_argument("--head-topk", type=int, default=TrainConfig.head_topk)
+    parser.add_argument("--head-random-negatives", type=int, default=TrainConfig.head_random_negatives,
+                        help="with topk: this many of the 7 negatives per sketch are random photos instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.out.suffix != ".safetensors":
@@ -520,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
         head_steps=args.head_steps, save_every=args.save_every, warmup=args.warmup, joint_head=args.joint_head,
         head_lr=args.head_lr, head_negatives=args.head_negatives, head_topk=args.head_topk,
+        head_random_negatives=args.head_random_negatives,
     )
     if args.pack is not None:
         from ..demo.pack import SPLIT_CODES, load_pack
