@@ -4,7 +4,7 @@
    the graphs the demo runs (fp32, plain: the encoder, the relation head, the
    restructured relation graphs and the explain graph; validated at one batch
    size), see :func:`demo_recipe`;
-2. index the bundled gallery (emoji of concepts the model never trained on);
+2. index the bundled gallery (colour emoji and icons of concepts the model never trained on);
 3. search it with one sketch per concept and write the results page
    (``results.html``, ``results.png``), an explanation and a synthesized image:
    the first results, shown before the long part;
@@ -86,7 +86,8 @@ def _eval_set(assets):
         photo_paths=tuple(g.path for g in assets.gallery),
         photo_labels=np.array([index[g.label] for g in assets.gallery]),
         class_names=tuple(classes),
-        description="bundled gallery (twemoji, noto) and sketches (tabler, lucide, phosphor, openmoji) of unseen concepts",
+        description=(f"bundled photos ({len({g.source for g in assets.gallery})} colour icon sets) and sketches "
+                     f"({len({q.source for q in assets.queries})} line icon sets) of unseen concepts"),
     )
 
 
@@ -169,7 +170,8 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     hits = retriever.search_batch([str(q.path) for q in picked], k=8, rerank=rerank)
     results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits)]
     title = "zse-demo: sketches of unseen concepts, two-stage search"
-    subtitle = (f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} emoji of concepts the "
+    subtitle = (f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos "
+                f"(colour emoji and icons) of concepts the "
                 f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head.")
     write_results_page(out / "results.html", results, labels, title=title, subtitle=subtitle)
     write_results_grid(out / "results.png", results, labels, title=title, subtitle=subtitle)

@@ -1,4 +1,7 @@
-"""Choose the demo model's stage-2 depth on SEEN concepts (development time only; needs the package cache).
+"""Choose the v1 demo model's stage-2 depth on SEEN concepts (development time only; needs the package cache).
+
+For the first bundled model (v1 data); the current model's depth is chosen by
+:func:`zse_infer.training.evaluate_pack.choose_depth` on the v2 validation split.
 
     python -m zse_infer.demo.rerank_depth --cache ~/.cache/zse-demo --out rerank_depth.json
 
