@@ -151,6 +151,13 @@ def random_model(config: "str | ModelConfig", seed: int = 0) -> ZseModel:
     return ZseModel(config).eval()
 
 
+def write_results(path: "Path | None", results: dict[str, Any]) -> None:
+    """The results as indented JSON at ``path`` (nothing when None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per (model, protocol, ranking), the reported metrics as columns."""
     lines = ["| model | protocol | ranking | " + " | ".join(REPORTED) + " |", "|---" * (3 + len(REPORTED)) + "|"]
@@ -187,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_model(model, renders, unseen, PROTOCOLS[protocol])
 
     results = {name: {p: run(model, p) for p in args.protocols} for name, model in models.items()}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(args.out, results)
     print(summary_table(results))
     return 0
 

@@ -40,7 +40,7 @@ from ..evaluation.metrics import RankingMetrics
 from ..model import ZseModel, load_model
 from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
 from .data import RenderSet
-from .evaluate import encode, random_model, relation_scores
+from .evaluate import encode, random_model, relation_scores, write_results
 
 _log = logging.getLogger(__name__)
 
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
         if "validation" in results[name]:
             results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(results[name]["validation"])
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(args.out, results)
     print(table(results))
     return 0
 
