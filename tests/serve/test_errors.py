@@ -189,6 +189,12 @@ def test_queue_full_is_503_with_retry_after_and_timeouts_are_504(tight_server, s
             _error(second.result(), 504, "timeout")
     finally:
         release.set()
-    assert _search(base, good).status_code == 200  # recovered
+    # Recovered once the model has drained what was queued (the timed-out requests' jobs may
+    # still hold the one queue slot for a moment on a loaded machine): retry within a deadline.
+    deadline, rejected = time.monotonic() + 30, 1
+    while (status := _search(base, good).status_code) == 503 and time.monotonic() < deadline:
+        rejected += 1
+        time.sleep(0.5)
+    assert status == 200
     metrics = httpx.get(base + "/metrics").text
-    assert 'zse_rejected_total{reason="queue_full"} 1.0' in metrics
+    assert f'zse_rejected_total{{reason="queue_full"}} {float(rejected)}' in metrics

@@ -443,9 +443,14 @@ def fsync_tree(root: Path, since: float | None = None) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
             path = os.path.join(folder, name)
-            if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
+            try:
+                if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
+                    continue
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                # Another writer's temporary file (e.g. _versions/.tmpXXXX), renamed or removed
+                # since the listing: it is that writer's to make durable.
                 continue
-            fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
