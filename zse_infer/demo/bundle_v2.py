@@ -30,7 +30,8 @@ from .assets import FORMAT, MANIFEST, assets_dir, sha256_file
 from .bundle import CHECKPOINT_NAME, _png
 from .concepts_v2 import ConceptV2, load_concepts_v2
 from .fetch import DEFAULT_CACHE
-from .iconify import ICONIFY, family, icon_svg, load_set
+from .iconify import ICONIFY, family, load_set, set_record
+from .render_v2 import Item, has_stroke
 from .split_v2 import families as split_families
 from .split_v2 import load_split_v2
 
@@ -112,29 +113,27 @@ def _queries(c: ConceptV2, rng: random.Random, excluded_families: set[str]) -> l
 
 def _entry(cache: Path, folder: str, concept: str, prefix: str, icon: str, modality: str, size: int,
            out: Path) -> dict[str, Any]:
-    data = load_set(str(cache), prefix)
-    stroke = modality == "sketch" and "stroke-width" in json.dumps(data["icons"].get(icon, {}))
-    scale = QUERY_VARIANT_SCALE if stroke else 1.0
+    stroke = modality == "sketch" and has_stroke(cache, prefix, icon)
+    variant = f"s{QUERY_VARIANT_SCALE:g}" if stroke else ""
+    item = Item(concept, prefix, icon, "drawing" if modality == "sketch" else "photo", variant)
     name = f"{prefix}__{icon}.png"
     (out / folder).mkdir(parents=True, exist_ok=True)
-    (out / folder / name).write_bytes(_png(icon_svg(data, icon, scale), size, modality))
-    info = data.get("info", {}).get("license", {})
+    (out / folder / name).write_bytes(_png(item.svg(cache), size, modality))
     return {
         "file": f"{folder}/{name}", "label": concept, "source": prefix, "package": ICONIFY.spec,
-        "licence": info.get("spdx") or info.get("title", "unknown"), "id": icon,
-        "variant": f"s{scale:g}" if stroke else "", "sha256": sha256_file(out / folder / name),
+        "licence": set_record(load_set(str(cache), prefix))["licence"], "id": icon,
+        "variant": variant, "sha256": sha256_file(out / folder / name),
     }
 
 
 def _licence_record(cache: Path, prefix: str) -> dict[str, str]:
-    info = load_set(str(cache), prefix).get("info", {})
-    lic, author = info.get("license", {}), info.get("author", {})
-    spdx = lic.get("spdx") or lic.get("title", "unknown")
-    attribution = (f"{info.get('name', prefix)} by {author.get('name', 'its authors')}"
-                   f"{' (' + author['url'] + ')' if author.get('url') else ''}, {spdx}"
-                   f"{', ' + lic['url'] if lic.get('url') else ''}; via {ICONIFY.spec}")
-    return {"package": ICONIFY.spec, "licence": spdx, "attribution": attribution,
-            "author": author.get("name", ""), "name": info.get("name", prefix)}
+    data = load_set(str(cache), prefix)
+    rec = set_record(data)
+    url = data.get("info", {}).get("license", {}).get("url")  # the set's own (set_record falls back to SPDX's)
+    attribution = (f"{rec['name']} by {rec['author'] or 'its authors'}{' (' + rec['url'] + ')' if rec['url'] else ''}, "
+                   f"{rec['licence']}{', ' + url if url else ''}; via {ICONIFY.spec}")
+    return {"package": ICONIFY.spec, "licence": rec["licence"], "attribution": attribution,
+            "author": rec["author"], "name": rec["name"]}
 
 
 def attribution_md(licences: dict[str, dict[str, str]], model: dict[str, Any]) -> str:

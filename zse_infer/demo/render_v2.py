@@ -46,7 +46,8 @@ class Item:
         return icon_svg(load_set(str(cache), self.prefix), self.icon, scale)
 
 
-def _has_stroke(cache: Path, prefix: str, icon: str) -> bool:
+def has_stroke(cache: Path, prefix: str, icon: str) -> bool:
+    """Whether the icon draws with a stroke width (alias resolved): only those get stroke variants."""
     data = load_set(str(cache), prefix)
     name = data.get("aliases", {}).get(icon, {}).get("parent", icon)
     return "stroke-width" in data["icons"].get(name, {}).get("body", "")
@@ -59,7 +60,7 @@ def items(concept: ConceptV2, variants: bool = True, cache: "Path | None" = None
         for prefix, icons in sorted(groups.items()):
             stroke = ROLES[prefix].stroke and role == "drawing" and variants
             for icon in icons:
-                vary = stroke and (cache is None or _has_stroke(cache, prefix, icon))
+                vary = stroke and (cache is None or has_stroke(cache, prefix, icon))
                 for v in (STROKE_SCALES if vary else (None,)):
                     yield Item(concept.name, prefix, icon, role, "" if v is None else f"s{v:g}")
 

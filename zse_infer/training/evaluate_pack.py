@@ -193,8 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     config = get_config(args.config)
-    renders, codes = load_pack(args.pack)  # read even for "bundle" alone: cheap next to the model runs
-    family = pack_families(args.pack)
+    # Each protocol's images and rows, read once for every model.
+    setups: dict[str, tuple[RenderSet, np.ndarray, np.ndarray, np.ndarray, int]] = {}
+    if set(args.protocols) - {"bundle"}:
+        renders, codes = load_pack(args.pack)
+        family = pack_families(args.pack)
+        for protocol in set(args.protocols) - {"bundle"}:
+            q, g = protocol_rows(renders, codes, protocol, args.max_queries)
+            setups[protocol] = (renders, family, q, g, args.exhaustive_queries)
+    if "bundle" in args.protocols:
+        b_renders, b_family, q, g = bundle_rows(config)
+        setups["bundle"] = (b_renders, b_family, q, g, len(q))  # small: every query exhaustive too
     models = {str(c): load_model(c, config) for c in args.checkpoint}
     if not args.no_random:
         models["random_weights"] = random_model(config)
@@ -202,14 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in models.items():
         results[name] = {}
         for protocol in args.protocols:
-            if protocol == "bundle":
-                b_renders, b_family, q, g = bundle_rows(config)
-                res = evaluate_protocol(model, b_renders, b_family, q, g, tuple(args.depths), exhaustive_queries=len(q))
-            else:
-                q, g = protocol_rows(renders, codes, protocol, args.max_queries)
-                res = evaluate_protocol(model, renders, family, q, g, tuple(args.depths),
-                                        exhaustive_queries=args.exhaustive_queries)
-            results[name][protocol] = res
+            p_renders, p_family, q, g, exhaustive = setups[protocol]
+            results[name][protocol] = evaluate_protocol(model, p_renders, p_family, q, g, tuple(args.depths),
+                                                        exhaustive_queries=exhaustive)
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
         if "validation" in results[name]:
             results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(results[name]["validation"])

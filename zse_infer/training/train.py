@@ -14,9 +14,9 @@ The bundled checkpoint (v2 data, ``zse_infer/demo/README.md``) was made with::
     python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --no-joint-head --head-steps 0 \
         --steps 2600 --threads 2 --save-every 100 \
         --out ~/.cache/zse-demo/v2run/zse_demo.safetensors --log ~/.cache/zse-demo/v2run/train.jsonl
-    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-negatives topk \
-        --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
-        --out ~/.cache/zse-demo/v2run/zse_demo_head.safetensors --log ~/.cache/zse-demo/v2run/head.jsonl
+    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-steps 300 --batch 16 \
+        --head-negatives topk --head-random-negatives 3 --threads 2 --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
+        --out ~/.cache/zse-demo/v2run/head_mixed.safetensors --log ~/.cache/zse-demo/v2run/head_mixed.jsonl
 
 A stopped stage one continues with the same command plus ``--resume`` (the
 state is saved every ``--save-every`` steps). Without ``--pack`` it reads the
@@ -49,7 +49,6 @@ from ..config import ModelConfig, get_config
 from ..demo.split import load_split
 from ..errors import ConfigError, InputError
 from ..model import ZseModel, load_state
-from ..model.relation_head import cosine_kernel
 from .augment import AugmentConfig, augment, to_tensor
 from .data import TRAIN_PHOTO_SOURCES, TRAIN_SKETCH_SOURCES, RenderSet, load_renders
 from .losses import hardest_negative, official_triplet, relation_mse, ret_token_softmax, ret_token_triplet
@@ -142,8 +141,7 @@ class ConceptSampler:
             rows_of.setdefault(str(name), []).append(i)
         for name in concepts:
             rows = np.array(rows_of.get(name, []), dtype=np.int64)
-            s = rows[sk[rows]] if len(rows) else rows
-            p = rows[ph[rows]] if len(rows) else rows
+            s, p = rows[sk[rows]], rows[ph[rows]]
             if len(s) and len(p):
                 self.concepts.append(name)
                 self.sketches.append(s)
@@ -194,8 +192,8 @@ def train_step(
     photo_idx = torch.cat([torch.arange(b), hard])
     head = model.relation_head
     s_in, p_in = (_scale_grad(t, cfg.head_grad_to_encoder) for t in (s_tok, p_tok))
-    s_ca, p_ca, _, _ = head.cross_attend(s_in.repeat(2, 1, 1), p_in[photo_idx])
-    scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca)))
+    out = head.forward_features(s_in.repeat(2, 1, 1), p_in[photo_idx])
+    s_ca, p_ca, scores = out["sketch_tokens"], out["photo_tokens"], out["score"]
     rn = relation_mse(scores[:b], scores[b:])
     # Official triplet on the head's token 0: sketch (paired with its positive), positive, negative.
     tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[b:, 0], cfg.ca_margin)
@@ -307,8 +305,8 @@ def _batch_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.
     hard = hardest_negative(s_tok[:, 0], p_tok[:, 0])
     rand = (torch.arange(b) + torch.randint(1, b, (b,), generator=generator)) % b
     photo_idx = torch.cat([torch.arange(b), hard, rand])
-    s_ca, p_ca, _, _ = head.cross_attend(s_tok.repeat(3, 1, 1), p_tok[photo_idx])
-    scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca)))
+    out = head.forward_features(s_tok.repeat(3, 1, 1), p_tok[photo_idx])
+    s_ca, p_ca, scores = out["sketch_tokens"], out["photo_tokens"], out["score"]
     rn = relation_mse(scores[:b], scores[b:])
     tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[2 * b :, 0], cfg.ca_margin)
     loss = cfg.w_rn * rn + cfg.w_ca * tri_ca
@@ -355,8 +353,8 @@ def _topk_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.n
     b, m = negs.shape
     photo_rows = np.concatenate([ph_idx[:, None], negs], axis=1).ravel()  # (b * (1 + m)): pos, negs per sketch
     s_tok = tokens[np.repeat(sk_idx, 1 + m)]
-    s_ca, p_ca, _, _ = head.cross_attend(s_tok, tokens[photo_rows])
-    scores = head.score_from_kernel(cosine_kernel(head.anchors(s_ca), head.anchors(p_ca))).view(b, 1 + m)
+    out = head.forward_features(s_tok, tokens[photo_rows])
+    s_ca, p_ca, scores = out["sketch_tokens"], out["photo_tokens"], out["score"].view(b, 1 + m)
     rn = relation_mse(scores[:, 0], scores[:, 1:].reshape(-1))
     logits = torch.logit(scores.clamp(1e-6, 1 - 1e-6))
     listwise = F.cross_entropy(logits, torch.zeros(b, dtype=torch.long))
