@@ -6,12 +6,17 @@ import base64
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+from .conftest import public_id
+
 
 def _same(http_hits: list[dict], hits) -> None:
-    assert [h["id"] for h in http_hits] == [h.id for h in hits]
+    assert [h["id"] for h in http_hits] == [public_id(h) for h in hits]
+    assert [h["name"] for h in http_hits] == [Path(h.path).name for h in hits]
     assert [h["rank"] for h in http_hits] == [h.rank for h in hits]
     assert [h["stage"] for h in http_hits] == [h.stage for h in hits]
     for a, b in zip(http_hits, hits):

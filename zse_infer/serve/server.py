@@ -1,0 +1,150 @@
+"""The HTTP server around the app: uvicorn, with the limits that keep slow or many clients
+from locking everyone else out (docs/serve-security.md).
+
+uvicorn alone holds a connection for as long as its client takes to send its headers, and
+one that sends nothing at all forever; enough of them exhaust the process's file descriptors
+and nothing answers, not even ``/healthz``. :func:`limited_protocol` adds, per connection:
+
+* at most ``max_connections`` open at once: one more is answered 503 and closed at once
+  (before its headers are read, so it holds nothing);
+* the request line and headers must arrive within ``header_timeout_s`` of the request's
+  first byte (or of the connection, for a client that sends nothing): else 408 and close;
+* at most ``max_header_bytes`` of them: else 431 and close;
+* a client that stops reading its response for ``send_timeout_s`` is disconnected.
+
+The request body's own limits (size, ``body_timeout_s``) are :class:`~.uploads.ClientLimits`;
+idle kept-alive connections close after ``keep_alive_s`` (uvicorn's ``timeout_keep_alive``).
+These limits are for a server on this machine or a trusted network: a deployment beyond it
+puts a reverse proxy with its own timeouts in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+from ..errors import require
+from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
+
+
+def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
+    payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+            f"{extra}connection: close\r\n\r\n")
+    return head.encode() + payload
+
+
+def limited_protocol(settings: ServeSettings):
+    """uvicorn's HTTP protocol class (httptools where installed, else h11, as uvicorn picks),
+    with the per-connection limits of the module docstring."""
+    try:
+        import httptools  # noqa: F401 - optional in uvicorn: its faster parser
+
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    busy = _response(503, "Service Unavailable", "overloaded",
+                     f"this server holds its limit of {settings.max_connections} connections; retry later", "retry-after: 1\r\n")
+    slow = _response(408, "Request Timeout", "request_timeout",
+                     f"request headers: not received within {settings.header_timeout_s:g} s")
+    big = _response(431, "Request Header Fields Too Large", "headers_too_large",
+                    f"request headers: over {settings.max_header_bytes} bytes")
+
+    class LimitedProtocol(Base):
+        # A request's headers are complete when uvicorn makes its cycle (both implementations
+        # set self.cycle then): the deadline watches for a cycle other than the one before.
+        def connection_made(self, transport) -> None:
+            self._header_timer: asyncio.TimerHandle | None = None
+            self._send_timer: asyncio.TimerHandle | None = None
+            super().connection_made(transport)
+            if len(self.connections) > settings.max_connections:
+                transport.write(busy)
+                transport.close()
+                return
+            self._await_headers()
+
+        def _await_headers(self) -> None:
+            self._before = self.cycle
+            self._header_bytes = 0
+            self._header_timer = self.loop.call_later(settings.header_timeout_s, self._headers_late)
+
+        def _stop(self, timer_name: str) -> None:
+            timer = getattr(self, timer_name, None)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, timer_name, None)
+
+        def _refuse(self, response: bytes) -> None:
+            self._stop("_header_timer")
+            if not self.transport.is_closing():
+                self.transport.write(response)
+                self.transport.close()
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.cycle is self._before:
+                self._refuse(slow)
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport.is_closing():
+                return
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._await_headers()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+            if self._header_timer is not None:
+                if self.cycle is not self._before:
+                    self._stop("_header_timer")
+                else:
+                    self._header_bytes += len(data)
+                    if self._header_bytes > settings.max_header_bytes:
+                        self._refuse(big)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(settings.send_timeout_s, self.transport.abort)
+
+        def resume_writing(self) -> None:
+            self._stop("_send_timer")
+            super().resume_writing()
+
+        def connection_lost(self, exc) -> None:
+            self._stop("_header_timer")
+            self._stop("_send_timer")
+            super().connection_lost(exc)
+
+    return LimitedProtocol
+
+
+def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
+    """A server bound to loopback answers only loopback Host names unless told otherwise
+    (DNS rebinding: see :data:`~.settings.LOOPBACK_HOSTS`)."""
+    if settings.allowed_hosts is None and is_loopback(host):
+        return dataclasses.replace(settings, allowed_hosts=LOOPBACK_HOSTS)
+    return settings
+
+
+def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"):
+    """(uvicorn.Server, app) for ``retriever`` on ``host:port``, with every limit in place."""
+    uvicorn = require("uvicorn", "serve", "zse serve")
+    from .app import create_app
+
+    settings = effective_settings(settings, host)
+    app = create_app(retriever, settings)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on",
+        http=limited_protocol(settings),
+        # uvicorn counts the connection itself and requests still running for clients that left
+        limit_concurrency=settings.max_connections + 1,
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+    )
+    return uvicorn.Server(config), app
+
+
+def run(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``retriever`` until interrupted."""
+    server, _ = build_server(retriever, settings, host, port, log_level)
+    server.run()
