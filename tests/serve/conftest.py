@@ -31,6 +31,7 @@ def running_server(retriever, **settings):
 
     port = free_port()
     server, app = build_server(retriever, ServeSettings(**settings), "127.0.0.1", port, log_level="warning")
+    app.state.test_server = server  # for tests that watch the server's own connection set
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

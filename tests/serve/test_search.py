@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -100,7 +101,14 @@ def test_probes_docs_page_and_metrics(server):
     spec = httpx.get(server + "/openapi.json").json()
     assert {"/v1/search", "/v1/explain", "/v1/photos", "/v1/photos/{photo_id}"} <= set(spec["paths"])
     assert "multipart/form-data" in spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]
-    assert httpx.get(server + "/docs").status_code == 200
+    for docs_page in ("/docs",):  # offline: every asset from this server, none from a CDN (issue 18, item 17)
+        html = httpx.get(server + docs_page).text
+        assert "cdn." not in html and "googleapis" not in html, docs_page
+        assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html)
+        assert len(assets) >= 2, assets
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert httpx.get(server + asset).status_code == 200, asset
     page = httpx.get(server + "/")
     assert page.status_code == 200 and "<canvas" in page.text
     for asset in ("app.js", "style.css"):

@@ -1,7 +1,7 @@
-"""``/docs`` (Swagger UI) and ``/redoc`` from installed files: nothing from a CDN, so they work
-offline. The assets are those of the ``fastapi-offline`` package (pinned in the ``serve``
-extra: Swagger UI 5, which reads the OpenAPI 3.1 documents FastAPI writes); only its files
-are used, the app is ours."""
+"""``/docs`` (Swagger UI) from installed files: nothing from a CDN, so it works offline. The
+assets are those of the ``fastapi-offline`` package (pinned in the ``serve`` extra: Swagger
+UI 5, which reads the OpenAPI 3.1 documents FastAPI writes); only its files are used, the
+app is ours. (No ``/redoc``: ReDoc's page loads its logo from a CDN whatever it is given.)"""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ ASSETS = "/docs-assets"
 
 
 def add_offline_docs(app) -> None:
-    """Serve the docs pages of ``app`` (made with ``docs_url=None, redoc_url=None``) from local assets."""
+    """Serve the docs page of ``app`` (made with ``docs_url=None, redoc_url=None``) from local assets."""
     offline = require("fastapi_offline", "serve", "zse serve's /docs page")
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
 
     folder = Path(offline.__file__).parent / "static"
@@ -31,9 +31,3 @@ def add_offline_docs(app) -> None:
             swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
         )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request):
-        root = request.scope.get("root_path", "")
-        return get_redoc_html(openapi_url=root + app.openapi_url, title=f"{app.title} - API", redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{root}{ASSETS}/favicon.png", with_google_fonts=False)

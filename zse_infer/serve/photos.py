@@ -97,8 +97,9 @@ class PhotoRoots:
             found = list_images(given) if os.path.isdir(given) else [given]
             for f in found:
                 real = _real(f)
-                if not self.contains(real):  # a link inside a root to a file outside it
-                    raise forbidden(f"path {self.relative(_real(f)) or f!r}: leads outside the server's --photo-root folders")
+                if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
+                    raise forbidden(f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
+                                    "the server's --photo-root folders")
                 files.append(real)
         return files
 

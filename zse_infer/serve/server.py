@@ -28,6 +28,10 @@ from ..errors import require
 from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
 
 
+#: how long a refused connection's input is still read (and dropped) before it is closed
+_LINGER_S = 1.0
+
+
 def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
     payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
@@ -55,17 +59,20 @@ def limited_protocol(settings: ServeSettings):
     class LimitedProtocol(Base):
         # A request's headers are complete when uvicorn makes its cycle (both implementations
         # set self.cycle then): the deadline watches for a cycle other than the one before.
+        # It is armed when the connection opens and when a response completes (for the next
+        # request; an idle kept-alive connection is closed by uvicorn's keep-alive timer first).
         def connection_made(self, transport) -> None:
             self._header_timer: asyncio.TimerHandle | None = None
             self._send_timer: asyncio.TimerHandle | None = None
+            self._refused = False
             super().connection_made(transport)
             if len(self.connections) > settings.max_connections:
-                transport.write(busy)
-                transport.close()
-                return
-            self._await_headers()
+                self._refuse(busy)
+            else:
+                self._await_headers()
 
         def _await_headers(self) -> None:
+            self._stop("_header_timer")
             self._before = self.cycle
             self._header_bytes = 0
             self._header_timer = self.loop.call_later(settings.header_timeout_s, self._headers_late)
@@ -77,10 +84,24 @@ def limited_protocol(settings: ServeSettings):
                 setattr(self, timer_name, None)
 
         def _refuse(self, response: bytes) -> None:
+            """Answer and close, reading (and dropping) what the client still sends for a moment:
+            closing with unread input would reset the connection before it reads the answer."""
             self._stop("_header_timer")
-            if not self.transport.is_closing():
-                self.transport.write(response)
+            if self._refused or self.transport.is_closing():
+                return
+            self._refused = True
+            self.transport.write(response)
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self._header_timer = self.loop.call_later(_LINGER_S, self.transport.close)
+            else:
                 self.transport.close()
+
+        def eof_received(self):
+            if self._refused:
+                self.transport.close()
+                return False
+            return super().eof_received()
 
         def _headers_late(self) -> None:
             self._header_timer = None
@@ -88,10 +109,8 @@ def limited_protocol(settings: ServeSettings):
                 self._refuse(slow)
 
         def data_received(self, data: bytes) -> None:
-            if self.transport.is_closing():
+            if self._refused or self.transport.is_closing():
                 return
-            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-                self._await_headers()  # the first bytes of the next request on a kept-alive connection
             super().data_received(data)
             if self._header_timer is not None:
                 if self.cycle is not self._before:
@@ -100,6 +119,11 @@ def limited_protocol(settings: ServeSettings):
                     self._header_bytes += len(data)
                     if self._header_bytes > settings.max_header_bytes:
                         self._refuse(big)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # may start a pipelined request whose headers are already in
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                self._await_headers()
 
         def pause_writing(self) -> None:
             super().pause_writing()
