@@ -197,3 +197,29 @@ def test_a_client_that_stops_reading_is_disconnected(small_server):
         assert len(uvicorn_server.server_state.connections) == before, "the non-reading client kept its connection"
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("soft, hard, raised, served", [
+    (1024, 1_048_576, 2 * 512 + 128, 512),  # the usual: the soft limit is raised, every connection is served
+    (256, 256, None, (256 - 128) // 2),  # a hard limit too low: fewer connections rather than running out
+])
+def test_the_descriptor_limit_is_fitted_to_the_connections(monkeypatch, soft, hard, raised, served):
+    """uvicorn accepts until the process has no descriptor left, and then nothing answers: the
+    server raises its soft limit where it may, and serves fewer connections where it may not."""
+    import resource
+
+    from zse_infer.serve import ServeSettings
+    from zse_infer.serve.server import fit_to_fd_limit
+
+    limits = {"now": (soft, hard)}
+
+    def setrlimit(kind, value):
+        if value[0] > hard:
+            raise ValueError("not allowed")
+        limits["now"] = value
+
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    fitted = fit_to_fd_limit(ServeSettings())
+    assert fitted.max_connections == served
+    assert limits["now"][0] == (raised or soft)

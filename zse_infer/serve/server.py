@@ -5,8 +5,9 @@ uvicorn alone holds a connection for as long as its client takes to send its hea
 one that sends nothing at all forever; enough of them exhaust the process's file descriptors
 and nothing answers, not even ``/healthz``. :func:`limited_protocol` adds, per connection:
 
-* at most ``max_connections`` open at once: one more is answered 503 and closed at once
-  (before its headers are read, so it holds nothing);
+* at most ``max_connections`` open at once: one more is answered 503 at once, before its
+  headers are read, and closed within a second (at once in a flood); the process's
+  descriptor limit is fitted to this (:func:`fit_to_fd_limit`);
 * the request line and headers must arrive within ``header_timeout_s`` of the request's
   first byte (or of the connection, for a client that sends nothing): else 408 and close;
 * at most ``max_header_bytes`` of them: else 431 and close;
@@ -23,9 +24,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 
 from ..errors import require
 from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
+
+_log = logging.getLogger(__name__)
 
 
 #: how long a refused connection's input is still read (and dropped) before it is closed
@@ -91,7 +95,9 @@ def limited_protocol(settings: ServeSettings):
                 return
             self._refused = True
             self.transport.write(response)
-            if self.transport.can_write_eof():
+            if len(self.connections) > 2 * settings.max_connections:  # a flood: free the descriptor now
+                self.transport.abort()
+            elif self.transport.can_write_eof():
                 self.transport.write_eof()
                 self._header_timer = self.loop.call_later(_LINGER_S, self.transport.close)
             else:
@@ -142,6 +148,37 @@ def limited_protocol(settings: ServeSettings):
     return LimitedProtocol
 
 
+#: file descriptors the process keeps for itself besides connections (gallery files, listeners, logs)
+FD_RESERVE = 128
+
+
+def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
+    """Make room for the connections: up to ``2 * max_connections`` sockets exist at once (the
+    admitted ones and those being refused), plus :data:`FD_RESERVE`. Raises the process's soft
+    descriptor limit toward its hard limit if needed; where that is not enough, lowers
+    ``max_connections`` (with a warning) rather than run out of descriptors, which stops the
+    server from accepting anything at all."""
+    try:
+        import resource
+    except ImportError:  # not on this system: nothing to fit
+        return settings
+    need = 2 * settings.max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fitted = max(1, (soft - FD_RESERVE) // 2)
+        _log.warning("this process may open %d files (ulimit -n): serving at most %d connections, not %d",
+                     soft, fitted, settings.max_connections)
+        return dataclasses.replace(settings, max_connections=fitted)
+    return settings
+
+
 def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
     """A server bound to loopback answers only loopback Host names unless told otherwise
     (DNS rebinding: see :data:`~.settings.LOOPBACK_HOSTS`)."""
@@ -155,7 +192,7 @@ def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", po
     uvicorn = require("uvicorn", "serve", "zse serve")
     from .app import create_app
 
-    settings = effective_settings(settings, host)
+    settings = fit_to_fd_limit(effective_settings(settings, host))
     app = create_app(retriever, settings)
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on",
