@@ -310,3 +310,47 @@ def test_paths_outside_every_root_are_403_without_telling_where_roots_are(site, 
     for path in ("/etc/hostname", str(root / ".." / "outside"), str(tmp_path)):
         err = _error(httpx.post(base + "/v1/photos", json={"paths": [path]}), 403, "forbidden")
         assert err["message"] == f"path {path!r}: outside the server's --photo-root folders", err
+
+
+@pytest.mark.parametrize("paths, fragment", [
+    (["{root}/circle/0.jpg\u0000.png"], "NUL character"),
+    (["{root}/circle/nope.jpg"], "no such file"),
+    (["{root}/fifo.jpg"], "not a regular file"),
+    (["{root}/empty"], "no images"),
+    ([], "empty"),
+])
+def test_odd_photo_root_paths_are_422_never_hang_or_500(site, paths, fragment):
+    base, root, app = site
+    os.mkfifo(root / "fifo.jpg")
+    (root / "empty").mkdir()
+    try:
+        body = {"paths": [p.format(root=root) for p in paths]}
+        err = _error(httpx.post(base + "/v1/photos", json=body, timeout=30), 422, "invalid_request")
+        assert fragment in err["message"], err
+    finally:
+        (root / "fifo.jpg").unlink()
+        (root / "empty").rmdir()
+
+
+@pytest.mark.parametrize("photo_id", ["x' OR id LIKE '%", "a\\' OR 1=1 --", "../../etc/passwd", "ünï cødé/片", "%2e%2e", "#1"])
+def test_ids_chosen_by_clients_are_data_never_sql_or_paths(site, sketches, photo_id):
+    """A client's id goes into the store's delete filter and into URLs: it must stay one id."""
+    base, root, app = site
+    r = _upload(base, "p.png", forged_png(64, 64), data={"ids": [photo_id]})
+    assert r.status_code == 200, r.text
+    size = _size(base)
+    url = base + "/v1/photos/" + quote(photo_id, safe="")
+    assert httpx.get(url).status_code == 200
+    assert httpx.delete(url).status_code == 200
+    assert _size(base) == size - 1  # that photo, and no other
+    _error(httpx.get(url), 404)
+
+
+@pytest.mark.parametrize("photo_id", ["line\nbreak", "nul\u0000", "", "@0123456789abcdef", "x" * 513])
+def test_ids_that_could_not_be_named_in_a_url_are_refused(site, photo_id):
+    base, root, app = site
+    size = _size(base)
+    err = _error(_upload(base, "p.png", forged_png(64, 64), data={"ids": [photo_id]}), 422, "invalid_request")
+    assert err["message"].startswith("ids: received"), err
+    _error(httpx.post(base + "/v1/photos", json={"paths": [str(root / "circle" / "0.jpg")], "ids": [photo_id]}), 422)
+    assert _size(base) == size

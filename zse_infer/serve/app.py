@@ -68,6 +68,14 @@ def _parse_rerank(value: str | None) -> int | str | None:
     return int(value)
 
 
+def _check_ids(ids: list[str] | None) -> None:
+    """Ids a client chooses: printable, at most 512 characters, not starting with '@' (the
+    server's opaque ids), so each can be named in a URL and stays apart from the server's own."""
+    for i in ids or ():
+        if not i or len(i) > 512 or re.search(r"[\x00-\x1f\x7f]", i) or i.startswith("@"):
+            raise bad_request(f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'")
+
+
 def create_app(retriever, settings: ServeSettings):
     state = ServerState(retriever, settings)
 
@@ -186,6 +194,7 @@ def create_app(retriever, settings: ServeSettings):
         ctype = content_type(request)
         if ctype == "application/json":
             body = await read_json(request, schemas.PathsBody)
+            _check_ids(body.ids)
             sources, ids = await state.in_decoders(_check_paths, body.paths), body.ids
         elif ctype == "multipart/form-data":
             sources, ids = await _save_uploads(request)
@@ -215,6 +224,8 @@ def create_app(retriever, settings: ServeSettings):
         """Server-side paths -> checked image files (inside a --photo-root, through the image gate)."""
         if not state.roots.roots:
             raise forbidden("this server indexes no server-side paths: start it with --photo-root DIR")
+        if not paths:
+            raise bad_request("paths: empty, expected server-side files or folders inside a --photo-root")
         files = state.roots.expand(paths)
         for f in files:
             name = f"photo {state.roots.relative(f)!r}"
@@ -231,6 +242,7 @@ def create_app(retriever, settings: ServeSettings):
             raise bad_request("multipart field 'photos': missing, expected one or more image files")
         if given and len(given) != len(files):
             raise bad_request(f"ids: received {len(given)} ids for {len(files)} photos")
+        _check_ids(given)
         folder = settings.upload_dir
         if folder is None:
             raise forbidden("uploads need an upload folder: start the server with --upload-dir")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Sequence
 
-from .errors import ServeError, forbidden, gone, not_found
+from .errors import ServeError, bad_request, forbidden, gone, not_found
 
 #: what a photo without a file (in-memory, or never stat'ed) has as its fingerprint in the gallery
 UNKNOWN = (-1, -1)
@@ -87,19 +87,33 @@ class PhotoRoots:
 
     def expand(self, paths: Sequence[str]) -> list[str]:
         """Client-given server paths -> the image files they name (folders expanded), each
-        resolved and checked to lie inside a root (403 naming the first that does not)."""
+        resolved and checked to lie inside a root (403 naming the first that does not) and to
+        be a regular file (a FIFO or a device would hang or never end)."""
         from ..runtime.photo_sources import list_images
 
         files: list[str] = []
         for given in paths:
+            if "\0" in given:
+                raise bad_request(f"path {given[:100]!r}: contains a NUL character")
             if not self.contains(given):
                 raise forbidden(f"path {given!r}: outside the server's --photo-root folders")
-            found = list_images(given) if os.path.isdir(given) else [given]
+            if os.path.isdir(given):
+                found = list_images(given)
+                if not found:
+                    raise bad_request(f"path {given!r}: a folder with no images in it")
+            else:
+                found = [given]
             for f in found:
                 real = _real(f)
                 if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
                     raise forbidden(f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
                                     "the server's --photo-root folders")
+                try:
+                    regular = stat.S_ISREG(os.stat(real).st_mode)
+                except OSError:
+                    raise bad_request(f"path {f!r}: no such file on the server") from None
+                if not regular:
+                    raise bad_request(f"path {f!r}: not a regular file")
                 files.append(real)
         return files
 
