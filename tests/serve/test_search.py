@@ -111,6 +111,7 @@ def test_probes_docs_page_and_metrics(server):
             assert httpx.get(server + asset).status_code == 200, asset
     page = httpx.get(server + "/")
     assert page.status_code == 200 and "<canvas" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     for asset in ("app.js", "style.css"):
         assert httpx.get(f"{server}/static/{asset}").status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN

@@ -55,6 +55,12 @@ _IMAGE_BODY = {
 PHOTO_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
                  "Cache-Control": "private, max-age=300"}
 
+#: The sketch pad runs only its own script and shows only its own and fetched (blob:) images;
+#: no other site may frame it.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+                                           "form-action 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff"}
+
 __all__ = ["create_app", "photo_url"]
 
 
@@ -212,7 +218,7 @@ def create_app(retriever, settings: ServeSettings):
                 part_ids = ids[start : start + COMMIT_SIZE] if ids else None
                 report = retriever.index(sources[start : start + COMMIT_SIZE], ids=part_ids, progress=False)
                 added, skipped = added + report.added, skipped + report.skipped_existing
-            state.photos.refresh(retriever)
+            state.update_photos()
             return added, skipped
 
         added, skipped = await state.on_model(run, job=job)
@@ -269,7 +275,7 @@ def create_app(retriever, settings: ServeSettings):
 
         def run():
             delete([photo.gallery_id])
-            state.photos.refresh(retriever)
+            state.update_photos()
 
         await state.on_model(run)
         return schemas.PhotoDeleted(deleted=photo.public_id, gallery_size=len(state.photos))
@@ -297,7 +303,7 @@ def create_app(retriever, settings: ServeSettings):
 
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_offline_docs(app)

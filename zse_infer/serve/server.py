@@ -200,7 +200,7 @@ def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", po
         # uvicorn counts the connection itself and requests still running for clients that left
         limit_concurrency=settings.max_connections + 1,
         timeout_keep_alive=settings.keep_alive_s,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        h11_max_incomplete_event_size=2 * settings.max_header_bytes,  # h11's own guard, behind ours (431)
     )
     return uvicorn.Server(config), app
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import schemas
+from ..errors import GalleryError
 from .batcher import Batcher, Job
 from .errors import Redactor, timed_out
 from .images import ImageLimits, check_image, decode_sketch
@@ -64,9 +65,23 @@ class ServerState:
         if self.settings.refresh_s and time.monotonic() - self._refreshed >= self.settings.refresh_s:
             self._refreshed = time.monotonic()
             refresh = getattr(self.retriever, "refresh", None)
-            if refresh is not None and refresh():
-                self.photos.refresh(self.retriever)
+            if refresh is not None and self._survive("refresh", refresh):
+                self.update_photos()
         return run_search_batch(self.retriever, jobs)
+
+    def update_photos(self) -> None:
+        """Rebuild the photo table from the retriever's gallery version (on the model thread)."""
+        self._survive("photo table", self.photos.refresh, self.retriever)
+
+    @staticmethod
+    def _survive(what: str, fn: Callable[..., Any], *args) -> Any:
+        """``fn(*args)``; a gallery failure is logged and searches go on with the version already
+        open (kept by the store for minutes after a newer one), instead of failing requests."""
+        try:
+            return fn(*args)
+        except GalleryError as exc:
+            _log.warning("gallery %s failed; searches go on with the version already open: %s", what, exc)
+            return None
 
     async def on_model(self, fn: Callable[..., Any], *args, job: Job | None = None):
         """Run ``fn`` on the model thread, answering 504 if it does not finish in time (not
