@@ -354,3 +354,16 @@ def test_ids_that_could_not_be_named_in_a_url_are_refused(site, photo_id):
     assert err["message"].startswith("ids: received"), err
     _error(httpx.post(base + "/v1/photos", json={"paths": [str(root / "circle" / "0.jpg")], "ids": [photo_id]}), 422)
     assert _size(base) == size
+
+
+def test_ids_are_checked_against_the_photos_before_anything_is_committed(site, monkeypatch):
+    import zse_infer.serve.app as app_module
+
+    base, root, app = site
+    monkeypatch.setattr(app_module, "COMMIT_SIZE", 1)  # commits of one: a late check would leave some committed
+    size = _size(base)
+    folder = str(root / "circle")
+    for ids, fragment in ((["a", "b"], "2 ids for 3 photos"), (["a", "b", "a"], "the same id given twice")):
+        err = _error(httpx.post(base + "/v1/photos", json={"paths": [folder], "ids": ids}), 422, "invalid_request")
+        assert fragment in err["message"], err
+    assert _size(base) == size

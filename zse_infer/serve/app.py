@@ -74,10 +74,17 @@ def _parse_rerank(value: str | None) -> int | str | None:
     return int(value)
 
 
-def _check_ids(ids: list[str] | None) -> None:
-    """Ids a client chooses: printable, at most 512 characters, not starting with '@' (the
-    server's opaque ids), so each can be named in a URL and stays apart from the server's own."""
-    for i in ids or ():
+def _check_ids(ids: list[str] | None, photos: int) -> None:
+    """Ids a client chooses: one per photo, all different, printable, at most 512 characters,
+    not starting with '@' (the server's opaque ids), so each can be named in a URL and stays
+    apart from the server's own. Checked before anything is committed (indexing is in commits)."""
+    if not ids:
+        return
+    if len(ids) != photos:
+        raise bad_request(f"ids: received {len(ids)} ids for {photos} photos")
+    if len(set(ids)) != len(ids):
+        raise bad_request("ids: the same id given twice")
+    for i in ids:
         if not i or len(i) > 512 or re.search(r"[\x00-\x1f\x7f]", i) or i.startswith("@"):
             raise bad_request(f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'")
 
@@ -200,8 +207,8 @@ def create_app(retriever, settings: ServeSettings):
         ctype = content_type(request)
         if ctype == "application/json":
             body = await read_json(request, schemas.PathsBody)
-            _check_ids(body.ids)
             sources, ids = await state.in_decoders(_check_paths, body.paths), body.ids
+            _check_ids(ids, len(sources))
         elif ctype == "multipart/form-data":
             sources, ids = await _save_uploads(request)
         else:
@@ -246,9 +253,7 @@ def create_app(retriever, settings: ServeSettings):
         given = [i for i in form.getlist("ids") if isinstance(i, str)]
         if not files:
             raise bad_request("multipart field 'photos': missing, expected one or more image files")
-        if given and len(given) != len(files):
-            raise bad_request(f"ids: received {len(given)} ids for {len(files)} photos")
-        _check_ids(given)
+        _check_ids(given, len(files))
         folder = settings.upload_dir
         if folder is None:
             raise forbidden("uploads need an upload folder: start the server with --upload-dir")

@@ -157,9 +157,6 @@ class PhotoTable:
             return gallery_id
         return self.roots.relative(path) or opaque_id(gallery_id)
 
-    def get(self, public_id: str) -> StoredPhoto | None:
-        return self._by_public.get(public_id)
-
     def require(self, public_id: str) -> StoredPhoto:
         photo = self._by_public.get(public_id)
         if photo is None:
@@ -183,7 +180,6 @@ def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
     pid = photo.public_id
     if photo.path is None:
         raise not_found(f"photo id {pid!r}: indexed from memory, so the server has no file to serve")
-    changed = f"photo id {pid!r}: its file changed after it was indexed (re-index it)"
     linked = gone(f"photo id {pid!r}: its file is now reached through a link (re-index it)")
     if not _PROC_FD and _real(photo.path) != photo.path:
         raise linked
@@ -202,7 +198,7 @@ def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
         if _PROC_FD and os.readlink(f"/proc/self/fd/{fd}") != photo.path:  # a folder on the way became a link
             raise linked
         if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != tuple(photo.fingerprint):
-            raise gone(changed)
+            raise gone(f"photo id {pid!r}: its file changed after it was indexed (re-index it)")
         return os.fdopen(fd, "rb"), int(st.st_size)
     except BaseException:
         os.close(fd)
@@ -219,17 +215,12 @@ def read_stored(photo: StoredPhoto, max_bytes: int | None = None) -> bytes:
         return f.read()
 
 
-def upload_path(folder: Path, digest: str, suffix: str) -> Path:
-    """Where an upload with this content hash is kept: named by content and decoded format,
-    never by anything the client sent."""
-    return folder / f"{digest}{suffix}"
-
-
 def keep_upload(folder: Path, data: bytes, suffix: str) -> Path:
-    """Write ``data`` once under its content hash (atomically: a reader never sees half a file).
-    An identical file already there is kept as it is, so what was indexed from it stays valid."""
+    """Write ``data`` once as ``<content hash><suffix of its decoded format>``: never named by
+    anything the client sent. Atomically (a reader never sees half a file); an identical file
+    already there is kept as it is, so what was indexed from it stays valid."""
     digest = hashlib.sha256(data).hexdigest()[:32]
-    path = upload_path(folder, digest, suffix)
+    path = folder / f"{digest}{suffix}"
     try:
         st = os.lstat(path)
         if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
