@@ -135,17 +135,18 @@ def match_caption(similarities: Sequence[float]) -> str:
     return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."
 
 
-def attention_caption(heat: np.ndarray, region: np.ndarray | None, inside: str, outside: str, image_name: str) -> str:
+def attention_caption(heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str) -> str:
     """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's
     strokes, the photo's object) against how much of the image they are, and the one square that
-    alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`)."""
+    alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`), said
+    to lie ``on`` the region or ``off`` it."""
     heat = heat.reshape(-1)
     parts = []
     if region is not None and region.any():
-        parts.append(f"{heat[region].sum():.0%} of it falls on squares {inside} ({region.mean():.0%} of the {image_name})")
+        parts.append(f"{heat[region].sum():.0%} of it falls on {region_name} ({region.mean():.0%} of the {image_name})")
     square = conspicuous_square(heat)
     if square is not None:
-        where = "" if region is None else f", {inside}" if region[square] else f", {outside}"
+        where = "" if region is None else f", {on}" if region[square] else f", {off}"
         parts.append(f"the outlined square alone draws {heat[square]:.0%}{where}")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "." if text else ""
@@ -206,8 +207,9 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     f = font(14)
     match_lines = wrap_text(match_caption([m.similarity for m in shown]), f, width - 2 * pad)
     heat_lines = [
-        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, "with strokes", "on blank paper", "sketch"), f, side),
-        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, "showing the object", "on blank background", "photo"), f, side),
+        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, "squares with strokes", "on a stroke", "on blank paper", "sketch"), f, side),
+        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, "squares showing the object", "on the object", "on blank background",
+                                    "photo"), f, side),
     ]
     heat_h = line_h * max(len(lines) for lines in heat_lines)
     height = title_h + 2 * (side + 4 + label_h) + line_h * len(match_lines) + 8 + heat_h + 4 + bar_h + pad
@@ -300,7 +302,7 @@ def render_synthesis(
     height = title_h + side + 4 + line_h * len(caption) + 12 + n_rows * (small + 4 + line_h + note_h + gap) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
-    draw.text((pad, 8), "The sketch drawn with patches of the matched photo" + ("s" if len(photo_images) > 1 else ""),
+    draw.text((pad, 8), "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else ""),
               fill="black", font=font(20))
     y = title_h
     canvas.paste(_zoom(sketch_image, scale), (pad, y))
