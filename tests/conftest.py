@@ -32,7 +32,7 @@ def golden_images() -> dict:
 
 @pytest.fixture(scope="session")
 def parity_state() -> dict:
-    """The SPEC.md parity weights in the official layout, as torch tensors."""
+    """The parity weights of docs/spec.md in the official layout, as torch tensors."""
     torch = pytest.importorskip("torch")
     from zse_infer.testing.parity import parity_state_dict, read_key_list
 

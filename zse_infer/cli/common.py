@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 
 import click
 
@@ -30,16 +31,27 @@ def zse_errors(func):
     return wrapper
 
 
-def rerank_note(manifest, rerank) -> str:
-    """The stage-2 depth a command uses and where it came from: the caller's ``--rerank`` or
-    the export folder's recorded choice (``search`` in the manifest), for the user to see."""
-    if rerank is not None:
-        return f"rerank {rerank} (--rerank)"
+def rerank_source(manifest) -> str:
+    """Why the export folder's rerank depth is what it is: its recorded note (``search.source`` in the
+    manifest, often long: the measurement behind it), or that it records none."""
     from ..manifest import DEFAULT_RERANK
 
     source = (manifest.extra.get("search") or {}).get("source")
-    where = f"recorded in the export: {source}" if source else f"this export records none: the default {DEFAULT_RERANK}"
-    return f"rerank {manifest.default_rerank} ({where})"
+    return source or f"this export records none: the default {DEFAULT_RERANK}"
+
+
+def rerank_note(manifest, rerank) -> str:
+    """One short line: the stage-2 depth a command uses and where it came from, the caller's
+    ``--rerank`` or the export folder's recorded choice. The recorded note is cut to its first
+    clause (e.g. "measured on seen concepts"); the whole note is in the manifest
+    (:func:`rerank_source`)."""
+    if rerank is not None:
+        return f"rerank {rerank} (--rerank)"
+    source = (manifest.extra.get("search") or {}).get("source")
+    if not source:
+        return f"rerank {manifest.default_rerank} ({rerank_source(manifest)})"
+    summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
+    return f"rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, \"search\")"
 
 
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")

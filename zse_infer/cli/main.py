@@ -134,7 +134,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
               help="Dataset root (the official --data_path, or the folder-per-class root).")
 @click.option("--all", "test_all", is_flag=True,
               help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.")
-@click.option("--ranking", type=click.Choice(["sa", "two-stage", "rn"]), default="two-stage", show_default=True)
+@click.option("--ranking", type=click.Choice(["ret-token", "two-stage", "exhaustive", "sa", "rn"]), default="two-stage", show_default=True,
+              help="sa and rn: the official code's names for ret-token and exhaustive.")
 @click.option("--rerank", type=click.IntRange(min=0), default=None,
               help="For two-stage ranking; default: the depth recorded in the export folder (printed).")
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
@@ -151,10 +152,11 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
                  verbose) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
-    from ..evaluation.protocol import evaluate
+    from ..evaluation.protocol import evaluate, ranking_name
     from ..runtime.retriever import Retriever
 
     setup_logging(verbose)
+    ranking = ranking_name(ranking)  # one name in the progress bars and the report, whichever was typed
     if dataset == "folder":
         eval_set = load_image_folders(root)
     else:
@@ -180,7 +182,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
         names = eval_set.class_names
         labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels)}
         queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels))[:20]
-        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "rn" else 0))
+        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0))
         write_results_page(page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits)], labels)
 
 

@@ -1,14 +1,19 @@
 """Evaluating a deployed model with the paper's protocol, on top of the Retriever.
 
-Three rankings, all over the whole gallery (metrics need every position):
+Three rankings, all over the whole gallery (metrics need every position), named
+the same wherever a user sees them (``zse eval --ranking``, progress bars, reports,
+the demo's table):
 
-* ``"sa"``: ret-token only, L2 distance of L2-normalised token 0s (the
-  official "sa" ranking; stage 1 of a search);
+* ``"ret-token"``: ret-token only, L2 distance of L2-normalised token 0s (the
+  official code's "sa" ranking; stage 1 of a search);
 * ``"two-stage"``: the top ``rerank`` photos of the ret-token ranking
   reordered by relation score, the rest after them in ret-token order (what
   :meth:`Retriever.search` returns, extended to the full gallery);
-* ``"rn"``: every photo scored by the relation head (the official "rn"
-  ranking, exhaustive: queries x photos relation-head calls).
+* ``"exhaustive"``: every photo scored by the relation head (the official
+  code's "rn" ranking: queries x photos relation-head calls).
+
+The official code's names ``"sa"`` and ``"rn"`` are accepted as aliases
+(:func:`ranking_name`) and reported under the names above.
 
 Distances are produced one query batch at a time and consumed by
 :class:`~zse_infer.evaluation.metrics.RankingMetrics`, so memory is bounded by a batch
@@ -31,7 +36,17 @@ from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_st
 
 _log = logging.getLogger(__name__)
 
-RANKINGS = ("sa", "two-stage", "rn")
+RANKINGS = ("ret-token", "two-stage", "exhaustive")
+#: the official code's names for two of them, accepted wherever a ranking is named
+ALIASES = {"sa": "ret-token", "rn": "exhaustive"}
+
+
+def ranking_name(ranking: str) -> str:
+    """The ranking's one user-facing name (aliases resolved); an unknown name is an ``InputError``."""
+    name = ALIASES.get(ranking, ranking)
+    if name not in RANKINGS:
+        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS} (or the official {tuple(ALIASES)})")
+    return name
 
 
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
@@ -57,10 +72,11 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     def score(q: int, cols: np.ndarray) -> np.ndarray:
         return retriever.relation_scores(sketch_tokens[q], rowids[cols])
 
-    if ranking == "rn":
+    ranking = ranking_name(ranking)
+    if ranking == "exhaustive":
         return exhaustive_distances(len(sketch_tokens), len(rowids), score)
     ret = ret_token_distances(sketch_tokens[:, 0], snap.ret_matrix())
-    if ranking == "sa":
+    if ranking == "ret-token":
         return ret
     return two_stage_distances(ret, rerank, score)
 
@@ -68,9 +84,7 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
 def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
     """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's
     recorded depth (``manifest.default_rerank``); other rankings take none."""
-    if ranking not in RANKINGS:
-        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
-    if ranking != "two-stage":
+    if ranking_name(ranking) != "two-stage":
         return None
     if rerank is None:
         return retriever.manifest.default_rerank
@@ -97,7 +111,7 @@ def evaluate(
     on every machine). Distances here are float32, so ties are rare. ``rerank=None``: the
     export's recorded depth.
     """
-    rerank = checked_ranking(retriever, ranking, rerank)
+    ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -120,7 +134,7 @@ def evaluation_report(retriever, eval_set: EvalSet, ranking: str, rerank: int | 
     """The JSON report of an evaluation (any executor): settings, metrics and seconds since ``started``."""
     return {
         "dataset": eval_set.summary(),
-        "ranking": ranking,
+        "ranking": ranking_name(ranking),
         "rerank": rerank,  # None for rankings without a rerank depth (checked_ranking)
         "backend": retriever.backend,
         "precision": retriever.runners.precision,
