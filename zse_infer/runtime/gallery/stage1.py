@@ -1,5 +1,8 @@
 """Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, a persisted IVF index above.
 
+Both index only the newest row of each id (``Snapshot.search_rows``): an id stored twice
+(two writers of one new photo) is found once.
+
 * Below ``APPROX_MIN``: exact inner product over the snapshot's ret-token column (numpy, or
   FAISS flat from 50k; see :mod:`.stage1_index`). Nothing is persisted: reading the column
   from Lance is as fast as loading an index file would be.
@@ -118,7 +121,7 @@ class Stage1Cache:
         if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
             self._index = self._ivf(snap)
         else:
-            self._index = ExactIndex(snap.ret_matrix(), snap.row_ids(), snap.version)
+            self._index = ExactIndex(*snap.search_rows(), snap.version)
         return self._index
 
     # ------------------------------------------------------------------ the persisted IVF index
@@ -135,7 +138,7 @@ class Stage1Cache:
                 return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
             index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
             then = np.load(files / "rowids.npy")
-            now = snap.row_ids()
+            now = snap.search_rows()[1]
             if len(now) <= 4 * meta["trained_on"]:
                 added = np.setdiff1d(now, then, assume_unique=True)
                 removed = np.setdiff1d(then, now, assume_unique=True)
@@ -148,7 +151,7 @@ class Stage1Cache:
                 meta = {**meta, "version": snap.version, "count": len(now)}
                 self._save(folder, index, np.sort(now), meta)
                 return IvfIndex(index, snap.version, meta)
-        vectors, rowids = snap.ret_matrix(), snap.row_ids()
+        vectors, rowids = snap.search_rows()
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
         _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
