@@ -61,6 +61,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import tempfile
@@ -89,10 +90,12 @@ META_KEY = b"zse_gallery"
 TABLES_KEY = b"zse_codec_tables"
 FORMAT1_RECORD = "gallery.json"
 CREATE_LOCK = ".create.lock"
+COMPACT_LOCK = ".compact.lock"
 #: ids per SQL ``IN (...)`` filter (keeps filter strings short)
 FILTER_CHUNK = 500
-#: attempts for commits that Lance reports as conflicting (deletes racing other deletes or a compaction)
-COMMIT_ATTEMPTS = 5
+#: attempts for commits that Lance reports as conflicting (deletes racing other deletes or a
+#: compaction); the backoff doubles from 50 ms, jittered (about 6 s in all)
+COMMIT_ATTEMPTS = 8
 #: seconds ``compact`` keeps a version after a newer one replaced it (10 minutes): far above a
 #: server's refresh interval (2 s by default) plus its longest query, so a reader never loses
 #: the version it is reading; see docs/guarantees.md
@@ -253,13 +256,18 @@ class Gallery:
             raise GalleryError(f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)")
         return meta
 
-    @contextmanager
-    def _create_lock(self) -> Iterator[None]:
+    def _create_lock(self):
         """Serialises creating the dataset and committing a codec's first (training) rows:
         two Lance creates racing on local disk can both report success while one is lost (measured)."""
+        return self._file_lock(CREATE_LOCK)
+
+    @contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads: each holder
+        opens the file itself); released when the holder exits, also when it is killed."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            lock = open(self.root / CREATE_LOCK, "a+")
+            lock = open(self.root / name, "a+")
         except OSError as exc:
             raise GalleryError(f"{self.root}: cannot create the gallery folder ({exc.strerror or exc})") from exc
         with lock:
@@ -393,7 +401,8 @@ class Gallery:
             except GalleryUnavailableError as exc:
                 if n == COMMIT_ATTEMPTS - 1:
                     raise GalleryUnavailableError(f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
-                time.sleep(0.05 * (n + 1))  # back off: the other writer's commit is being written
+                # Back off, doubling and jittered so that two writers do not retry in step.
+                time.sleep(0.05 * 2**n * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
     def append(self, batch: Batch, replace: bool = False) -> int:
@@ -491,12 +500,16 @@ class Gallery:
         keep = KEEP_VERSIONS_S if keep_versions_seconds is None else float(keep_versions_seconds)
         if not keep >= 0:
             raise InputError(f"keep_versions_seconds: received {keep_versions_seconds!r}, expected a number >= 0")
-        duplicates = self.dedupe()
-        # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
-        metrics = self._retry("compaction", lambda: self._dataset(self.root / DATASET).optimize.compact_files())
-        stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
-        self.refresh()
-        self.sync()
+        # One compaction at a time: two compactors rewrite the same fragments and Lance lets only
+        # one of those Rewrite commits land ("preempted by concurrent transaction Rewrite"); the
+        # other would spend its retries. A second compactor waits here, then finds little to do.
+        with self._file_lock(COMPACT_LOCK):
+            duplicates = self.dedupe()
+            # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
+            metrics = self._retry("compaction", lambda: self._dataset(self.root / DATASET).optimize.compact_files())
+            stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
+            self.refresh()
+            self.sync()
         return {"fragments_removed": getattr(metrics, "fragments_removed", None), "fragments_added": getattr(metrics, "fragments_added", None),
                 "old_versions_removed": getattr(stats, "old_versions", 0), "bytes_removed": getattr(stats, "bytes_removed", 0),
                 "duplicates_removed": duplicates}
