@@ -232,3 +232,34 @@ def test_nothing_new_shows_no_empty_progress_bar(tiny_export, tmp_path, capfd):
     assert "indexing" in capfd.readouterr().err
     assert r.index(photos, progress=True).skipped_existing == 3
     assert "indexing" not in capfd.readouterr().err  # was: an 'indexing: 0 photo' bar, twice
+
+
+# ---------------------------------------------------------------------- galleries this process cannot write
+def test_create_true_opens_an_existing_gallery_without_writing(tiny_export, tmp_path, monkeypatch):
+    photos = make_photo_files(tmp_path / "photos", 3)
+    Retriever.load(tiny_export, gallery=tmp_path / "g", create=True).index(photos, progress=False)
+
+    def no_writes(self, name):
+        raise AssertionError(f"took the {name} lock of an existing gallery")
+
+    monkeypatch.setattr(Gallery, "_file_lock", no_writes)  # as on a read-only mount (`zse serve` loads with create=True)
+    assert len(Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)) == 3
+
+
+def test_stage1_index_that_cannot_be_saved_or_read_is_rebuilt(tiny_export, tmp_path, monkeypatch):
+    pytest.importorskip("faiss")
+    from zse_infer.runtime.gallery import stage1
+
+    monkeypatch.setattr(stage1, "APPROX_MIN", 8)
+    photos = make_photo_files(tmp_path / "photos", 20)
+    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
+    r.index(photos, progress=False)
+    want = [h.id for h in r.search(photos[0], k=5, rerank=0)]
+    # Another process replaced the index files after this one read ivf.json: they are gone.
+    for folder in (tmp_path / "g" / "stage1").glob("v*"):
+        shutil.rmtree(folder)
+    assert [h.id for h in Retriever.load(tiny_export, gallery=tmp_path / "g").search(photos[0], k=5, rerank=0)] == want
+    # A folder it cannot write: the index is kept in memory, search answers.
+    shutil.rmtree(tmp_path / "g" / "stage1")
+    (tmp_path / "g" / "stage1").write_text("not a folder")
+    assert [h.id for h in Retriever.load(tiny_export, gallery=tmp_path / "g").search(photos[0], k=5, rerank=0)] == want

@@ -198,6 +198,9 @@ class Gallery:
         moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
         its own codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
+        if exist_ok and path is not None and cls.exists(path):
+            # No lock needed to open one: a server may serve a gallery it cannot write.
+            return cls.open(path, model=model, tokens_shape=tokens_shape)
         if path is None:
             root, temporary = Path(tempfile.mkdtemp(prefix="zse-gallery-")), True
         else:
