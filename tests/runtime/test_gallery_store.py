@@ -83,3 +83,12 @@ def test_dedupe_keeps_the_newest_row(tmp_path):
 def test_open_refuses_non_galleries(tmp_path):
     with pytest.raises(GalleryError, match="no gallery here"):
         Gallery.open(tmp_path)
+
+
+def test_malformed_batch_is_the_callers_error_and_commits_nothing(tmp_path):
+    g = Gallery.create(tmp_path / "g", SHAPE, {"name": "tiny"})
+    batch = _batch("ab")
+    batch.tokens = batch.tokens[:, :3]
+    with pytest.raises(InputError, match=r"batch.tokens: received shape \(2, 3, 16\), expected \(2, 9, 16\)"):
+        g.append(batch)
+    assert len(Gallery.open(tmp_path / "g")) == 0 and g.version == 1

@@ -4,6 +4,7 @@ Second writers, compactors and readers are real processes (multiprocessing, spaw
 wait for each other through files and the store's versions, with bounded deadlines.
 """
 
+import io
 import multiprocessing as mp
 import os
 import shutil
@@ -175,6 +176,12 @@ def test_in_memory_photos_are_never_lost(tiny_export, tmp_path):
     np.testing.assert_allclose(snap.tokens([row])[0], a.encode([arrays[1]], "photo")[0], atol=0.02)
     with pytest.raises(InputError, match="the same file or image given more than once"):
         a.index([arrays[2], arrays[2].copy()], progress=False)
+    png = io.BytesIO()
+    Image.fromarray(arrays[3]).save(png, format="PNG")
+    a.index([io.BytesIO(png.getvalue())], progress=False)  # a file object: read once, its bytes hashed
+    assert content_id(png.getvalue()) in a.gallery.ids
+    with pytest.raises(InputError, match="binary mode"):
+        a.index([io.StringIO("not an image")], progress=False)
 
 
 # ---------------------------------------------------------------------- item 6

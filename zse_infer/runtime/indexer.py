@@ -92,6 +92,16 @@ def fingerprint(source: ImageSource) -> tuple[int, int] | None:
     return (int(st.st_size), int(st.st_mtime_ns))
 
 
+def _read_file_object(source: ImageSource) -> ImageSource:
+    """A binary file object's bytes (read once: hashed for its id, decoded later); other sources as they are."""
+    if not hasattr(source, "read") or source_path(source) is not None:
+        return source
+    data = source.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise InputError(f"{describe_source(source)}: file object must be opened in binary mode")
+    return bytes(data)
+
+
 def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: bool) -> bool:
     """Whether a stored photo may be skipped: its id is its content's hash, or its file's
     fingerprint is known and unchanged. An unknown fingerprint (an in-memory image under a
@@ -111,8 +121,7 @@ class Indexer:
     # ------------------------------------------------------------------ reader
     def plan(self, photos, ids: Sequence[str] | None):
         """-> (todo [(source, id, fingerprint, replace)], skipped count)."""
-        # File objects are read once here: their bytes are hashed for the id and decoded later.
-        sources = [s.read() if hasattr(s, "read") and source_path(s) is None else s for s in expand_sources(photos)]
+        sources = [_read_file_object(s) for s in expand_sources(photos)]
         by_content = ids is None
         if ids is not None:
             ids = [str(i) for i in ids]

@@ -190,10 +190,10 @@ class Retriever:
         ``ids`` default to the absolute (resolved) path, or for in-memory images ``#`` and a
         hash of their content (the same image, the same id). A photo whose id is stored is
         skipped, unless its file changed (size or mtime) or nothing tells that it did not (an
-        in-memory image under your own id): then it is re-encoded and replaces the stored one. ``on_error="raise"`` raises on the first
-        bad photo, naming it; batches committed before it stay, and re-running continues
-        from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them
-        in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
+        in-memory image under your own id): then it is re-encoded and replaces the stored one.
+        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
+        it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
+        skips bad photos and lists them in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
         local one), the same gallery token for token (:mod:`zse_infer.distributed.ray_index`).
         """
         if ray:

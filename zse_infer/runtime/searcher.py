@@ -162,12 +162,6 @@ class Searcher:
             scores[start : start + len(chunk)] = chunk_scores
         return scores
 
-    def _snapshot(self) -> Snapshot:
-        snap = self.gallery.snapshot
-        if snap is None or len(snap) == 0:
-            raise GalleryError("the gallery is empty: index photos first")
-        return snap
-
     def on_snapshot(self, work: Callable[[Snapshot], T]) -> T:
         """``work(snapshot)`` on the gallery's pinned, non-empty version, refreshed and retried
         once if another process's compaction removed that version (Gallery.read)."""

@@ -397,21 +397,23 @@ class Gallery:
         conflicting concurrent commit (a delete racing a delete or a compaction) as an error;
         it is retried from the latest version. Errors about the gallery's state (GalleryError
         proper: another model's, damaged) are not retried."""
-        for n in range(COMMIT_ATTEMPTS):
+        failed = 0
+        while True:
             try:
                 with lance_io(f"{self.uri}: {what}"):
                     return attempt()
             except GalleryUnavailableError as exc:
-                if n == COMMIT_ATTEMPTS - 1:
+                failed += 1
+                if failed == COMMIT_ATTEMPTS:
                     raise GalleryUnavailableError(f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
                 # Back off, doubling and jittered so that two writers do not retry in step.
-                time.sleep(0.05 * 2**n * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+                time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
 
     def append(self, batch: Batch, replace: bool = False) -> int:
         """Commit ``batch`` as one new version and return that version. With ``replace``, rows
         of the same ids committed before this one are then deleted (newest wins, also when
         two processes write one id at once: each deletes only rows older than its own)."""
+        self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
         key = secrets.randbits(62)
         ds = self._retry("commit", lambda: self._append_once(batch, key))
         if replace:
@@ -422,6 +424,18 @@ class Gallery:
                 self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(batch.ids)])
         self.refresh()
         return self.version
+
+    def _check(self, batch: Batch) -> None:
+        n, (t, d) = len(batch.ids), self.tokens_shape
+        want = {"paths": ((len(batch.paths),), (n,)), "sizes": (np.shape(batch.sizes), (n,)), "mtimes": (np.shape(batch.mtimes), (n,)),
+                "ret": (np.shape(batch.ret), (n, d))}
+        if batch.tokens is not None or self.codec.stores_tokens:
+            want["tokens"] = (np.shape(batch.tokens) if batch.tokens is not None else None, (n, t, d))
+        if self.projections:
+            want["proj"] = (np.shape(batch.proj) if batch.proj is not None else None, (n, *self.proj_shape))
+        for name, (got, expected) in want.items():
+            if got is None or tuple(got) != expected:
+                raise InputError(f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})")
 
     def _append_once(self, batch: Batch, key: int):
         self.refresh()  # the latest version: refused if another model's; codec tables another process trained
