@@ -463,9 +463,11 @@ class Gallery:
             return _lance().write_dataset(self._arrow(batch, key, codec), self.uri, mode="overwrite",
                                           commit_message=f"zse index (codec {codec.name} trained)")
 
-    def _arrow(self, batch: Batch, key: int, codec: Codec):
+    def _arrow(self, batch: Batch, key: int, codec: Codec | None = None):
+        """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (the gallery's by default)."""
         import pyarrow as pa
 
+        codec = codec or self.codec
         n = len(batch.ids)
         d = self.tokens_shape[1]
         cols = {
