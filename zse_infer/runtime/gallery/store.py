@@ -6,10 +6,11 @@ Layout::
       photos.lance/    the Lance dataset (versions, fragments, deletion files)
       stage1/          the persisted stage-1 index of large galleries (see stage1.py)
 
-Columns of ``photos.lance``: ``id`` (string, unique), ``path`` (absolute path or URI, null
-for in-memory photos), ``size`` / ``mtime_ns`` (the file's fingerprint when indexed: a
-changed file is re-encoded), ``batch`` (int64, one random value per commit: what an
-indexing run wrote), ``ret`` (FixedSizeList<float32>[D], token 0 L2-normalised: stage 1),
+Columns of ``photos.lance``: ``id`` (string; one row per id, but two writers of one new id
+both store it until ``compact``: the newest row is the photo, see snapshot.py), ``path``
+(absolute path or URI, null for in-memory photos), ``size`` / ``mtime_ns`` (the file's
+fingerprint when indexed: a changed file is re-encoded), ``batch`` (int64, one random value
+per commit: what an indexing run wrote), ``ret`` (FixedSizeList<float32>[D], token 0 L2-normalised: stage 1),
 ``tokens`` (fixed-size binary, the codec's bytes; absent for codec ``none``) and, for
 galleries created with ``projections=True``, ``proj`` (float16 relation-head projections).
 The schema metadata names the format, the model (name + checkpoint sha256), the token shape
