@@ -281,7 +281,7 @@ def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, 
     from zse_infer.vectors import l2_normalize
 
     shape = (manifest.model.num_tokens, manifest.model.width)
-    gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections)
+    gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections, exist_ok=True)
     rng = np.random.default_rng(seed)
 
     def batch(ids: list[str], ret, fill) -> Batch:
@@ -330,8 +330,8 @@ def work_query(args: dict) -> list[dict]:
     sketches = [np.where(rng.random((224, 224, 3)) < 0.05, 0, 255).astype(np.uint8) for _ in range(cfg["queries"])]
     out = []
     with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
-        # Opened before their galleries are written (nothing is written until a commit), so that the
-        # sketches' ret-tokens can place the near rows; refresh() then adopts what synthetic_gallery wrote.
+        # Opened (their galleries created empty) before the rows are written, so that the sketches'
+        # ret-tokens can place the near rows; refresh() then sees what synthetic_gallery wrote.
         retrievers = {p: Retriever.load(args["export_dir"], gallery=Path(tmp) / f"g{int(p)}", create=True, projections=p,
                                         backend="onnxruntime-cpu", verify=False) for p in (False, True)}
         near = l2_normalize(retrievers[False].encode(sketches, "sketch")[:, 0])

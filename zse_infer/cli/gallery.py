@@ -39,8 +39,9 @@ def info(gallery_dir, as_json, verbose) -> None:
 
 @gallery.command()
 @click.argument("gallery_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--keep-versions", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Keep old versions younger than this many seconds (for readers still pinned to them).")
+@click.option("--keep-versions", type=click.FloatRange(min=0), default=None,
+              help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
+                   "(default: 600; docs/guarantees.md).")
 @verbose_option
 @zse_errors
 def compact(gallery_dir, keep_versions, verbose) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .runners.select import relation_scores
 RERANK_CHUNK = 256
 
 ScoreFn = Callable[[int, np.ndarray], np.ndarray]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- the rankings
@@ -136,7 +137,8 @@ class Searcher:
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
-        snap = snap or self._snapshot()
+        if snap is None:
+            return self.on_snapshot(lambda pinned: self.relation_scores(sketch_tokens, rowids, pinned))
         rowids = np.asarray(rowids, dtype=np.int64)
         scores = np.empty(len(rowids), dtype=np.float32)
         fast = self.fast_runners()
@@ -160,11 +162,15 @@ class Searcher:
             scores[start : start + len(chunk)] = chunk_scores
         return scores
 
-    def _snapshot(self) -> Snapshot:
-        snap = self.gallery.snapshot
-        if snap is None or len(snap) == 0:
-            raise GalleryError("the gallery is empty: index photos first")
-        return snap
+    def on_snapshot(self, work: Callable[[Snapshot], T]) -> T:
+        """``work(snapshot)`` on the gallery's pinned, non-empty version, refreshed and retried
+        once if another process's compaction removed that version (Gallery.read)."""
+        def checked(snap: Snapshot):
+            if len(snap) == 0:
+                raise GalleryError("the gallery is empty: index photos first")
+            return work(snap)
+
+        return self.gallery.read(checked)
 
     def parse_rerank(self, rerank: int | str | None, n: int) -> int:
         if rerank is None:
@@ -181,8 +187,11 @@ class Searcher:
         """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
 
         ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
+        return self.on_snapshot(lambda snap: self._search(snap, sketch_tokens, k, rerank, timing))
+
+    def _search(self, snap: Snapshot, sketch_tokens: np.ndarray, k: int, rerank: int | str | None,
+                timing: dict[str, float] | None) -> list[tuple[int, float, int, str, str | None]]:
         t0 = time.perf_counter()
-        snap = self._snapshot()
         n = len(snap)
         n_rerank = self.parse_rerank(rerank, n)
         depth = min(max(k, n_rerank), n)
