@@ -33,9 +33,10 @@ from .base import Runner
 PARITY_FILE = "parity_inputs.npz"
 _IO = {"encoder": ((ENCODER_INPUT,), ENCODER_OUTPUT), "relation_head": (HEAD_INPUTS, HEAD_OUTPUT)}
 
-#: bf16 (OpenVINO on AMX / AVX512-BF16) against PyTorch fp32, ViT-B/16 random weights, measured:
-#: tokens 0.03, ret-token cosine 0.99998, scores 3e-5; the bounds leave room for trained weights.
-DEFAULT_TOLERANCES = {"bf16": {"tokens": 0.25, "ret_token_cosine_min": 0.999, "score": 2e-3}}
+#: bf16 (OpenVINO on AMX / AVX512-BF16) against fp32, measured (docs/cpu.md): random ViT-B/16 tokens 0.03,
+#: ret-token cosine 0.99998, scores 3e-5; the trained demo model scores up to 4e-3 off with top-10 overlap
+#: 0.99 and unchanged mAP, int8's 0.012 still ranks alike (0.98): the score bound sits where rankings hold.
+DEFAULT_TOLERANCES = {"bf16": {"tokens": 0.25, "ret_token_cosine_min": 0.999, "score": 1e-2}}
 
 
 @dataclass
