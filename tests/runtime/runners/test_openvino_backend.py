@@ -224,3 +224,20 @@ def test_cli_accepts_openvino(tiny_export, tmp_path, cpu, golden_images):
                                   "--backend", "openvino", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["backend"] == "openvino"
+
+
+def test_a_damaged_or_unwritable_cache_never_stops_a_start(tiny_export, tmp_path, caplog):
+    graph = Manifest.load(tiny_export).select_graph("encoder", ("fp32",), ("plain",))
+    x = np.zeros((1, *graph.inputs[0].shape[1:]), np.float32)
+    want = OpenVinoRunner(graph, tiny_export, "fp32", cache_dir=False).run({"image": x})["tokens"]
+    first = OpenVinoRunner(graph, tiny_export, "fp32", cache_dir=tmp_path / "cache")
+    for blob in first.cache_folder.glob("*.blob"):
+        blob.write_bytes(b"garbage" * 100)  # a crash mid-write, a full disk, a tampered file
+    again = OpenVinoRunner(graph, tiny_export, "fp32", cache_dir=tmp_path / "cache")
+    assert not again.from_cache
+    np.testing.assert_array_equal(again.run({"image": x})["tokens"], want)
+    (tmp_path / "a-file").write_text("")
+    with caplog.at_level(logging.WARNING, logger="zse_infer"):
+        unwritable = OpenVinoRunner(graph, tiny_export, "fp32", cache_dir=tmp_path / "a-file" / "cache")
+    assert unwritable.cache_folder is None and "compiling without a cache" in caplog.text
+    np.testing.assert_array_equal(unwritable.run({"image": x})["tokens"], want)

@@ -143,17 +143,13 @@ class OpenVinoRunner(Runner):
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.cache_folder = self._cache(cache_dir, graph, path, graph_sha256, precision)
         lock = None
-        if cache_dir is not False:
+        if self.cache_folder is not None:
             from .engine_cache import file_lock
-            from ...manifest import sha256_file
 
-            key = compiled_key(graph_sha256 or sha256_file(path), precision)
-            self.cache_folder = cache_folder(Path(cache_dir) if cache_dir else cache_root(), graph.id, key)
             config["CACHE_DIR"] = str(self.cache_folder)
             lock = file_lock(self.cache_folder / ".lock")
-        else:
-            self.cache_folder = None
         t0 = time.perf_counter()
         try:
             if lock is None:
@@ -173,6 +169,21 @@ class OpenVinoRunner(Runner):
         self._request = self.compiled.create_infer_request()
         _log.info("graph %s (%s) compiled by OpenVINO %s for %s in %.2f s (%s)", graph.id, graph.file, openvino_version(),
                   self.inference_precision, self.compile_seconds, "from cache" if self.from_cache else "compiled")
+
+    @staticmethod
+    def _cache(cache_dir, graph: GraphSpec, path: Path, graph_sha256: str | None, precision: str) -> Path | None:
+        """This graph's cache folder, or None (turned off, or not writable: then every start compiles, logged).
+        A damaged blob inside is no risk: OpenVINO checks what it imports and compiles anew when it cannot."""
+        if cache_dir is False:
+            return None
+        from ...manifest import sha256_file
+
+        root = Path(cache_dir) if cache_dir else cache_root()
+        try:
+            return cache_folder(root, graph.id, compiled_key(graph_sha256 or sha256_file(path), precision))
+        except OSError as exc:
+            _log.warning("OpenVINO compiled-model cache %s not usable (%s): compiling without a cache", root, exc)
+            return None
 
     @property
     def device(self) -> str:
