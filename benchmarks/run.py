@@ -655,7 +655,8 @@ def write_plot(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    n_bars = sum(1 for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100)))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, max(4.8, 0.22 * n_bars + 1.2)))
     queries = [r for r in records if r["component"] == "query" and "value" in r]
     for backend, mode in sorted({(r["backend"], r["mode"]) for r in queries}):
         pts = sorted((r["gallery"], r["value"]) for r in queries if (r["backend"], r["mode"]) == (backend, mode))
@@ -664,7 +665,7 @@ def write_plot(records: list[dict], path: Path) -> None:
     ax1.set(xscale="log", yscale="log", xlabel="gallery size (photos)", ylabel="query latency, median (ms)", title="Query latency")
     ax1.legend(fontsize=7)
     bars = [r for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100))]
-    labels = [f"{r['component'].replace('relation_head', 'rel. head')}\n{r['backend']} {r['precision']}" for r in bars]
+    labels = [f"{r['component'].replace('relation_head', 'rel. head')}: {r['backend']} {r['precision']}" for r in bars]
     ax2.barh(range(len(bars)), [r.get("ratio_vs_official") or 0 for r in bars], color=["#4c72b0" if r["component"] == "encoder" else "#dd8452" for r in bars])
     ax2.set_yticks(range(len(bars)), labels, fontsize=7)
     ax2.axvline(1.0, color="black", lw=0.8)
