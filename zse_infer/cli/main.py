@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
+from ..runtime.runners.select import BACKENDS
 from .common import rerank_note, setup_logging, verbose_option, zse_errors
 from .ray_options import ray_options
 
-BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
+BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
 def _rerank(ctx, param, value: str | None) -> int | str | None:

@@ -77,8 +77,9 @@ def pack_projections(side: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The three float32 parts of packed projections (float16 as stored, or float32): one conversion pass each."""
     parts = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
-    return {k: np.ascontiguousarray(v) for k, v in parts.items()}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()}
 
 
 # ---------------------------------------------------------------------- the searcher
@@ -146,17 +147,20 @@ class Searcher:
         if fast:
             with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
                 sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
+        stored = bool(fast) and self.gallery.projections  # computed at index time
         for start in range(0, len(rowids), RERANK_CHUNK):
             chunk = rowids[start : start + RERANK_CHUNK]
-            photo = self.photo_tokens(snap, chunk)
+            if stored and snap.codec.stores_tokens:  # read with the tokens, in one sorted take
+                photo, proj = snap.tokens_and_projections(chunk, self.gallery.proj_shape)
+            else:
+                photo = self.photo_tokens(snap, chunk)
+                proj = snap.projections(chunk, self.gallery.proj_shape) if stored else None
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
                 with self.run_lock:
                     chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
             else:
-                photo_side = None
-                if self.gallery.projections:  # computed at index time
-                    photo_side = unpack_projections(snap.projections(chunk, self.gallery.proj_shape), self.manifest.model.num_tokens)
+                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if stored else None
                 with self.run_lock:
                     chunk_scores = relation_scores(fast, sketch, photo, photo_side, sketch_side)
             scores[start : start + len(chunk)] = chunk_scores
