@@ -166,12 +166,12 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
-    if use_ray:
-        from ..distributed.ray_eval import RayOptions, evaluate_on_ray
+    executor = None  # this process
+    if use_ray:  # where the job runs is chosen here, where it starts: the loop is the same
+        from ..distributed.ray_eval import RayExecutor, RayOptions
 
-        report = evaluate_on_ray(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, options=RayOptions(address=ray_address))
-    else:
-        report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
+        executor = RayExecutor(RayOptions(address=ray_address))
+    report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, executor=executor)
     text = json.dumps(report, indent=2)
     if json_out:
         json_out.write_text(text + "\n")

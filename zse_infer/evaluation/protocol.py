@@ -17,22 +17,26 @@ The official code's names ``"sa"`` and ``"rn"`` are accepted as aliases
 
 Distances are produced one query batch at a time and consumed by
 :class:`~zse_infer.evaluation.metrics.RankingMetrics`, so memory is bounded by a batch
-times the gallery, whatever the dataset size.
+times the gallery, whatever the dataset size. :func:`evaluate` is the one loop; where the
+batches run (this process, or Ray actors) is its ``executor``
+(:mod:`zse_infer.evaluation.executor`), chosen by the caller.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .datasets import EvalSet
 from ..errors import InputError
-from .metrics import RankingMetrics
 from ..runtime.retriever import Retriever
 from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
+from .datasets import EvalSet
+from .executor import Executor, LocalExecutor
+from .metrics import RankingMetrics
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +85,18 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     return two_stage_distances(ret, rerank, score)
 
 
+@dataclass(frozen=True)
+class SketchDistances:
+    """The evaluation's task for an executor (picklable): encode a batch of sketches and rank
+    the whole gallery for each, (Q, N) distances in gallery scan order (:func:`ranking_distances`)."""
+
+    ranking: str
+    rerank: int | None
+
+    def __call__(self, retriever: Retriever, sketches: Sequence[str]) -> np.ndarray:
+        return ranking_distances(retriever, retriever.encode(list(sketches), "sketch"), self.ranking, self.rerank)
+
+
 def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
     """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's
     recorded depth (``manifest.default_rerank``); other rankings take none."""
@@ -103,35 +119,43 @@ def evaluate(
     index: bool = True,
     progress: bool = True,
     ties: str = "official",
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``).
 
     ``ties``: "official" sorts distances with numpy's default argsort as the
     official code does; "stable" orders tied photos by gallery row (the same
     on every machine). Distances here are float32, so ties are rare. ``rerank=None``: the
-    export's recorded depth.
+    export's recorded depth. ``executor``: where the indexing and the query batches run
+    (default: this process, :class:`~zse_infer.evaluation.executor.LocalExecutor`; on Ray:
+    :class:`zse_infer.distributed.ray_eval.RayExecutor`); the metrics are the same to the last
+    bit, as every executor runs the same :class:`SketchDistances` on the same batches.
     """
     ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size: received {batch_size!r}, expected an integer >= 1")
+    executor = executor or LocalExecutor()
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     if index:
-        retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=progress)
+        executor.index(retriever, [str(p) for p in eval_set.photo_paths], progress)
     labels = gallery_labels(retriever, eval_set)
     metrics = RankingMetrics(labels, ks=ks, ties=ties)
-    sketches: Sequence = [str(p) for p in eval_set.sketch_paths]
-    with tqdm(total=len(sketches), desc=f"evaluating ({ranking})", unit="sketch", disable=not progress) as bar:
-        for start in range(0, len(sketches), batch_size):
-            batch = sketches[start : start + batch_size]
-            tokens = retriever.encode(batch, "sketch")
-            metrics.update(ranking_distances(retriever, tokens, ranking, rerank), eval_set.sketch_labels[start : start + len(batch)])
-            bar.update(len(batch))
-    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started)
+    sketches = [str(p) for p in eval_set.sketch_paths]
+    starts = range(0, len(sketches), batch_size)
+    batches = [sketches[start : start + batch_size] for start in starts]
+    with tqdm(total=len(sketches), desc=f"evaluating ({ranking}){executor.where}", unit="sketch", disable=not progress) as bar:
+        for start, distances in zip(starts, executor.map(retriever, SketchDistances(ranking, rerank), batches), strict=True):
+            metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
+            bar.update(len(distances))
+    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started, **executor.report())
 
 
 def evaluation_report(retriever, eval_set: EvalSet, ranking: str, rerank: int | None, metrics: RankingMetrics,
                       started: float, **extra: Any) -> dict[str, Any]:
-    """The JSON report of an evaluation (any executor): settings, metrics and seconds since ``started``."""
+    """The JSON report of an evaluation: settings, metrics, seconds since ``started`` and the
+    executor's ``extra`` (e.g. ``ray``)."""
     return {
         "dataset": eval_set.summary(),
         "ranking": ranking_name(ranking),
