@@ -77,3 +77,9 @@ def test_an_executor_that_loses_a_batch_fails_instead_of_scoring_fewer_queries(t
 def test_batch_size_is_checked(tiny_export, shapes, batch_size):
     with pytest.raises(InputError, match=r"batch_size: received .*expected an integer >= 1"):
         evaluate(Retriever.load(tiny_export), shapes, batch_size=batch_size, progress=False)
+
+
+def test_an_empty_gallery_is_a_clear_error(tiny_export, shapes):
+    """It was an AttributeError (no snapshot before the first commit) deep in the ranking."""
+    with pytest.raises(InputError, match="the gallery holds no photos; index evaluation set .* first"):
+        evaluate(Retriever.load(tiny_export), shapes, index=False, progress=False)

@@ -52,8 +52,6 @@ class _UnexpectedError(click.ClickException):
     exit_code = UNEXPECTED_EXIT
 
 
-def _missing_extra(exc: ImportError) -> str | None:
-    return _EXTRAS.get(exc.name.split(".")[0]) if exc.name else None
 
 
 @contextmanager
@@ -76,12 +74,12 @@ def reported_errors(ctx: click.Context) -> Iterator[None]:
         where = f"{exc.filename}: " if exc.filename else ""
         raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
     except ImportError as exc:
-        extra = _missing_extra(exc)
-        if extra is None:
+        package = (exc.name or "").split(".")[0]
+        if package not in _EXTRAS:  # e.g. a name missing from one of our modules: a bug
             raise _unexpected(ctx, exc) from exc
         command = ctx.meta.get(_META, {}).get("command", ctx.command_path)
-        raise click.ClickException(f"{command} needs the '{exc.name.split('.')[0]}' package, which this install lacks: "
-                                   f"pip install 'zse-infer[{extra}]'") from exc
+        raise click.ClickException(f"{command} needs the '{package}' package, which this install lacks: "
+                                   f"pip install 'zse-infer[{_EXTRAS[package]}]'") from exc
     except Exception as exc:  # the top of a command line: nothing above us would say it better
         raise _unexpected(ctx, exc) from exc
 

@@ -57,6 +57,8 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
     by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
     retriever.refresh()
+    if retriever.gallery.snapshot is None:  # nothing committed: there is nothing to rank
+        raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")
     ids = retriever.gallery.ids
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -67,9 +69,10 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
-def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int) -> np.ndarray:
+def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int | None) -> np.ndarray:
     """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in
-    gallery scan order, from the searcher's ranking functions (the ones search uses)."""
+    gallery scan order, from the searcher's ranking functions (the ones search uses).
+    ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
     snap = retriever.gallery.snapshot
     rowids = snap.row_ids()
 
@@ -82,7 +85,7 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     ret = ret_token_distances(sketch_tokens[:, 0], snap.ret_matrix())
     if ranking == "ret-token":
         return ret
-    return two_stage_distances(ret, rerank, score)
+    return two_stage_distances(ret, retriever.manifest.default_rerank if rerank is None else rerank, score)
 
 
 @dataclass(frozen=True)
