@@ -34,8 +34,9 @@ def _text(text: str) -> str:
 
 def _option_lines(command: click.Command, ctx: click.Context) -> list[str]:
     lines = []
+    help_option = command.get_help_option(ctx)  # named "help" or "_click_default_help", by click version
     for param in command.get_params(ctx):
-        record = None if isinstance(param, click.Argument) or param.name == "help" else param.get_help_record(ctx)
+        record = None if isinstance(param, click.Argument) or param is help_option else param.get_help_record(ctx)
         if record is None:  # arguments are in the usage line; -h, --help is everywhere (said at the top)
             continue
         names, help_text = record
@@ -43,8 +44,12 @@ def _option_lines(command: click.Command, ctx: click.Context) -> list[str]:
     return lines
 
 
-def _sections(name: str, command: click.Command, parent: click.Context | None, depth: int) -> list[str]:
+def _sections(name: str, command: click.Command, parent: click.Context | None, depth: int,
+              seen: dict[int, str]) -> list[str]:
     ctx = click.Context(command, info_name=name, parent=parent)
+    if id(command) in seen:  # an alias (zse-export is zse export): one section, not two
+        return [f"{'#' * depth} `{ctx.command_path}`", "", f"The same command as `{seen[id(command)]}`.", ""]
+    seen[id(command)] = ctx.command_path
     usage = " ".join(command.collect_usage_pieces(ctx))
     lines = [f"{'#' * depth} `{ctx.command_path}`", "", f"```\n{ctx.command_path} {usage}\n```", ""]
     if command.help:
@@ -54,15 +59,16 @@ def _sections(name: str, command: click.Command, parent: click.Context | None, d
         lines += options + [""]
     if isinstance(command, click.Group):
         for sub_name in command.list_commands(ctx):
-            lines += _sections(sub_name, command.get_command(ctx, sub_name), ctx, depth + 1)
+            lines += _sections(sub_name, command.get_command(ctx, sub_name), ctx, depth + 1, seen)
     return lines
 
 
 def cli_reference() -> str:
     """The Markdown of every console script and subcommand."""
     lines: list[str] = []
+    seen: dict[int, str] = {}
     for name, target in SCRIPTS:
-        lines += _sections(name, _load(target), None, 2)
+        lines += _sections(name, _load(target), None, 2, seen)
     return "\n".join(lines)
 
 

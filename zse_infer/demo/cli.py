@@ -38,7 +38,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import rerank_note, rerank_source, setup_logging, verbose_option, zse_errors
+from ..cli.common import ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
 
 _log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     return {"explained_query": str(query.path), "explained_label": query.label}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("zse-demo", cls=ZseCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
 @click.option("--rerank", type=click.IntRange(min=1), default=None,
               help="Two-stage: candidates reranked (default: the depth the export records, printed).")
@@ -200,7 +200,6 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
 @click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (about half the run time).")
 @click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
 @verbose_option
-@zse_errors
 def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
     """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
     write a results page, an explanation and a synthesis, then evaluate the trained model
