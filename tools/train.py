@@ -6,22 +6,20 @@ augmentation and the ret-token loss (plus, unless ``--no-joint-head``, the
 relation losses, whose gradient reaches the encoder scaled down). Stage two
 trains the relation head alone on frozen encoder tokens, with negatives from
 the batch or from each sketch's ret-token top-k (``--head-negatives topk``:
-what a rerank shows the head). Losses: see :mod:`zse_infer.training.losses`;
+what a rerank shows the head). Losses: see :mod:`tools.losses`;
 why the stages: see :class:`TrainConfig`.
 
-The bundled checkpoint (v2 data, ``zse_infer/demo/README.md``) was made with::
+The bundled checkpoint (``tools/README.md``) was made with::
 
-    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --no-joint-head --head-steps 0 \
+    python -m tools.train --pack ~/.cache/zse-demo/v2_112.npz --no-joint-head --head-steps 0 \
         --steps 2600 --threads 2 --save-every 100 \
         --out ~/.cache/zse-demo/v2run/zse_demo.safetensors --log ~/.cache/zse-demo/v2run/train.jsonl
-    python -m zse_infer.training.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-steps 300 --batch 16 \
+    python -m tools.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-steps 300 --batch 16 \
         --head-negatives topk --head-random-negatives 3 --threads 2 --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
         --out ~/.cache/zse-demo/v2run/head_mixed.safetensors --log ~/.cache/zse-demo/v2run/head_mixed.jsonl
 
 A stopped stage one continues with the same command plus ``--resume`` (the
-state is saved every ``--save-every`` steps). Without ``--pack`` it reads the
-v1 render folder (``--renders``) and its v1 sources, as the first model did.
-The seed fixes the model init, the sampling and the augmentation, so a rerun
+state is saved every ``--save-every`` steps). The seed fixes the model init, the sampling and the augmentation, so a rerun
 on the same machine lands on the same numbers (and close on another). The
 checkpoint is written in our own key layout as float16 safetensors (half the
 size; :func:`load_model` reads it back as float32), with the training
@@ -45,13 +43,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import ModelConfig, get_config
-from ..demo.split import load_split
-from ..errors import ConfigError, InputError
-from ..model import ZseModel, load_state
+from zse_infer.config import ModelConfig, get_config
+from zse_infer.errors import ConfigError, InputError
+from zse_infer.model import ZseModel, load_state
+
 from .augment import AugmentConfig, augment, to_tensor
-from .data import TRAIN_PHOTO_SOURCES, TRAIN_SKETCH_SOURCES, RenderSet, load_renders
 from .losses import hardest_negative, official_triplet, relation_mse, ret_token_softmax, ret_token_triplet
+from .pack import SPLIT_CODES, RenderSet, load_pack
+from .split import load_split
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class TrainConfig:
     # Stage one with the relation losses (True) or the ret-token loss alone (False, about
     # half the step time on this config: the head then learns in stage two only, on the
     # frozen tokens). On 2 cores the step count is the budget, so the v2 run trains
-    # without them (see zse_infer/demo/README.md).
+    # without them (see tools/README.md).
     joint_head: bool = True
     # Second stage: the relation head alone on the frozen encoder, with a random negative
     # next to the hard one. Trained on hard (ret-nearest) negatives only, the head never
@@ -117,27 +116,19 @@ class TrainConfig:
 class ConceptSampler:
     """Per step: ``batch`` distinct concepts, one training sketch and one training photo each.
 
-    ``sources`` names the sketch and photo sources allowed (the v1 render folder holds
-    evaluation-only sources too); ``None`` allows every source of the render set (a v2 pack
-    holds only licence-cleared training data: its validation and test rows are removed before).
+    Every row of ``renders`` may be drawn: the caller passes training rows only (a pack's
+    validation and test rows removed; every source of a pack is licence-cleared).
     """
 
-    def __init__(
-        self,
-        renders: RenderSet,
-        concepts: list[str],
-        seed: int,
-        sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
-    ):
+    def __init__(self, renders: RenderSet, concepts: list[str], seed: int):
         self.renders = renders
         self.sketches: list[np.ndarray] = []
         self.photos: list[np.ndarray] = []
         self.concepts: list[str] = []
-        sketch_sources, photo_sources = sources if sources is not None else (None, None)
-        sk = renders.mask(sources=sketch_sources, modality="sketch")
-        ph = renders.mask(sources=photo_sources, modality="photo")
+        sk = renders.modality == "sketch"
+        ph = renders.modality == "photo"
         rows_of: dict[str, list[int]] = {}
-        for i, name in enumerate(renders.concept):  # one pass: thousands of concepts in a v2 pack
+        for i, name in enumerate(renders.concept):  # one pass: thousands of concepts in a pack
             rows_of.setdefault(str(name), []).append(i)
         for name in concepts:
             rows = np.array(rows_of.get(name, []), dtype=np.int64)
@@ -235,7 +226,6 @@ def finetune_head(
     concepts: list[str],
     cfg: TrainConfig,
     log: TextIO | None = None,
-    sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
 ) -> list[dict[str, float]]:
     """Stage two: train the relation head on frozen, precomputed encoder tokens.
 
@@ -247,7 +237,7 @@ def finetune_head(
     if cfg.head_negatives not in ("batch", "topk"):
         raise ConfigError(f"TrainConfig.head_negatives {cfg.head_negatives!r}: expected 'batch' or 'topk'")
     model.eval()  # encoder dropout off while precomputing
-    sampler = ConceptSampler(renders, concepts, cfg.seed + 1, sources)
+    sampler = ConceptSampler(renders, concepts, cfg.seed + 1)
     rows = np.unique(np.concatenate(sampler.sketches + sampler.photos))
     # Sketch and photo rows are encoded separately (their preprocessing differs).
     sk_rows = rows[renders.modality[rows] == "sketch"]
@@ -413,7 +403,6 @@ def train(
     log: TextIO | None = None,
     max_minutes: float | None = None,
     init: "Path | None" = None,
-    sources: "tuple[tuple[str, ...], tuple[str, ...]] | None" = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES),
     resume: bool = False,
 ) -> tuple[ZseModel, list[dict[str, float]]]:
     """Stage one (everything, ``cfg.steps``) then stage two (the relation head, ``cfg.head_steps``).
@@ -421,8 +410,7 @@ def train(
     Starts from scratch, or from the checkpoint ``init`` (e.g. ``--steps 0`` to rerun only
     stage two on a stage-one result). With ``resume``, stage one continues from the state
     saved every ``cfg.save_every`` steps next to ``out`` (``OUT.resume.pt``: weights,
-    optimiser, step and random states), so a stopped run goes on where it was. ``sources``:
-    see :class:`ConceptSampler`. Returns the model (eval mode) and the logged records.
+    optimiser, step and random states), so a stopped run goes on where it was. Returns the model (eval mode) and the logged records.
     """
     if cfg.ret_loss not in ("softmax", "triplet"):
         raise ConfigError(f"TrainConfig.ret_loss {cfg.ret_loss!r}: expected 'softmax' or 'triplet'")
@@ -433,7 +421,7 @@ def train(
     if init is not None:
         load_state(model, init)
     model.train()
-    sampler = ConceptSampler(renders, concepts, cfg.seed, sources)
+    sampler = ConceptSampler(renders, concepts, cfg.seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
     opt = torch.optim.AdamW(
@@ -479,7 +467,7 @@ def train(
             stopped_early = True
             break
     if cfg.head_steps:
-        records += finetune_head(model, renders, concepts, cfg, log, sources)
+        records += finetune_head(model, renders, concepts, cfg, log)
     model.eval()
     if out is not None:
         save_checkpoint(
@@ -502,7 +490,7 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--renders", type=Path, default=Path.home() / ".cache" / "zse-demo" / "renders")
+    parser.add_argument("--pack", type=Path, required=True, help="the data pack to train on (python -m tools.pack)")
     parser.add_argument("--config", default="zse_demo", help="model config name")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
     parser.add_argument("--log", type=Path, required=True, help="JSON-lines training log")
@@ -514,8 +502,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop stage one early after this long")
     parser.add_argument("--head-steps", type=int, default=TrainConfig.head_steps, help="stage two: relation head only")
     parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of scratch")
-    parser.add_argument("--pack", type=Path, default=None,
-                        help="train on this v2 data pack (python -m zse_infer.demo.pack) instead of --renders")
     parser.add_argument("--resume", action="store_true", help="continue stage one from OUT.resume.pt")
     parser.add_argument("--save-every", type=int, default=TrainConfig.save_every)
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup)
@@ -538,22 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         head_lr=args.head_lr, head_negatives=args.head_negatives, head_topk=args.head_topk,
         head_random_negatives=args.head_random_negatives,
     )
-    if args.pack is not None:
-        from ..demo.pack import SPLIT_CODES, load_pack
-        from ..demo.split_v2 import load_split_v2
-
-        renders, codes = load_pack(args.pack)
-        # Seen concepts minus their held-out validation drawings; every source of the pack.
-        renders, seen, sources = renders.select(codes == SPLIT_CODES["seen"]), load_split_v2()["seen"], None
-    else:
-        renders, seen = load_renders(args.renders, model_config), load_split()["seen"]
-        sources = (TRAIN_SKETCH_SOURCES, TRAIN_PHOTO_SOURCES)
+    renders, codes = load_pack(args.pack)
+    # Seen concepts minus their held-out validation drawings; every source of the pack.
+    renders, seen = renders.select(codes == SPLIT_CODES["seen"]), load_split()["seen"]
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a" if args.resume else "w") as log:
         log.write(json.dumps({"config": model_config.name, "train": dataclasses.asdict(cfg), "seen": len(seen),
-                              "data": str(args.pack or args.renders), "resume": args.resume}) + "\n")
-        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, sources,
-                           args.resume)
+                              "data": str(args.pack), "resume": args.resume}) + "\n")
+        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, args.resume)
     last = records[-1] if records else {}
     print(f"wrote {args.out}; last log record: {last}")
     return 0

@@ -6,15 +6,15 @@ import pytest
 SOURCES_BY_MODALITY = (
     ("tabler", "sketch"),
     ("lucide", "sketch"),
-    ("openmoji_black", "sketch"),
+    ("fluent-emoji-high-contrast", "sketch"),
     ("twemoji", "photo"),
     ("noto", "photo"),
-    ("openmoji_color", "photo"),
+    ("fluent-emoji-flat", "photo"),
 )
 
 
 def make_renders(size: int = 64, concepts: int = 4, seed: int = 0):
-    from zse_infer.training.data import RenderSet
+    from tools.pack import RenderSet
 
     rng = np.random.default_rng(seed)
     rows = [(f"c{c}", s, m) for c in range(concepts) for s, m in SOURCES_BY_MODALITY]

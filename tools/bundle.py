@@ -1,44 +1,50 @@
-"""Write the bundled demo assets from the v2 data (development time only; needs the package cache).
+"""Write the bundled demo assets (development time only; needs the package cache).
 
-    python -m zse_infer.demo.bundle_v2 --checkpoint ~/.cache/zse-demo/v2run/zse_demo_head.safetensors
+    python -m tools.bundle --checkpoint ~/.cache/zse-demo/v2run/zse_demo_head.safetensors
 
-A seeded sample of the *unseen* v2 concepts (``split_v2.json``: the bundled model never
+A seeded sample of the *unseen* concepts (``tools/data/split.json``: the bundled model never
 trained on them), stratified by emoji group: per concept up to :data:`PHOTOS_PER_CONCEPT`
 colour icons as the gallery (from distinct sets, colour emoji first) and up to
 :data:`QUERIES_PER_CONCEPT` line icons as the queries (distinct sets, middle stroke width).
 A query never comes from a set of the same artwork family as any bundled photo (no query
-meets its own design in colour). Files, manifest and licence records as
-:mod:`zse_infer.demo.bundle` writes them: photos as 64-colour palette PNGs, sketches as
-greyscale; every file names its icon set, and every set used is credited in
-``ATTRIBUTION.md`` with its licence (MIT and ISC texts written out with the set's author).
+meets its own design in colour). Photos are stored as 64-colour palette PNGs and sketches
+as greyscale, to keep the package small (at the input size the photo resize is the
+identity, so the palette never meets PIL's nearest-neighbour resize of palette images).
+The manifest (:mod:`zse_infer.demo.assets`) lists every file with its hash and icon set;
+every set used is credited in ``ATTRIBUTION.md`` with its licence (MIT and ISC texts
+written out with the set's author).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from tqdm import tqdm
 
-from ..config import get_config
-from ..errors import InputError
-from .assets import FORMAT, MANIFEST, assets_dir, sha256_file
-from .bundle import CHECKPOINT_NAME, _png
-from .concepts_v2 import ConceptV2, load_concepts_v2
+from zse_infer.config import get_config
+from zse_infer.demo.assets import FORMAT, MANIFEST, assets_dir, sha256_file
+from zse_infer.errors import InputError
+
+from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import ICONIFY, family, load_set, set_record
-from .render_v2 import Item, has_stroke
-from .split_v2 import families as split_families
-from .split_v2 import load_split_v2
+from .render import Item, has_stroke, rasterise
+from .split import families as split_families
+from .split import load_split
 
 CONCEPTS = 64
 PHOTOS_PER_CONCEPT = 3
 QUERIES_PER_CONCEPT = 2
-QUERY_VARIANT_SCALE = 0.75  # the middle of render_v2.STROKE_SCALES, for stroke-drawn sets
+QUERY_VARIANT_SCALE = 0.75  # the middle of render.STROKE_SCALES, for stroke-drawn sets
+PALETTE_COLOURS = 64
+CHECKPOINT_NAME = "zse_demo.safetensors"
 # Photo sets in order of preference: colour emoji first (they draw the object, not an interface).
 PHOTO_PREFERENCE = ("fluent-emoji-flat", "noto", "twemoji", "emojione", "streamline-emojis", "fluent-emoji",
                     "flat-color-icons", "fluent-color")
@@ -68,7 +74,7 @@ TEMPLATES = {
 KEEP_LICENCE_FILES = ("Apache-2.0.txt",)  # plain texts kept in LICENSES/ (not generated)
 
 
-def choose(concepts: list[ConceptV2], unseen: set[str], n: int, seed: int) -> list[ConceptV2]:
+def choose(concepts: list[Concept], unseen: set[str], n: int, seed: int) -> list[Concept]:
     """``n`` unseen concepts with at least 2 photos and a drawing, stratified by group (seeded),
     one per split family (the clock faces or the moon phases would crowd a small gallery with
     near-identical pictures under different names)."""
@@ -80,11 +86,11 @@ def choose(concepts: list[ConceptV2], unseen: set[str], n: int, seed: int) -> li
             usable.append(c)
     if len(usable) < n:
         raise InputError(f"only {len(usable)} unseen concepts can be bundled, {n} were asked for")
-    groups: dict[str, list[ConceptV2]] = {}
+    groups: dict[str, list[Concept]] = {}
     for c in usable:
         groups.setdefault(c.group, []).append(c)
     rng = random.Random(seed)
-    chosen: list[ConceptV2] = []
+    chosen: list[Concept] = []
     # Largest remainder: each group gets its share of n.
     shares = {g: n * len(v) / len(usable) for g, v in groups.items()}
     counts = {g: int(s) for g, s in shares.items()}
@@ -95,7 +101,7 @@ def choose(concepts: list[ConceptV2], unseen: set[str], n: int, seed: int) -> li
     return sorted(chosen, key=lambda c: c.name)
 
 
-def _photos(c: ConceptV2) -> list[tuple[str, str]]:
+def _photos(c: Concept) -> list[tuple[str, str]]:
     order = sorted(c.photos, key=lambda p: (PHOTO_PREFERENCE.index(p) if p in PHOTO_PREFERENCE else len(PHOTO_PREFERENCE), p))
     picked, families = [], set()
     for prefix in order:  # one photo per family, preferred sets first
@@ -105,10 +111,19 @@ def _photos(c: ConceptV2) -> list[tuple[str, str]]:
     return picked[:PHOTOS_PER_CONCEPT]
 
 
-def _queries(c: ConceptV2, rng: random.Random, excluded_families: set[str]) -> list[tuple[str, str]]:
+def _queries(c: Concept, rng: random.Random, excluded_families: set[str]) -> list[tuple[str, str]]:
     options = sorted((p, sorted(icons)[0]) for p, icons in c.drawings.items() if family(p) not in excluded_families)
     rng.shuffle(options)
     return options[:QUERIES_PER_CONCEPT]
+
+
+def _png(svg: str, size: int, modality: str) -> bytes:
+    """The render as PNG bytes: a 64-colour palette for photos, greyscale for sketches."""
+    image = Image.open(io.BytesIO(rasterise(svg, size))).convert("RGB")
+    image = image.quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT) if modality == "photo" else image.convert("L")
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
 
 
 def _entry(cache: Path, folder: str, concept: str, prefix: str, icon: str, modality: str, size: int,
@@ -143,7 +158,7 @@ def attribution_md(licences: dict[str, dict[str, str]], model: dict[str, Any]) -
 The files in this folder are the bundled demo of zse-infer: a small ZSE-SBIR
 model trained by this project (`{model['file']}`), a gallery of colour icons
 and emoji ("photos") and a set of line icons ("sketches") of concepts the model
-never saw in training (the unseen half of `zse_infer/demo/split_v2.json`).
+never saw in training (the unseen half of the split, `tools/data/split.json` in the repository).
 `manifest.json` lists every file with its label, icon set, licence and SHA-256.
 
 All images were rendered by this project from the SVG icons of the npm package
@@ -163,16 +178,16 @@ Apache-2.0 in `LICENSES/Apache-2.0.txt`; Creative Commons licences by the URL gi
 `{model['file']}` was trained by this project from scratch on the *seen*
 concepts of the same package's licence-cleared icon sets (only sets whose licence
 allows redistributing a derivative without conditions on it beyond credit: the
-rule and every set used, with its licence and author, are in
-`zse_infer/demo/icon_sets.json` and `zse_infer/demo/README.md`). The weights are
+rule and every set used, with its licence and author, are in the repository's
+`tools/data/icon_sets.json` and `tools/README.md`). The weights are
 released under the MIT licence of this project, with credit to those sets.
 """
 
 
-def write_bundle_v2(cache: Path, checkpoint: Path, out: Path, config_name: str = "zse_demo", n: int = CONCEPTS,
+def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "zse_demo", n: int = CONCEPTS,
                     seed: int = 0) -> dict[str, Any]:
     size = get_config(config_name).encoder.image_size
-    concepts = choose(load_concepts_v2(), set(load_split_v2()["unseen"]), n, seed)
+    concepts = choose(load_concepts(), set(load_split()["unseen"]), n, seed)
     for sub in ("gallery", "queries"):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,11 +214,11 @@ def write_bundle_v2(cache: Path, checkpoint: Path, out: Path, config_name: str =
         shutil.copyfile(checkpoint, target)
     model = {
         "file": CHECKPOINT_NAME, "sha256": sha256_file(target), "bytes": target.stat().st_size,
-        "trained_on": "seen concepts of zse_infer/demo/split_v2.json (licence-cleared @iconify/json sets)",
+        "trained_on": "seen concepts of tools/data/split.json (licence-cleared @iconify/json sets)",
         "licence": "weights: MIT (this project); training data attributions in ATTRIBUTION.md",
     }
     manifest = {
-        "format": FORMAT, "config": config_name, "split": "unseen concepts of zse_infer/demo/split_v2.json",
+        "format": FORMAT, "config": config_name, "split": "unseen concepts of tools/data/split.json",
         "image_size": size, "model": model, "gallery": gallery, "queries": queries, "licences": licences,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -220,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = args.out or assets_dir()
-    manifest = write_bundle_v2(args.cache.expanduser(), args.checkpoint.expanduser(), out, n=args.concepts, seed=args.seed)
+    manifest = write_bundle(args.cache.expanduser(), args.checkpoint.expanduser(), out, n=args.concepts, seed=args.seed)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(manifest['gallery'])} gallery photos, {len(manifest['queries'])} queries, {total / 1e6:.2f} MB in {out}")
     return 0

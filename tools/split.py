@@ -1,4 +1,4 @@
-"""The split of the v2 concepts: seen (training), validation of seen, unseen (test).
+"""The split of the demo concepts: seen (training), validation of seen, unseen (test).
 
 * **unseen**: concepts the model never trains on; the zero-shot test of the
   README. Stratified by group (emoji group, or ``Icons``): per group
@@ -15,7 +15,7 @@
 
 Deterministic (salted SHA-256 order, not file order)::
 
-    python -m zse_infer.demo.split_v2   # rewrites zse_infer/demo/split_v2.json
+    python -m tools.split   # rewrites tools/data/split.json
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .concepts_v2 import ConceptV2, load_concepts_v2
+from zse_infer.errors import ConfigError
+from . import DATA
+from .concepts import Concept, load_concepts
 
 UNSEEN_FRACTION = 0.25
 VALIDATION_FRACTION = 0.15
-SALT = "zse-demo-split-v2"
+SALT = "zse-demo-split-v2"  # the split's identity: changing it reshuffles every concept
 # Head words shared by unrelated things: they do not join concepts into one family.
 GENERIC_HEADS = frozenset({
     "face", "button", "arrow", "sign", "mark", "symbol", "hand", "hands", "person", "man", "woman", "people",
@@ -52,7 +52,7 @@ def _head(name: str) -> str | None:
     return last[:-1] if last.endswith("s") and not last.endswith("ss") else last
 
 
-def families(concepts: list[ConceptV2]) -> dict[str, str]:
+def families(concepts: list[Concept]) -> dict[str, str]:
     """{concept name: family name}: union of concepts sharing a head word (see module doc)."""
     parent = {c.name: c.name for c in concepts}
 
@@ -77,7 +77,7 @@ def families(concepts: list[ConceptV2]) -> dict[str, str]:
     return {c.name: find(c.name) for c in concepts}
 
 
-def _validation(concept: ConceptV2) -> list[str]:
+def _validation(concept: Concept) -> list[str]:
     """The held-out drawing icons (``set:icon``) of one seen concept."""
     icons = sorted((f"{p}:{i}" for p, v in concept.drawings.items() for i in v), key=lambda k: _rank(concept.name, k))
     n = len(icons)
@@ -85,7 +85,7 @@ def _validation(concept: ConceptV2) -> list[str]:
     return sorted(icons[:k])
 
 
-def make_split(concepts: list[ConceptV2], unseen_fraction: float = UNSEEN_FRACTION) -> dict[str, Any]:
+def make_split(concepts: list[Concept], unseen_fraction: float = UNSEEN_FRACTION) -> dict[str, Any]:
     if not 0 < unseen_fraction < 1:
         raise ConfigError(f"unseen_fraction must be in (0, 1), got {unseen_fraction}")
     family = families(concepts)
@@ -138,18 +138,18 @@ def make_split(concepts: list[ConceptV2], unseen_fraction: float = UNSEEN_FRACTI
     }
 
 
-def split_v2_path() -> Path:
-    return Path(str(resources.files("zse_infer.demo").joinpath("split_v2.json")))
+def split_path() -> Path:
+    return DATA / "split.json"
 
 
-def load_split_v2(path: "str | Path | None" = None) -> dict[str, Any]:
-    """The fixed v2 split; checks that seen and unseen are disjoint and validation is of seen concepts."""
-    path = Path(path) if path is not None else split_v2_path()
+def load_split(path: "str | Path | None" = None) -> dict[str, Any]:
+    """The fixed split; checks that seen and unseen are disjoint and validation is of seen concepts."""
+    path = Path(path) if path is not None else split_path()
     try:
         split = json.loads(path.read_text())
         seen, unseen, validation = set(split["seen"]), set(split["unseen"]), split["validation"]
     except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise ConfigError(f"{path}: cannot read the v2 demo split ({exc})") from exc
+        raise ConfigError(f"{path}: cannot read the demo split ({exc})") from exc
     if seen & unseen:
         raise ConfigError(f"{path}: concepts in both seen and unseen: {sorted(seen & unseen)[:10]}")
     if set(validation) - seen:
@@ -158,8 +158,8 @@ def load_split_v2(path: "str | Path | None" = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    split = make_split(load_concepts_v2())
-    split_v2_path().write_text(json.dumps(split, indent=0) + "\n")
+    split = make_split(load_concepts())
+    split_path().write_text(json.dumps(split, indent=0) + "\n")
     print(json.dumps(split["totals"]))
     for group, c in split["counts"].items():
         print(f"  {group}: seen {c['seen']}, unseen {c['unseen']}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import PreprocessConfig
+from zse_infer.config import PreprocessConfig
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,13 @@
-"""Fetch the pinned drawing packages with ``npm pack`` into a cache outside the repo.
+"""Fetch the pinned icon package with ``npm pack`` into a cache outside the repo.
 
 Development time only (building the training data and the bundled assets):
 the installed package never fetches anything. Usage::
 
-    python -m zse_infer.demo.fetch --cache ~/.cache/zse-demo
+    python -m tools.fetch --cache ~/.cache/zse-demo
 
-The packages are the v1 sets (:mod:`zse_infer.demo.sources`) and
-``@iconify/json`` for the v2 data (:mod:`zse_infer.demo.iconify`). Each
-package lands unpacked in ``CACHE/pkgs/<tarball name>/package/``. Already
-unpacked packages are kept, so rerunning is cheap.
+The package is ``@iconify/json`` (:data:`tools.iconify.ICONIFY`). It lands
+unpacked in ``CACHE/pkgs/<tarball name>/package/``. An already unpacked
+package is kept, so rerunning is cheap.
 """
 
 from __future__ import annotations
@@ -20,16 +19,15 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from ..errors import DependencyError, InputError
-from .iconify import ICONIFY
-from .sources import Source, packages
+from zse_infer.errors import DependencyError, InputError
+from .iconify import ICONIFY, Package
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path.home() / ".cache" / "zse-demo"
 
 
-def package_dir(cache: Path, source: Source) -> Path:
+def package_dir(cache: Path, source: Package) -> Path:
     """Where ``source``'s package is unpacked (the tarball's ``package/`` folder)."""
     return Path(cache) / "pkgs" / source.tarball[: -len(".tgz")] / "package"
 
@@ -55,13 +53,13 @@ def _safe_extract(tarball: Path, into: Path) -> None:
 
 
 def fetch(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
-    """Pack and unpack every pinned package; returns {package spec: unpacked folder}."""
+    """Pack and unpack the pinned package; returns {package spec: unpacked folder}."""
     cache = Path(cache).expanduser()
     tgz = cache / "tgz"
     tgz.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
-    # @iconify/json (~100 MB packed, ~470 MB unpacked) holds the v2 data's icon sets.
-    for source in [*packages(), ICONIFY]:
+    # @iconify/json (~100 MB packed, ~470 MB unpacked) holds every icon set of the data.
+    for source in (ICONIFY,):
         target = package_dir(cache, source)
         if not target.is_dir():
             tarball = tgz / source.tarball

@@ -1,4 +1,4 @@
-"""The v2 demo data: licences of the icon sets, the concept table, its split and the data pack."""
+"""The demo data: licences of the icon sets, the concept table, its split and the data pack."""
 
 import json
 from collections import Counter
@@ -6,21 +6,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from zse_infer.demo import iconify
-from zse_infer.demo.concepts_v2 import MIN_DRAWINGS, MIN_PHOTOS, ConceptV2, load_concepts_v2
-from zse_infer.demo.fetch import package_dir
-from zse_infer.demo.render_v2 import STROKE_SCALES, items
-from zse_infer.demo.split_v2 import UNSEEN_FRACTION, families, load_split_v2, make_split
+from tools import DATA, iconify
+from tools.concepts import MIN_DRAWINGS, MIN_PHOTOS, Concept, load_concepts
+from tools.fetch import package_dir
+from tools.render import STROKE_SCALES, items
+from tools.split import UNSEEN_FRACTION, families, load_split, make_split
 from zse_infer.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def concepts():
-    return load_concepts_v2()
+    return load_concepts()
 
 
 def test_icon_sets_table_keeps_only_allowed_licences():
-    table = json.loads((iconify.Path(iconify.__file__).parent / "icon_sets.json").read_text())
+    table = json.loads((DATA / "icon_sets.json").read_text())
     kept = {r["prefix"]: r for r in table["kept"]}
     assert set(kept) == set(iconify.ROLES)  # every set in use is recorded, with its licence
     for r in kept.values():
@@ -53,14 +53,14 @@ def test_concept_table(concepts):
 
 
 def test_fixed_split_is_what_the_rule_computes(concepts):
-    fixed = load_split_v2()
+    fixed = load_split()
     again = make_split(list(reversed(concepts)))
     for key in ("seen", "unseen", "validation", "counts"):
         assert fixed[key] == again[key], key
 
 
 def test_split_is_disjoint_stratified_and_keeps_families_together(concepts):
-    split = load_split_v2()
+    split = load_split()
     seen, unseen = set(split["seen"]), set(split["unseen"])
     assert not seen & unseen and seen | unseen == {c.name for c in concepts}
     per_group = Counter(c.group for c in concepts)
@@ -99,17 +99,17 @@ def _fake_iconify(cache):
 
 def test_pack_round_trip(tmp_path):
     pytest.importorskip("resvg_py")
-    from zse_infer.demo.pack import load_pack, pack
+    from tools.pack import load_pack, pack
 
     cache = _fake_iconify(tmp_path / "cache")
-    concepts = [ConceptV2("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"]}),
-                ConceptV2("dog", "Animals", photos={"twemoji": ["dog-face"]}, drawings={"tabler": ["dog"]})]
+    concepts = [Concept("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"]}),
+                Concept("dog", "Animals", photos={"twemoji": ["dog-face"]}, drawings={"tabler": ["dog"]})]
     split = {"seen": ["cat"], "unseen": ["dog"], "validation": {"cat": ["tabler:cat"]}}
-    summary = pack(cache, concepts, split, "zse_demo", tmp_path / "v2.npz")
+    summary = pack(cache, concepts, split, "zse_demo", tmp_path / "pack.npz")
     iconify.load_set.cache_clear()
     n_draw = 2 * len(STROKE_SCALES)
     assert summary["drawings"] == n_draw and summary["photos"] == 2 and summary["skipped"] == 0
-    renders, codes = load_pack(tmp_path / "v2.npz")
+    renders, codes = load_pack(tmp_path / "pack.npz")
     assert renders.images.shape == (n_draw + 2, 112, 112, 3) and renders.images.dtype == np.uint8
     assert list(renders.modality) == ["sketch"] * n_draw + ["photo"] * 2
     assert set(renders.concept[codes == 2]) == {"dog"} and set(renders.concept[codes == 1]) == {"cat"}
@@ -120,7 +120,7 @@ def test_pack_round_trip(tmp_path):
 
 
 def test_items_list_photos_then_stroke_variants():
-    c = ConceptV2("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"], "ph": ["cat-light"]})
+    c = Concept("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"], "ph": ["cat-light"]})
     got = [(i.role, i.prefix, i.variant) for i in items(c)]
     assert got[0] == ("photo", "twemoji", "")
     assert got[1:] == [("drawing", "ph", "")] + [("drawing", "tabler", f"s{s:g}") for s in STROKE_SCALES]
@@ -130,7 +130,7 @@ def test_fetch_packs_iconify_into_the_cache(tmp_path, monkeypatch):
     import io
     import tarfile
 
-    from zse_infer.demo import fetch
+    from tools import fetch
 
     packed = []
 
@@ -142,7 +142,6 @@ def test_fetch_packs_iconify_into_the_cache(tmp_path, monkeypatch):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
 
-    monkeypatch.setattr(fetch, "packages", lambda: [])
     monkeypatch.setattr(fetch, "_npm_pack", fake_npm_pack)
     out = fetch.fetch(tmp_path)
     assert packed == ["@iconify/json@2.2.535"]

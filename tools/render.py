@@ -1,11 +1,11 @@
-"""v2 renders: the icons of a ``concepts_v2.json`` concept as images, and contact sheets.
+"""Renders: the icons of a concept (``tools/data/concepts.json``) as images, and contact sheets.
 
 Development time only. Every drawing and photo of a concept is one
 :class:`Item`; stroke-drawn drawing sets are rendered at several stroke
 widths (:data:`STROKE_SCALES`, a cheap and real augmentation: the sets draw
 2 px strokes at 24 px, which look heavier than a pen sketch once scaled).
 
-    python -m zse_infer.demo.render_v2 --sheets /tmp/sheets_v2 --sample 40
+    python -m tools.render --sheets /tmp/sheets --sample 40
 
 writes contact sheets of a random sample of concepts (photos, then drawings,
 one row per concept) to check the name matches by eye.
@@ -22,11 +22,14 @@ from typing import Iterator
 
 import numpy as np
 
-from .concepts_v2 import ConceptV2, load_concepts_v2
+from zse_infer.errors import require
+
+from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import ROLES, icon_svg, load_set
-from .render import rasterise
 
+# Icons are rasterised at this size, then preprocessed to the model's input size.
+RENDER_SIZE = 128
 # Multiples of each stroke set's own stroke width (2 px at 24 px for most).
 STROKE_SCALES = (0.5, 0.75, 1.0)
 
@@ -46,6 +49,13 @@ class Item:
         return icon_svg(load_set(str(cache), self.prefix), self.icon, scale)
 
 
+def rasterise(svg: str, size: int) -> bytes:
+    """PNG bytes of ``svg`` rendered to ``size`` x ``size`` on white."""
+    resvg = require("resvg_py", "demo-build", "rendering the demo data")
+    png = resvg.svg_to_bytes(svg_string=svg, width=size, height=size, background="#ffffff")
+    return bytes(png)
+
+
 def has_stroke(cache: Path, prefix: str, icon: str) -> bool:
     """Whether the icon draws with a stroke width (alias resolved): only those get stroke variants."""
     data = load_set(str(cache), prefix)
@@ -53,7 +63,7 @@ def has_stroke(cache: Path, prefix: str, icon: str) -> bool:
     return "stroke-width" in data["icons"].get(name, {}).get("body", "")
 
 
-def items(concept: ConceptV2, variants: bool = True, cache: "Path | None" = None) -> Iterator[Item]:
+def items(concept: Concept, variants: bool = True, cache: "Path | None" = None) -> Iterator[Item]:
     """Photos first, then drawings (every stroke variant when ``variants``; given the ``cache``,
     only for icons that draw with a stroke width, the others would render the same)."""
     for role, groups in (("photo", concept.photos), ("drawing", concept.drawings)):
@@ -73,7 +83,7 @@ def render(cache: Path, item: Item, size: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
-def contact_sheets(cache: Path, concepts: list[ConceptV2], out: Path, rows: int = 20, cell: int = 48,
+def contact_sheets(cache: Path, concepts: list[Concept], out: Path, rows: int = 20, cell: int = 48,
                    photos: int = 6, drawings: int = 14) -> list[Path]:
     """PNG sheets: per concept its name, ``photos`` photos, a gap, ``drawings`` drawings (set tags in red)."""
     from PIL import Image, ImageDraw
@@ -98,7 +108,7 @@ def contact_sheets(cache: Path, concepts: list[ConceptV2], out: Path, rows: int 
                 sheet.paste(img, (x + 2, y + 2))
                 draw.text((x + 1, y + cell - 11), item.prefix[:6], fill="red")
             draw.line((0, y, width, y), fill="#cccccc")
-        path = out / f"sheet_v2_{start // rows:02d}.png"
+        path = out / f"sheet_{start // rows:02d}.png"
         sheet.save(path)
         paths.append(path)
     return paths
@@ -110,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheets", type=Path, required=True, help="folder for the contact sheets")
     parser.add_argument("--sample", type=int, default=40, help="random concepts to show (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--concepts", type=Path, default=None, help="default: the package's concepts_v2.json")
+    parser.add_argument("--concepts", type=Path, default=None, help="default: tools/data/concepts.json")
     args = parser.parse_args(argv)
-    concepts = load_concepts_v2(args.concepts)
+    concepts = load_concepts(args.concepts)
     if args.sample:
         concepts = random.Random(args.seed).sample(concepts, min(args.sample, len(concepts)))
     for path in contact_sheets(args.cache.expanduser(), concepts, args.sheets):

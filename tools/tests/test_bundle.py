@@ -1,17 +1,17 @@
-"""Choosing what the v2 demo bundle holds: unseen concepts, one per family, groups in proportion,
+"""Choosing what the demo bundle holds: unseen concepts, one per family, groups in proportion,
 no query from the design family of a bundled photo."""
 
 import random
 
 import pytest
 
-from zse_infer.demo.bundle_v2 import TEMPLATES, _photos, _queries, choose
-from zse_infer.demo.concepts_v2 import ConceptV2
+from tools.bundle import TEMPLATES, _photos, _queries, choose
+from tools.concepts import Concept
 from zse_infer.errors import InputError
 
 
 def _concept(name, group, photos=("twemoji", "noto"), drawings=("tabler",)):
-    return ConceptV2(name, group, photos={p: [f"{name}-{p}"] for p in photos}, drawings={d: [name] for d in drawings})
+    return Concept(name, group, photos={p: [f"{name}-{p}"] for p in photos}, drawings={d: [name] for d in drawings})
 
 
 def test_choose_takes_unseen_concepts_in_group_proportion_and_one_per_family():

@@ -1,4 +1,4 @@
-"""Training and evaluating on a v2 data pack: every source, resumable runs, family-safe protocols."""
+"""Training and evaluating on a data pack: every source, resumable runs, family-safe protocols."""
 
 import numpy as np
 import pytest
@@ -7,20 +7,21 @@ torch = pytest.importorskip("torch")
 
 from zse_infer.config import get_config  # noqa: E402
 from zse_infer.errors import ZseError  # noqa: E402
-from zse_infer.training.train import ConceptSampler, TrainConfig, train  # noqa: E402
+from tools.train import ConceptSampler, TrainConfig, train  # noqa: E402
 
 CONCEPTS = ["c0", "c1", "c2", "c3"]
 
 
-def test_sampler_without_a_source_list_uses_every_source(renders):
-    sampler = ConceptSampler(renders, CONCEPTS, seed=0, sources=None)
+def test_sampler_draws_distinct_concepts_from_every_source(renders):
+    sampler = ConceptSampler(renders, CONCEPTS, seed=0)
     seen_sources = set()
     for _ in range(30):
         sk, ph = sampler.sample(4)
+        assert len(set(renders.concept[sk])) == 4
         assert (renders.concept[sk] == renders.concept[ph]).all()
         assert set(renders.modality[sk]) == {"sketch"} and set(renders.modality[ph]) == {"photo"}
         seen_sources |= set(renders.source[sk]) | set(renders.source[ph])
-    assert {"openmoji_black", "openmoji_color"} <= seen_sources  # the v1 sampler never takes these
+    assert set(renders.source) == seen_sources
 
 
 def test_a_stopped_run_resumes_where_it_was(tmp_path, renders):
@@ -54,37 +55,37 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path, renders):
 
 def _pack_like(renders):
     """Split codes and families for the synthetic renders: c0-c1 seen (c1's lucide drawing held
-    out), c2-c3 unseen; openmoji black and colour are one family."""
+    out), c2-c3 unseen; fluent-emoji high contrast and flat are one family."""
     codes = np.where(np.isin(renders.concept, ["c2", "c3"]), 2, 0).astype(np.uint8)
     codes[(renders.concept == "c1") & (renders.source == "lucide")] = 1
-    family = np.where(np.char.startswith(renders.source.astype(str), "openmoji"), "openmoji", renders.source)
+    family = np.where(np.char.startswith(renders.source.astype(str), "fluent-emoji"), "fluent-emoji", renders.source)
     return codes, family
 
 
 def test_protocol_rows_and_family_exclusion(renders, monkeypatch):
-    from zse_infer.training import evaluate_pack
-    from zse_infer.training.evaluate import random_model
+    from tools import evaluate
+    from tools.evaluate import random_model
 
     codes, family = _pack_like(renders)
-    q, g = evaluate_pack.protocol_rows(renders, codes, "test", max_queries=100)
+    q, g = evaluate.protocol_rows(renders, codes, "test", max_queries=100)
     assert set(renders.concept[q]) == {"c2", "c3"} and set(renders.modality[q]) == {"sketch"}
     assert set(renders.concept[g]) == {"c2", "c3"} and set(renders.modality[g]) == {"photo"}
-    vq, vg = evaluate_pack.protocol_rows(renders, codes, "validation", max_queries=100)
+    vq, vg = evaluate.protocol_rows(renders, codes, "validation", max_queries=100)
     assert list(renders.source[vq]) == ["lucide"] and set(renders.concept[vg]) == {"c0", "c1"}
     with pytest.raises(Exception, match="protocol 'train'"):
-        evaluate_pack.protocol_rows(renders, codes, "train", max_queries=10)
+        evaluate.protocol_rows(renders, codes, "train", max_queries=10)
 
     galleries = []
-    real = evaluate_pack.ret_token_distances
+    real = evaluate.ret_token_distances
 
     def spy(q_ret, g_ret):
         galleries.append(len(g_ret))
         return real(q_ret, g_ret)
 
-    monkeypatch.setattr(evaluate_pack, "ret_token_distances", spy)
+    monkeypatch.setattr(evaluate, "ret_token_distances", spy)
     model = random_model("tiny")
-    res = evaluate_pack.evaluate_protocol(model, renders, family, q, g, depths=(2, 4), exhaustive_queries=2)
-    # Query families: tabler, lucide, openmoji; the openmoji queries lose the 2 openmoji colour photos.
+    res = evaluate.evaluate_protocol(model, renders, family, q, g, depths=(2, 4), exhaustive_queries=2)
+    # Query families: tabler, lucide, fluent-emoji; the fluent-emoji queries lose its 2 flat photos.
     assert sorted(galleries) == [len(g) - 2, len(g), len(g)]
     assert {"ret_token", "rerank_2", "rerank_4", "exhaustive", "ret_token_on_exhaustive_queries"} <= set(res)
     assert res["queries"] == len(q) and res["exhaustive_queries"] == 2
@@ -93,7 +94,7 @@ def test_protocol_rows_and_family_exclusion(renders, monkeypatch):
 
 
 def test_choose_depth_takes_the_best_validation_map_and_the_cheaper_on_ties():
-    from zse_infer.training.evaluate_pack import choose_depth
+    from tools.evaluate import choose_depth
 
     val = {"ret_token": {"map_all": 0.20}, "rerank_10": {"map_all": 0.25}, "rerank_20": {"map_all": 0.25},
            "rerank_100": {"map_all": 0.22}, "queries": 5}
@@ -104,20 +105,20 @@ def test_choose_depth_takes_the_best_validation_map_and_the_cheaper_on_ties():
 
 def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
     from zse_infer.model import ZseModel, load_model
-    from zse_infer.training.train import _ret_topk_negatives, save_checkpoint
+    from tools.train import _ret_topk_negatives, save_checkpoint
 
     torch.manual_seed(0)
     start = tmp_path / "start.safetensors"
     save_checkpoint(ZseModel("tiny"), start, {"config": "tiny"})
     cfg = TrainConfig(steps=0, batch=3, log_every=1, threads=1, head_steps=2, head_negatives="topk", head_topk=4, head_random_negatives=1,
                       head_negatives_per_sketch=2)
-    model, records = train(get_config("tiny"), renders, CONCEPTS, cfg, init=start, sources=None)
+    model, records = train(get_config("tiny"), renders, CONCEPTS, cfg, init=start, )
     assert [r["stage"] for r in records] == ["head", "head"]
     assert all(np.isfinite(r["listwise"]) and 0 <= r["pos_first"] <= 1 for r in records)
     before = load_model(start, config="tiny")
     assert all(torch.equal(a, b) for a, b in zip(before.encoder.state_dict().values(), model.encoder.state_dict().values()))
 
-    sampler = ConceptSampler(renders, CONCEPTS, seed=0, sources=None)
+    sampler = ConceptSampler(renders, CONCEPTS, seed=0, )
     tokens = torch.randn(len(renders), 3, 8)
     table = _ret_topk_negatives(renders, tokens, sampler, k=4)
     for row, negatives in table.items():
@@ -129,7 +130,7 @@ def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
 
 def test_bundle_rows_read_the_bundled_demo():
     from zse_infer.demo.assets import load_demo_assets
-    from zse_infer.training.evaluate_pack import bundle_rows
+    from tools.evaluate import bundle_rows
 
     assets = load_demo_assets()
     renders, family, q, g = bundle_rows(get_config("zse_demo"))

@@ -20,7 +20,7 @@ near-synonym rule):
   reserved names either).
 
 The hashes themselves are read from the shared folder (never copied into the
-package: the installed package has no use for them).
+repository).
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import ConfigError
+from zse_infer.errors import ConfigError
 
-# Where the lead's checkout keeps it: the shared folder beside the repository.
-DEFAULT_PATH = Path(__file__).resolve().parents[3] / "shared" / "demo-data" / "reserved.json"
+from . import SHARED
+
+# The shared folder beside the repository checkout.
+DEFAULT_PATH = SHARED / "demo-data" / "reserved.json"
 
 # sha256 of normalised near-synonyms (by meaning) of reserved names that we
 # noticed among the candidate concepts and icon names; dropped like reserved

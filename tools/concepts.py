@@ -1,11 +1,10 @@
-"""The v2 concept table: icons of the ``@iconify/json`` sets matched to concepts by name.
+"""The concept table: icons of the ``@iconify/json`` sets matched to concepts by name.
 
-Development time only; the result is committed as ``concepts_v2.json`` (the
-shipped model keeps ``concepts.json`` until a model is trained on v2)::
+Development time only; the result is committed as ``tools/data/concepts.json``::
 
-    python -m zse_infer.demo.concepts_v2        # rewrites concepts_v2.json, prints counts
+    python -m tools.concepts        # rewrites data/concepts.json and data/icon_sets.json, prints counts
 
-How concepts are formed (README "v2 data" has the numbers):
+How concepts are formed (``tools/README.md`` "The data" has the numbers):
 
 * Emoji are the anchor: the emoji sets share CLDR-derived icon names
   (``cat-face``) and three carry code points (``chars``). Skin-tone variants,
@@ -15,13 +14,13 @@ How concepts are formed (README "v2 data" has the numbers):
   ``cat``), a leading gender (``woman cook`` -> ``cook``) or colour/size word
   (``red apple`` -> ``apple``). Emoji with one reduced name form one concept.
 * Outline icons join a concept when their name (style suffix and a trailing
-  number cut off, see :data:`~zse_infer.demo.iconify.ROLES`) normalises to the
+  number cut off, see :data:`~tools.iconify.ROLES`) normalises to the
   concept name or to one of its member emoji names.
 * Non-emoji colour icons (``flat-color-icons``, ``fluent-color``, Streamline colour) form
   concepts of their own when outline icons share their name.
 * A concept needs at least :data:`MIN_PHOTOS` colour icons and at least
   :data:`MIN_DRAWINGS` drawing.
-* Anything that matches a reserved hash (:mod:`zse_infer.demo.reserved`) is
+* Anything that matches a reserved hash (:mod:`tools.reserved`) is
   dropped: whole concepts by name or member, single emoji by code point,
   single icons by name; :data:`WRONG_MATCHES` lists matches found wrong by eye.
 """
@@ -34,11 +33,11 @@ import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, require
+from zse_infer.errors import ConfigError, require
+from . import DATA
 from .fetch import DEFAULT_CACHE
 from .iconify import DRAWING_SETS, PHOTO_SETS, ROLES, family, icon_names, icon_set_table, load_set
 from .reserved import Reserved, load_reserved, normalise_name
@@ -129,7 +128,7 @@ WRONG_MATCHES: dict[str, str] = {
 
 
 @dataclass
-class ConceptV2:
+class Concept:
     name: str
     group: str
     members: list[str] = field(default_factory=list)  # emoji names (CLDR slugs, normalised)
@@ -228,7 +227,7 @@ def _reduce(name: str, known: set[str]) -> str:
     return best
 
 
-def _common_families(c: ConceptV2) -> set[str]:
+def _common_families(c: Concept) -> set[str]:
     """Drawing families outside Streamline that draw the concept (Streamline's long compound
     names, shared by its outline and colour sets, are no common name of a thing)."""
     return {family(p) for p in c.drawings} - {f for f in map(family, c.drawings) if f.startswith("streamline")}
@@ -240,7 +239,7 @@ def _reason(reserved: Reserved, *names: str) -> str | None:
     return next((r for r in ("reserved", "form", "synonym") if r in reasons), None)
 
 
-def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, Any]]:
+def build(cache: Path, reserved: Reserved) -> tuple[list[Concept], dict[str, Any]]:
     """The concept table and a report of what was dropped and why."""
     emoji = emoji_table(cache)
     index = drawing_index(cache)
@@ -248,7 +247,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     drops: Counter[str] = Counter()
     emoji_names = {normalise_name(n) for n in emoji}
     known = emoji_names | set(index)
-    concepts: dict[str, ConceptV2] = {}
+    concepts: dict[str, Concept] = {}
     for icon, rec in emoji.items():
         member = normalise_name(icon)
         aliases = emoji_aliases(rec["hex"])
@@ -257,7 +256,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
             drops[f"emoji ({reason})"] += 1
             continue
         key = _reduce(member, known)
-        c = concepts.setdefault(key, ConceptV2(key, rec["group"]))
+        c = concepts.setdefault(key, Concept(key, rec["group"]))
         c.members.append(member)
         c.hex.append(rec["hex"])
         for alias in aliases:
@@ -274,7 +273,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     for other, name in SAME_AS.items():
         if name in concepts and other not in concepts[name].aliases:
             concepts[name].aliases.append(other)
-    by_name: dict[str, ConceptV2] = {}
+    by_name: dict[str, Concept] = {}
     for c in concepts.values():
         for n in (*c.aliases, *c.members, c.name):
             by_name[_squash(n)] = c
@@ -295,7 +294,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
                 new = _key(base)
                 c = by_name.get(_squash(new))
                 if c is None and new in index and new not in LEFT_OUT_ICON_CONCEPTS and not UI_WORDS.search(new):
-                    c = concepts.setdefault(new, ConceptV2(new, NON_EMOJI_GROUP))
+                    c = concepts.setdefault(new, Concept(new, NON_EMOJI_GROUP))
                     by_name[_squash(new)] = c
             else:
                 continue  # outline sets: below, through the index
@@ -352,7 +351,7 @@ def build(cache: Path, reserved: Reserved) -> tuple[list[ConceptV2], dict[str, A
     return kept, report
 
 
-def reserved_hits(concepts: list[ConceptV2], reserved: Reserved) -> list[str]:
+def reserved_hits(concepts: list[Concept], reserved: Reserved) -> list[str]:
     """Every name (concept, member emoji, short name, icon of each set) and code point of the table
     that the reserved check drops, as ``'concept: what (reason)'``; empty for a clean table."""
     hits = []
@@ -367,17 +366,17 @@ def reserved_hits(concepts: list[ConceptV2], reserved: Reserved) -> list[str]:
     return hits
 
 
-def concepts_v2_path() -> Path:
-    return Path(str(resources.files("zse_infer.demo").joinpath("concepts_v2.json")))
+def concepts_path() -> Path:
+    return DATA / "concepts.json"
 
 
-def load_concepts_v2(path: "str | Path | None" = None) -> list[ConceptV2]:
-    path = Path(path) if path is not None else concepts_v2_path()
+def load_concepts(path: "str | Path | None" = None) -> list[Concept]:
+    path = Path(path) if path is not None else concepts_path()
     try:
         raw = json.loads(path.read_text())
-        concepts = [ConceptV2(**entry) for entry in raw["concepts"]]
+        concepts = [Concept(**entry) for entry in raw["concepts"]]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: cannot read the v2 concept table ({exc})") from exc
+        raise ConfigError(f"{path}: cannot read the concept table ({exc})") from exc
     names = [c.name for c in concepts]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: duplicate concept names")
@@ -388,16 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--reserved", type=Path, default=None, help="reserved.json (default ../shared/demo-data)")
-    parser.add_argument("--out", type=Path, default=None, help="default: the package's concepts_v2.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: tools/data/concepts.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache = args.cache.expanduser()
     concepts, report = build(cache, load_reserved(str(args.reserved) if args.reserved else None))
-    out = args.out or concepts_v2_path()
+    out = args.out or concepts_path()
     sets = icon_set_table(cache)
     out.with_name("icon_sets.json").write_text(json.dumps(sets, indent=1) + "\n")
     report["icon_sets"] = {k: len(sets[k]) for k in ("kept", "excluded_by_licence", "allowed_but_not_used")}
-    payload = {"about": "v2 demo concepts; see zse_infer/demo/concepts_v2.py and README 'v2 data'",
+    payload = {"about": "demo concepts; see tools/concepts.py and tools/README.md 'The data'",
                "report": report, "concepts": [c.as_dict() for c in concepts]}
     out.write_text(json.dumps(payload, indent=None, separators=(",", ":")).replace('},{"name"', '},\n{"name"') + "\n")
     print(json.dumps(report, indent=1))

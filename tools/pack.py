@@ -1,13 +1,13 @@
-"""The v2 training data as one compressed array file (development time only).
+"""The training data as one compressed array file (development time only).
 
-Renders every drawing and photo of the v2 concept table, preprocesses it
+Renders every drawing and photo of the concept table, preprocesses it
 exactly as inference does (:mod:`zse_infer.preprocess`: crop-to-ink for
 drawings, square resize for photos) at the model's input size, and writes one
 ``.npz`` (uint8 images plus one record per image) that a training run can
 carry to another machine as one file::
 
-    nice -n 19 python -m zse_infer.demo.pack --out ~/.cache/zse-demo/v2_112.npz
-    nice -n 19 python -m zse_infer.demo.pack --sample 40 --out /tmp/v2_sample.npz   # a quick check
+    nice -n 19 python -m tools.pack --out ~/.cache/zse-demo/v2_112.npz
+    nice -n 19 python -m tools.pack --sample 40 --out /tmp/sample_112.npz   # a quick check
 
 Arrays in the file: ``drawings`` (Nd, S, S) uint8 grey (drawings are black on
 white: one channel keeps the file small enough to carry) and ``photos``
@@ -19,8 +19,7 @@ white: one channel keeps the file small enough to carry) and ``photos``
 ``concept_groups`` (C,) strings. ``family`` names the artwork family: a
 drawing and a photo of one family (``fluent-emoji-high-contrast`` and
 ``fluent-emoji-flat``) share the design, so evaluation keeps them apart.
-:func:`load_pack` reads it back as the trainer's
-:class:`~zse_infer.training.data.RenderSet`.
+:func:`load_pack` reads it back as the trainer's :class:`RenderSet`.
 """
 
 from __future__ import annotations
@@ -31,28 +30,48 @@ import logging
 import random
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ..config import get_config
-from ..errors import ImageError, InputError
-from ..preprocess import photo_to_rgb, sketch_to_rgb
-from .build import RENDER_SIZE
-from .concepts_v2 import ConceptV2, load_concepts_v2
+from zse_infer.config import get_config
+from zse_infer.errors import ImageError, InputError
+from zse_infer.preprocess import photo_to_rgb, sketch_to_rgb
+
+from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import family
-from .render import rasterise
-from .render_v2 import Item, items
-from .split_v2 import load_split_v2
+from .render import RENDER_SIZE, Item, items, rasterise
+from .split import load_split
 
 _log = logging.getLogger(__name__)
 
 ROLE_CODES = {"drawing": 0, "photo": 1}
 SPLIT_CODES = {"seen": 0, "validation": 1, "unseen": 2}
 MODALITY = {"drawing": "sketch", "photo": "photo"}
+
+
+@dataclass
+class RenderSet:
+    """Preprocessed images (N, S, S, 3) uint8 and one record per image: what training and
+    evaluation read (:func:`load_pack`)."""
+
+    images: np.ndarray
+    concept: np.ndarray  # (N,) concept name
+    source: np.ndarray  # (N,) icon set (or drawing source)
+    modality: np.ndarray  # (N,) "sketch" | "photo"
+    variant: np.ndarray  # (N,) stroke variant, "" for none
+    ident: np.ndarray  # (N,) icon name (or drawing id)
+    path: np.ndarray  # (N,) "source/ident"
+
+    def select(self, mask: np.ndarray) -> "RenderSet":
+        return RenderSet(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
+
+    def __len__(self) -> int:
+        return len(self.concept)
 
 
 def split_code(item: Item, split: dict[str, Any]) -> int:
@@ -85,7 +104,7 @@ def _savez(out: Path, arrays: dict[str, np.ndarray], compression: str) -> None:
     tmp.replace(out)  # never a half-written pack under the final name
 
 
-def pack(cache: Path, concepts: list[ConceptV2], split: dict[str, Any], config_name: str, out: Path,
+def pack(cache: Path, concepts: list[Concept], split: dict[str, Any], config_name: str, out: Path,
          compression: str = "lzma") -> dict[str, Any]:
     """Write the .npz; returns a summary (counts, bytes, seconds)."""
     if compression not in ("lzma", "deflate"):
@@ -143,11 +162,9 @@ def pack(cache: Path, concepts: list[ConceptV2], split: dict[str, Any], config_n
 
 def load_pack(path: "str | Path"):
     """The pack as the trainer's RenderSet (plus the split codes), images kept as uint8."""
-    from ..training.data import RenderSet
-
     path = Path(path).expanduser()
     if not path.is_file():
-        raise InputError(f"{path}: no v2 data pack; run python -m zse_infer.demo.pack --out {path}")
+        raise InputError(f"{path}: no data pack; run python -m tools.pack --out {path}")
     with np.load(path) as npz:
         names = npz["concept_names"]
         role = npz["role"]
@@ -175,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="lzma: ~22%% smaller, about twice the packing time")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    concepts = load_concepts_v2()
+    concepts = load_concepts()
     if args.sample:
         concepts = random.Random(args.seed).sample(concepts, min(args.sample, len(concepts)))
-    summary = pack(args.cache.expanduser(), concepts, load_split_v2(), args.config, args.out.expanduser(),
+    summary = pack(args.cache.expanduser(), concepts, load_split(), args.config, args.out.expanduser(),
                    args.compression)
     print(json.dumps(summary))
     return 0

@@ -1,12 +1,12 @@
-"""Evaluate a ZSE model on the v2 data pack, in PyTorch: the ret-token, the two-stage rerank at
+"""Evaluate a ZSE model on the data pack, in PyTorch: the ret-token, the two-stage rerank at
 several depths, and the exhaustive relation ranking.
 
-Protocols (rows of the pack, :mod:`zse_infer.demo.pack`):
+Protocols (rows of the pack, :mod:`tools.pack`):
 
 * ``validation``: held-out drawings of *seen* concepts (split code 1) against the photos of
   the seen concepts. The relation head and the rerank depth are chosen here, never on test.
 * ``test``: drawings of *unseen* concepts (split code 2) against the photos of the unseen
-  concepts: the numbers the README reports.
+  concepts: the numbers ``tools/README.md`` reports.
 * ``bundle``: the gallery and queries bundled in ``zse_infer/assets/demo`` (a sample of the
   unseen concepts: what ``zse-demo`` searches), every query, exhaustive included.
 
@@ -19,7 +19,7 @@ reranks score only each query's top ``max(depths)`` pairs, and the exhaustive ra
 pair) runs on the first ``exhaustive_queries`` of the sample, reported beside the ret-token
 on that same subset.
 
-    python -m zse_infer.training.evaluate_pack --pack ~/.cache/zse-demo/v2_112.npz \\
+    python -m tools.evaluate --pack ~/.cache/zse-demo/v2_112.npz \\
         --checkpoint ~/.cache/zse-demo/v2run/zse_demo_head.safetensors --out ~/.cache/zse-demo/v2run/metrics.json
 """
 
@@ -34,13 +34,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import get_config
-from ..errors import InputError
-from ..evaluation.metrics import RankingMetrics
-from ..model import ZseModel, load_model
-from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
-from .data import RenderSet
-from .evaluate import encode, random_model, relation_scores, write_results
+from tqdm import tqdm
+
+from zse_infer.config import ModelConfig, get_config
+from zse_infer.errors import InputError
+from zse_infer.evaluation.metrics import RankingMetrics
+from zse_infer.model import ZseModel, load_model
+from zse_infer.runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
+
+from .augment import to_tensor
+from .pack import RenderSet
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +52,39 @@ GALLERY_CODES = {"validation": 0, "test": 2}  # ... and of its photos
 DEPTHS = (10, 20, 50, 100)
 REPORTED = ("map_all", "precision_10")
 QUERY_VARIANTS = ("", "s0.75")  # one render per icon: unstroked sets, or the middle stroke width
+
+
+@torch.no_grad()
+def encode(model: ZseModel, images: np.ndarray, modality: str, batch: int = 64) -> torch.Tensor:
+    """(N, S, S, 3) uint8 -> (N, T, D) tokens, in eval mode."""
+    pre = model.config.preprocess[modality]
+    out = [model.encode(to_tensor(images[i : i + batch], pre)) for i in range(0, len(images), batch)]
+    return torch.cat(out) if out else torch.zeros(0, model.config.num_tokens, model.config.width)
+
+
+@torch.no_grad()
+def relation_scores(
+    model: ZseModel, sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor, pairs: np.ndarray, batch: int = 256
+) -> np.ndarray:
+    """Relation scores of the (query, gallery) index pairs ``pairs`` (P, 2)."""
+    out = np.empty(len(pairs), dtype=np.float32)
+    for i in tqdm(range(0, len(pairs), batch), desc="relation head", unit="batch", leave=False):
+        q, g = pairs[i : i + batch, 0], pairs[i : i + batch, 1]
+        out[i : i + batch] = model.relate(sketch_tokens[q], photo_tokens[g]).numpy()
+    return out
+
+
+def random_model(config: "str | ModelConfig", seed: int = 0) -> ZseModel:
+    """The same architecture at its initialisation (the baseline a trained model must beat)."""
+    torch.manual_seed(seed)
+    return ZseModel(config).eval()
+
+
+def write_results(path: "Path | None", results: dict[str, Any]) -> None:
+    """The results as indented JSON at ``path`` (nothing when None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 def protocol_rows(renders: RenderSet, codes: np.ndarray, protocol: str, max_queries: int, seed: int = 0):
@@ -68,9 +104,10 @@ def protocol_rows(renders: RenderSet, codes: np.ndarray, protocol: str, max_quer
 
 def bundle_rows(config) -> tuple[RenderSet, np.ndarray, np.ndarray, np.ndarray]:
     """The bundled demo as (renders, family, query rows, gallery rows), preprocessed for ``config``."""
-    from ..demo.assets import load_demo_assets
-    from ..demo.iconify import family
-    from ..preprocess import image_to_rgb
+    from zse_infer.demo.assets import load_demo_assets
+    from zse_infer.preprocess import image_to_rgb
+
+    from .iconify import family
 
     assets = load_demo_assets()
     items = [(i, "photo") for i in assets.gallery] + [(i, "sketch") for i in assets.queries]
@@ -176,7 +213,7 @@ def pack_families(path: "str | Path") -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..demo.pack import load_pack
+    from .pack import load_pack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pack", type=Path, required=True)

@@ -1,4 +1,4 @@
-"""The ``@iconify/json`` icon sets behind the v2 demo data: licences, roles, SVGs.
+"""The ``@iconify/json`` icon sets behind the demo data: licences, roles, SVGs.
 
 Development time only. ``@iconify/json`` (MIT as a package) holds ~240 icon
 sets, each under its own licence (``info.license`` in ``json/<prefix>.json``).
@@ -22,13 +22,28 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError
-from .sources import Source
+from zse_infer.errors import ConfigError, InputError
 
-ICONIFY = Source(
-    "iconify", "@iconify/json", "2.2.535", "mixed", "MIT",
-    "Iconify icon sets (@iconify/json, MIT as a package); each set under its own licence, see icon_sets.json",
-)
+
+@dataclass(frozen=True)
+class Package:
+    """A pinned npm package (pinned so that a rebuild renders the same drawings)."""
+
+    package: str  # npm package name
+    version: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}@{self.version}"
+
+    @property
+    def tarball(self) -> str:
+        """The file name ``npm pack`` writes: scope folded into the name, '/' dropped."""
+        return self.package.lstrip("@").replace("/", "-") + f"-{self.version}.tgz"
+
+
+# MIT as a package; each icon set in it under its own licence (data/icon_sets.json).
+ICONIFY = Package("@iconify/json", "2.2.535")
 
 # Licences (SPDX) that allow shipping trained weights without conditions on
 # them beyond attribution. Excluded: share-alike (CC-BY-SA: would put the
@@ -69,7 +84,7 @@ def _without(*suffixes: str) -> str:
     return rf"(?!.*-(?:{'|'.join(suffixes)})$)(.+)"
 
 
-# Chosen by licence and by look (renders checked by eye, see README "v2 data").
+# Chosen by licence and by look (renders checked by eye, see tools/README.md "The data").
 ROLES: dict[str, Role] = {
     # Drawings: outline sets, thin even strokes, no fills; style variants cut to the outline one.
     "tabler": Role("drawing", _without("filled"), stroke=True),
@@ -199,7 +214,7 @@ def load_set(cache: str, prefix: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read icon set {prefix!r} ({exc}); run python -m zse_infer.demo.fetch") from exc
+        raise InputError(f"{path}: cannot read icon set {prefix!r} ({exc}); run python -m tools.fetch") from exc
 
 
 def set_record(data: dict[str, Any], version: str = ICONIFY.version) -> dict[str, Any]:

@@ -10,11 +10,9 @@ import json
 
 import pytest
 
-from zse_infer.demo.concepts import load_concepts
-from zse_infer.demo.concepts_v2 import ConceptV2, load_concepts_v2, reserved_hits
-from zse_infer.demo.reserved import DEFAULT_PATH, Reserved, name_variants, normalise_code_points, normalise_name
-from zse_infer.demo.split import load_split
-from zse_infer.demo.split_v2 import load_split_v2
+from tools.concepts import Concept, load_concepts, reserved_hits
+from tools.reserved import DEFAULT_PATH, Reserved, name_variants, normalise_code_points, normalise_name
+from tools.split import load_split
 from zse_infer.errors import ConfigError
 
 
@@ -57,8 +55,8 @@ def test_code_points_match_whole_sequences_and_single_code_points():
     assert r.code_point_match("1F431") is None
 
 
-def test_every_name_icon_and_code_point_of_the_v2_table_is_checked():
-    concept = ConceptV2("cat", "Animals & Nature", ["cat face"], ["kitty"], ["1F431"],
+def test_every_name_icon_and_code_point_of_the_table_is_checked():
+    concept = Concept("cat", "Animals & Nature", ["cat face"], ["kitty"], ["1F431"],
                         {"twemoji": ["cat-face"]}, {"tabler": ["cat"], "ph": ["pet-light"]})
     for listed, expected in (("cat", "cat: cat (reserved)"), ("kitty", "cat: kitty (reserved)"),
                              ("pet", "cat: ph:pet-light (form)")):
@@ -68,37 +66,13 @@ def test_every_name_icon_and_code_point_of_the_v2_table_is_checked():
     assert reserved_hits([concept], Reserved(frozenset({sha("dog")}), frozenset({sha("1F436")}))) == []
 
 
-def test_v2_table_and_split_hold_no_reserved_concept(reserved):
-    concepts = load_concepts_v2()
+def test_table_and_split_hold_no_reserved_concept(reserved):
+    concepts = load_concepts()
     assert reserved_hits(concepts, reserved) == []
-    split = load_split_v2()
+    split = load_split()
     names = {c.name for c in concepts}
     assert set(split["seen"]) | set(split["unseen"]) == names
     assert not any(reserved.name_match(n) for n in split["seen"])
-
-
-# The first model's (v1) table predates the check. Its concept names, member emoji and code
-# points are clean; a few of its icons have a reserved name used in another sense (a
-# homonym), listed here by hash so the test does not reveal the name. The v2 table drops them.
-V1_KNOWN_ICON_HITS = {
-    "2c93ffee315295cb7b163a82d90096be18282b4c42fa8b0ee987acec553611de",
-    "34a94c011c283eaf521afb99ea8e871046fee234b47b4ca814b1d54462d3639f",
-    "9348093b89d0562b36d4881391d9f3243773fb09e6e9ff441deb74b5f58243e8",
-}
-
-
-def test_v1_training_concepts_hold_no_reserved_concept(reserved):
-    """The first bundled model's concepts (the shipped model's are v2: checked above)."""
-    seen = set(load_split()["seen"])
-    icon_hits = set()
-    for c in load_concepts():
-        if c.name not in seen:
-            continue
-        assert not reserved.name_exact(c.name), "a trained concept of the v1 model is reserved"
-        assert not any(reserved.name_exact(m) for m in c.members)
-        assert not any(reserved.code_point_match(h) for h in c.hex)
-        icon_hits |= {sha(f"{s}:{i}") for s, icons in c.icons.items() for i in icons if reserved.name_exact(i)}
-    assert icon_hits <= V1_KNOWN_ICON_HITS
 
 
 def test_reserved_file_is_read_with_a_clear_error(tmp_path):
