@@ -47,8 +47,15 @@ from .pack import RenderSet
 
 _log = logging.getLogger(__name__)
 
-PROTOCOL_CODES = {"validation": 1, "test": 2}  # the split code of the protocol's queries
-GALLERY_CODES = {"validation": 0, "test": 2}  # ... and of its photos
+# protocol: (queries: icon or freehand drawings, their split code, the split code of the photos ranked).
+# Icon protocols rank every photo of their side; freehand ones the photos of the concepts drawn.
+PROTOCOLS = {
+    "validation": ("icon", 1, 0),
+    "test": ("icon", 2, 2),
+    "freehand_validation": ("freehand", 1, 0),
+    "freehand_test": ("freehand", 2, 2),
+}
+CHANCE_TRIALS = 20
 DEPTHS = (10, 20, 50, 100)
 REPORTED = ("map_all", "precision_10")
 QUERY_VARIANTS = ("", "s0.75")  # one render per icon: unstroked sets, or the middle stroke width
@@ -88,16 +95,26 @@ def write_results(path: "Path | None", results: dict[str, Any]) -> None:
 
 
 def protocol_rows(renders: RenderSet, codes: np.ndarray, protocol: str, max_queries: int, seed: int = 0):
-    """(query rows, gallery rows) of ``protocol``; queries a seeded sample in a fixed order."""
-    if protocol not in PROTOCOL_CODES:
-        raise InputError(f"protocol {protocol!r}: expected one of {sorted(PROTOCOL_CODES)}")
-    code = PROTOCOL_CODES[protocol]
+    """(query rows, gallery rows) of ``protocol`` (:data:`PROTOCOLS`); queries a seeded sample in a
+    fixed order. Freehand rows are those of source :data:`tools.quickdraw.FAMILY`."""
+    from .quickdraw import FAMILY
+
+    if protocol not in PROTOCOLS:
+        raise InputError(f"protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
+    kind, code, gallery_code = PROTOCOLS[protocol]
     sketch = renders.modality == "sketch"
-    queries = np.flatnonzero(sketch & (codes == code) & np.isin(renders.variant, QUERY_VARIANTS))
-    # Validation ranks all the seen concepts' photos (split code 0: photos are never held out).
-    gallery = np.flatnonzero(~sketch & (codes == GALLERY_CODES[protocol]))
+    freehand = renders.source == FAMILY
+    if kind == "icon":
+        queries = np.flatnonzero(sketch & ~freehand & (codes == code) & np.isin(renders.variant, QUERY_VARIANTS))
+    else:
+        queries = np.flatnonzero(freehand & (codes == code))
+    # Validation ranks the seen concepts' photos (split code 0: photos are never held out).
+    photos = ~sketch & (codes == gallery_code)
+    if kind == "freehand":
+        photos &= np.isin(renders.concept, np.unique(renders.concept[queries]))
+    gallery = np.flatnonzero(photos)
     if len(queries) == 0 or len(gallery) == 0:
-        raise InputError(f"the pack has no {protocol} queries or photos (split code {code})")
+        raise InputError(f"the data has no {protocol} queries or photos (split code {code})")
     queries = np.random.default_rng(seed).permutation(queries)[:max_queries]
     return queries, gallery
 
@@ -140,8 +157,11 @@ def evaluate_protocol(
     gallery: np.ndarray,
     depths: tuple[int, ...] = DEPTHS,
     exhaustive_queries: int = 0,
+    chance_seed: int = 0,
 ) -> dict[str, Any]:
-    """{ranking: metrics} for the query and gallery rows, each query family on its own gallery."""
+    """{ranking: metrics} for the query and gallery rows, each query family on its own gallery; and
+    ``chance``: the metrics of a random ranking (the mean of :data:`CHANCE_TRIALS` seeded ones)."""
+    rng = np.random.default_rng(chance_seed)
     q_tok = encode(model, renders.images[queries], "sketch")
     g_tok = encode(model, renders.images[gallery], "photo")
     top = max(depths) if depths else 0
@@ -175,6 +195,12 @@ def evaluate_protocol(
             metrics = RankingMetrics(g_labels, ks=(10,), ties="stable")
             metrics.update(dist, q_labels)
             parts.setdefault(name, []).append(metrics.per_query())
+        trials = []
+        for _ in range(CHANCE_TRIALS):
+            metrics = RankingMetrics(g_labels, ks=(10,), ties="stable")
+            metrics.update(rng.random(ret.shape), q_labels)
+            trials.append(metrics.per_query())
+        parts.setdefault("chance", []).append({k: np.mean([t[k] for t in trials], axis=0) for k in trials[0]})
     out: dict[str, Any] = {
         "queries": len(queries), "gallery": len(gallery), "classes": len(np.unique(renders.concept[gallery])),
         "exhaustive_queries": int(min(exhaustive_queries, len(queries))),
@@ -183,13 +209,18 @@ def evaluate_protocol(
     return out
 
 
-def choose_depth(validation: dict[str, Any]) -> tuple[int, str]:
-    """The rerank depth (0 = ret-token alone) with the best validation mAP@all, and why."""
-    options = {0: validation["ret_token"]["map_all"]}
-    options.update({int(k.split("_")[1]): v["map_all"] for k, v in validation.items() if k.startswith("rerank_")})
+def choose_depth(*validations: dict[str, Any]) -> tuple[int, str]:
+    """The rerank depth (0 = ret-token alone) with the best validation mAP@all (the mean over the
+    validation protocols given: icons, and freehand drawings when measured), and why."""
+    def score(ranking: str) -> float:
+        return float(np.mean([v[ranking]["map_all"] for v in validations]))
+
+    options = {0: score("ret_token")}
+    options.update({int(k.split("_")[1]): score(k) for k in validations[0] if k.startswith("rerank_")})
     best = max(options, key=lambda k: (options[k], -k))  # ties: the cheaper depth
     listed = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(options.items()))
-    return best, f"best validation mAP@all at depth {best} ({listed})"
+    what = "validation mAP@all" if len(validations) == 1 else f"mean mAP@all of {len(validations)} validation protocols"
+    return best, f"best {what} at depth {best} ({listed})"
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -212,14 +243,30 @@ def pack_families(path: "str | Path") -> np.ndarray:
         return npz["family"].copy()
 
 
-def main(argv: list[str] | None = None) -> int:
+def evaluation_data(pack: Path, config, freehand: bool) -> tuple[RenderSet, np.ndarray, np.ndarray]:
+    """(renders, split codes, families) of the pack, and with ``freehand`` the Quick, Draw!
+    drawings of the mapped concepts after them (:func:`tools.quickdraw.freehand_set`)."""
     from .pack import load_pack
+
+    renders, codes = load_pack(pack)
+    family = pack_families(pack)
+    if freehand:
+        from .quickdraw import FAMILY, freehand_set
+
+        drawn, drawn_codes, _ = freehand_set(config)
+        renders, codes = renders.concat(drawn), np.concatenate([codes, drawn_codes])
+        family = np.concatenate([family, np.full(len(drawn), FAMILY)])
+    return renders, codes, family
+
+
+def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pack", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more checkpoints to compare")
     parser.add_argument("--config", default="zse_demo")
-    parser.add_argument("--protocols", nargs="+", default=[*PROTOCOL_CODES, "bundle"], choices=[*PROTOCOL_CODES, "bundle"])
+    parser.add_argument("--protocols", nargs="+", default=[*PROTOCOLS, "bundle"], choices=[*PROTOCOLS, "bundle"],
+                        help="freehand_*: Quick, Draw! drawings from the shared folder beside the checkout")
     parser.add_argument("--max-queries", type=int, default=400)
     parser.add_argument("--exhaustive-queries", type=int, default=40)
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS), help="rerank depths (none: ret-token only)")
@@ -233,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     # Each protocol's images and rows, read once for every model.
     setups: dict[str, tuple[RenderSet, np.ndarray, np.ndarray, np.ndarray, int]] = {}
     if set(args.protocols) - {"bundle"}:
-        renders, codes = load_pack(args.pack)
-        family = pack_families(args.pack)
+        freehand = any(PROTOCOLS[p][0] == "freehand" for p in set(args.protocols) - {"bundle"})
+        renders, codes, family = evaluation_data(args.pack, config, freehand)
         for protocol in set(args.protocols) - {"bundle"}:
             q, g = protocol_rows(renders, codes, protocol, args.max_queries)
             setups[protocol] = (renders, family, q, g, args.exhaustive_queries)
@@ -252,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
             results[name][protocol] = evaluate_protocol(model, p_renders, p_family, q, g, tuple(args.depths),
                                                         exhaustive_queries=exhaustive)
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
-        if "validation" in results[name]:
-            results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(results[name]["validation"])
+        validations = [results[name][p] for p in ("validation", "freehand_validation") if p in results[name]]
+        if validations:
+            results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(*validations)
     write_results(args.out, results)
     print(table(results))
     return 0

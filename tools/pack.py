@@ -70,6 +70,10 @@ class RenderSet:
     def select(self, mask: np.ndarray) -> "RenderSet":
         return RenderSet(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
 
+    def concat(self, other: "RenderSet") -> "RenderSet":
+        """This set's rows, then ``other``'s."""
+        return RenderSet(**{k: np.concatenate([getattr(self, k), getattr(other, k)]) for k in self.__dataclass_fields__})
+
     def __len__(self) -> int:
         return len(self.concept)
 

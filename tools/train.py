@@ -47,9 +47,10 @@ from zse_infer.config import ModelConfig, get_config
 from zse_infer.errors import ConfigError, InputError
 from zse_infer.model import ZseModel, load_state
 
-from .augment import AugmentConfig, augment, to_tensor
+from .augment import AugmentConfig, StrokeAugmentConfig, augment, render_freehand, to_tensor
 from .losses import hardest_negative, official_triplet, relation_mse, ret_token_softmax, ret_token_triplet
 from .pack import SPLIT_CODES, RenderSet, load_pack
+from .quickdraw import FAMILY
 from .split import load_split
 
 _log = logging.getLogger(__name__)
@@ -111,42 +112,70 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 200  # also write OUT.partial.safetensors this often, to inspect a long run
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Freehand drawings (Quick, Draw! rows of the render set): the share of each batch's concepts
+    # that get one as their sketch instead of an icon. About 160 of the 920 seen concepts have
+    # freehand drawings: drawn by concept alone, they would fill about a sixth of a batch.
+    freehand_share: float = 0.0
+    strokes: StrokeAugmentConfig = field(default_factory=StrokeAugmentConfig)
 
 
 class ConceptSampler:
     """Per step: ``batch`` distinct concepts, one training sketch and one training photo each.
 
     Every row of ``renders`` may be drawn: the caller passes training rows only (a pack's
-    validation and test rows removed; every source of a pack is licence-cleared).
+    validation and test rows removed; every source of a pack is licence-cleared). With
+    ``freehand_share`` > 0, that share of the concepts is drawn among those with freehand rows
+    (source :data:`tools.quickdraw.FAMILY`) and gets a freehand sketch; the rest get an icon.
     """
 
-    def __init__(self, renders: RenderSet, concepts: list[str], seed: int):
+    def __init__(self, renders: RenderSet, concepts: list[str], seed: int, freehand_share: float = 0.0):
+        if not 0 <= freehand_share <= 1:
+            raise ConfigError(f"freehand_share {freehand_share}: expected a share in [0, 1]")
         self.renders = renders
+        self.freehand_share = freehand_share
         self.sketches: list[np.ndarray] = []
+        self.freehand: list[np.ndarray] = []
         self.photos: list[np.ndarray] = []
         self.concepts: list[str] = []
-        sk = renders.modality == "sketch"
+        drawn = renders.source == FAMILY
+        sk = (renders.modality == "sketch") & ~drawn
         ph = renders.modality == "photo"
         rows_of: dict[str, list[int]] = {}
         for i, name in enumerate(renders.concept):  # one pass: thousands of concepts in a pack
             rows_of.setdefault(str(name), []).append(i)
         for name in concepts:
             rows = np.array(rows_of.get(name, []), dtype=np.int64)
-            s, p = rows[sk[rows]], rows[ph[rows]]
+            s, f, p = rows[sk[rows]], rows[drawn[rows]], rows[ph[rows]]
             if len(s) and len(p):
                 self.concepts.append(name)
                 self.sketches.append(s)
+                self.freehand.append(f)
                 self.photos.append(p)
             else:
                 _log.warning("concept %r has no training sketch or photo; not trained on", name)
         if len(self.concepts) < 2:
             raise InputError(f"need at least 2 trainable concepts, found {len(self.concepts)}")
+        self.with_freehand = np.array([i for i, f in enumerate(self.freehand) if len(f)], dtype=np.int64)
+        if freehand_share and not len(self.with_freehand):
+            raise InputError(f"freehand_share {freehand_share}, but no trainable concept has a freehand drawing")
         self.rng = np.random.default_rng(seed)
+
+    def all_sketches(self) -> np.ndarray:
+        """Every sketch row the sampler may draw (icons and freehand)."""
+        return np.concatenate(self.sketches + self.freehand)
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(sketch indices, photo indices) into the render set, row i = concept i."""
-        chosen = self.rng.choice(len(self.concepts), size=min(batch, len(self.concepts)), replace=False)
-        sk = np.array([self.rng.choice(self.sketches[c]) for c in chosen])
+        batch = min(batch, len(self.concepts))
+        if not self.freehand_share:
+            chosen = self.rng.choice(len(self.concepts), size=batch, replace=False)
+            sk = np.array([self.rng.choice(self.sketches[c]) for c in chosen])
+        else:
+            n_free = min(round(self.freehand_share * batch), len(self.with_freehand))
+            free = self.rng.choice(self.with_freehand, size=n_free, replace=False)
+            rest = np.setdiff1d(np.arange(len(self.concepts)), free)
+            chosen = np.concatenate([free, self.rng.choice(rest, size=batch - n_free, replace=False)])
+            sk = np.array([self.rng.choice(self.freehand[c] if i < n_free else self.sketches[c]) for i, c in enumerate(chosen)])
         ph = np.array([self.rng.choice(self.photos[c]) for c in chosen])
         return sk, ph
 
@@ -237,8 +266,8 @@ def finetune_head(
     if cfg.head_negatives not in ("batch", "topk"):
         raise ConfigError(f"TrainConfig.head_negatives {cfg.head_negatives!r}: expected 'batch' or 'topk'")
     model.eval()  # encoder dropout off while precomputing
-    sampler = ConceptSampler(renders, concepts, cfg.seed + 1)
-    rows = np.unique(np.concatenate(sampler.sketches + sampler.photos))
+    sampler = ConceptSampler(renders, concepts, cfg.seed + 1, cfg.freehand_share)
+    rows = np.unique(np.concatenate([sampler.all_sketches(), *sampler.photos]))
     # Sketch and photo rows are encoded separately (their preprocessing differs).
     sk_rows = rows[renders.modality[rows] == "sketch"]
     ph_rows = rows[renders.modality[rows] == "photo"]
@@ -309,7 +338,7 @@ def _batch_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.
 
 def _ret_topk_negatives(renders: RenderSet, tokens: torch.Tensor, sampler: ConceptSampler, k: int) -> dict[int, np.ndarray]:
     """{training sketch row: the rows of its ret-token top-``k`` training photos of other concepts}."""
-    sk_rows = np.concatenate(sampler.sketches)
+    sk_rows = sampler.all_sketches()
     ph_rows = np.concatenate(sampler.photos)
     photos = F.normalize(tokens[ph_rows, 0], dim=-1)
     out: dict[int, np.ndarray] = {}
@@ -372,23 +401,43 @@ def _resume_path(out: "Path | None") -> Path:
     return out.with_suffix(".resume.pt")
 
 
-def _save_resume_state(path: Path, step: int, model: ZseModel, opt, sampler: ConceptSampler, generator) -> None:
+class SketchImages:
+    """The sketch images of a step: icon rows as rendered, freehand rows (those with strokes)
+    drawn again from their strokes with :func:`tools.augment.augment_strokes` each time."""
+
+    def __init__(self, renders: RenderSet, strokes: "dict[int, Any] | None", pre, cfg: StrokeAugmentConfig, seed: int):
+        self.renders, self.strokes, self.pre, self.cfg = renders, strokes or {}, pre, cfg
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        images = self.renders.images[rows].copy()
+        for i, row in enumerate(rows):
+            if int(row) in self.strokes:
+                images[i] = render_freehand(self.strokes[int(row)], self.pre, self.cfg, self.rng)
+        return images
+
+
+def _save_resume_state(path: Path, step: int, model: ZseModel, opt, sampler: ConceptSampler, generator,
+                       sketch_images: SketchImages) -> None:
     state = {
         "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
         "sampler": sampler.rng.bit_generator.state, "generator": generator.get_state(), "torch": torch.get_rng_state(),
+        "strokes": sketch_images.rng.bit_generator.state,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # a run stopped while saving keeps the previous state whole
 
 
-def _load_resume_state(path: Path, model: ZseModel, opt, sampler: ConceptSampler, generator) -> int:
+def _load_resume_state(path: Path, model: ZseModel, opt, sampler: ConceptSampler, generator,
+                       sketch_images: SketchImages) -> int:
     if not path.is_file():
         raise InputError(f"{path}: no resume state (it is written every save_every steps of stage one)")
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written above
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     sampler.rng.bit_generator.state = state["sampler"]
+    sketch_images.rng.bit_generator.state = state["strokes"]
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch"])
     return int(state["step"])
@@ -404,13 +453,17 @@ def train(
     max_minutes: float | None = None,
     init: "Path | None" = None,
     resume: bool = False,
+    strokes: "dict[int, Any] | None" = None,
 ) -> tuple[ZseModel, list[dict[str, float]]]:
     """Stage one (everything, ``cfg.steps``) then stage two (the relation head, ``cfg.head_steps``).
 
     Starts from scratch, or from the checkpoint ``init`` (e.g. ``--steps 0`` to rerun only
     stage two on a stage-one result). With ``resume``, stage one continues from the state
     saved every ``cfg.save_every`` steps next to ``out`` (``OUT.resume.pt``: weights,
-    optimiser, step and random states), so a stopped run goes on where it was. Returns the model (eval mode) and the logged records.
+    optimiser, step and random states), so a stopped run goes on where it was. ``strokes``
+    ({row: strokes}) holds the freehand rows' drawings: stage one draws them again, augmented, at
+    every use (:class:`SketchImages`); stage two uses their rendered images. Returns the model
+    (eval mode) and the logged records.
     """
     if cfg.ret_loss not in ("softmax", "triplet"):
         raise ConfigError(f"TrainConfig.ret_loss {cfg.ret_loss!r}: expected 'softmax' or 'triplet'")
@@ -421,7 +474,8 @@ def train(
     if init is not None:
         load_state(model, init)
     model.train()
-    sampler = ConceptSampler(renders, concepts, cfg.seed)
+    sampler = ConceptSampler(renders, concepts, cfg.seed, cfg.freehand_share)
+    sketch_images = SketchImages(renders, strokes, model_config.preprocess["sketch"], cfg.strokes, cfg.seed + 2)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
     opt = torch.optim.AdamW(
@@ -431,7 +485,7 @@ def train(
     records: list[dict[str, float]] = []
     first = 0
     if resume:
-        first = _load_resume_state(_resume_path(out), model, opt, sampler, generator)
+        first = _load_resume_state(_resume_path(out), model, opt, sampler, generator, sketch_images)
         _log.info("resuming stage one at step %d of %d", first, cfg.steps)
     start = time.time()
     stopped_early = False
@@ -442,7 +496,7 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         sk_idx, ph_idx = sampler.sample(cfg.batch)
-        sketches = augment(renders.images[sk_idx], pre_s, cfg.augment, generator)
+        sketches = augment(sketch_images(sk_idx), pre_s, cfg.augment, generator)
         photos = augment(renders.images[ph_idx], pre_p, cfg.augment, generator)
         loss, stats = train_step(model, sketches, photos, cfg)
         opt.zero_grad()
@@ -461,7 +515,7 @@ def train(
                 log.flush()
         if out is not None and cfg.save_every and (step + 1) % cfg.save_every == 0:
             save_checkpoint(model, out.with_suffix(".partial.safetensors"), {"config": model_config.name, "step": step + 1})
-            _save_resume_state(_resume_path(out), step + 1, model, opt, sampler, generator)
+            _save_resume_state(_resume_path(out), step + 1, model, opt, sampler, generator, sketch_images)
         if max_minutes is not None and time.time() - start > max_minutes * 60:
             _log.warning("stopping after %d steps: time budget of %.0f min reached", step + 1, max_minutes)
             stopped_early = True
@@ -481,7 +535,7 @@ def train(
                 "stopped_early": stopped_early,
                 "concepts": len(sampler.concepts),
                 "wall_s": round(time.time() - start, 1),
-                "sketch_sources": sorted(set(renders.source[np.concatenate(sampler.sketches)])),
+                "sketch_sources": sorted(set(renders.source[sampler.all_sketches()])),
                 "photo_sources": sorted(set(renders.source[np.concatenate(sampler.photos)])),
             },
         )
@@ -513,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-topk", type=int, default=TrainConfig.head_topk)
     parser.add_argument("--head-random-negatives", type=int, default=TrainConfig.head_random_negatives,
                         help="with topk: this many of the 7 negatives per sketch are random photos instead")
+    parser.add_argument("--min-lr", type=float, default=TrainConfig.min_lr)
+    parser.add_argument("--quickdraw", action="store_true",
+                        help="also train on the Quick, Draw! drawings of seen concepts (../shared/quickdraw; "
+                             "their validation share held out, see tools.quickdraw)")
+    parser.add_argument("--freehand-share", type=float, default=0.5,
+                        help="with --quickdraw: the share of each batch's concepts drawn freehand")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.out.suffix != ".safetensors":
@@ -522,16 +582,26 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
         head_steps=args.head_steps, save_every=args.save_every, warmup=args.warmup, joint_head=args.joint_head,
         head_lr=args.head_lr, head_negatives=args.head_negatives, head_topk=args.head_topk,
-        head_random_negatives=args.head_random_negatives,
+        head_random_negatives=args.head_random_negatives, min_lr=args.min_lr,
+        freehand_share=args.freehand_share if args.quickdraw else 0.0,
     )
     renders, codes = load_pack(args.pack)
     # Seen concepts minus their held-out validation drawings; every source of the pack.
     renders, seen = renders.select(codes == SPLIT_CODES["seen"]), load_split()["seen"]
+    strokes = None
+    if args.quickdraw:
+        from .quickdraw import freehand_set
+
+        drawn, drawn_codes, drawn_strokes = freehand_set(model_config)
+        train_rows = np.flatnonzero(drawn_codes == SPLIT_CODES["seen"])
+        strokes = {len(renders) + i: drawn_strokes[r] for i, r in enumerate(train_rows)}
+        renders = renders.concat(drawn.select(train_rows))
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a" if args.resume else "w") as log:
         log.write(json.dumps({"config": model_config.name, "train": dataclasses.asdict(cfg), "seen": len(seen),
-                              "data": str(args.pack), "resume": args.resume}) + "\n")
-        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, args.resume)
+                              "data": str(args.pack), "quickdraw": len(strokes or ()), "resume": args.resume}) + "\n")
+        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, args.resume,
+                           strokes)
     last = records[-1] if records else {}
     print(f"wrote {args.out}; last log record: {last}")
     return 0

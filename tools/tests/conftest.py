@@ -33,3 +33,28 @@ def make_renders(size: int = 64, concepts: int = 4, seed: int = 0):
 @pytest.fixture
 def renders():
     return make_renders()
+
+
+# Two freehand drawings (Quick, Draw! layout) per concept given: a square and a cross.
+FREEHAND = ([[0, 50, 50, 0, 0], [0, 0, 50, 50, 0]], [[0, 50], [0, 50]], [[50, 0], [0, 50]])
+
+
+@pytest.fixture
+def freehand_renders():
+    """The synthetic renders plus freehand rows (source 'quickdraw') for c0 and c1, drawn as on the pad;
+    returns (renders, {row: strokes})."""
+    from tools.pack import RenderSet
+    from zse_infer.config import get_config
+    from zse_infer.strokes import strokes_to_rgb
+
+    base = make_renders()
+    pre = get_config("tiny").preprocess["sketch"]
+    drawings = {"c0": [FREEHAND[:1], FREEHAND[1:]], "c1": [FREEHAND[:1], FREEHAND[1:]]}
+    rows = [(c, d) for c, ds in drawings.items() for d in ds]
+    n = len(rows)
+    drawn = RenderSet(
+        images=np.stack([strokes_to_rgb(list(d), pre) for _, d in rows]), concept=np.array([c for c, _ in rows]),
+        source=np.full(n, "quickdraw"), modality=np.full(n, "sketch"), variant=np.full(n, ""),
+        ident=np.array([str(i) for i in range(n)]), path=np.array([f"quickdraw/{i}" for i in range(n)]),
+    )
+    return base.concat(drawn), {len(base) + i: list(d) for i, (_, d) in enumerate(rows)}

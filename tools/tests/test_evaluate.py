@@ -12,6 +12,24 @@ from tools.train import ConceptSampler, TrainConfig, train  # noqa: E402
 CONCEPTS = ["c0", "c1", "c2", "c3"]
 
 
+class Killed(Exception):
+    pass
+
+
+class KillAtStep:
+    """A training log that stops the run (as a crash would) when step ``step`` is logged."""
+
+    def __init__(self, step: int):
+        self.marker = f'"step": {step},'
+
+    def write(self, line):
+        if self.marker in line:
+            raise Killed
+
+    def flush(self):
+        pass
+
+
 def test_sampler_draws_distinct_concepts_from_every_source(renders):
     sampler = ConceptSampler(renders, CONCEPTS, seed=0)
     seen_sources = set()
@@ -33,19 +51,8 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path, renders):
     with pytest.raises(ZseError, match="no resume state"):
         train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, resume=True)
 
-    class Killed(Exception):
-        pass
-
-    class KillAtStep3:
-        def write(self, line):
-            if '"step": 3,' in line:
-                raise Killed
-
-        def flush(self):
-            pass
-
     with pytest.raises(Killed):
-        train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, log=KillAtStep3())
+        train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, log=KillAtStep(3))
     resumed, b = train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, resume=True)
     assert [r["step"] for r in b] == [3, 4]
     assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a[2:]], rel=1e-5)
@@ -137,3 +144,71 @@ def test_bundle_rows_read_the_bundled_demo():
     assert len(q) == len(assets.queries) and len(g) == len(assets.gallery)
     assert set(renders.modality[q]) == {"sketch"} and set(renders.modality[g]) == {"photo"}
     assert renders.images.shape[1:] == (112, 112, 3) and len(family) == len(renders)
+
+
+def test_sampler_gives_the_freehand_share_of_a_batch_freehand_sketches(freehand_renders):
+    renders, _ = freehand_renders
+    sampler = ConceptSampler(renders, CONCEPTS, seed=0, freehand_share=0.5)
+    assert list(sampler.with_freehand) == [0, 1]
+    for _ in range(20):
+        sk, ph = sampler.sample(4)
+        assert (renders.concept[sk] == renders.concept[ph]).all() and len(set(renders.concept[sk])) == 4
+        assert list(renders.source[sk[:2]]) == ["quickdraw"] * 2 and "quickdraw" not in renders.source[sk[2:]]
+    plain = ConceptSampler(renders, CONCEPTS, seed=0)
+    assert all("quickdraw" not in renders.source[plain.sample(4)[0]] for _ in range(20))  # share 0: icons only
+    with pytest.raises(ZseError, match="freehand_share"):
+        ConceptSampler(renders, CONCEPTS, seed=0, freehand_share=1.5)
+    with pytest.raises(ZseError, match="no trainable concept has a freehand"):
+        ConceptSampler(renders.select(renders.source != "quickdraw"), CONCEPTS, seed=0, freehand_share=0.5)
+
+
+def test_freehand_training_redraws_strokes_and_resumes_where_it_was(tmp_path, freehand_renders):
+    from tools.train import SketchImages
+    from tools.augment import StrokeAugmentConfig
+
+    renders, strokes = freehand_renders
+    images = SketchImages(renders, strokes, get_config("tiny").preprocess["sketch"], StrokeAugmentConfig(), seed=0)
+    row = min(strokes)
+    assert not np.array_equal(images(np.array([row]))[0], renders.images[row])  # drawn again, augmented
+    assert np.array_equal(images(np.array([0]))[0], renders.images[0])  # an icon stays its render
+    cfg = TrainConfig(steps=4, batch=4, warmup=1, log_every=1, threads=1, head_steps=0, save_every=2, freehand_share=0.5)
+    whole, a = train(get_config("tiny"), renders, CONCEPTS, cfg, strokes=strokes)
+    out = tmp_path / "run.safetensors"
+
+    with pytest.raises(Killed):
+        train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, log=KillAtStep(3), strokes=strokes)
+    resumed, b = train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, resume=True, strokes=strokes)
+    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a[2:]], rel=1e-5)
+    for (name, x), y in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-6), name
+
+
+def test_freehand_protocols_rank_the_drawn_concepts_photos_and_report_chance(freehand_renders):
+    from tools import evaluate
+    from tools.evaluate import random_model
+
+    renders, _ = freehand_renders
+    codes, family = _pack_like(renders)
+    drawn = renders.source == "quickdraw"
+    codes[drawn & (renders.concept == "c0")] = 1  # c0's drawings held out (validation), c1's train
+    q, g = evaluate.protocol_rows(renders, codes, "freehand_validation", max_queries=10)
+    assert set(renders.source[q]) == {"quickdraw"} and set(renders.concept[q]) == {"c0"}
+    assert set(renders.concept[g]) == {"c0"} and set(renders.modality[g]) == {"photo"}  # the drawn concept's photos only
+    vq, _ = evaluate.protocol_rows(renders, codes, "validation", max_queries=10)
+    assert "quickdraw" not in set(renders.source[vq])  # icon protocols never take freehand rows
+    with pytest.raises(ZseError, match="freehand_test"):
+        evaluate.protocol_rows(renders, codes, "freehand_test", max_queries=10)
+    g = np.flatnonzero((renders.modality == "photo") & (codes == 0))  # every seen photo: c0 and c1
+    res = evaluate.evaluate_protocol(random_model("tiny"), renders, family, q, g, depths=(2,))
+    # 2 of the 6 photos are the query's concept: a random ranking averages about 0.5 mAP@all.
+    assert 0.3 < res["chance"]["map_all"] < 0.7 and set(res["chance"]) >= {"map_all", "precision_10"}
+
+
+def test_depth_is_chosen_on_the_mean_of_the_validation_protocols():
+    from tools.evaluate import choose_depth
+
+    icons = {"ret_token": {"map_all": 0.20}, "rerank_10": {"map_all": 0.30}, "rerank_50": {"map_all": 0.25}}
+    drawn = {"ret_token": {"map_all": 0.10}, "rerank_10": {"map_all": 0.10}, "rerank_50": {"map_all": 0.20}}
+    assert choose_depth(icons)[0] == 10
+    depth, why = choose_depth(icons, drawn)
+    assert depth == 50 and "mean mAP@all of 2 validation protocols" in why

@@ -97,3 +97,34 @@ def test_head_stage_trains_only_the_relation_head(tmp_path, renders):
     before = load_model(start, config="tiny")
     assert all(torch.equal(a, b) for a, b in zip(before.encoder.state_dict().values(), model.encoder.state_dict().values()))
     assert not torch.equal(before.relation_head.mlp[0].weight, model.relation_head.mlp[0].weight)
+
+
+def test_stroke_augmentation_varies_the_drawing_within_its_bounds():
+    from tools.augment import StrokeAugmentConfig, _truncate, augment_strokes
+    from zse_infer.strokes import PAD_LINE_WIDTH
+
+    strokes = [[[0, 10, 20, 30, 40, 50], [0, 5, 0, 5, 0, 5]], [[0, 50], [50, 50]], [[25, 25], [0, 50]]]
+    cfg = StrokeAugmentConfig(drop=0.5, partial=1.0)
+    for seed in range(20):
+        points, width, fill = augment_strokes(strokes, cfg, np.random.default_rng(seed))
+        assert 1 <= len(points) <= 3 and all(p.shape[1] == 2 for p in points)  # never all strokes dropped
+        assert cfg.width[0] * PAD_LINE_WIDTH <= width <= cfg.width[1] * PAD_LINE_WIDTH and cfg.fill[0] <= fill <= cfg.fill[1]
+    a = augment_strokes(strokes, cfg, np.random.default_rng(3))
+    b = augment_strokes(strokes, cfg, np.random.default_rng(3))
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0])) and a[1:] == b[1:]  # seeded
+    still = StrokeAugmentConfig(jitter=0, offset=0, drop=0, partial=0, rotate_deg=0, stretch=0)
+    points, _, _ = augment_strokes(strokes, still, np.random.default_rng(0))
+    assert np.allclose(points[1], [[-25, 25], [25, 25]])  # only centred: the 2-point stroke stays a horizontal line
+    line = [np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([[0.0, 5.0], [10.0, 5.0]])]
+    assert len(_truncate(line, 0.5)) == 1 and len(_truncate(line, 0.75)) == 2 and len(_truncate(line, 0.75)[1]) == 2
+
+
+def test_render_freehand_is_the_pads_picture_without_augmentation():
+    from tools.augment import StrokeAugmentConfig, render_freehand
+    from zse_infer.strokes import strokes_to_rgb
+
+    pre = get_config("tiny").preprocess["sketch"]
+    strokes = [[[0, 50, 50], [0, 0, 50]]]
+    assert np.array_equal(render_freehand(strokes, pre, None), strokes_to_rgb(strokes, pre))
+    varied = render_freehand(strokes, pre, StrokeAugmentConfig(), np.random.default_rng(0))
+    assert varied.shape == (64, 64, 3) and not np.array_equal(varied, strokes_to_rgb(strokes, pre))
