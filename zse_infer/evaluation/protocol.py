@@ -57,7 +57,7 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
     by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
     retriever.refresh()
-    if retriever.gallery.snapshot is None:  # nothing committed: there is nothing to rank
+    if len(retriever.gallery) == 0:  # nothing committed (or an empty gallery): there is nothing to rank
         raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")
     ids = retriever.gallery.ids
     missing = [i for i in ids if i not in by_id]
