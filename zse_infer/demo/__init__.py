@@ -1,1 +1,1 @@
-"""Bundled demo: concept table, data building, and the zse-demo command."""
+"""The bundled demo: its assets and the zse-demo command (data building and training: tools/ in the repository)."""

@@ -1,0 +1,100 @@
+"""Pen strokes -> the image the model sees, drawn as the sketch pad draws them.
+
+The sketch pad (``zse_infer/serve/static/``) draws black strokes, round caps and joins, on a
+white :data:`PAD_CANVAS` px square canvas with a line :data:`PAD_LINE_WIDTH` px wide (the
+brush slider's default, doubled: ``app.js``), and uploads that canvas; the server then
+preprocesses it like any sketch (crop to the ink, resize to the model's input size). This
+module does the same on the CPU, so that training on stroke data (Quick, Draw!), evaluating
+on it and replaying it in the browser test all show the model one picture:
+
+* :func:`fit_strokes` places a drawing on the canvas (its longer side spanning
+  :data:`PAD_FILL` of it, centred), as a person fills the pad;
+* :func:`draw_strokes` draws it as the pad does (the canvas the browser would upload);
+* :func:`strokes_to_rgb` is both followed by the package's sketch preprocessing: the
+  model's input, before normalisation.
+
+The brush width the model sees follows from these three numbers: a drawing spanning 75% of
+the 448 px canvas, drawn 8 px wide, reaches the 112 px input about 2.5 px wide.
+``tests/test_strokes.py`` checks the constants against the page, so the two cannot drift.
+
+Strokes are a sequence of ``[xs, ys]`` lists (the Quick, Draw! layout; a third row of
+timestamps is ignored) or of ``(n, 2)`` numpy arrays of points, in any coordinate system:
+only their shape matters.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .config import PreprocessConfig
+from .errors import InputError
+
+PAD_CANVAS = 448  # index.html: <canvas id="pad" width="448" height="448">
+PAD_LINE_WIDTH = 8  # app.js: lineWidth = brush (default 4, index.html) * 2 for mouse and touch
+PAD_FILL = 0.75  # the share of the canvas a drawing spans (an assumption: people leave a border)
+
+Strokes = Sequence["Sequence[Sequence[float]] | np.ndarray"]
+
+
+def stroke_points(strokes: Strokes) -> list[np.ndarray]:
+    """Each stroke as an (n, 2) float array of (x, y); raises :class:`InputError` on another shape."""
+    out = []
+    for i, stroke in enumerate(strokes):
+        try:
+            # An array is (n, 2) points; nested lists are Quick, Draw!'s rows [xs, ys(, ts)]
+            # (a two-point stroke would read either way, so the type decides, not the shape).
+            a = np.asarray(stroke, dtype=np.float64) if isinstance(stroke, np.ndarray) else np.asarray(stroke[:2], dtype=np.float64).T
+        except (TypeError, ValueError, IndexError) as exc:
+            raise InputError(f"stroke {i}: expected [[x, ...], [y, ...]] or an (n, 2) array ({exc})") from exc
+        if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
+            raise InputError(f"stroke {i}: expected [[x, ...], [y, ...]] or (n, 2) points, received shape {np.shape(stroke)}")
+        if not np.isfinite(a).all():
+            raise InputError(f"stroke {i}: coordinates must be finite numbers")
+        out.append(a)
+    if not out:
+        raise InputError("a drawing needs at least one stroke, received none")
+    return out
+
+
+def fit_strokes(strokes: Strokes, canvas: int = PAD_CANVAS, fill: float = PAD_FILL) -> list[np.ndarray]:
+    """The strokes in canvas pixels: aspect kept, the longer side spanning ``fill * canvas``, centred."""
+    if not 0 < fill <= 1:
+        raise InputError(f"fill {fill}: expected a share of the canvas in (0, 1]")
+    points = stroke_points(strokes)
+    every = np.concatenate(points)
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    scale = fill * canvas / max(float((hi - lo).max()), 1e-9)  # a single dot stays a dot
+    centre = (lo + hi) / 2
+    return [(p - centre) * scale + canvas / 2 for p in points]
+
+
+def draw_strokes(points: Sequence[np.ndarray], canvas: int = PAD_CANVAS, line_width: float = PAD_LINE_WIDTH) -> np.ndarray:
+    """The pad's canvas: (canvas, canvas, 3) uint8, black anti-aliased strokes with round ends on white."""
+    import cv2
+
+    image = np.full((canvas, canvas, 3), 255, dtype=np.uint8)
+    shift = 4  # sub-pixel precision (1/16 px), as a browser canvas draws
+    thickness = max(1, int(round(line_width)))
+    for p in points:
+        pts = np.round(np.asarray(p) * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
+        if len(pts) == 1:  # a tap: the pad draws a dot
+            pts = np.concatenate([pts, pts])
+        # A polyline with round caps and joins: OpenCV's thick lines end in half discs.
+        cv2.polylines(image, [pts], isClosed=False, color=(0, 0, 0), thickness=thickness, lineType=cv2.LINE_AA, shift=shift)
+    return image
+
+
+def strokes_to_rgb(
+    strokes: Strokes,
+    config: PreprocessConfig,
+    line_width: float = PAD_LINE_WIDTH,
+    fill: float = PAD_FILL,
+    canvas: int = PAD_CANVAS,
+) -> np.ndarray:
+    """The model's input for a drawing (``config.size`` square, uint8 RGB, before normalisation):
+    placed and drawn as on the pad, then preprocessed as the server preprocesses the pad's upload."""
+    from .preprocess import sketch_to_rgb
+
+    return sketch_to_rgb(draw_strokes(fit_strokes(strokes, canvas, fill), canvas, line_width), config)

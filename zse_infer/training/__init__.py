@@ -1,1 +1,0 @@
-"""Training a small ZSE model (torch side)."""
