@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from ..runtime.runners.select import BACKENDS
-from .common import setup_logging, verbose_option, zse_errors
+from .common import ZseCommand, verbose_option
 
 BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
-@click.command("serve")
+@click.command("serve", cls=ZseCommand)
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Gallery folder to search (created empty if missing; fill it with POST /v1/photos and --allow-writes).")
@@ -57,7 +57,6 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
               help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
                    "The export folder and gallery must be on a file system every node sees.")
 @verbose_option
-@zse_errors
 def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, max_rerank,
           max_connections, allowed_hosts, token, cors, allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas,
           gpus_per_replica, ray_address, verbose) -> None:
@@ -67,7 +66,6 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
     from ..serve import ServeSettings, run
     from ..serve.settings import auto_max_batch, startup_warnings
 
-    setup_logging(verbose)
     require("fastapi", "serve", "zse serve")
     require("uvicorn", "serve", "zse serve")
     if not use_ray and (ray_address or gpus_per_replica):
@@ -93,7 +91,6 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
         return
     click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
     run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
-
 
 
 def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address) -> None:
