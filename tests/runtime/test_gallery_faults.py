@@ -244,6 +244,24 @@ def test_snapshot_resolves_duplicate_ids_to_the_newest_row(tmp_path):
     assert snap.stale_row_ids().tolist() == [min(r for i, r in zip(ids, rows) if i == "b")]
 
 
+def test_delete_counts_its_own_rows_beside_another_writers_commit(tmp_path):
+    """delete() returned the gallery's size before minus after: another process's commit of one
+    row between the two made a delete of one row answer 0 (the HTTP soak test caught it)."""
+    g = Gallery.create(tmp_path / "g", SHAPE, MODEL)
+    g.append(_batch(["x", "y"]))
+    other = Gallery.open(tmp_path / "g", model=MODEL)
+    delete_where = g._delete_where
+
+    def delete_beside_a_writer(filters):
+        deleted = delete_where(filters)
+        other.append(_batch(["z"], seed=5))  # committed while this delete is under way
+        return deleted
+
+    g._delete_where = delete_beside_a_writer
+    assert g.delete(["x"]) == 1
+    assert sorted(g.ids) == ["y", "z"]
+
+
 # ---------------------------------------------------------------------- item 7: URIs are not folders
 @pytest.mark.parametrize("uri", ["s3://bucket/g", "gs://bucket/g", "az://c/g", "http://host/g"])
 def test_uris_are_refused_never_made_local_folders(tmp_path, monkeypatch, uri):

@@ -24,14 +24,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(retriever, **settings):
-    """Start ``create_app(retriever, ServeSettings(**settings))`` under uvicorn; yield (base_url, app)."""
-    import uvicorn
+    """Start the server as ``zse serve`` does (:func:`zse_infer.serve.server.build_server`, every
+    limit in place) with ``ServeSettings(**settings)``; yield (base_url, app)."""
+    from zse_infer.serve import ServeSettings
+    from zse_infer.serve.server import build_server
 
-    from zse_infer.serve import ServeSettings, create_app
-
-    app = create_app(retriever, ServeSettings(**settings))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server, app = build_server(retriever, ServeSettings(**settings), "127.0.0.1", port, log_level="warning")
+    app.state.test_server = server  # for tests that watch the server's own connection set
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -85,10 +85,18 @@ def reference(tiny_export, serve_gallery):
     return Retriever.load(tiny_export, gallery=serve_gallery)
 
 
+def public_id(hit, roots=()) -> str:
+    """The id a server with these ``--photo-root`` folders shows for a library Hit (never its path)."""
+    from zse_infer.serve.photos import PhotoRoots, PhotoTable
+
+    return PhotoTable(PhotoRoots(roots)).public_id(hit.id, hit.path)
+
+
 @pytest.fixture(scope="session")
 def stored(reference, sketches) -> list[tuple[str, str]]:
-    """(id, stored path) of every gallery photo, through the public API (a stage-1 search over all of them)."""
-    return sorted((h.id, h.path) for h in reference.search(str(sketches[0]), k=len(reference), rerank=0))
+    """(public id on the ``server`` fixture, stored path) of every gallery photo, through the
+    public API (a stage-1 search over all of them)."""
+    return sorted((public_id(h), h.path) for h in reference.search(str(sketches[0]), k=len(reference), rerank=0))
 
 
 @pytest.fixture(scope="module")

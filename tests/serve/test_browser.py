@@ -1,5 +1,7 @@
-"""The sketch pad in headless Chromium: draw strokes with pointer events, search, see result photos,
-open an explanation. Saves screenshots (to $ZSE_SCREENSHOT_DIR when set, else the test's tmp folder).
+"""The sketch pad and the API docs in headless Chromium, offline (every host name but 127.0.0.1
+fails to resolve, so anything fetched from a CDN would be missing): draw strokes with pointer
+events, search, see result photos, open an explanation; render /docs (Swagger UI).
+Saves screenshots (to $ZSE_SCREENSHOT_DIR when set, else the test's tmp folder).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; skips, saying which
 is missing, only where they cannot be found.
@@ -30,7 +32,9 @@ def browser(tmp_path):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--window-size=1200,900"):
+                 "--window-size=1200,900",
+                 # offline: no name resolves but the server's address, so nothing can come from a CDN
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -93,6 +97,33 @@ def test_draw_search_and_explain_in_chromium(browser, server, tmp_path):
     wait.until(EC.visibility_of_element_located((By.ID, "explain-img")))
     wait.until(lambda d: d.execute_script("const i = document.getElementById('explain-img'); return i.complete && i.naturalWidth > 0;"))
     assert "relation score" in browser.find_element(By.ID, "explain-title").text
+    # the words under the picture say what it shows: numbered markers, not lines (issue 20)
+    hint = browser.find_element(By.ID, "explain-hint").text
+    assert "same number" in hint and "line" not in hint, hint
+    assert "numbered markers" in browser.find_element(By.ID, "explain-img").get_attribute("alt")
     browser.save_screenshot(str(shots / "sketch_pad_explanation.png"))
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def _shots(tmp_path) -> Path:
+    shots = Path(os.environ.get("ZSE_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def test_api_docs_render_offline(browser, server, tmp_path):
+    """/docs loaded Swagger UI from a CDN and was blank offline (issue 18, item 17)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock-summary")) >= 6)
+    text = browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
+    for needle in ("/v1/search", "/v1/explain", "/v1/photos", "The k best gallery photos for a sketch"):
+        assert needle in text, needle
+    assert browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text.startswith("zse-infer")
+    browser.save_screenshot(str(_shots(tmp_path) / "api_docs.png"))
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe

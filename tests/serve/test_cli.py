@@ -20,7 +20,7 @@ def test_help_lists_the_options():
 
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     for option in ("--gallery", "--host", "--port", "--max-batch", "--max-delay-ms", "--max-queue", "--token", "--cors",
-                   "--allow-writes", "--timeout-s", "--max-upload-mb"):
+                   "--allow-writes", "--timeout-s", "--max-upload-mb", "--max-rerank", "--max-connections", "--allowed-host"):
         assert option in out, option
     assert "127.0.0.1" in out
 
@@ -79,3 +79,39 @@ def test_ray_only_options_need_ray(tiny_export, tmp_path):
 
     r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(tmp_path / "g"), "--ray-address", "auto"])
     assert r.exit_code != 0 and "need --ray" in r.output
+
+
+def _start(tiny_export, tmp_path, monkeypatch, *args):
+    """``zse serve`` up to the point where it would listen: (result, settings, host) handed to run()."""
+    import zse_infer.serve as serve_pkg
+    from zse_infer.cli.main import main
+
+    seen = {}
+    monkeypatch.setattr(serve_pkg, "run", lambda retriever, settings, host, port, log_level: seen.update(settings=settings, host=host))
+    r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(tmp_path / "g"), *args])
+    assert r.exit_code == 0, r.output
+    return r, seen.get("settings"), seen.get("host")
+
+
+def test_allow_writes_without_a_token_warns_at_start(tiny_export, tmp_path, monkeypatch):
+    """Issue 18, item 8: nothing said that any local program (and, but for the Origin checks, any
+    web page) could change the gallery."""
+    r, settings, _ = _start(tiny_export, tmp_path, monkeypatch, "--allow-writes")
+    assert "warning: --allow-writes without --token" in r.output and settings.allow_writes and settings.token is None
+    quiet, _, _ = _start(tiny_export, tmp_path, monkeypatch, "--allow-writes", "--token", "t")
+    assert "warning" not in quiet.output
+    exposed, _, _ = _start(tiny_export, tmp_path, monkeypatch, "--host", "0.0.0.0")
+    assert "listening on 0.0.0.0 without --token" in exposed.output and "reverse proxy" in exposed.output
+
+
+def test_limits_reach_the_server(tiny_export, tmp_path, monkeypatch):
+    _, settings, host = _start(tiny_export, tmp_path, monkeypatch, "--max-rerank", "200", "--max-connections", "64",
+                               "--allowed-host", "search.example")
+    assert (settings.max_rerank, settings.max_connections, settings.allowed_hosts) == (200, 64, ("search.example",))
+    _, defaults, _ = _start(tiny_export, tmp_path, monkeypatch)
+    assert defaults.max_rerank == 1000 and defaults.allowed_hosts is None  # run() names the loopback hosts (server.effective_settings)
+    from zse_infer.serve.server import effective_settings
+    from zse_infer.serve.settings import LOOPBACK_HOSTS
+
+    assert effective_settings(defaults, "127.0.0.1").allowed_hosts == LOOPBACK_HOSTS
+    assert effective_settings(defaults, "0.0.0.0").allowed_hosts is None

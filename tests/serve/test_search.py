@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from pathlib import Path
 
 import httpx
 import pytest
 
+from .conftest import public_id
+
 
 def _same(http_hits: list[dict], hits) -> None:
-    assert [h["id"] for h in http_hits] == [h.id for h in hits]
+    assert [h["id"] for h in http_hits] == [public_id(h) for h in hits]
+    assert [h["name"] for h in http_hits] == [Path(h.path).name for h in hits]
     assert [h["rank"] for h in http_hits] == [h.rank for h in hits]
     assert [h["stage"] for h in http_hits] == [h.stage for h in hits]
     for a, b in zip(http_hits, hits):
@@ -95,9 +101,17 @@ def test_probes_docs_page_and_metrics(server):
     spec = httpx.get(server + "/openapi.json").json()
     assert {"/v1/search", "/v1/explain", "/v1/photos", "/v1/photos/{photo_id}"} <= set(spec["paths"])
     assert "multipart/form-data" in spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]
-    assert httpx.get(server + "/docs").status_code == 200
+    for docs_page in ("/docs",):  # offline: every asset from this server, none from a CDN (issue 18, item 17)
+        html = httpx.get(server + docs_page).text
+        assert "cdn." not in html and "googleapis" not in html, docs_page
+        assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html)
+        assert len(assets) >= 2, assets
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert httpx.get(server + asset).status_code == 200, asset
     page = httpx.get(server + "/")
     assert page.status_code == 200 and "<canvas" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     for asset in ("app.js", "style.css"):
         assert httpx.get(f"{server}/static/{asset}").status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN

@@ -117,12 +117,6 @@ class ZseGroup(_OneWrapper, click.Group):
     group_class = type  # subgroups: this class
 
 
-def zse_errors(func):
-    """No-op, kept until the last command drops it: errors are reported by the root command's
-    wrapper (:class:`ZseGroup`, :func:`reported_errors`), once."""
-    return func
-
-
 def rerank_source(manifest) -> str:
     """Why the export folder's rerank depth is what it is: its recorded note (``search.source`` in the
     manifest, often long: the measurement behind it), or that it records none."""

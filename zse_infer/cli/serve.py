@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from ..runtime.runners.select import BACKENDS
-from .common import setup_logging, verbose_option, zse_errors
+from .common import ZseCommand, verbose_option
 
 BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
-@click.command("serve")
+@click.command("serve", cls=ZseCommand)
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Gallery folder to search (created empty if missing; fill it with POST /v1/photos and --allow-writes).")
@@ -26,15 +26,25 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 @click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
               help="Searches waiting beyond this are answered 503 with Retry-After.")
 @click.option("--timeout-s", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Requests not answered by then get 504.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=10.0, show_default=True, help="Largest accepted upload (413 above).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
+              help="Largest image the server reads: uploads, sketches, --photo-root files (413 above).")
+@click.option("--max-rerank", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Deepest stage-2 rerank one request may ask for (422 beyond; 'all' only in galleries this small).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Open connections at once; more are answered 503 at once. Slow clients are cut off (docs/serve-security.md).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host name to answer (repeatable). Default: loopback names when --host is loopback, any name otherwise.")
 @click.option("--token", envvar="ZSE_SERVE_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN).")
 @click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable).")
-@click.option("--allow-writes", is_flag=True, help="Enable POST /v1/photos and DELETE /v1/photos/{id} (403 otherwise).")
+@click.option("--allow-writes", is_flag=True,
+              help="Enable POST /v1/photos and DELETE /v1/photos/{id} (403 otherwise). Without --token, browsers may write "
+                   "only from this server's pages and --cors origins.")
 @click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery).")
 @click.option("--photo-root", "photo_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A server folder POST /v1/photos may index paths from (repeatable; none by default).")
+              help="A server folder POST /v1/photos may index paths from (repeatable; none by default). "
+                   "Hits of photos below it are named '<folder name>/<path>' over HTTP, others by an opaque id.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.")
@@ -47,16 +57,15 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
               help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
                    "The export folder and gallery must be on a file system every node sees.")
 @verbose_option
-@zse_errors
-def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, token, cors,
-          allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas, gpus_per_replica, ray_address, verbose) -> None:
+def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, max_rerank,
+          max_connections, allowed_hosts, token, cors, allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas,
+          gpus_per_replica, ray_address, verbose) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
     from ..errors import require
     from ..runtime.retriever import Retriever
     from ..serve import ServeSettings, run
-    from ..serve.settings import auto_max_batch
+    from ..serve.settings import auto_max_batch, startup_warnings
 
-    setup_logging(verbose)
     require("fastapi", "serve", "zse serve")
     require("uvicorn", "serve", "zse serve")
     if not use_ray and (ray_address or gpus_per_replica):
@@ -71,16 +80,17 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
         max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue, timeout_s=timeout_s,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024), token=token or None, cors=tuple(cors), allow_writes=allow_writes,
         upload_dir=upload_dir or gallery_dir.with_name(gallery_dir.name + ".uploads"), photo_roots=tuple(photo_roots),
+        max_rerank=max_rerank, max_connections=max_connections, allowed_hosts=tuple(allowed_hosts) or None,
     )
-    if host not in ("127.0.0.1", "localhost", "::1") and not token:
-        click.echo(f"warning: listening on {host} without --token: anyone who can reach it can search"
-                   + (" and change the gallery" if allow_writes else ""), err=True)
+    for warning in startup_warnings(settings, host):
+        click.echo(f"warning: {warning}", err=True)
     if use_ray:
-        _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address)
+        from ..serve.server import effective_settings
+
+        _serve_on_ray(export_dir, gallery_dir, effective_settings(settings, host), backend, threads, replicas, gpus_per_replica, host, port, ray_address)
         return
     click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
     run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
-
 
 
 def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address) -> None:

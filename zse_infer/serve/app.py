@@ -1,47 +1,43 @@
-"""The FastAPI app: routes under /v1, probes, metrics, and the sketch pad page at /.
+"""The FastAPI app: routes under /v1, probes, metrics, the API docs and the sketch pad page at /.
 
-``create_app(retriever, settings)`` builds it around an already loaded
-``Retriever``; the CLI (``zse serve``) and the tests start it with uvicorn.
+``create_app(retriever, settings)`` builds it around an already loaded ``Retriever``;
+:mod:`.server` runs it under uvicorn with its connection limits (the CLI and the tests).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
-import mimetypes
-import os
 import re
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
-
-import numpy as np
 
 from ..errors import require
 
 fastapi = require("fastapi", "serve", "zse serve")
 from fastapi import Depends, Query, Request  # noqa: E402 - after the check that names the extra
-from fastapi.responses import FileResponse, JSONResponse, Response  # noqa: E402
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 
+from ..runtime.indexer import COMMIT_SIZE  # noqa: E402
 from . import schemas  # noqa: E402
-from .batcher import Batcher
-from .decode import decode_sketch
-from .errors import ServeError, bad_request, install_handlers, not_found, timed_out
-from .metrics import ServeMetrics
-from .photos import PhotoTable, inside
-from .search import SearchJob, resolve_rerank, run_search_batch
-from .settings import ServeSettings
-from .uploads import BodyLimit, read_upload
+from .batcher import Job  # noqa: E402
+from .docs import add_offline_docs  # noqa: E402
+from .errors import CatchAll, ServeError, bad_request, forbidden, install_handlers  # noqa: E402
+from .guard import HostCheck, check_write_origin  # noqa: E402
+from .images import check_image, sniff  # noqa: E402
+from .photos import keep_upload, open_stored  # noqa: E402
+from .search import SearchJob, resolve_rerank  # noqa: E402
+from .settings import ServeSettings  # noqa: E402
+from .state import ServerState, photo_url  # noqa: E402
+from .uploads import ClientLimits, content_type, read_json, read_upload, upload_name  # noqa: E402
 
 _log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-_ERRORS = {s: {"model": schemas.ErrorBody} for s in (401, 403, 404, 413, 415, 422, 503, 504)}
+_ERRORS = {s: {"model": schemas.ErrorBody} for s in (401, 403, 404, 409, 410, 413, 415, 422, 503, 504)}
 _IMAGE_BODY = {
     "requestBody": {
         "required": True,
@@ -55,10 +51,17 @@ _IMAGE_BODY = {
         },
     }
 }
+#: What a stored photo is served with: never run as a page, whatever its bytes hold.
+PHOTO_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+                 "Cache-Control": "private, max-age=300"}
 
+#: The sketch pad runs only its own script and shows only its own and fetched (blob:) images;
+#: no other site may frame it.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+                                           "form-action 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff"}
 
-def photo_url(photo_id: str) -> str:
-    return "/v1/photos/" + quote(photo_id, safe="")
+__all__ = ["create_app", "photo_url"]
 
 
 def _parse_rerank(value: str | None) -> int | str | None:
@@ -67,72 +70,23 @@ def _parse_rerank(value: str | None) -> int | str | None:
     if value == "all":
         return "all"
     if not re.fullmatch(r"\d{1,9}", value):
-        raise bad_request(f"rerank: received {value!r}, expected an integer >= 0 or 'all'")
+        raise bad_request(f"rerank: received {value[:20]!r}, expected an integer >= 0 or 'all'")
     return int(value)
 
 
-def _warm_sketch() -> np.ndarray:
-    """A white square with a dark diagonal: enough ink to run every graph once."""
-    img = np.full((64, 64, 3), 255, np.uint8)
-    for i in range(8, 56):
-        img[i, i - 1 : i + 2] = 0
-    return img
-
-
-class ServerState:
-    def __init__(self, retriever, settings: ServeSettings):
-        self.retriever = retriever
-        self.settings = settings
-        self.ready = False
-        self.photos = PhotoTable()
-        # The one thread that touches the Retriever (see the package docstring), and the decoders.
-        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="zse-model")
-        self.decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="zse-decode")
-        self.metrics = ServeMetrics(gallery_size=lambda: len(self.photos), queue_depth=lambda: self.batcher.depth)
-        self._refreshed = time.monotonic()
-        self.batcher = Batcher(
-            self._search_batch, self.model_thread, settings.max_batch, settings.max_delay_ms,
-            settings.max_queue, settings.timeout_s, settings.retry_after_s, on_batch=self.metrics.batch_size.observe,
-        )
-
-    def _search_batch(self, jobs):
-        """On the model thread: first pick up other writers' commits (other replicas, a
-        ``zse index`` beside the server) at most every ``refresh_s`` seconds, then search."""
-        if self.settings.refresh_s and time.monotonic() - self._refreshed >= self.settings.refresh_s:
-            self._refreshed = time.monotonic()
-            refresh = getattr(self.retriever, "refresh", None)
-            if refresh is not None and refresh():
-                self.photos.refresh(self.retriever)
-        return run_search_batch(self.retriever, jobs)
-
-    async def on_model(self, fn, *args):
-        """Run ``fn`` on the model thread, answering 504 if it does not finish in time."""
-        future = asyncio.get_running_loop().run_in_executor(self.model_thread, fn, *args)
-        try:
-            return await asyncio.wait_for(future, self.settings.timeout_s)
-        except asyncio.TimeoutError:
-            self.metrics.rejected.labels("timeout").inc()
-            raise timed_out(self.settings.timeout_s) from None
-
-    async def decode(self, upload) -> tuple[np.ndarray, float]:
-        t0 = time.perf_counter()
-        cfg = self.retriever.manifest.preprocess["sketch"]
-        rgb = await asyncio.get_running_loop().run_in_executor(
-            self.decoders, decode_sketch, upload.data, upload.name, cfg, self.settings.max_pixels
-        )
-        return rgb, (time.perf_counter() - t0) * 1000
-
-    def warm_up(self) -> None:
-        r = self.retriever
-        self.photos.refresh(r)
-        if len(r):
-            run_search_batch(r, [SearchJob(_warm_sketch(), 1, resolve_rerank(r, None))])
-        else:
-            r.encode([_warm_sketch()], "sketch")
-
-    def close(self) -> None:
-        self.model_thread.shutdown(wait=False, cancel_futures=True)
-        self.decoders.shutdown(wait=False, cancel_futures=True)
+def _check_ids(ids: list[str] | None, photos: int) -> None:
+    """Ids a client chooses: one per photo, all different, printable, at most 512 characters,
+    not starting with '@' (the server's opaque ids), so each can be named in a URL and stays
+    apart from the server's own. Checked before anything is committed (indexing is in commits)."""
+    if not ids:
+        return
+    if len(ids) != photos:
+        raise bad_request(f"ids: received {len(ids)} ids for {photos} photos")
+    if len(set(ids)) != len(ids):
+        raise bad_request("ids: the same id given twice")
+    for i in ids:
+        if not i or len(i) > 512 or re.search(r"[\x00-\x1f\x7f]", i) or i.startswith("@"):
+            raise bad_request(f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'")
 
 
 def create_app(retriever, settings: ServeSettings):
@@ -157,11 +111,11 @@ def create_app(retriever, settings: ServeSettings):
         state.close()
 
     app = fastapi.FastAPI(
-        title=settings.title, version="1", lifespan=lifespan,
+        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Zero-shot sketch-based image retrieval: search a photo gallery with a drawing.",
     )
     app.state.zse = state
-    install_handlers(app)
+    install_handlers(app, settings.retry_after_s, state.redact)
 
     async def authorized(request: Request) -> None:
         if settings.token is None:
@@ -171,9 +125,10 @@ def create_app(retriever, settings: ServeSettings):
             raise ServeError(401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>'",
                              {"WWW-Authenticate": "Bearer"})
 
-    def writes_allowed() -> None:
+    async def writes_allowed(request: Request) -> None:
         if not settings.allow_writes:
-            raise ServeError(403, "forbidden", "this server is read-only: start it with --allow-writes to change the gallery")
+            raise forbidden("this server is read-only: start it with --allow-writes to change the gallery")
+        check_write_origin(request.headers, settings)
 
     v1 = fastapi.APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=_ERRORS)
 
@@ -183,13 +138,14 @@ def create_app(retriever, settings: ServeSettings):
     async def search(
         request: Request,
         k: int = Query(settings.default_k, ge=1, le=settings.max_k, description="results to return"),
-        rerank: str | None = Query(None, description="candidates reranked by the relation head: an integer, 0 (stage 1 only), "
-                                                     "'all', or empty for the export's default"),
+        rerank: str | None = Query(None, description="candidates reranked by the relation head: an integer up to the server's "
+                                                     "--max-rerank, 0 (stage 1 only), 'all' (galleries no larger than that), "
+                                                     "or empty for the export's default"),
     ):
         t0 = time.perf_counter()
-        depth = resolve_rerank(retriever, _parse_rerank(rerank))
+        depth = resolve_rerank(retriever, _parse_rerank(rerank), settings.max_rerank)
         upload = await read_upload(request, "sketch", settings.max_upload_bytes)
-        rgb, decode_ms = await state.decode(upload)
+        rgb, decode_ms = await state.decode_sketch(upload)
         try:
             result, waited, batch_size = await state.batcher.submit(SearchJob(rgb, k, depth))
         except ServeError as exc:
@@ -198,9 +154,8 @@ def create_app(retriever, settings: ServeSettings):
         timing = {"queue": waited * 1000, "decode": decode_ms, **result.timing_ms}
         timing["total"] = (time.perf_counter() - t0) * 1000
         state.metrics.observe_stages(timing)
-        hits = [schemas.SearchHit(rank=h.rank, id=h.id, score=h.score, stage=h.stage, photo_url=photo_url(h.id)) for h in result.hits]
-        return schemas.SearchResponse(hits=hits, timing_ms={k_: round(v, 3) for k_, v in timing.items()}, k=k, rerank=depth,
-                                      batch_size=batch_size)
+        return schemas.SearchResponse(hits=[state.hit(h) for h in result.hits], timing_ms={k_: round(v, 3) for k_, v in timing.items()},
+                                      k=k, rerank=depth, batch_size=batch_size)
 
     # ------------------------------------------------------------------ explain
     @v1.post("/explain", openapi_extra=_IMAGE_BODY, summary="Why a sketch matches a gallery photo (JSON, or PNG with Accept: image/png)",
@@ -210,65 +165,87 @@ def create_app(retriever, settings: ServeSettings):
         photo_id = upload.fields.get("id")
         if not photo_id:
             raise bad_request("id: missing, expected the gallery id of the photo to explain")
-        path = state.photos.path(photo_id)
-        if photo_id not in state.photos:
-            raise not_found(f"photo id {photo_id!r}: not in the gallery")
-        if path is None or not os.path.isfile(path):
-            raise not_found(f"photo id {photo_id!r}: its file is not available on the server")
-        rgb, _ = await state.decode(upload)
+        photo = state.photos.require(photo_id)
+        rgb, _ = await state.decode_sketch(upload)
+        photo_bytes = await state.read_photo(photo)
         want_png = "image/png" in request.headers.get("accept", "")
 
         def run():
             if not want_png:
-                return retriever.explain(rgb, path)
+                return retriever.explain(rgb, photo_bytes)
             with tempfile.TemporaryDirectory(prefix="zse-explain-") as tmp:
                 out = Path(tmp) / "explanation.png"
-                exp = retriever.explain(rgb, path, out=out)
+                exp = retriever.explain(rgb, photo_bytes, out=out)
                 return exp, out.read_bytes()
 
         result = await state.on_model(run)
         if want_png:
             return Response(result[1], media_type="image/png", headers={"X-Relation-Score": f"{result[0].score:.6f}"})
-        return JSONResponse({"id": photo_id, **result.to_dict()})
+        return JSONResponse({"id": photo.public_id, **result.to_dict()})
 
     # ------------------------------------------------------------------ photos
     @v1.get("/photos/{photo_id:path}", summary="A gallery photo's bytes (gallery ids only)",
             responses={200: {"content": {"image/*": {}}}})
     async def get_photo(photo_id: str):
-        # Only ids the gallery holds are answered, with the path the gallery stored: the request
+        # Only ids the gallery holds are answered, with the file the gallery indexed: the request
         # never becomes a path, so "../", absolute paths and encoded tricks are just unknown ids.
-        if photo_id not in state.photos:
-            raise not_found(f"photo id {photo_id!r}: not in the gallery")
-        path = state.photos.path(photo_id)
-        if path is None or not os.path.isfile(path):
-            raise not_found(f"photo id {photo_id!r}: its file is not available on the server (indexed from memory, or moved)")
-        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"})
+        photo = state.photos.require(photo_id)
+
+        def open_checked():
+            f, size = open_stored(photo)
+            return f, size, sniff(f)
+
+        f, size, fmt = await state.in_decoders(open_checked)
+        headers = {**PHOTO_HEADERS, "Content-Length": str(size)}
+        if fmt is None:  # not an image format the server knows: a download, never a page
+            headers["Content-Disposition"] = "attachment"
+        return StreamingResponse(_chunks(state, f), media_type=fmt.media_type if fmt else "application/octet-stream", headers=headers)
 
     @v1.post("/photos", response_model=schemas.PhotosAdded, dependencies=[Depends(writes_allowed)],
              summary="Index uploaded photos (multipart 'photos', optional 'ids') or server-side paths (JSON)")
     async def add_photos(request: Request):
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = content_type(request)
         if ctype == "application/json":
-            body = schemas.PathsBody.model_validate_json(await request.body())
-            roots = settings.photo_roots
-            for p in body.paths:
-                if not roots or not inside(p, roots):
-                    raise ServeError(403, "forbidden", f"path {p!r}: outside the server's --photo-root folders {[str(r) for r in roots]}")
-            sources, ids = body.paths, body.ids
+            body = await read_json(request, schemas.PathsBody)
+            sources, ids = await state.in_decoders(_check_paths, body.paths), body.ids
+            _check_ids(ids, len(sources))
         elif ctype == "multipart/form-data":
             sources, ids = await _save_uploads(request)
         else:
             raise ServeError(415, "unsupported_media_type", f"Content-Type: received {ctype!r}, expected multipart/form-data or application/json")
+        job = Job()
 
         def run():
-            report = retriever.index(sources, ids=ids, progress=False)
-            state.photos.refresh(retriever)
-            return report
+            # In commits of COMMIT_SIZE photos, stopping between them once the request timed
+            # out (504): what was committed stays, and posting again continues after it.
+            added = skipped = 0
+            for start in range(0, len(sources), COMMIT_SIZE):
+                if job.abandoned.is_set():
+                    break
+                part_ids = ids[start : start + COMMIT_SIZE] if ids else None
+                report = retriever.index(sources[start : start + COMMIT_SIZE], ids=part_ids, progress=False)
+                added, skipped = added + report.added, skipped + report.skipped_existing
+            state.update_photos()
+            return added, skipped
 
-        report = await state.on_model(run)
-        return schemas.PhotosAdded(added=report.added, skipped_existing=report.skipped_existing,
-                                   ids=list(ids) if ids else [str(s) for s in sources], gallery_size=len(state.photos))
+        added, skipped = await state.on_model(run, job=job)
+        gallery_ids = list(ids) if ids else [str(s) for s in sources]
+        return schemas.PhotosAdded(added=added, skipped_existing=skipped, gallery_size=len(state.photos),
+                                   ids=[state.photos.public_id(g, s) for g, s in zip(gallery_ids, sources)])
+
+    def _check_paths(paths: list[str]) -> list[str]:
+        """Server-side paths -> checked image files (inside a --photo-root, through the image gate)."""
+        if not state.roots.roots:
+            raise forbidden("this server indexes no server-side paths: start it with --photo-root DIR")
+        if not paths:
+            raise bad_request("paths: empty, expected server-side files or folders inside a --photo-root")
+        files = state.roots.expand(paths)
+        for f in files:
+            name = f"photo {state.roots.relative(f)!r}"
+            with open(f, "rb") as fh:
+                data = fh.read(state.limits.max_bytes + 1)
+            check_image(data, name, state.limits)
+        return files
 
     async def _save_uploads(request: Request) -> tuple[list[str], list[str]]:
         form = await request.form(max_files=256, max_fields=256, max_part_size=64 * 1024)
@@ -276,25 +253,21 @@ def create_app(retriever, settings: ServeSettings):
         given = [i for i in form.getlist("ids") if isinstance(i, str)]
         if not files:
             raise bad_request("multipart field 'photos': missing, expected one or more image files")
-        if given and len(given) != len(files):
-            raise bad_request(f"ids: received {len(given)} ids for {len(files)} photos")
+        _check_ids(given, len(files))
         folder = settings.upload_dir
         if folder is None:
-            raise ServeError(403, "forbidden", "uploads need an upload folder: start the server with --upload-dir")
-        folder.mkdir(parents=True, exist_ok=True)
+            raise forbidden("uploads need an upload folder: start the server with --upload-dir")
+
+        def keep(data: bytes, name: str) -> Path:
+            fmt = check_image(data, name, state.limits)  # the whole image decoded, within the limits
+            folder.mkdir(parents=True, exist_ok=True)
+            return keep_upload(folder, data, fmt.suffix)
+
         paths, ids = [], []
         for i, f in enumerate(files):
-            data = await f.read()
-            if len(data) > settings.max_upload_bytes:
-                raise ServeError(413, "payload_too_large", f"photo {f.filename!r}: {len(data)} bytes, expected at most {settings.max_upload_bytes}")
-            digest = hashlib.sha256(data).hexdigest()[:16]
-            suffix = Path(f.filename or "").suffix.lower()
-            suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".img"
-            path = folder / f"{digest}{suffix}"  # named by content: never by the client's file name
-            if not path.exists():
-                path.write_bytes(data)
+            path = await state.in_decoders(keep, await f.read(), upload_name(f.filename, "photos"))
             paths.append(str(path))
-            ids.append(given[i] if given else f"upload/{digest}")
+            ids.append(given[i] if given else f"upload/{path.stem}")
         return paths, ids
 
     @v1.delete("/photos/{photo_id:path}", response_model=schemas.PhotoDeleted, dependencies=[Depends(writes_allowed)],
@@ -302,21 +275,19 @@ def create_app(retriever, settings: ServeSettings):
     async def delete_photo(photo_id: str):
         delete = getattr(retriever, "delete", None)
         if delete is None:
-            raise ServeError(501, "not_implemented", "this gallery cannot delete photos yet (the Retriever has no delete(); "
-                                                     "it comes with the Lance gallery)")
-        if photo_id not in state.photos:
-            raise not_found(f"photo id {photo_id!r}: not in the gallery")
+            raise ServeError(501, "not_implemented", "this gallery cannot delete photos")
+        photo = state.photos.require(photo_id)
 
         def run():
-            delete([photo_id])
-            state.photos.refresh(retriever)
+            delete([photo.gallery_id])
+            state.update_photos()
 
         await state.on_model(run)
-        return schemas.PhotoDeleted(deleted=photo_id, gallery_size=len(state.photos))
+        return schemas.PhotoDeleted(deleted=photo.public_id, gallery_size=len(state.photos))
 
     app.include_router(v1)
 
-    # ------------------------------------------------------------------ probes, metrics, page
+    # ------------------------------------------------------------------ probes, metrics, pages
     @app.get("/healthz", response_model=schemas.Health, summary="The process is alive")
     async def healthz():
         return schemas.Health(status="ok")
@@ -327,7 +298,8 @@ def create_app(retriever, settings: ServeSettings):
         if not state.ready:
             raise ServeError(503, "not_ready", "the model is still warming up", {"Retry-After": "1"})
         return schemas.Health(status="ready", detail={"gallery_size": len(state.photos), "backend": retriever.backend,
-                                                      "max_batch": settings.max_batch, "writes": settings.allow_writes})
+                                                      "max_batch": settings.max_batch, "max_rerank": settings.max_rerank,
+                                                      "writes": settings.allow_writes})
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics():
@@ -336,15 +308,27 @@ def create_app(retriever, settings: ServeSettings):
 
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_offline_docs(app)
     _add_middleware(app, state, settings)
     return app
 
 
+async def _chunks(state: ServerState, f, size: int = 256 * 1024):
+    """A stored photo's bytes, read in the decode pool; the file is closed however the response ends."""
+    loop = asyncio.get_running_loop()
+    try:
+        while chunk := await loop.run_in_executor(state.decoders, f.read, size):
+            yield chunk
+    finally:
+        f.close()
+
+
 def _add_middleware(app, state: ServerState, settings: ServeSettings) -> None:
-    """Metrics around everything (route templates as labels, not raw paths), body limits, CORS."""
+    """Outermost first: errors caught, Host checked, metrics (route templates as labels, not raw
+    paths), request body limits, CORS."""
     metrics = state.metrics
 
     class Measure:
@@ -368,10 +352,14 @@ def _add_middleware(app, state: ServerState, settings: ServeSettings) -> None:
                 metrics.requests.labels(route, scope["method"], str(status[0])).inc()
                 metrics.latency.labels(route).observe(time.perf_counter() - t0)
 
+    # add_middleware puts each one outside those added before it
     if settings.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Accept"], expose_headers=["Retry-After", "X-Relation-Score"])
-    app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(ClientLimits, max_upload_bytes=settings.max_upload_bytes, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(Measure)
+    if settings.allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(CatchAll)

@@ -10,13 +10,16 @@ only moves jobs and awaits futures.
 
 Overload is answered, not queued forever: a full queue raises ``queue_full``
 (503 with Retry-After), and a request not answered within ``timeout_s`` gets
-504; its job is dropped before the model sees it if it has not started.
+504; its job is dropped before the model sees it if it has not started, and a
+:class:`Job` already in a running batch is marked abandoned, so the batch skips
+the work it has not begun for it (see :func:`~.search.run_search_batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -25,6 +28,14 @@ from typing import Any, Callable
 from .errors import queue_full, timed_out
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """A payload whose work may be abandoned midway: set from the event loop when its request
+    timed out, read on the model thread between the steps of its work."""
+
+    abandoned: threading.Event = field(default_factory=threading.Event, init=False, repr=False, compare=False)
 
 
 @dataclass
@@ -88,6 +99,8 @@ class Batcher:
             result, waited, size = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)
         except asyncio.TimeoutError:
             pending.future.cancel()  # the loop skips it if the model has not taken it yet
+            if isinstance(payload, Job):
+                payload.abandoned.set()  # and a running batch skips what it has not started for it
             raise timed_out(self.timeout_s) from None
         if isinstance(result, BaseException):
             raise result

@@ -1,15 +1,25 @@
 """Every failure as JSON ``{"error": {"type", "message"}}`` with the right status.
 
-Bad input is never a 500: our own :class:`~zse_infer.errors.ZseError` kinds map
-to 4xx here, FastAPI's validation errors become 422, unknown routes 404.
-Anything else is a bug and answers 500 with a generic message (logged).
+Bad input is never a 500: our own :class:`~zse_infer.errors.ZseError` kinds map to 4xx here,
+FastAPI's validation errors become 422, unknown routes 404. The gallery store's failures are
+never 500 either: a store that cannot be read or written just now
+(:class:`~zse_infer.errors.GalleryUnavailableError`: a storage error, a version another
+process's compaction removed, commits that kept conflicting) is 503 with Retry-After; a
+gallery whose state refuses the request (empty, another model's) is 409. Anything else is a
+bug and answers 500 with a generic message (logged).
+
+No error closes the client's connection: Starlette re-raises unhandled exceptions after its
+500 page, and uvicorn then drops the kept-alive connection; :class:`CatchAll` answers them
+itself. Messages never carry the server's own paths (:class:`Redactor`) or Python reprs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from typing import Iterable
 
-from ..errors import BlankSketchError, GalleryError, ImageError, InputError, ZseError
+from ..errors import BlankSketchError, GalleryError, GalleryUnavailableError, ImageError, InputError, ZseError
 
 _log = logging.getLogger(__name__)
 
@@ -29,12 +39,20 @@ def bad_request(message: str) -> ServeError:
     return ServeError(422, "invalid_request", message)
 
 
+def forbidden(message: str) -> ServeError:
+    return ServeError(403, "forbidden", message)
+
+
 def not_found(message: str) -> ServeError:
     return ServeError(404, "not_found", message)
 
 
+def gone(message: str) -> ServeError:
+    return ServeError(410, "gone", message)
+
+
 def too_large(message: str) -> ServeError:
-    return ServeError(413, "payload_too_large", message)
+    return ServeError(413, "payload_too_large", message, {"Connection": "close"})
 
 
 def queue_full(retry_after_s: int) -> ServeError:
@@ -45,55 +63,111 @@ def timed_out(seconds: float) -> ServeError:
     return ServeError(504, "timeout", f"the request was not answered within {seconds:g} s")
 
 
-def from_zse_error(exc: ZseError) -> ServeError:
-    """Our library errors, as HTTP: what the caller sent was wrong (422), or the state of the gallery (409)."""
+class Redactor:
+    """Replaces the server's own folders in messages with the names clients know them by
+    (``the gallery``, a photo root's label), so no error tells a client where things live."""
+
+    def __init__(self, names: Iterable[tuple[str | os.PathLike, str]] = ()):
+        pairs = []
+        for path, label in names:
+            for spelling in {os.fspath(path), os.path.realpath(path), os.path.abspath(path)}:
+                pairs.append((spelling.rstrip(os.sep) or os.sep, label))
+        self._pairs = sorted(pairs, key=lambda p: -len(p[0]))  # the longest (innermost) folder first
+
+    def __call__(self, message: str) -> str:
+        for path, label in self._pairs:
+            message = message.replace(path, label)
+        return message
+
+
+def from_zse_error(exc: ZseError, retry_after_s: int = 1, redact: Redactor | None = None) -> ServeError:
+    """Our library errors, as HTTP: what the caller sent was wrong (422), the gallery's state
+    refuses it (409), or the store is unavailable just now (503, retry)."""
+    text = (redact or Redactor())(str(exc))
     if isinstance(exc, BlankSketchError):
-        return ServeError(422, "blank_sketch", str(exc))
+        return ServeError(422, "blank_sketch", text)
     if isinstance(exc, ImageError):
-        return ServeError(422, "invalid_image", str(exc))
+        return ServeError(422, "invalid_image", text)
     if isinstance(exc, InputError):
-        return ServeError(422, "invalid_request", str(exc))
+        return ServeError(422, "invalid_request", text)
+    if isinstance(exc, GalleryUnavailableError):
+        # What failed in the storage layer is for the log, not for the client.
+        _log.warning("gallery unavailable (answered 503): %s", exc)
+        return ServeError(503, "gallery_unavailable", f"the gallery cannot be read or written just now; retry in {retry_after_s} s",
+                          {"Retry-After": str(retry_after_s)})
     if isinstance(exc, GalleryError):
-        return ServeError(409, "gallery", str(exc))
-    return ServeError(500, "server_error", str(exc))
+        return ServeError(409, "gallery_conflict", text)
+    _log.error("library error answered 500: %r", exc)
+    return ServeError(500, "server_error", "internal error (logged on the server)")
 
 
 def body(type: str, message: str) -> dict:
     return {"error": {"type": type, "message": message}}
 
 
-def install_handlers(app) -> None:
+def validation_message(errors: list[dict]) -> str:
+    """Pydantic's error list as one line naming each field ("paths: Input should be a valid list")."""
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def json_response(err: ServeError):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(body(err.type, err.message), status_code=err.status, headers=err.headers)
+
+
+def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None) -> None:
     """Register the JSON error handlers on a FastAPI app."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    def respond(err: ServeError) -> JSONResponse:
-        return JSONResponse(body(err.type, err.message), status_code=err.status, headers=err.headers)
-
     async def on_serve_error(request, exc: ServeError):
-        return respond(exc)
+        return json_response(exc)
 
     async def on_zse_error(request, exc: ZseError):
-        return respond(from_zse_error(exc))
+        return json_response(from_zse_error(exc, retry_after_s, redact))
 
     async def on_validation(request, exc: RequestValidationError):
-        parts = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
-        return respond(bad_request("; ".join(parts) or "invalid request"))
+        return json_response(bad_request(validation_message(exc.errors())))
 
     async def on_http(request, exc: HTTPException):
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return respond(ServeError(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), dict(exc.headers or {})))
-
-    async def on_other(request, exc: Exception):
-        _log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(ServeError(500, "server_error", "internal error (logged on the server)"))
+        return json_response(ServeError(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), dict(exc.headers or {})))
 
     app.add_exception_handler(ServeError, on_serve_error)
     app.add_exception_handler(ZseError, on_zse_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_other)
+
+
+class CatchAll:
+    """ASGI middleware (the outermost of ours): an exception nothing else handled is logged and
+    answered 500 here, so the connection stays usable (Starlette's own 500 page re-raises, and
+    uvicorn then closes the connection). Once a response has started it cannot be replaced:
+    then the exception goes on and the connection is closed, as it must be."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            if started:
+                raise
+            _log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await json_response(ServeError(500, "server_error", "internal error (logged on the server)"))(scope, receive, send)

@@ -1,45 +1,240 @@
-"""Gallery ids -> stored photo files, for GET /v1/photos/{id}.
+"""Gallery photos as HTTP clients see them: public ids, and stored files opened safely.
 
-The server answers only ids it finds here and serves the path the gallery
-stored at indexing time; nothing in the request becomes a path. The table is
-rebuilt on the model thread after every write, and swapped in whole, so the
-event loop reads it without locks.
+**Ids.** The library's ids of indexed files are their absolute paths; over HTTP those would
+tell every client where the server keeps things. So a photo's *public id* is its gallery id
+when that is not its path (ids a caller chose, ``upload/...``, an in-memory image's ``#hash``);
+for a file under a ``--photo-root``, ``<root name>/<path below it>``; for any other file, an
+opaque ``@`` + 16 hex digits of a hash of its path. Public ids are stable while the roots are.
+
+**Files.** A stored path is served (and explained) only while the file is the one indexed:
+opened without following a symbolic link (no component of a stored path is a link: the
+library stores resolved paths), a regular file, with the size and modification time the
+gallery recorded. A missing file is 404; a file that changed or became a link is 410.
+
+**Paths posted by clients** (``POST /v1/photos`` JSON) are expanded here, and every file,
+after resolving links, must lie inside a ``--photo-root``.
+
+The table is rebuilt on the model thread after every write and refresh, and swapped in
+whole, so the event loop reads it without locks.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Sequence
+
+from .errors import ServeError, bad_request, forbidden, gone, not_found
+
+#: what a photo without a file (in-memory, or never stat'ed) has as its fingerprint in the gallery
+UNKNOWN = (-1, -1)
 
 
-def stored_paths(retriever) -> dict[str, str | None]:
-    """``{id: path or None}`` of every photo in the retriever's gallery (its current snapshot)."""
-    gallery = retriever.gallery
-    return dict(zip(gallery.ids, gallery.paths))
+@dataclass(frozen=True)
+class StoredPhoto:
+    gallery_id: str
+    public_id: str
+    path: str | None
+    fingerprint: tuple[int, int]
+
+
+def display_name(path: str | None, public_id: str) -> str:
+    """A name to show for a photo: its file name, never a folder."""
+    return os.path.basename(path) if path else public_id.rsplit("/", 1)[-1]
+
+
+def _real(path: str | os.PathLike) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+class PhotoRoots:
+    """The server's ``--photo-root`` folders, each known to clients by a short label (its
+    folder name; ``name-2`` ... where two share one)."""
+
+    def __init__(self, roots: Sequence[str | os.PathLike] = ()):
+        self.roots: list[tuple[str, str]] = []  # (label, real path)
+        taken: set[str] = set()
+        for root in roots:
+            real = _real(root)
+            base = os.path.basename(real.rstrip(os.sep)) or "root"
+            label, n = base, 1
+            while label in taken:
+                n += 1
+                label = f"{base}-{n}"
+            taken.add(label)
+            self.roots.append((label, real))
+
+    def relative(self, path: str) -> str | None:
+        """``label/below`` of a (resolved) path inside a root, else None."""
+        for label, real in self.roots:
+            if path.startswith(real.rstrip(os.sep) + os.sep):
+                return label + "/" + os.path.relpath(path, real).replace(os.sep, "/")
+        return None
+
+    def contains(self, path: str | os.PathLike) -> bool:
+        """Whether ``path``, after resolving links and '..', lies in one of the roots."""
+        real = _real(path)
+        return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for _, root in self.roots)
+
+    def names(self) -> list[tuple[str, str]]:
+        """(real path, label) pairs, for messages (:class:`~.errors.Redactor`)."""
+        return [(real, label) for label, real in self.roots]
+
+    def expand(self, paths: Sequence[str]) -> list[str]:
+        """Client-given server paths -> the image files they name (folders expanded), each
+        resolved and checked to lie inside a root (403 naming the first that does not) and to
+        be a regular file (a FIFO or a device would hang or never end)."""
+        from ..runtime.photo_sources import list_images
+
+        files: list[str] = []
+        for given in paths:
+            if "\0" in given:
+                raise bad_request(f"path {given[:100]!r}: contains a NUL character")
+            if not self.contains(given):
+                raise forbidden(f"path {given!r}: outside the server's --photo-root folders")
+            if os.path.isdir(given):
+                found = list_images(given)
+                if not found:
+                    raise bad_request(f"path {given!r}: a folder with no images in it")
+            else:
+                found = [given]
+            for f in found:
+                real = _real(f)
+                if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
+                    raise forbidden(f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
+                                    "the server's --photo-root folders")
+                try:
+                    regular = stat.S_ISREG(os.stat(real).st_mode)
+                except OSError:
+                    raise bad_request(f"path {f!r}: no such file on the server") from None
+                if not regular:
+                    raise bad_request(f"path {f!r}: not a regular file")
+                files.append(real)
+        return files
+
+
+def opaque_id(gallery_id: str) -> str:
+    return "@" + hashlib.sha256(gallery_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class PhotoTable:
-    def __init__(self):
-        self._paths: dict[str, str | None] = {}
+    def __init__(self, roots: PhotoRoots | None = None):
+        self.roots = roots or PhotoRoots()
+        self._by_public: dict[str, StoredPhoto] = {}
+        self._public: dict[str, str] = {}  # gallery id -> public id
 
     def refresh(self, retriever) -> None:
-        self._paths = stored_paths(retriever)
+        """Rebuild from the retriever's gallery snapshot (on the model thread)."""
+        snap = retriever.gallery.snapshot
+        rows = list(zip(snap.ids, snap.paths)) if snap is not None else []
+        fingerprints = snap.fingerprints() if snap is not None else {}
+        by_public: dict[str, StoredPhoto] = {}
+        public: dict[str, str] = {}
+        # Ids a caller chose keep their spelling; paths then take theirs, or an opaque one where it is taken.
+        for chosen_first in (True, False):
+            for gid, path in rows:
+                is_path = path is not None and gid == path
+                if is_path == chosen_first or gid in public:
+                    continue
+                pid = gid if not is_path else (self.roots.relative(path) or opaque_id(gid))
+                if pid in by_public:
+                    pid = opaque_id(gid)
+                public[gid] = pid
+                by_public[pid] = StoredPhoto(gid, pid, path, tuple(fingerprints.get(gid, UNKNOWN)))
+        self._by_public, self._public = by_public, public
 
-    def __contains__(self, photo_id: str) -> bool:
-        return photo_id in self._paths
+    def public_id(self, gallery_id: str, path: str | None) -> str:
+        """The public id of a gallery id (also for one committed after the table was built)."""
+        known = self._public.get(gallery_id)
+        if known is not None:
+            return known
+        if path is None or gallery_id != path:
+            return gallery_id
+        return self.roots.relative(path) or opaque_id(gallery_id)
 
-    def path(self, photo_id: str) -> str | None:
-        return self._paths.get(photo_id)
+    def require(self, public_id: str) -> StoredPhoto:
+        photo = self._by_public.get(public_id)
+        if photo is None:
+            raise not_found(f"photo id {public_id!r}: not in the gallery")
+        return photo
+
+    def __contains__(self, public_id: str) -> bool:
+        return public_id in self._by_public
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return len(self._by_public)
 
 
-def inside(path: str | os.PathLike, roots) -> bool:
-    """Whether ``path`` (after resolving links and ..) lies in one of ``roots``."""
-    real = Path(os.path.realpath(path))
-    for root in roots:
-        base = Path(os.path.realpath(root))
-        if real == base or base in real.parents:
-            return True
-    return False
+#: Linux tells where an open file really is; elsewhere the path is checked before it is opened.
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
+    """The photo's file, opened for reading, and its size; only while it is the file that was
+    indexed (see the module docstring). Raises 404/410 ServeErrors otherwise."""
+    pid = photo.public_id
+    if photo.path is None:
+        raise not_found(f"photo id {pid!r}: indexed from memory, so the server has no file to serve")
+    linked = gone(f"photo id {pid!r}: its file is now reached through a link (re-index it)")
+    if not _PROC_FD and _real(photo.path) != photo.path:
+        raise linked
+    # O_NOFOLLOW: the last component is not followed if it is a link; O_NONBLOCK: a FIFO put in its place cannot hang us.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(photo.path, flags)
+    except FileNotFoundError:
+        raise not_found(f"photo id {pid!r}: its file is no longer on the server") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise gone(f"photo id {pid!r}: its file was replaced by a link (re-index it)") from None
+        raise ServeError(404, "not_found", f"photo id {pid!r}: its file cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if _PROC_FD and os.readlink(f"/proc/self/fd/{fd}") != photo.path:  # a folder on the way became a link
+            raise linked
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != tuple(photo.fingerprint):
+            raise gone(f"photo id {pid!r}: its file changed after it was indexed (re-index it)")
+        return os.fdopen(fd, "rb"), int(st.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_stored(photo: StoredPhoto, max_bytes: int | None = None) -> bytes:
+    """The bytes of :func:`open_stored` (for explanations), at most ``max_bytes``."""
+    f, size = open_stored(photo)
+    with f:
+        if max_bytes is not None and size > max_bytes:
+            raise ServeError(413, "payload_too_large", f"photo id {photo.public_id!r}: {size} bytes, above this server's "
+                                                       f"limit of {max_bytes} bytes for images it reads")
+        return f.read()
+
+
+def keep_upload(folder: Path, data: bytes, suffix: str) -> Path:
+    """Write ``data`` once as ``<content hash><suffix of its decoded format>``: never named by
+    anything the client sent. Atomically (a reader never sees half a file); an identical file
+    already there is kept as it is, so what was indexed from it stays valid."""
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    path = folder / f"{digest}{suffix}"
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
+            return path
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{digest}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # replaces a link itself, never what it points to
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

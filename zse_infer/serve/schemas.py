@@ -25,7 +25,9 @@ class ImageBody(BaseModel):
 
 class SearchHit(BaseModel):
     rank: int = Field(description="1 = best")
-    id: str = Field(description="the photo's gallery id")
+    id: str = Field(description="the photo's public id: the id it was indexed under, its path below the server's --photo-root "
+                                "('<root name>/<path>'), or an opaque '@<hex>' for other files; never a server path")
+    name: str = Field(description="the photo's file name (no folders), to show")
     score: float = Field(description="relation score (0..1) when stage == 2, ret-token cosine when stage == 1")
     stage: int = Field(description="2: reranked by the relation head; 1: ranked by ret-token cosine only")
     photo_url: str = Field(description="GET this for the photo's bytes")
@@ -42,7 +44,7 @@ class SearchResponse(BaseModel):
 class PhotosAdded(BaseModel):
     added: int
     skipped_existing: int
-    ids: list[str]
+    ids: list[str] = Field(description="public ids of the photos, in the order given (folders expanded)")
     gallery_size: int
 
 
@@ -53,7 +55,8 @@ class PhotoDeleted(BaseModel):
 
 class PathsBody(BaseModel):
     paths: list[str] = Field(description="server-side files or folders inside one of the server's --photo-root folders")
-    ids: list[str] | None = None
+    ids: list[str] | None = Field(default=None, description="one id per file (folders then cannot be given); default: "
+                                                         "the files' public ids")
 
 
 class Health(BaseModel):

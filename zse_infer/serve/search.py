@@ -7,6 +7,10 @@ searcher's one implementation, shared with ``Retriever.search``.
 Stage-2 batches are still one relation-head call set per query: sharing
 relation-head batches across the queries of a batch needs a searcher entry
 point that takes several sketches (``relation_scores_batch(tokens[N], rows[N, R])``).
+
+A query whose request already timed out (504) is skipped, before the encoder and before its
+own stages: its client is gone, and the others should not wait for its work. Work already
+under way for it finishes (a stage-2 rerank is bounded by ``--max-rerank``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batcher import Job
+from .errors import bad_request, timed_out
+
 
 @dataclass
-class SearchJob:
+class SearchJob(Job):
     image: np.ndarray  # decoded RGB sketch
     k: int
     rerank: int | str
@@ -30,23 +37,44 @@ class SearchResult:
     timing_ms: dict[str, float]
 
 
-def resolve_rerank(retriever, rerank: int | str | None) -> int | str:
-    """``None``: the export's recorded default (``manifest.default_rerank``)."""
-    return retriever.manifest.default_rerank if rerank is None else rerank
+def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int | None = None) -> int | str:
+    """The rerank depth a request gets: ``None`` is the export's recorded default
+    (``manifest.default_rerank``, at most ``max_rerank``); a deeper one than ``max_rerank``,
+    or ``'all'`` in a larger gallery, is refused (422): one request's stage 2 is bounded."""
+    if rerank is None:
+        default = retriever.manifest.default_rerank
+        return min(default, max_rerank) if max_rerank is not None and isinstance(default, int) else default
+    if max_rerank is None:
+        return rerank
+    if rerank == "all":
+        size = len(retriever)
+        if size > max_rerank:
+            raise bad_request(f"rerank: received 'all' for a gallery of {size} photos; this server reranks at most "
+                              f"{max_rerank} (its --max-rerank): ask for an integer up to that")
+        return rerank
+    if rerank > max_rerank:
+        raise bad_request(f"rerank: received {rerank}, expected at most {max_rerank} (this server's --max-rerank)")
+    return rerank
 
 
 def run_search_batch(retriever, jobs: list[SearchJob]) -> list[SearchResult | BaseException]:
-    """Encode every sketch in one call, then rank each (the searcher checks k and rerank);
-    a failing query fails alone."""
+    """Encode every live sketch in one call, then rank each (the searcher checks k and rerank);
+    a failing query fails alone, an abandoned one is skipped."""
+    out: list[SearchResult | BaseException] = [timed_out(0)] * len(jobs)
+    live = [i for i, j in enumerate(jobs) if not j.abandoned.is_set()]
+    if not live:
+        return out
     t0 = time.perf_counter()
-    tokens = retriever.encode([j.image for j in jobs], "sketch")
+    tokens = retriever.encode([jobs[i].image for i in live], "sketch")
     encode_ms = (time.perf_counter() - t0) * 1000
-    out: list[SearchResult | BaseException] = []
-    for job, t in zip(jobs, tokens):
+    for i, t in zip(live, tokens):
+        job = jobs[i]
+        if job.abandoned.is_set():
+            continue
         try:
             seconds: dict[str, float] = {}
             hits = retriever.search_tokens(t, k=job.k, rerank=job.rerank, timing=seconds)
-            out.append(SearchResult(hits, {"encode": encode_ms, **{stage: s * 1000 for stage, s in seconds.items()}}))
+            out[i] = SearchResult(hits, {"encode": encode_ms, **{stage: s * 1000 for stage, s in seconds.items()}})
         except Exception as exc:  # noqa: BLE001 - handed to that request's future; the others still answer
-            out.append(exc)
+            out[i] = exc
     return out

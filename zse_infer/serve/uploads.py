@@ -1,57 +1,93 @@
-"""Reading a request's image: a multipart file field, a JSON body with base64, or a raw image body.
+"""Reading a request: its image (a multipart file field, a JSON body with base64, or a raw image
+body), or its JSON body checked against a schema; and :class:`ClientLimits`, which bounds how
+much a client may send and how long it may take.
 
-Sizes are enforced twice: :class:`BodyLimit` stops reading a request body
-that grows past the limit (whatever its framing), and each decoded file is
-checked against ``max_upload_bytes`` itself.
+Sizes are enforced twice: :class:`ClientLimits` stops reading a request body that grows past
+the limit (whatever its framing), and each decoded file is checked against
+``max_upload_bytes`` itself (:func:`~.images.check_image`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import time
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from .decode import from_base64
-from .errors import ServeError, bad_request, too_large
+from .errors import ServeError, bad_request, too_large, validation_message
+from .images import from_base64
 
 #: room for multipart boundaries and JSON around a file (base64 adds a third)
 _FRAMING = 64 * 1024
+M = TypeVar("M")
 
 
 @dataclass
 class Upload:
     data: bytes
-    name: str
+    name: str  # how messages name it: "upload 'cat.png'", "JSON field 'image'", "request body"
     fields: dict[str, str] = field(default_factory=dict)  # other (text) fields of the form or JSON body
 
 
-class BodyLimit:
-    """ASGI middleware: a request body longer than ``limit`` bytes answers 413 (ServeError) when read."""
+def upload_name(filename: str | None, fallback: str) -> str:
+    """A client's file name, fit for a message: printable, at most 80 characters."""
+    text = re.sub(r"[\x00-\x1f\x7f]", "?", filename or fallback)
+    return f"upload '{text[:80]}'"
 
-    def __init__(self, app, max_upload_bytes: int):
+
+class ClientLimits:
+    """ASGI middleware: a request body over the size limit answers 413, one not received within
+    ``body_timeout_s`` answers 408 (both ServeErrors raised where the body is read). Slow
+    request headers and clients that do not read their responses are cut off by the HTTP
+    protocol itself (:mod:`.server`)."""
+
+    def __init__(self, app, max_upload_bytes: int, body_timeout_s: float):
         self.app = app
         self.limit = max_upload_bytes * 4 // 3 + _FRAMING  # a base64 JSON body of a file at the limit still fits
         self.max_upload_bytes = max_upload_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         received = 0
+        deadline = time.monotonic() + self.body_timeout_s
 
-        async def limited():
+        async def limited_receive():
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise ServeError(408, "request_timeout", f"request body: not received within {self.body_timeout_s:g} s",
+                                 {"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise too_large(f"request body: over {received} bytes, expected an upload of at most {self.max_upload_bytes} bytes")
             return message
 
-        await self.app(scope, limited, send)
+        await self.app(scope, limited_receive, send)
+
+
+def content_type(request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_json(request, model: type[M]) -> M:
+    """The JSON body as ``model`` (a pydantic model); 422 naming the field when it does not fit."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise bad_request("JSON body: " + validation_message(exc.errors(include_url=False))) from None
 
 
 async def read_upload(request, file_field: str, max_bytes: int, text_fields: tuple[str, ...] = ()) -> Upload:
     """The image in ``file_field`` of a multipart form, or ``image`` of a JSON body, or a raw image body."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
     if ctype == "multipart/form-data":
         form = await request.form(max_files=4, max_fields=16, max_part_size=64 * 1024)
         part = form.get(file_field)
@@ -59,7 +95,7 @@ async def read_upload(request, file_field: str, max_bytes: int, text_fields: tup
             raise bad_request(f"multipart field '{file_field}': missing, expected an image file")
         data = await part.read()
         fields = {k: v for k, v in form.items() if isinstance(v, str) and k in text_fields}
-        name = f"upload '{part.filename or file_field}'"
+        name = upload_name(part.filename, file_field)
     elif ctype == "application/json":
         try:
             payload = json.loads(await request.body())

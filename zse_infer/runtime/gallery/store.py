@@ -491,15 +491,20 @@ class Gallery:
         if not ids:
             return 0
         self.refresh()
-        before = len(self)
-        self._delete_where([f"id IN ({_sql_list(c)})" for c in _chunks(ids)])
+        # Lance's own count of the rows it deleted: a size difference around the delete also
+        # counts other writers' commits in between (it answered 0 for a delete beside an append).
+        deleted = self._delete_where([f"id IN ({_sql_list(c)})" for c in _chunks(ids)])
         self.refresh()
         self.sync()
-        return before - len(self)
+        return deleted
 
-    def _delete_where(self, filters: list[str]) -> None:
+    def _delete_where(self, filters: list[str]) -> int:
+        """Delete the rows each filter matches (one commit per filter); returns how many."""
+        deleted = 0
         for where in filters:
-            self._retry("delete", lambda: self._dataset(self.root / DATASET).delete(where))
+            result = self._retry("delete", lambda: self._dataset(self.root / DATASET).delete(where))
+            deleted += int(result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0))
+        return deleted
 
     def dedupe(self) -> int:
         """Delete older rows of ids stored twice (left by two writers of one id, or a crash

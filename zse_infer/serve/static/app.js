@@ -147,11 +147,11 @@ async function search() {
     card.tabIndex = 0;
     card.dataset.id = hit.id;
     const img = document.createElement("img");
-    img.alt = hit.id;
+    img.alt = hit.name;
     const caption = document.createElement("figcaption");
     caption.innerHTML = `<div class="score"></div><div class="id"></div>`;
     caption.querySelector(".score").textContent = `#${hit.rank}  ${hit.score.toFixed(3)}${hit.stage === 1 ? " (stage 1)" : ""}`;
-    caption.querySelector(".id").textContent = hit.id.split("/").pop();
+    caption.querySelector(".id").textContent = hit.name;
     caption.querySelector(".id").title = hit.id;
     card.append(img, caption);
     card.addEventListener("click", () => explain(hit));
@@ -167,7 +167,7 @@ async function explain(hit) {
   const form = new FormData();
   form.append("sketch", await sketchBlob(), "sketch.png");
   form.append("id", hit.id);
-  status(`Explaining ${hit.id}…`);
+  status(`Explaining ${hit.name}…`);
   const response = await fetch("/v1/explain", { method: "POST", body: form, headers: authHeaders({ Accept: "image/png" }) });
   if (!response.ok) { status(await errorText(response), true); return; }
   const url = URL.createObjectURL(await response.blob());

@@ -1,0 +1,64 @@
+"""Who may ask: the Host a request names, and where a browser's write comes from.
+
+A browser sends a "simple" cross-origin POST (a form, multipart included) without asking
+first, so without a token any page the user visits could upload photos to a server on
+this machine. Writes are therefore refused unless they come from the server's own pages
+(``Sec-Fetch-Site: same-origin``, or an ``Origin`` equal to the server's), from an origin
+named by ``--cors``, or from a program that is no browser (neither header sent). With a
+``--token`` the token decides: a page on another origin cannot send it without CORS.
+
+A page can also make the browser treat a local server as its own origin by pointing its DNS
+name at 127.0.0.1 (DNS rebinding); its requests then name that host in ``Host``. A server
+bound to loopback answers only loopback host names by default (``allowed_hosts``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .errors import ServeError, forbidden, json_response
+from .settings import ServeSettings
+
+#: what Sec-Fetch-Site says for a request from the server's own pages, or typed by the user
+_OWN = ("same-origin", "none")
+
+
+def _host_name(host: str) -> str:
+    """'example.com:8000' -> 'example.com'; '[::1]:8000' -> '::1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+class HostCheck:
+    """ASGI middleware: 400 for a Host header outside ``allowed_hosts`` (names, without ports)."""
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...]):
+        self.app = app
+        self.allowed = {_host_name(h) for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if _host_name(host) not in self.allowed:
+                err = ServeError(400, "invalid_host", f"Host: received {host[:100]!r}, expected one of {sorted(self.allowed)} "
+                                                      "(start the server with --allowed-host NAME to answer another name)")
+                return await json_response(err)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def check_write_origin(headers, settings: ServeSettings) -> None:
+    """Refuse (403) a write a browser sends from another origin, unless a token is required."""
+    if settings.token is not None:
+        return
+    origin = headers.get("origin")
+    if origin is not None and origin in settings.cors:
+        return
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in _OWN:
+        raise forbidden(f"cross-origin write refused (Sec-Fetch-Site: {site[:40]}): writes come from this server's own pages, "
+                        "from an origin named with --cors, or with --token")
+    if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+        raise forbidden(f"cross-origin write refused (Origin: {origin[:100]}): writes come from this server's own pages, "
+                        "from an origin named with --cors, or with --token")

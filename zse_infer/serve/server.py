@@ -1,0 +1,211 @@
+"""The HTTP server around the app: uvicorn, with the limits that keep slow or many clients
+from locking everyone else out (docs/serve-security.md).
+
+uvicorn alone holds a connection for as long as its client takes to send its headers, and
+one that sends nothing at all forever; enough of them exhaust the process's file descriptors
+and nothing answers, not even ``/healthz``. :func:`limited_protocol` adds, per connection:
+
+* at most ``max_connections`` open at once: one more is answered 503 at once, before its
+  headers are read, and closed within a second (at once in a flood); the process's
+  descriptor limit is fitted to this (:func:`fit_to_fd_limit`);
+* the request line and headers must arrive within ``header_timeout_s`` of the request's
+  first byte (or of the connection, for a client that sends nothing): else 408 and close;
+* at most ``max_header_bytes`` of them: else 431 and close;
+* a client that stops reading its response for ``send_timeout_s`` is disconnected.
+
+The request body's own limits (size, ``body_timeout_s``) are :class:`~.uploads.ClientLimits`;
+idle kept-alive connections close after ``keep_alive_s`` (uvicorn's ``timeout_keep_alive``).
+These limits are for a server on this machine or a trusted network: a deployment beyond it
+puts a reverse proxy with its own timeouts in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+
+from ..errors import require
+from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
+
+_log = logging.getLogger(__name__)
+
+
+#: how long a refused connection's input is still read (and dropped) before it is closed
+_LINGER_S = 1.0
+
+
+def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
+    payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+            f"{extra}connection: close\r\n\r\n")
+    return head.encode() + payload
+
+
+def limited_protocol(settings: ServeSettings):
+    """uvicorn's HTTP protocol class (httptools where installed, else h11, as uvicorn picks),
+    with the per-connection limits of the module docstring."""
+    try:
+        import httptools  # noqa: F401 - optional in uvicorn: its faster parser
+
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    busy = _response(503, "Service Unavailable", "overloaded",
+                     f"this server holds its limit of {settings.max_connections} connections; retry later", "retry-after: 1\r\n")
+    slow = _response(408, "Request Timeout", "request_timeout",
+                     f"request headers: not received within {settings.header_timeout_s:g} s")
+    big = _response(431, "Request Header Fields Too Large", "headers_too_large",
+                    f"request headers: over {settings.max_header_bytes} bytes")
+
+    class LimitedProtocol(Base):
+        # A request's headers are complete when uvicorn makes its cycle (both implementations
+        # set self.cycle then): the deadline watches for a cycle other than the one before.
+        # It is armed when the connection opens and when a response completes (for the next
+        # request; an idle kept-alive connection is closed by uvicorn's keep-alive timer first).
+        def connection_made(self, transport) -> None:
+            self._header_timer: asyncio.TimerHandle | None = None
+            self._send_timer: asyncio.TimerHandle | None = None
+            self._refused = False
+            super().connection_made(transport)
+            if len(self.connections) > settings.max_connections:
+                self._refuse(busy)
+            else:
+                self._await_headers()
+
+        def _await_headers(self) -> None:
+            self._stop("_header_timer")
+            self._before = self.cycle
+            self._header_bytes = 0
+            self._header_timer = self.loop.call_later(settings.header_timeout_s, self._headers_late)
+
+        def _stop(self, timer_name: str) -> None:
+            timer = getattr(self, timer_name, None)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, timer_name, None)
+
+        def _refuse(self, response: bytes) -> None:
+            """Answer and close, reading (and dropping) what the client still sends for a moment:
+            closing with unread input would reset the connection before it reads the answer."""
+            self._stop("_header_timer")
+            if self._refused or self.transport.is_closing():
+                return
+            self._refused = True
+            self.transport.write(response)
+            if len(self.connections) > 2 * settings.max_connections:  # a flood: free the descriptor now
+                self.transport.abort()
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+                self._header_timer = self.loop.call_later(_LINGER_S, self.transport.close)
+            else:
+                self.transport.close()
+
+        def eof_received(self):
+            if self._refused:
+                self.transport.close()
+                return False
+            return super().eof_received()
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.cycle is self._before:
+                self._refuse(slow)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused or self.transport.is_closing():
+                return
+            super().data_received(data)
+            if self._header_timer is not None:
+                if self.cycle is not self._before:
+                    self._stop("_header_timer")
+                else:
+                    self._header_bytes += len(data)
+                    if self._header_bytes > settings.max_header_bytes:
+                        self._refuse(big)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # may start a pipelined request whose headers are already in
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                self._await_headers()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(settings.send_timeout_s, self.transport.abort)
+
+        def resume_writing(self) -> None:
+            self._stop("_send_timer")
+            super().resume_writing()
+
+        def connection_lost(self, exc) -> None:
+            self._stop("_header_timer")
+            self._stop("_send_timer")
+            super().connection_lost(exc)
+
+    return LimitedProtocol
+
+
+#: file descriptors the process keeps for itself besides connections (gallery files, listeners, logs)
+FD_RESERVE = 128
+
+
+def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
+    """Make room for the connections: up to ``2 * max_connections`` sockets exist at once (the
+    admitted ones and those being refused), plus :data:`FD_RESERVE`. Raises the process's soft
+    descriptor limit toward its hard limit if needed; where that is not enough, lowers
+    ``max_connections`` (with a warning) rather than run out of descriptors, which stops the
+    server from accepting anything at all."""
+    try:
+        import resource
+    except ImportError:  # not on this system: nothing to fit
+        return settings
+    need = 2 * settings.max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fitted = max(1, (soft - FD_RESERVE) // 2)
+        _log.warning("this process may open %d files (ulimit -n): serving at most %d connections, not %d",
+                     soft, fitted, settings.max_connections)
+        return dataclasses.replace(settings, max_connections=fitted)
+    return settings
+
+
+def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
+    """A server bound to loopback answers only loopback Host names unless told otherwise
+    (DNS rebinding: see :data:`~.settings.LOOPBACK_HOSTS`)."""
+    if settings.allowed_hosts is None and is_loopback(host):
+        return dataclasses.replace(settings, allowed_hosts=LOOPBACK_HOSTS)
+    return settings
+
+
+def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"):
+    """(uvicorn.Server, app) for ``retriever`` on ``host:port``, with every limit in place."""
+    uvicorn = require("uvicorn", "serve", "zse serve")
+    from .app import create_app
+
+    settings = fit_to_fd_limit(effective_settings(settings, host))
+    app = create_app(retriever, settings)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on",
+        http=limited_protocol(settings),
+        # uvicorn counts the connection itself and requests still running for clients that left
+        limit_concurrency=settings.max_connections + 1,
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=2 * settings.max_header_bytes,  # h11's own guard, behind ours (431)
+    )
+    return uvicorn.Server(config), app
+
+
+def run(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``retriever`` until interrupted."""
+    server, _ = build_server(retriever, settings, host, port, log_level)
+    server.run()
