@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import html
 import logging
 import mimetypes
 import os
@@ -26,7 +27,7 @@ from ..errors import require
 
 fastapi = require("fastapi", "serve", "zse serve")
 from fastapi import Depends, Query, Request  # noqa: E402 - after the check that names the extra
-from fastapi.responses import FileResponse, JSONResponse, Response  # noqa: E402
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from . import schemas  # noqa: E402
@@ -334,9 +335,14 @@ def create_app(retriever, settings: ServeSettings):
         data, ctype = state.metrics.render()
         return Response(data, media_type=ctype)
 
+    page_html = (STATIC / "index.html").read_text(encoding="utf-8")
+    if settings.try_drawing:  # tell people what the gallery holds, so they draw something that is there
+        names = html.escape(", ".join(settings.try_drawing))
+        page_html = page_html.replace('<p id="try" class="hint" hidden></p>', f'<p id="try" class="hint">Try drawing: {names}.</p>')
+
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return HTMLResponse(page_html)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_middleware(app, state, settings)

@@ -25,6 +25,7 @@ class ServeSettings:
     retry_after_s: int = 1
     refresh_s: float = 2.0  # searches see other writers' gallery commits within this many seconds (0: never)
     title: str = "zse-infer"
+    try_drawing: tuple[str, ...] = ()  # what the gallery holds, named on the page ("Try drawing: ..."); empty: nothing said
 
     def __post_init__(self):
         from ..errors import InputError
