@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import httpx, running_server
 
 
@@ -23,3 +25,11 @@ def test_page_names_the_gallery_concepts(tiny_export, serve_gallery):
 def test_page_without_names_keeps_the_hint_hidden(tiny_export, serve_gallery):
     page = _page(tiny_export, serve_gallery)
     assert '<p id="try" class="hint" hidden></p>' in page and "Try drawing" not in page
+
+
+def test_a_bare_string_is_refused():
+    from zse_infer.errors import InputError
+    from zse_infer.serve import ServeSettings
+
+    with pytest.raises(InputError, match="try_drawing: received 'cat'"):
+        ServeSettings(try_drawing="cat")

@@ -35,6 +35,9 @@ class ServeSettings:
                 raise InputError(f"{name}: received {getattr(self, name)}, expected >= 1")
         if self.max_delay_ms < 0 or self.timeout_s <= 0:
             raise InputError(f"max_delay_ms/timeout_s: received {self.max_delay_ms}/{self.timeout_s}, expected >= 0 / > 0")
+        if isinstance(self.try_drawing, str) or not all(isinstance(n, str) for n in self.try_drawing):
+            # a bare string would be named letter by letter
+            raise InputError(f"try_drawing: received {self.try_drawing!r}, expected a tuple of concept names")
 
 
 def auto_max_batch(retriever) -> int:
