@@ -36,6 +36,7 @@ from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import ICONIFY, family, load_set, set_record
 from .render import Item, has_stroke, rasterise
+from .quickdraw import FAMILY
 from .split import families as split_families
 from .split import load_split
 
@@ -117,6 +118,14 @@ def _queries(c: Concept, rng: random.Random, excluded_families: set[str]) -> lis
     return options[:QUERIES_PER_CONCEPT]
 
 
+def checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """The training settings a checkpoint carries (:func:`tools.train.save_checkpoint` writes them)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+
 def _png(svg: str, size: int, modality: str) -> bytes:
     """The render as PNG bytes: a 64-colour palette for photos, greyscale for sketches."""
     image = Image.open(io.BytesIO(rasterise(svg, size))).convert("RGB")
@@ -181,6 +190,18 @@ allows redistributing a derivative without conditions on it beyond credit: the
 rule and every set used, with its licence and author, are in the repository's
 `tools/data/icon_sets.json` and `tools/README.md`). The weights are
 released under the MIT licence of this project, with credit to those sets.
+{_freehand_credit(model)}"""
+
+
+def _freehand_credit(model: dict[str, Any]) -> str:
+    """The paragraph crediting Quick, Draw! when the weights were trained on its drawings."""
+    if not model.get("freehand"):
+        return ""
+    return f"""
+Freehand drawings: {model['freehand']} They come from Google's *Quick, Draw!* dataset
+(https://github.com/googlecreativelab/quickdraw-dataset): "This data made available by
+Google, Inc. under the Creative Commons Attribution 4.0 International license"
+(https://creativecommons.org/licenses/by/4.0/). No drawing of it is shipped here.
 """
 
 
@@ -217,6 +238,10 @@ def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "z
         "trained_on": "seen concepts of tools/data/split.json (licence-cleared @iconify/json sets)",
         "licence": "weights: MIT (this project); training data attributions in ATTRIBUTION.md",
     }
+    if FAMILY in checkpoint_metadata(target).get("sketch_sources", ()):
+        model["trained_on"] += " and Quick, Draw! drawings of seen concepts (CC BY 4.0)"
+        model["freehand"] = ("besides the icons, the weights were trained on people's freehand drawings of "
+                             "seen concepts (the categories tools/quickdraw.py maps onto them).")
     manifest = {
         "format": FORMAT, "config": config_name, "split": "unseen concepts of tools/data/split.json",
         "image_size": size, "model": model, "gallery": gallery, "queries": queries, "licences": licences,
