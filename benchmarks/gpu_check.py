@@ -10,7 +10,7 @@ and each part that needs something missing is skipped, saying why:
 * ``pytest_gpu``: every GPU test (``pytest -m gpu``), when pytest is installed;
 * ``torch_cuda_parity``: the PyTorch model on CUDA (fp32 and fp16, attention through
   ``scaled_dot_product_attention``) on the parity inputs (``tests/data/official_seed1.npz``,
-  the SPEC.md parity weights), against ONNX Runtime CPU running an ONNX graph of the
+  the parity weights of docs/spec.md), against ONNX Runtime CPU running an ONNX graph of the
   same model exported in this run (the exporter needs onnx + onnxscript; without
   them the TorchScript exporter is tried; without any ONNX graph the stored outputs
   of the official code on the CPU are the reference, and the report says so);

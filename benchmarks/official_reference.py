@@ -1,6 +1,6 @@
 """The baseline every benchmark ratio is against: the official computation, as the authors run it.
 
-A transcription of the official inference path's structure (SPEC.md; the
+A transcription of the official inference path's structure (docs/spec.md; the
 authors' ``model/sa.py``, ``ca.py``, ``rn.py``, ``model.py``): eager PyTorch,
 einsum self-attention with a packed qkv projection, and a relation head that
 scores one (sketch, photo) pair per row, the sketch's tokens repeated for every

@@ -37,10 +37,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import cpu_peaks  # noqa: E402 - after the sys.path setup above
+
 _log = logging.getLogger("benchmarks")
 
-FULL = {"batches": (1, 8, 32), "reranks": (10, 100, 1000), "galleries": (1_000, 10_000, 100_000), "repeats": 5, "queries": 5}
-QUICK = {"batches": (1, 8), "reranks": (10, 100), "galleries": (1_000, 10_000, 100_000), "repeats": 3, "queries": 3}
+# Query latencies: one run per sketch, at least 7 (median and p95; 3 runs gave medians 1.5-2.6 s for one figure).
+FULL = {"batches": (1, 8, 32), "reranks": (10, 100, 1000), "galleries": (1_000, 10_000, 100_000), "repeats": 5, "queries": 11}
+QUICK = {"batches": (1, 8), "reranks": (10, 100), "galleries": (1_000, 10_000, 100_000), "repeats": 3, "queries": 7}
+#: CPU backends side by side with ONNX Runtime: OpenVINO at f32 and bf16 (bf16 where the CPU has AMX/AVX512-BF16)
+OPENVINO = "openvino"
 
 
 # --------------------------------------------------------------------------- timing helpers
@@ -154,8 +159,19 @@ def _encoder_fn(backend: str, precision: str, args: dict):
                 return module(torch.from_numpy(x)).numpy()
 
         return run
-    runner = _ort_runner(args["export_dir"], "encoder", precision, backend)
+    runner = _runner(args["export_dir"], "encoder", precision, backend)
     return lambda x: runner.run({"image": x})
+
+
+def _runner(export_dir: str, role: str, precision: str, backend: str):
+    """An ONNX Runtime (CPU) runner, or for ``openvino*`` an OpenVINO runner (fp32 graph at ``precision``)."""
+    if backend.startswith(OPENVINO):
+        from zse_infer.manifest import Manifest
+        from zse_infer.runtime.runners.openvino_backend import OpenVinoRunner
+
+        graph = Manifest.load(export_dir, verify=False).select_graph(role, ("fp32",), ("plain",))
+        return OpenVinoRunner(graph, export_dir, precision, cache_dir=False)  # compile time: the startup rows
+    return _ort_runner(export_dir, role, precision, backend)
 
 
 def _ort_runner(export_dir: str, role: str, precision: str, backend: str):
@@ -241,8 +257,9 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
                 return fn()
 
         return run
-    if backend.startswith("onnxruntime-fast"):
-        graphs = {r: args.setdefault(f"_runner_{r}", _ort_runner(args["export_dir"], r, "fp32", "onnxruntime")) for r in ("relation_sketch", "relation_photo", "relation_pair")}
+    if backend.startswith(("onnxruntime-fast", "openvino-fast")):
+        graphs = {r: args.setdefault(f"_runner_{r}", _runner(args["export_dir"], r, precision if backend.startswith(OPENVINO) else "fp32", backend))
+                  for r in ("relation_sketch", "relation_photo", "relation_pair")}
         cached = graphs["relation_photo"].run({"photo_tokens": photos}) if backend.endswith("cached") else None
 
         def run():
@@ -251,7 +268,7 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
             return graphs["relation_pair"].run({**side, "photo_tokens": photos, **photo_side})
 
         return run
-    runner = args.setdefault(f"_runner_{backend}_{precision}", _ort_runner(args["export_dir"], "relation_head", precision, backend))
+    runner = args.setdefault(f"_runner_{backend}_{precision}", _runner(args["export_dir"], "relation_head", precision, backend))
     tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape))
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
@@ -281,7 +298,7 @@ def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, 
     from zse_infer.vectors import l2_normalize
 
     shape = (manifest.model.num_tokens, manifest.model.width)
-    gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections)
+    gallery = Gallery.create(root, shape, Retriever._model_info(manifest), projections=projections, exist_ok=True)
     rng = np.random.default_rng(seed)
 
     def batch(ids: list[str], ret, fill) -> Batch:
@@ -324,16 +341,16 @@ def work_query(args: dict) -> list[dict]:
     from zse_infer.runtime.retriever import Retriever
     from zse_infer.vectors import l2_normalize
 
-    cfg, rerank = args["cfg"], 100
+    cfg, rerank, backend = args["cfg"], 100, args.get("backend", "onnxruntime-cpu")
     manifest = Manifest.load(args["export_dir"], verify=False)
     rng = np.random.default_rng(2)
     sketches = [np.where(rng.random((224, 224, 3)) < 0.05, 0, 255).astype(np.uint8) for _ in range(cfg["queries"])]
     out = []
     with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
-        # Opened before their galleries are written (nothing is written until a commit), so that the
-        # sketches' ret-tokens can place the near rows; refresh() then adopts what synthetic_gallery wrote.
+        # Opened (their galleries created empty) before the rows are written, so that the sketches'
+        # ret-tokens can place the near rows; refresh() then sees what synthetic_gallery wrote.
         retrievers = {p: Retriever.load(args["export_dir"], gallery=Path(tmp) / f"g{int(p)}", create=True, projections=p,
-                                        backend="onnxruntime-cpu", verify=False) for p in (False, True)}
+                                        backend=backend, verify=False) for p in (False, True)}
         near = l2_normalize(retrievers[False].encode(sketches, "sketch")[:, 0])
         for p, x in retrievers.items():
             synthetic_gallery(x.gallery.root, args["gallery"], manifest, near, per_query=rerank, projections=p)
@@ -493,7 +510,28 @@ def _gpu_relation_fn(backend: str, precision: str, args: dict, sketch, photos):
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
 
-WORKERS = {"encoder": work_encoder, "relation": work_relation, "query": work_query}
+def work_startup(args: dict) -> list[dict]:
+    """One start of a backend in a fresh process: both graphs and the restructured relation head opened
+    (OpenVINO: compiled, or imported from the compiled-model cache in ``args["cache"]``; bf16 self-check included)."""
+    from zse_infer.runtime.runners.openvino_backend import CACHE_ENV
+
+    os.environ[CACHE_ENV] = args["cache"]
+    t0 = time.perf_counter()
+    from zse_infer.manifest import Manifest
+    from zse_infer.runtime.runners.select import open_relation_runners, open_runners
+
+    manifest = Manifest.load(args["export_dir"], verify=False)
+    runners = open_runners(args["export_dir"], manifest, backend=args["backend"])
+    fast = open_relation_runners(args["export_dir"], manifest, runners) or {}
+    seconds = time.perf_counter() - t0
+    opened = [runners.encoder, runners.relation_head, *fast.values()]
+    cached = [bool(getattr(r, "from_cache", False)) for r in opened]
+    return [record("startup", runners.backend, runners.precision, {"start": args["start"]}, seconds * 1000, "ms", [seconds],
+                   graphs=len(opened), from_cache=sum(cached),
+                   compile_s=round(sum(getattr(r, "compile_seconds", 0.0) for r in opened), 2))]
+
+
+WORKERS = {"encoder": work_encoder, "relation": work_relation, "query": work_query, "startup": work_startup}
 
 
 def child_main(spec_path: str) -> None:
@@ -547,11 +585,16 @@ def machine() -> dict:
         "platform": platform.platform(),
         "numpy": np.__version__,
     }
-    for name in ("torch", "onnxruntime", "onnx", "faiss"):
+    for name in ("torch", "onnxruntime", "onnx", "faiss", "openvino"):
         try:
             info[name] = __import__(name).__version__
         except ImportError:
             info[name] = None
+    from zse_infer.runtime.runners.cpu_features import cpu_features
+
+    features = cpu_features()  # flags: AVX2 / AVX-512 / VNNI / AVX512-BF16 / AMX; bf16: the unit OpenVINO uses
+    info["cpu_features"] = {k: features[k] for k in ("vendor", "model", "flags", "vnni", "bf16")}
+    info["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     from zse_infer.runtime.runners import cuda
 
     info["gpus"] = cuda.gpu_count()
@@ -569,28 +612,38 @@ def _cpu_model() -> str:
 
 
 def setting_of(r: dict) -> str:
-    for key in ("batch", "rerank", "gallery"):
+    for key in ("batch", "rerank", "gallery", "start"):
         if r.get(key) is not None:
             return f"{key} {r[key]}" + (f", {r['mode']}" if r.get("mode") else "")
     return ""
 
 
 def write_table(records: list[dict], info: dict, path: Path) -> str:
+    features = info.get("cpu_features") or {}
+    peaks = info.get("peaks") or {}
     lines = [
-        f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, onnxruntime {info['onnxruntime']}, GPUs: {info['gpus']}",
+        f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, onnxruntime {info['onnxruntime']}, "
+        f"openvino {info.get('openvino')}, GPUs: {info['gpus']}",
+        f"CPU flags: {', '.join(features.get('flags') or []) or 'unknown'}; bf16 unit: {features.get('bf16')}; "
+        f"load average {info.get('load_average_start')} at the start, {info.get('load_average_end')} at the end",
+        f"Peaks (matrix products, {peaks.get('how', '')}): fp32 {peaks.get('fp32')} GFLOP/s, bf16 {peaks.get('bf16')} GFLOP/s",
         "",
-        "| component | backend | precision | setting | value | unit | x official |",
-        "|---|---|---|---|---:|---|---:|",
+        "| component | backend | precision | setting | value | unit | x official | GFLOP/s | of fp32 peak | of bf16 peak |",
+        "|---|---|---|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in records:
         if "value" not in r:
-            lines.append(f"| {r['component']} | {r.get('backend')} | | | {r.get('note') or r.get('error')} | | |")
+            lines.append(f"| {r['component']} | {r.get('backend')} | | | {r.get('note') or r.get('error')} | | | | | |")
             continue
         value = f"{r['value']:.2f}" + (f" (p95 {r['p95_ms']:.0f})" if r.get("p95_ms") else "")
         if r.get("extrapolated"):
             value += " (extrapolated)"
+        if r.get("from_cache") is not None:
+            value += f" ({r['from_cache']}/{r['graphs']} graphs from cache)"
         ratio = f"{r['ratio_vs_official']:.2f}" if r.get("ratio_vs_official") else ""
-        lines.append(f"| {r['component']} | {r['backend']} | {r['precision']} | {setting_of(r)} | {value} | {r['unit']} | {ratio} |")
+        peak = " | ".join(f"{r[k]:.0%}" if r.get(k) is not None else "" for k in ("of_fp32_peak", "of_bf16_peak"))
+        gflops = f"{r['gflops']:.0f}" if r.get("gflops") is not None else ""
+        lines.append(f"| {r['component']} | {r['backend']} | {r['precision']} | {setting_of(r)} | {value} | {r['unit']} | {ratio} | {gflops} | {peak} |")
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
@@ -602,15 +655,17 @@ def write_plot(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    n_bars = sum(1 for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100)))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, max(4.8, 0.22 * n_bars + 1.2)))
     queries = [r for r in records if r["component"] == "query" and "value" in r]
-    for mode in sorted({r["mode"] for r in queries}):
-        pts = sorted((r["gallery"], r["value"]) for r in queries if r["mode"] == mode)
-        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=mode + (" (extrapolated)" if mode == "exhaustive" else ""))
+    for backend, mode in sorted({(r["backend"], r["mode"]) for r in queries}):
+        pts = sorted((r["gallery"], r["value"]) for r in queries if (r["backend"], r["mode"]) == (backend, mode))
+        label = f"{mode} ({backend}{', extrapolated' if mode == 'exhaustive' else ''})"
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     ax1.set(xscale="log", yscale="log", xlabel="gallery size (photos)", ylabel="query latency, median (ms)", title="Query latency")
-    ax1.legend()
+    ax1.legend(fontsize=7)
     bars = [r for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100))]
-    labels = [f"{r['component'].replace('relation_head', 'rel. head')}\n{r['backend']} {r['precision']}" for r in bars]
+    labels = [f"{r['component'].replace('relation_head', 'rel. head')}: {r['backend']} {r['precision']}" for r in bars]
     ax2.barh(range(len(bars)), [r.get("ratio_vs_official") or 0 for r in bars], color=["#4c72b0" if r["component"] == "encoder" else "#dd8452" for r in bars])
     ax2.set_yticks(range(len(bars)), labels, fontsize=7)
     ax2.axvline(1.0, color="black", lw=0.8)
@@ -640,6 +695,7 @@ def main() -> None:
     cfg = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
+    info["peaks_start"] = cpu_peaks.matmul_peaks()
     gpu_ready, gpu_skipped = gpu_backends()
     info["gpu_backends"] = gpu_ready
     started = time.perf_counter()
@@ -649,7 +705,12 @@ def main() -> None:
         export_dir = args.export_dir or tmp / "export"
         if not args.export_dir:
             t0 = time.perf_counter()
-            export(checkpoint, export_dir, fp16=True, int8=_int8_supported(), trt="tensorrt" in gpu_ready)
+            try:
+                export(checkpoint, export_dir, fp16=True, int8=_int8_supported(), trt="tensorrt" in gpu_ready)
+            except ZseError as exc:  # int8 refused (rankings changed on this CPU): say so, keep every other row
+                _log.warning("export with int8 failed, exporting without: %s", exc)
+                info["int8_export"] = f"refused: {exc}"
+                export(checkpoint, export_dir, fp16=True, int8=False, trt="tensorrt" in gpu_ready)
             _log.info("export took %.0f s", time.perf_counter() - t0)
         if "tensorrt" in gpu_ready:
             try:
@@ -665,28 +726,46 @@ def main() -> None:
         precisions = sorted({g.precision for g in manifest.graphs.values()})
         base = {"checkpoint": str(checkpoint), "export_dir": str(export_dir), "cfg": cfg}
         records: list[dict] = []
+        openvino = _openvino_installed()
         encoders = [("official", "fp32"), ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32")]
+        encoders += [(OPENVINO, p) for p in ("fp32", "bf16") if openvino]
         encoders += [("onnxruntime", p) for p in precisions if p != "fp32"]
         encoders += [(b, p) for b in gpu_ready if b != "tensorrt-fast" for p in ("fp32", "fp16")]
         for backend, precision in encoders:
             records += run_child("encoder", {**base, "backend": backend, "precision": precision}, tmp)
         heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"),
                  ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32"), ("onnxruntime-fast", "fp32"), ("onnxruntime-fast-cached", "fp32")]
+        heads += [(b, p) for b in (OPENVINO, "openvino-fast", "openvino-fast-cached") for p in ("fp32", "bf16") if openvino]
         heads += [("onnxruntime", p) for p in precisions if p != "fp32"]
         heads += [(b, p) for b in gpu_ready for p in (("fp32",) if b == "tensorrt-fast" else ("fp32", "fp16"))]
         for backend, precision in heads:
             records += run_child("relation", {**base, "backend": backend, "precision": precision}, tmp)
-        for n in cfg["galleries"]:
-            records += run_child("query", {**base, "gallery": n}, tmp)
+        for backend in ("onnxruntime-cpu", *((OPENVINO,) if openvino else ())):
+            for n in cfg["galleries"]:
+                records += run_child("query", {**base, "gallery": n, "backend": backend}, tmp)
+        for backend in ("onnxruntime-cpu", *((OPENVINO,) if openvino else ())):  # first start (empty cache), then two more
+            for start in ("first", "second", "third"):
+                records += run_child("startup", {**base, "backend": backend, "start": start, "cache": str(tmp / f"cache-{backend}")}, tmp)
         records += exhaustive_estimates(records, cfg)
         records += gpu_notes(info, gpu_skipped)
         records.append(storage_record(export_dir, tmp))
+        info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        end = cpu_peaks.matmul_peaks()  # peaks at the start and the end: the best of both (the machine is shared)
+        info["peaks"] = {**end, **{k: max(end[k], info["peaks_start"][k]) for k in ("fp32_numpy", "fp32_torch", "bf16_torch", "fp32", "bf16")}}
+        info["work_gflop"] = cpu_peaks.graph_work(str(checkpoint))
     add_ratios(records)
+    cpu_peaks.add_peak_fractions(records, info["peaks"], info["work_gflop"])
     result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - started, 1), "records": records}
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     table = write_table(records, info, args.out / "results.md")
     write_plot(records, args.out / "results.png")
     sys.stdout.write(table)
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def _int8_supported() -> bool:

@@ -10,6 +10,33 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_without_bf16_unit(tmp_path_factory):
+    """The suite runs as on this CPU without its bf16 units (AMX, AVX512-BF16): ``backend="auto"`` then
+    means ONNX Runtime fp32 on every machine, as the parity tests expect. Tests of the bf16 choice
+    inject their own cpuinfo (tests/runtime/runners/test_openvino_backend.py); subprocesses inherit it."""
+    import os
+
+    from zse_infer.runtime.runners.cpu_features import BF16_FLAGS, CPUINFO, CPUINFO_ENV
+
+    try:
+        text = CPUINFO.read_text(errors="replace")
+    except OSError:
+        yield  # no /proc/cpuinfo: features are "unknown", which never chooses bf16
+        return
+    hidden = set(BF16_FLAGS)
+    lines = [" ".join(w for w in line.split(" ") if w not in hidden) if line.startswith("flags") else line for line in text.splitlines()]
+    path = tmp_path_factory.mktemp("cpuinfo") / "cpuinfo"
+    path.write_text("\n".join(lines) + "\n")
+    before = os.environ.get(CPUINFO_ENV)
+    os.environ[CPUINFO_ENV] = str(path)
+    yield
+    if before is None:
+        os.environ.pop(CPUINFO_ENV, None)
+    else:
+        os.environ[CPUINFO_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
@@ -32,7 +59,7 @@ def golden_images() -> dict:
 
 @pytest.fixture(scope="session")
 def parity_state() -> dict:
-    """The SPEC.md parity weights in the official layout, as torch tensors."""
+    """The parity weights of docs/spec.md in the official layout, as torch tensors."""
     torch = pytest.importorskip("torch")
     from zse_infer.testing.parity import parity_state_dict, read_key_list
 

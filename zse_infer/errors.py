@@ -75,6 +75,14 @@ class GalleryError(ZseError):
     """A gallery on disk is missing, malformed, or cannot be written."""
 
 
+class GalleryUnavailableError(GalleryError):
+    """The gallery store could not be read or written just now, through no fault of the
+    caller: an I/O error from the storage layer (Lance/Arrow), a version removed by another
+    process's compaction while it was being read, or commits that kept conflicting with other
+    writers. Retrying later normally succeeds (a server answers 503 with Retry-After); a plain
+    :class:`GalleryError` is about the gallery's state (empty, another model's, missing)."""
+
+
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency or raise a :class:`DependencyError`.
 

@@ -1,6 +1,6 @@
 """Images -> the encoder's float32 (3, size, size) input, without torch.
 
-Matches the official code exactly (SPEC.md, "Preprocessing"):
+Matches the official code exactly (docs/spec.md, "Preprocessing"):
 
 * photos go through PIL: ``Image.open(f).resize((s, s)).convert('RGB')``
   (PIL's default filter, resize *before* the RGB conversion, aspect not kept);

@@ -1,6 +1,6 @@
-"""zse-demo's choices: the cut-down export recipe, CPU seconds."""
+"""zse-demo's choices: the cut-down export recipe, CPU seconds, step numbering."""
 
-from zse_infer.demo.cli import cpu_seconds, demo_recipe
+from zse_infer.demo.cli import Clock, cpu_seconds, demo_recipe
 from zse_infer.exporting.recipes import load_recipe
 
 
@@ -14,3 +14,14 @@ def test_cpu_seconds_count_work():
     before = cpu_seconds()
     sum(i * i for i in range(300_000))
     assert cpu_seconds() > before
+
+
+def test_steps_are_numbered_out_of_those_that_run(capsys):
+    """Issue 20: with --skip-random the demo counted [1/5] ... [4/5] and never reached 5."""
+    clock = Clock(total=4)
+    for text in ("export", "index", "search", "evaluate"):
+        clock.start(text)
+        clock.done(text)
+    err = capsys.readouterr().err
+    assert "[1/4] export" in err and "[4/4] evaluate" in err and "/5]" not in err
+    assert set(clock.steps) == {"export", "index", "search", "evaluate"}

@@ -5,8 +5,7 @@ from click.testing import CliRunner
 
 from zse_infer import Retriever
 from zse_infer.cli.main import main
-from zse_infer.distributed.ray_eval import evaluate_on_ray
-from zse_infer.distributed.ray_index import RayOptions
+from zse_infer.distributed.ray_eval import RayExecutor, RayOptions
 from zse_infer.evaluation.datasets import load_image_folders
 from zse_infer.evaluation.protocol import evaluate
 from zse_infer.testing.images import make_shape_dataset
@@ -29,7 +28,28 @@ def test_eval_on_ray_gives_the_single_process_metrics(ray_cluster, tiny_export, 
     on_ray = json.loads(result.stdout[result.stdout.index("{"):])
     assert on_ray["metrics"] == single["metrics"]  # exactly: the same distances, the same metrics code
     assert on_ray["queries_skipped"] == single["queries_skipped"] == 0 and on_ray["ray"]["actors"] >= 1
-    # the API, with small batches over two actors and the exhaustive ranking
+    assert "ray" not in single
+    # the API: the same loop with a Ray executor, small batches over two actors and the exhaustive ranking
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
-    rn = evaluate_on_ray(r, shapes, ranking="rn", batch_size=3, progress=False, options=RayOptions(actors=2, cpus_per_actor=0.5))
+    rn = evaluate(r, shapes, ranking="rn", batch_size=3, progress=False,
+                  executor=RayExecutor(RayOptions(actors=2, cpus_per_actor=0.5)))
     assert rn["metrics"] == evaluate(r, shapes, ranking="rn", index=False, progress=False)["metrics"]
+    assert rn["ray"]["actors"] == 2
+
+
+def test_a_bad_sketch_on_ray_is_the_same_clear_error(ray_cluster, tiny_export, shapes_root, tmp_path):
+    import shutil
+
+    from zse_infer.errors import ImageError
+
+    root = tmp_path / "shapes"
+    shutil.copytree(shapes_root, root)
+    bad = next((root / "sketch").rglob("*.png"))
+    bad.write_bytes(b"not a png")
+    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
+    with pytest.raises(ImageError) as local:
+        evaluate(r, load_image_folders(root), ranking="ret-token", progress=False)
+    with pytest.raises(ImageError) as on_ray:
+        evaluate(r, load_image_folders(root), ranking="ret-token", progress=False, index=False,
+                 executor=RayExecutor(RayOptions(actors=1, cpus_per_actor=0.5)))
+    assert on_ray.value.source == local.value.source == str(bad)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from zse_infer.errors import InputError
-from zse_infer.evaluation.protocol import checked_ranking
+from zse_infer.evaluation.protocol import RANKINGS, checked_ranking, ranking_name
 
 RETRIEVER = SimpleNamespace(manifest=SimpleNamespace(default_rerank=10))
 
@@ -21,3 +21,11 @@ def test_two_stage_defaults_to_the_recorded_depth():
 def test_bad_ranking_arguments_name_the_argument(ranking, rerank, words):
     with pytest.raises(InputError, match=words):
         checked_ranking(RETRIEVER, ranking, rerank)
+
+
+def test_official_names_are_aliases_of_the_one_name_shown():
+    assert ranking_name("sa") == "ret-token" and ranking_name("rn") == "exhaustive"
+    assert [ranking_name(r) for r in RANKINGS] == list(RANKINGS) == ["ret-token", "two-stage", "exhaustive"]
+    assert checked_ranking(RETRIEVER, "ret-token", 50) is None and checked_ranking(RETRIEVER, "exhaustive", None) is None
+    with pytest.raises(InputError, match="received 'ret_token'"):
+        ranking_name("ret_token")

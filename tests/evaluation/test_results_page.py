@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zse_infer.evaluation.results_page import (
-    CORRECT, THUMB, WRONG, QueryResult, _wrap, write_results_grid, write_results_page,
-)
+from zse_infer.evaluation.results_page import CORRECT, THUMB, WRONG, QueryResult, write_results_grid, write_results_page
 from zse_infer.runtime.explain_pictures import font as explain_font
+from zse_infer.runtime.explain_pictures import wrap_text
 from zse_infer.runtime.retriever import Hit
 
 LONG = "car (automobile/taxi/police car)"
@@ -29,7 +28,7 @@ def _results(tmp_path, labelled=True):
 @pytest.mark.parametrize("text", [LONG, "tiger", "a-very-long-single-word-label-without-any-spaces-at-all", ""])
 def test_wrap_keeps_every_character_within_the_width(text):
     font = explain_font(12)
-    lines = _wrap(text, font, THUMB)
+    lines = wrap_text(text, font, THUMB)
     assert all(font.getlength(line) <= THUMB for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
 
@@ -38,10 +37,10 @@ def test_page_legend_matches_the_frames(tmp_path):
     results, labels = _results(tmp_path)
     page = write_results_page(tmp_path / "r.html", results, labels, title="T1", subtitle="S1").read_text()
     assert "<h1>T1</h1>" in page and "S1" in page and "green frame" in page and "red frame" in page
-    assert 'class="hit correct"' in page and 'class="hit wrong"' in page and LONG in page
+    assert 'hit correct"' in page and 'hit wrong"' in page and LONG in page
     unlabelled = write_results_page(tmp_path / "u.html", *_results(tmp_path, labelled=False)).read_text()
     assert "green frame" not in unlabelled and "red frame" not in unlabelled and "no frames" in unlabelled
-    assert 'class="hit correct"' not in unlabelled and 'class="hit wrong"' not in unlabelled
+    assert 'hit correct"' not in unlabelled and 'hit wrong"' not in unlabelled
 
 
 def test_grid_has_title_legend_and_frames_only_where_drawn(tmp_path):
@@ -54,3 +53,35 @@ def test_grid_has_title_legend_and_frames_only_where_drawn(tmp_path):
     plain = np.asarray(Image.open(write_results_grid(tmp_path / "u.png", *_results(tmp_path, labelled=False))).convert("RGB"))
     plain_colours = {tuple(c) for c in plain.reshape(-1, 3)}
     assert CORRECT not in plain_colours and WRONG not in plain_colours
+
+
+def test_page_fits_1280_px_at_k_10(tmp_path):
+    """Issue 20: ``zse search --page --k 10`` was wider than a 1280 px window (fixed 112 px table
+    cells). Measured in Chromium: the page never scrolls sideways, at 1280 px and on a phone."""
+    import os
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
+    chromium = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
+    driver_path = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)), None)
+    if not chromium or not driver_path:
+        pytest.skip("no Chromium here: apt-get install -y chromium chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    results, labels = _results(tmp_path)
+    hits = [Hit(id=f"{h.id}#{i}", path=h.path, score=h.score, rank=i + 1, stage=2, row=i) for i, h in enumerate(results[0].hits * 4)][:10]
+    page = write_results_page(tmp_path / "k10.html", [QueryResult(results[0].sketch, hits, LONG)] * 3, labels,
+                              subtitle="a long subtitle " * 40)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        for width in (1280, 400):
+            driver.set_window_size(width, 900)
+            driver.get(page.as_uri())
+            inner, scroll = driver.execute_script("return [window.innerWidth, document.documentElement.scrollWidth]")
+            assert scroll <= inner, f"{width} px window: the page is {scroll} px wide"
+    finally:
+        driver.quit()

@@ -1,4 +1,4 @@
-"""Full-size (ViT-B/16) export on the SPEC parity weights, checked against the official golden vectors.
+"""Full-size (ViT-B/16) export on the parity weights of docs/spec.md, checked against the official golden vectors.
 
 One export (fp32 + fp16, every variant) per session, shared by all tests here:
 it takes about 2.5 minutes on 2 cores and writes ~1.8 GB to a temp folder.

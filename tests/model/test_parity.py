@@ -1,4 +1,4 @@
-"""Full-size parity with the official code (SPEC.md golden vectors)."""
+"""Full-size parity with the official code (the parity vectors of docs/spec.md)."""
 
 import numpy as np
 import pytest

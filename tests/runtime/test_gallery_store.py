@@ -7,24 +7,8 @@ import pytest
 
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.codecs import Codec, canonical_name
-from zse_infer.runtime.gallery.store import Batch, Gallery
-
-SHAPE = (9, 16)
-
-
-def _tokens(n, seed=0, rank=4):
-    """Low-rank tokens plus noise, like a ViT's (the PCA codec relies on it)."""
-    rng = np.random.default_rng(seed)
-    basis = rng.normal(size=(rank, SHAPE[1]))
-    return (rng.normal(size=(n, SHAPE[0], rank)) @ basis + 0.01 * rng.normal(size=(n, *SHAPE))).astype(np.float32)
-
-
-def _batch(ids, seed=0):
-    tok = _tokens(len(ids), seed)
-    ret = tok[:, 0] / np.linalg.norm(tok[:, 0], axis=1, keepdims=True)
-    n = len(ids)
-    return Batch(list(ids), [f"/photos/{i}.png" for i in ids], np.full(n, 1), np.full(n, 2), ret, tok)
-
+from zse_infer.runtime.gallery.store import Gallery
+from zse_infer.testing.gallery import SHAPE, low_rank_tokens as _tokens, tiny_batch as _batch
 
 @pytest.mark.parametrize("name, bytes_, tol", [("float16", 288, 2e-3), ("int8", 180, 3e-2), ("pca4-sq8", 36, 3e-2), ("pq", None, None)])
 def test_codec_round_trip(name, bytes_, tol):
@@ -50,7 +34,7 @@ def test_unknown_codec_is_refused():
 
 def test_snapshots_takes_and_replace(tmp_path):
     g = Gallery.create(tmp_path / "g", SHAPE, {"name": "tiny"}, codec="int8")
-    assert not (tmp_path / "g").exists() and len(g) == 0  # nothing written before the first commit
+    assert Gallery.exists(tmp_path / "g") and len(g) == 0 and g.version == 1  # committed (empty) at once
     b1 = _batch("abc")
     g.append(b1)
     pinned = Gallery.open(tmp_path / "g")
@@ -68,7 +52,7 @@ def test_snapshots_takes_and_replace(tmp_path):
 
 def _create_and_append(path, ids, seed, barrier):
     barrier.wait()
-    g = Gallery.create(path, SHAPE, {"name": "tiny"}, codec="pca4-sq8")
+    g = Gallery.create(path, SHAPE, {"name": "tiny"}, codec="pca4-sq8", exist_ok=True)
     g.append(_batch(ids, seed))
     g.append(_batch([i + "2" for i in ids], seed + 10))
 
@@ -99,3 +83,12 @@ def test_dedupe_keeps_the_newest_row(tmp_path):
 def test_open_refuses_non_galleries(tmp_path):
     with pytest.raises(GalleryError, match="no gallery here"):
         Gallery.open(tmp_path)
+
+
+def test_malformed_batch_is_the_callers_error_and_commits_nothing(tmp_path):
+    g = Gallery.create(tmp_path / "g", SHAPE, {"name": "tiny"})
+    batch = _batch("ab")
+    batch.tokens = batch.tokens[:, :3]
+    with pytest.raises(InputError, match=r"batch.tokens: received shape \(2, 3, 16\), expected \(2, 9, 16\)"):
+        g.append(batch)
+    assert len(Gallery.open(tmp_path / "g")) == 0 and g.version == 1

@@ -13,6 +13,7 @@ from PIL import Image
 
 from zse_infer.testing.images import make_photo_files
 from zse_infer import Retriever
+from zse_infer.runtime.indexer import content_id
 from zse_infer.errors import BlankSketchError, GalleryError, ImageError, ImageNotFoundError, InputError, ZseError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,8 @@ def test_in_memory_photos_get_ids_and_no_path(tiny_export, sketch):
     r.index(arrays, progress=False)
     r.index([Image.fromarray(arrays[0])], ids=["pil"], progress=False)
     hits = r.search(sketch, k=4, rerank=0)
-    assert sorted(h.id for h in hits) == ["#0", "#1", "#2", "pil"]
+    assert sorted(h.id for h in hits) == sorted([content_id(a) for a in arrays] + ["pil"])
+    assert all(h.id.startswith("#") and len(h.id) == 33 for h in hits if h.id != "pil")
     assert all(h.path is None for h in hits)
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from zse_infer import Retriever
 from zse_infer.errors import InputError
+from zse_infer.runtime.explain_pictures import source_caption, synthesis_caption
 from zse_infer.runtime.synthesis import (
     background_colour,
     components,
@@ -151,6 +152,20 @@ def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path
     x0, y0 = 12 + 64 * scale + 24, 40
     assert np.array_equal(zoom[y0 : y0 + 64 * scale : scale, x0 : x0 + 64 * scale : scale], result.image)
     assert result.image_path == str(out) and len(result.names) == 3
+    # every count written on the picture is the synthesis's own
+    text = " ".join(result.captions)
+    assert f"{result.replaced} of the {grid * grid} squares" in text
+    for k in range(3):
+        assert source_caption(result.taken_from(k), len(result.used_patches(k))) in text
+
+
+def test_source_captions_say_what_the_outlines_mean():
+    """Issue 20: "103 patches from 58 outlined" read as a contradiction. Counted in plain words."""
+    assert source_caption(103, 58) == "its 58 outlined squares fill 103 squares of the drawing; some are used more than once"
+    assert source_caption(5, 5) == "its 5 outlined squares fill 5 squares of the drawing, each once"
+    assert source_caption(0, 0).startswith("not used")
+    assert synthesis_caption(103, 196, 1, 1) == "the drawing: 103 of the 196 squares, taken from the photo"
+    assert synthesis_caption(40, 64, 3, 2).endswith("taken from 2 of the 3 photos")
 
 
 def test_single_hit_or_photo_is_accepted(demo_retriever):

@@ -1,13 +1,31 @@
-"""Shared pieces of the command-line tools: logging setup, ZseError -> clean exit, the rerank note."""
+"""Shared pieces of the command-line tools: the one error wrapper every console script goes
+through, logging setup (``-v``), the rerank note."""
 
 from __future__ import annotations
 
-import functools
+import errno
 import logging
+import re
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
 from ..errors import ZseError
+
+#: exit code of an unexpected exception (a bug, or a case zse-infer does not handle): BSD's
+#: EX_SOFTWARE, so that scripts can tell it from an error in their input (1) or usage (2)
+UNEXPECTED_EXIT = 70
+
+#: optional packages a command may import on its way (the torch side imports torch at module
+#: level) and the extra that installs each: their absence is a missing extra, not a bug
+_EXTRAS = {
+    "torch": "export", "onnx": "export", "onnxscript": "export", "timm": "export", "safetensors": "export",
+    "onnxruntime": "runtime", "tensorrt": "gpu", "faiss": "ann", "ray": "ray", "fastapi": "serve", "uvicorn": "serve",
+}
+
+_META = "zse_infer.cli"  # ctx.meta key (shared by a command and its subcommands): what -v recorded
 
 
 def setup_logging(verbose: int) -> None:
@@ -17,29 +35,113 @@ def setup_logging(verbose: int) -> None:
     logging.getLogger("zse_infer").setLevel(level)
 
 
+def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """``-v``'s callback: set up logging and record the verbosity and the command for the error
+    wrapper (the highest count given at any level: ``zse-export -v validate`` counts)."""
+    seen = ctx.meta.setdefault(_META, {"verbose": 0})
+    seen.update(verbose=max(seen["verbose"], value or 0), command=ctx.command_path)
+    setup_logging(seen["verbose"])
+    return value
+
+
+verbose_option = click.option("-v", "--verbose", count=True, callback=_verbosity,
+                              help="More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).")
+
+
+class _UnexpectedError(click.ClickException):
+    exit_code = UNEXPECTED_EXIT
+
+
+
+
+@contextmanager
+def reported_errors(ctx: click.Context) -> Iterator[None]:
+    """The one error wrapper: a :class:`ZseError` is its message (exit 1), so is an operating
+    system error (the file and the reason), a missing optional package names its extra (exit 1),
+    anything else unexpected is one line and a hint to ``-v``
+    (exit :data:`UNEXPECTED_EXIT`; with ``-v`` the traceback too). Click's own exceptions (usage
+    errors, Ctrl-C, exit) and a closed pipe pass through to click."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort, EOFError):
+        raise  # click reports these itself (EOFError: as Ctrl-C)
+    except ZseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:  # `zse search ... | head`: click quiets it
+            raise
+        # the machine said no (a missing folder, no permission, a full disk): not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
+    except ImportError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in _EXTRAS:  # e.g. a name missing from one of our modules: a bug
+            raise _unexpected(ctx, exc) from exc
+        command = ctx.meta.get(_META, {}).get("command", ctx.command_path)
+        raise click.ClickException(f"{command} needs the '{package}' package, which this install lacks: "
+                                   f"pip install 'zse-infer[{_EXTRAS[package]}]'") from exc
+    except Exception as exc:  # the top of a command line: nothing above us would say it better
+        raise _unexpected(ctx, exc) from exc
+
+
+def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
+    seen = ctx.meta.get(_META, {})
+    if seen.get("verbose"):
+        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    hint = "the traceback is above" if seen.get("verbose") else "re-run with -v for the traceback"
+    return _UnexpectedError(f"unexpected {type(exc).__name__} in {seen.get('command', ctx.command_path)}"
+                            + (f": {first}" if first else "") + f" (a bug or an unhandled case; {hint})")
+
+
+class _OneWrapper:
+    """Runs the command that a console script starts (the root of the click context chain)
+    inside :func:`reported_errors`; subcommands run inside their root's, so every command goes
+    through it once, whichever script or group started it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:
+            return super().invoke(ctx)  # type: ignore[misc]
+        with reported_errors(ctx):
+            return super().invoke(ctx)  # type: ignore[misc]
+
+
+class ZseCommand(_OneWrapper, click.Command):
+    """A command that may be a console script's root (``zse-demo``)."""
+
+
+class ZseGroup(_OneWrapper, click.Group):
+    """A group whose commands and subgroups are :class:`ZseCommand` / :class:`ZseGroup`."""
+
+    command_class = ZseCommand
+    group_class = type  # subgroups: this class
+
+
 def zse_errors(func):
-    """Report our errors as one clean line (exit code 1) instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ZseError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
+    """No-op, kept until the last command drops it: errors are reported by the root command's
+    wrapper (:class:`ZseGroup`, :func:`reported_errors`), once."""
+    return func
 
 
-def rerank_note(manifest, rerank) -> str:
-    """The stage-2 depth a command uses and where it came from: the caller's ``--rerank`` or
-    the export folder's recorded choice (``search`` in the manifest), for the user to see."""
-    if rerank is not None:
-        return f"rerank {rerank} (--rerank)"
+def rerank_source(manifest) -> str:
+    """Why the export folder's rerank depth is what it is: its recorded note (``search.source`` in the
+    manifest, often long: the measurement behind it), or that it records none."""
     from ..manifest import DEFAULT_RERANK
 
     source = (manifest.extra.get("search") or {}).get("source")
-    where = f"recorded in the export: {source}" if source else f"this export records none: the default {DEFAULT_RERANK}"
-    return f"rerank {manifest.default_rerank} ({where})"
+    return source or f"this export records none: the default {DEFAULT_RERANK}"
 
 
-verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def rerank_note(manifest, rerank) -> str:
+    """One short line: the stage-2 depth a command uses and where it came from, the caller's
+    ``--rerank`` or the export folder's recorded choice. The recorded note is cut to its first
+    clause (e.g. "measured on seen concepts"); the whole note is in the manifest
+    (:func:`rerank_source`)."""
+    if rerank is not None:
+        return f"rerank {rerank} (--rerank)"
+    source = (manifest.extra.get("search") or {}).get("source")
+    if not source:
+        return f"rerank {manifest.default_rerank} ({rerank_source(manifest)})"
+    summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
+    return f"rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, \"search\")"
+

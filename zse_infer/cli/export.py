@@ -1,19 +1,22 @@
-"""``zse-export``: checkpoint -> deployable export folder; build engines, validate and inspect folders.
+"""``zse export`` (alias ``zse-export``): checkpoint -> deployable export folder; build engines,
+validate and inspect folders.
 
 Thin over :mod:`zse_infer.exporting` and :mod:`zse_infer.engines`::
 
-    zse-export --checkpoint best_checkpoint.pth --out engines/zse_vit_b16 --fp16
-    zse-export build engines/zse_vit_b16           # TensorRT engines, on the GPU machine
-    zse-export validate engines/zse_vit_b16 [--engines]
-    zse-export inspect engines/zse_vit_b16
+    zse export --checkpoint best_checkpoint.pth --out engines/zse_vit_b16 --fp16
+    zse export build engines/zse_vit_b16           # TensorRT engines, on the GPU machine
+    zse export validate engines/zse_vit_b16 [--engines]
+    zse export inspect engines/zse_vit_b16
 
-The export options work on the group itself (as above) and on the explicit
-``zse-export export`` subcommand.
+One click group, :data:`main`: the ``zse-export`` console script and ``zse``'s ``export``
+subcommand are the same object. The export options work on the group itself (as above) and on
+the explicit ``export`` subcommand. Errors are reported by the root command's wrapper
+(:func:`~zse_infer.cli.common.reported_errors`): a missing torch-side package on a runtime-only
+install names the extra ``export``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -22,8 +25,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import ZseError
-from .common import setup_logging
+from .common import ZseGroup, verbose_option
 
 _ROLES = ("encoder", "relation_head")
 
@@ -66,16 +68,6 @@ def _export_options(func: Callable) -> Callable:
     return func
 
 
-def _verbosity(func: Callable) -> Callable:
-    @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-    @functools.wraps(func)
-    def wrapper(*args, verbose: int = 0, **kwargs):
-        setup_logging(verbose)
-        return func(*args, **kwargs)
-
-    return wrapper
-
-
 class _Steps:
     """A tqdm bar over the pipeline's named steps (silent when stderr is not a terminal)."""
 
@@ -95,56 +87,23 @@ class _Steps:
         self.bar.close()
 
 
-def _fail(exc: ZseError) -> None:
-    raise click.ClickException(str(exc)) from exc
-
-
-_EXPORT_SIDE = ("torch", "onnx", "onnxscript", "timm", "safetensors")
-
-
-def _needs_export_extra(what: str) -> Callable:
-    """Turn a missing torch-side package into a clear message naming the extra (runtime-only installs)."""
-
-    def decorate(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            try:
-                return func(*args, **kwargs)
-            except ImportError as exc:
-                missing = (exc.name or "").split(".")[0]
-                if missing not in _EXPORT_SIDE:
-                    raise
-                raise click.ClickException(
-                    f"{what} needs the '{missing}' package, which this install lacks (a runtime-only install): "
-                    "pip install 'zse-infer[export]'"
-                ) from exc
-
-        return wrapper
-
-    return decorate
-
-
-@_needs_export_extra("exporting a checkpoint")
 def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False) -> None:
     from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
 
     if checkpoint is None:
         raise click.UsageError("Missing option '--checkpoint' (or use a subcommand: build, validate, inspect).")
+    resolved = resolve_recipe(recipe, config_name)
+    out = out or Path("engines") / resolved.name
+    options = ExportOptions(
+        fp16=fp16, int8=int8, max_batch=max_batch, overwrite=overwrite,
+        engines={None: "auto", True: "require", False: "never"}[engines], cache_dir=cache_dir,
+    )
+    steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")
+    started = time.perf_counter()
     try:
-        resolved = resolve_recipe(recipe, config_name)
-        out = out or Path("engines") / resolved.name
-        options = ExportOptions(
-            fp16=fp16, int8=int8, max_batch=max_batch, overwrite=overwrite,
-            engines={None: "auto", True: "require", False: "never"}[engines], cache_dir=cache_dir,
-        )
-        steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")
-        started = time.perf_counter()
-        try:
-            manifest = export_model(checkpoint, out, config=config_name, recipe=resolved, options=options, on_step=steps)
-        finally:
-            steps.close()
-    except ZseError as exc:
-        _fail(exc)
+        manifest = export_model(checkpoint, out, config=config_name, recipe=resolved, options=options, on_step=steps)
+    finally:
+        steps.close()
     total = sum((out / g.file).stat().st_size for g in manifest.graphs.values()) / 1e6
     click.echo(f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s")
     for gid, g in manifest.graphs.items():
@@ -159,14 +118,15 @@ def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite
         click.echo(f"  on a machine with TensorRT and a GPU: zse-export build {out}")
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("zse-export", cls=ZseGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @_export_options
-@_verbosity
+@verbose_option
 @click.pass_context
-def main(ctx: click.Context, **kwargs: Any) -> None:
+def main(ctx: click.Context, verbose: int, **kwargs: Any) -> None:
     """Export a ZSE-SBIR checkpoint to a deployable folder (ONNX graphs, manifest, TensorRT engines).
 
-    Without a subcommand, exports (same options as `zse-export export`).
+    Without a subcommand, exports (the same options as its export subcommand). The zse-export
+    script and zse export are one command.
     """
     if ctx.invoked_subcommand is None:
         _run_export(**kwargs)
@@ -174,8 +134,8 @@ def main(ctx: click.Context, **kwargs: Any) -> None:
 
 @main.command("export")
 @_export_options
-@_verbosity
-def export_cmd(**kwargs: Any) -> None:
+@verbose_option
+def export_cmd(verbose: int, **kwargs: Any) -> None:
     """Export --checkpoint into --out: graphs validated against PyTorch, manifest, engines if possible."""
     _run_export(**kwargs)
 
@@ -188,20 +148,17 @@ def export_cmd(**kwargs: Any) -> None:
               help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
                    "takes batches up to it; relation_* engines follow relation_head).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
-@_verbosity
-def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:
+@verbose_option
+def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None, verbose: int) -> None:
     """Build TensorRT engines for an existing export FOLDER (needs TensorRT and an NVIDIA GPU)."""
     from ..engines.build import build_engines
 
     precisions = None if precision is None else ("fp32", "fp16") if precision == "all" else (precision,)
+    steps = _Steps(2, "zse-export build")
     try:
-        steps = _Steps(2, "zse-export build")
-        try:
-            entries = build_engines(folder, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=steps)
-        finally:
-            steps.close()
-    except ZseError as exc:
-        _fail(exc)
+        entries = build_engines(folder, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=steps)
+    finally:
+        steps.close()
     for e in entries:
         click.echo(f"{e['file']}  ({e['precision']}, batch {e['batch']['min']}..{e['batch']['max']})")
     click.echo(f"check them: zse-export validate {folder} --engines")
@@ -212,16 +169,12 @@ def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], ca
 @click.option("--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU).")
 @click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON here.")
-@_verbosity
-@_needs_export_extra("zse-export validate")
-def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None) -> None:
+@verbose_option
+def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None, verbose: int) -> None:
     """Parity report of FOLDER's graphs (ONNX Runtime CPU) and engines against the PyTorch outputs stored at export."""
     from ..exporting.report import format_rows, validate_folder
 
-    try:
-        rows = validate_folder(folder, engines=engines, graphs=not (engines and skip_graphs))
-    except ZseError as exc:
-        _fail(exc)
+    rows = validate_folder(folder, engines=engines, graphs=not (engines and skip_graphs))
     click.echo(format_rows(rows))
     if json_path is not None:
         json_path.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
@@ -235,20 +188,16 @@ def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--no-verify", is_flag=True, help="Do not recompute file hashes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@_verbosity
-@_needs_export_extra("zse-export inspect")
-def inspect_cmd(folder: Path, no_verify: bool, as_json: bool) -> None:
+@verbose_option
+def inspect_cmd(folder: Path, no_verify: bool, as_json: bool, verbose: int) -> None:
     """Summarise an export FOLDER: model, graphs, sizes, parity, fused nodes, engines (hashes verified)."""
     from ..exporting.report import describe_folder
     from ..manifest import Manifest
 
-    try:
-        if as_json:
-            click.echo(json.dumps(Manifest.load(folder, verify=not no_verify).to_dict(), indent=2))
-        else:
-            click.echo(describe_folder(folder, verify=not no_verify))
-    except ZseError as exc:
-        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(Manifest.load(folder, verify=not no_verify).to_dict(), indent=2))
+    else:
+        click.echo(describe_folder(folder, verify=not no_verify))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from .common import setup_logging, verbose_option, zse_errors
+from .common import ZseGroup, verbose_option
 
 CODECS = ["float16", "int8", "pq", "none"]
 
 
-@click.group("gallery")
+@click.group("gallery", cls=ZseGroup)
 def gallery() -> None:
     """Inspect, compact or migrate a gallery folder."""
 
@@ -21,12 +21,10 @@ def gallery() -> None:
 @click.argument("gallery_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
 @verbose_option
-@zse_errors
 def info(gallery_dir, as_json, verbose) -> None:
     """Photos, model, codec, versions and the stage-1 index of GALLERY_DIR."""
     from ..runtime.gallery.store import Gallery
 
-    setup_logging(verbose)
     details = Gallery.open(gallery_dir).info()
     stage1 = gallery_dir / "stage1" / "ivf.json"
     details["stage1"] = json.loads(stage1.read_text()) if stage1.is_file() else "exact (no index file below the approximate threshold)"
@@ -39,15 +37,14 @@ def info(gallery_dir, as_json, verbose) -> None:
 
 @gallery.command()
 @click.argument("gallery_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--keep-versions", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Keep old versions younger than this many seconds (for readers still pinned to them).")
+@click.option("--keep-versions", type=click.FloatRange(min=0), default=None,
+              help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
+                   "(default: 600; docs/guarantees.md).")
 @verbose_option
-@zse_errors
 def compact(gallery_dir, keep_versions, verbose) -> None:
     """Merge small fragments, drop deleted rows, old versions and files of killed writers."""
     from ..runtime.gallery.store import Gallery
 
-    setup_logging(verbose)
     g = Gallery.open(gallery_dir)
     stats = g.compact(keep_versions_seconds=keep_versions)
     click.echo(f"{gallery_dir}: {len(g)} photos; " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None))
@@ -58,11 +55,9 @@ def compact(gallery_dir, keep_versions, verbose) -> None:
 @click.argument("new", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--codec", type=click.Choice(CODECS), default="float16", show_default=True, help="Token codec of the new gallery.")
 @verbose_option
-@zse_errors
 def migrate(old, new, codec, verbose) -> None:
     """Convert the format-1 gallery OLD into a new gallery NEW, without re-encoding."""
     from ..runtime.gallery.migrate import migrate as run
 
-    setup_logging(verbose)
     g = run(old, new, codec=codec)
     click.echo(f"{new}: {len(g)} photos migrated from {old} (codec {g.codec.name})")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from .common import rerank_note, setup_logging, verbose_option, zse_errors
+from ..runtime.runners.select import BACKENDS
+from .common import ZseGroup, rerank_note, verbose_option
 from .ray_options import ray_options
 
-BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
+BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
 def _rerank(ctx, param, value: str | None) -> int | str | None:
@@ -27,7 +28,7 @@ def _rerank(ctx, param, value: str | None) -> int | str | None:
     return n
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("zse", cls=ZseGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Zero-shot sketch-based image retrieval with a ZSE-SBIR export folder."""
 
@@ -49,13 +50,11 @@ def main() -> None:
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @ray_options
 @verbose_option
-@zse_errors
 def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, use_ray, ray_address, verbose) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
 
-    setup_logging(verbose)
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
@@ -85,13 +84,11 @@ def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_erro
               help="Write results as JSON to this file ('-' for stdout).")
 @click.option("--page", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML results page.")
 @verbose_option
-@zse_errors
 def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page, verbose) -> None:
     """Search the gallery with one or more SKETCHES."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import expand_sources
 
-    setup_logging(verbose)
     from ..runtime.gallery.store import Gallery
 
     if not Gallery.exists(gallery_dir) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
@@ -134,7 +131,8 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
               help="Dataset root (the official --data_path, or the folder-per-class root).")
 @click.option("--all", "test_all", is_flag=True,
               help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.")
-@click.option("--ranking", type=click.Choice(["sa", "two-stage", "rn"]), default="two-stage", show_default=True)
+@click.option("--ranking", type=click.Choice(["ret-token", "two-stage", "exhaustive", "sa", "rn"]), default="two-stage", show_default=True,
+              help="sa and rn: the official code's names for ret-token and exhaustive.")
 @click.option("--rerank", type=click.IntRange(min=0), default=None,
               help="For two-stage ranking; default: the depth recorded in the export folder (printed).")
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
@@ -146,15 +144,14 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
               help="Also write an HTML page with the first queries and their top 10 hits.")
 @ray_options
 @verbose_option
-@zse_errors
 def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, use_ray, ray_address,
                  verbose) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
-    from ..evaluation.protocol import evaluate
+    from ..evaluation.protocol import evaluate, ranking_name
     from ..runtime.retriever import Retriever
 
-    setup_logging(verbose)
+    ranking = ranking_name(ranking)  # one name in the progress bars and the report, whichever was typed
     if dataset == "folder":
         eval_set = load_image_folders(root)
     else:
@@ -164,12 +161,12 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
-    if use_ray:
-        from ..distributed.ray_eval import RayOptions, evaluate_on_ray
+    executor = None  # this process
+    if use_ray:  # where the job runs is chosen here, where it starts: the loop is the same
+        from ..distributed.ray_eval import RayExecutor, RayOptions
 
-        report = evaluate_on_ray(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, options=RayOptions(address=ray_address))
-    else:
-        report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks)
+        executor = RayExecutor(RayOptions(address=ray_address))
+    report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, executor=executor)
     text = json.dumps(report, indent=2)
     if json_out:
         json_out.write_text(text + "\n")
@@ -180,7 +177,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
         names = eval_set.class_names
         labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels)}
         queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels))[:20]
-        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "rn" else 0))
+        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0))
         write_results_page(page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits)], labels)
 
 
@@ -194,12 +191,10 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
-@zse_errors
 def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
     """Show why SKETCH matches PHOTO: matched parts and where the model looks."""
     from ..runtime.retriever import Retriever
 
-    setup_logging(verbose)
     r = Retriever.load(export_dir, backend=backend)
     exp = r.explain(str(sketch), str(photo), out=out, top=top)
     if json_out:
@@ -226,12 +221,10 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @click.option("--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
-@zse_errors
 def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backend, verbose) -> None:
     """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""
     from ..runtime.retriever import Retriever
 
-    setup_logging(verbose)
     if not photos and not gallery_dir:
         raise click.UsageError("give PHOTOS or --gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
@@ -243,11 +236,13 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backen
                f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}")
 
 
-from .gallery import gallery as _gallery_group  # noqa: E402 - registered here, defined in their own files
+from .export import main as _export_group  # noqa: E402 - registered here, defined in their own files
+from .gallery import gallery as _gallery_group  # noqa: E402
 from .serve import serve as _serve  # noqa: E402
 
 main.add_command(_serve)
 main.add_command(_gallery_group)
+main.add_command(_export_group, name="export")  # the same group object as the zse-export script
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

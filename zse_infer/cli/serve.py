@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..runtime.runners.select import BACKENDS
 from .common import setup_logging, verbose_option, zse_errors
 
-BACKEND_CHOICES = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch"]
+BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
 @click.command("serve")

@@ -38,13 +38,13 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import rerank_note, setup_logging, verbose_option, zse_errors
+from ..cli.common import ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
 
 _log = logging.getLogger(__name__)
 
-RANKINGS = {"ret_token": ("sa", 0), "two_stage": ("two-stage", None), "exhaustive": ("rn", 0)}
+#: the rankings compared, by the names zse eval, its progress bars and metrics.json use
+RANKINGS = ("ret-token", "two-stage", "exhaustive")
 METRICS = ("map_all", "map_200", "precision_10")
-STEPS = 5
 
 
 def cpu_seconds() -> float:
@@ -54,15 +54,18 @@ def cpu_seconds() -> float:
 
 
 class Clock:
-    """Wall and CPU seconds per step, echoed as each step ends."""
+    """Numbered steps ("[n/total]", counted as they start, so a skipped step leaves no gap) with
+    their wall and CPU seconds, echoed as each step ends."""
 
-    def __init__(self):
+    def __init__(self, total: int):
         self.wall0, self.cpu0 = time.perf_counter(), cpu_seconds()
+        self.total_steps, self.started = total, 0
         self.steps: dict[str, dict[str, float]] = {}
         self._mark = (self.wall0, self.cpu0)
 
-    def start(self, n: int, text: str) -> None:
-        click.echo(f"[{n}/{STEPS}] {text}", err=True)
+    def start(self, text: str) -> None:
+        self.started += 1
+        click.echo(f"[{self.started}/{self.total_steps}] {text}", err=True)
         self._mark = (time.perf_counter(), cpu_seconds())
 
     def done(self, key: str) -> None:
@@ -138,9 +141,9 @@ def _evaluate(retriever, eval_set, rerank: int, index: bool = True) -> dict[str,
     from ..evaluation.protocol import evaluate
 
     out = {}
-    for i, (name, (ranking, _)) in enumerate(RANKINGS.items()):
+    for i, ranking in enumerate(RANKINGS):
         report = evaluate(retriever, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=index and i == 0, progress=True)
-        out[name] = {k: round(report["metrics"][k], 4) for k in METRICS}
+        out[ranking] = {k: round(report["metrics"][k], 4) for k in METRICS}
     return out
 
 
@@ -189,7 +192,7 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     return {"explained_query": str(query.path), "explained_label": query.label}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("zse-demo", cls=ZseCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
 @click.option("--rerank", type=click.IntRange(min=1), default=None,
               help="Two-stage: candidates reranked (default: the depth the export records, printed).")
@@ -197,7 +200,6 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
 @click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (about half the run time).")
 @click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
 @verbose_option
-@zse_errors
 def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
     """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
     write a results page, an explanation and a synthesis, then evaluate the trained model
@@ -206,7 +208,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     from .assets import load_demo_assets
 
     setup_logging(verbose)
-    clock = Clock()
+    clock = Clock(total=4 if skip_random else 5)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("gallery", "gallery_random", "export_random"):  # an earlier run's: another model's tokens
         if (out / stale).is_dir():
@@ -215,28 +217,28 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     eval_set = _eval_set(assets)
     click.echo(eval_set.describe(), err=True)
 
-    clock.start(1, f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs)")
+    clock.start(f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs)")
     export = _export(assets.checkpoint, out / "export", assets.config, backend)
     clock.done("export")
 
-    clock.start(2, f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
+    clock.start(f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
     retriever = Retriever.load(export, gallery=out / "gallery", create=True, backend=backend, projections=True)
     click.echo(f"      {rerank_note(retriever.manifest, rerank)}", err=True)
     rerank = retriever.manifest.default_rerank if rerank is None else rerank
     retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=True)
     clock.done("index")
 
-    clock.start(3, "searching, one sketch per concept: results page, explanation, synthesis")
+    clock.start("searching, one sketch per concept: results page, explanation, synthesis")
     shown = _first_results(retriever, assets, out, rerank)
     clock.done("first_results")
     click.echo(f"      first results: {out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}", err=True)
 
     metrics: dict[str, Any] = {}
-    clock.start(4, f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
+    clock.start(f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
     metrics["trained"] = _evaluate(retriever, eval_set, rerank, index=False)  # indexed in step 2
     clock.done("evaluate_trained")
     if not skip_random:
-        clock.start(5, "the same architecture with random weights: export (temporary folder) and evaluation")
+        clock.start("the same architecture with random weights: export (temporary folder) and evaluation")
         with tempfile.TemporaryDirectory() as tmp:
             random_export = _export(_random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config, backend)
             # In memory: nothing of the random model is left in OUT.
@@ -247,7 +249,7 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     seconds = {**clock.total(), "steps": clock.steps}
     report = {
         **metrics,
-        "settings": {"rerank": rerank, "rerank_source": rerank_note(retriever.manifest, None), "backend": retriever.backend,
+        "settings": {"rerank": rerank, "rerank_source": rerank_source(retriever.manifest), "backend": retriever.backend,
                      "queries": eval_set.num_sketches,
                      "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True, **shown},
         "seconds": seconds,

@@ -1,43 +1,64 @@
 """Evaluating a deployed model with the paper's protocol, on top of the Retriever.
 
-Three rankings, all over the whole gallery (metrics need every position):
+Three rankings, all over the whole gallery (metrics need every position), named
+the same wherever a user sees them (``zse eval --ranking``, progress bars, reports,
+the demo's table):
 
-* ``"sa"``: ret-token only, L2 distance of L2-normalised token 0s (the
-  official "sa" ranking; stage 1 of a search);
+* ``"ret-token"``: ret-token only, L2 distance of L2-normalised token 0s (the
+  official code's "sa" ranking; stage 1 of a search);
 * ``"two-stage"``: the top ``rerank`` photos of the ret-token ranking
   reordered by relation score, the rest after them in ret-token order (what
   :meth:`Retriever.search` returns, extended to the full gallery);
-* ``"rn"``: every photo scored by the relation head (the official "rn"
-  ranking, exhaustive: queries x photos relation-head calls).
+* ``"exhaustive"``: every photo scored by the relation head (the official
+  code's "rn" ranking: queries x photos relation-head calls).
+
+The official code's names ``"sa"`` and ``"rn"`` are accepted as aliases
+(:func:`ranking_name`) and reported under the names above.
 
 Distances are produced one query batch at a time and consumed by
 :class:`~zse_infer.evaluation.metrics.RankingMetrics`, so memory is bounded by a batch
-times the gallery, whatever the dataset size.
+times the gallery, whatever the dataset size. :func:`evaluate` is the one loop; where the
+batches run (this process, or Ray actors) is its ``executor``
+(:mod:`zse_infer.evaluation.executor`), chosen by the caller.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .datasets import EvalSet
 from ..errors import InputError
-from .metrics import RankingMetrics
 from ..runtime.retriever import Retriever
 from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
+from .datasets import EvalSet
+from .executor import Executor, LocalExecutor
+from .metrics import RankingMetrics
 
 _log = logging.getLogger(__name__)
 
-RANKINGS = ("sa", "two-stage", "rn")
+RANKINGS = ("ret-token", "two-stage", "exhaustive")
+#: the official code's names for two of them, accepted wherever a ranking is named
+ALIASES = {"sa": "ret-token", "rn": "exhaustive"}
+
+
+def ranking_name(ranking: str) -> str:
+    """The ranking's one user-facing name (aliases resolved); an unknown name is an ``InputError``."""
+    name = ALIASES.get(ranking, ranking)
+    if name not in RANKINGS:
+        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS} (or the official {tuple(ALIASES)})")
+    return name
 
 
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
     by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
     retriever.refresh()
+    if len(retriever.gallery) == 0:  # nothing committed (or an empty gallery): there is nothing to rank
+        raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")
     ids = retriever.gallery.ids
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -48,29 +69,41 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
-def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int) -> np.ndarray:
+def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int | None) -> np.ndarray:
     """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in
-    gallery scan order, from the searcher's ranking functions (the ones search uses)."""
+    gallery scan order, from the searcher's ranking functions (the ones search uses).
+    ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
     snap = retriever.gallery.snapshot
     rowids = snap.row_ids()
 
     def score(q: int, cols: np.ndarray) -> np.ndarray:
         return retriever.relation_scores(sketch_tokens[q], rowids[cols])
 
-    if ranking == "rn":
+    ranking = ranking_name(ranking)
+    if ranking == "exhaustive":
         return exhaustive_distances(len(sketch_tokens), len(rowids), score)
     ret = ret_token_distances(sketch_tokens[:, 0], snap.ret_matrix())
-    if ranking == "sa":
+    if ranking == "ret-token":
         return ret
-    return two_stage_distances(ret, rerank, score)
+    return two_stage_distances(ret, retriever.manifest.default_rerank if rerank is None else rerank, score)
+
+
+@dataclass(frozen=True)
+class SketchDistances:
+    """The evaluation's task for an executor (picklable): encode a batch of sketches and rank
+    the whole gallery for each, (Q, N) distances in gallery scan order (:func:`ranking_distances`)."""
+
+    ranking: str
+    rerank: int | None
+
+    def __call__(self, retriever: Retriever, sketches: Sequence[str]) -> np.ndarray:
+        return ranking_distances(retriever, retriever.encode(list(sketches), "sketch"), self.ranking, self.rerank)
 
 
 def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
     """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's
     recorded depth (``manifest.default_rerank``); other rankings take none."""
-    if ranking not in RANKINGS:
-        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS}")
-    if ranking != "two-stage":
+    if ranking_name(ranking) != "two-stage":
         return None
     if rerank is None:
         return retriever.manifest.default_rerank
@@ -89,38 +122,46 @@ def evaluate(
     index: bool = True,
     progress: bool = True,
     ties: str = "official",
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``).
 
     ``ties``: "official" sorts distances with numpy's default argsort as the
     official code does; "stable" orders tied photos by gallery row (the same
     on every machine). Distances here are float32, so ties are rare. ``rerank=None``: the
-    export's recorded depth.
+    export's recorded depth. ``executor``: where the indexing and the query batches run
+    (default: this process, :class:`~zse_infer.evaluation.executor.LocalExecutor`; on Ray:
+    :class:`zse_infer.distributed.ray_eval.RayExecutor`); the metrics are the same to the last
+    bit, as every executor runs the same :class:`SketchDistances` on the same batches.
     """
-    rerank = checked_ranking(retriever, ranking, rerank)
+    ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size: received {batch_size!r}, expected an integer >= 1")
+    executor = executor or LocalExecutor()
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     if index:
-        retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=progress)
+        executor.index(retriever, [str(p) for p in eval_set.photo_paths], progress)
     labels = gallery_labels(retriever, eval_set)
     metrics = RankingMetrics(labels, ks=ks, ties=ties)
-    sketches: Sequence = [str(p) for p in eval_set.sketch_paths]
-    with tqdm(total=len(sketches), desc=f"evaluating ({ranking})", unit="sketch", disable=not progress) as bar:
-        for start in range(0, len(sketches), batch_size):
-            batch = sketches[start : start + batch_size]
-            tokens = retriever.encode(batch, "sketch")
-            metrics.update(ranking_distances(retriever, tokens, ranking, rerank), eval_set.sketch_labels[start : start + len(batch)])
-            bar.update(len(batch))
-    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started)
+    sketches = [str(p) for p in eval_set.sketch_paths]
+    starts = range(0, len(sketches), batch_size)
+    batches = [sketches[start : start + batch_size] for start in starts]
+    with tqdm(total=len(sketches), desc=f"evaluating ({ranking}){executor.where}", unit="sketch", disable=not progress) as bar:
+        for start, distances in zip(starts, executor.map(retriever, SketchDistances(ranking, rerank), batches), strict=True):
+            metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
+            bar.update(len(distances))
+    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started, **executor.report())
 
 
 def evaluation_report(retriever, eval_set: EvalSet, ranking: str, rerank: int | None, metrics: RankingMetrics,
                       started: float, **extra: Any) -> dict[str, Any]:
-    """The JSON report of an evaluation (any executor): settings, metrics and seconds since ``started``."""
+    """The JSON report of an evaluation: settings, metrics, seconds since ``started`` and the
+    executor's ``extra`` (e.g. ``ray``)."""
     return {
         "dataset": eval_set.summary(),
-        "ranking": ranking,
+        "ranking": ranking_name(ranking),
         "rerank": rerank,  # None for rankings without a rerank depth (checked_ranking)
         "backend": retriever.backend,
         "precision": retriever.runners.precision,

@@ -13,7 +13,6 @@ import base64
 import html
 import io
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..preprocess import ImageSource, describe_source
-from ..runtime.explain_pictures import font  # one bundled scalable font for every picture
+from ..runtime.explain_pictures import font, wrap_text  # one bundled scalable font and one wrapper for every picture
 
 THUMB = 112
 
@@ -105,24 +104,28 @@ def write_results_page(
     path: str | os.PathLike, results: Sequence[QueryResult], labels: Mapping[str, str] | None = None,
     title: str = "zse-infer results", subtitle: str = "",
 ) -> Path:
-    """Write the HTML page. ``labels`` maps gallery ids to classes (frames correct/wrong hits)."""
+    """Write the HTML page. ``labels`` maps gallery ids to classes (frames correct/wrong hits).
+
+    Each query is a row of a CSS grid whose columns are at most a thumbnail wide and shrink with
+    the window (``minmax(0, ...)``), so any number of hits fits the page's width: no sideways scrolling."""
     labels = labels or {}
-    rows = []
+    cols = 1 + max((len(q.hits) for q in results), default=0)
+    cells = ['<div class="head">query</div>'] + [f'<div class="head">#{i}</div>' for i in range(1, cols)]
     for q in results:
-        cells = [
-            f'<td class="query"><img src="{_data_uri(_thumbnail(q.sketch))}" alt="query">'
-            f"<div class=\"label\">{html.escape(_query_name(q))}</div></td>"
-        ]
+        cells.append(
+            f'<div class="cell query"><img src="{_data_uri(_thumbnail(q.sketch))}" alt="query">'
+            f'<div class="label">{html.escape(_query_name(q))}</div></div>'
+        )
         for h in q.hits:
             verdict = _verdict(q, h, labels)
-            css = {True: "hit correct", False: "hit wrong", None: "hit"}[verdict]
+            css = {True: "cell hit correct", False: "cell hit wrong", None: "cell hit"}[verdict]
             mark = {True: " &#10003;", False: " &#10007;", None: ""}[verdict]
             cells.append(
-                f'<td class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
+                f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
                 f'<div>#{h.rank} {h.score:.3f}{mark}</div><div class="small label">{html.escape(_hit_name(h, labels))}</div>'
-                f'<div class="small">{_stage(h)}</div></td>'
+                f'<div class="small">{_stage(h)}</div></div>'
             )
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        cells += ['<div class="cell"></div>'] * (cols - 1 - len(q.hits))  # short rows keep the grid aligned
     correct, known = _counts(results, labels)
     summary = f"{correct} of {known} labelled hits have the query's class." if known else ""
     stages = {h.stage for q in results for h in q.hits}
@@ -130,53 +133,32 @@ def write_results_page(
         f'<li><span class="swatch {kind}"></span>{html.escape(text)}</li>' if kind else f"<li>{html.escape(text)}</li>"
         for kind, text in _legend_items(bool(known), stages)
     )
-    header = "<tr><th>query</th>" + "".join(f"<th>#{i}</th>" for i in range(1, max((len(q.hits) for q in results), default=0) + 1)) + "</tr>"
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 16px; }}
-table {{ border-collapse: separate; border-spacing: 6px; }}
-th {{ font-size: 12px; color: #444; }}
-td {{ text-align: center; vertical-align: top; font-size: 12px; padding: 4px; border: 3px solid transparent; width: {THUMB}px; }}
-td.query {{ background: #eef; }}
-td.correct, .swatch.correct {{ border-color: {_hex(CORRECT)}; }}
-td.wrong, .swatch.wrong {{ border-color: {_hex(WRONG)}; }}
+p {{ overflow-wrap: anywhere; }}
+.results {{ display: grid; grid-template-columns: repeat({cols}, minmax(0, {THUMB + 14}px)); gap: 6px; }}
+.head {{ font-size: 12px; color: #444; font-weight: bold; text-align: center; align-self: end; }}
+.cell {{ text-align: center; font-size: 12px; padding: 4px; border: 3px solid transparent; min-width: 0; }}
+.cell.query {{ background: #eef; }}
+.cell.correct, .swatch.correct {{ border-color: {_hex(CORRECT)}; }}
+.cell.wrong, .swatch.wrong {{ border-color: {_hex(WRONG)}; }}
 .swatch {{ display: inline-block; width: 14px; height: 14px; border: 3px solid; margin-right: 6px; vertical-align: middle; }}
 .label {{ overflow-wrap: anywhere; }}
-.small {{ color: #555; font-size: 11px; }}
-img {{ width: {THUMB}px; height: {THUMB}px; display: block; }}
+.small {{ color: #555; font-size: 11px; overflow-wrap: anywhere; }}
+.cell img {{ width: 100%; max-width: {THUMB}px; height: auto; aspect-ratio: 1; display: block; margin: 0 auto; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {f"<p>{html.escape(subtitle)}</p>" if subtitle else ""}<p>{html.escape(summary)}</p>
 <ul class="legend">{legend}</ul>
-<table>{header}{''.join(rows)}</table></body></html>
+<div class="results">{''.join(cells)}</div></body></html>
 """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     return out
-
-
-def _wrap(text: str, face, width: int) -> list[str]:
-    """Lines of ``text`` no wider than ``width`` pixels, nothing dropped: breaks between words, after a
-    '/' ("automobile/taxi/police"), and inside a word only where the word alone is wider than a line."""
-    pieces: list[tuple[str, str]] = []  # (piece, what joins it to the previous piece)
-    for word in text.split():
-        for i, piece in enumerate(re.findall(r"[^/]*/|[^/]+", word)):
-            pieces.append((piece, "" if i else " "))
-    lines: list[str] = []
-    for piece, joint in pieces:
-        while face.getlength(piece) > width:  # wider than a line by itself: split it
-            cut = 1
-            while face.getlength(piece[: cut + 1]) <= width:
-                cut += 1
-            lines.append(piece[:cut])
-            piece, joint = piece[cut:], ""
-        if lines and face.getlength(lines[-1] + joint + piece) <= width:
-            lines[-1] += joint + piece
-        elif piece:
-            lines.append(piece)
-    return lines
 
 
 def write_results_grid(
@@ -197,15 +179,15 @@ def write_results_grid(
 
     def cell_lines(q: QueryResult, h=None) -> list[tuple[str, object]]:
         if h is None:
-            return [(t, normal) for t in _wrap(_query_name(q), normal, cell)]
+            return [(t, normal) for t in wrap_text(_query_name(q), normal, cell)]
         out = [(f"#{h.rank}  {h.score:.3f}", normal)]
-        out += [(t, small) for t in _wrap(_hit_name(h, labels), small, cell)]
+        out += [(t, small) for t in wrap_text(_hit_name(h, labels), small, cell)]
         return out
 
     texts = [[cell_lines(q)] + [cell_lines(q, h) for h in q.hits] for q in results]
     row_h = [cell + 6 + line_h * max(len(t) for t in row) + pad for row in texts]
     intro = [(title, big, (0, 0, 0))]
-    intro += [(t, normal, (40, 40, 40)) for t in _wrap(subtitle, normal, width - 2 * pad)] if subtitle else []
+    intro += [(t, normal, (40, 40, 40)) for t in wrap_text(subtitle, normal, width - 2 * pad)] if subtitle else []
     if known:
         intro.append((f"{correct} of {known} labelled hits have the query's class.", normal, (40, 40, 40)))
     legend = _legend_items(bool(known), stages)

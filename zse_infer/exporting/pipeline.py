@@ -16,7 +16,8 @@ import onnx
 from ..config import ModelConfig, get_config
 from ..errors import ExportError
 from ..manifest import Manifest, GraphSpec, sha256_file
-from . import attention_fusion, extra_graphs, graph_checks, validation
+from ..runtime.runners.precision_check import DEFAULT_TOLERANCES
+from . import attention_fusion, extra_graphs, graph_checks, lower_precision, validation
 from .folder import staged_folder, write_manifest
 from .graph_modules import build_export_module
 from .plan import GraphPlan, concrete_shape, io_specs, plan_graphs
@@ -150,9 +151,13 @@ def export_model(
                 for role in extra_graphs.RELATION_ROLES:
                     graphs[f"{role}_trt"] = _extra_graph(role, folder, model, cfg, recipe, data, step, "trt", options)
         step("int8")
+        # Lower precisions judged by rankings on the bundled demo's unseen concepts (lower_precision.py).
+        reference = lower_precision.Reference(folder, graphs, cfg, data)
         if options.int8:
-            for role in ("encoder", "relation_head"):
-                graphs[f"{role}_int8"] = _int8_graph(graphs[role], folder, recipe, data)
+            graphs.update(lower_precision.int8_graphs(graphs, folder, recipe, data, reference))
+        agreement = {"bf16": lower_precision.bf16_agreement(folder, graphs, reference)}
+        if options.int8:
+            agreement["int8"] = graphs["encoder_int8"].extra["validated_on"]["agreement"]
 
         manifest = Manifest(
             model=cfg,
@@ -165,8 +170,11 @@ def export_model(
                 "recipe": recipe.to_dict(),
                 "tolerances": {
                     **{p: dict(recipe.tolerances[p]) for p in precisions},
-                    **({"int8": dict(recipe.tolerances.get("int8", _int8_defaults()))} if options.int8 else {}),
+                    "bf16": dict(recipe.tolerances.get("bf16") or DEFAULT_TOLERANCES["bf16"]),
+                    **({"int8": lower_precision.int8_tolerance(recipe)} if options.int8 else {}),
                 },
+                # What lower precisions do to rankings, measured at export (lower_precision.py).
+                "agreement": agreement,
                 "parity_inputs": validation.PARITY_FILE,
                 "exporter": "torch.onnx.export(dynamo=True)",
                 # Manifest.default_rerank reads this: the stage-2 depth search uses when the caller does not choose.
@@ -239,44 +247,6 @@ def _extra_graph(
     )
 
 
-def _int8_graph(source: GraphSpec, folder: Path, recipe: Recipe, data) -> GraphSpec:
-    """Quantise an fp32 plain graph to int8 and validate it (looser, documented tolerances).
-
-    Besides the parity on this CPU, the graph must be free of the 16-bit
-    saturation of x86 CPUs without VNNI (see :mod:`.quantize`), so that the
-    parity measured here holds on every x86-64 CPU; the manifest records the
-    CPU it was validated on.
-    """
-    from ..runtime.runners.cpu_features import cpu_features
-    from .quantize import DEFAULT_INT8_TOLERANCES, quantize_int8, ret_token_cosine, saturation_risks
-
-    t0 = time.perf_counter()
-    gid = f"{source.role}_int8"
-    path = folder / f"{gid}.onnx"
-    settings = quantize_int8(folder / source.file, path)
-    risky = saturation_risks(path)
-    if risky:
-        raise ExportError(
-            f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights that "
-            "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
-        )
-    run = validation.ort_cpu_runner(path)
-    parity = validation.measure_parity(run, source.role, data, recipe.validation_batch_sizes)
-    tolerance = dict(recipe.tolerances.get("int8", DEFAULT_INT8_TOLERANCES))
-    validation.check_tolerance(f"{path.name} (int8)", parity, tolerance)
-    extra = {
-        "seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size,
-        "quantization": {**settings, "saturation_free_on_x86": True},
-        "validated_on": {**cpu_features(), "parity": dict(parity), "tolerance": tolerance},
-    }
-    if source.role == "encoder":
-        n = max(recipe.validation_batch_sizes)
-        tokens = run({"image": data["image"][:n]})["tokens"]
-        extra["ret_token_cosine_min"] = ret_token_cosine(data["tokens"][:n], tokens)
-    _log.info("%s: %.1f MB, parity %s", gid, extra["size_bytes"] / 1e6, parity)
-    return replace(source, id=gid, precision="int8", file=path.name, parity=parity, fused_nodes={}, extra=extra)
-
-
 def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
     import torch
 
@@ -312,12 +282,6 @@ def _lint(path: Path, inputs, options: ExportOptions, extra: dict[str, Any]) -> 
         raise ExportError("lint: polygraphy and onnx-graphsurgeon are not installed (pip install 'zse-infer[dev]')")
     else:
         extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
-
-
-def _int8_defaults() -> dict[str, float]:
-    from .quantize import DEFAULT_INT8_TOLERANCES
-
-    return dict(DEFAULT_INT8_TOLERANCES)
 
 
 def _require_engine_support() -> None:

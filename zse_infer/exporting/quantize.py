@@ -18,6 +18,9 @@ ARM. (8-bit U8S8 weights gave a max abs token error of 1.95 on a random
 ViT-B/16 under AVX2 arithmetic against 0.08 with VNNI; U8U8 is exact too but
 uses ONNX Runtime's slower widening kernels: 1.4x against 1.9x the fp32 graph
 here.) :func:`saturation_risks` checks the written graph for exactly this.
+
+Whether an int8 graph is accepted is decided by rankings, not token error
+(:mod:`.lower_precision`).
 """
 
 from __future__ import annotations
@@ -31,9 +34,6 @@ import numpy as np
 from ..errors import ExportError, require
 
 _log = logging.getLogger(__name__)
-
-#: used when a recipe names no int8 tolerances: looser than fp16 (int8 is lossy by design)
-DEFAULT_INT8_TOLERANCES = {"tokens": 0.25, "score": 0.01}
 
 #: what the manifest records about how each int8 graph was made (``extra.quantization``)
 SETTINGS = {
@@ -100,9 +100,3 @@ def saturation_risks(path: Path) -> list[str]:
         if int((w[0::2] + w[1::2]).max(initial=0)) > SAFE_PAIR_SUM:
             risky.append(node.name or node.output[0])
     return risky
-
-
-def ret_token_cosine(reference: np.ndarray, tokens: np.ndarray) -> float:
-    """Smallest cosine between reference and int8 token 0s (what stage-1 search ranks by)."""
-    a, b = reference[:, 0].astype(np.float64), tokens[:, 0].astype(np.float64)
-    return float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())

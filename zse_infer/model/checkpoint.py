@@ -5,6 +5,9 @@ it recognises the authors' release (``sa.* / ca.* / rn.* / conv2d.*``), the
 ImageNet backbone file used to start training (encoder keys without the
 ``sa.model.`` prefix), and our own layout, strips ``module.`` prefixes
 (DataParallel) and drops the unused third cross-attention copy.
+
+Nothing here knows the network: fitting a mapped state dict into a model, and saying why it
+does not fit, is :mod:`.zse`'s (which imports this module, never the reverse).
 """
 
 from __future__ import annotations
@@ -232,41 +235,3 @@ def checkpoint_metadata(source: "str | os.PathLike") -> dict[str, Any]:
             if key != "model" and isinstance(value, (int, float, np.number, str)):
                 out[key] = value.item() if isinstance(value, np.number) else value
     return out
-
-
-def _examples(items: list[str], limit: int = 3) -> str:
-    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
-def expected_shapes(config: str) -> dict[str, tuple[int, ...]]:
-    """Parameter name -> shape of the model ``config`` describes (built on the meta device: no memory, no time)."""
-    from .zse import ZseModel
-
-    with torch.device("meta"):
-        return {k: tuple(v.shape) for k, v in ZseModel(config).state_dict().items()}
-
-
-def matching_configs(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """The known model configs whose every parameter a (filtered) state dict has, with the right shape."""
-    from ..config import list_configs
-
-    have = {k: tuple(v.shape) for k, v in state.items()}
-    return [name for name in list_configs() if expected_shapes(name) == have]
-
-
-def mismatch_message(
-    name: str, layout: str, config: str, missing: list[str], unexpected: list[str], misshaped: list[str],
-    state: Mapping[str, torch.Tensor],
-) -> str:
-    """A short account of why a checkpoint does not fit a config: counts, a few examples, and the
-    config it does fit when it matches a known one (a full key list runs to thousands of characters)."""
-    parts = [
-        f"{len(keys)} {'key' if len(keys) == 1 else 'keys'} {what} ({_examples(keys)})"
-        for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", misshaped))
-        if keys
-    ]
-    text = f"{name}: checkpoint ({layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
-    fits = [c for c in matching_configs(state) if c != config]
-    if fits:
-        return text + f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
-    return text

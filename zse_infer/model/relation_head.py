@@ -3,7 +3,7 @@
 Cross-attention one layer each way, a 2x2 conv from the token grid to anchors,
 the cosine kernel of every sketch anchor with every photo anchor, and a small
 MLP. Written to compute exactly what the official ``ca`` + ``conv2d`` + ``rn``
-modules compute (SPEC.md), including two quirks that must not be "fixed":
+modules compute (docs/spec.md, "Relation head"), including two quirks that must not be "fixed":
 
 * each direction attends with keys from the *other* image but values from
   *itself* (``S' = L1(q=S, k=P, v=S)``), and the residual adds the value;

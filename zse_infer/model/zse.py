@@ -1,4 +1,9 @@
-"""The whole network, split the way inference uses it, and checkpoint loading."""
+"""The whole network, split the way inference uses it, and loading a checkpoint into it.
+
+:mod:`.checkpoint` reads files and maps their keys without knowing the network; fitting the
+mapped state into a :class:`ZseModel` (and explaining a misfit) lives here, so the import goes
+one way: this module imports :mod:`.checkpoint`, never the reverse.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..config import ModelConfig, get_config
+from ..config import ModelConfig, get_config, list_configs
 from ..errors import CheckpointError
-from .checkpoint import checkpoint_filter_fn, mismatch_message, read_checkpoint
+from .checkpoint import checkpoint_filter_fn, read_checkpoint
 from .encoder import Encoder
 from .relation_head import RelationHead
 
@@ -40,9 +45,39 @@ class ZseModel(nn.Module):
         return self.relate(self.encode(sketch), self.encode(photo))
 
 
-def _describe_keys(keys: list[str], limit: int = 12) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+def _examples(items: list[str], limit: int = 3) -> str:
+    """The first ``limit`` items and how many more: a full key list runs to thousands of characters."""
+    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def expected_shapes(config: str) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape of the model ``config`` describes (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in ZseModel(config).state_dict().items()}
+
+
+def matching_configs(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The known model configs whose every parameter a (filtered) state dict has, with the right shape."""
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    return [name for name in list_configs() if expected_shapes(name) == have]
+
+
+def mismatch_message(
+    name: str, layout: str, config: str, missing: list[str], unexpected: list[str], misshaped: list[str],
+    state: Mapping[str, torch.Tensor],
+) -> str:
+    """A short account of why a checkpoint does not fit a config: counts, a few examples, and the
+    config it does fit when it matches a known one (a full key list runs to thousands of characters)."""
+    parts = [
+        f"{len(keys)} {'key' if len(keys) == 1 else 'keys'} {what} ({_examples(keys)})"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", misshaped))
+        if keys
+    ]
+    text = f"{name}: checkpoint ({layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
+    fits = [c for c in matching_configs(state) if c != config]
+    if fits:
+        return text + f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
+    return text
 
 
 def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]") -> ZseModel:
@@ -51,7 +86,7 @@ def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]")
     filtered = checkpoint_filter_fn(raw)
     if filtered.layout == "unknown":
         raise CheckpointError(
-            f"{name}: does not look like a ZSE-SBIR checkpoint (first keys: {_describe_keys(sorted(raw), 5)}); "
+            f"{name}: does not look like a ZSE-SBIR checkpoint (first keys: {_examples(sorted(raw), 5)}); "
             "expected the authors' keys (sa.*, ca.*, rn.*, conv2d.*), a backbone file, or zse-infer's own keys"
         )
     expected = model.state_dict()

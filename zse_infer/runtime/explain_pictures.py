@@ -1,13 +1,15 @@
 """Pictures of explanations and syntheses (PIL + numpy only): what a person looks at.
 
-Both pictures carry plain captions and, where colour means a number, a colour
-scale with its ends labelled.
+Both pictures carry plain captions computed from the data they describe (shares,
+counts, how alike: the ``*_caption`` functions, tested on their own) and, where
+colour means a number, a colour scale with its ends labelled.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _COLORS = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
 #: distinct outline colours for source photos (colour-blind safe: Okabe-Ito)
 PHOTO_COLOURS = [(230, 159, 0), (0, 114, 178), (204, 121, 167), (0, 158, 115), (213, 94, 0), (86, 180, 233)]
+#: one colour per numbered match in an explanation (Okabe-Ito, then its yellow and black)
+MATCH_COLOURS = PHOTO_COLOURS + [(240, 228, 66), (0, 0, 0)]
 #: the smallest side a picture's main images are drawn at
 MIN_SIDE = 448
 
@@ -110,13 +114,82 @@ def _cell_box(patch: tuple[int, int], cell: float, x0: int, y0: int) -> tuple[fl
     return x0 + c * cell, y0 + r * cell, x0 + (c + 1) * cell, y0 + (r + 1) * cell
 
 
+# --------------------------------------------------------------------------- captions: words from the data they describe
+
+#: matches whose similarities differ by less than this are "about equally alike" (cosine scale -1..1)
+EQUAL_SPREAD = 0.05
+#: a single square drawing at least this share of an image's attention is outlined and named
+CONSPICUOUS_SHARE = 0.1
+
+
+def match_caption(similarities: Sequence[float]) -> str:
+    """What the numbered markers mean, with the shown matches' similarities in plain words."""
+    if not similarities:
+        return "No match falls on a stroke of the sketch and on the object in the photo."
+    hi, lo, n = max(similarities), min(similarities), len(similarities)
+    scale = "on a scale where 1 means the same and 0 unrelated"
+    if n == 1:
+        return f"Number 1: the part of the sketch and the part of the photo the model finds most alike ({hi:.2f}, {scale})."
+    strength = (f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})" if hi - lo < EQUAL_SPREAD
+                else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}")
+    return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."
+
+
+def attention_caption(heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str) -> str:
+    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's
+    strokes, the photo's object) against how much of the image they are, and the one square that
+    alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`), said
+    to lie ``on`` the region or ``off`` it."""
+    heat = heat.reshape(-1)
+    parts = []
+    if region is not None and region.any():
+        parts.append(f"{heat[region].sum():.0%} of it falls on {region_name} ({region.mean():.0%} of the {image_name})")
+    square = conspicuous_square(heat)
+    if square is not None:
+        where = "" if region is None else f", {on}" if region[square] else f", {off}"
+        parts.append(f"the outlined square alone draws {heat[square]:.0%}{where}")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "." if text else ""
+
+
+def conspicuous_square(heat: np.ndarray) -> int | None:
+    """The square (flat index) that alone draws :data:`CONSPICUOUS_SHARE` of the attention, if any: the
+    heat map saturates at its 98th percentile, so without a mark such a square looks like its neighbours."""
+    flat = heat.reshape(-1)
+    top = int(np.argmax(flat)) if flat.size else 0
+    return top if flat.size and flat[top] >= CONSPICUOUS_SHARE else None
+
+
+def wrap_text(text: str, face, width: int) -> list[str]:
+    """Lines of ``text`` no wider than ``width`` pixels, nothing dropped: breaks between words, after a
+    '/' ("automobile/taxi/police"), and inside a word only where the word alone is wider than a line."""
+    pieces: list[tuple[str, str]] = []  # (piece, what joins it to the previous piece)
+    for word in text.split():
+        for i, piece in enumerate(re.findall(r"[^/]*/|[^/]+", word)):
+            pieces.append((piece, "" if i else " "))
+    lines: list[str] = []
+    for piece, joint in pieces:
+        while face.getlength(piece) > width:  # wider than a line by itself: split it
+            cut = 1
+            while face.getlength(piece[: cut + 1]) <= width:
+                cut += 1
+            lines.append(piece[:cut])
+            piece, joint = piece[cut:], ""
+        if lines and face.getlength(lines[-1] + joint + piece) <= width:
+            lines[-1] += joint + piece
+        elif piece:
+            lines.append(piece)
+    return lines
+
+
 # --------------------------------------------------------------------------- explanation
 
 
 def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6) -> Path:
-    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers
-    (same number = matched parts, colour = strength on the scale below), and the attention
-    heat maps with their colour scale. Written as PNG."""
+    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same
+    number and colour = matched parts), then the attention heat maps with their colour scale. Every
+    caption is computed from what it describes (:func:`match_caption`, :func:`attention_caption`).
+    Written as PNG."""
     from PIL import Image, ImageDraw
 
     from ..errors import InputError
@@ -129,49 +202,57 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     side = size * scale
     grid = exp.sketch_heat.shape[0]
     cell = side / grid
-    gap, pad, title_h, caption_h, bar_h = 24, 12, 52, 26, 64
+    gap, pad, title_h, label_h, line_h, bar_h = 24, 12, 52, 22, 18, 64
     width = 2 * side + gap + 2 * pad
-    height = title_h + 2 * (side + caption_h + bar_h) + pad
+    f = font(14)
+    match_lines = wrap_text(match_caption([m.similarity for m in shown]), f, width - 2 * pad)
+    heat_lines = [
+        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, "squares with strokes", "on a stroke", "on blank paper", "sketch"), f, side),
+        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, "squares showing the object", "on the object", "on blank background",
+                                    "photo"), f, side),
+    ]
+    heat_h = line_h * max(len(lines) for lines in heat_lines)
+    height = title_h + 2 * (side + 4 + label_h) + line_h * len(match_lines) + 8 + heat_h + 4 + bar_h + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
     draw.text((pad, 8), "Why this photo matches the sketch", fill="black", font=font(20))
-    draw.text((pad, 32), f"match score {exp.score:.3f} (0 = unrelated, 1 = sure)", fill="black", font=font(14))
+    draw.text((pad, 32), f"match score {exp.score:.3f} (0 = unrelated, 1 = sure)", fill="black", font=f)
     x_s, x_p, y = pad, pad + side + gap, title_h
     canvas.paste(_zoom(exp.sketch_image, scale), (x_s, y))
     canvas.paste(_zoom(exp.photo_image, scale), (x_p, y))
-    sims = np.array([m.similarity for m in shown]) if shown else np.zeros(1)
-    lo, hi = float(sims.min()), float(sims.max())
     radius = max(9, int(cell * 0.6))
     for number, m in enumerate(shown, start=1):
-        strength = (m.similarity - lo) / (hi - lo) if hi > lo else 1.0
-        colour = tuple(int(c) for c in colormap(0.3 + 0.7 * strength))
+        # one colour per number, so a pair is found by colour as well as by number
+        colour = MATCH_COLOURS[(number - 1) % len(MATCH_COLOURS)]
+        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114))) > 140 else "white"
         for patch, x0 in ((m.sketch_patch, x_s), (m.photo_patch, x_p)):
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
             draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour, outline="black", width=2)
-            text_colour = "black" if strength > 0.5 else "white"
             _centred_text(draw, cx, cy, str(number), font(max(12, radius)), text_colour)
     y += side + 4
-    f = font(14)
     draw.text((x_s, y), "the sketch", fill="black", font=f)
-    draw.text((x_p, y), "the photo: same number = parts the model matched", fill="black", font=f)
-    y += caption_h
-    if shown:
-        colour_bar(draw, x_s, y, side, f"match strength of the {len(shown)} clearest matches (feature cosine)",
-                   f"{lo:.2f}", f"{hi:.2f}", 0.3, 1.0)
-    else:
-        draw.text((x_s, y), "no match falls on a stroke of the sketch and on the object in the photo", fill="black", font=f)
-    y += bar_h
-    canvas.paste(_zoom(overlay(exp.sketch_image, exp.sketch_heat), scale), (x_s, y))
-    canvas.paste(_zoom(overlay(exp.photo_image, exp.photo_heat), scale), (x_p, y))
+    draw.text((x_p, y), "the photo", fill="black", font=f)
+    y += label_h
+    for line in match_lines:
+        draw.text((x_s, y), line, fill="black", font=f)
+        y += line_h
+    y += 8
+    for heat, image, x0 in ((exp.sketch_heat, exp.sketch_image, x_s), (exp.photo_heat, exp.photo_image, x_p)):
+        canvas.paste(_zoom(overlay(image, heat), scale), (x0, y))
+        square = conspicuous_square(heat)
+        if square is not None:  # white outside, black inside: visible on dark and on bright heat
+            bx = _cell_box(divmod(square, grid), cell, x0, y)
+            draw.rectangle([bx[0] - 3, bx[1] - 3, bx[2] + 2, bx[3] + 2], outline="white", width=3)
+            draw.rectangle([bx[0], bx[1], bx[2] - 1, bx[3] - 1], outline="black", width=1)
     y += side + 4
     draw.text((x_s, y), "where the model looks on the sketch", fill="black", font=f)
     draw.text((x_p, y), "where the model looks on the photo", fill="black", font=f)
-    if exp.photo_content is not None and exp.photo_heat.reshape(-1)[~exp.photo_content].sum() > 0.5:
-        # Attention "parked" on blank background is common in transformers; say so rather than let it mislead.
-        draw.text((x_p, y + 18), "(most of it on blank background here:", fill="black", font=f)
-        draw.text((x_p, y + 36), " the numbered matches are the better guide)", fill="black", font=f)
-    y += caption_h
+    y += label_h
+    for lines, x0 in zip(heat_lines, (x_s, x_p)):
+        for i, line in enumerate(lines):
+            draw.text((x0, y + i * line_h), line, fill="black", font=f)
+    y += heat_h + 4
     colour_bar(draw, x_s, y, side, "attention (bright = looked at most)", "low", "high")
     out = _save(canvas, path)
     exp.image_path, exp.captions = str(out), draw.texts
@@ -179,6 +260,20 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
 
 
 # --------------------------------------------------------------------------- synthesis
+
+
+def synthesis_caption(replaced: int, total: int, photos: int, photos_used: int) -> str:
+    """What the synthesized image is made of, in squares (the patches a person sees outlined)."""
+    source = "the photo" if photos == 1 else f"{photos_used} of the {photos} photos"
+    return f"the drawing: {replaced} of the {total} squares, taken from {source}"
+
+
+def source_caption(taken: int, used: int) -> str:
+    """What one source photo gave: ``used`` distinct squares (outlined) filling ``taken`` squares of the drawing."""
+    if not used:
+        return "not used: the others fit better"
+    again = "; some are used more than once" if taken > used else ", each once"
+    return f"its {used} outlined squares fill {taken} squares of the drawing{again}"
 
 
 def render_synthesis(
@@ -193,17 +288,21 @@ def render_synthesis(
     scale = scale_for(size)
     side = size * scale
     grid = int(round(np.sqrt(len(result.source))))
-    pad, gap, title_h, caption_h = 12, 24, 40, 26
+    pad, gap, title_h, line_h = 12, 24, 40, 18
+    f = font(14)
     small_scale = max(1, scale // 2)
     small = size * small_scale
     per_row = max(1, (2 * side + gap) // (small + gap))
     n_rows = math.ceil(len(photo_images) / per_row)
+    n_used = sum(1 for k in range(len(photo_images)) if result.taken_from(k))
+    caption = wrap_text(synthesis_caption(result.replaced, len(result.source), len(photo_images), n_used), f, side)
+    notes = [wrap_text(source_caption(result.taken_from(k), len(result.used_patches(k))), f, small) for k in range(len(photo_images))]
+    note_h = line_h * max(len(lines) for lines in notes)
     width = 2 * side + gap + 2 * pad
-    height = title_h + side + caption_h + 8 + n_rows * (small + 2 * caption_h) + pad
+    height = title_h + side + 4 + line_h * len(caption) + 12 + n_rows * (small + 4 + line_h + note_h + gap) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
-    f = font(14)
-    draw.text((pad, 8), "The sketch drawn with patches of the matched photo" + ("s" if len(photo_images) > 1 else ""),
+    draw.text((pad, 8), "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else ""),
               fill="black", font=font(20))
     y = title_h
     canvas.paste(_zoom(sketch_image, scale), (pad, y))
@@ -212,14 +311,13 @@ def render_synthesis(
         draw.rectangle([x - 1, y - 1, x + side, y + side], outline=(200, 200, 200))
     y += side + 4
     draw.text((pad, y), "the sketch", fill="black", font=f)
-    n_used = sum(1 for k in range(len(photo_images)) if result.taken_from(k))
-    draw.text((pad + side + gap, y), f"synthesized: {result.replaced} of {len(result.source)} patches taken from "
-              + ("the photo" if len(photo_images) == 1 else f"{n_used} of the {len(photo_images)} photos"), fill="black", font=f)
-    y += caption_h + 8
+    for i, line in enumerate(caption):
+        draw.text((pad + side + gap, y + i * line_h), line, fill="black", font=f)
+    y += line_h * len(caption) + 12
     cell = small / grid
     for k, photo in enumerate(photo_images):
         row, col = divmod(k, per_row)
-        x0, y0 = pad + col * (small + gap), y + row * (small + 2 * caption_h)
+        x0, y0 = pad + col * (small + gap), y + row * (small + 4 + line_h + note_h + gap)
         canvas.paste(_zoom(photo, small_scale), (x0, y0))
         colour = PHOTO_COLOURS[k % len(PHOTO_COLOURS)]
         used = result.used_patches(k)
@@ -227,11 +325,9 @@ def render_synthesis(
             box = _cell_box(divmod(int(j), grid), cell, x0, y0)
             draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=2)
         name = names[k] if names is not None and k < len(names) else f"photo {k + 1}"
-        label = _fit(draw, f"{k + 1}. {name}", small, f)
-        draw.text((x0, y0 + small + 2), label, fill="black", font=f)
-        note = f"{result.taken_from(k)} patches from {len(used)} outlined" if len(used) else "not used: others fit better"
-        note = _fit(draw, note, small, f)
-        draw.text((x0, y0 + small + 2 + 18), note, fill=colour if len(used) else "black", font=f)
+        draw.text((x0, y0 + small + 4), _fit(draw, f"{k + 1}. {name}", small, f), fill="black", font=f)
+        for i, line in enumerate(notes[k]):
+            draw.text((x0, y0 + small + 4 + line_h * (i + 1)), line, fill=colour if len(used) else "black", font=f)
     out = _save(canvas, path)
     result.image_path, result.captions = str(out), draw.texts
     return out

@@ -1,9 +1,10 @@
 """The indexer: reader -> encoder -> writer (the roles of clip-retrieval's indexing pipeline).
 
 * reader: expands sources (folders, lists), gives each photo its id (default: the absolute,
-  resolved path, so the same file indexed from two working directories is one photo) and the
-  file's fingerprint (size, mtime_ns); decides what to skip (stored, unchanged) and what to
-  replace (stored, but the file changed);
+  resolved path, so the same file indexed from two working directories is one photo; for an
+  in-memory image, its content hash) and the file's fingerprint (size, mtime_ns); decides what
+  to skip (stored, unchanged) and what to replace (stored, but the file changed, or nothing
+  tells that it did not: an in-memory image under a caller's id);
 * encoder: the export's encoder in batches;
 * writer: one gallery commit per ``commit_size`` photos. A run that stops for any reason
   (Ctrl-C, SIGTERM, SIGKILL, a bad file with ``on_error="raise"``) keeps every batch it
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -26,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
-from ..preprocess import ImageSource, describe_source, load_image, source_path
+from ..preprocess import ImageSource, describe_source, is_pil_image, load_image, source_path
 from ..vectors import l2_normalize
 from .gallery.store import Batch, Gallery
 from .photo_sources import expand_sources
@@ -37,6 +39,8 @@ _log = logging.getLogger(__name__)
 
 #: photos encoded per gallery commit while indexing (the granularity at which a stopped run resumes)
 COMMIT_SIZE = 256
+#: the stored fingerprint (size, mtime_ns) of a photo without one (in-memory, or a file that could not be stat'ed)
+UNKNOWN = (-1, -1)
 
 
 @dataclass
@@ -48,21 +52,61 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason) for on_error="skip"
 
 
-def default_id(source: ImageSource, number: int) -> str:
+def default_id(source: ImageSource) -> str:
+    """A file's absolute, resolved path; an in-memory image's content hash (``content_id``)."""
     path = source_path(source)
-    return str(Path(path).resolve()) if path is not None else f"#{number}"
+    return str(Path(path).resolve()) if path is not None else content_id(source)
 
 
-def fingerprint(source: ImageSource) -> tuple[int, int]:
-    """(size, mtime_ns) of a file source, (-1, -1) for in-memory images and unreadable files."""
+def content_id(source: ImageSource) -> str:
+    """``#`` + 128 bits of the SHA-256 of an in-memory image's content (pixels with their shape
+    and type, or the encoded bytes): the same image always gets the same id and two different
+    images never share one, whatever the gallery held before or another process adds
+    meanwhile. (The old ``#<gallery size + i>`` ids collided after deletes and between
+    processes, and the newer photo was skipped as already stored: issue 18, item 5.)"""
+    digest = hashlib.sha256()
+    if isinstance(source, np.ndarray):
+        digest.update(f"array {source.dtype.str} {source.shape}\n".encode())
+        digest.update(np.ascontiguousarray(source).tobytes())
+    elif is_pil_image(source):
+        digest.update(f"pil {source.mode} {source.size}\n".encode())
+        digest.update(bytes(source.getpalette() or []))
+        digest.update(source.tobytes())
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        digest.update(b"bytes\n")
+        digest.update(bytes(source))
+    else:
+        raise InputError(f"photos: cannot give {describe_source(source)} an id; pass ids=, or the image as bytes, an array or a PIL image")
+    return "#" + digest.hexdigest()[:32]
+
+
+def fingerprint(source: ImageSource) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file source; None when unknown (in-memory images, unreadable files)."""
     path = source_path(source)
     if path is None:
-        return (-1, -1)
+        return None
     try:
         st = os.stat(path)
     except OSError:
-        return (-1, -1)
+        return None
     return (int(st.st_size), int(st.st_mtime_ns))
+
+
+def _read_file_object(source: ImageSource) -> ImageSource:
+    """A binary file object's bytes (read once: hashed for its id, decoded later); other sources as they are."""
+    if not hasattr(source, "read") or source_path(source) is not None:
+        return source
+    data = source.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise InputError(f"{describe_source(source)}: file object must be opened in binary mode")
+    return bytes(data)
+
+
+def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: bool) -> bool:
+    """Whether a stored photo may be skipped: its id is its content's hash, or its file's
+    fingerprint is known and unchanged. An unknown fingerprint (an in-memory image under a
+    caller's id, a file that cannot be stat'ed) is never taken as unchanged: it is re-encoded."""
+    return by_content or (fp is not None and tuple(stored) == fp)
 
 
 class Indexer:
@@ -77,15 +121,17 @@ class Indexer:
     # ------------------------------------------------------------------ reader
     def plan(self, photos, ids: Sequence[str] | None):
         """-> (todo [(source, id, fingerprint, replace)], skipped count)."""
-        sources = expand_sources(photos)
+        sources = [_read_file_object(s) for s in expand_sources(photos)]
+        by_content = ids is None
         if ids is not None:
             ids = [str(i) for i in ids]
             if len(ids) != len(sources):
                 raise InputError(f"ids: received {len(ids)} ids for {len(sources)} photos")
         else:
-            base = len(self.gallery)
-            ids = [default_id(s, base + i) for i, s in enumerate(sources)]
+            ids = [default_id(s) for s in sources]
         dupes = [i for i, c in Counter(ids).items() if c > 1]
+        if dupes and by_content:
+            raise InputError(f"photos: the same file or image given more than once in this call (ids {', '.join(sorted(dupes)[:5])})")
         if dupes:
             raise InputError(f"ids: duplicates in this call: {', '.join(sorted(dupes)[:5])}")
         if not self.gallery.codec.stores_tokens:
@@ -93,17 +139,17 @@ class Indexer:
             if memory:
                 raise InputError(f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files")
         self.gallery.refresh()
-        stored = self.gallery.snapshot.fingerprints() if self.gallery.snapshot else {}
+        stored = self.gallery.snapshot.fingerprints() if self.gallery.snapshot is not None else {}
         todo, skipped = [], 0
         for source, pid in zip(sources, ids):
             fp = fingerprint(source)
             if pid in stored:
-                if tuple(stored[pid]) == fp or fp == (-1, -1):
+                if _unchanged(stored[pid], fp, by_content and source_path(source) is None):
                     skipped += 1
                     continue
-                todo.append((source, pid, fp, True))
+                todo.append((source, pid, fp or UNKNOWN, True))
             else:
-                todo.append((source, pid, fp, False))
+                todo.append((source, pid, fp or UNKNOWN, False))
         return todo, skipped
 
     # ------------------------------------------------------------------ encoder
@@ -163,6 +209,9 @@ class Indexer:
         batch = self.batch_size(on_error, batch_size, commit_size)
         todo, skipped = self.plan(photos, ids)
         report = IndexReport(skipped_existing=skipped)
+        if not todo:  # no empty progress bar (issue 20): the caller reports what was already stored
+            _log.info("nothing new to index: %d photo(s) already stored and unchanged", skipped)
+            return report
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)

@@ -28,7 +28,7 @@ from ..errors import GalleryError, InputError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
 from ..preprocess import ImageSource, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
-from .gallery.store import Gallery, model_words, same_model
+from .gallery.store import Gallery
 from .indexer import COMMIT_SIZE, IndexReport, Indexer
 from .runners.base import ModelRunners
 from .runners.select import open_runners
@@ -65,6 +65,9 @@ class Retriever:
     with, so a concurrent ``index``/``delete``/``refresh`` never shows it half a change.
     ``index``, ``delete``, ``compact`` and ``refresh`` may run in any thread or process at
     the same time as searches; other processes' commits become visible after ``refresh()``.
+    A search whose version another process's compaction removed (pinned longer than the keep
+    time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
+    Guarantees and limits: docs/guarantees.md.
     """
 
     def __init__(self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str = "auto"):
@@ -98,7 +101,9 @@ class Retriever:
         """Open an export folder (hashes verified) and a gallery.
 
         ``gallery``: a gallery folder; one that holds no gallery raises a ``GalleryError``
-        unless ``create=True`` (nothing is written until the first photos are committed).
+        unless ``create=True``, which commits an empty gallery of this model at once. A gallery
+        of another model or token shape is refused (also when it appears later: refresh and
+        index refuse it). URIs (``s3://...``) are refused: galleries are local folders for now.
         ``gallery=None``: a temporary gallery (``save(PATH)`` keeps it). ``codec`` (new
         galleries only): how tokens are stored: "float16", "int8", "pq" (PCA + 8-bit scalar
         quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
@@ -112,20 +117,16 @@ class Retriever:
         manifest = Manifest.load(export_dir, verify=verify)
         model_info = cls._model_info(manifest)
         tokens_shape = (manifest.model.num_tokens, manifest.model.width)
-        if gallery is not None and Gallery.exists(gallery):
-            g = Gallery.open(gallery)
-            if g.tokens_shape != tokens_shape or not same_model(g.model, model_info):
-                raise GalleryError(
-                    f"{gallery}: built with model {model_words(g.model)}, tokens {g.tokens_shape[0]}x{g.tokens_shape[1]}; "
-                    f"this export is {model_words(model_info)}, tokens {tokens_shape[0]}x{tokens_shape[1]}. "
-                    "Re-index the photos with this model into a new gallery."
-                )
-        elif gallery is not None and not create:
-            if Gallery.is_format1(gallery):
-                Gallery.open(gallery)  # raises, naming the migration command
-            raise GalleryError(f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True")
+        if gallery is None:
+            g = Gallery.create(None, tokens_shape, model_info, codec=codec, projections=projections)
+        elif create:
+            # Committed now (schema and model identity), so other processes see whose gallery it is;
+            # an existing one (or one another process creates at this moment) is opened if it is this model's.
+            g = Gallery.create(gallery, tokens_shape, model_info, codec=codec, projections=projections, exist_ok=True)
+        elif Gallery.exists(gallery) or Gallery.is_format1(gallery):  # format 1: open names the migration command
+            g = Gallery.open(gallery, model=model_info, tokens_shape=tokens_shape)
         else:
-            g = Gallery.create(gallery, tokens_shape, model_info, codec=codec, projections=projections)
+            raise GalleryError(f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True")
         runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
         return cls(export_dir, manifest, runners, g, relation)
 
@@ -186,12 +187,13 @@ class Retriever:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
         ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes.
-        ``ids`` default to the absolute (resolved) path, or ``#<n>`` for in-memory images.
-        A photo whose id is stored is skipped, unless its file changed (size or mtime): then
-        it is re-encoded and replaces the stored one. ``on_error="raise"`` raises on the first
-        bad photo, naming it; batches committed before it stay, and re-running continues
-        from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them
-        in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
+        ``ids`` default to the absolute (resolved) path, or for in-memory images ``#`` and a
+        hash of their content (the same image, the same id). A photo whose id is stored is
+        skipped, unless its file changed (size or mtime) or nothing tells that it did not (an
+        in-memory image under your own id): then it is re-encoded and replaces the stored one.
+        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
+        it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
+        skips bad photos and lists them in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
         local one), the same gallery token for token (:mod:`zse_infer.distributed.ray_index`).
         """
         if ray:
@@ -211,9 +213,11 @@ class Retriever:
         with self._lock:
             return self.gallery.refresh()
 
-    def compact(self) -> dict[str, Any]:
-        """Merge the gallery's small fragments, drop deleted rows and old versions."""
-        return self.gallery.compact()
+    def compact(self, keep_versions_seconds: float | None = None) -> dict[str, Any]:
+        """Merge the gallery's small fragments, drop deleted rows, older rows of ids stored
+        twice, and versions replaced more than ``keep_versions_seconds`` ago (default: 10
+        minutes, ``KEEP_VERSIONS_S``). Safe beside writers and readers in other processes."""
+        return self.gallery.compact(keep_versions_seconds)
 
     def save(self, gallery_dir: str | os.PathLike) -> None:
         """Write the gallery to ``gallery_dir`` (later loads: ``Retriever.load(export, gallery=gallery_dir)``)."""
@@ -255,7 +259,8 @@ class Retriever:
 
     def _stored_tokens(self, rows) -> np.ndarray:
         # Through the searcher: decoded by the gallery's codec, or re-encoded from the file (codec "none").
-        return self.searcher.photo_tokens(self.searcher._snapshot(), np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.searcher.on_snapshot(lambda snap: self.searcher.photo_tokens(snap, rows))
 
     def _photo_tokens_and_image(self, item: "Hit | ImageSource") -> tuple[np.ndarray, np.ndarray]:
         """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .runners.select import relation_scores
 RERANK_CHUNK = 256
 
 ScoreFn = Callable[[int, np.ndarray], np.ndarray]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- the rankings
@@ -76,8 +77,9 @@ def pack_projections(side: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The three float32 parts of packed projections (float16 as stored, or float32): one conversion pass each."""
     parts = {"photo_k": proj[:, :n], "photo_q": proj[:, n : 2 * n - 1], "photo_v": proj[:, 2 * n - 1 :]}
-    return {k: np.ascontiguousarray(v) for k, v in parts.items()}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()}
 
 
 # ---------------------------------------------------------------------- the searcher
@@ -136,7 +138,8 @@ class Searcher:
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
-        snap = snap or self._snapshot()
+        if snap is None:
+            return self.on_snapshot(lambda pinned: self.relation_scores(sketch_tokens, rowids, pinned))
         rowids = np.asarray(rowids, dtype=np.int64)
         scores = np.empty(len(rowids), dtype=np.float32)
         fast = self.fast_runners()
@@ -144,27 +147,34 @@ class Searcher:
         if fast:
             with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
                 sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
+        stored = bool(fast) and self.gallery.projections  # computed at index time
         for start in range(0, len(rowids), RERANK_CHUNK):
             chunk = rowids[start : start + RERANK_CHUNK]
-            photo = self.photo_tokens(snap, chunk)
+            if stored and snap.codec.stores_tokens:  # read with the tokens, in one sorted take
+                photo, proj = snap.tokens_and_projections(chunk, self.gallery.proj_shape)
+            else:
+                photo = self.photo_tokens(snap, chunk)
+                proj = snap.projections(chunk, self.gallery.proj_shape) if stored else None
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
                 with self.run_lock:
                     chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
             else:
-                photo_side = None
-                if self.gallery.projections:  # computed at index time
-                    photo_side = unpack_projections(snap.projections(chunk, self.gallery.proj_shape), self.manifest.model.num_tokens)
+                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if stored else None
                 with self.run_lock:
                     chunk_scores = relation_scores(fast, sketch, photo, photo_side, sketch_side)
             scores[start : start + len(chunk)] = chunk_scores
         return scores
 
-    def _snapshot(self) -> Snapshot:
-        snap = self.gallery.snapshot
-        if snap is None or len(snap) == 0:
-            raise GalleryError("the gallery is empty: index photos first")
-        return snap
+    def on_snapshot(self, work: Callable[[Snapshot], T]) -> T:
+        """``work(snapshot)`` on the gallery's pinned, non-empty version, refreshed and retried
+        once if another process's compaction removed that version (Gallery.read)."""
+        def checked(snap: Snapshot):
+            if len(snap) == 0:
+                raise GalleryError("the gallery is empty: index photos first")
+            return work(snap)
+
+        return self.gallery.read(checked)
 
     def parse_rerank(self, rerank: int | str | None, n: int) -> int:
         if rerank is None:
@@ -181,8 +191,11 @@ class Searcher:
         """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
 
         ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
+        return self.on_snapshot(lambda snap: self._search(snap, sketch_tokens, k, rerank, timing))
+
+    def _search(self, snap: Snapshot, sketch_tokens: np.ndarray, k: int, rerank: int | str | None,
+                timing: dict[str, float] | None) -> list[tuple[int, float, int, str, str | None]]:
         t0 = time.perf_counter()
-        snap = self._snapshot()
         n = len(snap)
         n_rerank = self.parse_rerank(rerank, n)
         depth = min(max(k, n_rerank), n)

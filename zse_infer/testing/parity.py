@@ -1,4 +1,4 @@
-"""The parity weights of SPEC.md, rebuilt without PyTorch's RNG.
+"""The parity weights of docs/spec.md ("Parity vectors"), rebuilt without PyTorch's RNG.
 
 For every official key: ``default_rng(crc32(key) ^ seed).standard_normal(shape)``
 (float64), scaled by a rule that depends on the key, then cast to float32.

@@ -8,7 +8,8 @@ so the gallery column is one fixed-size binary column whatever the codec:
 * ``pca<K>-sq8`` (``"pq"`` = ``pca32-sq8``, 8x on the demo model): centred PCA to K
   components then 8-bit scalar quantisation of each component (T*K bytes). Trained on the
   gallery's first committed batch; the tables (mean, components, per-component ranges) are
-  stored in the gallery's schema metadata, in the same commit as the rows they encoded.
+  stored in the gallery's schema metadata, in the same commit as the rows they encoded
+  (``Gallery._first_trained_commit``).
   Measured (README, "Token codecs"): PCA then per-component SQ beats product
   quantisation at every size on this model's low-rank tokens;
 * ``none``: no tokens stored (stage 2 re-encodes candidates from their files).
@@ -148,10 +149,9 @@ class Codec:
 
     @classmethod
     def from_metadata(cls, name: str, tokens_shape: tuple[int, int], tables_text: str) -> "Codec":
+        """The codec a gallery's schema metadata describes (its tables, once trained)."""
         codec = cls(canonical_name(name), tuple(tokens_shape))
         if tables_text:
             with np.load(io.BytesIO(base64.b64decode(tables_text)), allow_pickle=False) as npz:
                 codec.tables = {k: npz[k] for k in npz.files}
-        if codec.needs_training:
-            raise GalleryError(f"codec {name}: the gallery's schema metadata holds no trained tables")
-        return codec
+        return codec  # untrained (no tables) while its gallery is still empty: the first rows train it

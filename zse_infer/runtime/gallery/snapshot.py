@@ -1,15 +1,72 @@
 """One committed version of a gallery (a pinned Lance dataset version): every read through it
 is consistent, whatever other processes commit meanwhile. Columns are read lazily and cached
-for the life of the snapshot; rows are addressed by their stable Lance row ids."""
+for the life of the snapshot; rows are addressed by their stable Lance row ids.
+
+Every read from Lance goes through :func:`lance_io`, so no raw Lance/Arrow exception reaches
+a caller: a file of the version that is gone (another process's compaction removed the
+version after the keep time, see docs/guarantees.md) is a :class:`VersionGoneError`, which
+readers answer with one refresh and retry; any other storage error is a
+:class:`~zse_infer.errors.GalleryUnavailableError`.
+
+Duplicate ids (left by two writers of one new id, or a crash between a replacement's append
+and delete, until ``compact`` removes them) are resolved here, once: the newest row of an id
+(highest stable row id: ids are assigned in commit order) is the photo; older rows are
+*stale* (:meth:`Snapshot.newest_row_ids`), never searched and removed by ``dedupe``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ...errors import GalleryError
+from ...errors import GalleryError, GalleryUnavailableError, ZseError
 from .codecs import Codec
+
+#: What pylance 14 raises for storage failures: OSError ("LanceError(IO)"), ValueError
+#: (pyarrow.ArrowInvalid "External error: ...", and "Dataset at path ... was not found")
+#: and RuntimeError. Our own errors (ZseError, some of which are ValueErrors) pass through.
+LANCE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+class VersionGoneError(GalleryUnavailableError):
+    """A file of the version being read is gone: compaction in another process removed the
+    version (kept at least the keep time after a newer one replaced it). Refresh and retry."""
+
+
+def lance_message(exc: BaseException) -> str:
+    """Lance's message without the Rust source locations it appends (', /home/.../x.rs:12:34, ...')."""
+    text = " ".join(str(exc).split())
+    return re.split(r",\s*\S+\.rs:\d+", text)[0]
+
+
+@contextmanager
+def lance_io(what: str) -> Iterator[None]:
+    """Turn storage errors raised inside into GalleryUnavailableError (VersionGoneError for a
+    missing file), naming ``what`` was being read or written."""
+    try:
+        yield
+    except ZseError:
+        raise
+    except LANCE_ERRORS as exc:
+        text = lance_message(exc)
+        # Lance reports a missing object as "Not found: <path>" (object_store's NotFound), from
+        # OSError and ArrowInvalid alike; the message is the only signal it gives.
+        if isinstance(exc, FileNotFoundError) or "Not found: " in text:
+            raise VersionGoneError(f"{what}: a file is gone ({text}); a newer version replaced this one") from exc
+        raise GalleryUnavailableError(f"{what}: {text}") from exc
+
+
+def newest_rows(ids, rowids: np.ndarray) -> np.ndarray:
+    """Sorted row ids of the newest row of each id (``ids``: Arrow or Python strings, ``rowids``
+    the stable row ids in the same order). Hash grouping in Arrow: about 0.3 s per million rows."""
+    import pyarrow as pa
+
+    table = pa.table({"id": ids, "row": pa.array(np.asarray(rowids, np.int64))})
+    newest = table.group_by("id").aggregate([("row", "max")]).column("row_max").to_numpy()
+    return np.sort(newest.astype(np.int64))
 
 
 class Snapshot:
@@ -21,14 +78,21 @@ class Snapshot:
         self.version = int(dataset.version)
         self._cols: dict[str, Any] = {}
 
+    def _reading(self):
+        return lance_io(f"{self.ds.uri} (version {self.version})")
+
     def __len__(self) -> int:
+        """Rows (a photo stored twice by two writers counts twice until ``compact``)."""
         if "n" not in self._cols:
-            self._cols["n"] = int(self.ds.count_rows())
+            with self._reading():
+                self._cols["n"] = int(self.ds.count_rows())
         return self._cols["n"]
 
     def _index_columns(self) -> None:
         if "ids" not in self._cols:
-            table = self.ds.to_table(columns=["id", "path"], with_row_id=True)
+            with self._reading():
+                table = self.ds.to_table(columns=["id", "path"], with_row_id=True)
+            self._cols["id_column"] = table.column("id")
             self._cols["ids"] = table.column("id").to_pylist()
             self._cols["paths"] = table.column("path").to_pylist()
             self._cols["rowids"] = table.column("_rowid").to_numpy().astype(np.int64)
@@ -46,22 +110,54 @@ class Snapshot:
     def row_ids(self) -> np.ndarray:
         """(N,) stable row ids, in scan order (the order of ids, paths and ret_matrix)."""
         if "rowids" not in self._cols:  # also cached by ids/paths and ret_matrix, which read it with them
-            table = self.ds.to_table(columns=[], with_row_id=True)
+            with self._reading():
+                table = self.ds.to_table(columns=[], with_row_id=True)
             self._cols["rowids"] = table.column("_rowid").to_numpy().astype(np.int64)
         return self._cols["rowids"]
 
     def ret_matrix(self) -> np.ndarray:
         """(N, D) float32 unit ret-tokens in scan order."""
         if "ret" not in self._cols:
-            table = self.ds.to_table(columns=["ret"], with_row_id=True)
+            with self._reading():
+                table = self.ds.to_table(columns=["ret"], with_row_id=True)
             d = self.ds.schema.field("ret").type.list_size
-            self._cols["ret"] = table.column("ret").combine_chunks().flatten().to_numpy().reshape(-1, d).astype(np.float32, copy=False)
+            flat = table.column("ret").combine_chunks().flatten().to_numpy() if table.num_rows else np.zeros(0, np.float32)
+            self._cols["ret"] = flat.reshape(-1, d).astype(np.float32, copy=False)
             self._cols.setdefault("rowids", table.column("_rowid").to_numpy().astype(np.int64))
         return self._cols["ret"]
 
+    # ------------------------------------------------------------------ one row per id
+    def newest_row_ids(self) -> np.ndarray:
+        """Sorted stable row ids of each id's newest row: the photos as search sees them."""
+        if "newest" not in self._cols:
+            self._index_columns()
+            self._cols["newest"] = newest_rows(self._cols["id_column"], self._cols["rowids"])
+        return self._cols["newest"]
+
+    def has_duplicates(self) -> bool:
+        return len(self.newest_row_ids()) != len(self)
+
+    def stale_row_ids(self) -> np.ndarray:
+        """Row ids of older rows of ids stored more than once (what ``Gallery.dedupe`` deletes)."""
+        rows = self.row_ids()
+        return np.sort(rows[~np.isin(rows, self.newest_row_ids())]) if self.has_duplicates() else np.zeros(0, np.int64)
+
+    def search_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ret-tokens, row ids) of the newest row of each id, for stage 1: a photo stored twice
+        is found once."""
+        ret, rows = self.ret_matrix(), self.row_ids()
+        if not self.has_duplicates():
+            return ret, rows
+        keep = np.isin(rows, self.newest_row_ids())
+        return ret[keep], rows[keep]
+
     def fingerprints(self) -> dict[str, tuple[int, int]]:
-        table = self.ds.to_table(columns=["id", "size", "mtime_ns"])
-        return dict(zip(table.column("id").to_pylist(), zip(table.column("size").to_pylist(), table.column("mtime_ns").to_pylist())))
+        """id -> (size, mtime_ns) as stored (of the newest row where an id is stored twice)."""
+        with self._reading():
+            table = self.ds.to_table(columns=["id", "size", "mtime_ns"], with_row_id=True)
+        order = np.argsort(table.column("_rowid").to_numpy(), kind="stable")  # newest last: it wins in the dict
+        ids, sizes, mtimes = (table.column(c).to_pylist() for c in ("id", "size", "mtime_ns"))
+        return {ids[i]: (sizes[i], mtimes[i]) for i in order.tolist()}
 
     def take(self, rowids: Sequence[int] | np.ndarray, columns: list[str]) -> dict[str, Any]:
         """Columns of the given stable row ids, in the order given (reads are sorted first:
@@ -70,7 +166,8 @@ class Snapshot:
         if not len(rowids):
             return {c: [] for c in columns}
         order = np.argsort(rowids, kind="stable")
-        table = self.ds._take_rows(rowids[order].astype(np.uint64).tolist(), columns=columns)
+        with self._reading():
+            table = self.ds._take_rows(rowids[order].astype(np.uint64).tolist(), columns=columns)
         if table.num_rows != len(rowids):
             raise GalleryError(f"rows {rowids.tolist()[:5]}...: not in gallery version {self.version}")
         back = np.empty_like(order)
@@ -96,6 +193,13 @@ class Snapshot:
         if not self.codec.stores_tokens:
             raise GalleryError("this gallery stores no tokens (codec 'none'): re-encode the photos from their files")
         return self.codec.decode(self.take(rowids, ["tokens"])["tokens"])
+
+    def tokens_and_projections(self, rowids, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded float32 tokens (n, T, D) and the stored float16 projections (n, *shape) of the given
+        rows, read in one sorted take (stage 2 on a gallery with projections: one read, no float32 copy
+        of the projections here; the caller converts each part once)."""
+        cols = self.take(rowids, ["tokens", "proj"])
+        return self.codec.decode(cols["tokens"]), cols["proj"].view(np.float16).reshape(len(cols["proj"]), *shape)
 
     def projections(self, rowids, shape: tuple[int, int]) -> np.ndarray:
         raw = self.take(rowids, ["proj"])["proj"]

@@ -1,5 +1,8 @@
 """Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, a persisted IVF index above.
 
+Both index only the newest row of each id (``Snapshot.search_rows``): an id stored twice
+(two writers of one new photo) is found once.
+
 * Below ``APPROX_MIN``: exact inner product over the snapshot's ret-token column (numpy, or
   FAISS flat from 50k; see :mod:`.stage1_index`). Nothing is persisted: reading the column
   from Lance is as fast as loading an index file would be.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import ZseError
 from .stage1_index import RetIndex
 
 _log = logging.getLogger(__name__)
@@ -118,37 +122,58 @@ class Stage1Cache:
         if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
             self._index = self._ivf(snap)
         else:
-            self._index = ExactIndex(snap.ret_matrix(), snap.row_ids(), snap.version)
+            self._index = ExactIndex(*snap.search_rows(), snap.version)
         return self._index
 
     # ------------------------------------------------------------------ the persisted IVF index
     def _ivf(self, snap) -> IvfIndex:
+        folder = Path(self.gallery.root) / STAGE1_DIR
+        for attempt in (1, 2):
+            try:
+                kept = self._kept_ivf(folder, snap)
+                if kept is not None:
+                    return kept
+                break
+            except ZseError:
+                raise
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                # Another process replaced the index files between our reading ivf.json and them
+                # (it removes the previous folder), or they are damaged: read ivf.json once more, then rebuild.
+                _log.warning("stage-1 index in %s could not be read (%s); %s", folder, exc, "retrying" if attempt == 1 else "rebuilding it")
+        return self._build_ivf(folder, snap)
+
+    def _kept_ivf(self, folder: Path, snap) -> IvfIndex | None:
+        """The persisted index, updated to ``snap`` incrementally; None when there is none or it
+        must be retrained (the gallery grew 4x since)."""
         import faiss
 
-        folder = Path(self.gallery.root) / STAGE1_DIR
         meta_path = folder / "ivf.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            files = folder / meta["dir"]
-            if meta["version"] == snap.version:
-                # Memory-mapped, read-only: opening costs milliseconds whatever the size.
-                return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
-            index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
-            then = np.load(files / "rowids.npy")
-            now = snap.row_ids()
-            if len(now) <= 4 * meta["trained_on"]:
-                added = np.setdiff1d(now, then, assume_unique=True)
-                removed = np.setdiff1d(then, now, assume_unique=True)
-                if len(removed):
-                    index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))
-                if len(added):
-                    ret = np.ascontiguousarray(snap.take(added, ["ret"])["ret"], np.float32)
-                    index.add_with_ids(ret, added.astype(np.int64))
-                _log.info("stage-1 index updated to version %d: %d added, %d removed", snap.version, len(added), len(removed))
-                meta = {**meta, "version": snap.version, "count": len(now)}
-                self._save(folder, index, np.sort(now), meta)
-                return IvfIndex(index, snap.version, meta)
-        vectors, rowids = snap.ret_matrix(), snap.row_ids()
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        files = folder / meta["dir"]
+        if meta["version"] == snap.version:
+            # Memory-mapped, read-only: opening costs milliseconds whatever the size.
+            return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
+        index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
+        then = np.load(files / "rowids.npy")
+        now = snap.search_rows()[1]
+        if len(now) > 4 * meta["trained_on"]:
+            return None
+        added = np.setdiff1d(now, then, assume_unique=True)
+        removed = np.setdiff1d(then, now, assume_unique=True)
+        if len(removed):
+            index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))
+        if len(added):
+            ret = np.ascontiguousarray(snap.take(added, ["ret"])["ret"], np.float32)
+            index.add_with_ids(ret, added.astype(np.int64))
+        _log.info("stage-1 index updated to version %d: %d added, %d removed", snap.version, len(added), len(removed))
+        meta = {**meta, "version": snap.version, "count": len(now)}
+        self._save(folder, index, np.sort(now), meta)
+        return IvfIndex(index, snap.version, meta)
+
+    def _build_ivf(self, folder: Path, snap) -> IvfIndex:
+        vectors, rowids = snap.search_rows()
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
         _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
@@ -169,8 +194,13 @@ class Stage1Cache:
         from ...manifest import write_json_atomic
         from .store import fsync_dir, fsync_tree
 
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+") as lock:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / ".lock", "a+")
+        except OSError as exc:  # a gallery this process may read but not write (a read-only server)
+            _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc.strerror or exc)
+            return
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -188,5 +218,7 @@ class Stage1Cache:
                 for old in folder.glob("v*"):
                     if old.name != name:
                         shutil.rmtree(old, ignore_errors=True)
+            except (OSError, RuntimeError) as exc:  # disk full, say: ivf.json still names the previous index
+                _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -6,23 +6,38 @@ Layout::
       photos.lance/    the Lance dataset (versions, fragments, deletion files)
       stage1/          the persisted stage-1 index of large galleries (see stage1.py)
 
-Columns of ``photos.lance``: ``id`` (string, unique), ``path`` (absolute path or URI, null
-for in-memory photos), ``size`` / ``mtime_ns`` (the file's fingerprint when indexed: a
-changed file is re-encoded), ``batch`` (int64, one random value per commit: what an
-indexing run wrote), ``ret`` (FixedSizeList<float32>[D], token 0 L2-normalised: stage 1),
+Columns of ``photos.lance``: ``id`` (string; one row per id, but two writers of one new id
+both store it until ``compact``: the newest row is the photo, see snapshot.py), ``path``
+(absolute path or URI, null for in-memory photos), ``size`` / ``mtime_ns`` (the file's
+fingerprint when indexed: a changed file is re-encoded), ``batch`` (int64, one random value
+per commit: what an indexing run wrote), ``ret`` (FixedSizeList<float32>[D], token 0 L2-normalised: stage 1),
 ``tokens`` (fixed-size binary, the codec's bytes; absent for codec ``none``) and, for
 galleries created with ``projections=True``, ``proj`` (float16 relation-head projections).
 The schema metadata names the format, the model (name + checkpoint sha256), the token shape
 and the codec with its trained tables: a gallery describes itself.
 
 Why Lance: appends are commits of new immutable fragments, optimistic and retried, so two
-processes appending at once both land (tests/runtime/test_gallery_store.py; the first
-commit, which creates the dataset, is serialised by a file lock: racing creates could lose one);
-every commit is a new version, so a reader pinned to a version sees one consistent snapshot
-until it calls :meth:`Gallery.refresh`; a killed writer leaves only whole commits (files of
-an unfinished commit are unreferenced and removed by ``compact()``). Row ids are *stable*
+processes appending at once both land (tests/runtime/test_gallery_store.py); every commit is
+a new version, so a reader pinned to a version sees one consistent snapshot until it calls
+:meth:`Gallery.refresh`; a killed writer leaves only whole commits (files of an unfinished
+commit are unreferenced; ``compact()`` removes them once they are older than Lance's safe
+age, 7 days, never earlier: a live writer's files look the same). Row ids are *stable*
 (``enable_stable_row_ids``): a photo keeps its row id through compaction, which is what the
 persisted stage-1 index and :class:`~zse_infer.runtime.retriever.Hit.row` refer to.
+
+Creation: ``Gallery.create`` commits an empty dataset at once (schema, model identity,
+token shape, codec), under a file lock, so another process opening the folder finds the
+gallery and whose it is; every open, refresh and append refuses a gallery of another model or
+token shape. A codec trained on the first rows (``pca``) keeps its tables in the schema
+metadata, which an append cannot change: the first rows are committed by overwriting the
+empty dataset (rows and tables in one commit), under the same lock and only while the
+gallery is still empty.
+
+Old versions and compaction: ``compact`` keeps every version for ``KEEP_VERSIONS_S`` after a
+newer one replaced it, so readers in other processes (a server refreshes every few seconds)
+never lose the version they are reading; a reader that does (pinned longer) gets a
+:class:`~.snapshot.VersionGoneError`, and search refreshes and retries once. The guarantees
+and their limits are listed in docs/guarantees.md.
 
 Why paths stay in the token table (no separate metadata table): a photo's id defaults to
 its absolute path, so a moved photo is a new photo, and a second table could not be
@@ -47,20 +62,25 @@ import fcntl
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from ...errors import GalleryError, require
+from ...errors import GalleryError, GalleryUnavailableError, InputError, require
 from .codecs import Codec, canonical_name
-from .snapshot import Snapshot
+from .location import gallery_root
+from .snapshot import Snapshot, VersionGoneError, lance_io
 
 _log = logging.getLogger(__name__)
 
@@ -70,10 +90,23 @@ DATASET = "photos.lance"
 META_KEY = b"zse_gallery"
 TABLES_KEY = b"zse_codec_tables"
 FORMAT1_RECORD = "gallery.json"
+CREATE_LOCK = ".create.lock"
+COMPACT_LOCK = ".compact.lock"
 #: ids per SQL ``IN (...)`` filter (keeps filter strings short)
 FILTER_CHUNK = 500
-#: attempts for commits that Lance reports as conflicting (deletes racing other deletes)
-COMMIT_ATTEMPTS = 5
+#: attempts for commits that Lance reports as conflicting (deletes racing other deletes or a
+#: compaction); the backoff doubles from 50 ms, jittered (about 6 s in all)
+COMMIT_ATTEMPTS = 8
+#: seconds ``compact`` keeps a version after a newer one replaced it (10 minutes): far above a
+#: server's refresh interval (2 s by default) plus its longest query, so a reader never loses
+#: the version it is reading; see docs/guarantees.md
+KEEP_VERSIONS_S = 600.0
+#: days after which ``compact`` removes files that no version references (what a killed writer
+#: left): Lance's own threshold for "unverified" files, applied because ``compact`` passes
+#: ``delete_unverified=False`` (a live writer's not-yet-committed files look the same)
+UNVERIFIED_FILE_AGE_DAYS = 7
+
+T = TypeVar("T")
 
 
 def _lance():
@@ -96,6 +129,18 @@ def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.get("name") == b.get("name")
 
 
+def check_identity(where, stored_model: dict[str, Any], stored_shape, model: dict[str, Any], tokens_shape) -> None:
+    """GalleryError unless the gallery at ``where`` (built by ``stored_model``, tokens
+    ``stored_shape``) was built by ``model`` with tokens ``tokens_shape``."""
+    stored_shape, tokens_shape = tuple(stored_shape), tuple(tokens_shape)
+    if stored_shape != tokens_shape or not same_model(stored_model, model):
+        raise GalleryError(
+            f"{where}: built with model {model_words(stored_model)}, tokens {stored_shape[0]}x{stored_shape[1]}; "
+            f"this export is {model_words(model)}, tokens {tokens_shape[0]}x{tokens_shape[1]}. "
+            "Re-index the photos with this model into a new gallery."
+        )
+
+
 @dataclass
 class Batch:
     """Rows to append: one commit."""
@@ -110,8 +155,9 @@ class Batch:
 
 
 class Gallery:
-    """Encoded photos in a Lance dataset. ``Gallery.create`` (nothing is written until the
-    first commit, so a failed first ``index`` leaves no empty gallery) or ``Gallery.open``."""
+    """Encoded photos in a Lance dataset: ``Gallery.create`` (commits an empty gallery at once)
+    or ``Gallery.open``. ``model`` and ``tokens_shape`` are the identity every later version
+    must keep (refresh and append refuse another model's gallery)."""
 
     def __init__(self, root: Path, tokens_shape, model: dict[str, Any], codec: Codec, projections: bool = False, temporary: bool = False):
         self.root = Path(root)
@@ -123,6 +169,8 @@ class Gallery:
         self.proj_shape = (3 * n - 1, d)
         self.temporary = temporary
         self._snapshot: Snapshot | None = None
+        self._tables_text: str | None = None  # the codec tables text self.codec was built from
+        self._pin_lock = threading.RLock()  # refresh from several threads (a server's searches) pins one version at a time
         if temporary:
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
 
@@ -133,29 +181,53 @@ class Gallery:
     # ------------------------------------------------------------------ creation and opening
     @staticmethod
     def exists(path: str | os.PathLike) -> bool:
-        """A committed dataset is there (a first commit killed midway leaves files but no version)."""
-        versions = Path(path) / DATASET / "_versions"
+        """A committed dataset is there (a create killed midway leaves files but no version).
+        GalleryError for a location that is not a local folder (see location.py)."""
+        versions = gallery_root(path) / DATASET / "_versions"
         return versions.is_dir() and any(versions.glob("*.manifest"))
 
     @staticmethod
     def is_format1(path: str | os.PathLike) -> bool:
-        return (Path(path) / FORMAT1_RECORD).is_file() and not (Path(path) / DATASET).exists()
+        root = gallery_root(path)
+        return (root / FORMAT1_RECORD).is_file() and not (root / DATASET).exists()
 
     @classmethod
-    def create(cls, path, tokens_shape, model: dict[str, Any], codec: str = "float16", projections: bool = False) -> "Gallery":
+    def create(cls, path, tokens_shape, model: dict[str, Any], codec: str = "float16", projections: bool = False,
+               exist_ok: bool = False) -> "Gallery":
+        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With
+        ``exist_ok``, a gallery already there (also one another process creates at the same
+        moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
+        its own codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
+        if exist_ok and path is not None and cls.exists(path):
+            # No lock needed to open one: a server may serve a gallery it cannot write.
+            return cls.open(path, model=model, tokens_shape=tokens_shape)
         if path is None:
-            return cls(Path(tempfile.mkdtemp(prefix="zse-gallery-")), tokens_shape, model, codec_obj, projections, temporary=True)
-        root = Path(path).absolute()
-        if cls.exists(root):
-            raise GalleryError(f"{root}: already holds a gallery; open it to append")
-        if cls.is_format1(root):
-            raise GalleryError(f"{root}: holds a format-1 gallery; convert it with: zse gallery migrate {root} NEW")
-        return cls(root, tokens_shape, model, codec_obj, projections)
+            root, temporary = Path(tempfile.mkdtemp(prefix="zse-gallery-")), True
+        else:
+            root, temporary = gallery_root(path), False
+            if cls.is_format1(root):
+                raise GalleryError(f"{root}: holds a format-1 gallery; convert it with: zse gallery migrate {root} NEW")
+        gallery = cls(root, tokens_shape, model, codec_obj, projections, temporary)
+        with gallery._create_lock():
+            if not cls.exists(root):
+                with lance_io(f"{gallery.uri}: creating the gallery"):
+                    _lance().write_dataset(gallery._schema(codec_obj).empty_table(), gallery.uri, mode="create",
+                                           enable_stable_row_ids=True, commit_message="zse create")
+                gallery.sync()
+                fsync_dir(root)
+                fsync_dir(root.parent)
+            elif not exist_ok:
+                raise GalleryError(f"{root}: already holds a gallery; open it to append")
+        gallery.refresh()  # an existing gallery: refused if another model's; its codec and settings adopted
+        return gallery
 
     @classmethod
-    def open(cls, path: str | os.PathLike, version: int | None = None) -> "Gallery":
-        root = Path(path).absolute()
+    def open(cls, path: str | os.PathLike, version: int | None = None, model: dict[str, Any] | None = None,
+             tokens_shape=None) -> "Gallery":
+        """Open the gallery at ``path`` (its latest version, or ``version``). With ``model`` /
+        ``tokens_shape``, refuse a gallery built by another model or with other tokens."""
+        root = gallery_root(path)
         if cls.is_format1(root):
             raise GalleryError(
                 f"{root}: this is a format-1 gallery (gallery.json and shards), which this version no longer reads; "
@@ -165,17 +237,17 @@ class Gallery:
             raise GalleryError(f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)")
         ds = cls._dataset(root / DATASET, version)
         meta = cls._read_meta(ds, root)
-        codec = Codec.from_metadata(meta["codec"], meta["tokens"], ds.schema.metadata.get(TABLES_KEY, b"").decode())
-        gallery = cls(root, meta["tokens"], meta.get("model", {}), codec, bool(meta.get("projections")))
-        gallery._snapshot = Snapshot(ds, codec)
+        stored_model, stored_shape = meta.get("model", {}), tuple(meta["tokens"])
+        check_identity(root, stored_model, stored_shape, stored_model if model is None else model,
+                       stored_shape if tokens_shape is None else tokens_shape)
+        gallery = cls(root, stored_shape, stored_model, Codec(canonical_name(meta["codec"]), stored_shape))
+        gallery._adopt(ds)
         return gallery
 
     @staticmethod
     def _dataset(uri: Path, version: int | None = None):
-        try:
+        with lance_io(f"{uri}: opening the Lance dataset" + (f" at version {version}" if version is not None else "")):
             return _lance().dataset(str(uri), version=version)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise GalleryError(f"{uri}: cannot open the Lance dataset ({exc})") from exc
 
     @staticmethod
     def _read_meta(ds, root: Path) -> dict[str, Any]:
@@ -188,7 +260,28 @@ class Gallery:
             raise GalleryError(f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)")
         return meta
 
-    def _schema(self):
+    def _create_lock(self):
+        """Serialises creating the dataset and committing a codec's first (training) rows:
+        two Lance creates racing on local disk can both report success while one is lost (measured)."""
+        return self._file_lock(CREATE_LOCK)
+
+    @contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads: each holder
+        opens the file itself); released when the holder exits, also when it is killed."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = open(self.root / name, "a+")
+        except OSError as exc:
+            raise GalleryError(f"{self.root}: cannot create the gallery folder ({exc.strerror or exc})") from exc
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _schema(self, codec: Codec):
         import pyarrow as pa
 
         t, d = self.tokens_shape
@@ -200,57 +293,80 @@ class Gallery:
             pa.field("batch", pa.int64()),
             pa.field("ret", pa.list_(pa.float32(), d)),
         ]
-        if self.codec.stores_tokens:
-            fields.append(pa.field("tokens", pa.binary(self.codec.nbytes)))
+        if codec.stores_tokens:
+            fields.append(pa.field("tokens", pa.binary(codec.nbytes)))
         if self.projections:
             fields.append(pa.field("proj", pa.binary(2 * self.proj_shape[0] * d)))
         meta = {"format": FORMAT, "version": VERSION, "model": self.model, "tokens": list(self.tokens_shape),
-                "codec": self.codec.name, "codec_bytes": self.codec.nbytes, "projections": self.projections}
-        return pa.schema(fields, metadata={META_KEY: json.dumps(meta).encode(), TABLES_KEY: self.codec.tables_text().encode()})
+                "codec": codec.name, "codec_bytes": codec.nbytes, "projections": self.projections}
+        return pa.schema(fields, metadata={META_KEY: json.dumps(meta).encode(), TABLES_KEY: codec.tables_text().encode()})
 
     # ------------------------------------------------------------------ reading
     @property
     def snapshot(self) -> Snapshot | None:
-        """The pinned version (None before the first commit)."""
+        """The pinned version."""
         return self._snapshot
 
     @property
     def version(self) -> int:
-        return self._snapshot.version if self._snapshot else 0
+        return self._snapshot.version if self._snapshot is not None else 0
 
     def refresh(self) -> bool:
-        """Move to the latest committed version; True when it changed."""
+        """Move to the latest committed version; True when it changed. GalleryError when the
+        folder now holds another model's gallery (the pinned version stays)."""
         if not self.exists(self.root):
-            return False
-        try:
+            raise GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
+        with self._pin_lock:
             latest = self._dataset(self.root / DATASET)
-        except GalleryError:
-            if self._snapshot is None:  # a first commit still being written by another process
+            if self._snapshot is not None and latest.version == self._snapshot.version:
                 return False
-            raise
-        if self._snapshot is not None and latest.version == self._snapshot.version:
-            return False
-        if self._snapshot is None:
-            # Another process created it: adopt its codec (trained tables) and settings.
-            meta = self._read_meta(latest, self.root)
-            self.codec = Codec.from_metadata(meta["codec"], meta["tokens"], latest.schema.metadata.get(TABLES_KEY, b"").decode())
-            self.projections = bool(meta.get("projections"))
-        self._snapshot = Snapshot(latest, self.codec)
-        return True
+            self._adopt(latest)
+            return True
+
+    def _adopt(self, ds) -> None:
+        """Pin ``ds``, after checking it is this model's gallery. The codec and settings come
+        from its schema: another process may have created it, or trained the codec's tables."""
+        meta = self._read_meta(ds, self.root)
+        check_identity(self.root, meta.get("model", {}), meta["tokens"], self.model, self.tokens_shape)
+        tables = (ds.schema.metadata or {}).get(TABLES_KEY, b"").decode()
+        if meta["codec"] != self.codec.name or tables != self._tables_text:
+            codec = Codec.from_metadata(meta["codec"], meta["tokens"], tables)
+            if codec.needs_training:
+                with lance_io(f"{ds.uri} (version {ds.version})"):
+                    rows = ds.count_rows()
+                if rows:
+                    raise GalleryError(f"{self.root}: holds {rows} photos but no tables for its codec {codec.name} (damaged schema metadata)")
+            self.codec, self._tables_text = codec, tables
+        self.projections = bool(meta.get("projections"))
+        self._snapshot = Snapshot(ds, self.codec)
+
+    def read(self, work: Callable[[Snapshot], T]) -> T:
+        """``work(snapshot)`` on the pinned version; if one of its files is gone (another process's
+        compaction removed the version: pinned longer than the keep time), refresh and run it once
+        more on the latest version. Rows keep their ids across versions (stable row ids)."""
+        snap = self._require()
+        try:
+            return work(snap)
+        except VersionGoneError:
+            if self._snapshot is snap:  # another thread may have refreshed meanwhile
+                self.refresh()
+            _log.info("%s: version %d was removed by a compaction while it was read; retrying on version %d",
+                      self.root, snap.version, self.version)
+            return work(self._require())
 
     def __len__(self) -> int:
-        return len(self._snapshot) if self._snapshot else 0
+        return len(self._snapshot) if self._snapshot is not None else 0
 
     @property
     def ids(self) -> list[str]:
-        return list(self._snapshot.ids) if self._snapshot else []
+        return list(self._snapshot.ids) if self._snapshot is not None else []
 
     @property
     def paths(self) -> list[str | None]:
-        return list(self._snapshot.paths) if self._snapshot else []
+        return list(self._snapshot.paths) if self._snapshot is not None else []
 
     def ret_matrix(self) -> np.ndarray:
-        return self._snapshot.ret_matrix() if self._snapshot else np.zeros((0, self.tokens_shape[1]), np.float32)
+        return self._snapshot.ret_matrix() if self._snapshot is not None else np.zeros((0, self.tokens_shape[1]), np.float32)
 
     def tokens(self, rowids) -> np.ndarray:
         return self._require().tokens(rowids)
@@ -266,66 +382,93 @@ class Gallery:
         return self._snapshot
 
     def info(self) -> dict[str, Any]:
-        snap = self._snapshot
+        snap = self._require()
+        with lance_io(f"{self.uri} (version {snap.version})"):
+            fragments, versions = len(snap.ds.get_fragments()), len(snap.ds.versions())
         return {
             "path": str(self.root), "format": VERSION, "photos": len(self), "version": self.version,
             "model": model_words(self.model), "tokens": list(self.tokens_shape), "codec": self.codec.name,
             "bytes_per_photo": self.codec.nbytes, "projections": self.projections,
-            "fragments": len(snap.ds.get_fragments()) if snap else 0,
-            "versions": len(snap.ds.versions()) if snap else 0,
+            "fragments": fragments, "versions": versions,
         }
 
     # ------------------------------------------------------------------ writing
+    def _retry(self, what: str, attempt: Callable[[], T]) -> T:
+        """``attempt()`` with storage errors retried: Lance commits optimistically and reports a
+        conflicting concurrent commit (a delete racing a delete or a compaction) as an error;
+        it is retried from the latest version. Errors about the gallery's state (GalleryError
+        proper: another model's, damaged) are not retried."""
+        failed = 0
+        while True:
+            try:
+                with lance_io(f"{self.uri}: {what}"):
+                    return attempt()
+            except GalleryUnavailableError as exc:
+                failed += 1
+                if failed == COMMIT_ATTEMPTS:
+                    raise GalleryUnavailableError(f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
+                # Back off, doubling and jittered so that two writers do not retry in step.
+                time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
+
     def append(self, batch: Batch, replace: bool = False) -> int:
         """Commit ``batch`` as one new version and return that version. With ``replace``, rows
         of the same ids committed before this one are then deleted (newest wins, also when
         two processes write one id at once: each deletes only rows older than its own)."""
-        lance = _lance()
+        self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
         key = secrets.randbits(62)
-        for attempt in range(COMMIT_ATTEMPTS):
-            if self._snapshot is None:
-                self.refresh()  # another process may have created the gallery: adopt its codec
-            creating = self._snapshot is None
-            try:
-                ds = self._create(lance, batch, key) if creating else None
-                if ds is None:  # appending (also when another process created it first: with its codec)
-                    ds = lance.write_dataset(self._arrow(batch, key), self.uri, mode="append", commit_message="zse index")
-                break
-            except (OSError, ValueError, RuntimeError) as exc:
-                if attempt == COMMIT_ATTEMPTS - 1:
-                    raise GalleryError(f"{self.uri}: commit failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
-                if creating and self.codec.name.startswith("pca"):
-                    self.codec.tables = None
-                time.sleep(0.05 * (attempt + 1))
+        ds = self._retry("commit", lambda: self._append_once(batch, key))
         if replace:
-            mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
+            with lance_io(f"{self.uri}: reading back commit {key}"):
+                mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
             if len(mine):
                 floor = int(mine.min())
                 self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(batch.ids)])
         self.refresh()
         return self.version
 
-    def _create(self, lance, batch: Batch, key: int):
-        """The first commit, under a file lock: two Lance creates racing on local disk can
-        both report success while one of them is lost (measured), so creation is serialised
-        and the second process finds the dataset and appends instead (returns None)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".create.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if self.exists(self.root):
-                    self.refresh()
-                    return None
-                if self.codec.needs_training:
-                    self.codec.train(batch.tokens)
-                return lance.write_dataset(self._arrow(batch, key), self.uri, mode="create", enable_stable_row_ids=True,
-                                           commit_message="zse index")
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _check(self, batch: Batch) -> None:
+        n, (t, d) = len(batch.ids), self.tokens_shape
+        want = {"paths": ((len(batch.paths),), (n,)), "sizes": (np.shape(batch.sizes), (n,)), "mtimes": (np.shape(batch.mtimes), (n,)),
+                "ret": (np.shape(batch.ret), (n, d))}
+        if batch.tokens is not None or self.codec.stores_tokens:
+            want["tokens"] = (np.shape(batch.tokens) if batch.tokens is not None else None, (n, t, d))
+        if self.projections:
+            want["proj"] = (np.shape(batch.proj) if batch.proj is not None else None, (n, *self.proj_shape))
+        for name, (got, expected) in want.items():
+            if got is None or tuple(got) != expected:
+                raise InputError(f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})")
 
-    def _arrow(self, batch: Batch, key: int):
+    def _append_once(self, batch: Batch, key: int):
+        self.refresh()  # the latest version: refused if another model's; codec tables another process trained
+        if self.codec.needs_training:
+            ds = self._first_trained_commit(batch, key)
+            if ds is not None:
+                return ds
+        return _lance().write_dataset(self._arrow(batch, key, self.codec), self.uri, mode="append", commit_message="zse index")
+
+    def _first_trained_commit(self, batch: Batch, key: int):
+        """The first rows of a gallery whose codec is trained on them. The tables must be
+        committed with the rows they encode, in the schema metadata, which an append cannot
+        change (Lance keeps the dataset's metadata on append): so these rows replace the empty
+        dataset ("overwrite", one commit), under the create lock and only while the gallery is
+        still empty and untrained, so no row is ever overwritten (rows cannot be appended
+        without the tables). Returns None when another process trained it first: append."""
+        with self._create_lock():
+            self.refresh()
+            if not self.codec.needs_training:
+                return None
+            if len(self):
+                raise GalleryError(f"{self.root}: holds photos but no tables for its codec {self.codec.name} (damaged schema metadata)")
+            codec = Codec(self.codec.name, self.tokens_shape)
+            codec.train(batch.tokens)
+            return _lance().write_dataset(self._arrow(batch, key, codec), self.uri, mode="overwrite",
+                                          commit_message=f"zse index (codec {codec.name} trained)")
+
+    def _arrow(self, batch: Batch, key: int, codec: Codec | None = None):
+        """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (the gallery's by default)."""
         import pyarrow as pa
 
+        codec = codec or self.codec
         n = len(batch.ids)
         d = self.tokens_shape[1]
         cols = {
@@ -336,16 +479,16 @@ class Gallery:
             "batch": pa.array(np.full(n, key, np.int64)),
             "ret": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(batch.ret, np.float32).reshape(-1)), d),
         }
-        if self.codec.stores_tokens:
-            cols["tokens"] = _fixed_binary(self.codec.encode(batch.tokens))
+        if codec.stores_tokens:
+            cols["tokens"] = _fixed_binary(codec.encode(batch.tokens))
         if self.projections:
             cols["proj"] = _fixed_binary(np.ascontiguousarray(batch.proj, np.float16).view(np.uint8).reshape(n, -1))
-        return pa.table(cols, schema=self._schema())
+        return pa.table(cols, schema=self._schema(codec))
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete photos by id; returns how many rows were deleted."""
         ids = [str(i) for i in ids]
-        if not self.exists(self.root) or not ids:
+        if not ids:
             return 0
         self.refresh()
         before = len(self)
@@ -356,73 +499,95 @@ class Gallery:
 
     def _delete_where(self, filters: list[str]) -> None:
         for where in filters:
-            for attempt in range(COMMIT_ATTEMPTS):
-                try:
-                    self._dataset(self.root / DATASET).delete(where)
-                    break
-                except (OSError, ValueError, RuntimeError) as exc:  # a conflicting concurrent commit
-                    if attempt == COMMIT_ATTEMPTS - 1:
-                        raise GalleryError(f"{self.uri}: delete failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
-                    time.sleep(0.05 * (attempt + 1))
+            self._retry("delete", lambda: self._dataset(self.root / DATASET).delete(where))
 
     def dedupe(self) -> int:
         """Delete older rows of ids stored twice (left by two writers of one id, or a crash
         between a replacement's append and delete); returns how many rows were deleted."""
         self.refresh()
-        if not self._snapshot:
-            return 0
-        ids, rowids = self._snapshot.ids, self._snapshot.row_ids()
-        newest: dict[str, int] = {}
-        stale = []
-        for i, r in sorted(zip(ids, rowids.tolist()), key=lambda x: x[1]):
-            if i in newest:
-                stale.append(newest[i])
-            newest[i] = r
+        stale = self._require().stale_row_ids().tolist()
         for start in range(0, len(stale), FILTER_CHUNK):
             self._delete_where([f"_rowid IN ({', '.join(map(str, stale[start:start + FILTER_CHUNK]))})"])
         self.refresh()
         return len(stale)
 
-    def compact(self, keep_versions_seconds: float = 0.0) -> dict[str, Any]:
-        """Merge small fragments (one per indexing batch), drop deleted rows, remove old versions
-        (older than ``keep_versions_seconds``: readers pinned to them lose them) and files left
-        by killed writers."""
-        from datetime import timedelta
-
-        if not self.exists(self.root):
-            return {}
-        duplicates = self.dedupe()
-        ds = self._dataset(self.root / DATASET)
-        metrics = ds.optimize.compact_files()
-        ds = self._dataset(self.root / DATASET)
-        stats = ds.cleanup_old_versions(older_than=timedelta(seconds=keep_versions_seconds), delete_unverified=True)
-        self.refresh()
-        self.sync()
+    def compact(self, keep_versions_seconds: float | None = None) -> dict[str, Any]:
+        """Merge small fragments (one per indexing batch), drop deleted rows and duplicate ids,
+        remove versions replaced more than ``keep_versions_seconds`` ago (default
+        ``KEEP_VERSIONS_S``; readers pinned to a removed version refresh and retry) and files
+        left by killed writers once older than ``UNVERIFIED_FILE_AGE_DAYS``. Safe beside
+        writers and readers in other processes."""
+        keep = KEEP_VERSIONS_S if keep_versions_seconds is None else float(keep_versions_seconds)
+        if not keep >= 0:
+            raise InputError(f"keep_versions_seconds: received {keep_versions_seconds!r}, expected a number >= 0")
+        # One compaction at a time: two compactors rewrite the same fragments and Lance lets only
+        # one of those Rewrite commits land ("preempted by concurrent transaction Rewrite"); the
+        # other would spend its retries. A second compactor waits here, then finds little to do.
+        with self._file_lock(COMPACT_LOCK):
+            duplicates = self.dedupe()
+            # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
+            metrics = self._retry("compaction", lambda: self._dataset(self.root / DATASET).optimize.compact_files())
+            stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
+            self.refresh()
+            self.sync()
         return {"fragments_removed": getattr(metrics, "fragments_removed", None), "fragments_added": getattr(metrics, "fragments_added", None),
-                "old_versions_removed": getattr(stats, "old_versions", None), "bytes_removed": getattr(stats, "bytes_removed", None),
+                "old_versions_removed": getattr(stats, "old_versions", 0), "bytes_removed": getattr(stats, "bytes_removed", 0),
                 "duplicates_removed": duplicates}
+
+    def _remove_old_versions(self, keep: float):
+        """Lance's cleanup_old_versions (pylance 14.0.2 docstring): it removes the versions
+        given (``versions=``) that are also older than ``older_than``, the files only they
+        reference, and, with ``delete_unverified=False``, files no manifest references only
+        when at least 7 days old: "Files leftover from a failed transaction may appear to be
+        part of an in-progress operation (e.g. appending new data) and these files will not be
+        deleted unless they are at least 7 days old. If delete_unverified is True then these
+        files will be deleted regardless of their age. This should only be set to True if you
+        can guarantee that no other process is currently working on this dataset." (The old
+        ``delete_unverified=True`` deleted live writers' data files: issue 18, item 1.)
+
+        A version's age for its readers is how long ago a newer version replaced it, not when
+        it was written (``older_than`` alone): a server that refreshed a minute ago to a version
+        written an hour ago still reads it. So only versions whose successor is older than
+        ``keep`` are passed; the latest version is never removed."""
+        ds = self._dataset(self.root / DATASET)
+        versions = sorted(ds.versions(), key=lambda v: v["version"])
+        horizon = time.time() - keep
+        # Lance's timestamps are naive local times: .timestamp() reads them as such.
+        old = [v["version"] for v, newer in zip(versions, versions[1:]) if newer["timestamp"].timestamp() <= horizon]
+        # With no old version, pass the latest (never removed; an empty list is refused): the
+        # sweep of week-old files of killed writers still runs (measured on pylance 14.0.2).
+        return ds.cleanup_old_versions(older_than=timedelta(seconds=keep), versions=old or [ds.version], delete_unverified=False)
 
     def sync(self, since: float | None = None) -> None:
         """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
         default) and its folders: Lance does not fsync on local disk."""
-        if self.exists(self.root):
+        try:
             fsync_tree(self.root / DATASET, since)
+        except OSError as exc:
+            raise GalleryUnavailableError(f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})") from exc
 
     def save(self, path: str | os.PathLike) -> "Gallery":
-        """Copy the committed gallery to ``path`` (an empty or missing folder) and return it."""
-        target = Path(path).absolute()
+        """Copy the committed gallery to ``path`` (an empty or missing folder) and return it.
+        Manifests are copied first: every file a copied version references was written before
+        its manifest, so it is there when its folder is copied next (also while a writer runs)."""
+        target = gallery_root(path)
         if target == self.root:
             return self
         if target.exists() and any(target.iterdir()):
             raise GalleryError(f"{target}: exists and is not empty; refusing to write into it")
-        if not self.exists(self.root):
-            return Gallery.create(target, self.tokens_shape, self.model, self.codec.name, self.projections)
         tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-        shutil.copytree(self.root, tmp, ignore=shutil.ignore_patterns("*.tmp", "*.lock", ".lock"))
-        fsync_tree(tmp)
-        if target.exists():
-            target.rmdir()
-        os.replace(tmp, target)
+        skip = shutil.ignore_patterns("*.tmp", "*.lock", ".lock", ".tmp*")
+        try:
+            shutil.copytree(self.root / DATASET / "_versions", tmp / DATASET / "_versions", ignore=skip)
+            shutil.copytree(self.root, tmp, ignore=skip, dirs_exist_ok=True)
+            fsync_tree(tmp)
+            if target.exists():
+                target.rmdir()
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise GalleryUnavailableError(f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})") from exc
         return Gallery.open(target)
 
 
@@ -449,7 +614,7 @@ def fsync_tree(root: Path, since: float | None = None) -> None:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 # Another writer's temporary file (e.g. _versions/.tmpXXXX), renamed or removed
-                # since the listing: it is that writer's to make durable.
+                # since the listing, or an old version's file removed by a compaction: not ours to make durable.
                 continue
             try:
                 os.fsync(fd)
@@ -459,7 +624,10 @@ def fsync_tree(root: Path, since: float | None = None) -> None:
 
 
 def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except FileNotFoundError:  # removed since it was listed
+        return
     try:
         os.fsync(fd)
     finally:

@@ -1,15 +1,28 @@
-"""What this CPU offers to ONNX Runtime's int8 kernels, read from ``/proc/cpuinfo`` (no new dependency).
+"""What this CPU offers to ONNX Runtime's int8 kernels and OpenVINO's bf16 kernels, read from ``/proc/cpuinfo``.
 
 ONNX Runtime's x86-64 kernels for uint8 x int8 (U8S8) matrix products differ
 by CPU: with VNNI (``avx512_vnni``, ``avx_vnni``) or AMX they accumulate in
 32 bits, exactly; with plain AVX2 / AVX-512 they use ``vpmaddubsw``, which
 adds two products into a 16-bit integer and saturates. So an int8 graph's
 numbers can depend on the CPU, and the manifest records the CPU each int8
-graph was validated on. Elsewhere than Linux the features are "unknown".
+graph was validated on.
+
+bf16: OpenVINO computes an fp32 graph in bfloat16 on two kinds of x86 matrix
+units: AMX (``amx_bf16`` + ``amx_tile``, Intel Xeon 4th generation and later)
+and AVX512-BF16 (``avx512_bf16`` with AVX-512: Intel Cooper Lake, AMD Zen 4
+and later, whose ``vdpbf16ps`` does two bf16 products per fp32 lane). Without
+either (AVX2-only CPUs) a bf16 hint would only be emulated, so the runtime
+asks for f32 there. :func:`bf16_unit` names the unit.
+
+Elsewhere than Linux the features are "unknown". ``$ZSE_CPUINFO`` names
+another file to read instead of :data:`CPUINFO`: a saved ``/proc/cpuinfo`` of
+another machine shows which backend and precision ``auto`` would choose there
+(the test suite runs as on a CPU without a bf16 unit unless a test injects one).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -17,28 +30,36 @@ from typing import Any
 #: the flags (Linux /proc/cpuinfo names) that choose ONNX Runtime's int8 kernels on x86-64
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: the flags that give OpenVINO a native bf16 path (see :func:`bf16_unit`)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: every flag :func:`cpu_features` reports, in this order
+SIMD_FLAGS = INT8_FLAGS + BF16_FLAGS
 UNKNOWN = "unknown"
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 CPUINFO = Path("/proc/cpuinfo")
+CPUINFO_ENV = "ZSE_CPUINFO"
 
 
-def cpu_features(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
-    """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "source"}`` of this CPU.
+def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
+    """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "bf16", "source"}`` of this CPU.
 
-    ``flags`` lists which of :data:`INT8_FLAGS` are present; ``vnni`` whether one
+    ``flags`` lists which of :data:`SIMD_FLAGS` are present; ``vnni`` whether one
     of :data:`VNNI_FLAGS` is; ``u8s8_exact`` whether ONNX Runtime's U8S8 products
-    cannot saturate here (VNNI/AMX, or not x86). Both are "unknown" where
-    ``/proc/cpuinfo`` cannot be read.
+    cannot saturate here (VNNI/AMX, or not x86); ``bf16`` the native bf16 unit
+    (:func:`bf16_unit`). All are "unknown" where the file cannot be read.
+    ``cpuinfo``: the file to read (default ``$ZSE_CPUINFO``, else :data:`CPUINFO`).
     """
+    cpuinfo = Path(cpuinfo or os.environ.get(CPUINFO_ENV) or CPUINFO)
     machine = platform.machine() or UNKNOWN
     info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
     fields = _first_cpu(cpuinfo)
     if fields is None:
-        return {**info, "flags": UNKNOWN, "vnni": UNKNOWN, "u8s8_exact": UNKNOWN, "source": f"{cpuinfo} not readable ({platform.system()})"}
+        return {**info, "flags": UNKNOWN, "vnni": UNKNOWN, "u8s8_exact": UNKNOWN, "bf16": UNKNOWN,
+                "source": f"{cpuinfo} not readable ({platform.system()})"}
     present = set(fields.get("flags", "").split())
-    flags = [f for f in INT8_FLAGS if f in present]
+    flags = [f for f in SIMD_FLAGS if f in present]
     vnni = any(f in flags for f in VNNI_FLAGS)
-    return {
+    features = {
         **info,
         "vendor": fields.get("vendor_id", UNKNOWN),
         "model": fields.get("model name", info["model"]),
@@ -47,13 +68,31 @@ def cpu_features(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
         "u8s8_exact": vnni or machine.lower() not in X86_MACHINES,  # ARM's dot products do not saturate
         "source": str(cpuinfo),
     }
+    features["bf16"] = bf16_unit(features)
+    return features
+
+
+def bf16_unit(features: dict[str, Any]) -> str | None:
+    """``"amx"``, ``"avx512_bf16"`` or None: the unit OpenVINO's CPU plugin computes bf16 on here.
+
+    AMX needs ``amx_bf16`` and ``amx_tile``; AVX512-BF16 needs ``avx512_bf16`` on
+    an AVX-512 CPU (``avx512f``). "unknown" flags give None (f32 is never wrong).
+    """
+    flags = features.get("flags")
+    if not isinstance(flags, (list, tuple, set)):
+        return None
+    if "amx_bf16" in flags and "amx_tile" in flags:
+        return "amx"
+    if "avx512_bf16" in flags and "avx512f" in flags:
+        return "avx512_bf16"
+    return None
 
 
 def describe(features: dict[str, Any]) -> str:
-    """One line for logs: ``AMD EPYC [avx2, avx512f, avx512_vnni]``."""
+    """One line for logs: ``AMD EPYC [avx2, avx512f, avx512_vnni, avx512_bf16]``."""
     flags = features.get("flags", UNKNOWN)
     listed = ", ".join(flags) if isinstance(flags, list) else str(flags)
-    return f"{features.get('model', UNKNOWN)} [{listed or 'no int8 SIMD flags'}]"
+    return f"{features.get('model', UNKNOWN)} [{listed or 'no int8/bf16 SIMD flags'}]"
 
 
 def _first_cpu(cpuinfo: Path) -> dict[str, str] | None:

@@ -9,7 +9,8 @@ CPU, older ones can saturate on CPUs without VNNI. Two checks, on load:
 2. Measured: the int8 encoder and relation head run on the first row of the
    export folder's own parity inputs (``parity_inputs.npz``: the images and the
    PyTorch outputs the export validated against) and must stay within the
-   manifest's int8 tolerance. One image and one pair, once per load: for
+   manifest's int8 tolerance (:mod:`.precision_check`: ret-token cosine and
+   score error; token error too in exports that recorded a token tolerance). One image and one pair, once per load: for
    ViT-B/16 about half the time of one fp32 encode of one image (1.0 s against
    2.0 s measured side by side on 2 heavily shared cores), against silently
    wrong tokens. A CPU other than the one recorded is no reason to refuse by
@@ -22,28 +23,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from ...manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, Manifest
-from .base import ModelRunners, Runner
+from ...manifest import Manifest
+from .base import ModelRunners
 from .cpu_features import cpu_features, describe
+from .precision_check import PrecisionCheck, check_precision
 
 _log = logging.getLogger(__name__)
 
-PARITY_FILE = "parity_inputs.npz"
-_IO = {"encoder": ((ENCODER_INPUT,), ENCODER_OUTPUT), "relation_head": (HEAD_INPUTS, HEAD_OUTPUT)}
-
-
-@dataclass
-class Int8Check:
-    trusted: bool
-    reason: str  # why not trusted, or what passed
-    errors: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
+Int8Check = PrecisionCheck  # the name callers (benchmarks, tests) know
 
 
 def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8Check:
@@ -59,35 +49,10 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8C
                 f"graph {runner.graph.id} was quantised with 8-bit weights, which can saturate on this CPU "
                 f"({describe(here)}, no VNNI); re-export with this version of zse-export --int8",
             )
-    tolerance = (manifest.extra.get("tolerances") or {}).get("int8")
-    if not tolerance:
-        return Int8Check(False, "the manifest records no int8 tolerance to check the graphs against")
-    path = folder / manifest.extra.get("parity_inputs", PARITY_FILE)
-    errors: dict[str, float] = {}
-    try:
-        with np.load(path) as data:
-            for runner in graphs:
-                errors.update(_row_error(runner, data))
-    except (OSError, KeyError, ValueError) as exc:
-        return Int8Check(False, f"cannot run the self-check on {path.name} ({type(exc).__name__}: {exc})")
-    seconds = time.perf_counter() - t0
-    over = [f"{k} max abs error {v:.3g} > tolerance {tolerance[k]:.3g}" for k, v in errors.items() if k in tolerance and not v <= tolerance[k]]
     validated = [describe(r.graph.extra["validated_on"]) for r in graphs if "validated_on" in r.graph.extra]
     where = f"on {describe(here)} (validated at export on {validated[0] if validated else 'an unrecorded CPU'})"
-    if over:
-        return Int8Check(False, f"self-check against {path.name} failed {where}: " + "; ".join(over), errors, seconds)
-    summary = ", ".join(f"{k} {v:.3g} <= {tolerance.get(k, float('nan')):.3g}" for k, v in errors.items())
-    return Int8Check(True, f"self-check passed {where}: {summary}", errors, seconds)
-
-
-def _row_error(runner: Runner, data) -> dict[str, float]:
-    """Max abs error of ``runner`` on the first row of the parity inputs against the stored PyTorch output."""
-    inputs, output = _IO[runner.graph.role]
-    got = runner.run({name: np.ascontiguousarray(data[name][:1]) for name in inputs})[output]
-    want = data[output][:1]
-    if got.shape != want.shape or not np.all(np.isfinite(got)):
-        return {output: float("inf")}
-    return {output: float(np.abs(got.astype(np.float32) - want).max())}
+    check = check_precision(folder, manifest, "int8", graphs, where=where)
+    return Int8Check(check.trusted, check.reason, check.errors, time.perf_counter() - t0)
 
 
 def trusted_or_fp32(runners: ModelRunners, folder: Path, manifest: Manifest, open_fp32: Callable[[], ModelRunners]) -> ModelRunners:

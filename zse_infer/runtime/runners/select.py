@@ -2,8 +2,15 @@
 
 ``backend="auto"`` tries, in order: TensorRT engines (tensorrt + a GPU + an
 engine built for this GPU and TensorRT version), ONNX Runtime on a GPU
-provider (only counted when ``session.get_providers()`` confirms it), ONNX
-Runtime on the CPU, and finally the PyTorch modules. The choice is logged.
+provider (only counted when ``session.get_providers()`` confirms it),
+OpenVINO in bf16 on CPUs with a bf16 unit (AMX or AVX512-BF16, see
+:func:`prefer_openvino`; only after its bf16 self-check passes, else a warning
+says why and ONNX Runtime runs), ONNX Runtime on the CPU, and finally the
+PyTorch modules. The choice is logged.
+
+``backend="openvino"`` runs OpenVINO on any CPU: bf16 where the CPU has a bf16
+unit and the self-check passes, else f32 (with a warning when bf16 was asked
+for or failed its check).
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from .base import ModelRunners, Runner
 
 _log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "openvino", "torch")
+#: precisions a caller may ask for: graph precisions, plus bf16 (OpenVINO computing fp32 graphs in bfloat16)
+REQUESTABLE_PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 ROLES = ("encoder", "relation_head")
 
 
@@ -106,6 +115,80 @@ def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_
     raise BackendError("TensorRT backend unavailable: " + "; ".join(errors))
 
 
+def prefer_openvino(features: dict | None = None) -> tuple[bool, str]:
+    """(whether ``auto`` tries OpenVINO bf16 before ONNX Runtime on this CPU, why).
+
+    Only where the CPU computes bf16 natively (AMX: ~4x ONNX Runtime fp32 on a 4th-generation
+    Xeon; AVX512-BF16, e.g. AMD Zen 4: ~2x, measured in benchmarks/) and openvino is installed.
+    On AVX2-only CPUs OpenVINO would run f32, about ONNX Runtime's speed: auto keeps ONNX Runtime.
+    """
+    from .cpu_features import bf16_unit, cpu_features, describe
+
+    features = features or cpu_features()
+    unit = bf16_unit(features)
+    if unit is None:
+        return False, f"no bf16 unit on {describe(features)}"
+    if not _installed("openvino"):
+        return False, f"openvino not installed (pip install 'zse-infer[cpu]' for bf16 on {unit})"
+    return True, f"bf16 on {unit} ({describe(features)})"
+
+
+def _openvino_precision(requested: str | None, unit: str | None) -> str:
+    if requested not in (None, "bf16", "fp32"):
+        raise InputError(f"precision: received {requested!r} for the OpenVINO backend, expected 'bf16', 'fp32' or None "
+                         "(it compiles the fp32 graphs; int8/fp16 graphs run on onnxruntime)")
+    if requested == "bf16" and unit is None:
+        _log.warning("precision bf16 asked for, but this CPU has no bf16 unit (AMX or AVX512-BF16): OpenVINO runs f32")
+        return "fp32"
+    return requested or ("bf16" if unit else "fp32")
+
+
+def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool) -> ModelRunners:
+    """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check (see the module docstring)."""
+    require("openvino", "cpu", "The OpenVINO backend")
+    from .cpu_features import bf16_unit, cpu_features, describe
+    from .openvino_backend import OpenVinoRunner
+    from .precision_check import check_precision
+
+    features = cpu_features()
+    chosen = _openvino_precision(precision, bf16_unit(features))
+    runners: dict[str, Runner] = {}
+    try:
+        for role in ROLES:
+            graph = manifest.select_graph(role, ("fp32",), ("plain",))
+            runners[role] = OpenVinoRunner(graph, folder, chosen, max_batch, threads, graph_sha256=manifest.files.get(graph.file))
+    except (BackendError, ManifestError):
+        for r in runners.values():
+            r.close()
+        raise
+    opened = ModelRunners(runners["encoder"], runners["relation_head"], "openvino", chosen)
+    if chosen != "bf16":
+        return opened
+    check = check_precision(folder, manifest, "bf16", runners.values(), where=f"on {describe(features)}")
+    if check.trusted:
+        _log.info("OpenVINO bf16 in use: %s (%.0f ms)", check.reason, check.seconds * 1000)
+        return opened
+    opened.close()
+    if auto:
+        _log.warning("OpenVINO bf16 not trusted on this CPU, using ONNX Runtime fp32 instead: %s", check.reason)
+        raise BackendError(f"bf16 not trusted: {check.reason}")
+    _log.warning("OpenVINO bf16 not trusted on this CPU, using OpenVINO f32 instead: %s", check.reason)
+    return _open_openvino(folder, manifest, "fp32", max_batch, threads, auto)
+
+
+def _open_onnxruntime_gpu(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads) -> ModelRunners:
+    """ONNX Runtime on a GPU provider only (auto, where OpenVINO is preferred over ONNX Runtime on the CPU)."""
+    from .onnxruntime_backend import GPU_PROVIDERS, available_providers
+
+    if not any(p in GPU_PROVIDERS for p in available_providers()):
+        raise BackendError("onnxruntime has no GPU provider")
+    opened = _open_onnxruntime(folder, manifest, precision, True, max_batch, threads)
+    if opened.backend != "onnxruntime-gpu":
+        opened.close()
+        raise BackendError("ONNX Runtime's GPU providers are installed but no GPU runs them")
+    return opened
+
+
 RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 
 
@@ -115,7 +198,9 @@ def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners
     * TensorRT: the engines of the ``relation_*_trt`` graphs (``zse-export build``
       builds them), so a TensorRT deployment reranks with per-image work done once;
     * ONNX Runtime: the plain fp32 graphs on the same providers as the encoder
-      (with the TensorRT provider: the ``*_trt`` graphs, given explicit profiles).
+      (with the TensorRT provider: the ``*_trt`` graphs, given explicit profiles);
+    * OpenVINO: the plain fp32 graphs at the encoder's inference precision; in bf16
+      they pass the same self-check as the compatibility head (else they run f32, logged).
 
     None when the folder lacks these graphs (an older export) or their engines,
     or the backend is torch: the caller then scores pairs with ``relation_head``.
@@ -137,11 +222,37 @@ def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners
             for role in RELATION_ROLES:
                 opened[role] = OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None)
             return opened
+        if runners.backend == "openvino":
+            return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
     except (ManifestError, BackendError) as exc:
         _log.info("restructured relation head unavailable on %s: %s", runners.backend, exc)
         for r in opened.values():
             r.close()
     return None
+
+
+def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
+    from .openvino_backend import OpenVinoRunner
+    from .precision_check import check_precision
+
+    opened: dict[str, Runner] = {}
+    try:
+        for role in RELATION_ROLES:
+            graph = manifest.select_graph(role, ("fp32",), ("plain",))
+            opened[role] = OpenVinoRunner(graph, folder, precision, None, encoder.threads, encoder.cache_dir,
+                                          graph_sha256=manifest.files.get(graph.file))
+    except (ManifestError, BackendError):
+        for r in opened.values():
+            r.close()
+        raise
+    if precision == "bf16":
+        check = check_precision(folder, manifest, "bf16", (), fast=opened)
+        if not check.trusted:
+            _log.warning("restructured relation graphs in bf16 not trusted, running them in f32: %s", check.reason)
+            for r in opened.values():
+                r.close()
+            return _openvino_relation(folder, manifest, encoder, "fp32")
+    return opened
 
 
 def _open_torch(manifest: Manifest, precision: str | None, checkpoint, max_batch) -> ModelRunners:
@@ -165,16 +276,26 @@ def open_runners(
     folder = Path(folder)
     if backend not in BACKENDS:
         raise InputError(f"backend: received {backend!r}, expected one of {', '.join(BACKENDS)}")
-    if precision is not None and precision not in ("fp32", "fp16", "int8"):
-        raise InputError(f"precision: received {precision!r}, expected 'fp32', 'fp16' or 'int8'")
+    if precision is not None and precision not in REQUESTABLE_PRECISIONS:
+        raise InputError(f"precision: received {precision!r}, expected one of {', '.join(REQUESTABLE_PRECISIONS)}")
+    if precision == "bf16" and backend not in ("auto", "openvino"):
+        raise InputError(f"precision 'bf16' runs on the OpenVINO backend, received backend {backend!r}")
     attempts: list[tuple[str, Callable[[], ModelRunners]]] = []
-    if backend in ("auto", "tensorrt"):
+    if backend in ("auto", "tensorrt") and precision != "bf16":
         attempts.append(("tensorrt", lambda: _open_tensorrt(folder, manifest, precision, max_batch)))
-    if backend in ("auto", "onnxruntime"):
+    openvino_first, why = prefer_openvino() if backend == "auto" and precision in (None, "bf16") else (False, "")
+    if openvino_first:
+        _log.info("auto: OpenVINO before ONNX Runtime on the CPU (%s)", why)
+        if precision is None:
+            attempts.append(("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, precision, max_batch, threads)))
+        attempts.append(("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=True)))
+    if backend == "openvino" or (backend == "auto" and precision == "bf16" and not openvino_first):
+        attempts.append(("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=False)))
+    if backend in ("auto", "onnxruntime") and precision != "bf16":
         attempts.append(("onnxruntime", lambda: _open_onnxruntime(folder, manifest, precision, True, max_batch, threads)))
     if backend == "onnxruntime-cpu":
         attempts.append(("onnxruntime-cpu", lambda: _open_onnxruntime(folder, manifest, precision, False, max_batch, threads)))
-    if backend in ("auto", "torch"):
+    if backend in ("auto", "torch") and precision != "bf16":
         attempts.append(("torch", lambda: _open_torch(manifest, precision, checkpoint, max_batch)))
 
     reasons = []

@@ -1,0 +1,59 @@
+"""Where an evaluation's work runs: the seam between the one evaluation loop and Ray.
+
+:func:`~zse_infer.evaluation.protocol.evaluate` is the only loop: it cuts the query sketches
+into batches, feeds each batch's distance rows to the metrics in query order and writes the
+report. What it hands out is done by an *executor*:
+
+* ``index(retriever, photos, progress)``: put the evaluation set's photos in the gallery;
+* ``map(retriever, task, batches)``: ``task(worker_retriever, batch)`` for every batch, the
+  results yielded in batch order (a ``map`` over batches, like :func:`map`);
+* ``report()``: what the executor adds to the JSON report (``{}`` here).
+
+:class:`LocalExecutor` does both in this process on the caller's retriever. A Ray executor
+(:class:`zse_infer.distributed.ray_eval.RayExecutor`) runs the same tasks on actors that each
+open the same runtime and gallery; it is chosen where the job starts (``zse eval --ray``, or
+``evaluate(..., executor=RayExecutor())``), so nothing here imports :mod:`zse_infer.distributed`.
+Tasks are small picklable objects
+(:class:`~zse_infer.evaluation.protocol.SketchDistances`) so that any executor can ship them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from ..runtime.retriever import Retriever
+
+#: one unit of work: (the retriever of whoever runs it, one batch of image paths) -> an array
+Task = Callable[[Retriever, Sequence[str]], np.ndarray]
+
+
+class Executor(Protocol):
+    """Runs an evaluation's indexing and per-batch tasks (see the module's description)."""
+
+    #: appended to progress bars ("" in this process, " on Ray" on Ray)
+    where: str
+
+    def index(self, retriever: Retriever, photos: Sequence[str], progress: bool) -> None: ...
+
+    def map(self, retriever: Retriever, task: Task, batches: Sequence[Sequence[str]]) -> Iterator[np.ndarray]: ...
+
+    def report(self) -> dict[str, Any]: ...
+
+
+class LocalExecutor:
+    """Everything in this process, on the caller's retriever."""
+
+    where = ""
+
+    def index(self, retriever: Retriever, photos: Sequence[str], progress: bool) -> None:
+        retriever.index(list(photos), ids=list(photos), progress=progress)
+
+    def map(self, retriever: Retriever, task: Task, batches: Sequence[Sequence[str]]) -> Iterator[np.ndarray]:
+        for batch in batches:
+            yield task(retriever, batch)
+
+    def report(self) -> dict[str, Any]:
+        return {}
+

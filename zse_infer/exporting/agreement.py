@@ -1,0 +1,153 @@
+"""Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
+
+Max abs token error says little about retrieval: ViT-B/16 tokens reach
+magnitudes of tens, and an error of 0.3 in one of 151k values may move no
+ranking at all. So lower precisions are judged where it matters:
+
+* ``ret_token_cosine_min``: the smallest cosine between the fp32 and the
+  candidate ret-token (token 0, what stage 1 ranks by) over the ranking set;
+* ``score_max_abs_error``: the largest relation-score error over the pairs
+  stage 2 reranks;
+* ``top10_overlap``: the mean share of each query's two-stage top 10 (at the
+  given rerank depth) that both precisions return;
+* ``map_all`` of both (and their difference) where the set has labels.
+
+The ranking set is the bundled demo's *unseen* concepts (photos and sketches
+the bundled model never trained on), preprocessed for the model being
+exported, so every export (any size, random weights too) is judged on the
+same real images; where the demo assets are not installed, the export's
+built-in parity images stand in (no labels, so no mAP). One implementation:
+export acceptance (int8), the manifest record (int8, bf16) and
+``benchmarks/precision_agreement.py`` all call :func:`ranking_agreement`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..manifest import HEAD_INPUTS, HEAD_OUTPUT, Manifest
+
+_log = logging.getLogger(__name__)
+
+#: (N, 3, S, S) images -> (N, T, D) tokens
+EncodeFn = Callable[[np.ndarray], np.ndarray]
+#: sketch tokens (1, T, D), photo tokens (n, T, D) -> (n,) scores
+ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: queries and rerank depth of the export-time check (a ViT-B/16 int8 export: ~1 min more on 2 cores)
+EXPORT_QUERIES = 32
+EXPORT_RERANK = 20
+
+
+@dataclass(frozen=True)
+class RankingSet:
+    sketches: np.ndarray  # (Q, 3, S, S) float32
+    photos: np.ndarray  # (P, 3, S, S) float32
+    sketch_labels: np.ndarray | None
+    photo_labels: np.ndarray | None
+    source: str
+
+
+def demo_ranking_set(manifest_or_config, queries: int | None = EXPORT_QUERIES) -> RankingSet | None:
+    """The bundled demo's unseen-concept photos and sketches, preprocessed for this model, or None
+    where the assets are not installed. ``queries``: the first that many sketches (None: all)."""
+    from ..demo.assets import load_demo_assets
+    from ..errors import ManifestError
+    from ..preprocess import load_batch
+
+    config = manifest_or_config.model if isinstance(manifest_or_config, Manifest) else manifest_or_config
+    try:
+        assets = load_demo_assets()
+    except ManifestError as exc:
+        _log.info("ranking set: demo assets unavailable (%s)", exc)
+        return None
+    queries_used = assets.queries[:queries] if queries else assets.queries
+    classes = {name: i for i, name in enumerate(sorted({i.label for i in [*assets.gallery, *queries_used]}))}
+    return RankingSet(
+        sketches=load_batch([q.path for q in queries_used], config.preprocess["sketch"]),
+        photos=load_batch([g.path for g in assets.gallery], config.preprocess["photo"]),
+        sketch_labels=np.array([classes[q.label] for q in queries_used]),
+        photo_labels=np.array([classes[g.label] for g in assets.gallery]),
+        source=f"bundled demo, unseen concepts: {len(queries_used)} sketches, {len(assets.gallery)} photos",
+    )
+
+
+def parity_ranking_set(data: dict[str, np.ndarray]) -> RankingSet:
+    """The export's built-in parity images as both queries and gallery (no labels): a fallback."""
+    images = np.ascontiguousarray(data["image"])
+    return RankingSet(images, images, None, None, f"built-in parity images ({len(images)})")
+
+
+def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[EncodeFn, ScoreFn], rankings: RankingSet,
+                      rerank: int = EXPORT_RERANK) -> dict[str, Any]:
+    """Agreement of ``candidate`` with ``reference`` (each an (encode, score) pair) on ``rankings``."""
+    from ..evaluation.metrics import evaluate_ranking
+    from ..runtime.searcher import ret_token_distances, two_stage_distances
+
+    out: dict[str, Any] = {"set": rankings.source, "rerank": int(rerank)}
+    tokens = {name: (encode(rankings.sketches), encode(rankings.photos)) for name, (encode, _) in
+              (("reference", reference), ("candidate", candidate))}
+    cosines = [_cosine_min(tokens["reference"][i][:, 0], tokens["candidate"][i][:, 0]) for i in (0, 1)]
+    depth = min(int(rerank), len(rankings.photos))
+    tops, maps, scored = {}, {}, {}
+    for name, (_, score) in (("reference", reference), ("candidate", candidate)):
+        sketches, photos = tokens[name]
+        pairs: dict[tuple[int, int], float] = {}
+
+        def score_fn(q: int, cols: np.ndarray, sketches=sketches, photos=photos, pairs=pairs, score=score) -> np.ndarray:
+            values = np.asarray(score(sketches[q : q + 1], photos[cols]), np.float64)
+            pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values))
+            return values
+
+        ranked = two_stage_distances(ret_token_distances(sketches[:, 0], photos[:, 0]), depth, score_fn)
+        tops[name] = np.argsort(ranked, axis=1, kind="stable")[:, :10]
+        scored[name] = pairs
+        if rankings.sketch_labels is not None:
+            maps[name] = float(evaluate_ranking(ranked, rankings.sketch_labels, rankings.photo_labels)["map_all"])
+    # Relation-score error over the pairs both reranked (stage-1 candidates they share): no extra model calls.
+    common = scored["reference"].keys() & scored["candidate"].keys()
+    score_errors = [abs(scored["reference"][p] - scored["candidate"][p]) for p in common] or [0.0]
+    out["ret_token_cosine_min"] = round(min(cosines), 6)
+    out["score_max_abs_error"] = float(f"{max(score_errors):.4g}")
+    out["pairs_compared"] = len(common)
+    k = tops["reference"].shape[1]
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist())] if k else [1.0]
+    out["top10_overlap"] = round(float(np.mean(overlap)), 4)
+    if maps:
+        out["map_all"] = {"reference": round(maps["reference"], 4), "candidate": round(maps["candidate"], 4),
+                          "delta": round(maps["candidate"] - maps["reference"], 4)}
+    return out
+
+
+def judge(agreement: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
+    """The failed criteria (empty: accepted). Keys ending ``_min`` are lower bounds, the others upper bounds."""
+    failed = []
+    for key, bound in thresholds.items():
+        name, lower = (key[: -len("_min")], True) if key.endswith("_min") else (key, False)
+        value = agreement.get(key if key in agreement else name)
+        if value is None or not isinstance(value, (int, float)):
+            continue
+        if (lower and not value >= bound) or (not lower and not value <= bound):
+            failed.append(f"{key.removesuffix('_min')} {value:.4g} {'<' if lower else '>'} {bound:.4g}")
+    return failed
+
+
+def runner_fns(encoder, relation_head) -> tuple[EncodeFn, ScoreFn]:
+    """(encode, score) over two runtime runners (anything with ``run(feeds) -> outputs``)."""
+    def encode(images: np.ndarray) -> np.ndarray:
+        return encoder.run({"image": np.ascontiguousarray(images)})["tokens"]
+
+    def score(sketch: np.ndarray, photos: np.ndarray) -> np.ndarray:
+        tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape), np.float32)
+        return relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: np.ascontiguousarray(photos, np.float32)})[HEAD_OUTPUT]
+
+    return encode, score
+
+
+def _cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())

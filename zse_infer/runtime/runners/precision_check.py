@@ -1,0 +1,118 @@
+"""Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU: measured at load.
+
+Every export folder holds ``parity_inputs.npz``: built-in images and the
+PyTorch model's tokens and relation scores for them. At load the runners under
+test run its first row(s), and what they compute is compared with what
+PyTorch computed, by the criteria that decide rankings:
+
+* ``tokens``: max abs token error (recorded; judged only where the tolerance names it);
+* ``ret_token_cosine``: the smallest cosine of token 0 (stage 1 ranks by it),
+  judged by the lower bound ``ret_token_cosine_min``;
+* ``score``: max abs relation-score error (the compatibility head and, when
+  given, the restructured ``relation_sketch/photo/pair`` graphs).
+
+Tolerances: the manifest's ``tolerances[precision]`` (the recipe's, written at
+export), else :data:`DEFAULT_TOLERANCES` (exports made before bf16 existed).
+Keys ending ``_min`` are lower bounds, the others upper bounds; criteria the
+load-time check cannot measure (``top10_overlap_min``: rankings over a set of
+images, judged at export) are skipped here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ...manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, Manifest
+from .base import Runner
+
+PARITY_FILE = "parity_inputs.npz"
+_IO = {"encoder": ((ENCODER_INPUT,), ENCODER_OUTPUT), "relation_head": (HEAD_INPUTS, HEAD_OUTPUT)}
+
+#: bf16 (OpenVINO on AMX / AVX512-BF16) against fp32, measured (docs/cpu.md): random ViT-B/16 tokens 0.03,
+#: ret-token cosine 0.99998, scores 3e-5; the trained demo model scores up to 4e-3 off with top-10 overlap
+#: 0.99 and unchanged mAP, int8's 0.012 still ranks alike (0.98): the score bound sits where rankings hold.
+DEFAULT_TOLERANCES = {"bf16": {"tokens": 0.25, "ret_token_cosine_min": 0.999, "score": 1e-2}}
+
+
+@dataclass
+class PrecisionCheck:
+    trusted: bool
+    reason: str  # why not trusted, or what passed
+    errors: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def tolerance_for(manifest: Manifest, precision: str) -> dict[str, float] | None:
+    """The manifest's tolerance for ``precision``, else the default (None: none known)."""
+    recorded = (manifest.extra.get("tolerances") or {}).get(precision)
+    return dict(recorded) if recorded else (dict(DEFAULT_TOLERANCES[precision]) if precision in DEFAULT_TOLERANCES else None)
+
+
+def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float]) -> list[str]:
+    """Criteria of ``tolerance`` that ``values`` miss ("name value > bound"); unmeasured ones are skipped."""
+    failed = []
+    for key, bound in tolerance.items():
+        lower = key.endswith("_min")
+        name = key[: -len("_min")] if lower else key
+        value = values.get(key, values.get(name))
+        if not isinstance(value, (int, float)):
+            continue
+        if (lower and not value >= bound) or (not lower and not value <= bound):
+            failed.append(f"{name} {value:.4g} {'<' if lower else '>'} {'minimum' if lower else 'tolerance'} {bound:.4g}")
+    return failed
+
+
+def measure(folder: Path, manifest: Manifest, runners: Iterable[Runner], fast: Mapping[str, Runner] | None = None,
+            rows: int = 1) -> dict[str, float]:
+    """Errors of ``runners`` (encoder / relation head) and ``fast`` (restructured head) on the parity inputs."""
+    path = Path(folder) / manifest.extra.get("parity_inputs", PARITY_FILE)
+    errors: dict[str, float] = {}
+    with np.load(path) as data:
+        for runner in runners:
+            inputs, output = _IO[runner.graph.role]
+            got = runner.run({name: np.ascontiguousarray(data[name][:rows]) for name in inputs})[output]
+            errors.update(_errors(output, got, data[output][:rows]))
+        if fast:
+            from .select import relation_scores
+
+            sketch, photo = (np.ascontiguousarray(data[name][:1]) for name in HEAD_INPUTS)
+            got = relation_scores(dict(fast), sketch, photo)
+            restructured = _errors(HEAD_OUTPUT, got, data[HEAD_OUTPUT][:1])[HEAD_OUTPUT]
+            errors[HEAD_OUTPUT] = max(errors.get(HEAD_OUTPUT, 0.0), restructured)
+    return errors
+
+
+def check_precision(folder: Path, manifest: Manifest, precision: str, runners: Iterable[Runner],
+                    fast: Mapping[str, Runner] | None = None, where: str = "") -> PrecisionCheck:
+    """Measure ``runners`` (and ``fast``) on the parity inputs and judge them by ``precision``'s tolerance."""
+    t0 = time.perf_counter()
+    tolerance = tolerance_for(manifest, precision)
+    if not tolerance:
+        return PrecisionCheck(False, f"the manifest records no {precision} tolerance to check the graphs against")
+    try:
+        errors = measure(folder, manifest, runners, fast)
+    except (OSError, KeyError, ValueError) as exc:
+        return PrecisionCheck(False, f"cannot run the {precision} self-check on {PARITY_FILE} ({type(exc).__name__}: {exc})")
+    seconds = time.perf_counter() - t0
+    failed = failed_criteria(errors, tolerance)
+    where = f" {where}" if where else ""
+    if failed:
+        return PrecisionCheck(False, f"self-check against {PARITY_FILE} failed{where}: " + "; ".join(failed), errors, seconds)
+    summary = ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
+    return PrecisionCheck(True, f"self-check passed{where}: {summary}", errors, seconds)
+
+
+def _errors(output: str, got: np.ndarray, want: np.ndarray) -> dict[str, float]:
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return {output: float("inf"), **({"ret_token_cosine": -1.0} if output == ENCODER_OUTPUT else {})}
+    got = got.astype(np.float32)
+    out = {output: float(np.abs(got - want).max())}
+    if output == ENCODER_OUTPUT:
+        a, b = got[:, 0].astype(np.float64), want[:, 0].astype(np.float64)
+        out["ret_token_cosine"] = float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())
+    return out
