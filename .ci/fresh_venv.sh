@@ -5,9 +5,23 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q -e ".[dev]"
+"$work/venv/bin/python" -m pip install -q -e ".[demo]"
+# The demo extra is the light first run: no torch, and under 1.2 GB installed.
+"$work/venv/bin/python" - "$work/venv" <<'PY'
+import importlib.util
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("torch") is not None:
+    sys.exit("the demo extra installed torch: it must run on the shipped graphs without it")
+size = sum(p.stat().st_size for p in Path(sys.argv[1]).rglob("*") if p.is_file() and not p.is_symlink())
+print(f"fresh venv with .[demo]: {size / 2**30:.2f} GiB installed")
+if size > 1.2 * 2**30:
+    sys.exit(f"the demo extra installs {size / 2**30:.2f} GiB: expected under 1.2 GiB")
+PY
 /usr/bin/time -f "zse-demo: %e s wall, %U s user + %S s system CPU" "$work/venv/bin/zse-demo" --out "$work/demo"
 test -s "$work/demo/metrics.json" && test -s "$work/demo/results.html"
+grep -q '"graphs": "shipped"' "$work/demo/metrics.json"  # without torch: the shipped graphs
 grep -q "<h1>" "$work/demo/results.html"
 # Every picture the demo writes must be a real picture, not a blank or near-uniform canvas
 # (synthesis.png was once 112x112 white but for four grey pixels and passed a non-empty check).

@@ -26,6 +26,8 @@ from typing import Any
 from ..errors import IntegrityError, ManifestError
 
 MANIFEST = "manifest.json"
+#: the folder (under the assets) holding the bundled model's ONNX export
+SHIPPED_EXPORT = "export"
 FORMAT = 1
 
 
@@ -55,6 +57,31 @@ class DemoAssets:
     gallery: list[DemoItem]
     queries: list[DemoItem]
     licences: dict[str, dict[str, str]]
+    #: sha256 of ``checkpoint`` as the manifest records it
+    model_sha256: str = ""
+
+    @property
+    def shipped_export(self) -> Path:
+        """The bundled model's ONNX export folder (the graphs ``zse-demo`` runs), shipped so that
+        the demo runs without torch; ``tools/demo_graphs.py`` makes it from the bundled weights."""
+        return self.root / SHIPPED_EXPORT
+
+    def check_shipped_export(self) -> Path:
+        """The shipped export folder, once its manifest says it was exported from exactly the bundled
+        weights (graphs exported from older weights would silently disagree with them)."""
+        manifest_path = self.shipped_export / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError as exc:
+            raise ManifestError(f"{manifest_path}: no shipped ONNX export (is the package installed whole?)") from exc
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"{manifest_path}: cannot read the shipped export's manifest ({exc})") from exc
+        source = manifest.get("source_checkpoint", {}).get("sha256")
+        if source != self.model_sha256:
+            raise IntegrityError(
+                f"{manifest_path}: the shipped graphs were exported from weights with sha256 {source}, but the "
+                f"bundled weights have {self.model_sha256}; regenerate them with `python -m tools.demo_graphs`")
+        return self.shipped_export
 
 
 def load_demo_assets(root: "str | Path | None" = None, verify: bool = True) -> DemoAssets:
@@ -94,6 +121,7 @@ def load_demo_assets(root: "str | Path | None" = None, verify: bool = True) -> D
             gallery=items("gallery"),
             queries=items("queries"),
             licences=manifest["licences"],
+            model_sha256=manifest["model"]["sha256"],
         )
     except KeyError as exc:
         raise ManifestError(f"{path}: missing field {exc}") from exc

@@ -3,14 +3,17 @@
 1. export the bundled trained checkpoint to an ONNX export folder, with only
    the graphs the demo runs (fp32, plain: the encoder, the relation head, the
    restructured relation graphs and the explain graph; validated at one batch
-   size), see :func:`demo_recipe`;
+   size), see :func:`demo_recipe`; without torch (the ``demo`` extra), copy the
+   same graphs shipped in the package instead (``--graphs``; they are made by
+   ``tools/demo_graphs.py`` and a test keeps them equal to a fresh export);
 2. index the bundled gallery (colour emoji and icons of concepts the model never trained on);
 3. search it with one sketch per concept and write the results page
    (``results.html``, ``results.png``), an explanation and a synthesized image:
    the first results, shown before the long part;
 4. evaluate three rankings (ret-token only, two-stage, exhaustive relation
    head) for the trained model and for the same architecture with random
-   weights, and write ``metrics.json``.
+   weights (this one needs torch: skipped, saying so, without it), and write
+   ``metrics.json``.
 
 The random-weights model goes through the same cut-down export (into a
 temporary folder) and the same evaluation. Cheaper paths were measured and
@@ -25,6 +28,7 @@ Every step prints progress; the summary gives wall and CPU seconds.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import resource
@@ -39,6 +43,7 @@ import click
 import numpy as np
 
 from ..cli.common import ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
+from ..errors import InputError
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +80,48 @@ class Clock:
 
     def total(self) -> dict[str, float]:
         return {"wall_s": round(time.perf_counter() - self.wall0, 1), "cpu_s": round(cpu_seconds() - self.cpu0, 1)}
+
+
+#: what exporting needs (the ``export`` extra); without it the demo runs the shipped graphs
+EXPORT_MODULES = ("torch", "timm", "onnx", "onnxscript", "safetensors")
+
+
+def can_export() -> bool:
+    """Whether the torch side is installed, so the demo can export graphs itself."""
+    return all(importlib.util.find_spec(name) is not None for name in EXPORT_MODULES)
+
+
+def choose_graphs(graphs: str, backend: str, exportable: bool) -> str:
+    """``"export"`` or ``"shipped"`` for ``--graphs``: auto exports when torch is there (the
+    demo then shows the whole product, export included) and runs the shipped graphs otherwise.
+    TensorRT engines are built from graphs exported on the spot."""
+    if graphs == "auto":
+        graphs = "export" if exportable or backend == "tensorrt" else "shipped"
+    if graphs == "export" and not exportable:
+        missing = [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
+        raise InputError(f"--graphs export{' (needed by --backend tensorrt)' if backend == 'tensorrt' else ''}: "
+                         f"exporting needs {', '.join(missing)} (pip install 'zse-infer[export]'); "
+                         "--graphs shipped runs the graphs shipped with the package")
+    if graphs == "shipped" and backend == "tensorrt":
+        raise InputError("--graphs shipped with --backend tensorrt: TensorRT engines are built from an export "
+                         "made on the spot; use --graphs export (needs torch) or another backend")
+    return graphs
+
+
+def _copy_shipped(assets, out: Path) -> Path:
+    """The shipped export folder copied to ``out`` (so the run's outputs stay together and
+    ``zse`` can use them later, as with an export made on the spot)."""
+    source = assets.check_shipped_export()
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(source, out)
+    # The shipped manifest names the weights relative to the assets; the copy names the
+    # installed file, so that zse's PyTorch backend (when torch is there) finds them.
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["source_checkpoint"]["path"] = str(assets.checkpoint)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
 
 
 def _eval_set(assets):
@@ -197,17 +244,30 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
 @click.option("--rerank", type=click.IntRange(min=1), default=None,
               help="Two-stage: candidates reranked (default: the depth the export records, printed).")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]), default="auto", show_default=True)
-@click.option("--skip-random", is_flag=True, help="Skip the random-weights comparison (about half the run time).")
+@click.option("--graphs", type=click.Choice(["auto", "export", "shipped"]), default="auto", show_default=True,
+              help="export: export the bundled weights now (needs torch); shipped: copy the ONNX graphs shipped "
+                   "with the package (made from the same weights); auto: export when torch is installed.")
+@click.option("--skip-random", is_flag=True,
+              help="Skip the random-weights comparison (about half the run time; skipped anyway without torch).")
 @click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
 @verbose_option
-def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_after: bool, verbose: int) -> None:
-    """Export the bundled model, index the bundled gallery, search it with the bundled sketches,
+def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool,
+         verbose: int) -> None:
+    """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with the bundled sketches,
     write a results page, an explanation and a synthesis, then evaluate the trained model
     against random weights, all in OUT."""
     from ..runtime.retriever import Retriever
     from .assets import load_demo_assets
 
     setup_logging(verbose)
+    exportable = can_export()
+    graphs = choose_graphs(graphs, backend, exportable)
+    random_skipped = None
+    if not skip_random and not exportable:
+        skip_random = True
+        random_skipped = ("it exports a randomly initialised model, which needs torch "
+                          "(pip install 'zse-infer[export]')")
+        click.echo(f"the random-weights comparison is skipped: {random_skipped}", err=True)
     clock = Clock(total=4 if skip_random else 5)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("gallery", "gallery_random", "export_random"):  # an earlier run's: another model's tokens
@@ -217,8 +277,14 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
     eval_set = _eval_set(assets)
     click.echo(eval_set.describe(), err=True)
 
-    clock.start(f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs)")
-    export = _export(assets.checkpoint, out / "export", assets.config, backend)
+    if graphs == "export":
+        clock.start(f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs; torch found)")
+        export = _export(assets.checkpoint, out / "export", assets.config, backend)
+    else:
+        why = "torch is not installed" if not exportable else "--graphs shipped"
+        clock.start(f"copying the trained model's shipped ONNX graphs to {out / 'export'} ({why}; "
+                    "the same graphs zse-export makes from the bundled weights)")
+        export = _copy_shipped(assets, out / "export")
     clock.done("export")
 
     clock.start(f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
@@ -251,7 +317,9 @@ def main(out: Path, rerank: int | None, backend: str, skip_random: bool, serve_a
         **metrics,
         "settings": {"rerank": rerank, "rerank_source": rerank_source(retriever.manifest), "backend": retriever.backend,
                      "queries": eval_set.num_sketches,
-                     "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True, **shown},
+                     "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True,
+                     "graphs": "exported" if graphs == "export" else "shipped",
+                     **({"random_weights_skipped": random_skipped} if random_skipped else {}), **shown},
         "seconds": seconds,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
