@@ -12,7 +12,8 @@ as greyscale, to keep the package small (at the input size the photo resize is t
 identity, so the palette never meets PIL's nearest-neighbour resize of palette images).
 The manifest (:mod:`zse_infer.demo.assets`) lists every file with its hash and icon set;
 every set used is credited in ``ATTRIBUTION.md`` with its licence (MIT and ISC texts
-written out with the set's author).
+written out with the set's author). Last, the shipped ONNX graphs of the new weights
+(:mod:`tools.demo_graphs`, what ``zse-demo`` runs without torch).
 """
 
 from __future__ import annotations
@@ -261,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or assets_dir()
     manifest = write_bundle(args.cache.expanduser(), args.checkpoint.expanduser(), out, n=args.concepts, seed=args.seed)
+    # The shipped ONNX graphs (zse-demo without torch) must be the new weights' (a test checks the hash).
+    from .demo_graphs import write_shipped_graphs
+
+    write_shipped_graphs(out)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(manifest['gallery'])} gallery photos, {len(manifest['queries'])} queries, {total / 1e6:.2f} MB in {out}")
     return 0
