@@ -12,7 +12,8 @@ as greyscale, to keep the package small (at the input size the photo resize is t
 identity, so the palette never meets PIL's nearest-neighbour resize of palette images).
 The manifest (:mod:`zse_infer.demo.assets`) lists every file with its hash and icon set;
 every set used is credited in ``ATTRIBUTION.md`` with its licence (MIT and ISC texts
-written out with the set's author).
+written out with the set's author). Last, the shipped ONNX graphs of the new weights
+(:mod:`tools.demo_graphs`, what ``zse-demo`` runs without torch).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import ICONIFY, family, load_set, set_record
 from .render import Item, has_stroke, rasterise
+from .quickdraw import FAMILY
 from .split import families as split_families
 from .split import load_split
 
@@ -117,6 +119,14 @@ def _queries(c: Concept, rng: random.Random, excluded_families: set[str]) -> lis
     return options[:QUERIES_PER_CONCEPT]
 
 
+def checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """The training settings a checkpoint carries (:func:`tools.train.save_checkpoint` writes them)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+
 def _png(svg: str, size: int, modality: str) -> bytes:
     """The render as PNG bytes: a 64-colour palette for photos, greyscale for sketches."""
     image = Image.open(io.BytesIO(rasterise(svg, size))).convert("RGB")
@@ -181,6 +191,18 @@ allows redistributing a derivative without conditions on it beyond credit: the
 rule and every set used, with its licence and author, are in the repository's
 `tools/data/icon_sets.json` and `tools/README.md`). The weights are
 released under the MIT licence of this project, with credit to those sets.
+{_freehand_credit(model)}"""
+
+
+def _freehand_credit(model: dict[str, Any]) -> str:
+    """The paragraph crediting Quick, Draw! when the weights were trained on its drawings."""
+    if not model.get("freehand"):
+        return ""
+    return f"""
+Freehand drawings: {model['freehand']} They come from Google's *Quick, Draw!* dataset
+(https://github.com/googlecreativelab/quickdraw-dataset): "This data made available by
+Google, Inc. under the Creative Commons Attribution 4.0 International license"
+(https://creativecommons.org/licenses/by/4.0/). No drawing of it is shipped here.
 """
 
 
@@ -217,6 +239,10 @@ def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "z
         "trained_on": "seen concepts of tools/data/split.json (licence-cleared @iconify/json sets)",
         "licence": "weights: MIT (this project); training data attributions in ATTRIBUTION.md",
     }
+    if FAMILY in checkpoint_metadata(target).get("sketch_sources", ()):
+        model["trained_on"] += " and Quick, Draw! drawings of seen concepts (CC BY 4.0)"
+        model["freehand"] = ("besides the icons, the weights were trained on people's freehand drawings of "
+                             "seen concepts (the categories tools/quickdraw.py maps onto them).")
     manifest = {
         "format": FORMAT, "config": config_name, "split": "unseen concepts of tools/data/split.json",
         "image_size": size, "model": model, "gallery": gallery, "queries": queries, "licences": licences,
@@ -236,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or assets_dir()
     manifest = write_bundle(args.cache.expanduser(), args.checkpoint.expanduser(), out, n=args.concepts, seed=args.seed)
+    # The shipped ONNX graphs (zse-demo without torch) must be the new weights' (a test checks the hash).
+    from .demo_graphs import write_shipped_graphs
+
+    write_shipped_graphs(out)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(manifest['gallery'])} gallery photos, {len(manifest['queries'])} queries, {total / 1e6:.2f} MB in {out}")
     return 0

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tools import DATA
-from tools.bundle import attribution_md
+from tools.bundle import attribution_md, checkpoint_metadata
 from tools.iconify import ICONIFY, ROLES, family, licence_allowed
 from tools.quickdraw import FAMILY
 from tools.split import load_split
@@ -50,10 +50,17 @@ def test_gallery_is_unseen_and_no_query_meets_its_own_design(assets):
 
 def test_bundled_checkpoint_was_trained_on_seen_concepts_only(assets):
     pytest.importorskip("safetensors")
-    from safetensors import safe_open
-
-    with safe_open(str(assets.checkpoint), "pt") as f:
-        meta = {k: json.loads(v) for k, v in f.metadata().items()}
+    meta = checkpoint_metadata(assets.checkpoint)
     assert meta["concepts"] <= len(load_split()["seen"])
     assert all(s == FAMILY or ROLES[s].role == "drawing" for s in meta["sketch_sources"])  # FAMILY: Quick, Draw!
     assert all(ROLES[s].role == "photo" for s in meta["photo_sources"])
+
+
+def test_weights_trained_on_quick_draw_credit_it(assets):
+    """Quick, Draw! (CC BY 4.0) asks for credit wherever a model trained on it is published."""
+    pytest.importorskip("safetensors")
+    manifest = json.loads((assets.root / "manifest.json").read_text())
+    trained_on_it = FAMILY in checkpoint_metadata(assets.checkpoint)["sketch_sources"]
+    attribution = (assets.root / "ATTRIBUTION.md").read_text()
+    credited = "Quick, Draw!" in attribution and "Creative Commons Attribution 4.0" in attribution
+    assert credited == trained_on_it == ("Quick, Draw!" in manifest["model"]["trained_on"])

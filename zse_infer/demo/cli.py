@@ -336,7 +336,7 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     if serve_after:
         from ..serve.demo import serve_demo
 
-        serve_demo(retriever)
+        serve_demo(retriever, try_drawing=tuple(sorted({g.label for g in assets.gallery})))
 
 
 if __name__ == "__main__":  # pragma: no cover

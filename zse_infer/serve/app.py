@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import logging
 import re
 import tempfile
@@ -19,7 +20,7 @@ from ..errors import require
 
 fastapi = require("fastapi", "serve", "zse serve")
 from fastapi import Depends, Query, Request  # noqa: E402 - after the check that names the extra
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse  # noqa: E402
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from ..runtime.indexer import COMMIT_SIZE  # noqa: E402
@@ -306,9 +307,14 @@ def create_app(retriever, settings: ServeSettings):
         data, ctype = state.metrics.render()
         return Response(data, media_type=ctype)
 
+    page_html = (STATIC / "index.html").read_text(encoding="utf-8")
+    if settings.try_drawing:  # tell people what the gallery holds, so they draw something that is there
+        names = html.escape(", ".join(settings.try_drawing))
+        page_html = page_html.replace('<p id="try" class="hint" hidden></p>', f'<p id="try" class="hint">Try drawing: {names}.</p>')
+
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+        return HTMLResponse(page_html, headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_offline_docs(app)

@@ -11,11 +11,12 @@ from .settings import ServeSettings, auto_max_batch
 _log = logging.getLogger(__name__)
 
 
-def serve_demo(retriever, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the demo's retriever (its gallery already indexed) and open the page in a browser, if there is one."""
+def serve_demo(retriever, host: str = "127.0.0.1", port: int = 8000, try_drawing: tuple[str, ...] = ()) -> None:
+    """Serve the demo's retriever (its gallery already indexed) and open the page in a browser, if there is one;
+    the page names ``try_drawing``, what the gallery holds."""
     from . import run
 
     url = f"http://{host}:{port}/"
     _log.warning("serving the demo gallery (%d photos) on %s; Ctrl+C stops", len(retriever), url)
     threading.Timer(1.5, webbrowser.open, args=(url,)).start()  # once uvicorn listens; a no-op without a browser
-    run(retriever, ServeSettings(title="zse-infer demo", max_batch=auto_max_batch(retriever)), host=host, port=port)
+    run(retriever, ServeSettings(title="zse-infer demo", max_batch=auto_max_batch(retriever), try_drawing=try_drawing), host=host, port=port)

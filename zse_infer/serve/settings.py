@@ -41,6 +41,7 @@ class ServeSettings:
     send_timeout_s: float = 30.0  # a client must take each part of a response within this (else closed)
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     title: str = "zse-infer"
+    try_drawing: tuple[str, ...] = ()  # what the gallery holds, named on the page ("Try drawing: ..."); empty: nothing said
 
     def __post_init__(self):
         from ..errors import InputError
@@ -54,6 +55,9 @@ class ServeSettings:
                 raise InputError(f"{name}: received {getattr(self, name)}, expected > 0")
         if self.max_delay_ms < 0:
             raise InputError(f"max_delay_ms: received {self.max_delay_ms}, expected >= 0")
+        if isinstance(self.try_drawing, str) or not all(isinstance(n, str) for n in self.try_drawing):
+            # a bare string would be named letter by letter
+            raise InputError(f"try_drawing: received {self.try_drawing!r}, expected a tuple of concept names")
 
 
 def is_loopback(host: str) -> bool:
