@@ -222,12 +222,11 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
 
 
 # ---------------------------------------------------------------------- item 7
-def test_object_storage_uri_is_refused_not_made_a_folder(tiny_export, tmp_path, monkeypatch):
+def test_unknown_uri_is_refused_not_made_a_folder(tiny_export, tmp_path, monkeypatch):
+    """s3://, gs://, az:// are served (tests/objectstore); other schemes are refused, nothing created."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(GalleryError, match=r"s3://bucket/g: received a s3:// URI, expected a local folder"):
-        Retriever.load(tiny_export, gallery="s3://bucket/g", create=True)
-    with pytest.raises(GalleryError, match="not supported yet"):
-        Retriever.load(tiny_export, gallery="gs://bucket/g")
+    with pytest.raises(GalleryError, match=r"http://host/g: received a http:// URI, expected a local folder or one of s3://"):
+        Retriever.load(tiny_export, gallery="http://host/g", create=True)
     assert list(tmp_path.iterdir()) == []
 
 
