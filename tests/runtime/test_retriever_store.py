@@ -17,7 +17,7 @@ from PIL import Image
 from zse_infer import Retriever
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.store import Gallery
-from zse_infer.runtime.indexer import IndexReport, content_id
+from zse_infer.runtime.indexer import Encoded, IndexReport, content_id
 from zse_infer.testing.images import make_photo_files
 
 DEADLINE_S = 300
@@ -207,7 +207,7 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
     for r, todo in plans:
         report = IndexReport()
         tokens, kept = r.indexer.encode(todo, 8, "raise", report, _NoBar())
-        r.indexer.commit(tokens, kept, report)
+        r.indexer.commit(Encoded(kept, tokens), report)
     r = Retriever.load(tiny_export, gallery=gallery)
     assert len(r.gallery.ids) == 24 and len(set(r.gallery.ids)) == 20
     snap = r.gallery.snapshot

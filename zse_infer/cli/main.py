@@ -61,7 +61,12 @@ def index(export_dir, photos, gallery_dir, storage_options, codec, list_file, ba
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
     r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend, storage_options=storage_options)
-    report = r.index(sources, batch_size=batch_size, on_error=on_error, ray=use_ray, ray_address=ray_address)
+    executor = None  # this process
+    if use_ray:  # where the job runs is chosen here, where it starts: the indexing loop is the same
+        from ..distributed.ray_index import RayIndexExecutor, RayOptions
+
+        executor = RayIndexExecutor(RayOptions(address=ray_address))
+    report = r.index(sources, batch_size=batch_size, on_error=on_error, executor=executor)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
         + (f", {report.resumed} resumed" if report.resumed else "")

@@ -30,7 +30,7 @@ from ..preprocess import ImageSource, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
 from .gallery.location import gallery_location
 from .gallery.store import Gallery
-from .indexer import COMMIT_SIZE, IndexReport, Indexer
+from .indexer import COMMIT_SIZE, IndexExecutor, IndexReport, Indexer
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
@@ -80,7 +80,7 @@ class Retriever:
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
         self.searcher = Searcher(manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir)
-        self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side)
+        self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -186,8 +186,7 @@ class Retriever:
         on_error: str = "raise",
         progress: bool = True,
         commit_size: int = COMMIT_SIZE,
-        ray: bool = False,
-        ray_address: str | None = None,
+        executor: IndexExecutor | None = None,
     ) -> IndexReport:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
@@ -198,14 +197,12 @@ class Retriever:
         in-memory image under your own id): then it is re-encoded and replaces the stored one.
         ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
         it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
-        skips bad photos and lists them in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
-        local one), the same gallery token for token (:mod:`zse_infer.distributed.ray_index`).
+        skips bad photos and lists them in the report's ``failed``. ``executor``: where the encoding
+        runs (this process by default); ``executor=RayIndexExecutor(RayOptions(address=...))``
+        (:mod:`zse_infer.distributed.ray_index`) encodes on a Ray cluster whose workers write the
+        gallery's fragments themselves: the same gallery, token for token.
         """
-        if ray:
-            from ..distributed.ray_index import RayOptions, index_on_ray
-
-            return index_on_ray(self, photos, ids, batch_size, on_error, progress, commit_size, RayOptions(address=ray_address))
-        return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size)
+        return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size, executor)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete photos by id (one commit); returns how many were deleted."""

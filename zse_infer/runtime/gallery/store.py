@@ -457,16 +457,72 @@ class Gallery:
         of the same ids committed before this one are then deleted (newest wins, also when
         two processes write one id at once: each deletes only rows older than its own)."""
         self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
-        key = secrets.randbits(62)
-        ds = self._retry("commit", lambda: self._append_once(batch, key))
+        key = new_key()
+        ds = self._commit_keyed(key, lambda: self._append_once(batch, key))
         if replace:
-            with lance_io(f"{self.uri}: reading back commit {key}"):
-                mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
-            if len(mine):
-                floor = int(mine.min())
-                self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(batch.ids)])
+            self._delete_older(ds, key, batch.ids)
         self.refresh()
         return self.version
+
+    def write_fragments(self, batch: Batch, key: int) -> list[str]:
+        """Write ``batch`` as Lance fragment files of this gallery, *not* committed, and return
+        their metadata (JSON, about 1 KB a fragment): what a Ray worker hands the driver, which
+        commits many at once (:meth:`commit_fragments`). All fragments of one commit carry the
+        same ``key`` (a :func:`new_key`). Uncommitted files (a worker killed, or a retried task's
+        first try) are unreferenced: ``compact`` removes them after 7 days."""
+        self._check(batch)
+        if self.codec.needs_training or self.projections:
+            raise GalleryError(f"{self.root}: fragments are written for trained, projection-free galleries only "
+                               "(commit the first rows through append)")
+        lance = _lance()
+        with lance_io(f"{self.uri}: writing fragments"):
+            fragments = lance.fragment.write_fragments(self._arrow(batch, key), self.uri, storage_options=self._options(),
+                                                       enable_stable_row_ids=True)
+        return [json.dumps(f.to_json()) for f in fragments]
+
+    def commit_fragments(self, fragments: Sequence[str], key: int, ids: Sequence[str], replace: bool = False) -> int:
+        """Commit fragments written by :meth:`write_fragments` (with ``key``; rows of ``ids``)
+        as one Append, once: a retry after an error that hid a successful commit finds the key
+        committed and stops. With ``replace``, older rows of ``ids`` are then deleted (as
+        :meth:`append`). Returns the new version."""
+        lance = _lance()
+        metas = [lance.FragmentMetadata.from_json(f) for f in fragments]
+
+        def attempt():
+            self.refresh()  # the latest version: refused if another model's
+            return lance.LanceDataset.commit(self.uri, lance.LanceOperation.Append(metas), read_version=self.version,
+                                             storage_options=self._options(), commit_message="zse index (fragments)")
+
+        ds = self._commit_keyed(key, attempt)
+        if replace:
+            self._delete_older(ds, key, ids)
+        self.refresh()
+        return self.version
+
+    def _commit_keyed(self, key: int, attempt: Callable[[], T]):
+        """``attempt()`` (a commit of rows whose ``batch`` column is ``key``), retried on storage
+        errors, but never twice: before a retry, a commit of ``key`` that did land (the error
+        came after it, e.g. a lost reply from the object store) is found and returned."""
+        tries = {"n": 0}
+
+        def once():
+            tries["n"] += 1
+            if tries["n"] > 1:
+                latest = self._latest()
+                if latest.count_rows(filter=f"batch = {key}"):
+                    _log.info("%s: commit %d had landed before its error; not committed again", self.uri, key)
+                    return latest
+            return attempt()
+
+        return self._retry("commit", once)
+
+    def _delete_older(self, ds, key: int, ids: Sequence[str]) -> None:
+        """Delete rows of ``ids`` committed before commit ``key`` (newest wins)."""
+        with lance_io(f"{self.uri}: reading back commit {key}"):
+            mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
+        if len(mine):
+            floor = int(mine.min())
+            self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(list(ids))])
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
@@ -647,6 +703,11 @@ class Gallery:
             shutil.rmtree(tmp, ignore_errors=True)
             raise GalleryUnavailableError(f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})") from exc
         return Gallery.open(target)
+
+
+def new_key() -> int:
+    """A commit's key (the ``batch`` column of its rows): random, so writers never share one."""
+    return secrets.randbits(62)
 
 
 @contextmanager
