@@ -156,3 +156,25 @@ def test_a_stale_first_trained_commit_never_overwrites_rows(s3, monkeypatch):
     assert stale["left"] == 0
     g = Gallery.open(s3.uri(), storage_options=s3.options)
     assert sorted(g.ids) == sorted([f"a{i}" for i in range(32)] + [f"b{i}" for i in range(32)])
+
+
+def test_retriever_on_s3_ranks_as_a_local_gallery_and_sees_other_writers(s3, tiny_export, tmp_path, golden_images):
+    """Index into s3:// and into a local folder: the same rankings; a second process-like
+    handle (a server's retriever) sees the writer's commits after refresh; kill-free resume:
+    a re-run skips every stored photo."""
+    from zse_infer import Retriever
+    from zse_infer.testing.images import make_photo_files
+
+    photos = make_photo_files(tmp_path / "photos", 12, size=32)
+    local = Retriever.load(tiny_export, gallery=tmp_path / "local", create=True)
+    local.index(photos, progress=False, commit_size=5)
+    remote = Retriever.load(tiny_export, gallery=s3.uri(), create=True, storage_options=s3.options)
+    server = Retriever.load(tiny_export, gallery=s3.uri(), storage_options=s3.options)  # empty so far
+    remote.index(photos[:7], progress=False, commit_size=5)
+    assert server.refresh() and len(server) == 7
+    report = remote.index(photos, progress=False, commit_size=5)
+    assert report.skipped_existing == 7 and report.added == 5
+    assert server.refresh() and len(server) == 12
+    for sketch in golden_images["sketch"][:2]:
+        assert [(h.id, round(h.score, 5)) for h in server.search(sketch, k=8, rerank=4)] == \
+            [(h.id, round(h.score, 5)) for h in local.search(sketch, k=8, rerank=4)]
