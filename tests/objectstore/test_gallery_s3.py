@@ -178,3 +178,35 @@ def test_retriever_on_s3_ranks_as_a_local_gallery_and_sees_other_writers(s3, tin
     for sketch in golden_images["sketch"][:2]:
         assert [(h.id, round(h.score, 5)) for h in server.search(sketch, k=8, rerank=4)] == \
             [(h.id, round(h.score, 5)) for h in local.search(sketch, k=8, rerank=4)]
+
+
+def _killed_writer(uri: str, options: dict, log: str) -> None:
+    g = Gallery.open(uri, storage_options=options)
+    for i in range(1000):
+        ids = [f"k{i}-{j}" for j in range(8)]
+        g.append(tiny_batch(ids, seed=i))
+        with open(log, "a") as f:  # committed: append returned
+            f.write("\n".join(ids) + "\n")
+
+
+def test_a_writer_killed_mid_run_keeps_its_commits_and_the_gallery_stays_whole(s3, tmp_path):
+    import signal
+    import time
+
+    Gallery.create(s3.uri(), SHAPE, MODEL, storage_options=s3.options)
+    log = tmp_path / "committed.txt"
+    child = mp.get_context("spawn").Process(target=_killed_writer, args=(s3.uri(), s3.options, str(log)))
+    child.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.is_alive():
+        if log.exists() and len(log.read_text().split()) >= 24:  # three commits landed
+            break
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    committed = set(log.read_text().split())
+    g = Gallery.open(s3.uri(), storage_options=s3.options)
+    stored = set(g.ids)
+    assert committed <= stored and len(stored) == len(g.ids) and len(stored) % 8 == 0  # whole commits only
+    g.append(tiny_batch(["after"]))  # the next writer goes on from the latest version
+    assert "after" in Gallery.open(s3.uri(), storage_options=s3.options).ids
