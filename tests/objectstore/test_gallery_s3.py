@@ -210,3 +210,12 @@ def test_a_writer_killed_mid_run_keeps_its_commits_and_the_gallery_stays_whole(s
     assert committed <= stored and len(stored) == len(g.ids) and len(stored) % 8 == 0  # whole commits only
     g.append(tiny_batch(["after"]))  # the next writer goes on from the latest version
     assert "after" in Gallery.open(s3.uri(), storage_options=s3.options).ids
+
+
+def test_a_removed_gallery_is_named_at_refresh(s3):
+    g = Gallery.create(s3.uri(), SHAPE, MODEL, storage_options=s3.options)
+    client = s3.client()
+    for key in s3.keys("g/"):
+        client.delete_object(Bucket=s3.bucket, Key=key)
+    with pytest.raises(GalleryError, match=f"^{s3.uri()}: no gallery here any more"):
+        g.refresh()

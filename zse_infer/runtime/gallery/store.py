@@ -356,14 +356,28 @@ class Gallery:
     def refresh(self) -> bool:
         """Move to the latest committed version; True when it changed. GalleryError when the
         folder now holds another model's gallery (the pinned version stays)."""
-        if not self.exists(self.location):
-            raise GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
         with self._pin_lock:
-            latest = self._latest()
+            latest = self._latest_or_gone()
             if self._snapshot is not None and latest.version == self._snapshot.version:
                 return False
             self._adopt(latest)
             return True
+
+    def _latest_or_gone(self):
+        """The latest version; GalleryError when the gallery was removed. On object storage,
+        opening it is the existence test (one LIST per refresh, not two)."""
+        gone = GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
+        if self.location.local is not None:
+            if not self.exists(self.location):
+                raise gone
+            return self._latest()
+        try:
+            return _lance().dataset(self.uri, storage_options=self._options())
+        except LANCE_ERRORS as exc:
+            if _NOT_FOUND.search(lance_message(exc)):
+                raise gone from exc
+            with lance_io(f"{self.uri}: opening the latest version"):
+                raise
 
     def _adopt(self, ds) -> None:
         """Pin ``ds``, after checking it is this model's gallery. The codec and settings come
