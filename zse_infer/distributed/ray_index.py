@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
-from ..preprocess import ImageSource, describe_source, load_image, source_path
+from ..preprocess import describe_source, load_image, source_path
 from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from ..runtime.gallery.store import new_key
