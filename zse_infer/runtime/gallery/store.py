@@ -54,6 +54,16 @@ temporary file, fsynced, renamed and the folder fsynced.
 
 Format-1 galleries (``gallery.json`` + shards) are refused with the migration command
 named: ``zse gallery migrate OLD NEW`` converts one without re-encoding.
+
+Object storage (``s3://``, ``gs://``, ``az://``; location.py): the same dataset at a URI, opened
+with the caller's ``storage_options``. No local lock is taken there (it would span one
+machine): Lance commits each version by a conditional write (create-if-absent) of its
+manifest, so writers on any machines are safe on a store that honours conditional writes
+(docs/guarantees.md, "Object storage"); the first trained rows are an Overwrite committed
+against the empty version without rebasing, and two compactions simply retry. ``sync`` does
+nothing (an acknowledged PUT is durable); the stage-1 IVF index is kept in memory only.
+Ray workers write fragments (:meth:`Gallery.write_fragments`) that the driver commits as
+metadata (:meth:`Gallery.commit_fragments`); every keyed commit lands at most once.
 """
 
 from __future__ import annotations
