@@ -90,6 +90,13 @@ def test_a_wrong_endpoint_is_a_gallery_error_naming_the_uri(s3, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_missing_bucket_is_a_gallery_error_naming_the_uri(s3):
+    uri = f"s3://{s3.bucket}-missing/g"
+    with pytest.raises(GalleryError, match=f"^{uri}/photos.lance.*no such bucket") as caught:
+        Gallery.create(uri, SHAPE, MODEL, storage_options=s3.options)
+    assert not isinstance(caught.value, GalleryUnavailableError)
+
+
 def test_missing_credentials_are_a_gallery_error_naming_the_uri(s3, monkeypatch):
     Gallery.create(s3.uri(), SHAPE, MODEL, storage_options=s3.options)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")

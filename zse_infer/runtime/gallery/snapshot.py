@@ -56,6 +56,8 @@ def lance_io(what: str) -> Iterator[None]:
         # OSError and ArrowInvalid alike; the message is the only signal it gives.
         if isinstance(exc, FileNotFoundError) or "Not found: " in text:
             raise VersionGoneError(f"{what}: a file is gone ({text}); a newer version replaced this one") from exc
+        if "NoSuchBucket" in text:
+            raise GalleryError(f"{what}: no such bucket on this object store ({text}); create it, or check the URI") from exc
         if _CREDENTIALS.search(text):
             # Configuration, not a passing outage: retrying cannot help.
             raise GalleryError(f"{what}: the object store refused or lacks credentials ({text}); set the standard "
