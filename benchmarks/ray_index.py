@@ -68,7 +68,7 @@ def main() -> None:
     import ray
 
     from zse_infer import Retriever
-    from zse_infer.distributed.ray_index import RayOptions, index_on_ray
+    from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
 
     work = Path(tempfile.mkdtemp(prefix="zse-ray-bench-"))
     try:
@@ -90,8 +90,8 @@ def main() -> None:
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
-        run("ray, 1 actor", lambda r: index_on_ray(r, paths, progress=False, options=RayOptions(actors=1, cpus_per_actor=1)))
-        run("ray, 2 actors", lambda r: index_on_ray(r, paths, progress=False, options=RayOptions(actors=2, cpus_per_actor=0.5)))
+        run("ray, 1 actor", lambda r: r.index(paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=1, cpus_per_actor=1))))
+        run("ray, 2 actors", lambda r: r.index(paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=2, cpus_per_actor=0.5))))
         ray.shutdown()
         run("single process, again", lambda r: r.index(paths, progress=False))  # the machine is shared: how noisy?
 

@@ -23,10 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zse_infer"
 DISTRIBUTED = "zse_infer.distributed"
-#: the one import the Ray indexing rewrite removes (workers writing Lance fragments; another change)
-PENDING = {("zse_infer.runtime.retriever", "zse_infer.distributed.ray_index"),
-           ("zse_infer.runtime.retriever", "zse_infer.distributed")}  # its package, imported on the way
-
 
 def _module_name(path: Path) -> tuple[str, list[str]]:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -107,9 +103,6 @@ def test_runtime_and_evaluation_never_import_distributed():
     # follow the imports, but not into distributed/ itself: what matters is who crosses the wall
     inside = {m: frozenset(d for d in deps if not _in(d, DISTRIBUTED)) for m, deps in graph.items()}
     crossings = {(m, d) for m in _reachable(starts, inside) for d in graph[m] if _in(d, DISTRIBUTED)}
-    if crossings and crossings <= PENDING:
-        pytest.xfail(f"Retriever.index(ray=True) still imports {DISTRIBUTED}.ray_index (the Ray indexing "
-                     "rewrite removes it; everything else keeps the wall)")
     assert not crossings, f"the runtime side imports distributed/: {sorted(crossings)}"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from zse_infer import Retriever
+from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
 from zse_infer.errors import ImageError
 from zse_infer.testing.images import make_photo_files
 
@@ -35,7 +36,7 @@ def test_ray_gallery_equals_single_process(ray_cluster, tiny_export, photo_dir, 
     single = Retriever.load(tiny_export, gallery=tmp_path / "single", create=True)
     single.index([photo_dir], progress=False, commit_size=64)
     on_ray = Retriever.load(tiny_export, gallery=tmp_path / "ray", create=True)
-    report = on_ray.index([photo_dir], progress=False, commit_size=64, ray=True, ray_address=ray_cluster)
+    report = on_ray.index([photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert report.added == N_PHOTOS and not report.failed
     a, b = _table(tmp_path / "single"), _table(tmp_path / "ray")
     assert a.num_rows == b.num_rows == N_PHOTOS
@@ -44,7 +45,7 @@ def test_ray_gallery_equals_single_process(ray_cluster, tiny_export, photo_dir, 
     for sketch in golden_images["sketch"][:2]:
         assert single.search(sketch, k=10, rerank=20) == on_ray.search(sketch, k=10, rerank=20)
     # a second run skips everything, as a single process does
-    again = on_ray.index([photo_dir], progress=False, ray=True, ray_address=ray_cluster)
+    again = on_ray.index([photo_dir], progress=False, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert again.added == 0 and again.skipped_existing == N_PHOTOS
 
 
@@ -54,9 +55,9 @@ def test_failing_file_is_reported(ray_cluster, tiny_export, tmp_path):
     bad.write_bytes(b"not a png")
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     with pytest.raises(ImageError, match="photo_005.png"):
-        r.index(photos, progress=False, commit_size=4, ray=True, ray_address=ray_cluster)
+        r.index(photos, progress=False, commit_size=4, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert len(r) == 4  # the commit before the bad file's batch stays
-    report = r.index(photos, progress=False, commit_size=4, on_error="skip", ray=True, ray_address=ray_cluster)
+    report = r.index(photos, progress=False, commit_size=4, on_error="skip", executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert [source for source, _ in report.failed] == [str(bad)]
     assert "photo_005.png" in report.failed[0][1]
     assert report.added == 5 and report.skipped_existing == 4 and len(r) == 9
@@ -66,8 +67,9 @@ def test_killed_job_then_rerun_stores_every_photo_once(ray_cluster, tiny_export,
     gallery = tmp_path / "g"
     script = textwrap.dedent(f"""
         from zse_infer import Retriever
+        from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
         r = Retriever.load({str(tiny_export)!r}, gallery={str(gallery)!r}, create=True)
-        r.index([{str(photo_dir)!r}], progress=False, commit_size=8, batch_size=4, ray=True, ray_address={ray_cluster!r})
+        r.index([{str(photo_dir)!r}], progress=False, commit_size=8, batch_size=4, executor=RayIndexExecutor(RayOptions(address={ray_cluster!r})))
     """)
     child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -83,7 +85,7 @@ def test_killed_job_then_rerun_stores_every_photo_once(ray_cluster, tiny_export,
     r = Retriever.load(tiny_export, gallery=gallery)
     committed = len(r)
     assert 0 < committed < N_PHOTOS
-    report = r.index([photo_dir], progress=False, commit_size=64, ray=True, ray_address=ray_cluster)
+    report = r.index([photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert report.skipped_existing == committed and report.added == N_PHOTOS - committed
     ids = r.gallery.ids
     assert len(ids) == len(set(ids)) == N_PHOTOS

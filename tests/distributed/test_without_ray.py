@@ -20,13 +20,13 @@ def no_ray(monkeypatch):
 
 def test_ray_flag_without_ray_names_the_extra(no_ray, tiny_export, tmp_path):
     photos = make_photo_files(tmp_path / "photos", 3, size=32)
-    import zse_infer.distributed.ray_index  # noqa: F401  (the package imports without Ray)
+    from zse_infer.distributed.ray_index import RayIndexExecutor  # the package imports without Ray
 
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     with pytest.raises(DependencyError, match=r"zse-infer\[ray\]"):
-        r.index(photos, progress=False, ray=True)
+        r.index(photos, progress=False, executor=RayIndexExecutor())
     assert len(r) == 0
-    r.index(photos[:2], progress=False)  # without ray=True, Ray is never imported
+    r.index(photos[:2], progress=False)  # without the Ray executor, Ray is never imported
     assert len(r) == 2
     result = CliRunner().invoke(main, ["index", str(tiny_export), str(tmp_path / "photos"), "--gallery", str(tmp_path / "g"), "--ray"])
     assert result.exit_code == 1 and "pip install 'zse-infer[ray]'" in result.output

@@ -17,7 +17,7 @@ from PIL import Image
 from zse_infer import Retriever
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.store import Gallery
-from zse_infer.runtime.indexer import IndexReport, content_id
+from zse_infer.runtime.indexer import Encoded, IndexReport, content_id
 from zse_infer.testing.images import make_photo_files
 
 DEADLINE_S = 300
@@ -207,7 +207,7 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
     for r, todo in plans:
         report = IndexReport()
         tokens, kept = r.indexer.encode(todo, 8, "raise", report, _NoBar())
-        r.indexer.commit(tokens, kept, report)
+        r.indexer.commit(Encoded(kept, tokens), report)
     r = Retriever.load(tiny_export, gallery=gallery)
     assert len(r.gallery.ids) == 24 and len(set(r.gallery.ids)) == 20
     snap = r.gallery.snapshot
@@ -222,12 +222,11 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
 
 
 # ---------------------------------------------------------------------- item 7
-def test_object_storage_uri_is_refused_not_made_a_folder(tiny_export, tmp_path, monkeypatch):
+def test_unknown_uri_is_refused_not_made_a_folder(tiny_export, tmp_path, monkeypatch):
+    """s3://, gs://, az:// are served (tests/objectstore); other schemes are refused, nothing created."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(GalleryError, match=r"s3://bucket/g: received a s3:// URI, expected a local folder"):
-        Retriever.load(tiny_export, gallery="s3://bucket/g", create=True)
-    with pytest.raises(GalleryError, match="not supported yet"):
-        Retriever.load(tiny_export, gallery="gs://bucket/g")
+    with pytest.raises(GalleryError, match=r"http://host/g: received a http:// URI, expected a local folder or one of s3://"):
+        Retriever.load(tiny_export, gallery="http://host/g", create=True)
     assert list(tmp_path.iterdir()) == []
 
 

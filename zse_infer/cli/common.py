@@ -139,3 +139,25 @@ def rerank_note(manifest, rerank) -> str:
     summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
     return f"rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, \"search\")"
 
+
+
+def _storage_options(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    from ..runtime.gallery.location import storage_options_from_pairs
+
+    try:
+        return storage_options_from_pairs(value)
+    except ZseError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+#: ``--storage-option KEY=VALUE`` (repeatable): options of the object store a gallery URI names,
+#: as Lance takes them (``aws_endpoint``, ``allow_http``, ``aws_region``...), on top of the
+#: standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables
+storage_option = click.option(
+    "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", callback=_storage_options,
+    help="An option of the object store a gallery URI (s3://, gs://, az://) names, e.g. aws_endpoint=http://minio:9000 "
+         "(repeatable; credentials: the standard AWS_*/GOOGLE_*/AZURE_* variables, or options here).")
+
+#: a gallery: a local folder or an object-storage URI (a string: click's Path type would
+#: collapse 's3://' into 's3:/'; the one parser, runtime/gallery/location.py, reads it)
+GALLERY = click.STRING

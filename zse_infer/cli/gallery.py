@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import ZseGroup, verbose_option
+from .common import GALLERY, ZseGroup, storage_option, verbose_option
 
 CODECS = ["float16", "int8", "pq", "none"]
 
@@ -18,16 +18,20 @@ def gallery() -> None:
 
 
 @gallery.command()
-@click.argument("gallery_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("gallery_dir", type=GALLERY)
+@storage_option
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
 @verbose_option
-def info(gallery_dir, as_json, verbose) -> None:
-    """Photos, model, codec, versions and the stage-1 index of GALLERY_DIR."""
+def info(gallery_dir, storage_options, as_json, verbose) -> None:
+    """Photos, model, codec, versions and the stage-1 index of GALLERY_DIR (a folder or URI)."""
     from ..runtime.gallery.store import Gallery
 
-    details = Gallery.open(gallery_dir).info()
-    stage1 = gallery_dir / "stage1" / "ivf.json"
-    details["stage1"] = json.loads(stage1.read_text()) if stage1.is_file() else "exact (no index file below the approximate threshold)"
+    g = Gallery.open(gallery_dir, storage_options=storage_options)
+    details = g.info()
+    stage1 = g.location.local / "stage1" / "ivf.json" if g.location.local is not None else None
+    details["stage1"] = (json.loads(stage1.read_text()) if stage1 is not None and stage1.is_file()
+                         else "exact (no index file below the approximate threshold)" if stage1 is not None
+                         else "not persisted on object storage (built in memory above the approximate threshold)")
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -36,16 +40,17 @@ def info(gallery_dir, as_json, verbose) -> None:
 
 
 @gallery.command()
-@click.argument("gallery_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("gallery_dir", type=GALLERY)
+@storage_option
 @click.option("--keep-versions", type=click.FloatRange(min=0), default=None,
               help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
                    "(default: 600; docs/guarantees.md).")
 @verbose_option
-def compact(gallery_dir, keep_versions, verbose) -> None:
+def compact(gallery_dir, storage_options, keep_versions, verbose) -> None:
     """Merge small fragments, drop deleted rows, old versions and files of killed writers."""
     from ..runtime.gallery.store import Gallery
 
-    g = Gallery.open(gallery_dir)
+    g = Gallery.open(gallery_dir, storage_options=storage_options)
     stats = g.compact(keep_versions_seconds=keep_versions)
     click.echo(f"{gallery_dir}: {len(g)} photos; " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..runtime.runners.select import BACKENDS
-from .common import ZseGroup, rerank_note, verbose_option
+from .common import GALLERY, ZseGroup, rerank_note, storage_option, verbose_option
 from .ray_options import ray_options
 
 BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
@@ -36,8 +36,9 @@ def main() -> None:
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Gallery folder: created if missing, appended to otherwise.")
+@click.option("--gallery", "gallery_dir", required=True, type=GALLERY,
+              help="Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.")
+@storage_option
 @click.option("--codec", type=click.Choice(["float16", "int8", "pq", "none"]), default="float16", show_default=True,
               help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
                    "and more on wider ones, none stores none (stage 2 re-encodes from the files).")
@@ -50,7 +51,8 @@ def main() -> None:
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @ray_options
 @verbose_option
-def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_error, backend, use_ray, ray_address, verbose) -> None:
+def index(export_dir, photos, gallery_dir, storage_options, codec, list_file, batch_size, on_error, backend, use_ray, ray_address,
+          verbose) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
@@ -58,8 +60,13 @@ def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_erro
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
-    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend)
-    report = r.index(sources, batch_size=batch_size, on_error=on_error, ray=use_ray, ray_address=ray_address)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend, storage_options=storage_options)
+    executor = None  # this process
+    if use_ray:  # where the job runs is chosen here, where it starts: the indexing loop is the same
+        from ..distributed.ray_index import RayIndexExecutor, RayOptions
+
+        executor = RayIndexExecutor(RayOptions(address=ray_address))
+    report = r.index(sources, batch_size=batch_size, on_error=on_error, executor=executor)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
         + (f", {report.resumed} resumed" if report.resumed else "")
@@ -74,7 +81,8 @@ def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_erro
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--gallery", "gallery_dir", required=True, type=GALLERY, help="Gallery folder or URI (s3://, gs://, az://).")
+@storage_option
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
 @click.option("--rerank", default=None, callback=_rerank, metavar="N|all",
               help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
@@ -84,16 +92,16 @@ def index(export_dir, photos, gallery_dir, codec, list_file, batch_size, on_erro
               help="Write results as JSON to this file ('-' for stdout).")
 @click.option("--page", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML results page.")
 @verbose_option
-def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page, verbose) -> None:
+def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backend, json_out, page, verbose) -> None:
     """Search the gallery with one or more SKETCHES."""
     from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import expand_sources
 
     from ..runtime.gallery.store import Gallery
 
-    if not Gallery.exists(gallery_dir) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
+    if not Gallery.exists(gallery_dir, storage_options) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
         raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, storage_options=storage_options)
     queries = expand_sources([str(s) for s in sketches])
     results = r.search_batch(queries, k=k, rerank=rerank)
     note = rerank_note(r.manifest, rerank)
@@ -136,15 +144,16 @@ def search(export_dir, sketches, gallery_dir, k, rerank, backend, json_out, page
 @click.option("--rerank", type=click.IntRange(min=0), default=None,
               help="For two-stage ranking; default: the depth recorded in the export folder (printed).")
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
-@click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the encoded photos here (re-runs resume instead of re-encoding).")
+@click.option("--gallery", "gallery_dir", type=GALLERY,
+              help="Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).")
+@storage_option
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
 @click.option("--page", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an HTML page with the first queries and their top 10 hits.")
 @ray_options
 @verbose_option
-def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, backend, json_out, page, use_ray, ray_address,
+def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, storage_options, backend, json_out, page, use_ray, ray_address,
                  verbose) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
@@ -157,7 +166,7 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
     else:
         eval_set = load_official_split(root, dataset, subsample=not test_all)
     click.echo(eval_set.describe(), err=True)
-    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, storage_options=storage_options)
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
@@ -215,19 +224,20 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--gallery", "gallery_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Use the top --k hits of a search in this gallery instead of PHOTOS.")
+@click.option("--gallery", "gallery_dir", type=GALLERY,
+              help="Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.")
+@storage_option
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
-def synthesize(export_dir, sketch, photos, out, gallery_dir, k, ink_only, backend, verbose) -> None:
+def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend, verbose) -> None:
     """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""
     from ..runtime.retriever import Retriever
 
     if not photos and not gallery_dir:
         raise click.UsageError("give PHOTOS or --gallery")
-    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend)
+    r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, storage_options=storage_options)
     sources = list(r.search(str(sketch), k=k)) if gallery_dir and not photos else [str(p) for p in photos]
     result = r.synthesize(str(sketch), sources, out=out, ink_only=ink_only)
     part = "stroke" if ink_only else "drawing"

@@ -7,15 +7,17 @@ from pathlib import Path
 import click
 
 from ..runtime.runners.select import BACKENDS
-from .common import ZseCommand, verbose_option
+from .common import GALLERY, ZseCommand, storage_option, verbose_option
 
 BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
 @click.command("serve", cls=ZseCommand)
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Gallery folder to search (created empty if missing; fill it with POST /v1/photos and --allow-writes).")
+@click.option("--gallery", "gallery_dir", required=True, type=GALLERY,
+              help="Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
+                   "and --allow-writes).")
+@storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=None,
@@ -57,7 +59,7 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
               help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
                    "The export folder and gallery must be on a file system every node sees.")
 @verbose_option
-def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, max_rerank,
+def serve(export_dir, gallery_dir, storage_options, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, max_rerank,
           max_connections, allowed_hosts, token, cors, allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas,
           gpus_per_replica, ray_address, verbose) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
@@ -74,12 +76,13 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
         # The driver opens no model: each replica does. Batching default as on one machine.
         max_batch = max_batch or 16
     else:
-        retriever = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, threads=threads)
+        retriever = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, threads=threads,
+                                   storage_options=storage_options)
         max_batch = max_batch or auto_max_batch(retriever)
     settings = ServeSettings(
         max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue, timeout_s=timeout_s,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024), token=token or None, cors=tuple(cors), allow_writes=allow_writes,
-        upload_dir=upload_dir or gallery_dir.with_name(gallery_dir.name + ".uploads"), photo_roots=tuple(photo_roots),
+        upload_dir=upload_dir or _default_upload_dir(gallery_dir), photo_roots=tuple(photo_roots),
         max_rerank=max_rerank, max_connections=max_connections, allowed_hosts=tuple(allowed_hosts) or None,
     )
     for warning in startup_warnings(settings, host):
@@ -87,13 +90,24 @@ def serve(export_dir, gallery_dir, host, port, max_batch, max_delay_ms, max_queu
     if use_ray:
         from ..serve.server import effective_settings
 
-        _serve_on_ray(export_dir, gallery_dir, effective_settings(settings, host), backend, threads, replicas, gpus_per_replica, host, port, ray_address)
+        _serve_on_ray(export_dir, gallery_dir, effective_settings(settings, host), backend, threads, replicas, gpus_per_replica, host, port, ray_address,
+                      storage_options)
         return
     click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
     run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
 
 
-def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address) -> None:
+
+def _default_upload_dir(gallery_dir: str) -> Path | None:
+    """GALLERY.uploads beside a local gallery; none for one on object storage (give --upload-dir)."""
+    from ..runtime.gallery.location import gallery_location
+
+    local = gallery_location(gallery_dir).local
+    return local.with_name(local.name + ".uploads") if local is not None else None
+
+
+def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address,
+                  storage_options=None) -> None:
     from ..distributed.ray_serve import serve_on_ray
     from ..distributed.runtime_spec import RuntimeSpec
     from ..manifest import Manifest
@@ -104,4 +118,4 @@ def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas,
                f"{settings.max_batch}, on http://{host}:{port}/  (API docs: /docs)", err=True)
     serve_on_ray(export_dir, gallery_dir, replicas=replicas, host=host, port=port, address=ray_address,
                  app_kwargs={"settings": settings}, spec=spec, gpus_per_replica=gpus_per_replica,
-                 cpus_per_replica=1.0)
+                 cpus_per_replica=1.0, storage_options=storage_options)

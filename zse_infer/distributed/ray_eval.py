@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BackendError, GalleryError, ImageError, InputError, ZseError
 from ..evaluation.executor import Task
 from ..runtime.retriever import Retriever
-from .ray_index import RayOptions, _first_line
+from .ray_index import RayIndexExecutor, RayOptions, _first_line
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
@@ -35,8 +35,8 @@ _PURPOSE = "evaluating on Ray (--ray)"
 class TaskActor:
     """Ray actor: one runtime and the gallery at one version; ``task`` on each batch of paths."""
 
-    def __init__(self, spec: RuntimeSpec, gallery: str, version: int, task: Task):
-        self.retriever = spec.retriever(gallery)
+    def __init__(self, spec: RuntimeSpec, gallery: str, version: int, task: Task, storage_options: dict | None = None):
+        self.retriever = spec.retriever(gallery, storage_options)
         if self.retriever.gallery.version != version:
             raise GalleryError(f"{gallery}: changed during evaluation (version {self.retriever.gallery.version}, "
                                f"the driver labelled version {version}); evaluate a gallery nothing writes to")
@@ -84,9 +84,7 @@ class RayExecutor:
 
     def index(self, retriever: Retriever, photos: Sequence[str], progress: bool) -> None:
         self._ray()
-        from .ray_index import index_on_ray
-
-        index_on_ray(retriever, list(photos), ids=list(photos), progress=progress, options=self.options)
+        retriever.index(list(photos), ids=list(photos), progress=progress, executor=RayIndexExecutor(self.options))
 
     def map(self, retriever: Retriever, task: Task, batches: Sequence[Sequence[str]]) -> Iterator[np.ndarray]:
         ray = self._ray()
@@ -99,7 +97,8 @@ class RayExecutor:
         with ordered_quiet_data(ray):  # results in batch order
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-                ds = ds.map_batches(TaskActor, fn_constructor_args=(spec, str(retriever.gallery.root), retriever.gallery.version, task),
+                ds = ds.map_batches(TaskActor, fn_constructor_args=(spec, retriever.gallery.location.uri, retriever.gallery.version, task,
+                                                                          retriever.gallery.storage_options),
                                     batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self._actors),
                                     num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
                 for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

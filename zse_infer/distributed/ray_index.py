@@ -1,38 +1,44 @@
-"""Indexing on Ray Data: the indexer's reader -> encoder -> writer, with the encoder spread out.
+"""Indexing on Ray Data: the indexer's one loop (:meth:`Indexer.index`: plan, skip, commit),
+with the encoding spread out and the gallery's files written by the workers.
 
 * reader (driver): :meth:`Indexer.plan` as in a single process: what is stored and unchanged
   is skipped, changed files are replaced. The photo list becomes a Ray dataset of *encoder
   batches* (the same chunks a single process encodes, so every photo is encoded in the same
   company and the tokens are bit-identical);
 * decode + preprocess: parallel Ray tasks (``map_batches``), one CPU each;
-* encoder: a pool of actors (``concurrency=``), each holding one runtime session opened from
-  the export folder (``num_gpus=1`` per actor on a GPU cluster, CPU actors otherwise);
-* writer (driver): one gallery commit per ``commit_size`` photos through the gallery store's
-  own ``append``, in photo order.
+* encoder + writer: a pool of actors (``concurrency=``), each holding one runtime session
+  opened from the export folder (``num_gpus=1`` per actor on a GPU cluster, CPU actors
+  otherwise), which writes each encoded batch as a Lance fragment straight to the gallery
+  (its URI: object storage, or a shared file system) and returns only the fragment's
+  metadata (about 1 KB per batch, whatever the token size);
+* commit (driver): one ``Append`` per ``commit_size`` photos, in photo order, through the
+  store's :meth:`~zse_infer.runtime.gallery.store.Gallery.commit_fragments`: a commit per
+  chunk keeps a killed job resumable (committed chunks stay, a re-run skips them, as in one
+  process); a retried Ray task writes new fragment files and only the metadata the driver
+  received is committed, once (commit keys: a retry never commits twice); fragments never
+  committed are unreferenced files that ``compact`` removes after 7 days.
 
-Why the driver commits through the store rather than lance-ray's ``write_lance`` from the
-workers: a commit per batch is what makes a killed job resumable (committed batches stay and a
-re-run skips them, exactly as for a single process), and the store's append is the one place
-that knows the gallery's schema, codec (trained tables), replacement of changed photos and
-conflict handling beside other writers. ``write_lance`` commits once at the end of the job (a
-killed job keeps nothing) and would need that logic duplicated. The cost: tokens travel to the
-driver (tens of KB to ~300 KB a photo); the model work, which dominates, stays on the workers.
+Galleries whose codec is still untrained (``pq`` before its first rows) or that store
+relation-head projections are written the old way (``write="driver"``): tokens travel to the
+driver, which commits them through ``append`` (the codec trains on the first rows; the
+projections need the relation head). ``write="driver"`` can also be asked for (the benchmark
+compares both: benchmarks/ray_fragments.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
-from ..preprocess import ImageSource, describe_source, load_image, source_path
-from ..runtime.indexer import COMMIT_SIZE, IndexReport
+from ..preprocess import describe_source, load_image, source_path
+from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
+from ..runtime.gallery.store import new_key
 from .runtime_spec import RuntimeSpec
 
 _log = logging.getLogger(__name__)
@@ -53,7 +59,10 @@ class RayOptions:
     gpus_per_actor: float = 0.0
     cpus_per_actor: float = 1.0
     num_cpus: int | None = None
-    timings: dict = field(default_factory=dict)  # filled in: "ray_start_s"
+    timings: dict = field(default_factory=dict)  # filled in: "ray_start_s", "driver_bytes" (what reached the driver)
+    #: "workers": encoder actors write Lance fragments, the driver commits metadata; "driver":
+    #: tokens travel to the driver, which commits them (forced for untrained codecs, projections)
+    write: str = "workers"
 
 
 # ---------------------------------------------------------------------- the worker side
@@ -63,6 +72,7 @@ def _pixels_table(rows: list[dict]):
     return pa.Table.from_pylist(rows, schema=pa.schema([
         ("b", pa.int64()), ("ok", pa.list_(pa.int32())), ("data", pa.large_binary()), ("shape", pa.list_(pa.int64())),
         ("err_at", pa.list_(pa.int32())), ("err_reason", pa.list_(pa.string())), ("err_message", pa.list_(pa.string())),
+        ("fragments", pa.list_(pa.string())),
     ]))
 
 
@@ -82,15 +92,23 @@ def decode_batches(batch, config):
                 messages.append(str(exc))
         stacked = np.stack(pixels) if pixels else np.zeros((0,), np.float32)
         out.append({"b": row["b"], "ok": ok, "data": stacked.tobytes(), "shape": list(stacked.shape),
-                    "err_at": err_at, "err_reason": reasons, "err_message": messages})
+                    "err_at": err_at, "err_reason": reasons, "err_message": messages, "fragments": None})
     return _pixels_table(out)
 
 
 class EncoderActor:
-    """Ray actor: one runtime session, reused for every batch it is given."""
+    """Ray actor: one runtime session, reused for every batch it is given. With a gallery
+    (``(uri, storage_options)``) it writes each batch as a Lance fragment there and returns the
+    fragment's metadata; without, it returns the tokens."""
 
-    def __init__(self, spec: RuntimeSpec):
+    def __init__(self, spec: RuntimeSpec, gallery: tuple[str, dict] | None = None, rows: dict | None = None):
         self.manifest, self.runners = spec.runners()
+        self.gallery = None
+        self.rows = rows or {}  # b -> what the rows of that batch are (ids, stored paths, fingerprints, commit key)
+        if gallery is not None:
+            from ..runtime.gallery.store import Gallery
+
+            self.gallery = Gallery.open(gallery[0], storage_options=gallery[1])
 
     def __call__(self, batch):
         out = []
@@ -98,9 +116,19 @@ class EncoderActor:
             if row["ok"]:
                 pixels = np.frombuffer(row["data"], np.float32).reshape(row["shape"])
                 tokens = np.ascontiguousarray(self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT], np.float32)
-                row["data"], row["shape"] = tokens.tobytes(), list(tokens.shape)
+                if self.gallery is None:
+                    row["data"], row["shape"] = tokens.tobytes(), list(tokens.shape)
+                else:
+                    row["fragments"], row["data"], row["shape"] = self._write(row, tokens), b"", []
             out.append(row)
         return _pixels_table(out)
+
+    def _write(self, row: dict, tokens: np.ndarray) -> list[str]:
+        meta = self.rows[row["b"]]
+        ok = row["ok"]
+        batch = photo_batch([meta["ids"][j] for j in ok], [meta["stored"][j] for j in ok], [meta["fps"][j] for j in ok], tokens,
+                            self.gallery.codec.stores_tokens)
+        return self.gallery.write_fragments(batch, meta["key"])
 
 
 # ---------------------------------------------------------------------- the driver side
@@ -115,86 +143,103 @@ def plan_batches(todo: list, commit_size: int, batch: int) -> list[dict]:
     return rows
 
 
-def index_on_ray(
-    retriever,
-    photos: ImageSource | Iterable[ImageSource],
-    ids: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    on_error: str = "raise",
-    progress: bool = True,
-    commit_size: int = COMMIT_SIZE,
-    options: RayOptions | None = None,
-) -> IndexReport:
-    """:meth:`Retriever.index` on a Ray cluster; the same gallery, token for token."""
-    options = options or RayOptions()
-    batch = retriever.indexer.batch_size(on_error, batch_size, commit_size)
-    ray = ray_module("indexing on Ray (--ray)")
-    indexer = retriever.indexer
-    todo, skipped = indexer.plan(photos, ids)
-    report = IndexReport(skipped_existing=skipped)
-    memory = [describe_source(item[0]) for item in todo if source_path(item[0]) is None]
-    if memory:
-        raise InputError(f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files")
-    if not todo:
-        return report
-    options.timings["ray_start_s"] = connect(options.address, options.num_cpus, "indexing on Ray (--ray)")
-    rows = plan_batches(todo, commit_size, batch)
-    actors = options.actors or default_actors(options.gpus_per_actor, options.cpus_per_actor)
-    spec = RuntimeSpec.of(retriever, threads=max(1, int(options.cpus_per_actor)))
-    from tqdm.auto import tqdm
+class RayIndexExecutor:
+    """Encodes an indexing run's chunks on Ray (see the module's description); give it to
+    :meth:`Retriever.index` (``executor=``) or ``zse index --ray``."""
 
-    started = time.time()
-    bar = tqdm(total=len(todo), desc=f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})", unit="photo", disable=not progress)
-    with ordered_quiet_data(ray):  # batches reach the writer in photo order: commits (and row ids) as in one process
-        try:
-            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-            # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
-            # tasks into the encoder actors: it fuses operators whose resource requests are equal,
-            # and a fused actor would decode and encode in turn instead of side by side.
-            ds = ds.map_batches(decode_batches, fn_kwargs={"config": retriever.manifest.preprocess["photo"]},
-                                batch_size=1, batch_format="pyarrow", num_cpus=1, memory=DECODE_MEMORY)
-            ds = ds.map_batches(EncoderActor, fn_constructor_kwargs={"spec": spec}, batch_size=1, batch_format="pyarrow",
-                                compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=options.gpus_per_actor or None,
-                                num_cpus=options.cpus_per_actor)
-            _write_in_order(ds, rows, todo, indexer, on_error, report, bar, retriever.manifest.model)
-        except ray.exceptions.RayError as exc:
-            raise BackendError(f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
-                               f"the {report.added} photos committed before it are kept: re-run to continue") from exc
-        finally:
-            bar.close()
-            retriever.gallery.sync(since=started)  # Lance does not fsync: make what this job committed durable
-    if report.failed:
-        _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
-    return report
+    def __init__(self, options: RayOptions | None = None):
+        self.options = options or RayOptions()
+        if self.options.write not in ("workers", "driver"):
+            raise InputError(f"write: received {self.options.write!r}, expected 'workers' or 'driver'")
+        self.actors = self.options.actors or 0
+        self.where = " on Ray"
+
+    def check(self, todo: list) -> None:
+        memory = [describe_source(item[0]) for item in todo if source_path(item[0]) is None]
+        if memory:
+            raise InputError(f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files")
+
+    def encode(self, indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar) -> Iterator[Encoded]:
+        ray = ray_module("indexing on Ray (--ray)")
+        options = self.options
+        options.timings["ray_start_s"] = connect(options.address, options.num_cpus, "indexing on Ray (--ray)")
+        gallery = indexer.gallery
+        workers_write = options.write == "workers" and not gallery.codec.needs_training and not gallery.projections
+        keys = [new_key() for _ in chunks]
+        rows, meta = plan_batches(chunks, batch, keys)
+        actors = options.actors or default_actors(options.gpus_per_actor, options.cpus_per_actor)
+        bar.set_description(f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})")
+        spec = RuntimeSpec.of_indexer(indexer, threads=max(1, int(options.cpus_per_actor)))
+        target = (gallery.location.uri, gallery.storage_options) if workers_write else None
+        options.timings["driver_bytes"] = 0
+        with ordered_quiet_data(ray):  # batches reach the driver in photo order: commits (and row ids) as in one process
+            try:
+                ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+                # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
+                # tasks into the encoder actors: it fuses operators whose resource requests are equal,
+                # and a fused actor would decode and encode in turn instead of side by side.
+                ds = ds.map_batches(decode_batches, fn_kwargs={"config": indexer.manifest.preprocess["photo"]},
+                                    batch_size=1, batch_format="pyarrow", num_cpus=1, memory=DECODE_MEMORY)
+                ds = ds.map_batches(EncoderActor, fn_constructor_kwargs={"spec": spec, "gallery": target, "rows": meta if target else None},
+                                    batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
+                                    num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
+                yield from _in_order(ds, rows, chunks, keys, on_error, report, bar, indexer.manifest.model, options.timings)
+            except ray.exceptions.RayError as exc:
+                raise BackendError(f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
+                                   f"the {report.added} photos committed before it are kept: re-run to continue") from exc
+        if report.failed:
+            _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
 
 
-def _write_in_order(ds, rows, todo, indexer, on_error, report, bar, model) -> None:
-    """Commit each chunk of ``commit_size`` photos once all its encoder batches have arrived."""
-    per_commit = np.bincount([r["commit"] for r in rows])
+def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[dict], dict[int, dict]]:
+    """Encoder batches inside commit chunks, exactly as :meth:`Indexer.encode` cuts them: the
+    rows Ray carries (paths), and what a writing worker needs per batch (ids, stored paths,
+    fingerprints, the chunk's commit key), sent once with the actors."""
+    rows, meta = [], {}
+    for c, chunk in enumerate(chunks):
+        for b0 in range(0, len(chunk), batch):
+            items = chunk[b0 : b0 + batch]
+            b = len(rows)
+            rows.append({"b": b, "start": b0, "commit": c, "paths": [str(source_path(item[0])) for item in items]})
+            meta[b] = {"ids": [item[1] for item in items], "stored": [stored_path(item[0]) for item in items],
+                       "fps": [tuple(item[2]) for item in items], "key": keys[c]}
+    return rows, meta
+
+
+def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, timings) -> Iterator[Encoded]:
+    """One :class:`Encoded` per commit chunk, once all its encoder batches have arrived."""
+    per_commit = np.bincount([r["commit"] for r in rows], minlength=len(chunks))
     pending: list[tuple[dict, dict]] = []
     for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        timings["driver_bytes"] += table.nbytes
         for out in table.to_pylist():
             row = rows[out["b"]]
+            chunk = chunks[row["commit"]]
             for j, reason, message in zip(out["err_at"], out["err_reason"], out["err_message"]):
-                source = todo[row["start"] + j][0]
+                source = chunk[row["start"] + j][0]
                 if on_error == "raise":  # batches committed before this one stay, as in one process
                     raise ImageError(describe_source(source), reason)
                 report.failed.append((describe_source(source), message))
             pending.append((row, out))
             bar.update(len(row["paths"]))
             if len(pending) == per_commit[row["commit"]]:
-                _commit(pending, todo, indexer, report, model)
+                encoded = _encoded(pending, chunk, keys[row["commit"]], model)
                 pending = []
+                if encoded.kept:
+                    yield encoded
 
 
-def _commit(pending, todo, indexer, report, model) -> None:
-    kept, tokens = [], []
+def _encoded(pending, chunk, key, model) -> Encoded:
+    kept, tokens, fragments = [], [], []
     for row, out in pending:
-        if out["ok"]:
+        kept.extend(chunk[row["start"] + j] for j in out["ok"])
+        if out["fragments"] is not None:
+            fragments.extend(out["fragments"])
+        elif out["ok"]:
             tokens.append(np.frombuffer(out["data"], np.float32).reshape(-1, model.num_tokens, model.width))
-            kept.extend(todo[row["start"] + j] for j in out["ok"])
-    if kept:
-        indexer.commit(np.concatenate(tokens), kept, report)
+    if tokens:
+        return Encoded(kept, np.concatenate(tokens))
+    return Encoded(kept, fragments=fragments, key=key)
 
 
 def _first_line(exc: BaseException) -> str:

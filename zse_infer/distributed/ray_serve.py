@@ -15,7 +15,7 @@ app sends that way (from any thread) are encoded in one model call; every other 
 retriever's own. zse serve's app batches concurrent sketches itself (its ``Batcher`` calls
 ``encode`` on one model thread), and that batching runs unchanged inside every replica.
 
-The gallery is opened by path in every replica: it must be on a file system all nodes see.
+The gallery is opened by path or URI in every replica: a shared file system, or object storage (s3://...).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DependencyError, InputError, ZseError, require
+from ..runtime.gallery.location import gallery_location
 from .ray_setup import connect
 from .runtime_spec import RuntimeSpec
 
@@ -123,12 +124,12 @@ def deployment_class():
     @serve.ingress()
     class ZseReplica:
         async def __init__(self, app_path: str, gallery: str | None, spec: RuntimeSpec, app_kwargs: dict,
-                           max_batch_size: int, batch_wait_timeout_s: float):
+                           max_batch_size: int, batch_wait_timeout_s: float, storage_options: dict | None = None):
             self.search_batched.set_max_batch_size(max_batch_size)
             self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
             self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
             factory = load_factory(app_path)
-            retriever = await asyncio.to_thread(spec.retriever, gallery)  # the replica's one runtime
+            retriever = await asyncio.to_thread(spec.retriever, gallery, storage_options)  # the replica's one runtime
             self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
             self._app = factory(self.retriever, **app_kwargs)
 
@@ -156,6 +157,7 @@ def build_app(
     gpus_per_replica: float = 0.0,
     max_batch_size: int = 8,
     batch_wait_timeout_s: float = 0.01,
+    storage_options: dict[str, str] | None = None,
 ):
     """A bound Ray Serve application: ``replicas`` copies of the app, one runtime each."""
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
@@ -164,13 +166,14 @@ def build_app(
         raise InputError(f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0")
     load_factory(app)  # fail here, on the driver, rather than in every replica
     export_dir = str(Path(export_dir).absolute())
-    gallery = str(Path(gallery).absolute()) if gallery is not None else None
+    # a folder (absolute: replicas run elsewhere) or an object-storage URI, parsed by the one parser
+    gallery = gallery_location(gallery).uri if gallery is not None else None
     spec = spec or RuntimeSpec(export_dir, threads=max(1, int(cpus_per_replica)))
     if spec.export_dir != export_dir:
         raise InputError(f"spec: opens {spec.export_dir}, but export_dir is {export_dir}")
     actor_options = {"num_cpus": cpus_per_replica, **({"num_gpus": gpus_per_replica} if gpus_per_replica else {})}
     deployment = deployment_class().options(name="zse", num_replicas=replicas, ray_actor_options=actor_options)
-    return deployment.bind(app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s)
+    return deployment.bind(app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s, dict(storage_options or {}))
 
 
 def serve_on_ray(export_dir, gallery, replicas: int = 2, host: str = "127.0.0.1", port: int = 8000,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from ..runtime.runners.select import BACKENDS
 
 
@@ -28,6 +29,14 @@ class RuntimeSpec:
         return cls(str(Path(retriever.export_dir).absolute()), backend, retriever.runners.precision, threads,
                    retriever.searcher.relation)
 
+    @classmethod
+    def of_indexer(cls, indexer, threads: int | None = None) -> "RuntimeSpec":
+        """The runtime an :class:`~zse_infer.runtime.indexer.Indexer` encodes with."""
+        if indexer.export_dir is None:
+            raise InputError("this indexer has no export folder to re-open on workers (make it through Retriever.load)")
+        backend = indexer.runners.backend if indexer.runners.backend in BACKENDS else "auto"
+        return cls(str(Path(indexer.export_dir).absolute()), backend, indexer.runners.precision, threads)
+
     def runners(self):
         from ..manifest import Manifest
         from ..runtime.runners.select import open_runners
@@ -35,10 +44,10 @@ class RuntimeSpec:
         manifest = Manifest.load(self.export_dir, verify=True)
         return manifest, open_runners(self.export_dir, manifest, self.backend, self.precision, None, None, self.threads)
 
-    def retriever(self, gallery: str | None):
+    def retriever(self, gallery: str | None, storage_options: dict[str, str] | None = None):
         """This runtime over ``gallery`` (an empty one where none exists yet: a served gallery
         may be filled later through the API; nothing is written until photos are committed)."""
         from ..runtime.retriever import Retriever
 
         return Retriever.load(self.export_dir, gallery=gallery, create=True, backend=self.backend, precision=self.precision,
-                              threads=self.threads, relation=self.relation)
+                              threads=self.threads, relation=self.relation, storage_options=storage_options)

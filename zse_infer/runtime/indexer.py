@@ -10,6 +10,14 @@
   (Ctrl-C, SIGTERM, SIGKILL, a bad file with ``on_error="raise"``) keeps every batch it
   committed; re-running the same command skips those photos (they are stored, unchanged) and
   continues with the rest: nothing is encoded twice and there is no resume file to lose.
+
+:meth:`Indexer.index` is the one loop (plan, skip, commit) for every place the encoding runs.
+Where it runs is an *executor*, chosen where the job starts: :class:`LocalIndexExecutor`
+(this process) by default, or :class:`zse_infer.distributed.ray_index.RayIndexExecutor`
+(``zse index --ray``, ``Retriever.index(..., executor=RayIndexExecutor())``), so nothing here
+imports :mod:`zse_infer.distributed`. An executor yields one :class:`Encoded` per commit chunk,
+in photo order: tokens for this process to commit, or fragments its workers already wrote to
+the gallery, which this process commits as metadata only.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -50,6 +58,59 @@ class IndexReport:
     replaced: int = 0  # stored, but the file changed: re-encoded
     resumed: int = 0  # kept for callers of format 1; a stopped run's batches are simply stored now
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason) for on_error="skip"
+
+
+@dataclass
+class Encoded:
+    """One commit chunk's encoded photos (``kept``: its plan items that encoded): ``tokens`` for
+    the writer to commit, or ``fragments`` (Lance fragment metadata, JSON) already written to
+    the gallery with commit key ``key``."""
+
+    kept: list
+    tokens: np.ndarray | None = None
+    fragments: list[str] | None = None
+    key: int | None = None
+
+
+class IndexExecutor(Protocol):
+    """Encodes an indexing run's commit chunks (see the module's description)."""
+
+    #: appended to the progress bar ("" in this process, " on Ray (2 actors)" on Ray)
+    where: str
+
+    def check(self, todo: list) -> None: ...
+
+    def encode(self, indexer: "Indexer", chunks: list[list], batch: int, on_error: str, report: IndexReport,
+               bar) -> Iterator[Encoded]: ...
+
+
+class LocalIndexExecutor:
+    """Encodes in this process, chunk by chunk."""
+
+    where = ""
+
+    def check(self, todo: list) -> None:
+        pass
+
+    def encode(self, indexer: "Indexer", chunks: list[list], batch: int, on_error: str, report: IndexReport, bar) -> Iterator[Encoded]:
+        for chunk in chunks:
+            tokens, kept = indexer.encode(chunk, batch, on_error, report, bar)
+            if kept:
+                yield Encoded(kept, tokens)
+
+
+def photo_batch(ids: Sequence[str], paths: Sequence[str | None], fingerprints: Sequence[tuple[int, int]], tokens: np.ndarray,
+                keep_tokens: bool, proj: np.ndarray | None = None) -> Batch:
+    """Gallery rows of encoded photos (the one place rows are made from tokens: here and on Ray workers)."""
+    return Batch(
+        ids=list(ids),
+        paths=list(paths),
+        sizes=np.array([f[0] for f in fingerprints], np.int64),
+        mtimes=np.array([f[1] for f in fingerprints], np.int64),
+        ret=l2_normalize(tokens[:, 0]),
+        tokens=tokens if keep_tokens else None,
+        proj=proj,
+    )
 
 
 def default_id(source: ImageSource) -> str:
@@ -111,7 +172,8 @@ def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: 
 
 class Indexer:
     def __init__(self, manifest: Manifest, runners: ModelRunners, gallery: Gallery, run_lock: threading.RLock,
-                 photo_side: Callable[[np.ndarray], dict] | None = None):
+                 photo_side: Callable[[np.ndarray], dict] | None = None, export_dir: Path | None = None):
+        self.export_dir = export_dir  # what workers elsewhere re-open (executors)
         self.manifest = manifest
         self.runners = runners
         self.gallery = gallery
@@ -178,20 +240,18 @@ class Indexer:
         proj = None
         if self.gallery.projections:
             proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))  # from the tokens as stored
-        batch = Batch(
-            ids=[k[1] for k in kept],
-            paths=[_stored_path(k[0]) for k in kept],
-            sizes=np.array([k[2][0] for k in kept], np.int64),
-            mtimes=np.array([k[2][1] for k in kept], np.int64),
-            ret=l2_normalize(tokens[:, 0]),
-            tokens=tokens if self.gallery.codec.stores_tokens or self.gallery.codec.needs_training else None,
-            proj=proj,
-        )
+        batch = photo_batch([k[1] for k in kept], [stored_path(k[0]) for k in kept], [k[2] for k in kept], tokens,
+                            self.gallery.codec.stores_tokens or self.gallery.codec.needs_training, proj)
         self.gallery.append(batch, replace=any(k[3] for k in kept))
 
-    def commit(self, tokens: np.ndarray, kept, report: IndexReport) -> None:
-        """One commit of encoded photos (kept whatever happens next), counted in ``report``."""
-        self.write(tokens, kept)
+    def commit(self, encoded: Encoded, report: IndexReport) -> None:
+        """One commit of encoded photos (kept whatever happens next), counted in ``report``:
+        their tokens, or the fragments workers wrote (metadata only: one Append)."""
+        kept = encoded.kept
+        if encoded.fragments is not None:
+            self.gallery.commit_fragments(encoded.fragments, encoded.key, [k[1] for k in kept], replace=any(k[3] for k in kept))
+        else:
+            self.write(encoded.tokens, kept)
         report.added += len(kept)
         report.replaced += sum(1 for k in kept if k[3])
 
@@ -205,22 +265,26 @@ class Indexer:
         return batch
 
     def index(self, photos: ImageSource | Iterable[ImageSource], ids: Sequence[str] | None = None, batch_size: int | None = None,
-              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE) -> IndexReport:
+              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE,
+              executor: IndexExecutor | None = None) -> IndexReport:
+        """The one indexing loop: plan (skip what is stored and unchanged), have ``executor``
+        encode the rest chunk by chunk (this process by default), commit each chunk in order."""
+        executor = executor or LocalIndexExecutor()
         batch = self.batch_size(on_error, batch_size, commit_size)
         todo, skipped = self.plan(photos, ids)
         report = IndexReport(skipped_existing=skipped)
+        executor.check(todo)
         if not todo:  # no empty progress bar (issue 20): the caller reports what was already stored
             _log.info("nothing new to index: %d photo(s) already stored and unchanged", skipped)
             return report
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="indexing", unit="photo", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"indexing{executor.where}", unit="photo", disable=not progress)
         started = time.time()
+        chunks = [todo[start : start + commit_size] for start in range(0, len(todo), commit_size)]
         try:
-            for start in range(0, len(todo), commit_size):
-                tokens, kept = self.encode(todo[start : start + commit_size], batch, on_error, report, bar)
-                if kept:
-                    self.commit(tokens, kept, report)
+            for encoded in executor.encode(self, chunks, batch, on_error, report, bar):
+                self.commit(encoded, report)
         finally:
             bar.close()
             self.gallery.sync(since=started)  # Lance does not fsync: make what this call committed durable
@@ -229,6 +293,6 @@ class Indexer:
         return report
 
 
-def _stored_path(source: ImageSource) -> str | None:
+def stored_path(source: ImageSource) -> str | None:
     path = source_path(source)
     return str(Path(path).resolve()) if path is not None else None

@@ -28,8 +28,9 @@ from ..errors import GalleryError, InputError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
 from ..preprocess import ImageSource, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
+from .gallery.location import gallery_location
 from .gallery.store import Gallery
-from .indexer import COMMIT_SIZE, IndexReport, Indexer
+from .indexer import COMMIT_SIZE, IndexExecutor, IndexReport, Indexer
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
@@ -79,7 +80,7 @@ class Retriever:
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
         self.searcher = Searcher(manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir)
-        self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side)
+        self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -97,13 +98,16 @@ class Retriever:
         threads: int | None = None,
         relation: str = "auto",
         projections: bool = False,
+        storage_options: dict[str, str] | None = None,
     ) -> "Retriever":
         """Open an export folder (hashes verified) and a gallery.
 
-        ``gallery``: a gallery folder; one that holds no gallery raises a ``GalleryError``
-        unless ``create=True``, which commits an empty gallery of this model at once. A gallery
-        of another model or token shape is refused (also when it appears later: refresh and
-        index refuse it). URIs (``s3://...``) are refused: galleries are local folders for now.
+        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``;
+        ``storage_options`` as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the
+        standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises
+        a ``GalleryError`` unless ``create=True``, which commits an empty gallery of this model at
+        once. A gallery of another model or token shape is refused (also when it appears later:
+        refresh and index refuse it).
         ``gallery=None``: a temporary gallery (``save(PATH)`` keeps it). ``codec`` (new
         galleries only): how tokens are stored: "float16", "int8", "pq" (PCA + 8-bit scalar
         quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
@@ -117,14 +121,15 @@ class Retriever:
         manifest = Manifest.load(export_dir, verify=verify)
         model_info = cls._model_info(manifest)
         tokens_shape = (manifest.model.num_tokens, manifest.model.width)
-        if gallery is None:
+        location = None if gallery is None else gallery_location(gallery, storage_options)
+        if location is None:
             g = Gallery.create(None, tokens_shape, model_info, codec=codec, projections=projections)
         elif create:
             # Committed now (schema and model identity), so other processes see whose gallery it is;
             # an existing one (or one another process creates at this moment) is opened if it is this model's.
-            g = Gallery.create(gallery, tokens_shape, model_info, codec=codec, projections=projections, exist_ok=True)
-        elif Gallery.exists(gallery) or Gallery.is_format1(gallery):  # format 1: open names the migration command
-            g = Gallery.open(gallery, model=model_info, tokens_shape=tokens_shape)
+            g = Gallery.create(location, tokens_shape, model_info, codec=codec, projections=projections, exist_ok=True)
+        elif Gallery.exists(location) or Gallery.is_format1(location):  # format 1: open names the migration command
+            g = Gallery.open(location, model=model_info, tokens_shape=tokens_shape)
         else:
             raise GalleryError(f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True")
         runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
@@ -181,8 +186,7 @@ class Retriever:
         on_error: str = "raise",
         progress: bool = True,
         commit_size: int = COMMIT_SIZE,
-        ray: bool = False,
-        ray_address: str | None = None,
+        executor: IndexExecutor | None = None,
     ) -> IndexReport:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
@@ -193,14 +197,12 @@ class Retriever:
         in-memory image under your own id): then it is re-encoded and replaces the stored one.
         ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
         it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
-        skips bad photos and lists them in the report's ``failed``. ``ray=True``: encode on a Ray cluster (``ray_address``, or a
-        local one), the same gallery token for token (:mod:`zse_infer.distributed.ray_index`).
+        skips bad photos and lists them in the report's ``failed``. ``executor``: where the encoding
+        runs (this process by default); ``executor=RayIndexExecutor(RayOptions(address=...))``
+        (:mod:`zse_infer.distributed.ray_index`) encodes on a Ray cluster whose workers write the
+        gallery's fragments themselves: the same gallery, token for token.
         """
-        if ray:
-            from ..distributed.ray_index import RayOptions, index_on_ray
-
-            return index_on_ray(self, photos, ids, batch_size, on_error, progress, commit_size, RayOptions(address=ray_address))
-        return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size)
+        return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size, executor)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete photos by id (one commit); returns how many were deleted."""

@@ -1,44 +1,113 @@
 """Where a gallery lives: the one parser of gallery locations.
 
 Every entry point that takes a gallery (``Gallery.create/open/exists``, ``Retriever.load``,
-the CLI through them) turns the caller's value into a location here, so the rules are in one
-place. Today a gallery is a local folder; ``file://`` URIs name one too. Any other URI scheme
-(``s3://``, ``gs://``, ``az://``, ``http://``...) is refused with a :class:`GalleryError`:
-object storage is not supported yet, and a URI must never become a local folder named
-``s3:`` in the working directory. Object storage, when it comes, is added here (a location
-then carries the URI Lance opens and where the store keeps its side files and locks).
+the CLI through them) turns the caller's value into a :class:`GalleryLocation` here, so the
+rules are in one place:
+
+* a local folder (a path, or a ``file://`` URI on this host);
+* object storage: ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``
+  (and ``s3+ddb://``, Lance's S3 with a DynamoDB commit store), opened by Lance with the
+  caller's ``storage_options`` (keys as Lance documents them: ``aws_endpoint``,
+  ``aws_access_key_id``, ``google_service_account``, ``azure_storage_account_name``...) on top
+  of the standard ``AWS_*`` / ``GOOGLE_*`` / ``AZURE_*`` environment variables.
+
+Any other scheme (``http://``, ``hdfs://``...) is refused with a :class:`GalleryError`: a URI
+must never become a local folder named ``s3:`` in the working directory.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import unquote, urlparse
 
-from ...errors import GalleryError
+from ...errors import GalleryError, InputError
 
 # A URI scheme (RFC 3986) of two or more characters followed by ':/'. One letter is a
 # Windows drive ('C:/'), not a scheme. ':/' rather than '://' because pathlib collapses
 # 's3://bucket' into 's3:/bucket' (click's Path type does it to command-line arguments).
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
+
+#: object-storage schemes Lance opens (pylance 14): the gallery's data lives there
+OBJECT_SCHEMES = ("s3", "s3+ddb", "gs", "az")
 
 
-def gallery_root(location: str | os.PathLike) -> Path:
-    """The absolute local folder of a gallery location; GalleryError for URIs it cannot serve."""
+@dataclass(frozen=True)
+class GalleryLocation:
+    """A parsed gallery location: ``uri`` is what Lance opens (a local absolute path or
+    ``scheme://bucket/prefix``, no trailing slash); ``local`` the folder for a local gallery,
+    None on object storage; ``storage_options`` the caller's options for the object store."""
+
+    uri: str
+    local: Path | None
+    storage_options: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+    def join(self, *parts: str) -> str:
+        """The URI (or local path) of ``parts`` below the gallery."""
+        if self.local is not None:
+            return str(self.local.joinpath(*parts))
+        base, _, query = self.uri.partition("?")  # s3+ddb://bucket/g?ddbTableName=...: the query stays last
+        return "/".join([base, *parts]) + (f"?{query}" if query else "")
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+def storage_options_from_pairs(pairs: list[str] | tuple[str, ...], what: str = "--storage-option") -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` (the CLI's repeatable option) as a mapping; InputError naming the bad pair."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{what}: received {pair!r}, expected KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000)")
+        options[key.strip()] = value
+    return options
+
+
+def gallery_location(location: "str | os.PathLike | GalleryLocation", storage_options: Mapping[str, str] | None = None) -> GalleryLocation:
+    """Parse ``location``; GalleryError for a URI scheme no gallery can live at. ``storage_options``
+    replace those of a location already parsed."""
+    if isinstance(location, GalleryLocation):
+        if storage_options is None:
+            return location
+        return GalleryLocation(location.uri, location.local, {str(k): str(v) for k, v in storage_options.items()})
+    options = {str(k): str(v) for k, v in (storage_options or {}).items()}
     text = os.fspath(location)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
     match = _SCHEME.match(text)
     if match is None:
-        return Path(text).absolute()
+        return GalleryLocation(str(Path(text).absolute()), Path(text).absolute(), options)
     scheme = match.group(1).lower()
     if scheme == "file":
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):
             raise GalleryError(f"{text}: a file:// URI on another host ({parsed.netloc}); give a local folder")
-        return Path(unquote(parsed.path)).absolute()
-    raise GalleryError(
-        f"{text}: received a {scheme}:// URI, expected a local folder: galleries on object storage are not "
-        "supported yet (nothing was created)"
-    )
+        return GalleryLocation(str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options)
+    if scheme not in OBJECT_SCHEMES:
+        raise GalleryError(
+            f"{text}: received a {scheme}:// URI, expected a local folder or one of "
+            + ", ".join(f"{s}://" for s in OBJECT_SCHEMES) + " (nothing was created)"
+        )
+    rest = text[match.end():]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
+    path, _, query = rest.partition("?")
+    path = path.strip("/")
+    if not path:
+        raise GalleryError(f"{text}: names no bucket; expected {scheme}://BUCKET/PREFIX")
+    return GalleryLocation(f"{scheme}://{path}" + (f"?{query}" if query else ""), None, options)
+
+
+def gallery_root(location: "str | os.PathLike | GalleryLocation") -> Path:
+    """The absolute local folder of a gallery location; GalleryError for one on object storage
+    (for the few operations that need a local folder: format-1 galleries, migration)."""
+    parsed = gallery_location(location)
+    if parsed.local is None:
+        raise GalleryError(f"{parsed.uri}: received an object-storage URI, expected a local folder for this operation")
+    return parsed.local

@@ -56,7 +56,17 @@ def lance_io(what: str) -> Iterator[None]:
         # OSError and ArrowInvalid alike; the message is the only signal it gives.
         if isinstance(exc, FileNotFoundError) or "Not found: " in text:
             raise VersionGoneError(f"{what}: a file is gone ({text}); a newer version replaced this one") from exc
+        if "NoSuchBucket" in text:
+            raise GalleryError(f"{what}: no such bucket on this object store ({text}); create it, or check the URI") from exc
+        if _CREDENTIALS.search(text):
+            # Configuration, not a passing outage: retrying cannot help.
+            raise GalleryError(f"{what}: the object store refused or lacks credentials ({text}); set the standard "
+                               "AWS_*/GOOGLE_*/AZURE_* variables or pass storage_options (--storage-option KEY=VALUE)") from exc
         raise GalleryUnavailableError(f"{what}: {text}") from exc
+
+
+#: Lance's words (pylance 14, object_store) for missing or refused credentials
+_CREDENTIALS = re.compile(r"credential|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|Forbidden|403", re.I)
 
 
 def newest_rows(ids, rowids: np.ndarray) -> np.ndarray:

@@ -118,7 +118,10 @@ class Stage1Cache:
             return self._index
         n = len(snap)
         # A gallery that has an index file keeps using it (also after deletes take it below the threshold).
-        kept = (Path(self.gallery.root) / STAGE1_DIR / "ivf.json").is_file()
+        # On object storage the index is built in memory and not persisted (yet): a local
+        # folder named after the URI must never appear (see docs/guarantees.md).
+        local = self.gallery.location.local
+        kept = local is not None and (local / STAGE1_DIR / "ivf.json").is_file()
         if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
             self._index = self._ivf(snap)
         else:
@@ -127,7 +130,9 @@ class Stage1Cache:
 
     # ------------------------------------------------------------------ the persisted IVF index
     def _ivf(self, snap) -> IvfIndex:
-        folder = Path(self.gallery.root) / STAGE1_DIR
+        if self.gallery.location.local is None:
+            return self._build_ivf(None, snap)
+        folder = self.gallery.location.local / STAGE1_DIR
         for attempt in (1, 2):
             try:
                 kept = self._kept_ivf(folder, snap)
@@ -172,14 +177,15 @@ class Stage1Cache:
         self._save(folder, index, np.sort(now), meta)
         return IvfIndex(index, snap.version, meta)
 
-    def _build_ivf(self, folder: Path, snap) -> IvfIndex:
+    def _build_ivf(self, folder: Path | None, snap) -> IvfIndex:
         vectors, rowids = snap.search_rows()
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
         _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
         meta = {"version": snap.version, "count": len(rowids), "trained_on": len(rowids), "nlist": index.nlist,
                 "nprobe": index.nprobe, "recall_at_100": round(recall, 4)}
-        self._save(folder, index, np.sort(rowids), meta)
+        if folder is not None:
+            self._save(folder, index, np.sort(rowids), meta)
         return IvfIndex(index, snap.version, meta)
 
     @staticmethod

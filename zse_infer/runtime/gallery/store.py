@@ -54,6 +54,16 @@ temporary file, fsynced, renamed and the folder fsynced.
 
 Format-1 galleries (``gallery.json`` + shards) are refused with the migration command
 named: ``zse gallery migrate OLD NEW`` converts one without re-encoding.
+
+Object storage (``s3://``, ``gs://``, ``az://``; location.py): the same dataset at a URI, opened
+with the caller's ``storage_options``. No local lock is taken there (it would span one
+machine): Lance commits each version by a conditional write (create-if-absent) of its
+manifest, so writers on any machines are safe on a store that honours conditional writes
+(docs/guarantees.md, "Object storage"); the first trained rows are an Overwrite committed
+against the empty version without rebasing, and two compactions simply retry. ``sync`` does
+nothing (an acknowledged PUT is durable); the stage-1 IVF index is kept in memory only.
+Ray workers write fragments (:meth:`Gallery.write_fragments`) that the driver commits as
+metadata (:meth:`Gallery.commit_fragments`); every keyed commit lands at most once.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import tempfile
@@ -79,8 +90,8 @@ import numpy as np
 
 from ...errors import GalleryError, GalleryUnavailableError, InputError, require
 from .codecs import Codec, canonical_name
-from .location import gallery_root
-from .snapshot import Snapshot, VersionGoneError, lance_io
+from .location import GalleryLocation, gallery_location, gallery_root
+from .snapshot import LANCE_ERRORS, Snapshot, VersionGoneError, lance_io, lance_message
 
 _log = logging.getLogger(__name__)
 
@@ -107,6 +118,9 @@ KEEP_VERSIONS_S = 600.0
 UNVERIFIED_FILE_AGE_DAYS = 7
 
 T = TypeVar("T")
+
+#: what Lance (pylance 14) says when no dataset is at a URI: "Dataset at path ... was not found"
+_NOT_FOUND = re.compile(r"Dataset at path .* was not found|Not found: ", re.S)
 
 
 def _lance():
@@ -159,8 +173,11 @@ class Gallery:
     or ``Gallery.open``. ``model`` and ``tokens_shape`` are the identity every later version
     must keep (refresh and append refuse another model's gallery)."""
 
-    def __init__(self, root: Path, tokens_shape, model: dict[str, Any], codec: Codec, projections: bool = False, temporary: bool = False):
-        self.root = Path(root)
+    def __init__(self, location: GalleryLocation | Path, tokens_shape, model: dict[str, Any], codec: Codec, projections: bool = False,
+                 temporary: bool = False):
+        self.location = gallery_location(location)
+        #: the local folder, or the URI on object storage (what messages name)
+        self.root: Path | str = self.location.local if self.location.local is not None else self.location.uri
         self.tokens_shape = tuple(tokens_shape)
         self.model = dict(model)
         self.codec = codec
@@ -176,58 +193,74 @@ class Gallery:
 
     @property
     def uri(self) -> str:
-        return str(self.root / DATASET)
+        return self.location.join(DATASET)
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return dict(self.location.storage_options)
 
     # ------------------------------------------------------------------ creation and opening
     @staticmethod
-    def exists(path: str | os.PathLike) -> bool:
+    def exists(path: str | os.PathLike | GalleryLocation, storage_options: dict[str, str] | None = None) -> bool:
         """A committed dataset is there (a create killed midway leaves files but no version).
-        GalleryError for a location that is not a local folder (see location.py)."""
-        versions = gallery_root(path) / DATASET / "_versions"
+        GalleryError for a location no gallery can live at (see location.py); on object
+        storage, GalleryUnavailableError (naming the URI) when the store cannot be reached."""
+        location = gallery_location(path, storage_options)
+        if location.local is None:
+            return _remote_exists(location)
+        versions = location.local / DATASET / "_versions"
         return versions.is_dir() and any(versions.glob("*.manifest"))
 
     @staticmethod
-    def is_format1(path: str | os.PathLike) -> bool:
-        root = gallery_root(path)
-        return (root / FORMAT1_RECORD).is_file() and not (root / DATASET).exists()
+    def is_format1(path: str | os.PathLike | GalleryLocation, storage_options: dict[str, str] | None = None) -> bool:
+        root = gallery_location(path, storage_options).local
+        return root is not None and (root / FORMAT1_RECORD).is_file() and not (root / DATASET).exists()
 
     @classmethod
     def create(cls, path, tokens_shape, model: dict[str, Any], codec: str = "float16", projections: bool = False,
-               exist_ok: bool = False) -> "Gallery":
+               exist_ok: bool = False, storage_options: dict[str, str] | None = None) -> "Gallery":
         """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With
         ``exist_ok``, a gallery already there (also one another process creates at the same
         moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
         its own codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
-        if exist_ok and path is not None and cls.exists(path):
-            # No lock needed to open one: a server may serve a gallery it cannot write.
-            return cls.open(path, model=model, tokens_shape=tokens_shape)
         if path is None:
-            root, temporary = Path(tempfile.mkdtemp(prefix="zse-gallery-")), True
+            location, temporary = gallery_location(Path(tempfile.mkdtemp(prefix="zse-gallery-"))), True
         else:
-            root, temporary = gallery_root(path), False
-            if cls.is_format1(root):
-                raise GalleryError(f"{root}: holds a format-1 gallery; convert it with: zse gallery migrate {root} NEW")
-        gallery = cls(root, tokens_shape, model, codec_obj, projections, temporary)
+            location, temporary = gallery_location(path, storage_options), False
+            if exist_ok and cls.exists(location):
+                # No lock needed to open one: a server may serve a gallery it cannot write.
+                return cls.open(location, model=model, tokens_shape=tokens_shape)
+            if cls.is_format1(location):
+                raise GalleryError(f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW")
+        gallery = cls(location, tokens_shape, model, codec_obj, projections, temporary)
         with gallery._create_lock():
-            if not cls.exists(root):
-                with lance_io(f"{gallery.uri}: creating the gallery"):
-                    _lance().write_dataset(gallery._schema(codec_obj).empty_table(), gallery.uri, mode="create",
-                                           enable_stable_row_ids=True, commit_message="zse create")
+            if not cls.exists(location):
+                try:
+                    with lance_io(f"{gallery.uri}: creating the gallery"):
+                        _lance().write_dataset(gallery._schema(codec_obj).empty_table(), gallery.uri, mode="create",
+                                               enable_stable_row_ids=True, commit_message="zse create",
+                                               storage_options=gallery._options())
+                except GalleryUnavailableError:
+                    # On object storage two creators race without a lock: Lance's create is a
+                    # conditional write of version 1, so the loser fails; it opens the winner's.
+                    if not (exist_ok and cls.exists(location)):
+                        raise
                 gallery.sync()
-                fsync_dir(root)
-                fsync_dir(root.parent)
+                if location.local is not None:
+                    fsync_dir(location.local)
+                    fsync_dir(location.local.parent)
             elif not exist_ok:
-                raise GalleryError(f"{root}: already holds a gallery; open it to append")
+                raise GalleryError(f"{location}: already holds a gallery; open it to append")
         gallery.refresh()  # an existing gallery: refused if another model's; its codec and settings adopted
         return gallery
 
     @classmethod
-    def open(cls, path: str | os.PathLike, version: int | None = None, model: dict[str, Any] | None = None,
-             tokens_shape=None) -> "Gallery":
+    def open(cls, path: str | os.PathLike | GalleryLocation, version: int | None = None, model: dict[str, Any] | None = None,
+             tokens_shape=None, storage_options: dict[str, str] | None = None) -> "Gallery":
         """Open the gallery at ``path`` (its latest version, or ``version``). With ``model`` /
         ``tokens_shape``, refuse a gallery built by another model or with other tokens."""
-        root = gallery_root(path)
+        root = gallery_location(path, storage_options)
         if cls.is_format1(root):
             raise GalleryError(
                 f"{root}: this is a format-1 gallery (gallery.json and shards), which this version no longer reads; "
@@ -235,7 +268,7 @@ class Gallery:
             )
         if not cls.exists(root):
             raise GalleryError(f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)")
-        ds = cls._dataset(root / DATASET, version)
+        ds = cls._dataset(root.join(DATASET), version, root.storage_options)
         meta = cls._read_meta(ds, root)
         stored_model, stored_shape = meta.get("model", {}), tuple(meta["tokens"])
         check_identity(root, stored_model, stored_shape, stored_model if model is None else model,
@@ -245,9 +278,15 @@ class Gallery:
         return gallery
 
     @staticmethod
-    def _dataset(uri: Path, version: int | None = None):
+    def _dataset(uri: str, version: int | None = None, storage_options: dict[str, str] | None = None):
         with lance_io(f"{uri}: opening the Lance dataset" + (f" at version {version}" if version is not None else "")):
-            return _lance().dataset(str(uri), version=version)
+            return _lance().dataset(str(uri), version=version, storage_options=storage_options or None)
+
+    def _options(self) -> dict[str, str] | None:
+        return self.location.storage_options or None
+
+    def _latest(self):
+        return self._dataset(self.uri, None, self.location.storage_options)
 
     @staticmethod
     def _read_meta(ds, root: Path) -> dict[str, Any]:
@@ -262,8 +301,21 @@ class Gallery:
 
     def _create_lock(self):
         """Serialises creating the dataset and committing a codec's first (training) rows:
-        two Lance creates racing on local disk can both report success while one is lost (measured)."""
+        two Lance creates racing on local disk can both report success while one is lost (measured).
+        On object storage a local lock would span one machine only, so none is taken: Lance's
+        commits there are conditional writes (create-if-absent of each version's manifest),
+        and the losers of a race fail and are handled (see ``create`` and ``_first_trained_commit``)."""
+        if self.location.local is None:
+            return _no_lock()
         return self._file_lock(CREATE_LOCK)
+
+    def _compact_lock(self):
+        """One compaction at a time on a local disk (see ``compact``). On object storage none:
+        a second compactor's Rewrite commit conflicts and is retried from the latest version
+        (Lance's commit protocol, which spans machines), costing only repeated work."""
+        if self.location.local is None:
+            return _no_lock()
+        return self._file_lock(COMPACT_LOCK)
 
     @contextmanager
     def _file_lock(self, name: str) -> Iterator[None]:
@@ -314,14 +366,28 @@ class Gallery:
     def refresh(self) -> bool:
         """Move to the latest committed version; True when it changed. GalleryError when the
         folder now holds another model's gallery (the pinned version stays)."""
-        if not self.exists(self.root):
-            raise GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
         with self._pin_lock:
-            latest = self._dataset(self.root / DATASET)
+            latest = self._latest_or_gone()
             if self._snapshot is not None and latest.version == self._snapshot.version:
                 return False
             self._adopt(latest)
             return True
+
+    def _latest_or_gone(self):
+        """The latest version; GalleryError when the gallery was removed. On object storage,
+        opening it is the existence test (one LIST per refresh, not two)."""
+        gone = GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
+        if self.location.local is not None:
+            if not self.exists(self.location):
+                raise gone
+            return self._latest()
+        try:
+            return _lance().dataset(self.uri, storage_options=self._options())
+        except LANCE_ERRORS as exc:
+            if _NOT_FOUND.search(lance_message(exc)):
+                raise gone from exc
+            with lance_io(f"{self.uri}: opening the latest version"):
+                raise
 
     def _adopt(self, ds) -> None:
         """Pin ``ds``, after checking it is this model's gallery. The codec and settings come
@@ -415,16 +481,72 @@ class Gallery:
         of the same ids committed before this one are then deleted (newest wins, also when
         two processes write one id at once: each deletes only rows older than its own)."""
         self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
-        key = secrets.randbits(62)
-        ds = self._retry("commit", lambda: self._append_once(batch, key))
+        key = new_key()
+        ds = self._commit_keyed(key, lambda: self._append_once(batch, key))
         if replace:
-            with lance_io(f"{self.uri}: reading back commit {key}"):
-                mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
-            if len(mine):
-                floor = int(mine.min())
-                self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(batch.ids)])
+            self._delete_older(ds, key, batch.ids)
         self.refresh()
         return self.version
+
+    def write_fragments(self, batch: Batch, key: int) -> list[str]:
+        """Write ``batch`` as Lance fragment files of this gallery, *not* committed, and return
+        their metadata (JSON, about 1 KB a fragment): what a Ray worker hands the driver, which
+        commits many at once (:meth:`commit_fragments`). All fragments of one commit carry the
+        same ``key`` (a :func:`new_key`). Uncommitted files (a worker killed, or a retried task's
+        first try) are unreferenced: ``compact`` removes them after 7 days."""
+        self._check(batch)
+        if self.codec.needs_training or self.projections:
+            raise GalleryError(f"{self.root}: fragments are written for trained, projection-free galleries only "
+                               "(commit the first rows through append)")
+        lance = _lance()
+        with lance_io(f"{self.uri}: writing fragments"):
+            fragments = lance.fragment.write_fragments(self._arrow(batch, key), self.uri, storage_options=self._options(),
+                                                       enable_stable_row_ids=True)
+        return [json.dumps(f.to_json()) for f in fragments]
+
+    def commit_fragments(self, fragments: Sequence[str], key: int, ids: Sequence[str], replace: bool = False) -> int:
+        """Commit fragments written by :meth:`write_fragments` (with ``key``; rows of ``ids``)
+        as one Append, once: a retry after an error that hid a successful commit finds the key
+        committed and stops. With ``replace``, older rows of ``ids`` are then deleted (as
+        :meth:`append`). Returns the new version."""
+        lance = _lance()
+        metas = [lance.FragmentMetadata.from_json(f) for f in fragments]
+
+        def attempt():
+            self.refresh()  # the latest version: refused if another model's
+            return lance.LanceDataset.commit(self.uri, lance.LanceOperation.Append(metas), read_version=self.version,
+                                             storage_options=self._options(), commit_message="zse index (fragments)")
+
+        ds = self._commit_keyed(key, attempt)
+        if replace:
+            self._delete_older(ds, key, ids)
+        self.refresh()
+        return self.version
+
+    def _commit_keyed(self, key: int, attempt: Callable[[], T]):
+        """``attempt()`` (a commit of rows whose ``batch`` column is ``key``), retried on storage
+        errors, but never twice: before a retry, a commit of ``key`` that did land (the error
+        came after it, e.g. a lost reply from the object store) is found and returned."""
+        tries = {"n": 0}
+
+        def once():
+            tries["n"] += 1
+            if tries["n"] > 1:
+                latest = self._latest()
+                if latest.count_rows(filter=f"batch = {key}"):
+                    _log.info("%s: commit %d had landed before its error; not committed again", self.uri, key)
+                    return latest
+            return attempt()
+
+        return self._retry("commit", once)
+
+    def _delete_older(self, ds, key: int, ids: Sequence[str]) -> None:
+        """Delete rows of ``ids`` committed before commit ``key`` (newest wins)."""
+        with lance_io(f"{self.uri}: reading back commit {key}"):
+            mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
+        if len(mine):
+            floor = int(mine.min())
+            self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(list(ids))])
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
@@ -444,15 +566,22 @@ class Gallery:
             ds = self._first_trained_commit(batch, key)
             if ds is not None:
                 return ds
-        return _lance().write_dataset(self._arrow(batch, key, self.codec), self.uri, mode="append", commit_message="zse index")
+        return _lance().write_dataset(self._arrow(batch, key, self.codec), self.uri, mode="append", commit_message="zse index",
+                                      storage_options=self._options())
 
     def _first_trained_commit(self, batch: Batch, key: int):
         """The first rows of a gallery whose codec is trained on them. The tables must be
         committed with the rows they encode, in the schema metadata, which an append cannot
         change (Lance keeps the dataset's metadata on append): so these rows replace the empty
-        dataset ("overwrite", one commit), under the create lock and only while the gallery is
-        still empty and untrained, so no row is ever overwritten (rows cannot be appended
-        without the tables). Returns None when another process trained it first: append."""
+        dataset ("overwrite", one commit) only while the gallery is still empty and untrained, so
+        no row is ever overwritten (rows cannot be appended without the tables). The overwrite is
+        committed against the empty version with no rebasing (``max_retries=0``): if any other
+        commit landed since, Lance refuses it (a conflict; measured: with retries, an Overwrite
+        lands over a concurrent Append), the caller's retry refreshes, finds the tables another
+        process trained, and appends. That holds across machines on object storage; on a local
+        disk the create lock is kept as well (local creates race, see ``_create_lock``).
+        Returns None when another process trained it first: append."""
+        lance = _lance()
         with self._create_lock():
             self.refresh()
             if not self.codec.needs_training:
@@ -461,8 +590,12 @@ class Gallery:
                 raise GalleryError(f"{self.root}: holds photos but no tables for its codec {self.codec.name} (damaged schema metadata)")
             codec = Codec(self.codec.name, self.tokens_shape)
             codec.train(batch.tokens)
-            return _lance().write_dataset(self._arrow(batch, key, codec), self.uri, mode="overwrite",
-                                          commit_message=f"zse index (codec {codec.name} trained)")
+            table = self._arrow(batch, key, codec)
+            fragments = lance.fragment.write_fragments(table, self.uri, storage_options=self._options(), enable_stable_row_ids=True)
+            return lance.LanceDataset.commit(self.uri, lance.LanceOperation.Overwrite(table.schema, fragments),
+                                             read_version=self.version, max_retries=0, enable_stable_row_ids=True,
+                                             storage_options=self._options(),
+                                             commit_message=f"zse index (codec {codec.name} trained)")
 
     def _arrow(self, batch: Batch, key: int, codec: Codec | None = None):
         """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (the gallery's by default)."""
@@ -502,7 +635,7 @@ class Gallery:
         """Delete the rows each filter matches (one commit per filter); returns how many."""
         deleted = 0
         for where in filters:
-            result = self._retry("delete", lambda: self._dataset(self.root / DATASET).delete(where))
+            result = self._retry("delete", lambda: self._latest().delete(where))
             deleted += int(result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0))
         return deleted
 
@@ -528,10 +661,10 @@ class Gallery:
         # One compaction at a time: two compactors rewrite the same fragments and Lance lets only
         # one of those Rewrite commits land ("preempted by concurrent transaction Rewrite"); the
         # other would spend its retries. A second compactor waits here, then finds little to do.
-        with self._file_lock(COMPACT_LOCK):
+        with self._compact_lock():
             duplicates = self.dedupe()
             # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
-            metrics = self._retry("compaction", lambda: self._dataset(self.root / DATASET).optimize.compact_files())
+            metrics = self._retry("compaction", lambda: self._latest().optimize.compact_files())
             stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
             self.refresh()
             self.sync()
@@ -554,7 +687,7 @@ class Gallery:
         it was written (``older_than`` alone): a server that refreshed a minute ago to a version
         written an hour ago still reads it. So only versions whose successor is older than
         ``keep`` are passed; the latest version is never removed."""
-        ds = self._dataset(self.root / DATASET)
+        ds = self._latest()
         versions = sorted(ds.versions(), key=lambda v: v["version"])
         horizon = time.time() - keep
         # Lance's timestamps are naive local times: .timestamp() reads them as such.
@@ -566,8 +699,10 @@ class Gallery:
     def sync(self, since: float | None = None) -> None:
         """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
         default) and its folders: Lance does not fsync on local disk."""
+        if self.location.local is None:
+            return  # an object store acknowledges a PUT once it is durable
         try:
-            fsync_tree(self.root / DATASET, since)
+            fsync_tree(self.location.local / DATASET, since)
         except OSError as exc:
             raise GalleryUnavailableError(f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})") from exc
 
@@ -576,6 +711,9 @@ class Gallery:
         Manifests are copied first: every file a copied version references was written before
         its manifest, so it is there when its folder is copied next (also while a writer runs)."""
         target = gallery_root(path)
+        if self.location.local is None:
+            raise GalleryError(f"{self.root}: save copies a local gallery; copy one on object storage with the store's own tools "
+                               "(e.g. aws s3 sync), or index into the URI directly")
         if target == self.root:
             return self
         if target.exists() and any(target.iterdir()):
@@ -594,6 +732,31 @@ class Gallery:
             shutil.rmtree(tmp, ignore_errors=True)
             raise GalleryUnavailableError(f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})") from exc
         return Gallery.open(target)
+
+
+def new_key() -> int:
+    """A commit's key (the ``batch`` column of its rows): random, so writers never share one."""
+    return secrets.randbits(62)
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+def _remote_exists(location: GalleryLocation) -> bool:
+    """A committed gallery dataset at ``location`` on object storage. Opening it is the test
+    (one LIST of its versions, as Lance does): "not found" is False; any other failure (an
+    endpoint that does not answer, refused credentials) is a GalleryError naming the URI."""
+    uri = location.join(DATASET)
+    try:
+        _lance().dataset(uri, storage_options=location.storage_options or None)
+    except LANCE_ERRORS as exc:
+        if _NOT_FOUND.search(lance_message(exc)):
+            return False
+        with lance_io(f"{uri}: opening the gallery"):
+            raise
+    return True
 
 
 def _chunks(ids: Sequence[str]):
