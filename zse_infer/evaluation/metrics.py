@@ -1,49 +1,14 @@
-"""Retrieval metrics exactly as the official ZSE-SBIR evaluation computes them.
+"""Retrieval metrics exactly as the official ZSE-SBIR evaluation (``utils/ap.py``) computes them.
 
-The official code (``utils/ap.py`` of the authors' repository) ranks the
-whole gallery for every query sketch with ``distance.argsort()`` (lower
-distance = better; the relation-head ranking passes ``-score``), marks each
-ranked photo relevant when its class equals the query's, and computes four
-numbers per query that are then averaged with ``nanmean``:
+mAP@all, mAP@K and the official P@K (judged on the first ``min(K, n_pos)`` results) per query,
+averaged with ``nanmean``: a query whose class has no gallery photo is NaN and skipped, as there.
+The definitions are stated in docs/spec.md ("Retrieval and metrics"). Ties: ``ties="official"`` makes the
+official ``argsort`` call (default kind, the caller's dtype, no up-casting) row by row, so on the
+same numpy and machine the ranking is identical; ``ties="stable"`` orders tied photos by gallery row.
 
-``map_all``
-    VOC-style average precision over the full ranking. With ``tp_i`` the
-    number of relevant photos among the first ``i`` results, precision at
-    rank ``i`` is ``tp_i / i``; it is made monotone from the right
-    (``p_i <- max(p_j for j >= i)``) and summed over the recall steps, i.e.
-    over the ranks of the relevant photos, each step worth ``1 / n_pos``
-    (``n_pos`` = number of gallery photos of the query's class).
-``map_200`` (and ``map_K``)
-    The same over the first ``min(K, gallery size)`` results only (the
-    monotone envelope is taken inside that prefix), with the number of
-    positives capped: ``n_pos_K = min(K, n_pos)``. A query whose relevant
-    photos all lie beyond rank K scores 0.
-``precision_100``, ``precision_200`` (and ``precision_K``)
-    The mean relevance of the first ``min(K, n_pos)`` results. Note the cap:
-    a query with 30 relevant photos is judged on its top 30, not its top
-    100 (this is the official definition, not the textbook P@K).
-
-A query whose class has no photo in the gallery (``n_pos = 0``) gets NaN
-for every metric and is skipped by the ``nanmean`` -- exactly what the
-official code does (there through a 0/0 division).
-
-Ties. The official ranking is ``numpy.argsort`` with its default kind
-(``"quicksort"``, an unstable introsort/SIMD sort). Photos at exactly the
-same distance therefore come out in an order that depends on the numpy
-build and CPU, and it matters: the official evaluation runs the model in
-float16, whose scores tie often. ``ties="official"`` (the default) makes
-the very same call on each row, in the dtype the distances arrive in (no
-up-casting, which could change the order of ties), so on the same numpy and
-machine the ranking is identical to the official one. ``ties="stable"``
-orders tied photos by gallery index instead, which is reproducible
-everywhere. Without ties both give the same numbers.
-
-Scale. Nothing here holds more than one chunk of queries x the gallery:
-distances are consumed in row chunks from an array (any real dtype, a
-``numpy.memmap`` included), from a function ``f(start, stop)`` returning the
-rows ``start:stop``, or from an iterator of row blocks (e.g. one block per
-query batch of a Retriever). :class:`RankingMetrics` is the incremental
-form for callers that produce distances themselves.
+Memory stays bounded: distances are consumed in row chunks from an array (a ``numpy.memmap``
+included), a function ``f(start, stop)`` or an iterator of row blocks; :class:`RankingMetrics` is the
+incremental form for callers that produce distances themselves.
 """
 
 from __future__ import annotations
