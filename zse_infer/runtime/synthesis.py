@@ -1,33 +1,17 @@
-"""Sketch-to-photo synthesis: the sketch's drawing rebuilt from patches of matched photos.
+"""Sketch-to-photo synthesis: the sketch's drawing rebuilt from patches of matched photos (numpy only).
 
-Numpy only. How a source patch is chosen for each sketch patch, and why:
+docs/explanations.md says what the picture shows. The choices, and why:
 
-* **Which sketch patches**: the drawing, i.e. patches with ink plus the patches
-  the strokes enclose (a flood fill from the border over the patch grid), so a
-  banknote's outline becomes a filled note; ``ink_only`` takes the stroke
-  patches alone. Patches outside the drawing keep the sketch's blank paper.
-* **Which photo patches**: only patches with content, i.e. at least half of
-  their pixels differ from the photo's background colour (the most common colour
-  of its border pixels). A background patch pasted into the drawing shows nothing,
-  which is how the first version of this produced a blank picture.
-* **Which one**: ``score = evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``.
-  ``evidence`` is the model's patch-to-patch evidence (see :func:`patch_evidence`:
-  the cosine of the encoder's patch tokens plus the query-specific part of the
-  relation head's cross-attention), z-scored per sketch patch so that its scale
-  does not matter. ``d`` is the distance between the sketch patch's place in the
-  drawing's bounding box and the photo patch's place in the content's bounding
-  box (both scaled to 0..1): a prior for the same part of the object, so that the
-  result reads as the photo's object in the sketch's shape. Measured on the
-  bundled demo model, neither attention nor token similarity alone prefers
-  corresponding places (the attention is nearly the same for every query patch:
-  rows correlate 0.98-0.99, and all of it goes to one background patch), so on
-  that model the prior decides the layout and the evidence chooses among nearby
-  content patches (at the default weight it changes 13-25% of the choices the
-  prior alone would make, on the banknote, airplane and rocket sketches); for a
-  model whose patch evidence is sharper, raise ``evidence_weight``.
-* **Several photos**: each connected part of the drawing takes the one photo
-  that fits it best (highest mean score), so parts are coherent rather than a
-  patchwork of photos.
+* sketch patches: the drawing (ink plus the patches the strokes enclose, a flood fill from the border),
+  or the stroke patches alone with ``ink_only``; the rest keeps the sketch's blank paper;
+* photo patches: only those with content (at least half their pixels differ from the border's most
+  common colour): a pasted background patch shows nothing;
+* the choice: ``evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``, the model's
+  patch evidence (:func:`patch_evidence`) z-scored per sketch patch, plus a prior for the same place in
+  the two bounding boxes. On the bundled demo model the evidence barely prefers corresponding places
+  (attention rows correlate 0.98-0.99), so there the prior sets the layout and the evidence picks among
+  nearby patches; raise ``evidence_weight`` for a model whose patch evidence is sharper;
+* several photos: each connected part of the drawing takes the one photo that fits it best.
 """
 
 from __future__ import annotations
