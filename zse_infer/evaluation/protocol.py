@@ -1,25 +1,12 @@
 """Evaluating a deployed model with the paper's protocol, on top of the Retriever.
 
-Three rankings, all over the whole gallery (metrics need every position), named
-the same wherever a user sees them (``zse eval --ranking``, progress bars, reports,
-the demo's table):
-
-* ``"ret-token"``: ret-token only, L2 distance of L2-normalised token 0s (the
-  official code's "sa" ranking; stage 1 of a search);
-* ``"two-stage"``: the top ``rerank`` photos of the ret-token ranking
-  reordered by relation score, the rest after them in ret-token order (what
-  :meth:`Retriever.search` returns, extended to the full gallery);
-* ``"exhaustive"``: every photo scored by the relation head (the official
-  code's "rn" ranking: queries x photos relation-head calls).
-
-The official code's names ``"sa"`` and ``"rn"`` are accepted as aliases
-(:func:`ranking_name`) and reported under the names above.
-
-Distances are produced one query batch at a time and consumed by
-:class:`~zse_infer.evaluation.metrics.RankingMetrics`, so memory is bounded by a batch
-times the gallery, whatever the dataset size. :func:`evaluate` is the one loop; where the
-batches run (this process, or Ray actors) is its ``executor``
-(:mod:`zse_infer.evaluation.executor`), chosen by the caller.
+Three rankings over the whole gallery, named alike wherever a user sees them: ``"ret-token"`` (the
+official "sa", stage 1 of a search), ``"two-stage"`` (the ret-token top ``rerank`` reordered by relation
+score, what :meth:`Retriever.search` returns) and ``"exhaustive"`` (the official "rn"); see docs/spec.md.
+``"sa"`` / ``"rn"`` are accepted as aliases (:func:`ranking_name`). :func:`evaluate` is the one loop:
+distances come one query batch at a time into :class:`~zse_infer.evaluation.metrics.RankingMetrics`
+(memory: a batch times the gallery), and where batches run is its ``executor``
+(:mod:`zse_infer.evaluation.executor`).
 """
 
 from __future__ import annotations

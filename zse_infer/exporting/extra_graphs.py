@@ -1,23 +1,12 @@
 """Graphs beyond the two-graph contract: explanations and the restructured relation head.
 
-* ``explain``: the relation head with its internals as outputs
-  (:mod:`zse_infer.model.explain`), so a deployed folder explains its own
-  results without torch or the checkpoint;
-* ``relation_sketch`` / ``relation_photo`` / ``relation_pair``: the relation
-  head split into per-image and per-pair work
-  (:mod:`zse_infer.model.fast_relation`); ``relation_head.onnx`` stays the
-  compatibility graph.
-
-All fp32, attention written out explicitly (matmul, softmax, matmul), each
-validated on ONNX Runtime CPU against the PyTorch modules on the export's
-built-in inputs.
-
-When the recipe lists the ``trt`` variant, the three restructured relation
-graphs are also written TensorRT-shaped (``relation_*_trt``): the scale
-applied to q *before* the first MatMul (the pattern TensorRT 10 fuses, see
-:mod:`~zse_infer.exporting.graph_modules`), standard ONNX ops only, linted
-with ``polygraphy check lint``; ``zse-export build`` makes engines of them so a
-TensorRT deployment reranks with per-image work done once.
+``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`), so a
+deployed folder explains its results without torch; ``relation_sketch`` / ``relation_photo`` /
+``relation_pair`` split the relation head into per-image and per-pair work
+(:mod:`zse_infer.model.fast_relation`). All fp32, attention written out, each validated on ONNX Runtime
+CPU against the PyTorch modules. With the recipe's ``trt`` variant the three relation graphs are also
+written TensorRT-shaped (``relation_*_trt``: scale on q before the first MatMul, standard ops only,
+linted with polygraphy), so a TensorRT deployment reranks with per-image work done once.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where they really run.
 
-``onnxruntime-gpu`` lists the CUDA and TensorRT providers even on a machine
-without a GPU, and a session asked for them then runs on the CPU without a
-word. So the provider actually in use is read back from
-``session.get_providers()`` after the session exists, logged, and reported by
-:attr:`OrtRunner.device`.
-
-Installs: ``onnxruntime`` (CPU, the ``runtime`` extra) and ``onnxruntime-gpu``
-share the import name ``onnxruntime``; with both installed, whichever pip wrote
-last owns the shared files and the other's metadata lies (see ORT issue
-#10685). No extra of this package installs ``onnxruntime-gpu`` (the ``gpu``
-extra is TensorRT + cuda-python); :func:`onnxruntime_install` names the
-installed distribution and warns, with the fix, when both are present.
-
-TensorRT execution provider: handed only graphs it can take (the ``*_trt`` or
-plain graphs, never the ``com.microsoft`` attention of ``*_fused``), explicit
-optimisation profiles from the graph's batch range (``trt_profile_*_shapes``;
-without them the provider rebuilds its engine for every new batch size), and
-its engine/timing cache in the user cache folder
-(:func:`~zse_infer.runtime.runners.engine_cache.user_cache_dir`), never inside
-the export folder, which may be read-only and is hash-checked.
+``onnxruntime-gpu`` lists its GPU providers even without a GPU and then silently runs on the CPU, so the
+provider in use is read back from ``session.get_providers()``, logged and reported by
+:attr:`OrtRunner.device`. ``onnxruntime`` and ``onnxruntime-gpu`` share an import name (ORT issue #10685):
+:func:`onnxruntime_install` names the installed one and warns, with the fix, when both are present.
+The TensorRT provider gets only graphs it can take (never ``*_fused``), explicit profiles from the graph's
+batch range (else it rebuilds per batch size) and its cache in the user cache folder, never the export.
 """
 
 from __future__ import annotations
