@@ -1,18 +1,10 @@
 """int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
 
-int8 (``zse-export --int8``): both graphs are quantised (:mod:`.quantize`),
-checked free of x86 saturation, their parity against PyTorch measured and
-recorded, then judged by :mod:`.agreement` on the bundled demo's unseen
-concepts: ret-token cosine, relation-score error, two-stage top-10 overlap and
-mAP change against the fp32 graphs (the recipe's ``tolerances.int8``). Max abs
-token error is recorded, not judged: a random-weights ViT-B/16 reaches 0.1-0.3
-in tokens whose magnitudes are tens, depending on the CPU's int8 kernels,
-while its rankings agree; a graph is refused only when rankings change.
-
-bf16 (OpenVINO on AMX / AVX512-BF16, chosen at run time): where openvino is
-installed and this CPU has a bf16 unit, the same agreement of OpenVINO bf16
-with ONNX Runtime fp32 is measured and recorded (``agreement.bf16``), so the
-manifest says what bf16 does to rankings; elsewhere it records why not.
+int8 (``--int8``): both graphs quantised (:mod:`.quantize`), checked free of x86 saturation, their parity
+recorded, then judged by :mod:`.agreement` against fp32 (the recipe's ``tolerances.int8``). Token error is
+recorded, not judged: a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings
+agree. bf16: where openvino and a bf16 unit are present, OpenVINO bf16 against ONNX Runtime fp32 is
+measured and recorded (``agreement.bf16``); elsewhere the manifest says why not.
 """
 
 from __future__ import annotations

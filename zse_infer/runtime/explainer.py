@@ -1,21 +1,10 @@
 """The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
 
-Numpy and PIL only (no torch): a deployed system explains its own results
-from its export folder. See ``zse_infer/model/explain.py`` for what the
-explain graph outputs and why anchors are located through exact patch
-attribution, and :mod:`.synthesis` for how synthesis chooses its patches.
-
-* **Matched pairs**: for every sketch anchor ``a``, its most similar photo
-  anchor ``b`` (the argmax of the anchor kernel) with their cosine; each side
-  is placed at the patch that contributes most to that cosine. The picture
-  shows the clearest few (:meth:`Explanation.readable_matches`): placed on the
-  sketch's strokes and the photo's object, never on blank paper.
-* **Heat maps**: cross-attention received by each patch, averaged over the
-  other image's patch queries and over heads.
-* **Synthesis**: the sketch's drawing rebuilt from content patches of the photos.
-
-:class:`Explainer` runs all this for the ``Retriever`` facade, from the
-manifest, the runners and two callables (encode images, fetch stored photo
+Numpy and PIL only, so a deployed system explains its results from its export folder
+(:mod:`zse_infer.model.explain` says what the explain graph outputs, :mod:`.synthesis` how patches are
+chosen; docs/explanations.md what the pictures show): matched anchor pairs placed at the patches that
+contribute most to their cosine, cross-attention heat maps, and the synthesis. :class:`Explainer` runs it
+for the ``Retriever`` from the manifest, the runners and two callables (encode images, fetch stored photo
 tokens by gallery row).
 """
 
