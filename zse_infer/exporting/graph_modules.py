@@ -1,31 +1,15 @@
 """Torch modules shaped for ONNX export, built from (and sharing weights with) a loaded :class:`ZseModel`.
 
-The PyTorch modules are written for training and eager inference: timm's
-blocks pack q, k and v into one projection and call
-``scaled_dot_product_attention``. Exported as they are, neither ONNX Runtime's
-attention fusion nor our own rewrite can find the attention, and TensorRT gets
-a decomposition whose scale is split over q and k. So the exporter re-expresses
-the same computation (same parameters, no copies but the split of ``qkv``):
-
-* separate q / k / v projections in every encoder block (the packed ``qkv``
-  weight is split row-wise, exactly what timm's reshape does);
-* attention written out as ``MatMul -> scale -> Softmax -> MatMul`` inside one
-  :class:`AttentionCore` submodule per attention, so the ONNX nodes of each
-  attention carry that submodule's name scope and
-  :mod:`~zse_infer.exporting.attention_fusion` can replace them whole;
-* two placements of the scale (:data:`ATTENTION_STYLES`): ``"divide"``
-  (scores divided by sqrt(d), the pattern ONNX Runtime's optimizer matches;
-  used for the plain and ORT-fused graphs) and ``"prescale"`` (q multiplied by
-  d**-0.5 *before* the first MatMul, which TensorRT 10's attention fusion
-  requires, see :mod:`zse_infer.engines.tensorrt_build`);
-* in float16 graphs, fp32 islands where half precision is unsafe: the
-  relation head's norms (its unbiased std sums 768 squares, which overflows
-  fp16 for activations above ~9), the whole tail of the relation head from
-  the anchor convolution's output on (cosine kernel norms, 2401-wide MLP,
-  sigmoid), and the encoder's LayerNorms (see :class:`Fp32LayerNorm`).
-  Measured on the parity weights: fp16 tokens within 5e-3 and scores within
-  2e-5 of the official fp32 outputs (the official code run in half: 9e-3, 2e-4).
-  Inputs and outputs stay float32 in every graph.
+timm's blocks pack q, k and v into one projection and call ``scaled_dot_product_attention``, which
+neither ORT's fusion nor our rewrite can find, and TensorRT would get the scale split over q and k. So the
+same computation (same parameters, ``qkv`` split row-wise) is re-expressed: separate q / k / v projections;
+attention as ``MatMul -> scale -> Softmax -> MatMul`` inside one :class:`AttentionCore` per attention (its
+name scope lets :mod:`~zse_infer.exporting.attention_fusion` replace it whole), with the scale placed per
+consumer (:data:`ATTENTION_STYLES`: ``"divide"`` for ORT, ``"prescale"`` on q for TensorRT 10); and, in
+float16 graphs, fp32 islands where half precision overflows: the relation head's norms (an unbiased std
+over 768 squares), its whole tail from the anchor convolution on, and the encoder's LayerNorms
+(:class:`Fp32LayerNorm`). Measured on the parity weights: fp16 tokens within 5e-3 and scores within 2e-5
+of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs stay float32.
 """
 
 from __future__ import annotations
