@@ -37,6 +37,19 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _open_all(roles: tuple[str, ...], make: Callable[[str], Runner]) -> dict[str, Runner]:
+    """``{role: make(role)}``; if one fails, those already opened are closed before the error propagates."""
+    opened: dict[str, Runner] = {}
+    try:
+        for role in roles:
+            opened[role] = make(role)
+    except BaseException:
+        for r in opened.values():
+            r.close()
+        raise
+    return opened
+
+
 def _precisions(requested: str | None, on_gpu: bool) -> tuple[str, ...]:
     if requested:
         return (requested,)
@@ -69,10 +82,8 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     providers, variants = _ort_plan(gpu)
     on_gpu = providers[0] != CPU
     precisions = _precisions(precision, on_gpu)
-    runners = {}
-    for role in ROLES:
-        graph = manifest.select_graph(role, precisions, variants)
-        runners[role] = OrtRunner(graph, folder, providers, max_batch=max_batch, threads=threads)
+    runners = _open_all(ROLES, lambda role: OrtRunner(
+        manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads))
     actual_gpu = runners["encoder"].device != CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
@@ -99,19 +110,14 @@ def _trt_runner(folder: Path, manifest: Manifest, graph, max_batch) -> Runner:
 def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_batch) -> ModelRunners:
     require("tensorrt", "gpu", "The TensorRT backend")
 
-    runners: dict[str, Runner] = {}
     errors = []
     for p in _precisions(precision, True):
         try:
-            for role in ROLES:
-                graph = manifest.select_graph(role, (p,), ("trt",))
-                runners[role] = _trt_runner(folder, manifest, graph, max_batch)
+            runners = _open_all(ROLES, lambda role, p=p: _trt_runner(
+                folder, manifest, manifest.select_graph(role, (p,), ("trt",)), max_batch))
             return ModelRunners(runners["encoder"], runners["relation_head"], "tensorrt", p)
         except (ManifestError, BackendError) as exc:
             errors.append(f"{p}: {exc}")
-            for r in runners.values():
-                r.close()
-            runners = {}
     raise BackendError("TensorRT backend unavailable: " + "; ".join(errors))
 
 
@@ -147,20 +153,11 @@ def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_
     """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check (see the module docstring)."""
     require("openvino", "cpu", "The OpenVINO backend")
     from .cpu_features import bf16_unit, cpu_features, describe
-    from .openvino_backend import OpenVinoRunner
     from .precision_check import check_precision
 
     features = cpu_features()
     chosen = _openvino_precision(precision, bf16_unit(features))
-    runners: dict[str, Runner] = {}
-    try:
-        for role in ROLES:
-            graph = manifest.select_graph(role, ("fp32",), ("plain",))
-            runners[role] = OpenVinoRunner(graph, folder, chosen, max_batch, threads, graph_sha256=manifest.files.get(graph.file))
-    except (BackendError, ManifestError):
-        for r in runners.values():
-            r.close()
-        raise
+    runners = _open_all(ROLES, lambda role: _openvino_runner(folder, manifest, role, chosen, max_batch, threads))
     opened = ModelRunners(runners["encoder"], runners["relation_head"], "openvino", chosen)
     if chosen != "bf16":
         return opened
@@ -208,43 +205,39 @@ def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners
     folder = Path(folder)
     if not all(manifest.find_graphs(r) for r in RELATION_ROLES):
         return None
-    opened: dict[str, Runner] = {}
     try:
         if runners.backend == "tensorrt":
-            for role in RELATION_ROLES:
-                opened[role] = _trt_runner(folder, manifest, manifest.select_graph(role, ("fp32",), ("trt",)), None)
-            return opened
+            return _open_all(RELATION_ROLES, lambda role: _trt_runner(
+                folder, manifest, manifest.select_graph(role, ("fp32",), ("trt",)), None))
         if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
             from .onnxruntime_backend import TRT_EP, OrtRunner
 
             providers = list(getattr(runners.encoder, "providers", []) or [])
             variants = ("trt", "plain") if providers and providers[0] == TRT_EP else ("plain",)
-            for role in RELATION_ROLES:
-                opened[role] = OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None)
-            return opened
+            return _open_all(RELATION_ROLES, lambda role: OrtRunner(
+                manifest.select_graph(role, ("fp32",), variants), folder, providers or None))
         if runners.backend == "openvino":
             return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
     except (ManifestError, BackendError) as exc:
         _log.info("restructured relation head unavailable on %s: %s", runners.backend, exc)
-        for r in opened.values():
-            r.close()
     return None
 
 
-def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
+def _openvino_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch, threads,
+                     cache_dir=None) -> Runner:
+    """The OpenVINO runner of ``role``'s plain fp32 graph at ``precision``."""
     from .openvino_backend import OpenVinoRunner
+
+    graph = manifest.select_graph(role, ("fp32",), ("plain",))
+    sha256 = manifest.files.get(graph.file)
+    return OpenVinoRunner(graph, folder, precision, max_batch, threads, cache_dir, graph_sha256=sha256)
+
+
+def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
     from .precision_check import check_precision
 
-    opened: dict[str, Runner] = {}
-    try:
-        for role in RELATION_ROLES:
-            graph = manifest.select_graph(role, ("fp32",), ("plain",))
-            opened[role] = OpenVinoRunner(graph, folder, precision, None, encoder.threads, encoder.cache_dir,
-                                          graph_sha256=manifest.files.get(graph.file))
-    except (ManifestError, BackendError):
-        for r in opened.values():
-            r.close()
-        raise
+    opened = _open_all(RELATION_ROLES, lambda role: _openvino_runner(folder, manifest, role, precision, None,
+                                                                     encoder.threads, encoder.cache_dir))
     if precision == "bf16":
         check = check_precision(folder, manifest, "bf16", (), fast=opened)
         if not check.trusted:
