@@ -1,13 +1,8 @@
-"""Model and preprocessing configurations, as data.
+"""Model and preprocessing configurations, as data (no torch: the runtime uses them too).
 
-Named configurations live as JSON files in ``zse_infer/model_configs/``
-(open_clip style) and are mapped onto frozen dataclasses here. The same
-dictionaries travel inside every export ``manifest.json``, so the runtime
-rebuilds preprocessing from the export folder alone and callers never pass
-sizes, means or standard deviations by hand.
-
-This module imports neither torch nor the model package: the runtime side
-uses it too.
+Named configurations are JSON files in ``zse_infer/model_configs/``, mapped onto frozen dataclasses here.
+The same dictionaries travel in every ``manifest.json``, so the runtime rebuilds preprocessing from the
+export folder alone.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The one error hierarchy of zse-infer.
 
-Every failure a user can cause (a bad file, a foreign checkpoint, a tampered
-export folder, a missing optional dependency) is a :class:`ZseError`, so a
-pipeline can catch exactly our errors with one ``except``. Messages name the
-input (file, argument) and say what was expected.
-
-Subclasses also derive from the closest built-in exception where one fits
-(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written
-against the standard library keeps working.
+Every failure a user can cause is a :class:`ZseError` (one ``except`` catches exactly ours), naming the
+input and what was expected. Subclasses also derive from the closest built-in exception
+(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written against the standard library works.
 """
 
 from __future__ import annotations

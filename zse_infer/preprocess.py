@@ -1,17 +1,9 @@
 """Images -> the encoder's float32 (3, size, size) input, without torch.
 
-Matches the official code exactly (docs/spec.md, "Preprocessing"):
-
-* photos go through PIL: ``Image.open(f).resize((s, s)).convert('RGB')``
-  (PIL's default filter, resize *before* the RGB conversion, aspect not kept);
-* sketches go through OpenCV: decode to RGB, crop to the ink's bounding box
-  plus a margin, resize the long side to ``s`` (bilinear), pad the short side
-  to a square with the image's maximum value.
-
-Both end as ``(pixel / 255 - mean) / std`` in float32. Sources may be a path,
-bytes, a binary file object, a PIL image or a uint8 numpy array (RGB, RGBA
-or grey). Every failure is an :class:`~zse_infer.errors.ImageError` naming
-the source.
+Matches the official code exactly (docs/spec.md, "Preprocessing"): photos through PIL (resize to a square
+*before* the RGB conversion), sketches through OpenCV (crop to the ink plus a margin, resize the long side,
+pad to a square). Sources: a path, bytes, a binary file, a PIL image or a uint8 array (RGB, RGBA or grey);
+every failure is an :class:`~zse_infer.errors.ImageError` naming the source.
 """
 
 from __future__ import annotations

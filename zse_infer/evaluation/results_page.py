@@ -1,10 +1,7 @@
 """A results page: each query sketch with its top hits and scores; correct hits marked.
 
-One self-contained HTML file (thumbnails inlined as base64 PNG, no external
-assets), and optionally the same as a PNG grid for places that show images.
-Both carry a title, a legend that describes only what is drawn (class frames
-appear only where the query's and the hit's classes are known) and every
-label whole (wrapped, never cut).
+A self-contained HTML file (thumbnails inlined) and optionally the same as a PNG grid, each with a legend
+that describes only what is drawn and every label whole (wrapped, never cut).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Writing an export folder all-or-nothing: a staging directory beside the target, renamed at the end.
 
-A crash, Ctrl-C or failed validation never leaves a half-written folder under
-the target name (the runtime would refuse it anyway, by hash, but a user
-should not have to find out that way). An existing non-empty target is
-refused unless ``overwrite`` is set, and even then it is only replaced once
-the new folder is complete.
+A crash, Ctrl-C or failed validation never leaves a half-written folder under the target name; an existing
+non-empty target is refused unless ``overwrite``, and even then replaced only once the new one is complete.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Export recipes: one declarative JSON file per model variant (opset, precisions, batch profiles, tolerances).
 
-Recipes live in the repository's top-level ``export/`` folder, which wheels
-ship as the ``zse_infer.recipes`` package. :func:`load_recipe` takes a path
-or a name; names are looked up in the packaged recipes first (wheel installs)
-and then in ``export/`` beside the package (editable installs, where
-setuptools' package-dir mapping does not apply).
-
-This module imports neither torch nor onnx: the CLI reads recipes before
-deciding what heavy machinery it needs.
+Recipes live in the top-level ``export/`` folder, shipped in wheels as ``zse_infer.recipes``:
+:func:`load_recipe` looks names up there first, then in ``export/`` beside the package (editable installs).
+No torch or onnx here: the CLI reads recipes before deciding what heavy machinery it needs.
 """
 
 from __future__ import annotations

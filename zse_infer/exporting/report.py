@@ -1,9 +1,7 @@
 """Checking and describing an existing export folder: ``zse-export validate`` and ``zse-export inspect``.
 
-Needs no checkpoint and no torch for ONNX graphs: the folder carries its own
-built-in inputs and the PyTorch outputs for them (``parity_inputs.npz``).
-TensorRT engines are compared against ONNX Runtime CPU running the graph
-they were built from, and against the PyTorch reference.
+No checkpoint and no torch needed for ONNX graphs: the folder carries its inputs and PyTorch outputs
+(``parity_inputs.npz``); TensorRT engines are compared against ONNX Runtime CPU and the PyTorch reference.
 """
 
 from __future__ import annotations

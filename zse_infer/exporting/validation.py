@@ -1,14 +1,9 @@
 """Parity of exported graphs: ONNX Runtime (CPU) against the PyTorch model, on built-in inputs.
 
-The inputs are deterministic (seeded) images, and for the relation head the
-PyTorch encoder's tokens of those images, paired with a shift so every pair
-holds two different images. They and the PyTorch outputs are stored in the
-export folder (``parity_inputs.npz``) so that ``zse-export validate`` can
-re-check graphs and TensorRT engines later, on another machine, without the
-checkpoint or torch.
-
-This module needs numpy and onnxruntime only; the PyTorch reference is
-computed by :func:`reference_data`, which takes an already loaded model.
+Seeded images (and, for the relation head, the PyTorch tokens of those images paired with a shift, so
+every pair holds two different images) and the PyTorch outputs are stored in ``parity_inputs.npz``, so
+``zse-export validate`` re-checks graphs and engines later without the checkpoint or torch. Needs numpy
+and onnxruntime only; :func:`reference_data` takes an already loaded model.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Reading checkpoints and mapping their keys onto our module names.
 
-``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's:
-it recognises the authors' release (``sa.* / ca.* / rn.* / conv2d.*``), the
-ImageNet backbone file used to start training (encoder keys without the
-``sa.model.`` prefix), and our own layout, strips ``module.`` prefixes
-(DataParallel) and drops the unused third cross-attention copy.
-
-Nothing here knows the network: fitting a mapped state dict into a model, and saying why it
-does not fit, is :mod:`.zse`'s (which imports this module, never the reverse).
+``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's: it recognises the authors'
+release (``sa.* / ca.* / rn.* / conv2d.*``), the ImageNet backbone file training starts from and our own
+layout, strips ``module.`` prefixes and drops the unused third cross-attention copy. Fitting a state dict
+into a model is :mod:`.zse`'s (which imports this module, never the reverse).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The per-image encoder: a ViT whose patch embedding is the paper's learnable tokenizer.
 
-Blocks are timm's pre-norm ViT blocks (``timm.models.vision_transformer.Block``),
-which carry fused attention (``scaled_dot_product_attention``) in the PyTorch
-path. Only the patch embedding differs from a plain ViT: the token grid is the
-mean of a 16x16 patch convolution and a small multi-scale conv stack.
+Blocks are timm's pre-norm ViT blocks; only the patch embedding differs from a plain ViT: the token grid is
+the mean of a 16x16 patch convolution and a small multi-scale conv stack.
 """
 
 from __future__ import annotations

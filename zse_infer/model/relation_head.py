@@ -1,15 +1,9 @@
 """The per-pair relation head: (sketch tokens, photo tokens) -> relation score.
 
-Cross-attention one layer each way, a 2x2 conv from the token grid to anchors,
-the cosine kernel of every sketch anchor with every photo anchor, and a small
-MLP. Written to compute exactly what the official ``ca`` + ``conv2d`` + ``rn``
-modules compute (docs/spec.md, "Relation head"), including two quirks that must not be "fixed":
-
-* each direction attends with keys from the *other* image but values from
-  *itself* (``S' = L1(q=S, k=P, v=S)``), and the residual adds the value;
-* the anchor grid comes from a plain ``reshape`` of (B, N, D) to (B, D, g, g),
-  not a transpose;
-* the norm divides by the *unbiased* std plus eps (not ``nn.LayerNorm``).
+Computes exactly what the official ``ca`` + ``conv2d`` + ``rn`` modules compute (docs/spec.md, "Relation
+head"), with the quirks that must not be "fixed": keys from the *other* image but values from *itself*
+(``S' = L1(q=S, k=P, v=S)``, the residual adds the value); the anchor grid from a plain ``reshape`` of
+(B, N, D) to (B, D, g, g), not a transpose; the norm dividing by the *unbiased* std plus eps.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """The searcher: stage 1 (ret-token kNN) and stage 2 (relation-head rerank), and the one
 implementation of each ranking that search, evaluation and training all use.
 
-Rankings, as distances over a whole gallery (lower = better), for metrics:
-
-* :func:`ret_token_distances`: the official "sa" ranking (L2 distance of L2-normalised
-  token 0s; stage 1);
-* :func:`two_stage_distances`: the ret-token ranking's top ``rerank`` reordered by relation
-  score, the rest behind them in ret-token order (what search returns);
-* :func:`exhaustive_distances`: every photo scored by the relation head (official "rn").
-
-Scores come from a callable ``score(query_index, columns) -> scores`` so the same functions
-run on ONNX runners (evaluation) and on torch-computed arrays (training). Search itself uses
-:func:`rerank_order` on its candidates: the same order as :func:`two_stage_distances`.
+Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
+:func:`two_stage_distances` and :func:`exhaustive_distances` (official "rn"). Scores come from a callable
+``score(query_index, columns) -> scores``, so the same functions run on ONNX runners and on torch arrays.
+Search uses :func:`rerank_order` on its candidates: the order of :func:`two_stage_distances`.
 """
 
 from __future__ import annotations

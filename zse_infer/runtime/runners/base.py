@@ -1,10 +1,8 @@
 """One small interface over every engine kind: ``Runner.run(inputs) -> outputs``.
 
-A runner wraps one graph (encoder or relation head) described by a
-:class:`~zse_infer.manifest.GraphSpec`. Like Polygraphy's runners it checks
-every call against the graph's metadata (names, dtypes, shapes) and reports
-"received X, expected Y"; and it splits work into batches no larger than the
-graph's profile allows, so callers hand over any number of rows.
+Like Polygraphy's runners, a runner checks every call against its graph's
+:class:`~zse_infer.manifest.GraphSpec` ("received X, expected Y") and splits work into batches the graph's
+profile allows, so callers hand over any number of rows.
 """
 
 from __future__ import annotations

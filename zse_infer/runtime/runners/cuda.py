@@ -1,13 +1,8 @@
-"""A thin CUDA runtime wrapper over ``cuda-python`` (NVIDIA's bindings; the `gpu` extra).
+"""A thin CUDA runtime wrapper over ``cuda-python`` (the ``gpu`` extra): what the TensorRT backend needs.
 
-Only what the TensorRT backend needs: device count, name and compute
-capability, device buffers, page-locked (pinned) host buffers, a stream, and
-asynchronous copies. Pinned host memory follows NVIDIA's TensorRT samples
-(``samples/python/common_runtime.py``: ``cudaMallocHost`` viewed as a numpy
-array, freed with ``cudaFreeHost``): only copies from pinned memory are truly
-asynchronous, so uploads, the engine and downloads queue on one stream and
-the host waits once per call. Imported lazily; on a machine without
-cuda-python or without a GPU, :func:`gpu_count` is 0 and nothing else is called.
+Pinned host memory as in NVIDIA's TensorRT samples (``cudaMallocHost`` viewed as a numpy array): only
+copies from pinned memory are truly asynchronous. Imported lazily; without cuda-python or a GPU,
+:func:`gpu_count` is 0 and nothing else is called.
 """
 
 from __future__ import annotations

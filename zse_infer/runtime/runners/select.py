@@ -1,16 +1,9 @@
 """Choosing a backend and the graphs it runs, from the manifest and what is installed.
 
-``backend="auto"`` tries, in order: TensorRT engines (tensorrt + a GPU + an
-engine built for this GPU and TensorRT version), ONNX Runtime on a GPU
-provider (only counted when ``session.get_providers()`` confirms it),
-OpenVINO in bf16 on CPUs with a bf16 unit (AMX or AVX512-BF16, see
-:func:`prefer_openvino`; only after its bf16 self-check passes, else a warning
-says why and ONNX Runtime runs), ONNX Runtime on the CPU, and finally the
-PyTorch modules. The choice is logged.
-
-``backend="openvino"`` runs OpenVINO on any CPU: bf16 where the CPU has a bf16
-unit and the self-check passes, else f32 (with a warning when bf16 was asked
-for or failed its check).
+``backend="auto"`` tries, in order: TensorRT engines built for this GPU, ONNX Runtime on a GPU provider
+(counted only when the session confirms it), OpenVINO bf16 on CPUs with a bf16 unit (:func:`prefer_openvino`;
+only after its self-check passes), ONNX Runtime on the CPU, the PyTorch modules; the choice is logged.
+``backend="openvino"`` runs on any CPU: bf16 where a unit is present and the self-check passes, else f32.
 """
 
 from __future__ import annotations
