@@ -7,7 +7,9 @@ input and what was expected. Subclasses also derive from the closest built-in ex
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 
 class ZseError(Exception):
@@ -76,6 +78,14 @@ class GalleryUnavailableError(GalleryError):
     process's compaction while it was being read, or commits that kept conflicting with other
     writers. Retrying later normally succeeds (a server answers 503 with Retry-After); a plain
     :class:`GalleryError` is about the gallery's state (empty, another model's, missing)."""
+
+
+def check_int(value: Any, name: str, minimum: int = 1, expected: str = "") -> int:
+    """``value`` as an int if it is an integer >= ``minimum`` (numpy's too, never a bool), else an
+    :class:`InputError` "name: received value, expected ..." (by default "an integer >= minimum")."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise InputError(f"{name}: received {value!r}, expected {expected or f'an integer >= {minimum}'}")
+    return int(value)
 
 
 def require(module: str, extra: str, purpose: str):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError
+from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +116,8 @@ class EvalSet:
         The official quick test's selection (``range(0, n, step)`` over the
         list order).
         """
-        for name, step in (("sketch_step", sketch_step), ("photo_step", photo_step)):
-            if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-                raise InputError(f"{name}: received {step!r}, expected a positive integer")
+        check_int(sketch_step, "sketch_step", expected="a positive integer")
+        check_int(photo_step, "photo_step", expected="a positive integer")
         return replace(
             self,
             sketch_paths=self.sketch_paths[::sketch_step],

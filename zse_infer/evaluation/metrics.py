@@ -19,7 +19,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -323,20 +323,13 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     """Extra cut-offs as positive Python ints, duplicates removed, ascending."""
     if isinstance(ks, (int, np.integer)):
         ks = (ks,)
-    checked = []
-    for k in ks:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"ks: received {k!r}, expected positive integers")
-        checked.append(int(k))
-    return tuple(sorted(set(checked)))
+    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in ks}))
 
 
 def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
     if chunk_size is None:
         return max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * n_gallery))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise InputError(f"chunk_size: received {chunk_size!r}, expected a positive integer or None")
-    return int(chunk_size)
+    return check_int(chunk_size, "chunk_size", expected="a positive integer or None")
 
 
 def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 from ..runtime.retriever import Retriever
 from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
 from .datasets import EvalSet
@@ -94,9 +94,7 @@ def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
         return None
     if rerank is None:
         return retriever.manifest.default_rerank
-    if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
-        raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0")
-    return rerank
+    return check_int(rerank, "rerank", 0)
 
 
 def evaluate(
@@ -122,8 +120,7 @@ def evaluate(
     bit, as every executor runs the same :class:`SketchDistances` on the same batches.
     """
     ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size: received {batch_size!r}, expected an integer >= 1")
+    check_int(batch_size, "batch_size")
     executor = executor or LocalExecutor()
     from tqdm.auto import tqdm
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 from ..manifest import HEAD_INPUTS, Manifest
 from ..preprocess import ImageSource, image_to_rgb, source_path
 from .explain_pictures import colormap, render_explanation, render_synthesis
@@ -198,8 +198,7 @@ class Explainer:
 
     def explain(self, sketch: ImageSource, hit_or_photo: Any, out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
         """Why ``sketch`` matched a photo (see ``Retriever.explain``)."""
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise InputError(f"top: received {top!r}, expected an integer >= 1")
+        check_int(top, "top")
         sketch_tokens, sketch_image, ink = self._sketch(sketch)
         photo_tokens, photo_image, _ = self.photo(hit_or_photo)
         exp = build_explanation(self.outputs(sketch_tokens[None], photo_tokens[None]))

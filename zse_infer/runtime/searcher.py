@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from ..errors import GalleryError, InputError
+from ..errors import GalleryError, InputError, check_int
 from ..manifest import HEAD_INPUTS, HEAD_OUTPUT, Manifest
 from ..vectors import l2_normalize
 from .gallery.stage1 import Stage1Cache
@@ -174,9 +174,7 @@ class Searcher:
             rerank = self.manifest.default_rerank
         if rerank == "all":
             return n
-        if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
-            raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
-        return min(int(rerank), n)
+        return min(check_int(rerank, "rerank", 0, "an integer >= 0 or 'all'"), n)
 
     def search_tokens(
         self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None, timing: dict[str, float] | None = None
