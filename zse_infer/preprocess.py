@@ -17,17 +17,18 @@ the source.
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 import numpy as np
 
 from .config import PreprocessConfig
 from .errors import BlankSketchError, ConfigError, ImageError, ImageNotFoundError, InputError
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Any]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Any
 
 DEFAULT_PREPROCESS = {"sketch": PreprocessConfig(kind="sketch"), "photo": PreprocessConfig(kind="photo")}
 

@@ -8,10 +8,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import run  # noqa: E402
+import run
 
-from zse_infer.manifest import Manifest  # noqa: E402
-from zse_infer.runtime.gallery.store import Gallery  # noqa: E402
+from zse_infer.manifest import Manifest
+from zse_infer.runtime.gallery.store import Gallery
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,13 @@ from PIL import Image
 
 from zse_infer import Retriever
 from zse_infer.errors import InputError
-from zse_infer.runtime.explain_pictures import attention_caption, conspicuous_square, match_caption, render_explanation, scale_for
+from zse_infer.runtime.explain_pictures import (
+    attention_caption,
+    conspicuous_square,
+    match_caption,
+    render_explanation,
+    scale_for,
+)
 from zse_infer.runtime.explainer import Explainer, colormap
 from zse_infer.testing.images import make_photo_files
 

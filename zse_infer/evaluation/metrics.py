@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +84,7 @@ _DEFAULT_CHUNK_BYTES = 256 * 2**20
 _BYTES_PER_CELL = 16
 
 #: What :func:`evaluate_ranking` accepts as distances; see its docstring.
-DistanceSource = Union[np.ndarray, Callable[[int, int], Any], Iterable[Any]]
+DistanceSource = np.ndarray | Callable[[int, int], Any] | Iterable[Any]
 
 
 def evaluate_ranking(

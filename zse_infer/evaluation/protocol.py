@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def ranking_name(ranking: str) -> str:
 
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
-    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
+    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels, strict=True)}
     retriever.refresh()
     if len(retriever.gallery) == 0:  # nothing committed (or an empty gallery): there is nothing to rank
         raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")

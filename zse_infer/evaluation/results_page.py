@@ -13,9 +13,9 @@ import base64
 import html
 import io
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ CORRECT, WRONG = (34, 150, 34), (210, 40, 40)
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _stage(hit) -> str:
@@ -211,7 +211,7 @@ def write_results_grid(
     for c in range(1, cols):
         draw.text((pad + c * (cell + pad), y), f"hit #{c}", font=normal, fill=(80, 80, 80))
     y = top
-    for q, row, h_row in zip(results, texts, row_h):
+    for q, row, h_row in zip(results, texts, row_h, strict=True):
         canvas.paste(_thumbnail(q.sketch, cell), (pad, y))
         for c, lines in enumerate(row):
             x = pad + c * (cell + pad)

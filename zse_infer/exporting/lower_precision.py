@@ -20,17 +20,26 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import numpy as np
 
 from ..config import ModelConfig
 from ..errors import ExportError
 from ..manifest import GraphSpec
 from . import validation
-import numpy as np
-
-from .agreement import EncodeFn, RankingSet, ScoreFn, demo_ranking_set, parity_ranking_set, ranking_agreement, runner_fns
+from .agreement import (
+    EncodeFn,
+    RankingSet,
+    ScoreFn,
+    demo_ranking_set,
+    parity_ranking_set,
+    ranking_agreement,
+    runner_fns,
+)
 from .recipes import Recipe
 
 _log = logging.getLogger(__name__)
@@ -76,7 +85,7 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
     from ..runtime.runners.cpu_features import cpu_features
     from ..runtime.runners.onnxruntime_backend import OrtRunner
     from ..runtime.runners.precision_check import failed_criteria
-    from .quantize import SETTINGS, quantize_int8, saturation_risks
+    from .quantize import quantize_int8, saturation_risks
 
     tolerance = int8_tolerance(recipe)
     made: dict[str, GraphSpec] = {}

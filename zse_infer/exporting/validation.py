@@ -14,8 +14,9 @@ computed by :func:`reference_data`, which takes an already loaded model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def ort_cpu_runner(path: Path) -> Runner:
     names = [o.name for o in session.get_outputs()]
 
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, dict(feeds))))
+        return dict(zip(names, session.run(names, dict(feeds)), strict=True))
 
     return run
 
@@ -99,7 +100,7 @@ def measure_parity(
     run: Runner, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]
 ) -> dict[str, float]:
     """Max abs error per output of ``run`` against the reference outputs, over every batch size."""
-    errors = {name: 0.0 for name in ROLE_OUTPUTS[role]}
+    errors = dict.fromkeys(ROLE_OUTPUTS[role], 0.0)
     for b in batch_sizes:
         feeds = {name: np.ascontiguousarray(data[name][:b]) for name in ROLE_INPUTS[role]}
         outputs = run(feeds)

@@ -8,11 +8,12 @@ mean of a 16x16 patch convolution and a small multi-scale conv stack.
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 
 import torch
-from torch import nn
 from timm.models.vision_transformer import Block
+from torch import nn
 
 from ..config import EncoderConfig
 
@@ -27,7 +28,7 @@ class ScaleEmbedding(nn.Module):
         super().__init__()
         channels = (cfg.in_chans, *cfg.scale_channels, cfg.width)
         layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
             kernel = 7 if i == 0 else 3
             if i:
                 layers.append(nn.ReLU())

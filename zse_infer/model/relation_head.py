@@ -14,6 +14,7 @@ modules compute (docs/spec.md, "Relation head"), including two quirks that must 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -132,7 +133,7 @@ class RelationHead(nn.Module):
         anchors = cfg.anchors(encoder_cfg)
         sizes = (anchors * anchors, *cfg.rn_hidden)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(sizes[:-1], sizes[1:]):
+        for c_in, c_out in itertools.pairwise(sizes):
             layers += [nn.Linear(c_in, c_out), nn.ReLU(), nn.Dropout(cfg.dropout)]
         layers.append(nn.Linear(sizes[-1], 1))
         self.mlp = nn.Sequential(*layers)  # official rn.rn: Linear at 0, 3, 6

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,7 +24,7 @@ _COLORS = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [2
 #: distinct outline colours for source photos (colour-blind safe: Okabe-Ito)
 PHOTO_COLOURS = [(230, 159, 0), (0, 114, 178), (204, 121, 167), (0, 158, 115), (213, 94, 0), (86, 180, 233)]
 #: one colour per numbered match in an explanation (Okabe-Ito, then its yellow and black)
-MATCH_COLOURS = PHOTO_COLOURS + [(240, 228, 66), (0, 0, 0)]
+MATCH_COLOURS = [*PHOTO_COLOURS, (240, 228, 66), (0, 0, 0)]
 #: the smallest side a picture's main images are drawn at
 MIN_SIDE = 448
 
@@ -168,7 +169,8 @@ def wrap_text(text: str, face, width: int) -> list[str]:
         for i, piece in enumerate(re.findall(r"[^/]*/|[^/]+", word)):
             pieces.append((piece, "" if i else " "))
     lines: list[str] = []
-    for piece, joint in pieces:
+    for next_piece, next_joint in pieces:
+        piece, joint = next_piece, next_joint  # the piece shrinks as over-wide heads are split off
         while face.getlength(piece) > width:  # wider than a line by itself: split it
             cut = 1
             while face.getlength(piece[: cut + 1]) <= width:
@@ -185,7 +187,7 @@ def wrap_text(text: str, face, width: int) -> list[str]:
 # --------------------------------------------------------------------------- explanation
 
 
-def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6) -> Path:
+def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) -> Path:
     """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same
     number and colour = matched parts), then the attention heat maps with their colour scale. Every
     caption is computed from what it describes (:func:`match_caption`, :func:`attention_caption`).
@@ -224,7 +226,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     for number, m in enumerate(shown, start=1):
         # one colour per number, so a pair is found by colour as well as by number
         colour = MATCH_COLOURS[(number - 1) % len(MATCH_COLOURS)]
-        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114))) > 140 else "white"
+        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True)) > 140 else "white"
         for patch, x0 in ((m.sketch_patch, x_s), (m.photo_patch, x_p)):
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
@@ -249,7 +251,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     draw.text((x_s, y), "where the model looks on the sketch", fill="black", font=f)
     draw.text((x_p, y), "where the model looks on the photo", fill="black", font=f)
     y += label_h
-    for lines, x0 in zip(heat_lines, (x_s, x_p)):
+    for lines, x0 in zip(heat_lines, (x_s, x_p), strict=True):
         for i, line in enumerate(lines):
             draw.text((x0, y + i * line_h), line, fill="black", font=f)
     y += heat_h + 4
@@ -277,7 +279,7 @@ def source_caption(taken: int, used: int) -> str:
 
 
 def render_synthesis(
-    result: "Synthesis", sketch_image: np.ndarray, photo_images: Sequence[np.ndarray], path: str | os.PathLike,
+    result: Synthesis, sketch_image: np.ndarray, photo_images: Sequence[np.ndarray], path: str | os.PathLike,
     names: Sequence[str] | None = None,
 ) -> Path:
     """The synthesized picture (at least 448 px) beside the sketch, and below them the source
@@ -287,7 +289,7 @@ def render_synthesis(
     size = sketch_image.shape[0]
     scale = scale_for(size)
     side = size * scale
-    grid = int(round(np.sqrt(len(result.source))))
+    grid = round(np.sqrt(len(result.source)))
     pad, gap, title_h, line_h = 12, 24, 40, 18
     f = font(14)
     small_scale = max(1, scale // 2)

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,16 @@ from .explain_pictures import colormap, render_explanation, render_synthesis
 from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthesize_patches
 
 __all__ = [
-    "Explainer", "Explanation", "PatchMatch", "Synthesis", "build_explanation", "colormap",
-    "render_explanation", "render_synthesis", "synthesize_patches", "patch_evidence",
+    "Explainer",
+    "Explanation",
+    "PatchMatch",
+    "Synthesis",
+    "build_explanation",
+    "colormap",
+    "patch_evidence",
+    "render_explanation",
+    "render_synthesis",
+    "synthesize_patches",
 ]
 
 _log = logging.getLogger(__name__)
@@ -127,7 +136,7 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
     kernel = outputs["kernel"][row]
     best = outputs["best_photo_anchor"][row].astype(np.int64)
     s_rel, p_rel = outputs["sketch_relevance"][row], outputs["photo_relevance"][row]
-    grid = int(round(np.sqrt(s_rel.shape[1])))
+    grid = round(np.sqrt(s_rel.shape[1]))
     matches = []
     for a in range(kernel.shape[0]):
         b = int(best[a])
@@ -230,7 +239,7 @@ class Explainer:
         photos = [self.photo(item) for item in hits_or_photos]
         photo_tokens = np.stack([t for t, _, _ in photos])
         attention = self.outputs(np.repeat(sketch_tokens[None], len(photos), axis=0), photo_tokens)["sketch_attention"]
-        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention)]
+        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention, strict=True)]
         images = [image for _, image, _ in photos]
         result = synthesize_patches(
             sketch_image, images, evidence, ink_threshold=self.manifest.preprocess["sketch"].ink_threshold, ink_only=ink_only

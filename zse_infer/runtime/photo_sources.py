@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -53,8 +53,8 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise InputError(f"{path}: list file not found")
     out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             p = Path(line)
             out.append(str(p if p.is_absolute() else path.parent / p))

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -131,7 +132,7 @@ class Searcher:
         if snap.codec.stores_tokens:
             return snap.tokens(rowids)
         paths = snap.take(rowids, ["path"])["path"]
-        missing = [i for i, p in zip(rowids.tolist(), paths) if p is None]
+        missing = [i for i, p in zip(rowids.tolist(), paths, strict=True) if p is None]
         if missing:
             raise GalleryError(f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded")
         return self.encode_photos(paths)
@@ -212,9 +213,9 @@ class Searcher:
             candidates = rowids[:n_rerank]
             scores = self.relation_scores(sketch_tokens, candidates, snap)
             hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
-        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:])]
+        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
         hits = hits[:k]
         if timing is not None:
             timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
         info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
-        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"])]
+        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]

@@ -32,8 +32,8 @@ Numpy only. How a source patch is chosen for each sketch patch, and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     binned), not their median, which an object touching two sides of the frame would decide."""
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.int64)
     bins = border // 16
-    keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
     return np.median(border[inverse.reshape(-1) == counts.argmax()], axis=0).astype(np.float64)
 
 
@@ -206,7 +206,7 @@ def synthesize_patches(
     if prior_width <= 0:
         raise InputError(f"prior_width: received {prior_width}, expected > 0")
     n = evidence[0].shape[0]
-    grid = int(round(np.sqrt(n)))
+    grid = round(np.sqrt(n))
     if grid * grid != n or any(e.shape != (n, n) for e in evidence):
         raise InputError(f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid")
     cell = sketch_image.shape[0] // grid
@@ -214,7 +214,7 @@ def synthesize_patches(
     region = ink if ink_only else fill_enclosed(ink, grid)
     here = _box_coords(region, grid)
     contents, scores = [], []
-    for photo, ev in zip(photo_images, evidence):
+    for photo, ev in zip(photo_images, evidence, strict=True):
         content = content_mask(photo, grid)
         there = _box_coords(content, grid)
         dist2 = ((here[:, None] - there[None]) ** 2).sum(axis=-1)

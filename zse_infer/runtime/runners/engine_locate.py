@@ -12,7 +12,7 @@ from . import trt_environment as environment
 from .engine_cache import find_engine
 
 
-def locate_engine_entry(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
+def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
     """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified.
 
     Raises :class:`BackendError` when TensorRT or a GPU is missing or no engine
@@ -39,7 +39,7 @@ def locate_engine_entry(folder: "str | os.PathLike", manifest: Manifest, graph: 
     return folder / entry["file"], entry
 
 
-def locate_engine(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> Path:
+def locate_engine(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> Path:
     """The engine file only (see :func:`locate_engine_entry`)."""
     return locate_engine_entry(folder, manifest, graph)[0]
 

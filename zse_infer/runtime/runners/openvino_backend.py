@@ -31,6 +31,7 @@ Imports: ``openvino`` only when a runner is made; its absence is a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -50,19 +51,16 @@ _log = logging.getLogger(__name__)
 #: our precision names -> OpenVINO's inference precision hint
 INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 CACHE_ENV = "ZSE_OPENVINO_CACHE"
-_core = None
 
 
 def _ov():
     return require("openvino", "cpu", "The OpenVINO backend")
 
 
+@functools.cache
 def openvino_core():
     """One ``openvino.Core`` per process (it holds the plugin; making one costs ~100 ms)."""
-    global _core
-    if _core is None:
-        _core = _ov().Core()
-    return _core
+    return _ov().Core()
 
 
 def openvino_version() -> str:

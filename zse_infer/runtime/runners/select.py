@@ -18,8 +18,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ...errors import BackendError, DependencyError, InputError, ManifestError, require
 from ...manifest import Manifest
