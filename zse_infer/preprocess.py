@@ -21,12 +21,15 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from .config import PreprocessConfig
 from .errors import BlankSketchError, ConfigError, ImageError, ImageNotFoundError, InputError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Any
 
@@ -53,7 +56,7 @@ def source_path(source: ImageSource) -> str | None:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
 
 
-def is_pil_image(obj: Any) -> bool:
+def is_pil_image(obj: Any) -> TypeGuard[PILImage.Image]:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a core dependency
@@ -91,7 +94,7 @@ def _read_bytes(source: ImageSource) -> bytes:
     return data
 
 
-def _open_pil(data: bytes, name: str):
+def _open_pil(data: bytes, name: str) -> PILImage.Image:
     """Open and fully decode encoded bytes with PIL; truncated or foreign data raise ImageError."""
     from PIL import Image
 

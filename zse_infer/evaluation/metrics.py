@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -71,7 +71,7 @@ OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
 
 #: ``ties`` argument -> ``numpy.argsort`` kind. "official" is numpy's default kind,
 #: the one ``distance.argsort()`` in the official code uses.
-TIE_MODES = {"official": "quicksort", "stable": "stable"}
+TIE_MODES: dict[str, Literal["quicksort", "stable"]] = {"official": "quicksort", "stable": "stable"}
 
 # mAP@K and P@K cut-offs the official report always contains.
 _OFFICIAL_MAP_KS = (200,)
@@ -354,12 +354,11 @@ def _label_kind(array: np.ndarray) -> str | None:
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
 
 
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
-    """Extra cut-offs as positive Python ints, duplicates removed, ascending."""
-    if isinstance(ks, (int, np.integer)):
-        ks = (ks,)
+def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
+    """Extra cut-offs as positive Python ints, duplicates removed, ascending (a lone int is one cut-off)."""
+    values = (ks,) if isinstance(ks, (int, np.integer)) else ks
     checked = []
-    for k in ks:
+    for k in values:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"ks: received {k!r}, expected positive integers")
         checked.append(int(k))

@@ -75,6 +75,8 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     gallery scan order, from the searcher's ranking functions (the ones search uses).
     ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
     snap = retriever.gallery.snapshot
+    if snap is None:  # a folder whose create never committed (galleries commit an empty version at create)
+        raise InputError(f"{retriever.gallery.root}: the gallery has no committed version; index photos first")
     rowids = snap.row_ids()
 
     def score(q: int, cols: np.ndarray) -> np.ndarray:

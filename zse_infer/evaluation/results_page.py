@@ -16,11 +16,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..preprocess import ImageSource, describe_source
 from ..runtime.explain_pictures import font, wrap_text  # one bundled scalable font and one wrapper for every picture
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 THUMB = 112
 
@@ -42,7 +46,7 @@ def _thumbnail(source: ImageSource | None, size: int = THUMB):
     elif isinstance(source, Image.Image):
         image = source
     else:
-        data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
         image = Image.open(io.BytesIO(data))
     return ImageOps.pad(image.convert("RGB"), (size, size), color=(255, 255, 255))
 
@@ -177,7 +181,7 @@ def write_results_grid(
     correct, known = _counts(results, labels)
     stages = {h.stage for q in results for h in q.hits}
 
-    def cell_lines(q: QueryResult, h=None) -> list[tuple[str, object]]:
+    def cell_lines(q: QueryResult, h=None) -> list[tuple[str, ImageFont.BaseImageFont]]:
         if h is None:
             return [(t, normal) for t in wrap_text(_query_name(q), normal, cell)]
         out = [(f"#{h.rank}  {h.score:.3f}", normal)]

@@ -107,7 +107,7 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
         ranked = two_stage_distances(ret_token_distances(sketches[:, 0], photos[:, 0]), depth, score_fn)
         tops[name] = np.argsort(ranked, axis=1, kind="stable")[:, :10]
         scored[name] = pairs
-        if rankings.sketch_labels is not None:
+        if rankings.sketch_labels is not None and rankings.photo_labels is not None:
             maps[name] = float(evaluate_ranking(ranked, rankings.sketch_labels, rankings.photo_labels)["map_all"])
     # Relation-score error over the pairs both reranked (stage-1 candidates they share): no extra model calls.
     common = scored["reference"].keys() & scored["candidate"].keys()

@@ -113,9 +113,12 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
     if failed:
         raise ExportError(f"int8 graphs change rankings ({agreement['set']}): " + "; ".join(failed))
     validated_on = {**cpu_features(), "agreement": agreement, "tolerance": tolerance}
-    for spec in made.values():
-        spec.extra["validated_on"] = {**validated_on, "parity": dict(spec.parity)}
-    made["encoder_int8"].extra["ret_token_cosine_min"] = agreement["ret_token_cosine_min"]
+    # GraphSpecs are values: record the validation in new ones rather than mutate their extra in place.
+    for gid, spec in list(made.items()):
+        extra = {**spec.extra, "validated_on": {**validated_on, "parity": dict(spec.parity)}}
+        if gid == "encoder_int8":
+            extra["ret_token_cosine_min"] = agreement["ret_token_cosine_min"]
+        made[gid] = replace(spec, extra=extra)
     return made
 
 

@@ -65,7 +65,10 @@ def reference_data(model: Any, config: ModelConfig, batch_sizes: Sequence[int], 
 
 
 def save_reference(data: Mapping[str, np.ndarray], path: Path, batch_sizes: Sequence[int]) -> None:
-    np.savez(path, batch_sizes=np.asarray(batch_sizes, dtype=np.int64), **data)
+    # One dict: numpy's stubs type **kwargs alongside savez's own allow_pickle: bool, which a
+    # Mapping of arrays cannot satisfy.
+    arrays: dict[str, Any] = {"batch_sizes": np.asarray(batch_sizes, dtype=np.int64), **data}
+    np.savez(path, **arrays)
 
 
 def load_reference(path: Path) -> tuple[dict[str, np.ndarray], list[int]]:

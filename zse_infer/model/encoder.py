@@ -72,7 +72,8 @@ class Encoder(nn.Module):
                     mlp_ratio=cfg.mlp_dim / cfg.width,
                     qkv_bias=True,
                     proj_drop=cfg.dropout,
-                    norm_layer=norm,
+                    # timm annotates norm_layer as a class but only calls it; its own models pass partials
+                    norm_layer=norm,  # type: ignore[arg-type]
                     act_layer=nn.GELU,  # exact (erf) GELU, as the official nn.GELU()
                 )
                 for _ in range(cfg.depth)

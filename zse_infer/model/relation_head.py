@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +151,15 @@ class RelationHead(nn.Module):
         """(B, A, A) anchor cosine kernel -> (B,) relation score."""
         return torch.sigmoid(self.mlp(kernel.flatten(1))).squeeze(-1)
 
+    # The weights are there exactly when asked for: callers that ask get tensors, not optionals.
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: Literal[True]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]: ...
     def cross_attend(
         self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

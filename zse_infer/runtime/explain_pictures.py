@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from PIL import ImageFont
+
     from .explainer import Explanation
     from .synthesis import Synthesis
 
@@ -37,7 +39,7 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return ((1 - t) * _COLORS[lo] + t * _COLORS[lo + 1]).astype(np.uint8)
 
 
-def font(size: int = 16):
+def font(size: int = 16) -> ImageFont.BaseImageFont:
     from PIL import ImageFont
 
     try:
@@ -54,7 +56,7 @@ def scale_for(size: int, side: int = MIN_SIDE) -> int:
 def _zoom(image: np.ndarray, scale: int):
     from PIL import Image
 
-    return Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    return Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.Resampling.NEAREST)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
@@ -64,7 +66,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
     top = float(np.percentile(heat, 98)) if heat.size else 0.0
     h = np.clip(heat / top, 0, 1) if top > 0 else np.zeros_like(heat)
-    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR)) / 255.0
+    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
     return ((1 - alpha) * image + alpha * colormap(big)).astype(np.uint8)
 
 

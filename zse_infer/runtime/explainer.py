@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from ..manifest import HEAD_INPUTS, Manifest
 from ..preprocess import ImageSource, image_to_rgb, source_path
 from .explain_pictures import colormap, render_explanation, render_synthesis
 from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthesize_patches
+
+if TYPE_CHECKING:
+    from .runners.base import Runner
 
 __all__ = [
     "Explainer",
@@ -95,7 +98,9 @@ class Explanation:
         n = grid * grid
         ink = self.sketch_ink if self.sketch_ink is not None else np.ones(n, bool)
         content = self.photo_content if self.photo_content is not None else np.ones(n, bool)
-        used_s, used_p, shown = set(), set(), []
+        used_s: set[int] = set()
+        used_p: set[int] = set()
+        shown: list[PatchMatch] = []
         for m in self.matches:
             if len(shown) >= top:
                 break
@@ -188,7 +193,7 @@ class Explainer:
         self.runners = runners
         self.encode = encode
         self.stored_tokens = stored_tokens
-        self._runner = None
+        self._runner: Runner | None = None  # opened on the first explanation (they are occasional)
 
     def outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
         """The explain graph's outputs for pairs (B, T, D) x (B, T, D)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -31,7 +32,8 @@ def list_images(directory: str | os.PathLike) -> list[str]:
 
 def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     """One source or many -> a list; directories are expanded to the images below them."""
-    items = [sources] if _is_single(sources) else list(sources)
+    # _is_single tells one source (a str, a path, bytes, an array, an image, a file) from an iterable of them.
+    items = [sources] if _is_single(sources) else list(cast(Iterable[ImageSource], sources))
     out: list[ImageSource] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():

@@ -123,8 +123,11 @@ class Searcher:
             return self._fast or None
 
     def photo_side(self, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
+        fast = self.fast_runners()
+        if fast is None:  # callers ask only when projections are stored, which needs these graphs
+            raise InputError("photo-side projections need the relation_photo graph (re-export with this version)")
         with self.run_lock:
-            return self.fast_runners()["relation_photo"].run({"photo_tokens": photo_tokens})
+            return fast["relation_photo"].run({"photo_tokens": photo_tokens})
 
     def photo_tokens(self, snap: Snapshot, rowids: np.ndarray) -> np.ndarray:
         """Tokens of the given rows: decoded from the gallery (only these rows), or re-encoded
@@ -149,6 +152,7 @@ class Searcher:
             with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
                 sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
         stored = bool(fast) and self.gallery.projections  # computed at index time
+        proj: np.ndarray | None
         for start in range(0, len(rowids), RERANK_CHUNK):
             chunk = rowids[start : start + RERANK_CHUNK]
             if stored and snap.codec.stores_tokens:  # read with the tokens, in one sorted take
@@ -161,7 +165,7 @@ class Searcher:
                 with self.run_lock:
                     chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
             else:
-                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if stored else None
+                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if proj is not None else None
                 with self.run_lock:
                     chunk_scores = relation_scores(fast, sketch, photo, photo_side, sketch_side)
             scores[start : start + len(chunk)] = chunk_scores

@@ -213,15 +213,15 @@ def synthesize_patches(
     ink = ink_mask(sketch_image, grid, ink_threshold)
     region = ink if ink_only else fill_enclosed(ink, grid)
     here = _box_coords(region, grid)
-    contents, scores = [], []
+    contents, per_photo = [], []
     for photo, ev in zip(photo_images, evidence, strict=True):
         content = content_mask(photo, grid)
         there = _box_coords(content, grid)
         dist2 = ((here[:, None] - there[None]) ** 2).sum(axis=-1)
         score = evidence_weight * _zscore_rows(ev) - dist2 / (2 * prior_width**2)
         contents.append(content)
-        scores.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
-    scores = np.stack(scores)  # (K, n sketch, n photo)
+        per_photo.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
+    scores = np.stack(per_photo)  # (K, n sketch, n photo)
     best_patch = scores.argmax(axis=2)  # (K, n)
     best_score = np.take_along_axis(scores, best_patch[..., None], axis=2)[..., 0]
     photo = np.zeros(n, dtype=np.int64)

@@ -346,7 +346,10 @@ def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: 
     if runners.backend == "torch":
         from .torch_backend import TorchRunner
 
-        return TorchRunner(graph, runners.encoder.model)
+        encoder = runners.encoder
+        if not isinstance(encoder, TorchRunner):  # backend "torch" makes TorchRunners only
+            raise BackendError(f"the torch backend's encoder is a {type(encoder).__name__}, expected a TorchRunner")
+        return TorchRunner(graph, encoder.model)
     from .onnxruntime_backend import CPU, CUDA_EP, OrtRunner, available_providers
 
     providers = [p for p in (CUDA_EP,) if p in available_providers()] + [CPU]
