@@ -194,7 +194,8 @@ class Manifest:
                         return g
         have = ", ".join(f"{g.id} ({g.precision}/{g.variant})" for g in candidates) or "none"
         raise ManifestError(
-            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; the folder has: {have}"
+            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; "
+            f"the folder has: {have}"
         )
 
     # ------------------------------------------------------------------ (de)serialisation

@@ -211,7 +211,9 @@ def sketch_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     ink_y, ink_x = np.nonzero(rgb.sum(axis=2, dtype=np.int64) <= config.ink_threshold)
     if ink_y.size == 0:
         raise BlankSketchError(
-            name, f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold}); expected dark strokes on a light background"
+            name,
+            f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold}); "
+            "expected dark strokes on a light background",
         )
     m = config.crop_margin
     crop = rgb[max(0, ink_y.min() - m) : min(h, ink_y.max() + m), max(0, ink_x.min() - m) : min(w, ink_x.max() + m)]

@@ -1,4 +1,7 @@
-"""The benchmark's query group and gallery-size record on the Lance store (tiny model, small galleries; no timing asserted)."""
+"""The benchmark's query group and gallery-size record on the Lance store.
+
+Tiny model, small galleries; no timing asserted.
+"""
 
 import sys
 from pathlib import Path

@@ -126,7 +126,8 @@ def write_results_page(
             mark = {True: " &#10003;", False: " &#10007;", None: ""}[verdict]
             cells.append(
                 f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
-                f'<div>#{h.rank} {h.score:.3f}{mark}</div><div class="small label">{html.escape(_hit_name(h, labels))}</div>'
+                f'<div>#{h.rank} {h.score:.3f}{mark}</div>'
+                f'<div class="small label">{html.escape(_hit_name(h, labels))}</div>'
                 f'<div class="small">{_stage(h)}</div></div>'
             )
         cells += ['<div class="cell"></div>'] * (cols - 1 - len(q.hits))  # short rows keep the grid aligned
@@ -149,7 +150,8 @@ p {{ overflow-wrap: anywhere; }}
 .cell.query {{ background: #eef; }}
 .cell.correct, .swatch.correct {{ border-color: {_hex(CORRECT)}; }}
 .cell.wrong, .swatch.wrong {{ border-color: {_hex(WRONG)}; }}
-.swatch {{ display: inline-block; width: 14px; height: 14px; border: 3px solid; margin-right: 6px; vertical-align: middle; }}
+.swatch {{ display: inline-block; width: 14px; height: 14px; border: 3px solid; margin-right: 6px;
+  vertical-align: middle; }}
 .label {{ overflow-wrap: anywhere; }}
 .small {{ color: #555; font-size: 11px; overflow-wrap: anywhere; }}
 .cell img {{ width: 100%; max-width: {THUMB}px; height: auto; aspect-ratio: 1; display: block; margin: 0 auto; }}

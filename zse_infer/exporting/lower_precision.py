@@ -97,7 +97,8 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
         risky = saturation_risks(path)
         if risky:
             raise ExportError(
-                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights that "
+                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) "
+                "have int8 weights that "
                 "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
             )
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)

@@ -1,4 +1,6 @@
-"""``export_model``: checkpoint -> export folder (ONNX graphs, parity inputs, manifest, TensorRT engines if possible)."""
+"""``export_model``: checkpoint -> export folder.
+
+ONNX graphs, parity inputs, manifest, TensorRT engines if possible."""
 
 from __future__ import annotations
 

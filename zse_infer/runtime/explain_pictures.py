@@ -117,7 +117,7 @@ def _cell_box(patch: tuple[int, int], cell: float, x0: int, y0: int) -> tuple[fl
     return x0 + c * cell, y0 + r * cell, x0 + (c + 1) * cell, y0 + (r + 1) * cell
 
 
-# --------------------------------------------------------------------------- captions: words from the data they describe
+# ----------------------------------------------------------- captions: words from the data they describe
 
 #: matches whose similarities differ by less than this are "about equally alike" (cosine scale -1..1)
 EQUAL_SPREAD = 0.05
@@ -132,7 +132,10 @@ def match_caption(similarities: Sequence[float]) -> str:
     hi, lo, n = max(similarities), min(similarities), len(similarities)
     scale = "on a scale where 1 means the same and 0 unrelated"
     if n == 1:
-        return f"Number 1: the part of the sketch and the part of the photo the model finds most alike ({hi:.2f}, {scale})."
+        return (
+            "Number 1: the part of the sketch and the part of the photo the model finds most alike "
+            f"({hi:.2f}, {scale})."
+        )
     strength = (f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})" if hi - lo < EQUAL_SPREAD
                 else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}")
     return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."

@@ -201,7 +201,8 @@ def synthesize_patches(
     scale; higher = more alike), e.g. from :func:`patch_evidence`."""
     if len(photo_images) != len(evidence) or not photo_images:
         raise InputError(
-            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, expected one map per photo and at least one photo"
+            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, "
+            "expected one map per photo and at least one photo"
         )
     if prior_width <= 0:
         raise InputError(f"prior_width: received {prior_width}, expected > 0")

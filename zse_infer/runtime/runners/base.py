@@ -57,7 +57,8 @@ class Runner(ABC):
             value = inputs[spec.name]
             if not isinstance(value, np.ndarray):
                 raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, expected a numpy array"
+                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, "
+                    "expected a numpy array"
                 )
             if value.dtype != np.dtype(spec.dtype):
                 raise InputError(
@@ -72,7 +73,8 @@ class Runner(ABC):
                 continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
                 raise InputError(
-                    f"graph {self.graph.id}: inputs have different batch sizes ({batch} and {value.shape[0]} for '{spec.name}')"
+                    f"graph {self.graph.id}: inputs have different batch sizes "
+                    f"({batch} and {value.shape[0]} for '{spec.name}')"
                 )
             batch = value.shape[0]
         return int(batch or 0)

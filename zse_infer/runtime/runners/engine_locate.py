@@ -33,7 +33,8 @@ def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: Gr
         ) or "none"
         raise BackendError(
             f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
-            f"{env.compute_capability} ({env.device}) (engines for it: {built}); build one with `zse-export build {folder}`"
+            f"{env.compute_capability} ({env.device}) (engines for it: {built}); "
+            f"build one with `zse-export build {folder}`"
         )
     manifest.verify(folder, [entry["file"]])
     return folder / entry["file"], entry
@@ -45,6 +46,9 @@ def locate_engine(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpe
 
 
 def engine_batch(entry: dict[str, Any], graph: GraphSpec) -> BatchRange:
-    """The batch range the engine was built for: ``zse-export build --max-batch`` may exceed the graph's recipe range."""
+    """The batch range the engine was built for.
+
+    ``zse-export build --max-batch`` may exceed the graph's recipe range.
+    """
     batch = entry.get("batch")
     return BatchRange(**batch) if batch else graph.batch

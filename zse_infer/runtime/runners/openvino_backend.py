@@ -1,4 +1,6 @@
-"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO, in bf16 where the CPU has a unit for it.
+"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO.
+
+In bf16 where the CPU has a unit for it.
 
 Graphs: the *plain* fp32 graphs (standard ONNX ops; the ``*_fused`` ones carry
 ONNX Runtime's ``com.microsoft`` attention), including the restructured

@@ -144,7 +144,10 @@ def _openvino_precision(requested: str | None, unit: str | None) -> str:
 
 
 def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool) -> ModelRunners:
-    """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check (see the module docstring)."""
+    """Encoder and relation head on OpenVINO.
+
+    bf16 is kept only if it passes its self-check (see the module docstring).
+    """
     require("openvino", "cpu", "The OpenVINO backend")
     from .cpu_features import bf16_unit, cpu_features, describe
     from .openvino_backend import OpenVinoRunner
