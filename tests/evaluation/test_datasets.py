@@ -353,3 +353,10 @@ def test_evalset_is_immutable_and_validated():
 def test_errors_share_the_package_base_class():
     for error in (DatasetError, DatasetNotFoundError, SplitFileError):
         assert issubclass(error, ZseError)
+
+
+def test_eval_sets_are_hashable_and_equal_sets_hash_alike():
+    # __eq__ alone made EvalSet unhashable (no sets, no dict keys, no functools.cache arguments).
+    a = EvalSet("x", ["s0.png", "s1.png"], [0, 1], ["p0.jpg"], [1], ("a", "b"))
+    b = EvalSet("x", ["s0.png", "s1.png"], [0, 1], ["p0.jpg"], [1], ("a", "b"))
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
