@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ExportError
 from .profiles import Shapes
@@ -34,7 +35,7 @@ class BuildSettings:
     tf32: bool = False
 
     @classmethod
-    def from_recipe(cls, precision: str, recipe_trt: Mapping[str, Any]) -> "BuildSettings":
+    def from_recipe(cls, precision: str, recipe_trt: Mapping[str, Any]) -> BuildSettings:
         return cls(
             precision=precision,
             workspace_mib=int(recipe_trt.get("workspace_mib", 4096)),

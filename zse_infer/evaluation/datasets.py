@@ -98,6 +98,10 @@ class EvalSet:
             and np.array_equal(self.photo_labels, other.photo_labels)
         )
 
+    def __hash__(self) -> int:
+        # Defining __eq__ alone would make sets unhashable; hash what __eq__ compares, less the arrays.
+        return hash((self.name, self.class_names, self.sketch_paths, self.photo_paths))
+
     @property
     def num_sketches(self) -> int:
         return len(self.sketch_paths)
@@ -132,7 +136,7 @@ class EvalSet:
         photos = np.bincount(self.photo_labels, minlength=self.num_classes)
         return {
             name: {"sketches": int(s), "photos": int(p)}
-            for name, s, p in zip(self.class_names, sketches, photos)
+            for name, s, p in zip(self.class_names, sketches, photos, strict=True)
         }
 
     def summary(self) -> dict[str, Any]:

@@ -10,7 +10,8 @@ so nothing here imports :mod:`zse_infer.distributed`. Tasks are small picklable 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

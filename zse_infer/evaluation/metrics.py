@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,7 +36,7 @@ OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
 
 #: ``ties`` argument -> ``numpy.argsort`` kind. "official" is numpy's default kind,
 #: the one ``distance.argsort()`` in the official code uses.
-TIE_MODES = {"official": "quicksort", "stable": "stable"}
+TIE_MODES: dict[str, Literal["quicksort", "stable"]] = {"official": "quicksort", "stable": "stable"}
 
 # mAP@K and P@K cut-offs the official report always contains.
 _OFFICIAL_MAP_KS = (200,)
@@ -49,7 +49,7 @@ _DEFAULT_CHUNK_BYTES = 256 * 2**20
 _BYTES_PER_CELL = 16
 
 #: What :func:`evaluate_ranking` accepts as distances; see its docstring.
-DistanceSource = Union[np.ndarray, Callable[[int, int], Any], Iterable[Any]]
+DistanceSource = np.ndarray | Callable[[int, int], Any] | Iterable[Any]
 
 
 def evaluate_ranking(
@@ -319,11 +319,10 @@ def _label_kind(array: np.ndarray) -> str | None:
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
 
 
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
-    """Extra cut-offs as positive Python ints, duplicates removed, ascending."""
-    if isinstance(ks, (int, np.integer)):
-        ks = (ks,)
-    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in ks}))
+def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
+    """Extra cut-offs as positive Python ints, duplicates removed, ascending (a lone int is one cut-off)."""
+    values = (ks,) if isinstance(ks, (int, np.integer)) else ks
+    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
 
 
 def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def ranking_name(ranking: str) -> str:
 
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
-    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
+    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels, strict=True)}
     retriever.refresh()
     if len(retriever.gallery) == 0:  # nothing committed (or an empty gallery): there is nothing to rank
         raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")
@@ -61,6 +62,8 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     gallery scan order, from the searcher's ranking functions (the ones search uses).
     ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
     snap = retriever.gallery.snapshot
+    if snap is None:  # a folder whose create never committed (galleries commit an empty version at create)
+        raise InputError(f"{retriever.gallery.root}: the gallery has no committed version; index photos first")
     rowids = snap.row_ids()
 
     def score(q: int, cols: np.ndarray) -> np.ndarray:

@@ -12,8 +12,9 @@ implementation: int8 acceptance, the manifest record and ``benchmarks/precision_
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,13 +89,13 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
 
         def score_fn(q: int, cols: np.ndarray, sketches=sketches, photos=photos, pairs=pairs, score=score) -> np.ndarray:
             values = np.asarray(score(sketches[q : q + 1], photos[cols]), np.float64)
-            pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values))
+            pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values, strict=True))
             return values
 
         ranked = two_stage_distances(ret_token_distances(sketches[:, 0], photos[:, 0]), depth, score_fn)
         tops[name] = np.argsort(ranked, axis=1, kind="stable")[:, :10]
         scored[name] = pairs
-        if rankings.sketch_labels is not None:
+        if rankings.sketch_labels is not None and rankings.photo_labels is not None:
             maps[name] = float(evaluate_ranking(ranked, rankings.sketch_labels, rankings.photo_labels)["map_all"])
     # Relation-score error over the pairs both reranked (stage-1 candidates they share): no extra model calls.
     common = scored["reference"].keys() & scored["candidate"].keys()
@@ -103,7 +104,7 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
     out["score_max_abs_error"] = float(f"{max(score_errors):.4g}")
     out["pairs_compared"] = len(common)
     k = tops["reference"].shape[1]
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist())] if k else [1.0]
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)] if k else [1.0]
     out["top10_overlap"] = round(float(np.mean(overlap)), 4)
     if maps:
         out["map_all"] = {"reference": round(maps["reference"], 4), "candidate": round(maps["candidate"], 4),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import logging
 from collections import Counter, defaultdict
+
 import onnx
 from onnx import helper
 
@@ -45,7 +46,7 @@ def _meta_list(node: onnx.NodeProto, key: str) -> list[str]:
 
 def _core_scope(node: onnx.NodeProto) -> str | None:
     scopes, classes = _meta_list(node, _SCOPES), _meta_list(node, _CLASSES)
-    for scope, cls in zip(scopes, classes):
+    for scope, cls in zip(scopes, classes, strict=True):
         if cls == _CORE_CLASS:
             return scope
     return None

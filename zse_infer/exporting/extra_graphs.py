@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import weakref
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +141,7 @@ def feeds(config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch:
 
 # model -> {role: module}: validation asks for the same graph's reference outputs several times,
 # and build_module deep-copies the model; build each role once per model.
-_MODULES: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_MODULES: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -152,7 +153,7 @@ def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> di
     with torch.no_grad():
         out = module(*(torch.from_numpy(np.asarray(v)) for v in inputs.values()))
     out = out if isinstance(out, tuple) else (out,)
-    return {name: t.numpy() for name, t in zip(names, out)}
+    return {name: t.numpy() for name, t in zip(names, out, strict=True)}
 
 
 def parity(run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]) -> dict[str, float]:

@@ -11,8 +11,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import ExportError
 from ..manifest import MANIFEST_NAME, Manifest, sha256_file
@@ -28,7 +28,7 @@ def check_target(out: Path, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(out: "str | os.PathLike", overwrite: bool = False) -> Iterator[Path]:
+def staged_folder(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder; on success it becomes ``out``, on any error it is deleted."""
     out = Path(out).absolute()
     check_target(out, overwrite)

@@ -15,6 +15,7 @@ of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs sta
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -22,6 +23,8 @@ from torch import nn
 from ..errors import ExportError
 from ..model import ZseModel
 from ..model.relation_head import CrossAttentionLayer, RelationHead, StdNorm
+
+_M = TypeVar("_M", bound=nn.Module)
 
 ATTENTION_STYLES = ("divide", "prescale")
 
@@ -81,6 +84,14 @@ class Fp32StdNorm(nn.Module):
         return self.norm(x.float()).to(x.dtype)
 
 
+def _part(owner: nn.Module, name: str, kind: type[_M]) -> _M:
+    """``owner.name`` when it is a ``kind``; any other layout is refused, not exported differently."""
+    part = getattr(owner, name, None)
+    if not isinstance(part, kind):
+        raise ExportError(f"encoder block part {name!r} is {type(part).__name__}, expected {kind.__name__}")
+    return part
+
+
 def _split_qkv(qkv: nn.Linear, dim: int) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
     """timm's packed projection -> three Linear(dim, dim); rows are [q; k; v] (its reshape(B,N,3,H,d))."""
     parts = []
@@ -99,7 +110,7 @@ class ExportBlock(nn.Module):
 
     def __init__(self, block: nn.Module, dim: int, heads: int, style: str):
         super().__init__()
-        attn = block.attn
+        attn = _part(block, "attn", nn.Module)
         # Parts our config never creates; refuse rather than silently export a different network.
         for name in ("ls1", "ls2", "drop_path1", "drop_path2"):
             if not isinstance(getattr(block, name, nn.Identity()), nn.Identity):
@@ -107,12 +118,12 @@ class ExportBlock(nn.Module):
         for name in ("q_norm", "k_norm", "norm"):
             if not isinstance(getattr(attn, name, nn.Identity()), nn.Identity):
                 raise ExportError(f"encoder attention has a non-identity {name}; the exporter does not support it")
-        self.norm1 = Fp32LayerNorm(block.norm1)
-        self.q, self.k, self.v = _split_qkv(attn.qkv, dim)
+        self.norm1 = Fp32LayerNorm(_part(block, "norm1", nn.LayerNorm))
+        self.q, self.k, self.v = _split_qkv(_part(attn, "qkv", nn.Linear), dim)
         self.core = AttentionCore(heads, dim, style)
-        self.proj = attn.proj
-        self.norm2 = Fp32LayerNorm(block.norm2)
-        self.mlp = block.mlp
+        self.proj = _part(attn, "proj", nn.Module)
+        self.norm2 = Fp32LayerNorm(_part(block, "norm2", nn.LayerNorm))
+        self.mlp = _part(block, "mlp", nn.Module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)

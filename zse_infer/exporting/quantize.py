@@ -21,7 +21,7 @@ from ..errors import ExportError, require
 _log = logging.getLogger(__name__)
 
 #: what the manifest records about how each int8 graph was made (``extra.quantization``)
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "method": "onnxruntime.quantization.quantize_dynamic",
     "format": "U8S8",  # activations uint8 (dynamic, per tensor), weights int8
     "per_channel": True,

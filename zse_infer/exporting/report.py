@@ -40,7 +40,7 @@ def _tolerance(manifest: Manifest, precision: str) -> dict[str, float]:
     return dict(tolerances[precision])
 
 
-def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: bool = True) -> list[ParityRow]:
+def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bool = True) -> list[ParityRow]:
     """Parity of every graph (ORT CPU) and, with ``engines``, every engine valid on this GPU, on the built-in inputs."""
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)  # IntegrityError names a tampered file
@@ -121,7 +121,7 @@ def format_rows(rows: list[ParityRow]) -> str:
     return "\n".join(lines)
 
 
-def describe_folder(folder: "str | os.PathLike", verify: bool = True) -> str:
+def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
     """A human-readable summary of an export folder's manifest (hashes verified unless ``verify=False``)."""
     folder = Path(folder)
     m = Manifest.load(folder, verify=verify)

@@ -15,7 +15,7 @@ import contextlib
 import io
 import logging
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import onnx
 import torch
@@ -74,6 +74,8 @@ def export_graph(
     finally:
         if captured.getvalue().strip():
             _log.debug("torch.onnx output for %s:\n%s", graph_name, captured.getvalue().strip())
+    if program is None:  # only when given a file to write, which this call never does
+        raise ExportError(f"graph {graph_name}: torch.onnx.export returned no ONNX program")
     model = program.model_proto
     model.graph.name = graph_name
     _check_io(model, example, output_names, graph_name, static_inputs)

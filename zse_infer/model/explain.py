@@ -45,6 +45,8 @@ def token_index_map(grid: int, width: int, kernel: int) -> torch.Tensor:
 class ExplainHead(nn.Module):
     """(sketch tokens, photo tokens) -> score plus attention maps, anchor kernel and patch relevance."""
 
+    token_index: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, head: RelationHead):
         super().__init__()
         self.head = head

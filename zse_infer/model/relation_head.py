@@ -8,7 +8,9 @@ head"), with the quirks that must not be "fixed": keys from the *other* image bu
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +128,7 @@ class RelationHead(nn.Module):
         anchors = cfg.anchors(encoder_cfg)
         sizes = (anchors * anchors, *cfg.rn_hidden)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(sizes[:-1], sizes[1:]):
+        for c_in, c_out in itertools.pairwise(sizes):
             layers += [nn.Linear(c_in, c_out), nn.ReLU(), nn.Dropout(cfg.dropout)]
         layers.append(nn.Linear(sizes[-1], 1))
         self.mlp = nn.Sequential(*layers)  # official rn.rn: Linear at 0, 3, 6
@@ -143,6 +145,15 @@ class RelationHead(nn.Module):
         """(B, A, A) anchor cosine kernel -> (B,) relation score."""
         return torch.sigmoid(self.mlp(kernel.flatten(1))).squeeze(-1)
 
+    # The weights are there exactly when asked for: callers that ask get tensors, not optionals.
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: Literal[True]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]: ...
     def cross_attend(
         self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,9 +25,20 @@ from ..preprocess import ImageSource, image_to_rgb, source_path
 from .explain_pictures import colormap, render_explanation, render_synthesis
 from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthesize_patches
 
+if TYPE_CHECKING:
+    from .runners.base import Runner
+
 __all__ = [
-    "Explainer", "Explanation", "PatchMatch", "Synthesis", "build_explanation", "colormap",
-    "render_explanation", "render_synthesis", "synthesize_patches", "patch_evidence",
+    "Explainer",
+    "Explanation",
+    "PatchMatch",
+    "Synthesis",
+    "build_explanation",
+    "colormap",
+    "patch_evidence",
+    "render_explanation",
+    "render_synthesis",
+    "synthesize_patches",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,7 +87,9 @@ class Explanation:
         n = grid * grid
         ink = self.sketch_ink if self.sketch_ink is not None else np.ones(n, bool)
         content = self.photo_content if self.photo_content is not None else np.ones(n, bool)
-        used_s, used_p, shown = set(), set(), []
+        used_s: set[int] = set()
+        used_p: set[int] = set()
+        shown: list[PatchMatch] = []
         for m in self.matches:
             if len(shown) >= top:
                 break
@@ -116,7 +130,7 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
     kernel = outputs["kernel"][row]
     best = outputs["best_photo_anchor"][row].astype(np.int64)
     s_rel, p_rel = outputs["sketch_relevance"][row], outputs["photo_relevance"][row]
-    grid = int(round(np.sqrt(s_rel.shape[1])))
+    grid = round(np.sqrt(s_rel.shape[1]))
     matches = []
     for a in range(kernel.shape[0]):
         b = int(best[a])
@@ -168,7 +182,7 @@ class Explainer:
         self.runners = runners
         self.encode = encode
         self.stored_tokens = stored_tokens
-        self._runner = None
+        self._runner: Runner | None = None  # opened on the first explanation (they are occasional)
 
     def outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
         """The explain graph's outputs for pairs (B, T, D) x (B, T, D)."""
@@ -218,7 +232,7 @@ class Explainer:
         photos = [self.photo(item) for item in hits_or_photos]
         photo_tokens = np.stack([t for t, _, _ in photos])
         attention = self.outputs(np.repeat(sketch_tokens[None], len(photos), axis=0), photo_tokens)["sketch_attention"]
-        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention)]
+        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention, strict=True)]
         images = [image for _, image, _ in photos]
         result = synthesize_patches(
             sketch_image, images, evidence, ink_threshold=self.manifest.preprocess["sketch"].ink_threshold, ink_only=ink_only

@@ -16,8 +16,8 @@ docs/explanations.md says what the picture shows. The choices, and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -73,7 +73,7 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     binned), not their median, which an object touching two sides of the frame would decide."""
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.int64)
     bins = border // 16
-    keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
     return np.median(border[inverse.reshape(-1) == counts.argmax()], axis=0).astype(np.float64)
 
 
@@ -185,27 +185,28 @@ def synthesize_patches(
     scale; higher = more alike), e.g. from :func:`patch_evidence`."""
     if len(photo_images) != len(evidence) or not photo_images:
         raise InputError(
-            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, expected one map per photo and at least one photo"
+            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, "
+            "expected one map per photo and at least one photo"
         )
     if prior_width <= 0:
         raise InputError(f"prior_width: received {prior_width}, expected > 0")
     n = evidence[0].shape[0]
-    grid = int(round(np.sqrt(n)))
+    grid = round(np.sqrt(n))
     if grid * grid != n or any(e.shape != (n, n) for e in evidence):
         raise InputError(f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid")
     cell = sketch_image.shape[0] // grid
     ink = ink_mask(sketch_image, grid, ink_threshold)
     region = ink if ink_only else fill_enclosed(ink, grid)
     here = _box_coords(region, grid)
-    contents, scores = [], []
-    for photo, ev in zip(photo_images, evidence):
+    contents, per_photo = [], []
+    for photo, ev in zip(photo_images, evidence, strict=True):
         content = content_mask(photo, grid)
         there = _box_coords(content, grid)
         dist2 = ((here[:, None] - there[None]) ** 2).sum(axis=-1)
         score = evidence_weight * _zscore_rows(ev) - dist2 / (2 * prior_width**2)
         contents.append(content)
-        scores.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
-    scores = np.stack(scores)  # (K, n sketch, n photo)
+        per_photo.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
+    scores = np.stack(per_photo)  # (K, n sketch, n photo)
     best_patch = scores.argmax(axis=2)  # (K, n)
     best_score = np.take_along_axis(scores, best_patch[..., None], axis=2)[..., 0]
     photo = np.zeros(n, dtype=np.int64)

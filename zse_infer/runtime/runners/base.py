@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -55,7 +55,8 @@ class Runner(ABC):
             value = inputs[spec.name]
             if not isinstance(value, np.ndarray):
                 raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, expected a numpy array"
+                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, "
+                    "expected a numpy array"
                 )
             if value.dtype != np.dtype(spec.dtype):
                 raise InputError(
@@ -70,7 +71,8 @@ class Runner(ABC):
                 continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
                 raise InputError(
-                    f"graph {self.graph.id}: inputs have different batch sizes ({batch} and {value.shape[0]} for '{spec.name}')"
+                    f"graph {self.graph.id}: inputs have different batch sizes "
+                    f"({batch} and {value.shape[0]} for '{spec.name}')"
                 )
             batch = value.shape[0]
         return int(batch or 0)
@@ -97,7 +99,8 @@ class Runner(ABC):
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch (1 <= rows <= max_batch) of already validated, contiguous inputs."""
 
-    def close(self) -> None:  # pragma: no cover - overridden where resources are held
+    # Deliberately not abstract: a runner that holds no engine or session has nothing to release.
+    def close(self) -> None:  # noqa: B027  # pragma: no cover - overridden where resources are held
         """Release engine/session resources."""
 
 
@@ -116,7 +119,7 @@ def _batched(spec: TensorSpec) -> bool:
 def _shape_matches(shape: tuple[int, ...], spec: TensorSpec) -> bool:
     if len(shape) != len(spec.shape):
         return False
-    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape))
+    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape, strict=True))
 
 
 def _empty_shape(spec: TensorSpec) -> tuple[int, ...]:

@@ -90,13 +90,15 @@ class PinnedBuffer:
         self.nbytes = max(int(nbytes), self.dtype.itemsize)
         self.ptr = _check(_cudart().cudaMallocHost(self.nbytes), "cudaMallocHost")
         pointer = ctypes.cast(int(self.ptr), ctypes.POINTER(np.ctypeslib.as_ctypes_type(self.dtype)))
-        self.array = np.ctypeslib.as_array(pointer, (self.nbytes // self.dtype.itemsize,))
+        self.array: np.ndarray | None = np.ctypeslib.as_array(pointer, (self.nbytes // self.dtype.itemsize,))
 
     def view(self, shape) -> np.ndarray:
         """The first ``prod(shape)`` elements as an array of ``shape`` (no copy)."""
         count = int(np.prod(shape, dtype=np.int64))
         if count * self.dtype.itemsize > self.nbytes:
             raise BackendError(f"{count} elements exceed the {self.nbytes}-byte pinned buffer")
+        if self.array is None:
+            raise BackendError("the pinned buffer is closed: its runner was closed, make a new one")
         return self.array[:count].reshape(shape)
 
     def close(self) -> None:

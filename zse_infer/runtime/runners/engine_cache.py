@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ...manifest import Manifest, sha256_file, write_json_atomic
 
@@ -44,7 +45,7 @@ class EngineKey:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EngineKey":
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineKey:
         return cls(**{k: d[k] for k in _KEY_FIELDS if k in d})
 
 
@@ -118,7 +119,7 @@ def write_unique_then_rename(target: Path, data: bytes) -> str:
 class EngineCache:
     """A folder of ``<digest>.engine`` files, each beside a ``<digest>.json`` holding its full key and sha256."""
 
-    def __init__(self, root: "str | os.PathLike"):
+    def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
     def _paths(self, key: EngineKey) -> tuple[Path, Path]:

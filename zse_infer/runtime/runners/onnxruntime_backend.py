@@ -10,10 +10,11 @@ batch range (else it rebuilds per batch size) and its cache in the user cache fo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -28,7 +29,6 @@ CUDA_EP = "CUDAExecutionProvider"
 GPU_PROVIDERS = (TRT_EP, CUDA_EP)
 CPU = "CPUExecutionProvider"
 _DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
-_checked = False
 
 
 def onnxruntime_install() -> dict[str, object]:
@@ -45,21 +45,23 @@ def onnxruntime_install() -> dict[str, object]:
 
 
 def _ort():
-    global _checked
     ort = require("onnxruntime", "runtime", "The ONNX Runtime backend")
-    if not _checked:
-        _checked = True
-        install = onnxruntime_install()
-        if install["conflict"]:
-            _log.warning(
-                "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
-                "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
-                "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
-                install["distributions"], ort.get_available_providers(),
-            )
-        else:
-            _log.info("ONNX Runtime from %s", install["distributions"])
+    _check_install(ort)
     return ort
+
+
+@functools.cache  # once per process: the installed distributions do not change while it runs
+def _check_install(ort) -> None:
+    install = onnxruntime_install()
+    if install["conflict"]:
+        _log.warning(
+            "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
+            "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
+            "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
+            install["distributions"], ort.get_available_providers(),
+        )
+    else:
+        _log.info("ONNX Runtime from %s", install["distributions"])
 
 
 def available_providers() -> list[str]:
@@ -148,7 +150,7 @@ class OrtRunner(Runner):
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._on_gpu:
             values = self.session.run(self._output_names, inputs)
-            return dict(zip(self._output_names, values))
+            return dict(zip(self._output_names, values, strict=True))
         # On a GPU: bind inputs once and let ORT place outputs on the device, so
         # the only host copies are the unavoidable upload and final download.
         binding = self.session.io_binding()
@@ -157,7 +159,7 @@ class OrtRunner(Runner):
         for name in self._output_names:
             binding.bind_output(name, "cuda")
         self.session.run_with_iobinding(binding)
-        return dict(zip(self._output_names, binding.copy_outputs_to_cpu()))
+        return dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
 
     def close(self) -> None:
         self.session = None

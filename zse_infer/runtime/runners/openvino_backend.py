@@ -1,15 +1,19 @@
-"""OpenVINO backend (CPU): the plain fp32 ONNX graphs compiled by OpenVINO, in bf16 where the CPU has a unit for it.
+"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO.
+
+In bf16 where the CPU has a unit for it.
 
 Plain graphs only (the ``*_fused`` ones carry ONNX Runtime's ``com.microsoft`` ops), the restructured
 relation head included. ``"fp32"`` asks OpenVINO for f32 explicitly, so the precision reported is the one
 computed (its own default on a bf16-capable CPU is bf16); whether bf16 is trusted is decided by
 :mod:`.precision_check` at load. The compiled-model cache (``CACHE_DIR``, keyed by :class:`CompiledKey`,
 first compile of a key serialised by a file lock) is described in docs/cpu.md. ``openvino`` is imported
-only when a runner is made; its absence is a :class:`~zse_infer.errors.DependencyError` naming the ``cpu`` extra.
+only when a runner is made; its absence is a :class:`~zse_infer.errors.DependencyError` naming the ``cpu``
+extra.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -29,19 +33,16 @@ _log = logging.getLogger(__name__)
 #: our precision names -> OpenVINO's inference precision hint
 INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 CACHE_ENV = "ZSE_OPENVINO_CACHE"
-_core = None
 
 
 def _ov():
     return require("openvino", "cpu", "The OpenVINO backend")
 
 
+@functools.cache
 def openvino_core():
     """One ``openvino.Core`` per process (it holds the plugin; making one costs ~100 ms)."""
-    global _core
-    if _core is None:
-        _core = _ov().Core()
-    return _core
+    return _ov().Core()
 
 
 def openvino_version() -> str:

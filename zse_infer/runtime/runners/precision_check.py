@@ -11,9 +11,9 @@ over a ranking set (``top10_overlap_min``, judged at export) are skipped.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ...errors import BackendError, DependencyError, InputError, ManifestError, require
 from ...manifest import Manifest
@@ -143,7 +143,10 @@ def _openvino_precision(requested: str | None, unit: str | None) -> str:
 
 
 def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool) -> ModelRunners:
-    """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check (see the module docstring)."""
+    """Encoder and relation head on OpenVINO.
+
+    bf16 is kept only if it passes its self-check (see the module docstring).
+    """
     require("openvino", "cpu", "The OpenVINO backend")
     from .cpu_features import bf16_unit, cpu_features, describe
     from .precision_check import check_precision
@@ -332,7 +335,10 @@ def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: 
     if runners.backend == "torch":
         from .torch_backend import TorchRunner
 
-        return TorchRunner(graph, runners.encoder.model)
+        encoder = runners.encoder
+        if not isinstance(encoder, TorchRunner):  # backend "torch" makes TorchRunners only
+            raise BackendError(f"the torch backend's encoder is a {type(encoder).__name__}, expected a TorchRunner")
+        return TorchRunner(graph, encoder.model)
     from .onnxruntime_backend import CPU, CUDA_EP, OrtRunner, available_providers
 
     providers = [p for p in (CUDA_EP,) if p in available_providers()] + [CPU]

@@ -116,7 +116,8 @@ class TrtRunner(Runner):
             return {name: np.array(value, dtype=np.float32, copy=True) for name, value in staged_out.items()}
 
     def close(self) -> None:
-        for buffer in (*self._device.values(), *self._host.values()):
+        buffers: list[cuda.DeviceBuffer | cuda.PinnedBuffer] = [*self._device.values(), *self._host.values()]
+        for buffer in buffers:
             buffer.close()
         self._device, self._host = {}, {}
         self.stream.close()

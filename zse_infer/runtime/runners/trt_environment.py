@@ -86,5 +86,7 @@ def require_tensorrt() -> tuple[ModuleType, TrtEnvironment]:
         if env.version is None or int(env.version.split(".")[0]) not in SUPPORTED_MAJORS:
             raise DependencyError(f"building or running TensorRT engines: {env.reason}")
         raise ExportError(f"building or running TensorRT engines needs an NVIDIA GPU: {env.reason}")
-    trt, _ = _import_tensorrt()
+    trt, reason = _import_tensorrt()
+    if trt is None:  # uninstalled between the probe and now
+        raise DependencyError(f"building or running TensorRT engines: {reason}")
     return trt, env
