@@ -1,8 +1,9 @@
 """Format 1 -> format 2 without re-encoding, the format-1 reader, and the ``zse gallery`` commands."""
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,9 +34,16 @@ def write_format1(
         np.save(part_path(root, name, "ret"), l2_normalize(tok16[:, 0].astype(np.float32)), allow_pickle=False)
         part_path(root, name, "meta").write_text(json.dumps({"ids": list(ids), "paths": list(paths)}))
         entries.append({"name": name, "count": len(ids), "sha256": {}})
-    record = {"format": FORMAT, "version": VERSION, "count": sum(e["count"] for e in entries),
-              "tokens": list(shards[0][0].shape[1:]), "token_dtype": "float16", "parts": list(PARTS),
-              "model": model, "shards": entries}
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "count": sum(e["count"] for e in entries),
+        "tokens": list(shards[0][0].shape[1:]),
+        "token_dtype": "float16",
+        "parts": list(PARTS),
+        "model": model,
+        "shards": entries,
+    }
     write_json_atomic(root / RECORD, record)
 
 
@@ -56,7 +64,7 @@ def test_reader_keeps_shards_in_order(tmp_path):
 
 def test_reader_refuses_foreign_and_corrupt_folders(tmp_path):
     (tmp_path / "junk").mkdir()
-    with pytest.raises(GalleryError, match="no gallery.json"):
+    with pytest.raises(GalleryError, match=r"no gallery\.json"):
         Gallery.open(tmp_path / "junk")
     write_format1(tmp_path / "g", [(_tokens(2), ["a", "b"], [None, None])], {})
     record = tmp_path / "g" / "gallery.json"
@@ -78,8 +86,11 @@ def test_migrate_keeps_tokens_and_rankings_and_the_cli(tiny_export, tmp_path):
     ref.index(photos, ids=[str(p) for p in photos], progress=False)
     tokens = ref.encode(photos, "photo")
     names = [str(p) for p in photos]
-    write_format1(tmp_path / "old", [(tokens[i : i + 3], names[i : i + 3], names[i : i + 3]) for i in range(0, 8, 3)],
-                  ref.gallery.model)
+    write_format1(
+        tmp_path / "old",
+        [(tokens[i : i + 3], names[i : i + 3], names[i : i + 3]) for i in range(0, 8, 3)],
+        ref.gallery.model,
+    )
 
     cli = CliRunner()
     refused = cli.invoke(main, ["search", str(tiny_export), str(photos[0]), "--gallery", str(tmp_path / "old")])
@@ -88,7 +99,8 @@ def test_migrate_keeps_tokens_and_rankings_and_the_cli(tiny_export, tmp_path):
     done = cli.invoke(main, ["gallery", "migrate", str(tmp_path / "old"), str(tmp_path / "new")])
     assert done.exit_code == 0, done.output
     assert "8 photos migrated" in done.output
-    again = cli.invoke(main, ["gallery", "migrate", str(tmp_path / "old"), str(tmp_path / "new")])  # a re-run adds nothing
+    # a re-run adds nothing
+    again = cli.invoke(main, ["gallery", "migrate", str(tmp_path / "old"), str(tmp_path / "new")])
     assert again.exit_code == 0 and "8 photos migrated" in again.output
 
     r = Retriever.load(tiny_export, gallery=tmp_path / "new")
@@ -98,7 +110,7 @@ def test_migrate_keeps_tokens_and_rankings_and_the_cli(tiny_export, tmp_path):
     for rerank in (0, "all"):
         got, want = r.search(photos[1], k=8, rerank=rerank), ref.search(photos[1], k=8, rerank=rerank)
         assert [h.id for h in got] == [h.id for h in want]
-        assert max(abs(a.score - b.score) for a, b in zip(got, want)) < 1e-4
+        assert max(abs(a.score - b.score) for a, b in zip(got, want, strict=True)) < 1e-4
     assert sum(encoded) == 2  # the two sketches (queries) only: no photo was re-encoded
 
     info = cli.invoke(main, ["gallery", "info", str(tmp_path / "new"), "--json"])

@@ -188,14 +188,9 @@ def count_fused_nodes(model: onnx.ModelProto) -> dict[str, int]:
 def fuse_for_ort(model: onnx.ModelProto, num_heads: int, hidden_size: int, role: str) -> tuple[onnx.ModelProto, dict[str, int]]:
     """A plain graph (as exported, name scopes intact) -> its ORT-fused copy and the fused node counts.
 
-    The encoder goes through ORT's transformer optimizer (Attention,
-    SkipLayerNormalization, BiasGelu) in Python-only mode (``opt_level=0``: no
-    provider-specific folding baked in, the graph stays portable to every
-    execution provider); then our rewrite fuses the attentions it left. The
-    relation head gets our rewrite only: nothing else in it is ORT-fusable
-    (its norm is not LayerNorm, its FFN uses ReLU), and ORT 1.32's optimizer
-    breaks its graph (a pre-fusion clean-up drops the final Sigmoid: "Graph is
-    not a DAG ... node_squeeze").
+    The encoder goes through ORT's transformer optimizer at ``opt_level=0`` (no provider-specific folding: the
+    graph stays portable), then our rewrite fuses what it left. The relation head gets our rewrite only: nothing
+    else in it is ORT-fusable, and ORT 1.32's optimizer breaks it (drops the final Sigmoid: "Graph is not a DAG").
     """
     expected = len(attention_groups(model))
     fused = onnx.ModelProto()

@@ -54,7 +54,7 @@ class Gallery:
         self.shards: list[Shard] = []
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Gallery":
+    def open(cls, path: str | os.PathLike) -> Gallery:
         root = Path(path)
         record_path = root / RECORD
         if not record_path.is_file():

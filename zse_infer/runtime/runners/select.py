@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ...errors import BackendError, DependencyError, InputError, ManifestError, require
@@ -91,11 +92,13 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     return opened
 
 
-def _trt_runner(folder: Path, manifest: Manifest, graph, max_batch) -> Runner:
-    """A TensorRT runner for ``graph``'s engine, limited by the batch range the engine was built for."""
+def _trt_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch: int | None) -> Runner:
+    """A TensorRT runner for the engine of ``role``'s ``*_trt`` graph at ``precision``, limited by the batch
+    range the engine was built for."""
     from .engine_locate import engine_batch, locate_engine_entry
     from .tensorrt_backend import TrtRunner
 
+    graph = manifest.select_graph(role, (precision,), ("trt",))
     path, entry = locate_engine_entry(folder, manifest, graph)
     return TrtRunner(graph, path, max_batch=max_batch, engine_batch=engine_batch(entry, graph))
 
@@ -106,8 +109,7 @@ def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_
     errors = []
     for p in _precisions(precision, True):
         try:
-            runners = _open_all(ROLES, lambda role, p=p: _trt_runner(
-                folder, manifest, manifest.select_graph(role, (p,), ("trt",)), max_batch))
+            runners = _open_all(ROLES, partial(_trt_runner, folder, manifest, precision=p, max_batch=max_batch))
             return ModelRunners(runners["encoder"], runners["relation_head"], "tensorrt", p)
         except (ManifestError, BackendError) as exc:
             errors.append(f"{p}: {exc}")
@@ -188,23 +190,17 @@ RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> dict[str, Runner] | None:
     """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None.
 
-    * TensorRT: the engines of the ``relation_*_trt`` graphs (``zse-export build``
-      builds them), so a TensorRT deployment reranks with per-image work done once;
-    * ONNX Runtime: the plain fp32 graphs on the same providers as the encoder
-      (with the TensorRT provider: the ``*_trt`` graphs, given explicit profiles);
-    * OpenVINO: the plain fp32 graphs at the encoder's inference precision; in bf16
-      they pass the same self-check as the compatibility head (else they run f32, logged).
-
-    None when the folder lacks these graphs (an older export) or their engines,
-    or the backend is torch: the caller then scores pairs with ``relation_head``.
+    TensorRT: the ``relation_*_trt`` engines; ONNX Runtime: the fp32 graphs on the encoder's providers (``*_trt``
+    ones with the TensorRT provider); OpenVINO: the plain graphs at the encoder's precision, bf16 only after the
+    same self-check as the compatibility head. None without these graphs or engines, or on torch: the caller then
+    scores pairs with ``relation_head``.
     """
     folder = Path(folder)
     if not all(manifest.find_graphs(r) for r in RELATION_ROLES):
         return None
     try:
         if runners.backend == "tensorrt":
-            return _open_all(RELATION_ROLES, lambda role: _trt_runner(
-                folder, manifest, manifest.select_graph(role, ("fp32",), ("trt",)), None))
+            return _open_all(RELATION_ROLES, partial(_trt_runner, folder, manifest, precision="fp32", max_batch=None))
         if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
             from .onnxruntime_backend import TRT_EP, OrtRunner
 
