@@ -457,7 +457,7 @@ def _trt_runner(args: dict, role: str, precision: str):
     from zse_infer.runtime.runners.select import _trt_runner as open_engine
 
     manifest = Manifest.load(args["export_dir"], verify=False)
-    return open_engine(Path(args["export_dir"]), manifest, manifest.select_graph(role, (precision,), ("trt",)), None)
+    return open_engine(Path(args["export_dir"]), manifest, role, precision, None)
 
 
 def _gpu_encoder_fn(backend: str, precision: str, args: dict):

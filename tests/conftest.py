@@ -87,8 +87,8 @@ def tiny_model():
 def tiny_export(tmp_path_factory) -> Path:
     """An export folder (ONNX graphs + manifest) of a seeded tiny model, with its checkpoint."""
     torch = pytest.importorskip("torch")
-    from zse_infer.model import ZseModel, to_official_state_dict
     from zse_infer.exporting import export_model
+    from zse_infer.model import ZseModel, to_official_state_dict
 
     root = tmp_path_factory.mktemp("tiny_export")
     torch.manual_seed(0)

@@ -35,7 +35,7 @@ def test_in_memory_sources_match_path(loader, kind, golden_images):
 def test_output_is_float32_chw(golden_images):
     x = load_sketch(golden_images["sketch"][0])
     assert x.dtype == np.float32 and x.shape == (3, 224, 224)
-    assert -1.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= -1.0 and x.max() <= 1.0
 
 
 def test_other_sizes_follow_config(golden_images):
@@ -54,7 +54,7 @@ def test_tall_and_wide_sketches_are_padded_to_square():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ImageNotFoundError, match="nope.png"):
+    with pytest.raises(ImageNotFoundError, match=r"nope\.png"):
         load_sketch(tmp_path / "nope.png")
     with pytest.raises(FileNotFoundError):  # also a built-in FileNotFoundError
         load_photo(tmp_path / "nope.jpg")
@@ -64,7 +64,7 @@ def test_zero_byte_file(tmp_path):
     f = tmp_path / "empty.png"
     f.write_bytes(b"")
     for loader in (load_sketch, load_photo):
-        with pytest.raises(ImageError, match="empty.png.*0 bytes"):
+        with pytest.raises(ImageError, match=r"empty\.png.*0 bytes"):
             loader(f)
 
 
@@ -72,7 +72,7 @@ def test_not_an_image(tmp_path):
     f = tmp_path / "notes.jpg"
     f.write_text("this is not an image")
     for loader in (load_sketch, load_photo):
-        with pytest.raises(ImageError, match="notes.jpg"):
+        with pytest.raises(ImageError, match=r"notes\.jpg"):
             loader(f)
 
 
@@ -95,7 +95,7 @@ def test_truncated_image(tmp_path, golden_images):
     f = tmp_path / "cut.jpg"
     f.write_bytes(data[: len(data) // 2])
     for loader in (load_sketch, load_photo):
-        with pytest.raises(ImageError, match="cut.jpg"):
+        with pytest.raises(ImageError, match=r"cut\.jpg"):
             loader(f)
 
 
@@ -107,7 +107,7 @@ def test_directory_is_not_an_image(tmp_path):
 def test_blank_sketch(tmp_path):
     f = tmp_path / "blank.png"
     Image.new("RGB", (50, 40), "white").save(f)
-    with pytest.raises(BlankSketchError, match="blank.png.*no ink"):
+    with pytest.raises(BlankSketchError, match=r"blank\.png.*no ink"):
         load_sketch(f)
     # a blank *photo* is a valid photo
     assert load_photo(f).shape == (3, 224, 224)

@@ -133,7 +133,7 @@ def test_a_local_evaluation_loads_neither_distributed_nor_ray(tiny_export, tmp_p
 
     shapes = make_shape_dataset(tmp_path / "shapes")
     done = subprocess.run([sys.executable, "-c", _RUN, str(tiny_export), str(shapes), str(tmp_path / "g")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["loaded"] == [] and 0 <= out["map_all"] <= 1

@@ -1,13 +1,8 @@
-"""Model and preprocessing configurations, as data.
+"""Model and preprocessing configurations, as data (no torch: the runtime uses them too).
 
-Named configurations live as JSON files in ``zse_infer/model_configs/``
-(open_clip style) and are mapped onto frozen dataclasses here. The same
-dictionaries travel inside every export ``manifest.json``, so the runtime
-rebuilds preprocessing from the export folder alone and callers never pass
-sizes, means or standard deviations by hand.
-
-This module imports neither torch nor the model package: the runtime side
-uses it too.
+Named configurations are JSON files in ``zse_infer/model_configs/``, mapped onto frozen dataclasses here.
+The same dictionaries travel in every ``manifest.json``, so the runtime rebuilds preprocessing from the
+export folder alone.
 """
 
 from __future__ import annotations
@@ -15,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -127,7 +123,7 @@ class ModelConfig:
         default_factory=lambda: {m: PreprocessConfig(kind=m) for m in MODALITIES}
     )
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         self.encoder.validate()
         self.relation_head.validate(self.encoder)
         for modality in MODALITIES:
@@ -159,7 +155,7 @@ class ModelConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         try:
             name = data["name"]
             encoder = _build(EncoderConfig, data.get("encoder", {}), "encoder")
@@ -186,7 +182,7 @@ def list_configs() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in files.iterdir() if p.name.endswith(".json"))
 
 
-def get_config(config: "str | ModelConfig | Mapping[str, Any]") -> ModelConfig:
+def get_config(config: str | ModelConfig | Mapping[str, Any]) -> ModelConfig:
     """A :class:`ModelConfig` from a name (``"zse_vit_b16"``, ``"tiny"``), a dict, or a config."""
     if isinstance(config, ModelConfig):
         return config.validate()

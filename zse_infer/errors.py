@@ -1,18 +1,15 @@
 """The one error hierarchy of zse-infer.
 
-Every failure a user can cause (a bad file, a foreign checkpoint, a tampered
-export folder, a missing optional dependency) is a :class:`ZseError`, so a
-pipeline can catch exactly our errors with one ``except``. Messages name the
-input (file, argument) and say what was expected.
-
-Subclasses also derive from the closest built-in exception where one fits
-(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written
-against the standard library keeps working.
+Every failure a user can cause is a :class:`ZseError` (one ``except`` catches exactly ours), naming the
+input and what was expected. Subclasses also derive from the closest built-in exception
+(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written against the standard library works.
 """
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 
 class ZseError(Exception):
@@ -81,6 +78,14 @@ class GalleryUnavailableError(GalleryError):
     process's compaction while it was being read, or commits that kept conflicting with other
     writers. Retrying later normally succeeds (a server answers 503 with Retry-After); a plain
     :class:`GalleryError` is about the gallery's state (empty, another model's, missing)."""
+
+
+def check_int(value: Any, name: str, minimum: int = 1, expected: str = "") -> int:
+    """``value`` as an int if it is an integer >= ``minimum`` (numpy's too, never a bool), else an
+    :class:`InputError` "name: received value, expected ..." (by default "an integer >= minimum")."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise InputError(f"{name}: received {value!r}, expected {expected or f'an integer >= {minimum}'}")
+    return int(value)
 
 
 def require(module: str, extra: str, purpose: str):

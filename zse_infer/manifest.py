@@ -40,9 +40,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .config import ModelConfig, PreprocessConfig
 from .errors import IntegrityError, ManifestError
@@ -79,7 +80,7 @@ class TensorSpec:
     shape: tuple[int | str, ...]  # ints are fixed, strings name a dynamic dimension
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         return cls(name=d["name"], dtype=d["dtype"], shape=tuple(d["shape"]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +118,7 @@ class GraphSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, gid: str, d: Mapping[str, Any]) -> "GraphSpec":
+    def from_dict(cls, gid: str, d: Mapping[str, Any]) -> GraphSpec:
         try:
             known = {"role", "precision", "variant", "file", "inputs", "outputs", "batch", "parity", "fused_nodes"}
             return cls(
@@ -193,14 +194,15 @@ class Manifest:
                         return g
         have = ", ".join(f"{g.id} ({g.precision}/{g.variant})" for g in candidates) or "none"
         raise ManifestError(
-            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; the folder has: {have}"
+            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; "
+            f"the folder has: {have}"
         )
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         out = {
             "schema_version": self.schema_version,
-            "created": self.created or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": self.created or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "versions": dict(self.versions),
             "model": self.model.to_dict(),
             "source_checkpoint": dict(self.source_checkpoint),
@@ -213,7 +215,7 @@ class Manifest:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = MANIFEST_NAME) -> "Manifest":
+    def from_dict(cls, d: Mapping[str, Any], where: str = MANIFEST_NAME) -> Manifest:
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ManifestError(f"{where}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
@@ -235,7 +237,7 @@ class Manifest:
 
     # ------------------------------------------------------------------ files
     @classmethod
-    def load(cls, folder: str | os.PathLike, verify: bool = True) -> "Manifest":
+    def load(cls, folder: str | os.PathLike, verify: bool = True) -> Manifest:
         folder = Path(folder)
         path = folder / MANIFEST_NAME
         if not folder.is_dir():

@@ -1,33 +1,29 @@
 """Images -> the encoder's float32 (3, size, size) input, without torch.
 
-Matches the official code exactly (docs/spec.md, "Preprocessing"):
-
-* photos go through PIL: ``Image.open(f).resize((s, s)).convert('RGB')``
-  (PIL's default filter, resize *before* the RGB conversion, aspect not kept);
-* sketches go through OpenCV: decode to RGB, crop to the ink's bounding box
-  plus a margin, resize the long side to ``s`` (bilinear), pad the short side
-  to a square with the image's maximum value.
-
-Both end as ``(pixel / 255 - mean) / std`` in float32. Sources may be a path,
-bytes, a binary file object, a PIL image or a uint8 numpy array (RGB, RGBA
-or grey). Every failure is an :class:`~zse_infer.errors.ImageError` naming
-the source.
+Matches the official code exactly (docs/spec.md, "Preprocessing"): photos through PIL (resize to a square
+*before* the RGB conversion), sketches through OpenCV (crop to the ink plus a margin, resize the long side,
+pad to a square). Sources: a path, bytes, a binary file, a PIL image or a uint8 array (RGB, RGBA or grey);
+every failure is an :class:`~zse_infer.errors.ImageError` naming the source.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from .config import PreprocessConfig
 from .errors import BlankSketchError, ConfigError, ImageError, ImageNotFoundError, InputError
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Any]
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Any
 
 DEFAULT_PREPROCESS = {"sketch": PreprocessConfig(kind="sketch"), "photo": PreprocessConfig(kind="photo")}
 
@@ -52,7 +48,7 @@ def source_path(source: ImageSource) -> str | None:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
 
 
-def is_pil_image(obj: Any) -> bool:
+def is_pil_image(obj: Any) -> TypeGuard[PILImage.Image]:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a core dependency
@@ -90,7 +86,7 @@ def _read_bytes(source: ImageSource) -> bytes:
     return data
 
 
-def _open_pil(data: bytes, name: str):
+def _open_pil(data: bytes, name: str) -> PILImage.Image:
     """Open and fully decode encoded bytes with PIL; truncated or foreign data raise ImageError."""
     from PIL import Image
 
@@ -207,7 +203,9 @@ def sketch_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     ink_y, ink_x = np.nonzero(rgb.sum(axis=2, dtype=np.int64) <= config.ink_threshold)
     if ink_y.size == 0:
         raise BlankSketchError(
-            name, f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold}); expected dark strokes on a light background"
+            name,
+            f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold}); "
+            "expected dark strokes on a light background",
         )
     m = config.crop_margin
     crop = rgb[max(0, ink_y.min() - m) : min(h, ink_y.max() + m), max(0, ink_x.min() - m) : min(w, ink_x.max() + m)]

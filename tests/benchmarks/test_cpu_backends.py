@@ -7,8 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import cpu_peaks  # noqa: E402
-import run  # noqa: E402
+import cpu_peaks
+import run
 
 WORK = {"encoder": 35.0, "relation_head": 3.4, "relation_photo": 0.7, "relation_pair": 2.0}
 

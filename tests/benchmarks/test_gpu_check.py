@@ -29,7 +29,7 @@ def _has_cuda() -> bool:
 def test_runs_on_a_cpu_machine_skipping_every_gpu_part(tmp_path):
     out = tmp_path / "report.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["passed"] is True and report["gpu"] == {"available": False}

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import run  # noqa: E402
+import run
 
 
 def _rec(component, backend, value, **setting):
@@ -46,7 +46,6 @@ def test_table_and_plot(tmp_path):
 @pytest.mark.slow
 def test_official_reference_reproduces_the_golden_vectors(parity_state, golden):
     import torch
-
     from official_reference import load_official, official_rerank
 
     encoder, head = load_official(parity_state)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import run  # noqa: E402
+import run
 
-from zse_infer.manifest import Manifest  # noqa: E402
+from zse_infer.manifest import Manifest
 
 
 def test_int8_group_runs_on_trusted_graphs_and_notes_untrusted_ones(tiny_int8_export, tmp_path):

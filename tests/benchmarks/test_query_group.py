@@ -1,4 +1,7 @@
-"""The benchmark's query group and gallery-size record on the Lance store (tiny model, small galleries; no timing asserted)."""
+"""The benchmark's query group and gallery-size record on the Lance store.
+
+Tiny model, small galleries; no timing asserted.
+"""
 
 import sys
 from pathlib import Path
@@ -8,10 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import run  # noqa: E402
+import run
 
-from zse_infer.manifest import Manifest  # noqa: E402
-from zse_infer.runtime.gallery.store import Gallery  # noqa: E402
+from zse_infer.manifest import Manifest
+from zse_infer.runtime.gallery.store import Gallery
 
 
 @pytest.fixture(scope="module")

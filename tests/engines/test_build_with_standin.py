@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import types
 
-
 from zse_infer.config import get_config
 from zse_infer.engines import build as build_module
 from zse_infer.manifest import BatchRange, GraphSpec, Manifest, TensorSpec
@@ -24,7 +23,7 @@ class _Cache:
     def __init__(self, data: bytes):
         self.entries = {e for e in bytes(data).split(b"|") if e}
 
-    def combine(self, other: "_Cache", ignore_mismatch: bool) -> bool:
+    def combine(self, other: _Cache, ignore_mismatch: bool) -> bool:
         self.entries |= other.entries
         return True
 
@@ -188,9 +187,9 @@ def test_cached_engines_are_not_rebuilt_and_settings_change_the_key(tmp_path, mo
 
 
 def test_a_max_batch_raised_at_build_time_is_the_runners_limit(tmp_path, monkeypatch):
+    from zse_infer.exporting.folder import write_manifest
     from zse_infer.runtime.runners.engine_locate import engine_batch, locate_engine_entry
     from zse_infer.runtime.runners.tensorrt_backend import batch_limit
-    from zse_infer.exporting.folder import write_manifest
 
     log: list = []
     manifest, entries = _build(tmp_path, monkeypatch, make_standin(log), max_batch={"encoder": 64})

@@ -1,4 +1,7 @@
-"""``zse-demo --backend tensorrt`` builds engines when it exports, so without TensorRT + a GPU it stops early, clearly."""
+"""``zse-demo --backend tensorrt`` builds engines when it exports.
+
+So without TensorRT + a GPU it stops early, clearly.
+"""
 
 import importlib.util
 

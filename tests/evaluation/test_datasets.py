@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zse_infer.errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError, ZseError
 from zse_infer.evaluation.datasets import (
     OFFICIAL_SPLITS,
     EvalSet,
@@ -18,7 +19,6 @@ from zse_infer.evaluation.datasets import (
     read_class_list,
     read_split_list,
 )
-from zse_infer.errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError, ZseError
 from zse_infer.evaluation.metrics import RankingMetrics
 
 # First 40 lines of each official test list, and the test class lists (tests/data/splits).
@@ -255,7 +255,7 @@ def test_malformed_class_lists(tmp_path, text, error, match):
 
 
 def test_unreadable_list_files(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="class list .*missing.txt does not exist"):
+    with pytest.raises(DatasetNotFoundError, match=r"class list .*missing\.txt does not exist"):
         read_class_list(tmp_path / "missing.txt")
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad 0\n")
     with pytest.raises(DatasetError, match="not UTF-8 text"):
@@ -324,9 +324,11 @@ def test_folder_errors(tmp_path, caplog):
     with pytest.raises(DatasetError, match=r"photo has no class folders, expected .*photo/<class>/<image>"):
         load_image_folders(tmp_path)
     (tmp_path / "photo" / "a").mkdir()
-    with caplog.at_level(logging.WARNING, logger="zse_infer.evaluation.datasets"):
-        with pytest.raises(DatasetError, match=r"no photo images found in .*photo: expected"):
-            load_image_folders(tmp_path)
+    with (
+        caplog.at_level(logging.WARNING, logger="zse_infer.evaluation.datasets"),
+        pytest.raises(DatasetError, match=r"no photo images found in .*photo: expected"),
+    ):
+        load_image_folders(tmp_path)
     assert "holds no images" in caplog.text and "directly in" in caplog.text
 
 
@@ -351,3 +353,10 @@ def test_evalset_is_immutable_and_validated():
 def test_errors_share_the_package_base_class():
     for error in (DatasetError, DatasetNotFoundError, SplitFileError):
         assert issubclass(error, ZseError)
+
+
+def test_eval_sets_are_hashable_and_equal_sets_hash_alike():
+    # __eq__ alone made EvalSet unhashable (no sets, no dict keys, no functools.cache arguments).
+    a = EvalSet("x", ["s0.png", "s1.png"], [0, 1], ["p0.jpg"], [1], ("a", "b"))
+    b = EvalSet("x", ["s0.png", "s1.png"], [0, 1], ["p0.jpg"], [1], ("a", "b"))
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1

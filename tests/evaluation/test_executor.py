@@ -81,5 +81,5 @@ def test_batch_size_is_checked(tiny_export, shapes, batch_size):
 
 def test_an_empty_gallery_is_a_clear_error(tiny_export, shapes):
     """It was an AttributeError (no snapshot before the first commit) deep in the ranking."""
-    with pytest.raises(InputError, match="the gallery holds no photos; index evaluation set .* first"):
+    with pytest.raises(InputError, match=r"the gallery holds no photos; index evaluation set .* first"):
         evaluate(Retriever.load(tiny_export), shapes, index=False, progress=False)

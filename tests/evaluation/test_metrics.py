@@ -47,7 +47,7 @@ def _reference(distance, query_labels, gallery_labels, ks=(), kind=None) -> dict
     rows = {key: [] for key in OFFICIAL_METRICS}
     for k in ks:
         rows[f"precision_{k}"], rows[f"map_{k}"] = [], []
-    for row, label in zip(np.asarray(distance), query_labels):
+    for row, label in zip(np.asarray(distance), query_labels, strict=True):
         relevant = np.asarray(gallery_labels)[np.argsort(row, kind=kind)] == label
         rows["map_all"].append(_reference_ap(relevant))
         for k in {200, *ks}:

@@ -29,3 +29,13 @@ def test_official_names_are_aliases_of_the_one_name_shown():
     assert checked_ranking(RETRIEVER, "ret-token", 50) is None and checked_ranking(RETRIEVER, "exhaustive", None) is None
     with pytest.raises(InputError, match="received 'ret_token'"):
         ranking_name("ret_token")
+
+
+def test_a_gallery_without_a_committed_version_is_named(tmp_path):
+    import numpy as np
+
+    from zse_infer.evaluation.protocol import ranking_distances
+
+    retriever = SimpleNamespace(gallery=SimpleNamespace(snapshot=None, root=tmp_path / "g"))
+    with pytest.raises(InputError, match="the gallery has no committed version; index photos first"):
+        ranking_distances(retriever, np.zeros((1, 5, 8), np.float32), "ret-token", None)

@@ -85,3 +85,14 @@ def test_page_fits_1280_px_at_k_10(tmp_path):
             assert scroll <= inner, f"{width} px window: the page is {scroll} px wide"
     finally:
         driver.quit()
+
+
+def test_thumbnails_take_every_bytes_like_source(tmp_path):
+    from zse_infer.evaluation.results_page import _thumbnail
+
+    buffer = tmp_path / "a.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buffer)
+    data = buffer.read_bytes()
+    # a memoryview was once handed to Path() (TypeError)
+    for source in (data, bytearray(data), memoryview(data), str(buffer)):
+        assert _thumbnail(source, 64).size == (64, 64)

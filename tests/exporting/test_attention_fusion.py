@@ -40,7 +40,7 @@ def _run(model_proto, feeds):
 def test_every_encoder_block_and_both_cross_attentions_fuse(graphs):
     model, protos = graphs
     depth = model.config.encoder.depth
-    encoder, counts = fuse_for_ort(protos["encoder"], 2, 32, "encoder")
+    _encoder, counts = fuse_for_ort(protos["encoder"], 2, 32, "encoder")
     # fp32: ORT's own fusion takes every block, block 0 included (the expanded position embedding)
     assert counts["Attention"] == depth and "MultiHeadAttention" not in counts
     assert counts["SkipLayerNormalization"] == 2 * depth + 1
@@ -60,7 +60,7 @@ def test_fp16_encoder_attention_left_by_ort_is_fused_by_our_rewrite(graphs):
 
 
 def test_fused_graphs_compute_the_same(graphs):
-    model, protos = graphs
+    _model, protos = graphs
     rng = np.random.default_rng(0)
     for batch in (1, 5):
         image = rng.standard_normal((batch, 3, 64, 64)).astype(np.float32)

@@ -65,7 +65,7 @@ def test_fused_graphs_fuse_all_12_blocks_and_both_cross_attentions(full_export):
 
 
 def test_fused_graphs_match_the_plain_ones(full_export):
-    out, manifest = full_export
+    _out, manifest = full_export
     for gid, g in manifest.graphs.items():
         if g.variant == "ort_fused":
             plain = manifest.graphs[gid.replace("_fused", "")]
@@ -110,10 +110,10 @@ def test_extra_graphs_match_the_official_scores(full_export, golden):
     explain = run["explain"].run(["score"], {"sketch_tokens": sketch, "photo_tokens": photo})[0]
     assert np.abs(explain - scores).max() <= 1e-4
     for suffix in ("", "_trt"):  # the plain graphs and the TensorRT-shaped ones (prescaled attention)
-        photo_side = dict(zip(["photo_k", "photo_q", "photo_v"], run["relation_photo" + suffix].run(None, {"photo_tokens": golden["photo_tokens"]})))
+        photo_side = dict(zip(["photo_k", "photo_q", "photo_v"], run["relation_photo" + suffix].run(None, {"photo_tokens": golden["photo_tokens"]}), strict=True))
         for i in range(3):
             s = golden["sketch_tokens"][i : i + 1]
-            sketch_side = dict(zip(["sketch_q", "sketch_v", "sketch_k"], run["relation_sketch" + suffix].run(None, {"sketch_tokens": s})))
+            sketch_side = dict(zip(["sketch_q", "sketch_v", "sketch_k"], run["relation_sketch" + suffix].run(None, {"sketch_tokens": s}), strict=True))
             feeds = {"sketch_tokens": s, **sketch_side, "photo_tokens": golden["photo_tokens"], **photo_side}
             got = run["relation_pair" + suffix].run(None, feeds)[0]
             assert np.abs(got - golden["rn_scores"][i]).max() <= 1e-5

@@ -67,3 +67,10 @@ def test_blocks_with_parts_the_exporter_does_not_know_are_refused(tiny_model):
     tiny_model.encoder.blocks[1].ls1 = nn.Linear(32, 32)
     with pytest.raises(ExportError, match="non-identity ls1"):
         build_export_module(tiny_model, "encoder")
+
+
+def test_a_block_of_another_layout_is_refused_not_exported_differently(tiny_model):
+    # Layer norm swapped for RMSNorm: the exporter's fp32 LayerNorm would silently change the network.
+    tiny_model.encoder.blocks[0].norm1 = nn.RMSNorm(tiny_model.config.width)
+    with pytest.raises(ExportError, match="encoder block part 'norm1' is RMSNorm, expected LayerNorm"):
+        build_export_module(tiny_model, "encoder")

@@ -83,7 +83,7 @@ def test_graph_files_match_their_specs(exported):
     for gid, g in m.graphs.items():
         model = onnx.load(str(out / g.file), load_external_data=False)
         assert model.graph.name == gid
-        for value, spec in zip(list(model.graph.input) + list(model.graph.output), g.inputs + g.outputs):
+        for value, spec in zip(list(model.graph.input) + list(model.graph.output), g.inputs + g.outputs, strict=True):
             dims = [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
             assert value.name == spec.name and dims == list(spec.shape)
             expected = onnx.TensorProto.INT64 if spec.dtype == "int64" else onnx.TensorProto.FLOAT
@@ -129,7 +129,7 @@ def test_tampered_file_is_refused(exported, tmp_path):
     data = bytearray((copy / "relation_head.onnx").read_bytes())
     data[-1] ^= 1
     (copy / "relation_head.onnx").write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="relation_head.onnx: sha256"):
+    with pytest.raises(IntegrityError, match=r"relation_head\.onnx: sha256"):
         validate_folder(copy)
 
 
@@ -158,11 +158,11 @@ def test_failed_validation_leaves_nothing_behind(checkpoint, tmp_path):
 
 
 def test_missing_and_foreign_checkpoints_are_named(tmp_path):
-    with pytest.raises(CheckpointError, match="absent.pth: checkpoint file not found"):
+    with pytest.raises(CheckpointError, match=r"absent\.pth: checkpoint file not found"):
         export_model(tmp_path / "absent.pth", tmp_path / "out", config="tiny")
     foreign = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(2, 2), "fc.bias": torch.zeros(2)}, foreign)
-    with pytest.raises(CheckpointError, match="resnet.pth: does not look like a ZSE-SBIR checkpoint"):
+    with pytest.raises(CheckpointError, match=r"resnet\.pth: does not look like a ZSE-SBIR checkpoint"):
         export_model(foreign, tmp_path / "out", config="tiny")
     wrong_size = tmp_path / "full_size_expected.pth"
     torch.save({"encoder.cls_token": torch.zeros(1, 1, 8)}, wrong_size)

@@ -139,6 +139,8 @@ def test_rankings_decide_not_token_error():
 
 
 def test_int8_graphs_that_change_rankings_are_refused(tiny_int8_export, tmp_path, monkeypatch):
+    import shutil
+
     import onnx
     import pytest
     from onnx import numpy_helper
@@ -147,8 +149,6 @@ def test_int8_graphs_that_change_rankings_are_refused(tiny_int8_export, tmp_path
     from zse_infer.errors import ExportError
     from zse_infer.exporting import lower_precision, quantize
     from zse_infer.exporting.validation import load_reference
-
-    import shutil
 
     folder = shutil.copytree(tiny_int8_export, tmp_path / "export")
     real = quantize.quantize_int8
@@ -168,7 +168,7 @@ def test_int8_graphs_that_change_rankings_are_refused(tiny_int8_export, tmp_path
     data, _ = load_reference(folder / "parity_inputs.npz")
     recipe = load_recipe("tiny")
     reference = lower_precision.Reference(folder, m.graphs, get_config("tiny"), data)
-    with pytest.raises(ExportError, match="int8 graphs change rankings .*bundled demo.*: .*(ret_token_cosine|top10_overlap)"):
+    with pytest.raises(ExportError, match=r"int8 graphs change rankings .*bundled demo.*: .*(ret_token_cosine|top10_overlap)"):
         lower_precision.int8_graphs(m.graphs, folder, recipe, data, reference)
     # the same graphs, made right, are accepted against the same reference
     monkeypatch.setattr(quantize, "quantize_int8", real)

@@ -109,7 +109,7 @@ def test_foreign_and_broken_files(tmp_path):
         load_model(empty, "tiny")
     junk = tmp_path / "junk.pth"
     junk.write_text("hello")
-    with pytest.raises(CheckpointError, match="junk.pth"):
+    with pytest.raises(CheckpointError, match=r"junk\.pth"):
         load_model(junk, "tiny")
     foreign = tmp_path / "resnet.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, foreign)

@@ -53,5 +53,5 @@ def test_module_prefix_full_precision_is_exact(parity_state, parity_model):
     from zse_infer.model import load_model
 
     model = load_model({f"module.{k}": v for k, v in parity_state.items()})
-    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), parity_model.state_dict().items()):
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), parity_model.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(v1, v2)

@@ -4,7 +4,13 @@ from PIL import Image
 
 from zse_infer import Retriever
 from zse_infer.errors import InputError
-from zse_infer.runtime.explain_pictures import attention_caption, conspicuous_square, match_caption, render_explanation, scale_for
+from zse_infer.runtime.explain_pictures import (
+    attention_caption,
+    conspicuous_square,
+    match_caption,
+    render_explanation,
+    scale_for,
+)
 from zse_infer.runtime.explainer import Explainer, colormap
 from zse_infer.testing.images import make_photo_files
 
@@ -109,7 +115,8 @@ def test_attention_caption_states_the_shares_it_draws():
     alone draws a large share (outlined in the picture), wherever it is."""
     heat, content = _alembic_like_heat()
     text = attention_caption(heat, content, "squares showing the object", "on the object", "on blank background", "photo")
-    assert text.startswith(f"{heat.reshape(-1)[content].sum():.0%} of it falls on squares showing the object ({content.mean():.0%} of the photo)")
+    assert text.startswith(f"{heat.reshape(-1)[content].sum():.0%} of it falls on squares showing the object "
+        f"({content.mean():.0%} of the photo)")
     assert "the outlined square alone draws 36%, on blank background" in text
     assert conspicuous_square(heat) == int(np.argmax(heat))
     spread = np.where(content, 0.9 / content.sum(), 0.1 / (~content).sum()).reshape(heat.shape)

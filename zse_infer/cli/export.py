@@ -1,18 +1,9 @@
-"""``zse export`` (alias ``zse-export``): checkpoint -> deployable export folder; build engines,
-validate and inspect folders.
+"""``zse export`` (alias ``zse-export``): checkpoint -> deployable export folder; build engines, validate and
+inspect folders (thin over :mod:`zse_infer.exporting` and :mod:`zse_infer.engines`; docs/export.md).
 
-Thin over :mod:`zse_infer.exporting` and :mod:`zse_infer.engines`::
-
-    zse export --checkpoint best_checkpoint.pth --out engines/zse_vit_b16 --fp16
-    zse export build engines/zse_vit_b16           # TensorRT engines, on the GPU machine
-    zse export validate engines/zse_vit_b16 [--engines]
-    zse export inspect engines/zse_vit_b16
-
-One click group, :data:`main`: the ``zse-export`` console script and ``zse``'s ``export``
-subcommand are the same object. The export options work on the group itself (as above) and on
-the explicit ``export`` subcommand. Errors are reported by the root command's wrapper
-(:func:`~zse_infer.cli.common.reported_errors`): a missing torch-side package on a runtime-only
-install names the extra ``export``.
+One click group, :data:`main`: the console script and ``zse``'s subcommand are the same object; the export
+options work on the group itself and on the explicit ``export`` subcommand. Errors are reported by the root
+command's wrapper (:func:`~zse_infer.cli.common.reported_errors`).
 """
 
 from __future__ import annotations

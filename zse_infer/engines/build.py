@@ -10,14 +10,20 @@ import datetime as _dt
 import logging
 import os
 import shutil
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ..errors import ExportError
 from ..manifest import BatchRange, GraphSpec, Manifest, sha256_file
 from ..runtime.runners.engine_cache import (
-    EngineCache, EngineKey, default_cache_dir, engine_file_name, file_lock, write_unique_then_rename,
+    EngineCache,
+    EngineKey,
+    default_cache_dir,
+    engine_file_name,
+    file_lock,
+    write_unique_then_rename,
 )
 from ..runtime.runners.trt_environment import TrtEnvironment, require_tensorrt
 from .profiles import profile_shapes, profile_to_json
@@ -104,7 +110,7 @@ def build_engines_for_manifest(
     manifest: Manifest,
     recipe_trt: Mapping[str, Any] | None = None,
     env: TrtEnvironment | None = None,
-    cache_dir: "str | os.PathLike | None" = None,
+    cache_dir: str | os.PathLike | None = None,
     precisions: Iterable[str] | None = None,
     max_batch: Mapping[str, int] | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -157,7 +163,7 @@ def build_engines_for_manifest(
             "key": key.to_dict(),
             "batch": batch.to_dict(),  # the profile: the runner's batch limit, even above the graph's recipe range
             "device": env.device,
-            "built": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **info,
         }
         manifest.engines = [e for e in manifest.engines if e.get("file") != name] + [entry]
@@ -166,8 +172,8 @@ def build_engines_for_manifest(
 
 
 def build_engines(
-    folder: "str | os.PathLike",
-    cache_dir: "str | os.PathLike | None" = None,
+    folder: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
     precisions: Iterable[str] | None = None,
     max_batch: Mapping[str, int] | None = None,
     on_step: Callable[[str], None] | None = None,

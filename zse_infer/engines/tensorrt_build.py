@@ -1,46 +1,24 @@
 """Building one TensorRT engine from one ONNX graph (TensorRT 10.x Python API). Needs TensorRT and a GPU.
 
-Supported: TensorRT 10.0 up to (not including) 11; the ``gpu`` extra pins that
-range and :mod:`~zse_infer.runtime.runners.trt_environment` refuses others
-with a clear message. TensorRT 11 removed the weakly typed builder flags
-(``BuilderFlag.FP16`` ...) and makes strong typing the only mode; this code
-builds strongly typed networks already, but has not been run against 11, so
-11 is excluded rather than claimed.
-
-Network definition: **strongly typed** (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``).
-Tensor types come from the ONNX graph, so an fp16 engine is built from the
-fp16 graph (``*_trt_fp16.onnx``) whose norms and relation-head tail are
-explicit fp32 islands, and TensorRT honours them; TensorRT 10.12+ deprecates
-the weakly typed alternative (``BuilderFlag.FP16`` on an fp32 graph, which
-lets the builder pick fp16 for LayerNorm and overflow). For weakly typed
-builds (``strongly_typed=False``) we do set ``BuilderFlag.FP16``. TF32 is off
-unless the recipe asks (``tensorrt.tf32``): TF32 matmuls (on by default on
-Ampere+) miss the fp32 tolerance.
-
-Timing cache (developer guide, "Timing Cache"; Python API ``IBuilderConfig``):
-``config.create_timing_cache(serialized)`` then
-``config.set_timing_cache(cache, ignore_mismatch=False)`` before building, and
-``config.get_timing_cache().serialize()`` after. Mismatched caches (another
-GPU model or TensorRT) are refused, not ignored: our cache files are per
-version and device already. Caches of concurrent builders are merged with
-``ITimingCache.combine`` (:func:`combine_timing_caches`).
-
-Attention fusion: the ``*_trt`` graphs express each attention as
-``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)`` with no mask. That is
-the pattern TensorRT 10.x's builder fuses into its fused multi-head attention
-kernels (developer guide, "Fused Attention": primitive MatrixMultiply/SoftMax
-layers, the scale on Q or K *before* the first MatMul), for fp16/bf16 on SM
-7.5+; fp32 engines run the same layers unfused.
+TensorRT 10.0 up to (not including) 11 (docs/gpus.md says why 11 is excluded). Networks are
+**strongly typed**: tensor types come from the ONNX graph, so an fp16 engine is built from the fp16
+graph (``*_trt_fp16.onnx``) whose norms and relation-head tail are explicit fp32 islands, which TensorRT
+honours (weakly typed fp16 lets the builder pick fp16 for LayerNorm, which overflows). TF32 is off unless
+the recipe asks (it misses the fp32 tolerance). Timing caches are per TensorRT version and GPU, refused on
+mismatch, and merged across concurrent builders (:func:`combine_timing_caches`). The ``*_trt`` graphs
+write attention as ``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)``, the pattern TensorRT 10 fuses
+into its fused multi-head attention kernels (fp16/bf16, SM 7.5+).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ExportError
 from .profiles import Shapes
@@ -57,7 +35,7 @@ class BuildSettings:
     tf32: bool = False
 
     @classmethod
-    def from_recipe(cls, precision: str, recipe_trt: Mapping[str, Any]) -> "BuildSettings":
+    def from_recipe(cls, precision: str, recipe_trt: Mapping[str, Any]) -> BuildSettings:
         return cls(
             precision=precision,
             workspace_mib=int(recipe_trt.get("workspace_mib", 4096)),

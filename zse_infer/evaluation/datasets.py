@@ -1,40 +1,14 @@
 """Labelled evaluation sets: the official ZSE-SBIR test splits and folder-per-class data.
 
-Official splits
----------------
-The authors' repository ships split files for four zero-shot test sets and
-reads them relative to ``--data_path`` (``./datasets``), one folder per
-dataset (``data_utils/utils.py``, ``get_file_list_iccv``)::
+:func:`load_official_split` reads the authors' list files relative to their ``--data_path``
+(``<root>/Sketchy/zeroshot1/sketch_tx_000000000000_ready_filelist_zero.txt`` ...; see
+:data:`OFFICIAL_SPLITS`). A list line is ``<relative path> <label>``: the path may contain spaces
+(TU-Berlin's ``png_ready/bottle opener/2188.png 6``), so the label is the *last* field; it indexes
+``cname_cid_zero.txt`` (``<class name> <id>`` lines). ``subsample=True`` reproduces the official quick
+test (no ``--testall``): every n-th line of each list, from the first (``SplitSpec.quick_steps``).
 
-    <root>/Sketchy/zeroshot1/sketch_tx_000000000000_ready_filelist_zero.txt
-    <root>/Sketchy/zeroshot1/all_photo_filelist_zero.txt
-    <root>/Sketchy/zeroshot1/cname_cid_zero.txt
-    <root>/Sketchy/256x256/sketch/tx_000000000000_ready/<class>/<name>.png
-    <root>/Sketchy/256x256/photo/tx_000000000000_ready/<class>/<name>.jpg
-
-A list line is ``<path relative to the dataset folder> <label>``; the path
-may contain spaces (TU-Berlin's ``png_ready/bottle opener/2188.png 6``), the
-label is the last field and indexes ``cname_cid_zero.txt``, whose lines are
-``<class name> <id>`` (names may contain spaces too). See
-:data:`OFFICIAL_SPLITS` for the four sets.
-
-Without ``--testall`` the official ``test.py`` evaluates a quick subset:
-every n-th line of each list, in file order, starting with the first
-(``range(0, n, step)``): 20th sketch / 10th photo for Sketchy Ext, 3rd /
-20th for TU-Berlin Ext, 120th / 30th for QuickDraw Ext.
-``load_official_split(..., subsample=True)`` reproduces that selection; the
-default is the whole test set (``--testall``, what the paper reports).
-(An older revision of the official code named the switch ``--split`` and
-used the same steps.)
-
-Your own data
--------------
-:func:`load_image_folders` reads ``<root>/sketch/<class>/*.png`` and
-``<root>/photo/<class>/*.jpg`` (any common image extension; ``sketches``,
-``photos`` and ``images`` are accepted folder names too). Classes are the
-sorted union of the class folder names; labels index that list.
-
-Both return an :class:`EvalSet`. Every problem is a
+:func:`load_image_folders` reads ``<root>/sketch/<class>/*`` and ``<root>/photo/<class>/*``; classes are
+the sorted union of the class folder names. Both return an :class:`EvalSet`; every problem is a
 :class:`~zse_infer.errors.DatasetError` naming the file (and line) at fault.
 """
 
@@ -50,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError
+from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileError, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +98,10 @@ class EvalSet:
             and np.array_equal(self.photo_labels, other.photo_labels)
         )
 
+    def __hash__(self) -> int:
+        # Defining __eq__ alone would make sets unhashable; hash what __eq__ compares, less the arrays.
+        return hash((self.name, self.class_names, self.sketch_paths, self.photo_paths))
+
     @property
     def num_sketches(self) -> int:
         return len(self.sketch_paths)
@@ -142,9 +120,8 @@ class EvalSet:
         The official quick test's selection (``range(0, n, step)`` over the
         list order).
         """
-        for name, step in (("sketch_step", sketch_step), ("photo_step", photo_step)):
-            if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-                raise InputError(f"{name}: received {step!r}, expected a positive integer")
+        check_int(sketch_step, "sketch_step", expected="a positive integer")
+        check_int(photo_step, "photo_step", expected="a positive integer")
         return replace(
             self,
             sketch_paths=self.sketch_paths[::sketch_step],
@@ -159,7 +136,7 @@ class EvalSet:
         photos = np.bincount(self.photo_labels, minlength=self.num_classes)
         return {
             name: {"sketches": int(s), "photos": int(p)}
-            for name, s, p in zip(self.class_names, sketches, photos)
+            for name, s, p in zip(self.class_names, sketches, photos, strict=True)
         }
 
     def summary(self) -> dict[str, Any]:

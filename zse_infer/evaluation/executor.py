@@ -1,25 +1,17 @@
 """Where an evaluation's work runs: the seam between the one evaluation loop and Ray.
 
-:func:`~zse_infer.evaluation.protocol.evaluate` is the only loop: it cuts the query sketches
-into batches, feeds each batch's distance rows to the metrics in query order and writes the
-report. What it hands out is done by an *executor*:
-
-* ``index(retriever, photos, progress)``: put the evaluation set's photos in the gallery;
-* ``map(retriever, task, batches)``: ``task(worker_retriever, batch)`` for every batch, the
-  results yielded in batch order (a ``map`` over batches, like :func:`map`);
-* ``report()``: what the executor adds to the JSON report (``{}`` here).
-
-:class:`LocalExecutor` does both in this process on the caller's retriever. A Ray executor
-(:class:`zse_infer.distributed.ray_eval.RayExecutor`) runs the same tasks on actors that each
-open the same runtime and gallery; it is chosen where the job starts (``zse eval --ray``, or
-``evaluate(..., executor=RayExecutor())``), so nothing here imports :mod:`zse_infer.distributed`.
-Tasks are small picklable objects
-(:class:`~zse_infer.evaluation.protocol.SketchDistances`) so that any executor can ship them.
+:func:`~zse_infer.evaluation.protocol.evaluate` is the only loop; an *executor* does what it hands out:
+``index(retriever, photos, progress)``, ``map(retriever, task, batches)`` (results in batch order) and
+``report()`` (what it adds to the JSON report). :class:`LocalExecutor` works in this process;
+:class:`zse_infer.distributed.ray_eval.RayExecutor` is chosen where the job starts (``zse eval --ray``),
+so nothing here imports :mod:`zse_infer.distributed`. Tasks are small picklable objects
+(:class:`~zse_infer.evaluation.protocol.SketchDistances`) so any executor can ship them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

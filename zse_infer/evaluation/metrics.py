@@ -1,60 +1,25 @@
-"""Retrieval metrics exactly as the official ZSE-SBIR evaluation computes them.
+"""Retrieval metrics exactly as the official ZSE-SBIR evaluation (``utils/ap.py``) computes them.
 
-The official code (``utils/ap.py`` of the authors' repository) ranks the
-whole gallery for every query sketch with ``distance.argsort()`` (lower
-distance = better; the relation-head ranking passes ``-score``), marks each
-ranked photo relevant when its class equals the query's, and computes four
-numbers per query that are then averaged with ``nanmean``:
+mAP@all, mAP@K and the official P@K (judged on the first ``min(K, n_pos)`` results) per query,
+averaged with ``nanmean``: a query whose class has no gallery photo is NaN and skipped, as there.
+The definitions are stated in docs/spec.md ("Retrieval and metrics"). Ties: ``ties="official"`` makes the
+official ``argsort`` call (default kind, the caller's dtype, no up-casting) row by row, so on the
+same numpy and machine the ranking is identical; ``ties="stable"`` orders tied photos by gallery row.
 
-``map_all``
-    VOC-style average precision over the full ranking. With ``tp_i`` the
-    number of relevant photos among the first ``i`` results, precision at
-    rank ``i`` is ``tp_i / i``; it is made monotone from the right
-    (``p_i <- max(p_j for j >= i)``) and summed over the recall steps, i.e.
-    over the ranks of the relevant photos, each step worth ``1 / n_pos``
-    (``n_pos`` = number of gallery photos of the query's class).
-``map_200`` (and ``map_K``)
-    The same over the first ``min(K, gallery size)`` results only (the
-    monotone envelope is taken inside that prefix), with the number of
-    positives capped: ``n_pos_K = min(K, n_pos)``. A query whose relevant
-    photos all lie beyond rank K scores 0.
-``precision_100``, ``precision_200`` (and ``precision_K``)
-    The mean relevance of the first ``min(K, n_pos)`` results. Note the cap:
-    a query with 30 relevant photos is judged on its top 30, not its top
-    100 (this is the official definition, not the textbook P@K).
-
-A query whose class has no photo in the gallery (``n_pos = 0``) gets NaN
-for every metric and is skipped by the ``nanmean`` -- exactly what the
-official code does (there through a 0/0 division).
-
-Ties. The official ranking is ``numpy.argsort`` with its default kind
-(``"quicksort"``, an unstable introsort/SIMD sort). Photos at exactly the
-same distance therefore come out in an order that depends on the numpy
-build and CPU, and it matters: the official evaluation runs the model in
-float16, whose scores tie often. ``ties="official"`` (the default) makes
-the very same call on each row, in the dtype the distances arrive in (no
-up-casting, which could change the order of ties), so on the same numpy and
-machine the ranking is identical to the official one. ``ties="stable"``
-orders tied photos by gallery index instead, which is reproducible
-everywhere. Without ties both give the same numbers.
-
-Scale. Nothing here holds more than one chunk of queries x the gallery:
-distances are consumed in row chunks from an array (any real dtype, a
-``numpy.memmap`` included), from a function ``f(start, stop)`` returning the
-rows ``start:stop``, or from an iterator of row blocks (e.g. one block per
-query batch of a Retriever). :class:`RankingMetrics` is the incremental
-form for callers that produce distances themselves.
+Memory stays bounded: distances are consumed in row chunks from an array (a ``numpy.memmap``
+included), a function ``f(start, stop)`` or an iterator of row blocks; :class:`RankingMetrics` is the
+incremental form for callers that produce distances themselves.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +36,7 @@ OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
 
 #: ``ties`` argument -> ``numpy.argsort`` kind. "official" is numpy's default kind,
 #: the one ``distance.argsort()`` in the official code uses.
-TIE_MODES = {"official": "quicksort", "stable": "stable"}
+TIE_MODES: dict[str, Literal["quicksort", "stable"]] = {"official": "quicksort", "stable": "stable"}
 
 # mAP@K and P@K cut-offs the official report always contains.
 _OFFICIAL_MAP_KS = (200,)
@@ -84,7 +49,7 @@ _DEFAULT_CHUNK_BYTES = 256 * 2**20
 _BYTES_PER_CELL = 16
 
 #: What :func:`evaluate_ranking` accepts as distances; see its docstring.
-DistanceSource = Union[np.ndarray, Callable[[int, int], Any], Iterable[Any]]
+DistanceSource = np.ndarray | Callable[[int, int], Any] | Iterable[Any]
 
 
 def evaluate_ranking(
@@ -354,24 +319,16 @@ def _label_kind(array: np.ndarray) -> str | None:
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
 
 
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
-    """Extra cut-offs as positive Python ints, duplicates removed, ascending."""
-    if isinstance(ks, (int, np.integer)):
-        ks = (ks,)
-    checked = []
-    for k in ks:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"ks: received {k!r}, expected positive integers")
-        checked.append(int(k))
-    return tuple(sorted(set(checked)))
+def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
+    """Extra cut-offs as positive Python ints, duplicates removed, ascending (a lone int is one cut-off)."""
+    values = (ks,) if isinstance(ks, (int, np.integer)) else ks
+    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
 
 
 def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
     if chunk_size is None:
         return max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * n_gallery))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise InputError(f"chunk_size: received {chunk_size!r}, expected a positive integer or None")
-    return int(chunk_size)
+    return check_int(chunk_size, "chunk_size", expected="a positive integer or None")
 
 
 def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:

@@ -1,37 +1,25 @@
 """Evaluating a deployed model with the paper's protocol, on top of the Retriever.
 
-Three rankings, all over the whole gallery (metrics need every position), named
-the same wherever a user sees them (``zse eval --ranking``, progress bars, reports,
-the demo's table):
-
-* ``"ret-token"``: ret-token only, L2 distance of L2-normalised token 0s (the
-  official code's "sa" ranking; stage 1 of a search);
-* ``"two-stage"``: the top ``rerank`` photos of the ret-token ranking
-  reordered by relation score, the rest after them in ret-token order (what
-  :meth:`Retriever.search` returns, extended to the full gallery);
-* ``"exhaustive"``: every photo scored by the relation head (the official
-  code's "rn" ranking: queries x photos relation-head calls).
-
-The official code's names ``"sa"`` and ``"rn"`` are accepted as aliases
-(:func:`ranking_name`) and reported under the names above.
-
-Distances are produced one query batch at a time and consumed by
-:class:`~zse_infer.evaluation.metrics.RankingMetrics`, so memory is bounded by a batch
-times the gallery, whatever the dataset size. :func:`evaluate` is the one loop; where the
-batches run (this process, or Ray actors) is its ``executor``
-(:mod:`zse_infer.evaluation.executor`), chosen by the caller.
+Three rankings over the whole gallery, named alike wherever a user sees them: ``"ret-token"`` (the
+official "sa", stage 1 of a search), ``"two-stage"`` (the ret-token top ``rerank`` reordered by relation
+score, what :meth:`Retriever.search` returns) and ``"exhaustive"`` (the official "rn"); see docs/spec.md.
+``"sa"`` / ``"rn"`` are accepted as aliases (:func:`ranking_name`). :func:`evaluate` is the one loop:
+distances come one query batch at a time into :class:`~zse_infer.evaluation.metrics.RankingMetrics`
+(memory: a batch times the gallery), and where batches run is its ``executor``
+(:mod:`zse_infer.evaluation.executor`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 from ..runtime.retriever import Retriever
 from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_stage_distances
 from .datasets import EvalSet
@@ -55,7 +43,7 @@ def ranking_name(ranking: str) -> str:
 
 def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     """Label of every gallery row, looked up by photo id (= path as indexed)."""
-    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels)}
+    by_id = {str(p): int(label) for p, label in zip(eval_set.photo_paths, eval_set.photo_labels, strict=True)}
     retriever.refresh()
     if len(retriever.gallery) == 0:  # nothing committed (or an empty gallery): there is nothing to rank
         raise InputError(f"the gallery holds no photos; index evaluation set {eval_set.name!r} first (index=True)")
@@ -74,6 +62,8 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     gallery scan order, from the searcher's ranking functions (the ones search uses).
     ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
     snap = retriever.gallery.snapshot
+    if snap is None:  # a folder whose create never committed (galleries commit an empty version at create)
+        raise InputError(f"{retriever.gallery.root}: the gallery has no committed version; index photos first")
     rowids = snap.row_ids()
 
     def score(q: int, cols: np.ndarray) -> np.ndarray:
@@ -107,9 +97,7 @@ def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
         return None
     if rerank is None:
         return retriever.manifest.default_rerank
-    if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
-        raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0")
-    return rerank
+    return check_int(rerank, "rerank", 0)
 
 
 def evaluate(
@@ -135,8 +123,7 @@ def evaluate(
     bit, as every executor runs the same :class:`SketchDistances` on the same batches.
     """
     ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size: received {batch_size!r}, expected an integer >= 1")
+    check_int(batch_size, "batch_size")
     executor = executor or LocalExecutor()
     from tqdm.auto import tqdm
 

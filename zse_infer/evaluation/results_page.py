@@ -1,10 +1,7 @@
 """A results page: each query sketch with its top hits and scores; correct hits marked.
 
-One self-contained HTML file (thumbnails inlined as base64 PNG, no external
-assets), and optionally the same as a PNG grid for places that show images.
-Both carry a title, a legend that describes only what is drawn (class frames
-appear only where the query's and the hit's classes are known) and every
-label whole (wrapped, never cut).
+A self-contained HTML file (thumbnails inlined) and optionally the same as a PNG grid, each with a legend
+that describes only what is drawn and every label whole (wrapped, never cut).
 """
 
 from __future__ import annotations
@@ -13,14 +10,18 @@ import base64
 import html
 import io
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..preprocess import ImageSource, describe_source
 from ..runtime.explain_pictures import font, wrap_text  # one bundled scalable font and one wrapper for every picture
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 THUMB = 112
 
@@ -42,7 +43,7 @@ def _thumbnail(source: ImageSource | None, size: int = THUMB):
     elif isinstance(source, Image.Image):
         image = source
     else:
-        data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
         image = Image.open(io.BytesIO(data))
     return ImageOps.pad(image.convert("RGB"), (size, size), color=(255, 255, 255))
 
@@ -57,7 +58,7 @@ CORRECT, WRONG = (34, 150, 34), (210, 40, 40)
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _stage(hit) -> str:
@@ -122,7 +123,8 @@ def write_results_page(
             mark = {True: " &#10003;", False: " &#10007;", None: ""}[verdict]
             cells.append(
                 f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
-                f'<div>#{h.rank} {h.score:.3f}{mark}</div><div class="small label">{html.escape(_hit_name(h, labels))}</div>'
+                f'<div>#{h.rank} {h.score:.3f}{mark}</div>'
+                f'<div class="small label">{html.escape(_hit_name(h, labels))}</div>'
                 f'<div class="small">{_stage(h)}</div></div>'
             )
         cells += ['<div class="cell"></div>'] * (cols - 1 - len(q.hits))  # short rows keep the grid aligned
@@ -145,7 +147,8 @@ p {{ overflow-wrap: anywhere; }}
 .cell.query {{ background: #eef; }}
 .cell.correct, .swatch.correct {{ border-color: {_hex(CORRECT)}; }}
 .cell.wrong, .swatch.wrong {{ border-color: {_hex(WRONG)}; }}
-.swatch {{ display: inline-block; width: 14px; height: 14px; border: 3px solid; margin-right: 6px; vertical-align: middle; }}
+.swatch {{ display: inline-block; width: 14px; height: 14px; border: 3px solid; margin-right: 6px;
+  vertical-align: middle; }}
 .label {{ overflow-wrap: anywhere; }}
 .small {{ color: #555; font-size: 11px; overflow-wrap: anywhere; }}
 .cell img {{ width: 100%; max-width: {THUMB}px; height: auto; aspect-ratio: 1; display: block; margin: 0 auto; }}
@@ -177,7 +180,7 @@ def write_results_grid(
     correct, known = _counts(results, labels)
     stages = {h.stage for q in results for h in q.hits}
 
-    def cell_lines(q: QueryResult, h=None) -> list[tuple[str, object]]:
+    def cell_lines(q: QueryResult, h=None) -> list[tuple[str, ImageFont.BaseImageFont]]:
         if h is None:
             return [(t, normal) for t in wrap_text(_query_name(q), normal, cell)]
         out = [(f"#{h.rank}  {h.score:.3f}", normal)]
@@ -211,7 +214,7 @@ def write_results_grid(
     for c in range(1, cols):
         draw.text((pad + c * (cell + pad), y), f"hit #{c}", font=normal, fill=(80, 80, 80))
     y = top
-    for q, row, h_row in zip(results, texts, row_h):
+    for q, row, h_row in zip(results, texts, row_h, strict=True):
         canvas.paste(_thumbnail(q.sketch, cell), (pad, y))
         for c, lines in enumerate(row):
             x = pad + c * (cell + pad)

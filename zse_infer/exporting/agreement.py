@@ -1,31 +1,20 @@
 """Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
 
-Max abs token error says little about retrieval: ViT-B/16 tokens reach
-magnitudes of tens, and an error of 0.3 in one of 151k values may move no
-ranking at all. So lower precisions are judged where it matters:
-
-* ``ret_token_cosine_min``: the smallest cosine between the fp32 and the
-  candidate ret-token (token 0, what stage 1 ranks by) over the ranking set;
-* ``score_max_abs_error``: the largest relation-score error over the pairs
-  stage 2 reranks;
-* ``top10_overlap``: the mean share of each query's two-stage top 10 (at the
-  given rerank depth) that both precisions return;
-* ``map_all`` of both (and their difference) where the set has labels.
-
-The ranking set is the bundled demo's *unseen* concepts (photos and sketches
-the bundled model never trained on), preprocessed for the model being
-exported, so every export (any size, random weights too) is judged on the
-same real images; where the demo assets are not installed, the export's
-built-in parity images stand in (no labels, so no mAP). One implementation:
-export acceptance (int8), the manifest record (int8, bf16) and
-``benchmarks/precision_agreement.py`` all call :func:`ranking_agreement`.
+Max abs token error says little about retrieval (tokens reach tens; 0.3 in one of 151k values may move
+no ranking), so lower precisions are judged by the smallest ret-token cosine, the largest relation-score
+error over reranked pairs, the mean top-10 overlap of two-stage rankings and, with labels, ``map_all``.
+The ranking set is the bundled demo's unseen concepts (the export's parity images where the demo assets
+are missing: no labels, so no mAP), so every export is judged on the same real images. One
+implementation: int8 acceptance, the manifest record and ``benchmarks/precision_agreement.py`` all call
+:func:`ranking_agreement`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -100,13 +89,13 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
 
         def score_fn(q: int, cols: np.ndarray, sketches=sketches, photos=photos, pairs=pairs, score=score) -> np.ndarray:
             values = np.asarray(score(sketches[q : q + 1], photos[cols]), np.float64)
-            pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values))
+            pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values, strict=True))
             return values
 
         ranked = two_stage_distances(ret_token_distances(sketches[:, 0], photos[:, 0]), depth, score_fn)
         tops[name] = np.argsort(ranked, axis=1, kind="stable")[:, :10]
         scored[name] = pairs
-        if rankings.sketch_labels is not None:
+        if rankings.sketch_labels is not None and rankings.photo_labels is not None:
             maps[name] = float(evaluate_ranking(ranked, rankings.sketch_labels, rankings.photo_labels)["map_all"])
     # Relation-score error over the pairs both reranked (stage-1 candidates they share): no extra model calls.
     common = scored["reference"].keys() & scored["candidate"].keys()
@@ -115,7 +104,7 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
     out["score_max_abs_error"] = float(f"{max(score_errors):.4g}")
     out["pairs_compared"] = len(common)
     k = tops["reference"].shape[1]
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist())] if k else [1.0]
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)] if k else [1.0]
     out["top10_overlap"] = round(float(np.mean(overlap)), 4)
     if maps:
         out["map_all"] = {"reference": round(maps["reference"], 4), "candidate": round(maps["candidate"], 4),

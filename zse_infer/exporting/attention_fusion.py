@@ -1,33 +1,17 @@
 """ONNX Runtime graphs: every attention as one fused node (``com.microsoft::Attention`` or ``MultiHeadAttention``).
 
-What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured:
+What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its
+self-attention fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate
+q/k/v projections and scores divided by sqrt(d) (the plain graphs). It missed encoder block 0 while the
+position embedding was added as a broadcast ``(1, N, D)`` operand (no SkipLayerNormalization forms), hence
+the encoder's ``pos_embed.expand(B, -1, -1)``. In fp16 graphs the fp32 casts around each LayerNorm stop
+that fusion, and it has no cross-attention fusion at all.
 
-* its self-attention fusion anchors on the (Skip)LayerNormalization that
-  follows each residual Add and walks up a fixed op path; it needs separate
-  q/k/v projections and scores divided by sqrt(d) (what the plain graphs
-  have, see graph_modules). It missed encoder block 0 because the position
-  embedding was added with a broadcast ``(1, N, D)`` operand: ORT then forms
-  no SkipLayerNormalization in front of block 0's first LayerNorm, and the
-  walk from block 0's anchor finds no residual root. Fixed in the graph: the
-  encoder adds ``pos_embed.expand(B, -1, -1)`` (numerically the same), and
-  ORT fuses all 12 blocks into ``Attention`` in fp32 graphs;
-* in fp16 graphs the explicit fp32 casts around each LayerNorm (kept for
-  accuracy, see graph_modules.Fp32LayerNorm) stop the SkipLayerNormalization
-  fusion and with it every attention anchor;
-* it has no cross-attention fusion at all (ZSE's relation head attends with
-  keys from the other image and values from itself, which needs
-  ``MultiHeadAttention`` with separate Q, K and V).
-
-So ORT's optimizer runs first (encoder), and our rewrite fuses whatever
-attention it left: the exporter wraps each attention in an
-:class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule, whose
-ONNX nodes all carry that submodule's name scope (the dynamo exporter records
-``pkg.torch.onnx.name_scopes`` / ``class_hierarchy`` on every node), and
-:func:`fuse_attention` replaces each such group, whatever ops the exporter
-chose inside it, by one ``MultiHeadAttention(q, k, v)`` (3-D (B, S, D)
-inputs, default scale 1/sqrt(head_size)), identifying q, k and v by the
-sibling projection that produced them. Every attention of a fused graph ends
-up fused, and :func:`fuse_for_ort` checks that it did.
+So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention
+is exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry
+its name scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
+``MultiHeadAttention(q, k, v)``, q, k and v identified by the sibling projections that produced them.
+:func:`fuse_for_ort` checks that every attention ended up fused.
 """
 
 from __future__ import annotations
@@ -35,6 +19,7 @@ from __future__ import annotations
 import ast
 import logging
 from collections import Counter, defaultdict
+
 import onnx
 from onnx import helper
 
@@ -61,7 +46,7 @@ def _meta_list(node: onnx.NodeProto, key: str) -> list[str]:
 
 def _core_scope(node: onnx.NodeProto) -> str | None:
     scopes, classes = _meta_list(node, _SCOPES), _meta_list(node, _CLASSES)
-    for scope, cls in zip(scopes, classes):
+    for scope, cls in zip(scopes, classes, strict=True):
         if cls == _CORE_CLASS:
             return scope
     return None
@@ -203,14 +188,9 @@ def count_fused_nodes(model: onnx.ModelProto) -> dict[str, int]:
 def fuse_for_ort(model: onnx.ModelProto, num_heads: int, hidden_size: int, role: str) -> tuple[onnx.ModelProto, dict[str, int]]:
     """A plain graph (as exported, name scopes intact) -> its ORT-fused copy and the fused node counts.
 
-    The encoder goes through ORT's transformer optimizer (Attention,
-    SkipLayerNormalization, BiasGelu) in Python-only mode (``opt_level=0``: no
-    provider-specific folding baked in, the graph stays portable to every
-    execution provider); then our rewrite fuses the attentions it left. The
-    relation head gets our rewrite only: nothing else in it is ORT-fusable
-    (its norm is not LayerNorm, its FFN uses ReLU), and ORT 1.32's optimizer
-    breaks its graph (a pre-fusion clean-up drops the final Sigmoid: "Graph is
-    not a DAG ... node_squeeze").
+    The encoder goes through ORT's transformer optimizer at ``opt_level=0`` (no provider-specific folding: the
+    graph stays portable), then our rewrite fuses what it left. The relation head gets our rewrite only: nothing
+    else in it is ORT-fusable, and ORT 1.32's optimizer breaks it (drops the final Sigmoid: "Graph is not a DAG").
     """
     expected = len(attention_groups(model))
     fused = onnx.ModelProto()

@@ -1,30 +1,20 @@
 """Graphs beyond the two-graph contract: explanations and the restructured relation head.
 
-* ``explain``: the relation head with its internals as outputs
-  (:mod:`zse_infer.model.explain`), so a deployed folder explains its own
-  results without torch or the checkpoint;
-* ``relation_sketch`` / ``relation_photo`` / ``relation_pair``: the relation
-  head split into per-image and per-pair work
-  (:mod:`zse_infer.model.fast_relation`); ``relation_head.onnx`` stays the
-  compatibility graph.
-
-All fp32, attention written out explicitly (matmul, softmax, matmul), each
-validated on ONNX Runtime CPU against the PyTorch modules on the export's
-built-in inputs.
-
-When the recipe lists the ``trt`` variant, the three restructured relation
-graphs are also written TensorRT-shaped (``relation_*_trt``): the scale
-applied to q *before* the first MatMul (the pattern TensorRT 10 fuses, see
-:mod:`~zse_infer.exporting.graph_modules`), standard ONNX ops only, linted
-with ``polygraphy check lint``; ``zse-export build`` makes engines of them so a
-TensorRT deployment reranks with per-image work done once.
+``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`), so a
+deployed folder explains its results without torch; ``relation_sketch`` / ``relation_photo`` /
+``relation_pair`` split the relation head into per-image and per-pair work
+(:mod:`zse_infer.model.fast_relation`). All fp32, attention written out, each validated on ONNX Runtime
+CPU against the PyTorch modules. With the recipe's ``trt`` variant the three relation graphs are also
+written TensorRT-shaped (``relation_*_trt``: scale on q before the first MatMul, standard ops only,
+linted with polygraphy), so a TensorRT deployment reranks with per-image work done once.
 """
 
 from __future__ import annotations
 
 import copy
 import weakref
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +141,7 @@ def feeds(config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch:
 
 # model -> {role: module}: validation asks for the same graph's reference outputs several times,
 # and build_module deep-copies the model; build each role once per model.
-_MODULES: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_MODULES: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -163,7 +153,7 @@ def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> di
     with torch.no_grad():
         out = module(*(torch.from_numpy(np.asarray(v)) for v in inputs.values()))
     out = out if isinstance(out, tuple) else (out,)
-    return {name: t.numpy() for name, t in zip(names, out)}
+    return {name: t.numpy() for name, t in zip(names, out, strict=True)}
 
 
 def parity(run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]) -> dict[str, float]:

@@ -1,10 +1,7 @@
 """Writing an export folder all-or-nothing: a staging directory beside the target, renamed at the end.
 
-A crash, Ctrl-C or failed validation never leaves a half-written folder under
-the target name (the runtime would refuse it anyway, by hash, but a user
-should not have to find out that way). An existing non-empty target is
-refused unless ``overwrite`` is set, and even then it is only replaced once
-the new folder is complete.
+A crash, Ctrl-C or failed validation never leaves a half-written folder under the target name; an existing
+non-empty target is refused unless ``overwrite``, and even then replaced only once the new one is complete.
 """
 
 from __future__ import annotations
@@ -14,8 +11,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import ExportError
 from ..manifest import MANIFEST_NAME, Manifest, sha256_file
@@ -31,7 +28,7 @@ def check_target(out: Path, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(out: "str | os.PathLike", overwrite: bool = False) -> Iterator[Path]:
+def staged_folder(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder; on success it becomes ``out``, on any error it is deleted."""
     out = Path(out).absolute()
     check_target(out, overwrite)

@@ -1,36 +1,21 @@
 """Torch modules shaped for ONNX export, built from (and sharing weights with) a loaded :class:`ZseModel`.
 
-The PyTorch modules are written for training and eager inference: timm's
-blocks pack q, k and v into one projection and call
-``scaled_dot_product_attention``. Exported as they are, neither ONNX Runtime's
-attention fusion nor our own rewrite can find the attention, and TensorRT gets
-a decomposition whose scale is split over q and k. So the exporter re-expresses
-the same computation (same parameters, no copies but the split of ``qkv``):
-
-* separate q / k / v projections in every encoder block (the packed ``qkv``
-  weight is split row-wise, exactly what timm's reshape does);
-* attention written out as ``MatMul -> scale -> Softmax -> MatMul`` inside one
-  :class:`AttentionCore` submodule per attention, so the ONNX nodes of each
-  attention carry that submodule's name scope and
-  :mod:`~zse_infer.exporting.attention_fusion` can replace them whole;
-* two placements of the scale (:data:`ATTENTION_STYLES`): ``"divide"``
-  (scores divided by sqrt(d), the pattern ONNX Runtime's optimizer matches;
-  used for the plain and ORT-fused graphs) and ``"prescale"`` (q multiplied by
-  d**-0.5 *before* the first MatMul, which TensorRT 10's attention fusion
-  requires, see :mod:`zse_infer.engines.tensorrt_build`);
-* in float16 graphs, fp32 islands where half precision is unsafe: the
-  relation head's norms (its unbiased std sums 768 squares, which overflows
-  fp16 for activations above ~9), the whole tail of the relation head from
-  the anchor convolution's output on (cosine kernel norms, 2401-wide MLP,
-  sigmoid), and the encoder's LayerNorms (see :class:`Fp32LayerNorm`).
-  Measured on the parity weights: fp16 tokens within 5e-3 and scores within
-  2e-5 of the official fp32 outputs (the official code run in half: 9e-3, 2e-4).
-  Inputs and outputs stay float32 in every graph.
+timm's blocks pack q, k and v into one projection and call ``scaled_dot_product_attention``, which
+neither ORT's fusion nor our rewrite can find, and TensorRT would get the scale split over q and k. So the
+same computation (same parameters, ``qkv`` split row-wise) is re-expressed: separate q / k / v projections;
+attention as ``MatMul -> scale -> Softmax -> MatMul`` inside one :class:`AttentionCore` per attention (its
+name scope lets :mod:`~zse_infer.exporting.attention_fusion` replace it whole), with the scale placed per
+consumer (:data:`ATTENTION_STYLES`: ``"divide"`` for ORT, ``"prescale"`` on q for TensorRT 10); and, in
+float16 graphs, fp32 islands where half precision overflows: the relation head's norms (an unbiased std
+over 768 squares), its whole tail from the anchor convolution on, and the encoder's LayerNorms
+(:class:`Fp32LayerNorm`). Measured on the parity weights: fp16 tokens within 5e-3 and scores within 2e-5
+of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs stay float32.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -38,6 +23,8 @@ from torch import nn
 from ..errors import ExportError
 from ..model import ZseModel
 from ..model.relation_head import CrossAttentionLayer, RelationHead, StdNorm
+
+_M = TypeVar("_M", bound=nn.Module)
 
 ATTENTION_STYLES = ("divide", "prescale")
 
@@ -97,6 +84,14 @@ class Fp32StdNorm(nn.Module):
         return self.norm(x.float()).to(x.dtype)
 
 
+def _part(owner: nn.Module, name: str, kind: type[_M]) -> _M:
+    """``owner.name`` when it is a ``kind``; any other layout is refused, not exported differently."""
+    part = getattr(owner, name, None)
+    if not isinstance(part, kind):
+        raise ExportError(f"encoder block part {name!r} is {type(part).__name__}, expected {kind.__name__}")
+    return part
+
+
 def _split_qkv(qkv: nn.Linear, dim: int) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
     """timm's packed projection -> three Linear(dim, dim); rows are [q; k; v] (its reshape(B,N,3,H,d))."""
     parts = []
@@ -115,7 +110,7 @@ class ExportBlock(nn.Module):
 
     def __init__(self, block: nn.Module, dim: int, heads: int, style: str):
         super().__init__()
-        attn = block.attn
+        attn = _part(block, "attn", nn.Module)
         # Parts our config never creates; refuse rather than silently export a different network.
         for name in ("ls1", "ls2", "drop_path1", "drop_path2"):
             if not isinstance(getattr(block, name, nn.Identity()), nn.Identity):
@@ -123,12 +118,12 @@ class ExportBlock(nn.Module):
         for name in ("q_norm", "k_norm", "norm"):
             if not isinstance(getattr(attn, name, nn.Identity()), nn.Identity):
                 raise ExportError(f"encoder attention has a non-identity {name}; the exporter does not support it")
-        self.norm1 = Fp32LayerNorm(block.norm1)
-        self.q, self.k, self.v = _split_qkv(attn.qkv, dim)
+        self.norm1 = Fp32LayerNorm(_part(block, "norm1", nn.LayerNorm))
+        self.q, self.k, self.v = _split_qkv(_part(attn, "qkv", nn.Linear), dim)
         self.core = AttentionCore(heads, dim, style)
-        self.proj = attn.proj
-        self.norm2 = Fp32LayerNorm(block.norm2)
-        self.mlp = block.mlp
+        self.proj = _part(attn, "proj", nn.Module)
+        self.norm2 = Fp32LayerNorm(_part(block, "norm2", nn.LayerNorm))
+        self.mlp = _part(block, "mlp", nn.Module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)

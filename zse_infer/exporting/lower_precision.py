@@ -1,18 +1,10 @@
 """int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
 
-int8 (``zse-export --int8``): both graphs are quantised (:mod:`.quantize`),
-checked free of x86 saturation, their parity against PyTorch measured and
-recorded, then judged by :mod:`.agreement` on the bundled demo's unseen
-concepts: ret-token cosine, relation-score error, two-stage top-10 overlap and
-mAP change against the fp32 graphs (the recipe's ``tolerances.int8``). Max abs
-token error is recorded, not judged: a random-weights ViT-B/16 reaches 0.1-0.3
-in tokens whose magnitudes are tens, depending on the CPU's int8 kernels,
-while its rankings agree; a graph is refused only when rankings change.
-
-bf16 (OpenVINO on AMX / AVX512-BF16, chosen at run time): where openvino is
-installed and this CPU has a bf16 unit, the same agreement of OpenVINO bf16
-with ONNX Runtime fp32 is measured and recorded (``agreement.bf16``), so the
-manifest says what bf16 does to rankings; elsewhere it records why not.
+int8 (``--int8``): both graphs quantised (:mod:`.quantize`), checked free of x86 saturation, their parity
+recorded, then judged by :mod:`.agreement` against fp32 (the recipe's ``tolerances.int8``). Token error is
+recorded, not judged: a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings
+agree. bf16: where openvino and a bf16 unit are present, OpenVINO bf16 against ONNX Runtime fp32 is
+measured and recorded (``agreement.bf16``); elsewhere the manifest says why not.
 """
 
 from __future__ import annotations
@@ -20,17 +12,26 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import numpy as np
 
 from ..config import ModelConfig
 from ..errors import ExportError
 from ..manifest import GraphSpec
 from . import validation
-import numpy as np
-
-from .agreement import EncodeFn, RankingSet, ScoreFn, demo_ranking_set, parity_ranking_set, ranking_agreement, runner_fns
+from .agreement import (
+    EncodeFn,
+    RankingSet,
+    ScoreFn,
+    demo_ranking_set,
+    parity_ranking_set,
+    ranking_agreement,
+    runner_fns,
+)
 from .recipes import Recipe
 
 _log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
     from ..runtime.runners.cpu_features import cpu_features
     from ..runtime.runners.onnxruntime_backend import OrtRunner
     from ..runtime.runners.precision_check import failed_criteria
-    from .quantize import SETTINGS, quantize_int8, saturation_risks
+    from .quantize import quantize_int8, saturation_risks
 
     tolerance = int8_tolerance(recipe)
     made: dict[str, GraphSpec] = {}
@@ -88,7 +89,8 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
         risky = saturation_risks(path)
         if risky:
             raise ExportError(
-                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights that "
+                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) "
+                "have int8 weights that "
                 "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
             )
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)
@@ -104,9 +106,12 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
     if failed:
         raise ExportError(f"int8 graphs change rankings ({agreement['set']}): " + "; ".join(failed))
     validated_on = {**cpu_features(), "agreement": agreement, "tolerance": tolerance}
-    for spec in made.values():
-        spec.extra["validated_on"] = {**validated_on, "parity": dict(spec.parity)}
-    made["encoder_int8"].extra["ret_token_cosine_min"] = agreement["ret_token_cosine_min"]
+    # GraphSpecs are values: record the validation in new ones rather than mutate their extra in place.
+    for gid, spec in list(made.items()):
+        extra = {**spec.extra, "validated_on": {**validated_on, "parity": dict(spec.parity)}}
+        if gid == "encoder_int8":
+            extra["ret_token_cosine_min"] = agreement["ret_token_cosine_min"]
+        made[gid] = replace(spec, extra=extra)
     return made
 
 

@@ -1,4 +1,6 @@
-"""``export_model``: checkpoint -> export folder (ONNX graphs, parity inputs, manifest, TensorRT engines if possible)."""
+"""``export_model``: checkpoint -> export folder.
+
+ONNX graphs, parity inputs, manifest, TensorRT engines if possible."""
 
 from __future__ import annotations
 
@@ -6,16 +8,17 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import onnx
 
 from ..config import ModelConfig, get_config
 from ..errors import ExportError
-from ..manifest import Manifest, GraphSpec, sha256_file
+from ..manifest import GraphSpec, Manifest, sha256_file
 from ..runtime.runners.precision_check import DEFAULT_TOLERANCES
 from . import attention_fusion, extra_graphs, graph_checks, lower_precision, validation
 from .folder import staged_folder, write_manifest
@@ -41,13 +44,13 @@ class ExportOptions:
     # int8 (dynamically quantised) encoder and relation head for ONNX Runtime on CPUs; opt-in.
     int8: bool = False
     lint: str = "auto"  # "auto": polygraphy lint if installed; "never"; "require"
-    cache_dir: "str | os.PathLike | None" = None
+    cache_dir: str | os.PathLike | None = None
 
 
 DEFAULT_RECIPE = "zse_vit_b16"
 
 
-def resolve_recipe(recipe: "str | os.PathLike | Recipe | None", config: "str | None") -> Recipe:
+def resolve_recipe(recipe: str | os.PathLike | Recipe | None, config: str | None) -> Recipe:
     """The recipe by name/path; without one, the recipe named like the config, else the default's settings."""
     if isinstance(recipe, Recipe):
         return recipe
@@ -71,14 +74,14 @@ def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
     if "trt" in recipe.variants:
         for role in extra_graphs.RELATION_ROLES:
             steps += [f"write {role}_trt", f"validate {role}_trt"]
-    return steps + ["int8", "engines", "manifest"]
+    return [*steps, "int8", "engines", "manifest"]
 
 
 def export_model(
-    checkpoint: "str | os.PathLike",
-    out: "str | os.PathLike",
-    config: "str | ModelConfig | None" = None,
-    recipe: "str | os.PathLike | Recipe | None" = None,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    config: str | ModelConfig | None = None,
+    recipe: str | os.PathLike | Recipe | None = None,
     options: ExportOptions | None = None,
     on_step: StepCallback | None = None,
 ) -> Manifest:

@@ -1,26 +1,11 @@
 """int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products, exact on every x86-64 CPU.
 
-Weights of every MatMul/Gemm become int8 with one scale per output channel;
-activations are quantised on the fly per tensor to uint8
-(``DynamicQuantizeLinear`` + ``MatMulInteger``), so no calibration set is
-needed. Norms, softmax, GELU and the cosine kernel stay float32.
-
-Why 7-bit weights (``reduce_range=True``): ONNX Runtime's quantisation guide
-("When and why do I need to try U8U8?") says that on x86-64 with AVX2/AVX-512
-it computes U8S8 products with ``VPMADDUBSW``, whose 16-bit sums can saturate,
-and that ``reduce_range`` or U8U8 avoid it; "Reduce-range will quantize the
-weights to 7-bits. It is designed for the U8S8 format on AVX2 and AVX512
-(non-VNNI) machines to mitigate saturation issues." With weights in [-64, 64]
-and activations in [0, 255] a pair sums to at most 255 * 128 = 32640 < 32767,
-so the integer products are exact with and without VNNI, and the same graph
-gives the same numbers on an AMD EPYC without VNNI, an Intel Xeon with it, or
-ARM. (8-bit U8S8 weights gave a max abs token error of 1.95 on a random
-ViT-B/16 under AVX2 arithmetic against 0.08 with VNNI; U8U8 is exact too but
-uses ONNX Runtime's slower widening kernels: 1.4x against 1.9x the fp32 graph
-here.) :func:`saturation_risks` checks the written graph for exactly this.
-
-Whether an int8 graph is accepted is decided by rankings, not token error
-(:mod:`.lower_precision`).
+MatMul/Gemm weights become int8 per output channel, activations uint8 per tensor on the fly (no
+calibration set); norms, softmax, GELU and the cosine kernel stay float32. Weights are 7-bit
+(``reduce_range=True``, ONNX Runtime's advice for U8S8 on AVX2/AVX-512 without VNNI): a pair then sums to
+at most 255 * 128 < 32767, so ``VPMADDUBSW`` never saturates and the same graph gives the same numbers with
+and without VNNI (8-bit weights: max token error 1.95 without VNNI, 0.08 with). :func:`saturation_risks`
+checks the written graph for that. Acceptance is decided by rankings (:mod:`.lower_precision`).
 """
 
 from __future__ import annotations
@@ -36,7 +21,7 @@ from ..errors import ExportError, require
 _log = logging.getLogger(__name__)
 
 #: what the manifest records about how each int8 graph was made (``extra.quantization``)
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "method": "onnxruntime.quantization.quantize_dynamic",
     "format": "U8S8",  # activations uint8 (dynamic, per tensor), weights int8
     "per_channel": True,

@@ -1,23 +1,20 @@
 """Export recipes: one declarative JSON file per model variant (opset, precisions, batch profiles, tolerances).
 
-Recipes live in the repository's top-level ``export/`` folder, which wheels
-ship as the ``zse_infer.recipes`` package. :func:`load_recipe` takes a path
-or a name; names are looked up in the packaged recipes first (wheel installs)
-and then in ``export/`` beside the package (editable installs, where
-setuptools' package-dir mapping does not apply).
-
-This module imports neither torch nor onnx: the CLI reads recipes before
-deciding what heavy machinery it needs.
+Recipes live in the top-level ``export/`` folder, shipped in wheels as ``zse_infer.recipes``:
+:func:`load_recipe` looks names up there first, then in ``export/`` beside the package (editable installs).
+No torch or onnx here: the CLI reads recipes before deciding what heavy machinery it needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError, ManifestError
 from ..manifest import PRECISIONS, VARIANTS, BatchRange
@@ -59,7 +56,7 @@ class Recipe:
             **({"search": dict(self.search)} if self.search else {}),
         }
 
-    def with_max_batch(self, overrides: Mapping[str, int]) -> "Recipe":
+    def with_max_batch(self, overrides: Mapping[str, int]) -> Recipe:
         """A copy with new maximum batch sizes per role (``opt`` clamped to the new maximum)."""
         batch = dict(self.batch)
         for role, maximum in overrides.items():
@@ -137,10 +134,8 @@ def _search_block(block: Any, where: str) -> dict[str, Any]:
 def recipe_dirs() -> list[Path | Any]:
     """Where recipe names are looked up, in order."""
     dirs: list[Path | Any] = []
-    try:
+    with contextlib.suppress(ModuleNotFoundError):  # editable install: export/ is not mapped into the package
         dirs.append(resources.files("zse_infer.recipes"))
-    except ModuleNotFoundError:
-        pass  # editable install: the package-dir mapping of export/ does not apply
     if _REPO_RECIPES.is_dir():
         dirs.append(_REPO_RECIPES)
     return dirs
@@ -153,7 +148,7 @@ def list_recipes() -> list[str]:
     return sorted(names)
 
 
-def load_recipe(name_or_path: "str | os.PathLike") -> Recipe:
+def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
     """A :class:`Recipe` from a JSON file path or a recipe name (``"zse_vit_b16"``, ``"tiny"``)."""
     text = str(name_or_path)
     path = Path(text)

@@ -1,9 +1,7 @@
 """Checking and describing an existing export folder: ``zse-export validate`` and ``zse-export inspect``.
 
-Needs no checkpoint and no torch for ONNX graphs: the folder carries its own
-built-in inputs and the PyTorch outputs for them (``parity_inputs.npz``).
-TensorRT engines are compared against ONNX Runtime CPU running the graph
-they were built from, and against the PyTorch reference.
+No checkpoint and no torch needed for ONNX graphs: the folder carries its inputs and PyTorch outputs
+(``parity_inputs.npz``); TensorRT engines are compared against ONNX Runtime CPU and the PyTorch reference.
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ def _tolerance(manifest: Manifest, precision: str) -> dict[str, float]:
     return dict(tolerances[precision])
 
 
-def validate_folder(folder: "str | os.PathLike", engines: bool = False, graphs: bool = True) -> list[ParityRow]:
+def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bool = True) -> list[ParityRow]:
     """Parity of every graph (ORT CPU) and, with ``engines``, every engine valid on this GPU, on the built-in inputs."""
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)  # IntegrityError names a tampered file
@@ -123,7 +121,7 @@ def format_rows(rows: list[ParityRow]) -> str:
     return "\n".join(lines)
 
 
-def describe_folder(folder: "str | os.PathLike", verify: bool = True) -> str:
+def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
     """A human-readable summary of an export folder's manifest (hashes verified unless ``verify=False``)."""
     folder = Path(folder)
     m = Manifest.load(folder, verify=verify)

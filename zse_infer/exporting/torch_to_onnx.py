@@ -1,25 +1,12 @@
 """torch module -> ONNX ModelProto, with the dynamic ``batch`` dimension and the contract's I/O names.
 
-Exporter choice: ``torch.onnx.export(..., dynamo=True)`` (torch.export +
-onnxscript). The TorchScript exporter is deprecated in current torch and
-slated for removal, so a new package should not depend on it. Facts about the
-dynamo exporter that shaped this module:
-
-* it emits ``scaled_dot_product_attention`` as the ONNX ``Attention`` op at
-  opset >= 23 (which neither ORT's fusions nor TensorRT 10's parser of our
-  supported range handle) and below that as a decomposition that multiplies
-  *both* q and k by sqrt(scale): neither pattern fuses. We therefore never
-  export SDPA: :mod:`~zse_infer.exporting.graph_modules` writes attention out
-  explicitly, with the scale where each consumer needs it;
-* it writes an invalid model when a graph input/output is named like a
-  parameter (initializer), so names are checked before exporting;
-* it records each node's module path (``pkg.torch.onnx.name_scopes``), which
-  our attention fusion relies on, and a Python stack trace per node, which
-  we strip before saving (bulk, and absolute paths of the exporting machine).
-
-Opset 18 (recipes may choose 17..21): LayerNormalization is native from 17
-(fp32 statistics via ``stash_type``); 18 is covered by every ORT release we
-support and by TensorRT 8.6 / 10.x's ONNX parser.
+The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What
+shaped this module: it exports SDPA in patterns no consumer fuses, so attention is written out by
+:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named
+like an initializer, so names are checked first; it records each node's module path, which the attention
+fusion relies on, and a Python stack trace per node, stripped before saving (bulk, and local paths).
+Opset 18 by default (recipes may choose 17..21): native LayerNormalization, and read by every supported
+ORT and TensorRT parser.
 """
 
 from __future__ import annotations
@@ -28,7 +15,7 @@ import contextlib
 import io
 import logging
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import onnx
 import torch
@@ -87,6 +74,8 @@ def export_graph(
     finally:
         if captured.getvalue().strip():
             _log.debug("torch.onnx output for %s:\n%s", graph_name, captured.getvalue().strip())
+    if program is None:  # only when given a file to write, which this call never does
+        raise ExportError(f"graph {graph_name}: torch.onnx.export returned no ONNX program")
     model = program.model_proto
     model.graph.name = graph_name
     _check_io(model, example, output_names, graph_name, static_inputs)

@@ -1,21 +1,17 @@
 """Parity of exported graphs: ONNX Runtime (CPU) against the PyTorch model, on built-in inputs.
 
-The inputs are deterministic (seeded) images, and for the relation head the
-PyTorch encoder's tokens of those images, paired with a shift so every pair
-holds two different images. They and the PyTorch outputs are stored in the
-export folder (``parity_inputs.npz``) so that ``zse-export validate`` can
-re-check graphs and TensorRT engines later, on another machine, without the
-checkpoint or torch.
-
-This module needs numpy and onnxruntime only; the PyTorch reference is
-computed by :func:`reference_data`, which takes an already loaded model.
+Seeded images (and, for the relation head, the PyTorch tokens of those images paired with a shift, so
+every pair holds two different images) and the PyTorch outputs are stored in ``parity_inputs.npz``, so
+``zse-export validate`` re-checks graphs and engines later without the checkpoint or torch. Needs numpy
+and onnxruntime only; :func:`reference_data` takes an already loaded model.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +60,10 @@ def reference_data(model: Any, config: ModelConfig, batch_sizes: Sequence[int], 
 
 
 def save_reference(data: Mapping[str, np.ndarray], path: Path, batch_sizes: Sequence[int]) -> None:
-    np.savez(path, batch_sizes=np.asarray(batch_sizes, dtype=np.int64), **data)
+    # One dict: numpy's stubs type **kwargs alongside savez's own allow_pickle: bool, which a
+    # Mapping of arrays cannot satisfy.
+    arrays: dict[str, Any] = {"batch_sizes": np.asarray(batch_sizes, dtype=np.int64), **data}
+    np.savez(path, **arrays)
 
 
 def load_reference(path: Path) -> tuple[dict[str, np.ndarray], list[int]]:
@@ -90,7 +89,7 @@ def ort_cpu_runner(path: Path) -> Runner:
     names = [o.name for o in session.get_outputs()]
 
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, dict(feeds))))
+        return dict(zip(names, session.run(names, dict(feeds)), strict=True))
 
     return run
 
@@ -99,7 +98,7 @@ def measure_parity(
     run: Runner, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]
 ) -> dict[str, float]:
     """Max abs error per output of ``run`` against the reference outputs, over every batch size."""
-    errors = {name: 0.0 for name in ROLE_OUTPUTS[role]}
+    errors = dict.fromkeys(ROLE_OUTPUTS[role], 0.0)
     for b in batch_sizes:
         feeds = {name: np.ascontiguousarray(data[name][:b]) for name in ROLE_INPUTS[role]}
         outputs = run(feeds)

@@ -1,13 +1,9 @@
 """Reading checkpoints and mapping their keys onto our module names.
 
-``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's:
-it recognises the authors' release (``sa.* / ca.* / rn.* / conv2d.*``), the
-ImageNet backbone file used to start training (encoder keys without the
-``sa.model.`` prefix), and our own layout, strips ``module.`` prefixes
-(DataParallel) and drops the unused third cross-attention copy.
-
-Nothing here knows the network: fitting a mapped state dict into a model, and saying why it
-does not fit, is :mod:`.zse`'s (which imports this module, never the reverse).
+``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's: it recognises the authors'
+release (``sa.* / ca.* / rn.* / conv2d.*``), the ImageNet backbone file training starts from and our own
+layout, strips ``module.`` prefixes and drops the unused third cross-attention copy. Fitting a state dict
+into a model is :mod:`.zse`'s (which imports this module, never the reverse).
 """
 
 from __future__ import annotations
@@ -15,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,7 +159,7 @@ def _numpy_safe_globals() -> list:
     Allow-listed for ``weights_only`` loading: they rebuild plain numbers, nothing executable.
     """
     entries: list = []
-    scalar = getattr(getattr(np, "_core", np.core).multiarray, "scalar")
+    scalar = getattr(np, "_core", np.core).multiarray.scalar
     for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
         entries.append((scalar, name))
     entries.append(np.dtype)
@@ -170,7 +167,7 @@ def _numpy_safe_globals() -> list:
     return entries
 
 
-def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> tuple[dict[str, Any], str]:
+def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """(raw state dict, description) from a path or an in-memory mapping.
 
     Files are read with ``weights_only=True``: a checkpoint is untrusted input
@@ -222,7 +219,7 @@ def _unwrap(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
     return dict(tensors)
 
 
-def checkpoint_metadata(source: "str | os.PathLike") -> dict[str, Any]:
+def checkpoint_metadata(source: str | os.PathLike) -> dict[str, Any]:
     """The non-tensor fields of a released checkpoint (epoch, map_all, precision_100), as plain numbers."""
     path = Path(source)
     if path.suffix == ".safetensors":

@@ -1,18 +1,17 @@
 """The per-image encoder: a ViT whose patch embedding is the paper's learnable tokenizer.
 
-Blocks are timm's pre-norm ViT blocks (``timm.models.vision_transformer.Block``),
-which carry fused attention (``scaled_dot_product_attention``) in the PyTorch
-path. Only the patch embedding differs from a plain ViT: the token grid is the
-mean of a 16x16 patch convolution and a small multi-scale conv stack.
+Blocks are timm's pre-norm ViT blocks; only the patch embedding differs from a plain ViT: the token grid is
+the mean of a 16x16 patch convolution and a small multi-scale conv stack.
 """
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 
 import torch
-from torch import nn
 from timm.models.vision_transformer import Block
+from torch import nn
 
 from ..config import EncoderConfig
 
@@ -27,7 +26,7 @@ class ScaleEmbedding(nn.Module):
         super().__init__()
         channels = (cfg.in_chans, *cfg.scale_channels, cfg.width)
         layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
             kernel = 7 if i == 0 else 3
             if i:
                 layers.append(nn.ReLU())
@@ -71,7 +70,8 @@ class Encoder(nn.Module):
                     mlp_ratio=cfg.mlp_dim / cfg.width,
                     qkv_bias=True,
                     proj_drop=cfg.dropout,
-                    norm_layer=norm,
+                    # timm annotates norm_layer as a class but only calls it; its own models pass partials
+                    norm_layer=norm,  # type: ignore[arg-type]
                     act_layer=nn.GELU,  # exact (erf) GELU, as the official nn.GELU()
                 )
                 for _ in range(cfg.depth)

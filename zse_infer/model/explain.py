@@ -1,21 +1,11 @@
-"""The relation head with its internals as outputs: what explanations need.
+"""The relation head with its internals as outputs (``explain.onnx``), so a deployed folder explains itself.
 
-Exported as a third graph (``explain.onnx``) so that a deployed system can
-explain its own results from the export folder alone, without torch or the
-checkpoint.
-
-Why anchors need attribution: the official head turns the (B, 196, D) tokens
-into a (B, D, 14, 14) grid with a plain reshape, not a transpose. Position
-(y, x) of "channel" c of that grid is element ``c*196 + y*14 + x`` of the flat
-token buffer, i.e. a slice of token ``(c*196 + y*14 + x) // D``. So each of
-the 49 anchors (a 2x2 conv over that grid) reads from *all* 196 patches: an
-anchor is not an image region. Which image regions make a match is therefore
-computed exactly, by linear attribution: an anchor feature is
-``bias + sum_t C_t`` (C_t the part of the conv sum that reads token t), so the
-cosine of a sketch anchor ``a`` with its best photo anchor ``b`` splits into
-one term per sketch patch (``sketch_relevance``) plus a bias term, and
-likewise per photo patch (``photo_relevance``). Summed, they give the
-kernel entry back (tests check this).
+Why anchors need attribution: the official head makes its (B, D, 14, 14) grid from the (B, 196, D)
+tokens by a plain reshape, not a transpose, so each of the 49 anchors (a 2x2 conv over that grid) reads
+from all 196 patches: an anchor is not an image region. Which patches make a match is computed exactly
+by linear attribution: an anchor feature is ``bias + sum_t C_t`` (C_t the part of the conv sum reading
+token t), so the cosine of a sketch anchor with its best photo anchor splits into one term per sketch
+patch (``sketch_relevance``), likewise per photo patch, plus a bias term (tests check the sum).
 """
 
 from __future__ import annotations
@@ -54,6 +44,8 @@ def token_index_map(grid: int, width: int, kernel: int) -> torch.Tensor:
 
 class ExplainHead(nn.Module):
     """(sketch tokens, photo tokens) -> score plus attention maps, anchor kernel and patch relevance."""
+
+    token_index: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, head: RelationHead):
         super().__init__()

@@ -1,21 +1,14 @@
 """The relation head restructured for reranking: per-image work done once, not once per pair.
 
-The official head scores one (sketch, photo) pair at a time and recomputes,
-inside both cross-attention directions, the projections of the sketch's and
-the photo's tokens. But each projection depends on one image only:
+Each projection inside the two cross-attentions depends on one image only::
 
     S' = L1(q=S, k=P, v=S):  Q1 = S Wq1, V1 = S Wv1  (sketch)   K1 = P Wk1  (photo)
     P' = L2(q=P, k=S, v=P):  K2 = S Wk2              (sketch)   Q2 = P Wq2, V2 = P Wv2  (photo)
 
-so a query computes its sketch side once (:meth:`prepare_sketch`) and a photo
-its side once (:meth:`prepare_photos`, at index time or once per candidate).
-Per pair only the attention itself, the output projections, the FFNs, the
-anchor convolutions and the relation MLP remain (:meth:`score_prepared`), the
-sketch side broadcast over the candidates instead of copied. Token 0 of
-S' and P' is never used by the score, so its query row is not computed
-(token 0 still serves as a key and value).
-
-Computes the official scores (tests: within 1e-5 on the parity weights).
+so a query computes its side once (:meth:`prepare_sketch`), a photo its side once
+(:meth:`prepare_photos`), and per pair only attention, output projections, FFNs, anchor convolutions and
+the MLP remain (:meth:`score_prepared`). Token 0's query row is never used by the score, so it is not
+computed. Scores equal the official ones (tests: within 1e-5 on the parity weights).
 """
 
 from __future__ import annotations

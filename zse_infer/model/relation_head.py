@@ -1,20 +1,16 @@
 """The per-pair relation head: (sketch tokens, photo tokens) -> relation score.
 
-Cross-attention one layer each way, a 2x2 conv from the token grid to anchors,
-the cosine kernel of every sketch anchor with every photo anchor, and a small
-MLP. Written to compute exactly what the official ``ca`` + ``conv2d`` + ``rn``
-modules compute (docs/spec.md, "Relation head"), including two quirks that must not be "fixed":
-
-* each direction attends with keys from the *other* image but values from
-  *itself* (``S' = L1(q=S, k=P, v=S)``), and the residual adds the value;
-* the anchor grid comes from a plain ``reshape`` of (B, N, D) to (B, D, g, g),
-  not a transpose;
-* the norm divides by the *unbiased* std plus eps (not ``nn.LayerNorm``).
+Computes exactly what the official ``ca`` + ``conv2d`` + ``rn`` modules compute (docs/spec.md, "Relation
+head"), with the quirks that must not be "fixed": keys from the *other* image but values from *itself*
+(``S' = L1(q=S, k=P, v=S)``, the residual adds the value); the anchor grid from a plain ``reshape`` of
+(B, N, D) to (B, D, g, g), not a transpose; the norm dividing by the *unbiased* std plus eps.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +128,7 @@ class RelationHead(nn.Module):
         anchors = cfg.anchors(encoder_cfg)
         sizes = (anchors * anchors, *cfg.rn_hidden)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(sizes[:-1], sizes[1:]):
+        for c_in, c_out in itertools.pairwise(sizes):
             layers += [nn.Linear(c_in, c_out), nn.ReLU(), nn.Dropout(cfg.dropout)]
         layers.append(nn.Linear(sizes[-1], 1))
         self.mlp = nn.Sequential(*layers)  # official rn.rn: Linear at 0, 3, 6
@@ -149,6 +145,15 @@ class RelationHead(nn.Module):
         """(B, A, A) anchor cosine kernel -> (B,) relation score."""
         return torch.sigmoid(self.mlp(kernel.flatten(1))).squeeze(-1)
 
+    # The weights are there exactly when asked for: callers that ask get tensors, not optionals.
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: Literal[True]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    @overload
+    def cross_attend(
+        self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]: ...
     def cross_attend(
         self, sketch: torch.Tensor, photo: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

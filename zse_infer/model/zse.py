@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ _log = logging.getLogger(__name__)
 class ZseModel(nn.Module):
     """``encode(pixels) -> tokens`` once per image; ``relate(S, P) -> scores`` once per pair."""
 
-    def __init__(self, config: "str | ModelConfig" = "zse_vit_b16"):
+    def __init__(self, config: str | ModelConfig = "zse_vit_b16"):
         super().__init__()
         self.config = get_config(config)
         self.encoder = Encoder(self.config.encoder)
@@ -80,7 +81,7 @@ def mismatch_message(
     return text
 
 
-def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]") -> ZseModel:
+def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -> ZseModel:
     """Load a checkpoint of any supported layout into ``model``, with a precise error on mismatch."""
     raw, name = read_checkpoint(source)
     filtered = checkpoint_filter_fn(raw)
@@ -122,7 +123,7 @@ def load_state(model: ZseModel, source: "str | os.PathLike | Mapping[str, Any]")
 
 
 def load_model(
-    path_or_state_dict: "str | os.PathLike | Mapping[str, Any]", config: "str | ModelConfig" = "zse_vit_b16"
+    path_or_state_dict: str | os.PathLike | Mapping[str, Any], config: str | ModelConfig = "zse_vit_b16"
 ) -> ZseModel:
     """A :class:`ZseModel` in eval mode with the checkpoint's weights.
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from PIL import ImageFont
+
     from .explainer import Explanation
     from .synthesis import Synthesis
 
@@ -23,7 +26,7 @@ _COLORS = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [2
 #: distinct outline colours for source photos (colour-blind safe: Okabe-Ito)
 PHOTO_COLOURS = [(230, 159, 0), (0, 114, 178), (204, 121, 167), (0, 158, 115), (213, 94, 0), (86, 180, 233)]
 #: one colour per numbered match in an explanation (Okabe-Ito, then its yellow and black)
-MATCH_COLOURS = PHOTO_COLOURS + [(240, 228, 66), (0, 0, 0)]
+MATCH_COLOURS = [*PHOTO_COLOURS, (240, 228, 66), (0, 0, 0)]
 #: the smallest side a picture's main images are drawn at
 MIN_SIDE = 448
 
@@ -36,7 +39,7 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return ((1 - t) * _COLORS[lo] + t * _COLORS[lo + 1]).astype(np.uint8)
 
 
-def font(size: int = 16):
+def font(size: int = 16) -> ImageFont.BaseImageFont:
     from PIL import ImageFont
 
     try:
@@ -53,7 +56,7 @@ def scale_for(size: int, side: int = MIN_SIDE) -> int:
 def _zoom(image: np.ndarray, scale: int):
     from PIL import Image
 
-    return Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    return Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.Resampling.NEAREST)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
@@ -63,7 +66,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
     top = float(np.percentile(heat, 98)) if heat.size else 0.0
     h = np.clip(heat / top, 0, 1) if top > 0 else np.zeros_like(heat)
-    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR)) / 255.0
+    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
     return ((1 - alpha) * image + alpha * colormap(big)).astype(np.uint8)
 
 
@@ -114,7 +117,7 @@ def _cell_box(patch: tuple[int, int], cell: float, x0: int, y0: int) -> tuple[fl
     return x0 + c * cell, y0 + r * cell, x0 + (c + 1) * cell, y0 + (r + 1) * cell
 
 
-# --------------------------------------------------------------------------- captions: words from the data they describe
+# ----------------------------------------------------------- captions: words from the data they describe
 
 #: matches whose similarities differ by less than this are "about equally alike" (cosine scale -1..1)
 EQUAL_SPREAD = 0.05
@@ -129,7 +132,10 @@ def match_caption(similarities: Sequence[float]) -> str:
     hi, lo, n = max(similarities), min(similarities), len(similarities)
     scale = "on a scale where 1 means the same and 0 unrelated"
     if n == 1:
-        return f"Number 1: the part of the sketch and the part of the photo the model finds most alike ({hi:.2f}, {scale})."
+        return (
+            "Number 1: the part of the sketch and the part of the photo the model finds most alike "
+            f"({hi:.2f}, {scale})."
+        )
     strength = (f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})" if hi - lo < EQUAL_SPREAD
                 else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}")
     return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."
@@ -168,7 +174,8 @@ def wrap_text(text: str, face, width: int) -> list[str]:
         for i, piece in enumerate(re.findall(r"[^/]*/|[^/]+", word)):
             pieces.append((piece, "" if i else " "))
     lines: list[str] = []
-    for piece, joint in pieces:
+    for next_piece, next_joint in pieces:
+        piece, joint = next_piece, next_joint  # the piece shrinks as over-wide heads are split off
         while face.getlength(piece) > width:  # wider than a line by itself: split it
             cut = 1
             while face.getlength(piece[: cut + 1]) <= width:
@@ -185,7 +192,7 @@ def wrap_text(text: str, face, width: int) -> list[str]:
 # --------------------------------------------------------------------------- explanation
 
 
-def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6) -> Path:
+def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) -> Path:
     """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same
     number and colour = matched parts), then the attention heat maps with their colour scale. Every
     caption is computed from what it describes (:func:`match_caption`, :func:`attention_caption`).
@@ -224,7 +231,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     for number, m in enumerate(shown, start=1):
         # one colour per number, so a pair is found by colour as well as by number
         colour = MATCH_COLOURS[(number - 1) % len(MATCH_COLOURS)]
-        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114))) > 140 else "white"
+        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True)) > 140 else "white"
         for patch, x0 in ((m.sketch_patch, x_s), (m.photo_patch, x_p)):
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
@@ -249,7 +256,7 @@ def render_explanation(exp: "Explanation", path: str | os.PathLike, top: int = 6
     draw.text((x_s, y), "where the model looks on the sketch", fill="black", font=f)
     draw.text((x_p, y), "where the model looks on the photo", fill="black", font=f)
     y += label_h
-    for lines, x0 in zip(heat_lines, (x_s, x_p)):
+    for lines, x0 in zip(heat_lines, (x_s, x_p), strict=True):
         for i, line in enumerate(lines):
             draw.text((x0, y + i * line_h), line, fill="black", font=f)
     y += heat_h + 4
@@ -277,7 +284,7 @@ def source_caption(taken: int, used: int) -> str:
 
 
 def render_synthesis(
-    result: "Synthesis", sketch_image: np.ndarray, photo_images: Sequence[np.ndarray], path: str | os.PathLike,
+    result: Synthesis, sketch_image: np.ndarray, photo_images: Sequence[np.ndarray], path: str | os.PathLike,
     names: Sequence[str] | None = None,
 ) -> Path:
     """The synthesized picture (at least 448 px) beside the sketch, and below them the source
@@ -287,7 +294,7 @@ def render_synthesis(
     size = sketch_image.shape[0]
     scale = scale_for(size)
     side = size * scale
-    grid = int(round(np.sqrt(len(result.source))))
+    grid = round(np.sqrt(len(result.source)))
     pad, gap, title_h, line_h = 12, 24, 40, 18
     f = font(14)
     small_scale = max(1, scale // 2)

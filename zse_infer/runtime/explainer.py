@@ -1,21 +1,10 @@
 """The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
 
-Numpy and PIL only (no torch): a deployed system explains its own results
-from its export folder. See ``zse_infer/model/explain.py`` for what the
-explain graph outputs and why anchors are located through exact patch
-attribution, and :mod:`.synthesis` for how synthesis chooses its patches.
-
-* **Matched pairs**: for every sketch anchor ``a``, its most similar photo
-  anchor ``b`` (the argmax of the anchor kernel) with their cosine; each side
-  is placed at the patch that contributes most to that cosine. The picture
-  shows the clearest few (:meth:`Explanation.readable_matches`): placed on the
-  sketch's strokes and the photo's object, never on blank paper.
-* **Heat maps**: cross-attention received by each patch, averaged over the
-  other image's patch queries and over heads.
-* **Synthesis**: the sketch's drawing rebuilt from content patches of the photos.
-
-:class:`Explainer` runs all this for the ``Retriever`` facade, from the
-manifest, the runners and two callables (encode images, fetch stored photo
+Numpy and PIL only, so a deployed system explains its results from its export folder
+(:mod:`zse_infer.model.explain` says what the explain graph outputs, :mod:`.synthesis` how patches are
+chosen; docs/explanations.md what the pictures show): matched anchor pairs placed at the patches that
+contribute most to their cosine, cross-attention heat maps, and the synthesis. :class:`Explainer` runs it
+for the ``Retriever`` from the manifest, the runners and two callables (encode images, fetch stored photo
 tokens by gallery row).
 """
 
@@ -23,21 +12,33 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_int
 from ..manifest import HEAD_INPUTS, Manifest
 from ..preprocess import ImageSource, image_to_rgb, source_path
 from .explain_pictures import colormap, render_explanation, render_synthesis
 from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthesize_patches
 
+if TYPE_CHECKING:
+    from .runners.base import Runner
+
 __all__ = [
-    "Explainer", "Explanation", "PatchMatch", "Synthesis", "build_explanation", "colormap",
-    "render_explanation", "render_synthesis", "synthesize_patches", "patch_evidence",
+    "Explainer",
+    "Explanation",
+    "PatchMatch",
+    "Synthesis",
+    "build_explanation",
+    "colormap",
+    "patch_evidence",
+    "render_explanation",
+    "render_synthesis",
+    "synthesize_patches",
 ]
 
 _log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class Explanation:
         n = grid * grid
         ink = self.sketch_ink if self.sketch_ink is not None else np.ones(n, bool)
         content = self.photo_content if self.photo_content is not None else np.ones(n, bool)
-        used_s, used_p, shown = set(), set(), []
+        used_s: set[int] = set()
+        used_p: set[int] = set()
+        shown: list[PatchMatch] = []
         for m in self.matches:
             if len(shown) >= top:
                 break
@@ -127,7 +130,7 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
     kernel = outputs["kernel"][row]
     best = outputs["best_photo_anchor"][row].astype(np.int64)
     s_rel, p_rel = outputs["sketch_relevance"][row], outputs["photo_relevance"][row]
-    grid = int(round(np.sqrt(s_rel.shape[1])))
+    grid = round(np.sqrt(s_rel.shape[1]))
     matches = []
     for a in range(kernel.shape[0]):
         b = int(best[a])
@@ -179,7 +182,7 @@ class Explainer:
         self.runners = runners
         self.encode = encode
         self.stored_tokens = stored_tokens
-        self._runner = None
+        self._runner: Runner | None = None  # opened on the first explanation (they are occasional)
 
     def outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
         """The explain graph's outputs for pairs (B, T, D) x (B, T, D)."""
@@ -209,8 +212,7 @@ class Explainer:
 
     def explain(self, sketch: ImageSource, hit_or_photo: Any, out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
         """Why ``sketch`` matched a photo (see ``Retriever.explain``)."""
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise InputError(f"top: received {top!r}, expected an integer >= 1")
+        check_int(top, "top")
         sketch_tokens, sketch_image, ink = self._sketch(sketch)
         photo_tokens, photo_image, _ = self.photo(hit_or_photo)
         exp = build_explanation(self.outputs(sketch_tokens[None], photo_tokens[None]))
@@ -230,7 +232,7 @@ class Explainer:
         photos = [self.photo(item) for item in hits_or_photos]
         photo_tokens = np.stack([t for t, _, _ in photos])
         attention = self.outputs(np.repeat(sketch_tokens[None], len(photos), axis=0), photo_tokens)["sketch_attention"]
-        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention)]
+        evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention, strict=True)]
         images = [image for _, image, _ in photos]
         result = synthesize_patches(
             sketch_image, images, evidence, ink_threshold=self.manifest.preprocess["sketch"].ink_threshold, ink_only=ink_only

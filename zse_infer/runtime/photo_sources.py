@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import cast
 
 import numpy as np
 
@@ -31,7 +32,8 @@ def list_images(directory: str | os.PathLike) -> list[str]:
 
 def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     """One source or many -> a list; directories are expanded to the images below them."""
-    items = [sources] if _is_single(sources) else list(sources)
+    # _is_single tells one source (a str, a path, bytes, an array, an image, a file) from an iterable of them.
+    items = [sources] if _is_single(sources) else list(cast(Iterable[ImageSource], sources))
     out: list[ImageSource] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
@@ -53,8 +55,8 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise InputError(f"{path}: list file not found")
     out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             p = Path(line)
             out.append(str(p if p.is_absolute() else path.parent / p))

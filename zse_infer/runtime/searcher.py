@@ -1,28 +1,22 @@
 """The searcher: stage 1 (ret-token kNN) and stage 2 (relation-head rerank), and the one
 implementation of each ranking that search, evaluation and training all use.
 
-Rankings, as distances over a whole gallery (lower = better), for metrics:
-
-* :func:`ret_token_distances`: the official "sa" ranking (L2 distance of L2-normalised
-  token 0s; stage 1);
-* :func:`two_stage_distances`: the ret-token ranking's top ``rerank`` reordered by relation
-  score, the rest behind them in ret-token order (what search returns);
-* :func:`exhaustive_distances`: every photo scored by the relation head (official "rn").
-
-Scores come from a callable ``score(query_index, columns) -> scores`` so the same functions
-run on ONNX runners (evaluation) and on torch-computed arrays (training). Search itself uses
-:func:`rerank_order` on its candidates: the same order as :func:`two_stage_distances`.
+Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
+:func:`two_stage_distances` and :func:`exhaustive_distances` (official "rn"). Scores come from a callable
+``score(query_index, columns) -> scores``, so the same functions run on ONNX runners and on torch arrays.
+Search uses :func:`rerank_order` on its candidates: the order of :func:`two_stage_distances`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
-from ..errors import GalleryError, InputError
+from ..errors import GalleryError, InputError, check_int
 from ..manifest import HEAD_INPUTS, HEAD_OUTPUT, Manifest
 from ..vectors import l2_normalize
 from .gallery.stage1 import Stage1Cache
@@ -122,8 +116,11 @@ class Searcher:
             return self._fast or None
 
     def photo_side(self, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
+        fast = self.fast_runners()
+        if fast is None:  # callers ask only when projections are stored, which needs these graphs
+            raise InputError("photo-side projections need the relation_photo graph (re-export with this version)")
         with self.run_lock:
-            return self.fast_runners()["relation_photo"].run({"photo_tokens": photo_tokens})
+            return fast["relation_photo"].run({"photo_tokens": photo_tokens})
 
     def photo_tokens(self, snap: Snapshot, rowids: np.ndarray) -> np.ndarray:
         """Tokens of the given rows: decoded from the gallery (only these rows), or re-encoded
@@ -131,7 +128,7 @@ class Searcher:
         if snap.codec.stores_tokens:
             return snap.tokens(rowids)
         paths = snap.take(rowids, ["path"])["path"]
-        missing = [i for i, p in zip(rowids.tolist(), paths) if p is None]
+        missing = [i for i, p in zip(rowids.tolist(), paths, strict=True) if p is None]
         if missing:
             raise GalleryError(f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded")
         return self.encode_photos(paths)
@@ -148,6 +145,7 @@ class Searcher:
             with self.run_lock:  # once per query: the sketch's projections, broadcast over every candidate
                 sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch})
         stored = bool(fast) and self.gallery.projections  # computed at index time
+        proj: np.ndarray | None
         for start in range(0, len(rowids), RERANK_CHUNK):
             chunk = rowids[start : start + RERANK_CHUNK]
             if stored and snap.codec.stores_tokens:  # read with the tokens, in one sorted take
@@ -160,7 +158,7 @@ class Searcher:
                 with self.run_lock:
                     chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
             else:
-                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if stored else None
+                photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if proj is not None else None
                 with self.run_lock:
                     chunk_scores = relation_scores(fast, sketch, photo, photo_side, sketch_side)
             scores[start : start + len(chunk)] = chunk_scores
@@ -181,9 +179,7 @@ class Searcher:
             rerank = self.manifest.default_rerank
         if rerank == "all":
             return n
-        if isinstance(rerank, bool) or not isinstance(rerank, (int, np.integer)) or rerank < 0:
-            raise InputError(f"rerank: received {rerank!r}, expected an integer >= 0 or 'all'")
-        return min(int(rerank), n)
+        return min(check_int(rerank, "rerank", 0, "an integer >= 0 or 'all'"), n)
 
     def search_tokens(
         self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None, timing: dict[str, float] | None = None
@@ -212,9 +208,9 @@ class Searcher:
             candidates = rowids[:n_rerank]
             scores = self.relation_scores(sketch_tokens, candidates, snap)
             hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
-        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:])]
+        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
         hits = hits[:k]
         if timing is not None:
             timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
         info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
-        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"])]
+        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]

@@ -1,39 +1,23 @@
-"""Sketch-to-photo synthesis: the sketch's drawing rebuilt from patches of matched photos.
+"""Sketch-to-photo synthesis: the sketch's drawing rebuilt from patches of matched photos (numpy only).
 
-Numpy only. How a source patch is chosen for each sketch patch, and why:
+docs/explanations.md says what the picture shows. The choices, and why:
 
-* **Which sketch patches**: the drawing, i.e. patches with ink plus the patches
-  the strokes enclose (a flood fill from the border over the patch grid), so a
-  banknote's outline becomes a filled note; ``ink_only`` takes the stroke
-  patches alone. Patches outside the drawing keep the sketch's blank paper.
-* **Which photo patches**: only patches with content, i.e. at least half of
-  their pixels differ from the photo's background colour (the most common colour
-  of its border pixels). A background patch pasted into the drawing shows nothing,
-  which is how the first version of this produced a blank picture.
-* **Which one**: ``score = evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``.
-  ``evidence`` is the model's patch-to-patch evidence (see :func:`patch_evidence`:
-  the cosine of the encoder's patch tokens plus the query-specific part of the
-  relation head's cross-attention), z-scored per sketch patch so that its scale
-  does not matter. ``d`` is the distance between the sketch patch's place in the
-  drawing's bounding box and the photo patch's place in the content's bounding
-  box (both scaled to 0..1): a prior for the same part of the object, so that the
-  result reads as the photo's object in the sketch's shape. Measured on the
-  bundled demo model, neither attention nor token similarity alone prefers
-  corresponding places (the attention is nearly the same for every query patch:
-  rows correlate 0.98-0.99, and all of it goes to one background patch), so on
-  that model the prior decides the layout and the evidence chooses among nearby
-  content patches (at the default weight it changes 13-25% of the choices the
-  prior alone would make, on the banknote, airplane and rocket sketches); for a
-  model whose patch evidence is sharper, raise ``evidence_weight``.
-* **Several photos**: each connected part of the drawing takes the one photo
-  that fits it best (highest mean score), so parts are coherent rather than a
-  patchwork of photos.
+* sketch patches: the drawing (ink plus the patches the strokes enclose, a flood fill from the border),
+  or the stroke patches alone with ``ink_only``; the rest keeps the sketch's blank paper;
+* photo patches: only those with content (at least half their pixels differ from the border's most
+  common colour): a pasted background patch shows nothing;
+* the choice: ``evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``, the model's
+  patch evidence (:func:`patch_evidence`) z-scored per sketch patch, plus a prior for the same place in
+  the two bounding boxes. On the bundled demo model the evidence barely prefers corresponding places
+  (attention rows correlate 0.98-0.99), so there the prior sets the layout and the evidence picks among
+  nearby patches; raise ``evidence_weight`` for a model whose patch evidence is sharper;
+* several photos: each connected part of the drawing takes the one photo that fits it best.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -89,7 +73,7 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     binned), not their median, which an object touching two sides of the frame would decide."""
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.int64)
     bins = border // 16
-    keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
     return np.median(border[inverse.reshape(-1) == counts.argmax()], axis=0).astype(np.float64)
 
 
@@ -201,27 +185,28 @@ def synthesize_patches(
     scale; higher = more alike), e.g. from :func:`patch_evidence`."""
     if len(photo_images) != len(evidence) or not photo_images:
         raise InputError(
-            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, expected one map per photo and at least one photo"
+            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, "
+            "expected one map per photo and at least one photo"
         )
     if prior_width <= 0:
         raise InputError(f"prior_width: received {prior_width}, expected > 0")
     n = evidence[0].shape[0]
-    grid = int(round(np.sqrt(n)))
+    grid = round(np.sqrt(n))
     if grid * grid != n or any(e.shape != (n, n) for e in evidence):
         raise InputError(f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid")
     cell = sketch_image.shape[0] // grid
     ink = ink_mask(sketch_image, grid, ink_threshold)
     region = ink if ink_only else fill_enclosed(ink, grid)
     here = _box_coords(region, grid)
-    contents, scores = [], []
-    for photo, ev in zip(photo_images, evidence):
+    contents, per_photo = [], []
+    for photo, ev in zip(photo_images, evidence, strict=True):
         content = content_mask(photo, grid)
         there = _box_coords(content, grid)
         dist2 = ((here[:, None] - there[None]) ** 2).sum(axis=-1)
         score = evidence_weight * _zscore_rows(ev) - dist2 / (2 * prior_width**2)
         contents.append(content)
-        scores.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
-    scores = np.stack(scores)  # (K, n sketch, n photo)
+        per_photo.append(np.where(content[None], score, -np.inf))  # background patches are never chosen
+    scores = np.stack(per_photo)  # (K, n sketch, n photo)
     best_patch = scores.argmax(axis=2)  # (K, n)
     best_score = np.take_along_axis(scores, best_patch[..., None], axis=2)[..., 0]
     photo = np.zeros(n, dtype=np.int64)

@@ -4,9 +4,15 @@ import json
 
 import pytest
 
-from zse_infer.runtime.runners.engine_cache import EngineCache, EngineKey, default_cache_dir, engine_file_name, find_engine
-from zse_infer.manifest import BatchRange, GraphSpec, Manifest, TensorSpec
 from zse_infer.config import get_config
+from zse_infer.manifest import BatchRange, GraphSpec, Manifest, TensorSpec
+from zse_infer.runtime.runners.engine_cache import (
+    EngineCache,
+    EngineKey,
+    default_cache_dir,
+    engine_file_name,
+    find_engine,
+)
 
 
 def _key(**change):
@@ -148,10 +154,10 @@ def test_find_engine_only_returns_engines_of_the_current_graph_trt_and_gpu():
 
 
 def test_locate_engine_for_the_runtime(tmp_path, monkeypatch):
-    from zse_infer.runtime.runners import trt_environment as environment
-    from zse_infer.runtime.runners.engine_locate import locate_engine
     from zse_infer.errors import BackendError, IntegrityError
     from zse_infer.manifest import sha256_file
+    from zse_infer.runtime.runners import trt_environment as environment
+    from zse_infer.runtime.runners.engine_locate import locate_engine
 
     profile = {"image": {"min": [1, 3, 64, 64], "opt": [2, 3, 64, 64], "max": [4, 3, 64, 64]}}
     key = _key(onnx_sha256="c" * 64, precision="fp32", profile=profile)

@@ -46,7 +46,7 @@ def test_tampered_graph_is_refused(tiny_export, tmp_path):
 def test_missing_folder_and_manifest(tmp_path):
     with pytest.raises(ManifestError, match="not found"):
         Manifest.load(tmp_path / "nope")
-    with pytest.raises(ManifestError, match="no manifest.json"):
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
         Manifest.load(tmp_path)
 
 

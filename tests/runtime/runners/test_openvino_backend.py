@@ -17,7 +17,7 @@ from zse_infer.runtime.runners.cpu_features import CPUINFO_ENV
 from zse_infer.runtime.runners.select import open_relation_runners, open_runners, relation_scores
 
 pytest.importorskip("openvino")
-from zse_infer.runtime.runners.openvino_backend import CACHE_ENV, OpenVinoRunner, compiled_key  # noqa: E402
+from zse_infer.runtime.runners.openvino_backend import CACHE_ENV, OpenVinoRunner, compiled_key
 
 _CPU = "processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: {model}\nflags\t\t: fpu sse sse2 avx fma {flags}\n\n"
 #: the three machine kinds this project runs on

@@ -53,15 +53,16 @@ def test_gpu_count_agrees_with_torch():  # pragma: no cover - GPU only
 def test_explicit_tensorrt_backend_fails_clearly(tiny_export):
     if HAS_TRT and HAS_GPU:
         pytest.skip("TensorRT and a GPU are present: see the GPU test")
-    with pytest.raises((DependencyError, BackendError), match="TensorRT|tensorrt"):
+    with pytest.raises((DependencyError, BackendError), match=r"TensorRT|tensorrt"):
         open_runners(tiny_export, Manifest.load(tiny_export), backend="tensorrt")
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not (HAS_TRT and HAS_GPU), reason="needs tensorrt and an NVIDIA GPU (none here)")
 def test_tensorrt_matches_onnxruntime_cpu(tiny_export, tmp_path):  # pragma: no cover - GPU only
-    import numpy as np
     import shutil
+
+    import numpy as np
 
     from zse_infer.engines import build_engines
 
@@ -105,7 +106,7 @@ def test_tensorrt_runner_is_thread_safe_and_honours_a_raised_max_batch(tiny_expo
         t.start()
     for t in threads:
         t.join()
-    for w, g in zip(want, got):
+    for w, g in zip(want, got, strict=True):
         assert g.shape == w.shape and np.array_equal(g, w)
 
 

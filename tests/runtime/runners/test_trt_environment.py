@@ -5,12 +5,12 @@ import types
 
 import pytest
 
-from zse_infer.runtime.runners import trt_environment as environment
+from zse_infer.config import get_config
 from zse_infer.engines.build import build_engines, engine_graphs
-from zse_infer.runtime.runners.trt_environment import probe_tensorrt, require_tensorrt
 from zse_infer.errors import DependencyError, ExportError
 from zse_infer.manifest import GraphSpec, Manifest, TensorSpec
-from zse_infer.config import get_config
+from zse_infer.runtime.runners import trt_environment as environment
+from zse_infer.runtime.runners.trt_environment import probe_tensorrt, require_tensorrt
 
 
 @pytest.fixture
@@ -52,14 +52,14 @@ def test_tensorrt_outside_10x_is_refused(monkeypatch, version):
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     env = probe_tensorrt()
     assert not env.ready and "expected TensorRT 10.x (>=10.0,<11)" in env.reason
-    with pytest.raises(DependencyError, match="expected TensorRT 10.x"):
+    with pytest.raises(DependencyError, match=r"expected TensorRT 10\.x"):
         require_tensorrt()
 
 
 def test_build_engines_checks_the_folder_then_tensorrt(no_tensorrt, tmp_path):
     from zse_infer.errors import ManifestError
 
-    with pytest.raises(ManifestError, match="no manifest.json"):
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
         build_engines(tmp_path)
 
 

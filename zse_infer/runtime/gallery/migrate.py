@@ -57,7 +57,10 @@ def migrate(old: str | os.PathLike, new: str | os.PathLike, codec: str = "float1
         paths = [shard.paths[i] for i in keep]
         sizes, mtimes = _fingerprints(paths)
         batch = Batch(
-            ids=[shard.ids[i] for i in keep], paths=paths, sizes=sizes, mtimes=mtimes,
+            ids=[shard.ids[i] for i in keep],
+            paths=paths,
+            sizes=sizes,
+            mtimes=mtimes,
             ret=l2_normalize(np.asarray(shard.ret[rows], np.float32)),
             tokens=np.asarray(shard.tokens[rows], np.float32),
             proj=np.asarray(shard.proj[rows], np.float32) if shard.proj is not None else None,

@@ -1,18 +1,16 @@
 """One small interface over every engine kind: ``Runner.run(inputs) -> outputs``.
 
-A runner wraps one graph (encoder or relation head) described by a
-:class:`~zse_infer.manifest.GraphSpec`. Like Polygraphy's runners it checks
-every call against the graph's metadata (names, dtypes, shapes) and reports
-"received X, expected Y"; and it splits work into batches no larger than the
-graph's profile allows, so callers hand over any number of rows.
+Like Polygraphy's runners, a runner checks every call against its graph's
+:class:`~zse_infer.manifest.GraphSpec` ("received X, expected Y") and splits work into batches the graph's
+profile allows, so callers hand over any number of rows.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -57,7 +55,8 @@ class Runner(ABC):
             value = inputs[spec.name]
             if not isinstance(value, np.ndarray):
                 raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, expected a numpy array"
+                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, "
+                    "expected a numpy array"
                 )
             if value.dtype != np.dtype(spec.dtype):
                 raise InputError(
@@ -72,7 +71,8 @@ class Runner(ABC):
                 continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
                 raise InputError(
-                    f"graph {self.graph.id}: inputs have different batch sizes ({batch} and {value.shape[0]} for '{spec.name}')"
+                    f"graph {self.graph.id}: inputs have different batch sizes "
+                    f"({batch} and {value.shape[0]} for '{spec.name}')"
                 )
             batch = value.shape[0]
         return int(batch or 0)
@@ -99,7 +99,8 @@ class Runner(ABC):
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch (1 <= rows <= max_batch) of already validated, contiguous inputs."""
 
-    def close(self) -> None:  # pragma: no cover - overridden where resources are held
+    # Deliberately not abstract: a runner that holds no engine or session has nothing to release.
+    def close(self) -> None:  # noqa: B027  # pragma: no cover - overridden where resources are held
         """Release engine/session resources."""
 
 
@@ -118,7 +119,7 @@ def _batched(spec: TensorSpec) -> bool:
 def _shape_matches(shape: tuple[int, ...], spec: TensorSpec) -> bool:
     if len(shape) != len(spec.shape):
         return False
-    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape))
+    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape, strict=True))
 
 
 def _empty_shape(spec: TensorSpec) -> tuple[int, ...]:

@@ -1,23 +1,11 @@
 """What this CPU offers to ONNX Runtime's int8 kernels and OpenVINO's bf16 kernels, read from ``/proc/cpuinfo``.
 
-ONNX Runtime's x86-64 kernels for uint8 x int8 (U8S8) matrix products differ
-by CPU: with VNNI (``avx512_vnni``, ``avx_vnni``) or AMX they accumulate in
-32 bits, exactly; with plain AVX2 / AVX-512 they use ``vpmaddubsw``, which
-adds two products into a 16-bit integer and saturates. So an int8 graph's
-numbers can depend on the CPU, and the manifest records the CPU each int8
-graph was validated on.
-
-bf16: OpenVINO computes an fp32 graph in bfloat16 on two kinds of x86 matrix
-units: AMX (``amx_bf16`` + ``amx_tile``, Intel Xeon 4th generation and later)
-and AVX512-BF16 (``avx512_bf16`` with AVX-512: Intel Cooper Lake, AMD Zen 4
-and later, whose ``vdpbf16ps`` does two bf16 products per fp32 lane). Without
-either (AVX2-only CPUs) a bf16 hint would only be emulated, so the runtime
-asks for f32 there. :func:`bf16_unit` names the unit.
-
-Elsewhere than Linux the features are "unknown". ``$ZSE_CPUINFO`` names
-another file to read instead of :data:`CPUINFO`: a saved ``/proc/cpuinfo`` of
-another machine shows which backend and precision ``auto`` would choose there
-(the test suite runs as on a CPU without a bf16 unit unless a test injects one).
+int8: with VNNI or AMX, U8S8 products accumulate exactly in 32 bits; with plain AVX2 / AVX-512,
+``vpmaddubsw`` adds two products into a saturating 16-bit integer, so the manifest records the CPU each
+int8 graph was validated on. bf16: OpenVINO computes in bfloat16 on AMX or AVX512-BF16
+(:func:`bf16_unit`); elsewhere a bf16 hint would be emulated, so f32 is asked for. Outside Linux the
+features are "unknown". ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo instead of :data:`CPUINFO`
+(shows what ``auto`` would choose there; the test suite hides the bf16 units this way).
 """
 
 from __future__ import annotations

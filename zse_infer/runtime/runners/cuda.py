@@ -1,13 +1,8 @@
-"""A thin CUDA runtime wrapper over ``cuda-python`` (NVIDIA's bindings; the `gpu` extra).
+"""A thin CUDA runtime wrapper over ``cuda-python`` (the ``gpu`` extra): what the TensorRT backend needs.
 
-Only what the TensorRT backend needs: device count, name and compute
-capability, device buffers, page-locked (pinned) host buffers, a stream, and
-asynchronous copies. Pinned host memory follows NVIDIA's TensorRT samples
-(``samples/python/common_runtime.py``: ``cudaMallocHost`` viewed as a numpy
-array, freed with ``cudaFreeHost``): only copies from pinned memory are truly
-asynchronous, so uploads, the engine and downloads queue on one stream and
-the host waits once per call. Imported lazily; on a machine without
-cuda-python or without a GPU, :func:`gpu_count` is 0 and nothing else is called.
+Pinned host memory as in NVIDIA's TensorRT samples (``cudaMallocHost`` viewed as a numpy array): only
+copies from pinned memory are truly asynchronous. Imported lazily; without cuda-python or a GPU,
+:func:`gpu_count` is 0 and nothing else is called.
 """
 
 from __future__ import annotations
@@ -95,13 +90,15 @@ class PinnedBuffer:
         self.nbytes = max(int(nbytes), self.dtype.itemsize)
         self.ptr = _check(_cudart().cudaMallocHost(self.nbytes), "cudaMallocHost")
         pointer = ctypes.cast(int(self.ptr), ctypes.POINTER(np.ctypeslib.as_ctypes_type(self.dtype)))
-        self.array = np.ctypeslib.as_array(pointer, (self.nbytes // self.dtype.itemsize,))
+        self.array: np.ndarray | None = np.ctypeslib.as_array(pointer, (self.nbytes // self.dtype.itemsize,))
 
     def view(self, shape) -> np.ndarray:
         """The first ``prod(shape)`` elements as an array of ``shape`` (no copy)."""
         count = int(np.prod(shape, dtype=np.int64))
         if count * self.dtype.itemsize > self.nbytes:
             raise BackendError(f"{count} elements exceed the {self.nbytes}-byte pinned buffer")
+        if self.array is None:
+            raise BackendError("the pinned buffer is closed: its runner was closed, make a new one")
         return self.array[:count].reshape(shape)
 
     def close(self) -> None:

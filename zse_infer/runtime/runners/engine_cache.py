@@ -1,19 +1,10 @@
 """Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT, GPU model and builder settings.
 
-A TensorRT plan is specific to the TensorRT version and to the GPU it was
-built on. Compute capability alone does not identify the GPU: an A10, an A40
-and an RTX 3090 all report 8.6, and TensorRT documents plans (and timing
-caches) as not portable across device models, so the key holds the device
-name too. It also holds every builder setting that changes the plan
-(optimisation level, workspace, TF32, strong typing, precision, profile), so
-changing the recipe misses the cache instead of serving a stale engine.
-Pure Python, no TensorRT: unit-tested on any machine.
-
-Concurrent builders (two pods sharing a cache volume) never see each other's
-half-written files: :meth:`EngineCache.put` writes a temporary file with a
-unique name (pid + random), hashes the bytes it wrote, and renames atomically
-under a per-key lock; the sidecar records that hash and :meth:`EngineCache.get`
-checks it, so a reader gets a complete engine or a miss, never a mix.
+Plans and timing caches are not portable across device models, and compute capability does not identify
+one (an A10, an A40 and an RTX 3090 all report 8.6), so the key holds the device name, and every builder
+setting that changes the plan (a changed recipe misses instead of serving a stale engine). Pure Python.
+Concurrent builders never see half-written files: :meth:`EngineCache.put` writes a uniquely named temporary
+file, hashes what it wrote and renames it under a per-key lock; :meth:`EngineCache.get` checks that hash.
 """
 
 from __future__ import annotations
@@ -23,9 +14,10 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ...manifest import Manifest, sha256_file, write_json_atomic
 
@@ -53,7 +45,7 @@ class EngineKey:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EngineKey":
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineKey:
         return cls(**{k: d[k] for k in _KEY_FIELDS if k in d})
 
 
@@ -127,7 +119,7 @@ def write_unique_then_rename(target: Path, data: bytes) -> str:
 class EngineCache:
     """A folder of ``<digest>.engine`` files, each beside a ``<digest>.json`` holding its full key and sha256."""
 
-    def __init__(self, root: "str | os.PathLike"):
+    def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
     def _paths(self, key: EngineKey) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ from . import trt_environment as environment
 from .engine_cache import find_engine
 
 
-def locate_engine_entry(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
+def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
     """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified.
 
     Raises :class:`BackendError` when TensorRT or a GPU is missing or no engine
@@ -33,18 +33,22 @@ def locate_engine_entry(folder: "str | os.PathLike", manifest: Manifest, graph: 
         ) or "none"
         raise BackendError(
             f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
-            f"{env.compute_capability} ({env.device}) (engines for it: {built}); build one with `zse-export build {folder}`"
+            f"{env.compute_capability} ({env.device}) (engines for it: {built}); "
+            f"build one with `zse-export build {folder}`"
         )
     manifest.verify(folder, [entry["file"]])
     return folder / entry["file"], entry
 
 
-def locate_engine(folder: "str | os.PathLike", manifest: Manifest, graph: GraphSpec) -> Path:
+def locate_engine(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> Path:
     """The engine file only (see :func:`locate_engine_entry`)."""
     return locate_engine_entry(folder, manifest, graph)[0]
 
 
 def engine_batch(entry: dict[str, Any], graph: GraphSpec) -> BatchRange:
-    """The batch range the engine was built for: ``zse-export build --max-batch`` may exceed the graph's recipe range."""
+    """The batch range the engine was built for.
+
+    ``zse-export build --max-batch`` may exceed the graph's recipe range.
+    """
     batch = entry.get("batch")
     return BatchRange(**batch) if batch else graph.batch

@@ -1,30 +1,20 @@
 """Whether int8 graphs can be trusted on this CPU; if not, the fp32 graphs run instead (with a warning).
 
-An int8 graph's integer products can depend on the CPU (see
-:mod:`.cpu_features`): exports since 7-bit weights are exact on every x86-64
-CPU, older ones can saturate on CPUs without VNNI. Two checks, on load:
-
-1. Recorded: a graph not recorded as saturation-free (``quantization.
-   saturation_free_on_x86`` in the manifest) is refused on an x86 CPU without VNNI.
-2. Measured: the int8 encoder and relation head run on the first row of the
-   export folder's own parity inputs (``parity_inputs.npz``: the images and the
-   PyTorch outputs the export validated against) and must stay within the
-   manifest's int8 tolerance (:mod:`.precision_check`: ret-token cosine and
-   score error; token error too in exports that recorded a token tolerance). One image and one pair, once per load: for
-   ViT-B/16 about half the time of one fp32 encode of one image (1.0 s against
-   2.0 s measured side by side on 2 heavily shared cores), against silently
-   wrong tokens. A CPU other than the one recorded is no reason to refuse by
-   itself (7-bit graphs are exact on all of them); what this CPU computes is.
-
-The CPU the graph was validated on at export is logged next to this one.
+Exports with 7-bit weights are exact on every x86-64 CPU; older ones can saturate without VNNI
+(:mod:`.cpu_features`). Two checks on load: a graph not recorded as saturation-free
+(``quantization.saturation_free_on_x86``) is refused on an x86 CPU without VNNI; and the int8 encoder
+and relation head run one image and one pair of the export's ``parity_inputs.npz`` and must stay within
+the manifest's int8 tolerance (:mod:`.precision_check`). That costs about half of one fp32 encode, once
+per load, against silently wrong tokens. What this CPU computes decides, not whether it is the CPU
+recorded at export (logged next to this one).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ...manifest import Manifest
 from .base import ModelRunners

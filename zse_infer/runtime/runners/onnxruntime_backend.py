@@ -1,33 +1,20 @@
 """ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where they really run.
 
-``onnxruntime-gpu`` lists the CUDA and TensorRT providers even on a machine
-without a GPU, and a session asked for them then runs on the CPU without a
-word. So the provider actually in use is read back from
-``session.get_providers()`` after the session exists, logged, and reported by
-:attr:`OrtRunner.device`.
-
-Installs: ``onnxruntime`` (CPU, the ``runtime`` extra) and ``onnxruntime-gpu``
-share the import name ``onnxruntime``; with both installed, whichever pip wrote
-last owns the shared files and the other's metadata lies (see ORT issue
-#10685). No extra of this package installs ``onnxruntime-gpu`` (the ``gpu``
-extra is TensorRT + cuda-python); :func:`onnxruntime_install` names the
-installed distribution and warns, with the fix, when both are present.
-
-TensorRT execution provider: handed only graphs it can take (the ``*_trt`` or
-plain graphs, never the ``com.microsoft`` attention of ``*_fused``), explicit
-optimisation profiles from the graph's batch range (``trt_profile_*_shapes``;
-without them the provider rebuilds its engine for every new batch size), and
-its engine/timing cache in the user cache folder
-(:func:`~zse_infer.runtime.runners.engine_cache.user_cache_dir`), never inside
-the export folder, which may be read-only and is hash-checked.
+``onnxruntime-gpu`` lists its GPU providers even without a GPU and then silently runs on the CPU, so the
+provider in use is read back from ``session.get_providers()``, logged and reported by
+:attr:`OrtRunner.device`. ``onnxruntime`` and ``onnxruntime-gpu`` share an import name (ORT issue #10685):
+:func:`onnxruntime_install` names the installed one and warns, with the fix, when both are present.
+The TensorRT provider gets only graphs it can take (never ``*_fused``), explicit profiles from the graph's
+batch range (else it rebuilds per batch size) and its cache in the user cache folder, never the export.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,7 +29,6 @@ CUDA_EP = "CUDAExecutionProvider"
 GPU_PROVIDERS = (TRT_EP, CUDA_EP)
 CPU = "CPUExecutionProvider"
 _DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
-_checked = False
 
 
 def onnxruntime_install() -> dict[str, object]:
@@ -59,21 +45,23 @@ def onnxruntime_install() -> dict[str, object]:
 
 
 def _ort():
-    global _checked
     ort = require("onnxruntime", "runtime", "The ONNX Runtime backend")
-    if not _checked:
-        _checked = True
-        install = onnxruntime_install()
-        if install["conflict"]:
-            _log.warning(
-                "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
-                "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
-                "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
-                install["distributions"], ort.get_available_providers(),
-            )
-        else:
-            _log.info("ONNX Runtime from %s", install["distributions"])
+    _check_install(ort)
     return ort
+
+
+@functools.cache  # once per process: the installed distributions do not change while it runs
+def _check_install(ort) -> None:
+    install = onnxruntime_install()
+    if install["conflict"]:
+        _log.warning(
+            "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
+            "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
+            "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
+            install["distributions"], ort.get_available_providers(),
+        )
+    else:
+        _log.info("ONNX Runtime from %s", install["distributions"])
 
 
 def available_providers() -> list[str]:
@@ -162,7 +150,7 @@ class OrtRunner(Runner):
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._on_gpu:
             values = self.session.run(self._output_names, inputs)
-            return dict(zip(self._output_names, values))
+            return dict(zip(self._output_names, values, strict=True))
         # On a GPU: bind inputs once and let ORT place outputs on the device, so
         # the only host copies are the unavoidable upload and final download.
         binding = self.session.io_binding()
@@ -171,7 +159,7 @@ class OrtRunner(Runner):
         for name in self._output_names:
             binding.bind_output(name, "cuda")
         self.session.run_with_iobinding(binding)
-        return dict(zip(self._output_names, binding.copy_outputs_to_cpu()))
+        return dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
 
     def close(self) -> None:
         self.session = None

@@ -1,36 +1,19 @@
-"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO, in bf16 where the CPU has a unit for it.
+"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO.
 
-Graphs: the *plain* fp32 graphs (standard ONNX ops; the ``*_fused`` ones carry
-ONNX Runtime's ``com.microsoft`` attention), including the restructured
-relation head (``relation_sketch/photo/pair``), which OpenVINO compiles as
-well as the compatibility graph and which lets stage 2 reuse per-image work
-(:func:`~zse_infer.runtime.runners.select.open_relation_runners`).
+In bf16 where the CPU has a unit for it.
 
-Precision: OpenVINO runs an fp32 graph at an *inference precision*
-(``INFERENCE_PRECISION_HINT``). ``"bf16"`` computes matrix products and
-attention in bfloat16 with fp32 accumulation on AMX or AVX512-BF16
-(:func:`~.cpu_features.bf16_unit`); ``"fp32"`` asks for f32 explicitly, so the
-precision reported is the one computed (OpenVINO's own default on a
-bf16-capable CPU is bf16). Whether bf16 is *trusted* is decided by
-:mod:`.precision_check` at load, against the export's parity inputs.
-
-Compiled-model cache: compiling ViT-B/16 takes seconds; OpenVINO's
-``CACHE_DIR`` stores the compiled blob so a second start imports it. The
-folder is keyed like the TensorRT engine cache
-(:class:`CompiledKey`: the graph file's sha256, the OpenVINO version, the CPU
-model *and* its SIMD flags, the inference precision), one folder per key with
-the key beside it, under :func:`~.engine_cache.user_cache_dir` (never the
-export folder, which may be read-only and is hash-checked); the first compile
-of a key is serialised across processes with a file lock, so two workers
-starting at once compile once. ``$ZSE_OPENVINO_CACHE`` moves it; ``cache_dir=False``
-turns it off.
-
-Imports: ``openvino`` only when a runner is made; its absence is a
-:class:`~zse_infer.errors.DependencyError` naming the ``cpu`` extra.
+Plain graphs only (the ``*_fused`` ones carry ONNX Runtime's ``com.microsoft`` ops), the restructured
+relation head included. ``"fp32"`` asks OpenVINO for f32 explicitly, so the precision reported is the one
+computed (its own default on a bf16-capable CPU is bf16); whether bf16 is trusted is decided by
+:mod:`.precision_check` at load. The compiled-model cache (``CACHE_DIR``, keyed by :class:`CompiledKey`,
+first compile of a key serialised by a file lock) is described in docs/cpu.md. ``openvino`` is imported
+only when a runner is made; its absence is a :class:`~zse_infer.errors.DependencyError` naming the ``cpu``
+extra.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -50,19 +33,16 @@ _log = logging.getLogger(__name__)
 #: our precision names -> OpenVINO's inference precision hint
 INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 CACHE_ENV = "ZSE_OPENVINO_CACHE"
-_core = None
 
 
 def _ov():
     return require("openvino", "cpu", "The OpenVINO backend")
 
 
+@functools.cache
 def openvino_core():
     """One ``openvino.Core`` per process (it holds the plugin; making one costs ~100 ms)."""
-    global _core
-    if _core is None:
-        _core = _ov().Core()
-    return _core
+    return _ov().Core()
 
 
 def openvino_version() -> str:

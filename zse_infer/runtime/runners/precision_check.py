@@ -1,29 +1,19 @@
 """Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU: measured at load.
 
-Every export folder holds ``parity_inputs.npz``: built-in images and the
-PyTorch model's tokens and relation scores for them. At load the runners under
-test run its first row(s), and what they compute is compared with what
-PyTorch computed, by the criteria that decide rankings:
-
-* ``tokens``: max abs token error (recorded; judged only where the tolerance names it);
-* ``ret_token_cosine``: the smallest cosine of token 0 (stage 1 ranks by it),
-  judged by the lower bound ``ret_token_cosine_min``;
-* ``score``: max abs relation-score error (the compatibility head and, when
-  given, the restructured ``relation_sketch/photo/pair`` graphs).
-
-Tolerances: the manifest's ``tolerances[precision]`` (the recipe's, written at
-export), else :data:`DEFAULT_TOLERANCES` (exports made before bf16 existed).
-Keys ending ``_min`` are lower bounds, the others upper bounds; criteria the
-load-time check cannot measure (``top10_overlap_min``: rankings over a set of
-images, judged at export) are skipped here.
+The runners under test run the first row(s) of the export's ``parity_inputs.npz`` and are compared with
+PyTorch's outputs there: max abs token error (judged only where the tolerance names it), the smallest
+ret-token cosine (``ret_token_cosine_min``) and the max relation-score error (compatibility head and,
+when given, the restructured graphs). Tolerances: the manifest's ``tolerances[precision]``, else
+:data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others upper bounds; criteria only measurable
+over a ranking set (``top10_overlap_min``, judged at export) are skipped.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 

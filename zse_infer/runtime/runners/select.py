@@ -1,16 +1,9 @@
 """Choosing a backend and the graphs it runs, from the manifest and what is installed.
 
-``backend="auto"`` tries, in order: TensorRT engines (tensorrt + a GPU + an
-engine built for this GPU and TensorRT version), ONNX Runtime on a GPU
-provider (only counted when ``session.get_providers()`` confirms it),
-OpenVINO in bf16 on CPUs with a bf16 unit (AMX or AVX512-BF16, see
-:func:`prefer_openvino`; only after its bf16 self-check passes, else a warning
-says why and ONNX Runtime runs), ONNX Runtime on the CPU, and finally the
-PyTorch modules. The choice is logged.
-
-``backend="openvino"`` runs OpenVINO on any CPU: bf16 where the CPU has a bf16
-unit and the self-check passes, else f32 (with a warning when bf16 was asked
-for or failed its check).
+``backend="auto"`` tries, in order: TensorRT engines built for this GPU, ONNX Runtime on a GPU provider
+(counted only when the session confirms it), OpenVINO bf16 on CPUs with a bf16 unit (:func:`prefer_openvino`;
+only after its self-check passes), ONNX Runtime on the CPU, the PyTorch modules; the choice is logged.
+``backend="openvino"`` runs on any CPU: bf16 where a unit is present and the self-check passes, else f32.
 """
 
 from __future__ import annotations
@@ -18,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from ...errors import BackendError, DependencyError, InputError, ManifestError, require
 from ...manifest import Manifest
@@ -35,6 +29,19 @@ ROLES = ("encoder", "relation_head")
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
+
+
+def _open_all(roles: tuple[str, ...], make: Callable[[str], Runner]) -> dict[str, Runner]:
+    """``{role: make(role)}``; if one fails, those already opened are closed before the error propagates."""
+    opened: dict[str, Runner] = {}
+    try:
+        for role in roles:
+            opened[role] = make(role)
+    except BaseException:
+        for r in opened.values():
+            r.close()
+        raise
+    return opened
 
 
 def _precisions(requested: str | None, on_gpu: bool) -> tuple[str, ...]:
@@ -69,10 +76,8 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     providers, variants = _ort_plan(gpu)
     on_gpu = providers[0] != CPU
     precisions = _precisions(precision, on_gpu)
-    runners = {}
-    for role in ROLES:
-        graph = manifest.select_graph(role, precisions, variants)
-        runners[role] = OrtRunner(graph, folder, providers, max_batch=max_batch, threads=threads)
+    runners = _open_all(ROLES, lambda role: OrtRunner(
+        manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads))
     actual_gpu = runners["encoder"].device != CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
@@ -87,11 +92,13 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     return opened
 
 
-def _trt_runner(folder: Path, manifest: Manifest, graph, max_batch) -> Runner:
-    """A TensorRT runner for ``graph``'s engine, limited by the batch range the engine was built for."""
+def _trt_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch: int | None) -> Runner:
+    """A TensorRT runner for the engine of ``role``'s ``*_trt`` graph at ``precision``, limited by the batch
+    range the engine was built for."""
     from .engine_locate import engine_batch, locate_engine_entry
     from .tensorrt_backend import TrtRunner
 
+    graph = manifest.select_graph(role, (precision,), ("trt",))
     path, entry = locate_engine_entry(folder, manifest, graph)
     return TrtRunner(graph, path, max_batch=max_batch, engine_batch=engine_batch(entry, graph))
 
@@ -99,19 +106,13 @@ def _trt_runner(folder: Path, manifest: Manifest, graph, max_batch) -> Runner:
 def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_batch) -> ModelRunners:
     require("tensorrt", "gpu", "The TensorRT backend")
 
-    runners: dict[str, Runner] = {}
     errors = []
     for p in _precisions(precision, True):
         try:
-            for role in ROLES:
-                graph = manifest.select_graph(role, (p,), ("trt",))
-                runners[role] = _trt_runner(folder, manifest, graph, max_batch)
+            runners = _open_all(ROLES, partial(_trt_runner, folder, manifest, precision=p, max_batch=max_batch))
             return ModelRunners(runners["encoder"], runners["relation_head"], "tensorrt", p)
         except (ManifestError, BackendError) as exc:
             errors.append(f"{p}: {exc}")
-            for r in runners.values():
-                r.close()
-            runners = {}
     raise BackendError("TensorRT backend unavailable: " + "; ".join(errors))
 
 
@@ -144,23 +145,17 @@ def _openvino_precision(requested: str | None, unit: str | None) -> str:
 
 
 def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool) -> ModelRunners:
-    """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check (see the module docstring)."""
+    """Encoder and relation head on OpenVINO.
+
+    bf16 is kept only if it passes its self-check (see the module docstring).
+    """
     require("openvino", "cpu", "The OpenVINO backend")
     from .cpu_features import bf16_unit, cpu_features, describe
-    from .openvino_backend import OpenVinoRunner
     from .precision_check import check_precision
 
     features = cpu_features()
     chosen = _openvino_precision(precision, bf16_unit(features))
-    runners: dict[str, Runner] = {}
-    try:
-        for role in ROLES:
-            graph = manifest.select_graph(role, ("fp32",), ("plain",))
-            runners[role] = OpenVinoRunner(graph, folder, chosen, max_batch, threads, graph_sha256=manifest.files.get(graph.file))
-    except (BackendError, ManifestError):
-        for r in runners.values():
-            r.close()
-        raise
+    runners = _open_all(ROLES, lambda role: _openvino_runner(folder, manifest, role, chosen, max_batch, threads))
     opened = ModelRunners(runners["encoder"], runners["relation_head"], "openvino", chosen)
     if chosen != "bf16":
         return opened
@@ -195,56 +190,46 @@ RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> dict[str, Runner] | None:
     """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None.
 
-    * TensorRT: the engines of the ``relation_*_trt`` graphs (``zse-export build``
-      builds them), so a TensorRT deployment reranks with per-image work done once;
-    * ONNX Runtime: the plain fp32 graphs on the same providers as the encoder
-      (with the TensorRT provider: the ``*_trt`` graphs, given explicit profiles);
-    * OpenVINO: the plain fp32 graphs at the encoder's inference precision; in bf16
-      they pass the same self-check as the compatibility head (else they run f32, logged).
-
-    None when the folder lacks these graphs (an older export) or their engines,
-    or the backend is torch: the caller then scores pairs with ``relation_head``.
+    TensorRT: the ``relation_*_trt`` engines; ONNX Runtime: the fp32 graphs on the encoder's providers (``*_trt``
+    ones with the TensorRT provider); OpenVINO: the plain graphs at the encoder's precision, bf16 only after the
+    same self-check as the compatibility head. None without these graphs or engines, or on torch: the caller then
+    scores pairs with ``relation_head``.
     """
     folder = Path(folder)
     if not all(manifest.find_graphs(r) for r in RELATION_ROLES):
         return None
-    opened: dict[str, Runner] = {}
     try:
         if runners.backend == "tensorrt":
-            for role in RELATION_ROLES:
-                opened[role] = _trt_runner(folder, manifest, manifest.select_graph(role, ("fp32",), ("trt",)), None)
-            return opened
+            return _open_all(RELATION_ROLES, partial(_trt_runner, folder, manifest, precision="fp32", max_batch=None))
         if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
             from .onnxruntime_backend import TRT_EP, OrtRunner
 
             providers = list(getattr(runners.encoder, "providers", []) or [])
             variants = ("trt", "plain") if providers and providers[0] == TRT_EP else ("plain",)
-            for role in RELATION_ROLES:
-                opened[role] = OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None)
-            return opened
+            return _open_all(RELATION_ROLES, lambda role: OrtRunner(
+                manifest.select_graph(role, ("fp32",), variants), folder, providers or None))
         if runners.backend == "openvino":
             return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
     except (ManifestError, BackendError) as exc:
         _log.info("restructured relation head unavailable on %s: %s", runners.backend, exc)
-        for r in opened.values():
-            r.close()
     return None
 
 
-def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
+def _openvino_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch, threads,
+                     cache_dir=None) -> Runner:
+    """The OpenVINO runner of ``role``'s plain fp32 graph at ``precision``."""
     from .openvino_backend import OpenVinoRunner
+
+    graph = manifest.select_graph(role, ("fp32",), ("plain",))
+    sha256 = manifest.files.get(graph.file)
+    return OpenVinoRunner(graph, folder, precision, max_batch, threads, cache_dir, graph_sha256=sha256)
+
+
+def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
     from .precision_check import check_precision
 
-    opened: dict[str, Runner] = {}
-    try:
-        for role in RELATION_ROLES:
-            graph = manifest.select_graph(role, ("fp32",), ("plain",))
-            opened[role] = OpenVinoRunner(graph, folder, precision, None, encoder.threads, encoder.cache_dir,
-                                          graph_sha256=manifest.files.get(graph.file))
-    except (ManifestError, BackendError):
-        for r in opened.values():
-            r.close()
-        raise
+    opened = _open_all(RELATION_ROLES, lambda role: _openvino_runner(folder, manifest, role, precision, None,
+                                                                     encoder.threads, encoder.cache_dir))
     if precision == "bf16":
         check = check_precision(folder, manifest, "bf16", (), fast=opened)
         if not check.trusted:
@@ -346,7 +331,10 @@ def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: 
     if runners.backend == "torch":
         from .torch_backend import TorchRunner
 
-        return TorchRunner(graph, runners.encoder.model)
+        encoder = runners.encoder
+        if not isinstance(encoder, TorchRunner):  # backend "torch" makes TorchRunners only
+            raise BackendError(f"the torch backend's encoder is a {type(encoder).__name__}, expected a TorchRunner")
+        return TorchRunner(graph, encoder.model)
     from .onnxruntime_backend import CPU, CUDA_EP, OrtRunner, available_providers
 
     providers = [p for p in (CUDA_EP,) if p in available_providers()] + [CPU]

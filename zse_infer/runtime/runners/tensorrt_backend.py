@@ -1,24 +1,11 @@
 """TensorRT backend: runs a serialized engine built by ``zse-export build`` (TensorRT 10.x API).
 
-Per call (one batch): inputs are copied into page-locked host buffers,
-uploaded with ``cudaMemcpyAsync`` on the runner's stream, the engine is
-enqueued on that stream (``set_input_shape`` per input, its return value
-checked, then ``execute_async_v3``), outputs are downloaded into pinned
-buffers on the same stream, and the host synchronises **once**. Device and
-pinned buffers are allocated once, for the engine profile's maximum batch,
-and reused. This is the pattern of NVIDIA's samples (``common_runtime.py``)
-and Polygraphy's TensorRT runner.
-
-Threads: a TensorRT execution context must not be used by two threads at once,
-and this runner owns one context, one stream and one set of buffers. So every
-batch runs under a lock (``threading.Lock``): calls from several threads are
-safe and return their own results, and they run one after another. For GPU
-concurrency, open one runner per worker thread (each has its own context and
-stream); the engine's weights are then loaded once per runner.
-
-``tensorrt`` is imported only when this backend is created, and an engine is
-only deserialized when a GPU is present (deserializing without one crashed
-the process when tried).
+Per batch, as NVIDIA's samples and Polygraphy do: pinned host buffers, async copies and
+``execute_async_v3`` on the runner's stream, one synchronisation; buffers are allocated once for the
+profile's maximum batch. An execution context must not be shared by two threads, so every batch runs
+under a lock: calls from several threads are safe and run one after another (open one runner per thread
+for GPU concurrency). ``tensorrt`` is imported only here, and an engine is deserialized only when a GPU
+is present (without one that crashed the process).
 """
 
 from __future__ import annotations
@@ -129,7 +116,8 @@ class TrtRunner(Runner):
             return {name: np.array(value, dtype=np.float32, copy=True) for name, value in staged_out.items()}
 
     def close(self) -> None:
-        for buffer in (*self._device.values(), *self._host.values()):
+        buffers: list[cuda.DeviceBuffer | cuda.PinnedBuffer] = [*self._device.values(), *self._host.values()]
+        for buffer in buffers:
             buffer.close()
         self._device, self._host = {}, {}
         self.stream.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BackendError, IntegrityError, require
-from ...manifest import Manifest, GraphSpec, sha256_file
+from ...manifest import GraphSpec, Manifest, sha256_file
 from .base import Runner
 
 _log = logging.getLogger(__name__)

@@ -1,10 +1,8 @@
 """Is TensorRT usable here? The one place that answers, without ever touching CUDA when it is not.
 
-TensorRT needs an NVIDIA GPU even to create a Builder, and deserialising an
-engine without one crashes the process (measured), so every TensorRT code
-path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`. The GPU
-check asks the CUDA runtime (cuda-python, else torch) and never initialises
-TensorRT itself.
+TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process,
+so every TensorRT path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`; the GPU check asks the
+CUDA runtime (cuda-python, else torch), never TensorRT.
 """
 
 from __future__ import annotations
@@ -88,5 +86,7 @@ def require_tensorrt() -> tuple[ModuleType, TrtEnvironment]:
         if env.version is None or int(env.version.split(".")[0]) not in SUPPORTED_MAJORS:
             raise DependencyError(f"building or running TensorRT engines: {env.reason}")
         raise ExportError(f"building or running TensorRT engines needs an NVIDIA GPU: {env.reason}")
-    trt, _ = _import_tensorrt()
+    trt, reason = _import_tensorrt()
+    if trt is None:  # uninstalled between the probe and now
+        raise DependencyError(f"building or running TensorRT engines: {reason}")
     return trt, env
