@@ -70,12 +70,7 @@ class DemoAssets:
         """The shipped export folder, once its manifest says it was exported from exactly the bundled
         weights (graphs exported from older weights would silently disagree with them)."""
         manifest_path = self.shipped_export / MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except FileNotFoundError as exc:
-            raise ManifestError(f"{manifest_path}: no shipped ONNX export (is the package installed whole?)") from exc
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"{manifest_path}: cannot read the shipped export's manifest ({exc})") from exc
+        manifest = _read_manifest(manifest_path, "no shipped ONNX export", "the shipped export's manifest")
         source = manifest.get("source_checkpoint", {}).get("sha256")
         if source != self.model_sha256:
             raise IntegrityError(
@@ -84,16 +79,21 @@ class DemoAssets:
         return self.shipped_export
 
 
+def _read_manifest(path: Path, missing: str, what: str) -> dict[str, Any]:
+    """A manifest shipped with the package: a missing one means a partial install, which says so."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path}: {missing} (is the package installed whole?)") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read {what} ({exc})") from exc
+
+
 def load_demo_assets(root: "str | Path | None" = None, verify: bool = True) -> DemoAssets:
     """Read (and by default hash-check) the bundled demo assets."""
     root = Path(root) if root is not None else assets_dir()
     path = root / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ManifestError(f"{path}: the demo assets have no manifest (is the package installed whole?)") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read the demo manifest ({exc})") from exc
+    manifest = _read_manifest(path, "the demo assets have no manifest", "the demo manifest")
     if manifest.get("format") != FORMAT:
         raise ManifestError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
 
