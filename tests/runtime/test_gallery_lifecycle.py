@@ -47,6 +47,9 @@ READER = textwrap.dedent(
                 time.sleep(0.05)
                 continue
         r.refresh()
+        if len(r) == 0:  # created (empty, stamped with the model) before the first commit
+            time.sleep(0.05)
+            continue
         hits = r.search(sketch, k=50, rerank=3)
         ids = [h.id for h in hits]
         assert len(ids) == len(set(ids)), ids  # a snapshot never shows a photo twice
