@@ -36,10 +36,16 @@ FORBIDDEN_PARTS = ("tools", "tests", "training", "__pycache__")
 def _clean_copy(dest: Path) -> Path:
     """The checkout's files (tracked and new, not ignored) in ``dest``: setuptools reuses a source tree's
     build/ folder, so a wheel built in place can carry files deleted since (a false result either way)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():  # deleted but not yet staged: skip
@@ -50,9 +56,7 @@ def _clean_copy(dest: Path) -> Path:
 
 def build_wheel(out: Path) -> Path:
     source = _clean_copy(out / "src")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)], check=True)
     wheels = sorted(out.glob("zse_infer-*.whl"))
     if len(wheels) != 1:
         sys.exit(f"pip wheel made {[w.name for w in wheels]}, expected one zse_infer wheel")

@@ -63,7 +63,9 @@ def contenders(export_dir: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export-dir", type=Path, required=True, help="an export of the random ViT-B/16 (benchmarks/run.py makes one)")
+    parser.add_argument(
+        "--export-dir", type=Path, required=True, help="an export of the random ViT-B/16 (benchmarks/run.py makes one)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
@@ -86,10 +88,14 @@ def main() -> None:
     per_s = {name: {task: round(items[task] / m, 2) for task, m in tasks.items()} for name, tasks in medians.items()}
     base = per_s["onnxruntime fp32"]
     result = {
-        "cpu": cpu_features(), "load_average": {"start": load_start, "end": os.getloadavg()}, "rounds": args.rounds,
+        "cpu": cpu_features(),
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "rounds": args.rounds,
         "units": {"encoder_b8": "images/s", "relation_head_r100": "pairs/s", "relation_fast_r100": "pairs/s"},
         "per_second": per_s,
-        "vs_onnxruntime_fp32": {name: {t: round(v / base[t], 2) for t, v in tasks.items()} for name, tasks in per_s.items()},
+        "vs_onnxruntime_fp32": {
+            name: {t: round(v / base[t], 2) for t, v in tasks.items()} for name, tasks in per_s.items()
+        },
         "times_s": {name: {t: [round(x, 4) for x in ts] for t, ts in tasks.items()} for name, tasks in times.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -41,10 +41,20 @@ def matmul_peaks(n: int = 2048, repeats: int = 7) -> dict[str, Any]:
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     ha, hb = ta.bfloat16(), tb.bfloat16()
     with torch.inference_mode():
-        peaks = {"fp32_numpy": best(lambda: a @ b), "fp32_torch": best(lambda: ta @ tb), "bf16_torch": best(lambda: ha @ hb)}
+        peaks = {
+            "fp32_numpy": best(lambda: a @ b),
+            "fp32_torch": best(lambda: ta @ tb),
+            "bf16_torch": best(lambda: ha @ hb),
+        }
     peaks = {k: round(v, 1) for k, v in peaks.items()}
-    peaks.update(fp32=max(peaks["fp32_numpy"], peaks["fp32_torch"]), bf16=peaks["bf16_torch"], n=n, repeats=repeats,
-                 threads=torch.get_num_threads(), how="best of the repeats, 2 FLOP per multiply-add")
+    peaks.update(
+        fp32=max(peaks["fp32_numpy"], peaks["fp32_torch"]),
+        bf16=peaks["bf16_torch"],
+        n=n,
+        repeats=repeats,
+        threads=torch.get_num_threads(),
+        how="best of the repeats, 2 FLOP per multiply-add",
+    )
     return peaks
 
 

@@ -70,7 +70,11 @@ def main() -> None:
     parser.add_argument("--per-cluster", type=int, default=100, help="photos per cluster (about; clusters = n / this)")
     parser.add_argument("--spread", type=float, default=0.6, help="noise norm around a unit cluster centre")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--reuse", action="store_true", help="keep a dataset written by an earlier run (same --spread); rebuild the index")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a dataset written by an earlier run (same --spread); rebuild the index",
+    )
     args = parser.parse_args()
 
     from zse_infer.runtime.gallery import stage1
@@ -93,22 +97,45 @@ def main() -> None:
     for start in range(0, args.n if not args.reuse or not len(g) else 0, args.commit):
         n = min(args.commit, args.n - start)
         ids = [f"/photos/{i:08d}.jpg" for i in range(start, start + n)]
-        g.append(Batch(ids, ids, np.full(n, 1000, np.int64), np.full(n, 1, np.int64), clustered(n, centres, rng, args.spread), None))
+        g.append(
+            Batch(
+                ids,
+                ids,
+                np.full(n, 1000, np.int64),
+                np.full(n, 1, np.int64),
+                clustered(n, centres, rng, args.spread),
+                None,
+            )
+        )
     g.sync()
     out["write_s"] = round(time.perf_counter() - t, 1)
-    out["dataset_mb"] = round(sum(p.stat().st_size for p in (args.dir / "photos.lance").rglob("*") if p.is_file()) / 2**20)
+    out["dataset_mb"] = round(
+        sum(p.stat().st_size for p in (args.dir / "photos.lance").rglob("*") if p.is_file()) / 2**20
+    )
 
     t = time.perf_counter()
     index = Stage1Cache(g).index_for(g.snapshot)
     out["index_build_s"] = round(time.perf_counter() - t, 1)
-    out["index"] = {k: index.meta[k] for k in ("nlist", "nprobe", "recall_at_100")} if index.kind == "ivf" else index.kind
+    out["index"] = (
+        {k: index.meta[k] for k in ("nlist", "nprobe", "recall_at_100")} if index.kind == "ivf" else index.kind
+    )
     out["index_file_mb"] = round(sum(p.stat().st_size for p in (args.dir / "stage1").rglob("*") if p.is_file()) / 2**20)
 
     queries = clustered(args.queries, centres, rng, args.spread)
     qfile = args.dir / "queries.npy"
     np.save(qfile, queries)
-    runs = [json.loads(subprocess.run([sys.executable, "-c", OPEN_AND_QUERY, str(args.dir), str(qfile)], capture_output=True, text=True,
-                                      check=True, cwd=ROOT).stdout) for _ in range(3)]
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", OPEN_AND_QUERY, str(args.dir), str(qfile)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout
+        )
+        for _ in range(3)
+    ]
     out["fresh_process"] = runs[-1]  # page cache warm, as on a serving host after the first start
     out["fresh_process_first"] = runs[0]
 
@@ -117,7 +144,10 @@ def main() -> None:
         t = time.perf_counter()
         index.search(q[None], 100)
         times.append(time.perf_counter() - t)
-    out["query_ms"] = {"median": round(float(np.median(times)) * 1000, 2), "p95": round(float(np.percentile(times, 95)) * 1000, 2)}
+    out["query_ms"] = {
+        "median": round(float(np.median(times)) * 1000, 2),
+        "p95": round(float(np.percentile(times, 95)) * 1000, 2),
+    }
 
     t = time.perf_counter()
     vectors, rowids = g.snapshot.ret_matrix(), g.snapshot.row_ids()
@@ -127,18 +157,31 @@ def main() -> None:
     truth = exact.search(queries, 100)[1]
     out["exact_query_ms"] = round((time.perf_counter() - t) / len(queries) * 1000, 2)
     got = index.search(queries, 100)[1]
-    out["recall_at_100"] = round(float(np.mean([len(set(rowids[t].tolist()) & set(r.tolist())) / 100 for t, r in zip(truth, got)])), 4)
+    out["recall_at_100"] = round(
+        float(
+            np.mean([len(set(rowids[t].tolist()) & set(r.tolist())) / 100 for t, r in zip(truth, got, strict=False)])
+        ),
+        4,
+    )
     del vectors, exact
 
     n = args.commit
     ids = [f"/photos/new-{time.time_ns()}-{i:08d}.jpg" for i in range(n)]
-    g.append(Batch(ids, ids, np.full(n, 1000, np.int64), np.full(n, 1, np.int64), clustered(n, centres, rng, args.spread), None))
+    g.append(
+        Batch(
+            ids, ids, np.full(n, 1000, np.int64), np.full(n, 1, np.int64), clustered(n, centres, rng, args.spread), None
+        )
+    )
     g.delete([f"/photos/{i:08d}.jpg" for i in range(1000)])
     cache = Stage1Cache(g)
     t = time.perf_counter()
     updated = cache.index_for(g.snapshot)
-    out["incremental_update_s"] = {"appended": n, "deleted": 1000, "seconds": round(time.perf_counter() - t, 2),
-                                   "ntotal": int(updated.index.ntotal) if updated.kind == "ivf" else None}
+    out["incremental_update_s"] = {
+        "appended": n,
+        "deleted": 1000,
+        "seconds": round(time.perf_counter() - t, 2),
+        "ntotal": int(updated.index.ntotal) if updated.kind == "ivf" else None,
+    }
     print(json.dumps(out, indent=2))
 
 

@@ -41,8 +41,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -107,8 +108,13 @@ def check_environment(ctx: dict) -> dict:
         info["torch_cuda"] = torch.version.cuda
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(0)
-            gpu = {"available": True, "name": props.name, "compute_capability": f"{props.major}.{props.minor}",
-                   "memory_gib": round(props.total_memory / 2**30, 1), "count": torch.cuda.device_count()}
+            gpu = {
+                "available": True,
+                "name": props.name,
+                "compute_capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1),
+                "count": torch.cuda.device_count(),
+            }
     try:
         from zse_infer.runtime.runners.trt_environment import probe_tensorrt
 
@@ -135,7 +141,10 @@ def check_pytest_gpu(ctx: dict) -> dict:
     except subprocess.TimeoutExpired:
         return {"status": "fail", "reason": f"pytest -m gpu did not finish in {timeout} s"}
     tail = (done.stdout + done.stderr).strip().splitlines()
-    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail[-1] if tail else "")}
+    counts = {
+        k: int(v)
+        for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail[-1] if tail else "")
+    }
     if done.returncode == 5:
         raise Skip("pytest collected no GPU tests")
     status = "pass" if done.returncode == 0 else "fail"
@@ -150,7 +159,9 @@ def _parity_model(torch, golden_keys):
     """
     from zse_infer.testing.parity import parity_state_dict, read_key_list
 
-    state = {k: torch.from_numpy(v) for k, v in parity_state_dict(read_key_list(DATA / "official_state_dict.tsv")).items()}
+    state = {
+        k: torch.from_numpy(v) for k, v in parity_state_dict(read_key_list(DATA / "official_state_dict.tsv")).items()
+    }
     if _has("timm"):
         from zse_infer.model import load_model
 
@@ -161,7 +172,9 @@ def _parity_model(torch, golden_keys):
 
     def sdpa_forward(self, x):
         b, n, c = x.shape
-        q, k, v = (t.reshape(b, n, self.heads, c // self.heads).transpose(1, 2) for t in self.to_qkv(x).chunk(3, dim=-1))
+        q, k, v = (
+            t.reshape(b, n, self.heads, c // self.heads).transpose(1, 2) for t in self.to_qkv(x).chunk(3, dim=-1)
+        )
         return self.to_out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
 
     ref._Attention.forward = sdpa_forward  # this process only
@@ -210,33 +223,59 @@ def _ort_reference(torch, model, encode, relate, golden, ctx) -> tuple[dict, str
         from zse_infer.exporting.graph_modules import build_export_module
         from zse_infer.exporting.torch_to_onnx import export_graph, save_graph
 
-        for name, inputs in (("encoder", {"image": torch.from_numpy(pixels[:2])}),
-                             ("relation_head", {"sketch_tokens": torch.from_numpy(s[:2]), "photo_tokens": torch.from_numpy(p[:2])})):
+        for name, inputs in (
+            ("encoder", {"image": torch.from_numpy(pixels[:2])}),
+            ("relation_head", {"sketch_tokens": torch.from_numpy(s[:2]), "photo_tokens": torch.from_numpy(p[:2])}),
+        ):
             proto = export_graph(build_export_module(model, name, "fp32", "divide"), inputs, ["out"], 18, 64, name)
             save_graph(proto, tmp / f"parity_{name}.onnx")
         how.append("zse_infer exporter (plain fp32 graphs, as zse-export writes them)")
-    for name, module, example in ([] if how else (("encoder", Enc(), (torch.from_numpy(pixels[:2]),)),
-                                  ("relation_head", Rel(), (torch.from_numpy(s[:2]), torch.from_numpy(p[:2]))))):
+    for name, module, example in (
+        []
+        if how
+        else (
+            ("encoder", Enc(), (torch.from_numpy(pixels[:2]),)),
+            ("relation_head", Rel(), (torch.from_numpy(s[:2]), torch.from_numpy(p[:2]))),
+        )
+    ):
         path = tmp / f"parity_{name}.onnx"
         names = ["image"] if name == "encoder" else ["sketch_tokens", "photo_tokens"]
         axes = {n: {0: "batch"} for n in names}
         if _has("onnx") and _has("onnxscript"):
-            torch.onnx.export(module, example, str(path), input_names=names, output_names=["out"], dynamo=True,
-                              dynamic_shapes={n: {0: torch.export.Dim("batch", min=1, max=64)} for n in names}, opset_version=18)
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=names,
+                output_names=["out"],
+                dynamo=True,
+                dynamic_shapes={n: {0: torch.export.Dim("batch", min=1, max=64)} for n in names},
+                opset_version=18,
+            )
             how.append(f"{name}: torch.onnx.export(dynamo=True)")
         else:
             try:
-                torch.onnx.export(module, example, str(path), input_names=names, output_names=["out"], dynamo=False,
-                                  dynamic_axes={**axes, "out": {0: "batch"}}, opset_version=17)
+                torch.onnx.export(
+                    module,
+                    example,
+                    str(path),
+                    input_names=names,
+                    output_names=["out"],
+                    dynamo=False,
+                    dynamic_axes={**axes, "out": {0: "batch"}},
+                    opset_version=17,
+                )
             except Exception as exc:  # noqa: BLE001 - exporter availability differs by torch version
-                raise Skip(f"no ONNX graph could be exported here (onnx/onnxscript missing; TorchScript exporter: {exc})")
+                raise Skip(
+                    f"no ONNX graph could be exported here (onnx/onnxscript missing; TorchScript exporter: {exc})"
+                )
             how.append(f"{name}: torch.onnx.export(dynamo=False) (onnx/onnxscript not installed)")
     so = ort.SessionOptions()
     so.log_severity_level = 3
     enc = ort.InferenceSession(str(tmp / "parity_encoder.onnx"), so, providers=["CPUExecutionProvider"])
     rel = ort.InferenceSession(str(tmp / "parity_relation_head.onnx"), so, providers=["CPUExecutionProvider"])
     tokens = enc.run(None, {enc.get_inputs()[0].name: pixels})[0]
-    feeds = dict(zip([i.name for i in rel.get_inputs()], (s, p)))
+    feeds = dict(zip([i.name for i in rel.get_inputs()], (s, p), strict=False))
     scores = rel.run(None, feeds)[0].reshape(3, 3)
     return {"tokens": tokens, "score": scores}, "; ".join(how)
 
@@ -250,31 +289,48 @@ def check_torch_cuda_parity(ctx: dict) -> dict:
     model, encode, relate, described = _parity_model(torch, golden)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 must mean fp32 (TF32 misses the 1e-3 tolerance)
     torch.backends.cudnn.allow_tf32 = False
-    official = {"tokens": np.concatenate([golden["sketch_tokens"], golden["photo_tokens"]]), "score": golden["rn_scores"]}
+    official = {
+        "tokens": np.concatenate([golden["sketch_tokens"], golden["photo_tokens"]]),
+        "score": golden["rn_scores"],
+    }
     try:
         with torch.no_grad():
             try:
                 reference, how = _ort_reference(torch, model, encode, relate, golden, ctx)
             except (Skip, ImportError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - an exporter failure leaves the stored official outputs as reference
+            except Exception as exc:
                 raise Skip(f"exporting the reference graph failed ({type(exc).__name__}: {exc})") from exc
         ref_name = "ONNX Runtime CPU"
         ort_vs_official = {k: float(np.abs(reference[k] - official[k]).max()) for k in reference}
     except (Skip, ImportError) as exc:
-        reference, how, ref_name, ort_vs_official = official, f"ONNX Runtime CPU reference skipped: {exc}", "official fp32 CPU outputs (stored)", {}
+        reference, how, ref_name, ort_vs_official = (
+            official,
+            f"ONNX Runtime CPU reference skipped: {exc}",
+            "official fp32 CPU outputs (stored)",
+            {},
+        )
     pixels = np.concatenate([golden["sketch_pixels"], golden["photo_pixels"]])
     s = np.repeat(golden["sketch_tokens"], 3, 0)
     p = np.tile(golden["photo_tokens"], (3, 1, 1))
-    figures: dict[str, Any] = {"model": described, "reference": ref_name, "reference_graphs": how, "ort_cpu_vs_official": ort_vs_official}
+    figures: dict[str, Any] = {
+        "model": described,
+        "reference": ref_name,
+        "reference_graphs": how,
+        "ort_cpu_vs_official": ort_vs_official,
+    }
     failed = []
     for precision, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
         m = model.cuda().to(dtype)
         with torch.inference_mode():
             tokens = encode(torch.from_numpy(pixels).cuda().to(dtype)).float().cpu().numpy()
-            scores = relate(torch.from_numpy(s).cuda().to(dtype), torch.from_numpy(p).cuda().to(dtype)).float().cpu().numpy()
-        errors = {"tokens": float(np.abs(tokens - reference["tokens"]).max()),
-                  "score": float(np.abs(scores.reshape(3, 3) - reference["score"]).max())}
+            scores = (
+                relate(torch.from_numpy(s).cuda().to(dtype), torch.from_numpy(p).cuda().to(dtype)).float().cpu().numpy()
+            )
+        errors = {
+            "tokens": float(np.abs(tokens - reference["tokens"]).max()),
+            "score": float(np.abs(scores.reshape(3, 3) - reference["score"]).max()),
+        }
         ok = all(errors[k] <= TOLERANCE[precision][k] for k in errors)
         figures[precision] = {"max_abs_error": errors, "tolerance": TOLERANCE[precision], "passed": ok}
         if not ok:
@@ -282,8 +338,11 @@ def check_torch_cuda_parity(ctx: dict) -> dict:
         m.float()
     model.cpu()
     ctx["parity_model"] = (model, encode, relate)
-    return {"status": "fail" if failed else "pass", "figures": figures,
-            "reason": f"beyond tolerance: {failed}" if failed else ""}
+    return {
+        "status": "fail" if failed else "pass",
+        "figures": figures,
+        "reason": f"beyond tolerance: {failed}" if failed else "",
+    }
 
 
 def _per_second(torch, fn, rows: int, repeats: int = 10) -> float:
@@ -315,15 +374,34 @@ def check_throughput(ctx: dict) -> dict:
             x = torch.from_numpy(images).cuda().to(dtype)
             s = torch.from_numpy(sketch).cuda().to(dtype).expand(256, -1, -1)
             p = torch.from_numpy(photos).cuda().to(dtype)
-            rows.append({"component": "encoder", "backend": "torch-cuda", "precision": precision, "batch": 32,
-                         "value": round(_per_second(torch, lambda: encode(x), 32), 1), "unit": "images/s"})
-            rows.append({"component": "relation_head", "backend": "torch-cuda", "precision": precision, "rerank": 256,
-                         "value": round(_per_second(torch, lambda: relate(s, p), 256), 1), "unit": "pairs/s"})
+            rows.append(
+                {
+                    "component": "encoder",
+                    "backend": "torch-cuda",
+                    "precision": precision,
+                    "batch": 32,
+                    "value": round(_per_second(torch, lambda: encode(x), 32), 1),
+                    "unit": "images/s",
+                }
+            )
+            rows.append(
+                {
+                    "component": "relation_head",
+                    "backend": "torch-cuda",
+                    "precision": precision,
+                    "rerank": 256,
+                    "value": round(_per_second(torch, lambda: relate(s, p), 256), 1),
+                    "unit": "pairs/s",
+                }
+            )
         model.float()
     model.cpu()
     ctx["throughput"] += rows
-    return {"status": "pass", "figures": {f"{r['component']} {r['precision']}": f"{r['value']} {r['unit']}" for r in rows},
-            "reason": "device tensors in, device tensors out (no host copies); full-size model"}
+    return {
+        "status": "pass",
+        "figures": {f"{r['component']} {r['precision']}": f"{r['value']} {r['unit']}" for r in rows},
+        "reason": "device tensors in, device tensors out (no host copies); full-size model",
+    }
 
 
 def check_tensorrt(ctx: dict) -> dict:
@@ -350,8 +428,12 @@ def check_tensorrt(ctx: dict) -> dict:
     t0 = time.perf_counter()
     options = ExportOptions(fp16=True, engines="require", cache_dir=tmp / "engine-cache", lint="never")
     manifest = export_model(ckpt, tmp / "tiny_export", config="tiny", recipe="tiny", options=options)
-    figures: dict[str, Any] = {"export_and_build_s": round(time.perf_counter() - t0, 1),
-                               "engines": [e["file"] for e in manifest.engines], "device": env.device, "tensorrt": env.version}
+    figures: dict[str, Any] = {
+        "export_and_build_s": round(time.perf_counter() - t0, 1),
+        "engines": [e["file"] for e in manifest.engines],
+        "device": env.device,
+        "tensorrt": env.version,
+    }
     rows = validate_folder(tmp / "tiny_export", engines=True, graphs=False)
     figures["validate_engines"] = {r.target: {"errors": r.errors, "vs_ort": r.vs_ort, "passed": r.passed} for r in rows}
     failed = [r.target for r in rows if not r.passed]
@@ -364,15 +446,30 @@ def check_tensorrt(ctx: dict) -> dict:
     runners = open_runners(tmp / "tiny_export", Manifest.load(tmp / "tiny_export"), backend="tensorrt")
     x = np.random.default_rng(0).standard_normal((16, 3, 64, 64)).astype(np.float32)
     tok = np.random.default_rng(1).standard_normal((32, *runners.encoder.graph.outputs[0].shape[1:])).astype(np.float32)
-    for comp, fn, n, unit in (("encoder", lambda: runners.encoder.run({"image": x}), 16, "images/s"),
-                              ("relation_head", lambda: runners.relation_head.run({"sketch_tokens": tok, "photo_tokens": tok}), 32, "pairs/s")):
+    for comp, fn, n, unit in (
+        ("encoder", lambda: runners.encoder.run({"image": x}), 16, "images/s"),
+        (
+            "relation_head",
+            lambda: runners.relation_head.run({"sketch_tokens": tok, "photo_tokens": tok}),
+            32,
+            "pairs/s",
+        ),
+    ):
         for _ in range(3):
             fn()
         t = time.perf_counter()
         for _ in range(20):
             fn()
-        ctx["throughput"].append({"component": comp, "backend": "tensorrt", "precision": runners.precision, "model": "tiny",
-                                  "value": round(n * 20 / (time.perf_counter() - t), 1), "unit": unit})
+        ctx["throughput"].append(
+            {
+                "component": comp,
+                "backend": "tensorrt",
+                "precision": runners.precision,
+                "model": "tiny",
+                "value": round(n * 20 / (time.perf_counter() - t), 1),
+                "unit": unit,
+            }
+        )
     runners.close()
     return {"status": "fail" if failed else "pass", "figures": figures, "reason": f"failed: {failed}" if failed else ""}
 
@@ -399,9 +496,15 @@ def _retriever_search(export: Path, tmp: Path) -> dict:
     shared = [h for h in got if h.id in want_scores]
     gap = max((abs(h.score - want_scores[h.id]) for h in shared), default=float("inf"))
     ok = len(shared) >= 4 and gap <= TOLERANCE["fp16"]["score"]
-    return {"status": "pass" if ok else "fail", "backend": gpu.backend, "precision": gpu.runners.precision,
-            "top5_tensorrt": [h.id for h in got], "top5_onnxruntime_cpu": [h.id for h in want],
-            "shared_of_top5": len(shared), "max_score_gap": gap}
+    return {
+        "status": "pass" if ok else "fail",
+        "backend": gpu.backend,
+        "precision": gpu.runners.precision,
+        "top5_tensorrt": [h.id for h in got],
+        "top5_onnxruntime_cpu": [h.id for h in want],
+        "shared_of_top5": len(shared),
+        "max_score_gap": gap,
+    }
 
 
 CHECKS: list[tuple[str, Callable[[dict], dict]]] = [  # in order: the GPU tests last, with the time left
@@ -419,10 +522,20 @@ HARD_LIMIT_S = 460  # the whole run stays under 8 minutes
 
 def run_checks(budget_s: float) -> dict:
     started = time.monotonic()
-    report: dict[str, Any] = {"tool": "benchmarks/gpu_check.py", "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                              "host": platform.node(), "checks": {}, "throughput": []}
+    report: dict[str, Any] = {
+        "tool": "benchmarks/gpu_check.py",
+        "started": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": platform.node(),
+        "checks": {},
+        "throughput": [],
+    }
     with tempfile.TemporaryDirectory(prefix="zse-gpu-check-") as tmp:
-        ctx: dict[str, Any] = {"tmp": tmp, "deadline": started + budget_s, "throughput": report["throughput"], "gpu": {}}
+        ctx: dict[str, Any] = {
+            "tmp": tmp,
+            "deadline": started + budget_s,
+            "throughput": report["throughput"],
+            "gpu": {},
+        }
         ctx["hard_deadline"] = started + HARD_LIMIT_S
         for name, fn in CHECKS:
             t0 = time.monotonic()
@@ -434,11 +547,18 @@ def run_checks(budget_s: float) -> dict:
                 except Skip as exc:
                     result = {"status": "skip", "reason": str(exc)}
                 except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others' results
-                    result = {"status": "fail", "reason": f"{type(exc).__name__}: {exc}",
-                              "traceback": traceback.format_exc(limit=6)}
-            result = {"status": result["status"], "reason": result.get("reason", ""), "figures": result.get("figures", {}),
-                      **({"traceback": result["traceback"]} if "traceback" in result else {}),
-                      "seconds": round(time.monotonic() - t0, 1)}
+                    result = {
+                        "status": "fail",
+                        "reason": f"{type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exc(limit=6),
+                    }
+            result = {
+                "status": result["status"],
+                "reason": result.get("reason", ""),
+                "figures": result.get("figures", {}),
+                **({"traceback": result["traceback"]} if "traceback" in result else {}),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
             report["checks"][name] = result
         report["versions"] = ctx.get("versions", {})
         report["gpu"] = ctx.get("gpu", {})
@@ -450,27 +570,47 @@ def run_checks(budget_s: float) -> dict:
 
 
 def table(report: dict) -> str:
-    lines = [f"GPU check on {report['gpu'].get('name', 'a machine without a CUDA GPU')} ({report['seconds']} s)",
-             f"{'check':<20} {'result':<6} detail"]
+    lines = [
+        f"GPU check on {report['gpu'].get('name', 'a machine without a CUDA GPU')} ({report['seconds']} s)",
+        f"{'check':<20} {'result':<6} detail",
+    ]
     for name, c in report["checks"].items():
         detail = c["reason"].splitlines()[0] if c["reason"] else ""
         if name == "torch_cuda_parity" and c["status"] != "skip":
-            detail = "; ".join(f"{p} tokens {c['figures'][p]['max_abs_error']['tokens']:.1e} score {c['figures'][p]['max_abs_error']['score']:.1e}"
-                               for p in ("fp32", "fp16") if p in c["figures"]) + f" (vs {c['figures'].get('reference')})"
+            detail = (
+                "; ".join(
+                    f"{p} tokens {c['figures'][p]['max_abs_error']['tokens']:.1e} score {c['figures'][p]['max_abs_error']['score']:.1e}"
+                    for p in ("fp32", "fp16")
+                    if p in c["figures"]
+                )
+                + f" (vs {c['figures'].get('reference')})"
+            )
         lines.append(f"{name:<20} {c['status']:<6} {detail[:110]}")
     for r in report["throughput"]:
-        lines.append(f"  {r['component']:<14} {r['backend']:<10} {r['precision']:<5} {r['value']:>10} {r['unit']}"
-                     + (f" ({r['model']} model)" if r.get("model") else ""))
+        lines.append(
+            f"  {r['component']:<14} {r['backend']:<10} {r['precision']:<5} {r['value']:>10} {r['unit']}"
+            + (f" ({r['model']} model)" if r.get("model") else "")
+        )
     lines.append(f"result: {'PASS' if report['passed'] else 'FAIL'} ({report['summary']})")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gpu" / "gpu_check.json",
-                        help="JSON report path [default: benchmarks/results/gpu/gpu_check.json]")
-    parser.add_argument("--budget-s", type=float, default=420.0,
-                        help="parts that would start after this many seconds are skipped [default: 420]")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "gpu" / "gpu_check.json",
+        help="JSON report path [default: benchmarks/results/gpu/gpu_check.json]",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=420.0,
+        help="parts that would start after this many seconds are skipped [default: 420]",
+    )
     args = parser.parse_args(argv)
     report = run_checks(args.budget_s)
     args.out.parent.mkdir(parents=True, exist_ok=True)

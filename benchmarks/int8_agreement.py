@@ -38,17 +38,39 @@ def main() -> None:
         if retrievers["int8"].runners.precision != "int8":  # the runtime's check fell back (logged why)
             sys.exit("int8 graphs failed the runtime check on this CPU; nothing to compare")
         graph = retrievers["int8"].runners.encoder.graph
-        result["int8"] = {"cpu": describe(cpu_features()), "quantization": graph.extra["quantization"], "encoder_parity": dict(graph.parity)}
+        result["int8"] = {
+            "cpu": describe(cpu_features()),
+            "quantization": graph.extra["quantization"],
+            "encoder_parity": dict(graph.parity),
+        }
         for ranking, rerank in (("sa", 0), ("two-stage", 20), ("rn", "all")):
             metrics = {}
             for p, r in retrievers.items():
-                report = evaluate(r, eval_set, ranking=ranking, rerank=rerank if rerank != "all" else 0, ks=(10,), index=len(r) == 0, progress=False)
+                report = evaluate(
+                    r,
+                    eval_set,
+                    ranking=ranking,
+                    rerank=rerank if rerank != "all" else 0,
+                    ks=(10,),
+                    index=len(r) == 0,
+                    progress=False,
+                )
                 metrics[p] = {k: report["metrics"][k] for k in ("map_all", "map_200", "precision_10")}
-            tops = {p: [[h.id for h in hits] for hits in r.search_batch([str(q) for q in eval_set.sketch_paths], k=10, rerank=rerank)]
-                    for p, r in retrievers.items()}
-            overlap = sum(len(set(a) & set(b)) / 10 for a, b in zip(tops["fp32"], tops["int8"])) / len(tops["fp32"])
-            result[ranking] = {"metrics": metrics, "top10_overlap": round(overlap, 4),
-                               "delta_map_all": round(metrics["int8"]["map_all"] - metrics["fp32"]["map_all"], 4)}
+            tops = {
+                p: [
+                    [h.id for h in hits]
+                    for hits in r.search_batch([str(q) for q in eval_set.sketch_paths], k=10, rerank=rerank)
+                ]
+                for p, r in retrievers.items()
+            }
+            overlap = sum(len(set(a) & set(b)) / 10 for a, b in zip(tops["fp32"], tops["int8"], strict=False)) / len(
+                tops["fp32"]
+            )
+            result[ranking] = {
+                "metrics": metrics,
+                "top10_overlap": round(overlap, 4),
+                "delta_map_all": round(metrics["int8"]["map_all"] - metrics["fp32"]["map_all"], 4),
+            }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "int8_demo.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

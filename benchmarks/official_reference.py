@@ -27,7 +27,9 @@ class _Attention(nn.Module):
 
     def forward(self, x):
         b, n, c = x.shape
-        q, k, v = (t.reshape(b, n, self.heads, c // self.heads).permute(0, 2, 1, 3) for t in self.to_qkv(x).chunk(3, dim=-1))
+        q, k, v = (
+            t.reshape(b, n, self.heads, c // self.heads).permute(0, 2, 1, 3) for t in self.to_qkv(x).chunk(3, dim=-1)
+        )
         attn = (torch.einsum("bhid,bhjd->bhij", q, k) * self.scale).softmax(dim=-1)
         out = torch.einsum("bhij,bhjd->bhid", attn, v).permute(0, 2, 1, 3).reshape(b, n, c)
         return self.to_out(out)
@@ -48,13 +50,18 @@ class _Block(nn.Module):
 
 
 class OfficialEncoder(nn.Module):
-    def __init__(self, image: int = 224, patch: int = 16, dim: int = 768, depth: int = 12, heads: int = 12, mlp: int = 3072):
+    def __init__(
+        self, image: int = 224, patch: int = 16, dim: int = 768, depth: int = 12, heads: int = 12, mlp: int = 3072
+    ):
         super().__init__()
         self.embedding = nn.Conv2d(3, dim, patch, patch)
         chans = [3, 64, 128, 256, dim]
         layers = []
         for i in range(4):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 7 if i == 0 else 3, 2, 3 if i == 0 else 1, bias=False), nn.ReLU()]
+            layers += [
+                nn.Conv2d(chans[i], chans[i + 1], 7 if i == 0 else 3, 2, 3 if i == 0 else 1, bias=False),
+                nn.ReLU(),
+            ]
         self.scale = nn.Module()
         self.scale.seq = nn.Sequential(*layers[:-1])
         self.pos_embedding = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
@@ -103,7 +110,10 @@ class _CrossLayer(nn.Module):
 
     def _mha(self, query, key, value):
         b, d = query.size(0), query.size(-1) // self.heads
-        q, k, v = (lin(x).view(b, -1, self.heads, d).transpose(1, 2) for lin, x in zip(self.self_attn.linears, (query, key, value)))
+        q, k, v = (
+            lin(x).view(b, -1, self.heads, d).transpose(1, 2)
+            for lin, x in zip(self.self_attn.linears, (query, key, value), strict=False)
+        )
         p = F.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d), dim=-1)
         x = torch.matmul(p, v).transpose(1, 2).contiguous().view(b, -1, self.heads * d)
         return self.self_attn.linears[-1](x)
@@ -125,7 +135,13 @@ class OfficialRelationHead(nn.Module):
         self.conv2d = nn.Conv2d(dim, 512, 2, 2)
         self.rn = nn.Module()
         self.rn.rn = nn.Sequential(
-            nn.Linear(anchors * anchors, 343), nn.ReLU(), nn.Identity(), nn.Linear(343, 49), nn.ReLU(), nn.Identity(), nn.Linear(49, 1)
+            nn.Linear(anchors * anchors, 343),
+            nn.ReLU(),
+            nn.Identity(),
+            nn.Linear(343, 49),
+            nn.ReLU(),
+            nn.Identity(),
+            nn.Linear(49, 1),
         )
 
     def forward(self, sk, im):
@@ -153,6 +169,8 @@ def load_official(state_dict: dict) -> tuple[OfficialEncoder, OfficialRelationHe
     return enc.eval(), head.eval()
 
 
-def official_rerank(head: OfficialRelationHead, sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor) -> torch.Tensor:
+def official_rerank(
+    head: OfficialRelationHead, sketch_tokens: torch.Tensor, photo_tokens: torch.Tensor
+) -> torch.Tensor:
     """Scores of one sketch (1, N, D) against B photos, the official way: the sketch repeated per pair."""
     return head(sketch_tokens.repeat(photo_tokens.shape[0], 1, 1), photo_tokens)

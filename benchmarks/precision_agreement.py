@@ -50,9 +50,15 @@ def agreements(export: Path, queries: int | None, reranks: tuple[int, ...]) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--export-dir", type=Path, help="an export of the bundled model with --int8 (default: made here)")
-    parser.add_argument("--full-export", type=Path, help="also measure this export (e.g. the random ViT-B/16 of benchmarks/run.py)")
-    parser.add_argument("--full-queries", type=int, default=32, help="queries for --full-export (ViT-B/16 is slow on CPUs)")
+    parser.add_argument(
+        "--export-dir", type=Path, help="an export of the bundled model with --int8 (default: made here)"
+    )
+    parser.add_argument(
+        "--full-export", type=Path, help="also measure this export (e.g. the random ViT-B/16 of benchmarks/run.py)"
+    )
+    parser.add_argument(
+        "--full-queries", type=int, default=32, help="queries for --full-export (ViT-B/16 is slow on CPUs)"
+    )
     args = parser.parse_args()
 
     from zse_infer.demo.assets import load_demo_assets
@@ -64,7 +70,9 @@ def main() -> None:
         if export is None:
             assets = load_demo_assets()
             export = Path(tmp) / "export"
-            export_model(assets.checkpoint, export, config=assets.config, options=ExportOptions(int8=True, engines="never"))
+            export_model(
+                assets.checkpoint, export, config=assets.config, options=ExportOptions(int8=True, engines="never")
+            )
         from zse_infer.manifest import Manifest
 
         depth = Manifest.load(export).default_rerank

@@ -62,10 +62,17 @@ def main() -> None:
             report = r.index(paths, progress=False, executor=RayIndexExecutor(options))
             seconds = time.perf_counter() - t0
             assert report.added == args.n and not report.failed, report
-            rows.append({"write": write, "photos": args.n, "seconds": round(seconds, 2), "photos_per_s": round(args.n / seconds, 1),
-                         "driver_bytes_per_photo": round(options.timings["driver_bytes"] / args.n, 1),
-                         "token_bytes_per_photo_fp32": r.manifest.model.num_tokens * r.manifest.model.width * 4,
-                         "gallery": gallery})
+            rows.append(
+                {
+                    "write": write,
+                    "photos": args.n,
+                    "seconds": round(seconds, 2),
+                    "photos_per_s": round(args.n / seconds, 1),
+                    "driver_bytes_per_photo": round(options.timings["driver_bytes"] / args.n, 1),
+                    "token_bytes_per_photo_fp32": r.manifest.model.num_tokens * r.manifest.model.width * 4,
+                    "gallery": gallery,
+                }
+            )
         ray.shutdown()
         reference = columns(rows[0]["gallery"])
         for row in rows:
@@ -73,19 +80,32 @@ def main() -> None:
         model = json.loads((Path(export) / "manifest.json").read_text()).get("model", {})
         result = {
             "benchmark": "Ray indexing: workers write fragments vs driver commits tokens (local Ray, 2 CPUs, 2 actors)",
-            "model": model.get("name", Path(export).name), "photos": args.n, "ray_start_s": round(ray_start, 2),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ray": ray.__version__, "rows": rows,
+            "model": model.get("name", Path(export).name),
+            "photos": args.n,
+            "ray_start_s": round(ray_start, 2),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "ray": ray.__version__,
+            "rows": rows,
             "note": "timings on a shared 2-core machine: compare rows of this run; driver bytes do not depend on timing",
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ray_fragments.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Ray indexing, {args.n} demo photos (model {result['model']}): who writes the gallery", "",
-             f"Local Ray, 2 CPUs, 2 encoder actors; Ray start-up (not in the rows): {result['ray_start_s']} s", "",
-             "| write | seconds | photos/s | driver bytes/photo | token bytes/photo (fp32) | same gallery |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['write']} | {r['seconds']} | {r['photos_per_s']} | {r['driver_bytes_per_photo']} | {r['token_bytes_per_photo_fp32']} "
-              f"| {r['same_gallery']} |" for r in rows]
+    lines = [
+        f"# Ray indexing, {args.n} demo photos (model {result['model']}): who writes the gallery",
+        "",
+        f"Local Ray, 2 CPUs, 2 encoder actors; Ray start-up (not in the rows): {result['ray_start_s']} s",
+        "",
+        "| write | seconds | photos/s | driver bytes/photo | token bytes/photo (fp32) | same gallery |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['write']} | {r['seconds']} | {r['photos_per_s']} | {r['driver_bytes_per_photo']} | {r['token_bytes_per_photo_fp32']} "
+        f"| {r['same_gallery']} |"
+        for r in rows
+    ]
     lines += ["", result["note"] + "."]
     (args.out / "ray_fragments.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(result, indent=2))

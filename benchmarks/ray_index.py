@@ -83,15 +83,30 @@ def main() -> None:
             report = index(r)
             seconds = time.perf_counter() - t0
             assert report.added == args.n and not report.failed, report
-            rows.append({"run": name, "photos": args.n, "seconds": round(seconds, 2), "photos_per_s": round(args.n / seconds, 1),
-                         "gallery": gallery})
+            rows.append(
+                {
+                    "run": name,
+                    "photos": args.n,
+                    "seconds": round(seconds, 2),
+                    "photos_per_s": round(args.n / seconds, 1),
+                    "gallery": gallery,
+                }
+            )
 
         run("single process", lambda r: r.index(paths, progress=False))
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
-        run("ray, 1 actor", lambda r: r.index(paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=1, cpus_per_actor=1))))
-        run("ray, 2 actors", lambda r: r.index(paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=2, cpus_per_actor=0.5))))
+        run(
+            "ray, 1 actor",
+            lambda r: r.index(paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=1, cpus_per_actor=1))),
+        )
+        run(
+            "ray, 2 actors",
+            lambda r: r.index(
+                paths, progress=False, executor=RayIndexExecutor(RayOptions(actors=2, cpus_per_actor=0.5))
+            ),
+        )
         ray.shutdown()
         run("single process, again", lambda r: r.index(paths, progress=False))  # the machine is shared: how noisy?
 
@@ -101,19 +116,33 @@ def main() -> None:
             row["vs_single"] = round(row["photos_per_s"] / rows[0]["photos_per_s"], 2)
         result = {
             "benchmark": "indexing throughput, Ray (2 CPUs) vs single process",
-            "model": json.loads((Path(export) / "manifest.json").read_text()).get("model", {}).get("name", Path(export).name), "photos": args.n, "ray_start_s": round(ray_start, 2),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "ray": ray.__version__, "rows": rows,
+            "model": json.loads((Path(export) / "manifest.json").read_text())
+            .get("model", {})
+            .get("name", Path(export).name),
+            "photos": args.n,
+            "ray_start_s": round(ray_start, 2),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "ray": ray.__version__,
+            "rows": rows,
             "note": "timings on a shared 2-core machine: compare the ratios within this run",
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ray_index.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Indexing on Ray (2 CPUs) vs one process: {args.n} demo photos, model {result['model']}", "",
-             f"Ray start-up (`ray.init(num_cpus=2)`, not in the rows below): {result['ray_start_s']} s", "",
-             "| run | seconds | photos/s | vs single | same gallery |", "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['seconds']} | {r['photos_per_s']} | {r['vs_single']}x | {r['same_gallery_as_single']} |" for r in rows]
+    lines = [
+        f"# Indexing on Ray (2 CPUs) vs one process: {args.n} demo photos, model {result['model']}",
+        "",
+        f"Ray start-up (`ray.init(num_cpus=2)`, not in the rows below): {result['ray_start_s']} s",
+        "",
+        "| run | seconds | photos/s | vs single | same gallery |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['run']} | {r['seconds']} | {r['photos_per_s']} | {r['vs_single']}x | {r['same_gallery_as_single']} |"
+        for r in rows
+    ]
     lines += ["", result["note"] + "."]
     (args.out / "ray_index.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(result, indent=2))

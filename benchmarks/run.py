@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,7 +43,13 @@ import cpu_peaks  # noqa: E402 - after the sys.path setup above
 _log = logging.getLogger("benchmarks")
 
 # Query latencies: one run per sketch, at least 7 (median and p95; 3 runs gave medians 1.5-2.6 s for one figure).
-FULL = {"batches": (1, 8, 32), "reranks": (10, 100, 1000), "galleries": (1_000, 10_000, 100_000), "repeats": 5, "queries": 11}
+FULL = {
+    "batches": (1, 8, 32),
+    "reranks": (10, 100, 1000),
+    "galleries": (1_000, 10_000, 100_000),
+    "repeats": 5,
+    "queries": 11,
+}
 QUICK = {"batches": (1, 8), "reranks": (10, 100), "galleries": (1_000, 10_000, 100_000), "repeats": 3, "queries": 7}
 #: CPU backends side by side with ONNX Runtime: OpenVINO at f32 and bf16 (bf16 where the CPU has AMX/AVX512-BF16)
 OPENVINO = "openvino"
@@ -67,7 +74,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def record(component: str, backend: str, precision: str, setting: dict, value: float, unit: str, times: list[float], **extra) -> dict:
+def record(
+    component: str, backend: str, precision: str, setting: dict, value: float, unit: str, times: list[float], **extra
+) -> dict:
     return {
         "component": component,
         "backend": backend,
@@ -105,7 +114,9 @@ def export(checkpoint: Path, out: Path, fp16: bool, int8: bool, trt: bool = Fals
     from zse_infer.exporting import ExportOptions, export_model
     from zse_infer.exporting.recipes import load_recipe
 
-    recipe = replace(load_recipe("zse_vit_b16"), variants=("plain", "ort_fused", "trt") if trt else ("plain", "ort_fused"))
+    recipe = replace(
+        load_recipe("zse_vit_b16"), variants=("plain", "ort_fused", "trt") if trt else ("plain", "ort_fused")
+    )
     options = ExportOptions(fp16=fp16, overwrite=True, engines="never", lint="never")
     if int8:
         options = replace(options, int8=True)
@@ -132,7 +143,9 @@ def work_encoder(args: dict) -> list[dict]:
     for batch in cfg["batches"]:
         x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
         times = measure(lambda: run(x), cfg["repeats"])
-        out.append(record("encoder", backend, precision, {"batch": batch}, batch / statistics.median(times), "images/s", times))
+        out.append(
+            record("encoder", backend, precision, {"batch": batch}, batch / statistics.median(times), "images/s", times)
+        )
     return out
 
 
@@ -192,13 +205,19 @@ def _int8_untrusted(args: dict, component: str) -> list[dict]:
     from zse_infer.runtime.runners.int8_check import check_int8
 
     folder = Path(args["export_dir"])
-    runners = ModelRunners(*(_ort_runner(str(folder), role, "int8", "onnxruntime") for role in ("encoder", "relation_head")), "onnxruntime-cpu", "int8")
+    runners = ModelRunners(
+        *(_ort_runner(str(folder), role, "int8", "onnxruntime") for role in ("encoder", "relation_head")),
+        "onnxruntime-cpu",
+        "int8",
+    )
     check = check_int8(folder, Manifest.load(folder, verify=False), runners)
     runners.close()
     _log.info("int8 check: %s", check.reason)
     if check.trusted:
         return []
-    return [{"component": component, "backend": args["backend"], "precision": "int8", "note": f"skipped: {check.reason}"}]
+    return [
+        {"component": component, "backend": args["backend"], "precision": "int8", "note": f"skipped: {check.reason}"}
+    ]
 
 
 def work_relation(args: dict) -> list[dict]:
@@ -214,7 +233,17 @@ def work_relation(args: dict) -> list[dict]:
         photos = rng.standard_normal((rerank, 197, 768)).astype(np.float32)
         run = _relation_fn(backend, precision, args, sketch, photos)
         times = measure(run, cfg["repeats"])
-        out.append(record("relation_head", backend, precision, {"rerank": rerank}, rerank / statistics.median(times), "pairs/s", times))
+        out.append(
+            record(
+                "relation_head",
+                backend,
+                precision,
+                {"rerank": rerank},
+                rerank / statistics.median(times),
+                "pairs/s",
+                times,
+            )
+        )
     return out
 
 
@@ -258,8 +287,13 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
 
         return run
     if backend.startswith(("onnxruntime-fast", "openvino-fast")):
-        graphs = {r: args.setdefault(f"_runner_{r}", _runner(args["export_dir"], r, precision if backend.startswith(OPENVINO) else "fp32", backend))
-                  for r in ("relation_sketch", "relation_photo", "relation_pair")}
+        graphs = {
+            r: args.setdefault(
+                f"_runner_{r}",
+                _runner(args["export_dir"], r, precision if backend.startswith(OPENVINO) else "fp32", backend),
+            )
+            for r in ("relation_sketch", "relation_photo", "relation_pair")
+        }
         cached = graphs["relation_photo"].run({"photo_tokens": photos}) if backend.endswith("cached") else None
 
         def run():
@@ -268,7 +302,9 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
             return graphs["relation_pair"].run({**side, "photo_tokens": photos, **photo_side})
 
         return run
-    runner = args.setdefault(f"_runner_{backend}_{precision}", _runner(args["export_dir"], "relation_head", precision, backend))
+    runner = args.setdefault(
+        f"_runner_{backend}_{precision}", _runner(args["export_dir"], "relation_head", precision, backend)
+    )
     tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape))
     return lambda: runner.run({"sketch_tokens": tiled, "photo_tokens": photos})
 
@@ -276,8 +312,16 @@ def _relation_fn(backend: str, precision: str, args: dict, sketch, photos):
 NEAR = "/photos/near-"  # ids of the synthetic rows that stage 2 reads (real token bytes)
 
 
-def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, seed: int = 0, projections: bool = False,
-                      commit: int = 10_000) -> Path:
+def synthetic_gallery(
+    root: Path,
+    n: int,
+    manifest,
+    near,
+    per_query: int = 100,
+    seed: int = 0,
+    projections: bool = False,
+    commit: int = 10_000,
+) -> Path:
     """A Lance gallery of ``n`` synthetic photos for timing searches with the unit sketch ret-tokens ``near`` (Q, D).
 
     Near rows (ids ``NEAR...``): ``per_query`` per sketch, ret-tokens close to it (cosine ~0.9), random tokens
@@ -291,8 +335,8 @@ def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, 
     import lance
     import numpy as np
     import pyarrow as pa
-
     from gallery_scale import clustered, unit_centres
+
     from zse_infer.runtime.gallery.store import Batch, Gallery
     from zse_infer.runtime.retriever import Retriever
     from zse_infer.vectors import l2_normalize
@@ -303,11 +347,25 @@ def synthetic_gallery(root: Path, n: int, manifest, near, per_query: int = 100, 
 
     def batch(ids: list[str], ret, fill) -> Batch:
         unknown = np.full(len(ids), -1, np.int64)
-        return Batch(ids, ids, unknown, unknown, ret, fill((len(ids), *shape)), fill((len(ids), *gallery.proj_shape)) if projections else None)
+        return Batch(
+            ids,
+            ids,
+            unknown,
+            unknown,
+            ret,
+            fill((len(ids), *shape)),
+            fill((len(ids), *gallery.proj_shape)) if projections else None,
+        )
 
     for q, centre in enumerate(near[: n // per_query]):
         ret = l2_normalize(centre + 0.5 * rng.standard_normal((per_query, shape[1]), np.float32) / np.sqrt(shape[1]))
-        gallery.append(batch([f"{NEAR}{q:03d}-{i:04d}.jpg" for i in range(per_query)], ret, lambda size: rng.standard_normal(size, np.float32)))
+        gallery.append(
+            batch(
+                [f"{NEAR}{q:03d}-{i:04d}.jpg" for i in range(per_query)],
+                ret,
+                lambda size: rng.standard_normal(size, np.float32),
+            )
+        )
     start = len(gallery)
     centres = unit_centres(n - start, 100, shape[1], rng)
 
@@ -349,15 +407,27 @@ def work_query(args: dict) -> list[dict]:
     with tempfile.TemporaryDirectory(dir=args["tmp"]) as tmp:
         # Opened (their galleries created empty) before the rows are written, so that the sketches'
         # ret-tokens can place the near rows; refresh() then sees what synthetic_gallery wrote.
-        retrievers = {p: Retriever.load(args["export_dir"], gallery=Path(tmp) / f"g{int(p)}", create=True, projections=p,
-                                        backend=backend, verify=False) for p in (False, True)}
+        retrievers = {
+            p: Retriever.load(
+                args["export_dir"],
+                gallery=Path(tmp) / f"g{int(p)}",
+                create=True,
+                projections=p,
+                backend=backend,
+                verify=False,
+            )
+            for p in (False, True)
+        }
         near = l2_normalize(retrievers[False].encode(sketches, "sketch")[:, 0])
         for p, x in retrievers.items():
             synthetic_gallery(x.gallery.root, args["gallery"], manifest, near, per_query=rerank, projections=p)
             x.refresh()
             x.search(sketches[0], k=10, rerank=10)  # warm-up (stage-1 index, sessions)
-        for mode, depth, x in (("stage1", 0, retrievers[False]), ("two_stage", rerank, retrievers[False]),
-                               ("two_stage_stored", rerank, retrievers[True])):
+        for mode, depth, x in (
+            ("stage1", 0, retrievers[False]),
+            ("two_stage", rerank, retrievers[False]),
+            ("two_stage_stored", rerank, retrievers[True]),
+        ):
             times, stages = [], []
             for sketch in sketches:
                 timing: dict[str, float] = {}
@@ -367,11 +437,19 @@ def work_query(args: dict) -> list[dict]:
                 times.append(time.perf_counter() - t0)
                 stages.append(timing)
                 if depth and not all(h.id.startswith(NEAR) for h in x.search_tokens(tokens, k=depth, rerank=0)):
-                    raise RuntimeError("stage 2 read rows with all-zero tokens (constant Lance pages): the timing is not valid")
+                    raise RuntimeError(
+                        "stage 2 read rows with all-zero tokens (constant Lance pages): the timing is not valid"
+                    )
             out.append(
                 record(
-                    "query", x.backend, x.runners.precision, {"gallery": args["gallery"], "mode": mode},
-                    statistics.median(times) * 1000, "ms", times, p95_ms=float(np.percentile(times, 95) * 1000),
+                    "query",
+                    x.backend,
+                    x.runners.precision,
+                    {"gallery": args["gallery"], "mode": mode},
+                    statistics.median(times) * 1000,
+                    "ms",
+                    times,
+                    p95_ms=float(np.percentile(times, 95) * 1000),
                     stage1_ms=statistics.median(t["stage1"] for t in stages) * 1000,
                     stage2_ms=statistics.median(t["stage2"] for t in stages) * 1000,
                     stage1_index=x.searcher.stage1.index_for(x.gallery.snapshot).kind,
@@ -398,7 +476,9 @@ def gpu_backends() -> tuple[list[str], list[dict]]:
     notes, ready = [], []
 
     def skip(backend: str, why: str) -> None:
-        notes.extend([{"component": c, "backend": backend, "note": f"skipped: {why}"} for c in ("encoder", "relation_head")])
+        notes.extend(
+            [{"component": c, "backend": backend, "note": f"skipped: {why}"} for c in ("encoder", "relation_head")]
+        )
 
     try:
         import torch
@@ -474,7 +554,9 @@ def _gpu_encoder_fn(backend: str, precision: str, args: dict):
         from zse_infer.runtime.runners.onnxruntime_backend import CPU, CUDA_EP, OrtRunner
 
         manifest = Manifest.load(args["export_dir"], verify=False)
-        runner = OrtRunner(manifest.select_graph("encoder", (precision,), ("ort_fused", "plain")), args["export_dir"], [CUDA_EP, CPU])
+        runner = OrtRunner(
+            manifest.select_graph("encoder", (precision,), ("ort_fused", "plain")), args["export_dir"], [CUDA_EP, CPU]
+        )
     else:
         runner = _trt_runner(args, "encoder", precision)
     return lambda x: runner.run({"image": x})
@@ -495,7 +577,10 @@ def _gpu_relation_fn(backend: str, precision: str, args: dict, sketch, photos):
     if backend == "tensorrt-fast":
         from zse_infer.runtime.runners.select import relation_scores
 
-        graphs = {r: args.setdefault(f"_trt_{r}", _trt_runner(args, r, "fp32")) for r in ("relation_sketch", "relation_photo", "relation_pair")}
+        graphs = {
+            r: args.setdefault(f"_trt_{r}", _trt_runner(args, r, "fp32"))
+            for r in ("relation_sketch", "relation_photo", "relation_pair")
+        }
         return lambda: relation_scores(graphs, sketch, photos)
     if backend == "onnxruntime-cuda":
         from zse_infer.manifest import Manifest
@@ -526,9 +611,20 @@ def work_startup(args: dict) -> list[dict]:
     seconds = time.perf_counter() - t0
     opened = [runners.encoder, runners.relation_head, *fast.values()]
     cached = [bool(getattr(r, "from_cache", False)) for r in opened]
-    return [record("startup", runners.backend, runners.precision, {"start": args["start"]}, seconds * 1000, "ms", [seconds],
-                   graphs=len(opened), from_cache=sum(cached),
-                   compile_s=round(sum(getattr(r, "compile_seconds", 0.0) for r in opened), 2))]
+    return [
+        record(
+            "startup",
+            runners.backend,
+            runners.precision,
+            {"start": args["start"]},
+            seconds * 1000,
+            "ms",
+            [seconds],
+            graphs=len(opened),
+            from_cache=sum(cached),
+            compile_s=round(sum(getattr(r, "compile_seconds", 0.0) for r in opened), 2),
+        )
+    ]
 
 
 WORKERS = {"encoder": work_encoder, "relation": work_relation, "query": work_query, "startup": work_startup}
@@ -553,8 +649,14 @@ def run_child(work: str, spec: dict, tmp: Path) -> list[dict]:
     if proc.returncode != 0:
         _log.warning("%s failed:\n%s", label, proc.stderr[-2000:])
         component = {"relation": "relation_head"}.get(work, work)
-        return [{"component": component, "backend": spec.get("backend"), "precision": spec.get("precision"),
-                 "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}]
+        return [
+            {
+                "component": component,
+                "backend": spec.get("backend"),
+                "precision": spec.get("precision"),
+                "error": (proc.stderr.strip().splitlines() or ["failed"])[-1],
+            }
+        ]
     _log.info("%s done in %.0f s", label, time.perf_counter() - t0)
     return json.loads(result.read_text())
 
@@ -643,7 +745,9 @@ def write_table(records: list[dict], info: dict, path: Path) -> str:
         ratio = f"{r['ratio_vs_official']:.2f}" if r.get("ratio_vs_official") else ""
         peak = " | ".join(f"{r[k]:.0%}" if r.get(k) is not None else "" for k in ("of_fp32_peak", "of_bf16_peak"))
         gflops = f"{r['gflops']:.0f}" if r.get("gflops") is not None else ""
-        lines.append(f"| {r['component']} | {r['backend']} | {r['precision']} | {setting_of(r)} | {value} | {r['unit']} | {ratio} | {gflops} | {peak} |")
+        lines.append(
+            f"| {r['component']} | {r['backend']} | {r['precision']} | {setting_of(r)} | {value} | {r['unit']} | {ratio} | {gflops} | {peak} |"
+        )
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
@@ -655,18 +759,44 @@ def write_plot(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_bars = sum(1 for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100)))
+    n_bars = sum(
+        1
+        for r in records
+        if "value" in r
+        and (
+            (r["component"] == "encoder" and r.get("batch") == 8)
+            or (r["component"] == "relation_head" and r.get("rerank") == 100)
+        )
+    )
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, max(4.8, 0.22 * n_bars + 1.2)))
     queries = [r for r in records if r["component"] == "query" and "value" in r]
     for backend, mode in sorted({(r["backend"], r["mode"]) for r in queries}):
         pts = sorted((r["gallery"], r["value"]) for r in queries if (r["backend"], r["mode"]) == (backend, mode))
         label = f"{mode} ({backend}{', extrapolated' if mode == 'exhaustive' else ''})"
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-    ax1.set(xscale="log", yscale="log", xlabel="gallery size (photos)", ylabel="query latency, median (ms)", title="Query latency")
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="gallery size (photos)",
+        ylabel="query latency, median (ms)",
+        title="Query latency",
+    )
     ax1.legend(fontsize=7)
-    bars = [r for r in records if "value" in r and ((r["component"] == "encoder" and r.get("batch") == 8) or (r["component"] == "relation_head" and r.get("rerank") == 100))]
+    bars = [
+        r
+        for r in records
+        if "value" in r
+        and (
+            (r["component"] == "encoder" and r.get("batch") == 8)
+            or (r["component"] == "relation_head" and r.get("rerank") == 100)
+        )
+    ]
     labels = [f"{r['component'].replace('relation_head', 'rel. head')}: {r['backend']} {r['precision']}" for r in bars]
-    ax2.barh(range(len(bars)), [r.get("ratio_vs_official") or 0 for r in bars], color=["#4c72b0" if r["component"] == "encoder" else "#dd8452" for r in bars])
+    ax2.barh(
+        range(len(bars)),
+        [r.get("ratio_vs_official") or 0 for r in bars],
+        color=["#4c72b0" if r["component"] == "encoder" else "#dd8452" for r in bars],
+    )
     ax2.set_yticks(range(len(bars)), labels, fontsize=7)
     ax2.axvline(1.0, color="black", lw=0.8)
     ax2.set(xlabel="throughput / official (encoder batch 8, relation head rerank 100)", title="Throughput vs official")
@@ -718,8 +848,10 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - report the reason in the table, keep the CPU rows
                 _log.warning("TensorRT engines could not be built: %s", exc)
                 gpu_ready = [b for b in gpu_ready if not b.startswith("tensorrt")]
-                gpu_skipped += [{"component": c, "backend": "tensorrt", "error": f"engine build failed: {exc}"}
-                                for c in ("encoder", "relation_head")]
+                gpu_skipped += [
+                    {"component": c, "backend": "tensorrt", "error": f"engine build failed: {exc}"}
+                    for c in ("encoder", "relation_head")
+                ]
         from zse_infer.manifest import Manifest
 
         manifest = Manifest.load(export_dir, verify=False)
@@ -733,9 +865,19 @@ def main() -> None:
         encoders += [(b, p) for b in gpu_ready if b != "tensorrt-fast" for p in ("fp32", "fp16")]
         for backend, precision in encoders:
             records += run_child("encoder", {**base, "backend": backend, "precision": precision}, tmp)
-        heads = [("official", "fp32"), ("torch", "fp32"), ("torch-fast", "fp32"), ("torch-fast-cached", "fp32"),
-                 ("onnxruntime", "fp32"), ("onnxruntime-fused", "fp32"), ("onnxruntime-fast", "fp32"), ("onnxruntime-fast-cached", "fp32")]
-        heads += [(b, p) for b in (OPENVINO, "openvino-fast", "openvino-fast-cached") for p in ("fp32", "bf16") if openvino]
+        heads = [
+            ("official", "fp32"),
+            ("torch", "fp32"),
+            ("torch-fast", "fp32"),
+            ("torch-fast-cached", "fp32"),
+            ("onnxruntime", "fp32"),
+            ("onnxruntime-fused", "fp32"),
+            ("onnxruntime-fast", "fp32"),
+            ("onnxruntime-fast-cached", "fp32"),
+        ]
+        heads += [
+            (b, p) for b in (OPENVINO, "openvino-fast", "openvino-fast-cached") for p in ("fp32", "bf16") if openvino
+        ]
         heads += [("onnxruntime", p) for p in precisions if p != "fp32"]
         heads += [(b, p) for b in gpu_ready for p in (("fp32",) if b == "tensorrt-fast" else ("fp32", "fp16"))]
         for backend, precision in heads:
@@ -743,19 +885,35 @@ def main() -> None:
         for backend in ("onnxruntime-cpu", *((OPENVINO,) if openvino else ())):
             for n in cfg["galleries"]:
                 records += run_child("query", {**base, "gallery": n, "backend": backend}, tmp)
-        for backend in ("onnxruntime-cpu", *((OPENVINO,) if openvino else ())):  # first start (empty cache), then two more
+        for backend in (
+            "onnxruntime-cpu",
+            *((OPENVINO,) if openvino else ()),
+        ):  # first start (empty cache), then two more
             for start in ("first", "second", "third"):
-                records += run_child("startup", {**base, "backend": backend, "start": start, "cache": str(tmp / f"cache-{backend}")}, tmp)
+                records += run_child(
+                    "startup", {**base, "backend": backend, "start": start, "cache": str(tmp / f"cache-{backend}")}, tmp
+                )
         records += exhaustive_estimates(records, cfg)
         records += gpu_notes(info, gpu_skipped)
         records.append(storage_record(export_dir, tmp))
         info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         end = cpu_peaks.matmul_peaks()  # peaks at the start and the end: the best of both (the machine is shared)
-        info["peaks"] = {**end, **{k: max(end[k], info["peaks_start"][k]) for k in ("fp32_numpy", "fp32_torch", "bf16_torch", "fp32", "bf16")}}
+        info["peaks"] = {
+            **end,
+            **{
+                k: max(end[k], info["peaks_start"][k])
+                for k in ("fp32_numpy", "fp32_torch", "bf16_torch", "fp32", "bf16")
+            },
+        }
         info["work_gflop"] = cpu_peaks.graph_work(str(checkpoint))
     add_ratios(records)
     cpu_peaks.add_peak_fractions(records, info["peaks"], info["work_gflop"])
-    result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - started, 1), "records": records}
+    result = {
+        "machine": info,
+        "quick": args.quick,
+        "seconds": round(time.perf_counter() - started, 1),
+        "records": records,
+    }
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     table = write_table(records, info, args.out / "results.md")
     write_plot(records, args.out / "results.png")
@@ -776,17 +934,34 @@ def _int8_supported() -> bool:
 
 def exhaustive_estimates(records: list[dict], cfg: dict) -> list[dict]:
     """Exhaustive ranking latency = gallery size / measured pairs/s of the same backend (marked)."""
-    heads = [r for r in records if r["component"] == "relation_head" and r.get("backend") == "onnxruntime-fused" and "value" in r]
+    heads = [
+        r
+        for r in records
+        if r["component"] == "relation_head" and r.get("backend") == "onnxruntime-fused" and "value" in r
+    ]
     if not heads:
         return []
     best = max(heads, key=lambda r: r["rerank"])
     out = []
     for n in cfg["galleries"]:
-        stage = [r for r in records if r["component"] == "query" and r.get("gallery") == n and r.get("mode") == "stage1" and "value" in r]
+        stage = [
+            r
+            for r in records
+            if r["component"] == "query" and r.get("gallery") == n and r.get("mode") == "stage1" and "value" in r
+        ]
         base_ms = stage[0]["value"] if stage else 0.0
         out.append(
-            record("query", "onnxruntime-cpu", "fp32", {"gallery": n, "mode": "exhaustive"}, base_ms + n / best["value"] * 1000, "ms", [],
-                   extrapolated=True, note=f"stage-1 latency + {n} pairs at {best['value']:.1f} pairs/s (rerank {best['rerank']})")
+            record(
+                "query",
+                "onnxruntime-cpu",
+                "fp32",
+                {"gallery": n, "mode": "exhaustive"},
+                base_ms + n / best["value"] * 1000,
+                "ms",
+                [],
+                extrapolated=True,
+                note=f"stage-1 latency + {n} pairs at {best['value']:.1f} pairs/s (rerank {best['rerank']})",
+            )
         )
     return out
 
@@ -812,8 +987,15 @@ def storage_record(export_dir: Path, tmp: Path) -> dict:
     with Retriever.load(export_dir, gallery=tmp / "storage", create=True, backend="onnxruntime-cpu", verify=False) as r:
         r.index(photos, progress=False)
     total = sum(p.stat().st_size for p in (tmp / "storage" / DATASET).rglob("*") if p.is_file())
-    return {"component": "gallery", "backend": "any", "precision": "fp16", "value": total / 8, "unit": "bytes/photo",
-            "ratio_vs_official": None, "note": "Lance dataset: tokens (float16) + ret-token (float32) + ids/paths/fingerprints + manifest"}
+    return {
+        "component": "gallery",
+        "backend": "any",
+        "precision": "fp16",
+        "value": total / 8,
+        "unit": "bytes/photo",
+        "ratio_vs_official": None,
+        "note": "Lance dataset: tokens (float16) + ret-token (float32) + ids/paths/fingerprints + manifest",
+    }
 
 
 if __name__ == "__main__":

@@ -35,7 +35,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from run import _cpu_model as cpu_name  # noqa: E402 - the query-latency benchmark's CPU probe
 
 # batching on = zse serve's defaults (batches of what queued while the model was busy)
-MODES = {"batching_on": ["--max-batch", "16", "--max-delay-ms", "5"], "batching_off": ["--max-batch", "1", "--max-delay-ms", "0"]}
+MODES = {
+    "batching_on": ["--max-batch", "16", "--max-delay-ms", "5"],
+    "batching_off": ["--max-batch", "1", "--max-delay-ms", "0"],
+}
 
 
 def free_port() -> int:
@@ -48,7 +51,18 @@ def start_server(export: Path, gallery: Path, extra: list[str]) -> tuple[subproc
     import httpx
 
     port = free_port()
-    cmd = [sys.executable, "-m", "zse_infer.cli.main", "serve", str(export), "--gallery", str(gallery), "--port", str(port), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zse_infer.cli.main",
+        "serve",
+        str(export),
+        "--gallery",
+        str(gallery),
+        "--port",
+        str(port),
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -113,9 +127,16 @@ async def load(base: str, sketches: list[bytes], clients: int, seconds: float, p
         elapsed = time.perf_counter() - t0
     lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     return {
-        "clients": clients, "seconds": round(elapsed, 2), "ok": len(latencies), "requests_per_s": round(len(latencies) / elapsed, 2),
-        "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
-        "p99_ms": round(float(np.percentile(lat, 99)), 1), "shed_503": shed, "errors": sum(errors.values()), "error_kinds": errors,
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "ok": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 2),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(float(np.percentile(lat, 95)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "shed_503": shed,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
 
@@ -149,38 +170,61 @@ def encoder_ceiling(export: Path, sketches: list[bytes], seconds: float = 3.0, t
             rates[b].append(n / (time.perf_counter() - t0))
     r.close()
     best = {b: round(max(v), 1) for b, v in rates.items()}
-    return {"threads": threads or "default", "images_per_s_batch1": best[1], "images_per_s_batch16": best[16], "ratio": round(best[16] / best[1], 2)}
+    return {
+        "threads": threads or "default",
+        "images_per_s_batch1": best[1],
+        "images_per_s_batch16": best[16],
+        "ratio": round(best[16] / best[1], 2),
+    }
 
 
 def write_outputs(out: Path, report: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        "# zse serve under load", "",
-        f"{report['machine']}. {report['note']}", "",
-        f"Model: {report['model']}, gallery {report['gallery_size']} photos, rerank={report['rerank']}, {report['seconds']} s per phase.", "",
+        "# zse serve under load",
+        "",
+        f"{report['machine']}. {report['note']}",
+        "",
+        f"Model: {report['model']}, gallery {report['gallery_size']} photos, rerank={report['rerank']}, {report['seconds']} s per phase.",
+        "",
         "| clients | batching | requests/s | p50 ms | p95 ms | p99 ms | mean batch | 503 (shed) | errors |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["rows"]:
-        lines.append(f"| {row['clients']} | {row['mode']} | {row['requests_per_s']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | "
-                     f"{row['mean_batch']} | {row['shed_503']} | {row['errors']} |")
-    lines += ["", "Speed-up of batching (requests/s on / off): "
-              + ", ".join(f"{c} clients {v}x" for c, v in report["speedup"].items()), ""]
+        lines.append(
+            f"| {row['clients']} | {row['mode']} | {row['requests_per_s']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | "
+            f"{row['mean_batch']} | {row['shed_503']} | {row['errors']} |"
+        )
+    lines += [
+        "",
+        "Speed-up of batching (requests/s on / off): "
+        + ", ".join(f"{c} clients {v}x" for c, v in report["speedup"].items()),
+        "",
+    ]
     at16 = report["speedup"].get(16, report["speedup"].get("16"))
     if at16 is not None:
-        lines += [f"Target, 16 clients: batching on >= 1.5x the requests/s of batching off: {'met' if at16 >= 1.5 else 'NOT met'} "
-                  f"({at16}x). Batching batches only the encoder call, and on this CPU the encoder is compute-bound: a batch "
-                  "of 16 gains little per image over single calls (the encoder-alone lines below: the ceiling of any "
-                  "server-side batching here). The batcher waits for company only while the last batch had some, so a "
-                  "lone client pays no delay: batching is on (--max-batch 16) on every device.", ""]
+        lines += [
+            f"Target, 16 clients: batching on >= 1.5x the requests/s of batching off: {'met' if at16 >= 1.5 else 'NOT met'} "
+            f"({at16}x). Batching batches only the encoder call, and on this CPU the encoder is compute-bound: a batch "
+            "of 16 gains little per image over single calls (the encoder-alone lines below: the ceiling of any "
+            "server-side batching here). The batcher waits for company only while the last batch had some, so a "
+            "lone client pays no delay: batching is on (--max-batch 16) on every device.",
+            "",
+        ]
     for e in report["encoder_ceiling"]:
-        lines += [f"Encoder alone, in process, threads={e['threads']} (the ceiling of what batching can gain here): "
-                  f"{e['images_per_s_batch1']} images/s at batch 1, {e['images_per_s_batch16']} at batch 16 ({e['ratio']}x).", ""]
+        lines += [
+            f"Encoder alone, in process, threads={e['threads']} (the ceiling of what batching can gain here): "
+            f"{e['images_per_s_batch1']} images/s at batch 1, {e['images_per_s_batch16']} at batch 16 ({e['ratio']}x).",
+            "",
+        ]
     if report.get("overload"):
         o = report["overload"]
-        lines += [f"Overload check (64 clients, --max-queue {o['max_queue']}, batching on): {o['requests_per_s']} requests/s, "
-                  f"{o['shed_503']} answered 503 with Retry-After, {o['errors']} errors (timeouts {o['error_kinds']['timeout']}).", ""]
+        lines += [
+            f"Overload check (64 clients, --max-queue {o['max_queue']}, batching on): {o['requests_per_s']} requests/s, "
+            f"{o['shed_503']} answered 503 with Retry-After, {o['errors']} errors (timeouts {o['error_kinds']['timeout']}).",
+            "",
+        ]
     (out / "serve.md").write_text("\n".join(lines))
 
     import matplotlib
@@ -210,13 +254,17 @@ def write_outputs(out: Path, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", type=Path, required=True, help="export folder of the demo model")
-    parser.add_argument("--gallery", type=Path, default=None, help="gallery folder (indexed from the bundled demo gallery if missing)")
+    parser.add_argument(
+        "--gallery", type=Path, default=None, help="gallery folder (indexed from the bundled demo gallery if missing)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--clients", default="1,4,16,64")
     parser.add_argument("--rerank", default="0", help="rerank depth of every search (0 = stage 1 only)")
     parser.add_argument("--overload-queue", type=int, default=8, help="--max-queue of the overload check (0 skips it)")
-    parser.add_argument("--replot", action="store_true", help="only rewrite serve.md and serve.png from --out/serve.json")
+    parser.add_argument(
+        "--replot", action="store_true", help="only rewrite serve.md and serve.png from --out/serve.json"
+    )
     args = parser.parse_args()
     if args.replot:
         write_outputs(args.out, json.loads((args.out / "serve.json").read_text()))
@@ -252,7 +300,9 @@ def main() -> None:
             proc.wait(timeout=30)
     overload = None
     if args.overload_queue:
-        proc, base = start_server(args.export, gallery, [*MODES["batching_on"], "--max-queue", str(args.overload_queue)])
+        proc, base = start_server(
+            args.export, gallery, [*MODES["batching_on"], "--max-queue", str(args.overload_queue)]
+        )
         try:
             overload = {"max_queue": args.overload_queue, **phase(base, sketches, 64, args.seconds, params)}
             print(json.dumps({"overload": overload}), flush=True)
@@ -261,15 +311,25 @@ def main() -> None:
             proc.wait(timeout=30)
 
     by = {(r["mode"], r["clients"]): r for r in rows}
-    speedup = {n: round(by[("batching_on", n)]["requests_per_s"] / max(by[("batching_off", n)]["requests_per_s"], 1e-9), 2) for n in clients}
+    speedup = {
+        n: round(by[("batching_on", n)]["requests_per_s"] / max(by[("batching_off", n)]["requests_per_s"], 1e-9), 2)
+        for n in clients
+    }
     load_avg = os.getloadavg()
     report = {
-        "model": model, "gallery_size": gallery_size, "rerank": args.rerank, "seconds": args.seconds, "clients": clients,
+        "model": model,
+        "gallery_size": gallery_size,
+        "rerank": args.rerank,
+        "seconds": args.seconds,
+        "clients": clients,
         "machine": f"{cpu_name()}, {os.cpu_count()} cores, load average at the end {load_avg[0]:.1f}",
         "machine_short": f"{os.cpu_count()} shared CPU cores",
         "note": "The machine is shared with other jobs (timings vary 3x run to run): compare on/off within this run, as ratios. "
-                "Clients, servers and everything else share the same cores.",
-        "rows": rows, "speedup": speedup, "encoder_ceiling": ceiling, "overload": overload,
+        "Clients, servers and everything else share the same cores.",
+        "rows": rows,
+        "speedup": speedup,
+        "encoder_ceiling": ceiling,
+        "overload": overload,
     }
     write_outputs(args.out, report)
     print(f"batching speed-up by clients: {speedup}; wrote {args.out / 'serve.json'}, serve.md, serve.png")

@@ -25,7 +25,10 @@ def _cpu_without_bf16_unit(tmp_path_factory):
         yield  # no /proc/cpuinfo: features are "unknown", which never chooses bf16
         return
     hidden = set(BF16_FLAGS)
-    lines = [" ".join(w for w in line.split(" ") if w not in hidden) if line.startswith("flags") else line for line in text.splitlines()]
+    lines = [
+        " ".join(w for w in line.split(" ") if w not in hidden) if line.startswith("flags") else line
+        for line in text.splitlines()
+    ]
     path = tmp_path_factory.mktemp("cpuinfo") / "cpuinfo"
     path.write_text("\n".join(lines) + "\n")
     before = os.environ.get(CPUINFO_ENV)
@@ -128,5 +131,3 @@ def full_export(parity_state, tmp_path_factory):
     out = root / "zse_vit_b16"
     manifest = export_model(checkpoint, out, config="zse_vit_b16", options=ExportOptions(fp16=True))
     return out, manifest
-
-

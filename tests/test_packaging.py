@@ -30,8 +30,14 @@ def test_wheel_holds_no_training_or_data_building_code():
     assert not any(p == "tools" or p.startswith("tools.") or "training" in p for p in listed)
     for path in (ROOT / "zse_infer").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            )
             assert not any(n == "tools" or n.startswith("tools.") for n in names), f"{path} imports tools"
     assert sorted(p.name for p in (ROOT / "zse_infer" / "demo").iterdir() if p.name != "__pycache__") == [
-        "__init__.py", "assets.py", "cli.py"]
+        "__init__.py",
+        "assets.py",
+        "cli.py",
+    ]

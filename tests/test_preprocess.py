@@ -84,7 +84,9 @@ def test_text_file_named_png_names_the_file_and_what_was_expected(tmp_path):
             loader(f)
         message = str(err.value)
         assert str(f) in message and "BytesIO" not in message
-        assert "received text" in message and "'hello, not a picture'" in message and "expected an image file" in message
+        assert (
+            "received text" in message and "'hello, not a picture'" in message and "expected an image file" in message
+        )
     with pytest.raises(ImageError, match="binary data") as err:
         load_photo(bytes(range(200, 250)))
     assert "BytesIO" not in str(err.value)

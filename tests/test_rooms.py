@@ -18,11 +18,10 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zse_infer"
 DISTRIBUTED = "zse_infer.distributed"
+
 
 def _module_name(path: Path) -> tuple[str, list[str]]:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -39,7 +38,8 @@ class _Imports(ast.NodeVisitor):
     def visit_If(self, node: ast.If) -> None:
         test = node.test
         if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-                isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        ):
             for child in node.orelse:  # the body never runs
                 self.visit(child)
             return
@@ -132,8 +132,14 @@ def test_a_local_evaluation_loads_neither_distributed_nor_ray(tiny_export, tmp_p
     from zse_infer.testing.images import make_shape_dataset
 
     shapes = make_shape_dataset(tmp_path / "shapes")
-    done = subprocess.run([sys.executable, "-c", _RUN, str(tiny_export), str(shapes), str(tmp_path / "g")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(tiny_export), str(shapes), str(tmp_path / "g")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["loaded"] == [] and 0 <= out["map_all"] <= 1
@@ -157,6 +163,9 @@ def test_model_modules_import_each_other_one_way():
 
 
 def test_the_cycle_finder_finds_a_cycle():
-    graph = {"zse_infer.model": frozenset(), "zse_infer.model.a": frozenset({"zse_infer.model.b"}),
-             "zse_infer.model.b": frozenset({"zse_infer.model.a"})}
+    graph = {
+        "zse_infer.model": frozenset(),
+        "zse_infer.model.a": frozenset({"zse_infer.model.b"}),
+        "zse_infer.model.b": frozenset({"zse_infer.model.a"}),
+    }
     assert _cycles(graph, "zse_infer.model") == [["zse_infer.model.a", "zse_infer.model.b"]]

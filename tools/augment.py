@@ -69,9 +69,7 @@ def augment(images: np.ndarray, pre: PreprocessConfig, cfg: AugmentConfig, gener
     flip = torch.where(torch.rand(b, generator=generator) < cfg.flip, -1.0, 1.0)
     tx, ty = uniform(-cfg.shift, cfg.shift) * 2, uniform(-cfg.shift, cfg.shift) * 2
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
-    )
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # Sample 1 - x so that zero padding means a white border.
     x = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -108,7 +106,7 @@ def _truncate(points: list[np.ndarray], keep: float) -> list[np.ndarray]:
     """The first ``keep`` share of the ink (stroke length), in drawing order; the last stroke cut mid-way."""
     lengths = [float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) for p in points]
     budget, out = keep * sum(lengths), []
-    for p, length in zip(points, lengths):
+    for p, length in zip(points, lengths, strict=False):
         if budget <= 0:
             break
         if length <= budget or len(p) < 2:
@@ -120,13 +118,15 @@ def _truncate(points: list[np.ndarray], keep: float) -> list[np.ndarray]:
     return out or points[:1]
 
 
-def augment_strokes(strokes: Strokes, cfg: StrokeAugmentConfig, rng: np.random.Generator) -> tuple[list[np.ndarray], float, float]:
+def augment_strokes(
+    strokes: Strokes, cfg: StrokeAugmentConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], float, float]:
     """(strokes, line width, fill): the drawing as another person might have drawn it on the pad."""
     points = stroke_points(strokes)
     keep = rng.random(len(points)) >= cfg.drop
     if not keep.any():
         keep[int(np.argmax([len(p) for p in points]))] = True
-    points = [p for p, k in zip(points, keep) if k]
+    points = [p for p, k in zip(points, keep, strict=False) if k]
     if rng.random() < cfg.partial:
         points = _truncate(points, rng.uniform(*cfg.partial_keep))
     every = np.concatenate(points)
@@ -142,8 +142,9 @@ def augment_strokes(strokes: Strokes, cfg: StrokeAugmentConfig, rng: np.random.G
     return out, PAD_LINE_WIDTH * rng.uniform(*cfg.width), rng.uniform(*cfg.fill)
 
 
-def render_freehand(strokes: Strokes, pre: PreprocessConfig, cfg: "StrokeAugmentConfig | None",
-                    rng: "np.random.Generator | None" = None) -> np.ndarray:
+def render_freehand(
+    strokes: Strokes, pre: PreprocessConfig, cfg: StrokeAugmentConfig | None, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """The model's input for a drawing (uint8, S x S x 3): as drawn on the pad (``cfg`` None), or
     augmented by :func:`augment_strokes` first."""
     if cfg is None or rng is None:

@@ -36,8 +36,8 @@ from zse_infer.errors import InputError
 from .concepts import Concept, load_concepts
 from .fetch import DEFAULT_CACHE
 from .iconify import ICONIFY, family, load_set, set_record
-from .render import Item, has_stroke, rasterise
 from .quickdraw import FAMILY
+from .render import Item, has_stroke, rasterise
 from .split import families as split_families
 from .split import load_split
 
@@ -48,30 +48,42 @@ QUERY_VARIANT_SCALE = 0.75  # the middle of render.STROKE_SCALES, for stroke-dra
 PALETTE_COLOURS = 64
 CHECKPOINT_NAME = "zse_demo.safetensors"
 # Photo sets in order of preference: colour emoji first (they draw the object, not an interface).
-PHOTO_PREFERENCE = ("fluent-emoji-flat", "noto", "twemoji", "emojione", "streamline-emojis", "fluent-emoji",
-                    "flat-color-icons", "fluent-color")
+PHOTO_PREFERENCE = (
+    "fluent-emoji-flat",
+    "noto",
+    "twemoji",
+    "emojione",
+    "streamline-emojis",
+    "fluent-emoji",
+    "flat-color-icons",
+    "fluent-color",
+)
 # Licences whose full text must travel with copies of the work; the rest are credited by URL
 # (CC-BY allows it) or need no notice (CC0, Unlicense).
 TEMPLATES = {
-    "MIT": ("MIT License\n\nCopyright (c) {author}\n\nPermission is hereby granted, free of charge, to any person "
-            "obtaining a copy of this software and associated documentation files (the \"Software\"), to deal in the "
-            "Software without restriction, including without limitation the rights to use, copy, modify, merge, "
-            "publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the "
-            "Software is furnished to do so, subject to the following conditions:\n\nThe above copyright notice and "
-            "this permission notice shall be included in all copies or substantial portions of the Software.\n\n"
-            "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT "
-            "LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO "
-            "EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER "
-            "IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR "
-            "THE USE OR OTHER DEALINGS IN THE SOFTWARE.\n"),
-    "ISC": ("ISC License\n\nCopyright (c) {author}\n\nPermission to use, copy, modify, and/or distribute this "
-            "software for any purpose with or without fee is hereby granted, provided that the above copyright notice "
-            "and this permission notice appear in all copies.\n\nTHE SOFTWARE IS PROVIDED \"AS IS\" AND THE AUTHOR "
-            "DISCLAIMS ALL WARRANTIES WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY "
-            "AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL "
-            "DAMAGES OR ANY DAMAGES WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF "
-            "CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF OR IN CONNECTION WITH THE USE OR "
-            "PERFORMANCE OF THIS SOFTWARE.\n"),
+    "MIT": (
+        "MIT License\n\nCopyright (c) {author}\n\nPermission is hereby granted, free of charge, to any person "
+        'obtaining a copy of this software and associated documentation files (the "Software"), to deal in the '
+        "Software without restriction, including without limitation the rights to use, copy, modify, merge, "
+        "publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the "
+        "Software is furnished to do so, subject to the following conditions:\n\nThe above copyright notice and "
+        "this permission notice shall be included in all copies or substantial portions of the Software.\n\n"
+        'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT '
+        "LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO "
+        "EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER "
+        "IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR "
+        "THE USE OR OTHER DEALINGS IN THE SOFTWARE.\n"
+    ),
+    "ISC": (
+        "ISC License\n\nCopyright (c) {author}\n\nPermission to use, copy, modify, and/or distribute this "
+        "software for any purpose with or without fee is hereby granted, provided that the above copyright notice "
+        'and this permission notice appear in all copies.\n\nTHE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR '
+        "DISCLAIMS ALL WARRANTIES WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY "
+        "AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL "
+        "DAMAGES OR ANY DAMAGES WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF "
+        "CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF OR IN CONNECTION WITH THE USE OR "
+        "PERFORMANCE OF THIS SOFTWARE.\n"
+    ),
 }
 KEEP_LICENCE_FILES = ("Apache-2.0.txt",)  # plain texts kept in LICENSES/ (not generated)
 
@@ -104,7 +116,9 @@ def choose(concepts: list[Concept], unseen: set[str], n: int, seed: int) -> list
 
 
 def _photos(c: Concept) -> list[tuple[str, str]]:
-    order = sorted(c.photos, key=lambda p: (PHOTO_PREFERENCE.index(p) if p in PHOTO_PREFERENCE else len(PHOTO_PREFERENCE), p))
+    order = sorted(
+        c.photos, key=lambda p: (PHOTO_PREFERENCE.index(p) if p in PHOTO_PREFERENCE else len(PHOTO_PREFERENCE), p)
+    )
     picked, families = [], set()
     for prefix in order:  # one photo per family, preferred sets first
         if family(prefix) not in families:
@@ -130,14 +144,17 @@ def checkpoint_metadata(path: Path) -> dict[str, Any]:
 def _png(svg: str, size: int, modality: str) -> bytes:
     """The render as PNG bytes: a 64-colour palette for photos, greyscale for sketches."""
     image = Image.open(io.BytesIO(rasterise(svg, size))).convert("RGB")
-    image = image.quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT) if modality == "photo" else image.convert("L")
+    image = (
+        image.quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT) if modality == "photo" else image.convert("L")
+    )
     buf = io.BytesIO()
     image.save(buf, "PNG", optimize=True)
     return buf.getvalue()
 
 
-def _entry(cache: Path, folder: str, concept: str, prefix: str, icon: str, modality: str, size: int,
-           out: Path) -> dict[str, Any]:
+def _entry(
+    cache: Path, folder: str, concept: str, prefix: str, icon: str, modality: str, size: int, out: Path
+) -> dict[str, Any]:
     stroke = modality == "sketch" and has_stroke(cache, prefix, icon)
     variant = f"s{QUERY_VARIANT_SCALE:g}" if stroke else ""
     item = Item(concept, prefix, icon, "drawing" if modality == "sketch" else "photo", variant)
@@ -145,9 +162,14 @@ def _entry(cache: Path, folder: str, concept: str, prefix: str, icon: str, modal
     (out / folder).mkdir(parents=True, exist_ok=True)
     (out / folder / name).write_bytes(_png(item.svg(cache), size, modality))
     return {
-        "file": f"{folder}/{name}", "label": concept, "source": prefix, "package": ICONIFY.spec,
-        "licence": set_record(load_set(str(cache), prefix))["licence"], "id": icon,
-        "variant": variant, "sha256": sha256_file(out / folder / name),
+        "file": f"{folder}/{name}",
+        "label": concept,
+        "source": prefix,
+        "package": ICONIFY.spec,
+        "licence": set_record(load_set(str(cache), prefix))["licence"],
+        "id": icon,
+        "variant": variant,
+        "sha256": sha256_file(out / folder / name),
     }
 
 
@@ -155,18 +177,27 @@ def _licence_record(cache: Path, prefix: str) -> dict[str, str]:
     data = load_set(str(cache), prefix)
     rec = set_record(data)
     url = data.get("info", {}).get("license", {}).get("url")  # the set's own (set_record falls back to SPDX's)
-    attribution = (f"{rec['name']} by {rec['author'] or 'its authors'}{' (' + rec['url'] + ')' if rec['url'] else ''}, "
-                   f"{rec['licence']}{', ' + url if url else ''}; via {ICONIFY.spec}")
-    return {"package": ICONIFY.spec, "licence": rec["licence"], "attribution": attribution,
-            "author": rec["author"], "name": rec["name"]}
+    attribution = (
+        f"{rec['name']} by {rec['author'] or 'its authors'}{' (' + rec['url'] + ')' if rec['url'] else ''}, "
+        f"{rec['licence']}{', ' + url if url else ''}; via {ICONIFY.spec}"
+    )
+    return {
+        "package": ICONIFY.spec,
+        "licence": rec["licence"],
+        "attribution": attribution,
+        "author": rec["author"],
+        "name": rec["name"],
+    }
 
 
 def attribution_md(licences: dict[str, dict[str, str]], model: dict[str, Any]) -> str:
-    rows = "\n".join(f"| `{k}` | {v['name']} | {v['licence']} | {v['attribution']} |" for k, v in sorted(licences.items()))
+    rows = "\n".join(
+        f"| `{k}` | {v['name']} | {v['licence']} | {v['attribution']} |" for k, v in sorted(licences.items())
+    )
     return f"""# Demo assets: sources, licences, attribution
 
 The files in this folder are the bundled demo of zse-infer: a small ZSE-SBIR
-model trained by this project (`{model['file']}`), a gallery of colour icons
+model trained by this project (`{model["file"]}`), a gallery of colour icons
 and emoji ("photos") and a set of line icons ("sketches") of concepts the model
 never saw in training (the unseen half of the split, `tools/data/split.json` in the repository).
 `manifest.json` lists every file with its label, icon set, licence and SHA-256.
@@ -185,7 +216,7 @@ Apache-2.0 in `LICENSES/Apache-2.0.txt`; Creative Commons licences by the URL gi
 
 ## The model weights
 
-`{model['file']}` was trained by this project from scratch on the *seen*
+`{model["file"]}` was trained by this project from scratch on the *seen*
 concepts of the same package's licence-cleared icon sets (only sets whose licence
 allows redistributing a derivative without conditions on it beyond credit: the
 rule and every set used, with its licence and author, are in the repository's
@@ -199,15 +230,16 @@ def _freehand_credit(model: dict[str, Any]) -> str:
     if not model.get("freehand"):
         return ""
     return f"""
-Freehand drawings: {model['freehand']} They come from Google's *Quick, Draw!* dataset
+Freehand drawings: {model["freehand"]} They come from Google's *Quick, Draw!* dataset
 (https://github.com/googlecreativelab/quickdraw-dataset): "This data made available by
 Google, Inc. under the Creative Commons Attribution 4.0 International license"
 (https://creativecommons.org/licenses/by/4.0/). No drawing of it is shipped here.
 """
 
 
-def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "zse_demo", n: int = CONCEPTS,
-                    seed: int = 0) -> dict[str, Any]:
+def write_bundle(
+    cache: Path, checkpoint: Path, out: Path, config_name: str = "zse_demo", n: int = CONCEPTS, seed: int = 0
+) -> dict[str, Any]:
     size = get_config(config_name).encoder.image_size
     concepts = choose(load_concepts(), set(load_split()["unseen"]), n, seed)
     for sub in ("gallery", "queries"):
@@ -219,7 +251,9 @@ def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "z
     gallery, queries = [], []
     for c in tqdm(concepts, desc="bundling", unit="concept"):
         gallery += [_entry(cache, "gallery", c.name, p, i, "photo", size, out) for p, i in photos[c.name]]
-        queries += [_entry(cache, "queries", c.name, p, i, "sketch", size, out) for p, i in _queries(c, rng, photo_families)]
+        queries += [
+            _entry(cache, "queries", c.name, p, i, "sketch", size, out) for p, i in _queries(c, rng, photo_families)
+        ]
     used = sorted({r["source"] for r in gallery + queries})
     licences = {p: _licence_record(cache, p) for p in used}
     lic_dir = out / "LICENSES"
@@ -230,22 +264,34 @@ def write_bundle(cache: Path, checkpoint: Path, out: Path, config_name: str = "z
     for prefix, rec in licences.items():
         if rec["licence"] in TEMPLATES:
             text = TEMPLATES[rec["licence"]].format(author=rec["author"] or rec["name"])
-            (lic_dir / f"{prefix}-{rec['licence']}.txt").write_text(f"{rec['name']} ({prefix}, {ICONIFY.spec})\n\n{text}")
+            (lic_dir / f"{prefix}-{rec['licence']}.txt").write_text(
+                f"{rec['name']} ({prefix}, {ICONIFY.spec})\n\n{text}"
+            )
     target = out / CHECKPOINT_NAME
     if checkpoint.resolve() != target.resolve():
         shutil.copyfile(checkpoint, target)
     model = {
-        "file": CHECKPOINT_NAME, "sha256": sha256_file(target), "bytes": target.stat().st_size,
+        "file": CHECKPOINT_NAME,
+        "sha256": sha256_file(target),
+        "bytes": target.stat().st_size,
         "trained_on": "seen concepts of tools/data/split.json (licence-cleared @iconify/json sets)",
         "licence": "weights: MIT (this project); training data attributions in ATTRIBUTION.md",
     }
     if FAMILY in checkpoint_metadata(target).get("sketch_sources", ()):
         model["trained_on"] += " and Quick, Draw! drawings of seen concepts (CC BY 4.0)"
-        model["freehand"] = ("besides the icons, the weights were trained on people's freehand drawings of "
-                             "seen concepts (the categories tools/quickdraw.py maps onto them).")
+        model["freehand"] = (
+            "besides the icons, the weights were trained on people's freehand drawings of "
+            "seen concepts (the categories tools/quickdraw.py maps onto them)."
+        )
     manifest = {
-        "format": FORMAT, "config": config_name, "split": "unseen concepts of tools/data/split.json",
-        "image_size": size, "model": model, "gallery": gallery, "queries": queries, "licences": licences,
+        "format": FORMAT,
+        "config": config_name,
+        "split": "unseen concepts of tools/data/split.json",
+        "image_size": size,
+        "model": model,
+        "gallery": gallery,
+        "queries": queries,
+        "licences": licences,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     (out / "ATTRIBUTION.md").write_text(attribution_md(licences, model))
@@ -267,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
 
     write_shipped_graphs(out)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"{len(manifest['gallery'])} gallery photos, {len(manifest['queries'])} queries, {total / 1e6:.2f} MB in {out}")
+    print(
+        f"{len(manifest['gallery'])} gallery photos, {len(manifest['queries'])} queries, {total / 1e6:.2f} MB in {out}"
+    )
     return 0
 
 

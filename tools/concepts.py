@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from zse_infer.errors import ConfigError, require
+
 from . import DATA
 from .fetch import DEFAULT_CACHE
 from .iconify import DRAWING_SETS, PHOTO_SETS, ROLES, family, icon_names, icon_set_table, load_set
@@ -60,50 +61,189 @@ SKIN_TONE = re.compile(r"-(light|medium-light|medium|medium-dark|dark)(-skin-ton
 SKIN_TONE_CODES = {"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}
 # Brand logos and trademarks among the non-emoji icon names (not concepts to sketch) and
 # names found ambiguous on the contact sheets.
-LEFT_OUT_ICON_CONCEPTS = frozenset({
-    "android", "bluetooth", "bluetooth disabled", "bluetooth searching", "creative commons", "dropbox",
-    "earpods", "facebook", "gameboy", "google", "google drive", "ipod player", "pacman", "safari", "slack",
-    "spotify", "tiktok", "tinder",
-    "pin",  # map pins and push pins under one name; the emoji "pushpin" is the concept
-    "drum stick",  # a chicken leg: the emoji "poultry leg" is that concept
-})
+LEFT_OUT_ICON_CONCEPTS = frozenset(
+    {
+        "android",
+        "bluetooth",
+        "bluetooth disabled",
+        "bluetooth searching",
+        "creative commons",
+        "dropbox",
+        "earpods",
+        "facebook",
+        "gameboy",
+        "google",
+        "google drive",
+        "ipod player",
+        "pacman",
+        "safari",
+        "slack",
+        "spotify",
+        "tiktok",
+        "tinder",
+        "pin",  # map pins and push pins under one name; the emoji "pushpin" is the concept
+        "drum stick",  # a chicken leg: the emoji "poultry leg" is that concept
+    }
+)
 # Icon names that mean an emoji concept under another name (found reading the icon-only
 # concepts against the emoji ones): they join it, so one thing never sits on both sides
 # of the seen/unseen split under two names.
 SAME_AS: dict[str, str] = {
-    "home": "house", "burger": "hamburger", "controller": "video game", "donut": "doughnut", "dice": "game die",
-    "tag": "label", "target": "bullseye", "cog": "gear", "satellite dish": "satellite antenna",
-    "sprout": "seedling", "headset": "headphone", "toilet paper": "roll of paper", "tea cup": "teacup without handle",
-    "calendar date": "calendar", "battery charging": "battery", "battery empty": "battery", "battery low": "battery",
-    "battery medium": "battery", "location pin": "round pushpin", "beach": "beach with umbrella",
-    "shop": "convenience store", "store": "convenience store", "film": "film frames",
-    "phone vibrate": "vibration mode", "music note": "musical note",
+    "home": "house",
+    "burger": "hamburger",
+    "controller": "video game",
+    "donut": "doughnut",
+    "dice": "game die",
+    "tag": "label",
+    "target": "bullseye",
+    "cog": "gear",
+    "satellite dish": "satellite antenna",
+    "sprout": "seedling",
+    "headset": "headphone",
+    "toilet paper": "roll of paper",
+    "tea cup": "teacup without handle",
+    "calendar date": "calendar",
+    "battery charging": "battery",
+    "battery empty": "battery",
+    "battery low": "battery",
+    "battery medium": "battery",
+    "location pin": "round pushpin",
+    "beach": "beach with umbrella",
+    "shop": "convenience store",
+    "store": "convenience store",
+    "film": "film frames",
+    "phone vibrate": "vibration mode",
+    "music note": "musical note",
 }
 # Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
 LEFT_OUT_NAMES = re.compile(
     r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b"
     r"|^(japanese .*button|input .*|(cool|free|new|ng|ok|sos|up|vs|id|cl|soon|on|end|back|top|atm) (button|arrow|sign))$"
 )
-LEADING = ("man", "woman", "person", "men", "women", "people",
-           "red", "green", "blue", "yellow", "orange", "purple", "brown", "black", "white", "pink",
-           "small", "large", "big", "little")
+LEADING = (
+    "man",
+    "woman",
+    "person",
+    "men",
+    "women",
+    "people",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "orange",
+    "purple",
+    "brown",
+    "black",
+    "white",
+    "pink",
+    "small",
+    "large",
+    "big",
+    "little",
+)
 TRAILING = ("face",)
 # Names that outline icon sets use for something else than the emoji means
 # (``mouse`` is a computer mouse there, not the animal): not matched by name.
-HOMONYMS: frozenset[str] = frozenset({
-    "notes", "station", "mirror", "landscape", "shell", "bat", "crane", "seal", "mole", "fan", "bow", "tie",
-    "ring", "computer", "speaker", "sound", "moon", "dash", "loop", "chart", "flags", "mask", "diamond",
-    "school",  # a mortarboard in many sets; the emoji is the building
-})
+HOMONYMS: frozenset[str] = frozenset(
+    {
+        "notes",
+        "station",
+        "mirror",
+        "landscape",
+        "shell",
+        "bat",
+        "crane",
+        "seal",
+        "mole",
+        "fan",
+        "bow",
+        "tie",
+        "ring",
+        "computer",
+        "speaker",
+        "sound",
+        "moon",
+        "dash",
+        "loop",
+        "chart",
+        "flags",
+        "mask",
+        "diamond",
+        "school",  # a mortarboard in many sets; the emoji is the building
+    }
+)
 # Short names of the ``emoji`` package that are slang or too vague to match icons by.
-ALIAS_STOP: frozenset[str] = frozenset({
-    "new", "free", "top", "end", "back", "cool", "secret", "accept", "date", "art", "shopping", "symbols",
-    "repeat", "metal", "stars", "compression", "flipper", "harambe", "dart", "wave", "gun", "mega", "adult",
-    "satellite", "hand", "fist", "feet", "leaves", "beginner", "congratulations", "koko", "triumph", "joy",
-    "shrug", "relaxed", "innocent", "blush", "grin", "smile", "smiley", "scream", "cry", "sob", "pray",
-    "muscle", "clap", "boom", "zap", "sweat", "cold sweat", "open mouth", "mute", "lock", "unlock", "office",
-    "calling", "dolls", "bamboo", "lips", "hugs", "wink", "rage", "pout", "kiss", "tada", "facepalm",
-})
+ALIAS_STOP: frozenset[str] = frozenset(
+    {
+        "new",
+        "free",
+        "top",
+        "end",
+        "back",
+        "cool",
+        "secret",
+        "accept",
+        "date",
+        "art",
+        "shopping",
+        "symbols",
+        "repeat",
+        "metal",
+        "stars",
+        "compression",
+        "flipper",
+        "harambe",
+        "dart",
+        "wave",
+        "gun",
+        "mega",
+        "adult",
+        "satellite",
+        "hand",
+        "fist",
+        "feet",
+        "leaves",
+        "beginner",
+        "congratulations",
+        "koko",
+        "triumph",
+        "joy",
+        "shrug",
+        "relaxed",
+        "innocent",
+        "blush",
+        "grin",
+        "smile",
+        "smiley",
+        "scream",
+        "cry",
+        "sob",
+        "pray",
+        "muscle",
+        "clap",
+        "boom",
+        "zap",
+        "sweat",
+        "cold sweat",
+        "open mouth",
+        "mute",
+        "lock",
+        "unlock",
+        "office",
+        "calling",
+        "dolls",
+        "bamboo",
+        "lips",
+        "hugs",
+        "wink",
+        "rage",
+        "pout",
+        "kiss",
+        "tada",
+        "facepalm",
+    }
+)
 # Non-emoji (icon-only) concepts that are interface actions or states rather than things one sketches.
 UI_WORDS = re.compile(
     r"\b(add|align|arrow|check|cursor|dashboard|database|delete|download|upload|expand|folder|layout|"
@@ -139,7 +279,10 @@ class Concept:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "group": self.group, "members": self.members, "aliases": self.aliases,
+            "name": self.name,
+            "group": self.group,
+            "members": self.members,
+            "aliases": self.aliases,
             "hex": self.hex,
             "photos": {k: sorted(v) for k, v in sorted(self.photos.items())},
             "drawings": {k: sorted(v) for k, v in sorted(self.drawings.items())},
@@ -370,7 +513,7 @@ def concepts_path() -> Path:
     return DATA / "concepts.json"
 
 
-def load_concepts(path: "str | Path | None" = None) -> list[Concept]:
+def load_concepts(path: str | Path | None = None) -> list[Concept]:
     path = Path(path) if path is not None else concepts_path()
     try:
         raw = json.loads(path.read_text())
@@ -396,8 +539,11 @@ def main(argv: list[str] | None = None) -> int:
     sets = icon_set_table(cache)
     out.with_name("icon_sets.json").write_text(json.dumps(sets, indent=1) + "\n")
     report["icon_sets"] = {k: len(sets[k]) for k in ("kept", "excluded_by_licence", "allowed_but_not_used")}
-    payload = {"about": "demo concepts; see tools/concepts.py and tools/README.md 'The data'",
-               "report": report, "concepts": [c.as_dict() for c in concepts]}
+    payload = {
+        "about": "demo concepts; see tools/concepts.py and tools/README.md 'The data'",
+        "report": report,
+        "concepts": [c.as_dict() for c in concepts],
+    }
     out.write_text(json.dumps(payload, indent=None, separators=(",", ":")).replace('},{"name"', '},\n{"name"') + "\n")
     print(json.dumps(report, indent=1))
     return 0

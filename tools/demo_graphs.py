@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = write_shipped_graphs(args.assets)
     size = sum(p.stat().st_size for p in folder.iterdir())
-    print(f"wrote {folder} ({len(list(folder.iterdir()))} files, {size / 1e6:.1f} MB)")  # noqa: T201 (a tool's report)
+    print(f"wrote {folder} ({len(list(folder.iterdir()))} files, {size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

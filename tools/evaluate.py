@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from tqdm import tqdm
 
 from zse_infer.config import ModelConfig, get_config
@@ -81,13 +80,13 @@ def relation_scores(
     return out
 
 
-def random_model(config: "str | ModelConfig", seed: int = 0) -> ZseModel:
+def random_model(config: str | ModelConfig, seed: int = 0) -> ZseModel:
     """The same architecture at its initialisation (the baseline a trained model must beat)."""
     torch.manual_seed(seed)
     return ZseModel(config).eval()
 
 
-def write_results(path: "Path | None", results: dict[str, Any]) -> None:
+def write_results(path: Path | None, results: dict[str, Any]) -> None:
     """The results as indented JSON at ``path`` (nothing when None)."""
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +201,9 @@ def evaluate_protocol(
             trials.append(metrics.per_query())
         parts.setdefault("chance", []).append({k: np.mean([t[k] for t in trials], axis=0) for k in trials[0]})
     out: dict[str, Any] = {
-        "queries": len(queries), "gallery": len(gallery), "classes": len(np.unique(renders.concept[gallery])),
+        "queries": len(queries),
+        "gallery": len(gallery),
+        "classes": len(np.unique(renders.concept[gallery])),
         "exhaustive_queries": int(min(exhaustive_queries, len(queries))),
     }
     out.update({name: _pool(p) for name, p in parts.items()})
@@ -212,6 +213,7 @@ def evaluate_protocol(
 def choose_depth(*validations: dict[str, Any]) -> tuple[int, str]:
     """The rerank depth (0 = ret-token alone) with the best validation mAP@all (the mean over the
     validation protocols given: icons, and freehand drawings when measured), and why."""
+
     def score(ranking: str) -> float:
         return float(np.mean([v[ranking]["map_all"] for v in validations]))
 
@@ -237,7 +239,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def pack_families(path: "str | Path") -> np.ndarray:
+def pack_families(path: str | Path) -> np.ndarray:
     """The ``family`` column of a pack (which artwork family each image belongs to)."""
     with np.load(Path(path).expanduser()) as npz:
         return npz["family"].copy()
@@ -265,11 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more checkpoints to compare")
     parser.add_argument("--config", default="zse_demo")
-    parser.add_argument("--protocols", nargs="+", default=[*PROTOCOLS, "bundle"], choices=[*PROTOCOLS, "bundle"],
-                        help="freehand_*: Quick, Draw! drawings from the shared folder beside the checkout")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        default=[*PROTOCOLS, "bundle"],
+        choices=[*PROTOCOLS, "bundle"],
+        help="freehand_*: Quick, Draw! drawings from the shared folder beside the checkout",
+    )
     parser.add_argument("--max-queries", type=int, default=400)
     parser.add_argument("--exhaustive-queries", type=int, default=40)
-    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS), help="rerank depths (none: ret-token only)")
+    parser.add_argument(
+        "--depths", type=int, nargs="*", default=list(DEPTHS), help="rerank depths (none: ret-token only)"
+    )
     parser.add_argument("--no-random", action="store_true", help="skip the random-weights baseline")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -296,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {}
         for protocol in args.protocols:
             p_renders, p_family, q, g, exhaustive = setups[protocol]
-            results[name][protocol] = evaluate_protocol(model, p_renders, p_family, q, g, tuple(args.depths),
-                                                        exhaustive_queries=exhaustive)
+            results[name][protocol] = evaluate_protocol(
+                model, p_renders, p_family, q, g, tuple(args.depths), exhaustive_queries=exhaustive
+            )
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
         validations = [results[name][p] for p in ("validation", "freehand_validation") if p in results[name]]
         if validations:

@@ -20,6 +20,7 @@ import tarfile
 from pathlib import Path
 
 from zse_infer.errors import DependencyError, InputError
+
 from .iconify import ICONIFY, Package
 
 _log = logging.getLogger(__name__)

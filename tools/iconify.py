@@ -51,13 +51,12 @@ ICONIFY = Package("@iconify/json", "2.2.535")
 # derivative work is unsettled, so we do not bet on it), OFL (written for
 # fonts; its terms for derived works are unclear for model weights),
 # non-commercial (NC), no-derivatives (ND) and unknown licences.
-ALLOWED_LICENCES = frozenset({
-    "MIT", "ISC", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "Unlicense",
-    "CC0-1.0", "CC-BY-3.0", "CC-BY-4.0",
-})
+ALLOWED_LICENCES = frozenset(
+    {"MIT", "ISC", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "Unlicense", "CC0-1.0", "CC-BY-3.0", "CC-BY-4.0"}
+)
 
 
-def licence_allowed(spdx: "str | None") -> bool:
+def licence_allowed(spdx: str | None) -> bool:
     return spdx in ALLOWED_LICENCES
 
 
@@ -182,12 +181,20 @@ ROLES: dict[str, Role] = {
 # Sets drawn by one hand in two roles (line art and colour of the same design): a query
 # and a gallery image of one family match by shape alone, so evaluation keeps them apart.
 FAMILIES = {
-    "fluent-emoji-high-contrast": "fluent-emoji", "fluent-emoji-flat": "fluent-emoji", "fluent-emoji": "fluent-emoji",
-    "emojione-monotone": "emojione", "emojione": "emojione",
-    "fluent": "fluent", "fluent-color": "fluent",
-    "streamline-freehand": "streamline-freehand", "streamline-freehand-color": "streamline-freehand",
-    "streamline": "streamline", "streamline-color": "streamline", "streamline-plump-color": "streamline-plump",
-    "streamline-flex-color": "streamline-flex", "streamline-sharp-color": "streamline-sharp",
+    "fluent-emoji-high-contrast": "fluent-emoji",
+    "fluent-emoji-flat": "fluent-emoji",
+    "fluent-emoji": "fluent-emoji",
+    "emojione-monotone": "emojione",
+    "emojione": "emojione",
+    "fluent": "fluent",
+    "fluent-color": "fluent",
+    "streamline-freehand": "streamline-freehand",
+    "streamline-freehand-color": "streamline-freehand",
+    "streamline": "streamline",
+    "streamline-color": "streamline",
+    "streamline-plump-color": "streamline-plump",
+    "streamline-flex-color": "streamline-flex",
+    "streamline-sharp-color": "streamline-sharp",
     "streamline-ultimate-color": "streamline-ultimate",
 }
 
@@ -241,7 +248,8 @@ def icon_names(data: dict[str, Any], role: Role) -> dict[str, str]:
     pattern = re.compile(role.pattern)
     out: dict[str, str] = {}
     plain_aliases = {
-        name: a["parent"] for name, a in data.get("aliases", {}).items()
+        name: a["parent"]
+        for name, a in data.get("aliases", {}).items()
         if set(a) <= {"parent"} and a.get("parent") in data["icons"]
     }
     for name in [*data["icons"], *plain_aliases]:
@@ -290,15 +298,20 @@ def icon_set_table(cache: Path) -> dict[str, Any]:
         if not licence_allowed(spdx):
             excluded.append({"prefix": prefix, "licence": spdx})
         elif prefix in ROLES:
-            kept.append({**set_record(load_set(str(cache), prefix)), "role": ROLES[prefix].role,
-                         "icons_used": ROLES[prefix].pattern})
+            kept.append(
+                {
+                    **set_record(load_set(str(cache), prefix)),
+                    "role": ROLES[prefix].role,
+                    "icons_used": ROLES[prefix].pattern,
+                }
+            )
         else:
             unused.append(prefix)
     check_roles({r["prefix"]: r for r in kept + excluded})
     return {
         "package": ICONIFY.spec,
         "licence_rule": "kept: " + ", ".join(sorted(ALLOWED_LICENCES)) + "; excluded: share-alike, copyleft "
-                        "(GPL, MPL), OFL, non-commercial, no-derivatives, unknown",
+        "(GPL, MPL), OFL, non-commercial, no-derivatives, unknown",
         "kept": kept,
         "excluded_by_licence": excluded,
         "allowed_but_not_used": unused,

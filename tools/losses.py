@@ -57,7 +57,9 @@ def ret_token_softmax(sketch: torch.Tensor, photo: torch.Tensor, temperature: fl
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def official_triplet(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+def official_triplet(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
     """``nn.TripletMarginLoss(margin, p=2)`` on raw vectors, as the official code."""
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2)
 

@@ -67,12 +67,14 @@ class RenderSet:
     ident: np.ndarray  # (N,) icon name (or drawing id)
     path: np.ndarray  # (N,) "source/ident"
 
-    def select(self, mask: np.ndarray) -> "RenderSet":
+    def select(self, mask: np.ndarray) -> RenderSet:
         return RenderSet(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
 
-    def concat(self, other: "RenderSet") -> "RenderSet":
+    def concat(self, other: RenderSet) -> RenderSet:
         """This set's rows, then ``other``'s."""
-        return RenderSet(**{k: np.concatenate([getattr(self, k), getattr(other, k)]) for k in self.__dataclass_fields__})
+        return RenderSet(
+            **{k: np.concatenate([getattr(self, k), getattr(other, k)]) for k in self.__dataclass_fields__}
+        )
 
     def __len__(self) -> int:
         return len(self.concept)
@@ -108,8 +110,9 @@ def _savez(out: Path, arrays: dict[str, np.ndarray], compression: str) -> None:
     tmp.replace(out)  # never a half-written pack under the final name
 
 
-def pack(cache: Path, concepts: list[Concept], split: dict[str, Any], config_name: str, out: Path,
-         compression: str = "lzma") -> dict[str, Any]:
+def pack(
+    cache: Path, concepts: list[Concept], split: dict[str, Any], config_name: str, out: Path, compression: str = "lzma"
+) -> dict[str, Any]:
     """Write the .npz; returns a summary (counts, bytes, seconds)."""
     if compression not in ("lzma", "deflate"):
         raise InputError(f"compression {compression!r}: expected 'lzma' or 'deflate'")
@@ -128,7 +131,7 @@ def pack(cache: Path, concepts: list[Concept], split: dict[str, Any], config_nam
             _log.warning("%s:%s %s skipped: %s", item.prefix, item.icon, item.variant, exc)
             keep[i] = False
     render_seconds = time.perf_counter() - start
-    kept = [it for it, k in zip(all_items, keep) if k]
+    kept = [it for it, k in zip(all_items, keep, strict=False) if k]
     names = [c.name for c in concepts]
     index = {n: i for i, n in enumerate(names)}
     images = images[keep]
@@ -154,17 +157,24 @@ def pack(cache: Path, concepts: list[Concept], split: dict[str, Any], config_nam
     _savez(out, arrays, compression)
     role, sp = arrays["role"], arrays["split"]
     return {
-        "file": str(out), "bytes": out.stat().st_size, "render_seconds": round(render_seconds, 1),
-        "total_seconds": round(time.perf_counter() - start, 1), "size": size, "compression": compression,
-        "concepts": len(concepts), "images": int(keep.sum()), "skipped": int((~keep).sum()),
-        "drawings": int((role == 0).sum()), "photos": int((role == 1).sum()),
+        "file": str(out),
+        "bytes": out.stat().st_size,
+        "render_seconds": round(render_seconds, 1),
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "size": size,
+        "compression": compression,
+        "concepts": len(concepts),
+        "images": int(keep.sum()),
+        "skipped": int((~keep).sum()),
+        "drawings": int((role == 0).sum()),
+        "photos": int((role == 1).sum()),
         "drawings_train": int(((role == 0) & (sp == 0)).sum()),
         "drawings_validation": int(((role == 0) & (sp == 1)).sum()),
         "drawings_unseen": int(((role == 0) & (sp == 2)).sum()),
     }
 
 
-def load_pack(path: "str | Path"):
+def load_pack(path: str | Path):
     """The pack as the trainer's RenderSet (plus the split codes), images kept as uint8."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -192,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help=".npz to write (outside the repo)")
     parser.add_argument("--sample", type=int, default=0, help="only this many random concepts (a quick check)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compression", choices=("lzma", "deflate"), default="lzma",
-                        help="lzma: ~22%% smaller, about twice the packing time")
+    parser.add_argument(
+        "--compression",
+        choices=("lzma", "deflate"),
+        default="lzma",
+        help="lzma: ~22%% smaller, about twice the packing time",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     concepts = load_concepts()
     if args.sample:
         concepts = random.Random(args.seed).sample(concepts, min(args.sample, len(concepts)))
-    summary = pack(args.cache.expanduser(), concepts, load_split(), args.config, args.out.expanduser(),
-                   args.compression)
+    summary = pack(
+        args.cache.expanduser(), concepts, load_split(), args.config, args.out.expanduser(), args.compression
+    )
     print(json.dumps(summary))
     return 0
 

@@ -69,7 +69,7 @@ class Drawing:
     recognized: bool
 
 
-def load_drawings(path: "str | Path" = DRAWINGS) -> list[Drawing]:
+def load_drawings(path: str | Path = DRAWINGS) -> list[Drawing]:
     """Every drawing of ``path`` (ndjson, gzip). Refuses the reserved file by name."""
     path = Path(path)
     if path.name.startswith("reserved"):
@@ -77,15 +77,17 @@ def load_drawings(path: "str | Path" = DRAWINGS) -> list[Drawing]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return [Drawing(r["category"], str(r["key_id"]), r["source"], r["drawing"], bool(r.get("recognized", True)))
-                for r in rows]
+        return [
+            Drawing(r["category"], str(r["key_id"]), r["source"], r["drawing"], bool(r.get("recognized", True)))
+            for r in rows
+        ]
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no Quick, Draw! drawings (expected the shared folder beside the checkout)") from exc
     except (OSError, EOFError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: cannot read the Quick, Draw! drawings ({exc})") from exc
 
 
-def load_names(path: "str | Path" = NAMES) -> dict[str, dict[str, str]]:
+def load_names(path: str | Path = NAMES) -> dict[str, dict[str, str]]:
     """The hand-written table: {"same_as": {category: concept}, "not_the_same": {category: why}}."""
     try:
         raw = json.loads(Path(path).read_text())
@@ -113,8 +115,13 @@ def _name_index(concepts: list[Concept]) -> dict[str, set[str]]:
     return index
 
 
-def map_categories(categories: list[str], concepts: list[Concept], split: dict[str, Any],
-                   reserved: Reserved, names: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+def map_categories(
+    categories: list[str],
+    concepts: list[Concept],
+    split: dict[str, Any],
+    reserved: Reserved,
+    names: dict[str, dict[str, str]],
+) -> dict[str, dict[str, str]]:
     """{category: {"concept", "side" ("seen" | "unseen"), "how" ("name" | "hand")} or
     {"excluded": why}} for every category."""
     by_name = {c.name: c for c in concepts}
@@ -138,7 +145,9 @@ def map_categories(categories: list[str], concepts: list[Concept], split: dict[s
         else:
             hits = set().union(*(index.get(f, set()) for f in _forms(key)))
             if len(hits) != 1:
-                out[category] = {"excluded": "matches no concept" if not hits else f"matches several concepts: {sorted(hits)}"}
+                out[category] = {
+                    "excluded": "matches no concept" if not hits else f"matches several concepts: {sorted(hits)}"
+                }
                 continue
             concept, how = hits.pop(), "name"
         if reserved.name_reason(concept):
@@ -159,7 +168,7 @@ def mapping() -> dict[str, dict[str, str]]:
 
 
 def side_of(drawing: Drawing, entry: dict[str, str]) -> str | None:
-    """"seen" (train), "validation" (held out of a seen category) or "unseen" (test); None: not used."""
+    """ "seen" (train), "validation" (held out of a seen category) or "unseen" (test); None: not used."""
     if "concept" not in entry:
         return None
     if entry["side"] == "unseen":
@@ -181,8 +190,9 @@ def labelled(drawings: list[Drawing], table: dict[str, dict[str, str]]) -> list[
     return out
 
 
-def freehand_set(config: ModelConfig, table: "dict[str, dict[str, str]] | None" = None,
-                 drawings: "list[Drawing] | None" = None) -> tuple[RenderSet, np.ndarray, list[Any]]:
+def freehand_set(
+    config: ModelConfig, table: dict[str, dict[str, str]] | None = None, drawings: list[Drawing] | None = None
+) -> tuple[RenderSet, np.ndarray, list[Any]]:
     """Every drawing the mapping uses, drawn as on the pad (:func:`zse_infer.strokes.strokes_to_rgb`)
     at ``config``'s input size: (renders, split codes as :data:`tools.pack.SPLIT_CODES`, strokes).
     Source and family ``quickdraw``; ``ident`` the drawing's key id."""
@@ -191,11 +201,17 @@ def freehand_set(config: ModelConfig, table: "dict[str, dict[str, str]] | None" 
     if not used:
         raise InputError("no Quick, Draw! drawing maps onto a concept")
     pre = config.preprocess["sketch"]
-    images = np.stack([strokes_to_rgb(d.strokes, pre) for d, _, _ in tqdm(used, desc="drawing strokes", unit="drawing")])
+    images = np.stack(
+        [strokes_to_rgb(d.strokes, pre) for d, _, _ in tqdm(used, desc="drawing strokes", unit="drawing")]
+    )
     n = len(used)
     renders = RenderSet(
-        images=images, concept=np.array([c for _, c, _ in used]), source=np.full(n, FAMILY), modality=np.full(n, "sketch"),
-        variant=np.full(n, ""), ident=np.array([d.key_id for d, _, _ in used]),
+        images=images,
+        concept=np.array([c for _, c, _ in used]),
+        source=np.full(n, FAMILY),
+        modality=np.full(n, "sketch"),
+        variant=np.full(n, ""),
+        ident=np.array([d.key_id for d, _, _ in used]),
         path=np.array([f"{FAMILY}/{d.category}/{d.key_id}" for d, _, _ in used]),
     )
     codes = np.array([SPLIT_CODES[side] for _, _, side in used], dtype=np.uint8)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import io
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def has_stroke(cache: Path, prefix: str, icon: str) -> bool:
     return "stroke-width" in data["icons"].get(name, {}).get("body", "")
 
 
-def items(concept: Concept, variants: bool = True, cache: "Path | None" = None) -> Iterator[Item]:
+def items(concept: Concept, variants: bool = True, cache: Path | None = None) -> Iterator[Item]:
     """Photos first, then drawings (every stroke variant when ``variants``; given the ``cache``,
     only for icons that draw with a stroke width, the others would render the same)."""
     for role, groups in (("photo", concept.photos), ("drawing", concept.drawings)):
@@ -71,7 +71,7 @@ def items(concept: Concept, variants: bool = True, cache: "Path | None" = None) 
             stroke = ROLES[prefix].stroke and role == "drawing" and variants
             for icon in icons:
                 vary = stroke and (cache is None or has_stroke(cache, prefix, icon))
-                for v in (STROKE_SCALES if vary else (None,)):
+                for v in STROKE_SCALES if vary else (None,):
                     yield Item(concept.name, prefix, icon, role, "" if v is None else f"s{v:g}")
 
 
@@ -83,8 +83,9 @@ def render(cache: Path, item: Item, size: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
-def contact_sheets(cache: Path, concepts: list[Concept], out: Path, rows: int = 20, cell: int = 48,
-                   photos: int = 6, drawings: int = 14) -> list[Path]:
+def contact_sheets(
+    cache: Path, concepts: list[Concept], out: Path, rows: int = 20, cell: int = 48, photos: int = 6, drawings: int = 14
+) -> list[Path]:
     """PNG sheets: per concept its name, ``photos`` photos, a gap, ``drawings`` drawings (set tags in red)."""
     from PIL import Image, ImageDraw
 

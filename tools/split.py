@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from zse_infer.errors import ConfigError
+
 from . import DATA
 from .concepts import Concept, load_concepts
 
@@ -34,11 +35,33 @@ UNSEEN_FRACTION = 0.25
 VALIDATION_FRACTION = 0.15
 SALT = "zse-demo-split-v2"  # the split's identity: changing it reshuffles every concept
 # Head words shared by unrelated things: they do not join concepts into one family.
-GENERIC_HEADS = frozenset({
-    "face", "button", "arrow", "sign", "mark", "symbol", "hand", "hands", "person", "man", "woman", "people",
-    "men", "women", "box", "circle", "square", "suit", "light",
-    "up", "down", "left", "right",
-})
+GENERIC_HEADS = frozenset(
+    {
+        "face",
+        "button",
+        "arrow",
+        "sign",
+        "mark",
+        "symbol",
+        "hand",
+        "hands",
+        "person",
+        "man",
+        "woman",
+        "people",
+        "men",
+        "women",
+        "box",
+        "circle",
+        "square",
+        "suit",
+        "light",
+        "up",
+        "down",
+        "left",
+        "right",
+    }
+)
 
 
 def _rank(*parts: str) -> str:
@@ -95,8 +118,7 @@ def make_split(concepts: list[Concept], unseen_fraction: float = UNSEEN_FRACTION
         members[fam].append(name)
     # A family counts towards the group most of its members are in (ties: by group name, not input order).
     fam_group = {
-        f: min(Counter(group_of[n] for n in ns).items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        for f, ns in members.items()
+        f: min(Counter(group_of[n] for n in ns).items(), key=lambda kv: (-kv[1], kv[0]))[0] for f, ns in members.items()
     }
     per_group = Counter(c.group for c in concepts)
     unseen: list[str] = []
@@ -104,7 +126,7 @@ def make_split(concepts: list[Concept], unseen_fraction: float = UNSEEN_FRACTION
     for group in sorted(per_group):
         target = max(1, round(unseen_fraction * per_group[group]))
         taken = 0
-        for fam in sorted((f for f, g in fam_group.items() if g == group), key=lambda f: _rank(f)):
+        for fam in sorted((f for f, g in fam_group.items() if g == group), key=_rank):
             if taken >= target:
                 break
             unseen += members[fam]
@@ -123,13 +145,16 @@ def make_split(concepts: list[Concept], unseen_fraction: float = UNSEEN_FRACTION
         "unseen_fraction": unseen_fraction,
         "validation_fraction": VALIDATION_FRACTION,
         "rule": "families of concepts sharing a head word go to one side; per group, families in "
-                "sha256(salt:family) order are unseen until round(fraction * n) concepts of the group are; "
-                "validation: per seen concept with >= 3 drawing icons, round(fraction * n) (>= 1) icons in "
-                "sha256(salt:concept:set:icon) order",
+        "sha256(salt:family) order are unseen until round(fraction * n) concepts of the group are; "
+        "validation: per seen concept with >= 3 drawing icons, round(fraction * n) (>= 1) icons in "
+        "sha256(salt:concept:set:icon) order",
         "counts": counts,
         "totals": {
-            "seen": len(seen), "unseen": len(unseen_set), "families": len(members),
-            "seen_drawing_icons_train": n_draw(seen) - n_val, "seen_drawing_icons_validation": n_val,
+            "seen": len(seen),
+            "unseen": len(unseen_set),
+            "families": len(members),
+            "seen_drawing_icons_train": n_draw(seen) - n_val,
+            "seen_drawing_icons_validation": n_val,
             "unseen_drawing_icons": n_draw(unseen_set),
         },
         "seen": seen,
@@ -142,7 +167,7 @@ def split_path() -> Path:
     return DATA / "split.json"
 
 
-def load_split(path: "str | Path | None" = None) -> dict[str, Any]:
+def load_split(path: str | Path | None = None) -> dict[str, Any]:
     """The fixed split; checks that seen and unseen are disjoint and validation is of seen concepts."""
     path = Path(path) if path is not None else split_path()
     try:
@@ -153,7 +178,9 @@ def load_split(path: "str | Path | None" = None) -> dict[str, Any]:
     if seen & unseen:
         raise ConfigError(f"{path}: concepts in both seen and unseen: {sorted(seen & unseen)[:10]}")
     if set(validation) - seen:
-        raise ConfigError(f"{path}: validation drawings of concepts that are not seen: {sorted(set(validation) - seen)[:10]}")
+        raise ConfigError(
+            f"{path}: validation drawings of concepts that are not seen: {sorted(set(validation) - seen)[:10]}"
+        )
     return split
 
 

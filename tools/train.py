@@ -175,7 +175,9 @@ class ConceptSampler:
             free = self.rng.choice(self.with_freehand, size=n_free, replace=False)
             rest = np.setdiff1d(np.arange(len(self.concepts)), free)
             chosen = np.concatenate([free, self.rng.choice(rest, size=batch - n_free, replace=False)])
-            sk = np.array([self.rng.choice(self.freehand[c] if i < n_free else self.sketches[c]) for i, c in enumerate(chosen)])
+            sk = np.array(
+                [self.rng.choice(self.freehand[c] if i < n_free else self.sketches[c]) for i, c in enumerate(chosen)]
+            )
         ph = np.array([self.rng.choice(self.photos[c]) for c in chosen])
         return sk, ph
 
@@ -250,11 +252,7 @@ def _encode_rows(model: ZseModel, renders: RenderSet, rows: np.ndarray, batch: i
 
 
 def finetune_head(
-    model: ZseModel,
-    renders: RenderSet,
-    concepts: list[str],
-    cfg: TrainConfig,
-    log: TextIO | None = None,
+    model: ZseModel, renders: RenderSet, concepts: list[str], cfg: TrainConfig, log: TextIO | None = None
 ) -> list[dict[str, float]]:
     """Stage two: train the relation head on frozen, precomputed encoder tokens.
 
@@ -301,8 +299,9 @@ def finetune_head(
     return records
 
 
-def _log_window(window: list[dict[str, float]], step: int, cfg: TrainConfig, start: float,
-                log: TextIO | None) -> list[dict[str, float]]:
+def _log_window(
+    window: list[dict[str, float]], step: int, cfg: TrainConfig, start: float, log: TextIO | None
+) -> list[dict[str, float]]:
     """Every ``log_every`` head steps: the window's means as one record (window emptied)."""
     if not ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.head_steps):
         return []
@@ -315,8 +314,9 @@ def _log_window(window: list[dict[str, float]], step: int, cfg: TrainConfig, sta
     return [rec]
 
 
-def _batch_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray,
-                     generator: torch.Generator, cfg: TrainConfig) -> dict[str, Any]:
+def _batch_head_step(
+    head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray, generator: torch.Generator, cfg: TrainConfig
+) -> dict[str, Any]:
     """One stage-two step with in-batch negatives: per sketch its positive, the hardest other
     photo of the batch and a random one; relation MSE and the official triplet."""
     s_tok, p_tok = tokens[sk_idx], tokens[ph_idx]
@@ -330,13 +330,19 @@ def _batch_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.
     tri_ca = official_triplet(s_ca[:b, 0], p_ca[:b, 0], p_ca[2 * b :, 0], cfg.ca_margin)
     loss = cfg.w_rn * rn + cfg.w_ca * tri_ca
     return {
-        "_loss": loss, "head_loss": loss.item(), "rn": rn.item(), "tri_ca": tri_ca.item(),
-        "score_pos": scores[:b].mean().item(), "score_hard": scores[b : 2 * b].mean().item(),
+        "_loss": loss,
+        "head_loss": loss.item(),
+        "rn": rn.item(),
+        "tri_ca": tri_ca.item(),
+        "score_pos": scores[:b].mean().item(),
+        "score_hard": scores[b : 2 * b].mean().item(),
         "score_rand": scores[2 * b :].mean().item(),
     }
 
 
-def _ret_topk_negatives(renders: RenderSet, tokens: torch.Tensor, sampler: ConceptSampler, k: int) -> dict[int, np.ndarray]:
+def _ret_topk_negatives(
+    renders: RenderSet, tokens: torch.Tensor, sampler: ConceptSampler, k: int
+) -> dict[int, np.ndarray]:
     """{training sketch row: the rows of its ret-token top-``k`` training photos of other concepts}."""
     sk_rows = sampler.all_sketches()
     ph_rows = np.concatenate(sampler.photos)
@@ -348,12 +354,19 @@ def _ret_topk_negatives(renders: RenderSet, tokens: torch.Tensor, sampler: Conce
         same = torch.from_numpy(renders.concept[rows][:, None] == renders.concept[ph_rows][None, :])
         sim[same] = -float("inf")
         top = sim.topk(min(k, len(ph_rows)), dim=1).indices.numpy()
-        out.update({int(r): ph_rows[t] for r, t in zip(rows, top)})
+        out.update({int(r): ph_rows[t] for r, t in zip(rows, top, strict=False)})
     return out
 
 
-def _topk_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.ndarray, topk: dict[int, np.ndarray],
-                    sampler: ConceptSampler, cfg: TrainConfig) -> dict[str, Any]:
+def _topk_head_step(
+    head,
+    tokens: torch.Tensor,
+    sk_idx: np.ndarray,
+    ph_idx: np.ndarray,
+    topk: dict[int, np.ndarray],
+    sampler: ConceptSampler,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
     """One stage-two step with ret-token top-k negatives (and ``cfg.head_random_negatives``
     random ones): relation MSE, a listwise softmax (positive first among its negatives) and
     the official triplet on the head's token 0 (against the hardest-ranked negative)."""
@@ -381,8 +394,13 @@ def _topk_head_step(head, tokens: torch.Tensor, sk_idx: np.ndarray, ph_idx: np.n
     tri_ca = official_triplet(s0[:, 0], p0[:, 0], p0[:, 1], cfg.ca_margin)
     loss = cfg.w_rn * rn + listwise + cfg.w_ca * tri_ca
     return {
-        "_loss": loss, "head_loss": loss.item(), "rn": rn.item(), "listwise": listwise.item(), "tri_ca": tri_ca.item(),
-        "score_pos": scores[:, 0].mean().item(), "score_hard": scores[:, 1:].mean().item(),
+        "_loss": loss,
+        "head_loss": loss.item(),
+        "rn": rn.item(),
+        "listwise": listwise.item(),
+        "tri_ca": tri_ca.item(),
+        "score_pos": scores[:, 0].mean().item(),
+        "score_hard": scores[:, 1:].mean().item(),
         "pos_first": (scores[:, 0:1] > scores[:, 1:]).all(dim=1).float().mean().item(),
     }
 
@@ -395,7 +413,7 @@ def save_checkpoint(model: ZseModel, path: Path, metadata: dict[str, Any]) -> No
     save_file(state, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
 
 
-def _resume_path(out: "Path | None") -> Path:
+def _resume_path(out: Path | None) -> Path:
     if out is None:
         raise InputError("resuming needs the checkpoint path (--out) whose resume state to read")
     return out.with_suffix(".resume.pt")
@@ -405,7 +423,7 @@ class SketchImages:
     """The sketch images of a step: icon rows as rendered, freehand rows (those with strokes)
     drawn again from their strokes with :func:`tools.augment.augment_strokes` each time."""
 
-    def __init__(self, renders: RenderSet, strokes: "dict[int, Any] | None", pre, cfg: StrokeAugmentConfig, seed: int):
+    def __init__(self, renders: RenderSet, strokes: dict[int, Any] | None, pre, cfg: StrokeAugmentConfig, seed: int):
         self.renders, self.strokes, self.pre, self.cfg = renders, strokes or {}, pre, cfg
         self.rng = np.random.default_rng(seed)
 
@@ -417,11 +435,16 @@ class SketchImages:
         return images
 
 
-def _save_resume_state(path: Path, step: int, model: ZseModel, opt, sampler: ConceptSampler, generator,
-                       sketch_images: SketchImages) -> None:
+def _save_resume_state(
+    path: Path, step: int, model: ZseModel, opt, sampler: ConceptSampler, generator, sketch_images: SketchImages
+) -> None:
     state = {
-        "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
-        "sampler": sampler.rng.bit_generator.state, "generator": generator.get_state(), "torch": torch.get_rng_state(),
+        "step": step,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sampler": sampler.rng.bit_generator.state,
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
         "strokes": sketch_images.rng.bit_generator.state,
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -429,8 +452,9 @@ def _save_resume_state(path: Path, step: int, model: ZseModel, opt, sampler: Con
     tmp.replace(path)  # a run stopped while saving keeps the previous state whole
 
 
-def _load_resume_state(path: Path, model: ZseModel, opt, sampler: ConceptSampler, generator,
-                       sketch_images: SketchImages) -> int:
+def _load_resume_state(
+    path: Path, model: ZseModel, opt, sampler: ConceptSampler, generator, sketch_images: SketchImages
+) -> int:
     if not path.is_file():
         raise InputError(f"{path}: no resume state (it is written every save_every steps of stage one)")
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written above
@@ -451,9 +475,9 @@ def train(
     out: Path | None = None,
     log: TextIO | None = None,
     max_minutes: float | None = None,
-    init: "Path | None" = None,
+    init: Path | None = None,
     resume: bool = False,
-    strokes: "dict[int, Any] | None" = None,
+    strokes: dict[int, Any] | None = None,
 ) -> tuple[ZseModel, list[dict[str, float]]]:
     """Stage one (everything, ``cfg.steps``) then stage two (the relation head, ``cfg.head_steps``).
 
@@ -477,7 +501,9 @@ def train(
     sampler = ConceptSampler(renders, concepts, cfg.seed, cfg.freehand_share)
     sketch_images = SketchImages(renders, strokes, model_config.preprocess["sketch"], cfg.strokes, cfg.seed + 2)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)
+    ]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
     )
@@ -514,7 +540,9 @@ def train(
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
         if out is not None and cfg.save_every and (step + 1) % cfg.save_every == 0:
-            save_checkpoint(model, out.with_suffix(".partial.safetensors"), {"config": model_config.name, "step": step + 1})
+            save_checkpoint(
+                model, out.with_suffix(".partial.safetensors"), {"config": model_config.name, "step": step + 1}
+            )
             _save_resume_state(_resume_path(out), step + 1, model, opt, sampler, generator, sketch_images)
         if max_minutes is not None and time.time() - start > max_minutes * 60:
             _log.warning("stopping after %d steps: time budget of %.0f min reached", step + 1, max_minutes)
@@ -559,30 +587,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue stage one from OUT.resume.pt")
     parser.add_argument("--save-every", type=int, default=TrainConfig.save_every)
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup)
-    parser.add_argument("--no-joint-head", dest="joint_head", action="store_false",
-                        help="stage one with the ret-token loss alone (the head trains in stage two)")
+    parser.add_argument(
+        "--no-joint-head",
+        dest="joint_head",
+        action="store_false",
+        help="stage one with the ret-token loss alone (the head trains in stage two)",
+    )
     parser.add_argument("--head-lr", type=float, default=TrainConfig.head_lr)
-    parser.add_argument("--head-negatives", choices=("batch", "topk"), default=TrainConfig.head_negatives,
-                        help="stage two's negatives: in the batch, or from each sketch's ret-token top-k")
+    parser.add_argument(
+        "--head-negatives",
+        choices=("batch", "topk"),
+        default=TrainConfig.head_negatives,
+        help="stage two's negatives: in the batch, or from each sketch's ret-token top-k",
+    )
     parser.add_argument("--head-topk", type=int, default=TrainConfig.head_topk)
-    parser.add_argument("--head-random-negatives", type=int, default=TrainConfig.head_random_negatives,
-                        help="with topk: this many of the 7 negatives per sketch are random photos instead")
+    parser.add_argument(
+        "--head-random-negatives",
+        type=int,
+        default=TrainConfig.head_random_negatives,
+        help="with topk: this many of the 7 negatives per sketch are random photos instead",
+    )
     parser.add_argument("--min-lr", type=float, default=TrainConfig.min_lr)
-    parser.add_argument("--quickdraw", action="store_true",
-                        help="also train on the Quick, Draw! drawings of seen concepts (../shared/quickdraw; "
-                             "their validation share held out, see tools.quickdraw)")
-    parser.add_argument("--freehand-share", type=float, default=0.5,
-                        help="with --quickdraw: the share of each batch's concepts drawn freehand")
+    parser.add_argument(
+        "--quickdraw",
+        action="store_true",
+        help="also train on the Quick, Draw! drawings of seen concepts (../shared/quickdraw; "
+        "their validation share held out, see tools.quickdraw)",
+    )
+    parser.add_argument(
+        "--freehand-share",
+        type=float,
+        default=0.5,
+        help="with --quickdraw: the share of each batch's concepts drawn freehand",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.out.suffix != ".safetensors":
         raise InputError(f"--out {args.out}: expected a .safetensors path")
     model_config = get_config(args.config)
     cfg = TrainConfig(
-        steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-        head_steps=args.head_steps, save_every=args.save_every, warmup=args.warmup, joint_head=args.joint_head,
-        head_lr=args.head_lr, head_negatives=args.head_negatives, head_topk=args.head_topk,
-        head_random_negatives=args.head_random_negatives, min_lr=args.min_lr,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        head_steps=args.head_steps,
+        save_every=args.save_every,
+        warmup=args.warmup,
+        joint_head=args.joint_head,
+        head_lr=args.head_lr,
+        head_negatives=args.head_negatives,
+        head_topk=args.head_topk,
+        head_random_negatives=args.head_random_negatives,
+        min_lr=args.min_lr,
         freehand_share=args.freehand_share if args.quickdraw else 0.0,
     )
     renders, codes = load_pack(args.pack)
@@ -598,10 +655,22 @@ def main(argv: list[str] | None = None) -> int:
         renders = renders.concat(drawn.select(train_rows))
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a" if args.resume else "w") as log:
-        log.write(json.dumps({"config": model_config.name, "train": dataclasses.asdict(cfg), "seen": len(seen),
-                              "data": str(args.pack), "quickdraw": len(strokes or ()), "resume": args.resume}) + "\n")
-        _, records = train(model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, args.resume,
-                           strokes)
+        log.write(
+            json.dumps(
+                {
+                    "config": model_config.name,
+                    "train": dataclasses.asdict(cfg),
+                    "seen": len(seen),
+                    "data": str(args.pack),
+                    "quickdraw": len(strokes or ()),
+                    "resume": args.resume,
+                }
+            )
+            + "\n"
+        )
+        _, records = train(
+            model_config, renders, seen, cfg, args.out, log, args.max_minutes, args.init, args.resume, strokes
+        )
     last = records[-1] if records else {}
     print(f"wrote {args.out}; last log record: {last}")
     return 0

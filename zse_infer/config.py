@@ -48,9 +48,7 @@ class EncoderConfig:
 
     def validate(self) -> None:
         if self.image_size % self.patch_size:
-            raise ConfigError(
-                f"encoder.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
-            )
+            raise ConfigError(f"encoder.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if 2 ** (len(self.scale_channels) + 1) != self.patch_size:
             raise ConfigError(
                 f"encoder.scale_channels has {len(self.scale_channels)} entries, so the multi-scale branch "

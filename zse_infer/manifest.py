@@ -97,7 +97,9 @@ class BatchRange:
 
     def __post_init__(self):
         if not (1 <= self.min <= self.opt <= self.max):
-            raise ManifestError(f"batch range must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+            raise ManifestError(
+                f"batch range must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}"
+            )
 
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
@@ -220,7 +222,17 @@ class Manifest:
         if version != SCHEMA_VERSION:
             raise ManifestError(f"{where}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
         try:
-            known = {"schema_version", "created", "versions", "model", "source_checkpoint", "opset", "graphs", "files", "engines"}
+            known = {
+                "schema_version",
+                "created",
+                "versions",
+                "model",
+                "source_checkpoint",
+                "opset",
+                "graphs",
+                "files",
+                "engines",
+            }
             return cls(
                 model=ModelConfig.from_dict(d["model"]),
                 graphs={gid: GraphSpec.from_dict(gid, g) for gid, g in d["graphs"].items()},

@@ -97,8 +97,11 @@ def _open_pil(data: bytes, name: str) -> PILImage.Image:
         raise ImageError(name, f"image is too large ({exc})") from exc
     except Image.UnidentifiedImageError:
         # PIL's own message names its BytesIO buffer ("<_io.BytesIO object at 0x...>"), not the file.
-        raise ImageError(name, f"not an image that Pillow can read: received {_sniff(data)}, "
-                               f"expected an image file (PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
+        raise ImageError(
+            name,
+            f"not an image that Pillow can read: received {_sniff(data)}, "
+            f"expected an image file (PNG, JPEG, BMP, GIF, TIFF or WebP)",
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(name, f"is not a readable image ({_without_buffer(exc)})") from exc
     return image
@@ -124,7 +127,9 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
-        raise InputError(f"{name}: expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), received {array.shape}")
+        raise InputError(
+            f"{name}: expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), received {array.shape}"
+        )
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array[:, :, :3])

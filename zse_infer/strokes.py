@@ -24,7 +24,7 @@ only their shape matters.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,11 +45,17 @@ def stroke_points(strokes: Strokes) -> list[np.ndarray]:
         try:
             # An array is (n, 2) points; nested lists are Quick, Draw!'s rows [xs, ys(, ts)]
             # (a two-point stroke would read either way, so the type decides, not the shape).
-            a = np.asarray(stroke, dtype=np.float64) if isinstance(stroke, np.ndarray) else np.asarray(stroke[:2], dtype=np.float64).T
+            a = (
+                np.asarray(stroke, dtype=np.float64)
+                if isinstance(stroke, np.ndarray)
+                else np.asarray(stroke[:2], dtype=np.float64).T
+            )
         except (TypeError, ValueError, IndexError) as exc:
             raise InputError(f"stroke {i}: expected [[x, ...], [y, ...]] or an (n, 2) array ({exc})") from exc
         if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
-            raise InputError(f"stroke {i}: expected [[x, ...], [y, ...]] or (n, 2) points, received shape {np.shape(stroke)}")
+            raise InputError(
+                f"stroke {i}: expected [[x, ...], [y, ...]] or (n, 2) points, received shape {np.shape(stroke)}"
+            )
         if not np.isfinite(a).all():
             raise InputError(f"stroke {i}: coordinates must be finite numbers")
         out.append(a)
@@ -70,19 +76,23 @@ def fit_strokes(strokes: Strokes, canvas: int = PAD_CANVAS, fill: float = PAD_FI
     return [(p - centre) * scale + canvas / 2 for p in points]
 
 
-def draw_strokes(points: Sequence[np.ndarray], canvas: int = PAD_CANVAS, line_width: float = PAD_LINE_WIDTH) -> np.ndarray:
+def draw_strokes(
+    points: Sequence[np.ndarray], canvas: int = PAD_CANVAS, line_width: float = PAD_LINE_WIDTH
+) -> np.ndarray:
     """The pad's canvas: (canvas, canvas, 3) uint8, black anti-aliased strokes with round ends on white."""
     import cv2
 
     image = np.full((canvas, canvas, 3), 255, dtype=np.uint8)
     shift = 4  # sub-pixel precision (1/16 px), as a browser canvas draws
-    thickness = max(1, int(round(line_width)))
+    thickness = max(1, round(line_width))
     for p in points:
         pts = np.round(np.asarray(p) * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
         if len(pts) == 1:  # a tap: the pad draws a dot
             pts = np.concatenate([pts, pts])
         # A polyline with round caps and joins: OpenCV's thick lines end in half discs.
-        cv2.polylines(image, [pts], isClosed=False, color=(0, 0, 0), thickness=thickness, lineType=cv2.LINE_AA, shift=shift)
+        cv2.polylines(
+            image, [pts], isClosed=False, color=(0, 0, 0), thickness=thickness, lineType=cv2.LINE_AA, shift=shift
+        )
     return image
 
 

@@ -24,9 +24,19 @@ def test_peak_fractions_use_each_rows_work_per_item():
     cpu_peaks.add_peak_fractions(records, {"fp32": 100.0, "bf16": 200.0}, WORK)
     assert [r.get("gflops") for r in records] == [70.0, 34.0, 27.0, 20.0, None]
     assert (records[0]["of_fp32_peak"], records[0]["of_bf16_peak"]) == (0.7, 0.35)
-    text = run.write_table(records, {"cpu": "c", "cores": 2, "torch": "t", "onnxruntime": "o", "gpus": 0,
-                                     "cpu_features": {"flags": ["avx512_bf16"], "bf16": "avx512_bf16"},
-                                     "peaks": {"fp32": 100.0, "bf16": 200.0}}, Path("/dev/null"))
+    text = run.write_table(
+        records,
+        {
+            "cpu": "c",
+            "cores": 2,
+            "torch": "t",
+            "onnxruntime": "o",
+            "gpus": 0,
+            "cpu_features": {"flags": ["avx512_bf16"], "bf16": "avx512_bf16"},
+            "peaks": {"fp32": 100.0, "bf16": 200.0},
+        },
+        Path("/dev/null"),
+    )
     assert "| encoder | openvino | bf16 | batch 8 | 2.00 | images/s |  | 70 | 70% | 35% |" in text
     assert "bf16 unit: avx512_bf16" in text and "fp32 100.0 GFLOP/s" in text
 
@@ -39,10 +49,18 @@ def test_machine_records_the_cpu_flags():
 def test_openvino_runners_and_startup_rows_on_a_tiny_export(tiny_export, tmp_path):
     pytest.importorskip("openvino")
     cfg = {"batches": (1, 2), "reranks": (3,), "repeats": 1}
-    base = {"checkpoint": str(tiny_export.parent / "tiny.pth"), "export_dir": str(tiny_export), "cfg": cfg, "tmp": str(tmp_path)}
+    base = {
+        "checkpoint": str(tiny_export.parent / "tiny.pth"),
+        "export_dir": str(tiny_export),
+        "cfg": cfg,
+        "tmp": str(tmp_path),
+    }
     # the throughput workers' shapes are the full-size model's: here, which runner each backend name gets
     assert run._runner(str(tiny_export), "encoder", "bf16", "openvino").backend == "openvino"
     assert run._runner(str(tiny_export), "relation_pair", "fp32", "openvino-fast").backend == "openvino"
     assert run._runner(str(tiny_export), "encoder", "fp32", "onnxruntime").backend == "onnxruntime"
-    starts = [run.work_startup({**base, "backend": "openvino", "start": s, "cache": str(tmp_path / "cache")})[0] for s in ("first", "second")]
+    starts = [
+        run.work_startup({**base, "backend": "openvino", "start": s, "cache": str(tmp_path / "cache")})[0]
+        for s in ("first", "second")
+    ]
     assert [r["from_cache"] for r in starts] == [0, starts[1]["graphs"]] and starts[1]["graphs"] == 5

@@ -28,8 +28,14 @@ def _has_cuda() -> bool:
 @pytest.mark.skipif(_has_cuda(), reason="a CUDA GPU is present: the full check runs minutes (run the script itself)")
 def test_runs_on_a_cpu_machine_skipping_every_gpu_part(tmp_path):
     out = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["passed"] is True and report["gpu"] == {"available": False}
@@ -59,7 +65,10 @@ def test_a_failing_part_fails_the_run_without_hiding_the_others(monkeypatch):
 def test_parts_past_the_budget_are_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(gpu_check, "CHECKS", [("environment", gpu_check.check_environment)] * 1)
     report = gpu_check.run_checks(-1)
-    assert report["checks"]["environment"]["status"] == "skip" and "time budget" in report["checks"]["environment"]["reason"]
+    assert (
+        report["checks"]["environment"]["status"] == "skip"
+        and "time budget" in report["checks"]["environment"]["reason"]
+    )
 
 
 def test_benchmark_rows_name_every_gpu_backend_that_did_not_run():
@@ -71,4 +80,5 @@ def test_benchmark_rows_name_every_gpu_backend_that_did_not_run():
     assert all(n["note"].startswith("skipped: ") and len(n["note"]) > 12 for n in notes)
     rows = run.gpu_notes({"gpus": 0})
     assert {(r["component"], r["backend"]) for r in rows} == {
-        (c, b) for c in ("encoder", "relation_head") for b in ("torch-cuda", "onnxruntime-cuda", "tensorrt")}
+        (c, b) for c in ("encoder", "relation_head") for b in ("torch-cuda", "onnxruntime-cuda", "tensorrt")
+    }

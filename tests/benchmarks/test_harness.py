@@ -31,11 +31,15 @@ def test_ratios_are_against_the_official_figure_of_the_same_setting():
 def test_table_and_plot(tmp_path):
     records = [
         _rec("encoder", "official", 2.0, batch=8),
-        run.record("query", "onnxruntime-cpu", "fp32", {"gallery": 1000, "mode": "stage1"}, 12.0, "ms", [0.012], p95_ms=13.0),
+        run.record(
+            "query", "onnxruntime-cpu", "fp32", {"gallery": 1000, "mode": "stage1"}, 12.0, "ms", [0.012], p95_ms=13.0
+        ),
         {"component": "encoder", "backend": "tensorrt", "note": "skipped: no GPU on this machine"},
     ]
     run.add_ratios(records)
-    text = run.write_table(records, {"cpu": "cpu", "cores": 2, "torch": "t", "onnxruntime": "o", "gpus": 0}, tmp_path / "r.md")
+    text = run.write_table(
+        records, {"cpu": "cpu", "cores": 2, "torch": "t", "onnxruntime": "o", "gpus": 0}, tmp_path / "r.md"
+    )
     assert "| encoder | official | fp32 | batch 8 | 2.00 | x/s | 1.00 |" in text
     assert "skipped: no GPU" in text and "(p95 13)" in text
     pytest.importorskip("matplotlib")

@@ -32,7 +32,13 @@ def tiny_export(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     torch.save({"model": ZseModel("tiny").state_dict()}, root / "tiny.pth")
     recipe = replace(load_recipe("tiny"), variants=("plain",), precisions=("fp32",))
-    export_model(root / "tiny.pth", root / "out", config="tiny", recipe=recipe, options=ExportOptions(lint="never", engines="never"))
+    export_model(
+        root / "tiny.pth",
+        root / "out",
+        config="tiny",
+        recipe=recipe,
+        options=ExportOptions(lint="never", engines="never"),
+    )
     return root / "out"
 
 
@@ -55,7 +61,9 @@ def test_synthetic_gallery_has_near_rows_with_real_tokens_and_zero_rows_elsewher
 
 
 def test_query_group_runs_every_mode_on_the_store(tiny_export, tmp_path):
-    records = run.work_query({"export_dir": str(tiny_export), "gallery": 500, "cfg": {"queries": 2}, "tmp": str(tmp_path)})
+    records = run.work_query(
+        {"export_dir": str(tiny_export), "gallery": 500, "cfg": {"queries": 2}, "tmp": str(tmp_path)}
+    )
     assert [r["mode"] for r in records] == ["stage1", "two_stage", "two_stage_stored"]
     for r in records:
         assert r["component"] == "query" and r["gallery"] == 500 and r["unit"] == "ms" and len(r["times_s"]) == 2

@@ -16,7 +16,9 @@ def test_rerank_note_is_one_short_line(recipe):
     """Issue 20: zse-demo printed a 330-character rerank line (the recipe's whole measurement note).
     The note says the depth and the first clause of why; the whole note stays in the manifest."""
     search = json.loads(recipe.read_text()).get("search")
-    manifest = SimpleNamespace(extra={"search": search} if search else {}, default_rerank=(search or {}).get("rerank", 100))
+    manifest = SimpleNamespace(
+        extra={"search": search} if search else {}, default_rerank=(search or {}).get("rerank", 100)
+    )
     note = rerank_note(manifest, None)
     assert len(note) <= 110 and "\n" not in note, note
     assert note.startswith(f"rerank {manifest.default_rerank} (")

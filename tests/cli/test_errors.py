@@ -91,11 +91,13 @@ def test_unexpected_errors_are_one_line_with_a_hint(gallery_open, tmp_path):
     gallery_open(RuntimeError("boom\nsecond line"))
     result = CliRunner().invoke(main, ["gallery", "info", str(tmp_path)])
     assert result.exit_code == UNEXPECTED_EXIT == 70
-    assert result.output == ("Error: unexpected RuntimeError in zse gallery info: boom "
-                             "(a bug or an unhandled case; re-run with -v for the traceback)\n")
+    assert result.output == (
+        "Error: unexpected RuntimeError in zse gallery info: boom "
+        "(a bug or an unhandled case; re-run with -v for the traceback)\n"
+    )
     verbose = CliRunner().invoke(main, ["gallery", "info", str(tmp_path), "-v"])
     assert verbose.exit_code == 70
-    assert "Traceback (most recent call last)" in verbose.output and 'raise exc' in verbose.output
+    assert "Traceback (most recent call last)" in verbose.output and "raise exc" in verbose.output
     assert "the traceback is above" in verbose.output
 
 
@@ -109,7 +111,10 @@ def test_a_missing_optional_package_names_its_extra(monkeypatch, tmp_path):
     for runner_args in ((main, ["export", "validate", str(tmp_path)]), (export_cli.main, ["validate", str(tmp_path)])):
         result = CliRunner().invoke(*runner_args)
         assert result.exit_code == 1, result.output
-        assert "validate needs the 'torch' package, which this install lacks: pip install 'zse-infer[export]'" in result.output
+        assert (
+            "validate needs the 'torch' package, which this install lacks: pip install 'zse-infer[export]'"
+            in result.output
+        )
     assert "zse export validate needs" in CliRunner().invoke(main, ["export", "validate", str(tmp_path)]).output
 
     def bug(*args, **kwargs):
@@ -138,8 +143,11 @@ def test_zse_demo_goes_through_the_same_wrapper(monkeypatch, tmp_path):
     import zse_infer.demo.assets as assets
 
     demo = _scripts()["zse-demo"]
-    for exc, code, text in ((GalleryError("bundled assets: missing"), 1, "Error: bundled assets: missing"),
-                            (RuntimeError("boom"), 70, "Error: unexpected RuntimeError in zse-demo: boom")):
+    for exc, code, text in (
+        (GalleryError("bundled assets: missing"), 1, "Error: bundled assets: missing"),
+        (RuntimeError("boom"), 70, "Error: unexpected RuntimeError in zse-demo: boom"),
+    ):
+
         def fail(*args, _exc=exc, **kwargs):
             raise _exc
 

@@ -27,7 +27,9 @@ def test_synthesize_names_the_photos_it_used(tiny_export, tmp_path):
 
 def test_explain_says_what_is_numbered(tiny_export, tmp_path):
     out, js = tmp_path / "e.png", tmp_path / "e.json"
-    result = CliRunner().invoke(main, ["explain", str(tiny_export), SKETCH, PHOTOS[0], "--out", str(out), "--top", "3", "--json", str(js)])
+    result = CliRunner().invoke(
+        main, ["explain", str(tiny_export), SKETCH, PHOTOS[0], "--out", str(out), "--top", "3", "--json", str(js)]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{out}: match score ") and "(0 = unrelated, 1 = sure)" in result.output
     shown = json.loads(js.read_text())["shown_matches"]

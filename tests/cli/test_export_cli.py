@@ -23,7 +23,9 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli_out") / "tiny"
-    result = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(out), "--config", "tiny", "--fp16"])
+    result = CliRunner().invoke(
+        main, ["--checkpoint", str(checkpoint), "--out", str(out), "--config", "tiny", "--fp16"]
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -38,8 +40,21 @@ def test_export_on_the_group_as_the_design_card_shows(exported):
 def test_export_subcommand_with_recipe_and_max_batch(checkpoint, tmp_path):
     out = tmp_path / "sub"
     result = CliRunner().invoke(
-        main, ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--recipe", "tiny",
-               "--max-batch", "encoder=8", "--max-batch", "relation_head=4", "--no-engines"],
+        main,
+        [
+            "export",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--recipe",
+            "tiny",
+            "--max-batch",
+            "encoder=8",
+            "--max-batch",
+            "relation_head=4",
+            "--no-engines",
+        ],
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
@@ -151,8 +166,14 @@ def _without_torch_side(*args):
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH_SIDE, *map(str, args)], capture_output=True, text=True,
-                          cwd=root, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK_TORCH_SIDE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_validate_and_inspect_run_without_torch_and_onnx(exported):

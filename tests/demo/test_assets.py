@@ -17,7 +17,9 @@ def assets():
 
 def test_manifest_lists_exactly_the_image_files(assets):
     listed = {item.path.relative_to(assets.root).as_posix() for item in assets.gallery + assets.queries}
-    on_disk = {p.relative_to(assets.root).as_posix() for sub in ("gallery", "queries") for p in (assets.root / sub).iterdir()}
+    on_disk = {
+        p.relative_to(assets.root).as_posix() for sub in ("gallery", "queries") for p in (assets.root / sub).iterdir()
+    }
     assert listed == on_disk
     assert len(assets.gallery) >= 100 and len(assets.queries) >= 62
 

@@ -72,7 +72,11 @@ def _inputs(spec, parity) -> dict[str, np.ndarray]:
     for t in spec.inputs:
         shape = [d if isinstance(d, int) else 2 for d in t.shape]  # symbolic (batch) dims: 2
         known = parity.get(t.name)
-        if known is not None and known.ndim == len(shape) and all(k >= n for k, n in zip(known.shape, shape)):
+        if (
+            known is not None
+            and known.ndim == len(shape)
+            and all(k >= n for k, n in zip(known.shape, shape, strict=False))
+        ):
             feeds[t.name] = np.ascontiguousarray(known[tuple(slice(0, n) for n in shape)])
         else:
             feeds[t.name] = rng.standard_normal(shape).astype(t.dtype)
@@ -96,12 +100,13 @@ def test_shipped_graphs_equal_a_fresh_export(tmp_path, assets):
     parity = dict(np.load(assets.shipped_export / "parity_inputs.npz"))
     for gid, spec in shipped.graphs.items():
         timing = {"seconds"}  # how long the export took: the one field that may differ
-        assert {k: v for k, v in fresh.graphs[gid].to_dict().items() if k not in timing} == \
-            {k: v for k, v in spec.to_dict().items() if k not in timing}, gid
+        assert {k: v for k, v in fresh.graphs[gid].to_dict().items() if k not in timing} == {
+            k: v for k, v in spec.to_dict().items() if k not in timing
+        }, gid
         feeds = _inputs(spec, parity)
         run = {}
         for name, folder in (("shipped", assets.shipped_export), ("fresh", fresh_folder)):
             session = ort.InferenceSession(str(folder / spec.file), providers=["CPUExecutionProvider"])
             run[name] = session.run(None, feeds)
-        for a, b, out in zip(run["shipped"], run["fresh"], spec.outputs):
+        for a, b, out in zip(run["shipped"], run["fresh"], spec.outputs, strict=False):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"{gid}.{out.name}")

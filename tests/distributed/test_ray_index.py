@@ -36,7 +36,9 @@ def test_ray_gallery_equals_single_process(ray_cluster, tiny_export, photo_dir, 
     single = Retriever.load(tiny_export, gallery=tmp_path / "single", create=True)
     single.index([photo_dir], progress=False, commit_size=64)
     on_ray = Retriever.load(tiny_export, gallery=tmp_path / "ray", create=True)
-    report = on_ray.index([photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
+    report = on_ray.index(
+        [photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster))
+    )
     assert report.added == N_PHOTOS and not report.failed
     a, b = _table(tmp_path / "single"), _table(tmp_path / "ray")
     assert a.num_rows == b.num_rows == N_PHOTOS
@@ -57,7 +59,13 @@ def test_failing_file_is_reported(ray_cluster, tiny_export, tmp_path):
     with pytest.raises(ImageError, match="photo_005.png"):
         r.index(photos, progress=False, commit_size=4, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert len(r) == 4  # the commit before the bad file's batch stays
-    report = r.index(photos, progress=False, commit_size=4, on_error="skip", executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
+    report = r.index(
+        photos,
+        progress=False,
+        commit_size=4,
+        on_error="skip",
+        executor=RayIndexExecutor(RayOptions(address=ray_cluster)),
+    )
     assert [source for source, _ in report.failed] == [str(bad)]
     assert "photo_005.png" in report.failed[0][1]
     assert report.added == 5 and report.skipped_existing == 4 and len(r) == 9
@@ -71,8 +79,13 @@ def test_killed_job_then_rerun_stores_every_photo_once(ray_cluster, tiny_export,
         r = Retriever.load({str(tiny_export)!r}, gallery={str(gallery)!r}, create=True)
         r.index([{str(photo_dir)!r}], progress=False, commit_size=8, batch_size=4, executor=RayIndexExecutor(RayOptions(address={ray_cluster!r})))
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     versions = gallery / "photos.lance" / "_versions"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
@@ -85,7 +98,9 @@ def test_killed_job_then_rerun_stores_every_photo_once(ray_cluster, tiny_export,
     r = Retriever.load(tiny_export, gallery=gallery)
     committed = len(r)
     assert 0 < committed < N_PHOTOS
-    report = r.index([photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
+    report = r.index(
+        [photo_dir], progress=False, commit_size=64, executor=RayIndexExecutor(RayOptions(address=ray_cluster))
+    )
     assert report.skipped_existing == committed and report.added == N_PHOTOS - committed
     ids = r.gallery.ids
     assert len(ids) == len(set(ids)) == N_PHOTOS

@@ -32,10 +32,17 @@ def test_ray_workers_write_fragments_to_s3(ray_cluster, s3, tiny_export, tmp_pat
     options = RayOptions(address=ray_cluster, actors=1)
     report = remote.index(photos[:24], progress=False, commit_size=16, batch_size=8, executor=RayIndexExecutor(options))
     assert report.added == 24 and options.timings["driver_bytes"] / 24 < 2048  # metadata, not tokens
-    report = remote.index(photos, progress=False, commit_size=16, batch_size=8, executor=RayIndexExecutor(RayOptions(address=ray_cluster, actors=1)))
+    report = remote.index(
+        photos,
+        progress=False,
+        commit_size=16,
+        batch_size=8,
+        executor=RayIndexExecutor(RayOptions(address=ray_cluster, actors=1)),
+    )
     assert report.skipped_existing == 24 and report.added == 16  # a re-run adds only what is missing
     assert remote.gallery.version == 1 + 2 + 1  # create, then one Append per chunk of 16
     assert sorted(remote.gallery.ids) == sorted(local.gallery.ids)
     for sketch in golden_images["sketch"][:2]:
-        assert [(h.id, round(h.score, 5)) for h in remote.search(sketch, k=10, rerank=5)] == \
-            [(h.id, round(h.score, 5)) for h in local.search(sketch, k=10, rerank=5)]
+        assert [(h.id, round(h.score, 5)) for h in remote.search(sketch, k=10, rerank=5)] == [
+            (h.id, round(h.score, 5)) for h in local.search(sketch, k=10, rerank=5)
+        ]

@@ -42,8 +42,20 @@ def on_ray_serve(ray_cluster):
     def start(app_path, export_dir, gallery_dir, **app_kwargs):
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(export_dir, gallery_dir, replicas=2, app=app_path, app_kwargs=app_kwargs, cpus_per_replica=0.5,
-                            batch_wait_timeout_s=0.2), name="zse", route_prefix="/", blocking=False)
+        serve.run(
+            build_app(
+                export_dir,
+                gallery_dir,
+                replicas=2,
+                app=app_path,
+                app_kwargs=app_kwargs,
+                cpus_per_replica=0.5,
+                batch_wait_timeout_s=0.2,
+            ),
+            name="zse",
+            route_prefix="/",
+            blocking=False,
+        )
         return f"http://127.0.0.1:{port}"
 
     yield start
@@ -55,6 +67,7 @@ def test_two_replicas_answer_like_one_process(on_ray_serve, tiny_export, gallery
     with a stand-in app of the same factory signature as zse serve's."""
     requests = pytest.importorskip("requests")
     from fastapi.testclient import TestClient
+
     from zse_infer.testing.serve_standin import create_app
 
     bodies = _requests(golden_images)
@@ -91,6 +104,7 @@ def test_zse_serve_app_on_two_replicas(on_ray_serve, tiny_export, gallery, golde
     """zse serve's own app, behind Ray Serve: two replicas give the hits of the single-process server."""
     requests = pytest.importorskip("requests")
     from fastapi.testclient import TestClient
+
     from zse_infer.serve.app import create_app
     from zse_infer.serve.settings import ServeSettings
 
@@ -103,10 +117,21 @@ def test_zse_serve_app_on_two_replicas(on_ray_serve, tiny_export, gallery, golde
         return response.json()["hits"]
 
     with TestClient(create_app(Retriever.load(tiny_export, gallery=gallery), settings)) as single:
-        expected = [hits(single.post("/v1/search", params={"k": 5, "rerank": r}, files={"sketch": ("s.png", s, "image/png")}))
-                    for s, r in queries]
+        expected = [
+            hits(single.post("/v1/search", params={"k": 5, "rerank": r}, files={"sketch": ("s.png", s, "image/png")}))
+            for s, r in queries
+        ]
     url = on_ray_serve(REAL_APP, tiny_export, gallery, settings=settings)
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda q: requests.post(f"{url}/v1/search", params={"k": 5, "rerank": q[1]},
-                                                        files={"sketch": ("s.png", q[0], "image/png")}, timeout=60), queries * 2))
+        answers = list(
+            pool.map(
+                lambda q: requests.post(
+                    f"{url}/v1/search",
+                    params={"k": 5, "rerank": q[1]},
+                    files={"sketch": ("s.png", q[0], "image/png")},
+                    timeout=60,
+                ),
+                queries * 2,
+            )
+        )
     assert [hits(a) for a in answers] == expected * 2

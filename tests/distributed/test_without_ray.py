@@ -28,6 +28,8 @@ def test_ray_flag_without_ray_names_the_extra(no_ray, tiny_export, tmp_path):
     assert len(r) == 0
     r.index(photos[:2], progress=False)  # without the Ray executor, Ray is never imported
     assert len(r) == 2
-    result = CliRunner().invoke(main, ["index", str(tiny_export), str(tmp_path / "photos"), "--gallery", str(tmp_path / "g"), "--ray"])
+    result = CliRunner().invoke(
+        main, ["index", str(tiny_export), str(tmp_path / "photos"), "--gallery", str(tmp_path / "g"), "--ray"]
+    )
     assert result.exit_code == 1 and "pip install 'zse-infer[ray]'" in result.output
     assert len(Retriever.load(tiny_export, gallery=tmp_path / "g")) == 2

@@ -111,7 +111,9 @@ def make_standin(log: list, during_build=None) -> types.SimpleNamespace:
             pass
 
     return types.SimpleNamespace(
-        Logger=Logger, Builder=Builder, OnnxParser=OnnxParser,
+        Logger=Logger,
+        Builder=Builder,
+        OnnxParser=OnnxParser,
         NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=0),
         MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
         BuilderFlag=types.SimpleNamespace(FP16="FP16", TF32="TF32"),
@@ -123,12 +125,29 @@ def _folder(tmp_path):
     n, d, s = cfg.num_tokens, cfg.width, cfg.encoder.image_size
     tok = TensorSpec("tokens", "float32", ("batch", n, d))
     graphs = {
-        "encoder_trt": GraphSpec("encoder_trt", "encoder", "fp32", "trt", "encoder_trt.onnx",
-                                 (TensorSpec("image", "float32", ("batch", 3, s, s)),), (tok,), BatchRange(1, 4, 16)),
+        "encoder_trt": GraphSpec(
+            "encoder_trt",
+            "encoder",
+            "fp32",
+            "trt",
+            "encoder_trt.onnx",
+            (TensorSpec("image", "float32", ("batch", 3, s, s)),),
+            (tok,),
+            BatchRange(1, 4, 16),
+        ),
         "relation_head_trt": GraphSpec(
-            "relation_head_trt", "relation_head", "fp32", "trt", "relation_head_trt.onnx",
-            (TensorSpec("sketch_tokens", "float32", ("batch", n, d)), TensorSpec("photo_tokens", "float32", ("batch", n, d))),
-            (TensorSpec("score", "float32", ("batch",)),), BatchRange(1, 8, 32)),
+            "relation_head_trt",
+            "relation_head",
+            "fp32",
+            "trt",
+            "relation_head_trt.onnx",
+            (
+                TensorSpec("sketch_tokens", "float32", ("batch", n, d)),
+                TensorSpec("photo_tokens", "float32", ("batch", n, d)),
+            ),
+            (TensorSpec("score", "float32", ("batch",)),),
+            BatchRange(1, 8, 32),
+        ),
     }
     for g in graphs.values():
         (tmp_path / g.file).write_bytes(f"onnx bytes of {g.id}".encode())
@@ -139,8 +158,13 @@ def _build(tmp_path, monkeypatch, standin, **kwargs):
     monkeypatch.setattr(build_module, "require_tensorrt", lambda: (standin, ENV))
     manifest = _folder(tmp_path)
     entries = build_module.build_engines_for_manifest(
-        tmp_path, manifest, recipe_trt={"workspace_mib": 512, "builder_optimization_level": 3},
-        env=ENV, cache_dir=tmp_path / "cache", **kwargs)
+        tmp_path,
+        manifest,
+        recipe_trt={"workspace_mib": 512, "builder_optimization_level": 3},
+        env=ENV,
+        cache_dir=tmp_path / "cache",
+        **kwargs,
+    )
     return manifest, entries
 
 
@@ -158,7 +182,11 @@ def test_the_stored_timing_cache_is_passed_in_and_merged_after_each_graph(tmp_pa
     assert handed[0][1] == b"seed"  # the stored cache reached the first build
     assert handed[1][1] == b"seed|tactics-of-encoder_trt.onnx"  # the second build sees the first's entries
     # On disk: everything, not just the last graph's cache.
-    assert set(timing.read_bytes().split(b"|")) == {b"seed", b"tactics-of-encoder_trt.onnx", b"tactics-of-relation_head_trt.onnx"}
+    assert set(timing.read_bytes().split(b"|")) == {
+        b"seed",
+        b"tactics-of-encoder_trt.onnx",
+        b"tactics-of-relation_head_trt.onnx",
+    }
 
 
 def test_a_concurrent_builders_timing_entries_are_kept(tmp_path, monkeypatch):
@@ -183,7 +211,12 @@ def test_cached_engines_are_not_rebuilt_and_settings_change_the_key(tmp_path, mo
     assert sum(1 for c in log if c[0] == "build") == builds  # served from the cache
     assert [e["cache_key"] for e in again] == [e["cache_key"] for e in first]
     assert first[0]["key"]["device_name"] == "NVIDIA A10"
-    assert first[0]["key"]["builder"] == {"workspace_mib": 512, "builder_optimization_level": 3, "strongly_typed": True, "tf32": False}
+    assert first[0]["key"]["builder"] == {
+        "workspace_mib": 512,
+        "builder_optimization_level": 3,
+        "strongly_typed": True,
+        "tf32": False,
+    }
 
 
 def test_a_max_batch_raised_at_build_time_is_the_runners_limit(tmp_path, monkeypatch):

@@ -11,7 +11,11 @@ def test_profile_covers_the_batch_range_and_keeps_other_dims():
     specs = [TensorSpec(n, "float32", ("batch", 197, 768)) for n in ("sketch_tokens", "photo_tokens")]
     shapes = profile_shapes(specs, BatchRange(1, 64, 256))
     assert shapes["photo_tokens"] == ((1, 197, 768), (64, 197, 768), (256, 197, 768))
-    assert profile_to_json(shapes)["sketch_tokens"] == {"min": [1, 197, 768], "opt": [64, 197, 768], "max": [256, 197, 768]}
+    assert profile_to_json(shapes)["sketch_tokens"] == {
+        "min": [1, 197, 768],
+        "opt": [64, 197, 768],
+        "max": [256, 197, 768],
+    }
 
 
 def test_static_inputs_get_no_profile_entry():

@@ -30,7 +30,13 @@ def test_trt_relation_graphs_are_exported_prescaled_and_linted(tiny_export):
 
 def test_engines_are_planned_for_the_trt_relation_graphs(tiny_export):
     chosen = {g.id for g in engine_graphs(Manifest.load(tiny_export))}
-    assert {"encoder_trt", "relation_head_trt", "relation_sketch_trt", "relation_photo_trt", "relation_pair_trt"} <= chosen
+    assert {
+        "encoder_trt",
+        "relation_head_trt",
+        "relation_sketch_trt",
+        "relation_photo_trt",
+        "relation_pair_trt",
+    } <= chosen
 
 
 def test_open_relation_runners_on_onnxruntime_matches_the_relation_head(tiny_export):

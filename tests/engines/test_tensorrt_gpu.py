@@ -34,7 +34,12 @@ def exported(tmp_path_factory):
 def test_export_builds_one_engine_per_role_in_its_best_precision(exported):
     out, manifest, _ = exported
     assert sorted(e["graph"] for e in manifest.engines) == [
-        "encoder_trt_fp16", "relation_head_trt_fp16", "relation_pair_trt", "relation_photo_trt", "relation_sketch_trt"]
+        "encoder_trt_fp16",
+        "relation_head_trt_fp16",
+        "relation_pair_trt",
+        "relation_photo_trt",
+        "relation_sketch_trt",
+    ]
     for e in manifest.engines:
         assert (out / e["file"]).is_file() and e["key"]["tensorrt_version"] == _ENV.version
         assert e["key"]["device_name"] == _ENV.device and e["key"]["builder"]["tf32"] is False

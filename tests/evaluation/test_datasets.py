@@ -44,12 +44,7 @@ EXPECTED = {
         "TUBerlin/png_ready/banana/836.png",
         "TUBerlin/ImageResized_ready/banana/n07753592_7382.JPEG",
     ),
-    "quickdraw_ext": (
-        30,
-        "bat",
-        "QuickDraw/sketches/bat/5147947173937152.png",
-        "QuickDraw/images/bat/image_01353.jpg",
-    ),
+    "quickdraw_ext": (30, "bat", "QuickDraw/sketches/bat/5147947173937152.png", "QuickDraw/images/bat/image_01353.jpg"),
 }
 
 
@@ -184,7 +179,9 @@ def test_missing_image_names_list_line_and_file(data_root):
     _touch_listed_images(data_root, "tuberlin_ext")
     victim = data_root / "TUBerlin" / "ImageResized_ready" / "banana" / "n07753592_2212.JPEG"  # line 2
     victim.unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"1 of 40 photo images listed in .*line 2: .*n07753592_2212") as info:
+    with pytest.raises(
+        DatasetNotFoundError, match=r"1 of 40 photo images listed in .*line 2: .*n07753592_2212"
+    ) as info:
         load_official_split(data_root, "tuberlin_ext")
     assert isinstance(info.value, FileNotFoundError)
     # The quick test only needs every 20th photo (lines 1 and 21): the missing one is not among them.
@@ -192,7 +189,9 @@ def test_missing_image_names_list_line_and_file(data_root):
 
 
 def test_missing_image_folder_is_named(data_root):
-    with pytest.raises(DatasetNotFoundError, match=r"40 of 40 sketch images .*folder .*QuickDraw/sketches does not exist"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"40 of 40 sketch images .*folder .*QuickDraw/sketches does not exist"
+    ):
         load_official_split(data_root, "quickdraw_ext")
 
 
@@ -202,7 +201,9 @@ def test_missing_root_split_folder_and_list(data_root):
     with pytest.raises(DatasetNotFoundError, match=r"neither .*Sketchy/zeroshot1 nor .*zeroshot1 exists"):
         load_official_split(data_root / "QuickDraw", "sketchy_ext_25")
     (data_root / "Sketchy" / "zeroshot1" / "all_photo_filelist_zero.txt").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"split list .*zeroshot1/all_photo_filelist_zero.txt does not exist"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"split list .*zeroshot1/all_photo_filelist_zero.txt does not exist"
+    ):
         load_official_split(data_root, "sketchy_ext_25", check_files=False)
 
 
@@ -211,7 +212,9 @@ def test_label_outside_class_list(data_root):
     lines = path.read_text().splitlines()
     lines[4] = "sketches/bat/1.png 30"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SplitFileError, match=r"sketch_zero.txt, line 5: label 30 is not a class id of .*expected 0..29"):
+    with pytest.raises(
+        SplitFileError, match=r"sketch_zero.txt, line 5: label 30 is not a class id of .*expected 0..29"
+    ):
         load_official_split(data_root, "quickdraw_ext", check_files=False)
 
 

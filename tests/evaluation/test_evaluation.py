@@ -75,7 +75,22 @@ def test_eval_command_writes_report_and_page(tiny_export, tmp_path):
     out, page = tmp_path / "report.json", tmp_path / "page.html"
     result = CliRunner().invoke(
         main,
-        ["eval", str(tiny_export), "--dataset", "folder", "--root", str(root), "--ranking", "sa", "--k", "10", "--json", str(out), "--page", str(page)],
+        [
+            "eval",
+            str(tiny_export),
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--ranking",
+            "sa",
+            "--k",
+            "10",
+            "--json",
+            str(out),
+            "--page",
+            str(page),
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

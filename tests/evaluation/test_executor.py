@@ -45,13 +45,17 @@ def test_another_executor_gives_the_same_metrics(tiny_export, shapes, tmp_path, 
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     local = evaluate(r, shapes, ranking="two-stage", rerank=3, ks=(5,), batch_size=4, progress=False)
     pool = WorkerPool()
-    other = evaluate(r, shapes, ranking="two-stage", rerank=3, ks=(5,), batch_size=4, index=False, progress=True, executor=pool)
+    other = evaluate(
+        r, shapes, ranking="two-stage", rerank=3, ks=(5,), batch_size=4, index=False, progress=True, executor=pool
+    )
     assert other["metrics"] == local["metrics"] and other["workers"] == 2 and "workers" not in local
     # the loop cut the batches and named the executor in its progress bar
     assert pool.batches == [[str(p) for p in shapes.sketch_paths[i : i + 4]] for i in range(0, 6, 4)]
     assert "evaluating (two-stage) on 2 workers" in capsys.readouterr().err
-    assert evaluate(r, shapes, ranking="sa", index=False, progress=False, executor=LocalExecutor())["metrics"] == \
-        evaluate(r, shapes, ranking="sa", index=False, progress=False)["metrics"]
+    assert (
+        evaluate(r, shapes, ranking="sa", index=False, progress=False, executor=LocalExecutor())["metrics"]
+        == evaluate(r, shapes, ranking="sa", index=False, progress=False)["metrics"]
+    )
 
 
 def test_the_task_is_picklable_and_is_the_loops_ranking(tiny_export, shapes):

@@ -16,8 +16,15 @@ def test_two_stage_defaults_to_the_recorded_depth():
     assert checked_ranking(RETRIEVER, "sa", 50) is None and checked_ranking(RETRIEVER, "rn", None) is None
 
 
-@pytest.mark.parametrize("ranking, rerank, words", [("two-stage", -1, "rerank"), ("two-stage", True, "rerank"),
-                                                    ("two-stage", "all", "rerank"), ("nope", None, "ranking")])
+@pytest.mark.parametrize(
+    "ranking, rerank, words",
+    [
+        ("two-stage", -1, "rerank"),
+        ("two-stage", True, "rerank"),
+        ("two-stage", "all", "rerank"),
+        ("nope", None, "ranking"),
+    ],
+)
 def test_bad_ranking_arguments_name_the_argument(ranking, rerank, words):
     with pytest.raises(InputError, match=words):
         checked_ranking(RETRIEVER, ranking, rerank)
@@ -26,7 +33,9 @@ def test_bad_ranking_arguments_name_the_argument(ranking, rerank, words):
 def test_official_names_are_aliases_of_the_one_name_shown():
     assert ranking_name("sa") == "ret-token" and ranking_name("rn") == "exhaustive"
     assert [ranking_name(r) for r in RANKINGS] == list(RANKINGS) == ["ret-token", "two-stage", "exhaustive"]
-    assert checked_ranking(RETRIEVER, "ret-token", 50) is None and checked_ranking(RETRIEVER, "exhaustive", None) is None
+    assert (
+        checked_ranking(RETRIEVER, "ret-token", 50) is None and checked_ranking(RETRIEVER, "exhaustive", None) is None
+    )
     with pytest.raises(InputError, match="received 'ret_token'"):
         ranking_name("ret_token")
 

@@ -20,7 +20,9 @@ def _results(tmp_path, labelled=True):
         paths.append(str(p))
     sketch = tmp_path / "sketch.png"
     Image.new("RGB", (64, 64), "white").save(sketch)
-    hits = [Hit(id=p, path=p, score=0.9 - 0.1 * i, rank=i + 1, stage=2 if i < 2 else 1, row=i) for i, p in enumerate(paths)]
+    hits = [
+        Hit(id=p, path=p, score=0.9 - 0.1 * i, rank=i + 1, stage=2 if i < 2 else 1, row=i) for i, p in enumerate(paths)
+    ]
     labels = {paths[0]: LONG, paths[1]: "tiger", paths[2]: "a-very-long-single-word-label-without-any-spaces-at-all"}
     return [QueryResult(str(sketch), hits, LONG if labelled else None)], labels
 
@@ -50,7 +52,9 @@ def test_grid_has_title_legend_and_frames_only_where_drawn(tmp_path):
     assert (top_rows < 100).all(axis=2).any(), "no dark title text at the top"
     colours = {tuple(c) for c in png.reshape(-1, 3)}
     assert CORRECT in colours and WRONG in colours  # frames (and their legend swatches) drawn
-    plain = np.asarray(Image.open(write_results_grid(tmp_path / "u.png", *_results(tmp_path, labelled=False))).convert("RGB"))
+    plain = np.asarray(
+        Image.open(write_results_grid(tmp_path / "u.png", *_results(tmp_path, labelled=False))).convert("RGB")
+    )
     plain_colours = {tuple(c) for c in plain.reshape(-1, 3)}
     assert CORRECT not in plain_colours and WRONG not in plain_colours
 
@@ -63,18 +67,33 @@ def test_page_fits_1280_px_at_k_10(tmp_path):
 
     webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
     chromium = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
-    driver_path = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)), None)
+    driver_path = next(
+        (p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)), None
+    )
     if not chromium or not driver_path:
         pytest.skip("no Chromium here: apt-get install -y chromium chromium-driver")
     from selenium.webdriver.chrome.service import Service
 
     results, labels = _results(tmp_path)
-    hits = [Hit(id=f"{h.id}#{i}", path=h.path, score=h.score, rank=i + 1, stage=2, row=i) for i, h in enumerate(results[0].hits * 4)][:10]
-    page = write_results_page(tmp_path / "k10.html", [QueryResult(results[0].sketch, hits, LONG)] * 3, labels,
-                              subtitle="a long subtitle " * 40)
+    hits = [
+        Hit(id=f"{h.id}#{i}", path=h.path, score=h.score, rank=i + 1, stage=2, row=i)
+        for i, h in enumerate(results[0].hits * 4)
+    ][:10]
+    page = write_results_page(
+        tmp_path / "k10.html",
+        [QueryResult(results[0].sketch, hits, LONG)] * 3,
+        labels,
+        subtitle="a long subtitle " * 40,
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:

@@ -55,7 +55,10 @@ def test_fused_graphs_fuse_all_12_blocks_and_both_cross_attentions(full_export):
         assert head.fused_nodes["MultiHeadAttention"] == 2
         for g in (enc, head):
             model = onnx.load(str(out / g.file))
-            fused = sum(n.op_type in ("Attention", "MultiHeadAttention") and n.domain == "com.microsoft" for n in model.graph.node)
+            fused = sum(
+                n.op_type in ("Attention", "MultiHeadAttention") and n.domain == "com.microsoft"
+                for n in model.graph.node
+            )
             assert fused == (12 if g is enc else 2)
             assert not any(n.op_type == "Softmax" for n in model.graph.node)
     # fp32: ORT's own fusion for all 12 blocks (block 0 too); fp16: our rewrite
@@ -105,15 +108,35 @@ def test_extra_graphs_match_the_official_scores(full_export, golden):
 
     out, manifest = full_export
     _, _, sketch, photo, scores = _golden_cases(golden)
-    ids = ("explain", "relation_sketch", "relation_photo", "relation_pair", "relation_sketch_trt", "relation_photo_trt", "relation_pair_trt")
+    ids = (
+        "explain",
+        "relation_sketch",
+        "relation_photo",
+        "relation_pair",
+        "relation_sketch_trt",
+        "relation_photo_trt",
+        "relation_pair_trt",
+    )
     run = {r: ort.InferenceSession(str(out / manifest.graphs[r].file), providers=["CPUExecutionProvider"]) for r in ids}
     explain = run["explain"].run(["score"], {"sketch_tokens": sketch, "photo_tokens": photo})[0]
     assert np.abs(explain - scores).max() <= 1e-4
     for suffix in ("", "_trt"):  # the plain graphs and the TensorRT-shaped ones (prescaled attention)
-        photo_side = dict(zip(["photo_k", "photo_q", "photo_v"], run["relation_photo" + suffix].run(None, {"photo_tokens": golden["photo_tokens"]}), strict=True))
+        photo_side = dict(
+            zip(
+                ["photo_k", "photo_q", "photo_v"],
+                run["relation_photo" + suffix].run(None, {"photo_tokens": golden["photo_tokens"]}),
+                strict=True,
+            )
+        )
         for i in range(3):
             s = golden["sketch_tokens"][i : i + 1]
-            sketch_side = dict(zip(["sketch_q", "sketch_v", "sketch_k"], run["relation_sketch" + suffix].run(None, {"sketch_tokens": s}), strict=True))
+            sketch_side = dict(
+                zip(
+                    ["sketch_q", "sketch_v", "sketch_k"],
+                    run["relation_sketch" + suffix].run(None, {"sketch_tokens": s}),
+                    strict=True,
+                )
+            )
             feeds = {"sketch_tokens": s, **sketch_side, "photo_tokens": golden["photo_tokens"], **photo_side}
             got = run["relation_pair" + suffix].run(None, feeds)[0]
             assert np.abs(got - golden["rn_scores"][i]).max() <= 1e-5

@@ -11,7 +11,11 @@ from zse_infer.exporting.graph_modules import AttentionCore, build_export_module
 @pytest.fixture
 def inputs():
     g = torch.Generator().manual_seed(1)
-    return torch.randn(3, 3, 64, 64, generator=g), torch.randn(3, 65, 32, generator=g), torch.randn(3, 65, 32, generator=g)
+    return (
+        torch.randn(3, 3, 64, 64, generator=g),
+        torch.randn(3, 65, 32, generator=g),
+        torch.randn(3, 65, 32, generator=g),
+    )
 
 
 @pytest.mark.parametrize("style", ["divide", "prescale"])

@@ -178,7 +178,9 @@ def test_engines_required_without_tensorrt_is_a_clear_error(checkpoint, tmp_path
     if probe_tensorrt().ready:
         pytest.skip("TensorRT and a GPU are present: engines can be built here")
     with pytest.raises(ExportError, match="TensorRT engines requested but cannot be built here"):
-        export_model(checkpoint, tmp_path / "out", config="tiny", options=ExportOptions(engines="require", lint="never"))
+        export_model(
+            checkpoint, tmp_path / "out", config="tiny", options=ExportOptions(engines="require", lint="never")
+        )
     assert not (tmp_path / "out").exists()
 
 

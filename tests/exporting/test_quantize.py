@@ -80,7 +80,13 @@ def test_int8_encoder_is_right_on_cpus_without_vnni(tiny_int8_export, tmp_path):
     assert np.abs(_no_vnni_tokens(tiny_int8_export / "encoder_int8.onnx", images) - want).max() <= tolerance
     # The regression: 8-bit U8S8 weights (the former settings) saturate without VNNI, and the export check says so.
     old = tmp_path / "encoder_8bit.onnx"
-    quantize_dynamic(str(tiny_int8_export / "encoder.onnx"), str(old), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(
+        str(tiny_int8_export / "encoder.onnx"),
+        str(old),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
     assert saturation_risks(old)
     assert np.abs(_no_vnni_tokens(old, images) - want).max() > tolerance
 
@@ -132,8 +138,12 @@ def test_rankings_decide_not_token_error():
     scaled = ranking_agreement((encode, score), (lambda x: encode(x) * 1.5, score), rankings, rerank=5)
     assert scaled["top10_overlap"] == 1.0 and scaled["ret_token_cosine_min"] > 0.9999
     assert failed_criteria({**scaled, "tokens": 5.0}, {k: v for k, v in TOLERANCE.items() if k != "score"}) == []
-    noisy = ranking_agreement((encode, score), (lambda x: encode(x) + rng.standard_normal(encode(x).shape).astype(np.float32), score),
-                              rankings, rerank=5)
+    noisy = ranking_agreement(
+        (encode, score),
+        (lambda x: encode(x) + rng.standard_normal(encode(x).shape).astype(np.float32), score),
+        rankings,
+        rerank=5,
+    )
     failed = failed_criteria(noisy, TOLERANCE)
     assert any(f.startswith("ret_token_cosine") for f in failed) and any(f.startswith("top10_overlap") for f in failed)
 
@@ -159,7 +169,11 @@ def test_int8_graphs_that_change_rankings_are_refused(tiny_int8_export, tmp_path
         for t in proto.graph.initializer:
             if t.name.endswith("_scale"):
                 values = numpy_helper.to_array(t)
-                t.CopyFrom(numpy_helper.from_array(values * np.random.default_rng(0).uniform(-3, 3, values.shape).astype(values.dtype), t.name))
+                t.CopyFrom(
+                    numpy_helper.from_array(
+                        values * np.random.default_rng(0).uniform(-3, 3, values.shape).astype(values.dtype), t.name
+                    )
+                )
         onnx.save(proto, str(target))
         return settings
 
@@ -168,7 +182,9 @@ def test_int8_graphs_that_change_rankings_are_refused(tiny_int8_export, tmp_path
     data, _ = load_reference(folder / "parity_inputs.npz")
     recipe = load_recipe("tiny")
     reference = lower_precision.Reference(folder, m.graphs, get_config("tiny"), data)
-    with pytest.raises(ExportError, match=r"int8 graphs change rankings .*bundled demo.*: .*(ret_token_cosine|top10_overlap)"):
+    with pytest.raises(
+        ExportError, match=r"int8 graphs change rankings .*bundled demo.*: .*(ret_token_cosine|top10_overlap)"
+    ):
         lower_precision.int8_graphs(m.graphs, folder, recipe, data, reference)
     # the same graphs, made right, are accepted against the same reference
     monkeypatch.setattr(quantize, "quantize_int8", real)

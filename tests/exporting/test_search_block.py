@@ -16,8 +16,16 @@ def test_every_packaged_recipe_records_a_depth_and_why():
         assert load_recipe(name).to_dict()["search"] == block
 
 
-@pytest.mark.parametrize("block", [{"rerank": -1, "source": "x"}, {"rerank": True, "source": "x"}, {"rerank": 20},
-                                   {"rerank": 20, "source": " "}, [20]])
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"rerank": -1, "source": "x"},
+        {"rerank": True, "source": "x"},
+        {"rerank": 20},
+        {"rerank": 20, "source": " "},
+        [20],
+    ],
+)
 def test_malformed_search_block_is_refused(block):
     data = {**load_recipe("tiny").to_dict(), "search": block}
     with pytest.raises(ConfigError, match="search"):

@@ -52,7 +52,7 @@ def test_module_prefix_and_half(tiny_model):
 
 
 def test_backbone_only_file_warns(tiny_model, caplog):
-    backbone = {k[len("sa.model."):]: v for k, v in _official(tiny_model).items() if k.startswith("sa.model.")}
+    backbone = {k[len("sa.model.") :]: v for k, v in _official(tiny_model).items() if k.startswith("sa.model.")}
     backbone = {k: v for k, v in backbone.items() if not k.startswith("scale.")}
     backbone["mlp_head.weight"] = torch.zeros(10, 32)  # the ImageNet classifier is ignored
     with caplog.at_level(logging.WARNING):
@@ -62,7 +62,9 @@ def test_backbone_only_file_warns(tiny_model, caplog):
 
 
 def test_filter_drops_unused_copy_and_strips_module():
-    out = checkpoint_filter_fn({"module.ca.encoder.layers.0.feed_forward.w_1.weight": torch.zeros(1), "module.conv2d.bias": torch.zeros(1)})
+    out = checkpoint_filter_fn(
+        {"module.ca.encoder.layers.0.feed_forward.w_1.weight": torch.zeros(1), "module.conv2d.bias": torch.zeros(1)}
+    )
     assert out.layout == "official"
     assert list(out.state_dict) == ["relation_head.anchor_conv.bias"]
     assert out.ignored == ["ca.encoder.layers.0.feed_forward.w_1.weight"]

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("moto.server", reason="the object-storage tests need moto[server] (the dev extra)")
 pytest.importorskip("boto3")
 
-from zse_infer.testing.s3 import S3, isolate, local_server, new_bucket  # noqa: E402
+from zse_infer.testing.s3 import S3, isolate, local_server, new_bucket
 
 
 @pytest.fixture(scope="session")

@@ -36,9 +36,12 @@ def test_life_cycle_at_an_s3_uri(s3, tmp_path, monkeypatch):
     stats = g.compact(keep_versions_seconds=0)
     assert stats["old_versions_removed"] > 0
     assert reader.refresh() and sorted(reader.ids) == list("bcdf") and len(reader) == 4
-    np.testing.assert_allclose(reader.tokens(reader.snapshot.row_ids()[reader.ids.index("b"):][:1])[0],
-                               tiny_batch("b", seed=2).tokens[0], atol=1e-2)
-    assert all(k.startswith("g/photos.lance/") for k in s3.keys())
+    np.testing.assert_allclose(
+        reader.tokens(reader.snapshot.row_ids()[reader.ids.index("b") :][:1])[0],
+        tiny_batch("b", seed=2).tokens[0],
+        atol=1e-2,
+    )
+    assert all(k.startswith("g/photos.lance/") for k in s3)
     assert list(tmp_path.iterdir()) == []  # nothing local: no folder named 's3:'
     again = Gallery.create(uri, SHAPE, MODEL, exist_ok=True, storage_options=s3.options)
     assert again.version == g.version
@@ -83,8 +86,10 @@ def test_two_writers_in_two_processes_lose_nothing(s3, codec):
 def test_a_wrong_endpoint_is_a_gallery_error_naming_the_uri(s3, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     wrong = {**s3.options, "aws_endpoint": "http://127.0.0.1:9"}  # discard port: nothing listens
-    for attempt in (lambda: Gallery.create(s3.uri(), SHAPE, MODEL, storage_options=wrong),
-                    lambda: Gallery.open(s3.uri(), storage_options=wrong)):
+    for attempt in (
+        lambda: Gallery.create(s3.uri(), SHAPE, MODEL, storage_options=wrong),
+        lambda: Gallery.open(s3.uri(), storage_options=wrong),
+    ):
         with pytest.raises(GalleryUnavailableError, match=f"^{s3.uri()}/photos.lance"):
             attempt()
     assert list(tmp_path.iterdir()) == []
@@ -183,8 +188,9 @@ def test_retriever_on_s3_ranks_as_a_local_gallery_and_sees_other_writers(s3, tin
     assert report.skipped_existing == 7 and report.added == 5
     assert server.refresh() and len(server) == 12
     for sketch in golden_images["sketch"][:2]:
-        assert [(h.id, round(h.score, 5)) for h in server.search(sketch, k=8, rerank=4)] == \
-            [(h.id, round(h.score, 5)) for h in local.search(sketch, k=8, rerank=4)]
+        assert [(h.id, round(h.score, 5)) for h in server.search(sketch, k=8, rerank=4)] == [
+            (h.id, round(h.score, 5)) for h in local.search(sketch, k=8, rerank=4)
+        ]
 
 
 def _killed_writer(uri: str, options: dict, log: str) -> None:

@@ -114,13 +114,19 @@ def test_attention_caption_states_the_shares_it_draws():
     the object. The caption now gives the shares the picture shows and names the one square that
     alone draws a large share (outlined in the picture), wherever it is."""
     heat, content = _alembic_like_heat()
-    text = attention_caption(heat, content, "squares showing the object", "on the object", "on blank background", "photo")
-    assert text.startswith(f"{heat.reshape(-1)[content].sum():.0%} of it falls on squares showing the object "
-        f"({content.mean():.0%} of the photo)")
+    text = attention_caption(
+        heat, content, "squares showing the object", "on the object", "on blank background", "photo"
+    )
+    assert text.startswith(
+        f"{heat.reshape(-1)[content].sum():.0%} of it falls on squares showing the object "
+        f"({content.mean():.0%} of the photo)"
+    )
     assert "the outlined square alone draws 36%, on blank background" in text
     assert conspicuous_square(heat) == int(np.argmax(heat))
     spread = np.where(content, 0.9 / content.sum(), 0.1 / (~content).sum()).reshape(heat.shape)
-    text = attention_caption(spread, content, "squares showing the object", "on the object", "on blank background", "photo")
+    text = attention_caption(
+        spread, content, "squares showing the object", "on the object", "on blank background", "photo"
+    )
     assert text.startswith("90% of it falls on squares showing the object") and "background" not in text
     assert conspicuous_square(spread) is None
 
@@ -138,7 +144,11 @@ def test_the_picture_outlines_the_square_its_caption_names(retriever, golden_ima
     side = 64 * scale_for(64, 320)
     cell = side / grid
     c = conspicuous_square(exp.photo_heat) % grid
-    left, right, middle = int(12 + side + 24 + c * cell) - 2, int(12 + side + 24 + (c + 1) * cell) + 1, int(12 + side + 24 + (c + 0.5) * cell)
+    left, right, middle = (
+        int(12 + side + 24 + c * cell) - 2,
+        int(12 + side + 24 + (c + 1) * cell) + 1,
+        int(12 + side + 24 + (c + 0.5) * cell),
+    )
     white = (pixels == 255).all(axis=2)
     outlined = white[:, left] & white[:, right] & ~white[:, middle]
     assert outlined.sum() >= cell - 2, "no outline around the square the caption names"

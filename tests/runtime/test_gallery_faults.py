@@ -18,7 +18,8 @@ import pytest
 
 from zse_infer.errors import GalleryError, GalleryUnavailableError
 from zse_infer.runtime.gallery.store import DATASET, Batch, Gallery
-from zse_infer.testing.gallery import SHAPE, tiny_batch as _batch
+from zse_infer.testing.gallery import SHAPE
+from zse_infer.testing.gallery import tiny_batch as _batch
 
 MODEL = {"name": "tiny"}
 DEADLINE_S = 240
@@ -238,10 +239,10 @@ def test_snapshot_resolves_duplicate_ids_to_the_newest_row(tmp_path):
     g.append(_batch("b", seed=3))  # as two writers of one new id leave it
     snap = g.snapshot
     ids, rows = snap.ids, snap.row_ids()
-    newest_b = max(r for i, r in zip(ids, rows) if i == "b")
+    newest_b = max(r for i, r in zip(ids, rows, strict=False) if i == "b")
     ret, search_rows = snap.search_rows()
     assert sorted(search_rows.tolist()) == sorted([rows[ids.index("a")], newest_b]) and len(ret) == 2
-    assert snap.stale_row_ids().tolist() == [min(r for i, r in zip(ids, rows) if i == "b")]
+    assert snap.stale_row_ids().tolist() == [min(r for i, r in zip(ids, rows, strict=False) if i == "b")]
 
 
 def test_delete_counts_its_own_rows_beside_another_writers_commit(tmp_path):
@@ -351,7 +352,7 @@ def test_soak_two_writers_a_deleter_compactor_and_readers(tmp_path):
     deleted, stop = tmp_path / "deleted", tmp_path / "stop"
     others = [_spawn(_soak_deleter, path, logs, deleted, stop, 0.5)]
     others += [_spawn(_soak_reader, path, stop, tmp_path / f"reader{k}", every) for k, every in enumerate((5, 0))]
-    writers = [_spawn(_soak_writer, path, n, COMMITS, log) for n, log in zip("ab", logs)]
+    writers = [_spawn(_soak_writer, path, n, COMMITS, log) for n, log in zip("ab", logs, strict=False)]
     assert [_join(w) for w in writers] == [0, 0]
     stop.touch()
     assert [_join(p) for p in others] == [0, 0, 0]

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +68,22 @@ def test_two_writers_and_a_reader(tiny_export, tmp_path, golden_images):
         lists.append(tmp_path / f"{name}.txt")
         lists[-1].write_text("\n".join(map(str, part)))
     stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(tiny_export), str(gallery), str(golden_images["sketch"][0]), str(stop)],
-                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tiny_export), str(gallery), str(x)], env=ENV,
-                                stderr=subprocess.PIPE, text=True) for x in lists]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(tiny_export), str(gallery), str(golden_images["sketch"][0]), str(stop)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tiny_export), str(gallery), str(x)],
+            env=ENV,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for x in lists
+    ]
     for w in writers:
         _, err = w.communicate(timeout=300)
         assert w.returncode == 0, err
@@ -105,7 +116,9 @@ def test_delete_then_search_never_returns_deleted(tiny_export, photos, tmp_path)
     assert not {h.id for h in other.search(photos[0], k=10, rerank=2)} & set(gone)
     assert r.compact()["old_versions_removed"] == 0  # replaced seconds ago: kept for readers (KEEP_VERSIONS_S)
     assert r.compact(keep_versions_seconds=0)["old_versions_removed"] >= 1
-    assert sorted(Retriever.load(tiny_export, gallery=tmp_path / "g").gallery.ids) == sorted(str(p.resolve()) for p in photos[4:])
+    assert sorted(Retriever.load(tiny_export, gallery=tmp_path / "g").gallery.ids) == sorted(
+        str(p.resolve()) for p in photos[4:]
+    )
     assert r.delete(["never-stored"]) == 0
 
 
@@ -161,7 +174,13 @@ def test_codecs_search_like_float16(tiny_export, photos, tmp_path, codec):
     got = reopened.search(photos[2], k=10, rerank="all")
     assert [h.id for h in got][:3] == [h.id for h in want][:3]
     tol = {"int8": 0.01, "pq": 0.05, "none": 1e-5}[codec]
-    assert max(abs(a.score - b.score) for a, b in zip(sorted(got, key=lambda h: h.id), sorted(want, key=lambda h: h.id))) < tol
+    assert (
+        max(
+            abs(a.score - b.score)
+            for a, b in zip(sorted(got, key=lambda h: h.id), sorted(want, key=lambda h: h.id), strict=False)
+        )
+        < tol
+    )
 
 
 def test_codec_none_refuses_in_memory_photos(tiny_export):

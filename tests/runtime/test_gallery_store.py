@@ -8,9 +8,14 @@ import pytest
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.codecs import Codec, canonical_name
 from zse_infer.runtime.gallery.store import Gallery
-from zse_infer.testing.gallery import SHAPE, low_rank_tokens as _tokens, tiny_batch as _batch
+from zse_infer.testing.gallery import SHAPE
+from zse_infer.testing.gallery import low_rank_tokens as _tokens
+from zse_infer.testing.gallery import tiny_batch as _batch
 
-@pytest.mark.parametrize("name, bytes_, tol", [("float16", 288, 2e-3), ("int8", 180, 3e-2), ("pca4-sq8", 36, 3e-2), ("pq", None, None)])
+
+@pytest.mark.parametrize(
+    "name, bytes_, tol", [("float16", 288, 2e-3), ("int8", 180, 3e-2), ("pca4-sq8", 36, 3e-2), ("pq", None, None)]
+)
 def test_codec_round_trip(name, bytes_, tol):
     if name == "pq":
         assert canonical_name("pq") == "pca32-sq8"
@@ -60,7 +65,10 @@ def _create_and_append(path, ids, seed, barrier):
 def test_two_processes_creating_one_gallery_lose_nothing(tmp_path):
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_create_and_append, args=(tmp_path / "g", ids, s, barrier)) for s, ids in enumerate(("abc", "xyz"))]
+    procs = [
+        ctx.Process(target=_create_and_append, args=(tmp_path / "g", ids, s, barrier))
+        for s, ids in enumerate(("abc", "xyz"))
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -77,7 +85,9 @@ def test_dedupe_keeps_the_newest_row(tmp_path):
     g.append(_batch("b", seed=3))  # as two writers of one id would leave it
     assert sorted(g.ids) == ["a", "b", "b"]
     assert g.dedupe() == 1
-    np.testing.assert_allclose(g.tokens([g.snapshot.row_ids()[g.ids.index("b")]])[0], _batch("b", seed=3).tokens[0], atol=2e-3)
+    np.testing.assert_allclose(
+        g.tokens([g.snapshot.row_ids()[g.ids.index("b")]])[0], _batch("b", seed=3).tokens[0], atol=2e-3
+    )
 
 
 def test_open_refuses_non_galleries(tmp_path):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zse_infer.testing.images import make_photo_files
 from zse_infer import Retriever
-from zse_infer.runtime.indexer import content_id
 from zse_infer.errors import BlankSketchError, GalleryError, ImageError, ImageNotFoundError, InputError, ZseError
+from zse_infer.runtime.indexer import content_id
+from zse_infer.testing.images import make_photo_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,13 +80,17 @@ def test_saved_reloaded_extended_equals_single_pass(tiny_export, photos, sketch,
     second.index(photos, progress=False)  # the first five are already stored: skipped
     assert len(second) == 12 and second.gallery.ids == single.gallery.ids
     for rerank in (0, 4, "all"):
-        assert _ranking(second.search(sketch, k=12, rerank=rerank)) == _ranking(single.search(sketch, k=12, rerank=rerank))
+        assert _ranking(second.search(sketch, k=12, rerank=rerank)) == _ranking(
+            single.search(sketch, k=12, rerank=rerank)
+        )
     third = Retriever.load(tiny_export, gallery=tmp_path / "gallery")
     assert _ranking(third.search(sketch, k=5)) == _ranking(single.search(sketch, k=5))
 
 
 def _snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.mark.parametrize("kind", ["missing", "zero", "truncated", "text", "corrupt"])
@@ -210,8 +214,9 @@ def test_stopped_indexing_keeps_committed_batches_and_resumes(tiny_export, tmp_p
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(map(str, photos)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_export), str(gallery), str(listing)], env=env,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tiny_export), str(gallery), str(listing)], env=env, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None and _stored(gallery) < 12:
         time.sleep(0.02)
@@ -249,15 +254,17 @@ def test_retriever_works_without_torch(tiny_export, tmp_path, golden_images):
         import zse_infer
         zse_infer.Retriever
         from zse_infer import Retriever
-        r = Retriever.load({str(tiny_export)!r}, gallery={str(tmp_path / 'g')!r}, create=True)
-        r.index([{str(golden_images['photo'][0])!r}], progress=False)
-        hits = r.search({str(golden_images['sketch'][0])!r}, k=1)
+        r = Retriever.load({str(tiny_export)!r}, gallery={str(tmp_path / "g")!r}, create=True)
+        r.index([{str(golden_images["photo"][0])!r}], progress=False)
+        hits = r.search({str(golden_images["sketch"][0])!r}, k=1)
         assert hits[0].rank == 1
         assert sys.modules["torch"] is None
         print("ok", r.backend)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert out.returncode == 0, out.stderr
     assert "ok onnxruntime-cpu" in out.stdout
 

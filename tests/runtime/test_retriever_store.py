@@ -211,7 +211,7 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
     r = Retriever.load(tiny_export, gallery=gallery)
     assert len(r.gallery.ids) == 24 and len(set(r.gallery.ids)) == 20
     snap = r.gallery.snapshot
-    newest = {i: max(row for j, row in zip(snap.ids, snap.row_ids()) if j == i) for i in set(snap.ids)}
+    newest = {i: max(row for j, row in zip(snap.ids, snap.row_ids(), strict=False) if j == i) for i in set(snap.ids)}
     for rerank in (0, 3, "all"):
         for query in photos[7:11]:
             hits = r.search(query, k=24, rerank=rerank)
@@ -225,7 +225,9 @@ def test_search_returns_each_photo_once_after_overlapping_writers(tiny_export, t
 def test_unknown_uri_is_refused_not_made_a_folder(tiny_export, tmp_path, monkeypatch):
     """s3://, gs://, az:// are served (tests/objectstore); other schemes are refused, nothing created."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(GalleryError, match=r"http://host/g: received a http:// URI, expected a local folder or one of s3://"):
+    with pytest.raises(
+        GalleryError, match=r"http://host/g: received a http:// URI, expected a local folder or one of s3://"
+    ):
         Retriever.load(tiny_export, gallery="http://host/g", create=True)
     assert list(tmp_path.iterdir()) == []
 
@@ -248,7 +250,9 @@ def test_create_true_opens_an_existing_gallery_without_writing(tiny_export, tmp_
     def no_writes(self, name):
         raise AssertionError(f"took the {name} lock of an existing gallery")
 
-    monkeypatch.setattr(Gallery, "_file_lock", no_writes)  # as on a read-only mount (`zse serve` loads with create=True)
+    monkeypatch.setattr(
+        Gallery, "_file_lock", no_writes
+    )  # as on a read-only mount (`zse serve` loads with create=True)
     assert len(Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)) == 3
 
 

@@ -32,7 +32,9 @@ def test_ivf_keeps_each_querys_own_results_when_lists_run_short():
     rng = np.random.default_rng(1)
     centres = l2_normalize(rng.standard_normal((4, 16)))
     sizes = [5, 40, 12, 80]
-    vectors = l2_normalize(np.concatenate([c + 0.05 * rng.standard_normal((m, 16)) for c, m in zip(centres, sizes)]))
+    vectors = l2_normalize(
+        np.concatenate([c + 0.05 * rng.standard_normal((m, 16)) for c, m in zip(centres, sizes, strict=False)])
+    )
     quantizer = faiss.IndexFlatIP(16)
     quantizer.add(np.ascontiguousarray(centres, np.float32))  # one list per cluster (no k-means: nlist centroids given)
     ivf = faiss.IndexIVFFlat(quantizer, 16, 4, faiss.METRIC_INNER_PRODUCT)
@@ -40,17 +42,19 @@ def test_ivf_keeps_each_querys_own_results_when_lists_run_short():
     rowids = np.arange(1000, 1000 + len(vectors))
     ivf.add_with_ids(np.ascontiguousarray(vectors, np.float32), rowids)
     index = IvfIndex(ivf, version=1, meta={"nprobe": 1})
-    scores, rows = index.search(centres, 50)
+    _scores, rows = index.search(centres, 50)
     for q, m in enumerate(sizes):
         found = rows[q][rows[q] >= 0]
         assert len(found) == min(m, 50) and len(set(found.tolist())) == len(found)
-        assert (rows[q][len(found):] == -1).all()  # missing only in its own tail
+        assert (rows[q][len(found) :] == -1).all()  # missing only in its own tail
 
 
 def test_kind_by_size():
     assert RetIndex.choose_kind(10) == "exact"
     assert RetIndex.choose_kind(60_000) == "faiss-flat"
-    assert RetIndex.choose_kind(2_000_000) == "faiss-flat"  # in memory: exact at every size (IVF is the stored gallery's)
+    assert (
+        RetIndex.choose_kind(2_000_000) == "faiss-flat"
+    )  # in memory: exact at every size (IVF is the stored gallery's)
 
 
 def test_normalize_keeps_zero_vectors():

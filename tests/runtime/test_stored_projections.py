@@ -38,7 +38,9 @@ def test_stored_projections_are_read_with_the_tokens_in_one_take(tiny_export, tm
 
 def test_codec_none_gallery_uses_its_stored_projections(tiny_export, tmp_path, golden_images, monkeypatch):
     photos = make_photo_files(tmp_path / "photos", 4, size=64)
-    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True, codec="none", relation="fast", projections=True)
+    r = Retriever.load(
+        tiny_export, gallery=tmp_path / "g", create=True, codec="none", relation="fast", projections=True
+    )
     r.index(photos, progress=False)
     calls = _count_takes(monkeypatch)
     hits = r.search(golden_images["sketch"][0], k=4, rerank="all")

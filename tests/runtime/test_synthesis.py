@@ -126,8 +126,9 @@ def test_synthesis_rejects_bad_arguments():
 def demo_retriever(tiny_export):
     """The tiny model over the demo's real pictures: emoji photos and line-icon sketches."""
     r = Retriever.load(tiny_export)
-    r.index(sorted(PICTURES.glob("noto__banknote__*.png")) + sorted(PICTURES.glob("noto__rocket__*.png")),
-            progress=False)
+    r.index(
+        sorted(PICTURES.glob("noto__banknote__*.png")) + sorted(PICTURES.glob("noto__rocket__*.png")), progress=False
+    )
     return r
 
 
@@ -144,7 +145,9 @@ def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path
     photos = [demo_retriever._photo_tokens_and_image(h)[1] for h in hits]
     assert_patches_come_from_photos(result, sketch_image, photos, grid)
     assert result.replaced >= 10
-    replaced = np.repeat(result.source[:, 2].astype(bool), 64).reshape(grid, grid, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
+    replaced = (
+        np.repeat(result.source[:, 2].astype(bool), 64).reshape(grid, grid, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
+    )
     assert_looks_like_a_picture(result.image[replaced])
     # the synthesis is drawn at >= 448 px in the picture (its top-left corner block at the zoom)
     zoom = np.asarray(picture.convert("RGB"))
@@ -161,7 +164,10 @@ def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path
 
 def test_source_captions_say_what_the_outlines_mean():
     """Issue 20: "103 patches from 58 outlined" read as a contradiction. Counted in plain words."""
-    assert source_caption(103, 58) == "its 58 outlined squares fill 103 squares of the drawing; some are used more than once"
+    assert (
+        source_caption(103, 58)
+        == "its 58 outlined squares fill 103 squares of the drawing; some are used more than once"
+    )
     assert source_caption(5, 5) == "its 5 outlined squares fill 5 squares of the drawing, each once"
     assert source_caption(0, 0).startswith("not used")
     assert synthesis_caption(103, 196, 1, 1) == "the drawing: 103 of the 196 squares, taken from the photo"
@@ -172,6 +178,8 @@ def test_single_hit_or_photo_is_accepted(demo_retriever):
     sketch = str(PICTURES / "lucide__rocket__rocket__w1p25.png")
     hit = demo_retriever.search(sketch, k=1)[0]
     assert demo_retriever.synthesize(sketch, hit).replaced > 0
-    assert demo_retriever.synthesize(sketch, str(PICTURES / "noto__rocket__1f680.png")).names == ["noto__rocket__1f680.png"]
+    assert demo_retriever.synthesize(sketch, str(PICTURES / "noto__rocket__1f680.png")).names == [
+        "noto__rocket__1f680.png"
+    ]
     with pytest.raises(InputError, match="at least one"):
         demo_retriever.synthesize(sketch, [])

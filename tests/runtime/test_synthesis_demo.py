@@ -13,9 +13,11 @@ from .test_synthesis import assert_looks_like_a_picture, assert_patches_come_fro
 
 DEMO = Path(__file__).resolve().parents[2] / "zse_infer" / "assets" / "demo"
 PICTURES = Path(__file__).resolve().parents[1] / "data" / "demo_pictures"  # emoji and line icons (see its README)
-CASES = [("lucide__banknote__banknote__w1p25.png", "noto__banknote__1f4b5.png"),
-         ("lucide__rocket__rocket__w1p25.png", "noto__rocket__1f680.png"),
-         ("phosphor__bell__bell__light.png", "noto__bell__1f514.png")]
+CASES = [
+    ("lucide__banknote__banknote__w1p25.png", "noto__banknote__1f4b5.png"),
+    ("lucide__rocket__rocket__w1p25.png", "noto__rocket__1f680.png"),
+    ("phosphor__bell__bell__light.png", "noto__bell__1f514.png"),
+]
 
 pytestmark = pytest.mark.slow
 

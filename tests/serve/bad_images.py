@@ -53,7 +53,7 @@ def huge_png(side: int = 13000) -> bytes:
 
 def bad_inputs() -> list[tuple[str, bytes]]:
     rgb = Image.fromarray(_ink())
-    sixteen = Image.fromarray((_ink()[:, :, 0].astype(np.uint16) * 257)).convert("I;16")
+    sixteen = Image.fromarray(_ink()[:, :, 0].astype(np.uint16) * 257).convert("I;16")
     transparent = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     frames = [Image.fromarray(_ink()), Image.new("RGB", (64, 64), "white")]
     gif = io.BytesIO()
@@ -73,7 +73,10 @@ def bad_inputs() -> list[tuple[str, bytes]]:
         ("text.txt", b"this is not an image, just some text\n"),
         ("empty.png", b""),
         ("truncated.png", good[: len(good) // 2]),
-        ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><path d="M8 8L56 56" stroke="black"/></svg>'),
+        (
+            "drawing.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><path d="M8 8L56 56" stroke="black"/></svg>',
+        ),
         ("bomb.png", _png(Image.new("1", (20000, 20000), 1))),  # 400 M pixels in ~50 kB: PIL's own bomb guard
         ("big.png", _png(Image.new("1", (9000, 9000), 1))),  # 81 M pixels: below PIL's guard, above the server's
         ("blank.png", _png(Image.new("RGB", (64, 64), "white"))),
@@ -83,7 +86,13 @@ def bad_inputs() -> list[tuple[str, bytes]]:
         ("forged_ihdr.png", forged_png(60000, 60000)),
         ("forged_sof.jpg", forged_jpeg(65000, 65000)),
         ("sketch.ppm", _png(rgb, format="PPM")),  # Pillow and OpenCV read it; the server does not take it
-        ("page.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nnewpath 8 8 moveto 56 56 lineto stroke\nshowpage\n"),
-        ("image.svg.png", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+        (
+            "page.eps",
+            b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nnewpath 8 8 moveto 56 56 lineto stroke\nshowpage\n",
+        ),
+        (
+            "image.svg.png",
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        ),
         ("html.png", b"<!doctype html><html><script>alert(1)</script></html>"),
     ]

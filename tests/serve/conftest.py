@@ -104,7 +104,9 @@ def server(tiny_export, serve_gallery):
     """Read-only, no token; a small upload limit and a batching delay long enough to see batches form."""
     from zse_infer.runtime.retriever import Retriever
 
-    with running_server(Retriever.load(tiny_export, gallery=serve_gallery), max_delay_ms=30, max_upload_bytes=1024 * 1024) as (base, app):
+    with running_server(
+        Retriever.load(tiny_export, gallery=serve_gallery), max_delay_ms=30, max_upload_bytes=1024 * 1024
+    ) as (base, _app):
         yield base
 
 
@@ -117,7 +119,9 @@ def writable_server(tiny_export, serve_gallery, shapes, tmp_path_factory):
     gallery = root / "gallery"
     shutil.copytree(serve_gallery, gallery)
     r = Retriever.load(tiny_export, gallery=gallery, create=True)
-    with running_server(r, token="s3cret", allow_writes=True, upload_dir=root / "uploads", photo_roots=(shapes / "photo",)) as (base, app):
+    with running_server(
+        r, token="s3cret", allow_writes=True, upload_dir=root / "uploads", photo_roots=(shapes / "photo",)
+    ) as (base, _app):
         yield base
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from zse_infer.serve.batcher import Batcher

@@ -18,8 +18,17 @@ import pytest
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "") if p and os.path.exists(p)), None)
-DRIVER = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)), None)
+CHROMIUM = next(
+    (
+        p
+        for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
+        if p and os.path.exists(p)
+    ),
+    None,
+)
+DRIVER = next(
+    (p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)), None
+)
 
 
 @pytest.fixture
@@ -30,11 +39,20 @@ def browser(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--window-size=1200,900",
-                 # offline: no name resolves but the server's address, so nothing can come from a CDN
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900",
+        # offline: no name resolves but the server's address, so nothing can come from a CDN
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -80,22 +98,30 @@ def test_draw_search_and_explain_in_chromium(browser, server, tmp_path):
     assert strokes == 3, f"pointer events drew {strokes} strokes, expected 3 (mouse, pen, touch)"
     ink = browser.execute_script(
         "const d = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;"
-        "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n;")
+        "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n;"
+    )
     assert ink > 500, "the strokes left no ink on the canvas"
     browser.find_element(By.ID, "undo").click()
     assert browser.execute_script("return strokes.length") == 2
     browser.find_element(By.ID, "search").click()
     wait = WebDriverWait(browser, 60)
-    wait.until(lambda d: d.execute_script(
-        "const imgs = [...document.querySelectorAll('#grid .hit img')];"
-        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"))
+    wait.until(
+        lambda d: d.execute_script(
+            "const imgs = [...document.querySelectorAll('#grid .hit img')];"
+            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+        )
+    )
     hits = browser.find_elements(By.CSS_SELECTOR, "#grid .hit")
     assert len(hits) == 9  # k=12 over a 9-photo gallery
     assert "results in" in browser.find_element(By.ID, "status").text
     browser.save_screenshot(str(shots / "sketch_pad_results.png"))
     hits[0].click()
     wait.until(EC.visibility_of_element_located((By.ID, "explain-img")))
-    wait.until(lambda d: d.execute_script("const i = document.getElementById('explain-img'); return i.complete && i.naturalWidth > 0;"))
+    wait.until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('explain-img'); return i.complete && i.naturalWidth > 0;"
+        )
+    )
     assert "relation score" in browser.find_element(By.ID, "explain-title").text
     # the words under the picture say what it shows: numbered markers, not lines (issue 20)
     hint = browser.find_element(By.ID, "explain-hint").text

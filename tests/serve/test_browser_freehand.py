@@ -18,6 +18,7 @@ else the test's temporary folder.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -50,13 +51,18 @@ def drawings():
     from zse_infer.demo.assets import load_demo_assets
 
     in_gallery = {g.label for g in load_demo_assets().gallery}
-    used = [(d, c) for d, c, side in quickdraw.labelled(quickdraw.load_drawings(), quickdraw.mapping())
-            if side == "unseen" and c in in_gallery]
+    used = [
+        (d, c)
+        for d, c, side in quickdraw.labelled(quickdraw.load_drawings(), quickdraw.mapping())
+        if side == "unseen" and c in in_gallery
+    ]
     rng = np.random.default_rng(0)
     out = []
     for concept in sorted({c for _, c in used}):
         mine = [d for d, c in used if c == concept]
-        out += [(concept, mine[i]) for i in sorted(rng.choice(len(mine), size=min(PER_CONCEPT, len(mine)), replace=False))]
+        out += [
+            (concept, mine[i]) for i in sorted(rng.choice(len(mine), size=min(PER_CONCEPT, len(mine)), replace=False))
+        ]
     assert len({c for c, _ in out}) >= 3, "fewer than 3 unseen demo concepts have Quick, Draw! drawings"
     return out
 
@@ -92,13 +98,13 @@ def _replay(driver, canvas, points: list[np.ndarray]) -> None:
     actions = ActionBuilder(driver, mouse=pointer, duration=0)
 
     def at(p):  # offsets from the canvas centre, in CSS pixels
-        return int(round((p[0] - half) * scale)), int(round((p[1] - half) * scale))
+        return round((p[0] - half) * scale), round((p[1] - half) * scale)
 
     for stroke in points:
         x, y = at(stroke[0])
         pointer.create_pointer_move(duration=0, x=x, y=y, origin=canvas)
         pointer.create_pointer_down(button=0)
-        for a, b in zip(stroke[:-1], stroke[1:]):
+        for a, b in itertools.pairwise(stroke):
             ms = int(1000 * math.dist(a, b) / SPEED)
             x, y = at(b)
             pointer.create_pointer_move(duration=ms, x=x, y=y, origin=canvas)
@@ -146,16 +152,23 @@ def test_people_s_drawings_find_their_concept_on_the_pad(browser, demo_server, d
         agreement.append((on_pad & drawn).sum() / max(1, (on_pad | drawn).sum()))
         browser.execute_script("document.getElementById('grid').replaceChildren()")
         browser.find_element(By.ID, "search").click()
-        wait.until(lambda d: d.execute_script(
-            "const imgs = [...document.querySelectorAll('#grid .hit img')];"
-            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"))
+        wait.until(
+            lambda d: d.execute_script(
+                "const imgs = [...document.querySelectorAll('#grid .hit img')];"
+                "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+            )
+        )
         ids = [h.get_attribute("data-id") for h in browser.find_elements(By.CSS_SELECTOR, "#grid .hit")]
         assert len(ids) == K
         found.append(concept in {labels[i] for i in ids})
-        summary.append({"concept": concept, "key_id": drawing.key_id, "found": found[-1], "results": [labels[i] for i in ids]})
+        summary.append(
+            {"concept": concept, "key_id": drawing.key_id, "found": found[-1], "results": [labels[i] for i in ids]}
+        )
         if concept not in shown:  # one screenshot per concept
             shown.add(concept)
-            browser.save_screenshot(str(shots / f"freehand_{concept.replace(' ', '_')}_{'found' if found[-1] else 'missed'}.png"))
+            browser.save_screenshot(
+                str(shots / f"freehand_{concept.replace(' ', '_')}_{'found' if found[-1] else 'missed'}.png")
+            )
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
     # Thin anti-aliased lines drawn by two renderers (Chromium, OpenCV) never match pixel for pixel: the
@@ -163,5 +176,5 @@ def test_people_s_drawings_find_their_concept_on_the_pad(browser, demo_server, d
     assert np.median(agreement) > 0.5, agreement
     share = float(np.mean(found))
     (shots / "summary.json").write_text(json.dumps({"share": share, "drawings": summary}, indent=1))
-    per_concept = {c: sum(f for (cc, _), f in zip(drawings, found) if cc == c) for c in sorted(shown)}
+    per_concept = {c: sum(f for (cc, _), f in zip(drawings, found, strict=False) if cc == c) for c in sorted(shown)}
     assert share >= SHARE, f"{share:.2f} of {len(found)} drawings found their concept in the first {K}: {per_concept}"

@@ -19,16 +19,43 @@ def test_help_lists_the_options():
     from zse_infer.cli.main import main
 
     out = CliRunner().invoke(main, ["serve", "--help"]).output
-    for option in ("--gallery", "--host", "--port", "--max-batch", "--max-delay-ms", "--max-queue", "--token", "--cors",
-                   "--allow-writes", "--timeout-s", "--max-upload-mb", "--max-rerank", "--max-connections", "--allowed-host"):
+    for option in (
+        "--gallery",
+        "--host",
+        "--port",
+        "--max-batch",
+        "--max-delay-ms",
+        "--max-queue",
+        "--token",
+        "--cors",
+        "--allow-writes",
+        "--timeout-s",
+        "--max-upload-mb",
+        "--max-rerank",
+        "--max-connections",
+        "--allowed-host",
+    ):
         assert option in out, option
     assert "127.0.0.1" in out
 
 
 def test_serve_subprocess_answers_and_stops(tiny_export, serve_gallery, sketches):
     port = free_port()
-    cmd = [sys.executable, "-m", "zse_infer.cli.main", "serve", str(tiny_export), "--gallery", str(serve_gallery),
-           "--port", str(port), "--token", "t0ken", "--max-batch", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zse_infer.cli.main",
+        "serve",
+        str(tiny_export),
+        "--gallery",
+        str(serve_gallery),
+        "--port",
+        str(port),
+        "--token",
+        "t0ken",
+        "--max-batch",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -40,7 +67,12 @@ def test_serve_subprocess_answers_and_stops(tiny_export, serve_gallery, sketches
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        r = httpx.post(base + "/v1/search?k=2", files={"sketch": sketches[0].read_bytes()}, headers={"Authorization": "Bearer t0ken"}, timeout=30)
+        r = httpx.post(
+            base + "/v1/search?k=2",
+            files={"sketch": sketches[0].read_bytes()},
+            headers={"Authorization": "Bearer t0ken"},
+            timeout=30,
+        )
         assert r.status_code == 200 and len(r.json()["hits"]) == 2
         assert httpx.get(base + "/readyz").json()["detail"]["max_batch"] == 4
     finally:
@@ -64,8 +96,23 @@ def test_ray_flags_hand_the_server_settings_to_ray_serve(tiny_export, tmp_path, 
     seen = {}
     monkeypatch.setattr(ray_serve, "serve_on_ray", lambda *a, **kw: seen.update(args=a, **kw))
     gallery = tmp_path / "g"
-    r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(gallery), "--ray", "--replicas", "3",
-                                  "--port", "8123", "--token", "t", "--allow-writes"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            str(tiny_export),
+            "--gallery",
+            str(gallery),
+            "--ray",
+            "--replicas",
+            "3",
+            "--port",
+            "8123",
+            "--token",
+            "t",
+            "--allow-writes",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert seen["replicas"] == 3 and seen["port"] == 8123 and seen["address"] is None
     settings = seen["app_kwargs"]["settings"]
@@ -87,7 +134,9 @@ def _start(tiny_export, tmp_path, monkeypatch, *args):
     from zse_infer.cli.main import main
 
     seen = {}
-    monkeypatch.setattr(serve_pkg, "run", lambda retriever, settings, host, port, log_level: seen.update(settings=settings, host=host))
+    monkeypatch.setattr(
+        serve_pkg, "run", lambda retriever, settings, host, port, log_level: seen.update(settings=settings, host=host)
+    )
     r = CliRunner().invoke(main, ["serve", str(tiny_export), "--gallery", str(tmp_path / "g"), *args])
     assert r.exit_code == 0, r.output
     return r, seen.get("settings"), seen.get("host")
@@ -105,11 +154,22 @@ def test_allow_writes_without_a_token_warns_at_start(tiny_export, tmp_path, monk
 
 
 def test_limits_reach_the_server(tiny_export, tmp_path, monkeypatch):
-    _, settings, host = _start(tiny_export, tmp_path, monkeypatch, "--max-rerank", "200", "--max-connections", "64",
-                               "--allowed-host", "search.example")
+    _, settings, _host = _start(
+        tiny_export,
+        tmp_path,
+        monkeypatch,
+        "--max-rerank",
+        "200",
+        "--max-connections",
+        "64",
+        "--allowed-host",
+        "search.example",
+    )
     assert (settings.max_rerank, settings.max_connections, settings.allowed_hosts) == (200, 64, ("search.example",))
     _, defaults, _ = _start(tiny_export, tmp_path, monkeypatch)
-    assert defaults.max_rerank == 1000 and defaults.allowed_hosts is None  # run() names the loopback hosts (server.effective_settings)
+    assert (
+        defaults.max_rerank == 1000 and defaults.allowed_hosts is None
+    )  # run() names the loopback hosts (server.effective_settings)
     from zse_infer.serve.server import effective_settings
     from zse_infer.serve.settings import LOOPBACK_HOSTS
 

@@ -30,10 +30,13 @@ def _search(base, data: bytes, name="s.png", **kw):
 
 def test_not_an_image_blank_and_bad_parameters_are_422(server, sketches):
     assert "s.png" in _error(_search(server, b"not an image"), 422, "invalid_image")["message"]
-    from .bad_images import _png
     from PIL import Image
 
-    assert "no ink" in _error(_search(server, _png(Image.new("RGB", (40, 40), "white"))), 422, "blank_sketch")["message"]
+    from .bad_images import _png
+
+    assert (
+        "no ink" in _error(_search(server, _png(Image.new("RGB", (40, 40), "white"))), 422, "blank_sketch")["message"]
+    )
     good = sketches[0].read_bytes()
     _error(_search(server, good, params={"k": 0}), 422)
     _error(_search(server, good, params={"rerank": "-1"}), 422)
@@ -52,8 +55,12 @@ def test_uploads_over_the_limit_are_413(server):
 
     _error(httpx.post(server + "/v1/search", json={"image": base64.b64encode(big).decode()}), 413)
     huge = bytes(3 * 1024 * 1024)  # past the body limit itself, sent chunked (no Content-Length)
-    r = httpx.post(server + "/v1/search", content=iter([huge[i : i + 65536] for i in range(0, len(huge), 65536)]),
-                   headers={"content-type": "image/png"}, timeout=30)
+    r = httpx.post(
+        server + "/v1/search",
+        content=iter([huge[i : i + 65536] for i in range(0, len(huge), 65536)]),
+        headers={"content-type": "image/png"},
+        timeout=30,
+    )
     _error(r, 413)
 
 
@@ -103,7 +110,7 @@ def test_a_gallery_file_reached_by_its_path_is_not_served(server, stored):
     pid, path = stored[0]
     parent, name = path.rsplit("/", 1)
     for other in (path, f"{parent}/../{parent.rsplit('/', 1)[1]}/{name}", f"{parent}//{name}", path.upper()):
-        status, body = _raw_get(server, "/v1/photos/" + quote(other, safe=""))
+        status, _body = _raw_get(server, "/v1/photos/" + quote(other, safe=""))
         assert status == 404, other
     assert _raw_get(server, "/v1/photos/" + quote(pid, safe=""))[0] == 200
 
@@ -123,7 +130,9 @@ def test_bad_input_set_is_a_4xx_or_a_result_never_a_500(server, sketches, name, 
 LEAKS = re.compile(r"object at 0x|<_io\.|Traceback|/tmp/|pytest-of")
 
 
-@pytest.mark.parametrize("name", ["sketch.ppm", "page.eps", "huge.png", "forged_ihdr.png", "forged_sof.jpg", "image.svg.png", "html.png"])
+@pytest.mark.parametrize(
+    "name", ["sketch.ppm", "page.eps", "huge.png", "forged_ihdr.png", "forged_sof.jpg", "image.svg.png", "html.png"]
+)
 def test_hostile_sketches_are_refused_before_decoding(server, name):
     """Formats outside the allowlist (Pillow would hand EPS to Ghostscript) and more pixels than
     the limit, true or forged in the header, are 422 naming the upload (issue 18, items 11, 15)."""
@@ -135,7 +144,9 @@ def test_hostile_sketches_are_refused_before_decoding(server, name):
 
 def test_a_text_file_as_sketch_is_named_not_a_python_repr(server):
     """Issue 18, item 15: the message named '<_io.BytesIO object at 0x...>'."""
-    message = _error(_search(server, b"just some notes\nnot a drawing\n", name="notes.txt"), 422, "invalid_image")["message"]
+    message = _error(_search(server, b"just some notes\nnot a drawing\n", name="notes.txt"), 422, "invalid_image")[
+        "message"
+    ]
     assert message.startswith("upload 'notes.txt': ") and "text starting 'just some notes'" in message, message
     assert not LEAKS.search(message), message
 
@@ -169,24 +180,38 @@ def test_writes_with_allow_writes(writable_server, shapes, sketches, tmp_path):
     auth = {"Authorization": "Bearer s3cret"}
     photos = make_photo_files(tmp_path, 2, seed=7)
     files = [("photos", (p.name, p.read_bytes(), "image/png")) for p in photos]
-    r = httpx.post(writable_server + "/v1/photos", files=files, data={"ids": ["new-a", "new-b"]}, headers=auth, timeout=60)
+    r = httpx.post(
+        writable_server + "/v1/photos", files=files, data={"ids": ["new-a", "new-b"]}, headers=auth, timeout=60
+    )
     assert r.status_code == 200, r.text
     assert r.json()["added"] == 2 and r.json()["gallery_size"] == 11
     served = httpx.get(writable_server + photo_url("new-a"), headers=auth)
     assert served.status_code == 200 and served.content == photos[0].read_bytes()
-    hits = _search(writable_server, sketches[0].read_bytes(), params={"k": 11, "rerank": "0"}, headers=auth).json()["hits"]
+    hits = _search(writable_server, sketches[0].read_bytes(), params={"k": 11, "rerank": "0"}, headers=auth).json()[
+        "hits"
+    ]
     assert {"new-a", "new-b"} <= {h["id"] for h in hits}
     # server-side paths: only inside --photo-root, whatever the spelling
     inside = sorted((shapes / "photo").rglob("*.jpg"))[0]
     _error(httpx.post(writable_server + "/v1/photos", json={"paths": [str(sketches[0])]}, headers=auth), 403)
-    _error(httpx.post(writable_server + "/v1/photos", json={"paths": [str(shapes / "photo" / ".." / "sketch")]}, headers=auth), 403)
+    _error(
+        httpx.post(
+            writable_server + "/v1/photos", json={"paths": [str(shapes / "photo" / ".." / "sketch")]}, headers=auth
+        ),
+        403,
+    )
     again = httpx.post(writable_server + "/v1/photos", json={"paths": [str(inside)]}, headers=auth, timeout=60)
     assert again.status_code == 200 and again.json()["skipped_existing"] == 1
-    _error(httpx.post(writable_server + "/v1/photos", files=[("photos", ("x.png", b"not an image"))], headers=auth), 422)
+    _error(
+        httpx.post(writable_server + "/v1/photos", files=[("photos", ("x.png", b"not an image"))], headers=auth), 422
+    )
     # delete: 404 for unknown ids; 501 until the Retriever can delete
     from zse_infer.runtime.retriever import Retriever
 
-    _error(httpx.delete(writable_server + "/v1/photos/nope", headers=auth), 501 if not hasattr(Retriever, "delete") else 404)
+    _error(
+        httpx.delete(writable_server + "/v1/photos/nope", headers=auth),
+        501 if not hasattr(Retriever, "delete") else 404,
+    )
     r = httpx.delete(writable_server + photo_url("new-b"), headers=auth)
     if hasattr(Retriever, "delete"):
         assert r.status_code == 200 and r.json()["gallery_size"] == 10

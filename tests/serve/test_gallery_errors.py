@@ -27,7 +27,7 @@ def faulty(tiny_export, serve_gallery, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     shutil.copytree(serve_gallery, root / "gallery")
     f = Faulty(Retriever.load(tiny_export, gallery=root / "gallery"))
-    with running_server(f, allow_writes=True, upload_dir=root / "uploads", refresh_s=0) as (base, app):
+    with running_server(f, allow_writes=True, upload_dir=root / "uploads", refresh_s=0) as (base, _app):
         host, port = base.split("//", 1)[1].split(":")
         yield host, int(port), f, str(root / "gallery")
 
@@ -45,13 +45,21 @@ def _ask(conn: http.client.HTTPConnection, method: str, path: str, body: bytes |
     return r, r.read()
 
 
-@pytest.mark.parametrize("method, error, status, kind", [
-    ("search_tokens", GalleryUnavailableError("/srv/g/gallery.lance/data/x.lance: Not found"), 503, "gallery_unavailable"),
-    ("encode", GalleryUnavailableError("LanceError(IO): object store"), 503, "gallery_unavailable"),
-    ("search_tokens", GalleryError("{gallery}: the gallery is empty: index photos first"), 409, "gallery_conflict"),
-    ("search_tokens", RuntimeError("a bug"), 500, "server_error"),
-    ("search_tokens", OSError("Not found: /srv/g/data/raw.lance"), 500, "server_error"),
-])
+@pytest.mark.parametrize(
+    "method, error, status, kind",
+    [
+        (
+            "search_tokens",
+            GalleryUnavailableError("/srv/g/gallery.lance/data/x.lance: Not found"),
+            503,
+            "gallery_unavailable",
+        ),
+        ("encode", GalleryUnavailableError("LanceError(IO): object store"), 503, "gallery_unavailable"),
+        ("search_tokens", GalleryError("{gallery}: the gallery is empty: index photos first"), 409, "gallery_conflict"),
+        ("search_tokens", RuntimeError("a bug"), 500, "server_error"),
+        ("search_tokens", OSError("Not found: /srv/g/data/raw.lance"), 500, "server_error"),
+    ],
+)
 def test_store_errors_are_503_or_409_and_keep_the_connection(faulty, sketches, method, error, status, kind):
     host, port, f, gallery = faulty
     if "{gallery}" in str(error):
@@ -85,8 +93,11 @@ def test_a_failed_refresh_leaves_searches_on_the_version_they_have(tiny_export, 
 
     shutil.copytree(serve_gallery, tmp_path / "g")
     f = Faulty(Retriever.load(tiny_export, gallery=tmp_path / "g"))
-    with running_server(f, refresh_s=0.001) as (base, app):
-        for error in (GalleryUnavailableError("LanceError(IO): gone"), GalleryError("the gallery: built with another model")):
+    with running_server(f, refresh_s=0.001) as (base, _app):
+        for error in (
+            GalleryUnavailableError("LanceError(IO): gone"),
+            GalleryError("the gallery: built with another model"),
+        ):
             f.errors["refresh"] = error
             calls = f.calls["refresh"]
             host, port = base.split("//", 1)[1].split(":")
@@ -97,11 +108,14 @@ def test_a_failed_refresh_leaves_searches_on_the_version_they_have(tiny_export, 
             conn.close()
 
 
-@pytest.mark.parametrize("method, error, status", [
-    ("index", GalleryUnavailableError("LanceError(IO): commit conflict after retries"), 503),
-    ("index", GalleryError("{gallery}: built with model A; this export is model B"), 409),
-    ("delete", GalleryUnavailableError("LanceError(IO): slow down"), 503),
-])
+@pytest.mark.parametrize(
+    "method, error, status",
+    [
+        ("index", GalleryUnavailableError("LanceError(IO): commit conflict after retries"), 503),
+        ("index", GalleryError("{gallery}: built with model A; this export is model B"), 409),
+        ("delete", GalleryUnavailableError("LanceError(IO): slow down"), 503),
+    ],
+)
 def test_write_errors_are_503_or_409(faulty, sketches, method, error, status):
     from .bad_images import polyglot_png
 
@@ -113,11 +127,17 @@ def test_write_errors_are_503_or_409(faulty, sketches, method, error, status):
     try:
         if method == "index":
             boundary = "zse-test-boundary"
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p.png\"\r\n"
-                    f"Content-Type: image/png\r\n\r\n").encode() + polyglot_png() + f"\r\n--{boundary}--\r\n".encode()
+            body = (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="p.png"\r\n'
+                    f"Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + polyglot_png()
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
             r, data = _ask(conn, "POST", "/v1/photos", body, f"multipart/form-data; boundary={boundary}")
         else:
-            r0, listing = _ask(conn, "POST", "/v1/search?k=1&rerank=0", sketches[0].read_bytes())
+            _r0, listing = _ask(conn, "POST", "/v1/search?k=1&rerank=0", sketches[0].read_bytes())
             victim = json.loads(listing)["hits"][0]["id"]
             r, data = _ask(conn, "DELETE", "/v1/photos/" + victim)
         err = json.loads(data)["error"]

@@ -34,7 +34,7 @@ def test_rerank_all_only_in_galleries_within_max_rerank(tiny_export, serve_galle
     from zse_infer.runtime.retriever import Retriever
 
     good = sketches[0].read_bytes()
-    with running_server(Retriever.load(tiny_export, gallery=serve_gallery), max_rerank=4) as (base, app):
+    with running_server(Retriever.load(tiny_export, gallery=serve_gallery), max_rerank=4) as (base, _app):
         err = _error(_search(base, good, params={"rerank": "all"}), 422, "invalid_request")
         assert "'all' for a gallery of 9 photos" in err["message"] and "4" in err["message"], err
         _error(_search(base, good, params={"rerank": "5"}), 422)
@@ -60,8 +60,15 @@ def faulty_server(tiny_export, serve_gallery, tmp_path):
     gallery = tmp_path / "gallery"
     shutil.copytree(serve_gallery, gallery)
     faulty = Faulty(Retriever.load(tiny_export, gallery=gallery))
-    with running_server(faulty, timeout_s=1.0, max_batch=1, max_delay_ms=0, refresh_s=0, allow_writes=True,
-                        upload_dir=tmp_path / "uploads") as (base, app):
+    with running_server(
+        faulty,
+        timeout_s=1.0,
+        max_batch=1,
+        max_delay_ms=0,
+        refresh_s=0,
+        allow_writes=True,
+        upload_dir=tmp_path / "uploads",
+    ) as (base, app):
         faulty.calls.clear()
         yield base, app, faulty
 
@@ -84,10 +91,11 @@ def test_a_search_that_timed_out_is_not_finished(faulty_server, sketches):
 
 def test_indexing_that_timed_out_stops_between_commits(faulty_server, monkeypatch):
     """POST /v1/photos indexes in commits; once the request timed out (504), the next commit is not started."""
+    from PIL import Image
+
     import zse_infer.serve.app as app_module
 
     from .bad_images import _ink, _png
-    from PIL import Image
 
     base, app, faulty = faulty_server
     monkeypatch.setattr(app_module, "COMMIT_SIZE", 1)
@@ -110,8 +118,14 @@ def small_server(tiny_export, serve_gallery):
     responses taken within 1 s. Yields (base, host, port, app)."""
     from zse_infer.runtime.retriever import Retriever
 
-    with running_server(Retriever.load(tiny_export, gallery=serve_gallery), max_connections=8, header_timeout_s=1.5,
-                        body_timeout_s=1.5, max_header_bytes=4096, send_timeout_s=1.0) as (base, app):
+    with running_server(
+        Retriever.load(tiny_export, gallery=serve_gallery),
+        max_connections=8,
+        header_timeout_s=1.5,
+        body_timeout_s=1.5,
+        max_header_bytes=4096,
+        send_timeout_s=1.0,
+    ) as (base, app):
         host, port = base.split("//", 1)[1].split(":")
         yield base, host, int(port), app
 
@@ -139,7 +153,7 @@ def _raw_healthz(host: str, port: int) -> bytes:
 def test_slow_clients_up_to_the_limit_do_not_block_healthz(small_server):
     """Issue 18, item 14: clients that trickle their headers (or send nothing) held connections
     forever and, enough of them, made /healthz unreachable."""
-    base, host, port, app = small_server
+    _base, host, port, _app = small_server
     slow = [_connect(host, port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n") for _ in range(6)]
     slow.append(_connect(host, port))  # connects and sends nothing
     try:
@@ -156,22 +170,24 @@ def test_slow_clients_up_to_the_limit_do_not_block_healthz(small_server):
 
 
 def test_kept_alive_connections_must_send_their_next_request_in_time(small_server):
-    base, host, port, app = small_server
+    _base, host, port, _app = small_server
     with _connect(host, port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\n") as s:
         answer = _read_all(s)
     assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1 408") == 1
 
 
 def test_oversized_headers_are_431(small_server):
-    base, host, port, app = small_server
+    _base, host, port, _app = small_server
     with _connect(host, port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Junk: " + b"a" * 8000) as s:
         assert _read_all(s).startswith(b"HTTP/1.1 431")
 
 
 def test_a_body_that_trickles_is_408(small_server, sketches):
-    base, host, port, app = small_server
+    _base, host, port, _app = small_server
     data = sketches[0].read_bytes()
-    head = (f"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
     with _connect(host, port, head + data[:10]) as s:
         answer = _read_all(s)
     assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer and b"request body" in answer
@@ -180,7 +196,7 @@ def test_a_body_that_trickles_is_408(small_server, sketches):
 def test_a_client_that_stops_reading_is_disconnected(small_server):
     """A client that never reads its response (a slow reader) does not hold its connection:
     after send_timeout_s with the server's send buffer full, the server drops it."""
-    base, host, port, app = small_server
+    _base, host, port, app = small_server
     uvicorn_server = app.state.test_server
     before = len(uvicorn_server.server_state.connections)
     s = socket.socket()
@@ -199,10 +215,13 @@ def test_a_client_that_stops_reading_is_disconnected(small_server):
         s.close()
 
 
-@pytest.mark.parametrize("soft, hard, raised, served", [
-    (1024, 1_048_576, 2 * 512 + 128, 512),  # the usual: the soft limit is raised, every connection is served
-    (256, 256, None, (256 - 128) // 2),  # a hard limit too low: fewer connections rather than running out
-])
+@pytest.mark.parametrize(
+    "soft, hard, raised, served",
+    [
+        (1024, 1_048_576, 2 * 512 + 128, 512),  # the usual: the soft limit is raised, every connection is served
+        (256, 256, None, (256 - 128) // 2),  # a hard limit too low: fewer connections rather than running out
+    ],
+)
 def test_the_descriptor_limit_is_fitted_to_the_connections(monkeypatch, soft, hard, raised, served):
     """uvicorn accepts until the process has no descriptor left, and then nothing answers: the
     server raises its soft limit where it may, and serves fewer connections where it may not."""

@@ -6,7 +6,6 @@ import base64
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ def _same(http_hits: list[dict], hits) -> None:
     assert [h["name"] for h in http_hits] == [Path(h.path).name for h in hits]
     assert [h["rank"] for h in http_hits] == [h.rank for h in hits]
     assert [h["stage"] for h in http_hits] == [h.stage for h in hits]
-    for a, b in zip(http_hits, hits):
+    for a, b in zip(http_hits, hits, strict=False):
         assert abs(a["score"] - b.score) <= 1e-5
 
 
@@ -42,10 +41,17 @@ def test_search_equals_in_process_retriever(server, reference, sketches, rerank)
 def test_json_base64_and_raw_body_give_the_same_hits(server, reference, sketches):
     data = sketches[0].read_bytes()
     expected = reference.search(data, k=3, rerank=2)
-    as_json = httpx.post(server + "/v1/search?k=3&rerank=2", json={"image": base64.b64encode(data).decode()}, timeout=30)
-    data_url = httpx.post(server + "/v1/search?k=3&rerank=2",
-                          json={"image": "data:image/png;base64," + base64.b64encode(data).decode()}, timeout=30)
-    raw = httpx.post(server + "/v1/search?k=3&rerank=2", content=data, headers={"content-type": "image/png"}, timeout=30)
+    as_json = httpx.post(
+        server + "/v1/search?k=3&rerank=2", json={"image": base64.b64encode(data).decode()}, timeout=30
+    )
+    data_url = httpx.post(
+        server + "/v1/search?k=3&rerank=2",
+        json={"image": "data:image/png;base64," + base64.b64encode(data).decode()},
+        timeout=30,
+    )
+    raw = httpx.post(
+        server + "/v1/search?k=3&rerank=2", content=data, headers={"content-type": "image/png"}, timeout=30
+    )
     for r in (as_json, data_url, raw):
         assert r.status_code == 200, r.text
         _same(r.json()["hits"], expected)
@@ -87,8 +93,12 @@ def test_explain_json_and_png(server, reference, sketches, stored):
     expected = reference.explain(data, path)
     assert body["id"] == pid and abs(body["score"] - expected.score) <= 1e-5
     assert len(body["matches"]) == len(expected.matches) and len(body["sketch_heat"]) == expected.sketch_heat.shape[0]
-    png = httpx.post(server + "/v1/explain", json={"image": base64.b64encode(data).decode(), "id": pid},
-                     headers={"Accept": "image/png"}, timeout=30)
+    png = httpx.post(
+        server + "/v1/explain",
+        json={"image": base64.b64encode(data).decode(), "id": pid},
+        headers={"Accept": "image/png"},
+        timeout=30,
+    )
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert abs(float(png.headers["x-relation-score"]) - expected.score) <= 1e-5
@@ -116,9 +126,15 @@ def test_probes_docs_page_and_metrics(server):
         assert httpx.get(f"{server}/static/{asset}").status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
     text = httpx.get(server + "/metrics").text
-    for needle in ('zse_requests_total{method="POST",route="/v1/search",status="200"}', 'zse_stage_seconds_bucket{le="0.5",stage="encode"}',
-                   'zse_stage_seconds_count{stage="stage2"}', 'zse_stage_seconds_count{stage="decode"}', "zse_batch_size_bucket",
-                   "zse_queue_depth ", "zse_gallery_size 9.0"):
+    for needle in (
+        'zse_requests_total{method="POST",route="/v1/search",status="200"}',
+        'zse_stage_seconds_bucket{le="0.5",stage="encode"}',
+        'zse_stage_seconds_count{stage="stage2"}',
+        'zse_stage_seconds_count{stage="decode"}',
+        "zse_batch_size_bucket",
+        "zse_queue_depth ",
+        "zse_gallery_size 9.0",
+    ):
         assert needle in text, needle
 
 
@@ -134,12 +150,18 @@ def test_searches_see_another_writers_commits(tiny_export, serve_gallery, shapes
     gallery = tmp_path / "gallery"
     shutil.copytree(serve_gallery, gallery)
     sketch = sorted((shapes / "sketch").rglob("*.png"))[0]
-    with running_server(Retriever.load(tiny_export, gallery=gallery), refresh_s=0.2) as (base, app):
-        before = httpx.post(base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30).json()["hits"]
+    with running_server(Retriever.load(tiny_export, gallery=gallery), refresh_s=0.2) as (base, _app):
+        before = httpx.post(
+            base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30
+        ).json()["hits"]
         writer = Retriever.load(tiny_export, gallery=gallery)
         writer.index([str(sorted((shapes / "photo").rglob("*.jpg"))[0])], ids=["from-another-writer"], progress=False)
         time.sleep(0.5)
-        httpx.post(base + "/v1/search?k=1&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30)  # picks up the commit
-        after = httpx.post(base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30).json()["hits"]
+        httpx.post(
+            base + "/v1/search?k=1&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30
+        )  # picks up the commit
+        after = httpx.post(base + "/v1/search?k=50&rerank=0", files={"sketch": sketch.read_bytes()}, timeout=30).json()[
+            "hits"
+        ]
         assert len(after) == len(before) + 1 and "from-another-writer" in {h["id"] for h in after}
         assert httpx.get(base + "/v1/photos/from-another-writer", timeout=30).status_code == 200

@@ -69,9 +69,15 @@ def _png(seed: int) -> bytes:
 
 def _multipart(data: bytes, photo_id: str) -> tuple[bytes, str]:
     boundary = "soak" + os.urandom(8).hex()
-    parts = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"ids\"\r\n\r\n{photo_id}\r\n"
-             f"--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p.png\"\r\n"
-             "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    parts = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="ids"\r\n\r\n{photo_id}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="p.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return parts, f"multipart/form-data; boundary={boundary}"
 
 
@@ -106,9 +112,7 @@ def _client(n: int, port: int, sketch: bytes, stop: threading.Event, tally: Tall
             problem = f"raw text in {path} {r.status}: {text[:300]}"
         elif r.status == 503 and not r.getheader("Retry-After"):
             problem = f"503 without Retry-After on {path}: {text[:300]}"
-        elif r.status >= 500 and r.status != 503:
-            problem = f"{r.status} on {path}: {text[:300]}"
-        elif r.status != 200 and r.status != 503:
+        elif (r.status >= 500 and r.status != 503) or (r.status != 200 and r.status != 503):
             problem = f"{r.status} on {path}: {text[:300]}"
         with tally.lock:
             if problem:
@@ -154,25 +158,84 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server_log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "zse_infer.cli.main", "serve", str(tiny_export), "--gallery", str(gallery), "--port", str(port),
-         "--allow-writes", "--token", TOKEN, "--upload-dir", str(tmp_path / "uploads"), "--threads", "1"],
-        cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "zse_infer.cli.main",
+            "serve",
+            str(tiny_export),
+            "--gallery",
+            str(gallery),
+            "--port",
+            str(port),
+            "--allow-writes",
+            "--token",
+            TOKEN,
+            "--upload-dir",
+            str(tmp_path / "uploads"),
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     workers: list[tuple[str, subprocess.Popen]] = []
     try:
         _wait_ready(port, server)
         writer_logs = [tmp_path / f"writer{w}.log" for w in range(2)]
         for w, log in enumerate(writer_logs):
-            workers.append((f"writer{w}", subprocess.Popen(
-                [sys.executable, str(WORKER), "writer", str(tiny_export), str(gallery), str(log), str(stop_file), f"w{w}", str(w)],
-                cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)))
+            workers.append(
+                (
+                    f"writer{w}",
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(WORKER),
+                            "writer",
+                            str(tiny_export),
+                            str(gallery),
+                            str(log),
+                            str(stop_file),
+                            f"w{w}",
+                            str(w),
+                        ],
+                        cwd=ROOT,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                        env=env,
+                    ),
+                )
+            )
         deleter_log = tmp_path / "deleter.log"
-        workers.append(("deleter", subprocess.Popen(
-            [sys.executable, str(WORKER), "deleter", str(tiny_export), str(gallery), str(deleter_log), str(stop_file), *map(str, writer_logs)],
-            cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)))
+        workers.append(
+            (
+                "deleter",
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(WORKER),
+                        "deleter",
+                        str(tiny_export),
+                        str(gallery),
+                        str(deleter_log),
+                        str(stop_file),
+                        *map(str, writer_logs),
+                    ],
+                    cwd=ROOT,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                ),
+            )
+        )
 
         tally, stop = Tally(), threading.Event()
         sketch = sketches[0].read_bytes()
-        clients = [threading.Thread(target=_client, args=(n, port, sketch, stop, tally), daemon=True) for n in range(CLIENTS)]
+        clients = [
+            threading.Thread(target=_client, args=(n, port, sketch, stop, tally), daemon=True) for n in range(CLIENTS)
+        ]
         t0 = time.monotonic()
         for c in clients:
             c.start()
@@ -204,13 +267,20 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
     resurrected = sorted(deleted & present)
     lat = np.array(tally.latencies) * 1000
     figures = {
-        "seconds": round(elapsed, 1), "requests": sum(tally.statuses.values()), "statuses": tally.statuses,
-        "searches": len(tally.latencies), "search_p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+        "seconds": round(elapsed, 1),
+        "requests": sum(tally.statuses.values()),
+        "statuses": tally.statuses,
+        "searches": len(tally.latencies),
+        "search_p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
         "search_p95_ms": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
-        "answered_503": tally.statuses.get(503, 0), "uploads_committed": len(tally.uploaded),
+        "answered_503": tally.statuses.get(503, 0),
+        "uploads_committed": len(tally.uploaded),
         "writer_commits": sum(len(_lines(log)) for log in writer_logs),
-        "deletes": len(deleted), "compactions": _lines(deleter_log).count("compacted"),
-        "resets": tally.resets, "lost": len(lost), "gallery_rows": len(present),
+        "deletes": len(deleted),
+        "compactions": _lines(deleter_log).count("compacted"),
+        "resets": tally.resets,
+        "lost": len(lost),
+        "gallery_rows": len(present),
     }
     print("soak figures:", json.dumps(figures))
     if os.environ.get("ZSE_SOAK_REPORT"):
@@ -218,7 +288,9 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
 
     assert not failures, failures
     attempted = {line.split(" ", 1)[1] for line in _lines(deleter_log) if line.startswith("attempt ")}
-    assert not lost, f"{len(lost)} committed ids lost, e.g. {lost[:5]} ({len(set(lost) & attempted)} of them the deleter tried to delete)"
+    assert not lost, (
+        f"{len(lost)} committed ids lost, e.g. {lost[:5]} ({len(set(lost) & attempted)} of them the deleter tried to delete)"
+    )
     assert not resurrected, f"deleted ids back in the gallery: {resurrected[:5]}"
     assert tally.resets == 0, f"{tally.resets} connections reset"
     assert not tally.bad, tally.bad[:5]

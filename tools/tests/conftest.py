@@ -53,8 +53,12 @@ def freehand_renders():
     rows = [(c, d) for c, ds in drawings.items() for d in ds]
     n = len(rows)
     drawn = RenderSet(
-        images=np.stack([strokes_to_rgb(list(d), pre) for _, d in rows]), concept=np.array([c for c, _ in rows]),
-        source=np.full(n, "quickdraw"), modality=np.full(n, "sketch"), variant=np.full(n, ""),
-        ident=np.array([str(i) for i in range(n)]), path=np.array([f"quickdraw/{i}" for i in range(n)]),
+        images=np.stack([strokes_to_rgb(list(d), pre) for _, d in rows]),
+        concept=np.array([c for c, _ in rows]),
+        source=np.full(n, "quickdraw"),
+        modality=np.full(n, "sketch"),
+        variant=np.full(n, ""),
+        ident=np.array([str(i) for i in range(n)]),
+        path=np.array([f"quickdraw/{i}" for i in range(n)]),
     )
     return base.concat(drawn), {len(base) + i: list(d) for i, (_, d) in enumerate(rows)}

@@ -15,7 +15,9 @@ def _concept(name, group, photos=("twemoji", "noto"), drawings=("tabler",)):
 
 
 def test_choose_takes_unseen_concepts_in_group_proportion_and_one_per_family():
-    concepts = [_concept(f"animal {i}", "Animals") for i in range(30)] + [_concept(f"food {i}", "Food") for i in range(10)]
+    concepts = [_concept(f"animal {i}", "Animals") for i in range(30)] + [
+        _concept(f"food {i}", "Food") for i in range(10)
+    ]
     concepts += [_concept("one oclock", "Travel"), _concept("two oclock", "Travel")]  # one split family (head word)
     concepts.append(_concept("lonely", "Food", photos=("twemoji",)))  # one photo: not bundled
     unseen = {c.name for c in concepts} - {"animal 0"}
@@ -30,8 +32,12 @@ def test_choose_takes_unseen_concepts_in_group_proportion_and_one_per_family():
 
 
 def test_photos_prefer_emoji_one_per_family_and_queries_avoid_photo_families():
-    c = _concept("cat", "Animals", photos=("streamline-color", "fluent-emoji", "fluent-emoji-flat", "noto", "twemoji"),
-                 drawings=("fluent-emoji-high-contrast", "tabler", "ph"))
+    c = _concept(
+        "cat",
+        "Animals",
+        photos=("streamline-color", "fluent-emoji", "fluent-emoji-flat", "noto", "twemoji"),
+        drawings=("fluent-emoji-high-contrast", "tabler", "ph"),
+    )
     photos = _photos(c)
     assert [p for p, _ in photos] == ["fluent-emoji-flat", "noto", "twemoji"]  # fluent-emoji: same family as flat
     queries = _queries(c, random.Random(0), excluded_families={"fluent-emoji", "noto", "twemoji"})

@@ -83,14 +83,24 @@ def _fake_iconify(cache):
     """Two tiny sets in the package layout: one stroke drawing set, one colour emoji set."""
     folder = package_dir(cache, iconify.ICONIFY) / "json"
     folder.mkdir(parents=True)
-    draw = {"prefix": "tabler", "width": 24, "height": 24, "icons": {
-        "cat": {"body": '<path fill="none" stroke="currentColor" stroke-width="2" d="M4 4h16v16H4z"/>'},
-        "dog": {"body": '<circle cx="12" cy="12" r="8" fill="none" stroke="currentColor" stroke-width="2"/>'},
-    }}
-    photo = {"prefix": "twemoji", "width": 36, "height": 36, "icons": {
-        "cat-face": {"body": '<circle cx="18" cy="18" r="14" fill="#f4900c"/>'},
-        "dog-face": {"body": '<rect x="4" y="4" width="28" height="28" fill="#99aab5"/>'},
-    }}
+    draw = {
+        "prefix": "tabler",
+        "width": 24,
+        "height": 24,
+        "icons": {
+            "cat": {"body": '<path fill="none" stroke="currentColor" stroke-width="2" d="M4 4h16v16H4z"/>'},
+            "dog": {"body": '<circle cx="12" cy="12" r="8" fill="none" stroke="currentColor" stroke-width="2"/>'},
+        },
+    }
+    photo = {
+        "prefix": "twemoji",
+        "width": 36,
+        "height": 36,
+        "icons": {
+            "cat-face": {"body": '<circle cx="18" cy="18" r="14" fill="#f4900c"/>'},
+            "dog-face": {"body": '<rect x="4" y="4" width="28" height="28" fill="#99aab5"/>'},
+        },
+    }
     (folder / "tabler.json").write_text(json.dumps(draw))
     (folder / "twemoji.json").write_text(json.dumps(photo))
     iconify.load_set.cache_clear()
@@ -102,8 +112,10 @@ def test_pack_round_trip(tmp_path):
     from tools.pack import load_pack, pack
 
     cache = _fake_iconify(tmp_path / "cache")
-    concepts = [Concept("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"]}),
-                Concept("dog", "Animals", photos={"twemoji": ["dog-face"]}, drawings={"tabler": ["dog"]})]
+    concepts = [
+        Concept("cat", "Animals", photos={"twemoji": ["cat-face"]}, drawings={"tabler": ["cat"]}),
+        Concept("dog", "Animals", photos={"twemoji": ["dog-face"]}, drawings={"tabler": ["dog"]}),
+    ]
     split = {"seen": ["cat"], "unseen": ["dog"], "validation": {"cat": ["tabler:cat"]}}
     summary = pack(cache, concepts, split, "zse_demo", tmp_path / "pack.npz")
     iconify.load_set.cache_clear()

@@ -5,9 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tools.train import ConceptSampler, TrainConfig, train  # noqa: E402
 from zse_infer.config import get_config  # noqa: E402
 from zse_infer.errors import ZseError  # noqa: E402
-from tools.train import ConceptSampler, TrainConfig, train  # noqa: E402
 
 CONCEPTS = ["c0", "c1", "c2", "c3"]
 
@@ -56,7 +56,7 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path, renders):
     resumed, b = train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, resume=True)
     assert [r["step"] for r in b] == [3, 4]
     assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a[2:]], rel=1e-5)
-    for (name, x), y in zip(whole.state_dict().items(), resumed.state_dict().values()):
+    for (name, x), y in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=False):
         assert torch.allclose(x, y, atol=1e-6), name
 
 
@@ -103,29 +103,46 @@ def test_protocol_rows_and_family_exclusion(renders, monkeypatch):
 def test_choose_depth_takes_the_best_validation_map_and_the_cheaper_on_ties():
     from tools.evaluate import choose_depth
 
-    val = {"ret_token": {"map_all": 0.20}, "rerank_10": {"map_all": 0.25}, "rerank_20": {"map_all": 0.25},
-           "rerank_100": {"map_all": 0.22}, "queries": 5}
+    val = {
+        "ret_token": {"map_all": 0.20},
+        "rerank_10": {"map_all": 0.25},
+        "rerank_20": {"map_all": 0.25},
+        "rerank_100": {"map_all": 0.22},
+        "queries": 5,
+    }
     depth, why = choose_depth(val)
     assert depth == 10 and "0: 0.200" in why
     assert choose_depth({"ret_token": {"map_all": 0.3}, "rerank_10": {"map_all": 0.2}})[0] == 0
 
 
 def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
-    from zse_infer.model import ZseModel, load_model
     from tools.train import _ret_topk_negatives, save_checkpoint
+    from zse_infer.model import ZseModel, load_model
 
     torch.manual_seed(0)
     start = tmp_path / "start.safetensors"
     save_checkpoint(ZseModel("tiny"), start, {"config": "tiny"})
-    cfg = TrainConfig(steps=0, batch=3, log_every=1, threads=1, head_steps=2, head_negatives="topk", head_topk=4, head_random_negatives=1,
-                      head_negatives_per_sketch=2)
-    model, records = train(get_config("tiny"), renders, CONCEPTS, cfg, init=start, )
+    cfg = TrainConfig(
+        steps=0,
+        batch=3,
+        log_every=1,
+        threads=1,
+        head_steps=2,
+        head_negatives="topk",
+        head_topk=4,
+        head_random_negatives=1,
+        head_negatives_per_sketch=2,
+    )
+    model, records = train(get_config("tiny"), renders, CONCEPTS, cfg, init=start)
     assert [r["stage"] for r in records] == ["head", "head"]
     assert all(np.isfinite(r["listwise"]) and 0 <= r["pos_first"] <= 1 for r in records)
     before = load_model(start, config="tiny")
-    assert all(torch.equal(a, b) for a, b in zip(before.encoder.state_dict().values(), model.encoder.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(before.encoder.state_dict().values(), model.encoder.state_dict().values(), strict=False)
+    )
 
-    sampler = ConceptSampler(renders, CONCEPTS, seed=0, )
+    sampler = ConceptSampler(renders, CONCEPTS, seed=0)
     tokens = torch.randn(len(renders), 3, 8)
     table = _ret_topk_negatives(renders, tokens, sampler, k=4)
     for row, negatives in table.items():
@@ -136,8 +153,8 @@ def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
 
 
 def test_bundle_rows_read_the_bundled_demo():
-    from zse_infer.demo.assets import load_demo_assets
     from tools.evaluate import bundle_rows
+    from zse_infer.demo.assets import load_demo_assets
 
     assets = load_demo_assets()
     renders, family, q, g = bundle_rows(get_config("zse_demo"))
@@ -163,15 +180,17 @@ def test_sampler_gives_the_freehand_share_of_a_batch_freehand_sketches(freehand_
 
 
 def test_freehand_training_redraws_strokes_and_resumes_where_it_was(tmp_path, freehand_renders):
-    from tools.train import SketchImages
     from tools.augment import StrokeAugmentConfig
+    from tools.train import SketchImages
 
     renders, strokes = freehand_renders
     images = SketchImages(renders, strokes, get_config("tiny").preprocess["sketch"], StrokeAugmentConfig(), seed=0)
     row = min(strokes)
     assert not np.array_equal(images(np.array([row]))[0], renders.images[row])  # drawn again, augmented
     assert np.array_equal(images(np.array([0]))[0], renders.images[0])  # an icon stays its render
-    cfg = TrainConfig(steps=4, batch=4, warmup=1, log_every=1, threads=1, head_steps=0, save_every=2, freehand_share=0.5)
+    cfg = TrainConfig(
+        steps=4, batch=4, warmup=1, log_every=1, threads=1, head_steps=0, save_every=2, freehand_share=0.5
+    )
     whole, a = train(get_config("tiny"), renders, CONCEPTS, cfg, strokes=strokes)
     out = tmp_path / "run.safetensors"
 
@@ -179,7 +198,7 @@ def test_freehand_training_redraws_strokes_and_resumes_where_it_was(tmp_path, fr
         train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, log=KillAtStep(3), strokes=strokes)
     resumed, b = train(get_config("tiny"), renders, CONCEPTS, cfg, out=out, resume=True, strokes=strokes)
     assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a[2:]], rel=1e-5)
-    for (name, x), y in zip(whole.state_dict().items(), resumed.state_dict().values()):
+    for (name, x), y in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=False):
         assert torch.allclose(x, y, atol=1e-6), name
 
 
@@ -193,7 +212,9 @@ def test_freehand_protocols_rank_the_drawn_concepts_photos_and_report_chance(fre
     codes[drawn & (renders.concept == "c0")] = 1  # c0's drawings held out (validation), c1's train
     q, g = evaluate.protocol_rows(renders, codes, "freehand_validation", max_queries=10)
     assert set(renders.source[q]) == {"quickdraw"} and set(renders.concept[q]) == {"c0"}
-    assert set(renders.concept[g]) == {"c0"} and set(renders.modality[g]) == {"photo"}  # the drawn concept's photos only
+    assert set(renders.concept[g]) == {"c0"} and set(renders.modality[g]) == {
+        "photo"
+    }  # the drawn concept's photos only
     vq, _ = evaluate.protocol_rows(renders, codes, "validation", max_queries=10)
     assert "quickdraw" not in set(renders.source[vq])  # icon protocols never take freehand rows
     with pytest.raises(ZseError, match="freehand_test"):

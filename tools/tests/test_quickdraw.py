@@ -20,13 +20,20 @@ def sha(text):
 
 
 CONCEPTS = [
-    Concept("cat", "Animals", aliases=["kitty"]), Concept("dog", "Animals"), Concept("drum", "Objects"),
-    Concept("mobile phone", "Objects"), Concept("table", "Objects"), Concept("eye", "People"), Concept("eyes", "People"),
+    Concept("cat", "Animals", aliases=["kitty"]),
+    Concept("dog", "Animals"),
+    Concept("drum", "Objects"),
+    Concept("mobile phone", "Objects"),
+    Concept("table", "Objects"),
+    Concept("eye", "People"),
+    Concept("eyes", "People"),
     Concept("knife block", "Objects"),
 ]
 SPLIT = {"seen": ["cat", "drum", "table", "eye", "eyes", "knife block"], "unseen": ["dog", "mobile phone"]}
-NAMES = {"same_as": {"cell phone": "mobile phone", "eye": "eye", "dagger": "knife block"},
-         "not_the_same": {"table": "furniture, not a data table"}}
+NAMES = {
+    "same_as": {"cell phone": "mobile phone", "eye": "eye", "dagger": "knife block"},
+    "not_the_same": {"table": "furniture, not a data table"},
+}
 RESERVED = Reserved(frozenset({sha("knife")}), frozenset(), frozenset({sha("puppy")}))
 
 
@@ -38,7 +45,11 @@ def test_categories_map_by_name_forms_and_the_hand_table_onto_their_side():
     assert table["dogs"] == {"concept": "dog", "side": "unseen", "how": "name"}  # plural form
     assert table["drums"]["concept"] == "drum"
     assert table["cell phone"] == {"concept": "mobile phone", "side": "unseen", "how": "hand"}
-    assert table["eye"] == {"concept": "eye", "side": "seen", "how": "hand"}  # 'eye' and 'eyes' both match: the table picks
+    assert table["eye"] == {
+        "concept": "eye",
+        "side": "seen",
+        "how": "hand",
+    }  # 'eye' and 'eyes' both match: the table picks
     assert table["table"]["excluded"].startswith("not the same thing")
     assert table["unicorn"] == {"excluded": "matches no concept"}
 
@@ -46,7 +57,9 @@ def test_categories_map_by_name_forms_and_the_hand_table_onto_their_side():
 def test_reserved_categories_are_left_out_whatever_they_map_to():
     table = map_categories(["knife", "knives", "puppies", "dagger", "pocket knife"], CONCEPTS, SPLIT, RESERVED, NAMES)
     assert table["knife"] == {"excluded": "reserved (reserved)"}
-    assert table["knives"] == {"excluded": "reserved (form)"} and table["pocket knife"] == {"excluded": "reserved (form)"}
+    assert table["knives"] == {"excluded": "reserved (form)"} and table["pocket knife"] == {
+        "excluded": "reserved (form)"
+    }
     assert table["puppies"] == {"excluded": "reserved (synonym)"}
     assert "reserved" in table["dagger"]["excluded"]  # its concept's name holds a reserved word
     assert not any("concept" in v for v in table.values())
@@ -71,7 +84,9 @@ def test_names_file_is_read_with_a_clear_error(tmp_path):
 
 def test_the_reserved_drawings_are_never_opened(tmp_path, monkeypatch):
     opened = []
-    monkeypatch.setattr(gzip, "open", lambda *a, **k: opened.append(a) or (_ for _ in ()).throw(AssertionError("opened")))
+    monkeypatch.setattr(
+        gzip, "open", lambda *a, **k: opened.append(a) or (_ for _ in ()).throw(AssertionError("opened"))
+    )
     with pytest.raises(InputError, match="independent evaluation"):
         load_drawings(tmp_path / "reserved.ndjson.gz")
     assert opened == []
@@ -80,7 +95,12 @@ def test_the_reserved_drawings_are_never_opened(tmp_path, monkeypatch):
 def test_drawings_file_round_trip_and_errors(tmp_path):
     path = tmp_path / "drawings.ndjson.gz"
     with gzip.open(path, "wt") as f:
-        f.write(json.dumps({"category": "cat", "key_id": 7, "source": "s", "recognized": False, "drawing": [[[0, 1], [0, 1]]]}) + "\n")
+        f.write(
+            json.dumps(
+                {"category": "cat", "key_id": 7, "source": "s", "recognized": False, "drawing": [[[0, 1], [0, 1]]]}
+            )
+            + "\n"
+        )
     (d,) = load_drawings(path)
     assert (d.category, d.key_id, d.recognized, d.strokes) == ("cat", "7", False, [[[0, 1], [0, 1]]])
     with pytest.raises(InputError, match="no Quick, Draw!"):
@@ -103,12 +123,18 @@ def test_seen_drawings_hold_out_a_stable_validation_share():
 def test_freehand_set_draws_what_the_mapping_uses():
     from zse_infer.config import get_config
 
-    table = {"cat": {"concept": "cat", "side": "seen"}, "dog": {"concept": "dog", "side": "unseen"},
-             "knife": {"excluded": "reserved (reserved)"}}
+    table = {
+        "cat": {"concept": "cat", "side": "seen"},
+        "dog": {"concept": "dog", "side": "unseen"},
+        "knife": {"excluded": "reserved (reserved)"},
+    }
     square = [[[0, 10, 10, 0, 0], [0, 0, 10, 10, 0]]]
     drawings = [Drawing(c, str(i), "s", square, True) for i, c in enumerate(["cat", "dog", "knife"])]
     renders, codes, strokes = quickdraw.freehand_set(get_config("tiny"), table, drawings)
-    assert list(renders.concept) == ["cat", "dog"] and list(codes) == [side_of(drawings[0], table["cat"]) == "validation", 2]
+    assert list(renders.concept) == ["cat", "dog"] and list(codes) == [
+        side_of(drawings[0], table["cat"]) == "validation",
+        2,
+    ]
     assert renders.images.shape == (2, 64, 64, 3) and set(renders.source) == {quickdraw.FAMILY}
     assert strokes == [square, square] and (renders.images < 128).any()
 

@@ -56,10 +56,20 @@ def test_code_points_match_whole_sequences_and_single_code_points():
 
 
 def test_every_name_icon_and_code_point_of_the_table_is_checked():
-    concept = Concept("cat", "Animals & Nature", ["cat face"], ["kitty"], ["1F431"],
-                        {"twemoji": ["cat-face"]}, {"tabler": ["cat"], "ph": ["pet-light"]})
-    for listed, expected in (("cat", "cat: cat (reserved)"), ("kitty", "cat: kitty (reserved)"),
-                             ("pet", "cat: ph:pet-light (form)")):
+    concept = Concept(
+        "cat",
+        "Animals & Nature",
+        ["cat face"],
+        ["kitty"],
+        ["1F431"],
+        {"twemoji": ["cat-face"]},
+        {"tabler": ["cat"], "ph": ["pet-light"]},
+    )
+    for listed, expected in (
+        ("cat", "cat: cat (reserved)"),
+        ("kitty", "cat: kitty (reserved)"),
+        ("pet", "cat: ph:pet-light (form)"),
+    ):
         r = Reserved(frozenset({sha(listed)}), frozenset())
         assert expected in reserved_hits([concept], r)
     assert reserved_hits([concept], Reserved(frozenset(), frozenset({sha("1F431")}))) == ["cat: 1F431 (code point)"]

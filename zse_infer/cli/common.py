@@ -7,8 +7,9 @@ import errno
 import logging
 import re
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
@@ -21,8 +22,17 @@ UNEXPECTED_EXIT = 70
 #: optional packages a command may import on its way (the torch side imports torch at module
 #: level) and the extra that installs each: their absence is a missing extra, not a bug
 _EXTRAS = {
-    "torch": "export", "onnx": "export", "onnxscript": "export", "timm": "export", "safetensors": "export",
-    "onnxruntime": "runtime", "tensorrt": "gpu", "faiss": "ann", "ray": "ray", "fastapi": "serve", "uvicorn": "serve",
+    "torch": "export",
+    "onnx": "export",
+    "onnxscript": "export",
+    "timm": "export",
+    "safetensors": "export",
+    "onnxruntime": "runtime",
+    "tensorrt": "gpu",
+    "faiss": "ann",
+    "ray": "ray",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 _META = "zse_infer.cli"  # ctx.meta key (shared by a command and its subcommands): what -v recorded
@@ -31,7 +41,9 @@ _META = "zse_infer.cli"  # ctx.meta key (shared by a command and its subcommands
 def setup_logging(verbose: int) -> None:
     """-v shows our own progress log; other libraries (onnx_ir, onnxscript log every pass at INFO) only with -vv."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("zse_infer").setLevel(level)
 
 
@@ -44,14 +56,17 @@ def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
-verbose_option = click.option("-v", "--verbose", count=True, callback=_verbosity,
-                              help="More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).")
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    callback=_verbosity,
+    help="More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).",
+)
 
 
 class _UnexpectedError(click.ClickException):
     exit_code = UNEXPECTED_EXIT
-
-
 
 
 @contextmanager
@@ -78,8 +93,10 @@ def reported_errors(ctx: click.Context) -> Iterator[None]:
         if package not in _EXTRAS:  # e.g. a name missing from one of our modules: a bug
             raise _unexpected(ctx, exc) from exc
         command = ctx.meta.get(_META, {}).get("command", ctx.command_path)
-        raise click.ClickException(f"{command} needs the '{package}' package, which this install lacks: "
-                                   f"pip install 'zse-infer[{_EXTRAS[package]}]'") from exc
+        raise click.ClickException(
+            f"{command} needs the '{package}' package, which this install lacks: "
+            f"pip install 'zse-infer[{_EXTRAS[package]}]'"
+        ) from exc
     except Exception as exc:  # the top of a command line: nothing above us would say it better
         raise _unexpected(ctx, exc) from exc
 
@@ -90,8 +107,11 @@ def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
         click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
     first = (str(exc).strip().splitlines() or [""])[0]
     hint = "the traceback is above" if seen.get("verbose") else "re-run with -v for the traceback"
-    return _UnexpectedError(f"unexpected {type(exc).__name__} in {seen.get('command', ctx.command_path)}"
-                            + (f": {first}" if first else "") + f" (a bug or an unhandled case; {hint})")
+    return _UnexpectedError(
+        f"unexpected {type(exc).__name__} in {seen.get('command', ctx.command_path)}"
+        + (f": {first}" if first else "")
+        + f" (a bug or an unhandled case; {hint})"
+    )
 
 
 class _OneWrapper:
@@ -137,8 +157,7 @@ def rerank_note(manifest, rerank) -> str:
     if not source:
         return f"rerank {manifest.default_rerank} ({rerank_source(manifest)})"
     summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
-    return f"rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, \"search\")"
-
+    return f'rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, "search")'
 
 
 def _storage_options(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
@@ -154,9 +173,14 @@ def _storage_options(ctx: click.Context, param: click.Parameter, value: tuple[st
 #: as Lance takes them (``aws_endpoint``, ``allow_http``, ``aws_region``...), on top of the
 #: standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables
 storage_option = click.option(
-    "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", callback=_storage_options,
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_storage_options,
     help="An option of the object store a gallery URI (s3://, gs://, az://) names, e.g. aws_endpoint=http://minio:9000 "
-         "(repeatable; credentials: the standard AWS_*/GOOGLE_*/AZURE_* variables, or options here).")
+    "(repeatable; credentials: the standard AWS_*/GOOGLE_*/AZURE_* variables, or options here).",
+)
 
 #: a gallery: a local folder or an object-storage URI (a string: click's Path type would
 #: collapse 's3://' into 's3:/'; the one parser, runtime/gallery/location.py, reads it)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -44,15 +45,32 @@ def _export_options(func: Callable) -> Callable:
         click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint (.pth/.safetensors) to export."),
         click.option("--out", type=click.Path(path_type=Path), help="Export folder [default: engines/<recipe name>]."),
         click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
-        click.option("--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."),
+        click.option(
+            "--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."
+        ),
         click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
-        click.option("--recipe", help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16]."),
-        click.option("--max-batch", multiple=True, callback=_parse_max_batch,
-                     help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable)."),
-        click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."),
-        click.option("--engines/--no-engines", "engines", default=None,
-                     help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present]."),
-        click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache]."),
+        click.option(
+            "--recipe",
+            help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16].",
+        ),
+        click.option(
+            "--max-batch",
+            multiple=True,
+            callback=_parse_max_batch,
+            help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable).",
+        ),
+        click.option(
+            "--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."
+        ),
+        click.option(
+            "--engines/--no-engines",
+            "engines",
+            default=None,
+            help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present].",
+        ),
+        click.option(
+            "--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache]."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -78,7 +96,9 @@ class _Steps:
         self.bar.close()
 
 
-def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False) -> None:
+def _run_export(
+    checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False
+) -> None:
     from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
 
     if checkpoint is None:
@@ -86,8 +106,12 @@ def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite
     resolved = resolve_recipe(recipe, config_name)
     out = out or Path("engines") / resolved.name
     options = ExportOptions(
-        fp16=fp16, int8=int8, max_batch=max_batch, overwrite=overwrite,
-        engines={None: "auto", True: "require", False: "never"}[engines], cache_dir=cache_dir,
+        fp16=fp16,
+        int8=int8,
+        max_batch=max_batch,
+        overwrite=overwrite,
+        engines={None: "auto", True: "require", False: "never"}[engines],
+        cache_dir=cache_dir,
     )
     steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")
     started = time.perf_counter()
@@ -96,20 +120,26 @@ def _run_export(checkpoint, out, fp16, config_name, recipe, max_batch, overwrite
     finally:
         steps.close()
     total = sum((out / g.file).stat().st_size for g in manifest.graphs.values()) / 1e6
-    click.echo(f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s")
+    click.echo(
+        f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s"
+    )
     for gid, g in manifest.graphs.items():
         parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
         fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
         click.echo(f"  {gid:<26} max abs error {parity}" + (f"  [{fused}]" if fused else ""))
     trt = manifest.extra.get("tensorrt", {})
     if manifest.engines:
-        click.echo(f"built {len(manifest.engines)} TensorRT engine(s): " + ", ".join(e["file"] for e in manifest.engines))
+        click.echo(
+            f"built {len(manifest.engines)} TensorRT engine(s): " + ", ".join(e["file"] for e in manifest.engines)
+        )
     else:
         click.echo(f"wrote ONNX only, no TensorRT engines: {trt.get('reason')}")
         click.echo(f"  on a machine with TensorRT and a GPU: zse-export build {out}")
 
 
-@click.group("zse-export", cls=ZseGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "zse-export", cls=ZseGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @_export_options
 @verbose_option
 @click.pass_context
@@ -133,14 +163,24 @@ def export_cmd(verbose: int, **kwargs: Any) -> None:
 
 @main.command("build")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "all"]), default=None,
-              help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].")
-@click.option("--max-batch", multiple=True, callback=_parse_max_batch,
-              help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
-                   "takes batches up to it; relation_* engines follow relation_head).")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "all"]),
+    default=None,
+    help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].",
+)
+@click.option(
+    "--max-batch",
+    multiple=True,
+    callback=_parse_max_batch,
+    help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
+    "takes batches up to it; relation_* engines follow relation_head).",
+)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
 @verbose_option
-def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None, verbose: int) -> None:
+def build_cmd(
+    folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None, verbose: int
+) -> None:
     """Build TensorRT engines for an existing export FOLDER (needs TensorRT and an NVIDIA GPU)."""
     from ..engines.build import build_engines
 
@@ -157,7 +197,9 @@ def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], ca
 
 @main.command("validate")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU).")
+@click.option(
+    "--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU)."
+)
 @click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON here.")
 @verbose_option

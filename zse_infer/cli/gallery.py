@@ -29,9 +29,13 @@ def info(gallery_dir, storage_options, as_json, verbose) -> None:
     g = Gallery.open(gallery_dir, storage_options=storage_options)
     details = g.info()
     stage1 = g.location.local / "stage1" / "ivf.json" if g.location.local is not None else None
-    details["stage1"] = (json.loads(stage1.read_text()) if stage1 is not None and stage1.is_file()
-                         else "exact (no index file below the approximate threshold)" if stage1 is not None
-                         else "not persisted on object storage (built in memory above the approximate threshold)")
+    details["stage1"] = (
+        json.loads(stage1.read_text())
+        if stage1 is not None and stage1.is_file()
+        else "exact (no index file below the approximate threshold)"
+        if stage1 is not None
+        else "not persisted on object storage (built in memory above the approximate threshold)"
+    )
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -42,9 +46,13 @@ def info(gallery_dir, storage_options, as_json, verbose) -> None:
 @gallery.command()
 @click.argument("gallery_dir", type=GALLERY)
 @storage_option
-@click.option("--keep-versions", type=click.FloatRange(min=0), default=None,
-              help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
-                   "(default: 600; docs/guarantees.md).")
+@click.option(
+    "--keep-versions",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
+    "(default: 600; docs/guarantees.md).",
+)
 @verbose_option
 def compact(gallery_dir, storage_options, keep_versions, verbose) -> None:
     """Merge small fragments, drop deleted rows, old versions and files of killed writers."""
@@ -52,13 +60,18 @@ def compact(gallery_dir, storage_options, keep_versions, verbose) -> None:
 
     g = Gallery.open(gallery_dir, storage_options=storage_options)
     stats = g.compact(keep_versions_seconds=keep_versions)
-    click.echo(f"{gallery_dir}: {len(g)} photos; " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None))
+    click.echo(
+        f"{gallery_dir}: {len(g)} photos; "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None)
+    )
 
 
 @gallery.command()
 @click.argument("old", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--codec", type=click.Choice(CODECS), default="float16", show_default=True, help="Token codec of the new gallery.")
+@click.option(
+    "--codec", type=click.Choice(CODECS), default="float16", show_default=True, help="Token codec of the new gallery."
+)
 @verbose_option
 def migrate(old, new, codec, verbose) -> None:
     """Convert the format-1 gallery OLD into a new gallery NEW, without re-encoding."""

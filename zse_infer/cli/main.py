@@ -36,31 +36,64 @@ def main() -> None:
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=GALLERY,
-              help="Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.")
+@click.option(
+    "--gallery",
+    "gallery_dir",
+    required=True,
+    type=GALLERY,
+    help="Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.",
+)
 @storage_option
-@click.option("--codec", type=click.Choice(["float16", "int8", "pq", "none"]), default="float16", show_default=True,
-              help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
-                   "and more on wider ones, none stores none (stage 2 re-encodes from the files).")
-@click.option("--list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="A text file with one photo path per line (relative to the file).")
+@click.option(
+    "--codec",
+    type=click.Choice(["float16", "int8", "pq", "none"]),
+    default="float16",
+    show_default=True,
+    help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
+    "and more on wider ones, none stores none (stage 2 re-encodes from the files).",
+)
+@click.option(
+    "--list",
+    "list_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A text file with one photo path per line (relative to the file).",
+)
 @click.option("--batch-size", type=int, default=None, help="Photos per encoder call (default: the graph's max batch).")
-@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
-              help="Stop at the first unreadable photo (batches committed before it stay; re-running continues), "
-                   "or skip and report it.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="Stop at the first unreadable photo (batches committed before it stay; re-running continues), "
+    "or skip and report it.",
+)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @ray_options
 @verbose_option
-def index(export_dir, photos, gallery_dir, storage_options, codec, list_file, batch_size, on_error, backend, use_ray, ray_address,
-          verbose) -> None:
+def index(
+    export_dir,
+    photos,
+    gallery_dir,
+    storage_options,
+    codec,
+    list_file,
+    batch_size,
+    on_error,
+    backend,
+    use_ray,
+    ray_address,
+    verbose,
+) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
-    from ..runtime.retriever import Retriever
     from ..runtime.photo_sources import read_list_file
+    from ..runtime.retriever import Retriever
 
     sources = [str(p) for p in photos] + (read_list_file(list_file) if list_file else [])
     if not sources:
         raise click.UsageError("give photos or folders, or --list FILE")
-    r = Retriever.load(export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend, storage_options=storage_options)
+    r = Retriever.load(
+        export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend, storage_options=storage_options
+    )
     executor = None  # this process
     if use_ray:  # where the job runs is chosen here, where it starts: the indexing loop is the same
         from ..distributed.ray_index import RayIndexExecutor, RayOptions
@@ -81,25 +114,37 @@ def index(export_dir, photos, gallery_dir, storage_options, codec, list_file, ba
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=GALLERY, help="Gallery folder or URI (s3://, gs://, az://).")
+@click.option(
+    "--gallery", "gallery_dir", required=True, type=GALLERY, help="Gallery folder or URI (s3://, gs://, az://)."
+)
 @storage_option
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
-@click.option("--rerank", default=None, callback=_rerank, metavar="N|all",
-              help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
-                   "default: the depth recorded in the export folder (printed).")
+@click.option(
+    "--rerank",
+    default=None,
+    callback=_rerank,
+    metavar="N|all",
+    help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
+    "default: the depth recorded in the export folder (printed).",
+)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              help="Write results as JSON to this file ('-' for stdout).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write results as JSON to this file ('-' for stdout).",
+)
 @click.option("--page", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML results page.")
 @verbose_option
 def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backend, json_out, page, verbose) -> None:
     """Search the gallery with one or more SKETCHES."""
-    from ..runtime.retriever import Retriever
-    from ..runtime.photo_sources import expand_sources
-
     from ..runtime.gallery.store import Gallery
+    from ..runtime.photo_sources import expand_sources
+    from ..runtime.retriever import Retriever
 
-    if not Gallery.exists(gallery_dir, storage_options) and not Gallery.is_format1(gallery_dir):  # format 1: load names the migration
+    if not Gallery.exists(gallery_dir, storage_options) and not Gallery.is_format1(
+        gallery_dir
+    ):  # format 1: load names the migration
         raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, storage_options=storage_options)
     queries = expand_sources([str(s) for s in sketches])
@@ -108,14 +153,21 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     click.echo(note, err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
     payload = [
-        {"sketch": str(q), "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits]}
-        for q, hits in zip(queries, results)
+        {
+            "sketch": str(q),
+            "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits],
+        }
+        for q, hits in zip(queries, results, strict=False)
     ]
     if page:
         from ..evaluation.results_page import QueryResult, write_results_page
 
-        write_results_page(page, [QueryResult(q, hits) for q, hits in zip(queries, results)], title="zse search",
-                           subtitle=f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}")
+        write_results_page(
+            page,
+            [QueryResult(q, hits) for q, hits in zip(queries, results, strict=False)],
+            title="zse search",
+            subtitle=f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}",
+        )
     if json_out:
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
@@ -132,29 +184,71 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
 
 @main.command("eval")
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--dataset", required=True,
-              help="An official split (sketchy_ext_25, sketchy_ext_21, tuberlin_ext, quickdraw_ext) or 'folder' "
-                   "(ROOT/sketch/<class>/*, ROOT/photo/<class>/*).")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Dataset root (the official --data_path, or the folder-per-class root).")
-@click.option("--all", "test_all", is_flag=True,
-              help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.")
-@click.option("--ranking", type=click.Choice(["ret-token", "two-stage", "exhaustive", "sa", "rn"]), default="two-stage", show_default=True,
-              help="sa and rn: the official code's names for ret-token and exhaustive.")
-@click.option("--rerank", type=click.IntRange(min=0), default=None,
-              help="For two-stage ranking; default: the depth recorded in the export folder (printed).")
+@click.option(
+    "--dataset",
+    required=True,
+    help="An official split (sketchy_ext_25, sketchy_ext_21, tuberlin_ext, quickdraw_ext) or 'folder' "
+    "(ROOT/sketch/<class>/*, ROOT/photo/<class>/*).",
+)
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset root (the official --data_path, or the folder-per-class root).",
+)
+@click.option(
+    "--all",
+    "test_all",
+    is_flag=True,
+    help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.",
+)
+@click.option(
+    "--ranking",
+    type=click.Choice(["ret-token", "two-stage", "exhaustive", "sa", "rn"]),
+    default="two-stage",
+    show_default=True,
+    help="sa and rn: the official code's names for ret-token and exhaustive.",
+)
+@click.option(
+    "--rerank",
+    type=click.IntRange(min=0),
+    default=None,
+    help="For two-stage ranking; default: the depth recorded in the export folder (printed).",
+)
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
-@click.option("--gallery", "gallery_dir", type=GALLERY,
-              help="Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).")
+@click.option(
+    "--gallery",
+    "gallery_dir",
+    type=GALLERY,
+    help="Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).",
+)
 @storage_option
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
-@click.option("--page", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write an HTML page with the first queries and their top 10 hits.")
+@click.option(
+    "--page",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write an HTML page with the first queries and their top 10 hits.",
+)
 @ray_options
 @verbose_option
-def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, storage_options, backend, json_out, page, use_ray, ray_address,
-                 verbose) -> None:
+def evaluate_cmd(
+    export_dir,
+    dataset,
+    root,
+    test_all,
+    ranking,
+    rerank,
+    ks,
+    gallery_dir,
+    storage_options,
+    backend,
+    json_out,
+    page,
+    use_ray,
+    ray_address,
+    verbose,
+) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
     from ..evaluation.protocol import evaluate, ranking_name
@@ -184,10 +278,16 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
         from ..evaluation.results_page import QueryResult, write_results_page
 
         names = eval_set.class_names
-        labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels)}
-        queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels))[:20]
-        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0))
-        write_results_page(page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits)], labels)
+        labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels, strict=False)}
+        queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels, strict=False))[:20]
+        hits = r.search_batch(
+            [str(q) for q, _ in queries],
+            k=10,
+            rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0),
+        )
+        write_results_page(
+            page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits, strict=False)], labels
+        )
 
 
 @main.command()
@@ -195,9 +295,16 @@ def evaluate_cmd(export_dir, dataset, root, test_all, ranking, rerank, ks, galle
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--top", type=click.IntRange(min=1), default=6, show_default=True,
-              help="Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON."
+)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
 def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
@@ -212,9 +319,11 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
     click.echo(f"{out}: match score {exp.score:.3f} (0 = unrelated, 1 = sure)")
     if shown:
         m = shown[0]
-        click.echo(f"  {len(shown)} matched parts numbered in the picture; the strongest (1): sketch patch "
-                   f"row {m.sketch_patch[0]}, col {m.sketch_patch[1]} <-> photo patch row {m.photo_patch[0]}, "
-                   f"col {m.photo_patch[1]} (feature cosine {m.similarity:.2f})")
+        click.echo(
+            f"  {len(shown)} matched parts numbered in the picture; the strongest (1): sketch patch "
+            f"row {m.sketch_patch[0]}, col {m.sketch_patch[1]} <-> photo patch row {m.photo_patch[0]}, "
+            f"col {m.photo_patch[1]} (feature cosine {m.similarity:.2f})"
+        )
     else:
         click.echo("  no match falls on a stroke of the sketch and on the photo's object: only heat maps are drawn")
 
@@ -224,11 +333,17 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--gallery", "gallery_dir", type=GALLERY,
-              help="Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.")
+@click.option(
+    "--gallery",
+    "gallery_dir",
+    type=GALLERY,
+    help="Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.",
+)
 @storage_option
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose).")
+@click.option(
+    "--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose)."
+)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @verbose_option
 def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend, verbose) -> None:
@@ -242,8 +357,10 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k,
     result = r.synthesize(str(sketch), sources, out=out, ink_only=ink_only)
     part = "stroke" if ink_only else "drawing"
     used = [f"{name} ({result.taken_from(i)})" for i, name in enumerate(result.names) if result.taken_from(i)]
-    click.echo(f"{out}: {result.replaced} of {len(result.source)} sketch patches ({part} patches) redrawn "
-               f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}")
+    click.echo(
+        f"{out}: {result.replaced} of {len(result.source)} sketch patches ({part} patches) redrawn "
+        f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}"
+    )
 
 
 from .export import main as _export_group  # noqa: E402 - registered here, defined in their own files

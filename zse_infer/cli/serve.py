@@ -14,54 +14,162 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 @click.command("serve", cls=ZseCommand)
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--gallery", "gallery_dir", required=True, type=GALLERY,
-              help="Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
-                   "and --allow-writes).")
+@click.option(
+    "--gallery",
+    "gallery_dir",
+    required=True,
+    type=GALLERY,
+    help="Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
+    "and --allow-writes).",
+)
 @storage_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network."
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--max-batch", type=click.IntRange(min=1), default=None,
-              help="Sketches encoded together, at most (1 = batching off). Default: 16.")
-@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="How long the first search of a batch waits for others, once the last batch had company "
-                   "(a lone client never waits); 0: a batch is what queued while the model was busy.")
-@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Searches waiting beyond this are answered 503 with Retry-After.")
-@click.option("--timeout-s", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Requests not answered by then get 504.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
-              help="Largest image the server reads: uploads, sketches, --photo-root files (413 above).")
-@click.option("--max-rerank", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Deepest stage-2 rerank one request may ask for (422 beyond; 'all' only in galleries this small).")
-@click.option("--max-connections", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Open connections at once; more are answered 503 at once. Slow clients are cut off (docs/serve-security.md).")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="A Host name to answer (repeatable). Default: loopback names when --host is loopback, any name otherwise.")
-@click.option("--token", envvar="ZSE_SERVE_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN).")
-@click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable).")
-@click.option("--allow-writes", is_flag=True,
-              help="Enable POST /v1/photos and DELETE /v1/photos/{id} (403 otherwise). Without --token, browsers may write "
-                   "only from this server's pages and --cors origins.")
-@click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery).")
-@click.option("--photo-root", "photo_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A server folder POST /v1/photos may index paths from (repeatable; none by default). "
-                   "Hits of photos below it are named '<folder name>/<path>' over HTTP, others by an opaque id.")
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sketches encoded together, at most (1 = batching off). Default: 16.",
+)
+@click.option(
+    "--max-delay-ms",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="How long the first search of a batch waits for others, once the last batch had company "
+    "(a lone client never waits); 0: a batch is what queued while the model was busy.",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Searches waiting beyond this are answered 503 with Retry-After.",
+)
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0.001),
+    default=30.0,
+    show_default=True,
+    help="Requests not answered by then get 504.",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0.001),
+    default=10.0,
+    show_default=True,
+    help="Largest image the server reads: uploads, sketches, --photo-root files (413 above).",
+)
+@click.option(
+    "--max-rerank",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Deepest stage-2 rerank one request may ask for (422 beyond; 'all' only in galleries this small).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Open connections at once; more are answered 503 at once. Slow clients are cut off (docs/serve-security.md).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name to answer (repeatable). Default: loopback names when --host is loopback, any name otherwise.",
+)
+@click.option(
+    "--token",
+    envvar="ZSE_SERVE_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN).",
+)
+@click.option(
+    "--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable)."
+)
+@click.option(
+    "--allow-writes",
+    is_flag=True,
+    help="Enable POST /v1/photos and DELETE /v1/photos/{id} (403 otherwise). Without --token, browsers may write "
+    "only from this server's pages and --cors origins.",
+)
+@click.option(
+    "--upload-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery).",
+)
+@click.option(
+    "--photo-root",
+    "photo_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A server folder POST /v1/photos may index paths from (repeatable; none by default). "
+    "Hits of photos below it are named '<folder name>/<path>' over HTTP, others by an opaque id.",
+)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.")
-@click.option("--ray", "use_ray", is_flag=True,
-              help="Serve on Ray Serve (the extra 'ray'): --replicas copies of this server, one runtime each, behind one port.")
-@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: replicas of the server.")
-@click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="With --ray: GPUs each replica asks Ray for (1 = one GPU each).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
-                   "The export folder and gallery must be on a file system every node sees.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.",
+)
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="Serve on Ray Serve (the extra 'ray'): --replicas copies of this server, one runtime each, behind one port.",
+)
+@click.option(
+    "--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: replicas of the server."
+)
+@click.option(
+    "--gpus-per-replica",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="With --ray: GPUs each replica asks Ray for (1 = one GPU each).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
+    "The export folder and gallery must be on a file system every node sees.",
+)
 @verbose_option
-def serve(export_dir, gallery_dir, storage_options, host, port, max_batch, max_delay_ms, max_queue, timeout_s, max_upload_mb, max_rerank,
-          max_connections, allowed_hosts, token, cors, allow_writes, upload_dir, photo_roots, backend, threads, use_ray, replicas,
-          gpus_per_replica, ray_address, verbose) -> None:
+def serve(
+    export_dir,
+    gallery_dir,
+    storage_options,
+    host,
+    port,
+    max_batch,
+    max_delay_ms,
+    max_queue,
+    timeout_s,
+    max_upload_mb,
+    max_rerank,
+    max_connections,
+    allowed_hosts,
+    token,
+    cors,
+    allow_writes,
+    upload_dir,
+    photo_roots,
+    backend,
+    threads,
+    use_ray,
+    replicas,
+    gpus_per_replica,
+    ray_address,
+    verbose,
+) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
     from ..errors import require
     from ..runtime.retriever import Retriever
@@ -76,26 +184,54 @@ def serve(export_dir, gallery_dir, storage_options, host, port, max_batch, max_d
         # The driver opens no model: each replica does. Batching default as on one machine.
         max_batch = max_batch or 16
     else:
-        retriever = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, threads=threads,
-                                   storage_options=storage_options)
+        retriever = Retriever.load(
+            export_dir,
+            gallery=gallery_dir,
+            create=True,
+            backend=backend,
+            threads=threads,
+            storage_options=storage_options,
+        )
         max_batch = max_batch or auto_max_batch(retriever)
     settings = ServeSettings(
-        max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue, timeout_s=timeout_s,
-        max_upload_bytes=int(max_upload_mb * 1024 * 1024), token=token or None, cors=tuple(cors), allow_writes=allow_writes,
-        upload_dir=upload_dir or _default_upload_dir(gallery_dir), photo_roots=tuple(photo_roots),
-        max_rerank=max_rerank, max_connections=max_connections, allowed_hosts=tuple(allowed_hosts) or None,
+        max_batch=max_batch,
+        max_delay_ms=max_delay_ms,
+        max_queue=max_queue,
+        timeout_s=timeout_s,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        token=token or None,
+        cors=tuple(cors),
+        allow_writes=allow_writes,
+        upload_dir=upload_dir or _default_upload_dir(gallery_dir),
+        photo_roots=tuple(photo_roots),
+        max_rerank=max_rerank,
+        max_connections=max_connections,
+        allowed_hosts=tuple(allowed_hosts) or None,
     )
     for warning in startup_warnings(settings, host):
         click.echo(f"warning: {warning}", err=True)
     if use_ray:
         from ..serve.server import effective_settings
 
-        _serve_on_ray(export_dir, gallery_dir, effective_settings(settings, host), backend, threads, replicas, gpus_per_replica, host, port, ray_address,
-                      storage_options)
+        _serve_on_ray(
+            export_dir,
+            gallery_dir,
+            effective_settings(settings, host),
+            backend,
+            threads,
+            replicas,
+            gpus_per_replica,
+            host,
+            port,
+            ray_address,
+            storage_options,
+        )
         return
-    click.echo(f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)", err=True)
+    click.echo(
+        f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)",
+        err=True,
+    )
     run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
-
 
 
 def _default_upload_dir(gallery_dir: str) -> Path | None:
@@ -106,16 +242,40 @@ def _default_upload_dir(gallery_dir: str) -> Path | None:
     return local.with_name(local.name + ".uploads") if local is not None else None
 
 
-def _serve_on_ray(export_dir, gallery_dir, settings, backend, threads, replicas, gpus_per_replica, host, port, ray_address,
-                  storage_options=None) -> None:
+def _serve_on_ray(
+    export_dir,
+    gallery_dir,
+    settings,
+    backend,
+    threads,
+    replicas,
+    gpus_per_replica,
+    host,
+    port,
+    ray_address,
+    storage_options=None,
+) -> None:
     from ..distributed.ray_serve import serve_on_ray
     from ..distributed.runtime_spec import RuntimeSpec
     from ..manifest import Manifest
 
     Manifest.load(export_dir, verify=True)  # fail here, not in every replica
     spec = RuntimeSpec(str(export_dir.absolute()), backend=backend, threads=threads or 1)  # one CPU share per replica
-    click.echo(f"serving {gallery_dir} on Ray Serve: {replicas} replica(s) of this server, batches of up to "
-               f"{settings.max_batch}, on http://{host}:{port}/  (API docs: /docs)", err=True)
-    serve_on_ray(export_dir, gallery_dir, replicas=replicas, host=host, port=port, address=ray_address,
-                 app_kwargs={"settings": settings}, spec=spec, gpus_per_replica=gpus_per_replica,
-                 cpus_per_replica=1.0, storage_options=storage_options)
+    click.echo(
+        f"serving {gallery_dir} on Ray Serve: {replicas} replica(s) of this server, batches of up to "
+        f"{settings.max_batch}, on http://{host}:{port}/  (API docs: /docs)",
+        err=True,
+    )
+    serve_on_ray(
+        export_dir,
+        gallery_dir,
+        replicas=replicas,
+        host=host,
+        port=port,
+        address=ray_address,
+        app_kwargs={"settings": settings},
+        spec=spec,
+        gpus_per_replica=gpus_per_replica,
+        cpus_per_replica=1.0,
+        storage_options=storage_options,
+    )

@@ -75,7 +75,8 @@ class DemoAssets:
         if source != self.model_sha256:
             raise IntegrityError(
                 f"{manifest_path}: the shipped graphs were exported from weights with sha256 {source}, but the "
-                f"bundled weights have {self.model_sha256}; regenerate them with `python -m tools.demo_graphs`")
+                f"bundled weights have {self.model_sha256}; regenerate them with `python -m tools.demo_graphs`"
+            )
         return self.shipped_export
 
 
@@ -89,7 +90,7 @@ def _read_manifest(path: Path, missing: str, what: str) -> dict[str, Any]:
         raise ManifestError(f"{path}: cannot read {what} ({exc})") from exc
 
 
-def load_demo_assets(root: "str | Path | None" = None, verify: bool = True) -> DemoAssets:
+def load_demo_assets(root: str | Path | None = None, verify: bool = True) -> DemoAssets:
     """Read (and by default hash-check) the bundled demo assets."""
     root = Path(root) if root is not None else assets_dir()
     path = root / MANIFEST

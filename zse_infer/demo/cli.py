@@ -99,12 +99,16 @@ def choose_graphs(graphs: str, backend: str, exportable: bool) -> str:
         graphs = "export" if exportable or backend == "tensorrt" else "shipped"
     if graphs == "export" and not exportable:
         missing = [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
-        raise InputError(f"--graphs export{' (needed by --backend tensorrt)' if backend == 'tensorrt' else ''}: "
-                         f"exporting needs {', '.join(missing)} (pip install 'zse-infer[export]'); "
-                         "--graphs shipped runs the graphs shipped with the package")
+        raise InputError(
+            f"--graphs export{' (needed by --backend tensorrt)' if backend == 'tensorrt' else ''}: "
+            f"exporting needs {', '.join(missing)} (pip install 'zse-infer[export]'); "
+            "--graphs shipped runs the graphs shipped with the package"
+        )
     if graphs == "shipped" and backend == "tensorrt":
-        raise InputError("--graphs shipped with --backend tensorrt: TensorRT engines are built from an export "
-                         "made on the spot; use --graphs export (needs torch) or another backend")
+        raise InputError(
+            "--graphs shipped with --backend tensorrt: TensorRT engines are built from an export "
+            "made on the spot; use --graphs export (needs torch) or another backend"
+        )
     return graphs
 
 
@@ -136,8 +140,10 @@ def _eval_set(assets):
         photo_paths=tuple(g.path for g in assets.gallery),
         photo_labels=np.array([index[g.label] for g in assets.gallery]),
         class_names=tuple(classes),
-        description=(f"bundled photos ({len({g.source for g in assets.gallery})} colour icon sets) and sketches "
-                     f"({len({q.source for q in assets.queries})} line icon sets) of unseen concepts"),
+        description=(
+            f"bundled photos ({len({g.source for g in assets.gallery})} colour icon sets) and sketches "
+            f"({len({q.source for q in assets.queries})} line icon sets) of unseen concepts"
+        ),
     )
 
 
@@ -150,7 +156,9 @@ def demo_recipe(config: str, tensorrt: bool = False):
 
     recipe = load_recipe(config)
     return replace(
-        recipe, variants=("plain", "trt") if tensorrt else ("plain",), validation_batch_sizes=(2,),
+        recipe,
+        variants=("plain", "trt") if tensorrt else ("plain",),
+        validation_batch_sizes=(2,),
         description=recipe.description + " zse-demo export: fp32 plain graphs only, validated at batch 2.",
     )
 
@@ -189,7 +197,9 @@ def _evaluate(retriever, eval_set, rerank: int, index: bool = True) -> dict[str,
 
     out = {}
     for i, ranking in enumerate(RANKINGS):
-        report = evaluate(retriever, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=index and i == 0, progress=True)
+        report = evaluate(
+            retriever, eval_set, ranking=ranking, rerank=rerank, ks=(10,), index=index and i == 0, progress=True
+        )
         out[ranking] = {k: round(report["metrics"][k], 4) for k in METRICS}
     return out
 
@@ -218,41 +228,71 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
             seen.add(q.label)
     picked = picked[:16]
     hits = retriever.search_batch([str(q.path) for q in picked], k=8, rerank=rerank)
-    results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits)]
+    results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits, strict=False)]
     title = "zse-demo: sketches of unseen concepts, two-stage search"
-    subtitle = (f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos "
-                f"(colour emoji and icons) of concepts the "
-                f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head.")
+    subtitle = (
+        f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos "
+        f"(colour emoji and icons) of concepts the "
+        f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head."
+    )
     write_results_page(out / "results.html", results, labels, title=title, subtitle=subtitle)
     write_results_grid(out / "results.png", results, labels, title=title, subtitle=subtitle)
     # Explain a success where there is one: the first query whose top hit has its class.
-    first = next((i for i, (q, h) in enumerate(zip(picked, hits)) if labels.get(h[0].id) == q.label), 0)
+    first = next((i for i, (q, h) in enumerate(zip(picked, hits, strict=False)) if labels.get(h[0].id) == q.label), 0)
     query, top = picked[first], hits[first]
     exp = retriever.explain(str(query.path), top[0], out=out / "explanation.png")
-    (out / "explanation.json").write_text(json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n")
+    (out / "explanation.json").write_text(
+        json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n"
+    )
     # From the matched photo alone, strokes and what they enclose: the sketch redrawn with that
     # photo's content. (Given the top 3, each part of the drawing may take another photo whose
     # layout fits it better, which reads as a collage rather than as the match.)
     retriever.synthesize(str(query.path), top[:1], out=out / "synthesis.png")
-    correct = sum(labels.get(h.id) == q.label for q, row in zip(picked, hits) for h in row)
-    click.echo(f"      {correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}", err=True)
+    correct = sum(labels.get(h.id) == q.label for q, row in zip(picked, hits, strict=False) for h in row)
+    click.echo(
+        f"      {correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}",
+        err=True,
+    )
     return {"explained_query": str(query.path), "explained_label": query.label}
 
 
 @click.command("zse-demo", cls=ZseCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
-@click.option("--rerank", type=click.IntRange(min=1), default=None,
-              help="Two-stage: candidates reranked (default: the depth the export records, printed).")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]), default="auto", show_default=True)
-@click.option("--graphs", type=click.Choice(["auto", "export", "shipped"]), default="auto", show_default=True,
-              help="export: export the bundled weights now (needs torch); shipped: copy the ONNX graphs shipped "
-                   "with the package (made from the same weights); auto: export when torch is installed.")
-@click.option("--skip-random", is_flag=True,
-              help="Skip the random-weights comparison (about half the run time; skipped anyway without torch).")
-@click.option("--serve", "serve_after", is_flag=True, help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).")
+@click.option(
+    "--rerank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Two-stage: candidates reranked (default: the depth the export records, printed).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--graphs",
+    type=click.Choice(["auto", "export", "shipped"]),
+    default="auto",
+    show_default=True,
+    help="export: export the bundled weights now (needs torch); shipped: copy the ONNX graphs shipped "
+    "with the package (made from the same weights); auto: export when torch is installed.",
+)
+@click.option(
+    "--skip-random",
+    is_flag=True,
+    help="Skip the random-weights comparison (about half the run time; skipped anyway without torch).",
+)
+@click.option(
+    "--serve",
+    "serve_after",
+    is_flag=True,
+    help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).",
+)
 @verbose_option
-def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool,
-         verbose: int) -> None:
+def main(
+    out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool, verbose: int
+) -> None:
     """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with the bundled sketches,
     write a results page, an explanation and a synthesis, then evaluate the trained model
     against random weights, all in OUT."""
@@ -265,8 +305,7 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     random_skipped = None
     if not skip_random and not exportable:
         skip_random = True
-        random_skipped = ("it exports a randomly initialised model, which needs torch "
-                          "(pip install 'zse-infer[export]')")
+        random_skipped = "it exports a randomly initialised model, which needs torch (pip install 'zse-infer[export]')"
         click.echo(f"the random-weights comparison is skipped: {random_skipped}", err=True)
     clock = Clock(total=4 if skip_random else 5)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,8 +321,10 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
         export = _export(assets.checkpoint, out / "export", assets.config, backend)
     else:
         why = "torch is not installed" if not exportable else "--graphs shipped"
-        clock.start(f"copying the trained model's shipped ONNX graphs to {out / 'export'} ({why}; "
-                    "the same graphs zse-export makes from the bundled weights)")
+        clock.start(
+            f"copying the trained model's shipped ONNX graphs to {out / 'export'} ({why}; "
+            "the same graphs zse-export makes from the bundled weights)"
+        )
         export = _copy_shipped(assets, out / "export")
     clock.done("export")
 
@@ -297,7 +338,10 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     clock.start("searching, one sketch per concept: results page, explanation, synthesis")
     shown = _first_results(retriever, assets, out, rerank)
     clock.done("first_results")
-    click.echo(f"      first results: {out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}", err=True)
+    click.echo(
+        f"      first results: {out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}",
+        err=True,
+    )
 
     metrics: dict[str, Any] = {}
     clock.start(f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
@@ -306,7 +350,9 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     if not skip_random:
         clock.start("the same architecture with random weights: export (temporary folder) and evaluation")
         with tempfile.TemporaryDirectory() as tmp:
-            random_export = _export(_random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config, backend)
+            random_export = _export(
+                _random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config, backend
+            )
             # In memory: nothing of the random model is left in OUT.
             random = Retriever.load(random_export, gallery=None, backend=backend, projections=True)
             metrics["random_weights"] = _evaluate(random, eval_set, rerank)
@@ -315,11 +361,18 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     seconds = {**clock.total(), "steps": clock.steps}
     report = {
         **metrics,
-        "settings": {"rerank": rerank, "rerank_source": rerank_source(retriever.manifest), "backend": retriever.backend,
-                     "queries": eval_set.num_sketches,
-                     "gallery": eval_set.num_photos, "classes": eval_set.num_classes, "unseen": True,
-                     "graphs": "exported" if graphs == "export" else "shipped",
-                     **({"random_weights_skipped": random_skipped} if random_skipped else {}), **shown},
+        "settings": {
+            "rerank": rerank,
+            "rerank_source": rerank_source(retriever.manifest),
+            "backend": retriever.backend,
+            "queries": eval_set.num_sketches,
+            "gallery": eval_set.num_photos,
+            "classes": eval_set.num_classes,
+            "unseen": True,
+            "graphs": "exported" if graphs == "export" else "shipped",
+            **({"random_weights_skipped": random_skipped} if random_skipped else {}),
+            **shown,
+        },
         "seconds": seconds,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -330,8 +383,10 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
         for ranking, values in rows.items():
             click.echo(f"{model:<16} {ranking:<11} " + " ".join(f"{values[m]:>12.4f}" for m in METRICS))
     click.echo("")
-    click.echo(f"wrote {out / 'metrics.json'}, {out / 'results.html'}, {out / 'results.png'}, {out / 'explanation.png'}, "
-               f"{out / 'synthesis.png'} in {seconds['wall_s']:.0f} s ({seconds['cpu_s']:.0f} CPU s)")
+    click.echo(
+        f"wrote {out / 'metrics.json'}, {out / 'results.html'}, {out / 'results.png'}, {out / 'explanation.png'}, "
+        f"{out / 'synthesis.png'} in {seconds['wall_s']:.0f} s ({seconds['cpu_s']:.0f} CPU s)"
+    )
     click.echo(f"use them with zse: export folder {out / 'export'}, gallery {out / 'gallery'} (see README)")
     if serve_after:
         from ..serve.demo import serve_demo

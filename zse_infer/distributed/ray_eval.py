@@ -16,7 +16,8 @@ cluster on this machine can read.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,10 @@ class TaskActor:
     def __init__(self, spec: RuntimeSpec, gallery: str, version: int, task: Task, storage_options: dict | None = None):
         self.retriever = spec.retriever(gallery, storage_options)
         if self.retriever.gallery.version != version:
-            raise GalleryError(f"{gallery}: changed during evaluation (version {self.retriever.gallery.version}, "
-                               f"the driver labelled version {version}); evaluate a gallery nothing writes to")
+            raise GalleryError(
+                f"{gallery}: changed during evaluation (version {self.retriever.gallery.version}, "
+                f"the driver labelled version {version}); evaluate a gallery nothing writes to"
+            )
         self.task = task
 
     def __call__(self, batch):
@@ -56,10 +59,19 @@ class TaskActor:
             except ZseError as exc:
                 item.update(error=str(exc))
             out.append(item)
-        return pa.Table.from_pylist(out, schema=pa.schema([
-            ("b", pa.int64()), ("data", pa.large_binary()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())),
-            ("error_source", pa.string()), ("error", pa.string()),
-        ]))
+        return pa.Table.from_pylist(
+            out,
+            schema=pa.schema(
+                [
+                    ("b", pa.int64()),
+                    ("data", pa.large_binary()),
+                    ("dtype", pa.string()),
+                    ("shape", pa.list_(pa.int64())),
+                    ("error_source", pa.string()),
+                    ("error", pa.string()),
+                ]
+            ),
+        )
 
 
 class RayExecutor:
@@ -97,10 +109,21 @@ class RayExecutor:
         with ordered_quiet_data(ray):  # results in batch order
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-                ds = ds.map_batches(TaskActor, fn_constructor_args=(spec, retriever.gallery.location.uri, retriever.gallery.version, task,
-                                                                          retriever.gallery.storage_options),
-                                    batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self._actors),
-                                    num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
+                ds = ds.map_batches(
+                    TaskActor,
+                    fn_constructor_args=(
+                        spec,
+                        retriever.gallery.location.uri,
+                        retriever.gallery.version,
+                        task,
+                        retriever.gallery.storage_options,
+                    ),
+                    batch_size=1,
+                    batch_format="pyarrow",
+                    compute=ray.data.ActorPoolStrategy(size=self._actors),
+                    num_gpus=options.gpus_per_actor or None,
+                    num_cpus=options.cpus_per_actor,
+                )
                 for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                     for out in table.to_pylist():
                         if out["error"] is not None:

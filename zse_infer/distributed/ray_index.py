@@ -28,17 +28,17 @@ compares both: benchmarks/ray_fragments.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
 from ..preprocess import describe_source, load_image, source_path
+from ..runtime.gallery.store import new_key
 from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
-from ..runtime.gallery.store import new_key
 from .runtime_spec import RuntimeSpec
 
 _log = logging.getLogger(__name__)
@@ -69,11 +69,21 @@ class RayOptions:
 def _pixels_table(rows: list[dict]):
     import pyarrow as pa
 
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("b", pa.int64()), ("ok", pa.list_(pa.int32())), ("data", pa.large_binary()), ("shape", pa.list_(pa.int64())),
-        ("err_at", pa.list_(pa.int32())), ("err_reason", pa.list_(pa.string())), ("err_message", pa.list_(pa.string())),
-        ("fragments", pa.list_(pa.string())),
-    ]))
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("b", pa.int64()),
+                ("ok", pa.list_(pa.int32())),
+                ("data", pa.large_binary()),
+                ("shape", pa.list_(pa.int64())),
+                ("err_at", pa.list_(pa.int32())),
+                ("err_reason", pa.list_(pa.string())),
+                ("err_message", pa.list_(pa.string())),
+                ("fragments", pa.list_(pa.string())),
+            ]
+        ),
+    )
 
 
 def decode_batches(batch, config):
@@ -91,8 +101,18 @@ def decode_batches(batch, config):
                 reasons.append(getattr(exc, "reason", str(exc)))
                 messages.append(str(exc))
         stacked = np.stack(pixels) if pixels else np.zeros((0,), np.float32)
-        out.append({"b": row["b"], "ok": ok, "data": stacked.tobytes(), "shape": list(stacked.shape),
-                    "err_at": err_at, "err_reason": reasons, "err_message": messages, "fragments": None})
+        out.append(
+            {
+                "b": row["b"],
+                "ok": ok,
+                "data": stacked.tobytes(),
+                "shape": list(stacked.shape),
+                "err_at": err_at,
+                "err_reason": reasons,
+                "err_message": messages,
+                "fragments": None,
+            }
+        )
     return _pixels_table(out)
 
 
@@ -115,7 +135,9 @@ class EncoderActor:
         for row in batch.to_pylist():
             if row["ok"]:
                 pixels = np.frombuffer(row["data"], np.float32).reshape(row["shape"])
-                tokens = np.ascontiguousarray(self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT], np.float32)
+                tokens = np.ascontiguousarray(
+                    self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT], np.float32
+                )
                 if self.gallery is None:
                     row["data"], row["shape"] = tokens.tobytes(), list(tokens.shape)
                 else:
@@ -126,8 +148,13 @@ class EncoderActor:
     def _write(self, row: dict, tokens: np.ndarray) -> list[str]:
         meta = self.rows[row["b"]]
         ok = row["ok"]
-        batch = photo_batch([meta["ids"][j] for j in ok], [meta["stored"][j] for j in ok], [meta["fps"][j] for j in ok], tokens,
-                            self.gallery.codec.stores_tokens)
+        batch = photo_batch(
+            [meta["ids"][j] for j in ok],
+            [meta["stored"][j] for j in ok],
+            [meta["fps"][j] for j in ok],
+            tokens,
+            self.gallery.codec.stores_tokens,
+        )
         return self.gallery.write_fragments(batch, meta["key"])
 
 
@@ -138,8 +165,14 @@ def plan_batches(todo: list, commit_size: int, batch: int) -> list[dict]:
     for c0 in range(0, len(todo), commit_size):
         chunk = todo[c0 : c0 + commit_size]
         for b0 in range(0, len(chunk), batch):
-            rows.append({"b": len(rows), "start": c0 + b0, "commit": c0 // commit_size,
-                         "paths": [str(source_path(item[0])) for item in chunk[b0 : b0 + batch]]})
+            rows.append(
+                {
+                    "b": len(rows),
+                    "start": c0 + b0,
+                    "commit": c0 // commit_size,
+                    "paths": [str(source_path(item[0])) for item in chunk[b0 : b0 + batch]],
+                }
+            )
     return rows
 
 
@@ -157,9 +190,13 @@ class RayIndexExecutor:
     def check(self, todo: list) -> None:
         memory = [describe_source(item[0]) for item in todo if source_path(item[0]) is None]
         if memory:
-            raise InputError(f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files")
+            raise InputError(
+                f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files"
+            )
 
-    def encode(self, indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar) -> Iterator[Encoded]:
+    def encode(
+        self, indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar
+    ) -> Iterator[Encoded]:
         ray = ray_module("indexing on Ray (--ray)")
         options = self.options
         options.timings["ray_start_s"] = connect(options.address, options.num_cpus, "indexing on Ray (--ray)")
@@ -172,21 +209,39 @@ class RayIndexExecutor:
         spec = RuntimeSpec.of_indexer(indexer, threads=max(1, int(options.cpus_per_actor)))
         target = (gallery.location.uri, gallery.storage_options) if workers_write else None
         options.timings["driver_bytes"] = 0
-        with ordered_quiet_data(ray):  # batches reach the driver in photo order: commits (and row ids) as in one process
+        with ordered_quiet_data(
+            ray
+        ):  # batches reach the driver in photo order: commits (and row ids) as in one process
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
                 # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
                 # tasks into the encoder actors: it fuses operators whose resource requests are equal,
                 # and a fused actor would decode and encode in turn instead of side by side.
-                ds = ds.map_batches(decode_batches, fn_kwargs={"config": indexer.manifest.preprocess["photo"]},
-                                    batch_size=1, batch_format="pyarrow", num_cpus=1, memory=DECODE_MEMORY)
-                ds = ds.map_batches(EncoderActor, fn_constructor_kwargs={"spec": spec, "gallery": target, "rows": meta if target else None},
-                                    batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
-                                    num_gpus=options.gpus_per_actor or None, num_cpus=options.cpus_per_actor)
-                yield from _in_order(ds, rows, chunks, keys, on_error, report, bar, indexer.manifest.model, options.timings)
+                ds = ds.map_batches(
+                    decode_batches,
+                    fn_kwargs={"config": indexer.manifest.preprocess["photo"]},
+                    batch_size=1,
+                    batch_format="pyarrow",
+                    num_cpus=1,
+                    memory=DECODE_MEMORY,
+                )
+                ds = ds.map_batches(
+                    EncoderActor,
+                    fn_constructor_kwargs={"spec": spec, "gallery": target, "rows": meta if target else None},
+                    batch_size=1,
+                    batch_format="pyarrow",
+                    compute=ray.data.ActorPoolStrategy(size=actors),
+                    num_gpus=options.gpus_per_actor or None,
+                    num_cpus=options.cpus_per_actor,
+                )
+                yield from _in_order(
+                    ds, rows, chunks, keys, on_error, report, bar, indexer.manifest.model, options.timings
+                )
             except ray.exceptions.RayError as exc:
-                raise BackendError(f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
-                                   f"the {report.added} photos committed before it are kept: re-run to continue") from exc
+                raise BackendError(
+                    f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
+                    f"the {report.added} photos committed before it are kept: re-run to continue"
+                ) from exc
         if report.failed:
             _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
 
@@ -201,8 +256,12 @@ def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[
             items = chunk[b0 : b0 + batch]
             b = len(rows)
             rows.append({"b": b, "start": b0, "commit": c, "paths": [str(source_path(item[0])) for item in items]})
-            meta[b] = {"ids": [item[1] for item in items], "stored": [stored_path(item[0]) for item in items],
-                       "fps": [tuple(item[2]) for item in items], "key": keys[c]}
+            meta[b] = {
+                "ids": [item[1] for item in items],
+                "stored": [stored_path(item[0]) for item in items],
+                "fps": [tuple(item[2]) for item in items],
+                "key": keys[c],
+            }
     return rows, meta
 
 
@@ -215,7 +274,7 @@ def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, timings) -> 
         for out in table.to_pylist():
             row = rows[out["b"]]
             chunk = chunks[row["commit"]]
-            for j, reason, message in zip(out["err_at"], out["err_reason"], out["err_message"]):
+            for j, reason, message in zip(out["err_at"], out["err_reason"], out["err_message"], strict=False):
                 source = chunk[row["start"] + j][0]
                 if on_error == "raise":  # batches committed before this one stay, as in one process
                     raise ImageError(describe_source(source), reason)

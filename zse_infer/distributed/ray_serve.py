@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import DependencyError, InputError, ZseError, require
 from ..runtime.gallery.location import gallery_location
@@ -105,7 +106,7 @@ def search_groups(retriever, items: list[tuple]) -> list[tuple[bool, Any]]:
     for (k, rerank), members in groups.items():
         try:
             hits = retriever.search_batch([items[i][0] for i in members], k=k, rerank=rerank)
-            for i, h in zip(members, hits):
+            for i, h in zip(members, hits, strict=False):
                 results[i] = (True, h)
         except ZseError:
             for i in members:
@@ -123,14 +124,24 @@ def deployment_class():
     @serve.deployment
     @serve.ingress()
     class ZseReplica:
-        async def __init__(self, app_path: str, gallery: str | None, spec: RuntimeSpec, app_kwargs: dict,
-                           max_batch_size: int, batch_wait_timeout_s: float, storage_options: dict | None = None):
+        async def __init__(
+            self,
+            app_path: str,
+            gallery: str | None,
+            spec: RuntimeSpec,
+            app_kwargs: dict,
+            max_batch_size: int,
+            batch_wait_timeout_s: float,
+            storage_options: dict | None = None,
+        ):
             self.search_batched.set_max_batch_size(max_batch_size)
             self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
             self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
             factory = load_factory(app_path)
             retriever = await asyncio.to_thread(spec.retriever, gallery, storage_options)  # the replica's one runtime
-            self.retriever = BatchingRetriever(retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes)
+            self.retriever = BatchingRetriever(
+                retriever, self.search_batched, asyncio.get_running_loop(), self.batch_sizes
+            )
             self._app = factory(self.retriever, **app_kwargs)
 
         def __serve_build_asgi_app__(self):
@@ -163,7 +174,9 @@ def build_app(
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise InputError(f"replicas: received {replicas!r}, expected an integer >= 1")
     if max_batch_size < 1 or batch_wait_timeout_s < 0:
-        raise InputError(f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0")
+        raise InputError(
+            f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0"
+        )
     load_factory(app)  # fail here, on the driver, rather than in every replica
     export_dir = str(Path(export_dir).absolute())
     # a folder (absolute: replicas run elsewhere) or an object-storage URI, parsed by the one parser
@@ -173,11 +186,21 @@ def build_app(
         raise InputError(f"spec: opens {spec.export_dir}, but export_dir is {export_dir}")
     actor_options = {"num_cpus": cpus_per_replica, **({"num_gpus": gpus_per_replica} if gpus_per_replica else {})}
     deployment = deployment_class().options(name="zse", num_replicas=replicas, ray_actor_options=actor_options)
-    return deployment.bind(app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s, dict(storage_options or {}))
+    return deployment.bind(
+        app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s, dict(storage_options or {})
+    )
 
 
-def serve_on_ray(export_dir, gallery, replicas: int = 2, host: str = "127.0.0.1", port: int = 8000,
-                 address: str | None = None, blocking: bool = True, **kwargs) -> None:
+def serve_on_ray(
+    export_dir,
+    gallery,
+    replicas: int = 2,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    address: str | None = None,
+    blocking: bool = True,
+    **kwargs,
+) -> None:
     """Start Ray Serve (on ``address`` or a local Ray) with the app at ``http://host:port/``."""
     connect(address, purpose="serving on Ray Serve (zse serve --ray)")
     from ray import serve

@@ -23,14 +23,19 @@ class RuntimeSpec:
     relation: str = "auto"
 
     @classmethod
-    def of(cls, retriever, threads: int | None = None) -> "RuntimeSpec":
+    def of(cls, retriever, threads: int | None = None) -> RuntimeSpec:
         """The runtime ``retriever`` runs (same backend family and precision)."""
         backend = retriever.runners.backend if retriever.runners.backend in BACKENDS else "auto"
-        return cls(str(Path(retriever.export_dir).absolute()), backend, retriever.runners.precision, threads,
-                   retriever.searcher.relation)
+        return cls(
+            str(Path(retriever.export_dir).absolute()),
+            backend,
+            retriever.runners.precision,
+            threads,
+            retriever.searcher.relation,
+        )
 
     @classmethod
-    def of_indexer(cls, indexer, threads: int | None = None) -> "RuntimeSpec":
+    def of_indexer(cls, indexer, threads: int | None = None) -> RuntimeSpec:
         """The runtime an :class:`~zse_infer.runtime.indexer.Indexer` encodes with."""
         if indexer.export_dir is None:
             raise InputError("this indexer has no export folder to re-open on workers (make it through Retriever.load)")
@@ -49,5 +54,13 @@ class RuntimeSpec:
         may be filled later through the API; nothing is written until photos are committed)."""
         from ..runtime.retriever import Retriever
 
-        return Retriever.load(self.export_dir, gallery=gallery, create=True, backend=self.backend, precision=self.precision,
-                              threads=self.threads, relation=self.relation, storage_options=storage_options)
+        return Retriever.load(
+            self.export_dir,
+            gallery=gallery,
+            create=True,
+            backend=self.backend,
+            precision=self.precision,
+            threads=self.threads,
+            relation=self.relation,
+            storage_options=storage_options,
+        )

@@ -42,7 +42,9 @@ def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -
     """
     trt_graphs = [g for g in manifest.graphs.values() if g.variant == "trt"]
     if not trt_graphs:
-        raise ExportError("the export folder has no TensorRT graphs (variant 'trt'); re-export with a recipe that lists it")
+        raise ExportError(
+            "the export folder has no TensorRT graphs (variant 'trt'); re-export with a recipe that lists it"
+        )
     if precisions is not None:
         wanted = set(precisions)
         chosen = [g for g in trt_graphs if g.precision in wanted]
@@ -53,7 +55,9 @@ def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -
     chosen = []
     for role in dict.fromkeys(g.role for g in trt_graphs):
         of_role = [g for g in trt_graphs if g.role == role]
-        best = next(p for p in (*_PRECISION_ORDER, *(g.precision for g in of_role)) if any(g.precision == p for g in of_role))
+        best = next(
+            p for p in (*_PRECISION_ORDER, *(g.precision for g in of_role)) if any(g.precision == p for g in of_role)
+        )
         chosen += [g for g in of_role if g.precision == best]
     return chosen
 
@@ -63,14 +67,18 @@ def engine_batch(graph: GraphSpec, max_batch: Mapping[str, int] | None) -> Batch
     batch = graph.batch
     if not max_batch:
         return batch
-    role = graph.role if graph.role in max_batch else "relation_head" if graph.role.startswith("relation_") else graph.role
+    role = (
+        graph.role if graph.role in max_batch else "relation_head" if graph.role.startswith("relation_") else graph.role
+    )
     if role not in max_batch:
         return batch
     m = int(max_batch[role])
     return BatchRange(min=min(batch.min, m), opt=min(batch.opt, m), max=m)
 
 
-def engine_key(manifest: Manifest, graph: GraphSpec, env: TrtEnvironment, batch: BatchRange, settings: BuildSettings) -> EngineKey:
+def engine_key(
+    manifest: Manifest, graph: GraphSpec, env: TrtEnvironment, batch: BatchRange, settings: BuildSettings
+) -> EngineKey:
     return EngineKey(
         onnx_sha256=manifest.files[graph.file],
         tensorrt_version=str(env.version),
@@ -127,7 +135,9 @@ def build_engines_for_manifest(
     folder = Path(folder)
     cache = EngineCache(cache_dir or default_cache_dir())
     recipe_settings = dict(recipe_trt or manifest.extra.get("recipe", {}).get("tensorrt", {}))
-    timing = _TimingCache(trt, cache.timing_cache_path(str(env.version), str(env.compute_capability), str(env.device or "")))
+    timing = _TimingCache(
+        trt, cache.timing_cache_path(str(env.version), str(env.compute_capability), str(env.device or ""))
+    )
     from .tensorrt_build import build_serialized_engine
 
     entries = []
@@ -184,8 +194,9 @@ def build_engines(
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)
     _, env = require_tensorrt()
-    entries = build_engines_for_manifest(folder, manifest, env=env, cache_dir=cache_dir, precisions=precisions,
-                                         max_batch=max_batch, on_step=on_step)
+    entries = build_engines_for_manifest(
+        folder, manifest, env=env, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=on_step
+    )
     manifest.extra["tensorrt"] = {"built": True, "version": env.version, "device": env.device}
     write_manifest(folder, manifest)
     return entries

@@ -122,6 +122,8 @@ def combine_timing_caches(trt: ModuleType, stored: bytes, ours: bytes) -> bytes:
     config = trt.Builder(_logger(trt)).create_builder_config()
     merged = config.create_timing_cache(bytes(stored))
     if not merged.combine(config.create_timing_cache(bytes(ours)), False):
-        _log.warning("the stored timing cache could not be combined with this build's (another TensorRT?); replacing it")
+        _log.warning(
+            "the stored timing cache could not be combined with this build's (another TensorRT?); replacing it"
+        )
         return ours
     return bytes(merged.serialize())

@@ -365,18 +365,13 @@ def official_split(name: str) -> SplitSpec:
     key = _ALIASES.get(key, key)
     if key not in OFFICIAL_SPLITS:
         raise InputError(
-            f"split: received {name!r}, expected one of {sorted(OFFICIAL_SPLITS)} "
-            f"(or an alias: {sorted(_ALIASES)})"
+            f"split: received {name!r}, expected one of {sorted(OFFICIAL_SPLITS)} (or an alias: {sorted(_ALIASES)})"
         )
     return OFFICIAL_SPLITS[key]
 
 
 def load_official_split(
-    root: str | os.PathLike,
-    split: str = "sketchy_ext_25",
-    *,
-    subsample: bool = False,
-    check_files: bool = True,
+    root: str | os.PathLike, split: str = "sketchy_ext_25", *, subsample: bool = False, check_files: bool = True
 ) -> EvalSet:
     """Read an official test split as the official code does.
 
@@ -539,8 +534,7 @@ def load_image_folders(
     for kind, folder, paths in (("sketch", sketch_root, sketch_paths), ("photo", photo_root, photo_paths)):
         if not paths:
             raise DatasetError(
-                f"no {kind} images found in {folder}: expected {folder}/<class>/<image> with one of "
-                f"{sorted(suffixes)}"
+                f"no {kind} images found in {folder}: expected {folder}/<class>/<image> with one of {sorted(suffixes)}"
             )
     evalset = EvalSet(
         name=name or base.name,

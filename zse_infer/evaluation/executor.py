@@ -48,4 +48,3 @@ class LocalExecutor:
 
     def report(self) -> dict[str, Any]:
         return {}
-

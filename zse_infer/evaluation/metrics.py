@@ -23,13 +23,7 @@ from ..errors import InputError, check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "OFFICIAL_METRICS",
-    "TIE_MODES",
-    "DistanceSource",
-    "RankingMetrics",
-    "evaluate_ranking",
-]
+__all__ = ["OFFICIAL_METRICS", "TIE_MODES", "DistanceSource", "RankingMetrics", "evaluate_ranking"]
 
 #: The four numbers the official ``test.py`` prints, in its order.
 OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
@@ -122,7 +116,7 @@ class RankingMetrics:
 
         metrics = RankingMetrics(gallery_labels, ks=(10,))
         for sketches, labels in batches:
-            metrics.update(distances_of(sketches), labels)   # (batch, n_gallery)
+            metrics.update(distances_of(sketches), labels)  # (batch, n_gallery)
         report = metrics.compute()
 
     A block larger than ``chunk_size`` rows is ranked in pieces, so memory
@@ -176,10 +170,7 @@ class RankingMetrics:
         block = _check_block(distance, self.num_gallery, "distance")
         codes = self._query_codes(_as_labels(query_labels, "query_labels"))
         if codes.size != block.shape[0]:
-            raise InputError(
-                f"query_labels has {codes.size} entries, expected {block.shape[0]} "
-                f"(one per distance row)"
-            )
+            raise InputError(f"query_labels has {codes.size} entries, expected {block.shape[0]} (one per distance row)")
         for start in range(0, block.shape[0], self.chunk_size):
             stop = start + self.chunk_size
             _check_finite(block[start:stop], self.num_queries + start)
@@ -190,9 +181,7 @@ class RankingMetrics:
 
     def per_query(self) -> dict[str, np.ndarray]:
         """Every metric for every query so far, (num_queries,) float64; NaN = skipped."""
-        return {
-            key: np.concatenate(parts) if parts else np.empty(0) for key, parts in self._parts.items()
-        }
+        return {key: np.concatenate(parts) if parts else np.empty(0) for key, parts in self._parts.items()}
 
     def compute(self) -> dict[str, float]:
         """The nanmean of each metric over the queries so far, as in the official code."""
@@ -202,10 +191,7 @@ class RankingMetrics:
         valid = ~np.isnan(per_query["map_all"])
         n_valid = int(valid.sum())
         if n_valid == 0:
-            logger.warning(
-                "none of the %d queries has a relevant gallery item; every metric is NaN",
-                self.num_queries,
-            )
+            logger.warning("none of the %d queries has a relevant gallery item; every metric is NaN", self.num_queries)
             return {key: float("nan") for key in per_query}
         if n_valid < self.num_queries:
             logger.info(
@@ -315,7 +301,7 @@ def _as_labels(labels: Any, name: str) -> np.ndarray:
 
 
 def _label_kind(array: np.ndarray) -> str | None:
-    """"int" or "str": labels of one kind compare with labels of the same kind only."""
+    """ "int" or "str": labels of one kind compare with labels of the same kind only."""
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
 
 
@@ -391,9 +377,7 @@ def _callable_blocks(
         stop = min(start + chunk_size, n_queries)
         block = _check_block(fn(start, stop), n_gallery, f"distance({start}, {stop})")
         if block.shape[0] != stop - start:
-            raise InputError(
-                f"distance({start}, {stop}) returned {block.shape[0]} rows, expected {stop - start}"
-            )
+            raise InputError(f"distance({start}, {stop}) returned {block.shape[0]} rows, expected {stop - start}")
         yield block
 
 

@@ -37,7 +37,9 @@ def ranking_name(ranking: str) -> str:
     """The ranking's one user-facing name (aliases resolved); an unknown name is an ``InputError``."""
     name = ALIASES.get(ranking, ranking)
     if name not in RANKINGS:
-        raise InputError(f"ranking: received {ranking!r}, expected one of {RANKINGS} (or the official {tuple(ALIASES)})")
+        raise InputError(
+            f"ranking: received {ranking!r}, expected one of {RANKINGS} (or the official {tuple(ALIASES)})"
+        )
     return name
 
 
@@ -135,15 +137,26 @@ def evaluate(
     sketches = [str(p) for p in eval_set.sketch_paths]
     starts = range(0, len(sketches), batch_size)
     batches = [sketches[start : start + batch_size] for start in starts]
-    with tqdm(total=len(sketches), desc=f"evaluating ({ranking}){executor.where}", unit="sketch", disable=not progress) as bar:
-        for start, distances in zip(starts, executor.map(retriever, SketchDistances(ranking, rerank), batches), strict=True):
+    with tqdm(
+        total=len(sketches), desc=f"evaluating ({ranking}){executor.where}", unit="sketch", disable=not progress
+    ) as bar:
+        for start, distances in zip(
+            starts, executor.map(retriever, SketchDistances(ranking, rerank), batches), strict=True
+        ):
             metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
             bar.update(len(distances))
     return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started, **executor.report())
 
 
-def evaluation_report(retriever, eval_set: EvalSet, ranking: str, rerank: int | None, metrics: RankingMetrics,
-                      started: float, **extra: Any) -> dict[str, Any]:
+def evaluation_report(
+    retriever,
+    eval_set: EvalSet,
+    ranking: str,
+    rerank: int | None,
+    metrics: RankingMetrics,
+    started: float,
+    **extra: Any,
+) -> dict[str, Any]:
     """The JSON report of an evaluation: settings, metrics, seconds since ``started`` and the
     executor's ``extra`` (e.g. ``ray``)."""
     return {

@@ -90,7 +90,10 @@ def _legend_items(framed: bool, stages: set[int]) -> list[tuple[str, str]]:
     """(kind, text) entries: the frames only when frames are drawn, the score kinds that occur."""
     items = []
     if framed:
-        items += [("correct", "green frame: the hit has the query's class"), ("wrong", "red frame: the hit has another class")]
+        items += [
+            ("correct", "green frame: the hit has the query's class"),
+            ("wrong", "red frame: the hit has another class"),
+        ]
     else:
         items.append(("", "no frames: the classes of the query or the hits are not known"))
     items.append(("", "under each hit: its rank, its score and its class" + ("" if framed else " or file name")))
@@ -102,8 +105,11 @@ def _legend_items(framed: bool, stages: set[int]) -> list[tuple[str, str]]:
 
 
 def write_results_page(
-    path: str | os.PathLike, results: Sequence[QueryResult], labels: Mapping[str, str] | None = None,
-    title: str = "zse-infer results", subtitle: str = "",
+    path: str | os.PathLike,
+    results: Sequence[QueryResult],
+    labels: Mapping[str, str] | None = None,
+    title: str = "zse-infer results",
+    subtitle: str = "",
 ) -> Path:
     """Write the HTML page. ``labels`` maps gallery ids to classes (frames correct/wrong hits).
 
@@ -123,7 +129,7 @@ def write_results_page(
             mark = {True: " &#10003;", False: " &#10007;", None: ""}[verdict]
             cells.append(
                 f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
-                f'<div>#{h.rank} {h.score:.3f}{mark}</div>'
+                f"<div>#{h.rank} {h.score:.3f}{mark}</div>"
                 f'<div class="small label">{html.escape(_hit_name(h, labels))}</div>'
                 f'<div class="small">{_stage(h)}</div></div>'
             )
@@ -156,7 +162,7 @@ p {{ overflow-wrap: anywhere; }}
 <h1>{html.escape(title)}</h1>
 {f"<p>{html.escape(subtitle)}</p>" if subtitle else ""}<p>{html.escape(summary)}</p>
 <ul class="legend">{legend}</ul>
-<div class="results">{''.join(cells)}</div></body></html>
+<div class="results">{"".join(cells)}</div></body></html>
 """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,8 +171,11 @@ p {{ overflow-wrap: anywhere; }}
 
 
 def write_results_grid(
-    path: str | os.PathLike, results: Sequence[QueryResult], labels: Mapping[str, str] | None = None,
-    title: str = "zse-infer results", subtitle: str = "",
+    path: str | os.PathLike,
+    results: Sequence[QueryResult],
+    labels: Mapping[str, str] | None = None,
+    title: str = "zse-infer results",
+    subtitle: str = "",
 ) -> Path:
     """The same content as a PNG: title, legend, column headers, one row per query with every label whole."""
     from PIL import Image, ImageDraw
@@ -223,8 +232,11 @@ def write_results_grid(
                 canvas.paste(_thumbnail(hit.path, cell), (x, y))
                 verdict = _verdict(q, hit, labels)
                 if verdict is not None:
-                    draw.rectangle([x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1],
-                                   outline=CORRECT if verdict else WRONG, width=frame)
+                    draw.rectangle(
+                        [x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1],
+                        outline=CORRECT if verdict else WRONG,
+                        width=frame,
+                    )
             for i, (text, face) in enumerate(lines):
                 draw.text((x, y + cell + 6 + i * line_h), text, font=face, fill=(0, 0, 0) if i == 0 else (70, 70, 70))
         y += h_row

@@ -3,6 +3,7 @@
 Entry points are imported lazily, so ``zse_infer.exporting.recipes`` stays free of torch and onnx::
 
     from zse_infer.exporting import export_model, ExportOptions
+
     manifest = export_model("best_checkpoint.pth", "engines/zse_vit_b16", options=ExportOptions(fp16=True))
 """
 

@@ -71,15 +71,21 @@ def parity_ranking_set(data: dict[str, np.ndarray]) -> RankingSet:
     return RankingSet(images, images, None, None, f"built-in parity images ({len(images)})")
 
 
-def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[EncodeFn, ScoreFn], rankings: RankingSet,
-                      rerank: int = EXPORT_RERANK) -> dict[str, Any]:
+def ranking_agreement(
+    reference: tuple[EncodeFn, ScoreFn],
+    candidate: tuple[EncodeFn, ScoreFn],
+    rankings: RankingSet,
+    rerank: int = EXPORT_RERANK,
+) -> dict[str, Any]:
     """Agreement of ``candidate`` with ``reference`` (each an (encode, score) pair) on ``rankings``."""
     from ..evaluation.metrics import evaluate_ranking
     from ..runtime.searcher import ret_token_distances, two_stage_distances
 
     out: dict[str, Any] = {"set": rankings.source, "rerank": int(rerank)}
-    tokens = {name: (encode(rankings.sketches), encode(rankings.photos)) for name, (encode, _) in
-              (("reference", reference), ("candidate", candidate))}
+    tokens = {
+        name: (encode(rankings.sketches), encode(rankings.photos))
+        for name, (encode, _) in (("reference", reference), ("candidate", candidate))
+    }
     cosines = [_cosine_min(tokens["reference"][i][:, 0], tokens["candidate"][i][:, 0]) for i in (0, 1)]
     depth = min(int(rerank), len(rankings.photos))
     tops, maps, scored = {}, {}, {}
@@ -87,7 +93,9 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
         sketches, photos = tokens[name]
         pairs: dict[tuple[int, int], float] = {}
 
-        def score_fn(q: int, cols: np.ndarray, sketches=sketches, photos=photos, pairs=pairs, score=score) -> np.ndarray:
+        def score_fn(
+            q: int, cols: np.ndarray, sketches=sketches, photos=photos, pairs=pairs, score=score
+        ) -> np.ndarray:
             values = np.asarray(score(sketches[q : q + 1], photos[cols]), np.float64)
             pairs.update(((q, int(c)), float(v)) for c, v in zip(cols, values, strict=True))
             return values
@@ -104,11 +112,18 @@ def ranking_agreement(reference: tuple[EncodeFn, ScoreFn], candidate: tuple[Enco
     out["score_max_abs_error"] = float(f"{max(score_errors):.4g}")
     out["pairs_compared"] = len(common)
     k = tops["reference"].shape[1]
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)] if k else [1.0]
+    overlap = (
+        [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)]
+        if k
+        else [1.0]
+    )
     out["top10_overlap"] = round(float(np.mean(overlap)), 4)
     if maps:
-        out["map_all"] = {"reference": round(maps["reference"], 4), "candidate": round(maps["candidate"], 4),
-                          "delta": round(maps["candidate"] - maps["reference"], 4)}
+        out["map_all"] = {
+            "reference": round(maps["reference"], 4),
+            "candidate": round(maps["candidate"], 4),
+            "delta": round(maps["candidate"] - maps["reference"], 4),
+        }
     return out
 
 
@@ -127,12 +142,15 @@ def judge(agreement: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
 
 def runner_fns(encoder, relation_head) -> tuple[EncodeFn, ScoreFn]:
     """(encode, score) over two runtime runners (anything with ``run(feeds) -> outputs``)."""
+
     def encode(images: np.ndarray) -> np.ndarray:
         return encoder.run({"image": np.ascontiguousarray(images)})["tokens"]
 
     def score(sketch: np.ndarray, photos: np.ndarray) -> np.ndarray:
         tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape), np.float32)
-        return relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: np.ascontiguousarray(photos, np.float32)})[HEAD_OUTPUT]
+        return relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: np.ascontiguousarray(photos, np.float32)})[
+            HEAD_OUTPUT
+        ]
 
     return encode, score
 

@@ -185,7 +185,9 @@ def count_fused_nodes(model: onnx.ModelProto) -> dict[str, int]:
     return dict(sorted(Counter(n.op_type for n in model.graph.node if n.domain == MS_DOMAIN).items()))
 
 
-def fuse_for_ort(model: onnx.ModelProto, num_heads: int, hidden_size: int, role: str) -> tuple[onnx.ModelProto, dict[str, int]]:
+def fuse_for_ort(
+    model: onnx.ModelProto, num_heads: int, hidden_size: int, role: str
+) -> tuple[onnx.ModelProto, dict[str, int]]:
     """A plain graph (as exported, name scopes intact) -> its ORT-fused copy and the fused node counts.
 
     The encoder goes through ORT's transformer optimizer at ``opt_level=0`` (no provider-specific folding: the
@@ -206,7 +208,9 @@ def fuse_for_ort(model: onnx.ModelProto, num_heads: int, hidden_size: int, role:
             f"graph {fused.graph.name}: {expected} attention blocks, but {done} fused attention nodes after "
             f"optimisation ({counts})"
         )
-    _log.info("graph %s: %d attentions fused by ORT's optimizer, %d by our rewrite", fused.graph.name, done - ours, ours)
+    _log.info(
+        "graph %s: %d attentions fused by ORT's optimizer, %d by our rewrite", fused.graph.name, done - ours, ours
+    )
     return fused, counts
 
 
@@ -221,7 +225,11 @@ def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> 
     name = model.graph.name
     try:
         optimized = optimize_model(
-            model, model_type="vit", num_heads=num_heads, hidden_size=hidden_size, opt_level=0,
+            model,
+            model_type="vit",
+            num_heads=num_heads,
+            hidden_size=hidden_size,
+            opt_level=0,
             optimization_options=options,
         )
     except (RuntimeError, ValueError, KeyError) as exc:

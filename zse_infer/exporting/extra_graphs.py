@@ -57,8 +57,14 @@ def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tu
         one = (1, n, d)
         return (
             (
-                f32("sketch_tokens", one), f32("sketch_q", (1, n - 1, d)), f32("sketch_v", one), f32("sketch_k", one),
-                f32("photo_tokens", tok), f32("photo_k", tok), f32("photo_q", patches), f32("photo_v", tok),
+                f32("sketch_tokens", one),
+                f32("sketch_q", (1, n - 1, d)),
+                f32("sketch_v", one),
+                f32("sketch_k", one),
+                f32("photo_tokens", tok),
+                f32("photo_k", tok),
+                f32("photo_q", patches),
+                f32("photo_v", tok),
             ),
             (f32("score", (b,)),),
         )
@@ -119,11 +125,17 @@ def build_module(model: Any, role: str, style: str = "divide"):
 
         return Explain().eval()
     fast = _fast_head(head, style)
-    graphs = {"relation_sketch": RelationSketchGraph, "relation_photo": RelationPhotoGraph, "relation_pair": RelationPairGraph}
+    graphs = {
+        "relation_sketch": RelationSketchGraph,
+        "relation_photo": RelationPhotoGraph,
+        "relation_pair": RelationPairGraph,
+    }
     return graphs[role](fast).eval()
 
 
-def feeds(config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch: int, model: Any) -> dict[str, np.ndarray]:
+def feeds(
+    config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch: int, model: Any
+) -> dict[str, np.ndarray]:
     """Inputs of ``role`` for ``batch`` rows of the built-in reference tokens."""
     sketch = np.ascontiguousarray(data[HEAD_INPUTS[0]][:batch])
     photo = np.ascontiguousarray(data[HEAD_INPUTS[1]][:batch])
@@ -156,7 +168,9 @@ def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> di
     return {name: t.numpy() for name, t in zip(names, out, strict=True)}
 
 
-def parity(run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]) -> dict[str, float]:
+def parity(
+    run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]
+) -> dict[str, float]:
     """Max abs error per float output of the ONNX graph against PyTorch; for integer outputs,
     the fraction of entries that differ (argmax of near-equal values may flip)."""
     errors: dict[str, float] = {}
@@ -167,11 +181,17 @@ def parity(run, model: Any, config: ModelConfig, role: str, data: Mapping[str, n
         for name, expected in want.items():
             value = np.asarray(got[name])
             if value.shape != expected.shape:
-                raise ValueError(f"{role}: output {name} at batch {b}: received {value.shape}, expected {expected.shape}")
+                raise ValueError(
+                    f"{role}: output {name} at batch {b}: received {value.shape}, expected {expected.shape}"
+                )
             if np.issubdtype(expected.dtype, np.integer):
                 err = float(np.mean(value != expected))
             else:
-                err = float(np.abs(value.astype(np.float32) - expected).max()) if np.all(np.isfinite(value)) else float("inf")
+                err = (
+                    float(np.abs(value.astype(np.float32) - expected).max())
+                    if np.all(np.isfinite(value))
+                    else float("inf")
+                )
             errors[name] = max(errors.get(name, 0.0), err)
     return errors
 
@@ -188,7 +208,13 @@ def tolerances(config: ModelConfig, role: str, fp32: Mapping[str, float]) -> dic
 
 
 def folder_parity(
-    folder, manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner, variant: str = "plain"
+    folder,
+    manifest,
+    role: str,
+    data: Mapping[str, np.ndarray],
+    batch_sizes: Sequence[int],
+    runner,
+    variant: str = "plain",
 ) -> dict[str, float]:
     """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
 
@@ -207,5 +233,7 @@ def folder_parity(
         for i in range(n):
             s_side = run_s({"sketch_tokens": sketch[i : i + 1]})
             p_side = run_p({"photo_tokens": photo[i : i + 1]})
-            got[i] = run_pair({"sketch_tokens": sketch[i : i + 1], **s_side, "photo_tokens": photo[i : i + 1], **p_side})["score"][0]
+            got[i] = run_pair(
+                {"sketch_tokens": sketch[i : i + 1], **s_side, "photo_tokens": photo[i : i + 1], **p_side}
+            )["score"][0]
     return {"score": float(np.abs(np.asarray(got, np.float32) - want[:n]).max())}

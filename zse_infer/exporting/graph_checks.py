@@ -45,8 +45,16 @@ def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float =
     with tempfile.TemporaryDirectory(prefix="zse-lint-") as tmp:
         report = Path(tmp) / "lint.json"
         cmd = [
-            sys.executable, "-c", "import sys; from polygraphy.tools import main; sys.exit(main())",
-            "check", "lint", str(path), "-o", str(report), "--input-shapes", *shapes,
+            sys.executable,
+            "-c",
+            "import sys; from polygraphy.tools import main; sys.exit(main())",
+            "check",
+            "lint",
+            str(path),
+            "-o",
+            str(report),
+            "--input-shapes",
+            *shapes,
         ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -55,5 +63,7 @@ def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float =
         summary = json.loads(report.read_text()).get("summary", {}) if report.is_file() else {}
     if done.returncode != 0 or summary.get("failing"):
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
-        raise ExportError(f"{path}: polygraphy check lint failed (exit {done.returncode}): {summary.get('failing')}\n{tail}")
+        raise ExportError(
+            f"{path}: polygraphy check lint failed (exit {done.returncode}): {summary.get('failing')}\n{tail}"
+        )
     return {"passing": len(summary.get("passing", [])), "failing": 0}

@@ -38,7 +38,12 @@ _log = logging.getLogger(__name__)
 
 ROLES = ("encoder", "relation_head")
 #: used when a recipe names no int8 tolerances (recipes written before ranking-based acceptance)
-DEFAULT_INT8_TOLERANCES = {"score": 0.01, "ret_token_cosine_min": 0.99, "top10_overlap_min": 0.8, "map_all_delta_min": -0.02}
+DEFAULT_INT8_TOLERANCES = {
+    "score": 0.01,
+    "ret_token_cosine_min": 0.99,
+    "top10_overlap_min": 0.8,
+    "map_all_delta_min": -0.02,
+}
 
 
 class Reference:
@@ -71,8 +76,9 @@ def int8_tolerance(recipe: Recipe) -> dict[str, float]:
     return dict(recipe.tolerances.get("int8") or DEFAULT_INT8_TOLERANCES)
 
 
-def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, data: Mapping[str, Any],
-                reference: Reference) -> dict[str, GraphSpec]:
+def int8_graphs(
+    graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, data: Mapping[str, Any], reference: Reference
+) -> dict[str, GraphSpec]:
     """``encoder_int8`` and ``relation_head_int8``, accepted by ranking agreement (else :class:`ExportError`)."""
     from ..runtime.runners.cpu_features import cpu_features
     from ..runtime.runners.onnxruntime_backend import OrtRunner
@@ -94,14 +100,21 @@ def int8_graphs(graphs: Mapping[str, GraphSpec], folder: Path, recipe: Recipe, d
                 "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
             )
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)
-        extra = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size,
-                 "quantization": {**settings, "saturation_free_on_x86": True}}
-        made[gid] = replace(source, id=gid, precision="int8", file=path.name, parity=parity, fused_nodes={}, extra=extra)
+        extra = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "size_bytes": path.stat().st_size,
+            "quantization": {**settings, "saturation_free_on_x86": True},
+        }
+        made[gid] = replace(
+            source, id=gid, precision="int8", file=path.name, parity=parity, fused_nodes={}, extra=extra
+        )
     t0 = time.perf_counter()
     candidate = runner_fns(*(OrtRunner(made[f"{role}_int8"], folder) for role in ROLES))
     agreement = ranking_agreement(reference.fns, candidate, reference.rankings)
     # Rankings decide (agreement); the parity pair's score error is what the load-time self-check re-measures.
-    failed = failed_criteria(agreement, tolerance) + failed_criteria(made["relation_head_int8"].parity, {k: v for k, v in tolerance.items() if k == "score"})
+    failed = failed_criteria(agreement, tolerance) + failed_criteria(
+        made["relation_head_int8"].parity, {k: v for k, v in tolerance.items() if k == "score"}
+    )
     _log.info("int8 agreement with fp32 (%.0f s): %s", time.perf_counter() - t0, agreement)
     if failed:
         raise ExportError(f"int8 graphs change rankings ({agreement['set']}): " + "; ".join(failed))
@@ -126,7 +139,10 @@ def bf16_agreement(folder: Path, graphs: Mapping[str, GraphSpec], reference: Ref
     if unit is None:
         return {"measured": False, "reason": f"no bf16 unit on the exporting CPU ({describe(features)})"}
     if importlib.util.find_spec("openvino") is None:
-        return {"measured": False, "reason": "openvino not installed where the export ran (pip install 'zse-infer[cpu]')"}
+        return {
+            "measured": False,
+            "reason": "openvino not installed where the export ran (pip install 'zse-infer[cpu]')",
+        }
     from ..runtime.runners.openvino_backend import OpenVinoRunner, openvino_version
 
     bf16 = runner_fns(*(OpenVinoRunner(graphs[role], folder, "bf16", cache_dir=False) for role in ROLES))

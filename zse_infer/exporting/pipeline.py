@@ -141,9 +141,17 @@ def export_model(
             parity = _validate(plan, path, data, recipe, cfg, options, extra)
             inputs, outputs = io_specs(cfg, plan.role)
             graphs[plan.id] = GraphSpec(
-                id=plan.id, role=plan.role, precision=plan.precision, variant=plan.variant, file=plan.file,
-                inputs=inputs, outputs=outputs, batch=recipe.batch[plan.role], parity=parity,
-                fused_nodes=fused_nodes, extra=extra,
+                id=plan.id,
+                role=plan.role,
+                precision=plan.precision,
+                variant=plan.variant,
+                file=plan.file,
+                inputs=inputs,
+                outputs=outputs,
+                batch=recipe.batch[plan.role],
+                parity=parity,
+                fused_nodes=fused_nodes,
+                extra=extra,
             )
             _log.info("%s: %.1f MB, parity %s, fused %s", plan.id, extra["size_bytes"] / 1e6, parity, fused_nodes)
         del plain
@@ -214,8 +222,15 @@ def _make_graph(
 
 
 def _extra_graph(
-    role: str, folder: Path, model: Any, cfg: ModelConfig, recipe: Recipe, data, step: StepCallback,
-    variant: str = "plain", options: ExportOptions | None = None,
+    role: str,
+    folder: Path,
+    model: Any,
+    cfg: ModelConfig,
+    recipe: Recipe,
+    data,
+    step: StepCallback,
+    variant: str = "plain",
+    options: ExportOptions | None = None,
 ) -> GraphSpec:
     """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention); ``variant="trt"``: TensorRT-shaped."""
     import torch
@@ -228,8 +243,13 @@ def _extra_graph(
     example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
     style = "prescale" if variant == "trt" else "divide"
     proto = export_graph(
-        extra_graphs.build_module(model, role, style), example, [s.name for s in outputs], recipe.opset,
-        recipe.batch["relation_head"].max, gid, extra_graphs.static_inputs(cfg, role),
+        extra_graphs.build_module(model, role, style),
+        example,
+        [s.name for s in outputs],
+        recipe.opset,
+        recipe.batch["relation_head"].max,
+        gid,
+        extra_graphs.static_inputs(cfg, role),
     )
     if variant == "trt":
         graph_checks.require_standard_ops(proto, gid)
@@ -238,15 +258,25 @@ def _extra_graph(
     extra: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
     step(f"validate {gid}")
     parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, cfg, role, data, recipe.validation_batch_sizes)
-    validation.check_tolerance(f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"]))
+    validation.check_tolerance(
+        f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"])
+    )
     if variant == "trt":
         extra["attention_scale"] = style
         extra["attention_patterns"] = sum(1 for n in proto.graph.node if n.op_type == "Softmax")
         _lint(path, inputs, options or ExportOptions(), extra)
     _log.info("%s: %.1f MB, parity %s", gid, extra["size_bytes"] / 1e6, parity)
     return GraphSpec(
-        id=gid, role=role, precision="fp32", variant=variant, file=path.name, inputs=inputs, outputs=outputs,
-        batch=recipe.batch["relation_head"], parity=parity, extra=extra,
+        id=gid,
+        role=role,
+        precision="fp32",
+        variant=variant,
+        file=path.name,
+        inputs=inputs,
+        outputs=outputs,
+        batch=recipe.batch["relation_head"],
+        parity=parity,
+        extra=extra,
     )
 
 
@@ -257,14 +287,17 @@ def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> on
     inputs, outputs = io_specs(cfg, plan.role)
     generator = torch.Generator().manual_seed(0)
     example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
-    return export_graph(
-        module, example, [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id
-    )
+    return export_graph(module, example, [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id)
 
 
 def _validate(
-    plan: GraphPlan, path: Path, data: Mapping[str, Any], recipe: Recipe, cfg: ModelConfig,
-    options: ExportOptions, extra: dict[str, Any],
+    plan: GraphPlan,
+    path: Path,
+    data: Mapping[str, Any],
+    recipe: Recipe,
+    cfg: ModelConfig,
+    options: ExportOptions,
+    extra: dict[str, Any],
 ) -> dict[str, float]:
     run = validation.ort_cpu_runner(path)
     parity = validation.measure_parity(run, plan.role, data, recipe.validation_batch_sizes)

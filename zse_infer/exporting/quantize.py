@@ -43,8 +43,12 @@ def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
     root.addFilter(_no_preprocess_advice)
     try:
         quantize_dynamic(
-            str(source), str(target), per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"],
-            weight_type=QuantType.QInt8, op_types_to_quantize=list(SETTINGS["op_types"]),
+            str(source),
+            str(target),
+            per_channel=SETTINGS["per_channel"],
+            reduce_range=SETTINGS["reduce_range"],
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(SETTINGS["op_types"]),
         )
     except Exception as exc:  # the quantiser raises assorted types (ValueError, onnx errors, ...)
         raise ExportError(f"{source.name}: int8 quantisation failed ({type(exc).__name__}: {exc})") from exc

@@ -21,7 +21,19 @@ from ..manifest import PRECISIONS, VARIANTS, BatchRange
 
 ROLES = ("encoder", "relation_head")
 _REPO_RECIPES = Path(__file__).resolve().parents[2] / "export"
-_FIELDS = {"name", "description", "config", "opset", "precisions", "variants", "batch", "tolerances", "validation", "tensorrt", "search"}
+_FIELDS = {
+    "name",
+    "description",
+    "config",
+    "opset",
+    "precisions",
+    "variants",
+    "batch",
+    "tolerances",
+    "validation",
+    "tensorrt",
+    "search",
+}
 
 
 @dataclass(frozen=True)
@@ -122,12 +134,14 @@ def _search_block(block: Any, where: str) -> dict[str, Any]:
     if block is None:
         return {}
     if not isinstance(block, Mapping) or set(block) != {"rerank", "source"}:
-        raise ConfigError(f"{where}: search received {block!r}, expected {{\"rerank\": N, \"source\": \"how N was chosen\"}}")
+        raise ConfigError(f'{where}: search received {block!r}, expected {{"rerank": N, "source": "how N was chosen"}}')
     rerank, source = block["rerank"], block["source"]
     if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
         raise ConfigError(f"{where}: search.rerank received {rerank!r}, expected an integer >= 0")
     if not isinstance(source, str) or not source.strip():
-        raise ConfigError(f"{where}: search.source received {source!r}, expected a sentence saying how the depth was chosen")
+        raise ConfigError(
+            f"{where}: search.source received {source!r}, expected a sentence saying how the depth was chosen"
+        )
     return {"rerank": rerank, "source": source}
 
 

@@ -50,7 +50,13 @@ def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bo
         for gid, g in manifest.graphs.items():
             if g.role in extra_graphs.EXTRA_ROLES:
                 errors = extra_graphs.folder_parity(
-                    folder, manifest, g.role, data, batch_sizes, lambda graph: validation.ort_cpu_runner(folder / graph.file), g.variant
+                    folder,
+                    manifest,
+                    g.role,
+                    data,
+                    batch_sizes,
+                    lambda graph: validation.ort_cpu_runner(folder / graph.file),
+                    g.variant,
                 )
                 rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
                 continue
@@ -70,7 +76,8 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
 
     _, env = require_tensorrt()
     usable = [
-        e for e in manifest.engines
+        e
+        for e in manifest.engines
         if find_engine(manifest, e["graph"], str(env.version), str(env.compute_capability), str(env.device or "")) is e
     ]
     if not usable:
@@ -85,7 +92,11 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
         return TrtRunner(graph, folder / entry["file"], engine_batch=engine_batch(entry, graph)).run
 
     rows = []
-    relation = {manifest.graphs[e["graph"]].role: e for e in usable if manifest.graphs[e["graph"]].role in extra_graphs.RELATION_ROLES}
+    relation = {
+        manifest.graphs[e["graph"]].role: e
+        for e in usable
+        if manifest.graphs[e["graph"]].role in extra_graphs.RELATION_ROLES
+    }
     for entry in usable:
         graph = manifest.graphs[entry["graph"]]
         if graph.role in extra_graphs.RELATION_ROLES:
@@ -139,7 +150,10 @@ def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
         parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
         fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
         batch = f"{g.batch.min}/{g.batch.opt}/{g.batch.max}"
-        out.append(f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}" + (f"; {fused}" if fused else ""))
+        out.append(
+            f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}"
+            + (f"; {fused}" if fused else "")
+        )
     trt = m.extra.get("tensorrt", {})
     out.append("")
     if m.engines:

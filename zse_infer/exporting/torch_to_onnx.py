@@ -83,7 +83,11 @@ def export_graph(
 
 
 def _check_io(
-    model: onnx.ModelProto, example: Mapping[str, torch.Tensor], outputs: Sequence[str], name: str, static: Sequence[str] = ()
+    model: onnx.ModelProto,
+    example: Mapping[str, torch.Tensor],
+    outputs: Sequence[str],
+    name: str,
+    static: Sequence[str] = (),
 ) -> None:
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]

@@ -71,7 +71,7 @@ def _map_key(key: str, rules: list[tuple[re.Pattern, str]]) -> str | None:
     for pattern, target in rules:
         m = pattern.match(key)
         if m:
-            return target.replace("{i}", m.groupdict().get("i") or "") + key[m.end():]
+            return target.replace("{i}", m.groupdict().get("i") or "") + key[m.end() :]
     return None
 
 
@@ -200,7 +200,9 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
     if not isinstance(raw, Mapping):
-        raise CheckpointError(f"{name}: expected a state dict or {{'model': state_dict, ...}}, found {type(raw).__name__}")
+        raise CheckpointError(
+            f"{name}: expected a state dict or {{'model': state_dict, ...}}, found {type(raw).__name__}"
+        )
     return _unwrap(raw, name), name
 
 

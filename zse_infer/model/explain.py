@@ -51,7 +51,9 @@ class ExplainHead(nn.Module):
         super().__init__()
         self.head = head
         width = head.anchor_conv.in_channels
-        self.register_buffer("token_index", token_index_map(head.grid, width, head.anchor_conv.kernel_size[0]), persistent=False)
+        self.register_buffer(
+            "token_index", token_index_map(head.grid, width, head.anchor_conv.kernel_size[0]), persistent=False
+        )
 
     def _anchor_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-attended tokens -> (B, A, width*k*k): the conv input elements of every anchor."""

@@ -66,14 +66,20 @@ class FastRelationHead(nn.Module):
         l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
         h = self.heads
         return SketchSide(
-            q1=_heads(l1.q(sketch[:, 1:]), h), v1=_heads(l1.v(sketch), h), k2=_heads(l2.k(sketch), h), residual=sketch[:, 1:]
+            q1=_heads(l1.q(sketch[:, 1:]), h),
+            v1=_heads(l1.v(sketch), h),
+            k2=_heads(l2.k(sketch), h),
+            residual=sketch[:, 1:],
         )
 
     def prepare_photos(self, photo: torch.Tensor) -> PhotoSide:
         l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
         h = self.heads
         return PhotoSide(
-            k1=_heads(l1.k(photo), h), q2=_heads(l2.q(photo[:, 1:]), h), v2=_heads(l2.v(photo), h), residual=photo[:, 1:]
+            k1=_heads(l1.k(photo), h),
+            q2=_heads(l2.q(photo[:, 1:]), h),
+            v2=_heads(l2.v(photo), h),
+            residual=photo[:, 1:],
         )
 
     # ------------------------------------------------------------------ per pair

@@ -64,7 +64,12 @@ def matching_configs(state: Mapping[str, torch.Tensor]) -> list[str]:
 
 
 def mismatch_message(
-    name: str, layout: str, config: str, missing: list[str], unexpected: list[str], misshaped: list[str],
+    name: str,
+    layout: str,
+    config: str,
+    missing: list[str],
+    unexpected: list[str],
+    misshaped: list[str],
     state: Mapping[str, torch.Tensor],
 ) -> str:
     """A short account of why a checkpoint does not fit a config: counts, a few examples, and the
@@ -77,7 +82,9 @@ def mismatch_message(
     text = f"{name}: checkpoint ({layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
     fits = [c for c in matching_configs(state) if c != config]
     if fits:
-        return text + f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
+        return (
+            text + f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
+        )
     return text
 
 
@@ -106,7 +113,9 @@ def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -
         allowed_missing = [k for k in missing if k.startswith(("relation_head.", "encoder.patch_embed.scale."))]
         missing = [k for k in missing if k not in allowed_missing]
     if missing or unexpected or misshaped:
-        raise CheckpointError(mismatch_message(name, filtered.layout, model.config.name, missing, unexpected, misshaped, state))
+        raise CheckpointError(
+            mismatch_message(name, filtered.layout, model.config.name, missing, unexpected, misshaped, state)
+        )
     if allowed_missing:
         _log.warning(
             "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)",

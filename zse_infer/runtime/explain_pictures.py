@@ -66,11 +66,16 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
     top = float(np.percentile(heat, 98)) if heat.size else 0.0
     h = np.clip(heat / top, 0, 1) if top > 0 else np.zeros_like(heat)
-    big = np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
+    big = (
+        np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR))
+        / 255.0
+    )
     return ((1 - alpha) * image + alpha * colormap(big)).astype(np.uint8)
 
 
-def colour_bar(draw, x: int, y: int, width: int, title: str, low: str, high: str, lo: float = 0.0, hi: float = 1.0) -> int:
+def colour_bar(
+    draw, x: int, y: int, width: int, title: str, low: str, high: str, lo: float = 0.0, hi: float = 1.0
+) -> int:
     """A horizontal colour scale with its title and labelled ends; returns the y below it."""
     f = font(14)
     draw.text((x, y), title, fill="black", font=f)
@@ -136,12 +141,17 @@ def match_caption(similarities: Sequence[float]) -> str:
             "Number 1: the part of the sketch and the part of the photo the model finds most alike "
             f"({hi:.2f}, {scale})."
         )
-    strength = (f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})" if hi - lo < EQUAL_SPREAD
-                else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}")
+    strength = (
+        f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})"
+        if hi - lo < EQUAL_SPREAD
+        else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}"
+    )
     return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."
 
 
-def attention_caption(heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str) -> str:
+def attention_caption(
+    heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str
+) -> str:
     """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's
     strokes, the photo's object) against how much of the image they are, and the one square that
     alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`), said
@@ -214,9 +224,25 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     f = font(14)
     match_lines = wrap_text(match_caption([m.similarity for m in shown]), f, width - 2 * pad)
     heat_lines = [
-        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, "squares with strokes", "on a stroke", "on blank paper", "sketch"), f, side),
-        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, "squares showing the object", "on the object", "on blank background",
-                                    "photo"), f, side),
+        wrap_text(
+            attention_caption(
+                exp.sketch_heat, exp.sketch_ink, "squares with strokes", "on a stroke", "on blank paper", "sketch"
+            ),
+            f,
+            side,
+        ),
+        wrap_text(
+            attention_caption(
+                exp.photo_heat,
+                exp.photo_content,
+                "squares showing the object",
+                "on the object",
+                "on blank background",
+                "photo",
+            ),
+            f,
+            side,
+        ),
     ]
     heat_h = line_h * max(len(lines) for lines in heat_lines)
     height = title_h + 2 * (side + 4 + label_h) + line_h * len(match_lines) + 8 + heat_h + 4 + bar_h + pad
@@ -231,7 +257,9 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     for number, m in enumerate(shown, start=1):
         # one colour per number, so a pair is found by colour as well as by number
         colour = MATCH_COLOURS[(number - 1) % len(MATCH_COLOURS)]
-        text_colour = "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True)) > 140 else "white"
+        text_colour = (
+            "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True)) > 140 else "white"
+        )
         for patch, x0 in ((m.sketch_patch, x_s), (m.photo_patch, x_p)):
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
@@ -284,7 +312,10 @@ def source_caption(taken: int, used: int) -> str:
 
 
 def render_synthesis(
-    result: Synthesis, sketch_image: np.ndarray, photo_images: Sequence[np.ndarray], path: str | os.PathLike,
+    result: Synthesis,
+    sketch_image: np.ndarray,
+    photo_images: Sequence[np.ndarray],
+    path: str | os.PathLike,
     names: Sequence[str] | None = None,
 ) -> Path:
     """The synthesized picture (at least 448 px) beside the sketch, and below them the source
@@ -303,14 +334,21 @@ def render_synthesis(
     n_rows = math.ceil(len(photo_images) / per_row)
     n_used = sum(1 for k in range(len(photo_images)) if result.taken_from(k))
     caption = wrap_text(synthesis_caption(result.replaced, len(result.source), len(photo_images), n_used), f, side)
-    notes = [wrap_text(source_caption(result.taken_from(k), len(result.used_patches(k))), f, small) for k in range(len(photo_images))]
+    notes = [
+        wrap_text(source_caption(result.taken_from(k), len(result.used_patches(k))), f, small)
+        for k in range(len(photo_images))
+    ]
     note_h = line_h * max(len(lines) for lines in notes)
     width = 2 * side + gap + 2 * pad
     height = title_h + side + 4 + line_h * len(caption) + 12 + n_rows * (small + 4 + line_h + note_h + gap) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
-    draw.text((pad, 8), "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else ""),
-              fill="black", font=font(20))
+    draw.text(
+        (pad, 8),
+        "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else ""),
+        fill="black",
+        font=font(20),
+    )
     y = title_h
     canvas.paste(_zoom(sketch_image, scale), (pad, y))
     canvas.paste(_zoom(result.image, scale), (pad + side + gap, y))

@@ -102,8 +102,17 @@ class Explanation:
                 continue
             used_s.add(sp)
             used_p.add(pp)
-            shown.append(PatchMatch(m.sketch_anchor, m.photo_anchor, m.similarity, divmod(sp, grid), divmod(pp, grid),
-                                    float(s_rel[sp]), float(p_rel[pp])))
+            shown.append(
+                PatchMatch(
+                    m.sketch_anchor,
+                    m.photo_anchor,
+                    m.similarity,
+                    divmod(sp, grid),
+                    divmod(pp, grid),
+                    float(s_rel[sp]),
+                    float(p_rel[pp]),
+                )
+            )
         return shown
 
     def to_dict(self) -> dict:
@@ -160,7 +169,9 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
 
 def _is_hit(item: Any) -> bool:
     """A search hit (stored tokens by gallery row), told apart from an image without importing the facade."""
-    return not isinstance(item, (str, bytes, os.PathLike, np.ndarray)) and all(hasattr(item, a) for a in ("id", "path", "row"))
+    return not isinstance(item, (str, bytes, os.PathLike, np.ndarray)) and all(
+        hasattr(item, a) for a in ("id", "path", "row")
+    )
 
 
 class Explainer:
@@ -190,7 +201,10 @@ class Explainer:
             from .runners.select import open_explain_runner
 
             self._runner = open_explain_runner(self.export_dir, self.manifest, self.runners)
-        feeds = {HEAD_INPUTS[0]: np.ascontiguousarray(sketch_tokens, np.float32), HEAD_INPUTS[1]: np.ascontiguousarray(photo_tokens, np.float32)}
+        feeds = {
+            HEAD_INPUTS[0]: np.ascontiguousarray(sketch_tokens, np.float32),
+            HEAD_INPUTS[1]: np.ascontiguousarray(photo_tokens, np.float32),
+        }
         return self._runner.run(feeds)
 
     def photo(self, item: Any) -> tuple[np.ndarray, np.ndarray, str]:
@@ -210,7 +224,9 @@ class Explainer:
         image = image_to_rgb(sketch, config)
         return tokens, image, ink_mask(image, self.manifest.model.encoder.grid_size, config.ink_threshold)
 
-    def explain(self, sketch: ImageSource, hit_or_photo: Any, out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
+    def explain(
+        self, sketch: ImageSource, hit_or_photo: Any, out: str | os.PathLike | None = None, top: int = DEFAULT_TOP
+    ) -> Explanation:
         """Why ``sketch`` matched a photo (see ``Retriever.explain``)."""
         check_int(top, "top")
         sketch_tokens, sketch_image, ink = self._sketch(sketch)
@@ -222,7 +238,9 @@ class Explainer:
             render_explanation(exp, out, top=top)
         return exp
 
-    def synthesize(self, sketch: ImageSource, hits_or_photos: Any, out: str | os.PathLike | None = None, ink_only: bool = False) -> Synthesis:
+    def synthesize(
+        self, sketch: ImageSource, hits_or_photos: Any, out: str | os.PathLike | None = None, ink_only: bool = False
+    ) -> Synthesis:
         """The sketch's drawing rebuilt from photo patches (see ``Retriever.synthesize``)."""
         if _is_hit(hits_or_photos) or isinstance(hits_or_photos, (str, os.PathLike, bytes, np.ndarray)):
             hits_or_photos = [hits_or_photos]
@@ -235,7 +253,11 @@ class Explainer:
         evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention, strict=True)]
         images = [image for _, image, _ in photos]
         result = synthesize_patches(
-            sketch_image, images, evidence, ink_threshold=self.manifest.preprocess["sketch"].ink_threshold, ink_only=ink_only
+            sketch_image,
+            images,
+            evidence,
+            ink_threshold=self.manifest.preprocess["sketch"].ink_threshold,
+            ink_only=ink_only,
         )
         result.names = [name for _, _, name in photos]
         if out is not None:

@@ -28,9 +28,10 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -80,8 +81,9 @@ class IndexExecutor(Protocol):
 
     def check(self, todo: list) -> None: ...
 
-    def encode(self, indexer: "Indexer", chunks: list[list], batch: int, on_error: str, report: IndexReport,
-               bar) -> Iterator[Encoded]: ...
+    def encode(
+        self, indexer: Indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar
+    ) -> Iterator[Encoded]: ...
 
 
 class LocalIndexExecutor:
@@ -92,15 +94,23 @@ class LocalIndexExecutor:
     def check(self, todo: list) -> None:
         pass
 
-    def encode(self, indexer: "Indexer", chunks: list[list], batch: int, on_error: str, report: IndexReport, bar) -> Iterator[Encoded]:
+    def encode(
+        self, indexer: Indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar
+    ) -> Iterator[Encoded]:
         for chunk in chunks:
             tokens, kept = indexer.encode(chunk, batch, on_error, report, bar)
             if kept:
                 yield Encoded(kept, tokens)
 
 
-def photo_batch(ids: Sequence[str], paths: Sequence[str | None], fingerprints: Sequence[tuple[int, int]], tokens: np.ndarray,
-                keep_tokens: bool, proj: np.ndarray | None = None) -> Batch:
+def photo_batch(
+    ids: Sequence[str],
+    paths: Sequence[str | None],
+    fingerprints: Sequence[tuple[int, int]],
+    tokens: np.ndarray,
+    keep_tokens: bool,
+    proj: np.ndarray | None = None,
+) -> Batch:
     """Gallery rows of encoded photos (the one place rows are made from tokens: here and on Ray workers)."""
     return Batch(
         ids=list(ids),
@@ -137,7 +147,9 @@ def content_id(source: ImageSource) -> str:
         digest.update(b"bytes\n")
         digest.update(bytes(source))
     else:
-        raise InputError(f"photos: cannot give {describe_source(source)} an id; pass ids=, or the image as bytes, an array or a PIL image")
+        raise InputError(
+            f"photos: cannot give {describe_source(source)} an id; pass ids=, or the image as bytes, an array or a PIL image"
+        )
     return "#" + digest.hexdigest()[:32]
 
 
@@ -171,8 +183,15 @@ def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: 
 
 
 class Indexer:
-    def __init__(self, manifest: Manifest, runners: ModelRunners, gallery: Gallery, run_lock: threading.RLock,
-                 photo_side: Callable[[np.ndarray], dict] | None = None, export_dir: Path | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        runners: ModelRunners,
+        gallery: Gallery,
+        run_lock: threading.RLock,
+        photo_side: Callable[[np.ndarray], dict] | None = None,
+        export_dir: Path | None = None,
+    ):
         self.export_dir = export_dir  # what workers elsewhere re-open (executors)
         self.manifest = manifest
         self.runners = runners
@@ -193,17 +212,21 @@ class Indexer:
             ids = [default_id(s) for s in sources]
         dupes = [i for i, c in Counter(ids).items() if c > 1]
         if dupes and by_content:
-            raise InputError(f"photos: the same file or image given more than once in this call (ids {', '.join(sorted(dupes)[:5])})")
+            raise InputError(
+                f"photos: the same file or image given more than once in this call (ids {', '.join(sorted(dupes)[:5])})"
+            )
         if dupes:
             raise InputError(f"ids: duplicates in this call: {', '.join(sorted(dupes)[:5])}")
         if not self.gallery.codec.stores_tokens:
             memory = [describe_source(s) for s in sources if source_path(s) is None]
             if memory:
-                raise InputError(f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files")
+                raise InputError(
+                    f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files"
+                )
         self.gallery.refresh()
         stored = self.gallery.snapshot.fingerprints() if self.gallery.snapshot is not None else {}
         todo, skipped = [], 0
-        for source, pid in zip(sources, ids):
+        for source, pid in zip(sources, ids, strict=False):
             fp = fingerprint(source)
             if pid in stored:
                 if _unchanged(stored[pid], fp, by_content and source_path(source) is None):
@@ -239,9 +262,17 @@ class Indexer:
     def write(self, tokens: np.ndarray, kept) -> None:
         proj = None
         if self.gallery.projections:
-            proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))  # from the tokens as stored
-        batch = photo_batch([k[1] for k in kept], [stored_path(k[0]) for k in kept], [k[2] for k in kept], tokens,
-                            self.gallery.codec.stores_tokens or self.gallery.codec.needs_training, proj)
+            proj = pack_projections(
+                self.photo_side(tokens.astype(np.float16).astype(np.float32))
+            )  # from the tokens as stored
+        batch = photo_batch(
+            [k[1] for k in kept],
+            [stored_path(k[0]) for k in kept],
+            [k[2] for k in kept],
+            tokens,
+            self.gallery.codec.stores_tokens or self.gallery.codec.needs_training,
+            proj,
+        )
         self.gallery.append(batch, replace=any(k[3] for k in kept))
 
     def commit(self, encoded: Encoded, report: IndexReport) -> None:
@@ -249,7 +280,9 @@ class Indexer:
         their tokens, or the fragments workers wrote (metadata only: one Append)."""
         kept = encoded.kept
         if encoded.fragments is not None:
-            self.gallery.commit_fragments(encoded.fragments, encoded.key, [k[1] for k in kept], replace=any(k[3] for k in kept))
+            self.gallery.commit_fragments(
+                encoded.fragments, encoded.key, [k[1] for k in kept], replace=any(k[3] for k in kept)
+            )
         else:
             self.write(encoded.tokens, kept)
         report.added += len(kept)
@@ -264,9 +297,16 @@ class Indexer:
             raise InputError(f"batch_size and commit_size: received {batch_size}/{commit_size}, expected >= 1")
         return batch
 
-    def index(self, photos: ImageSource | Iterable[ImageSource], ids: Sequence[str] | None = None, batch_size: int | None = None,
-              on_error: str = "raise", progress: bool = True, commit_size: int = COMMIT_SIZE,
-              executor: IndexExecutor | None = None) -> IndexReport:
+    def index(
+        self,
+        photos: ImageSource | Iterable[ImageSource],
+        ids: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        on_error: str = "raise",
+        progress: bool = True,
+        commit_size: int = COMMIT_SIZE,
+        executor: IndexExecutor | None = None,
+    ) -> IndexReport:
         """The one indexing loop: plan (skip what is stored and unchanged), have ``executor``
         encode the rest chunk by chunk (this process by default), commit each chunk in order."""
         executor = executor or LocalIndexExecutor()

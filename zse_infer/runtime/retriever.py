@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +31,14 @@ from ..preprocess import ImageSource, load_image
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
 from .gallery.location import gallery_location
 from .gallery.store import Gallery
-from .indexer import COMMIT_SIZE, IndexExecutor, IndexReport, Indexer
+from .indexer import COMMIT_SIZE, Indexer, IndexExecutor, IndexReport
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["Retriever", "Hit", "IndexReport"]
+__all__ = ["Hit", "IndexReport", "Retriever"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ class Retriever:
     Guarantees and limits: docs/guarantees.md.
     """
 
-    def __init__(self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str = "auto"):
+    def __init__(
+        self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str = "auto"
+    ):
         self.export_dir = export_dir
         self.manifest = manifest
         self.runners = runners
@@ -79,7 +82,9 @@ class Retriever:
         self._explainer = None
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
-        self.searcher = Searcher(manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir)
+        self.searcher = Searcher(
+            manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir
+        )
         self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
     # ------------------------------------------------------------------ construction
@@ -99,7 +104,7 @@ class Retriever:
         relation: str = "auto",
         projections: bool = False,
         storage_options: dict[str, str] | None = None,
-    ) -> "Retriever":
+    ) -> Retriever:
         """Open an export folder (hashes verified) and a gallery.
 
         ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``;
@@ -131,7 +136,9 @@ class Retriever:
         elif Gallery.exists(location) or Gallery.is_format1(location):  # format 1: open names the migration command
             g = Gallery.open(location, model=model_info, tokens_shape=tokens_shape)
         else:
-            raise GalleryError(f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True")
+            raise GalleryError(
+                f"{gallery}: no gallery here; index photos into it first (zse index), or pass create=True"
+            )
         runners = open_runners(export_dir, manifest, backend, precision, checkpoint, max_batch, threads)
         return cls(export_dir, manifest, runners, g, relation)
 
@@ -149,7 +156,7 @@ class Retriever:
     def close(self) -> None:
         self.runners.close()
 
-    def __enter__(self) -> "Retriever":
+    def __enter__(self) -> Retriever:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -234,7 +241,9 @@ class Retriever:
         export's recommended depth (``manifest.default_rerank``)."""
         return self.search_batch([sketch], k=k, rerank=rerank)[0]
 
-    def search_batch(self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None) -> list[list[Hit]]:
+    def search_batch(
+        self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None
+    ) -> list[list[Hit]]:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k: received {k!r}, expected an integer >= 1")
         if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
@@ -243,12 +252,18 @@ class Retriever:
         return [self.search_tokens(t, k, rerank) for t in tokens]
 
     def search_tokens(
-        self, sketch_tokens: np.ndarray, k: int = 10, rerank: int | str | None = None, timing: dict[str, float] | None = None
+        self,
+        sketch_tokens: np.ndarray,
+        k: int = 10,
+        rerank: int | str | None = None,
+        timing: dict[str, float] | None = None,
     ) -> list[Hit]:
         """Search with an already encoded sketch (T, D). ``timing``: a dict that receives the
         seconds spent in stage 1 and stage 2 (keys "stage1", "stage2")."""
         found = self.searcher.search_tokens(sketch_tokens, k, rerank, timing)
-        return [Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)]
+        return [
+            Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)
+        ]
 
     # ------------------------------------------------------------------ explanations
     def _explainer_room(self) -> Explainer:
@@ -264,7 +279,7 @@ class Retriever:
         rows = np.asarray(rows, dtype=np.int64)
         return self.searcher.on_snapshot(lambda snap: self.searcher.photo_tokens(snap, rows))
 
-    def _photo_tokens_and_image(self, item: "Hit | ImageSource") -> tuple[np.ndarray, np.ndarray]:
+    def _photo_tokens_and_image(self, item: Hit | ImageSource) -> tuple[np.ndarray, np.ndarray]:
         """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""
         tokens, image, _ = self._explainer_room().photo(item)
         return tokens, image
@@ -272,7 +287,13 @@ class Retriever:
     def _explain_outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
         return self._explainer_room().outputs(sketch_tokens, photo_tokens)
 
-    def explain(self, sketch: ImageSource, hit_or_photo: "Hit | ImageSource", out: str | os.PathLike | None = None, top: int = DEFAULT_TOP) -> Explanation:
+    def explain(
+        self,
+        sketch: ImageSource,
+        hit_or_photo: Hit | ImageSource,
+        out: str | os.PathLike | None = None,
+        top: int = DEFAULT_TOP,
+    ) -> Explanation:
         """Why ``sketch`` matched a photo: anchor matches placed on patches, attention heat maps.
 
         ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a
@@ -283,7 +304,11 @@ class Retriever:
         return self._explainer_room().explain(sketch, hit_or_photo, out=out, top=top)
 
     def synthesize(
-        self, sketch: ImageSource, hits_or_photos: "Sequence[Hit | ImageSource]", out: str | os.PathLike | None = None, ink_only: bool = False
+        self,
+        sketch: ImageSource,
+        hits_or_photos: Sequence[Hit | ImageSource],
+        out: str | os.PathLike | None = None,
+        ink_only: bool = False,
     ) -> Synthesis:
         """The sketch's drawing rebuilt from content patches of the matched photos.
 

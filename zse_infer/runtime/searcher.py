@@ -60,7 +60,11 @@ def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn) -
 def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.ndarray:
     """(Q, N) minus the relation score of every pair (the official "rn" ranking)."""
     cols = np.arange(n_gallery)
-    return np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)]) if n_queries else np.zeros((0, n_gallery))
+    return (
+        np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)])
+        if n_queries
+        else np.zeros((0, n_gallery))
+    )
 
 
 # ---------------------------------------------------------------------- stored projections
@@ -85,8 +89,17 @@ class Searcher:
     gallery reads run concurrently, each search on the one snapshot it started with.
     """
 
-    def __init__(self, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str,
-                 encode_photos: Callable, lock: threading.RLock, run_lock: threading.RLock, export_dir=None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        runners: ModelRunners,
+        gallery: Gallery,
+        relation: str,
+        encode_photos: Callable,
+        lock: threading.RLock,
+        run_lock: threading.RLock,
+        export_dir=None,
+    ):
         self.manifest = manifest
         self.export_dir = export_dir
         self.runners = runners
@@ -105,7 +118,11 @@ class Searcher:
             if self._fast is None:
                 from .runners.select import open_relation_runners
 
-                fast = None if self.relation == "compat" else open_relation_runners(self.export_dir, self.manifest, self.runners)
+                fast = (
+                    None
+                    if self.relation == "compat"
+                    else open_relation_runners(self.export_dir, self.manifest, self.runners)
+                )
                 if self.relation == "fast" and fast is None:
                     raise InputError(
                         "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version; "
@@ -130,7 +147,9 @@ class Searcher:
         paths = snap.take(rowids, ["path"])["path"]
         missing = [i for i, p in zip(rowids.tolist(), paths, strict=True) if p is None]
         if missing:
-            raise GalleryError(f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded")
+            raise GalleryError(
+                f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded"
+            )
         return self.encode_photos(paths)
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
@@ -156,7 +175,9 @@ class Searcher:
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
                 with self.run_lock:
-                    chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[HEAD_OUTPUT]
+                    chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[
+                        HEAD_OUTPUT
+                    ]
             else:
                 photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if proj is not None else None
                 with self.run_lock:
@@ -167,6 +188,7 @@ class Searcher:
     def on_snapshot(self, work: Callable[[Snapshot], T]) -> T:
         """``work(snapshot)`` on the gallery's pinned, non-empty version, refreshed and retried
         once if another process's compaction removed that version (Gallery.read)."""
+
         def checked(snap: Snapshot):
             if len(snap) == 0:
                 raise GalleryError("the gallery is empty: index photos first")
@@ -189,8 +211,14 @@ class Searcher:
         ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
         return self.on_snapshot(lambda snap: self._search(snap, sketch_tokens, k, rerank, timing))
 
-    def _search(self, snap: Snapshot, sketch_tokens: np.ndarray, k: int, rerank: int | str | None,
-                timing: dict[str, float] | None) -> list[tuple[int, float, int, str, str | None]]:
+    def _search(
+        self,
+        snap: Snapshot,
+        sketch_tokens: np.ndarray,
+        k: int,
+        rerank: int | str | None,
+        timing: dict[str, float] | None,
+    ) -> list[tuple[int, float, int, str, str | None]]:
         t0 = time.perf_counter()
         n = len(snap)
         n_rerank = self.parse_rerank(rerank, n)

@@ -64,7 +64,9 @@ def patch_grid(image: np.ndarray, grid: int) -> np.ndarray:
     size = image.shape[0]
     cell = size // grid
     if cell * grid != size or image.shape[1] != size:
-        raise InputError(f"image: received {image.shape[:2]}, expected a square side divisible by the {grid}-patch grid")
+        raise InputError(
+            f"image: received {image.shape[:2]}, expected a square side divisible by the {grid}-patch grid"
+        )
     return image.reshape(grid, cell, grid, cell, -1).transpose(0, 2, 1, 3, 4).reshape(grid * grid, cell * cell, -1)
 
 
@@ -99,7 +101,9 @@ def fill_enclosed(mask: np.ndarray, grid: int) -> np.ndarray:
     """``mask`` plus the patches it encloses (not reachable from the border through unmasked patches)."""
     m = mask.reshape(grid, grid)
     outside = np.zeros_like(m)
-    stack = [(y, x) for y in range(grid) for x in range(grid) if (y in (0, grid - 1) or x in (0, grid - 1)) and not m[y, x]]
+    stack = [
+        (y, x) for y in range(grid) for x in range(grid) if (y in (0, grid - 1) or x in (0, grid - 1)) and not m[y, x]
+    ]
     for y, x in stack:
         outside[y, x] = True
     while stack:
@@ -149,7 +153,9 @@ def _zscore_rows(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
-def patch_evidence(sketch_tokens: np.ndarray, photo_tokens: np.ndarray, sketch_attention: np.ndarray | None = None) -> np.ndarray:
+def patch_evidence(
+    sketch_tokens: np.ndarray, photo_tokens: np.ndarray, sketch_attention: np.ndarray | None = None
+) -> np.ndarray:
     """(n, n) model evidence that sketch patch i corresponds to photo patch j, z-scored per row.
 
     The cosine of the encoder's patch tokens (class token dropped) plus, when
@@ -193,7 +199,9 @@ def synthesize_patches(
     n = evidence[0].shape[0]
     grid = round(np.sqrt(n))
     if grid * grid != n or any(e.shape != (n, n) for e in evidence):
-        raise InputError(f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid")
+        raise InputError(
+            f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid"
+        )
     cell = sketch_image.shape[0] // grid
     ink = ink_mask(sketch_image, grid, ink_threshold)
     region = ink if ink_only else fill_enclosed(ink, grid)
@@ -220,6 +228,8 @@ def synthesize_patches(
     for i in np.flatnonzero(region):
         r, c = divmod(int(i), grid)
         pr, pc = divmod(int(patch[i]), grid)
-        out[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = photo_images[int(photo[i])][pr * cell : (pr + 1) * cell, pc * cell : (pc + 1) * cell]
+        out[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = photo_images[int(photo[i])][
+            pr * cell : (pr + 1) * cell, pc * cell : (pc + 1) * cell
+        ]
     source = np.stack([np.where(region, photo, 0), np.where(region, patch, 0), region.astype(np.int64)], axis=1)
     return Synthesis(image=out, source=source, evidence=np.where(region, chosen_ev, 0.0), photo_content=contents)

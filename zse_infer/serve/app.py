@@ -44,8 +44,11 @@ _IMAGE_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["sketch"],
-                           "properties": {"sketch": {"type": "string", "format": "binary"}, "id": {"type": "string"}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["sketch"],
+                    "properties": {"sketch": {"type": "string", "format": "binary"}, "id": {"type": "string"}},
+                }
             },
             "application/json": {"schema": schemas.ImageBody.model_json_schema()},
             "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -53,14 +56,19 @@ _IMAGE_BODY = {
     }
 }
 #: What a stored photo is served with: never run as a page, whatever its bytes hold.
-PHOTO_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
-                 "Cache-Control": "private, max-age=300"}
+PHOTO_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, max-age=300",
+}
 
 #: The sketch pad runs only its own script and shows only its own and fetched (blob:) images;
 #: no other site may frame it.
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
-                                           "form-action 'none'; frame-ancestors 'none'",
-                "X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 __all__ = ["create_app", "photo_url"]
 
@@ -87,7 +95,9 @@ def _check_ids(ids: list[str] | None, photos: int) -> None:
         raise bad_request("ids: the same id given twice")
     for i in ids:
         if not i or len(i) > 512 or re.search(r"[\x00-\x1f\x7f]", i) or i.startswith("@"):
-            raise bad_request(f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'")
+            raise bad_request(
+                f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'"
+            )
 
 
 def create_app(retriever, settings: ServeSettings):
@@ -112,7 +122,11 @@ def create_app(retriever, settings: ServeSettings):
         state.close()
 
     app = fastapi.FastAPI(
-        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+        title=settings.title,
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="Zero-shot sketch-based image retrieval: search a photo gallery with a drawing.",
     )
     app.state.zse = state
@@ -123,8 +137,12 @@ def create_app(retriever, settings: ServeSettings):
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
-            raise ServeError(401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>'",
-                             {"WWW-Authenticate": "Bearer"})
+            raise ServeError(
+                401,
+                "unauthorized",
+                "missing or wrong token: send 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
 
     async def writes_allowed(request: Request) -> None:
         if not settings.allow_writes:
@@ -134,14 +152,21 @@ def create_app(retriever, settings: ServeSettings):
     v1 = fastapi.APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=_ERRORS)
 
     # ------------------------------------------------------------------ search
-    @v1.post("/search", response_model=schemas.SearchResponse, openapi_extra=_IMAGE_BODY,
-             summary="The k best gallery photos for a sketch")
+    @v1.post(
+        "/search",
+        response_model=schemas.SearchResponse,
+        openapi_extra=_IMAGE_BODY,
+        summary="The k best gallery photos for a sketch",
+    )
     async def search(
         request: Request,
         k: int = Query(settings.default_k, ge=1, le=settings.max_k, description="results to return"),
-        rerank: str | None = Query(None, description="candidates reranked by the relation head: an integer up to the server's "
-                                                     "--max-rerank, 0 (stage 1 only), 'all' (galleries no larger than that), "
-                                                     "or empty for the export's default"),
+        rerank: str | None = Query(
+            None,
+            description="candidates reranked by the relation head: an integer up to the server's "
+            "--max-rerank, 0 (stage 1 only), 'all' (galleries no larger than that), "
+            "or empty for the export's default",
+        ),
     ):
         t0 = time.perf_counter()
         depth = resolve_rerank(retriever, _parse_rerank(rerank), settings.max_rerank)
@@ -155,12 +180,21 @@ def create_app(retriever, settings: ServeSettings):
         timing = {"queue": waited * 1000, "decode": decode_ms, **result.timing_ms}
         timing["total"] = (time.perf_counter() - t0) * 1000
         state.metrics.observe_stages(timing)
-        return schemas.SearchResponse(hits=[state.hit(h) for h in result.hits], timing_ms={k_: round(v, 3) for k_, v in timing.items()},
-                                      k=k, rerank=depth, batch_size=batch_size)
+        return schemas.SearchResponse(
+            hits=[state.hit(h) for h in result.hits],
+            timing_ms={k_: round(v, 3) for k_, v in timing.items()},
+            k=k,
+            rerank=depth,
+            batch_size=batch_size,
+        )
 
     # ------------------------------------------------------------------ explain
-    @v1.post("/explain", openapi_extra=_IMAGE_BODY, summary="Why a sketch matches a gallery photo (JSON, or PNG with Accept: image/png)",
-             responses={200: {"content": {"application/json": {}, "image/png": {}}}})
+    @v1.post(
+        "/explain",
+        openapi_extra=_IMAGE_BODY,
+        summary="Why a sketch matches a gallery photo (JSON, or PNG with Accept: image/png)",
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+    )
     async def explain(request: Request):
         upload = await read_upload(request, "sketch", settings.max_upload_bytes, text_fields=("id",))
         photo_id = upload.fields.get("id")
@@ -185,8 +219,11 @@ def create_app(retriever, settings: ServeSettings):
         return JSONResponse({"id": photo.public_id, **result.to_dict()})
 
     # ------------------------------------------------------------------ photos
-    @v1.get("/photos/{photo_id:path}", summary="A gallery photo's bytes (gallery ids only)",
-            responses={200: {"content": {"image/*": {}}}})
+    @v1.get(
+        "/photos/{photo_id:path}",
+        summary="A gallery photo's bytes (gallery ids only)",
+        responses={200: {"content": {"image/*": {}}}},
+    )
     async def get_photo(photo_id: str):
         # Only ids the gallery holds are answered, with the file the gallery indexed: the request
         # never becomes a path, so "../", absolute paths and encoded tricks are just unknown ids.
@@ -200,10 +237,16 @@ def create_app(retriever, settings: ServeSettings):
         headers = {**PHOTO_HEADERS, "Content-Length": str(size)}
         if fmt is None:  # not an image format the server knows: a download, never a page
             headers["Content-Disposition"] = "attachment"
-        return StreamingResponse(_chunks(state, f), media_type=fmt.media_type if fmt else "application/octet-stream", headers=headers)
+        return StreamingResponse(
+            _chunks(state, f), media_type=fmt.media_type if fmt else "application/octet-stream", headers=headers
+        )
 
-    @v1.post("/photos", response_model=schemas.PhotosAdded, dependencies=[Depends(writes_allowed)],
-             summary="Index uploaded photos (multipart 'photos', optional 'ids') or server-side paths (JSON)")
+    @v1.post(
+        "/photos",
+        response_model=schemas.PhotosAdded,
+        dependencies=[Depends(writes_allowed)],
+        summary="Index uploaded photos (multipart 'photos', optional 'ids') or server-side paths (JSON)",
+    )
     async def add_photos(request: Request):
         ctype = content_type(request)
         if ctype == "application/json":
@@ -213,7 +256,11 @@ def create_app(retriever, settings: ServeSettings):
         elif ctype == "multipart/form-data":
             sources, ids = await _save_uploads(request)
         else:
-            raise ServeError(415, "unsupported_media_type", f"Content-Type: received {ctype!r}, expected multipart/form-data or application/json")
+            raise ServeError(
+                415,
+                "unsupported_media_type",
+                f"Content-Type: received {ctype!r}, expected multipart/form-data or application/json",
+            )
         job = Job()
 
         def run():
@@ -231,8 +278,12 @@ def create_app(retriever, settings: ServeSettings):
 
         added, skipped = await state.on_model(run, job=job)
         gallery_ids = list(ids) if ids else [str(s) for s in sources]
-        return schemas.PhotosAdded(added=added, skipped_existing=skipped, gallery_size=len(state.photos),
-                                   ids=[state.photos.public_id(g, s) for g, s in zip(gallery_ids, sources)])
+        return schemas.PhotosAdded(
+            added=added,
+            skipped_existing=skipped,
+            gallery_size=len(state.photos),
+            ids=[state.photos.public_id(g, s) for g, s in zip(gallery_ids, sources, strict=False)],
+        )
 
     def _check_paths(paths: list[str]) -> list[str]:
         """Server-side paths -> checked image files (inside a --photo-root, through the image gate)."""
@@ -271,8 +322,13 @@ def create_app(retriever, settings: ServeSettings):
             ids.append(given[i] if given else f"upload/{path.stem}")
         return paths, ids
 
-    @v1.delete("/photos/{photo_id:path}", response_model=schemas.PhotoDeleted, dependencies=[Depends(writes_allowed)],
-               summary="Remove a photo from the gallery", responses={501: {"model": schemas.ErrorBody}})
+    @v1.delete(
+        "/photos/{photo_id:path}",
+        response_model=schemas.PhotoDeleted,
+        dependencies=[Depends(writes_allowed)],
+        summary="Remove a photo from the gallery",
+        responses={501: {"model": schemas.ErrorBody}},
+    )
     async def delete_photo(photo_id: str):
         delete = getattr(retriever, "delete", None)
         if delete is None:
@@ -293,14 +349,25 @@ def create_app(retriever, settings: ServeSettings):
     async def healthz():
         return schemas.Health(status="ok")
 
-    @app.get("/readyz", response_model=schemas.Health, summary="The model is loaded and warmed up",
-             responses={503: {"model": schemas.ErrorBody}})
+    @app.get(
+        "/readyz",
+        response_model=schemas.Health,
+        summary="The model is loaded and warmed up",
+        responses={503: {"model": schemas.ErrorBody}},
+    )
     async def readyz():
         if not state.ready:
             raise ServeError(503, "not_ready", "the model is still warming up", {"Retry-After": "1"})
-        return schemas.Health(status="ready", detail={"gallery_size": len(state.photos), "backend": retriever.backend,
-                                                      "max_batch": settings.max_batch, "max_rerank": settings.max_rerank,
-                                                      "writes": settings.allow_writes})
+        return schemas.Health(
+            status="ready",
+            detail={
+                "gallery_size": len(state.photos),
+                "backend": retriever.backend,
+                "max_batch": settings.max_batch,
+                "max_rerank": settings.max_rerank,
+                "writes": settings.allow_writes,
+            },
+        )
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics():
@@ -310,7 +377,9 @@ def create_app(retriever, settings: ServeSettings):
     page_html = (STATIC / "index.html").read_text(encoding="utf-8")
     if settings.try_drawing:  # tell people what the gallery holds, so they draw something that is there
         names = html.escape(", ".join(settings.try_drawing))
-        page_html = page_html.replace('<p id="try" class="hint" hidden></p>', f'<p id="try" class="hint">Try drawing: {names}.</p>')
+        page_html = page_html.replace(
+            '<p id="try" class="hint" hidden></p>', f'<p id="try" class="hint">Try drawing: {names}.</p>'
+        )
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -362,8 +431,13 @@ def _add_middleware(app, state: ServerState, settings: ServeSettings) -> None:
     if settings.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors), allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "Accept"], expose_headers=["Retry-After", "X-Relation-Score"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            expose_headers=["Retry-After", "X-Relation-Score"],
+        )
     app.add_middleware(ClientLimits, max_upload_bytes=settings.max_upload_bytes, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(Measure)
     if settings.allowed_hosts is not None:

@@ -21,9 +21,10 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import queue_full, timed_out
 
@@ -97,7 +98,7 @@ class Batcher:
             raise queue_full(self.retry_after_s) from None
         try:
             result, waited, size = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pending.future.cancel()  # the loop skips it if the model has not taken it yet
             if isinstance(payload, Job):
                 payload.abandoned.set()  # and a running batch skips what it has not started for it
@@ -122,7 +123,7 @@ class Batcher:
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return [p for p in batch if not p.future.done()]  # drop those that timed out while waiting
 
@@ -141,6 +142,6 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - the whole batch failed: every request gets the error
                 _log.exception("batch of %d failed", len(batch))
                 results = [exc] * len(batch)
-            for pending, result in zip(batch, results):
+            for pending, result in zip(batch, results, strict=False):
                 if not pending.future.done():
                     pending.future.set_result((result, started - pending.enqueued, len(batch)))

@@ -27,7 +27,9 @@ def add_offline_docs(app) -> None:
     async def swagger_ui(request: Request):
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=root + app.openapi_url, title=f"{app.title} - API",
-            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - API",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
         )

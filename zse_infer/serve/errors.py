@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import BlankSketchError, GalleryError, GalleryUnavailableError, ImageError, InputError, ZseError
 
@@ -93,8 +93,12 @@ def from_zse_error(exc: ZseError, retry_after_s: int = 1, redact: Redactor | Non
     if isinstance(exc, GalleryUnavailableError):
         # What failed in the storage layer is for the log, not for the client.
         _log.warning("gallery unavailable (answered 503): %s", exc)
-        return ServeError(503, "gallery_unavailable", f"the gallery cannot be read or written just now; retry in {retry_after_s} s",
-                          {"Retry-After": str(retry_after_s)})
+        return ServeError(
+            503,
+            "gallery_unavailable",
+            f"the gallery cannot be read or written just now; retry in {retry_after_s} s",
+            {"Retry-After": str(retry_after_s)},
+        )
     if isinstance(exc, GalleryError):
         return ServeError(409, "gallery_conflict", text)
     _log.error("library error answered 500: %r", exc)
@@ -135,8 +139,18 @@ def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None
         return json_response(bad_request(validation_message(exc.errors())))
 
     async def on_http(request, exc: HTTPException):
-        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return json_response(ServeError(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), dict(exc.headers or {})))
+        kinds = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
+        return json_response(
+            ServeError(
+                exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), dict(exc.headers or {})
+            )
+        )
 
     app.add_exception_handler(ServeError, on_serve_error)
     app.add_exception_handler(ZseError, on_zse_error)
@@ -170,4 +184,6 @@ class CatchAll:
             if started:
                 raise
             _log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            await json_response(ServeError(500, "server_error", "internal error (logged on the server)"))(scope, receive, send)
+            await json_response(ServeError(500, "server_error", "internal error (logged on the server)"))(
+                scope, receive, send
+            )

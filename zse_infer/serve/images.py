@@ -39,15 +39,18 @@ class ImageFormat:
 
 
 #: The formats the server reads. MPO is how Pillow names the JPEGs of many phone cameras.
-FORMATS: dict[str, ImageFormat] = {f.name: f for f in (
-    ImageFormat("PNG", "image/png", ".png"),
-    ImageFormat("JPEG", "image/jpeg", ".jpg"),
-    ImageFormat("MPO", "image/jpeg", ".jpg"),
-    ImageFormat("WEBP", "image/webp", ".webp"),
-    ImageFormat("GIF", "image/gif", ".gif"),
-    ImageFormat("BMP", "image/bmp", ".bmp"),
-    ImageFormat("TIFF", "image/tiff", ".tif"),
-)}
+FORMATS: dict[str, ImageFormat] = {
+    f.name: f
+    for f in (
+        ImageFormat("PNG", "image/png", ".png"),
+        ImageFormat("JPEG", "image/jpeg", ".jpg"),
+        ImageFormat("MPO", "image/jpeg", ".jpg"),
+        ImageFormat("WEBP", "image/webp", ".webp"),
+        ImageFormat("GIF", "image/gif", ".gif"),
+        ImageFormat("BMP", "image/bmp", ".bmp"),
+        ImageFormat("TIFF", "image/tiff", ".tif"),
+    )
+}
 #: the decoders Pillow may try (its JPEG decoder answers "MPO" for a multi-picture JPEG)
 OPENERS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 EXPECTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
@@ -92,7 +95,9 @@ def open_image(source: bytes | BinaryIO, name: str, limits: ImageLimits):
         image = Image.open(stream, formats=OPENERS)
     except Image.UnidentifiedImageError:
         stream.seek(0)
-        raise invalid(name, f"is not an image this server reads: received {_describe(stream.read(200))}, expected {EXPECTED}") from None
+        raise invalid(
+            name, f"is not an image this server reads: received {_describe(stream.read(200))}, expected {EXPECTED}"
+        ) from None
     except Image.DecompressionBombError as exc:
         raise invalid(name, f"image is too large ({_no_reprs(str(exc))})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -115,7 +120,9 @@ def check_image(data: bytes, name: str, limits: ImageLimits, decode: bool = True
             try:
                 image.load()
             except Exception as exc:  # noqa: BLE001 - any decoder failure on these bytes is bad input, not a server error
-                raise invalid(name, f"cannot be decoded as {fmt.name} ({_no_reprs(str(exc)) or type(exc).__name__})") from None
+                raise invalid(
+                    name, f"cannot be decoded as {fmt.name} ({_no_reprs(str(exc)) or type(exc).__name__})"
+                ) from None
     return fmt
 
 
@@ -137,8 +144,12 @@ def decode_sketch(data: bytes, name: str, config, limits: ImageLimits) -> np.nda
     check_image(data, name, limits, decode=False)
     try:
         rgb = _decode_sketch(data, name)
-        if rgb.shape[0] * rgb.shape[1] > limits.max_pixels:  # OpenCV sniffs formats on its own: hold it to the limit too
-            raise ImageError(name, f"decodes to {rgb.shape[1]}x{rgb.shape[0]} pixels, expected at most {limits.max_pixels}")
+        if (
+            rgb.shape[0] * rgb.shape[1] > limits.max_pixels
+        ):  # OpenCV sniffs formats on its own: hold it to the limit too
+            raise ImageError(
+                name, f"decodes to {rgb.shape[1]}x{rgb.shape[0]} pixels, expected at most {limits.max_pixels}"
+            )
         sketch_to_rgb(rgb, config)  # the blank-sketch check (and any crop/resize failure) happens here, not in a batch
         return rgb
     except BlankSketchError as exc:

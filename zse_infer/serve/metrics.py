@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import require
 
@@ -16,15 +16,25 @@ class ServeMetrics:
         self._prom = prom
         self.registry = prom.CollectorRegistry()
         r = self.registry
-        self.requests = prom.Counter("zse_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r)
-        self.latency = prom.Histogram("zse_request_seconds", "HTTP request latency by route", ["route"], buckets=_BUCKETS, registry=r)
+        self.requests = prom.Counter(
+            "zse_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
+        )
+        self.latency = prom.Histogram(
+            "zse_request_seconds", "HTTP request latency by route", ["route"], buckets=_BUCKETS, registry=r
+        )
         self.stage = prom.Histogram(
-            "zse_stage_seconds", "Time per stage of a search: queue, decode, encode, stage1, stage2", ["stage"], buckets=_BUCKETS, registry=r
+            "zse_stage_seconds",
+            "Time per stage of a search: queue, decode, encode, stage1, stage2",
+            ["stage"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.batch_size = prom.Histogram(
             "zse_batch_size", "Sketches encoded per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
-        self.rejected = prom.Counter("zse_rejected", "Requests refused for overload (503) or timeout (504)", ["reason"], registry=r)
+        self.rejected = prom.Counter(
+            "zse_rejected", "Requests refused for overload (503) or timeout (504)", ["reason"], registry=r
+        )
         prom.Gauge("zse_queue_depth", "Searches waiting for the model", registry=r).set_function(queue_depth)
         prom.Gauge("zse_gallery_size", "Photos in the gallery", registry=r).set_function(gallery_size)
 

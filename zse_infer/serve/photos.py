@@ -25,9 +25,10 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from .errors import ServeError, bad_request, forbidden, gone, not_found
 
@@ -106,8 +107,10 @@ class PhotoRoots:
             for f in found:
                 real = _real(f)
                 if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
-                    raise forbidden(f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
-                                    "the server's --photo-root folders")
+                    raise forbidden(
+                        f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
+                        "the server's --photo-root folders"
+                    )
                 try:
                     regular = stat.S_ISREG(os.stat(real).st_mode)
                 except OSError:
@@ -131,7 +134,7 @@ class PhotoTable:
     def refresh(self, retriever) -> None:
         """Rebuild from the retriever's gallery snapshot (on the model thread)."""
         snap = retriever.gallery.snapshot
-        rows = list(zip(snap.ids, snap.paths)) if snap is not None else []
+        rows = list(zip(snap.ids, snap.paths, strict=False)) if snap is not None else []
         fingerprints = snap.fingerprints() if snap is not None else {}
         by_public: dict[str, StoredPhoto] = {}
         public: dict[str, str] = {}
@@ -210,8 +213,12 @@ def read_stored(photo: StoredPhoto, max_bytes: int | None = None) -> bytes:
     f, size = open_stored(photo)
     with f:
         if max_bytes is not None and size > max_bytes:
-            raise ServeError(413, "payload_too_large", f"photo id {photo.public_id!r}: {size} bytes, above this server's "
-                                                       f"limit of {max_bytes} bytes for images it reads")
+            raise ServeError(
+                413,
+                "payload_too_large",
+                f"photo id {photo.public_id!r}: {size} bytes, above this server's "
+                f"limit of {max_bytes} bytes for images it reads",
+            )
         return f.read()
 
 

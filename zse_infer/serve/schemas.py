@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 
 class ErrorDetail(BaseModel):
-    type: str = Field(description="machine-readable kind: invalid_image, blank_sketch, payload_too_large, not_found, ...")
+    type: str = Field(
+        description="machine-readable kind: invalid_image, blank_sketch, payload_too_large, not_found, ..."
+    )
     message: str = Field(description="what was wrong, naming the field or file")
 
 
@@ -25,8 +27,10 @@ class ImageBody(BaseModel):
 
 class SearchHit(BaseModel):
     rank: int = Field(description="1 = best")
-    id: str = Field(description="the photo's public id: the id it was indexed under, its path below the server's --photo-root "
-                                "('<root name>/<path>'), or an opaque '@<hex>' for other files; never a server path")
+    id: str = Field(
+        description="the photo's public id: the id it was indexed under, its path below the server's --photo-root "
+        "('<root name>/<path>'), or an opaque '@<hex>' for other files; never a server path"
+    )
     name: str = Field(description="the photo's file name (no folders), to show")
     score: float = Field(description="relation score (0..1) when stage == 2, ret-token cosine when stage == 1")
     stage: int = Field(description="2: reranked by the relation head; 1: ranked by ret-token cosine only")
@@ -55,8 +59,9 @@ class PhotoDeleted(BaseModel):
 
 class PathsBody(BaseModel):
     paths: list[str] = Field(description="server-side files or folders inside one of the server's --photo-root folders")
-    ids: list[str] | None = Field(default=None, description="one id per file (folders then cannot be given); default: "
-                                                         "the files' public ids")
+    ids: list[str] | None = Field(
+        default=None, description="one id per file (folders then cannot be given); default: the files' public ids"
+    )
 
 
 class Health(BaseModel):

@@ -49,8 +49,10 @@ def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int | None =
     if rerank == "all":
         size = len(retriever)
         if size > max_rerank:
-            raise bad_request(f"rerank: received 'all' for a gallery of {size} photos; this server reranks at most "
-                              f"{max_rerank} (its --max-rerank): ask for an integer up to that")
+            raise bad_request(
+                f"rerank: received 'all' for a gallery of {size} photos; this server reranks at most "
+                f"{max_rerank} (its --max-rerank): ask for an integer up to that"
+            )
         return rerank
     if rerank > max_rerank:
         raise bad_request(f"rerank: received {rerank}, expected at most {max_rerank} (this server's --max-rerank)")
@@ -67,7 +69,7 @@ def run_search_batch(retriever, jobs: list[SearchJob]) -> list[SearchResult | Ba
     t0 = time.perf_counter()
     tokens = retriever.encode([jobs[i].image for i in live], "sketch")
     encode_ms = (time.perf_counter() - t0) * 1000
-    for i, t in zip(live, tokens):
+    for i, t in zip(live, tokens, strict=False):
         job = jobs[i]
         if job.abandoned.is_set():
             continue

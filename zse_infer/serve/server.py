@@ -38,8 +38,10 @@ _LINGER_S = 1.0
 
 def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
     payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
-            f"{extra}connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+        f"{extra}connection: close\r\n\r\n"
+    )
     return head.encode() + payload
 
 
@@ -48,17 +50,29 @@ def limited_protocol(settings: ServeSettings):
     with the per-connection limits of the module docstring."""
     try:
         import httptools  # noqa: F401 - optional in uvicorn: its faster parser
-
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
-    busy = _response(503, "Service Unavailable", "overloaded",
-                     f"this server holds its limit of {settings.max_connections} connections; retry later", "retry-after: 1\r\n")
-    slow = _response(408, "Request Timeout", "request_timeout",
-                     f"request headers: not received within {settings.header_timeout_s:g} s")
-    big = _response(431, "Request Header Fields Too Large", "headers_too_large",
-                    f"request headers: over {settings.max_header_bytes} bytes")
+    busy = _response(
+        503,
+        "Service Unavailable",
+        "overloaded",
+        f"this server holds its limit of {settings.max_connections} connections; retry later",
+        "retry-after: 1\r\n",
+    )
+    slow = _response(
+        408,
+        "Request Timeout",
+        "request_timeout",
+        f"request headers: not received within {settings.header_timeout_s:g} s",
+    )
+    big = _response(
+        431,
+        "Request Header Fields Too Large",
+        "headers_too_large",
+        f"request headers: over {settings.max_header_bytes} bytes",
+    )
 
     class LimitedProtocol(Base):
         # A request's headers are complete when uvicorn makes its cycle (both implementations
@@ -173,8 +187,12 @@ def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
             pass
     if soft != resource.RLIM_INFINITY and soft < need:
         fitted = max(1, (soft - FD_RESERVE) // 2)
-        _log.warning("this process may open %d files (ulimit -n): serving at most %d connections, not %d",
-                     soft, fitted, settings.max_connections)
+        _log.warning(
+            "this process may open %d files (ulimit -n): serving at most %d connections, not %d",
+            soft,
+            fitted,
+            settings.max_connections,
+        )
         return dataclasses.replace(settings, max_connections=fitted)
     return settings
 
@@ -187,7 +205,9 @@ def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
     return settings
 
 
-def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"):
+def build_server(
+    retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+):
     """(uvicorn.Server, app) for ``retriever`` on ``host:port``, with every limit in place."""
     uvicorn = require("uvicorn", "serve", "zse serve")
     from .app import create_app
@@ -195,7 +215,11 @@ def build_server(retriever, settings: ServeSettings, host: str = "127.0.0.1", po
     settings = fit_to_fd_limit(effective_settings(settings, host))
     app = create_app(retriever, settings)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="on",
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
         http=limited_protocol(settings),
         # uvicorn counts the connection itself and requests still running for clients that left
         limit_concurrency=settings.max_connections + 1,

@@ -20,13 +20,17 @@ class ServeSettings:
     timeout_s: float = 30.0  # a request not answered by then gets 504
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # decoded size limit of every image the server reads (decompression bombs)
-    max_rerank: int = 1000  # deepest stage-2 rerank a request may ask for (422 beyond; 'all' only in galleries this small)
+    max_rerank: int = (
+        1000  # deepest stage-2 rerank a request may ask for (422 beyond; 'all' only in galleries this small)
+    )
     token: str | None = None  # bearer token required on /v1/* when set
     cors: tuple[str, ...] = ()
     allow_writes: bool = False
     upload_dir: Path | None = None  # where POST /v1/photos keeps uploaded files (so they can be served)
     photo_roots: tuple[Path, ...] = ()  # server folders POST /v1/photos may index from; hit ids are relative to them
-    allowed_hosts: tuple[str, ...] | None = None  # Host headers answered (None: any; zse serve on loopback: LOOPBACK_HOSTS)
+    allowed_hosts: tuple[str, ...] | None = (
+        None  # Host headers answered (None: any; zse serve on loopback: LOOPBACK_HOSTS)
+    )
     default_k: int = 10
     max_k: int = 1000
     decode_threads: int = 2
@@ -41,13 +45,25 @@ class ServeSettings:
     send_timeout_s: float = 30.0  # a client must take each part of a response within this (else closed)
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     title: str = "zse-infer"
-    try_drawing: tuple[str, ...] = ()  # what the gallery holds, named on the page ("Try drawing: ..."); empty: nothing said
+    try_drawing: tuple[
+        str, ...
+    ] = ()  # what the gallery holds, named on the page ("Try drawing: ..."); empty: nothing said
 
     def __post_init__(self):
         from ..errors import InputError
 
-        for name in ("max_batch", "max_queue", "max_upload_bytes", "max_pixels", "decode_threads", "max_k", "default_k",
-                     "max_rerank", "max_connections", "max_header_bytes"):
+        for name in (
+            "max_batch",
+            "max_queue",
+            "max_upload_bytes",
+            "max_pixels",
+            "decode_threads",
+            "max_k",
+            "default_k",
+            "max_rerank",
+            "max_connections",
+            "max_header_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name}: received {getattr(self, name)}, expected >= 1")
         for name in ("timeout_s", "header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_s"):
@@ -68,12 +84,16 @@ def startup_warnings(settings: ServeSettings, host: str) -> list[str]:
     """What an operator should hear before the server starts (printed by ``zse serve``)."""
     out = []
     if not is_loopback(host) and not settings.token:
-        out.append(f"listening on {host} without --token: anyone who can reach it can search"
-                   + (" and change the gallery" if settings.allow_writes else "")
-                   + "; put a reverse proxy with TLS and timeouts in front (docs/serve-security.md)")
+        out.append(
+            f"listening on {host} without --token: anyone who can reach it can search"
+            + (" and change the gallery" if settings.allow_writes else "")
+            + "; put a reverse proxy with TLS and timeouts in front (docs/serve-security.md)"
+        )
     if settings.allow_writes and not settings.token:
-        out.append("--allow-writes without --token: any program on this machine can change the gallery; browsers are held "
-                   "to this server's own pages (and --cors origins) by Origin checks only. Set --token to require it on writes.")
+        out.append(
+            "--allow-writes without --token: any program on this machine can change the gallery; browsers are held "
+            "to this server's own pages (and --cors origins) by Origin checks only. Set --token to require it on writes."
+        )
     return out
 
 

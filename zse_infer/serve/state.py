@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from . import schemas
 from ..errors import GalleryError
+from . import schemas
 from .batcher import Batcher, Job
 from .errors import Redactor, timed_out
 from .images import ImageLimits, check_image, decode_sketch
@@ -47,7 +48,11 @@ class ServerState:
         self.roots = PhotoRoots(settings.photo_roots)
         self.photos = PhotoTable(self.roots)
         self.limits = ImageLimits(settings.max_upload_bytes, settings.max_pixels)
-        folders = [(getattr(retriever.gallery, "root", None), "the gallery"), (settings.upload_dir, "upload"), *self.roots.names()]
+        folders = [
+            (getattr(retriever.gallery, "root", None), "the gallery"),
+            (settings.upload_dir, "upload"),
+            *self.roots.names(),
+        ]
         self.redact = Redactor([(path, label) for path, label in folders if path])
         # The one thread that touches the Retriever (see the package docstring), and the decoders.
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="zse-model")
@@ -55,8 +60,14 @@ class ServerState:
         self.metrics = ServeMetrics(gallery_size=lambda: len(self.photos), queue_depth=lambda: self.batcher.depth)
         self._refreshed = time.monotonic()
         self.batcher = Batcher(
-            self._search_batch, self.model_thread, settings.max_batch, settings.max_delay_ms,
-            settings.max_queue, settings.timeout_s, settings.retry_after_s, on_batch=self.metrics.batch_size.observe,
+            self._search_batch,
+            self.model_thread,
+            settings.max_batch,
+            settings.max_delay_ms,
+            settings.max_queue,
+            settings.timeout_s,
+            settings.retry_after_s,
+            on_batch=self.metrics.batch_size.observe,
         )
 
     def _search_batch(self, jobs):
@@ -89,7 +100,7 @@ class ServerState:
         future = asyncio.get_running_loop().run_in_executor(self.model_thread, fn, *args)
         try:
             return await asyncio.wait_for(future, self.settings.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if job is not None:
                 job.abandoned.set()
             self.metrics.rejected.labels("timeout").inc()
@@ -106,6 +117,7 @@ class ServerState:
 
     async def read_photo(self, photo: StoredPhoto) -> bytes:
         """A stored photo's bytes for the model (explanations), through the same gate as uploads."""
+
         def read() -> bytes:
             data = read_stored(photo, self.limits.max_bytes)
             check_image(data, f"photo {photo.public_id!r}", self.limits, decode=False)
@@ -116,7 +128,9 @@ class ServerState:
     def hit(self, h) -> schemas.SearchHit:
         """A library Hit as clients see it: a public id, never the server's path."""
         pid = self.photos.public_id(h.id, h.path)
-        return schemas.SearchHit(rank=h.rank, id=pid, name=display_name(h.path, pid), score=h.score, stage=h.stage, photo_url=photo_url(pid))
+        return schemas.SearchHit(
+            rank=h.rank, id=pid, name=display_name(h.path, pid), score=h.score, stage=h.stage, photo_url=photo_url(pid)
+        )
 
     def default_rerank(self) -> int | str:
         return resolve_rerank(self.retriever, None, self.settings.max_rerank)

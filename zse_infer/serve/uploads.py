@@ -59,13 +59,19 @@ class ClientLimits:
             nonlocal received
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise ServeError(408, "request_timeout", f"request body: not received within {self.body_timeout_s:g} s",
-                                 {"Connection": "close"}) from None
+            except TimeoutError:
+                raise ServeError(
+                    408,
+                    "request_timeout",
+                    f"request body: not received within {self.body_timeout_s:g} s",
+                    {"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise too_large(f"request body: over {received} bytes, expected an upload of at most {self.max_upload_bytes} bytes")
+                    raise too_large(
+                        f"request body: over {received} bytes, expected an upload of at most {self.max_upload_bytes} bytes"
+                    )
             return message
 
         await self.app(scope, limited_receive, send)
@@ -110,9 +116,10 @@ async def read_upload(request, file_field: str, max_bytes: int, text_fields: tup
         data, fields, name = await request.body(), {}, "request body"
     else:
         raise ServeError(
-            415, "unsupported_media_type",
+            415,
+            "unsupported_media_type",
             f"Content-Type: received {ctype or 'none'!r}, expected multipart/form-data (field '{file_field}'), "
-            "application/json ({\"image\": base64}) or an image/* body",
+            'application/json ({"image": base64}) or an image/* body',
         )
     if len(data) > max_bytes:
         raise too_large(f"{name}: {len(data)} bytes, expected at most {max_bytes} bytes")

@@ -21,7 +21,9 @@ def make_photo_files(folder: Path, n: int, size: int = 48, seed: int = 0) -> lis
     return paths
 
 
-def make_shape_dataset(root: Path, classes=("circle", "square", "cross"), sketches: int = 2, photos: int = 3, size: int = 96) -> Path:
+def make_shape_dataset(
+    root: Path, classes=("circle", "square", "cross"), sketches: int = 2, photos: int = 3, size: int = 96
+) -> Path:
     """A tiny folder-per-class set: line-drawn shapes as sketches, filled coloured shapes as photos."""
     from PIL import Image, ImageDraw
 

@@ -22,7 +22,11 @@ class RecordingRunner(Runner):
 
 
 GRAPH = GraphSpec(
-    id="g", role="encoder", precision="fp32", variant="plain", file="g.onnx",
+    id="g",
+    role="encoder",
+    precision="fp32",
+    variant="plain",
+    file="g.onnx",
     inputs=(TensorSpec("x", "float32", ("batch", 3)),),
     outputs=(TensorSpec("y", "float32", ("batch",)),),
     batch=BatchRange(1, 2, 4),
@@ -62,7 +66,11 @@ def test_inputs_are_checked_against_the_graph(inputs, message):
 
 
 BROADCAST = GraphSpec(
-    id="b", role="relation_pair", precision="fp32", variant="plain", file="b.onnx",
+    id="b",
+    role="relation_pair",
+    precision="fp32",
+    variant="plain",
+    file="b.onnx",
     inputs=(TensorSpec("x", "float32", ("batch", 3)), TensorSpec("q", "float32", (1, 3))),
     outputs=(TensorSpec("y", "float32", ("batch",)),),
     batch=BatchRange(1, 2, 4),

@@ -59,8 +59,18 @@ def test_build_settings_from_the_recipe_feed_the_key():
     from zse_infer.engines.tensorrt_build import BuildSettings
 
     a = BuildSettings.from_recipe("fp16", {"workspace_mib": 512, "builder_optimization_level": 3})
-    assert a.key_fields() == {"workspace_mib": 512, "builder_optimization_level": 3, "strongly_typed": True, "tf32": False}
-    for change in ({"workspace_mib": 1024}, {"builder_optimization_level": 4}, {"tf32": True}, {"strongly_typed": False}):
+    assert a.key_fields() == {
+        "workspace_mib": 512,
+        "builder_optimization_level": 3,
+        "strongly_typed": True,
+        "tf32": False,
+    }
+    for change in (
+        {"workspace_mib": 1024},
+        {"builder_optimization_level": 4},
+        {"tf32": True},
+        {"strongly_typed": False},
+    ):
         b = BuildSettings.from_recipe("fp16", {"workspace_mib": 512, "builder_optimization_level": 3, **change})
         assert _key(builder=a.key_fields()).digest() != _key(builder=b.key_fields()).digest()
 
@@ -92,8 +102,12 @@ def test_cache_put_get_and_stale_entries(tmp_path):
 def test_timing_cache_is_per_version_and_gpu_model(tmp_path):
     cache = EngineCache(tmp_path)
     assert cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A10").name == "timing.trt10.3.0.sm86.nvidia-a10.cache"
-    assert cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A10") != cache.timing_cache_path("10.3.0", "9.0", "NVIDIA A10")
-    assert cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A10") != cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A40")
+    assert cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A10") != cache.timing_cache_path(
+        "10.3.0", "9.0", "NVIDIA A10"
+    )
+    assert cache.timing_cache_path("10.3.0", "8.6", "NVIDIA A10") != cache.timing_cache_path(
+        "10.3.0", "8.6", "NVIDIA A40"
+    )
 
 
 def _put_worker(root, payload_byte, barrier):
@@ -166,8 +180,15 @@ def test_locate_engine_for_the_runtime(tmp_path, monkeypatch):
     engine.write_bytes(b"serialized engine")
     manifest = _manifest("c" * 64)
     manifest.files[engine.relative_to(tmp_path).as_posix()] = sha256_file(engine)
-    manifest.engines = [{"graph": "encoder_trt", "precision": "fp32", "file": engine.relative_to(tmp_path).as_posix(),
-                         "cache_key": key.digest(), "key": key.to_dict()}]
+    manifest.engines = [
+        {
+            "graph": "encoder_trt",
+            "precision": "fp32",
+            "file": engine.relative_to(tmp_path).as_posix(),
+            "cache_key": key.digest(),
+            "key": key.to_dict(),
+        }
+    ]
     graph = manifest.graphs["encoder_trt"]
 
     monkeypatch.setattr(environment, "probe_tensorrt", lambda: environment.TrtEnvironment(False, "no GPU here"))

@@ -32,7 +32,9 @@ def _assert_fp32_fallback(folder, caplog, reason):
     with caplog.at_level(logging.INFO, logger="zse_infer"):
         r = Retriever.load(folder, precision="int8")
     assert r.runners.precision == "fp32" and r.runners.encoder.graph.precision == "fp32"
-    warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING and WARNING in rec.getMessage()]
+    warnings = [
+        rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING and WARNING in rec.getMessage()
+    ]
     assert len(warnings) == 1 and reason in warnings[0], warnings
     fp32 = Retriever.load(folder, precision="fp32")
     np.testing.assert_array_equal(_tokens(r), _tokens(fp32))
@@ -69,11 +71,21 @@ def test_perturbed_int8_graph_falls_back_to_fp32(folder, caplog):
 
 
 def test_8bit_graph_is_refused_on_a_cpu_without_vnni(folder, caplog, monkeypatch):
-    xeon = {"vendor": "GenuineIntel", "model": "Intel Xeon", "machine": "x86_64", "flags": ["avx2", "avx512f", "avx512bw"], "vnni": False, "u8s8_exact": False, "source": "test"}
+    xeon = {
+        "vendor": "GenuineIntel",
+        "model": "Intel Xeon",
+        "machine": "x86_64",
+        "flags": ["avx2", "avx512f", "avx512bw"],
+        "vnni": False,
+        "u8s8_exact": False,
+        "source": "test",
+    }
     monkeypatch.setattr(int8_check, "cpu_features", lambda: xeon)
     assert Retriever.load(folder, precision="int8").runners.precision == "int8"  # 7-bit weights: fine without VNNI
     m = Manifest.load(folder)
     for gid in ("encoder_int8", "relation_head_int8"):
         m.graphs[gid].extra.pop("quantization")  # as written before 7-bit weights
     m.save(folder)
-    _assert_fp32_fallback(folder, caplog, "8-bit weights, which can saturate on this CPU (Intel Xeon [avx2, avx512f, avx512bw], no VNNI)")
+    _assert_fp32_fallback(
+        folder, caplog, "8-bit weights, which can saturate on this CPU (Intel Xeon [avx2, avx512f, avx512bw], no VNNI)"
+    )

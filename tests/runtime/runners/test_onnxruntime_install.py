@@ -70,17 +70,29 @@ def test_trt_provider_gets_explicit_profiles_and_a_cache_outside_the_folder(monk
     monkeypatch.delenv("ZSE_ORT_TRT_CACHE", raising=False)
     one = TensorSpec("sketch_q", "float32", (1, 4, 8))
     many = TensorSpec("photo_q", "float32", ("batch", 4, 8))
-    graph = GraphSpec("relation_pair_trt", "relation_pair", "fp32", "trt", "relation_pair_trt.onnx", (one, many),
-                      (TensorSpec("score", "float32", ("batch",)),), BatchRange(1, 8, 32))
+    graph = GraphSpec(
+        "relation_pair_trt",
+        "relation_pair",
+        "fp32",
+        "trt",
+        "relation_pair_trt.onnx",
+        (one, many),
+        (TensorSpec("score", "float32", ("batch",)),),
+        BatchRange(1, 8, 32),
+    )
     opts = ortb.OrtRunner._provider_options(ortb.TRT_EP, graph, 32, None)
     assert opts["trt_profile_min_shapes"] == "photo_q:1x4x8"
     assert opts["trt_profile_opt_shapes"] == "photo_q:8x4x8"
     assert opts["trt_profile_max_shapes"] == "photo_q:32x4x8"
     assert opts["trt_engine_cache_path"] == str(tmp_path / "xdg" / "zse-infer" / "ort-trt")
     monkeypatch.setenv("ZSE_ORT_TRT_CACHE", str(tmp_path / "mine"))
-    assert ortb.OrtRunner._provider_options(ortb.TRT_EP, graph, 32, None)["trt_engine_cache_path"] == str(tmp_path / "mine")
+    assert ortb.OrtRunner._provider_options(ortb.TRT_EP, graph, 32, None)["trt_engine_cache_path"] == str(
+        tmp_path / "mine"
+    )
     assert ortb.OrtRunner._provider_options(ortb.CUDA_EP, graph, 32, None) == {}
-    fused = GraphSpec("encoder_fused", "encoder", "fp32", "ort_fused", "encoder_fused.onnx", (many,), (), BatchRange(1, 8, 32))
+    fused = GraphSpec(
+        "encoder_fused", "encoder", "fp32", "ort_fused", "encoder_fused.onnx", (many,), (), BatchRange(1, 8, 32)
+    )
     with pytest.raises(BackendError, match=r"com\.microsoft"):
         ortb.OrtRunner._provider_options(ortb.TRT_EP, fused, 32, None)
 

@@ -23,15 +23,21 @@ _CPU = "processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: {model}\nflags\t\t:
 #: the three machine kinds this project runs on
 CPUS = {
     "epyc_avx2": _CPU.format(vendor="AuthenticAMD", model="AMD EPYC 7B12", flags="avx2"),
-    "epyc_zen4": _CPU.format(vendor="AuthenticAMD", model="AMD EPYC 9B14", flags="avx2 avx512f avx512bw avx512_vnni avx512_bf16"),
-    "xeon_amx": _CPU.format(vendor="GenuineIntel", model="Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
-                            flags="avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8"),
+    "epyc_zen4": _CPU.format(
+        vendor="AuthenticAMD", model="AMD EPYC 9B14", flags="avx2 avx512f avx512bw avx512_vnni avx512_bf16"
+    ),
+    "xeon_amx": _CPU.format(
+        vendor="GenuineIntel",
+        model="Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+        flags="avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8",
+    ),
 }
 
 
 @pytest.fixture
 def cpu(monkeypatch, tmp_path):
     """``cpu("xeon_amx")``: from now on this process reads that CPU's flags."""
+
     def use(kind: str):
         path = tmp_path / f"cpuinfo-{kind}"
         path.write_text(CPUS[kind])
@@ -56,11 +62,14 @@ def _parity(export):
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("kind, backend, precision", [
-    ("epyc_avx2", "onnxruntime-cpu", "fp32"),  # no bf16 unit: OpenVINO would run f32, ONNX Runtime stays
-    ("epyc_zen4", "openvino", "bf16"),  # AVX512-BF16
-    ("xeon_amx", "openvino", "bf16"),  # AMX
-])
+@pytest.mark.parametrize(
+    "kind, backend, precision",
+    [
+        ("epyc_avx2", "onnxruntime-cpu", "fp32"),  # no bf16 unit: OpenVINO would run f32, ONNX Runtime stays
+        ("epyc_zen4", "openvino", "bf16"),  # AVX512-BF16
+        ("xeon_amx", "openvino", "bf16"),  # AMX
+    ],
+)
 def test_auto_chooses_by_the_cpus_bf16_unit(tiny_export, cpu, caplog, kind, backend, precision):
     cpu(kind)
     with caplog.at_level(logging.INFO, logger="zse_infer"):
@@ -144,7 +153,9 @@ def test_failed_bf16_check_falls_back_with_a_warning_that_says_why(folder, cpu, 
     assert (auto.backend, auto.precision) == ("onnxruntime-cpu", "fp32")
     assert (explicit.backend, explicit.precision) == ("openvino", "fp32")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("using ONNX Runtime fp32 instead" in w and "ret_token_cosine" in w and "< minimum 1.5" in w for w in warnings), warnings
+    assert any(
+        "using ONNX Runtime fp32 instead" in w and "ret_token_cosine" in w and "< minimum 1.5" in w for w in warnings
+    ), warnings
     assert any("using OpenVINO f32 instead" in w for w in warnings), warnings
 
 
@@ -219,9 +230,27 @@ def test_cli_accepts_openvino(tiny_export, tmp_path, cpu, golden_images):
     make_photo_files(tmp_path / "photos", 3, size=64)
     gallery, out = tmp_path / "gallery", tmp_path / "hits.json"
     runner = CliRunner()
-    assert runner.invoke(main, ["index", str(tiny_export), str(tmp_path / "photos"), "--gallery", str(gallery), "--backend", "openvino"]).exit_code == 0
-    result = runner.invoke(main, ["search", str(tiny_export), str(golden_images["sketch"][0]), "--gallery", str(gallery),
-                                  "--backend", "openvino", "--json", str(out)])
+    assert (
+        runner.invoke(
+            main,
+            ["index", str(tiny_export), str(tmp_path / "photos"), "--gallery", str(gallery), "--backend", "openvino"],
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        main,
+        [
+            "search",
+            str(tiny_export),
+            str(golden_images["sketch"][0]),
+            "--gallery",
+            str(gallery),
+            "--backend",
+            "openvino",
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["backend"] == "openvino"
 

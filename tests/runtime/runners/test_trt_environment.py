@@ -69,8 +69,14 @@ def _graph(gid, precision, variant):
 
 
 def test_engine_graphs_prefers_fp16_and_names_what_is_missing():
-    graphs = {g.id: g for g in [_graph("encoder", "fp32", "plain"), _graph("encoder_trt", "fp32", "trt"),
-                                _graph("encoder_trt_fp16", "fp16", "trt")]}
+    graphs = {
+        g.id: g
+        for g in [
+            _graph("encoder", "fp32", "plain"),
+            _graph("encoder_trt", "fp32", "trt"),
+            _graph("encoder_trt_fp16", "fp16", "trt"),
+        ]
+    }
     manifest = Manifest(model=get_config("tiny"), graphs=graphs, files={})
     assert [g.id for g in engine_graphs(manifest)] == ["encoder_trt_fp16"]
     assert [g.id for g in engine_graphs(manifest, ["fp32", "fp16"])] == ["encoder_trt", "encoder_trt_fp16"]

@@ -82,7 +82,7 @@ class Codec:
         numpy, so decoding adds the mean back: FAISS's PCA transform drops it)."""
         if not self.name.startswith("pca"):
             return
-        t, d = self.tokens_shape
+        _t, d = self.tokens_shape
         k = self.components
         if k > d:
             raise InputError(f"codec {self.name}: {k} components, but tokens have only {d} dimensions")
@@ -95,7 +95,12 @@ class Codec:
         proj = (x - mean).astype(np.float32) @ basis.T
         lo, hi = proj.min(axis=0), proj.max(axis=0)
         margin = 0.05 * (hi - lo) + 1e-6  # later photos may reach slightly further than the first batch
-        self.tables = {"mean": mean.astype(np.float32), "basis": basis, "lo": (lo - margin).astype(np.float32), "hi": (hi + margin).astype(np.float32)}
+        self.tables = {
+            "mean": mean.astype(np.float32),
+            "basis": basis,
+            "lo": (lo - margin).astype(np.float32),
+            "hi": (hi + margin).astype(np.float32),
+        }
 
     # ------------------------------------------------------------------ encode / decode
     def encode(self, tokens: np.ndarray) -> np.ndarray:
@@ -108,7 +113,9 @@ class Codec:
             scale = np.abs(tokens).max(axis=2) / 127.0  # (n, T)
             safe = np.where(scale > 0, scale, 1.0)[..., None]
             q = np.clip(np.rint(tokens / safe), -127, 127).astype(np.int8)
-            return np.concatenate([scale.astype(np.float32).view(np.uint8).reshape(n, -1), q.view(np.uint8).reshape(n, -1)], axis=1)
+            return np.concatenate(
+                [scale.astype(np.float32).view(np.uint8).reshape(n, -1), q.view(np.uint8).reshape(n, -1)], axis=1
+            )
         if self.name.startswith("pca"):
             tb = self._tables()
             proj = (tokens - tb["mean"]) @ tb["basis"].T  # (n, T, k)
@@ -148,7 +155,7 @@ class Codec:
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
     @classmethod
-    def from_metadata(cls, name: str, tokens_shape: tuple[int, int], tables_text: str) -> "Codec":
+    def from_metadata(cls, name: str, tokens_shape: tuple[int, int], tables_text: str) -> Codec:
         """The codec a gallery's schema metadata describes (its tables, once trained)."""
         codec = cls(canonical_name(name), tuple(tokens_shape))
         if tables_text:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlparse
 
 from ...errors import GalleryError, InputError
@@ -71,7 +71,9 @@ def storage_options_from_pairs(pairs: list[str] | tuple[str, ...], what: str = "
     return options
 
 
-def gallery_location(location: "str | os.PathLike | GalleryLocation", storage_options: Mapping[str, str] | None = None) -> GalleryLocation:
+def gallery_location(
+    location: str | os.PathLike | GalleryLocation, storage_options: Mapping[str, str] | None = None
+) -> GalleryLocation:
     """Parse ``location``; GalleryError for a URI scheme no gallery can live at. ``storage_options``
     replace those of a location already parsed."""
     if isinstance(location, GalleryLocation):
@@ -90,13 +92,16 @@ def gallery_location(location: "str | os.PathLike | GalleryLocation", storage_op
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):
             raise GalleryError(f"{text}: a file:// URI on another host ({parsed.netloc}); give a local folder")
-        return GalleryLocation(str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options)
+        return GalleryLocation(
+            str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options
+        )
     if scheme not in OBJECT_SCHEMES:
         raise GalleryError(
             f"{text}: received a {scheme}:// URI, expected a local folder or one of "
-            + ", ".join(f"{s}://" for s in OBJECT_SCHEMES) + " (nothing was created)"
+            + ", ".join(f"{s}://" for s in OBJECT_SCHEMES)
+            + " (nothing was created)"
         )
-    rest = text[match.end():]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
+    rest = text[match.end() :]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
     path, _, query = rest.partition("?")
     path = path.strip("/")
     if not path:
@@ -104,7 +109,7 @@ def gallery_location(location: "str | os.PathLike | GalleryLocation", storage_op
     return GalleryLocation(f"{scheme}://{path}" + (f"?{query}" if query else ""), None, options)
 
 
-def gallery_root(location: "str | os.PathLike | GalleryLocation") -> Path:
+def gallery_root(location: str | os.PathLike | GalleryLocation) -> Path:
     """The absolute local folder of a gallery location; GalleryError for one on object storage
     (for the few operations that need a local folder: format-1 galleries, migration)."""
     parsed = gallery_location(location)

@@ -17,8 +17,9 @@ and delete, until ``compact`` removes them) are resolved here, once: the newest 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,11 +58,15 @@ def lance_io(what: str) -> Iterator[None]:
         if isinstance(exc, FileNotFoundError) or "Not found: " in text:
             raise VersionGoneError(f"{what}: a file is gone ({text}); a newer version replaced this one") from exc
         if "NoSuchBucket" in text:
-            raise GalleryError(f"{what}: no such bucket on this object store ({text}); create it, or check the URI") from exc
+            raise GalleryError(
+                f"{what}: no such bucket on this object store ({text}); create it, or check the URI"
+            ) from exc
         if _CREDENTIALS.search(text):
             # Configuration, not a passing outage: retrying cannot help.
-            raise GalleryError(f"{what}: the object store refused or lacks credentials ({text}); set the standard "
-                               "AWS_*/GOOGLE_*/AZURE_* variables or pass storage_options (--storage-option KEY=VALUE)") from exc
+            raise GalleryError(
+                f"{what}: the object store refused or lacks credentials ({text}); set the standard "
+                "AWS_*/GOOGLE_*/AZURE_* variables or pass storage_options (--storage-option KEY=VALUE)"
+            ) from exc
         raise GalleryUnavailableError(f"{what}: {text}") from exc
 
 
@@ -131,7 +136,9 @@ class Snapshot:
             with self._reading():
                 table = self.ds.to_table(columns=["ret"], with_row_id=True)
             d = self.ds.schema.field("ret").type.list_size
-            flat = table.column("ret").combine_chunks().flatten().to_numpy() if table.num_rows else np.zeros(0, np.float32)
+            flat = (
+                table.column("ret").combine_chunks().flatten().to_numpy() if table.num_rows else np.zeros(0, np.float32)
+            )
             self._cols["ret"] = flat.reshape(-1, d).astype(np.float32, copy=False)
             self._cols.setdefault("rowids", table.column("_rowid").to_numpy().astype(np.int64))
         return self._cols["ret"]
@@ -191,7 +198,9 @@ class Snapshot:
             elif c in ("tokens", "proj"):
                 width = col.type.byte_width
                 buf = col.combine_chunks().buffers()[1]
-                arr = np.frombuffer(buf, np.uint8, count=width * table.num_rows, offset=col.combine_chunks().offset * width)
+                arr = np.frombuffer(
+                    buf, np.uint8, count=width * table.num_rows, offset=col.combine_chunks().offset * width
+                )
                 out[c] = arr.reshape(-1, width)[back]
             else:
                 values = col.to_pylist()

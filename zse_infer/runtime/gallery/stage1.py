@@ -103,7 +103,7 @@ def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):
 def recall_at(index, truth: np.ndarray, queries: np.ndarray) -> float:
     """Share of the exact top-k (``truth``, row ids) that the index finds."""
     _, got = index.search(np.ascontiguousarray(queries, np.float32), truth.shape[1])
-    return sum(len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got)) / float(truth.size)
+    return sum(len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got, strict=False)) / float(truth.size)
 
 
 class Stage1Cache:
@@ -144,7 +144,12 @@ class Stage1Cache:
             except (OSError, RuntimeError, ValueError, KeyError) as exc:
                 # Another process replaced the index files between our reading ivf.json and them
                 # (it removes the previous folder), or they are damaged: read ivf.json once more, then rebuild.
-                _log.warning("stage-1 index in %s could not be read (%s); %s", folder, exc, "retrying" if attempt == 1 else "rebuilding it")
+                _log.warning(
+                    "stage-1 index in %s could not be read (%s); %s",
+                    folder,
+                    exc,
+                    "retrying" if attempt == 1 else "rebuilding it",
+                )
         return self._build_ivf(folder, snap)
 
     def _kept_ivf(self, folder: Path, snap) -> IvfIndex | None:
@@ -182,8 +187,14 @@ class Stage1Cache:
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
         _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
-        meta = {"version": snap.version, "count": len(rowids), "trained_on": len(rowids), "nlist": index.nlist,
-                "nprobe": index.nprobe, "recall_at_100": round(recall, 4)}
+        meta = {
+            "version": snap.version,
+            "count": len(rowids),
+            "trained_on": len(rowids),
+            "nlist": index.nlist,
+            "nprobe": index.nprobe,
+            "recall_at_100": round(recall, 4),
+        }
         if folder is not None:
             self._save(folder, index, np.sort(rowids), meta)
         return IvfIndex(index, snap.version, meta)

@@ -69,6 +69,7 @@ metadata (:meth:`Gallery.commit_fragments`); every keyed commit lands at most on
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -80,11 +81,12 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -173,8 +175,15 @@ class Gallery:
     or ``Gallery.open``. ``model`` and ``tokens_shape`` are the identity every later version
     must keep (refresh and append refuse another model's gallery)."""
 
-    def __init__(self, location: GalleryLocation | Path, tokens_shape, model: dict[str, Any], codec: Codec, projections: bool = False,
-                 temporary: bool = False):
+    def __init__(
+        self,
+        location: GalleryLocation | Path,
+        tokens_shape,
+        model: dict[str, Any],
+        codec: Codec,
+        projections: bool = False,
+        temporary: bool = False,
+    ):
         self.location = gallery_location(location)
         #: the local folder, or the URI on object storage (what messages name)
         self.root: Path | str = self.location.local if self.location.local is not None else self.location.uri
@@ -187,7 +196,9 @@ class Gallery:
         self.temporary = temporary
         self._snapshot: Snapshot | None = None
         self._tables_text: str | None = None  # the codec tables text self.codec was built from
-        self._pin_lock = threading.RLock()  # refresh from several threads (a server's searches) pins one version at a time
+        self._pin_lock = (
+            threading.RLock()
+        )  # refresh from several threads (a server's searches) pins one version at a time
         if temporary:
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
 
@@ -217,8 +228,16 @@ class Gallery:
         return root is not None and (root / FORMAT1_RECORD).is_file() and not (root / DATASET).exists()
 
     @classmethod
-    def create(cls, path, tokens_shape, model: dict[str, Any], codec: str = "float16", projections: bool = False,
-               exist_ok: bool = False, storage_options: dict[str, str] | None = None) -> "Gallery":
+    def create(
+        cls,
+        path,
+        tokens_shape,
+        model: dict[str, Any],
+        codec: str = "float16",
+        projections: bool = False,
+        exist_ok: bool = False,
+        storage_options: dict[str, str] | None = None,
+    ) -> Gallery:
         """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With
         ``exist_ok``, a gallery already there (also one another process creates at the same
         moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
@@ -232,15 +251,22 @@ class Gallery:
                 # No lock needed to open one: a server may serve a gallery it cannot write.
                 return cls.open(location, model=model, tokens_shape=tokens_shape)
             if cls.is_format1(location):
-                raise GalleryError(f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW")
+                raise GalleryError(
+                    f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW"
+                )
         gallery = cls(location, tokens_shape, model, codec_obj, projections, temporary)
         with gallery._create_lock():
             if not cls.exists(location):
                 try:
                     with lance_io(f"{gallery.uri}: creating the gallery"):
-                        _lance().write_dataset(gallery._schema(codec_obj).empty_table(), gallery.uri, mode="create",
-                                               enable_stable_row_ids=True, commit_message="zse create",
-                                               storage_options=gallery._options())
+                        _lance().write_dataset(
+                            gallery._schema(codec_obj).empty_table(),
+                            gallery.uri,
+                            mode="create",
+                            enable_stable_row_ids=True,
+                            commit_message="zse create",
+                            storage_options=gallery._options(),
+                        )
                 except GalleryUnavailableError:
                     # On object storage two creators race without a lock: Lance's create is a
                     # conditional write of version 1, so the loser fails; it opens the winner's.
@@ -256,8 +282,14 @@ class Gallery:
         return gallery
 
     @classmethod
-    def open(cls, path: str | os.PathLike | GalleryLocation, version: int | None = None, model: dict[str, Any] | None = None,
-             tokens_shape=None, storage_options: dict[str, str] | None = None) -> "Gallery":
+    def open(
+        cls,
+        path: str | os.PathLike | GalleryLocation,
+        version: int | None = None,
+        model: dict[str, Any] | None = None,
+        tokens_shape=None,
+        storage_options: dict[str, str] | None = None,
+    ) -> Gallery:
         """Open the gallery at ``path`` (its latest version, or ``version``). With ``model`` /
         ``tokens_shape``, refuse a gallery built by another model or with other tokens."""
         root = gallery_location(path, storage_options)
@@ -267,12 +299,19 @@ class Gallery:
                 f"convert it without re-encoding: zse gallery migrate {root} {root}-v2"
             )
         if not cls.exists(root):
-            raise GalleryError(f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)")
+            raise GalleryError(
+                f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)"
+            )
         ds = cls._dataset(root.join(DATASET), version, root.storage_options)
         meta = cls._read_meta(ds, root)
         stored_model, stored_shape = meta.get("model", {}), tuple(meta["tokens"])
-        check_identity(root, stored_model, stored_shape, stored_model if model is None else model,
-                       stored_shape if tokens_shape is None else tokens_shape)
+        check_identity(
+            root,
+            stored_model,
+            stored_shape,
+            stored_model if model is None else model,
+            stored_shape if tokens_shape is None else tokens_shape,
+        )
         gallery = cls(root, stored_shape, stored_model, Codec(canonical_name(meta["codec"]), stored_shape))
         gallery._adopt(ds)
         return gallery
@@ -296,7 +335,9 @@ class Gallery:
         except json.JSONDecodeError:
             meta = {}
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise GalleryError(f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)")
+            raise GalleryError(
+                f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)"
+            )
         return meta
 
     def _create_lock(self):
@@ -336,7 +377,7 @@ class Gallery:
     def _schema(self, codec: Codec):
         import pyarrow as pa
 
-        t, d = self.tokens_shape
+        _t, d = self.tokens_shape
         fields = [
             pa.field("id", pa.string(), nullable=False),
             pa.field("path", pa.string()),
@@ -349,9 +390,18 @@ class Gallery:
             fields.append(pa.field("tokens", pa.binary(codec.nbytes)))
         if self.projections:
             fields.append(pa.field("proj", pa.binary(2 * self.proj_shape[0] * d)))
-        meta = {"format": FORMAT, "version": VERSION, "model": self.model, "tokens": list(self.tokens_shape),
-                "codec": codec.name, "codec_bytes": codec.nbytes, "projections": self.projections}
-        return pa.schema(fields, metadata={META_KEY: json.dumps(meta).encode(), TABLES_KEY: codec.tables_text().encode()})
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": self.model,
+            "tokens": list(self.tokens_shape),
+            "codec": codec.name,
+            "codec_bytes": codec.nbytes,
+            "projections": self.projections,
+        }
+        return pa.schema(
+            fields, metadata={META_KEY: json.dumps(meta).encode(), TABLES_KEY: codec.tables_text().encode()}
+        )
 
     # ------------------------------------------------------------------ reading
     @property
@@ -401,7 +451,9 @@ class Gallery:
                 with lance_io(f"{ds.uri} (version {ds.version})"):
                     rows = ds.count_rows()
                 if rows:
-                    raise GalleryError(f"{self.root}: holds {rows} photos but no tables for its codec {codec.name} (damaged schema metadata)")
+                    raise GalleryError(
+                        f"{self.root}: holds {rows} photos but no tables for its codec {codec.name} (damaged schema metadata)"
+                    )
             self.codec, self._tables_text = codec, tables
         self.projections = bool(meta.get("projections"))
         self._snapshot = Snapshot(ds, self.codec)
@@ -416,8 +468,12 @@ class Gallery:
         except VersionGoneError:
             if self._snapshot is snap:  # another thread may have refreshed meanwhile
                 self.refresh()
-            _log.info("%s: version %d was removed by a compaction while it was read; retrying on version %d",
-                      self.root, snap.version, self.version)
+            _log.info(
+                "%s: version %d was removed by a compaction while it was read; retrying on version %d",
+                self.root,
+                snap.version,
+                self.version,
+            )
             return work(self._require())
 
     def __len__(self) -> int:
@@ -432,7 +488,11 @@ class Gallery:
         return list(self._snapshot.paths) if self._snapshot is not None else []
 
     def ret_matrix(self) -> np.ndarray:
-        return self._snapshot.ret_matrix() if self._snapshot is not None else np.zeros((0, self.tokens_shape[1]), np.float32)
+        return (
+            self._snapshot.ret_matrix()
+            if self._snapshot is not None
+            else np.zeros((0, self.tokens_shape[1]), np.float32)
+        )
 
     def tokens(self, rowids) -> np.ndarray:
         return self._require().tokens(rowids)
@@ -452,10 +512,17 @@ class Gallery:
         with lance_io(f"{self.uri} (version {snap.version})"):
             fragments, versions = len(snap.ds.get_fragments()), len(snap.ds.versions())
         return {
-            "path": str(self.root), "format": VERSION, "photos": len(self), "version": self.version,
-            "model": model_words(self.model), "tokens": list(self.tokens_shape), "codec": self.codec.name,
-            "bytes_per_photo": self.codec.nbytes, "projections": self.projections,
-            "fragments": fragments, "versions": versions,
+            "path": str(self.root),
+            "format": VERSION,
+            "photos": len(self),
+            "version": self.version,
+            "model": model_words(self.model),
+            "tokens": list(self.tokens_shape),
+            "codec": self.codec.name,
+            "bytes_per_photo": self.codec.nbytes,
+            "projections": self.projections,
+            "fragments": fragments,
+            "versions": versions,
         }
 
     # ------------------------------------------------------------------ writing
@@ -472,7 +539,9 @@ class Gallery:
             except GalleryUnavailableError as exc:
                 failed += 1
                 if failed == COMMIT_ATTEMPTS:
-                    raise GalleryUnavailableError(f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
+                    raise GalleryUnavailableError(
+                        f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})"
+                    ) from exc
                 # Back off, doubling and jittered so that two writers do not retry in step.
                 time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
 
@@ -496,12 +565,15 @@ class Gallery:
         first try) are unreferenced: ``compact`` removes them after 7 days."""
         self._check(batch)
         if self.codec.needs_training or self.projections:
-            raise GalleryError(f"{self.root}: fragments are written for trained, projection-free galleries only "
-                               "(commit the first rows through append)")
+            raise GalleryError(
+                f"{self.root}: fragments are written for trained, projection-free galleries only "
+                "(commit the first rows through append)"
+            )
         lance = _lance()
         with lance_io(f"{self.uri}: writing fragments"):
-            fragments = lance.fragment.write_fragments(self._arrow(batch, key), self.uri, storage_options=self._options(),
-                                                       enable_stable_row_ids=True)
+            fragments = lance.fragment.write_fragments(
+                self._arrow(batch, key), self.uri, storage_options=self._options(), enable_stable_row_ids=True
+            )
         return [json.dumps(f.to_json()) for f in fragments]
 
     def commit_fragments(self, fragments: Sequence[str], key: int, ids: Sequence[str], replace: bool = False) -> int:
@@ -514,8 +586,13 @@ class Gallery:
 
         def attempt():
             self.refresh()  # the latest version: refused if another model's
-            return lance.LanceDataset.commit(self.uri, lance.LanceOperation.Append(metas), read_version=self.version,
-                                             storage_options=self._options(), commit_message="zse index (fragments)")
+            return lance.LanceDataset.commit(
+                self.uri,
+                lance.LanceOperation.Append(metas),
+                read_version=self.version,
+                storage_options=self._options(),
+                commit_message="zse index (fragments)",
+            )
 
         ds = self._commit_keyed(key, attempt)
         if replace:
@@ -550,15 +627,21 @@ class Gallery:
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
-        want = {"paths": ((len(batch.paths),), (n,)), "sizes": (np.shape(batch.sizes), (n,)), "mtimes": (np.shape(batch.mtimes), (n,)),
-                "ret": (np.shape(batch.ret), (n, d))}
+        want = {
+            "paths": ((len(batch.paths),), (n,)),
+            "sizes": (np.shape(batch.sizes), (n,)),
+            "mtimes": (np.shape(batch.mtimes), (n,)),
+            "ret": (np.shape(batch.ret), (n, d)),
+        }
         if batch.tokens is not None or self.codec.stores_tokens:
             want["tokens"] = (np.shape(batch.tokens) if batch.tokens is not None else None, (n, t, d))
         if self.projections:
             want["proj"] = (np.shape(batch.proj) if batch.proj is not None else None, (n, *self.proj_shape))
         for name, (got, expected) in want.items():
             if got is None or tuple(got) != expected:
-                raise InputError(f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})")
+                raise InputError(
+                    f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})"
+                )
 
     def _append_once(self, batch: Batch, key: int):
         self.refresh()  # the latest version: refused if another model's; codec tables another process trained
@@ -566,8 +649,13 @@ class Gallery:
             ds = self._first_trained_commit(batch, key)
             if ds is not None:
                 return ds
-        return _lance().write_dataset(self._arrow(batch, key, self.codec), self.uri, mode="append", commit_message="zse index",
-                                      storage_options=self._options())
+        return _lance().write_dataset(
+            self._arrow(batch, key, self.codec),
+            self.uri,
+            mode="append",
+            commit_message="zse index",
+            storage_options=self._options(),
+        )
 
     def _first_trained_commit(self, batch: Batch, key: int):
         """The first rows of a gallery whose codec is trained on them. The tables must be
@@ -587,15 +675,24 @@ class Gallery:
             if not self.codec.needs_training:
                 return None
             if len(self):
-                raise GalleryError(f"{self.root}: holds photos but no tables for its codec {self.codec.name} (damaged schema metadata)")
+                raise GalleryError(
+                    f"{self.root}: holds photos but no tables for its codec {self.codec.name} (damaged schema metadata)"
+                )
             codec = Codec(self.codec.name, self.tokens_shape)
             codec.train(batch.tokens)
             table = self._arrow(batch, key, codec)
-            fragments = lance.fragment.write_fragments(table, self.uri, storage_options=self._options(), enable_stable_row_ids=True)
-            return lance.LanceDataset.commit(self.uri, lance.LanceOperation.Overwrite(table.schema, fragments),
-                                             read_version=self.version, max_retries=0, enable_stable_row_ids=True,
-                                             storage_options=self._options(),
-                                             commit_message=f"zse index (codec {codec.name} trained)")
+            fragments = lance.fragment.write_fragments(
+                table, self.uri, storage_options=self._options(), enable_stable_row_ids=True
+            )
+            return lance.LanceDataset.commit(
+                self.uri,
+                lance.LanceOperation.Overwrite(table.schema, fragments),
+                read_version=self.version,
+                max_retries=0,
+                enable_stable_row_ids=True,
+                storage_options=self._options(),
+                commit_message=f"zse index (codec {codec.name} trained)",
+            )
 
     def _arrow(self, batch: Batch, key: int, codec: Codec | None = None):
         """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (the gallery's by default)."""
@@ -610,7 +707,9 @@ class Gallery:
             "size": pa.array(batch.sizes, pa.int64()),
             "mtime_ns": pa.array(batch.mtimes, pa.int64()),
             "batch": pa.array(np.full(n, key, np.int64)),
-            "ret": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(batch.ret, np.float32).reshape(-1)), d),
+            "ret": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(batch.ret, np.float32).reshape(-1)), d
+            ),
         }
         if codec.stores_tokens:
             cols["tokens"] = _fixed_binary(codec.encode(batch.tokens))
@@ -636,7 +735,9 @@ class Gallery:
         deleted = 0
         for where in filters:
             result = self._retry("delete", lambda: self._latest().delete(where))
-            deleted += int(result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0))
+            deleted += int(
+                result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0)
+            )
         return deleted
 
     def dedupe(self) -> int:
@@ -645,7 +746,7 @@ class Gallery:
         self.refresh()
         stale = self._require().stale_row_ids().tolist()
         for start in range(0, len(stale), FILTER_CHUNK):
-            self._delete_where([f"_rowid IN ({', '.join(map(str, stale[start:start + FILTER_CHUNK]))})"])
+            self._delete_where([f"_rowid IN ({', '.join(map(str, stale[start : start + FILTER_CHUNK]))})"])
         self.refresh()
         return len(stale)
 
@@ -664,13 +765,17 @@ class Gallery:
         with self._compact_lock():
             duplicates = self.dedupe()
             # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
-            metrics = self._retry("compaction", lambda: self._latest().optimize.compact_files())
+            metrics = self._retry("compaction", self._latest().optimize.compact_files)
             stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
             self.refresh()
             self.sync()
-        return {"fragments_removed": getattr(metrics, "fragments_removed", None), "fragments_added": getattr(metrics, "fragments_added", None),
-                "old_versions_removed": getattr(stats, "old_versions", 0), "bytes_removed": getattr(stats, "bytes_removed", 0),
-                "duplicates_removed": duplicates}
+        return {
+            "fragments_removed": getattr(metrics, "fragments_removed", None),
+            "fragments_added": getattr(metrics, "fragments_added", None),
+            "old_versions_removed": getattr(stats, "old_versions", 0),
+            "bytes_removed": getattr(stats, "bytes_removed", 0),
+            "duplicates_removed": duplicates,
+        }
 
     def _remove_old_versions(self, keep: float):
         """Lance's cleanup_old_versions (pylance 14.0.2 docstring): it removes the versions
@@ -691,10 +796,12 @@ class Gallery:
         versions = sorted(ds.versions(), key=lambda v: v["version"])
         horizon = time.time() - keep
         # Lance's timestamps are naive local times: .timestamp() reads them as such.
-        old = [v["version"] for v, newer in zip(versions, versions[1:]) if newer["timestamp"].timestamp() <= horizon]
+        old = [v["version"] for v, newer in itertools.pairwise(versions) if newer["timestamp"].timestamp() <= horizon]
         # With no old version, pass the latest (never removed; an empty list is refused): the
         # sweep of week-old files of killed writers still runs (measured on pylance 14.0.2).
-        return ds.cleanup_old_versions(older_than=timedelta(seconds=keep), versions=old or [ds.version], delete_unverified=False)
+        return ds.cleanup_old_versions(
+            older_than=timedelta(seconds=keep), versions=old or [ds.version], delete_unverified=False
+        )
 
     def sync(self, since: float | None = None) -> None:
         """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
@@ -704,16 +811,20 @@ class Gallery:
         try:
             fsync_tree(self.location.local / DATASET, since)
         except OSError as exc:
-            raise GalleryUnavailableError(f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})") from exc
+            raise GalleryUnavailableError(
+                f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})"
+            ) from exc
 
-    def save(self, path: str | os.PathLike) -> "Gallery":
+    def save(self, path: str | os.PathLike) -> Gallery:
         """Copy the committed gallery to ``path`` (an empty or missing folder) and return it.
         Manifests are copied first: every file a copied version references was written before
         its manifest, so it is there when its folder is copied next (also while a writer runs)."""
         target = gallery_root(path)
         if self.location.local is None:
-            raise GalleryError(f"{self.root}: save copies a local gallery; copy one on object storage with the store's own tools "
-                               "(e.g. aws s3 sync), or index into the URI directly")
+            raise GalleryError(
+                f"{self.root}: save copies a local gallery; copy one on object storage with the store's own tools "
+                "(e.g. aws s3 sync), or index into the URI directly"
+            )
         if target == self.root:
             return self
         if target.exists() and any(target.iterdir()):
@@ -730,7 +841,9 @@ class Gallery:
             fsync_dir(target.parent)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise GalleryUnavailableError(f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})") from exc
+            raise GalleryUnavailableError(
+                f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})"
+            ) from exc
         return Gallery.open(target)
 
 

@@ -42,8 +42,14 @@ def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
     info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
     fields = _first_cpu(cpuinfo)
     if fields is None:
-        return {**info, "flags": UNKNOWN, "vnni": UNKNOWN, "u8s8_exact": UNKNOWN, "bf16": UNKNOWN,
-                "source": f"{cpuinfo} not readable ({platform.system()})"}
+        return {
+            **info,
+            "flags": UNKNOWN,
+            "vnni": UNKNOWN,
+            "u8s8_exact": UNKNOWN,
+            "bf16": UNKNOWN,
+            "source": f"{cpuinfo} not readable ({platform.system()})",
+        }
     present = set(fields.get("flags", "").split())
     flags = [f for f in SIMD_FLAGS if f in present]
     vnni = any(f in flags for f in VNNI_FLAGS)

@@ -24,9 +24,7 @@ def _cudart() -> Any:
         try:
             from cuda import cudart  # older cuda-python
         except ImportError as exc:
-            raise DependencyError(
-                "CUDA access needs the 'cuda-python' package: pip install 'zse-infer[gpu]'"
-            ) from exc
+            raise DependencyError("CUDA access needs the 'cuda-python' package: pip install 'zse-infer[gpu]'") from exc
     return cudart
 
 

@@ -24,7 +24,15 @@ from ...manifest import Manifest, sha256_file, write_json_atomic
 ENGINE_DIR = "trt"  # engines live in this subfolder of an export folder
 CACHE_ENV = "ZSE_ENGINE_CACHE"
 USER_CACHE_ENV = "ZSE_CACHE_DIR"
-_KEY_FIELDS = ("onnx_sha256", "tensorrt_version", "compute_capability", "device_name", "precision", "profile", "builder")
+_KEY_FIELDS = (
+    "onnx_sha256",
+    "tensorrt_version",
+    "compute_capability",
+    "device_name",
+    "precision",
+    "profile",
+    "builder",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,9 @@ class EngineKey:
     precision: str
     profile: Mapping[str, Any] = field(default_factory=dict)  # profile_to_json(...) of the shapes
     device_name: str = ""  # e.g. "NVIDIA A10": plans are not portable across GPU models of one compute capability
-    builder: Mapping[str, Any] = field(default_factory=dict)  # BuildSettings.key_fields(): every setting that shapes the plan
+    builder: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # BuildSettings.key_fields(): every setting that shapes the plan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,8 +180,14 @@ class EngineCache:
         return self.root / f"timing.trt{tensorrt_version}.sm{compute_capability.replace('.', '')}{device}.cache"
 
 
-def engine_key_for(manifest: Manifest, graph_id: str, entry: Mapping[str, Any], tensorrt_version: str,
-                   compute_capability: str, device_name: str) -> EngineKey | None:
+def engine_key_for(
+    manifest: Manifest,
+    graph_id: str,
+    entry: Mapping[str, Any],
+    tensorrt_version: str,
+    compute_capability: str,
+    device_name: str,
+) -> EngineKey | None:
     """The key an engine entry would have if it were built from the graph's *current* file on this machine."""
     graph = manifest.graphs.get(graph_id)
     if graph is None:

@@ -26,11 +26,15 @@ def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: Gr
         raise BackendError(f"TensorRT engines cannot run here: {env.reason}")
     entry = find_engine(manifest, graph.id, str(env.version), str(env.compute_capability), str(env.device or ""))
     if entry is None:
-        built = ", ".join(
-            f"TensorRT {e.get('key', {}).get('tensorrt_version')} sm {e.get('key', {}).get('compute_capability')} "
-            f"on {e.get('key', {}).get('device_name') or e.get('device') or '?'}"
-            for e in manifest.engines if e.get("graph") == graph.id
-        ) or "none"
+        built = (
+            ", ".join(
+                f"TensorRT {e.get('key', {}).get('tensorrt_version')} sm {e.get('key', {}).get('compute_capability')} "
+                f"on {e.get('key', {}).get('device_name') or e.get('device') or '?'}"
+                for e in manifest.engines
+                if e.get("graph") == graph.id
+            )
+            or "none"
+        )
         raise BackendError(
             f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
             f"{env.compute_capability} ({env.device}) (engines for it: {built}); "

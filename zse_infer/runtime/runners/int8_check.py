@@ -45,7 +45,9 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8C
     return Int8Check(check.trusted, check.reason, check.errors, time.perf_counter() - t0)
 
 
-def trusted_or_fp32(runners: ModelRunners, folder: Path, manifest: Manifest, open_fp32: Callable[[], ModelRunners]) -> ModelRunners:
+def trusted_or_fp32(
+    runners: ModelRunners, folder: Path, manifest: Manifest, open_fp32: Callable[[], ModelRunners]
+) -> ModelRunners:
     """``runners`` when their int8 graphs pass :func:`check_int8`, else (warning why) the fp32 runners."""
     check = check_int8(folder, manifest, runners)
     if check.trusted:

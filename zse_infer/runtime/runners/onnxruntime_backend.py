@@ -58,7 +58,8 @@ def _check_install(ort) -> None:
             "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
             "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
             "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
-            install["distributions"], ort.get_available_providers(),
+            install["distributions"],
+            ort.get_available_providers(),
         )
     else:
         _log.info("ONNX Runtime from %s", install["distributions"])
@@ -77,6 +78,7 @@ def ort_trt_cache_dir() -> Path:
 
 def trt_profile_options(graph: GraphSpec, max_batch: int) -> dict[str, str]:
     """``trt_profile_{min,opt,max}_shapes`` for the provider: "name:1x3x224x224,..." over the dynamic inputs."""
+
     def dims(spec, rows: int) -> str:
         return "x".join(str(rows if isinstance(d, str) else d) for d in spec.shape)
 

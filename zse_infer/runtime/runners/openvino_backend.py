@@ -70,8 +70,13 @@ def compiled_key(graph_sha256: str, precision: str, features: dict | None = None
 
     features = features or cpu_features()
     flags = features.get("flags")
-    return CompiledKey(graph_sha256, openvino_version(), str(features.get("model")),
-                       tuple(flags) if isinstance(flags, list) else (str(flags),), precision)
+    return CompiledKey(
+        graph_sha256,
+        openvino_version(),
+        str(features.get("model")),
+        tuple(flags) if isinstance(flags, list) else (str(flags),),
+        precision,
+    )
 
 
 def cache_root() -> Path:
@@ -109,9 +114,13 @@ class OpenVinoRunner(Runner):
         ``graph_sha256``: the graph file's recorded hash (the manifest's), else the file is hashed."""
         super().__init__(graph, max_batch)
         if precision not in INFERENCE_PRECISION:
-            raise InputError(f"OpenVINO precision: received {precision!r}, expected one of {sorted(INFERENCE_PRECISION)}")
+            raise InputError(
+                f"OpenVINO precision: received {precision!r}, expected one of {sorted(INFERENCE_PRECISION)}"
+            )
         if graph.precision != "fp32":
-            raise InputError(f"graph {graph.id}: the OpenVINO backend compiles fp32 graphs, received a {graph.precision} graph")
+            raise InputError(
+                f"graph {graph.id}: the OpenVINO backend compiles fp32 graphs, received a {graph.precision} graph"
+            )
         core = openvino_core()
         path = Path(folder) / graph.file
         self.precision = precision
@@ -147,8 +156,15 @@ class OpenVinoRunner(Runner):
         # Outputs by the manifest's names: a tensor may carry several names and get_any_name() picks any.
         self._outputs = {t.name: self.compiled.output(t.name) for t in graph.outputs}
         self._request = self.compiled.create_infer_request()
-        _log.info("graph %s (%s) compiled by OpenVINO %s for %s in %.2f s (%s)", graph.id, graph.file, openvino_version(),
-                  self.inference_precision, self.compile_seconds, "from cache" if self.from_cache else "compiled")
+        _log.info(
+            "graph %s (%s) compiled by OpenVINO %s for %s in %.2f s (%s)",
+            graph.id,
+            graph.file,
+            openvino_version(),
+            self.inference_precision,
+            self.compile_seconds,
+            "from cache" if self.from_cache else "compiled",
+        )
 
     @staticmethod
     def _cache(cache_dir, graph: GraphSpec, path: Path, graph_sha256: str | None, precision: str) -> Path | None:

@@ -40,7 +40,11 @@ class PrecisionCheck:
 def tolerance_for(manifest: Manifest, precision: str) -> dict[str, float] | None:
     """The manifest's tolerance for ``precision``, else the default (None: none known)."""
     recorded = (manifest.extra.get("tolerances") or {}).get(precision)
-    return dict(recorded) if recorded else (dict(DEFAULT_TOLERANCES[precision]) if precision in DEFAULT_TOLERANCES else None)
+    return (
+        dict(recorded)
+        if recorded
+        else (dict(DEFAULT_TOLERANCES[precision]) if precision in DEFAULT_TOLERANCES else None)
+    )
 
 
 def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float]) -> list[str]:
@@ -53,12 +57,15 @@ def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float])
         if not isinstance(value, (int, float)):
             continue
         if (lower and not value >= bound) or (not lower and not value <= bound):
-            failed.append(f"{name} {value:.4g} {'<' if lower else '>'} {'minimum' if lower else 'tolerance'} {bound:.4g}")
+            failed.append(
+                f"{name} {value:.4g} {'<' if lower else '>'} {'minimum' if lower else 'tolerance'} {bound:.4g}"
+            )
     return failed
 
 
-def measure(folder: Path, manifest: Manifest, runners: Iterable[Runner], fast: Mapping[str, Runner] | None = None,
-            rows: int = 1) -> dict[str, float]:
+def measure(
+    folder: Path, manifest: Manifest, runners: Iterable[Runner], fast: Mapping[str, Runner] | None = None, rows: int = 1
+) -> dict[str, float]:
     """Errors of ``runners`` (encoder / relation head) and ``fast`` (restructured head) on the parity inputs."""
     path = Path(folder) / manifest.extra.get("parity_inputs", PARITY_FILE)
     errors: dict[str, float] = {}
@@ -77,8 +84,14 @@ def measure(folder: Path, manifest: Manifest, runners: Iterable[Runner], fast: M
     return errors
 
 
-def check_precision(folder: Path, manifest: Manifest, precision: str, runners: Iterable[Runner],
-                    fast: Mapping[str, Runner] | None = None, where: str = "") -> PrecisionCheck:
+def check_precision(
+    folder: Path,
+    manifest: Manifest,
+    precision: str,
+    runners: Iterable[Runner],
+    fast: Mapping[str, Runner] | None = None,
+    where: str = "",
+) -> PrecisionCheck:
     """Measure ``runners`` (and ``fast``) on the parity inputs and judge them by ``precision``'s tolerance."""
     t0 = time.perf_counter()
     tolerance = tolerance_for(manifest, precision)
@@ -87,12 +100,16 @@ def check_precision(folder: Path, manifest: Manifest, precision: str, runners: I
     try:
         errors = measure(folder, manifest, runners, fast)
     except (OSError, KeyError, ValueError) as exc:
-        return PrecisionCheck(False, f"cannot run the {precision} self-check on {PARITY_FILE} ({type(exc).__name__}: {exc})")
+        return PrecisionCheck(
+            False, f"cannot run the {precision} self-check on {PARITY_FILE} ({type(exc).__name__}: {exc})"
+        )
     seconds = time.perf_counter() - t0
     failed = failed_criteria(errors, tolerance)
     where = f" {where}" if where else ""
     if failed:
-        return PrecisionCheck(False, f"self-check against {PARITY_FILE} failed{where}: " + "; ".join(failed), errors, seconds)
+        return PrecisionCheck(
+            False, f"self-check against {PARITY_FILE} failed{where}: " + "; ".join(failed), errors, seconds
+        )
     summary = ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
     return PrecisionCheck(True, f"self-check passed{where}: {summary}", errors, seconds)
 
@@ -104,5 +121,7 @@ def _errors(output: str, got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     out = {output: float(np.abs(got - want).max())}
     if output == ENCODER_OUTPUT:
         a, b = got[:, 0].astype(np.float64), want[:, 0].astype(np.float64)
-        out["ret_token_cosine"] = float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())
+        out["ret_token_cosine"] = float(
+            ((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min()
+        )
     return out

@@ -70,14 +70,20 @@ def _ort_plan(gpu: bool) -> tuple[list[str], tuple[str, ...]]:
     return [CPU], ("ort_fused", "plain")
 
 
-def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, gpu: bool, max_batch, threads) -> ModelRunners:
+def _open_onnxruntime(
+    folder: Path, manifest: Manifest, precision: str | None, gpu: bool, max_batch, threads
+) -> ModelRunners:
     from .onnxruntime_backend import CPU, OrtRunner
 
     providers, variants = _ort_plan(gpu)
     on_gpu = providers[0] != CPU
     precisions = _precisions(precision, on_gpu)
-    runners = _open_all(ROLES, lambda role: OrtRunner(
-        manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads))
+    runners = _open_all(
+        ROLES,
+        lambda role: OrtRunner(
+            manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads
+        ),
+    )
     actual_gpu = runners["encoder"].device != CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
@@ -88,7 +94,9 @@ def _open_onnxruntime(folder: Path, manifest: Manifest, precision: str | None, g
     if opened.precision == "int8":  # never wrong tokens in silence: checked on this CPU, else fp32 (logged)
         from .int8_check import trusted_or_fp32
 
-        return trusted_or_fp32(opened, folder, manifest, lambda: _open_onnxruntime(folder, manifest, "fp32", gpu, max_batch, threads))
+        return trusted_or_fp32(
+            opened, folder, manifest, lambda: _open_onnxruntime(folder, manifest, "fp32", gpu, max_batch, threads)
+        )
     return opened
 
 
@@ -136,15 +144,19 @@ def prefer_openvino(features: dict | None = None) -> tuple[bool, str]:
 
 def _openvino_precision(requested: str | None, unit: str | None) -> str:
     if requested not in (None, "bf16", "fp32"):
-        raise InputError(f"precision: received {requested!r} for the OpenVINO backend, expected 'bf16', 'fp32' or None "
-                         "(it compiles the fp32 graphs; int8/fp16 graphs run on onnxruntime)")
+        raise InputError(
+            f"precision: received {requested!r} for the OpenVINO backend, expected 'bf16', 'fp32' or None "
+            "(it compiles the fp32 graphs; int8/fp16 graphs run on onnxruntime)"
+        )
     if requested == "bf16" and unit is None:
         _log.warning("precision bf16 asked for, but this CPU has no bf16 unit (AMX or AVX512-BF16): OpenVINO runs f32")
         return "fp32"
     return requested or ("bf16" if unit else "fp32")
 
 
-def _open_openvino(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool) -> ModelRunners:
+def _open_openvino(
+    folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool
+) -> ModelRunners:
     """Encoder and relation head on OpenVINO.
 
     bf16 is kept only if it passes its self-check (see the module docstring).
@@ -187,7 +199,9 @@ def _open_onnxruntime_gpu(folder: Path, manifest: Manifest, precision: str | Non
 RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 
 
-def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> dict[str, Runner] | None:
+def open_relation_runners(
+    folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners
+) -> dict[str, Runner] | None:
     """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None.
 
     TensorRT: the ``relation_*_trt`` engines; ONNX Runtime: the fp32 graphs on the encoder's providers (``*_trt``
@@ -206,8 +220,10 @@ def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners
 
             providers = list(getattr(runners.encoder, "providers", []) or [])
             variants = ("trt", "plain") if providers and providers[0] == TRT_EP else ("plain",)
-            return _open_all(RELATION_ROLES, lambda role: OrtRunner(
-                manifest.select_graph(role, ("fp32",), variants), folder, providers or None))
+            return _open_all(
+                RELATION_ROLES,
+                lambda role: OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None),
+            )
         if runners.backend == "openvino":
             return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
     except (ManifestError, BackendError) as exc:
@@ -215,8 +231,9 @@ def open_relation_runners(folder: str | os.PathLike, manifest: Manifest, runners
     return None
 
 
-def _openvino_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch, threads,
-                     cache_dir=None) -> Runner:
+def _openvino_runner(
+    folder: Path, manifest: Manifest, role: str, precision: str, max_batch, threads, cache_dir=None
+) -> Runner:
     """The OpenVINO runner of ``role``'s plain fp32 graph at ``precision``."""
     from .openvino_backend import OpenVinoRunner
 
@@ -228,8 +245,10 @@ def _openvino_runner(folder: Path, manifest: Manifest, role: str, precision: str
 def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
     from .precision_check import check_precision
 
-    opened = _open_all(RELATION_ROLES, lambda role: _openvino_runner(folder, manifest, role, precision, None,
-                                                                     encoder.threads, encoder.cache_dir))
+    opened = _open_all(
+        RELATION_ROLES,
+        lambda role: _openvino_runner(folder, manifest, role, precision, None, encoder.threads, encoder.cache_dir),
+    )
     if precision == "bf16":
         check = check_precision(folder, manifest, "bf16", (), fast=opened)
         if not check.trusted:
@@ -244,7 +263,10 @@ def _open_torch(manifest: Manifest, precision: str | None, checkpoint, max_batch
     from .torch_backend import TorchRunner, load_torch_model
 
     model = load_torch_model(manifest, checkpoint, precision or "fp32")
-    runners = {role: TorchRunner(manifest.select_graph(role, ("fp32",), ("plain", "ort_fused")), model, max_batch) for role in ROLES}
+    runners = {
+        role: TorchRunner(manifest.select_graph(role, ("fp32",), ("plain", "ort_fused")), model, max_batch)
+        for role in ROLES
+    }
     return ModelRunners(runners["encoder"], runners["relation_head"], "torch", precision or "fp32")
 
 
@@ -272,14 +294,24 @@ def open_runners(
     if openvino_first:
         _log.info("auto: OpenVINO before ONNX Runtime on the CPU (%s)", why)
         if precision is None:
-            attempts.append(("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, precision, max_batch, threads)))
-        attempts.append(("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=True)))
+            attempts.append(
+                ("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, precision, max_batch, threads))
+            )
+        attempts.append(
+            ("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=True))
+        )
     if backend == "openvino" or (backend == "auto" and precision == "bf16" and not openvino_first):
-        attempts.append(("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=False)))
+        attempts.append(
+            ("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=False))
+        )
     if backend in ("auto", "onnxruntime") and precision != "bf16":
-        attempts.append(("onnxruntime", lambda: _open_onnxruntime(folder, manifest, precision, True, max_batch, threads)))
+        attempts.append(
+            ("onnxruntime", lambda: _open_onnxruntime(folder, manifest, precision, True, max_batch, threads))
+        )
     if backend == "onnxruntime-cpu":
-        attempts.append(("onnxruntime-cpu", lambda: _open_onnxruntime(folder, manifest, precision, False, max_batch, threads)))
+        attempts.append(
+            ("onnxruntime-cpu", lambda: _open_onnxruntime(folder, manifest, precision, False, max_batch, threads))
+        )
     if backend in ("auto", "torch") and precision != "bf16":
         attempts.append(("torch", lambda: _open_torch(manifest, precision, checkpoint, max_batch)))
 

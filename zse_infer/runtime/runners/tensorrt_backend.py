@@ -87,7 +87,13 @@ class TrtRunner(Runner):
             self._host[name] = cuda.PinnedBuffer(nbytes, self._dtypes[name])
             if not self.context.set_tensor_address(name, int(self._device[name].ptr)):
                 raise BackendError(f"graph {graph.id}: TensorRT refused the device address of tensor {name!r}")
-        _log.info("graph %s runs on TensorRT %s (engine %s, max batch %d)", graph.id, trt.__version__, path.name, self.max_batch)
+        _log.info(
+            "graph %s runs on TensorRT %s (engine %s, max batch %d)",
+            graph.id,
+            trt.__version__,
+            path.name,
+            self.max_batch,
+        )
 
     @property
     def device(self) -> str:

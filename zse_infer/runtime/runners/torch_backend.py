@@ -29,7 +29,9 @@ class TorchRunner(Runner):
         self.model = model
         self.device_ = next(model.parameters()).device
         if graph.role not in ("encoder", "relation_head", "explain"):
-            raise BackendError(f"the PyTorch backend runs encoder, relation_head and explain graphs, not {graph.role!r}")
+            raise BackendError(
+                f"the PyTorch backend runs encoder, relation_head and explain graphs, not {graph.role!r}"
+            )
         self._explain = None
         if graph.role == "explain":
             from ...model.explain import ExplainHead

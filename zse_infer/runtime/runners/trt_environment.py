@@ -56,7 +56,11 @@ def probe_gpu() -> tuple[str | None, str | None, str]:
     try:
         torch = importlib.import_module("torch")
     except ImportError:
-        return None, None, "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
+        return (
+            None,
+            None,
+            "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')",
+        )
     if not torch.cuda.is_available():
         return None, None, "no CUDA GPU is visible (torch.cuda.is_available() is False)"
     major, minor = torch.cuda.get_device_capability(0)
