@@ -137,7 +137,7 @@ def check_pytest_gpu(ctx: dict) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", "tests"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     try:
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "fail", "reason": f"pytest -m gpu did not finish in {timeout} s"}
     tail = (done.stdout + done.stderr).strip().splitlines()
@@ -265,10 +265,10 @@ def _ort_reference(torch, model, encode, relate, golden, ctx) -> tuple[dict, str
                     dynamic_axes={**axes, "out": {0: "batch"}},
                     opset_version=17,
                 )
-            except Exception as exc:  # noqa: BLE001 - exporter availability differs by torch version
+            except Exception as exc:
                 raise Skip(
                     f"no ONNX graph could be exported here (onnx/onnxscript missing; TorchScript exporter: {exc})"
-                )
+                ) from exc
             how.append(f"{name}: torch.onnx.export(dynamo=False) (onnx/onnxscript not installed)")
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -380,7 +380,7 @@ def check_throughput(ctx: dict) -> dict:
                     "backend": "torch-cuda",
                     "precision": precision,
                     "batch": 32,
-                    "value": round(_per_second(torch, lambda: encode(x), 32), 1),
+                    "value": round(_per_second(torch, lambda x=x: encode(x), 32), 1),
                     "unit": "images/s",
                 }
             )
@@ -390,7 +390,7 @@ def check_throughput(ctx: dict) -> dict:
                     "backend": "torch-cuda",
                     "precision": precision,
                     "rerank": 256,
-                    "value": round(_per_second(torch, lambda: relate(s, p), 256), 1),
+                    "value": round(_per_second(torch, lambda s=s, p=p: relate(s, p), 256), 1),
                     "unit": "pairs/s",
                 }
             )

@@ -142,7 +142,7 @@ def work_encoder(args: dict) -> list[dict]:
     out = []
     for batch in cfg["batches"]:
         x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
-        times = measure(lambda: run(x), cfg["repeats"])
+        times = measure(lambda x=x: run(x), cfg["repeats"])
         out.append(
             record("encoder", backend, precision, {"batch": batch}, batch / statistics.median(times), "images/s", times)
         )
@@ -645,7 +645,9 @@ def run_child(work: str, spec: dict, tmp: Path) -> list[dict]:
     label = f"{work} {spec.get('backend', '')} {spec.get('precision', '')} {spec.get('gallery', '')}".strip()
     _log.info("running %s", label)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(spec_path)], check=False, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         _log.warning("%s failed:\n%s", label, proc.stderr[-2000:])
         component = {"relation": "relation_head"}.get(work, work)

@@ -168,6 +168,7 @@ def _without_torch_side(*args):
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run(
         [sys.executable, "-c", _BLOCK_TORCH_SIDE, *map(str, args)],
+        check=False,
         capture_output=True,
         text=True,
         cwd=root,

@@ -44,7 +44,7 @@ def test_graphs_from_other_weights_are_refused(tmp_path, assets):
     manifest = json.loads(manifest_path.read_text())
     manifest["source_checkpoint"]["sha256"] = "0" * 64
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(IntegrityError, match="regenerate them with `python -m tools.demo_graphs`"):
+    with pytest.raises(IntegrityError, match=r"regenerate them with `python -m tools\.demo_graphs`"):
         load_demo_assets(root, verify=False).check_shipped_export()
 
 

@@ -56,7 +56,7 @@ def test_failing_file_is_reported(ray_cluster, tiny_export, tmp_path):
     bad = tmp_path / "photos" / "photo_005.png"
     bad.write_bytes(b"not a png")
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
-    with pytest.raises(ImageError, match="photo_005.png"):
+    with pytest.raises(ImageError, match=r"photo_005\.png"):
         r.index(photos, progress=False, commit_size=4, executor=RayIndexExecutor(RayOptions(address=ray_cluster)))
     assert len(r) == 4  # the commit before the bad file's batch stays
     report = r.index(
@@ -77,7 +77,8 @@ def test_killed_job_then_rerun_stores_every_photo_once(ray_cluster, tiny_export,
         from zse_infer import Retriever
         from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
         r = Retriever.load({str(tiny_export)!r}, gallery={str(gallery)!r}, create=True)
-        r.index([{str(photo_dir)!r}], progress=False, commit_size=8, batch_size=4, executor=RayIndexExecutor(RayOptions(address={ray_cluster!r})))
+        r.index([{str(photo_dir)!r}], progress=False, commit_size=8, batch_size=4,
+                executor=RayIndexExecutor(RayOptions(address={ray_cluster!r})))
     """)
     child = subprocess.Popen(
         [sys.executable, "-c", script],

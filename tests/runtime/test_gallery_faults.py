@@ -266,7 +266,7 @@ def test_delete_counts_its_own_rows_beside_another_writers_commit(tmp_path):
 # ---------------------------------------------------------------------- item 7: URIs are not folders
 @pytest.mark.parametrize("uri", ["http://host/g", "hdfs://nn/g", "ftp://host/g"])
 def test_unknown_uris_are_refused_never_made_local_folders(tmp_path, monkeypatch, uri):
-    """Object storage (s3://, gs://, az://) is served since issue 21 (tests/objectstore); any other scheme is refused."""
+    """Object storage (s3://, gs://, az://) is served (tests/objectstore); any other scheme is refused."""
     monkeypatch.chdir(tmp_path)
     for location in (uri, Path(uri)):  # Path('http://h/g') is 'http:/h/g' (as click's Path type passes it)
         with pytest.raises(GalleryError, match="expected a local folder or one of s3://"):

@@ -152,7 +152,7 @@ def test_missing_gallery_needs_create_and_a_failed_first_index_leaves_an_empty_g
         Retriever.load(tiny_export, gallery=tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
     r = Retriever.load(tiny_export, gallery=tmp_path / "new", create=True)
-    with pytest.raises(ZseError, match="missing.png"):
+    with pytest.raises(ZseError, match=r"missing\.png"):
         r.index([tmp_path / "missing.png", *photos], progress=False)
     assert len(Retriever.load(tiny_export, gallery=tmp_path / "new")) == 0  # created (empty) by create=True
     (tmp_path / "old").mkdir()

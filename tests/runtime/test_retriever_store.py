@@ -137,7 +137,7 @@ def test_another_models_gallery_is_refused_on_load_refresh_and_index(tiny_export
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True)
     shape = r.gallery.tokens_shape
     assert _run(_replace_with_another_models, tmp_path / "g", shape) == 0
-    with pytest.raises(GalleryError, match="built with model another.*Re-index the photos"):
+    with pytest.raises(GalleryError, match=r"built with model another.*Re-index the photos"):
         r.refresh()
     with pytest.raises(GalleryError, match="built with model another"):
         r.index(photos, progress=False)

@@ -75,7 +75,8 @@ def bad_inputs() -> list[tuple[str, bytes]]:
         ("truncated.png", good[: len(good) // 2]),
         (
             "drawing.svg",
-            b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><path d="M8 8L56 56" stroke="black"/></svg>',
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+            b'<path d="M8 8L56 56" stroke="black"/></svg>',
         ),
         ("bomb.png", _png(Image.new("1", (20000, 20000), 1))),  # 400 M pixels in ~50 kB: PIL's own bomb guard
         ("big.png", _png(Image.new("1", (9000, 9000), 1))),  # 81 M pixels: below PIL's guard, above the server's

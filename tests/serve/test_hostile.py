@@ -173,7 +173,7 @@ def test_a_token_or_a_cors_origin_allows_cross_origin_writes(tiny_export, serve_
         allow_writes=True,
         upload_dir=tmp_path / "up",
         cors=("https://app.example",),
-    ) as (base, app):
+    ) as (base, _app):
         assert _upload(base, "a.png", forged_png(64, 64), headers=evil).status_code == 200
         _error(_upload(base, "b.png", forged_png(64, 64), headers={**evil, "Origin": "https://other.example"}), 403)
     with running_server(

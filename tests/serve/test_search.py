@@ -80,7 +80,7 @@ def test_gallery_photos_are_served(server, stored):
     for pid, path in stored:
         r = httpx.get(server + photo_url(pid), timeout=10)
         assert r.status_code == 200
-        assert r.content == open(path, "rb").read()
+        assert r.content == Path(path).read_bytes()
         assert r.headers["content-type"] == "image/jpeg"
 
 

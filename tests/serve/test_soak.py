@@ -156,7 +156,7 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
     stop_file = tmp_path / "STOP"
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server_log = open(tmp_path / "server.log", "w")
+    server_log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - the server writes to it until the finally below
     server = subprocess.Popen(
         [
             sys.executable,
@@ -289,7 +289,8 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
     assert not failures, failures
     attempted = {line.split(" ", 1)[1] for line in _lines(deleter_log) if line.startswith("attempt ")}
     assert not lost, (
-        f"{len(lost)} committed ids lost, e.g. {lost[:5]} ({len(set(lost) & attempted)} of them the deleter tried to delete)"
+        f"{len(lost)} committed ids lost, e.g. {lost[:5]} "
+        f"({len(set(lost) & attempted)} of them the deleter tried to delete)"
     )
     assert not resurrected, f"deleted ids back in the gallery: {resurrected[:5]}"
     assert tally.resets == 0, f"{tally.resets} connections reset"
