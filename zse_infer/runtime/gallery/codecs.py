@@ -151,13 +151,13 @@ class Codec:
         if not self.tables:
             return ""
         buf = io.BytesIO()
-        np.savez(buf, **self.tables)
+        np.savez(buf, allow_pickle=False, **self.tables)
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
     @classmethod
     def from_metadata(cls, name: str, tokens_shape: tuple[int, int], tables_text: str) -> Codec:
         """The codec a gallery's schema metadata describes (its tables, once trained)."""
-        codec = cls(canonical_name(name), tuple(tokens_shape))
+        codec = cls(canonical_name(name), (int(tokens_shape[0]), int(tokens_shape[1])))
         if tables_text:
             with np.load(io.BytesIO(base64.b64decode(tables_text)), allow_pickle=False) as npz:
                 codec.tables = {k: npz[k] for k in npz.files}

@@ -125,7 +125,8 @@ class Stage1Cache:
         if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
             self._index = self._ivf(snap)
         else:
-            self._index = ExactIndex(*snap.search_rows(), snap.version)
+            vectors, rowids = snap.search_rows()
+            self._index = ExactIndex(vectors, rowids, snap.version)
         return self._index
 
     # ------------------------------------------------------------------ the persisted IVF index

@@ -1,74 +1,20 @@
-"""Gallery format 2: one Lance dataset of encoded photos, plus the persisted stage-1 index.
+"""Gallery format 2: one Lance dataset of encoded photos (``<gallery>/photos.lance``), plus the
+persisted stage-1 index (``<gallery>/stage1/``, stage1.py). docs/galleries.md describes the layout
+and columns, docs/guarantees.md what the store promises beside other writers, readers and crashes.
 
-Layout::
-
-    <gallery>/
-      photos.lance/    the Lance dataset (versions, fragments, deletion files)
-      stage1/          the persisted stage-1 index of large galleries (see stage1.py)
-
-Columns of ``photos.lance``: ``id`` (string; one row per id, but two writers of one new id
-both store it until ``compact``: the newest row is the photo, see snapshot.py), ``path``
-(absolute path or URI, null for in-memory photos), ``size`` / ``mtime_ns`` (the file's
-fingerprint when indexed: a changed file is re-encoded), ``batch`` (int64, one random value
-per commit: what an indexing run wrote), ``ret`` (FixedSizeList<float32>[D], token 0 L2-normalised: stage 1),
-``tokens`` (fixed-size binary, the codec's bytes; absent for codec ``none``) and, for
-galleries created with ``projections=True``, ``proj`` (float16 relation-head projections).
-The schema metadata names the format, the model (name + checkpoint sha256), the token shape
-and the codec with its trained tables: a gallery describes itself.
-
-Why Lance: appends are commits of new immutable fragments, optimistic and retried, so two
-processes appending at once both land (tests/runtime/test_gallery_store.py); every commit is
-a new version, so a reader pinned to a version sees one consistent snapshot until it calls
-:meth:`Gallery.refresh`; a killed writer leaves only whole commits (files of an unfinished
-commit are unreferenced; ``compact()`` removes them once they are older than Lance's safe
-age, 7 days, never earlier: a live writer's files look the same). Row ids are *stable*
-(``enable_stable_row_ids``): a photo keeps its row id through compaction, which is what the
-persisted stage-1 index and :class:`~zse_infer.runtime.retriever.Hit.row` refer to.
-
-Creation: ``Gallery.create`` commits an empty dataset at once (schema, model identity,
-token shape, codec), under a file lock, so another process opening the folder finds the
-gallery and whose it is; every open, refresh and append refuses a gallery of another model or
-token shape. A codec trained on the first rows (``pca``) keeps its tables in the schema
-metadata, which an append cannot change: the first rows are committed by overwriting the
-empty dataset (rows and tables in one commit), under the same lock and only while the
-gallery is still empty.
-
-Old versions and compaction: ``compact`` keeps every version for ``KEEP_VERSIONS_S`` after a
-newer one replaced it, so readers in other processes (a server refreshes every few seconds)
-never lose the version they are reading; a reader that does (pinned longer) gets a
-:class:`~.snapshot.VersionGoneError`, and search refreshes and retries once. The guarantees
-and their limits are listed in docs/guarantees.md.
-
-Why paths stay in the token table (no separate metadata table): a photo's id defaults to
-its absolute path, so a moved photo is a new photo, and a second table could not be
-committed atomically with the first (Lance commits one dataset at a time): a crash between
-the two would leave photos without paths. User metadata belongs with the caller's own ids.
-
-Durability: Lance does not fsync on local disk. A commit is atomic (the new manifest is
-renamed into place) but after a power loss the newest versions' files may be empty or
-missing; :meth:`Gallery.sync` fsyncs every file of the dataset and is called at the end
-of each ``index``/``delete``/``compact`` so that a finished call survives power loss.
-Batches committed by a run that was still going when the power failed may be lost; the
-next ``index`` re-encodes them. Our own side files (the stage-1 index) are written to a
-temporary file, fsynced, renamed and the folder fsynced.
-
-Format-1 galleries (``gallery.json`` + shards) are refused with the migration command
-named: ``zse gallery migrate OLD NEW`` converts one without re-encoding.
-
-Object storage (``s3://``, ``gs://``, ``az://``; location.py): the same dataset at a URI, opened
-with the caller's ``storage_options``. No local lock is taken there (it would span one
-machine): Lance commits each version by a conditional write (create-if-absent) of its
-manifest, so writers on any machines are safe on a store that honours conditional writes
-(docs/guarantees.md, "Object storage"); the first trained rows are an Overwrite committed
-against the empty version without rebasing, and two compactions simply retry. ``sync`` does
-nothing (an acknowledged PUT is durable); the stage-1 IVF index is kept in memory only.
-Ray workers write fragments (:meth:`Gallery.write_fragments`) that the driver commits as
-metadata (:meth:`Gallery.commit_fragments`); every keyed commit lands at most once.
+The choices that shape this file: appends are optimistic Lance commits, so writers in several
+processes (or machines, on object storage with conditional writes) all land; a reader is pinned to
+one version until :meth:`Gallery.refresh`; row ids are stable through compaction (the stage-1
+index and ``Hit.row`` refer to them); paths stay in the token table because Lance commits one
+dataset at a time, so a second table could lose paths in a crash; a trained codec's tables live in
+the schema metadata, which only the first commit (an Overwrite of the empty dataset) can write;
+Lance does not fsync on local disk, so every ``index``/``delete``/``compact`` ends in :meth:`sync`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import json
 import logging
@@ -86,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -328,7 +274,7 @@ class Gallery:
         return self._dataset(self.uri, None, self.location.storage_options)
 
     @staticmethod
-    def _read_meta(ds, root: Path) -> dict[str, Any]:
+    def _read_meta(ds, root: object) -> dict[str, Any]:
         raw = (ds.schema.metadata or {}).get(META_KEY)
         try:
             meta = json.loads(raw) if raw else {}
@@ -363,8 +309,9 @@ class Gallery:
         """An exclusive lock on ``<gallery>/<name>`` between processes (and threads: each holder
         opens the file itself); released when the holder exits, also when it is killed."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            lock = open(self.root / name, "a+")
+            folder = Path(self.root)  # local galleries only (see the callers)
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / name, "a+")  # noqa: SIM115 - held by the with below
         except OSError as exc:
             raise GalleryError(f"{self.root}: cannot create the gallery folder ({exc.strerror or exc})") from exc
         with lock:
@@ -452,7 +399,8 @@ class Gallery:
                     rows = ds.count_rows()
                 if rows:
                     raise GalleryError(
-                        f"{self.root}: holds {rows} photos but no tables for its codec {codec.name} (damaged schema metadata)"
+                        f"{self.root}: holds {rows} photos but no tables for its codec {codec.name} "
+                        "(damaged schema metadata)"
                     )
             self.codec, self._tables_text = codec, tables
         self.projections = bool(meta.get("projections"))
@@ -627,7 +575,7 @@ class Gallery:
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
-        want = {
+        want: dict[str, tuple[tuple | None, tuple]] = {
             "paths": ((len(batch.paths),), (n,)),
             "sizes": (np.shape(batch.sizes), (n,)),
             "mtimes": (np.shape(batch.mtimes), (n,)),
@@ -658,17 +606,11 @@ class Gallery:
         )
 
     def _first_trained_commit(self, batch: Batch, key: int):
-        """The first rows of a gallery whose codec is trained on them. The tables must be
-        committed with the rows they encode, in the schema metadata, which an append cannot
-        change (Lance keeps the dataset's metadata on append): so these rows replace the empty
-        dataset ("overwrite", one commit) only while the gallery is still empty and untrained, so
-        no row is ever overwritten (rows cannot be appended without the tables). The overwrite is
-        committed against the empty version with no rebasing (``max_retries=0``): if any other
-        commit landed since, Lance refuses it (a conflict; measured: with retries, an Overwrite
-        lands over a concurrent Append), the caller's retry refreshes, finds the tables another
-        process trained, and appends. That holds across machines on object storage; on a local
-        disk the create lock is kept as well (local creates race, see ``_create_lock``).
-        Returns None when another process trained it first: append."""
+        """The first rows of a gallery whose codec is trained on them, committed with the tables
+        (schema metadata, which an append cannot change) as an Overwrite of the still-empty dataset
+        with no rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a
+        concurrent Append). If another commit landed first the caller's retry refreshes, finds the
+        other process's tables and appends. Returns None when another process trained it first."""
         lance = _lance()
         with self._create_lock():
             self.refresh()
@@ -679,7 +621,7 @@ class Gallery:
                     f"{self.root}: holds photos but no tables for its codec {self.codec.name} (damaged schema metadata)"
                 )
             codec = Codec(self.codec.name, self.tokens_shape)
-            codec.train(batch.tokens)
+            codec.train(cast(np.ndarray, batch.tokens))  # _check: present where the codec stores tokens
             table = self._arrow(batch, key, codec)
             fragments = lance.fragment.write_fragments(
                 table, self.uri, storage_options=self._options(), enable_stable_row_ids=True
@@ -695,7 +637,7 @@ class Gallery:
             )
 
     def _arrow(self, batch: Batch, key: int, codec: Codec | None = None):
-        """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (the gallery's by default)."""
+        """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (or the gallery's)."""
         import pyarrow as pa
 
         codec = codec or self.codec
@@ -712,7 +654,7 @@ class Gallery:
             ),
         }
         if codec.stores_tokens:
-            cols["tokens"] = _fixed_binary(codec.encode(batch.tokens))
+            cols["tokens"] = _fixed_binary(codec.encode(cast(np.ndarray, batch.tokens)))
         if self.projections:
             cols["proj"] = _fixed_binary(np.ascontiguousarray(batch.proj, np.float16).view(np.uint8).reshape(n, -1))
         return pa.table(cols, schema=self._schema(codec))
@@ -734,11 +676,14 @@ class Gallery:
         """Delete the rows each filter matches (one commit per filter); returns how many."""
         deleted = 0
         for where in filters:
-            result = self._retry("delete", lambda: self._latest().delete(where))
+            result = self._retry("delete", functools.partial(self._delete_once, where))
             deleted += int(
                 result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0)
             )
         return deleted
+
+    def _delete_once(self, where: str):
+        return self._latest().delete(where)
 
     def dedupe(self) -> int:
         """Delete older rows of ids stored twice (left by two writers of one id, or a crash
@@ -778,20 +723,11 @@ class Gallery:
         }
 
     def _remove_old_versions(self, keep: float):
-        """Lance's cleanup_old_versions (pylance 14.0.2 docstring): it removes the versions
-        given (``versions=``) that are also older than ``older_than``, the files only they
-        reference, and, with ``delete_unverified=False``, files no manifest references only
-        when at least 7 days old: "Files leftover from a failed transaction may appear to be
-        part of an in-progress operation (e.g. appending new data) and these files will not be
-        deleted unless they are at least 7 days old. If delete_unverified is True then these
-        files will be deleted regardless of their age. This should only be set to True if you
-        can guarantee that no other process is currently working on this dataset." (The old
-        ``delete_unverified=True`` deleted live writers' data files: issue 18, item 1.)
-
-        A version's age for its readers is how long ago a newer version replaced it, not when
-        it was written (``older_than`` alone): a server that refreshed a minute ago to a version
-        written an hour ago still reads it. So only versions whose successor is older than
-        ``keep`` are passed; the latest version is never removed."""
+        """Lance's cleanup_old_versions with ``delete_unverified=False``: files no manifest
+        references are removed only once 7 days old, since a live writer's not-yet-committed files
+        look the same (``True`` deleted them: issue 18, item 1). A version's age for its readers is
+        how long ago a newer one replaced it, so only versions whose successor is older than
+        ``keep`` are passed; the latest is never removed."""
         ds = self._latest()
         versions = sorted(ds.versions(), key=lambda v: v["version"])
         horizon = time.time() - keep
@@ -825,15 +761,16 @@ class Gallery:
                 f"{self.root}: save copies a local gallery; copy one on object storage with the store's own tools "
                 "(e.g. aws s3 sync), or index into the URI directly"
             )
-        if target == self.root:
+        root = self.location.local
+        if target == root:
             return self
         if target.exists() and any(target.iterdir()):
             raise GalleryError(f"{target}: exists and is not empty; refusing to write into it")
         tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
         skip = shutil.ignore_patterns("*.tmp", "*.lock", ".lock", ".tmp*")
         try:
-            shutil.copytree(self.root / DATASET / "_versions", tmp / DATASET / "_versions", ignore=skip)
-            shutil.copytree(self.root, tmp, ignore=skip, dirs_exist_ok=True)
+            shutil.copytree(root / DATASET / "_versions", tmp / DATASET / "_versions", ignore=skip)
+            shutil.copytree(root, tmp, ignore=skip, dirs_exist_ok=True)
             fsync_tree(tmp)
             if target.exists():
                 target.rmdir()
