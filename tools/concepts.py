@@ -118,7 +118,8 @@ SAME_AS: dict[str, str] = {
 # Emoji that are letters, words or kanji in a box (nothing to sketch) and flags.
 LEFT_OUT_NAMES = re.compile(
     r"^(keycap|regional indicator|flag|[a-z]{1,2} button|.* button blood type)\b"
-    r"|^(japanese .*button|input .*|(cool|free|new|ng|ok|sos|up|vs|id|cl|soon|on|end|back|top|atm) (button|arrow|sign))$"
+    r"|^(japanese .*button|input .*"
+    r"|(cool|free|new|ng|ok|sos|up|vs|id|cl|soon|on|end|back|top|atm) (button|arrow|sign))$"
 )
 LEADING = (
     "man",
