@@ -1,8 +1,4 @@
-"""The FastAPI app: routes under /v1, probes, metrics, the API docs and the sketch pad page at /.
-
-``create_app(retriever, settings)`` builds it around an already loaded ``Retriever``;
-:mod:`.server` runs it under uvicorn with its connection limits (the CLI and the tests).
-"""
+"""The FastAPI app: routes under /v1, probes, metrics, the API docs and the sketch pad page at /."""
 
 from __future__ import annotations
 

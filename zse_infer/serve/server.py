@@ -1,22 +1,6 @@
-"""The HTTP server around the app: uvicorn, with the limits that keep slow or many clients
-from locking everyone else out (docs/serve-security.md).
-
-uvicorn alone holds a connection for as long as its client takes to send its headers, and
-one that sends nothing at all forever; enough of them exhaust the process's file descriptors
-and nothing answers, not even ``/healthz``. :func:`limited_protocol` adds, per connection:
-
-* at most ``max_connections`` open at once: one more is answered 503 at once, before its
-  headers are read, and closed within a second (at once in a flood); the process's
-  descriptor limit is fitted to this (:func:`fit_to_fd_limit`);
-* the request line and headers must arrive within ``header_timeout_s`` of the request's
-  first byte (or of the connection, for a client that sends nothing): else 408 and close;
-* at most ``max_header_bytes`` of them: else 431 and close;
-* a client that stops reading its response for ``send_timeout_s`` is disconnected.
-
-The request body's own limits (size, ``body_timeout_s``) are :class:`~.uploads.ClientLimits`;
-idle kept-alive connections close after ``keep_alive_s`` (uvicorn's ``timeout_keep_alive``).
-These limits are for a server on this machine or a trusted network: a deployment beyond it
-puts a reverse proxy with its own timeouts in front.
+"""uvicorn, with per-connection limits against slow or many clients (docs/serve-security.md):
+at most ``max_connections`` (more: 503 at once), headers within ``header_timeout_s`` (408) and
+``max_header_bytes`` (431), a client that stops reading for ``send_timeout_s`` is cut off.
 """
 
 from __future__ import annotations
@@ -52,7 +36,7 @@ def limited_protocol(settings: ServeSettings):
         import httptools  # noqa: F401 - optional in uvicorn: its faster parser
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
     busy = _response(
         503,
