@@ -34,7 +34,9 @@ def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
             try:
                 out[role] = int(number)
             except ValueError:
-                raise click.BadParameter(f"received {value!r}, expected N or ROLE=N with an integer N", param=param)
+                raise click.BadParameter(
+                    f"received {value!r}, expected N or ROLE=N with an integer N", param=param
+                ) from None
             if out[role] < 1:
                 raise click.BadParameter(f"received {value!r}, expected a batch size >= 1", param=param)
     return out
