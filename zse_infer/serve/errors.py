@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from ..errors import BlankSketchError, GalleryError, GalleryUnavailableError, ImageError, InputError, ZseError
@@ -28,20 +29,11 @@ class ServeError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(message: str) -> ServeError:
-    return ServeError(422, "invalid_request", message)
-
-
-def forbidden(message: str) -> ServeError:
-    return ServeError(403, "forbidden", message)
-
-
-def not_found(message: str) -> ServeError:
-    return ServeError(404, "not_found", message)
-
-
-def gone(message: str) -> ServeError:
-    return ServeError(410, "gone", message)
+# the common kinds: each takes the message
+bad_request = partial(ServeError, 422, "invalid_request")
+forbidden = partial(ServeError, 403, "forbidden")
+not_found = partial(ServeError, 404, "not_found")
+gone = partial(ServeError, 410, "gone")
 
 
 def too_large(message: str) -> ServeError:

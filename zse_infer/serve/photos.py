@@ -70,10 +70,6 @@ class PhotoRoots:
         real = _real(path)
         return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for _, root in self.roots)
 
-    def names(self) -> list[tuple[str, str]]:
-        """(real path, label) pairs, for messages (:class:`~.errors.Redactor`)."""
-        return [(real, label) for label, real in self.roots]
-
     def expand(self, paths: Sequence[str]) -> list[str]:
         """Client-given server paths -> the image files they name (folders expanded), each
         resolved and checked to lie inside a root (403 naming the first that does not) and to
@@ -153,9 +149,6 @@ class PhotoTable:
         if photo is None:
             raise not_found(f"photo id {public_id!r}: not in the gallery")
         return photo
-
-    def __contains__(self, public_id: str) -> bool:
-        return public_id in self._by_public
 
     def __len__(self) -> int:
         return len(self._by_public)

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from http import HTTPStatus
 
 from ..errors import require
 from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
@@ -20,11 +21,11 @@ _log = logging.getLogger(__name__)
 _LINGER_S = 1.0
 
 
-def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
+def _response(status: int, kind: str, message: str, extra: str = "") -> bytes:
     payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
-        f"{extra}connection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n{extra}connection: close\r\n\r\n"
     )
     return head.encode() + payload
 
@@ -38,25 +39,10 @@ def limited_protocol(settings: ServeSettings):
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
-    busy = _response(
-        503,
-        "Service Unavailable",
-        "overloaded",
-        f"this server holds its limit of {settings.max_connections} connections; retry later",
-        "retry-after: 1\r\n",
-    )
-    slow = _response(
-        408,
-        "Request Timeout",
-        "request_timeout",
-        f"request headers: not received within {settings.header_timeout_s:g} s",
-    )
-    big = _response(
-        431,
-        "Request Header Fields Too Large",
-        "headers_too_large",
-        f"request headers: over {settings.max_header_bytes} bytes",
-    )
+    full = f"this server holds its limit of {settings.max_connections} connections; retry later"
+    busy = _response(503, "overloaded", full, "retry-after: 1\r\n")
+    slow = _response(408, "request_timeout", f"request headers: not received within {settings.header_timeout_s:g} s")
+    big = _response(431, "headers_too_large", f"request headers: over {settings.max_header_bytes} bytes")
 
     class LimitedProtocol(Base):
         # A request's headers are complete when uvicorn makes its cycle (both implementations

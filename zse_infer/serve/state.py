@@ -51,7 +51,7 @@ class ServerState:
         folders = [
             (getattr(retriever.gallery, "root", None), "the gallery"),
             (settings.upload_dir, "upload"),
-            *self.roots.names(),
+            *((real, label) for label, real in self.roots.roots),
         ]
         self.redact = Redactor([(path, label) for path, label in folders if path])
         # The one thread that touches the Retriever (see the package docstring), and the decoders.
