@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,6 +133,29 @@ class ZseGroup(_OneWrapper, click.Group):
 
     command_class = ZseCommand
     group_class = type  # subgroups: this class
+
+
+class StepBar:
+    """A tqdm bar over a pipeline's named steps, each counted once the next starts (hidden when
+    stderr is not a terminal); a context manager, and the pipeline's ``on_step`` callback."""
+
+    def __init__(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
+        self.started = False
+
+    def __call__(self, label: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_postfix_str(label)
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
 
 def rerank_source(manifest) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
+from ..cli.common import StepBar, ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
 from ..errors import InputError
 
 _log = logging.getLogger(__name__)
@@ -145,26 +145,14 @@ def _export(checkpoint: Path, out: Path, config: str, backend: str = "auto") -> 
 
     ``--backend tensorrt`` needs engines: they are built (and the export fails early, naming
     what is missing, without TensorRT and a GPU)."""
-    from tqdm.auto import tqdm
-
     from ..exporting import ExportOptions, export_model
     from ..exporting.pipeline import export_steps
 
     tensorrt = backend == "tensorrt"
     recipe = demo_recipe(config, tensorrt=tensorrt)
     options = ExportOptions(overwrite=True, engines="require" if tensorrt else "never", lint="never")
-    steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8",) + (() if tensorrt else ("engines",))]
-    with tqdm(total=len(steps), desc="exporting", unit="step") as bar:
-        started: list[str] = []
-
-        def step(label: str) -> None:  # called as each step starts: the previous one is done
-            if label in steps:
-                bar.update(1 if started else 0)
-                bar.set_postfix_str(label)
-                started.append(label)
-
-        export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=step)
-        bar.update(1)
+    with StepBar(len(export_steps(recipe, ("fp32",))), "exporting") as steps:
+        export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=steps)
     return out
 
 
