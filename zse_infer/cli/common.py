@@ -1,11 +1,12 @@
 """Shared pieces of the command-line tools: the one error wrapper every console script goes
-through, logging setup (``-v``), the rerank note."""
+through, logging setup (``-v``), shared options, the rerank note."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,11 +72,9 @@ class _UnexpectedError(click.ClickException):
 
 @contextmanager
 def reported_errors(ctx: click.Context) -> Iterator[None]:
-    """The one error wrapper: a :class:`ZseError` is its message (exit 1), so is an operating
-    system error (the file and the reason), a missing optional package names its extra (exit 1),
-    anything else unexpected is one line and a hint to ``-v``
-    (exit :data:`UNEXPECTED_EXIT`; with ``-v`` the traceback too). Click's own exceptions (usage
-    errors, Ctrl-C, exit) and a closed pipe pass through to click."""
+    """The one error wrapper: a :class:`ZseError`, an operating system error or a missing optional
+    package (naming its extra) is one message and exit 1; anything else is one line, a hint to
+    ``-v`` and exit :data:`UNEXPECTED_EXIT`. Click's own exceptions and a closed pipe pass through."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort, EOFError):
@@ -115,9 +114,8 @@ def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
 
 
 class _OneWrapper:
-    """Runs the command that a console script starts (the root of the click context chain)
-    inside :func:`reported_errors`; subcommands run inside their root's, so every command goes
-    through it once, whichever script or group started it."""
+    """Runs a console script's root command inside :func:`reported_errors` (subcommands run inside
+    their root's), so every command goes through it once."""
 
     def invoke(self, ctx: click.Context) -> Any:
         if ctx.parent is not None:
@@ -137,9 +135,31 @@ class ZseGroup(_OneWrapper, click.Group):
     group_class = type  # subgroups: this class
 
 
+class StepBar:
+    """A tqdm bar over a pipeline's named steps, each counted once the next starts (hidden when
+    stderr is not a terminal); a context manager, and the pipeline's ``on_step`` callback."""
+
+    def __init__(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
+        self.started = False
+
+    def __call__(self, label: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_postfix_str(label)
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
 def rerank_source(manifest) -> str:
-    """Why the export folder's rerank depth is what it is: its recorded note (``search.source`` in the
-    manifest, often long: the measurement behind it), or that it records none."""
+    """Why the export's rerank depth is what it is: its recorded ``search.source`` note, or that it has none."""
     from ..manifest import DEFAULT_RERANK
 
     source = (manifest.extra.get("search") or {}).get("source")
@@ -147,10 +167,8 @@ def rerank_source(manifest) -> str:
 
 
 def rerank_note(manifest, rerank) -> str:
-    """One short line: the stage-2 depth a command uses and where it came from, the caller's
-    ``--rerank`` or the export folder's recorded choice. The recorded note is cut to its first
-    clause (e.g. "measured on seen concepts"); the whole note is in the manifest
-    (:func:`rerank_source`)."""
+    """One short line: the stage-2 depth a command uses and where it came from (``--rerank``, or the
+    export's recorded note cut to its first clause; the whole note: :func:`rerank_source`)."""
     if rerank is not None:
         return f"rerank {rerank} (--rerank)"
     source = (manifest.extra.get("search") or {}).get("source")
@@ -185,3 +203,15 @@ storage_option = click.option(
 #: a gallery: a local folder or an object-storage URI (a string: click's Path type would
 #: collapse 's3://' into 's3:/'; the one parser, runtime/gallery/location.py, reads it)
 GALLERY = click.STRING
+#: token codecs of a new gallery
+CODECS = ["float16", "int8", "pq", "none"]
+
+
+def gallery_option(help: str, required: bool = False):
+    return click.option("--gallery", "gallery_dir", required=required, type=GALLERY, help=help)
+
+
+def backend_option(func):
+    from ..runtime.runners.select import BACKENDS
+
+    return click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto", show_default=True)(func)

@@ -9,7 +9,6 @@ command's wrapper (:func:`~zse_infer.cli.common.reported_errors`).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import click
 
-from .common import ZseGroup, verbose_option
+from .common import StepBar, ZseGroup, verbose_option
 
 _ROLES = ("encoder", "relation_head")
 
@@ -34,7 +33,9 @@ def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
             try:
                 out[role] = int(number)
             except ValueError:
-                raise click.BadParameter(f"received {value!r}, expected N or ROLE=N with an integer N", param=param)
+                raise click.BadParameter(
+                    f"received {value!r}, expected N or ROLE=N with an integer N", param=param
+                ) from None
             if out[role] < 1:
                 raise click.BadParameter(f"received {value!r}, expected a batch size >= 1", param=param)
     return out
@@ -77,25 +78,6 @@ def _export_options(func: Callable) -> Callable:
     return func
 
 
-class _Steps:
-    """A tqdm bar over the pipeline's named steps (silent when stderr is not a terminal)."""
-
-    def __init__(self, total: int, desc: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=None, leave=False)
-        self.started = False
-
-    def __call__(self, label: str) -> None:
-        if self.started:
-            self.bar.update(1)
-        self.started = True
-        self.bar.set_postfix_str(label)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _run_export(
     checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False
 ) -> None:
@@ -113,12 +95,9 @@ def _run_export(
         engines={None: "auto", True: "require", False: "never"}[engines],
         cache_dir=cache_dir,
     )
-    steps = _Steps(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export")
     started = time.perf_counter()
-    try:
+    with StepBar(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export") as steps:
         manifest = export_model(checkpoint, out, config=config_name, recipe=resolved, options=options, on_step=steps)
-    finally:
-        steps.close()
     total = sum((out / g.file).stat().st_size for g in manifest.graphs.values()) / 1e6
     click.echo(
         f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s"
@@ -185,11 +164,8 @@ def build_cmd(
     from ..engines.build import build_engines
 
     precisions = None if precision is None else ("fp32", "fp16") if precision == "all" else (precision,)
-    steps = _Steps(2, "zse-export build")
-    try:
+    with StepBar(2, "zse-export build") as steps:
         entries = build_engines(folder, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=steps)
-    finally:
-        steps.close()
     for e in entries:
         click.echo(f"{e['file']}  ({e['precision']}, batch {e['batch']['min']}..{e['batch']['max']})")
     click.echo(f"check them: zse-export validate {folder} --engines")

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import GALLERY, ZseGroup, storage_option, verbose_option
-
-CODECS = ["float16", "int8", "pq", "none"]
+from .common import CODECS, GALLERY, ZseGroup, storage_option, verbose_option
 
 
 @click.group("gallery", cls=ZseGroup)

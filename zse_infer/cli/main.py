@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..runtime.runners.select import BACKENDS
-from .common import GALLERY, ZseGroup, rerank_note, storage_option, verbose_option
+from .common import CODECS, ZseGroup, backend_option, gallery_option, rerank_note, storage_option, verbose_option
 from .ray_options import ray_options
-
-BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
 
 
 def _rerank(ctx, param, value: str | None) -> int | str | None:
@@ -36,17 +34,13 @@ def main() -> None:
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    required=True,
-    type=GALLERY,
-    help="Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.",
+@gallery_option(
+    "Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.", required=True
 )
 @storage_option
 @click.option(
     "--codec",
-    type=click.Choice(["float16", "int8", "pq", "none"]),
+    type=click.Choice(CODECS),
     default="float16",
     show_default=True,
     help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
@@ -67,7 +61,7 @@ def main() -> None:
     help="Stop at the first unreadable photo (batches committed before it stay; re-running continues), "
     "or skip and report it.",
 )
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @ray_options
 @verbose_option
 def index(
@@ -114,9 +108,7 @@ def index(
 @main.command()
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--gallery", "gallery_dir", required=True, type=GALLERY, help="Gallery folder or URI (s3://, gs://, az://)."
-)
+@gallery_option("Gallery folder or URI (s3://, gs://, az://).", required=True)
 @storage_option
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
 @click.option(
@@ -127,7 +119,7 @@ def index(
     help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
     "default: the depth recorded in the export folder (printed).",
 )
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @click.option(
     "--json",
     "json_out",
@@ -142,9 +134,8 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     from ..runtime.photo_sources import expand_sources
     from ..runtime.retriever import Retriever
 
-    if not Gallery.exists(gallery_dir, storage_options) and not Gallery.is_format1(
-        gallery_dir
-    ):  # format 1: load names the migration
+    # (a format-1 gallery goes on: load names the migration)
+    if not Gallery.exists(gallery_dir, storage_options) and not Gallery.is_format1(gallery_dir):
         raise click.BadParameter(f"{gallery_dir}: no gallery here (index photos first)", param_hint="--gallery")
     r = Retriever.load(export_dir, gallery=gallery_dir, backend=backend, storage_options=storage_options)
     queries = expand_sources([str(s) for s in sketches])
@@ -152,7 +143,7 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     note = rerank_note(r.manifest, rerank)
     click.echo(note, err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
-    payload = [
+    payload: list[dict[str, Any]] = [
         {
             "sketch": str(q),
             "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits],
@@ -172,10 +163,8 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
             click.echo(text)
-        else:
-            json_out.write_text(text + "\n")
-        if str(json_out) == "-":
             return
+        json_out.write_text(text + "\n")
     for item in payload:
         click.echo(item["sketch"])
         for h in item["hits"]:
@@ -216,14 +205,9 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     help="For two-stage ranking; default: the depth recorded in the export folder (printed).",
 )
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    type=GALLERY,
-    help="Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).",
-)
+@gallery_option("Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).")
 @storage_option
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
 @click.option(
     "--page",
@@ -277,8 +261,8 @@ def evaluate_cmd(
     if page:
         from ..evaluation.results_page import QueryResult, write_results_page
 
-        names = eval_set.class_names
-        labels = {str(p): names[l] for p, l in zip(eval_set.photo_paths, eval_set.photo_labels, strict=False)}
+        names = list(eval_set.class_names)
+        labels = {str(p): names[c] for p, c in zip(eval_set.photo_paths, eval_set.photo_labels, strict=False)}
         queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels, strict=False))[:20]
         hits = r.search_batch(
             [str(q) for q, _ in queries],
@@ -286,7 +270,7 @@ def evaluate_cmd(
             rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0),
         )
         write_results_page(
-            page, [QueryResult(str(q), h, names[l]) for (q, l), h in zip(queries, hits, strict=False)], labels
+            page, [QueryResult(str(q), h, names[c]) for (q, c), h in zip(queries, hits, strict=False)], labels
         )
 
 
@@ -305,7 +289,7 @@ def evaluate_cmd(
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON."
 )
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @verbose_option
 def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
     """Show why SKETCH matches PHOTO: matched parts and where the model looks."""
@@ -333,18 +317,13 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    type=GALLERY,
-    help="Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.",
-)
+@gallery_option("Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.")
 @storage_option
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option(
     "--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose)."
 )
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @verbose_option
 def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend, verbose) -> None:
     """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""

@@ -6,21 +6,15 @@ from pathlib import Path
 
 import click
 
-from ..runtime.runners.select import BACKENDS
-from .common import GALLERY, ZseCommand, storage_option, verbose_option
-
-BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
+from .common import ZseCommand, backend_option, gallery_option, storage_option, verbose_option
 
 
 @click.command("serve", cls=ZseCommand)
 @click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    required=True,
-    type=GALLERY,
-    help="Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
+@gallery_option(
+    "Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
     "and --allow-writes).",
+    required=True,
 )
 @storage_option
 @click.option(
@@ -112,7 +106,7 @@ BACKEND_CHOICES = list(BACKENDS)  # one list: select.BACKENDS
     help="A server folder POST /v1/photos may index paths from (repeatable; none by default). "
     "Hits of photos below it are named '<folder name>/<path>' over HTTP, others by an opaque id.",
 )
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@backend_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -150,16 +144,10 @@ def serve(
     host,
     port,
     max_batch,
-    max_delay_ms,
-    max_queue,
-    timeout_s,
     max_upload_mb,
-    max_rerank,
-    max_connections,
     allowed_hosts,
     token,
     cors,
-    allow_writes,
     upload_dir,
     photo_roots,
     backend,
@@ -169,6 +157,7 @@ def serve(
     gpus_per_replica,
     ray_address,
     verbose,
+    **knobs,  # options named as ServeSettings fields (max_delay_ms, max_queue, ...): passed on as they are
 ) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
     from ..errors import require
@@ -195,75 +184,34 @@ def serve(
         max_batch = max_batch or auto_max_batch(retriever)
     settings = ServeSettings(
         max_batch=max_batch,
-        max_delay_ms=max_delay_ms,
-        max_queue=max_queue,
-        timeout_s=timeout_s,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         token=token or None,
         cors=tuple(cors),
-        allow_writes=allow_writes,
         upload_dir=upload_dir or _default_upload_dir(gallery_dir),
         photo_roots=tuple(photo_roots),
-        max_rerank=max_rerank,
-        max_connections=max_connections,
         allowed_hosts=tuple(allowed_hosts) or None,
+        **knobs,
     )
     for warning in startup_warnings(settings, host):
         click.echo(f"warning: {warning}", err=True)
-    if use_ray:
-        from ..serve.server import effective_settings
-
-        _serve_on_ray(
-            export_dir,
-            gallery_dir,
-            effective_settings(settings, host),
-            backend,
-            threads,
-            replicas,
-            gpus_per_replica,
-            host,
-            port,
-            ray_address,
-            storage_options,
+    if not use_ray:
+        click.echo(
+            f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] "
+            f"on http://{host}:{port}/  (API docs: /docs)",
+            err=True,
         )
+        run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
         return
-    click.echo(
-        f"serving {len(retriever)} photos [{retriever.backend}, batches of up to {max_batch}] on http://{host}:{port}/  (API docs: /docs)",
-        err=True,
-    )
-    run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
-
-
-def _default_upload_dir(gallery_dir: str) -> Path | None:
-    """GALLERY.uploads beside a local gallery; none for one on object storage (give --upload-dir)."""
-    from ..runtime.gallery.location import gallery_location
-
-    local = gallery_location(gallery_dir).local
-    return local.with_name(local.name + ".uploads") if local is not None else None
-
-
-def _serve_on_ray(
-    export_dir,
-    gallery_dir,
-    settings,
-    backend,
-    threads,
-    replicas,
-    gpus_per_replica,
-    host,
-    port,
-    ray_address,
-    storage_options=None,
-) -> None:
     from ..distributed.ray_serve import serve_on_ray
     from ..distributed.runtime_spec import RuntimeSpec
     from ..manifest import Manifest
+    from ..serve.server import effective_settings
 
     Manifest.load(export_dir, verify=True)  # fail here, not in every replica
     spec = RuntimeSpec(str(export_dir.absolute()), backend=backend, threads=threads or 1)  # one CPU share per replica
     click.echo(
         f"serving {gallery_dir} on Ray Serve: {replicas} replica(s) of this server, batches of up to "
-        f"{settings.max_batch}, on http://{host}:{port}/  (API docs: /docs)",
+        f"{max_batch}, on http://{host}:{port}/  (API docs: /docs)",
         err=True,
     )
     serve_on_ray(
@@ -273,9 +221,17 @@ def _serve_on_ray(
         host=host,
         port=port,
         address=ray_address,
-        app_kwargs={"settings": settings},
+        app_kwargs={"settings": effective_settings(settings, host)},
         spec=spec,
         gpus_per_replica=gpus_per_replica,
         cpus_per_replica=1.0,
         storage_options=storage_options,
     )
+
+
+def _default_upload_dir(gallery_dir: str) -> Path | None:
+    """GALLERY.uploads beside a local gallery; none for one on object storage (give --upload-dir)."""
+    from ..runtime.gallery.location import gallery_location
+
+    local = gallery_location(gallery_dir).local
+    return local.with_name(local.name + ".uploads") if local is not None else None

@@ -1,22 +1,9 @@
-"""The demo assets bundled in the package: the trained checkpoint, a gallery and query sketches.
-
-Everything lives in ``zse_infer/assets/demo/`` and is described by its
-``manifest.json``, so the demo runs without network::
-
-    {"format": 1, "config": "zse_demo",
-     "model": {"file": "zse_demo.safetensors", "sha256": ..., "bytes": ...},
-     "gallery": [{"file": "gallery/...png", "label": "tiger", "source": "twemoji",
-                  "package": "@twemoji/svg@15.0.0", "licence": "CC-BY-4.0", "id": "1F405", "sha256": ...}, ...],
-     "queries": [{... same fields, "variant": "w1p25"}, ...],
-     "licences": {"twemoji": {"package", "licence", "attribution"}, ...}}
-
-Gallery labels are concept names of the *unseen* half of the split: the
-bundled model never trained on them.
+"""The demo assets bundled in ``zse_infer/assets/demo/`` (the trained checkpoint, a gallery of
+unseen concepts and query sketches), described by its ``manifest.json`` (written by tools/bundle.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IntegrityError, ManifestError
+from ..manifest import sha256_file
 
 MANIFEST = "manifest.json"
 #: the folder (under the assets) holding the bundled model's ONNX export
@@ -34,10 +22,6 @@ FORMAT = 1
 def assets_dir() -> Path:
     """The installed ``zse_infer/assets/demo`` folder."""
     return Path(str(resources.files("zse_infer").joinpath("assets", "demo")))
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,6 @@
-"""``zse-demo --out DIR``: the whole job on the bundled model, with no network.
-
-1. export the bundled trained checkpoint to an ONNX export folder, with only
-   the graphs the demo runs (fp32, plain: the encoder, the relation head, the
-   restructured relation graphs and the explain graph; validated at one batch
-   size), see :func:`demo_recipe`; without torch (the ``demo`` extra), copy the
-   same graphs shipped in the package instead (``--graphs``; they are made by
-   ``tools/demo_graphs.py`` and a test keeps them equal to a fresh export);
-2. index the bundled gallery (colour emoji and icons of concepts the model never trained on);
-3. search it with one sketch per concept and write the results page
-   (``results.html``, ``results.png``), an explanation and a synthesized image:
-   the first results, shown before the long part;
-4. evaluate three rankings (ret-token only, two-stage, exhaustive relation
-   head) for the trained model and for the same architecture with random
-   weights (this one needs torch: skipped, saying so, without it), and write
-   ``metrics.json``.
-
-The random-weights model goes through the same cut-down export (into a
-temporary folder) and the same evaluation. Cheaper paths were measured and
-rejected: the PyTorch backend of the Retriever on the trained export folder
-needs no second export but reranks with the compatibility relation head, 1.6x
-(exhaustive) to 4x (rerank 20) the CPU time of the restructured ONNX graphs,
-more than the export saves; swapping random weights into the trained graphs'
-initializers is not safe, as the exporter stores transformed (transposed,
-folded) weights under other names.
-Every step prints progress; the summary gives wall and CPU seconds.
+"""``zse-demo --out DIR``: the whole job on the bundled model, with no network (docs/demo.md):
+export (or copy the shipped graphs), index the bundled gallery, search it (results page,
+explanation, synthesis), evaluate three rankings against random weights, write ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -42,7 +19,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
+from ..cli.common import StepBar, ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
 from ..errors import InputError
 
 _log = logging.getLogger(__name__)
@@ -168,26 +145,14 @@ def _export(checkpoint: Path, out: Path, config: str, backend: str = "auto") -> 
 
     ``--backend tensorrt`` needs engines: they are built (and the export fails early, naming
     what is missing, without TensorRT and a GPU)."""
-    from tqdm.auto import tqdm
-
     from ..exporting import ExportOptions, export_model
     from ..exporting.pipeline import export_steps
 
     tensorrt = backend == "tensorrt"
     recipe = demo_recipe(config, tensorrt=tensorrt)
     options = ExportOptions(overwrite=True, engines="require" if tensorrt else "never", lint="never")
-    steps = [s for s in export_steps(recipe, ("fp32",)) if s not in ("int8",) + (() if tensorrt else ("engines",))]
-    with tqdm(total=len(steps), desc="exporting", unit="step") as bar:
-        started: list[str] = []
-
-        def step(label: str) -> None:  # called as each step starts: the previous one is done
-            if label in steps:
-                bar.update(1 if started else 0)
-                bar.set_postfix_str(label)
-                started.append(label)
-
-        export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=step)
-        bar.update(1)
+    with StepBar(len(export_steps(recipe, ("fp32",))), "exporting") as steps:
+        export_model(checkpoint, out, config=config, recipe=recipe, options=options, on_step=steps)
     return out
 
 
@@ -221,12 +186,10 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     from ..evaluation.results_page import QueryResult, write_results_grid, write_results_page
 
     labels = {str(g.path): g.label for g in assets.gallery}
-    picked, seen = [], set()
+    by_label: dict[str, Any] = {}
     for q in assets.queries:
-        if q.label not in seen:
-            picked.append(q)
-            seen.add(q.label)
-    picked = picked[:16]
+        by_label.setdefault(q.label, q)
+    picked = list(by_label.values())[:16]
     hits = retriever.search_batch([str(q.path) for q in picked], k=8, rerank=rerank)
     results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits, strict=False)]
     title = "zse-demo: sketches of unseen concepts, two-stage search"
@@ -293,9 +256,9 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
 def main(
     out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool, verbose: int
 ) -> None:
-    """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with the bundled sketches,
-    write a results page, an explanation and a synthesis, then evaluate the trained model
-    against random weights, all in OUT."""
+    """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with
+    the bundled sketches, write a results page, an explanation and a synthesis, then evaluate the
+    trained model against random weights, all in OUT."""
     from ..runtime.retriever import Retriever
     from .assets import load_demo_assets
 

@@ -1,18 +1,5 @@
-"""Evaluation on Ray: an executor for the one evaluation loop, with the query batches spread over actors.
-
-:func:`~zse_infer.evaluation.protocol.evaluate` cuts the query sketches into batches and feeds
-the distance rows, in query order, to its metrics; :class:`RayExecutor` is what it runs the
-batches with when the job starts on Ray (``zse eval --ray``, or
-``evaluate(..., executor=RayExecutor(RayOptions(...)))``). Each actor opens one runtime and the
-shared gallery (pinned to the version the driver labelled) and runs the loop's own task
-(:class:`~zse_infer.evaluation.protocol.SketchDistances`: stage 1 and stage 2, the searcher's
-ranking functions) on one batch at a time, so the metrics are those of a single process to the
-last bit. With ``index=True`` the photos are indexed on Ray first (:mod:`.ray_index`).
-
-The gallery folder must be readable by every actor at the same path (a shared file system);
-``zse eval --ray`` without ``--gallery`` uses a temporary folder on the driver, which only a
-cluster on this machine can read.
-"""
+"""Evaluation on Ray: an executor for the one evaluation loop, with the query batches spread over
+actors, each with one runtime and the shared gallery at the driver's version (docs/ray.md)."""
 
 from __future__ import annotations
 

@@ -1,28 +1,7 @@
-"""Indexing on Ray Data: the indexer's one loop (:meth:`Indexer.index`: plan, skip, commit),
-with the encoding spread out and the gallery's files written by the workers.
-
-* reader (driver): :meth:`Indexer.plan` as in a single process: what is stored and unchanged
-  is skipped, changed files are replaced. The photo list becomes a Ray dataset of *encoder
-  batches* (the same chunks a single process encodes, so every photo is encoded in the same
-  company and the tokens are bit-identical);
-* decode + preprocess: parallel Ray tasks (``map_batches``), one CPU each;
-* encoder + writer: a pool of actors (``concurrency=``), each holding one runtime session
-  opened from the export folder (``num_gpus=1`` per actor on a GPU cluster, CPU actors
-  otherwise), which writes each encoded batch as a Lance fragment straight to the gallery
-  (its URI: object storage, or a shared file system) and returns only the fragment's
-  metadata (about 1 KB per batch, whatever the token size);
-* commit (driver): one ``Append`` per ``commit_size`` photos, in photo order, through the
-  store's :meth:`~zse_infer.runtime.gallery.store.Gallery.commit_fragments`: a commit per
-  chunk keeps a killed job resumable (committed chunks stay, a re-run skips them, as in one
-  process); a retried Ray task writes new fragment files and only the metadata the driver
-  received is committed, once (commit keys: a retry never commits twice); fragments never
-  committed are unreferenced files that ``compact`` removes after 7 days.
-
-Galleries whose codec is still untrained (``pq`` before its first rows) or that store
-relation-head projections are written the old way (``write="driver"``): tokens travel to the
-driver, which commits them through ``append`` (the codec trains on the first rows; the
-projections need the relation head). ``write="driver"`` can also be asked for (the benchmark
-compares both: benchmarks/ray_fragments.py).
+"""Indexing on Ray Data: the indexer's one loop (plan, skip, commit) with decoding in Ray tasks and
+encoding in a pool of actors that write Lance fragments straight to the gallery; the driver
+commits their metadata per chunk, in photo order (docs/ray.md). Galleries whose codec still
+needs training, or that store projections, send tokens to the driver instead (``write="driver"``).
 """
 
 from __future__ import annotations
@@ -36,7 +15,7 @@ import numpy as np
 from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
 from ..preprocess import describe_source, load_image, source_path
-from ..runtime.gallery.store import new_key
+from ..runtime.gallery.store import Gallery, new_key
 from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
@@ -123,12 +102,8 @@ class EncoderActor:
 
     def __init__(self, spec: RuntimeSpec, gallery: tuple[str, dict] | None = None, rows: dict | None = None):
         self.manifest, self.runners = spec.runners()
-        self.gallery = None
+        self.gallery = Gallery.open(gallery[0], storage_options=gallery[1]) if gallery is not None else None
         self.rows = rows or {}  # b -> what the rows of that batch are (ids, stored paths, fingerprints, commit key)
-        if gallery is not None:
-            from ..runtime.gallery.store import Gallery
-
-            self.gallery = Gallery.open(gallery[0], storage_options=gallery[1])
 
     def __call__(self, batch):
         out = []
@@ -141,41 +116,23 @@ class EncoderActor:
                 if self.gallery is None:
                     row["data"], row["shape"] = tokens.tobytes(), list(tokens.shape)
                 else:
-                    row["fragments"], row["data"], row["shape"] = self._write(row, tokens), b"", []
+                    row["fragments"], row["data"], row["shape"] = self._write(self.gallery, row, tokens), b"", []
             out.append(row)
         return _pixels_table(out)
 
-    def _write(self, row: dict, tokens: np.ndarray) -> list[str]:
-        meta = self.rows[row["b"]]
-        ok = row["ok"]
+    def _write(self, gallery: Gallery, row: dict, tokens: np.ndarray) -> list[str]:
+        meta, ok = self.rows[row["b"]], row["ok"]
         batch = photo_batch(
             [meta["ids"][j] for j in ok],
             [meta["stored"][j] for j in ok],
             [meta["fps"][j] for j in ok],
             tokens,
-            self.gallery.codec.stores_tokens,
+            gallery.codec.stores_tokens,
         )
-        return self.gallery.write_fragments(batch, meta["key"])
+        return gallery.write_fragments(batch, meta["key"])
 
 
 # ---------------------------------------------------------------------- the driver side
-def plan_batches(todo: list, commit_size: int, batch: int) -> list[dict]:
-    """Encoder batches inside commit chunks, exactly as :meth:`Indexer.encode` cuts them."""
-    rows = []
-    for c0 in range(0, len(todo), commit_size):
-        chunk = todo[c0 : c0 + commit_size]
-        for b0 in range(0, len(chunk), batch):
-            rows.append(
-                {
-                    "b": len(rows),
-                    "start": c0 + b0,
-                    "commit": c0 // commit_size,
-                    "paths": [str(source_path(item[0])) for item in chunk[b0 : b0 + batch]],
-                }
-            )
-    return rows
-
-
 class RayIndexExecutor:
     """Encodes an indexing run's chunks on Ray (see the module's description); give it to
     :meth:`Retriever.index` (``executor=``) or ``zse index --ray``."""
@@ -250,7 +207,8 @@ def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[
     """Encoder batches inside commit chunks, exactly as :meth:`Indexer.encode` cuts them: the
     rows Ray carries (paths), and what a writing worker needs per batch (ids, stored paths,
     fingerprints, the chunk's commit key), sent once with the actors."""
-    rows, meta = [], {}
+    rows: list[dict] = []
+    meta: dict[int, dict] = {}
     for c, chunk in enumerate(chunks):
         for b0 in range(0, len(chunk), batch):
             items = chunk[b0 : b0 + batch]
@@ -289,7 +247,9 @@ def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, timings) -> 
 
 
 def _encoded(pending, chunk, key, model) -> Encoded:
-    kept, tokens, fragments = [], [], []
+    kept: list = []
+    tokens: list[np.ndarray] = []
+    fragments: list[str] = []
     for row, out in pending:
         kept.extend(chunk[row["start"] + j] for j in out["ok"])
         if out["fragments"] is not None:

@@ -1,21 +1,9 @@
-"""``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment.
+"""``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment (docs/ray.md).
 
-The app is not re-implemented here: each replica opens one runtime (one
-:class:`~zse_infer.runtime.retriever.Retriever`; one GPU with ``gpus_per_replica=1``), calls the
-ASGI app factory named by import path with it, and serves what it returns through Ray Serve's
-ASGI ingress (``serve.ingress`` with ``__serve_build_asgi_app__``: the app is built inside the
-replica). The factory's signature is zse serve's::
-
-    create_app(retriever, settings) -> FastAPI app     # zse_infer.serve.app:create_app
-
-(``app_kwargs``, e.g. ``{"settings": ServeSettings(...)}``, are passed as keywords; they must
-pickle). The retriever handed over is a :class:`BatchingRetriever`: the replica's retriever whose
-``search``/``search_batch`` go through Ray Serve's ``@serve.batch``, so concurrent sketches that an
-app sends that way (from any thread) are encoded in one model call; every other method is the
-retriever's own. zse serve's app batches concurrent sketches itself (its ``Batcher`` calls
-``encode`` on one model thread), and that batching runs unchanged inside every replica.
-
-The gallery is opened by path or URI in every replica: a shared file system, or object storage (s3://...).
+Each replica opens one runtime and builds the app with the factory named by import path
+(``create_app(retriever, **app_kwargs)``, kwargs picklable) inside the replica, served through
+``serve.ingress``. The retriever it gets is a :class:`BatchingRetriever`, whose searches go
+through ``@serve.batch``; zse serve's own batcher runs unchanged inside every replica.
 """
 
 from __future__ import annotations
@@ -52,9 +40,8 @@ def load_factory(import_path: str) -> Callable:
 class BatchingRetriever:
     """A replica's Retriever whose searches are batched by Ray Serve; everything else is delegated.
 
-    ``search_batch`` may be called from any thread but the replica's event loop (FastAPI runs
-    plain ``def`` endpoints in a thread pool); ``search_async`` from coroutines on the loop.
-    A call made on the loop thread itself runs directly (waiting there would deadlock).
+    ``search_batch`` may be called from any thread; a call made on the replica's event loop
+    itself runs directly (waiting there would deadlock).
     """
 
     def __init__(self, retriever, submit, loop: asyncio.AbstractEventLoop, batch_sizes: list[int]):
@@ -68,9 +55,6 @@ class BatchingRetriever:
 
     def __len__(self) -> int:  # special methods are looked up on the type, not through __getattr__
         return len(self._retriever)
-
-    async def search_async(self, sketch, k: int = 10, rerank=None):
-        return _unwrap(await self._submit((sketch, k, rerank)))
 
     def search_batch(self, sketches, k: int = 10, rerank=None):
         if _on_loop(self._loop):
@@ -124,7 +108,7 @@ def deployment_class():
     @serve.deployment
     @serve.ingress()
     class ZseReplica:
-        async def __init__(
+        async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
             self,
             app_path: str,
             gallery: str | None,
@@ -174,9 +158,8 @@ def build_app(
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise InputError(f"replicas: received {replicas!r}, expected an integer >= 1")
     if max_batch_size < 1 or batch_wait_timeout_s < 0:
-        raise InputError(
-            f"max_batch_size/batch_wait_timeout_s: received {max_batch_size}/{batch_wait_timeout_s}, expected >= 1 / >= 0"
-        )
+        got = f"{max_batch_size}/{batch_wait_timeout_s}"
+        raise InputError(f"max_batch_size/batch_wait_timeout_s: received {got}, expected >= 1 / >= 0")
     load_factory(app)  # fail here, on the driver, rather than in every replica
     export_dir = str(Path(export_dir).absolute())
     # a folder (absolute: replicas run elsewhere) or an object-storage URI, parsed by the one parser

@@ -1,15 +1,12 @@
-"""Importing Ray lazily and connecting to a cluster (or starting a local one).
-
-Ray is an optional extra: every entry point of :mod:`zse_infer.distributed` goes through
-:func:`ray_module`, so a missing Ray is one clear :class:`~zse_infer.errors.DependencyError`
-that names ``pip install 'zse-infer[ray]'``, and the package imports without it.
-"""
+"""Importing Ray lazily (a missing Ray is one DependencyError naming the ``ray`` extra) and
+connecting to a cluster or starting a local one."""
 
 from __future__ import annotations
 
 import logging
 import time
 from contextlib import contextmanager
+from typing import Any
 
 from ..errors import InputError, require
 
@@ -36,7 +33,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, purpose: st
     if address is not None and not str(address).strip():
         raise InputError("ray_address: received an empty string, expected e.g. 'auto' or 'ray://HEAD:10001'")
     started = time.perf_counter()
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
     if address is None and num_cpus is not None:
         kwargs["num_cpus"] = num_cpus  # only a local cluster started here can be sized
     try:
@@ -48,14 +45,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, purpose: st
     return seconds
 
 
-def cluster_resources() -> dict[str, float]:
-    return dict(ray_module().cluster_resources())
-
-
 def default_actors(gpus_per_actor: float, cpus_per_actor: float) -> int:
     """One actor per GPU on a GPU cluster; on CPUs, one per ``cpus_per_actor`` CPUs, keeping one
     CPU for the decoding tasks that feed them."""
-    res = cluster_resources()
+    res = ray_module().cluster_resources()
     if gpus_per_actor:
         return max(1, int(res.get("GPU", 0) // gpus_per_actor))
     return max(1, int((res.get("CPU", 1) - 1) // max(cpus_per_actor, 1e-9)))

@@ -1,9 +1,5 @@
-"""What a Ray worker needs to open the same runtime as the driver: a small, picklable recipe.
-
-Workers never receive the driver's runners (ONNX Runtime / TensorRT sessions do not pickle and
-must be created on the worker's own device); they re-open the export folder by path, which
-must therefore be readable at the same path on every node (shared file system).
-"""
+"""What a Ray worker needs to open the same runtime as the driver: a small, picklable recipe
+(runtime sessions do not pickle); the export folder must be at the same path on every node."""
 
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
 """``zse serve``: one loaded model behind an HTTP API, with dynamic batching and a sketch pad page.
 
-FastAPI and uvicorn come with the ``serve`` extra; they are imported only by
-:mod:`.app` and :mod:`.server`, so importing this package costs nothing.
-
-Concurrency model: the :class:`~zse_infer.runtime.retriever.Retriever` is
-confined to ONE model thread (a single-worker executor). Every call into it
-(batched searches, explanations, indexing, deletes) runs there, one at a time,
-so the server never calls it from two threads at once. The event loop only
-parses requests and awaits futures; image decoding runs in a separate
-thread pool.
-
-Limits and defaults against hostile or careless clients: docs/serve-security.md.
+FastAPI and uvicorn (the ``serve`` extra) are imported only by :mod:`.app` and :mod:`.server`.
+The concurrency model (one model thread) is in docs/serve.md; the limits in docs/serve-security.md.
 """
 
 from .settings import ServeSettings

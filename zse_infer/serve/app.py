@@ -1,8 +1,4 @@
-"""The FastAPI app: routes under /v1, probes, metrics, the API docs and the sketch pad page at /.
-
-``create_app(retriever, settings)`` builds it around an already loaded ``Retriever``;
-:mod:`.server` runs it under uvicorn with its connection limits (the CLI and the tests).
-"""
+"""The FastAPI app: routes under /v1, probes, metrics, the API docs and the sketch pad page at /."""
 
 from __future__ import annotations
 
@@ -39,19 +35,15 @@ from .uploads import ClientLimits, content_type, read_json, read_upload, upload_
 _log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 _ERRORS = {s: {"model": schemas.ErrorBody} for s in (401, 403, 404, 409, 410, 413, 415, 422, 503, 504)}
+_BINARY = {"type": "string", "format": "binary"}
+_FORM = {"type": "object", "required": ["sketch"], "properties": {"sketch": _BINARY, "id": {"type": "string"}}}
 _IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["sketch"],
-                    "properties": {"sketch": {"type": "string", "format": "binary"}, "id": {"type": "string"}},
-                }
-            },
+            "multipart/form-data": {"schema": _FORM},
             "application/json": {"schema": schemas.ImageBody.model_json_schema()},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": _BINARY},
         },
     }
 }
@@ -137,12 +129,8 @@ def create_app(retriever, settings: ServeSettings):
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
-            raise ServeError(
-                401,
-                "unauthorized",
-                "missing or wrong token: send 'Authorization: Bearer <token>'",
-                {"WWW-Authenticate": "Bearer"},
-            )
+            message = "missing or wrong token: send 'Authorization: Bearer <token>'"
+            raise ServeError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
 
     async def writes_allowed(request: Request) -> None:
         if not settings.allow_writes:

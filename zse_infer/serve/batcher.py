@@ -1,23 +1,11 @@
-"""Dynamic batching: requests wait in a bounded asyncio queue; one loop takes up to ``max_batch``
-of them (waiting at most ``max_delay_ms`` after the first for company, but only while the
-previous batch had company: a lone client never pays the delay) and runs them as one call on
-the model thread.
-
-Why a single model thread: the ``Retriever`` keeps lazily built state and one
-engine context, so the server confines it to one thread; batching is what
-lets that one thread serve many clients. The event loop never blocks: it
-only moves jobs and awaits futures.
-
-Overload is answered, not queued forever: a full queue raises ``queue_full``
-(503 with Retry-After), and a request not answered within ``timeout_s`` gets
-504; its job is dropped before the model sees it if it has not started, and a
-:class:`Job` already in a running batch is marked abandoned, so the batch skips
-the work it has not begun for it (see :func:`~.search.run_search_batch`).
-"""
+"""Dynamic batching: requests wait in a bounded queue; one loop runs up to ``max_batch`` of them as
+one call on the model thread, waiting ``max_delay_ms`` for company only while the last batch had
+some. A full queue is 503, a late request 504, and its :class:`Job` is marked abandoned."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -79,10 +67,8 @@ class Batcher:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():

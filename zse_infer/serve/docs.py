@@ -1,7 +1,5 @@
-"""``/docs`` (Swagger UI) from installed files: nothing from a CDN, so it works offline. The
-assets are those of the ``fastapi-offline`` package (pinned in the ``serve`` extra: Swagger
-UI 5, which reads the OpenAPI 3.1 documents FastAPI writes); only its files are used, the
-app is ours. (No ``/redoc``: ReDoc's page loads its logo from a CDN whatever it is given.)"""
+"""``/docs`` (Swagger UI) from the ``fastapi-offline`` package's files, so it works offline.
+(No ``/redoc``: ReDoc's page loads its logo from a CDN whatever it is given.)"""
 
 from __future__ import annotations
 

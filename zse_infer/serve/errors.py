@@ -1,16 +1,8 @@
-"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status.
+"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status (docs/serve-security.md).
 
-Bad input is never a 500: our own :class:`~zse_infer.errors.ZseError` kinds map to 4xx here,
-FastAPI's validation errors become 422, unknown routes 404. The gallery store's failures are
-never 500 either: a store that cannot be read or written just now
-(:class:`~zse_infer.errors.GalleryUnavailableError`: a storage error, a version another
-process's compaction removed, commits that kept conflicting) is 503 with Retry-After; a
-gallery whose state refuses the request (empty, another model's) is 409. Anything else is a
-bug and answers 500 with a generic message (logged).
-
-No error closes the client's connection: Starlette re-raises unhandled exceptions after its
-500 page, and uvicorn then drops the kept-alive connection; :class:`CatchAll` answers them
-itself. Messages never carry the server's own paths (:class:`Redactor`) or Python reprs.
+Bad input is 4xx, never 500; a gallery store unavailable just now is 503 with Retry-After, one whose
+state refuses the request is 409; anything else is a bug: a logged, generic 500 that keeps the
+connection open (:class:`CatchAll`). Messages never carry the server's own paths (:class:`Redactor`).
 """
 
 from __future__ import annotations
@@ -18,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from functools import partial
+from typing import Any
 
 from ..errors import BlankSketchError, GalleryError, GalleryUnavailableError, ImageError, InputError, ZseError
 
@@ -35,20 +29,11 @@ class ServeError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(message: str) -> ServeError:
-    return ServeError(422, "invalid_request", message)
-
-
-def forbidden(message: str) -> ServeError:
-    return ServeError(403, "forbidden", message)
-
-
-def not_found(message: str) -> ServeError:
-    return ServeError(404, "not_found", message)
-
-
-def gone(message: str) -> ServeError:
-    return ServeError(410, "gone", message)
+# the common kinds: each takes the message
+bad_request = partial(ServeError, 422, "invalid_request")
+forbidden = partial(ServeError, 403, "forbidden")
+not_found = partial(ServeError, 404, "not_found")
+gone = partial(ServeError, 410, "gone")
 
 
 def too_large(message: str) -> ServeError:
@@ -109,7 +94,7 @@ def body(type: str, message: str) -> dict:
     return {"error": {"type": type, "message": message}}
 
 
-def validation_message(errors: list[dict]) -> str:
+def validation_message(errors: Iterable[Any]) -> str:
     """Pydantic's error list as one line naming each field ("paths: Input should be a valid list")."""
     parts = []
     for e in errors:
@@ -124,8 +109,16 @@ def json_response(err: ServeError):
     return JSONResponse(body(err.type, err.message), status_code=err.status, headers=err.headers)
 
 
+_HTTP_KINDS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
 def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None) -> None:
-    """Register the JSON error handlers on a FastAPI app."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
@@ -139,18 +132,8 @@ def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None
         return json_response(bad_request(validation_message(exc.errors())))
 
     async def on_http(request, exc: HTTPException):
-        kinds = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-        }
-        return json_response(
-            ServeError(
-                exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), dict(exc.headers or {})
-            )
-        )
+        kind = _HTTP_KINDS.get(exc.status_code, "http_error")
+        return json_response(ServeError(exc.status_code, kind, str(exc.detail), dict(exc.headers or {})))
 
     app.add_exception_handler(ServeError, on_serve_error)
     app.add_exception_handler(ZseError, on_zse_error)

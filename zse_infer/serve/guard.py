@@ -1,16 +1,5 @@
-"""Who may ask: the Host a request names, and where a browser's write comes from.
-
-A browser sends a "simple" cross-origin POST (a form, multipart included) without asking
-first, so without a token any page the user visits could upload photos to a server on
-this machine. Writes are therefore refused unless they come from the server's own pages
-(``Sec-Fetch-Site: same-origin``, or an ``Origin`` equal to the server's), from an origin
-named by ``--cors``, or from a program that is no browser (neither header sent). With a
-``--token`` the token decides: a page on another origin cannot send it without CORS.
-
-A page can also make the browser treat a local server as its own origin by pointing its DNS
-name at 127.0.0.1 (DNS rebinding); its requests then name that host in ``Host``. A server
-bound to loopback answers only loopback host names by default (``allowed_hosts``).
-"""
+"""Who may ask: the Host a request names (DNS rebinding), and where a browser's write comes from
+(cross-origin form posts). Why and how: docs/serve-security.md."""
 
 from __future__ import annotations
 

@@ -1,15 +1,8 @@
-"""Every image the server reads passes one gate: sketches and photos posted to it, files under
-``--photo-root``, stored photos it explains. Runs in the decode thread pool, never on the event loop.
+"""The one gate every image the server reads passes (:func:`check_image`), in the decode pool.
 
-The gate (:func:`check_image`) reads the header first, with Pillow restricted to the formats
-below (so no other decoder, e.g. EPS's Ghostscript, ever sees client bytes), and refuses a
-format outside them or more than ``max_pixels`` pixels before anything is decoded; then,
-where asked, it decodes the whole image, so a truncated or broken file is refused here,
-named as the client named it, and not in a batch on the model thread.
-
-The sketch array handed to the model thread is the full decoded image, exactly what
-:mod:`zse_infer.preprocess` decodes from the same bytes, so the server's results equal
-``Retriever.search(bytes)`` in one process.
+Pillow is restricted to :data:`OPENERS` (no other decoder, e.g. EPS's Ghostscript, sees client
+bytes); the format and pixel count are checked from the header before anything is decoded, and the
+whole image is decoded here so a broken file is refused naming the upload, not in a batch.
 """
 
 from __future__ import annotations
@@ -87,10 +80,9 @@ def open_image(source: bytes | BinaryIO, name: str, limits: ImageLimits):
     ``limits.max_pixels`` pixels. Raises a 422 ServeError naming ``name`` otherwise."""
     from PIL import Image
 
-    data = source if isinstance(source, bytes) else None
-    if data is not None and not data:
+    if source == b"":
         raise invalid(name, "is empty (0 bytes), expected an image")
-    stream = io.BytesIO(data) if data is not None else source
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         image = Image.open(stream, formats=OPENERS)
     except Image.UnidentifiedImageError:
@@ -132,7 +124,7 @@ def sniff(stream: BinaryIO) -> ImageFormat | None:
 
     try:
         with Image.open(stream, formats=OPENERS) as image:
-            fmt = FORMATS.get(image.format)
+            fmt = FORMATS.get(image.format or "")
     except Exception:  # noqa: BLE001 - whatever it is, it is not served as an image
         fmt = None
     stream.seek(0)
@@ -144,9 +136,7 @@ def decode_sketch(data: bytes, name: str, config, limits: ImageLimits) -> np.nda
     check_image(data, name, limits, decode=False)
     try:
         rgb = _decode_sketch(data, name)
-        if (
-            rgb.shape[0] * rgb.shape[1] > limits.max_pixels
-        ):  # OpenCV sniffs formats on its own: hold it to the limit too
+        if rgb.shape[0] * rgb.shape[1] > limits.max_pixels:  # OpenCV sniffs formats on its own: hold it to the limit
             raise ImageError(
                 name, f"decodes to {rgb.shape[1]}x{rgb.shape[0]} pixels, expected at most {limits.max_pixels}"
             )

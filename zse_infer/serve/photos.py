@@ -1,21 +1,9 @@
 """Gallery photos as HTTP clients see them: public ids, and stored files opened safely.
 
-**Ids.** The library's ids of indexed files are their absolute paths; over HTTP those would
-tell every client where the server keeps things. So a photo's *public id* is its gallery id
-when that is not its path (ids a caller chose, ``upload/...``, an in-memory image's ``#hash``);
-for a file under a ``--photo-root``, ``<root name>/<path below it>``; for any other file, an
-opaque ``@`` + 16 hex digits of a hash of its path. Public ids are stable while the roots are.
-
-**Files.** A stored path is served (and explained) only while the file is the one indexed:
-opened without following a symbolic link (no component of a stored path is a link: the
-library stores resolved paths), a regular file, with the size and modification time the
-gallery recorded. A missing file is 404; a file that changed or became a link is 410.
-
-**Paths posted by clients** (``POST /v1/photos`` JSON) are expanded here, and every file,
-after resolving links, must lie inside a ``--photo-root``.
-
-The table is rebuilt on the model thread after every write and refresh, and swapped in
-whole, so the event loop reads it without locks.
+Public ids hide server paths: a chosen id stays; a file under a ``--photo-root`` is
+``<root name>/<path below it>``; any other file an opaque ``@`` + 16 hex digits. A stored file is
+served only while it is the one indexed (no link, regular, same size and mtime): else 404/410.
+Details: docs/serve-security.md. The table is swapped in whole, so the event loop reads it without locks.
 """
 
 from __future__ import annotations
@@ -81,10 +69,6 @@ class PhotoRoots:
         """Whether ``path``, after resolving links and '..', lies in one of the roots."""
         real = _real(path)
         return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for _, root in self.roots)
-
-    def names(self) -> list[tuple[str, str]]:
-        """(real path, label) pairs, for messages (:class:`~.errors.Redactor`)."""
-        return [(real, label) for label, real in self.roots]
 
     def expand(self, paths: Sequence[str]) -> list[str]:
         """Client-given server paths -> the image files they name (folders expanded), each
@@ -166,9 +150,6 @@ class PhotoTable:
             raise not_found(f"photo id {public_id!r}: not in the gallery")
         return photo
 
-    def __contains__(self, public_id: str) -> bool:
-        return public_id in self._by_public
-
     def __len__(self) -> int:
         return len(self._by_public)
 
@@ -186,7 +167,7 @@ def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
     linked = gone(f"photo id {pid!r}: its file is now reached through a link (re-index it)")
     if not _PROC_FD and _real(photo.path) != photo.path:
         raise linked
-    # O_NOFOLLOW: the last component is not followed if it is a link; O_NONBLOCK: a FIFO put in its place cannot hang us.
+    # O_NOFOLLOW: a link as the last component is not followed; O_NONBLOCK: a FIFO in its place cannot hang us.
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(photo.path, flags)

@@ -1,17 +1,6 @@
-"""What the model thread runs for a batch of searches: one encoder call, then each query's two stages.
-
-Built on the public ``Retriever`` methods (``encode``, then ``search_tokens``
-per query, which reports each stage's time): the ranking itself is the
-searcher's one implementation, shared with ``Retriever.search``.
-
-Stage-2 batches are still one relation-head call set per query: sharing
-relation-head batches across the queries of a batch needs a searcher entry
-point that takes several sketches (``relation_scores_batch(tokens[N], rows[N, R])``).
-
-A query whose request already timed out (504) is skipped, before the encoder and before its
-own stages: its client is gone, and the others should not wait for its work. Work already
-under way for it finishes (a stage-2 rerank is bounded by ``--max-rerank``).
-"""
+"""What the model thread runs for a batch of searches: one encoder call, then each query's two
+stages through ``Retriever.search_tokens`` (the searcher's one ranking). A query whose request
+already timed out is skipped."""
 
 from __future__ import annotations
 
@@ -54,7 +43,7 @@ def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int | None =
                 f"{max_rerank} (its --max-rerank): ask for an integer up to that"
             )
         return rerank
-    if rerank > max_rerank:
+    if isinstance(rerank, int) and rerank > max_rerank:
         raise bad_request(f"rerank: received {rerank}, expected at most {max_rerank} (this server's --max-rerank)")
     return rerank
 

@@ -1,22 +1,6 @@
-"""The HTTP server around the app: uvicorn, with the limits that keep slow or many clients
-from locking everyone else out (docs/serve-security.md).
-
-uvicorn alone holds a connection for as long as its client takes to send its headers, and
-one that sends nothing at all forever; enough of them exhaust the process's file descriptors
-and nothing answers, not even ``/healthz``. :func:`limited_protocol` adds, per connection:
-
-* at most ``max_connections`` open at once: one more is answered 503 at once, before its
-  headers are read, and closed within a second (at once in a flood); the process's
-  descriptor limit is fitted to this (:func:`fit_to_fd_limit`);
-* the request line and headers must arrive within ``header_timeout_s`` of the request's
-  first byte (or of the connection, for a client that sends nothing): else 408 and close;
-* at most ``max_header_bytes`` of them: else 431 and close;
-* a client that stops reading its response for ``send_timeout_s`` is disconnected.
-
-The request body's own limits (size, ``body_timeout_s``) are :class:`~.uploads.ClientLimits`;
-idle kept-alive connections close after ``keep_alive_s`` (uvicorn's ``timeout_keep_alive``).
-These limits are for a server on this machine or a trusted network: a deployment beyond it
-puts a reverse proxy with its own timeouts in front.
+"""uvicorn, with per-connection limits against slow or many clients (docs/serve-security.md):
+at most ``max_connections`` (more: 503 at once), headers within ``header_timeout_s`` (408) and
+``max_header_bytes`` (431), a client that stops reading for ``send_timeout_s`` is cut off.
 """
 
 from __future__ import annotations
@@ -25,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from http import HTTPStatus
 
 from ..errors import require
 from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
@@ -36,11 +21,11 @@ _log = logging.getLogger(__name__)
 _LINGER_S = 1.0
 
 
-def _response(status: int, reason: str, kind: str, message: str, extra: str = "") -> bytes:
+def _response(status: int, kind: str, message: str, extra: str = "") -> bytes:
     payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
-        f"{extra}connection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n{extra}connection: close\r\n\r\n"
     )
     return head.encode() + payload
 
@@ -52,27 +37,12 @@ def limited_protocol(settings: ServeSettings):
         import httptools  # noqa: F401 - optional in uvicorn: its faster parser
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
-    busy = _response(
-        503,
-        "Service Unavailable",
-        "overloaded",
-        f"this server holds its limit of {settings.max_connections} connections; retry later",
-        "retry-after: 1\r\n",
-    )
-    slow = _response(
-        408,
-        "Request Timeout",
-        "request_timeout",
-        f"request headers: not received within {settings.header_timeout_s:g} s",
-    )
-    big = _response(
-        431,
-        "Request Header Fields Too Large",
-        "headers_too_large",
-        f"request headers: over {settings.max_header_bytes} bytes",
-    )
+    full = f"this server holds its limit of {settings.max_connections} connections; retry later"
+    busy = _response(503, "overloaded", full, "retry-after: 1\r\n")
+    slow = _response(408, "request_timeout", f"request headers: not received within {settings.header_timeout_s:g} s")
+    big = _response(431, "headers_too_large", f"request headers: over {settings.max_header_bytes} bytes")
 
     class LimitedProtocol(Base):
         # A request's headers are complete when uvicorn makes its cycle (both implementations

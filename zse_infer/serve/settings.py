@@ -1,5 +1,4 @@
-"""The server's knobs, in one place (the CLI and tests fill them). docs/serve-security.md explains
-the limits and what a deployment beyond this machine should put in front."""
+"""The server's knobs in one place (the CLI and tests fill them); the limits: docs/serve-security.md."""
 
 from __future__ import annotations
 
@@ -20,17 +19,13 @@ class ServeSettings:
     timeout_s: float = 30.0  # a request not answered by then gets 504
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # decoded size limit of every image the server reads (decompression bombs)
-    max_rerank: int = (
-        1000  # deepest stage-2 rerank a request may ask for (422 beyond; 'all' only in galleries this small)
-    )
+    max_rerank: int = 1000  # deepest stage-2 rerank a request may ask for ('all': galleries this small)
     token: str | None = None  # bearer token required on /v1/* when set
     cors: tuple[str, ...] = ()
     allow_writes: bool = False
     upload_dir: Path | None = None  # where POST /v1/photos keeps uploaded files (so they can be served)
     photo_roots: tuple[Path, ...] = ()  # server folders POST /v1/photos may index from; hit ids are relative to them
-    allowed_hosts: tuple[str, ...] | None = (
-        None  # Host headers answered (None: any; zse serve on loopback: LOOPBACK_HOSTS)
-    )
+    allowed_hosts: tuple[str, ...] | None = None  # Host headers answered (None: any; on loopback: LOOPBACK_HOSTS)
     default_k: int = 10
     max_k: int = 1000
     decode_threads: int = 2
@@ -45,25 +40,13 @@ class ServeSettings:
     send_timeout_s: float = 30.0  # a client must take each part of a response within this (else closed)
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     title: str = "zse-infer"
-    try_drawing: tuple[
-        str, ...
-    ] = ()  # what the gallery holds, named on the page ("Try drawing: ..."); empty: nothing said
+    try_drawing: tuple[str, ...] = ()  # what the gallery holds, named on the page ("Try drawing: ...")
 
     def __post_init__(self):
         from ..errors import InputError
 
-        for name in (
-            "max_batch",
-            "max_queue",
-            "max_upload_bytes",
-            "max_pixels",
-            "decode_threads",
-            "max_k",
-            "default_k",
-            "max_rerank",
-            "max_connections",
-            "max_header_bytes",
-        ):
+        at_least_1 = "max_batch max_queue max_upload_bytes max_pixels decode_threads max_k default_k max_rerank"
+        for name in (*at_least_1.split(), "max_connections", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name}: received {getattr(self, name)}, expected >= 1")
         for name in ("timeout_s", "header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_s"):
@@ -91,16 +74,12 @@ def startup_warnings(settings: ServeSettings, host: str) -> list[str]:
         )
     if settings.allow_writes and not settings.token:
         out.append(
-            "--allow-writes without --token: any program on this machine can change the gallery; browsers are held "
-            "to this server's own pages (and --cors origins) by Origin checks only. Set --token to require it on writes."
+            "--allow-writes without --token: any program on this machine can change the gallery; browsers are held to "
+            "this server's own pages (and --cors origins) by Origin checks only. Set --token to require it on writes."
         )
     return out
 
 
 def auto_max_batch(retriever) -> int:
-    """16 on every device. The batcher waits for company only while the last batch had some, so a
-    lone client pays no delay, and under load encoder calls are shared: on the 2-core CPU about
-    as fast as batching off at 1-4 clients and 1.1-1.2x faster at 16 (benchmarks/results/serve.md);
-    on a GPU the encoder gains far more from a batch. Kept as a function: the place for a
-    device-specific choice."""
+    """16 on every device (measured: docs/serve.md); a function, as the place for a device-specific choice."""
     return 16

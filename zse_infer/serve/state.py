@@ -1,5 +1,5 @@
 """One server's state: the retriever on its model thread, the decode pool, the batcher, the photo
-table, the image limits, and the metrics."""
+table, the image limits and the metrics."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ServerState:
         folders = [
             (getattr(retriever.gallery, "root", None), "the gallery"),
             (settings.upload_dir, "upload"),
-            *self.roots.names(),
+            *((real, label) for label, real in self.roots.roots),
         ]
         self.redact = Redactor([(path, label) for path, label in folders if path])
         # The one thread that touches the Retriever (see the package docstring), and the decoders.
@@ -132,14 +132,11 @@ class ServerState:
             rank=h.rank, id=pid, name=display_name(h.path, pid), score=h.score, stage=h.stage, photo_url=photo_url(pid)
         )
 
-    def default_rerank(self) -> int | str:
-        return resolve_rerank(self.retriever, None, self.settings.max_rerank)
-
     def warm_up(self) -> None:
         r = self.retriever
         self.photos.refresh(r)
         if len(r):
-            run_search_batch(r, [SearchJob(_warm_sketch(), 1, self.default_rerank())])
+            run_search_batch(r, [SearchJob(_warm_sketch(), 1, resolve_rerank(r, None, self.settings.max_rerank))])
         else:
             r.encode([_warm_sketch()], "sketch")
 

@@ -1,11 +1,5 @@
-"""Reading a request: its image (a multipart file field, a JSON body with base64, or a raw image
-body), or its JSON body checked against a schema; and :class:`ClientLimits`, which bounds how
-much a client may send and how long it may take.
-
-Sizes are enforced twice: :class:`ClientLimits` stops reading a request body that grows past
-the limit (whatever its framing), and each decoded file is checked against
-``max_upload_bytes`` itself (:func:`~.images.check_image`).
-"""
+"""Reading a request: its image (multipart, base64 JSON or a raw body) or its JSON body against a
+schema; and :class:`ClientLimits`, which bounds how much a client may send and how long it may take."""
 
 from __future__ import annotations
 
@@ -14,14 +8,16 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ServeError, bad_request, too_large, validation_message
 from .images import from_base64
 
 #: room for multipart boundaries and JSON around a file (base64 adds a third)
 _FRAMING = 64 * 1024
-M = TypeVar("M")
+M = TypeVar("M", bound="BaseModel")
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @dataclass
@@ -69,9 +65,8 @@ class ClientLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise too_large(
-                        f"request body: over {received} bytes, expected an upload of at most {self.max_upload_bytes} bytes"
-                    )
+                    limit = self.max_upload_bytes
+                    raise too_large(f"request body: over {received} bytes, expected an upload of at most {limit} bytes")
             return message
 
         await self.app(scope, limited_receive, send)

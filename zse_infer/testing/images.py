@@ -41,7 +41,7 @@ def make_shape_dataset(
             d.line([box[0], box[1], box[2], box[3]], fill=outline, width=width + 4)
             d.line([box[0], box[3], box[2], box[1]], fill=outline, width=width + 4)
 
-    for _i, kind in enumerate(classes):
+    for kind in classes:
         (root / "sketch" / kind).mkdir(parents=True, exist_ok=True)
         (root / "photo" / kind).mkdir(parents=True, exist_ok=True)
         for j in range(sketches):

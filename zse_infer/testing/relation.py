@@ -17,7 +17,6 @@ def rerank_gap(fast, runners, manifest, photos: int, seed: int = 0) -> float:
     sketch = rng.standard_normal((1, n, d)).astype(np.float32)
     photo_tokens = rng.standard_normal((photos, n, d)).astype(np.float32)
     got = relation_scores(fast, sketch, photo_tokens)
-    want = runners.relation_head.run({"sketch_tokens": np.repeat(sketch, photos, 0), "photo_tokens": photo_tokens})[
-        "score"
-    ]
+    pairs = {"sketch_tokens": np.repeat(sketch, photos, 0), "photo_tokens": photo_tokens}
+    want = runners.relation_head.run(pairs)["score"]
     return float(np.abs(got - want).max())

@@ -36,7 +36,7 @@ class S3:
         return f"s3://{self.bucket}/{name}"
 
     def client(self):
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET

@@ -20,9 +20,8 @@ def create_app(retriever, settings=None):
     @app.post("/v1/search")
     def search(body: dict):
         try:
-            hits = retriever.search(
-                base64.b64decode(body["sketch"]), k=int(body.get("k", 10)), rerank=body.get("rerank")
-            )
+            sketch = base64.b64decode(body["sketch"])
+            hits = retriever.search(sketch, k=int(body.get("k", 10)), rerank=body.get("rerank"))
         except ZseError as exc:
             raise HTTPException(422, str(exc)) from exc
         return {"hits": [{"rank": h.rank, "id": h.id, "score": h.score, "stage": h.stage, "row": h.row} for h in hits]}
