@@ -1,8 +1,4 @@
-"""Engines for an export folder: one per TensorRT-shaped graph, through the engine cache.
-
-Used by ``zse-export`` right after exporting (when TensorRT and a GPU are
-present) and by ``zse-export build DIR`` later, on the GPU machine.
-"""
+"""Engines for an export folder: one per TensorRT-shaped graph, through the engine cache."""
 
 from __future__ import annotations
 

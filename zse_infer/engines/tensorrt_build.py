@@ -1,13 +1,7 @@
 """Building one TensorRT engine from one ONNX graph (TensorRT 10.x Python API). Needs TensorRT and a GPU.
 
-TensorRT 10.0 up to (not including) 11 (docs/gpus.md says why 11 is excluded). Networks are
-**strongly typed**: tensor types come from the ONNX graph, so an fp16 engine is built from the fp16
-graph (``*_trt_fp16.onnx``) whose norms and relation-head tail are explicit fp32 islands, which TensorRT
-honours (weakly typed fp16 lets the builder pick fp16 for LayerNorm, which overflows). TF32 is off unless
-the recipe asks (it misses the fp32 tolerance). Timing caches are per TensorRT version and GPU, refused on
-mismatch, and merged across concurrent builders (:func:`combine_timing_caches`). The ``*_trt`` graphs
-write attention as ``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)``, the pattern TensorRT 10 fuses
-into its fused multi-head attention kernels (fp16/bf16, SM 7.5+).
+Strongly typed networks (fp16 engines from the fp16 graphs with their fp32 islands), TF32 off unless the
+recipe asks, timing caches per TensorRT version and GPU (docs/gpus.md).
 """
 
 from __future__ import annotations

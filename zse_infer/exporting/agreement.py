@@ -1,11 +1,7 @@
 """Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
 
-Max abs token error says little about retrieval (tokens reach tens; 0.3 in one of 151k values may move
-no ranking), so lower precisions are judged by the smallest ret-token cosine, the largest relation-score
-error over reranked pairs, the mean top-10 overlap of two-stage rankings and, with labels, ``map_all``.
-The ranking set is the bundled demo's unseen concepts (the export's parity images where the demo assets
-are missing: no labels, so no mAP), so every export is judged on the same real images. One
-implementation: int8 acceptance, the manifest record and ``benchmarks/precision_agreement.py`` all call
+Token error says little about retrieval, so lower precisions are judged on the bundled demo's unseen
+concepts (docs/cpu.md); int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all call
 :func:`ranking_agreement`.
 """
 

@@ -1,10 +1,7 @@
 """int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
 
-int8 (``--int8``): both graphs quantised (:mod:`.quantize`), checked free of x86 saturation, their parity
-recorded, then judged by :mod:`.agreement` against fp32 (the recipe's ``tolerances.int8``). Token error is
-recorded, not judged: a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings
-agree. bf16: where openvino and a bf16 unit are present, OpenVINO bf16 against ONNX Runtime fp32 is
-measured and recorded (``agreement.bf16``); elsewhere the manifest says why not.
+Token error is recorded, not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its
+rankings agree); bf16 is measured where openvino and a bf16 unit are present, else the manifest says why not.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products, exact on every x86-64 CPU.
+"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights.
 
-MatMul/Gemm weights become int8 per output channel, activations uint8 per tensor on the fly (no
-calibration set); norms, softmax, GELU and the cosine kernel stay float32. Weights are 7-bit
-(``reduce_range=True``, ONNX Runtime's advice for U8S8 on AVX2/AVX-512 without VNNI): a pair then sums to
-at most 255 * 128 < 32767, so ``VPMADDUBSW`` never saturates and the same graph gives the same numbers with
-and without VNNI (8-bit weights: max token error 1.95 without VNNI, 0.08 with). :func:`saturation_risks`
-checks the written graph for that. Acceptance is decided by rankings (:mod:`.lower_precision`).
+Why 7 bits (``VPMADDUBSW`` saturation without VNNI): docs/export.md. :func:`saturation_risks` checks the
+written graph; acceptance is decided by rankings (:mod:`.lower_precision`).
 """
 
 from __future__ import annotations

@@ -158,13 +158,9 @@ def _numpy_safe_globals() -> list:
 
     Allow-listed for ``weights_only`` loading: they rebuild plain numbers, nothing executable.
     """
-    entries: list = []
     scalar = getattr(np, "_core", np.core).multiarray.scalar
-    for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
-        entries.append((scalar, name))
-    entries.append(np.dtype)
-    entries.extend(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "float16"))
-    return entries
+    entries: list = [(scalar, f"numpy.{core}.multiarray.scalar") for core in ("core", "_core")]
+    return [*entries, np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "float16"))]
 
 
 def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], str]:

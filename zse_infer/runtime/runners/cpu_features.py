@@ -1,11 +1,6 @@
 """What this CPU offers to ONNX Runtime's int8 kernels and OpenVINO's bf16 kernels, read from ``/proc/cpuinfo``.
 
-int8: with VNNI or AMX, U8S8 products accumulate exactly in 32 bits; with plain AVX2 / AVX-512,
-``vpmaddubsw`` adds two products into a saturating 16-bit integer, so the manifest records the CPU each
-int8 graph was validated on. bf16: OpenVINO computes in bfloat16 on AMX or AVX512-BF16
-(:func:`bf16_unit`); elsewhere a bf16 hint would be emulated, so f32 is asked for. Outside Linux the
-features are "unknown". ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo instead of :data:`CPUINFO`
-(shows what ``auto`` would choose there; the test suite hides the bf16 units this way).
+Outside Linux the features are "unknown"; ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo (docs/cpu.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU: measured at load.
 
-The runners under test run the first row(s) of the export's ``parity_inputs.npz`` and are compared with
-PyTorch's outputs there: max abs token error (judged only where the tolerance names it), the smallest
-ret-token cosine (``ret_token_cosine_min``) and the max relation-score error (compatibility head and,
-when given, the restructured graphs). Tolerances: the manifest's ``tolerances[precision]``, else
-:data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others upper bounds; criteria only measurable
-over a ranking set (``top10_overlap_min``, judged at export) are skipped.
+The runners run the first row(s) of ``parity_inputs.npz`` against PyTorch's outputs there. Tolerances: the
+manifest's ``tolerances[precision]``, else :data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others
+upper bounds; criteria only measurable over a ranking set (``top10_overlap_min``) are skipped.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """TensorRT backend: runs a serialized engine built by ``zse-export build`` (TensorRT 10.x API).
 
-Per batch, as NVIDIA's samples and Polygraphy do: pinned host buffers, async copies and
-``execute_async_v3`` on the runner's stream, one synchronisation; buffers are allocated once for the
-profile's maximum batch. An execution context must not be shared by two threads, so every batch runs
-under a lock: calls from several threads are safe and run one after another (open one runner per thread
-for GPU concurrency). ``tensorrt`` is imported only here, and an engine is deserialized only when a GPU
-is present (without one that crashed the process).
+Pinned buffers, async copies, one lock per execution context (docs/gpus.md); ``tensorrt`` is imported only
+here, and an engine is deserialized only when a GPU is present (without one that crashed the process).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Is TensorRT usable here? The one place that answers, without ever touching CUDA when it is not.
 
-TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process,
-so every TensorRT path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`; the GPU check asks the
-CUDA runtime (cuda-python, else torch), never TensorRT.
+TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process;
+the GPU check asks the CUDA runtime (cuda-python, else torch), never TensorRT.
 """
 
 from __future__ import annotations
