@@ -102,6 +102,10 @@ class BatchRange:
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
 
+    def with_max(self, maximum: int) -> BatchRange:
+        """This range with a new maximum (``min`` and ``opt`` clamped to it)."""
+        return BatchRange(min(self.min, maximum), min(self.opt, maximum), maximum)
+
 
 @dataclass(frozen=True)
 class GraphSpec:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -126,7 +127,7 @@ class OpenVinoRunner(Runner):
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.cache_folder = self._cache(cache_dir, graph, path, graph_sha256, precision)
-        lock = None
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self.cache_folder is not None:
             from .engine_cache import file_lock
 
@@ -134,11 +135,8 @@ class OpenVinoRunner(Runner):
             lock = file_lock(self.cache_folder / ".lock")
         t0 = time.perf_counter()
         try:
-            if lock is None:
+            with lock:  # a second process starting at once imports what the first compiled
                 self.compiled = core.compile_model(str(path), "CPU", config)
-            else:
-                with lock:  # a second process starting at once imports what the first compiled
-                    self.compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError subclasses for unreadable/unsupported graphs
             raise BackendError(f"{path}: OpenVINO cannot compile graph {graph.id} ({exc})") from exc
         self.compile_seconds = time.perf_counter() - t0

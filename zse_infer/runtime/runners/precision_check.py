@@ -36,12 +36,8 @@ class PrecisionCheck:
 
 def tolerance_for(manifest: Manifest, precision: str) -> dict[str, float] | None:
     """The manifest's tolerance for ``precision``, else the default (None: none known)."""
-    recorded = (manifest.extra.get("tolerances") or {}).get(precision)
-    return (
-        dict(recorded)
-        if recorded
-        else (dict(DEFAULT_TOLERANCES[precision]) if precision in DEFAULT_TOLERANCES else None)
-    )
+    recorded = (manifest.extra.get("tolerances") or {}).get(precision) or DEFAULT_TOLERANCES.get(precision)
+    return dict(recorded) if recorded else None
 
 
 def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float]) -> list[str]:

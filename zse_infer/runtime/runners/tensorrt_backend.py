@@ -22,12 +22,8 @@ _log = logging.getLogger(__name__)
 
 
 def batch_limit(engine_profile_max: int, recorded: BatchRange | None, graph: GraphSpec) -> int:
-    """The largest batch one engine call takes: its profile's max, as recorded at build time (``--max-batch``).
-
-    The engine's own profile (read from the plan) wins over the manifest's
-    record should they ever disagree: never hand the engine more rows than it
-    was built for.
-    """
+    """The largest batch one engine call takes: its profile's max (``--max-batch`` at build time); the smaller of
+    the plan's own profile and the manifest's record, so the engine never gets more rows than it was built for."""
     recorded_max = recorded.max if recorded is not None else graph.batch.max
     return max(1, min(int(engine_profile_max), int(recorded_max)))
 
