@@ -92,9 +92,8 @@ def int8_graphs(
         risky = saturation_risks(path)
         if risky:
             raise ExportError(
-                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) "
-                "have int8 weights that "
-                "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
+                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights "
+                "that can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
             )
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)
         extra = {
@@ -136,10 +135,8 @@ def bf16_agreement(folder: Path, graphs: Mapping[str, GraphSpec], reference: Ref
     if unit is None:
         return {"measured": False, "reason": f"no bf16 unit on the exporting CPU ({describe(features)})"}
     if importlib.util.find_spec("openvino") is None:
-        return {
-            "measured": False,
-            "reason": "openvino not installed where the export ran (pip install 'zse-infer[cpu]')",
-        }
+        reason = "openvino not installed where the export ran (pip install 'zse-infer[cpu]')"
+        return {"measured": False, "reason": reason}
     from ..runtime.runners.openvino_backend import OpenVinoRunner, openvino_version
 
     bf16 = runner_fns(*(OpenVinoRunner(graphs[role], folder, "bf16", cache_dir=False) for role in ROLES))

@@ -113,8 +113,11 @@ def _errors(output: str, got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     got = got.astype(np.float32)
     out = {output: float(np.abs(got - want).max())}
     if output == ENCODER_OUTPUT:
-        a, b = got[:, 0].astype(np.float64), want[:, 0].astype(np.float64)
-        out["ret_token_cosine"] = float(
-            ((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min()
-        )
+        out["ret_token_cosine"] = cosine_min(got[:, 0], want[:, 0])
     return out
+
+
+def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    """The smallest cosine between the rows of ``a`` and ``b`` (in float64)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())
