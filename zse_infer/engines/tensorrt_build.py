@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,12 +40,7 @@ class BuildSettings:
 
     def key_fields(self) -> dict[str, Any]:
         """Every setting that changes the plan: part of the engine cache key (precision has its own field)."""
-        return {
-            "workspace_mib": self.workspace_mib,
-            "builder_optimization_level": self.builder_optimization_level,
-            "strongly_typed": self.strongly_typed,
-            "tf32": self.tf32,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "precision"}
 
 
 def _logger(trt: ModuleType):
@@ -56,10 +51,7 @@ def build_serialized_engine(
     trt: ModuleType, onnx_path: Path, shapes: Shapes, settings: BuildSettings, timing_cache: bytes = b""
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     """(serialized engine, updated timing cache, build info). Call only after ``require_tensorrt()``.
-
-    ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned
-    cache holds its entries plus those measured for this graph.
-    """
+    ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned one adds this build's entries."""
     logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
@@ -105,12 +97,8 @@ def build_serialized_engine(
 
 
 def combine_timing_caches(trt: ModuleType, stored: bytes, ours: bytes) -> bytes:
-    """``stored`` (what is on disk now, maybe written by another builder meanwhile) with ``ours`` merged in.
-
-    ``ITimingCache.combine`` appends entries and skips conflicting ones; it
-    returns False (and changes nothing) for a cache of another TensorRT version,
-    in which case ours replaces the stored one.
-    """
+    """``stored`` (on disk now, maybe written by another builder meanwhile) with ``ours`` merged in; ours replaces
+    it where ``ITimingCache.combine`` refuses (a cache of another TensorRT version)."""
     if not stored:
         return ours
     config = trt.Builder(_logger(trt)).create_builder_config()

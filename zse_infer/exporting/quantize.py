@@ -60,13 +60,9 @@ def _no_preprocess_advice(record: logging.LogRecord) -> bool:
 
 
 def saturation_risks(path: Path) -> list[str]:
-    """Names of the ``MatMulInteger`` nodes of ``path`` whose int8 weights could saturate on x86 without VNNI.
-
-    ONNX Runtime's AVX2/AVX-512 U8S8 kernels add the products of neighbouring
-    K positions in 16 bits; a node is safe when no two neighbouring weights of
-    one output channel exceed :data:`SAFE_PAIR_SUM` in absolute sum. uint8
-    weights (U8U8) never use that instruction and are safe.
-    """
+    """Names of the ``MatMulInteger`` nodes of ``path`` whose int8 weights could saturate on x86 without VNNI:
+    U8S8 kernels add the products of neighbouring K positions in 16 bits, so a node is safe when no two
+    neighbouring weights of one output channel exceed :data:`SAFE_PAIR_SUM` in absolute sum (U8U8 always is)."""
     import onnx
     from onnx import numpy_helper
 
