@@ -356,7 +356,15 @@ def load_official_split(
     classes = read_class_list(split_dir / spec.class_list)
     sketches = _checked_list(split_dir / spec.sketch_list, len(classes), split_dir / spec.class_list)
     photos = _checked_list(split_dir / spec.photo_list, len(classes), split_dir / spec.class_list)
-    _warn_if_not_published(spec, sketches, photos)
+    counts = (len(sketches.paths), len(photos.paths))
+    if spec.full_counts is not None and counts != spec.full_counts:
+        logger.warning(
+            "%s: the lists hold %d sketches and %d photos, the published split %d and %d; "
+            "results will not be comparable with the paper",
+            spec.title,
+            *counts,
+            *spec.full_counts,
+        )
     sketch_step, photo_step = spec.quick_steps if subsample else (1, 1)
     sketches, photos = _every(sketches, sketch_step), _every(photos, photo_step)
     sketch_paths = tuple(folder / p for p in sketches.paths)
@@ -413,18 +421,6 @@ def _checked_list(path: Path, n_classes: int, class_list: Path) -> SplitList:
 
 def _every(entries: SplitList, step: int) -> SplitList:
     return replace(entries, paths=entries.paths[::step], labels=entries.labels[::step], lines=entries.lines[::step])
-
-
-def _warn_if_not_published(spec: SplitSpec, sketches: SplitList, photos: SplitList) -> None:
-    counts = (len(sketches.paths), len(photos.paths))
-    if spec.full_counts is not None and counts != spec.full_counts:
-        logger.warning(
-            "%s: the lists hold %d sketches and %d photos, the published split %d and %d; "
-            "results will not be comparable with the paper",
-            spec.title,
-            *counts,
-            *spec.full_counts,
-        )
 
 
 def _check_listed_files(paths: Sequence[Path], entries: SplitList, image_folder: Path, kind: str) -> None:

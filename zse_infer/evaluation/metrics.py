@@ -298,9 +298,15 @@ def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chu
     if isinstance(source, (list, tuple)):
         source = np.asarray(source)
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
-        return _array_blocks(source, n_queries, n_gallery, chunk_size)
+        array, shape = source, tuple(source.shape)
+        if shape != (n_queries, n_gallery):
+            raise InputError(
+                f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
+                f"(len(query_labels), len(gallery_labels))"
+            )
+        return _row_blocks(lambda start, stop: array[start:stop], n_queries, n_gallery, chunk_size, named=False)
     if callable(source):
-        return _callable_blocks(source, n_queries, n_gallery, chunk_size)
+        return _row_blocks(source, n_queries, n_gallery, chunk_size, named=True)
     if isinstance(source, Iterable):
         return (_check_block(block, n_gallery, f"distance block {i}") for i, block in enumerate(source))
     raise InputError(
@@ -309,25 +315,16 @@ def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chu
     )
 
 
-def _array_blocks(array: Any, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
-    shape = tuple(array.shape)
-    if shape != (n_queries, n_gallery):
-        raise InputError(
-            f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
-            f"(len(query_labels), len(gallery_labels))"
-        )
-    for start in range(0, n_queries, chunk_size):
-        yield _check_block(array[start : start + chunk_size], n_gallery, "distance")
-
-
-def _callable_blocks(
-    fn: Callable[[int, int], Any], n_queries: int, n_gallery: int, chunk_size: int
+def _row_blocks(
+    fn: Callable[[int, int], Any], n_queries: int, n_gallery: int, chunk_size: int, named: bool
 ) -> Iterator[np.ndarray]:
+    """``fn(start, stop)`` for consecutive chunks, checked (``named``: errors name the call)."""
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
-        block = _check_block(fn(start, stop), n_gallery, f"distance({start}, {stop})")
+        name = f"distance({start}, {stop})" if named else "distance"
+        block = _check_block(fn(start, stop), n_gallery, name)
         if block.shape[0] != stop - start:
-            raise InputError(f"distance({start}, {stop}) returned {block.shape[0]} rows, expected {stop - start}")
+            raise InputError(f"{name} returned {block.shape[0]} rows, expected {stop - start}")
         yield block
 
 
