@@ -1,8 +1,7 @@
 """Model and preprocessing configurations, as data (no torch: the runtime uses them too).
 
-Named configurations are JSON files in ``zse_infer/model_configs/``, mapped onto frozen dataclasses here.
-The same dictionaries travel in every ``manifest.json``, so the runtime rebuilds preprocessing from the
-export folder alone.
+Named configurations are JSON files in ``zse_infer/model_configs/``; the same dictionaries travel in every
+``manifest.json``, so the runtime rebuilds preprocessing from the export folder alone.
 """
 
 from __future__ import annotations
@@ -90,11 +89,7 @@ class RelationHeadConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How one modality's image becomes the encoder's float32 (3, size, size) input.
-
-    ``kind`` is ``"photo"`` (PIL resize to a square, aspect not kept) or
-    ``"sketch"`` (OpenCV: crop to ink, resize the long side, pad to square).
-    """
+    """How one modality's image (``kind`` "photo" or "sketch") becomes the encoder's float32 (3, size, size) input."""
 
     kind: str
     size: int = 224

@@ -59,9 +59,7 @@ ENCODER_OUTPUT = "tokens"
 HEAD_INPUTS = ("sketch_tokens", "photo_tokens")
 HEAD_OUTPUT = "score"
 
-#: Stage-2 depth (candidates the relation head reranks) when neither the caller nor the
-#: export folder chooses one. Folders record their own under ``"search": {"rerank": N,
-#: "source": "..."}`` (from the recipe); this is the documented fallback for older folders.
+#: Stage-2 depth (candidates reranked) when neither the caller nor the folder's ``search.rerank`` chooses one.
 DEFAULT_RERANK = 100
 
 
@@ -103,6 +101,10 @@ class BatchRange:
 
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    def with_max(self, maximum: int) -> BatchRange:
+        """This range with a new maximum (``min`` and ``opt`` clamped to it)."""
+        return BatchRange(min(self.min, maximum), min(self.opt, maximum), maximum)
 
 
 @dataclass(frozen=True)
@@ -222,17 +224,8 @@ class Manifest:
         if version != SCHEMA_VERSION:
             raise ManifestError(f"{where}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
         try:
-            known = {
-                "schema_version",
-                "created",
-                "versions",
-                "model",
-                "source_checkpoint",
-                "opset",
-                "graphs",
-                "files",
-                "engines",
-            }
+            known = {"schema_version", "created", "versions", "model", "source_checkpoint", "opset", "graphs"}
+            known |= {"files", "engines"}
             return cls(
                 model=ModelConfig.from_dict(d["model"]),
                 graphs={gid: GraphSpec.from_dict(gid, g) for gid, g in d["graphs"].items()},
@@ -283,8 +276,7 @@ class Manifest:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write manifest.json atomically (temp file + rename): readers never see half a manifest."""
-        folder = Path(folder)
-        path = folder / MANIFEST_NAME
+        path = Path(folder) / MANIFEST_NAME
         write_json_atomic(path, self.to_dict())
         return path
 

@@ -136,11 +136,10 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 
 
 def _normalise(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """HxWx3 uint8 -> (3,H,W) float32, computed in float32 in the same order as torchvision's
-    ToTensor + Normalize so the result is bit-identical to the official pipeline."""
+    """HxWx3 uint8 -> (3,H,W) float32, in float32 in the order of torchvision's ToTensor + Normalize, so the
+    result is bit-identical to the official pipeline."""
     x = rgb.astype(np.float32) / np.float32(255.0)
-    mean = np.asarray(config.mean, dtype=np.float32)
-    std = np.asarray(config.std, dtype=np.float32)
+    mean, std = np.asarray(config.mean, dtype=np.float32), np.asarray(config.std, dtype=np.float32)
     x = (x - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

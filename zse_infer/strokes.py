@@ -1,25 +1,8 @@
-"""Pen strokes -> the image the model sees, drawn as the sketch pad draws them.
+"""Pen strokes -> the image the model sees, drawn as the sketch pad (``zse_infer/serve/static/``) draws them.
 
-The sketch pad (``zse_infer/serve/static/``) draws black strokes, round caps and joins, on a
-white :data:`PAD_CANVAS` px square canvas with a line :data:`PAD_LINE_WIDTH` px wide (the
-brush slider's default, doubled: ``app.js``), and uploads that canvas; the server then
-preprocesses it like any sketch (crop to the ink, resize to the model's input size). This
-module does the same on the CPU, so that training on stroke data (Quick, Draw!), evaluating
-on it and replaying it in the browser test all show the model one picture:
-
-* :func:`fit_strokes` places a drawing on the canvas (its longer side spanning
-  :data:`PAD_FILL` of it, centred), as a person fills the pad;
-* :func:`draw_strokes` draws it as the pad does (the canvas the browser would upload);
-* :func:`strokes_to_rgb` is both followed by the package's sketch preprocessing: the
-  model's input, before normalisation.
-
-The brush width the model sees follows from these three numbers: a drawing spanning 75% of
-the 448 px canvas, drawn 8 px wide, reaches the 112 px input about 2.5 px wide.
-``tests/test_strokes.py`` checks the constants against the page, so the two cannot drift.
-
-Strokes are a sequence of ``[xs, ys]`` lists (the Quick, Draw! layout; a third row of
-timestamps is ignored) or of ``(n, 2)`` numpy arrays of points, in any coordinate system:
-only their shape matters.
+So training on stroke data, evaluating on it and the browser test all show the model one picture
+(docs/freehand.md). Strokes are ``[xs, ys(, timestamps)]`` lists (Quick, Draw!) or ``(n, 2)`` point arrays,
+in any coordinate system: only their shape matters.
 """
 
 from __future__ import annotations

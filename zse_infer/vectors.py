@@ -6,23 +6,16 @@ import numpy as np
 
 
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Float32 copy of ``x`` scaled to unit L2 norm along ``axis`` (zero vectors stay zero).
-
-    The ret-token ("sa") ranking compares L2-normalised token 0s; ranking by
-    ascending L2 distance of unit vectors equals ranking by descending inner
-    product (|a - b|^2 = 2 - 2 a.b), which is what stage 1 computes.
-    """
+    """Float32 copy of ``x`` scaled to unit L2 norm along ``axis`` (zero vectors stay zero): for unit vectors
+    ascending L2 distance ranks as descending inner product (|a - b|^2 = 2 - 2 a.b), what stage 1 computes."""
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=axis, keepdims=True)
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
 def top_k_desc(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values of a 1-D array, best first.
-
-    Ties are broken by the lower index (a stable order), so results do not
-    depend on how argpartition happened to split equal values.
-    """
+    """Indices of the ``k`` largest values of a 1-D array, best first; ties go to the lower index, whatever
+    argpartition did with equal values."""
     n = scores.shape[0]
     k = min(k, n)
     if k <= 0:

@@ -1,8 +1,4 @@
-"""Engines for an export folder: one per TensorRT-shaped graph, through the engine cache.
-
-Used by ``zse-export`` right after exporting (when TensorRT and a GPU are
-present) and by ``zse-export build DIR`` later, on the GPU machine.
-"""
+"""Engines for an export folder: one per TensorRT-shaped graph, through the engine cache."""
 
 from __future__ import annotations
 
@@ -35,11 +31,8 @@ _PRECISION_ORDER = ("fp16", "fp32")
 
 
 def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -> list[GraphSpec]:
-    """The graphs to build engines from: the ``trt`` variants, per role in the best precision present.
-
-    By default fp16 for the roles that have an fp16 TensorRT graph (exported
-    with --fp16), fp32 for the others (the restructured relation graphs are fp32 only).
-    """
+    """The graphs to build engines from: the ``trt`` variants, per role in the best precision present (fp16
+    where the role has an fp16 TensorRT graph, else fp32)."""
     trt_graphs = [g for g in manifest.graphs.values() if g.variant == "trt"]
     if not trt_graphs:
         raise ExportError(
@@ -64,38 +57,14 @@ def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -
 
 def engine_batch(graph: GraphSpec, max_batch: Mapping[str, int] | None) -> BatchRange:
     """The profile's batch range: the graph's, with ``--max-batch`` (ROLE=N; relation_* graphs follow relation_head)."""
-    batch = graph.batch
-    if not max_batch:
-        return batch
-    role = (
-        graph.role if graph.role in max_batch else "relation_head" if graph.role.startswith("relation_") else graph.role
-    )
-    if role not in max_batch:
-        return batch
-    m = int(max_batch[role])
-    return BatchRange(min=min(batch.min, m), opt=min(batch.opt, m), max=m)
-
-
-def engine_key(
-    manifest: Manifest, graph: GraphSpec, env: TrtEnvironment, batch: BatchRange, settings: BuildSettings
-) -> EngineKey:
-    return EngineKey(
-        onnx_sha256=manifest.files[graph.file],
-        tensorrt_version=str(env.version),
-        compute_capability=str(env.compute_capability),
-        precision=graph.precision,
-        profile=profile_to_json(profile_shapes(graph.inputs, batch)),
-        device_name=str(env.device or ""),
-        builder=settings.key_fields(),
-    )
+    max_batch = max_batch or {}
+    role = "relation_head" if graph.role not in max_batch and graph.role.startswith("relation_") else graph.role
+    return graph.batch.with_max(int(max_batch[role])) if role in max_batch else graph.batch
 
 
 class _TimingCache:
-    """The shared timing cache file of this TensorRT + GPU model: read before each build, merged after it.
-
-    Merging (not overwriting) keeps what other graphs and other builders (two
-    pods on one cache volume) measured; the merge happens under a file lock.
-    """
+    """The shared timing cache file of this TensorRT + GPU model: read before each build, merged (under a file
+    lock, not overwritten) after it, keeping what other graphs and builders measured."""
 
     def __init__(self, trt: ModuleType, path: Path):
         self.trt, self.path = trt, path
@@ -123,13 +92,8 @@ def build_engines_for_manifest(
     max_batch: Mapping[str, int] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Build (or take from the cache) an engine per chosen graph into ``folder/trt/``; records them in ``manifest``.
-
-    ``manifest.files`` must hold the graphs' sha256 (they are part of the key);
-    they are computed here for graphs not recorded yet (during an export).
-    Each entry records the engine's batch range (its profile), which the
-    TensorRT runner uses as its limit. The caller saves the manifest.
-    """
+    """Build (or take from the cache) an engine per chosen graph into ``folder/trt/``; records them in ``manifest``
+    (graph hashes not recorded yet are computed here; the caller saves the manifest)."""
     trt, probed = require_tensorrt()  # also checks for a GPU: nothing below may run without one
     env = env if env is not None and env.ready else probed
     folder = Path(folder)
@@ -147,7 +111,15 @@ def build_engines_for_manifest(
         manifest.files.setdefault(graph.file, sha256_file(folder / graph.file))
         batch = engine_batch(graph, max_batch)
         settings = BuildSettings.from_recipe(graph.precision, recipe_settings)
-        key = engine_key(manifest, graph, env, batch, settings)
+        key = EngineKey(
+            onnx_sha256=manifest.files[graph.file],
+            tensorrt_version=str(env.version),
+            compute_capability=str(env.compute_capability),
+            precision=graph.precision,
+            profile=profile_to_json(profile_shapes(graph.inputs, batch)),
+            device_name=str(env.device or ""),
+            builder=settings.key_fields(),
+        )
         info: dict[str, Any] = {}
 
         def build(graph=graph, batch=batch, settings=settings, info=info) -> tuple[bytes, dict[str, Any]]:

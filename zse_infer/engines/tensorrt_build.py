@@ -1,13 +1,7 @@
 """Building one TensorRT engine from one ONNX graph (TensorRT 10.x Python API). Needs TensorRT and a GPU.
 
-TensorRT 10.0 up to (not including) 11 (docs/gpus.md says why 11 is excluded). Networks are
-**strongly typed**: tensor types come from the ONNX graph, so an fp16 engine is built from the fp16
-graph (``*_trt_fp16.onnx``) whose norms and relation-head tail are explicit fp32 islands, which TensorRT
-honours (weakly typed fp16 lets the builder pick fp16 for LayerNorm, which overflows). TF32 is off unless
-the recipe asks (it misses the fp32 tolerance). Timing caches are per TensorRT version and GPU, refused on
-mismatch, and merged across concurrent builders (:func:`combine_timing_caches`). The ``*_trt`` graphs
-write attention as ``MatMul(q * d**-0.5, K^T) -> Softmax -> MatMul(., V)``, the pattern TensorRT 10 fuses
-into its fused multi-head attention kernels (fp16/bf16, SM 7.5+).
+Strongly typed networks (fp16 engines from the fp16 graphs with their fp32 islands), TF32 off unless the
+recipe asks, timing caches per TensorRT version and GPU (docs/gpus.md).
 """
 
 from __future__ import annotations
@@ -15,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,12 +40,7 @@ class BuildSettings:
 
     def key_fields(self) -> dict[str, Any]:
         """Every setting that changes the plan: part of the engine cache key (precision has its own field)."""
-        return {
-            "workspace_mib": self.workspace_mib,
-            "builder_optimization_level": self.builder_optimization_level,
-            "strongly_typed": self.strongly_typed,
-            "tf32": self.tf32,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "precision"}
 
 
 def _logger(trt: ModuleType):
@@ -62,10 +51,7 @@ def build_serialized_engine(
     trt: ModuleType, onnx_path: Path, shapes: Shapes, settings: BuildSettings, timing_cache: bytes = b""
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     """(serialized engine, updated timing cache, build info). Call only after ``require_tensorrt()``.
-
-    ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned
-    cache holds its entries plus those measured for this graph.
-    """
+    ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned one adds this build's entries."""
     logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
@@ -111,12 +97,8 @@ def build_serialized_engine(
 
 
 def combine_timing_caches(trt: ModuleType, stored: bytes, ours: bytes) -> bytes:
-    """``stored`` (what is on disk now, maybe written by another builder meanwhile) with ``ours`` merged in.
-
-    ``ITimingCache.combine`` appends entries and skips conflicting ones; it
-    returns False (and changes nothing) for a cache of another TensorRT version,
-    in which case ours replaces the stored one.
-    """
+    """``stored`` (on disk now, maybe written by another builder meanwhile) with ``ours`` merged in; ours replaces
+    it where ``ITimingCache.combine`` refuses (a cache of another TensorRT version)."""
     if not stored:
         return ours
     config = trt.Builder(_logger(trt)).create_builder_config()

@@ -1,15 +1,6 @@
-"""Labelled evaluation sets: the official ZSE-SBIR test splits and folder-per-class data.
+"""Labelled evaluation sets: the official ZSE-SBIR test splits and folder-per-class data (docs/evaluation.md).
 
-:func:`load_official_split` reads the authors' list files relative to their ``--data_path``
-(``<root>/Sketchy/zeroshot1/sketch_tx_000000000000_ready_filelist_zero.txt`` ...; see
-:data:`OFFICIAL_SPLITS`). A list line is ``<relative path> <label>``: the path may contain spaces
-(TU-Berlin's ``png_ready/bottle opener/2188.png 6``), so the label is the *last* field; it indexes
-``cname_cid_zero.txt`` (``<class name> <id>`` lines). ``subsample=True`` reproduces the official quick
-test (no ``--testall``): every n-th line of each list, from the first (``SplitSpec.quick_steps``).
-
-:func:`load_image_folders` reads ``<root>/sketch/<class>/*`` and ``<root>/photo/<class>/*``; classes are
-the sorted union of the class folder names. Both return an :class:`EvalSet`; every problem is a
-:class:`~zse_infer.errors.DatasetError` naming the file (and line) at fault.
+Every problem is a :class:`~zse_infer.errors.DatasetError` naming the file (and line) at fault.
 """
 
 from __future__ import annotations
@@ -53,12 +44,7 @@ _PHOTO_DIRS = ("photo", "photos", "image", "images")
 
 @dataclass(frozen=True, eq=False)  # eq below: the arrays need array_equal
 class EvalSet:
-    """Query sketches and gallery photos with integer class labels.
-
-    ``sketch_labels`` / ``photo_labels`` index ``class_names``. Arrays are
-    int64 and read-only; paths are absolute or relative to where the set was
-    loaded from, exactly as resolved by the loader.
-    """
+    """Query sketches and gallery photos; the labels (int64, read-only) index ``class_names``."""
 
     name: str
     sketch_paths: tuple[Path, ...]
@@ -115,11 +101,7 @@ class EvalSet:
         return len(self.class_names)
 
     def subsample(self, sketch_step: int = 1, photo_step: int = 1) -> EvalSet:
-        """Every ``sketch_step``-th sketch and ``photo_step``-th photo, starting with the first.
-
-        The official quick test's selection (``range(0, n, step)`` over the
-        list order).
-        """
+        """Every ``sketch_step``-th sketch and ``photo_step``-th photo from the first (the official quick test)."""
         check_int(sketch_step, "sketch_step", expected="a positive integer")
         check_int(photo_step, "photo_step", expected="a positive integer")
         return replace(
@@ -140,8 +122,7 @@ class EvalSet:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Counts, JSON-ready. ``unmatched_sketches`` are queries whose class has no
-        photo: the metrics skip them (NaN), as the official code does."""
+        """Counts, JSON-ready; ``unmatched_sketches`` have no photo of their class (the metrics skip them)."""
         counts = self.class_counts().values()
         return {
             "name": self.name,
@@ -193,11 +174,7 @@ class SplitList:
 
 
 def read_split_list(path: str | os.PathLike) -> SplitList:
-    """Parse an official list file: ``relative/path label`` per line.
-
-    The label is the last whitespace-separated field; everything before it
-    (spaces included) is the path. Blank lines are skipped.
-    """
+    """Parse an official list file: ``relative/path label`` per line (the path may hold spaces)."""
     source = Path(path)
     paths: list[str] = []
     labels: list[int] = []
@@ -220,10 +197,7 @@ def read_split_list(path: str | os.PathLike) -> SplitList:
 
 
 def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
-    """Parse a ``cname_cid*.txt`` file (``class name<space>id`` per line) into names indexed by id.
-
-    Ids must be exactly 0..n-1, each once (in any order).
-    """
+    """Parse a ``cname_cid*.txt`` file (``class name<space>id`` per line; ids 0..n-1) into names by id."""
     source = Path(path)
     names: dict[int, str] = {}
     for number, text in _numbered_lines(source, "class list"):
@@ -278,8 +252,7 @@ def _parse_id(text: str, source: Path, line: int, what: str) -> int:
 class SplitSpec:
     """Where one official test split lives, relative to the dataset root.
 
-    ``quick_steps`` (sketch, photo) is the official quick test's subsampling;
-    ``full_counts`` (sketches, photos) the size of the published lists, when known.
+    ``quick_steps`` (sketch, photo): the quick test's subsampling; ``full_counts``: the published list sizes.
     """
 
     name: str
@@ -346,16 +319,14 @@ OFFICIAL_SPLITS: dict[str, SplitSpec] = {
 
 # Other spellings users bring from the paper or the official command line.
 _ALIASES = {
-    "sketchy": "sketchy_ext_25",
-    "sketchy25": "sketchy_ext_25",
-    "sketchy_extend": "sketchy_ext_25",
-    "test_class_sketchy25": "sketchy_ext_25",
-    "sketchy21": "sketchy_ext_21",
-    "test_class_sketchy21": "sketchy_ext_21",
-    "tuberlin": "tuberlin_ext",
-    "tu_berlin": "tuberlin_ext",
-    "test_class_tuberlin30": "tuberlin_ext",
-    "quickdraw": "quickdraw_ext",
+    alias: split
+    for split, aliases in {
+        "sketchy_ext_25": ("sketchy", "sketchy25", "sketchy_extend", "test_class_sketchy25"),
+        "sketchy_ext_21": ("sketchy21", "test_class_sketchy21"),
+        "tuberlin_ext": ("tuberlin", "tu_berlin", "test_class_tuberlin30"),
+        "quickdraw_ext": ("quickdraw",),
+    }.items()
+    for alias in aliases
 }
 
 
@@ -375,16 +346,9 @@ def load_official_split(
 ) -> EvalSet:
     """Read an official test split as the official code does.
 
-    Args:
-        root: the official ``--data_path`` (holding ``Sketchy/``, ``TUBerlin/``,
-            ``QuickDraw/``), or one dataset's folder itself.
-        split: a name of :data:`OFFICIAL_SPLITS` or an alias (``"sketchy25"``,
-            ``"tu_berlin"``, ...).
-        subsample: the official quick test (no ``--testall``): every n-th
-            sketch and photo, see ``SplitSpec.quick_steps``. Default: all.
-        check_files: verify that every listed image exists (one directory
-            listing per class folder), so a missing download fails here and
-            not hours into an evaluation.
+    ``root``: the official ``--data_path`` (holding ``Sketchy/`` ...) or one dataset's folder; ``split``: a name
+    of :data:`OFFICIAL_SPLITS` or an alias; ``subsample``: the official quick test (no ``--testall``);
+    ``check_files``: list every class folder now, so a missing download fails here, not hours later.
     """
     spec = official_split(split)
     folder = _dataset_folder(Path(root), spec)
@@ -392,7 +356,15 @@ def load_official_split(
     classes = read_class_list(split_dir / spec.class_list)
     sketches = _checked_list(split_dir / spec.sketch_list, len(classes), split_dir / spec.class_list)
     photos = _checked_list(split_dir / spec.photo_list, len(classes), split_dir / spec.class_list)
-    _warn_if_not_published(spec, sketches, photos)
+    counts = (len(sketches.paths), len(photos.paths))
+    if spec.full_counts is not None and counts != spec.full_counts:
+        logger.warning(
+            "%s: the lists hold %d sketches and %d photos, the published split %d and %d; "
+            "results will not be comparable with the paper",
+            spec.title,
+            *counts,
+            *spec.full_counts,
+        )
     sketch_step, photo_step = spec.quick_steps if subsample else (1, 1)
     sketches, photos = _every(sketches, sketch_step), _every(photos, photo_step)
     sketch_paths = tuple(folder / p for p in sketches.paths)
@@ -419,7 +391,6 @@ def load_official_split(
 
 
 def _dataset_folder(root: Path, spec: SplitSpec) -> Path:
-    """The dataset's own folder: ``root/<Dataset>`` or ``root`` itself."""
     if not root.is_dir():
         raise DatasetNotFoundError(
             f"dataset root {root} does not exist or is not a folder, expected the official data folder "
@@ -436,7 +407,6 @@ def _dataset_folder(root: Path, spec: SplitSpec) -> Path:
 
 
 def _checked_list(path: Path, n_classes: int, class_list: Path) -> SplitList:
-    """A split list whose labels all name a class of ``class_list``."""
     entries = read_split_list(path)
     bad = np.flatnonzero(entries.labels >= n_classes)
     if bad.size:
@@ -453,20 +423,7 @@ def _every(entries: SplitList, step: int) -> SplitList:
     return replace(entries, paths=entries.paths[::step], labels=entries.labels[::step], lines=entries.lines[::step])
 
 
-def _warn_if_not_published(spec: SplitSpec, sketches: SplitList, photos: SplitList) -> None:
-    counts = (len(sketches.paths), len(photos.paths))
-    if spec.full_counts is not None and counts != spec.full_counts:
-        logger.warning(
-            "%s: the lists hold %d sketches and %d photos, the published split %d and %d; "
-            "results will not be comparable with the paper",
-            spec.title,
-            *counts,
-            *spec.full_counts,
-        )
-
-
 def _check_listed_files(paths: Sequence[Path], entries: SplitList, image_folder: Path, kind: str) -> None:
-    """Every listed image exists; otherwise name the first missing one and its missing folder."""
     by_folder: dict[Path, list[int]] = defaultdict(list)
     for i, path in enumerate(paths):
         by_folder[path.parent].append(i)
@@ -512,13 +469,8 @@ def load_image_folders(
 ) -> EvalSet:
     """Read a folder-per-class layout: ``root/sketch/<class>/<image>``, ``root/photo/<class>/<image>``.
 
-    ``sketch_dir`` / ``photo_dir`` name the two subfolders of ``root``;
-    by default the first existing of ``sketch``, ``sketches`` and of
-    ``photo``, ``photos``, ``image``, ``images``. Class names are the folder
-    names, sorted; images are the files directly inside a class folder with
-    one of ``extensions`` (case-insensitive), sorted by name. Hidden files
-    and folders are ignored. A class may have only sketches (those queries
-    are then skipped by the metrics) or only photos (distractors).
+    ``sketch_dir`` / ``photo_dir`` default to the first existing of ``sketch``, ``sketches`` / ``photo``,
+    ``photos``, ``image``, ``images``. Classes are the sorted folder names; hidden files are ignored.
     """
     base = Path(root)
     if not base.is_dir():
@@ -561,7 +513,6 @@ def _pick_folder(base: Path, given: str | None, defaults: tuple[str, ...], kind:
 
 
 def _class_files(folder: Path, suffixes: set[str]) -> dict[str, list[Path]]:
-    """``{class folder name: sorted image files}`` of the visible subfolders of ``folder``."""
     classes: dict[str, list[Path]] = {}
     stray = 0
     for entry in sorted(folder.iterdir()):
@@ -583,7 +534,6 @@ def _class_files(folder: Path, suffixes: set[str]) -> dict[str, list[Path]]:
 
 
 def _flatten(files: dict[str, list[Path]], classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
-    """Paths in class order and their class indices."""
     paths: list[Path] = []
     labels: list[int] = []
     for index, cls in enumerate(classes):

@@ -1,14 +1,7 @@
 """Retrieval metrics exactly as the official ZSE-SBIR evaluation (``utils/ap.py``) computes them.
 
-mAP@all, mAP@K and the official P@K (judged on the first ``min(K, n_pos)`` results) per query,
-averaged with ``nanmean``: a query whose class has no gallery photo is NaN and skipped, as there.
-The definitions are stated in docs/spec.md ("Retrieval and metrics"). Ties: ``ties="official"`` makes the
-official ``argsort`` call (default kind, the caller's dtype, no up-casting) row by row, so on the
-same numpy and machine the ranking is identical; ``ties="stable"`` orders tied photos by gallery row.
-
-Memory stays bounded: distances are consumed in row chunks from an array (a ``numpy.memmap``
-included), a function ``f(start, stop)`` or an iterator of row blocks; :class:`RankingMetrics` is the
-incremental form for callers that produce distances themselves.
+Definitions: docs/spec.md ("Retrieval and metrics"); ties and memory: docs/evaluation.md. ``ties="official"``
+makes the official ``argsort`` call (default kind, the caller's dtype, no up-casting) row by row.
 """
 
 from __future__ import annotations
@@ -56,33 +49,12 @@ def evaluate_ranking(
     ties: str = "official",
     progress: bool = False,
 ) -> dict[str, float]:
-    """The official retrieval metrics of a ranking; lower distance = better.
+    """The official retrieval metrics of a ranking; lower distance = better (for similarities pass ``-score``).
 
-    Args:
-        distance: the (n_queries, n_gallery) query-to-gallery distances, as
-            * an array-like with ``.shape`` and row slicing (``numpy.ndarray``,
-              ``numpy.memmap``, an h5py dataset; any integer or float dtype;
-              a list or tuple is converted with ``numpy.asarray``), read
-              ``chunk_size`` rows at a time;
-            * a callable ``f(start, stop)`` returning rows ``start:stop`` as an
-              array of shape (stop - start, n_gallery), called for consecutive
-              chunks -- compute distances lazily this way;
-            * an iterator of 2-D row blocks, in query order, with row counts
-              summing to n_queries (e.g. one block per query batch).
-            For similarity scores pass ``-score``.
-        query_labels: (n_queries,) class of each query (integers or strings).
-        gallery_labels: (n_gallery,) class of each gallery item, same kind.
-        ks: extra cut-offs K; each adds ``precision_K`` and ``map_K``.
-        chunk_size: queries ranked at once. Default: as many as fit in about
-            256 MiB of working memory for this gallery size.
-        ties: "official" (numpy's default argsort, as the official code) or
-            "stable" (tied items in gallery order). See the module docstring.
-        progress: show a tqdm progress bar over queries.
-
-    Returns:
-        ``{"map_all", "map_200", "precision_100", "precision_200"}`` plus
-        ``precision_K`` / ``map_K`` for every K in ``ks``, as floats (NaN if
-        no query has a relevant item).
+    ``distance`` (n_queries, n_gallery) is an array-like with ``.shape`` and row slicing (a memmap, an h5py
+    dataset, a list), a callable ``f(start, stop)`` returning those rows, or an iterator of row blocks in query
+    order. Labels are integers or strings; each of ``ks`` adds ``precision_K`` and ``map_K``; ``chunk_size``
+    defaults to about 256 MiB of working memory. Returns :data:`OFFICIAL_METRICS` and the extra keys as floats.
     """
     queries = _as_labels(query_labels, "query_labels")
     if queries.size == 0:
@@ -110,18 +82,9 @@ def evaluate_ranking(
 
 
 class RankingMetrics:
-    """Accumulates the official metrics block by block of query rows.
+    """Accumulates the official metrics block by block of query rows (``update`` per batch, then ``compute``).
 
-    For callers that compute distances themselves, one query batch at a time::
-
-        metrics = RankingMetrics(gallery_labels, ks=(10,))
-        for sketches, labels in batches:
-            metrics.update(distances_of(sketches), labels)  # (batch, n_gallery)
-        report = metrics.compute()
-
-    A block larger than ``chunk_size`` rows is ranked in pieces, so memory
-    stays bounded whatever the caller's batch size. Per-query values are
-    kept (a few floats per query) for :meth:`per_query`.
+    A block larger than ``chunk_size`` rows is ranked in pieces; per-query values are kept for :meth:`per_query`.
     """
 
     def __init__(
@@ -163,10 +126,7 @@ class RankingMetrics:
         return int(np.isnan(np.concatenate(self._parts["map_all"])).sum())
 
     def update(self, distance: Any, query_labels: Sequence[Any] | np.ndarray) -> None:
-        """Rank the gallery for a block of queries and record their metrics.
-
-        ``distance`` is (n, n_gallery), lower = better; ``query_labels`` (n,).
-        """
+        """Rank the gallery for (n, n_gallery) distances (lower = better) of n queries and record their metrics."""
         block = _check_block(distance, self.num_gallery, "distance")
         codes = self._query_codes(_as_labels(query_labels, "query_labels"))
         if codes.size != block.shape[0]:
@@ -204,7 +164,6 @@ class RankingMetrics:
         return {key: float(values[valid].mean()) for key, values in per_query.items()}
 
     def _keys(self) -> list[str]:
-        """Result keys: the official four first, then the extra K in ascending order."""
         keys = list(OFFICIAL_METRICS)
         for k in self._extra_ks:
             keys += [f"precision_{k}", f"map_{k}"]
@@ -246,10 +205,7 @@ class RankingMetrics:
 def _hit_ranks(relevant: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
     """1-based rank of each query's relevant items, ascending, as a padded (n, max n_pos) array.
 
-    Everything the metrics need is a function of these ranks, and there are
-    only n_pos of them per query instead of a whole gallery row. Ranks are
-    float64 (exact for any gallery size) so the padding can be +inf: past any
-    real rank, and its precision n / inf is 0.
+    The metrics need only these n_pos ranks per query; float64 so the padding can be +inf (precision n/inf = 0).
     """
     rows, cols = np.nonzero(relevant)  # row-major: each row's hits come in rank order
     first = np.cumsum(n_pos) - n_pos  # flat index of each row's first hit
@@ -262,12 +218,9 @@ def _hit_ranks(relevant: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
 def _voc_ap(hit_ranks: np.ndarray, n_pos: np.ndarray, cutoff: int | None = None) -> np.ndarray:
     """VOC average precision of each query (row of ``hit_ranks``), NaN where ``n_pos`` is 0.
 
-    Recall rises by ``1 / n_pos`` exactly at the hits, so the official sum over
-    recall steps is the sum, over the hits, of the precision envelope at the
-    hit, divided by ``n_pos``. Between hits precision only falls, so the
-    envelope ``max(precision at ranks >= r)`` is the running maximum, from the
-    right, of the precision at the hits themselves. With ``cutoff`` only hits
-    within the first ``cutoff`` ranks count (they are a prefix of each row).
+    Recall rises by ``1 / n_pos`` exactly at the hits, so the official sum is the precision envelope summed
+    over the hits / ``n_pos``; precision only falls between hits, so the envelope is the running maximum from
+    the right of the precision at the hits. With ``cutoff`` only hits within the first ``cutoff`` ranks count.
     """
     nth = np.arange(1, hit_ranks.shape[1] + 1)
     # Precision at the n-th hit is n / rank, the same division the official code does.
@@ -287,7 +240,6 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _as_labels(labels: Any, name: str) -> np.ndarray:
-    """Labels as a 1-D integer or string array."""
     array = np.asarray(labels)
     if array.dtype == object and all(isinstance(item, str) for item in array.flat):
         array = array.astype(str)  # e.g. a pandas column of class names
@@ -318,7 +270,6 @@ def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
 
 
 def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:
-    """A 2-D real-valued block of distance rows over the whole gallery."""
     # np.asanyarray keeps memmaps as they are (no copy into memory).
     array = np.asanyarray(block)
     if array.ndim != 2 or array.shape[1] != n_gallery:
@@ -344,13 +295,18 @@ def _check_finite(block: np.ndarray, first_row: int) -> None:
 
 
 def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
-    """Row blocks of any accepted distance source, in query order."""
     if isinstance(source, (list, tuple)):
         source = np.asarray(source)
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
-        return _array_blocks(source, n_queries, n_gallery, chunk_size)
+        array, shape = source, tuple(source.shape)
+        if shape != (n_queries, n_gallery):
+            raise InputError(
+                f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
+                f"(len(query_labels), len(gallery_labels))"
+            )
+        return _row_blocks(lambda start, stop: array[start:stop], n_queries, n_gallery, chunk_size, named=False)
     if callable(source):
-        return _callable_blocks(source, n_queries, n_gallery, chunk_size)
+        return _row_blocks(source, n_queries, n_gallery, chunk_size, named=True)
     if isinstance(source, Iterable):
         return (_check_block(block, n_gallery, f"distance block {i}") for i, block in enumerate(source))
     raise InputError(
@@ -359,30 +315,20 @@ def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chu
     )
 
 
-def _array_blocks(array: Any, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
-    shape = tuple(array.shape)
-    if shape != (n_queries, n_gallery):
-        raise InputError(
-            f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
-            f"(len(query_labels), len(gallery_labels))"
-        )
-    for start in range(0, n_queries, chunk_size):
-        yield _check_block(array[start : start + chunk_size], n_gallery, "distance")
-
-
-def _callable_blocks(
-    fn: Callable[[int, int], Any], n_queries: int, n_gallery: int, chunk_size: int
+def _row_blocks(
+    fn: Callable[[int, int], Any], n_queries: int, n_gallery: int, chunk_size: int, named: bool
 ) -> Iterator[np.ndarray]:
+    """``fn(start, stop)`` for consecutive chunks, checked (``named``: errors name the call)."""
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
-        block = _check_block(fn(start, stop), n_gallery, f"distance({start}, {stop})")
+        name = f"distance({start}, {stop})" if named else "distance"
+        block = _check_block(fn(start, stop), n_gallery, name)
         if block.shape[0] != stop - start:
-            raise InputError(f"distance({start}, {stop}) returned {block.shape[0]} rows, expected {stop - start}")
+            raise InputError(f"{name} returned {block.shape[0]} rows, expected {stop - start}")
         yield block
 
 
 def _progress_bar(total: int, *, enabled: bool):
-    """A tqdm bar over queries; a silent stand-in when disabled."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="query", desc="ranking", disable=not enabled)

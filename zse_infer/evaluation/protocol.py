@@ -93,13 +93,11 @@ class SketchDistances:
 
 
 def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
-    """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's
-    recorded depth (``manifest.default_rerank``); other rankings take none."""
+    """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's recorded depth
+    (``manifest.default_rerank``); other rankings take none."""
     if ranking_name(ranking) != "two-stage":
         return None
-    if rerank is None:
-        return retriever.manifest.default_rerank
-    return check_int(rerank, "rerank", 0)
+    return retriever.manifest.default_rerank if rerank is None else check_int(rerank, "rerank", 0)
 
 
 def evaluate(
@@ -116,13 +114,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``).
 
-    ``ties``: "official" sorts distances with numpy's default argsort as the
-    official code does; "stable" orders tied photos by gallery row (the same
-    on every machine). Distances here are float32, so ties are rare. ``rerank=None``: the
-    export's recorded depth. ``executor``: where the indexing and the query batches run
-    (default: this process, :class:`~zse_infer.evaluation.executor.LocalExecutor`; on Ray:
-    :class:`zse_infer.distributed.ray_eval.RayExecutor`); the metrics are the same to the last
-    bit, as every executor runs the same :class:`SketchDistances` on the same batches.
+    ``ties``: see :func:`~zse_infer.evaluation.metrics.evaluate_ranking`; ``rerank=None``: the export's recorded
+    depth; ``executor``: where indexing and query batches run (default: this process; every executor gives the
+    same metrics to the last bit).
     """
     ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
     check_int(batch_size, "batch_size")

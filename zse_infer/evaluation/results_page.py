@@ -61,10 +61,6 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-def _stage(hit) -> str:
-    return "relation score" if hit.stage == 2 else "ret-token cosine"
-
-
 def _query_name(q: QueryResult) -> str:
     return q.label or describe_source(q.sketch).replace(os.sep, "/").rsplit("/", 1)[-1]
 
@@ -80,14 +76,14 @@ def _verdict(q: QueryResult, hit, labels: Mapping[str, str]) -> bool | None:
     return None if q.label is None or hit_label is None else hit_label == q.label
 
 
-def _counts(results: Sequence[QueryResult], labels: Mapping[str, str]) -> tuple[int, int]:
-    verdicts = [_verdict(q, h, labels) for q in results for h in q.hits]
-    known = [v for v in verdicts if v is not None]
-    return sum(known), len(known)
-
-
-def _legend_items(framed: bool, stages: set[int]) -> list[tuple[str, str]]:
-    """(kind, text) entries: the frames only when frames are drawn, the score kinds that occur."""
+def _summary(results: Sequence[QueryResult], labels: Mapping[str, str]) -> tuple[int, int, int, list[tuple[str, str]]]:
+    """(columns, correct hits, labelled hits, legend entries (kind, text)): the frames only when frames are
+    drawn, the score kinds that occur."""
+    verdicts = [v for q in results for h in q.hits if (v := _verdict(q, h, labels)) is not None]
+    correct, known = sum(verdicts), len(verdicts)
+    cols = 1 + max((len(q.hits) for q in results), default=0)
+    stages = {h.stage for q in results for h in q.hits}
+    framed = bool(known)
     items = []
     if framed:
         items += [
@@ -101,7 +97,7 @@ def _legend_items(framed: bool, stages: set[int]) -> list[tuple[str, str]]:
         items.append(("", "relation score (0..1): stage 2, the relation head reranked this hit"))
     if 1 in stages:
         items.append(("", "ret-token cosine (-1..1): stage 1 only, below the reranked depth"))
-    return items
+    return cols, correct, known, items
 
 
 def write_results_page(
@@ -116,7 +112,7 @@ def write_results_page(
     Each query is a row of a CSS grid whose columns are at most a thumbnail wide and shrink with
     the window (``minmax(0, ...)``), so any number of hits fits the page's width: no sideways scrolling."""
     labels = labels or {}
-    cols = 1 + max((len(q.hits) for q in results), default=0)
+    cols, correct, known, legend_items = _summary(results, labels)
     cells = ['<div class="head">query</div>'] + [f'<div class="head">#{i}</div>' for i in range(1, cols)]
     for q in results:
         cells.append(
@@ -131,15 +127,13 @@ def write_results_page(
                 f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
                 f"<div>#{h.rank} {h.score:.3f}{mark}</div>"
                 f'<div class="small label">{html.escape(_hit_name(h, labels))}</div>'
-                f'<div class="small">{_stage(h)}</div></div>'
+                f'<div class="small">{"relation score" if h.stage == 2 else "ret-token cosine"}</div></div>'
             )
         cells += ['<div class="cell"></div>'] * (cols - 1 - len(q.hits))  # short rows keep the grid aligned
-    correct, known = _counts(results, labels)
     summary = f"{correct} of {known} labelled hits have the query's class." if known else ""
-    stages = {h.stage for q in results for h in q.hits}
     legend = "".join(
         f'<li><span class="swatch {kind}"></span>{html.escape(text)}</li>' if kind else f"<li>{html.escape(text)}</li>"
-        for kind, text in _legend_items(bool(known), stages)
+        for kind, text in legend_items
     )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -181,13 +175,11 @@ def write_results_grid(
     from PIL import Image, ImageDraw
 
     labels = labels or {}
-    cols = 1 + max((len(q.hits) for q in results), default=0)
+    cols, correct, known, legend = _summary(results, labels)
     cell, pad, frame = THUMB, 12, 3
     small, normal, big = font(12), font(13), font(20)
     line_h = 15
     width = cols * (cell + pad) + pad
-    correct, known = _counts(results, labels)
-    stages = {h.stage for q in results for h in q.hits}
 
     def cell_lines(q: QueryResult, h=None) -> list[tuple[str, ImageFont.BaseImageFont]]:
         if h is None:
@@ -202,7 +194,6 @@ def write_results_grid(
     intro += [(t, normal, (40, 40, 40)) for t in wrap_text(subtitle, normal, width - 2 * pad)] if subtitle else []
     if known:
         intro.append((f"{correct} of {known} labelled hits have the query's class.", normal, (40, 40, 40)))
-    legend = _legend_items(bool(known), stages)
     top = pad + 28 + line_h * (len(intro) - 1) + 8 + 20 * len(legend) + 8 + 18
     canvas = Image.new("RGB", (width, top + sum(row_h) + pad), "white")
     draw = ImageDraw.Draw(canvas)

@@ -1,11 +1,7 @@
 """Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
 
-Max abs token error says little about retrieval (tokens reach tens; 0.3 in one of 151k values may move
-no ranking), so lower precisions are judged by the smallest ret-token cosine, the largest relation-score
-error over reranked pairs, the mean top-10 overlap of two-stage rankings and, with labels, ``map_all``.
-The ranking set is the bundled demo's unseen concepts (the export's parity images where the demo assets
-are missing: no labels, so no mAP), so every export is judged on the same real images. One
-implementation: int8 acceptance, the manifest record and ``benchmarks/precision_agreement.py`` all call
+Token error says little about retrieval, so lower precisions are judged on the bundled demo's unseen
+concepts (docs/cpu.md); int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all call
 :func:`ranking_agreement`.
 """
 
@@ -19,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..manifest import HEAD_INPUTS, HEAD_OUTPUT, Manifest
+from ..runtime.runners.precision_check import cosine_min
 
 _log = logging.getLogger(__name__)
 
@@ -86,7 +83,7 @@ def ranking_agreement(
         name: (encode(rankings.sketches), encode(rankings.photos))
         for name, (encode, _) in (("reference", reference), ("candidate", candidate))
     }
-    cosines = [_cosine_min(tokens["reference"][i][:, 0], tokens["candidate"][i][:, 0]) for i in (0, 1)]
+    cosines = [cosine_min(tokens["reference"][i][:, 0], tokens["candidate"][i][:, 0]) for i in (0, 1)]
     depth = min(int(rerank), len(rankings.photos))
     tops, maps, scored = {}, {}, {}
     for name, (_, score) in (("reference", reference), ("candidate", candidate)):
@@ -111,12 +108,8 @@ def ranking_agreement(
     out["ret_token_cosine_min"] = round(min(cosines), 6)
     out["score_max_abs_error"] = float(f"{max(score_errors):.4g}")
     out["pairs_compared"] = len(common)
-    k = tops["reference"].shape[1]
-    overlap = (
-        [len(set(a) & set(b)) / k for a, b in zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)]
-        if k
-        else [1.0]
-    )
+    k, pairs_top = tops["reference"].shape[1], zip(tops["reference"].tolist(), tops["candidate"].tolist(), strict=True)
+    overlap = [len(set(a) & set(b)) / k for a, b in pairs_top] if k else [1.0]
     out["top10_overlap"] = round(float(np.mean(overlap)), 4)
     if maps:
         out["map_all"] = {
@@ -127,19 +120,6 @@ def ranking_agreement(
     return out
 
 
-def judge(agreement: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
-    """The failed criteria (empty: accepted). Keys ending ``_min`` are lower bounds, the others upper bounds."""
-    failed = []
-    for key, bound in thresholds.items():
-        name, lower = (key[: -len("_min")], True) if key.endswith("_min") else (key, False)
-        value = agreement.get(key if key in agreement else name)
-        if value is None or not isinstance(value, (int, float)):
-            continue
-        if (lower and not value >= bound) or (not lower and not value <= bound):
-            failed.append(f"{key.removesuffix('_min')} {value:.4g} {'<' if lower else '>'} {bound:.4g}")
-    return failed
-
-
 def runner_fns(encoder, relation_head) -> tuple[EncodeFn, ScoreFn]:
     """(encode, score) over two runtime runners (anything with ``run(feeds) -> outputs``)."""
 
@@ -148,13 +128,7 @@ def runner_fns(encoder, relation_head) -> tuple[EncodeFn, ScoreFn]:
 
     def score(sketch: np.ndarray, photos: np.ndarray) -> np.ndarray:
         tiled = np.ascontiguousarray(np.broadcast_to(sketch, photos.shape), np.float32)
-        return relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: np.ascontiguousarray(photos, np.float32)})[
-            HEAD_OUTPUT
-        ]
+        feeds = {HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: np.ascontiguousarray(photos, np.float32)}
+        return relation_head.run(feeds)[HEAD_OUTPUT]
 
     return encode, score
-
-
-def _cosine_min(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())

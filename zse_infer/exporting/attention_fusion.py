@@ -125,12 +125,7 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, allow_none: bool = Fa
         replacements[members[0]] = fused
         removed.update(members[1:])
 
-    new_nodes = []
-    for i, node in enumerate(graph.node):
-        if i in replacements:
-            new_nodes.append(replacements[i])
-        elif i not in removed:
-            new_nodes.append(node)
+    new_nodes = [replacements.get(i, node) for i, node in enumerate(graph.node) if i not in removed]
     del graph.node[:]
     graph.node.extend(_topological_order(graph, new_nodes))
     remove_dead_nodes(model)
@@ -169,15 +164,11 @@ def remove_dead_nodes(model: onnx.ModelProto) -> None:
         if any(o in needed for o in node.output):
             kept.append(node)
             needed.update(i for i in node.input if i)
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
     live_inits = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(live_inits)
     live_info = [v for v in graph.value_info if v.name in needed]
-    del graph.value_info[:]
-    graph.value_info.extend(live_info)
+    for items, live in ((graph.node, kept[::-1]), (graph.initializer, live_inits), (graph.value_info, live_info)):
+        del items[:]
+        items.extend(live)
 
 
 def count_fused_nodes(model: onnx.ModelProto) -> dict[str, int]:

@@ -124,13 +124,8 @@ def build_module(model: Any, role: str, style: str = "divide"):
                 return tuple(out[name] for name in EXPLAIN_OUTPUTS)
 
         return Explain().eval()
-    fast = _fast_head(head, style)
-    graphs = {
-        "relation_sketch": RelationSketchGraph,
-        "relation_photo": RelationPhotoGraph,
-        "relation_pair": RelationPairGraph,
-    }
-    return graphs[role](fast).eval()
+    graphs = dict(zip(RELATION_ROLES, (RelationSketchGraph, RelationPhotoGraph, RelationPairGraph), strict=True))
+    return graphs[role](_fast_head(head, style)).eval()
 
 
 def feeds(
@@ -186,12 +181,10 @@ def parity(
                 )
             if np.issubdtype(expected.dtype, np.integer):
                 err = float(np.mean(value != expected))
+            elif np.all(np.isfinite(value)):
+                err = float(np.abs(value.astype(np.float32) - expected).max())
             else:
-                err = (
-                    float(np.abs(value.astype(np.float32) - expected).max())
-                    if np.all(np.isfinite(value))
-                    else float("inf")
-                )
+                err = float("inf")
             errors[name] = max(errors.get(name, 0.0), err)
     return errors
 

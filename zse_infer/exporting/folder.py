@@ -1,8 +1,4 @@
-"""Writing an export folder all-or-nothing: a staging directory beside the target, renamed at the end.
-
-A crash, Ctrl-C or failed validation never leaves a half-written folder under the target name; an existing
-non-empty target is refused unless ``overwrite``, and even then replaced only once the new one is complete.
-"""
+"""Writing an export folder all-or-nothing: a staging directory beside the target, renamed at the end."""
 
 from __future__ import annotations
 

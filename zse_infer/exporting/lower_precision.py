@@ -1,10 +1,7 @@
 """int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
 
-int8 (``--int8``): both graphs quantised (:mod:`.quantize`), checked free of x86 saturation, their parity
-recorded, then judged by :mod:`.agreement` against fp32 (the recipe's ``tolerances.int8``). Token error is
-recorded, not judged: a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings
-agree. bf16: where openvino and a bf16 unit are present, OpenVINO bf16 against ONNX Runtime fp32 is
-measured and recorded (``agreement.bf16``); elsewhere the manifest says why not.
+Token error is recorded, not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its
+rankings agree); bf16 is measured where openvino and a bf16 unit are present, else the manifest says why not.
 """
 
 from __future__ import annotations
@@ -95,9 +92,8 @@ def int8_graphs(
         risky = saturation_risks(path)
         if risky:
             raise ExportError(
-                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) "
-                "have int8 weights that "
-                "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
+                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights "
+                "that can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
             )
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)
         extra = {
@@ -139,10 +135,8 @@ def bf16_agreement(folder: Path, graphs: Mapping[str, GraphSpec], reference: Ref
     if unit is None:
         return {"measured": False, "reason": f"no bf16 unit on the exporting CPU ({describe(features)})"}
     if importlib.util.find_spec("openvino") is None:
-        return {
-            "measured": False,
-            "reason": "openvino not installed where the export ran (pip install 'zse-infer[cpu]')",
-        }
+        reason = "openvino not installed where the export ran (pip install 'zse-infer[cpu]')"
+        return {"measured": False, "reason": reason}
     from ..runtime.runners.openvino_backend import OpenVinoRunner, openvino_version
 
     bf16 = runner_fns(*(OpenVinoRunner(graphs[role], folder, "bf16", cache_dir=False) for role in ROLES))

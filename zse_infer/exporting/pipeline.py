@@ -138,8 +138,13 @@ def export_model(
             save_graph(strip_metadata(proto), path)
             extra.update(seconds=round(time.perf_counter() - t0, 1), size_bytes=path.stat().st_size)
             step(f"validate {plan.id}")
-            parity = _validate(plan, path, data, recipe, cfg, options, extra)
+            parity = validation.measure_parity(
+                validation.ort_cpu_runner(path), plan.role, data, recipe.validation_batch_sizes
+            )
+            validation.check_tolerance(f"{path.name} ({plan.precision})", parity, recipe.tolerances[plan.precision])
             inputs, outputs = io_specs(cfg, plan.role)
+            if plan.variant == "trt":
+                _lint(path, inputs, options, extra)
             graphs[plan.id] = GraphSpec(
                 id=plan.id,
                 role=plan.role,
@@ -233,18 +238,14 @@ def _extra_graph(
     options: ExportOptions | None = None,
 ) -> GraphSpec:
     """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention); ``variant="trt"``: TensorRT-shaped."""
-    import torch
-
     gid = role if variant == "plain" else f"{role}_{variant}"
     step(f"write {gid}")
     t0 = time.perf_counter()
     inputs, outputs = extra_graphs.io_specs(cfg, role)
-    generator = torch.Generator().manual_seed(0)
-    example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
     style = "prescale" if variant == "trt" else "divide"
     proto = export_graph(
         extra_graphs.build_module(model, role, style),
-        example,
+        _example(inputs),
         [s.name for s in outputs],
         recipe.opset,
         recipe.batch["relation_head"].max,
@@ -280,31 +281,20 @@ def _extra_graph(
     )
 
 
-def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
+def _example(inputs) -> dict[str, Any]:
+    """Seeded random tensors to trace with."""
     import torch
 
+    generator = torch.Generator().manual_seed(0)
+    return {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
+
+
+def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
     module = build_export_module(model, plan.role, plan.precision, plan.attention_style)
     inputs, outputs = io_specs(cfg, plan.role)
-    generator = torch.Generator().manual_seed(0)
-    example = {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
-    return export_graph(module, example, [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id)
-
-
-def _validate(
-    plan: GraphPlan,
-    path: Path,
-    data: Mapping[str, Any],
-    recipe: Recipe,
-    cfg: ModelConfig,
-    options: ExportOptions,
-    extra: dict[str, Any],
-) -> dict[str, float]:
-    run = validation.ort_cpu_runner(path)
-    parity = validation.measure_parity(run, plan.role, data, recipe.validation_batch_sizes)
-    validation.check_tolerance(f"{path.name} ({plan.precision})", parity, recipe.tolerances[plan.precision])
-    if plan.variant == "trt":
-        _lint(path, io_specs(cfg, plan.role)[0], options, extra)
-    return parity
+    return export_graph(
+        module, _example(inputs), [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id
+    )
 
 
 def _lint(path: Path, inputs, options: ExportOptions, extra: dict[str, Any]) -> None:
@@ -320,12 +310,13 @@ def _lint(path: Path, inputs, options: ExportOptions, extra: dict[str, Any]) -> 
         extra["lint"] = {"tool": "polygraphy check lint", "skipped": "polygraphy/onnx-graphsurgeon not installed"}
 
 
-def _require_engine_support() -> None:
+def _require_engine_support():
     from ..runtime.runners.trt_environment import probe_tensorrt
 
     env = probe_tensorrt()
     if not env.ready:
         raise ExportError(f"TensorRT engines requested but cannot be built here: {env.reason}")
+    return env
 
 
 def _engines(folder: Path, manifest: Manifest, recipe: Recipe, options: ExportOptions) -> None:
@@ -335,10 +326,8 @@ def _engines(folder: Path, manifest: Manifest, recipe: Recipe, options: ExportOp
     from ..engines.build import build_engines_for_manifest
     from ..runtime.runners.trt_environment import probe_tensorrt
 
-    env = probe_tensorrt()
+    env = _require_engine_support() if options.engines == "require" else probe_tensorrt()
     if not env.ready:
-        if options.engines == "require":
-            raise ExportError(f"TensorRT engines requested but cannot be built here: {env.reason}")
         # Not a warning: exporting ONNX only is the normal case on CPU machines; the reason goes into
         # the manifest and the CLI prints it with the `zse-export build` command to run later.
         _log.info("writing ONNX only, no TensorRT engines: %s", env.reason)

@@ -1,11 +1,7 @@
-"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products, exact on every x86-64 CPU.
+"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights.
 
-MatMul/Gemm weights become int8 per output channel, activations uint8 per tensor on the fly (no
-calibration set); norms, softmax, GELU and the cosine kernel stay float32. Weights are 7-bit
-(``reduce_range=True``, ONNX Runtime's advice for U8S8 on AVX2/AVX-512 without VNNI): a pair then sums to
-at most 255 * 128 < 32767, so ``VPMADDUBSW`` never saturates and the same graph gives the same numbers with
-and without VNNI (8-bit weights: max token error 1.95 without VNNI, 0.08 with). :func:`saturation_risks`
-checks the written graph for that. Acceptance is decided by rankings (:mod:`.lower_precision`).
+Why 7 bits (``VPMADDUBSW`` saturation without VNNI): docs/export.md. :func:`saturation_risks` checks the
+written graph; acceptance is decided by rankings (:mod:`.lower_precision`).
 """
 
 from __future__ import annotations
@@ -64,13 +60,9 @@ def _no_preprocess_advice(record: logging.LogRecord) -> bool:
 
 
 def saturation_risks(path: Path) -> list[str]:
-    """Names of the ``MatMulInteger`` nodes of ``path`` whose int8 weights could saturate on x86 without VNNI.
-
-    ONNX Runtime's AVX2/AVX-512 U8S8 kernels add the products of neighbouring
-    K positions in 16 bits; a node is safe when no two neighbouring weights of
-    one output channel exceed :data:`SAFE_PAIR_SUM` in absolute sum. uint8
-    weights (U8U8) never use that instruction and are safe.
-    """
+    """Names of the ``MatMulInteger`` nodes of ``path`` whose int8 weights could saturate on x86 without VNNI:
+    U8S8 kernels add the products of neighbouring K positions in 16 bits, so a node is safe when no two
+    neighbouring weights of one output channel exceed :data:`SAFE_PAIR_SUM` in absolute sum (U8U8 always is)."""
     import onnx
     from onnx import numpy_helper
 

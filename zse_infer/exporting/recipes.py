@@ -21,19 +21,8 @@ from ..manifest import PRECISIONS, VARIANTS, BatchRange
 
 ROLES = ("encoder", "relation_head")
 _REPO_RECIPES = Path(__file__).resolve().parents[2] / "export"
-_FIELDS = {
-    "name",
-    "description",
-    "config",
-    "opset",
-    "precisions",
-    "variants",
-    "batch",
-    "tolerances",
-    "validation",
-    "tensorrt",
-    "search",
-}
+_FIELDS = {"name", "description", "config", "opset", "precisions", "variants", "batch", "tolerances", "validation"}
+_FIELDS |= {"tensorrt", "search"}
 
 
 @dataclass(frozen=True)
@@ -76,17 +65,12 @@ class Recipe:
                 raise ConfigError(f"--max-batch: received role {role!r}, expected one of {ROLES}")
             if not isinstance(maximum, int) or maximum < 1:
                 raise ConfigError(f"--max-batch {role}: received {maximum!r}, expected a positive integer")
-            old = batch[role]
-            batch[role] = BatchRange(min=min(old.min, maximum), opt=min(old.opt, maximum), max=maximum)
+            batch[role] = batch[role].with_max(maximum)
         return Recipe(**{**self.__dict__, "batch": batch})
 
 
-def _where(source: str) -> str:
-    return f"recipe {source}"
-
-
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
-    where = _where(source)
+    where = f"recipe {source}"
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
@@ -181,7 +165,7 @@ def _parse(text: str, source: str) -> Recipe:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{_where(source)}: not valid JSON ({exc})") from exc
+        raise ConfigError(f"recipe {source}: not valid JSON ({exc})") from exc
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{_where(source)}: expected a JSON object, received {type(data).__name__}")
+        raise ConfigError(f"recipe {source}: expected a JSON object, received {type(data).__name__}")
     return recipe_from_dict(data, source)

@@ -45,24 +45,17 @@ def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bo
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)  # IntegrityError names a tampered file
     data, batch_sizes = validation.load_reference(folder / manifest.extra.get("parity_inputs", validation.PARITY_FILE))
+
+    def ort(graph):
+        return validation.ort_cpu_runner(folder / graph.file)
+
     rows = []
-    if graphs:
-        for gid, g in manifest.graphs.items():
-            if g.role in extra_graphs.EXTRA_ROLES:
-                errors = extra_graphs.folder_parity(
-                    folder,
-                    manifest,
-                    g.role,
-                    data,
-                    batch_sizes,
-                    lambda graph: validation.ort_cpu_runner(folder / graph.file),
-                    g.variant,
-                )
-                rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
-                continue
-            run = validation.ort_cpu_runner(folder / g.file)
-            errors = validation.measure_parity(run, g.role, data, batch_sizes)
-            rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
+    for gid, g in manifest.graphs.items() if graphs else ():
+        if g.role in extra_graphs.EXTRA_ROLES:
+            errors = extra_graphs.folder_parity(folder, manifest, g.role, data, batch_sizes, ort, g.variant)
+        else:
+            errors = validation.measure_parity(ort(g), g.role, data, batch_sizes)
+        rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
     if engines:
         rows += _validate_engines(folder, manifest, data, batch_sizes)
     return rows

@@ -1,10 +1,5 @@
-"""Reading checkpoints and mapping their keys onto our module names.
-
-``checkpoint_filter_fn`` is pure (state dict in, state dict out), as timm's: it recognises the authors'
-release (``sa.* / ca.* / rn.* / conv2d.*``), the ImageNet backbone file training starts from and our own
-layout, strips ``module.`` prefixes and drops the unused third cross-attention copy. Fitting a state dict
-into a model is :mod:`.zse`'s (which imports this module, never the reverse).
-"""
+"""Reading checkpoints and mapping their keys onto our module names (the authors' release, the ImageNet
+backbone file training starts from, our own layout); fitting a state dict into a model is :mod:`.zse`'s."""
 
 from __future__ import annotations
 
@@ -108,11 +103,8 @@ def detect_layout(keys: list[str]) -> str:
 
 
 def checkpoint_filter_fn(state_dict: Mapping[str, Any]) -> FilteredState:
-    """Map any supported checkpoint layout to our keys. Pure: no I/O, no model needed.
-
-    Unknown keys are kept under their (prefix-stripped) name so the loader can
-    report them as unexpected instead of silently dropping them.
-    """
+    """Map any supported checkpoint layout to our keys. Pure: no I/O, no model needed. Unknown keys are kept
+    (prefix-stripped) so the loader reports them as unexpected instead of silently dropping them."""
     stripped = {_strip_module(k): v for k, v in state_dict.items()}
     layout = detect_layout(list(stripped))
     out: dict[str, torch.Tensor] = {}
@@ -133,12 +125,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any]) -> FilteredState:
 
 
 def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our keys -> the authors' keys (the inverse of :func:`checkpoint_filter_fn`).
-
-    Lets a model trained here be saved in the official format. The unused third
-    cross-attention copy is written as a copy of ``layer1`` so the official
-    ``Model.load_state_dict`` (strict) accepts the file.
-    """
+    """Our keys -> the authors' keys (the inverse of :func:`checkpoint_filter_fn`); the unused third
+    cross-attention copy is written as a copy of ``layer1`` so the official strict ``load_state_dict`` accepts it."""
     out = {}
     for key, value in state_dict.items():
         official = _map_key(key, _BACKWARD)
@@ -154,25 +142,16 @@ def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
 
 
 def _numpy_safe_globals() -> list:
-    """Numpy scalar types that released checkpoints hold (``map_all`` is a numpy float).
-
-    Allow-listed for ``weights_only`` loading: they rebuild plain numbers, nothing executable.
-    """
-    entries: list = []
+    """Numpy scalar types released checkpoints hold (``map_all`` is a numpy float), allow-listed for
+    ``weights_only`` loading: they rebuild plain numbers, nothing executable."""
     scalar = getattr(np, "_core", np.core).multiarray.scalar
-    for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
-        entries.append((scalar, name))
-    entries.append(np.dtype)
-    entries.extend(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "float16"))
-    return entries
+    entries: list = [(scalar, f"numpy.{core}.multiarray.scalar") for core in ("core", "_core")]
+    return [*entries, np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "float16"))]
 
 
 def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """(raw state dict, description) from a path or an in-memory mapping.
-
-    Files are read with ``weights_only=True``: a checkpoint is untrusted input
-    and must not run code when unpickled.
-    """
+    """(raw state dict, description) from a path or a mapping; files are read with ``weights_only=True``:
+    a checkpoint is untrusted input and must not run code when unpickled."""
     if isinstance(source, Mapping):
         return _unwrap(source, "<state dict>"), "<state dict>"
     if not isinstance(source, (str, os.PathLike)):

@@ -66,21 +66,13 @@ class FastRelationHead(nn.Module):
         l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
         h = self.heads
         return SketchSide(
-            q1=_heads(l1.q(sketch[:, 1:]), h),
-            v1=_heads(l1.v(sketch), h),
-            k2=_heads(l2.k(sketch), h),
-            residual=sketch[:, 1:],
+            _heads(l1.q(sketch[:, 1:]), h), _heads(l1.v(sketch), h), _heads(l2.k(sketch), h), sketch[:, 1:]
         )
 
     def prepare_photos(self, photo: torch.Tensor) -> PhotoSide:
         l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
         h = self.heads
-        return PhotoSide(
-            k1=_heads(l1.k(photo), h),
-            q2=_heads(l2.q(photo[:, 1:]), h),
-            v2=_heads(l2.v(photo), h),
-            residual=photo[:, 1:],
-        )
+        return PhotoSide(_heads(l1.k(photo), h), _heads(l2.q(photo[:, 1:]), h), _heads(l2.v(photo), h), photo[:, 1:])
 
     # ------------------------------------------------------------------ per pair
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -129,35 +121,26 @@ class FastRelationHead(nn.Module):
 # relation_photo's outputs can be stored with a gallery (computed at index time)
 # so reranking runs relation_pair alone per candidate.
 
-SKETCH_SIDE = ("sketch_q", "sketch_v", "sketch_k")
-PHOTO_SIDE = ("photo_k", "photo_q", "photo_v")
 
-
-class RelationSketchGraph(nn.Module):
+class _Graph(nn.Module):
     def __init__(self, fast: FastRelationHead):
         super().__init__()
         self.fast = fast
 
+
+class RelationSketchGraph(_Graph):
     def forward(self, sketch_tokens: torch.Tensor):
         side = self.fast.prepare_sketch(sketch_tokens)
         return _merge(side.q1), _merge(side.v1), _merge(side.k2)
 
 
-class RelationPhotoGraph(nn.Module):
-    def __init__(self, fast: FastRelationHead):
-        super().__init__()
-        self.fast = fast
-
+class RelationPhotoGraph(_Graph):
     def forward(self, photo_tokens: torch.Tensor):
         side = self.fast.prepare_photos(photo_tokens)
         return _merge(side.k1), _merge(side.q2), _merge(side.v2)
 
 
-class RelationPairGraph(nn.Module):
-    def __init__(self, fast: FastRelationHead):
-        super().__init__()
-        self.fast = fast
-
+class RelationPairGraph(_Graph):
     def forward(self, sketch_tokens, sketch_q, sketch_v, sketch_k, photo_tokens, photo_k, photo_q, photo_v):
         h = self.fast.heads
         sketch = SketchSide(_heads(sketch_q, h), _heads(sketch_v, h), _heads(sketch_k, h), sketch_tokens[:, 1:])

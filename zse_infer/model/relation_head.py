@@ -35,13 +35,8 @@ class StdNorm(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """Four Linear projections (q, k, v, out) and scaled dot-product attention.
-
-    ``fused`` selects PyTorch's ``scaled_dot_product_attention`` (fast on the
-    torch path). The explicit form ``softmax(q k^T / sqrt(d)) v`` is the one the
-    ONNX exporter uses: ONNX Runtime's attention fusion recognises exactly that
-    pattern (separate q/k/v projections, scores *divided* by sqrt(d)).
-    """
+    """Four Linear projections (q, k, v, out) and scaled dot-product attention: PyTorch's SDPA when ``fused``,
+    else the explicit ``softmax(q k^T / sqrt(d)) v`` the ONNX exporter uses (the pattern ORT's fusion finds)."""
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
@@ -107,9 +102,7 @@ class CrossAttentionLayer(nn.Module):
 
 def cosine_kernel(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """(B, M, C) x (B, N, C) -> (B, M, N) cosine similarities; 0 where a norm is 0 (official)."""
-    sim = torch.matmul(p, q.transpose(-2, -1))
-    sim = sim / p.norm(dim=-1).unsqueeze(-1)
-    sim = sim / q.norm(dim=-1).unsqueeze(-2)
+    sim = torch.matmul(p, q.transpose(-2, -1)) / p.norm(dim=-1).unsqueeze(-1) / q.norm(dim=-1).unsqueeze(-2)
     return torch.where(torch.isnan(sim), torch.zeros_like(sim), sim)
 
 

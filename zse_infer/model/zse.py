@@ -1,9 +1,4 @@
-"""The whole network, split the way inference uses it, and loading a checkpoint into it.
-
-:mod:`.checkpoint` reads files and maps their keys without knowing the network; fitting the
-mapped state into a :class:`ZseModel` (and explaining a misfit) lives here, so the import goes
-one way: this module imports :mod:`.checkpoint`, never the reverse.
-"""
+"""The whole network, split the way inference uses it, and fitting a (:mod:`.checkpoint`-mapped) state into it."""
 
 from __future__ import annotations
 
@@ -82,9 +77,7 @@ def mismatch_message(
     text = f"{name}: checkpoint ({layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
     fits = [c for c in matching_configs(state) if c != config]
     if fits:
-        return (
-            text + f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
-        )
+        text += f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
     return text
 
 

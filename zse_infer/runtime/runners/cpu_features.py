@@ -1,11 +1,6 @@
 """What this CPU offers to ONNX Runtime's int8 kernels and OpenVINO's bf16 kernels, read from ``/proc/cpuinfo``.
 
-int8: with VNNI or AMX, U8S8 products accumulate exactly in 32 bits; with plain AVX2 / AVX-512,
-``vpmaddubsw`` adds two products into a saturating 16-bit integer, so the manifest records the CPU each
-int8 graph was validated on. bf16: OpenVINO computes in bfloat16 on AMX or AVX512-BF16
-(:func:`bf16_unit`); elsewhere a bf16 hint would be emulated, so f32 is asked for. Outside Linux the
-features are "unknown". ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo instead of :data:`CPUINFO`
-(shows what ``auto`` would choose there; the test suite hides the bf16 units this way).
+Outside Linux the features are "unknown"; ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo (docs/cpu.md).
 """
 
 from __future__ import annotations
@@ -31,25 +26,16 @@ CPUINFO_ENV = "ZSE_CPUINFO"
 def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
     """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "bf16", "source"}`` of this CPU.
 
-    ``flags`` lists which of :data:`SIMD_FLAGS` are present; ``vnni`` whether one
-    of :data:`VNNI_FLAGS` is; ``u8s8_exact`` whether ONNX Runtime's U8S8 products
-    cannot saturate here (VNNI/AMX, or not x86); ``bf16`` the native bf16 unit
-    (:func:`bf16_unit`). All are "unknown" where the file cannot be read.
-    ``cpuinfo``: the file to read (default ``$ZSE_CPUINFO``, else :data:`CPUINFO`).
+    ``flags``: which of :data:`SIMD_FLAGS` are present; ``u8s8_exact``: ONNX Runtime's U8S8 products cannot
+    saturate here (VNNI/AMX, or not x86); ``bf16``: :func:`bf16_unit`. "unknown" where the file cannot be read.
     """
     cpuinfo = Path(cpuinfo or os.environ.get(CPUINFO_ENV) or CPUINFO)
     machine = platform.machine() or UNKNOWN
     info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
     fields = _first_cpu(cpuinfo)
     if fields is None:
-        return {
-            **info,
-            "flags": UNKNOWN,
-            "vnni": UNKNOWN,
-            "u8s8_exact": UNKNOWN,
-            "bf16": UNKNOWN,
-            "source": f"{cpuinfo} not readable ({platform.system()})",
-        }
+        unknown = dict.fromkeys(("flags", "vnni", "u8s8_exact", "bf16"), UNKNOWN)
+        return {**info, **unknown, "source": f"{cpuinfo} not readable ({platform.system()})"}
     present = set(fields.get("flags", "").split())
     flags = [f for f in SIMD_FLAGS if f in present]
     vnni = any(f in flags for f in VNNI_FLAGS)
@@ -67,11 +53,8 @@ def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
 
 
 def bf16_unit(features: dict[str, Any]) -> str | None:
-    """``"amx"``, ``"avx512_bf16"`` or None: the unit OpenVINO's CPU plugin computes bf16 on here.
-
-    AMX needs ``amx_bf16`` and ``amx_tile``; AVX512-BF16 needs ``avx512_bf16`` on
-    an AVX-512 CPU (``avx512f``). "unknown" flags give None (f32 is never wrong).
-    """
+    """``"amx"``, ``"avx512_bf16"`` or None (also for "unknown" flags: f32 is never wrong): the unit OpenVINO's
+    CPU plugin computes bf16 on here."""
     flags = features.get("flags")
     if not isinstance(flags, (list, tuple, set)):
         return None

@@ -1,8 +1,7 @@
 """A thin CUDA runtime wrapper over ``cuda-python`` (the ``gpu`` extra): what the TensorRT backend needs.
 
-Pinned host memory as in NVIDIA's TensorRT samples (``cudaMallocHost`` viewed as a numpy array): only
-copies from pinned memory are truly asynchronous. Imported lazily; without cuda-python or a GPU,
-:func:`gpu_count` is 0 and nothing else is called.
+Pinned host memory as in NVIDIA's samples (only copies from it are truly asynchronous); without cuda-python
+or a GPU, :func:`gpu_count` is 0 and nothing else is called.
 """
 
 from __future__ import annotations

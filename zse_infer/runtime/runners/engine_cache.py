@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,6 @@ from ...manifest import Manifest, sha256_file, write_json_atomic
 ENGINE_DIR = "trt"  # engines live in this subfolder of an export folder
 CACHE_ENV = "ZSE_ENGINE_CACHE"
 USER_CACHE_ENV = "ZSE_CACHE_DIR"
-_KEY_FIELDS = (
-    "onnx_sha256",
-    "tensorrt_version",
-    "compute_capability",
-    "device_name",
-    "precision",
-    "profile",
-    "builder",
-)
 
 
 @dataclass(frozen=True)
@@ -43,9 +34,8 @@ class EngineKey:
     precision: str
     profile: Mapping[str, Any] = field(default_factory=dict)  # profile_to_json(...) of the shapes
     device_name: str = ""  # e.g. "NVIDIA A10": plans are not portable across GPU models of one compute capability
-    builder: Mapping[str, Any] = field(
-        default_factory=dict
-    )  # BuildSettings.key_fields(): every setting that shapes the plan
+    # BuildSettings.key_fields(): every setting that shapes the plan
+    builder: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +46,7 @@ class EngineKey:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineKey:
-        return cls(**{k: d[k] for k in _KEY_FIELDS if k in d})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 def engine_file_name(graph_id: str, key: EngineKey) -> str:
@@ -88,11 +78,8 @@ def _slug(text: str) -> str:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing) across processes.
-
-    POSIX ``flock``; where it does not exist (Windows) unique temporary names and
-    atomic renames still keep every file whole, only a duplicate build may happen.
-    """
+    """An exclusive advisory ``flock`` on ``path`` across processes (none on Windows, where unique temporary
+    names and atomic renames still keep every file whole: only a duplicate build may happen)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -108,10 +95,8 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def write_unique_then_rename(target: Path, data: bytes) -> str:
-    """Write ``data`` to a temporary file named for this process (pid + random), then rename it onto ``target``.
-
-    Returns the sha256 of the bytes actually written to disk (read back, not of ``data``).
-    """
+    """Write ``data`` to a temporary file named for this process, then rename it onto ``target``; the sha256
+    of the bytes read back from disk."""
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -149,19 +134,14 @@ class EngineCache:
             return None
         return engine
 
-    def _lock(self, key: EngineKey):
-        return file_lock(self.root / f"{key.digest()}.lock")
-
     def get_or_build(self, key: EngineKey, build: Callable[[], tuple[bytes, Mapping[str, Any]]]) -> tuple[Path, bool]:
         """(engine path, whether ``build`` ran): the cached engine, else ``build()``'s bytes stored under ``key``.
 
-        Held under a per-key lock, so a second builder of the same key (another
-        process or pod on the same cache folder) waits, then finds the engine
-        cached instead of building it again.
+        Under a per-key lock: a second builder of the key (another process or pod) waits, then finds it cached.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         engine, meta = self._paths(key)
-        with self._lock(key):
+        with file_lock(self.root / f"{key.digest()}.lock"):
             existing = self.get(key)
             if existing is not None:
                 return existing, False
@@ -207,12 +187,8 @@ def engine_key_for(
 def find_engine(
     manifest: Manifest, graph_id: str, tensorrt_version: str, compute_capability: str, device_name: str = ""
 ) -> dict[str, Any] | None:
-    """The manifest's engine entry for ``graph_id`` valid on this TensorRT + GPU model, or None.
-
-    The key is recomputed from the graph file's *current* recorded sha256 and
-    this machine's TensorRT version, compute capability and device name, so an
-    engine built from an older graph or on another GPU model is never returned.
-    """
+    """The manifest's engine entry for ``graph_id`` valid on this TensorRT + GPU model, or None (the key is
+    recomputed from the graph's *current* sha256: an engine of an older graph or another GPU never matches)."""
     for entry in manifest.engines:
         if entry.get("graph") != graph_id:
             continue

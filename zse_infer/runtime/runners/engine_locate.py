@@ -13,31 +13,23 @@ from .engine_cache import find_engine
 
 
 def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
-    """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified.
-
-    Raises :class:`BackendError` when TensorRT or a GPU is missing or no engine
-    in the folder matches (an engine for another GPU model, TensorRT version,
-    builder setting or an older graph is never returned), and
-    :class:`~zse_infer.errors.IntegrityError` when the engine file was modified.
-    """
+    """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified
+    (:class:`BackendError` when TensorRT, a GPU or a matching engine is missing; IntegrityError when modified)."""
     folder = Path(folder)
     env = environment.probe_tensorrt()
     if not env.ready:
         raise BackendError(f"TensorRT engines cannot run here: {env.reason}")
     entry = find_engine(manifest, graph.id, str(env.version), str(env.compute_capability), str(env.device or ""))
     if entry is None:
-        built = (
-            ", ".join(
-                f"TensorRT {e.get('key', {}).get('tensorrt_version')} sm {e.get('key', {}).get('compute_capability')} "
-                f"on {e.get('key', {}).get('device_name') or e.get('device') or '?'}"
-                for e in manifest.engines
-                if e.get("graph") == graph.id
-            )
-            or "none"
+        keys = [(e.get("key", {}), e) for e in manifest.engines if e.get("graph") == graph.id]
+        built = ", ".join(
+            f"TensorRT {k.get('tensorrt_version')} sm {k.get('compute_capability')} "
+            f"on {k.get('device_name') or e.get('device') or '?'}"
+            for k, e in keys
         )
         raise BackendError(
             f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
-            f"{env.compute_capability} ({env.device}) (engines for it: {built}); "
+            f"{env.compute_capability} ({env.device}) (engines for it: {built or 'none'}); "
             f"build one with `zse-export build {folder}`"
         )
     manifest.verify(folder, [entry["file"]])
@@ -50,9 +42,6 @@ def locate_engine(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpe
 
 
 def engine_batch(entry: dict[str, Any], graph: GraphSpec) -> BatchRange:
-    """The batch range the engine was built for.
-
-    ``zse-export build --max-batch`` may exceed the graph's recipe range.
-    """
+    """The batch range the engine was built for (``zse-export build --max-batch`` may exceed the graph's)."""
     batch = entry.get("batch")
     return BatchRange(**batch) if batch else graph.batch

@@ -1,12 +1,7 @@
 """Whether int8 graphs can be trusted on this CPU; if not, the fp32 graphs run instead (with a warning).
 
-Exports with 7-bit weights are exact on every x86-64 CPU; older ones can saturate without VNNI
-(:mod:`.cpu_features`). Two checks on load: a graph not recorded as saturation-free
-(``quantization.saturation_free_on_x86``) is refused on an x86 CPU without VNNI; and the int8 encoder
-and relation head run one image and one pair of the export's ``parity_inputs.npz`` and must stay within
-the manifest's int8 tolerance (:mod:`.precision_check`). That costs about half of one fp32 encode, once
-per load, against silently wrong tokens. What this CPU computes decides, not whether it is the CPU
-recorded at export (logged next to this one).
+The load-time checks are described in docs/export.md ("int8 graphs for CPUs"): what this CPU computes
+decides, not whether it is the CPU recorded at export.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where they really run.
 
-``onnxruntime-gpu`` lists its GPU providers even without a GPU and then silently runs on the CPU, so the
-provider in use is read back from ``session.get_providers()``, logged and reported by
-:attr:`OrtRunner.device`. ``onnxruntime`` and ``onnxruntime-gpu`` share an import name (ORT issue #10685):
-:func:`onnxruntime_install` names the installed one and warns, with the fix, when both are present.
-The TensorRT provider gets only graphs it can take (never ``*_fused``), explicit profiles from the graph's
-batch range (else it rebuilds per batch size) and its cache in the user cache folder, never the export.
+The provider in use is read back from the session (``onnxruntime-gpu`` lists GPU providers without a GPU);
+the two distributions' shared import is in docs/install.md; the TensorRT provider never gets ``*_fused`` graphs.
 """
 
 from __future__ import annotations

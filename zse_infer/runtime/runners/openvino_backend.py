@@ -1,18 +1,12 @@
-"""OpenVINO backend (CPU): the export folder's fp32 ONNX graphs compiled by OpenVINO.
+"""OpenVINO backend (CPU): the export folder's plain fp32 ONNX graphs compiled by OpenVINO, bf16 where trusted.
 
-In bf16 where the CPU has a unit for it.
-
-Plain graphs only (the ``*_fused`` ones carry ONNX Runtime's ``com.microsoft`` ops), the restructured
-relation head included. ``"fp32"`` asks OpenVINO for f32 explicitly, so the precision reported is the one
-computed (its own default on a bf16-capable CPU is bf16); whether bf16 is trusted is decided by
-:mod:`.precision_check` at load. The compiled-model cache (``CACHE_DIR``, keyed by :class:`CompiledKey`,
-first compile of a key serialised by a file lock) is described in docs/cpu.md. ``openvino`` is imported
-only when a runner is made; its absence is a :class:`~zse_infer.errors.DependencyError` naming the ``cpu``
-extra.
+``"fp32"`` asks for f32 explicitly (OpenVINO's default on a bf16-capable CPU is bf16); the self-check is
+:mod:`.precision_check`'s, the compiled-model cache is described in docs/cpu.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -133,7 +127,7 @@ class OpenVinoRunner(Runner):
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.cache_folder = self._cache(cache_dir, graph, path, graph_sha256, precision)
-        lock = None
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self.cache_folder is not None:
             from .engine_cache import file_lock
 
@@ -141,11 +135,8 @@ class OpenVinoRunner(Runner):
             lock = file_lock(self.cache_folder / ".lock")
         t0 = time.perf_counter()
         try:
-            if lock is None:
+            with lock:  # a second process starting at once imports what the first compiled
                 self.compiled = core.compile_model(str(path), "CPU", config)
-            else:
-                with lock:  # a second process starting at once imports what the first compiled
-                    self.compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError subclasses for unreadable/unsupported graphs
             raise BackendError(f"{path}: OpenVINO cannot compile graph {graph.id} ({exc})") from exc
         self.compile_seconds = time.perf_counter() - t0

@@ -1,11 +1,8 @@
 """Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU: measured at load.
 
-The runners under test run the first row(s) of the export's ``parity_inputs.npz`` and are compared with
-PyTorch's outputs there: max abs token error (judged only where the tolerance names it), the smallest
-ret-token cosine (``ret_token_cosine_min``) and the max relation-score error (compatibility head and,
-when given, the restructured graphs). Tolerances: the manifest's ``tolerances[precision]``, else
-:data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others upper bounds; criteria only measurable
-over a ranking set (``top10_overlap_min``, judged at export) are skipped.
+The runners run the first row(s) of ``parity_inputs.npz`` against PyTorch's outputs there. Tolerances: the
+manifest's ``tolerances[precision]``, else :data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others
+upper bounds; criteria only measurable over a ranking set (``top10_overlap_min``) are skipped.
 """
 
 from __future__ import annotations
@@ -39,12 +36,8 @@ class PrecisionCheck:
 
 def tolerance_for(manifest: Manifest, precision: str) -> dict[str, float] | None:
     """The manifest's tolerance for ``precision``, else the default (None: none known)."""
-    recorded = (manifest.extra.get("tolerances") or {}).get(precision)
-    return (
-        dict(recorded)
-        if recorded
-        else (dict(DEFAULT_TOLERANCES[precision]) if precision in DEFAULT_TOLERANCES else None)
-    )
+    recorded = (manifest.extra.get("tolerances") or {}).get(precision) or DEFAULT_TOLERANCES.get(precision)
+    return dict(recorded) if recorded else None
 
 
 def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float]) -> list[str]:
@@ -120,8 +113,11 @@ def _errors(output: str, got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     got = got.astype(np.float32)
     out = {output: float(np.abs(got - want).max())}
     if output == ENCODER_OUTPUT:
-        a, b = got[:, 0].astype(np.float64), want[:, 0].astype(np.float64)
-        out["ret_token_cosine"] = float(
-            ((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min()
-        )
+        out["ret_token_cosine"] = cosine_min(got[:, 0], want[:, 0])
     return out
+
+
+def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    """The smallest cosine between the rows of ``a`` and ``b`` (in float64)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())

@@ -52,12 +52,8 @@ def _precisions(requested: str | None, on_gpu: bool) -> tuple[str, ...]:
 
 
 def _ort_plan(gpu: bool) -> tuple[list[str], tuple[str, ...]]:
-    """(providers, graph variants) for ONNX Runtime.
-
-    The TensorRT execution provider cannot take the ``com.microsoft`` attention
-    of the ``*_fused`` graphs, so with it the ``*_trt`` (or plain) graphs run;
-    the CUDA provider runs the fused graphs. CPU is always last, as fallback.
-    """
+    """(providers, graph variants) for ONNX Runtime: the TensorRT provider cannot take the ``*_fused`` graphs'
+    ``com.microsoft`` attention, so with it the ``*_trt`` (or plain) graphs run. CPU is always last, as fallback."""
     from .onnxruntime_backend import CPU, CUDA_EP, TRT_EP, available_providers
 
     if not gpu:
@@ -157,10 +153,7 @@ def _openvino_precision(requested: str | None, unit: str | None) -> str:
 def _open_openvino(
     folder: Path, manifest: Manifest, precision: str | None, max_batch, threads, auto: bool
 ) -> ModelRunners:
-    """Encoder and relation head on OpenVINO.
-
-    bf16 is kept only if it passes its self-check (see the module docstring).
-    """
+    """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check."""
     require("openvino", "cpu", "The OpenVINO backend")
     from .cpu_features import bf16_unit, cpu_features, describe
     from .precision_check import check_precision
@@ -202,13 +195,8 @@ RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 def open_relation_runners(
     folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners
 ) -> dict[str, Runner] | None:
-    """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None.
-
-    TensorRT: the ``relation_*_trt`` engines; ONNX Runtime: the fp32 graphs on the encoder's providers (``*_trt``
-    ones with the TensorRT provider); OpenVINO: the plain graphs at the encoder's precision, bf16 only after the
-    same self-check as the compatibility head. None without these graphs or engines, or on torch: the caller then
-    scores pairs with ``relation_head``.
-    """
+    """Runners for the restructured relation head (``relation_sketch/photo/pair``) on ``runners``' backend, or None
+    (without these graphs or engines, or on torch: the caller then scores pairs with ``relation_head``)."""
     folder = Path(folder)
     if not all(manifest.find_graphs(r) for r in RELATION_ROLES):
         return None
@@ -287,6 +275,8 @@ def open_runners(
         raise InputError(f"precision: received {precision!r}, expected one of {', '.join(REQUESTABLE_PRECISIONS)}")
     if precision == "bf16" and backend not in ("auto", "openvino"):
         raise InputError(f"precision 'bf16' runs on the OpenVINO backend, received backend {backend!r}")
+    ort = partial(_open_onnxruntime, folder, manifest, precision, max_batch=max_batch, threads=threads)
+    openvino = partial(_open_openvino, folder, manifest, precision, max_batch, threads)
     attempts: list[tuple[str, Callable[[], ModelRunners]]] = []
     if backend in ("auto", "tensorrt") and precision != "bf16":
         attempts.append(("tensorrt", lambda: _open_tensorrt(folder, manifest, precision, max_batch)))
@@ -295,23 +285,15 @@ def open_runners(
         _log.info("auto: OpenVINO before ONNX Runtime on the CPU (%s)", why)
         if precision is None:
             attempts.append(
-                ("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, precision, max_batch, threads))
+                ("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, None, max_batch, threads))
             )
-        attempts.append(
-            ("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=True))
-        )
+        attempts.append(("openvino", partial(openvino, auto=True)))
     if backend == "openvino" or (backend == "auto" and precision == "bf16" and not openvino_first):
-        attempts.append(
-            ("openvino", lambda: _open_openvino(folder, manifest, precision, max_batch, threads, auto=False))
-        )
+        attempts.append(("openvino", partial(openvino, auto=False)))
     if backend in ("auto", "onnxruntime") and precision != "bf16":
-        attempts.append(
-            ("onnxruntime", lambda: _open_onnxruntime(folder, manifest, precision, True, max_batch, threads))
-        )
+        attempts.append(("onnxruntime", partial(ort, gpu=True)))
     if backend == "onnxruntime-cpu":
-        attempts.append(
-            ("onnxruntime-cpu", lambda: _open_onnxruntime(folder, manifest, precision, False, max_batch, threads))
-        )
+        attempts.append(("onnxruntime-cpu", partial(ort, gpu=False)))
     if backend in ("auto", "torch") and precision != "bf16":
         attempts.append(("torch", lambda: _open_torch(manifest, precision, checkpoint, max_batch)))
 

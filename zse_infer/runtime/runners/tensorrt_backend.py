@@ -1,11 +1,7 @@
 """TensorRT backend: runs a serialized engine built by ``zse-export build`` (TensorRT 10.x API).
 
-Per batch, as NVIDIA's samples and Polygraphy do: pinned host buffers, async copies and
-``execute_async_v3`` on the runner's stream, one synchronisation; buffers are allocated once for the
-profile's maximum batch. An execution context must not be shared by two threads, so every batch runs
-under a lock: calls from several threads are safe and run one after another (open one runner per thread
-for GPU concurrency). ``tensorrt`` is imported only here, and an engine is deserialized only when a GPU
-is present (without one that crashed the process).
+Pinned buffers, async copies, one lock per execution context (docs/gpus.md); ``tensorrt`` is imported only
+here, and an engine is deserialized only when a GPU is present (without one that crashed the process).
 """
 
 from __future__ import annotations
@@ -26,12 +22,8 @@ _log = logging.getLogger(__name__)
 
 
 def batch_limit(engine_profile_max: int, recorded: BatchRange | None, graph: GraphSpec) -> int:
-    """The largest batch one engine call takes: its profile's max, as recorded at build time (``--max-batch``).
-
-    The engine's own profile (read from the plan) wins over the manifest's
-    record should they ever disagree: never hand the engine more rows than it
-    was built for.
-    """
+    """The largest batch one engine call takes: its profile's max (``--max-batch`` at build time); the smaller of
+    the plan's own profile and the manifest's record, so the engine never gets more rows than it was built for."""
     recorded_max = recorded.max if recorded is not None else graph.batch.max
     return max(1, min(int(engine_profile_max), int(recorded_max)))
 

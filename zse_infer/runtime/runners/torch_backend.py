@@ -1,8 +1,6 @@
 """PyTorch backend: the eager modules, for debugging and parity checks.
 
-An export folder holds graphs, not torch weights, so this backend needs the
-source checkpoint: the path recorded in the manifest (verified against its
-sha256) or one passed explicitly. torch is imported here only, when chosen.
+Needs the source checkpoint (the manifest's, verified against its sha256, or one passed explicitly).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Is TensorRT usable here? The one place that answers, without ever touching CUDA when it is not.
 
-TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process,
-so every TensorRT path first calls :func:`probe_tensorrt` / :func:`require_tensorrt`; the GPU check asks the
-CUDA runtime (cuda-python, else torch), never TensorRT.
+TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process;
+the GPU check asks the CUDA runtime (cuda-python, else torch), never TensorRT.
 """
 
 from __future__ import annotations
@@ -43,10 +42,7 @@ def _import_tensorrt() -> tuple[ModuleType | None, str]:
 
 
 def probe_gpu() -> tuple[str | None, str | None, str]:
-    """(compute capability "M.m", device name, reason when there is none).
-
-    Asks the CUDA runtime through cuda-python (the runtime side, no torch), else torch.
-    """
+    """(compute capability "M.m", device name, reason when there is none), from cuda-python, else torch."""
     from . import cuda
 
     if cuda.available():
@@ -56,11 +52,10 @@ def probe_gpu() -> tuple[str | None, str | None, str]:
     try:
         torch = importlib.import_module("torch")
     except ImportError:
-        return (
-            None,
-            None,
-            "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')",
+        reason = (
+            "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
         )
+        return None, None, reason
     if not torch.cuda.is_available():
         return None, None, "no CUDA GPU is visible (torch.cuda.is_available() is False)"
     major, minor = torch.cuda.get_device_capability(0)
