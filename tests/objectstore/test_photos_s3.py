@@ -113,3 +113,15 @@ def test_zse_index_takes_an_s3_prefix(s3, photos, tiny_export):
     assert f"{photos}/p/missing.png: no such object" in done.output
     done = cli.invoke(main, args[:3] + args[4:])
     assert done.exit_code == 0 and "0 added, 4 already stored" in done.output, done.output
+
+
+def test_a_list_file_of_uris_into_a_codec_none_gallery(s3, photos, tiny_export, tmp_path, golden_images):
+    """List files keep URIs; a gallery that stores no tokens re-encodes its candidates from the objects."""
+    from zse_infer.runtime.photo_sources import read_list_file
+
+    listing = tmp_path / "photos.txt"
+    listing.write_text(f"{photos}/p/a.png\n# a comment\n{photos}/other/e.png\n")
+    r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True, codec="none", storage_options=s3.options)
+    assert r.index(read_list_file(listing), progress=False).added == 2
+    hits = r.search(golden_images["sketch"][0], k=2, rerank=2)
+    assert {h.id for h in hits} == {f"{photos}/p/a.png", f"{photos}/other/e.png"}
