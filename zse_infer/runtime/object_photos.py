@@ -87,7 +87,7 @@ def expand_objects(sources: Iterable[ImageSource], options: Mapping[str, str]) -
     parsed = [parse_uri(s) for s in sources]
     if not any(parsed):
         return sources
-    client = _client(options)
+    client = s3_client(options)
     with ThreadPoolExecutor(THREADS) as pool:
         found = list(
             pool.map(lambda p: None if p is None else _objects(client, *p), parsed)  # HEADs at once: round trips
@@ -137,7 +137,7 @@ def read_object(source: ObjectPhoto | str, options: Mapping[str, str]) -> bytes:
         raise ImageError(uri, source.error)
     bucket, key = parse_uri(uri) or ("", "")
     try:
-        return _client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
+        return s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:  # noqa: BLE001 - classified: a ZseError naming the URI
         raise _failure(exc, uri) from None
 
@@ -189,7 +189,7 @@ _HOW = (
 )
 
 
-def _client(options: Mapping[str, str]):
+def s3_client(options: Mapping[str, str]):
     # Keyed by the AWS_* variables too: boto3 reads credentials from them when the client is made.
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
     return _cached_client(tuple(sorted((str(k).lower(), str(v)) for k, v in options.items())), env)
