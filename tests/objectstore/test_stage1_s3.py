@@ -44,6 +44,6 @@ def test_stage1_index_is_kept_in_the_bucket(s3, tiny_export, tmp_path, monkeypat
         s3.client().delete_object(Bucket=s3.bucket, Key=key)
     r.index(make_photo_files(tmp_path / "more", 1, size=32, seed=5), progress=False)
     again = Retriever.load(tiny_export, gallery=s3.uri(), storage_options=s3.options)
-    assert [h.id for h in again.search(photos[0], k=3, rerank=0)][0] == str(photos[0].resolve())
+    assert again.search(photos[0], k=3, rerank=0)[0].id == str(photos[0].resolve())
     assert again.searcher.stage1._index.kind == "ivf" and pointer()["count"] == 30
     assert {k.split("/")[2] for k in s3.keys("g/stage1/v")} == {pointer()["dir"]}

@@ -239,7 +239,7 @@ class Stage1Cache:
             return folder.save(faiss.serialize_index(index).tobytes(), rowids, meta)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            lock = open(folder / ".lock", "a+")
+            lock = open(folder / ".lock", "a+")  # noqa: SIM115 - closed by the with below
         except OSError as exc:  # a gallery this process may read but not write (a read-only server)
             _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc.strerror or exc)
             return
