@@ -86,7 +86,7 @@ def test_configuration_errors_name_the_uri(s3, photos, tiny_export, tmp_path, mo
     r = Retriever.load(tiny_export, gallery=tmp_path / "g", create=True, storage_options=s3.options)
     with pytest.raises(InputError, match=f"^{photos}/nothing/: no image objects"):
         r.index(f"{photos}/nothing/", progress=False)
-    with pytest.raises(InputError, match="received a gs:// photo URI"):
+    with pytest.raises(InputError, match="received a gs:// URI, expected a local path or s3://"):
         r.index("gs://bucket/x.png", progress=False)
     wrong = Retriever.load(
         tiny_export, gallery=tmp_path / "g", storage_options={**s3.options, "aws_endpoint": "http://127.0.0.1:9"}

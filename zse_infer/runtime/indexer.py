@@ -41,7 +41,7 @@ from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
 from ..preprocess import ImageSource, describe_source, is_pil_image, source_path
 from ..vectors import l2_normalize
 from .gallery.store import Batch, Gallery
-from .object_photos import ObjectPhoto, expand_objects, load_photo, photo_name, photo_path
+from .object_photos import ObjectPhoto, expand_objects, load_photos, photo_name, photo_path
 from .photo_sources import expand_sources
 from .runners.base import ModelRunners
 from .searcher import pack_projections
@@ -251,14 +251,16 @@ class Indexer:
         kept, tokens = [], []
         for start in range(0, len(part), batch):
             pixels, ok = [], []
-            for item in part[start : start + batch]:
-                try:
-                    pixels.append(load_photo(item[0], config, self.gallery.storage_options))
-                    ok.append(item)
-                except ZseError as exc:
+            items = part[start : start + batch]
+            loaded_all = load_photos([i[0] for i in items], config, self.gallery.storage_options)
+            for item, loaded in zip(items, loaded_all, strict=True):
+                if isinstance(loaded, ZseError):
                     if on_error == "raise":
-                        raise
-                    report.failed.append((photo_name(item[0]), str(exc)))
+                        raise loaded
+                    report.failed.append((photo_name(item[0]), str(loaded)))
+                else:
+                    pixels.append(loaded)
+                    ok.append(item)
             if pixels:
                 with self.run_lock:
                     tokens.append(self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT])

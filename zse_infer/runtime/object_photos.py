@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..config import PreprocessConfig
-from ..errors import ImageError, ImageNotFoundError, InputError, require
+from ..errors import ImageError, ImageNotFoundError, InputError, ZseError, require
 from ..preprocess import ImageSource, describe_source, load_image, source_path
 from .photo_sources import IMAGE_EXTENSIONS
 
@@ -64,7 +64,7 @@ def parse_uri(source: Any) -> tuple[str, str] | None:
     if match is None:
         return None
     if match.group(1).lower() != "s3":
-        raise InputError(f"{text}: received a {match.group(1)}:// photo URI, expected a local path or s3://BUCKET/KEY")
+        raise InputError(f"{text}: received a {match.group(1)}:// URI, expected a local path or s3://BUCKET/KEY")
     bucket, _, key = text[match.end() :].partition("/")
     if not bucket:
         raise InputError(f"{text}: names no bucket; expected s3://BUCKET/PREFIX/ or s3://BUCKET/KEY")
@@ -152,6 +152,22 @@ def load_photo(source: ImageSource, config: PreprocessConfig, options: Mapping[s
         return load_image(data, config)
     except ImageError as exc:  # named '<bytes: N bytes>' by the decoder: name the object instead
         raise ImageError(uri, exc.reason) from None
+
+
+def load_photos(sources: list, config: PreprocessConfig, options: Mapping[str, str]) -> list[np.ndarray | ZseError]:
+    """:func:`load_photo` of each source, or the ZseError it raised; objects are read
+    ``THREADS`` at once (one round trip each: read one by one they would starve the encoder)."""
+
+    def one(source: ImageSource) -> np.ndarray | ZseError:
+        try:
+            return load_photo(source, config, options)
+        except ZseError as exc:
+            return exc
+
+    if not any(photo_path(s) is not None and parse_uri(photo_path(s)) for s in sources):
+        return [one(s) for s in sources]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(one, sources))
 
 
 #: error codes that mean the credentials, not the object, are wrong
