@@ -125,3 +125,16 @@ def test_a_list_file_of_uris_into_a_codec_none_gallery(s3, photos, tiny_export, 
     assert r.index(read_list_file(listing), progress=False).added == 2
     hits = r.search(golden_images["sketch"][0], k=2, rerank=2)
     assert {h.id for h in hits} == {f"{photos}/p/a.png", f"{photos}/other/e.png"}
+
+
+def test_without_boto3_the_error_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    from zse_infer.errors import DependencyError
+    from zse_infer.runtime.object_photos import expand_objects
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if not installed
+    monkeypatch.setenv("AWS_ZSE_TEST", "1")  # a client made before with boto3 is not reused (new cache key)
+    with pytest.raises(DependencyError, match=r"zse-infer\[s3\]"):
+        expand_objects(["s3://bucket/photos/"], {})
+    assert expand_objects([str(tmp_path)], {}) == [str(tmp_path)]  # local sources need no boto3
