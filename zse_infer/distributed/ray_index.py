@@ -14,9 +14,9 @@ import numpy as np
 
 from ..errors import BackendError, ImageError, InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
-from ..preprocess import describe_source, load_image, source_path
 from ..runtime.gallery.store import Gallery, new_key
 from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
+from ..runtime.object_photos import load_photo, photo_name, photo_path
 from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
@@ -65,7 +65,7 @@ def _pixels_table(rows: list[dict]):
     )
 
 
-def decode_batches(batch, config):
+def decode_batches(batch, config, storage_options=None):
     """Ray task: each row is one encoder batch of paths -> its preprocessed pixels (float32
     bytes) and, for files that failed, the reason (the error itself does not cross processes)."""
     out = []
@@ -73,7 +73,7 @@ def decode_batches(batch, config):
         pixels, ok, err_at, reasons, messages = [], [], [], [], []
         for j, path in enumerate(row["paths"]):
             try:
-                pixels.append(load_image(path, config))
+                pixels.append(load_photo(path, config, storage_options or {}))  # files and s3:// URIs
                 ok.append(j)
             except ZseError as exc:
                 err_at.append(j)
@@ -145,7 +145,7 @@ class RayIndexExecutor:
         self.where = " on Ray"
 
     def check(self, todo: list) -> None:
-        memory = [describe_source(item[0]) for item in todo if source_path(item[0]) is None]
+        memory = [photo_name(item[0]) for item in todo if photo_path(item[0]) is None]
         if memory:
             raise InputError(
                 f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files"
@@ -176,7 +176,10 @@ class RayIndexExecutor:
                 # and a fused actor would decode and encode in turn instead of side by side.
                 ds = ds.map_batches(
                     decode_batches,
-                    fn_kwargs={"config": indexer.manifest.preprocess["photo"]},
+                    fn_kwargs={
+                        "config": indexer.manifest.preprocess["photo"],
+                        "storage_options": gallery.storage_options,
+                    },
                     batch_size=1,
                     batch_format="pyarrow",
                     num_cpus=1,
@@ -213,7 +216,7 @@ def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[
         for b0 in range(0, len(chunk), batch):
             items = chunk[b0 : b0 + batch]
             b = len(rows)
-            rows.append({"b": b, "start": b0, "commit": c, "paths": [str(source_path(item[0])) for item in items]})
+            rows.append({"b": b, "start": b0, "commit": c, "paths": [str(photo_path(item[0])) for item in items]})
             meta[b] = {
                 "ids": [item[1] for item in items],
                 "stored": [stored_path(item[0]) for item in items],
@@ -235,8 +238,8 @@ def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, timings) -> 
             for j, reason, message in zip(out["err_at"], out["err_reason"], out["err_message"], strict=False):
                 source = chunk[row["start"] + j][0]
                 if on_error == "raise":  # batches committed before this one stay, as in one process
-                    raise ImageError(describe_source(source), reason)
-                report.failed.append((describe_source(source), message))
+                    raise ImageError(photo_name(source), reason)
+                report.failed.append((photo_name(source), message))
             pending.append((row, out))
             bar.update(len(row["paths"]))
             if len(pending) == per_commit[row["commit"]]:

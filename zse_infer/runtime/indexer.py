@@ -1,8 +1,9 @@
 """The indexer: reader -> encoder -> writer (the roles of clip-retrieval's indexing pipeline).
 
-* reader: expands sources (folders, lists), gives each photo its id (default: the absolute,
-  resolved path, so the same file indexed from two working directories is one photo; for an
-  in-memory image, its content hash) and the file's fingerprint (size, mtime_ns); decides what
+* reader: expands sources (folders, lists, ``s3://`` prefixes: :mod:`.object_photos`), gives
+  each photo its id (default: the absolute, resolved path, so the same file indexed from two
+  working directories is one photo; an object's URI; for an in-memory image, its content hash)
+  and its fingerprint (a file's size and mtime_ns, an object's size and ETag hash); decides what
   to skip (stored, unchanged) and what to replace (stored, but the file changed, or nothing
   tells that it did not: an in-memory image under a caller's id);
 * encoder: the export's encoder in batches;
@@ -37,9 +38,10 @@ import numpy as np
 
 from ..errors import InputError, ZseError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
-from ..preprocess import ImageSource, describe_source, is_pil_image, load_image, source_path
+from ..preprocess import ImageSource, describe_source, is_pil_image, source_path
 from ..vectors import l2_normalize
 from .gallery.store import Batch, Gallery
+from .object_photos import ObjectPhoto, expand_objects, load_photos, photo_name, photo_path
 from .photo_sources import expand_sources
 from .runners.base import ModelRunners
 from .searcher import pack_projections
@@ -124,7 +126,9 @@ def photo_batch(
 
 
 def default_id(source: ImageSource) -> str:
-    """A file's absolute, resolved path; an in-memory image's content hash (``content_id``)."""
+    """A file's absolute, resolved path; an object's URI; an in-memory image's content hash (``content_id``)."""
+    if isinstance(source, ObjectPhoto):
+        return source.uri
     path = source_path(source)
     return str(Path(path).resolve()) if path is not None else content_id(source)
 
@@ -148,13 +152,17 @@ def content_id(source: ImageSource) -> str:
         digest.update(bytes(source))
     else:
         raise InputError(
-            f"photos: cannot give {describe_source(source)} an id; pass ids=, or the image as bytes, an array or a PIL image"
+            f"photos: cannot give {describe_source(source)} an id; "
+            "pass ids=, or the image as bytes, an array or a PIL image"
         )
     return "#" + digest.hexdigest()[:32]
 
 
 def fingerprint(source: ImageSource) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a file source; None when unknown (in-memory images, unreadable files)."""
+    """(size, mtime_ns) of a file source, (size, ETag hash) of an object; None when unknown
+    (in-memory images, unreadable files and objects)."""
+    if isinstance(source, ObjectPhoto):
+        return source.fingerprint
     path = source_path(source)
     if path is None:
         return None
@@ -202,7 +210,7 @@ class Indexer:
     # ------------------------------------------------------------------ reader
     def plan(self, photos, ids: Sequence[str] | None):
         """-> (todo [(source, id, fingerprint, replace)], skipped count)."""
-        sources = [_read_file_object(s) for s in expand_sources(photos)]
+        sources = [_read_file_object(s) for s in expand_objects(expand_sources(photos), self.gallery.storage_options)]
         by_content = ids is None
         if ids is not None:
             ids = [str(i) for i in ids]
@@ -218,7 +226,7 @@ class Indexer:
         if dupes:
             raise InputError(f"ids: duplicates in this call: {', '.join(sorted(dupes)[:5])}")
         if not self.gallery.codec.stores_tokens:
-            memory = [describe_source(s) for s in sources if source_path(s) is None]
+            memory = [describe_source(s) for s in sources if photo_path(s) is None]
             if memory:
                 raise InputError(
                     f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files"
@@ -229,7 +237,7 @@ class Indexer:
         for source, pid in zip(sources, ids, strict=False):
             fp = fingerprint(source)
             if pid in stored:
-                if _unchanged(stored[pid], fp, by_content and source_path(source) is None):
+                if _unchanged(stored[pid], fp, by_content and photo_path(source) is None):
                     skipped += 1
                     continue
                 todo.append((source, pid, fp or UNKNOWN, True))
@@ -243,14 +251,16 @@ class Indexer:
         kept, tokens = [], []
         for start in range(0, len(part), batch):
             pixels, ok = [], []
-            for item in part[start : start + batch]:
-                try:
-                    pixels.append(load_image(item[0], config))
-                    ok.append(item)
-                except ZseError as exc:
+            items = part[start : start + batch]
+            loaded_all = load_photos([i[0] for i in items], config, self.gallery.storage_options)
+            for item, loaded in zip(items, loaded_all, strict=True):
+                if isinstance(loaded, ZseError):
                     if on_error == "raise":
-                        raise
-                    report.failed.append((describe_source(item[0]), str(exc)))
+                        raise loaded
+                    report.failed.append((photo_name(item[0]), str(loaded)))
+                else:
+                    pixels.append(loaded)
+                    ok.append(item)
             if pixels:
                 with self.run_lock:
                     tokens.append(self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT])
@@ -334,5 +344,7 @@ class Indexer:
 
 
 def stored_path(source: ImageSource) -> str | None:
+    if isinstance(source, ObjectPhoto):
+        return source.uri
     path = source_path(source)
     return str(Path(path).resolve()) if path is not None else None

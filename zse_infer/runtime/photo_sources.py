@@ -49,7 +49,7 @@ def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSo
 def read_list_file(path: str | os.PathLike) -> list[str]:
     """A text file with one image path per line (blank lines and '#' comments ignored).
 
-    Relative paths are taken relative to the list file's folder.
+    Relative paths are taken relative to the list file's folder; URIs (``s3://``) are kept.
     """
     path = Path(path)
     if not path.is_file():
@@ -59,5 +59,6 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
         line = raw.strip()
         if line and not line.startswith("#"):
             p = Path(line)
-            out.append(str(p if p.is_absolute() else path.parent / p))
+            uri = "://" in line  # s3://bucket/key stays as it is (as a Path it would lose a '/')
+            out.append(line if uri else str(p if p.is_absolute() else path.parent / p))
     return out

@@ -27,11 +27,12 @@ import numpy as np
 
 from ..errors import GalleryError, InputError
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
-from ..preprocess import ImageSource, load_image
+from ..preprocess import ImageSource
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
 from .gallery.location import gallery_location
 from .gallery.store import Gallery
 from .indexer import COMMIT_SIZE, Indexer, IndexExecutor, IndexReport
+from .object_photos import load_photo
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
@@ -165,7 +166,8 @@ class Retriever:
     # ------------------------------------------------------------------ encoding
     def _preprocess(self, sources: Sequence[ImageSource], modality: str) -> np.ndarray:
         config = self.manifest.preprocess[modality]
-        return np.stack([load_image(s, config) for s in sources])
+        # s3:// URIs too: a codec-'none' gallery re-encodes its photos from where they were indexed
+        return np.stack([load_photo(s, config, self.gallery.storage_options) for s in sources])
 
     def encode(self, images: Sequence[ImageSource], modality: str) -> np.ndarray:
         """Images (paths, PIL images, arrays, bytes) -> float32 tokens (N, T, D)."""

@@ -6,13 +6,15 @@ Both index only the newest row of each id (``Snapshot.search_rows``): an id stor
 * Below ``APPROX_MIN``: exact inner product over the snapshot's ret-token column (numpy, or
   FAISS flat from 50k; see :mod:`.stage1_index`). Nothing is persisted: reading the column
   from Lance is as fast as loading an index file would be.
-* From ``APPROX_MIN`` (FAISS installed): an IVF-Flat index (inner product, nprobe raised until recall@100 >= 0.95 on sampled
-  gallery vectors, or nlist/4; labels = the
-  photos' stable Lance row ids) kept in ``<gallery>/stage1/``: ``ivf.faiss``, the row ids it
-  holds (``ivf.rowids.npy``) and ``ivf.json`` (the dataset version it matches, nprobe, the
-  recall@100 against exact search measured when it was built). A newer snapshot updates it
-  incrementally (adds the new row ids, removes the deleted ones) and writes it back; it is
-  retrained when the gallery has grown 4x since. Files are written atomically and fsynced.
+* From ``APPROX_MIN`` (FAISS installed): an IVF-Flat index (inner product, nprobe raised until
+  recall@100 >= 0.95 on sampled gallery vectors, or nlist/4; labels = the photos' stable Lance
+  row ids) kept in ``<gallery>/stage1/``: ``ivf.faiss``, the row ids it holds (``rowids.npy``)
+  and ``ivf.json`` (the dataset version it matches, nprobe, the recall@100 against exact search
+  measured when it was built). A newer snapshot updates it incrementally (adds the new row ids,
+  removes the deleted ones) and writes it back; it is retrained when the gallery has grown 4x
+  since. Files are written atomically and fsynced.
+  On ``s3://`` (boto3 installed) the same files live under ``<gallery>/stage1/`` in the bucket
+  (:class:`ObjectFolder`); on ``gs://``/``az://`` the index is rebuilt in memory by each process.
 
 Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a
 rebuild, trains in seconds at 1M, and its file loads in well under a second; measured in
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import io
 import json
 import logging
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +122,11 @@ class Stage1Cache:
             return self._index
         n = len(snap)
         # A gallery that has an index file keeps using it (also after deletes take it below the threshold).
-        # On object storage the index is built in memory and not persisted (yet): a local
-        # folder named after the URI must never appear (see docs/guarantees.md).
-        local = self.gallery.location.local
-        kept = local is not None and (local / STAGE1_DIR / "ivf.json").is_file()
-        if (n >= APPROX_MIN or kept) and importlib.util.find_spec("faiss") is not None and not self.gallery.temporary:
+        if (
+            importlib.util.find_spec("faiss") is not None
+            and not self.gallery.temporary
+            and (n >= APPROX_MIN or self._kept())
+        ):
             self._index = self._ivf(snap)
         else:
             vectors, rowids = snap.search_rows()
@@ -130,10 +134,28 @@ class Stage1Cache:
         return self._index
 
     # ------------------------------------------------------------------ the persisted IVF index
+    def _folder(self) -> Path | ObjectFolder | None:
+        """Where the index is kept: ``<gallery>/stage1/`` on disk or in an s3:// bucket; None elsewhere
+        (gs://, az://, s3+ddb://, or without boto3), where it is built in memory."""
+        location = self.gallery.location
+        if location.local is not None:
+            return location.local / STAGE1_DIR
+        if location.uri.startswith("s3://") and importlib.util.find_spec("boto3") is not None:
+            return ObjectFolder(location.join(STAGE1_DIR), location.storage_options)
+        return None
+
+    def _kept(self) -> bool:
+        folder = self._folder()
+        try:
+            return folder is not None and _peek(folder, "ivf.json") is not None
+        except OSError as exc:
+            _log.warning("stage-1 index in %s could not be looked up (%s)", folder, exc)
+            return False
+
     def _ivf(self, snap) -> IvfIndex:
-        if self.gallery.location.local is None:
+        folder = self._folder()
+        if folder is None:
             return self._build_ivf(None, snap)
-        folder = self.gallery.location.local / STAGE1_DIR
         for attempt in (1, 2):
             try:
                 kept = self._kept_ivf(folder, snap)
@@ -153,21 +175,23 @@ class Stage1Cache:
                 )
         return self._build_ivf(folder, snap)
 
-    def _kept_ivf(self, folder: Path, snap) -> IvfIndex | None:
+    def _kept_ivf(self, folder: Path | ObjectFolder, snap) -> IvfIndex | None:
         """The persisted index, updated to ``snap`` incrementally; None when there is none or it
         must be retrained (the gallery grew 4x since)."""
         import faiss
 
-        meta_path = folder / "ivf.json"
-        if not meta_path.is_file():
+        pointer = _peek(folder, "ivf.json")
+        if pointer is None:
             return None
-        meta = json.loads(meta_path.read_text())
-        files = folder / meta["dir"]
-        if meta["version"] == snap.version:
+        meta = json.loads(pointer)
+        files = meta["dir"]
+        if meta["version"] == snap.version and isinstance(folder, Path):
             # Memory-mapped, read-only: opening costs milliseconds whatever the size.
-            return IvfIndex(faiss.read_index(str(files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
-        index = faiss.read_index(str(files / "ivf.faiss"))  # in memory: it is about to change
-        then = np.load(files / "rowids.npy")
+            return IvfIndex(faiss.read_index(str(folder / files / "ivf.faiss"), faiss.IO_FLAG_MMAP), snap.version, meta)
+        index = faiss.deserialize_index(np.frombuffer(_read(folder, f"{files}/ivf.faiss"), np.uint8))
+        if meta["version"] == snap.version:
+            return IvfIndex(index, snap.version, meta)
+        then = np.load(io.BytesIO(_read(folder, f"{files}/rowids.npy")))
         now = snap.search_rows()[1]
         if len(now) > 4 * meta["trained_on"]:
             return None
@@ -183,7 +207,7 @@ class Stage1Cache:
         self._save(folder, index, np.sort(now), meta)
         return IvfIndex(index, snap.version, meta)
 
-    def _build_ivf(self, folder: Path | None, snap) -> IvfIndex:
+    def _build_ivf(self, folder: Path | ObjectFolder | None, snap) -> IvfIndex:
         vectors, rowids = snap.search_rows()
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
@@ -201,7 +225,7 @@ class Stage1Cache:
         return IvfIndex(index, snap.version, meta)
 
     @staticmethod
-    def _save(folder: Path, index, rowids: np.ndarray, meta: dict) -> None:
+    def _save(folder: Path | ObjectFolder, index, rowids: np.ndarray, meta: dict) -> None:
         """Write the index into a new folder ``v<version>/`` (files fsynced), then point
         ``ivf.json`` at it (tmp + fsync + rename): a crash leaves the previous index whole.
         Under a lock; a process that finds it held skips saving (it keeps its in-memory index)."""
@@ -212,9 +236,11 @@ class Stage1Cache:
         from ...manifest import write_json_atomic
         from .store import fsync_dir, fsync_tree
 
+        if isinstance(folder, ObjectFolder):
+            return folder.save(faiss.serialize_index(index).tobytes(), rowids, meta)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            lock = open(folder / ".lock", "a+")
+            lock = open(folder / ".lock", "a+")  # noqa: SIM115 - closed by the with below
         except OSError as exc:  # a gallery this process may read but not write (a read-only server)
             _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc.strerror or exc)
             return
@@ -240,3 +266,69 @@ class Stage1Cache:
                 _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read(folder: Path | ObjectFolder, name: str) -> bytes:
+    """A file of the index folder; OSError when it is not there (replaced meanwhile, say)."""
+    data = _peek(folder, name)
+    if data is None:
+        raise FileNotFoundError(f"{folder}/{name}")
+    return data
+
+
+def _peek(folder: Path | ObjectFolder, name: str) -> bytes | None:
+    if isinstance(folder, ObjectFolder):
+        return folder.read(name)
+    return (folder / name).read_bytes() if (folder / name).is_file() else None
+
+
+class ObjectFolder:
+    """``<gallery>/stage1/`` in an s3:// bucket. A PUT replaces an object whole, so ``ivf.json``,
+    written after the files it names, is what makes an index visible. No lock (it would not span
+    machines): each writer writes its own ``v<version>-<random>/`` and the last pointer wins; a
+    reader that finds the files gone (replaced meanwhile) reads the pointer again, then rebuilds."""
+
+    def __init__(self, uri: str, options: dict[str, str]):
+        from ..object_photos import parse_uri, s3_client
+
+        self.uri = uri
+        self.bucket, key = parse_uri(uri) or ("", "")
+        self.prefix = key.rstrip("/") + "/"
+        self.client = s3_client(options)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def _call(self, method: str, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise OSError(f"{self.uri}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise OSError(f"{self.uri}: {exc}") from exc
+
+    def read(self, name: str) -> bytes | None:
+        got = self._call("get_object", Key=self.prefix + name)
+        return None if got is None else got["Body"].read()
+
+    def save(self, index: bytes, rowids: np.ndarray, meta: dict) -> None:
+        """The files, then the pointer; then the folders of older versions (a reader of one reads
+        the pointer again). A store this process may not write keeps the index in memory."""
+        name = f"v{meta['version']}-{secrets.token_hex(4)}"
+        rows = io.BytesIO()
+        np.save(rows, rowids)
+        try:
+            self._call("put_object", Key=f"{self.prefix}{name}/ivf.faiss", Body=index)
+            self._call("put_object", Key=f"{self.prefix}{name}/rowids.npy", Body=rows.getvalue())
+            self._call("put_object", Key=self.prefix + "ivf.json", Body=json.dumps({**meta, "dir": name}).encode())
+            listed = self._call("list_objects_v2", Prefix=self.prefix + "v") or {}
+            for obj in listed.get("Contents", []):
+                folder = obj["Key"][len(self.prefix) :].split("/", 1)[0]
+                if int(folder[1:].split("-")[0]) < meta["version"]:
+                    self._call("delete_object", Key=obj["Key"])
+        except (OSError, ValueError) as exc:
+            _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", self.uri, exc)
