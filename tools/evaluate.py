@@ -180,12 +180,12 @@ def evaluate_protocol(
             scores = np.full(ret.shape, np.nan, dtype=np.float32)
             scores[pairs[:, 0], pairs[:, 1]] = relation_scores(model, qt, gt, pairs)
             for k in depths:
-                rankings[f"rerank_{k}"] = two_stage_distances(ret, k, lambda q, cols: scores[q, cols])
+                rankings[f"rerank_{k}"] = two_stage_distances(ret, k, lambda q, cols, scores=scores: scores[q, cols])
         sub = np.flatnonzero(exhaustive_subset[q_sel])
         if len(sub):
             pairs = np.stack(np.meshgrid(sub, np.arange(len(g_sel)), indexing="ij"), -1).reshape(-1, 2)
             full = relation_scores(model, qt, gt, pairs).reshape(len(sub), len(g_sel))
-            exhaustive = exhaustive_distances(len(sub), len(g_sel), lambda q, cols: full[q, cols])
+            exhaustive = exhaustive_distances(len(sub), len(g_sel), lambda q, cols, full=full: full[q, cols])
             for name, dist in (("exhaustive", exhaustive), ("ret_token_on_exhaustive_queries", ret[sub])):
                 metrics = RankingMetrics(g_labels, ks=(10,), ties="stable")
                 metrics.update(dist, q_labels[sub])

@@ -15,12 +15,13 @@ The bundled checkpoint (``tools/README.md``) was made with::
         --steps 2600 --threads 2 --save-every 100 \
         --out ~/.cache/zse-demo/v2run/zse_demo.safetensors --log ~/.cache/zse-demo/v2run/train.jsonl
     python -m tools.train --pack ~/.cache/zse-demo/v2_112.npz --steps 0 --head-steps 300 --batch 16 \
-        --head-negatives topk --head-random-negatives 3 --threads 2 --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
+        --head-negatives topk --head-random-negatives 3 --threads 2 \
+        --init ~/.cache/zse-demo/v2run/zse_demo.safetensors \
         --out ~/.cache/zse-demo/v2run/head_mixed.safetensors --log ~/.cache/zse-demo/v2run/head_mixed.jsonl
 
 A stopped stage one continues with the same command plus ``--resume`` (the
-state is saved every ``--save-every`` steps). The seed fixes the model init, the sampling and the augmentation, so a rerun
-on the same machine lands on the same numbers (and close on another). The
+state is saved every ``--save-every`` steps). The seed fixes the model init, the sampling and the
+augmentation, so a rerun on the same machine lands on the same numbers (and close on another). The
 checkpoint is written in our own key layout as float16 safetensors (half the
 size; :func:`load_model` reads it back as float32), with the training
 settings in its metadata.

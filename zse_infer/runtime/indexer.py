@@ -272,9 +272,10 @@ class Indexer:
     def write(self, tokens: np.ndarray, kept) -> None:
         proj = None
         if self.gallery.projections:
-            proj = pack_projections(
-                self.photo_side(tokens.astype(np.float16).astype(np.float32))
-            )  # from the tokens as stored
+            if self.photo_side is None:
+                raise InputError("this gallery stores projections: the indexer needs photo_side to compute them")
+            # from the tokens as stored
+            proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))
         batch = photo_batch(
             [k[1] for k in kept],
             [stored_path(k[0]) for k in kept],
@@ -289,11 +290,11 @@ class Indexer:
         """One commit of encoded photos (kept whatever happens next), counted in ``report``:
         their tokens, or the fragments workers wrote (metadata only: one Append)."""
         kept = encoded.kept
-        if encoded.fragments is not None:
+        if encoded.fragments is not None and encoded.key is not None:
             self.gallery.commit_fragments(
                 encoded.fragments, encoded.key, [k[1] for k in kept], replace=any(k[3] for k in kept)
             )
-        else:
+        elif encoded.tokens is not None:
             self.write(encoded.tokens, kept)
         report.added += len(kept)
         report.replaced += sum(1 for k in kept if k[3])

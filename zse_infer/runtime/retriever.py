@@ -80,7 +80,7 @@ class Retriever:
         self.manifest = manifest
         self.runners = runners
         self.gallery = gallery
-        self._explainer = None
+        self._explainer: Explainer | None = None
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
         self.searcher = Searcher(
