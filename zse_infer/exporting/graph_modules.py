@@ -8,7 +8,7 @@ name scope lets :mod:`~zse_infer.exporting.attention_fusion` replace it whole), 
 consumer (:data:`ATTENTION_STYLES`: ``"divide"`` for ORT, ``"prescale"`` on q for TensorRT 10); and, in
 float16 graphs, fp32 islands where half precision overflows: the relation head's norms (an unbiased std
 over 768 squares), its whole tail from the anchor convolution on, and the encoder's LayerNorms
-(:class:`Fp32Norm`). Measured on the parity weights: fp16 tokens within 5e-3 and scores within 2e-5
+(:class:`Fp32LayerNorm`). Measured on the parity weights: fp16 tokens within 5e-3 and scores within 2e-5
 of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs stay float32.
 """
 
@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..model import ZseModel
-from ..model.relation_head import CrossAttentionLayer, RelationHead, StdNorm, cosine_kernel
+from ..model.relation_head import CrossAttentionLayer, RelationHead, StdNorm
 
 _M = TypeVar("_M", bound=nn.Module)
 
@@ -30,8 +30,10 @@ ATTENTION_STYLES = ("divide", "prescale")
 
 
 class AttentionCore(nn.Module):
-    """Projected (B, Nq, D), (B, Nk, D), (B, Nk, D) -> (B, Nq, D): ``softmax(q k^T / sqrt(d)) v`` per head
-    (its own submodule so that every ONNX node it emits shares one name scope)."""
+    """Projected (B, Nq, D), (B, Nk, D), (B, Nk, D) -> (B, Nq, D): ``softmax(q k^T / sqrt(d)) v`` per head.
+
+    Its own submodule so that every ONNX node it emits shares one name scope.
+    """
 
     def __init__(self, heads: int, dim: int, style: str):
         super().__init__()
@@ -54,15 +56,27 @@ class AttentionCore(nn.Module):
         return x.transpose(1, 2).reshape(b, n, d)
 
 
-class Fp32Norm(nn.Module):
-    """A norm (``nn.LayerNorm``, the relation head's ``StdNorm``) computed in float32 whatever the dtype.
+class Fp32LayerNorm(nn.Module):
+    """``nn.LayerNorm`` computed in float32 whatever the activations' dtype (no-op casts in fp32 graphs).
 
-    Also for ``LayerNormalization``, which keeps fp32 statistics by itself: without the casts ORT fuses the
-    residual Adds into fp16 ``SkipLayerNormalization``, which on the parity weights doubled the token error on
-    ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
+    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps
+    fp32 statistics by itself: without the casts ORT fuses the residual Adds
+    into fp16 ``SkipLayerNormalization``, which on the parity weights doubled
+    the token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
     """
 
-    def __init__(self, norm: nn.LayerNorm | StdNorm):
+    def __init__(self, norm: nn.LayerNorm):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.float()).to(x.dtype)
+
+
+class Fp32StdNorm(nn.Module):
+    """The relation head's unbiased-std norm, computed in float32."""
+
+    def __init__(self, norm: StdNorm):
         super().__init__()
         self.norm = norm
 
@@ -104,11 +118,11 @@ class ExportBlock(nn.Module):
         for name in ("q_norm", "k_norm", "norm"):
             if not isinstance(getattr(attn, name, nn.Identity()), nn.Identity):
                 raise ExportError(f"encoder attention has a non-identity {name}; the exporter does not support it")
-        self.norm1 = Fp32Norm(_part(block, "norm1", nn.LayerNorm))
+        self.norm1 = Fp32LayerNorm(_part(block, "norm1", nn.LayerNorm))
         self.q, self.k, self.v = _split_qkv(_part(attn, "qkv", nn.Linear), dim)
         self.core = AttentionCore(heads, dim, style)
         self.proj = _part(attn, "proj", nn.Module)
-        self.norm2 = Fp32Norm(_part(block, "norm2", nn.LayerNorm))
+        self.norm2 = Fp32LayerNorm(_part(block, "norm2", nn.LayerNorm))
         self.mlp = _part(block, "mlp", nn.Module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +142,7 @@ class ExportEncoder(nn.Module):
         self.cls_token = enc.cls_token
         self.pos_embed = enc.pos_embed
         self.blocks = nn.Sequential(*[ExportBlock(b, cfg.width, cfg.heads, style) for b in enc.blocks])
-        self.norm = Fp32Norm(enc.norm)
+        self.norm = Fp32LayerNorm(enc.norm)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -150,9 +164,9 @@ class ExportCrossLayer(nn.Module):
         super().__init__()
         self.q, self.k, self.v, self.out = layer.attn.q, layer.attn.k, layer.attn.v, layer.attn.out
         self.core = AttentionCore(layer.attn.heads, dim, style)
-        self.norm1 = Fp32Norm(layer.norm1)
+        self.norm1 = Fp32StdNorm(layer.norm1)
         self.ffn = layer.ffn
-        self.norm2 = Fp32Norm(layer.norm2)
+        self.norm2 = Fp32StdNorm(layer.norm2)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         attended = self.out(self.core(self.q(query), self.k(key), self.v(value)))
@@ -188,8 +202,15 @@ class ExportRelationHead(nn.Module):
         s2 = self.sketch_layer(s, p, s)  # S' = L1(q=S, k=P, v=S)
         p2 = self.photo_layer(p, s, p)  # P' = L2(q=P, k=S, v=P)
         a, b = self._anchors(s2), self._anchors(p2)
-        # Cosine kernel in fp32 (norms of 512-wide anchors).
-        return torch.sigmoid(self.mlp(cosine_kernel(a, b).flatten(1))).squeeze(-1)
+        # Cosine kernel in fp32: norms of 512-wide anchors; NaN (zero norm) -> 0 as the official code.
+        sim = torch.matmul(a, b.transpose(-2, -1))
+        sim = sim / a.norm(dim=-1).unsqueeze(-1) / b.norm(dim=-1).unsqueeze(-2)
+        sim = torch.where(torch.isnan(sim), torch.zeros_like(sim), sim)
+        return torch.sigmoid(self.mlp(sim.flatten(1))).squeeze(-1)
+
+
+# Submodules that stay float32 in a float16 graph (see the module docstring).
+_FP32_ISLANDS = (Fp32LayerNorm, Fp32StdNorm)
 
 
 def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
@@ -199,7 +220,7 @@ def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
         raise ExportError(f"precision: received {precision!r}, expected 'fp32' or 'fp16'")
     module.half()
     for sub in module.modules():
-        if isinstance(sub, Fp32Norm):  # fp32 islands, see the module docstring
+        if isinstance(sub, _FP32_ISLANDS):
             sub.float()
     if isinstance(module, ExportRelationHead):
         module.mlp.float()  # the relation MLP reads the fp32 cosine kernel
@@ -207,8 +228,11 @@ def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
 
 
 def build_export_module(model: ZseModel, role: str, precision: str = "fp32", style: str = "divide") -> nn.Module:
-    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode (never aliasing the
-    caller's parameters: casting to fp16 must not touch the user's model)."""
+    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode.
+
+    The copy never aliases the caller's parameters (casting to fp16 must not
+    touch the user's model).
+    """
     import copy
 
     source = copy.deepcopy(model).float().eval()
