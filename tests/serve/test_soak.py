@@ -155,7 +155,12 @@ def test_soak_writers_deleter_compactor_and_searching_clients(tiny_export, serve
     shutil.copytree(serve_gallery, gallery)
     stop_file = tmp_path / "STOP"
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The workers import this checkout (as the other subprocess tests do), whatever is installed.
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     server_log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - the server writes to it until the finally below
     server = subprocess.Popen(
         [
