@@ -18,7 +18,11 @@ import click
 
 MARKER = "<!-- cli-reference -->"
 #: console scripts, as pyproject.toml names them: (name, "module:attribute")
-SCRIPTS = (("zse", "zse_infer.cli.main:main"), ("zse-export", "zse_infer.cli.export:main"), ("zse-demo", "zse_infer.demo.cli:main"))
+SCRIPTS = (
+    ("zse", "zse_infer.cli.main:main"),
+    ("zse-export", "zse_infer.cli.export:main"),
+    ("zse-demo", "zse_infer.demo.cli:main"),
+)
 
 
 def _load(target: str) -> click.Command:
@@ -44,8 +48,9 @@ def _option_lines(command: click.Command, ctx: click.Context) -> list[str]:
     return lines
 
 
-def _sections(name: str, command: click.Command, parent: click.Context | None, depth: int,
-              seen: dict[int, str]) -> list[str]:
+def _sections(
+    name: str, command: click.Command, parent: click.Context | None, depth: int, seen: dict[int, str]
+) -> list[str]:
     ctx = click.Context(command, info_name=name, parent=parent)
     if id(command) in seen:  # an alias (zse-export is zse export): one section, not two
         return [f"{'#' * depth} `{ctx.command_path}`", "", f"The same command as `{seen[id(command)]}`.", ""]
@@ -56,7 +61,7 @@ def _sections(name: str, command: click.Command, parent: click.Context | None, d
         lines += [_text(click.unstyle(command.help).split("\b")[0]), ""]
     options = _option_lines(command, ctx)
     if options:
-        lines += options + [""]
+        lines += [*options, ""]
     if isinstance(command, click.Group):
         for sub_name in command.list_commands(ctx):
             lines += _sections(sub_name, command.get_command(ctx, sub_name), ctx, depth + 1, seen)

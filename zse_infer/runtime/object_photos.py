@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,10 +29,9 @@ import numpy as np
 from ..config import PreprocessConfig
 from ..errors import ImageError, ImageNotFoundError, InputError, ZseError, require
 from ..preprocess import ImageSource, describe_source, load_image, source_path
+from .gallery.location import URI_SCHEME
 from .photo_sources import IMAGE_EXTENSIONS
 
-# As in gallery/location.py: ':/+' because pathlib and click collapse 's3://b/k' to 's3:/b/k'.
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
 #: objects looked up (HEAD) or read at once
 THREADS = 16
 
@@ -60,7 +58,7 @@ def parse_uri(source: Any) -> tuple[str, str] | None:
     if not isinstance(source, (str, os.PathLike)):
         return None
     text = os.fsdecode(os.fspath(source))
-    match = _SCHEME.match(text)
+    match = URI_SCHEME.match(text)
     if match is None:
         return None
     if match.group(1).lower() != "s3":
@@ -164,7 +162,7 @@ def load_photos(sources: list, config: PreprocessConfig, options: Mapping[str, s
         except ZseError as exc:
             return exc
 
-    if not any(photo_path(s) is not None and parse_uri(photo_path(s)) for s in sources):
+    if not any(isinstance(s, ObjectPhoto) or parse_uri(s) for s in sources):
         return [one(s) for s in sources]
     with ThreadPoolExecutor(THREADS) as pool:
         return list(pool.map(one, sources))

@@ -29,10 +29,10 @@ from ...errors import GalleryError, InputError
 # A URI scheme (RFC 3986) of two or more characters followed by ':/'. One letter is a
 # Windows drive ('C:/'), not a scheme. ':/' rather than '://' because pathlib collapses
 # 's3://bucket' into 's3:/bucket' (click's Path type does it to command-line arguments).
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
+URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
 
 #: object-storage schemes Lance opens (pylance 14): the gallery's data lives there
-OBJECT_SCHEMES = ("s3", "s3+ddb", "gs", "az")
+OBJECTURI_SCHEMES = ("s3", "s3+ddb", "gs", "az")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def gallery_location(
     text = os.fspath(location)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
-    match = _SCHEME.match(text)
+    match = URI_SCHEME.match(text)
     if match is None:
         return GalleryLocation(str(Path(text).absolute()), Path(text).absolute(), options)
     scheme = match.group(1).lower()
@@ -95,10 +95,10 @@ def gallery_location(
         return GalleryLocation(
             str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options
         )
-    if scheme not in OBJECT_SCHEMES:
+    if scheme not in OBJECTURI_SCHEMES:
         raise GalleryError(
             f"{text}: received a {scheme}:// URI, expected a local folder or one of "
-            + ", ".join(f"{s}://" for s in OBJECT_SCHEMES)
+            + ", ".join(f"{s}://" for s in OBJECTURI_SCHEMES)
             + " (nothing was created)"
         )
     rest = text[match.end() :]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
