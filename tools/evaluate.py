@@ -56,6 +56,7 @@ PROTOCOLS = {
 }
 CHANCE_TRIALS = 20
 DEPTHS = (10, 20, 50, 100)
+BLENDS = (0.0,)  # shares of the ret-token cosine in a reranked score (zse_infer.runtime.searcher.blend_scores)
 REPORTED = ("map_all", "precision_10")
 QUERY_VARIANTS = ("", "s0.75")  # one render per icon: unstroked sets, or the middle stroke width
 
@@ -157,6 +158,7 @@ def evaluate_protocol(
     depths: tuple[int, ...] = DEPTHS,
     exhaustive_queries: int = 0,
     chance_seed: int = 0,
+    blends: tuple[float, ...] = BLENDS,
 ) -> dict[str, Any]:
     """{ranking: metrics} for the query and gallery rows, each query family on its own gallery; and
     ``chance``: the metrics of a random ranking (the mean of :data:`CHANCE_TRIALS` seeded ones)."""
@@ -180,7 +182,10 @@ def evaluate_protocol(
             scores = np.full(ret.shape, np.nan, dtype=np.float32)
             scores[pairs[:, 0], pairs[:, 1]] = relation_scores(model, qt, gt, pairs)
             for k in depths:
-                rankings[f"rerank_{k}"] = two_stage_distances(ret, k, lambda q, cols, scores=scores: scores[q, cols])
+                for b in blends:
+                    rankings[rerank_name(k, b)] = two_stage_distances(
+                        ret, k, lambda q, cols, scores=scores: scores[q, cols], b
+                    )
         sub = np.flatnonzero(exhaustive_subset[q_sel])
         if len(sub):
             pairs = np.stack(np.meshgrid(sub, np.arange(len(g_sel)), indexing="ij"), -1).reshape(-1, 2)
@@ -210,19 +215,28 @@ def evaluate_protocol(
     return out
 
 
-def choose_depth(*validations: dict[str, Any]) -> tuple[int, str]:
-    """The rerank depth (0 = ret-token alone) with the best validation mAP@all (the mean over the
-    validation protocols given: icons, and freehand drawings when measured), and why."""
+def rerank_name(depth: int, blend: float) -> str:
+    """The results' key of a two-stage ranking: ``rerank_20``, or ``rerank_20_blend_0.9`` with a blend."""
+    return f"rerank_{depth}" + (f"_blend_{blend:g}" if blend else "")
+
+
+def choose_search(*validations: dict[str, Any]) -> tuple[int, float, str]:
+    """The rerank depth (0 = ret-token alone) and blend with the best validation mAP@all (the mean over
+    the validation protocols given: icons, and freehand drawings when measured), and why."""
 
     def score(ranking: str) -> float:
         return float(np.mean([v[ranking]["map_all"] for v in validations]))
 
-    options = {0: score("ret_token")}
-    options.update({int(k.split("_")[1]): score(k) for k in validations[0] if k.startswith("rerank_")})
-    best = max(options, key=lambda k: (options[k], -k))  # ties: the cheaper depth
-    listed = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(options.items()))
+    options = {(0, 0.0): score("ret_token")}
+    for key in validations[0]:
+        if key.startswith("rerank_"):
+            parts = key.split("_")
+            options[(int(parts[1]), float(parts[3]) if len(parts) > 2 else 0.0)] = score(key)
+    best = max(options, key=lambda o: (options[o], -o[0], -o[1]))  # ties: the cheaper depth, the smaller blend
+    listed = ", ".join(f"{k}" + (f" blend {b:g}" if b else "") + f": {v:.3f}" for (k, b), v in sorted(options.items()))
     what = "validation mAP@all" if len(validations) == 1 else f"mean mAP@all of {len(validations)} validation protocols"
-    return best, f"best {what} at depth {best} ({listed})"
+    at = f"depth {best[0]}" + (f" blend {best[1]:g}" if best[1] else "")
+    return best[0], best[1], f"best {what} at {at} ({listed})"
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -279,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--depths", type=int, nargs="*", default=list(DEPTHS), help="rerank depths (none: ret-token only)"
     )
+    parser.add_argument(
+        "--blends",
+        type=float,
+        nargs="+",
+        default=list(BLENDS),
+        help="shares of the ret-token cosine in reranked scores to measure (0: the relation score alone)",
+    )
     parser.add_argument("--no-random", action="store_true", help="skip the random-weights baseline")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -306,12 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         for protocol in args.protocols:
             p_renders, p_family, q, g, exhaustive = setups[protocol]
             results[name][protocol] = evaluate_protocol(
-                model, p_renders, p_family, q, g, tuple(args.depths), exhaustive_queries=exhaustive
+                model, p_renders, p_family, q, g, tuple(args.depths), exhaustive, blends=tuple(args.blends)
             )
             _log.info("%s %s: %s", name, protocol, json.dumps(results[name][protocol]))
         validations = [results[name][p] for p in ("validation", "freehand_validation") if p in results[name]]
         if validations:
-            results[name]["chosen_depth"], results[name]["chosen_because"] = choose_depth(*validations)
+            chosen = choose_search(*validations)
+            results[name]["chosen_depth"], results[name]["chosen_blend"], results[name]["chosen_because"] = chosen
     write_results(args.out, results)
     print(table(results))
     return 0

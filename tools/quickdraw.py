@@ -70,14 +70,18 @@ class Drawing:
 
 
 def load_drawings(path: str | Path = DRAWINGS) -> list[Drawing]:
-    """Every drawing of ``path`` (ndjson, gzip). Refuses the reserved file by name."""
+    """Every distinct drawing of ``path`` (ndjson, gzip), in file order. Refuses the reserved file by name.
+
+    The shared file holds 7,412 drawings twice: Google's simplified version and the raw one, under the
+    same category and ``key_id``. Each is kept once, as drawn (the raw points: what the sketch pad records),
+    so no drawing is counted, sampled or evaluated twice."""
     path = Path(path)
     if path.name.startswith("reserved"):
         raise InputError(f"{path}: the reserved drawings are kept for an independent evaluation; never read them")
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return [
+        drawings = [
             Drawing(r["category"], str(r["key_id"]), r["source"], r["drawing"], bool(r.get("recognized", True)))
             for r in rows
         ]
@@ -85,6 +89,16 @@ def load_drawings(path: str | Path = DRAWINGS) -> list[Drawing]:
         raise InputError(f"{path}: no Quick, Draw! drawings (expected the shared folder beside the checkout)") from exc
     except (OSError, EOFError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: cannot read the Quick, Draw! drawings ({exc})") from exc
+    chosen: dict[tuple[str, str], Drawing] = {}
+    for d in drawings:
+        kept = chosen.setdefault((d.category, d.key_id), d)
+        if _simplified(kept) and not _simplified(d):
+            chosen[(d.category, d.key_id)] = d
+    return [d for d in drawings if chosen[(d.category, d.key_id)] is d]
+
+
+def _simplified(drawing: Drawing) -> bool:
+    return "simplified" in drawing.source
 
 
 def load_names(path: str | Path = NAMES) -> dict[str, dict[str, str]]:

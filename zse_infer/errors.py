@@ -88,6 +88,14 @@ def check_int(value: Any, name: str, minimum: int = 1, expected: str = "") -> in
     return int(value)
 
 
+def check_blend(value: Any, name: str, error: type[ZseError] = InputError) -> float:
+    """``value`` as a float if it is a number in [0, 1] (the share of the ret-token cosine in a reranked
+    score), else ``error`` "name: received value, expected a number from 0 to 1"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise error(f"{name}: received {value!r}, expected a number from 0 to 1")
+    return float(value)
+
+
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency or raise a :class:`DependencyError`.
 

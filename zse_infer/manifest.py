@@ -29,7 +29,7 @@ Layout (schema version 1)::
       },
       "files": {"encoder.onnx": "<sha256>", ...},    # every file of the folder but the manifest
       "engines": [ {...} ],                           # TensorRT engines built (may be empty)
-      "search": {"rerank": 20, "source": "..."}       # optional: recommended stage-2 depth and why
+      "search": {"rerank": 50, "blend": 0.9, "source": "..."}  # optional: stage-2 depth, blend, and why
     }
 """
 
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig, PreprocessConfig
-from .errors import IntegrityError, ManifestError
+from .errors import IntegrityError, ManifestError, check_blend
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -182,6 +182,13 @@ class Manifest:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ManifestError(f"{MANIFEST_NAME}: search.rerank {value!r} is not an integer >= 0")
         return value
+
+    @property
+    def default_blend(self) -> float:
+        """The share of the ret-token cosine in a reranked photo's score (``search.blend``), else 0: the
+        relation score alone, as the official model ranks (:func:`zse_infer.runtime.searcher.blend_scores`)."""
+        search = self.extra.get("search") or {}
+        return check_blend(search.get("blend", 0.0), f"{MANIFEST_NAME}: search.blend", ManifestError)
 
     def find_graphs(self, role: str) -> list[GraphSpec]:
         return [g for g in self.graphs.values() if g.role == role]

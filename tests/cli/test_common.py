@@ -21,7 +21,8 @@ def test_rerank_note_is_one_short_line(recipe):
     )
     note = rerank_note(manifest, None)
     assert len(note) <= 110 and "\n" not in note, note
-    assert note.startswith(f"rerank {manifest.default_rerank} (")
+    blend = f" blend {search['blend']:g}" if search and search.get("blend") else ""
+    assert note.startswith(f"rerank {manifest.default_rerank}{blend} (")
     if search:
         assert search["source"].startswith(note.split("recorded in the export: ")[1].split(";")[0])
         assert rerank_source(manifest) == search["source"]
@@ -31,3 +32,5 @@ def test_rerank_note_without_a_recorded_depth_or_with_the_callers():
     bare = SimpleNamespace(extra={}, default_rerank=100)
     assert rerank_note(bare, None) == "rerank 100 (this export records none: the default 100)"
     assert rerank_note(bare, 7) == "rerank 7 (--rerank)"
+    blended = SimpleNamespace(extra={"search": {"rerank": 50, "blend": 0.9, "source": "x"}}, default_rerank=50)
+    assert rerank_note(blended, 7) == "rerank 7 blend 0.9 (--rerank)"

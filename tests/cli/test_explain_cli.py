@@ -31,7 +31,7 @@ def test_explain_says_what_is_numbered(tiny_export, tmp_path):
         main, ["explain", str(tiny_export), SKETCH, PHOTOS[0], "--out", str(out), "--top", "3", "--json", str(js)]
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{out}: match score ") and "(0 = unrelated, 1 = sure)" in result.output
+    assert result.output.startswith(f"{out}: relation score ") and "(0 = unrelated, 1 = sure)" in result.output
     shown = json.loads(js.read_text())["shown_matches"]
     assert len(shown) <= 3
     if shown:

@@ -61,6 +61,46 @@ def test_distances_agree_with_search(tiny_export, shapes):
     assert evaluate_ranking(sa, [0], [0] * 9)["map_all"] == 1.0
 
 
+def test_a_recorded_blend_ranks_search_and_evaluation_alike(tiny_export, shapes):
+    """An export's ``search.blend`` mixes the ret-token cosine into each reranked score, in search and in
+    evaluation alike (one ranking), and the hits report that blended score."""
+    from zse_infer.runtime.searcher import blend_scores
+
+    r = Retriever.load(tiny_export)
+    r.index([str(p) for p in shapes.photo_paths], progress=False)
+    r.manifest.extra["search"] = {"rerank": 6, "blend": 0.7, "source": "test"}
+    assert r.manifest.default_blend == 0.7
+    sketch = str(shapes.sketch_paths[1])
+    tokens = r.encode([sketch], "sketch")
+    d = ranking_distances(r, tokens, "two-stage", None)[0]
+    hits = r.search(sketch, k=9)
+    assert [h.row for h in hits] == list(np.argsort(d, kind="stable"))
+    reranked = [h for h in hits if h.stage == 2]
+    assert len(reranked) == 6
+    rows = np.array([h.row for h in reranked])
+    relation = r.relation_scores(tokens[0], rows)
+    cosine = 1.0 - ranking_distances(r, tokens, "ret-token", None)[0][rows] ** 2 / 2
+    np.testing.assert_allclose([h.score for h in reranked], blend_scores(relation, cosine, 0.7), atol=1e-5)
+
+
+def test_blend_scores_run_from_the_relation_score_to_the_cosine():
+    from zse_infer.runtime.searcher import blend_scores
+
+    relation, cosine = np.array([0.9, 0.1]), np.array([-1.0, 1.0])
+    assert list(blend_scores(relation, cosine, 0.0)) == [0.9, 0.1]
+    assert list(blend_scores(relation, cosine, 1.0)) == [0.0, 1.0]
+    assert blend_scores(relation, cosine, 0.5) == pytest.approx([0.45, 0.55])
+
+
+def test_a_bad_recorded_blend_names_the_field(tiny_export):
+    from zse_infer.errors import ManifestError
+
+    r = Retriever.load(tiny_export)
+    r.manifest.extra["search"] = {"rerank": 6, "blend": 1.5, "source": "test"}
+    with pytest.raises(ManifestError, match=r"search\.blend: received 1\.5, expected a number from 0 to 1"):
+        r.manifest.default_blend  # noqa: B018
+
+
 def test_gallery_with_foreign_photos_is_refused(tiny_export, shapes, tmp_path, golden_images):
     r = Retriever.load(tiny_export)
     r.index([golden_images["photo"][0]], progress=False)

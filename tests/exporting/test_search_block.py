@@ -23,6 +23,9 @@ def test_every_packaged_recipe_records_a_depth_and_why():
         {"rerank": True, "source": "x"},
         {"rerank": 20},
         {"rerank": 20, "source": " "},
+        {"rerank": 20, "blend": 1.5, "source": "x"},
+        {"rerank": 20, "blend": True, "source": "x"},
+        {"rerank": 20, "blend": 0.5, "source": "x", "other": 1},
         [20],
     ],
 )

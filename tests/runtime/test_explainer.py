@@ -80,7 +80,7 @@ def test_the_picture_has_an_attention_scale_and_plain_captions(retriever, golden
     ramp = colormap(np.linspace(0, 1, side))
     assert any(np.array_equal(row[13 : 12 + side], ramp[1:]) for row in pixels)  # the ramp inside its black frame
     text = " ".join(exp.captions).lower()
-    assert "match score" in text and "where the model looks" in text and "low" in text and "high" in text
+    assert "relation score" in text and "where the model looks" in text and "low" in text and "high" in text
     for internal in ("<-", "queries", "anchor", "token", "relevance", "kernel", "cosine", "feature"):
         assert internal not in text, f"internal word {internal!r} in the captions"
 

@@ -100,8 +100,8 @@ def test_protocol_rows_and_family_exclusion(renders, monkeypatch):
         assert 0.0 <= metrics["map_all"] <= 1.0 and 0.0 <= metrics["precision_10"] <= 1.0
 
 
-def test_choose_depth_takes_the_best_validation_map_and_the_cheaper_on_ties():
-    from tools.evaluate import choose_depth
+def test_choose_search_takes_the_best_validation_map_and_the_cheaper_on_ties():
+    from tools.evaluate import choose_search
 
     val = {
         "ret_token": {"map_all": 0.20},
@@ -110,9 +110,12 @@ def test_choose_depth_takes_the_best_validation_map_and_the_cheaper_on_ties():
         "rerank_100": {"map_all": 0.22},
         "queries": 5,
     }
-    depth, why = choose_depth(val)
-    assert depth == 10 and "0: 0.200" in why
-    assert choose_depth({"ret_token": {"map_all": 0.3}, "rerank_10": {"map_all": 0.2}})[0] == 0
+    depth, blend, why = choose_search(val)
+    assert (depth, blend) == (10, 0.0) and "0: 0.200" in why
+    assert choose_search({"ret_token": {"map_all": 0.3}, "rerank_10": {"map_all": 0.2}})[:2] == (0, 0.0)
+    blended = {**val, "rerank_10_blend_0.9": {"map_all": 0.27}, "rerank_10_blend_0.5": {"map_all": 0.27}}
+    depth, blend, why = choose_search(blended)
+    assert (depth, blend) == (10, 0.5) and "at depth 10 blend 0.5" in why and "10 blend 0.9: 0.270" in why
 
 
 def test_head_stage_with_ret_token_topk_negatives(tmp_path, renders):
@@ -226,10 +229,10 @@ def test_freehand_protocols_rank_the_drawn_concepts_photos_and_report_chance(fre
 
 
 def test_depth_is_chosen_on_the_mean_of_the_validation_protocols():
-    from tools.evaluate import choose_depth
+    from tools.evaluate import choose_search
 
     icons = {"ret_token": {"map_all": 0.20}, "rerank_10": {"map_all": 0.30}, "rerank_50": {"map_all": 0.25}}
     drawn = {"ret_token": {"map_all": 0.10}, "rerank_10": {"map_all": 0.10}, "rerank_50": {"map_all": 0.20}}
-    assert choose_depth(icons)[0] == 10
-    depth, why = choose_depth(icons, drawn)
+    assert choose_search(icons)[0] == 10
+    depth, _, why = choose_search(icons, drawn)
     assert depth == 50 and "mean mAP@all of 2 validation protocols" in why

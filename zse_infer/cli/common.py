@@ -167,15 +167,18 @@ def rerank_source(manifest) -> str:
 
 
 def rerank_note(manifest, rerank) -> str:
-    """One short line: the stage-2 depth a command uses and where it came from (``--rerank``, or the
-    export's recorded note cut to its first clause; the whole note: :func:`rerank_source`)."""
+    """One short line: the stage-2 depth (and the export's blend, if any) a command uses and where it came
+    from (``--rerank``, or the export's recorded note cut to its first clause; the whole: :func:`rerank_source`)."""
+    search = manifest.extra.get("search") or {}
+    blend = f" blend {search['blend']:g}" if search.get("blend") else ""
     if rerank is not None:
-        return f"rerank {rerank} (--rerank)"
-    source = (manifest.extra.get("search") or {}).get("source")
+        return f"rerank {rerank}{blend} (--rerank)"
+    source = search.get("source")
     if not source:
-        return f"rerank {manifest.default_rerank} ({rerank_source(manifest)})"
+        return f"rerank {manifest.default_rerank}{blend} ({rerank_source(manifest)})"
     summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
-    return f'rerank {manifest.default_rerank} (recorded in the export: {summary}; details: manifest.json, "search")'
+    depth = f"rerank {manifest.default_rerank}{blend}"
+    return f'{depth} (recorded in the export: {summary}; details: manifest.json, "search")'
 
 
 def _storage_options(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:

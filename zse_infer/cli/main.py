@@ -300,7 +300,7 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
     if json_out:
         json_out.write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
     shown = exp.readable_matches(top)
-    click.echo(f"{out}: match score {exp.score:.3f} (0 = unrelated, 1 = sure)")
+    click.echo(f"{out}: relation score {exp.score:.3f} (0 = unrelated, 1 = sure)")
     if shown:
         m = shown[0]
         click.echo(

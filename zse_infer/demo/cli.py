@@ -193,10 +193,12 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     hits = retriever.search_batch([str(q.path) for q in picked], k=8, rerank=rerank)
     results = [QueryResult(str(q.path), h, q.label) for q, h in zip(picked, hits, strict=False)]
     title = "zse-demo: sketches of unseen concepts, two-stage search"
+    blend = retriever.manifest.default_blend
     subtitle = (
         f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos "
         f"(colour emoji and icons) of concepts the "
-        f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head."
+        f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head"
+        + (f" (its score blended with the ret-token cosine, {blend:g})." if blend else ".")
     )
     write_results_page(out / "results.html", results, labels, title=title, subtitle=subtitle)
     write_results_grid(out / "results.png", results, labels, title=title, subtitle=subtitle)

@@ -2,7 +2,8 @@
 
 Three rankings over the whole gallery, named alike wherever a user sees them: ``"ret-token"`` (the
 official "sa", stage 1 of a search), ``"two-stage"`` (the ret-token top ``rerank`` reordered by relation
-score, what :meth:`Retriever.search` returns) and ``"exhaustive"`` (the official "rn"); see docs/spec.md.
+score, blended with the cosine where the export records a blend: what :meth:`Retriever.search` returns)
+and ``"exhaustive"`` (the official "rn"); see docs/spec.md.
 ``"sa"`` / ``"rn"`` are accepted as aliases (:func:`ranking_name`). :func:`evaluate` is the one loop:
 distances come one query batch at a time into :class:`~zse_infer.evaluation.metrics.RankingMetrics`
 (memory: a batch times the gallery), and where batches run is its ``executor``
@@ -77,7 +78,8 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
     ret = ret_token_distances(sketch_tokens[:, 0], snap.ret_matrix())
     if ranking == "ret-token":
         return ret
-    return two_stage_distances(ret, retriever.manifest.default_rerank if rerank is None else rerank, score)
+    depth = retriever.manifest.default_rerank if rerank is None else rerank
+    return two_stage_distances(ret, depth, score, retriever.manifest.default_blend)
 
 
 @dataclass(frozen=True)

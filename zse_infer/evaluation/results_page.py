@@ -94,7 +94,7 @@ def _summary(results: Sequence[QueryResult], labels: Mapping[str, str]) -> tuple
         items.append(("", "no frames: the classes of the query or the hits are not known"))
     items.append(("", "under each hit: its rank, its score and its class" + ("" if framed else " or file name")))
     if 2 in stages:
-        items.append(("", "relation score (0..1): stage 2, the relation head reranked this hit"))
+        items.append(("", "reranked score (0..1): stage 2, the relation head reranked this hit"))
     if 1 in stages:
         items.append(("", "ret-token cosine (-1..1): stage 1 only, below the reranked depth"))
     return cols, correct, known, items
@@ -127,7 +127,7 @@ def write_results_page(
                 f'<div class="{css}"><img src="{_data_uri(_thumbnail(h.path))}" alt="{html.escape(h.id)}">'
                 f"<div>#{h.rank} {h.score:.3f}{mark}</div>"
                 f'<div class="small label">{html.escape(_hit_name(h, labels))}</div>'
-                f'<div class="small">{"relation score" if h.stage == 2 else "ret-token cosine"}</div></div>'
+                f'<div class="small">{"reranked score" if h.stage == 2 else "ret-token cosine"}</div></div>'
             )
         cells += ['<div class="cell"></div>'] * (cols - 1 - len(q.hits))  # short rows keep the grid aligned
     summary = f"{correct} of {known} labelled hits have the query's class." if known else ""

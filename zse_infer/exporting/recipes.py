@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ManifestError
+from ..errors import ConfigError, ManifestError, check_blend
 from ..manifest import PRECISIONS, VARIANTS, BatchRange
 
 ROLES = ("encoder", "relation_head")
@@ -37,7 +37,7 @@ class Recipe:
     validation_batch_sizes: tuple[int, ...] = (1, 5)
     validation_seed: int = 0
     tensorrt: Mapping[str, Any] = field(default_factory=dict)
-    # Recommended stage-2 depth, copied into the manifest: {"rerank": N, "source": "how N was chosen"}.
+    # Recommended stage 2, copied into the manifest: {"rerank": N, "blend": B (optional), "source": "how chosen"}.
     search: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = ""
@@ -114,11 +114,14 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
 
 
 def _search_block(block: Any, where: str) -> dict[str, Any]:
-    """The optional ``search`` block: ``{"rerank": int >= 0, "source": "why this depth"}``."""
+    """The optional ``search`` block: ``{"rerank": int >= 0, "blend": 0..1 (optional), "source": "why"}``
+    (``blend``: :func:`zse_infer.runtime.searcher.blend_scores`; absent = 0, the official relation score)."""
     if block is None:
         return {}
-    if not isinstance(block, Mapping) or set(block) != {"rerank", "source"}:
-        raise ConfigError(f'{where}: search received {block!r}, expected {{"rerank": N, "source": "how N was chosen"}}')
+    if not isinstance(block, Mapping) or not {"rerank", "source"} <= set(block) <= {"rerank", "blend", "source"}:
+        raise ConfigError(
+            f'{where}: search received {block!r}, expected {{"rerank": N, "blend": B (optional), "source": "how"}}'
+        )
     rerank, source = block["rerank"], block["source"]
     if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
         raise ConfigError(f"{where}: search.rerank received {rerank!r}, expected an integer >= 0")
@@ -126,7 +129,10 @@ def _search_block(block: Any, where: str) -> dict[str, Any]:
         raise ConfigError(
             f"{where}: search.source received {source!r}, expected a sentence saying how the depth was chosen"
         )
-    return {"rerank": rerank, "source": source}
+    out = {"rerank": rerank, "source": source}
+    if "blend" in block:
+        out["blend"] = check_blend(block["blend"], f"{where}: search.blend", ConfigError)
+    return out
 
 
 def recipe_dirs() -> list[Path | Any]:

@@ -249,7 +249,7 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
     draw.text((pad, 8), "Why this photo matches the sketch", fill="black", font=font(20))
-    draw.text((pad, 32), f"match score {exp.score:.3f} (0 = unrelated, 1 = sure)", fill="black", font=f)
+    draw.text((pad, 32), f"relation score {exp.score:.3f} (0 = unrelated, 1 = sure)", fill="black", font=f)
     x_s, x_p, y = pad, pad + side + gap, title_h
     canvas.paste(_zoom(exp.sketch_image, scale), (x_s, y))
     canvas.paste(_zoom(exp.photo_image, scale), (x_p, y))

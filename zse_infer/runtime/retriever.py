@@ -44,8 +44,9 @@ __all__ = ["Hit", "IndexReport", "Retriever"]
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``score`` is the relation score (0..1) for hits reranked in
-    stage 2 (``stage == 2``) and the ret-token cosine similarity for stage-1-only hits.
+    """One search result. ``score`` is the reranked score (0..1) for hits reranked in stage 2
+    (``stage == 2``: the relation score, blended with the ret-token cosine where the export records a
+    ``search.blend``) and the ret-token cosine similarity for stage-1-only hits.
     ``row`` is the photo's stable row id in the gallery (kept through compaction)."""
 
     id: str

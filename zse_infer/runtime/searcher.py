@@ -4,7 +4,8 @@ implementation of each ranking that search, evaluation and training all use.
 Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
 :func:`two_stage_distances` and :func:`exhaustive_distances` (official "rn"). Scores come from a callable
 ``score(query_index, columns) -> scores``, so the same functions run on ONNX runners and on torch arrays.
-Search uses :func:`rerank_order` on its candidates: the order of :func:`two_stage_distances`.
+Search uses :func:`rerank_order` on its candidates' :func:`blend_scores`: the order of
+:func:`two_stage_distances`.
 """
 
 from __future__ import annotations
@@ -39,21 +40,34 @@ def ret_token_distances(sketch_ret: np.ndarray, photo_ret: np.ndarray) -> np.nda
     return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
 
 
+def blend_scores(relation: np.ndarray, cosine: np.ndarray, blend: float) -> np.ndarray:
+    """Reranked scores: ``(1 - blend) * relation + blend * (1 + cosine) / 2``, in [0, 1].
+
+    ``blend`` 0 is the relation score alone (the official two-stage ranking); an export may record
+    another (``search.blend``), chosen on validation, where the ret-token cosine of a candidate is
+    worth keeping beside its relation score (docs/search.md)."""
+    relation = np.asarray(relation, np.float64)
+    if not blend:
+        return relation
+    return (1.0 - blend) * relation + blend * (1.0 + np.asarray(cosine, np.float64)) / 2.0
+
+
 def rerank_order(scores: np.ndarray) -> np.ndarray:
-    """Order of reranked candidates: highest relation score first, equal scores in stage-1 order."""
+    """Order of reranked candidates: highest (blended) score first, equal scores in stage-1 order."""
     scores = np.asarray(scores, np.float64)
     return np.lexsort((np.arange(len(scores)), -scores))
 
 
-def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn) -> np.ndarray:
-    """(Q, N): the top ``rerank`` of each ret-token row get -score (in (-1, 0)); the rest
-    1 + ret distance (in [1, 3]), i.e. behind every reranked photo, in ret-token order."""
+def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn, blend: float = 0.0) -> np.ndarray:
+    """(Q, N): the top ``rerank`` of each ret-token row get minus their :func:`blend_scores` (in [-1, 0]);
+    the rest 1 + ret distance (in [1, 3]), i.e. behind every reranked photo, in ret-token order."""
     distance = 1.0 + np.asarray(ret_distance, np.float64)
     k = min(int(rerank), distance.shape[1])
     for q in range(distance.shape[0]):
         top = np.argsort(ret_distance[q], kind="stable")[:k]
         if k:
-            distance[q, top] = -np.asarray(score(q, top), np.float64)
+            cosine = 1.0 - np.asarray(ret_distance[q, top], np.float64) ** 2 / 2.0  # ret_token_distances, inverted
+            distance[q, top] = -blend_scores(score(q, top), cosine, blend)
     return distance
 
 
@@ -234,7 +248,8 @@ class Searcher:
         hits: list[tuple[int, float, int]] = []
         if n_rerank:
             candidates = rowids[:n_rerank]
-            scores = self.relation_scores(sketch_tokens, candidates, snap)
+            relation = self.relation_scores(sketch_tokens, candidates, snap)
+            scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
             hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
         hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
         hits = hits[:k]

@@ -32,7 +32,10 @@ class SearchHit(BaseModel):
         "('<root name>/<path>'), or an opaque '@<hex>' for other files; never a server path"
     )
     name: str = Field(description="the photo's file name (no folders), to show")
-    score: float = Field(description="relation score (0..1) when stage == 2, ret-token cosine when stage == 1")
+    score: float = Field(
+        description="reranked score (0..1: the relation score, blended with the ret-token cosine where the export "
+        "records search.blend) when stage == 2, ret-token cosine when stage == 1"
+    )
     stage: int = Field(description="2: reranked by the relation head; 1: ranked by ret-token cosine only")
     photo_url: str = Field(description="GET this for the photo's bytes")
 
