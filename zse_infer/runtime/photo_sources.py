@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..preprocess import ImageSource, is_pil_image
+from .gallery.location import URI_SCHEME
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -59,6 +60,6 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
         line = raw.strip()
         if line and not line.startswith("#"):
             p = Path(line)
-            uri = "://" in line  # s3://bucket/key stays as it is (as a Path it would lose a '/')
-            out.append(line if uri else str(p if p.is_absolute() else path.parent / p))
+            # s3://bucket/key stays as it is (as a Path it would lose a '/'): the gallery locator's one pattern
+            out.append(line if URI_SCHEME.match(line) else str(p if p.is_absolute() else path.parent / p))
     return out

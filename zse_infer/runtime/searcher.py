@@ -40,12 +40,17 @@ def ret_token_distances(sketch_ret: np.ndarray, photo_ret: np.ndarray) -> np.nda
     return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
 
 
-def blend_scores(relation: np.ndarray, cosine: np.ndarray, blend: float) -> np.ndarray:
+def ret_token_cosine(ret_distance: np.ndarray) -> np.ndarray:
+    """The cosines behind :func:`ret_token_distances` (its inverse: ``|a - b|^2 = 2 - 2 cos``)."""
+    return 1.0 - np.asarray(ret_distance, np.float64) ** 2 / 2.0
+
+
+def blend_scores(relation: np.ndarray, cosine: np.ndarray | None, blend: float) -> np.ndarray:
     """Reranked scores: ``(1 - blend) * relation + blend * (1 + cosine) / 2``, in [0, 1].
 
     ``blend`` 0 is the relation score alone (the official two-stage ranking); an export may record
     another (``search.blend``), chosen on validation, where the ret-token cosine of a candidate is
-    worth keeping beside its relation score (docs/search.md)."""
+    worth keeping beside its relation score (docs/search.md); ``cosine`` is read only when ``blend`` is not 0."""
     relation = np.asarray(relation, np.float64)
     if not blend:
         return relation
@@ -66,7 +71,7 @@ def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn, b
     for q in range(distance.shape[0]):
         top = np.argsort(ret_distance[q], kind="stable")[:k]
         if k:
-            cosine = 1.0 - np.asarray(ret_distance[q, top], np.float64) ** 2 / 2.0  # ret_token_distances, inverted
+            cosine = ret_token_cosine(ret_distance[q, top]) if blend else None
             distance[q, top] = -blend_scores(score(q, top), cosine, blend)
     return distance
 

@@ -32,7 +32,7 @@ from ...errors import GalleryError, InputError
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
 
 #: object-storage schemes Lance opens (pylance 14): the gallery's data lives there
-OBJECTURI_SCHEMES = ("s3", "s3+ddb", "gs", "az")
+OBJECT_SCHEMES = ("s3", "s3+ddb", "gs", "az")
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ def gallery_location(
         return GalleryLocation(
             str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options
         )
-    if scheme not in OBJECTURI_SCHEMES:
+    if scheme not in OBJECT_SCHEMES:
         raise GalleryError(
             f"{text}: received a {scheme}:// URI, expected a local folder or one of "
-            + ", ".join(f"{s}://" for s in OBJECTURI_SCHEMES)
+            + ", ".join(f"{s}://" for s in OBJECT_SCHEMES)
             + " (nothing was created)"
         )
     rest = text[match.end() :]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
