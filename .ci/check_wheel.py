@@ -30,7 +30,7 @@ REQUIRED = (
     "zse_infer/serve/static/",
 )
 #: path parts that mark training, data building or test code
-FORBIDDEN_PARTS = ("tools", "tests", "training", "__pycache__")
+FORBIDDEN_PARTS = ("tools", "tests", "testing", "training", "__pycache__")
 
 
 def _clean_copy(dest: Path) -> Path:

@@ -157,7 +157,7 @@ def _parity_model(torch, golden_keys):
     The repo's model (needs timm); without timm, the official-code transcription
     (benchmarks/official_reference.py, plain torch) with its attention switched to SDPA.
     """
-    from zse_infer.testing.parity import parity_state_dict, read_key_list
+    from tests.support.parity import parity_state_dict, read_key_list
 
     state = {
         k: torch.from_numpy(v) for k, v in parity_state_dict(read_key_list(DATA / "official_state_dict.tsv")).items()

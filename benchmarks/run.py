@@ -981,9 +981,9 @@ def gpu_notes(info: dict, skipped: list[dict] | None = None) -> list[dict]:
 
 def storage_record(export_dir: Path, tmp: Path) -> dict:
     """Bytes stored per gallery photo, from a real gallery of 8 indexed photos."""
+    from tests.support.images import make_photo_files
     from zse_infer.runtime.gallery.store import DATASET
     from zse_infer.runtime.retriever import Retriever
-    from zse_infer.testing.images import make_photo_files
 
     photos = make_photo_files(tmp / "photos", 8, size=64)
     with Retriever.load(export_dir, gallery=tmp / "storage", create=True, backend="onnxruntime-cpu", verify=False) as r:

@@ -64,7 +64,7 @@ def golden_images() -> dict:
 def parity_state() -> dict:
     """The parity weights of docs/spec.md in the official layout, as torch tensors."""
     torch = pytest.importorskip("torch")
-    from zse_infer.testing.parity import parity_state_dict, read_key_list
+    from tests.support.parity import parity_state_dict, read_key_list
 
     keys = read_key_list(DATA / "official_state_dict.tsv")
     return {k: torch.from_numpy(v) for k, v in parity_state_dict(keys).items()}

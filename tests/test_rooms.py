@@ -129,7 +129,7 @@ print(json.dumps({"loaded": loaded, "map_all": report["metrics"]["map_all"]}))
 
 
 def test_a_local_evaluation_loads_neither_distributed_nor_ray(tiny_export, tmp_path):
-    from zse_infer.testing.images import make_shape_dataset
+    from tests.support.images import make_shape_dataset
 
     shapes = make_shape_dataset(tmp_path / "shapes")
     done = subprocess.run(

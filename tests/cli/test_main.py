@@ -2,8 +2,8 @@ import json
 
 from click.testing import CliRunner
 
+from tests.support.images import make_photo_files
 from zse_infer.cli.main import main
-from zse_infer.testing.images import make_photo_files
 
 
 def test_index_then_search_json(tiny_export, tmp_path, golden_images):

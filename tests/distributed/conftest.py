@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +17,9 @@ def ray_cluster():
     pytest.importorskip("ray.data", reason="Ray Data is part of the extra 'ray'")
     started_here = not ray.is_initialized()
     if started_here:
+        # Workers import the test helpers (tests/support, e.g. Ray Serve's stand-in app) from the
+        # repository root, which is not packaged: they inherit PYTHONPATH from this process.
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     if started_here:

@@ -3,12 +3,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.support.images import make_shape_dataset
 from zse_infer import Retriever
 from zse_infer.cli.main import main
 from zse_infer.distributed.ray_eval import RayExecutor, RayOptions
 from zse_infer.evaluation.datasets import load_image_folders
 from zse_infer.evaluation.protocol import evaluate
-from zse_infer.testing.images import make_shape_dataset
 
 pytestmark = pytest.mark.ray
 

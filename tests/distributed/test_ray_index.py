@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
 from zse_infer.errors import ImageError
-from zse_infer.testing.images import make_photo_files
 
 pytestmark = pytest.mark.ray
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.distributed.ray_index import RayIndexExecutor, RayOptions
-from zse_infer.testing.images import make_photo_files
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("moto.server", reason="needs moto[server] (the dev extra)")
@@ -17,7 +17,7 @@ pytest.importorskip("moto.server", reason="needs moto[server] (the dev extra)")
 
 @pytest.fixture
 def s3(monkeypatch):
-    from zse_infer.testing.s3 import isolate, local_server, new_bucket
+    from tests.support.s3 import isolate, local_server, new_bucket
 
     isolate(monkeypatch)
     for endpoint in local_server():

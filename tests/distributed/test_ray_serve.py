@@ -5,13 +5,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
-from zse_infer.testing.images import make_photo_files
 
 pytestmark = pytest.mark.ray
 
 REAL_APP = "zse_infer.serve.app:create_app"
-STANDIN_APP = "zse_infer.testing.serve_standin:create_app"
+STANDIN_APP = "tests.support.serve_standin:create_app"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_two_replicas_answer_like_one_process(on_ray_serve, tiny_export, gallery
     requests = pytest.importorskip("requests")
     from fastapi.testclient import TestClient
 
-    from zse_infer.testing.serve_standin import create_app
+    from tests.support.serve_standin import create_app
 
     bodies = _requests(golden_images)
     single = TestClient(create_app(Retriever.load(tiny_export, gallery=gallery)))

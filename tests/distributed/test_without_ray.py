@@ -5,10 +5,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.cli.main import main
 from zse_infer.errors import DependencyError
-from zse_infer.testing.images import make_photo_files
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ and served by ``open_relation_runners`` (ONNX Runtime CPU here; TensorRT engines
 
 import pytest
 
+from tests.support.relation import rerank_gap
 from zse_infer.engines.build import engine_graphs
 from zse_infer.manifest import Manifest
 from zse_infer.runtime.runners.select import RELATION_ROLES, open_relation_runners, open_runners
-from zse_infer.testing.relation import rerank_gap
 
 onnx = pytest.importorskip("onnx")
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.support.images import make_shape_dataset
 from zse_infer import Retriever
 from zse_infer.cli.main import main
 from zse_infer.errors import InputError
 from zse_infer.evaluation.datasets import load_image_folders
 from zse_infer.evaluation.metrics import evaluate_ranking
 from zse_infer.evaluation.protocol import evaluate, ranking_distances
-from zse_infer.testing.images import make_shape_dataset
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.support.images import make_shape_dataset
 from zse_infer import Retriever
 from zse_infer.errors import InputError
 from zse_infer.evaluation.datasets import load_image_folders
 from zse_infer.evaluation.executor import LocalExecutor
 from zse_infer.evaluation.protocol import SketchDistances, evaluate
-from zse_infer.testing.images import make_shape_dataset
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ on every machine.
 
 import numpy as np
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.exporting.quantize import SETTINGS, saturation_risks
 from zse_infer.exporting.recipes import load_recipe
 from zse_infer.manifest import Manifest
 from zse_infer.runtime.runners.cpu_features import SIMD_FLAGS
-from zse_infer.testing.images import make_photo_files
 
 TOLERANCE = dict(load_recipe("tiny").tolerances["int8"])
 #: the former token tolerance: what "right on a CPU without VNNI" is measured against in the replay below

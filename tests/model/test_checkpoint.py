@@ -20,7 +20,7 @@ def _same_weights(a, b):
 
 def test_official_key_layout_matches_the_release(data_dir):
     """Our model in official layout has exactly the released keys and shapes."""
-    from zse_infer.testing.parity import read_key_list
+    from tests.support.parity import read_key_list
 
     expected = dict(read_key_list(data_dir / "official_state_dict.tsv"))
     ours = {k: tuple(v.shape) for k, v in to_official_state_dict(ZseModel("zse_vit_b16").state_dict()).items()}

@@ -1,4 +1,4 @@
-"""A real S3 endpoint on this machine (zse_infer/testing/s3.py): moto's server on 127.0.0.1, one
+"""A real S3 endpoint on this machine (tests/support/s3.py): moto's server on 127.0.0.1, one
 per test session, a fresh bucket per test. The standard ``AWS_*`` variables carry the
 credentials (as on a cluster); the endpoint goes in ``storage_options``, so a test can also pass
 a wrong one."""
@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("moto.server", reason="the object-storage tests need moto[server] (the dev extra)")
 pytest.importorskip("boto3")
 
-from zse_infer.testing.s3 import S3, isolate, local_server, new_bucket
+from tests.support.s3 import S3, isolate, local_server, new_bucket
 
 
 @pytest.fixture(scope="session")

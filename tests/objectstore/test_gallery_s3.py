@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.support.gallery import SHAPE, tiny_batch
 from zse_infer.errors import GalleryError, GalleryUnavailableError
 from zse_infer.runtime.gallery.location import gallery_location
 from zse_infer.runtime.gallery.store import Gallery
-from zse_infer.testing.gallery import SHAPE, tiny_batch
 
 MODEL = {"name": "tiny"}
 
@@ -174,8 +174,8 @@ def test_retriever_on_s3_ranks_as_a_local_gallery_and_sees_other_writers(s3, tin
     """Index into s3:// and into a local folder: the same rankings; a second process-like
     handle (a server's retriever) sees the writer's commits after refresh; kill-free resume:
     a re-run skips every stored photo."""
+    from tests.support.images import make_photo_files
     from zse_infer import Retriever
-    from zse_infer.testing.images import make_photo_files
 
     photos = make_photo_files(tmp_path / "photos", 12, size=32)
     local = Retriever.load(tiny_export, gallery=tmp_path / "local", create=True)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.errors import ImageError, InputError, ZseError
-from zse_infer.testing.images import make_photo_files
 
 
 def _png(seed: int) -> bytes:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
-from zse_infer.testing.images import make_photo_files
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi", reason="zse serve is the 'serve' extra")

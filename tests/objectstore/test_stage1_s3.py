@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
-from zse_infer.testing.images import make_photo_files
 
 pytest.importorskip("faiss", reason="the IVF index is the 'ann' extra")
 

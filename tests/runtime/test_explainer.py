@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.errors import InputError
 from zse_infer.runtime.explain_pictures import (
@@ -12,7 +13,6 @@ from zse_infer.runtime.explain_pictures import (
     scale_for,
 )
 from zse_infer.runtime.explainer import Explainer, colormap
-from zse_infer.testing.images import make_photo_files
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.gallery import SHAPE
+from tests.support.gallery import tiny_batch as _batch
 from zse_infer.errors import GalleryError, GalleryUnavailableError
 from zse_infer.runtime.gallery.store import DATASET, Batch, Gallery
-from zse_infer.testing.gallery import SHAPE
-from zse_infer.testing.gallery import tiny_batch as _batch
 
 MODEL = {"name": "tiny"}
 DEADLINE_S = 240

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.errors import GalleryError, ZseError
-from zse_infer.testing.images import make_photo_files
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

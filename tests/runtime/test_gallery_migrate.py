@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.cli.main import main
 from zse_infer.errors import GalleryError
 from zse_infer.manifest import write_json_atomic
 from zse_infer.runtime.gallery.format1 import FORMAT, PARTS, RECORD, SHARD_DIR, VERSION, Gallery, part_path
-from zse_infer.testing.images import make_photo_files
 from zse_infer.vectors import l2_normalize
 
 SHAPE = (5, 8)

@@ -5,12 +5,12 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
+from tests.support.gallery import SHAPE
+from tests.support.gallery import low_rank_tokens as _tokens
+from tests.support.gallery import tiny_batch as _batch
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.codecs import Codec, canonical_name
 from zse_infer.runtime.gallery.store import Gallery
-from zse_infer.testing.gallery import SHAPE
-from zse_infer.testing.gallery import low_rank_tokens as _tokens
-from zse_infer.testing.gallery import tiny_batch as _batch
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.errors import BlankSketchError, GalleryError, ImageError, ImageNotFoundError, InputError, ZseError
 from zse_infer.runtime.indexer import content_id
-from zse_infer.testing.images import make_photo_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

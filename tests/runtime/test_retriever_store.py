@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.errors import GalleryError, InputError
 from zse_infer.runtime.gallery.store import Gallery
 from zse_infer.runtime.indexer import Encoded, IndexReport, content_id
-from zse_infer.testing.images import make_photo_files
 
 DEADLINE_S = 300
 
@@ -115,7 +115,7 @@ def _open_with_create_and_close(export, gallery):
 
 
 def _replace_with_another_models(gallery, shape):
-    from zse_infer.testing.gallery import tiny_batch
+    from tests.support.gallery import tiny_batch
 
     shutil.rmtree(gallery, ignore_errors=True)
     batch = tiny_batch(["b1", "b2"])

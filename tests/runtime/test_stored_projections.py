@@ -3,9 +3,9 @@ projections together) and scores like the computed path; codec 'none' galleries 
 
 import numpy as np
 
+from tests.support.images import make_photo_files
 from zse_infer import Retriever
 from zse_infer.runtime.gallery.snapshot import Snapshot
-from zse_infer.testing.images import make_photo_files
 
 
 def _count_takes(monkeypatch):

@@ -55,7 +55,7 @@ def running_server(retriever, **settings):
 
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory) -> Path:
-    from zse_infer.testing.images import make_shape_dataset
+    from tests.support.images import make_shape_dataset
 
     return make_shape_dataset(tmp_path_factory.mktemp("shapes"), sketches=2, photos=3, size=96)
 

@@ -164,7 +164,7 @@ def test_token_is_required_when_set(writable_server, sketches):
 
 
 def test_writes_are_refused_without_allow_writes(server, stored, tmp_path):
-    from zse_infer.testing.images import make_photo_files
+    from tests.support.images import make_photo_files
 
     photo = make_photo_files(tmp_path, 1)[0]
     _error(httpx.post(server + "/v1/photos", files={"photos": photo.read_bytes()}), 403, "forbidden")
@@ -174,8 +174,8 @@ def test_writes_are_refused_without_allow_writes(server, stored, tmp_path):
 
 
 def test_writes_with_allow_writes(writable_server, shapes, sketches, tmp_path):
+    from tests.support.images import make_photo_files
     from zse_infer.serve.app import photo_url
-    from zse_infer.testing.images import make_photo_files
 
     auth = {"Authorization": "Bearer s3cret"}
     photos = make_photo_files(tmp_path, 2, seed=7)

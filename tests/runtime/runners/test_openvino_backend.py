@@ -196,7 +196,7 @@ def test_restructured_relation_graphs_on_openvino_match_the_compat_head(tiny_exp
 
 
 def test_retriever_on_openvino_ranks_like_onnxruntime(tiny_export, cpu, tmp_path, golden_images):
-    from zse_infer.testing.images import make_photo_files
+    from tests.support.images import make_photo_files
 
     cpu("xeon_amx")
     photos = make_photo_files(tmp_path / "photos", 6, size=64)
@@ -223,8 +223,8 @@ def test_ray_workers_reopen_the_same_openvino_runtime(tiny_export, cpu):
 def test_cli_accepts_openvino(tiny_export, tmp_path, cpu, golden_images):
     from click.testing import CliRunner
 
+    from tests.support.images import make_photo_files
     from zse_infer.cli.main import main
-    from zse_infer.testing.images import make_photo_files
 
     cpu("epyc_avx2")
     make_photo_files(tmp_path / "photos", 3, size=64)

@@ -115,9 +115,9 @@ def test_tensorrt_runner_is_thread_safe_and_honours_a_raised_max_batch(tiny_expo
 def test_tensorrt_relation_engines_rerank_like_the_relation_head(tiny_export, tmp_path):  # pragma: no cover
     import shutil
 
+    from tests.support.relation import rerank_gap
     from zse_infer.engines import build_engines
     from zse_infer.runtime.runners.select import open_relation_runners
-    from zse_infer.testing.relation import rerank_gap
 
     folder = tmp_path / "export"
     shutil.copytree(tiny_export, folder)

@@ -10,7 +10,7 @@ def rerank_gap(fast, runners, manifest, photos: int, seed: int = 0) -> float:
 
     One random sketch's tokens against ``photos`` random photos' tokens (the model's token count and width).
     """
-    from ..runtime.runners.select import relation_scores
+    from zse_infer.runtime.runners.select import relation_scores
 
     rng = np.random.default_rng(seed)
     n, d = manifest.model.num_tokens, manifest.model.width

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..runtime.gallery.store import Batch
+from zse_infer.runtime.gallery.store import Batch
 
 #: the token shape of these rows: 9 tokens of width 16
 SHAPE = (9, 16)

@@ -13,7 +13,7 @@ import time
 def create_app(retriever, settings=None):
     from fastapi import FastAPI, HTTPException
 
-    from ..errors import ZseError
+    from zse_infer.errors import ZseError
 
     app = FastAPI()
 

@@ -1,1 +1,0 @@
-"""Helpers shared by the test suite, the exporter's validation and the benchmarks (numpy only)."""
