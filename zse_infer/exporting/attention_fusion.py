@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 import onnx
 from onnx import helper
 
-from ..errors import ExportError
+from ..errors import ExportError, require
 from .graph_modules import AttentionCore
 
 _log = logging.getLogger(__name__)
@@ -45,21 +45,13 @@ def _meta_list(node: onnx.NodeProto, key: str) -> list[str]:
 
 
 def _core_scope(node: onnx.NodeProto) -> str | None:
-    scopes, classes = _meta_list(node, _SCOPES), _meta_list(node, _CLASSES)
-    for scope, cls in zip(scopes, classes, strict=True):
-        if cls == _CORE_CLASS:
-            return scope
-    return None
+    pairs = zip(_meta_list(node, _SCOPES), _meta_list(node, _CLASSES), strict=True)
+    return next((scope for scope, cls in pairs if cls == _CORE_CLASS), None)
 
 
 def _projection_of(node: onnx.NodeProto | None, parent: str) -> str | None:
-    if node is None:
-        return None
-    scopes = _meta_list(node, _SCOPES)
-    for name in _PROJECTIONS:
-        if f"{parent}.{name}" in scopes:
-            return name
-    return None
+    scopes = _meta_list(node, _SCOPES) if node is not None else []
+    return next((name for name in _PROJECTIONS if f"{parent}.{name}" in scopes), None)
 
 
 def attention_groups(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -206,13 +198,10 @@ def fuse_for_ort(
 
 
 def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> onnx.ModelProto:
-    from ..errors import require
-
     require("onnxruntime", "runtime", "optimising graphs for ONNX Runtime")
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    options = FusionOptions("vit")
     name = model.graph.name
     try:
         optimized = optimize_model(
@@ -221,7 +210,7 @@ def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> 
             num_heads=num_heads,
             hidden_size=hidden_size,
             opt_level=0,
-            optimization_options=options,
+            optimization_options=FusionOptions("vit"),
         )
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"graph {name}: onnxruntime's transformer optimizer failed ({exc})") from exc
