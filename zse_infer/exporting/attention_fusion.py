@@ -1,15 +1,13 @@
 """ONNX Runtime graphs: every attention as one fused node (``com.microsoft::Attention`` or ``MultiHeadAttention``).
 
-What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its
-self-attention fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate
-q/k/v projections and scores divided by sqrt(d) (the plain graphs). It missed encoder block 0 while the
-position embedding was added as a broadcast ``(1, N, D)`` operand (no SkipLayerNormalization forms), hence
-the encoder's ``pos_embed.expand(B, -1, -1)``. In fp16 graphs the fp32 casts around each LayerNorm stop
-that fusion, and it has no cross-attention fusion at all.
+What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its self-attention
+fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate q/k/v projections and scores
+divided by sqrt(d) (the plain graphs; for encoder block 0 see ``ExportEncoder.forward``). In fp16 graphs the fp32
+casts around each LayerNorm stop that fusion, and it has no cross-attention fusion at all.
 
-So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention
-is exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry
-its name scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
+So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention is
+exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry its name
+scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
 ``MultiHeadAttention(q, k, v)``, q, k and v identified by the sibling projections that produced them.
 :func:`fuse_for_ort` checks that every attention ended up fused.
 """

@@ -1,12 +1,9 @@
-"""Graphs beyond the two-graph contract: explanations and the restructured relation head.
+"""Graphs beyond the two-graph contract: explanations and the restructured relation head (docs/export.md).
 
-``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`), so a
-deployed folder explains its results without torch; ``relation_sketch`` / ``relation_photo`` /
-``relation_pair`` split the relation head into per-image and per-pair work
-(:mod:`zse_infer.model.fast_relation`). All fp32, attention written out, each validated on ONNX Runtime
-CPU against the PyTorch modules. With the recipe's ``trt`` variant the three relation graphs are also
-written TensorRT-shaped (``relation_*_trt``: scale on q before the first MatMul, standard ops only,
-linted with polygraphy), so a TensorRT deployment reranks with per-image work done once.
+``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`);
+``relation_sketch`` / ``relation_photo`` / ``relation_pair`` split it into per-image and per-pair work
+(:mod:`zse_infer.model.fast_relation`), also written TensorRT-shaped (``relation_*_trt``) with the recipe's ``trt``
+variant. All fp32 with attention written out, each validated on ONNX Runtime CPU against the PyTorch modules.
 """
 
 from __future__ import annotations
@@ -191,10 +188,9 @@ def folder_parity(
 ) -> dict[str, float]:
     """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
 
-    ``explain`` is checked on its ``score`` output; the three restructured relation
-    graphs (of ``variant``) are checked together, composed (sketch side, photo
-    side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs function
-    of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
+    ``explain`` is checked on its ``score`` output; the three restructured relation graphs (of ``variant``) are
+    checked together, composed (sketch side, photo side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs
+    function of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
     """
     sketch, photo, want = data[HEAD_INPUTS[0]], data[HEAD_INPUTS[1]], data["score"]
     n = max(batch_sizes)

@@ -38,8 +38,8 @@ def polygraphy_available() -> bool:
 def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float = 1800.0) -> dict:
     """Run ``polygraphy check lint`` on ``path``; returns its summary, raises ExportError if it fails.
 
-    Run as a subprocess: polygraphy's CLI is its documented interface, and it
-    loads the whole graph into ONNX Runtime node by node, memory we want back.
+    Run as a subprocess: polygraphy's CLI is its documented interface, and it loads the whole graph into ONNX
+    Runtime node by node, memory we want back.
     """
     shapes = [f"{name}:[{','.join(str(d) for d in dims)}]" for name, dims in input_shapes.items()]
     with tempfile.TemporaryDirectory(prefix="zse-lint-") as tmp:

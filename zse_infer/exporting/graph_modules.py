@@ -60,10 +60,9 @@ class AttentionCore(nn.Module):
 class Fp32LayerNorm(nn.Module):
     """``nn.LayerNorm`` computed in float32 whatever the activations' dtype (no-op casts in fp32 graphs).
 
-    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps
-    fp32 statistics by itself: without the casts ORT fuses the residual Adds
-    into fp16 ``SkipLayerNormalization``, which on the parity weights doubled
-    the token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
+    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps fp32 statistics by itself: without the
+    casts ORT fuses the residual Adds into fp16 ``SkipLayerNormalization``, which on the parity weights doubled the
+    token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
     """
 
     def __init__(self, norm: nn.LayerNorm | StdNorm):

@@ -81,12 +81,10 @@ def export_model(
 ) -> Manifest:
     """Export ``checkpoint`` into the folder ``out`` and return its manifest.
 
-    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and
-    the relation head in fp32 (and fp16 with ``options.fp16``), validates each
-    on ONNX Runtime CPU against the PyTorch model (raising
-    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and
-    builds TensorRT engines when TensorRT and a GPU are present. The folder
-    appears complete or not at all.
+    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and the relation head in fp32 (and fp16
+    with ``options.fp16``), validates each on ONNX Runtime CPU against the PyTorch model (raising
+    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and builds TensorRT engines when TensorRT
+    and a GPU are present. The folder appears complete or not at all.
     """
     from ..model import load_model
     from ..model.checkpoint import checkpoint_filter_fn, checkpoint_metadata, read_checkpoint

@@ -1,12 +1,11 @@
 """torch module -> ONNX ModelProto, with the dynamic ``batch`` dimension and the contract's I/O names.
 
-The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What
-shaped this module: it exports SDPA in patterns no consumer fuses, so attention is written out by
-:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named
-like an initializer, so names are checked first; it records each node's module path, which the attention
-fusion relies on, and a Python stack trace per node, stripped before saving (bulk, and local paths).
-Opset 18 by default (recipes may choose 17..21): native LayerNormalization, and read by every supported
-ORT and TensorRT parser.
+The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What shaped this
+module: it exports SDPA in patterns no consumer fuses, so attention is written out by
+:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named like an
+initializer, so names are checked first; it records each node's module path, which the attention fusion relies on,
+and a Python stack trace per node, stripped before saving (bulk, and local paths). Opset 18 by default (recipes may
+choose 17..21): native LayerNormalization, and read by every supported ORT and TensorRT parser.
 """
 
 from __future__ import annotations

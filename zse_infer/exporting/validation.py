@@ -27,10 +27,8 @@ ROLE_OUTPUTS = {"encoder": (ENCODER_OUTPUT,), "relation_head": (HEAD_OUTPUT,)}
 
 
 def builtin_images(config: ModelConfig, count: int, seed: int) -> np.ndarray:
-    """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise.
-
-    Blocks rather than pure noise so attention sees structure, as with real images.
-    """
+    """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise
+    (blocks rather than pure noise so attention sees structure, as with real images)."""
     size = config.encoder.image_size
     patch = config.encoder.patch_size
     rng = np.random.default_rng(seed)
