@@ -133,10 +133,8 @@ def bf16_agreement(folder: Path, graphs: Mapping[str, GraphSpec], reference: Ref
     if unit is None:
         return {"measured": False, "reason": f"no bf16 unit on the exporting CPU ({describe(features)})"}
     if importlib.util.find_spec("openvino") is None:
-        return {
-            "measured": False,
-            "reason": "openvino not installed where the export ran (pip install 'zse-infer[cpu]')",
-        }
+        reason = "openvino not installed where the export ran (pip install 'zse-infer[cpu]')"
+        return {"measured": False, "reason": reason}
     from ..runtime.runners.openvino_backend import OpenVinoRunner, openvino_version
 
     bf16 = runner_fns(*(OpenVinoRunner(graphs[role], folder, "bf16", cache_dir=False) for role in ROLES))
