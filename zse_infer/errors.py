@@ -25,10 +25,7 @@ class InputError(ZseError, ValueError):
 
 
 class ImageError(InputError):
-    """An image could not be read or decoded.
-
-    ``source`` is the path (or a short description of an in-memory input).
-    """
+    """An image could not be read or decoded; ``source`` is the path (or a short description of an in-memory input)."""
 
     def __init__(self, source: str | Path, reason: str):
         self.source = str(source)
@@ -99,8 +96,8 @@ def check_blend(value: Any, name: str, error: type[ZseError] = InputError) -> fl
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency or raise a :class:`DependencyError`.
 
-    ``extra`` names the pip extra that installs it, ``purpose`` what it is
-    needed for, so the message tells the user exactly what to do.
+    ``extra`` names the pip extra that installs it, ``purpose`` what it is needed for, so the message tells the user
+    exactly what to do.
     """
     import importlib
 

@@ -1,36 +1,8 @@
-"""``manifest.json``: the contract between the export side and the runtime side.
+"""``manifest.json``: the contract between the export side and the runtime side (its layout: docs/api/manifest.md).
 
-Every export folder carries one. The runtime builds everything from it (graph
-files and their I/O names, dtypes and shape ranges, preprocessing per
-modality, sizes) and verifies each file's sha256 before use, so a tampered or
+Every export folder carries one. The runtime builds everything from it (graph files and their I/O names, dtypes and
+shape ranges, preprocessing per modality, sizes) and verifies each file's sha256 before use, so a tampered or
 half-copied folder is refused with the name of the file.
-
-Layout (schema version 1)::
-
-    {
-      "schema_version": 1,
-      "created": "2026-11-24T00:00:00Z",
-      "versions": {"zse_infer": ..., "torch": ..., "onnx": ..., "onnxruntime": ..., ...},
-      "model": {<ModelConfig.to_dict()>, including "preprocess": {"sketch": ..., "photo": ...}},
-      "source_checkpoint": {"path": ..., "sha256": ..., "layout": "official", "metadata": {...}},
-      "opset": 18,
-      "graphs": {
-        "<graph id>": {
-          "role": "encoder" | "relation_head" | ...,
-          "precision": "fp32" | "fp16" | "int8",
-          "variant": "plain" | "ort_fused" | "trt",
-          "file": "encoder.onnx",
-          "inputs":  [{"name": "image", "dtype": "float32", "shape": ["batch", 3, 224, 224]}],
-          "outputs": [{"name": "tokens", "dtype": "float32", "shape": ["batch", 197, 768]}],
-          "batch": {"min": 1, "opt": 8, "max": 64},
-          "parity": {"tokens": 1.2e-06},            # max abs error vs PyTorch at export
-          "fused_nodes": {"Attention": 12}            # optional
-        }
-      },
-      "files": {"encoder.onnx": "<sha256>", ...},    # every file of the folder but the manifest
-      "engines": [ {...} ],                           # TensorRT engines built (may be empty)
-      "search": {"rerank": 50, "blend": 0.9, "source": "..."}  # optional: stage-2 depth, blend, and why
-    }
 """
 
 from __future__ import annotations
@@ -41,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +96,7 @@ class GraphSpec:
     @classmethod
     def from_dict(cls, gid: str, d: Mapping[str, Any]) -> GraphSpec:
         try:
-            known = {"role", "precision", "variant", "file", "inputs", "outputs", "batch", "parity", "fused_nodes"}
+            known = {f.name for f in fields(cls)} - {"id", "extra"}
             return cls(
                 id=gid,
                 role=d["role"],
@@ -142,7 +114,7 @@ class GraphSpec:
             raise ManifestError(f"graph {gid!r} in manifest is malformed: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        return {
             "role": self.role,
             "precision": self.precision,
             "variant": self.variant,
@@ -152,9 +124,8 @@ class GraphSpec:
             "batch": self.batch.to_dict(),
             "parity": dict(self.parity),
             "fused_nodes": dict(self.fused_nodes),
+            **self.extra,
         }
-        out.update(self.extra)
-        return out
 
 
 @dataclass
@@ -170,7 +141,6 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
-    # ------------------------------------------------------------------ queries
     @property
     def preprocess(self) -> Mapping[str, PreprocessConfig]:
         return self.model.preprocess
@@ -200,18 +170,16 @@ class Manifest:
         candidates = self.find_graphs(role)
         for precision in precisions:
             for variant in variants:
-                for g in candidates:
-                    if g.precision == precision and g.variant == variant:
-                        return g
+                if found := [g for g in candidates if (g.precision, g.variant) == (precision, variant)]:
+                    return found[0]
         have = ", ".join(f"{g.id} ({g.precision}/{g.variant})" for g in candidates) or "none"
         raise ManifestError(
             f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; "
             f"the folder has: {have}"
         )
 
-    # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        return {
             "schema_version": self.schema_version,
             "created": self.created or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "versions": dict(self.versions),
@@ -221,9 +189,8 @@ class Manifest:
             "graphs": {gid: g.to_dict() for gid, g in self.graphs.items()},
             "files": dict(self.files),
             "engines": list(self.engines),
+            **self.extra,
         }
-        out.update(self.extra)
-        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = MANIFEST_NAME) -> Manifest:
@@ -231,8 +198,7 @@ class Manifest:
         if version != SCHEMA_VERSION:
             raise ManifestError(f"{where}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
         try:
-            known = {"schema_version", "created", "versions", "model", "source_checkpoint", "opset", "graphs"}
-            known |= {"files", "engines"}
+            known = {f.name for f in fields(cls)} - {"extra"}
             return cls(
                 model=ModelConfig.from_dict(d["model"]),
                 graphs={gid: GraphSpec.from_dict(gid, g) for gid, g in d["graphs"].items()},
@@ -247,7 +213,6 @@ class Manifest:
         except (KeyError, TypeError, AttributeError) as exc:
             raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from exc
 
-    # ------------------------------------------------------------------ files
     @classmethod
     def load(cls, folder: str | os.PathLike, verify: bool = True) -> Manifest:
         folder = Path(folder)

@@ -49,10 +49,8 @@ def source_path(source: ImageSource) -> str | None:
 
 
 def is_pil_image(obj: Any) -> TypeGuard[PILImage.Image]:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a core dependency
-        return False
+    from PIL import Image
+
     return isinstance(obj, Image.Image)
 
 
@@ -144,9 +142,6 @@ def _normalise(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-# --------------------------------------------------------------------------- photos
-
-
 def photo_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     """The resized HxWx3 uint8 RGB photo, before normalisation (used by explanations too)."""
     from PIL import Image
@@ -171,9 +166,6 @@ def load_photo(source: ImageSource, config: PreprocessConfig | None = None) -> n
     """A photo as float32 (3, size, size), exactly as the official test loader computes it."""
     config = _config_for(config, "photo")
     return _normalise(photo_to_rgb(source, config), config)
-
-
-# --------------------------------------------------------------------------- sketches
 
 
 def _decode_sketch(source: ImageSource, name: str) -> np.ndarray:
@@ -225,16 +217,10 @@ def sketch_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
         new_w, new_h = size, max(1, int(size * ratio))
     resized = cv2.resize(crop, (new_w, new_h))  # cv2 default: bilinear
 
-    # 3. pad the short side to a square with the image's maximum value.
-    fill = resized.max()
-    rh, rw = resized.shape[:2]
-    if rh > rw:
-        before = (rh - rw) // 2
-        pad = ((0, 0), (before, rh - rw - before), (0, 0))
-    else:
-        before = (rw - rh) // 2
-        pad = ((before, rw - rh - before), (0, 0), (0, 0))
-    return np.pad(resized, pad, mode="constant", constant_values=fill)
+    # 3. pad the short side to a square with the image's maximum value (the odd pixel after).
+    side = max(resized.shape[:2])
+    pad = [((side - n) // 2, side - n - (side - n) // 2) for n in resized.shape[:2]] + [(0, 0)]
+    return np.pad(resized, pad, mode="constant", constant_values=resized.max())
 
 
 def load_sketch(source: ImageSource, config: PreprocessConfig | None = None) -> np.ndarray:
@@ -242,8 +228,6 @@ def load_sketch(source: ImageSource, config: PreprocessConfig | None = None) -> 
     config = _config_for(config, "sketch")
     return _normalise(sketch_to_rgb(source, config), config)
 
-
-# --------------------------------------------------------------------------- dispatch
 
 _LOADERS = {"sketch": load_sketch, "photo": load_photo}
 _TO_RGB = {"sketch": sketch_to_rgb, "photo": photo_to_rgb}

@@ -1,10 +1,7 @@
 """torch -> ONNX export: graphs shaped for ONNX Runtime and TensorRT, fp16, attention fusion, validation, manifest.
 
-Entry points are imported lazily, so ``zse_infer.exporting.recipes`` stays free of torch and onnx::
-
-    from zse_infer.exporting import export_model, ExportOptions
-
-    manifest = export_model("best_checkpoint.pth", "engines/zse_vit_b16", options=ExportOptions(fp16=True))
+Entry points (``export_model``, ``ExportOptions``, ...) are imported lazily, so ``zse_infer.exporting.recipes``
+stays free of torch and onnx.
 """
 
 from __future__ import annotations

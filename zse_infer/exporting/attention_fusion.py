@@ -1,15 +1,13 @@
 """ONNX Runtime graphs: every attention as one fused node (``com.microsoft::Attention`` or ``MultiHeadAttention``).
 
-What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its
-self-attention fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate
-q/k/v projections and scores divided by sqrt(d) (the plain graphs). It missed encoder block 0 while the
-position embedding was added as a broadcast ``(1, N, D)`` operand (no SkipLayerNormalization forms), hence
-the encoder's ``pos_embed.expand(B, -1, -1)``. In fp16 graphs the fp32 casts around each LayerNorm stop
-that fusion, and it has no cross-attention fusion at all.
+What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its self-attention
+fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate q/k/v projections and scores
+divided by sqrt(d) (the plain graphs; for encoder block 0 see ``ExportEncoder.forward``). In fp16 graphs the fp32
+casts around each LayerNorm stop that fusion, and it has no cross-attention fusion at all.
 
-So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention
-is exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry
-its name scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
+So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention is
+exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry its name
+scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
 ``MultiHeadAttention(q, k, v)``, q, k and v identified by the sibling projections that produced them.
 :func:`fuse_for_ort` checks that every attention ended up fused.
 """
@@ -23,7 +21,7 @@ from collections import Counter, defaultdict
 import onnx
 from onnx import helper
 
-from ..errors import ExportError
+from ..errors import ExportError, require
 from .graph_modules import AttentionCore
 
 _log = logging.getLogger(__name__)
@@ -45,21 +43,13 @@ def _meta_list(node: onnx.NodeProto, key: str) -> list[str]:
 
 
 def _core_scope(node: onnx.NodeProto) -> str | None:
-    scopes, classes = _meta_list(node, _SCOPES), _meta_list(node, _CLASSES)
-    for scope, cls in zip(scopes, classes, strict=True):
-        if cls == _CORE_CLASS:
-            return scope
-    return None
+    pairs = zip(_meta_list(node, _SCOPES), _meta_list(node, _CLASSES), strict=True)
+    return next((scope for scope, cls in pairs if cls == _CORE_CLASS), None)
 
 
 def _projection_of(node: onnx.NodeProto | None, parent: str) -> str | None:
-    if node is None:
-        return None
-    scopes = _meta_list(node, _SCOPES)
-    for name in _PROJECTIONS:
-        if f"{parent}.{name}" in scopes:
-            return name
-    return None
+    scopes = _meta_list(node, _SCOPES) if node is not None else []
+    return next((name for name in _PROJECTIONS if f"{parent}.{name}" in scopes), None)
 
 
 def attention_groups(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -206,13 +196,10 @@ def fuse_for_ort(
 
 
 def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> onnx.ModelProto:
-    from ..errors import require
-
     require("onnxruntime", "runtime", "optimising graphs for ONNX Runtime")
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    options = FusionOptions("vit")
     name = model.graph.name
     try:
         optimized = optimize_model(
@@ -221,7 +208,7 @@ def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> 
             num_heads=num_heads,
             hidden_size=hidden_size,
             opt_level=0,
-            optimization_options=options,
+            optimization_options=FusionOptions("vit"),
         )
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"graph {name}: onnxruntime's transformer optimizer failed ({exc})") from exc

@@ -1,12 +1,9 @@
-"""Graphs beyond the two-graph contract: explanations and the restructured relation head.
+"""Graphs beyond the two-graph contract: explanations and the restructured relation head (docs/export.md).
 
-``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`), so a
-deployed folder explains its results without torch; ``relation_sketch`` / ``relation_photo`` /
-``relation_pair`` split the relation head into per-image and per-pair work
-(:mod:`zse_infer.model.fast_relation`). All fp32, attention written out, each validated on ONNX Runtime
-CPU against the PyTorch modules. With the recipe's ``trt`` variant the three relation graphs are also
-written TensorRT-shaped (``relation_*_trt``: scale on q before the first MatMul, standard ops only,
-linted with polygraphy), so a TensorRT deployment reranks with per-image work done once.
+``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`);
+``relation_sketch`` / ``relation_photo`` / ``relation_pair`` split it into per-image and per-pair work
+(:mod:`zse_infer.model.fast_relation`), also written TensorRT-shaped (``relation_*_trt``) with the recipe's ``trt``
+variant. All fp32 with attention written out, each validated on ONNX Runtime CPU against the PyTorch modules.
 """
 
 from __future__ import annotations
@@ -53,22 +50,20 @@ def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tu
         return (f32("sketch_tokens", tok),), (f32("sketch_q", patches), f32("sketch_v", tok), f32("sketch_k", tok))
     if role == "relation_photo":
         return (f32("photo_tokens", tok),), (f32("photo_k", tok), f32("photo_q", patches), f32("photo_v", tok))
-    if role == "relation_pair":
-        one = (1, n, d)
-        return (
-            (
-                f32("sketch_tokens", one),
-                f32("sketch_q", (1, n - 1, d)),
-                f32("sketch_v", one),
-                f32("sketch_k", one),
-                f32("photo_tokens", tok),
-                f32("photo_k", tok),
-                f32("photo_q", patches),
-                f32("photo_v", tok),
-            ),
-            (f32("score", (b,)),),
-        )
-    raise ValueError(f"unknown extra graph role {role!r}")
+    one = (1, n, d)  # relation_pair: one query's side, broadcast over the batch of photos
+    return (
+        (
+            f32("sketch_tokens", one),
+            f32("sketch_q", (1, n - 1, d)),
+            f32("sketch_v", one),
+            f32("sketch_k", one),
+            f32("photo_tokens", tok),
+            f32("photo_k", tok),
+            f32("photo_q", patches),
+            f32("photo_v", tok),
+        ),
+        (f32("score", (b,)),),
+    )
 
 
 def static_inputs(config: ModelConfig, role: str) -> list[str]:
@@ -82,19 +77,13 @@ def _fast_head(head: Any, style: str):
 
     from ..model.fast_relation import FastRelationHead
 
-    if style == "divide":
-        fast = FastRelationHead(head)
-    elif style == "prescale":
+    class PrescaledFastRelationHead(FastRelationHead):
+        def _attend(self, q, k, v):
+            # matmul broadcasts the batch-1 sketch side, as the divide form does.
+            scores = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-2, -1))
+            return torch.matmul(scores.softmax(dim=-1), v)
 
-        class PrescaledFastRelationHead(FastRelationHead):
-            def _attend(self, q, k, v):
-                # matmul broadcasts the batch-1 sketch side, as the divide form does.
-                scores = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-2, -1))
-                return torch.matmul(scores.softmax(dim=-1), v)
-
-        fast = PrescaledFastRelationHead(head)
-    else:
-        raise ValueError(f"attention style: received {style!r}, expected 'divide' or 'prescale'")
+    fast = PrescaledFastRelationHead(head) if style == "prescale" else FastRelationHead(head)
     fast.fused = False
     return fast.eval()
 
@@ -128,9 +117,7 @@ def build_module(model: Any, role: str, style: str = "divide"):
     return graphs[role](_fast_head(head, style)).eval()
 
 
-def feeds(
-    config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch: int, model: Any
-) -> dict[str, np.ndarray]:
+def feeds(role: str, data: Mapping[str, np.ndarray], batch: int, model: Any) -> dict[str, np.ndarray]:
     """Inputs of ``role`` for ``batch`` rows of the built-in reference tokens."""
     sketch = np.ascontiguousarray(data[HEAD_INPUTS[0]][:batch])
     photo = np.ascontiguousarray(data[HEAD_INPUTS[1]][:batch])
@@ -163,14 +150,12 @@ def torch_outputs(model: Any, role: str, inputs: Mapping[str, np.ndarray]) -> di
     return {name: t.numpy() for name, t in zip(names, out, strict=True)}
 
 
-def parity(
-    run, model: Any, config: ModelConfig, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]
-) -> dict[str, float]:
+def parity(run, model: Any, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int]) -> dict[str, float]:
     """Max abs error per float output of the ONNX graph against PyTorch; for integer outputs,
     the fraction of entries that differ (argmax of near-equal values may flip)."""
     errors: dict[str, float] = {}
     for b in batch_sizes:
-        inputs = feeds(config, role, data, b, model)
+        inputs = feeds(role, data, b, model)
         want = torch_outputs(model, role, inputs)
         got = run(inputs)
         for name, expected in want.items():
@@ -191,30 +176,21 @@ def parity(
 
 def tolerances(config: ModelConfig, role: str, fp32: Mapping[str, float]) -> dict[str, float]:
     """Scores use the recipe's score tolerance; every other float output its token tolerance."""
-    out = {}
-    for spec in io_specs(config, role)[1]:
-        if spec.name == "best_photo_anchor":
-            out[spec.name] = 0.05  # share of anchors whose argmax may flip between near-equal cosines
-        else:
-            out[spec.name] = fp32["score"] if spec.name == "score" else fp32["tokens"]
-    return out
+    # best_photo_anchor: the share of anchors whose argmax may flip between near-equal cosines.
+    return {
+        s.name: 0.05 if s.name == "best_photo_anchor" else fp32["score" if s.name == "score" else "tokens"]
+        for s in io_specs(config, role)[1]
+    }
 
 
 def folder_parity(
-    folder,
-    manifest,
-    role: str,
-    data: Mapping[str, np.ndarray],
-    batch_sizes: Sequence[int],
-    runner,
-    variant: str = "plain",
+    manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner, variant: str = "plain"
 ) -> dict[str, float]:
     """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
 
-    ``explain`` is checked on its ``score`` output; the three restructured relation
-    graphs (of ``variant``) are checked together, composed (sketch side, photo
-    side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs function
-    of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
+    ``explain`` is checked on its ``score`` output; the three restructured relation graphs (of ``variant``) are
+    checked together, composed (sketch side, photo side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs
+    function of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
     """
     sketch, photo, want = data[HEAD_INPUTS[0]], data[HEAD_INPUTS[1]], data["score"]
     n = max(batch_sizes)

@@ -18,6 +18,7 @@ from ..errors import ExportError
 _log = logging.getLogger(__name__)
 
 STANDARD_DOMAINS = ("", "ai.onnx")
+_POLYGRAPHY = "import sys; from polygraphy.tools import main; sys.exit(main())"
 
 
 def nonstandard_ops(model: onnx.ModelProto) -> list[str]:
@@ -26,8 +27,7 @@ def nonstandard_ops(model: onnx.ModelProto) -> list[str]:
 
 
 def require_standard_ops(model: onnx.ModelProto, what: str) -> None:
-    found = nonstandard_ops(model)
-    if found:
+    if found := nonstandard_ops(model):
         raise ExportError(f"{what}: TensorRT graphs must contain only standard ONNX ops, found {found}")
 
 
@@ -38,24 +38,14 @@ def polygraphy_available() -> bool:
 def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float = 1800.0) -> dict:
     """Run ``polygraphy check lint`` on ``path``; returns its summary, raises ExportError if it fails.
 
-    Run as a subprocess: polygraphy's CLI is its documented interface, and it
-    loads the whole graph into ONNX Runtime node by node, memory we want back.
+    Run as a subprocess: polygraphy's CLI is its documented interface, and it loads the whole graph into ONNX
+    Runtime node by node, memory we want back.
     """
     shapes = [f"{name}:[{','.join(str(d) for d in dims)}]" for name, dims in input_shapes.items()]
     with tempfile.TemporaryDirectory(prefix="zse-lint-") as tmp:
         report = Path(tmp) / "lint.json"
-        cmd = [
-            sys.executable,
-            "-c",
-            "import sys; from polygraphy.tools import main; sys.exit(main())",
-            "check",
-            "lint",
-            str(path),
-            "-o",
-            str(report),
-            "--input-shapes",
-            *shapes,
-        ]
+        cmd = [sys.executable, "-c", _POLYGRAPHY, "check", "lint", str(path), "-o", str(report)]
+        cmd += ["--input-shapes", *shapes]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:

@@ -14,6 +14,7 @@ of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs sta
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TypeVar
 
@@ -59,13 +60,12 @@ class AttentionCore(nn.Module):
 class Fp32LayerNorm(nn.Module):
     """``nn.LayerNorm`` computed in float32 whatever the activations' dtype (no-op casts in fp32 graphs).
 
-    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps
-    fp32 statistics by itself: without the casts ORT fuses the residual Adds
-    into fp16 ``SkipLayerNormalization``, which on the parity weights doubled
-    the token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
+    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps fp32 statistics by itself: without the
+    casts ORT fuses the residual Adds into fp16 ``SkipLayerNormalization``, which on the parity weights doubled the
+    token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
     """
 
-    def __init__(self, norm: nn.LayerNorm):
+    def __init__(self, norm: nn.LayerNorm | StdNorm):
         super().__init__()
         self.norm = norm
 
@@ -73,15 +73,8 @@ class Fp32LayerNorm(nn.Module):
         return self.norm(x.float()).to(x.dtype)
 
 
-class Fp32StdNorm(nn.Module):
-    """The relation head's unbiased-std norm, computed in float32."""
-
-    def __init__(self, norm: StdNorm):
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.float()).to(x.dtype)
+class Fp32StdNorm(Fp32LayerNorm):
+    """The relation head's unbiased-std norm, computed in float32 (its own class: graph metadata names it)."""
 
 
 def _part(owner: nn.Module, name: str, kind: type[_M]) -> _M:
@@ -209,10 +202,6 @@ class ExportRelationHead(nn.Module):
         return torch.sigmoid(self.mlp(sim.flatten(1))).squeeze(-1)
 
 
-# Submodules that stay float32 in a float16 graph (see the module docstring).
-_FP32_ISLANDS = (Fp32LayerNorm, Fp32StdNorm)
-
-
 def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
     if precision == "fp32":
         return module.float()
@@ -220,7 +209,7 @@ def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
         raise ExportError(f"precision: received {precision!r}, expected 'fp32' or 'fp16'")
     module.half()
     for sub in module.modules():
-        if isinstance(sub, _FP32_ISLANDS):
+        if isinstance(sub, Fp32LayerNorm):  # and Fp32StdNorm: float32 islands (see the module docstring)
             sub.float()
     if isinstance(module, ExportRelationHead):
         module.mlp.float()  # the relation MLP reads the fp32 cosine kernel
@@ -228,13 +217,8 @@ def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
 
 
 def build_export_module(model: ZseModel, role: str, precision: str = "fp32", style: str = "divide") -> nn.Module:
-    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode.
-
-    The copy never aliases the caller's parameters (casting to fp16 must not
-    touch the user's model).
-    """
-    import copy
-
+    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode (never aliasing the
+    caller's parameters: casting to fp16 must not touch the user's model)."""
     source = copy.deepcopy(model).float().eval()
     if role == "encoder":
         module: nn.Module = ExportEncoder(source, style)

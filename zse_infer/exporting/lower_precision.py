@@ -29,11 +29,10 @@ from .agreement import (
     ranking_agreement,
     runner_fns,
 )
-from .recipes import Recipe
+from .recipes import ROLES, Recipe
 
 _log = logging.getLogger(__name__)
 
-ROLES = ("encoder", "relation_head")
 #: used when a recipe names no int8 tolerances (recipes written before ranking-based acceptance)
 DEFAULT_INT8_TOLERANCES = {
     "score": 0.01,
@@ -89,8 +88,7 @@ def int8_graphs(
         source, gid = graphs[role], f"{role}_int8"
         path = folder / f"{gid}.onnx"
         settings = quantize_int8(folder / source.file, path)
-        risky = saturation_risks(path)
-        if risky:
+        if risky := saturation_risks(path):
             raise ExportError(
                 f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights "
                 "that can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"

@@ -1,6 +1,4 @@
-"""``export_model``: checkpoint -> export folder.
-
-ONNX graphs, parity inputs, manifest, TensorRT engines if possible."""
+"""``export_model``: checkpoint -> export folder: ONNX graphs, parity inputs, manifest, TensorRT engines if possible."""
 
 from __future__ import annotations
 
@@ -54,14 +52,10 @@ def resolve_recipe(recipe: str | os.PathLike | Recipe | None, config: str | None
     """The recipe by name/path; without one, the recipe named like the config, else the default's settings."""
     if isinstance(recipe, Recipe):
         return recipe
-    if recipe is not None:
-        return load_recipe(recipe)
-    if config is None:
-        return load_recipe(DEFAULT_RECIPE)
-    if config in list_recipes():
-        return load_recipe(config)
-    _log.warning("no recipe named %r: using the %s recipe's settings for it", config, DEFAULT_RECIPE)
-    return replace(load_recipe(DEFAULT_RECIPE), name=config, config=config)
+    if recipe is None and config is not None and config not in list_recipes():
+        _log.warning("no recipe named %r: using the %s recipe's settings for it", config, DEFAULT_RECIPE)
+        return replace(load_recipe(DEFAULT_RECIPE), name=config, config=config)
+    return load_recipe(recipe if recipe is not None else config or DEFAULT_RECIPE)
 
 
 def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
@@ -87,12 +81,10 @@ def export_model(
 ) -> Manifest:
     """Export ``checkpoint`` into the folder ``out`` and return its manifest.
 
-    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and
-    the relation head in fp32 (and fp16 with ``options.fp16``), validates each
-    on ONNX Runtime CPU against the PyTorch model (raising
-    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and
-    builds TensorRT engines when TensorRT and a GPU are present. The folder
-    appears complete or not at all.
+    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and the relation head in fp32 (and fp16
+    with ``options.fp16``), validates each on ONNX Runtime CPU against the PyTorch model (raising
+    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and builds TensorRT engines when TensorRT
+    and a GPU are present. The folder appears complete or not at all.
     """
     from ..model import load_model
     from ..model.checkpoint import checkpoint_filter_fn, checkpoint_metadata, read_checkpoint
@@ -215,7 +207,10 @@ def _make_graph(
         proto.graph.name = plan.id
         fused_ops = [f"com.microsoft::{op}" for op in ("Attention", "MultiHeadAttention") if counts.get(op)]
         return proto, counts, {"attention": fused_ops}
-    proto = _export(plan, model, cfg, recipe)
+    inputs, outputs = io_specs(cfg, plan.role)
+    module = build_export_module(model, plan.role, plan.precision, plan.attention_style)
+    names = [s.name for s in outputs]
+    proto = export_graph(module, _example(inputs), names, recipe.opset, recipe.batch[plan.role].max, plan.id)
     extra: dict[str, Any] = {"attention_scale": plan.attention_style}
     if plan.variant == "plain":
         plain[(plan.role, plan.precision)] = proto
@@ -243,22 +238,16 @@ def _extra_graph(
     t0 = time.perf_counter()
     inputs, outputs = extra_graphs.io_specs(cfg, role)
     style = "prescale" if variant == "trt" else "divide"
-    proto = export_graph(
-        extra_graphs.build_module(model, role, style),
-        _example(inputs),
-        [s.name for s in outputs],
-        recipe.opset,
-        recipe.batch["relation_head"].max,
-        gid,
-        extra_graphs.static_inputs(cfg, role),
-    )
+    module, static = extra_graphs.build_module(model, role, style), extra_graphs.static_inputs(cfg, role)
+    names = [s.name for s in outputs]
+    proto = export_graph(module, _example(inputs), names, recipe.opset, recipe.batch["relation_head"].max, gid, static)
     if variant == "trt":
         graph_checks.require_standard_ops(proto, gid)
     path = folder / f"{gid}.onnx"
     save_graph(strip_metadata(proto), path)
     extra: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
     step(f"validate {gid}")
-    parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, cfg, role, data, recipe.validation_batch_sizes)
+    parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, role, data, recipe.validation_batch_sizes)
     validation.check_tolerance(
         f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"])
     )
@@ -287,14 +276,6 @@ def _example(inputs) -> dict[str, Any]:
 
     generator = torch.Generator().manual_seed(0)
     return {s.name: torch.randn(concrete_shape(s, TRACE_BATCH), generator=generator) for s in inputs}
-
-
-def _export(plan: GraphPlan, model: Any, cfg: ModelConfig, recipe: Recipe) -> onnx.ModelProto:
-    module = build_export_module(model, plan.role, plan.precision, plan.attention_style)
-    inputs, outputs = io_specs(cfg, plan.role)
-    return export_graph(
-        module, _example(inputs), [s.name for s in outputs], recipe.opset, recipe.batch[plan.role].max, plan.id
-    )
 
 
 def _lint(path: Path, inputs, options: ExportOptions, extra: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bo
     rows = []
     for gid, g in manifest.graphs.items() if graphs else ():
         if g.role in extra_graphs.EXTRA_ROLES:
-            errors = extra_graphs.folder_parity(folder, manifest, g.role, data, batch_sizes, ort, g.variant)
+            errors = extra_graphs.folder_parity(manifest, g.role, data, batch_sizes, ort, g.variant)
         else:
             errors = validation.measure_parity(ort(g), g.role, data, batch_sizes)
         rows.append(ParityRow(gid, "onnx", g.precision, errors, _tolerance(manifest, g.precision)))
@@ -85,11 +85,7 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
         return TrtRunner(graph, folder / entry["file"], engine_batch=engine_batch(entry, graph)).run
 
     rows = []
-    relation = {
-        manifest.graphs[e["graph"]].role: e
-        for e in usable
-        if manifest.graphs[e["graph"]].role in extra_graphs.RELATION_ROLES
-    }
+    by_graph = {e["graph"]: e for e in usable}  # one engine per role (engines.build)
     for entry in usable:
         graph = manifest.graphs[entry["graph"]]
         if graph.role in extra_graphs.RELATION_ROLES:
@@ -104,11 +100,10 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
         vs_ort = validation.measure_parity(run, graph.role, ort_data, fits)
         tolerance = _tolerance(manifest, graph.precision)
         rows.append(ParityRow(entry["file"], "tensorrt", graph.precision, errors, tolerance, vs_ort))
-    if set(relation) == set(extra_graphs.RELATION_ROLES):
+    if set(extra_graphs.RELATION_ROLES) <= {manifest.graphs[gid].role for gid in by_graph}:
         # The three restructured relation engines, composed (sketch side, photo side, pair) like the ONNX graphs.
-        by_graph = {e["graph"]: e for e in relation.values()}
         errors = extra_graphs.folder_parity(
-            folder, manifest, "relation_pair", data, batch_sizes, lambda graph: trt_run(by_graph[graph.id]), "trt"
+            manifest, "relation_pair", data, batch_sizes, lambda graph: trt_run(by_graph[graph.id]), "trt"
         )
         tolerance = {"score": _tolerance(manifest, "fp32")["score"]}
         rows.append(ParityRow("relation_sketch/photo/pair engines (composed)", "tensorrt", "fp32", errors, tolerance))
@@ -147,17 +142,14 @@ def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
             f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}"
             + (f"; {fused}" if fused else "")
         )
-    trt = m.extra.get("tensorrt", {})
     out.append("")
-    if m.engines:
-        for e in m.engines:
-            key = e.get("key", {})
-            batch = e.get("batch", {})
-            out.append(
-                f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, "
-                f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
-            )
-    else:
-        out.append(f"no TensorRT engines ({trt.get('reason', 'none built')})")
+    for e in m.engines:
+        key, batch = e.get("key", {}), e.get("batch", {})
+        out.append(
+            f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, "
+            f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
+        )
+    if not m.engines:
+        out.append(f"no TensorRT engines ({m.extra.get('tensorrt', {}).get('reason', 'none built')})")
     out.append(f"{len(m.files)} files, sha256 " + ("verified" if verify else "not verified"))
     return "\n".join(out)

@@ -1,12 +1,11 @@
 """torch module -> ONNX ModelProto, with the dynamic ``batch`` dimension and the contract's I/O names.
 
-The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What
-shaped this module: it exports SDPA in patterns no consumer fuses, so attention is written out by
-:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named
-like an initializer, so names are checked first; it records each node's module path, which the attention
-fusion relies on, and a Python stack trace per node, stripped before saving (bulk, and local paths).
-Opset 18 by default (recipes may choose 17..21): native LayerNormalization, and read by every supported
-ORT and TensorRT parser.
+The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What shaped this
+module: it exports SDPA in patterns no consumer fuses, so attention is written out by
+:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named like an
+initializer, so names are checked first; it records each node's module path, which the attention fusion relies on,
+and a Python stack trace per node, stripped before saving (bulk, and local paths). Opset 18 by default (recipes may
+choose 17..21): native LayerNormalization, and read by every supported ORT and TensorRT parser.
 """
 
 from __future__ import annotations
@@ -78,28 +77,22 @@ def export_graph(
         raise ExportError(f"graph {graph_name}: torch.onnx.export returned no ONNX program")
     model = program.model_proto
     model.graph.name = graph_name
-    _check_io(model, example, output_names, graph_name, static_inputs)
+    _check_io(model, list(example), output_names, graph_name, static_inputs)
     return model
 
 
 def _check_io(
-    model: onnx.ModelProto,
-    example: Mapping[str, torch.Tensor],
-    outputs: Sequence[str],
-    name: str,
-    static: Sequence[str] = (),
+    model: onnx.ModelProto, inputs: Sequence[str], outputs: Sequence[str], name: str, static: Sequence[str]
 ) -> None:
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]
-    if got_in != list(example) or got_out != list(outputs):
+    if got_in != list(inputs) or got_out != list(outputs):
         raise ExportError(
-            f"graph {name}: exported I/O names {got_in} -> {got_out}, expected {list(example)} -> {list(outputs)}"
+            f"graph {name}: exported I/O names {got_in} -> {got_out}, expected {list(inputs)} -> {list(outputs)}"
         )
-    for value in list(model.graph.input) + list(model.graph.output):
-        if value.name in static:
-            continue
+    for value in [*model.graph.input, *model.graph.output]:
         dims = value.type.tensor_type.shape.dim
-        if not dims or dims[0].dim_param != BATCH_DIM:
+        if value.name not in static and (not dims or dims[0].dim_param != BATCH_DIM):
             raise ExportError(f"graph {name}: {value.name} has no dynamic '{BATCH_DIM}' first dimension")
 
 

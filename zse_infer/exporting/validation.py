@@ -27,10 +27,8 @@ ROLE_OUTPUTS = {"encoder": (ENCODER_OUTPUT,), "relation_head": (HEAD_OUTPUT,)}
 
 
 def builtin_images(config: ModelConfig, count: int, seed: int) -> np.ndarray:
-    """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise.
-
-    Blocks rather than pure noise so attention sees structure, as with real images.
-    """
+    """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise
+    (blocks rather than pure noise so attention sees structure, as with real images)."""
     size = config.encoder.image_size
     patch = config.encoder.patch_size
     rng = np.random.default_rng(seed)
@@ -107,10 +105,8 @@ def measure_parity(
             want = data[name][:b]
             if got.shape != want.shape:
                 raise ExportError(f"output {name} at batch {b}: received shape {got.shape}, expected {want.shape}")
-            if not np.all(np.isfinite(got)):
-                errors[name] = float("inf")
-                continue
-            errors[name] = max(errors[name], float(np.abs(got - want).max()))
+            err = float(np.abs(got - want).max()) if np.all(np.isfinite(got)) else float("inf")
+            errors[name] = max(errors[name], err)
     return errors
 
 
