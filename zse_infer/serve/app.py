@@ -55,8 +55,7 @@ PHOTO_HEADERS = {
     "Cache-Control": "private, max-age=300",
 }
 
-#: The sketch pad runs only its own script and shows only its own and fetched (blob:) images;
-#: no other site may frame it.
+#: The sketch pad runs only its own script, shows only its own and fetched (blob:) images; no other site may frame it.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'",
