@@ -62,10 +62,9 @@ class TaskActor:
 
 
 class RayExecutor:
-    """The evaluation loop's executor on Ray (:mod:`zse_infer.evaluation.executor`): photos
-    indexed by Ray Data encoder actors, query batches mapped over a pool of :class:`TaskActor`.
-    Connects on first use (``options.address``, or a local Ray); the report gains
-    ``"ray": {"actors": N, "start_s": seconds to connect}``."""
+    """The evaluation loop's executor on Ray (:mod:`zse_infer.evaluation.executor`): photos indexed by Ray
+    Data encoder actors, query batches mapped over a pool of :class:`TaskActor`. Connects on first use;
+    the report gains ``"ray": {"actors": N, "start_s": seconds to connect}``."""
 
     where = " on Ray"
 
@@ -93,18 +92,13 @@ class RayExecutor:
         options = self.options
         self._actors = min(options.actors or default_actors(options.gpus_per_actor, options.cpus_per_actor), len(rows))
         spec = RuntimeSpec.of(retriever, threads=max(1, int(options.cpus_per_actor)))
+        gallery = retriever.gallery
         with ordered_quiet_data(ray):  # results in batch order
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
                 ds = ds.map_batches(
                     TaskActor,
-                    fn_constructor_args=(
-                        spec,
-                        retriever.gallery.location.uri,
-                        retriever.gallery.version,
-                        task,
-                        retriever.gallery.storage_options,
-                    ),
+                    fn_constructor_args=(spec, gallery.location.uri, gallery.version, task, gallery.storage_options),
                     batch_size=1,
                     batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(size=self._actors),

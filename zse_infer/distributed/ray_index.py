@@ -1,8 +1,6 @@
 """Indexing on Ray Data: the indexer's one loop (plan, skip, commit) with decoding in Ray tasks and
 encoding in a pool of actors that write Lance fragments straight to the gallery; the driver
-commits their metadata per chunk, in photo order (docs/ray.md). Galleries whose codec still
-needs training, or that store projections, send tokens to the driver instead (``write="driver"``).
-"""
+commits their metadata per chunk, in photo order (docs/ray.md)."""
 
 from __future__ import annotations
 
@@ -122,14 +120,8 @@ class EncoderActor:
 
     def _write(self, gallery: Gallery, row: dict, tokens: np.ndarray) -> list[str]:
         meta, ok = self.rows[row["b"]], row["ok"]
-        batch = photo_batch(
-            [meta["ids"][j] for j in ok],
-            [meta["stored"][j] for j in ok],
-            [meta["fps"][j] for j in ok],
-            tokens,
-            gallery.codec.stores_tokens,
-        )
-        return gallery.write_fragments(batch, meta["key"])
+        ids, stored, fps = ([meta[name][j] for j in ok] for name in ("ids", "stored", "fps"))
+        return gallery.write_fragments(photo_batch(ids, stored, fps, tokens, gallery.codec.stores_tokens), meta["key"])
 
 
 # ---------------------------------------------------------------------- the driver side
@@ -137,12 +129,12 @@ class RayIndexExecutor:
     """Encodes an indexing run's chunks on Ray (see the module's description); give it to
     :meth:`Retriever.index` (``executor=``) or ``zse index --ray``."""
 
+    where = " on Ray"
+
     def __init__(self, options: RayOptions | None = None):
         self.options = options or RayOptions()
         if self.options.write not in ("workers", "driver"):
             raise InputError(f"write: received {self.options.write!r}, expected 'workers' or 'driver'")
-        self.actors = self.options.actors or 0
-        self.where = " on Ray"
 
     def check(self, todo: list) -> None:
         memory = [photo_name(item[0]) for item in todo if photo_path(item[0]) is None]
@@ -165,10 +157,10 @@ class RayIndexExecutor:
         bar.set_description(f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})")
         spec = RuntimeSpec.of_indexer(indexer, threads=max(1, int(options.cpus_per_actor)))
         target = (gallery.location.uri, gallery.storage_options) if workers_write else None
+        photo_config = indexer.manifest.preprocess["photo"]
         options.timings["driver_bytes"] = 0
-        with ordered_quiet_data(
-            ray
-        ):  # batches reach the driver in photo order: commits (and row ids) as in one process
+        # batches reach the driver in photo order: commits (and row ids) as in one process
+        with ordered_quiet_data(ray):
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
                 # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
@@ -176,10 +168,7 @@ class RayIndexExecutor:
                 # and a fused actor would decode and encode in turn instead of side by side.
                 ds = ds.map_batches(
                     decode_batches,
-                    fn_kwargs={
-                        "config": indexer.manifest.preprocess["photo"],
-                        "storage_options": gallery.storage_options,
-                    },
+                    fn_kwargs={"config": photo_config, "storage_options": gallery.storage_options},
                     batch_size=1,
                     batch_format="pyarrow",
                     num_cpus=1,

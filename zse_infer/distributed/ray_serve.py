@@ -1,10 +1,6 @@
 """``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment (docs/ray.md).
-
-Each replica opens one runtime and builds the app with the factory named by import path
-(``create_app(retriever, **app_kwargs)``, kwargs picklable) inside the replica, served through
-``serve.ingress``. The retriever it gets is a :class:`BatchingRetriever`, whose searches go
-through ``@serve.batch``; zse serve's own batcher runs unchanged inside every replica.
-"""
+Each replica opens one runtime and builds the app inside the replica with the factory named by import
+path (``create_app(retriever, **app_kwargs)``, kwargs picklable), around a :class:`BatchingRetriever`."""
 
 from __future__ import annotations
 
@@ -38,11 +34,9 @@ def load_factory(import_path: str) -> Callable:
 
 
 class BatchingRetriever:
-    """A replica's Retriever whose searches are batched by Ray Serve; everything else is delegated.
-
-    ``search_batch`` may be called from any thread; a call made on the replica's event loop
-    itself runs directly (waiting there would deadlock).
-    """
+    """A replica's Retriever whose searches are batched by Ray Serve (``@serve.batch``); everything else
+    is delegated. A ``search_batch`` call made on the replica's event loop runs directly (waiting there
+    would deadlock)."""
 
     def __init__(self, retriever, submit, loop: asyncio.AbstractEventLoop, batch_sizes: list[int]):
         self._retriever = retriever

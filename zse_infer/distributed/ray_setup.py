@@ -22,11 +22,9 @@ def ray_module(purpose: str = "running on Ray"):
 
 def connect(address: str | None = None, num_cpus: int | None = None, purpose: str = "running on Ray") -> float:
     """Connect this process to Ray once; returns the seconds it took (0 if already connected).
-
     ``address``: ``None`` joins the cluster named by ``RAY_ADDRESS`` or started on this machine
     with ``ray start``, or else starts a local one (``num_cpus`` caps it); ``"auto"`` requires a
-    running cluster; ``"ray://HOST:10001"`` is a Ray Client connection to a remote head node.
-    """
+    running cluster; ``"ray://HOST:10001"`` is a Ray Client connection to a remote head node."""
     ray = ray_module(purpose)
     if ray.is_initialized():
         return 0.0

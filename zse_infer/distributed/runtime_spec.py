@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -20,19 +20,12 @@ class RuntimeSpec:
 
     @classmethod
     def of(cls, retriever, threads: int | None = None) -> RuntimeSpec:
-        """The runtime ``retriever`` runs (same backend family and precision)."""
-        backend = retriever.runners.backend if retriever.runners.backend in BACKENDS else "auto"
-        return cls(
-            str(Path(retriever.export_dir).absolute()),
-            backend,
-            retriever.runners.precision,
-            threads,
-            retriever.searcher.relation,
-        )
+        """The runtime ``retriever`` runs (same backend family, precision and relation head)."""
+        return replace(cls.of_indexer(retriever, threads), relation=retriever.searcher.relation)
 
     @classmethod
     def of_indexer(cls, indexer, threads: int | None = None) -> RuntimeSpec:
-        """The runtime an :class:`~zse_infer.runtime.indexer.Indexer` encodes with."""
+        """The runtime an :class:`~zse_infer.runtime.indexer.Indexer` (or a Retriever) encodes with."""
         if indexer.export_dir is None:
             raise InputError("this indexer has no export folder to re-open on workers (make it through Retriever.load)")
         backend = indexer.runners.backend if indexer.runners.backend in BACKENDS else "auto"

@@ -1,8 +1,6 @@
 """``zse serve``: one loaded model behind an HTTP API, with dynamic batching and a sketch pad page.
-
 FastAPI and uvicorn (the ``serve`` extra) are imported only by :mod:`.app` and :mod:`.server`.
-The concurrency model (one model thread) is in docs/serve.md; the limits in docs/serve-security.md.
-"""
+The concurrency model (one model thread) is in docs/serve.md; the limits in docs/serve-security.md."""
 
 from .settings import ServeSettings
 
@@ -18,6 +16,6 @@ def create_app(retriever, settings: ServeSettings | None = None):
 
 def run(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serve ``retriever`` with uvicorn, every limit in place (:mod:`.server`), until interrupted."""
-    from .server import run as _run
+    from .server import build_server
 
-    _run(retriever, settings, host=host, port=port, log_level=log_level)
+    build_server(retriever, settings, host, port, log_level)[0].run()

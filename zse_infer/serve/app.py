@@ -16,6 +16,7 @@ from ..errors import require
 
 fastapi = require("fastapi", "serve", "zse serve")
 from fastapi import Depends, Query, Request  # noqa: E402 - after the check that names the extra
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 
@@ -23,10 +24,10 @@ from ..runtime.indexer import COMMIT_SIZE  # noqa: E402
 from . import schemas  # noqa: E402
 from .batcher import Job  # noqa: E402
 from .docs import add_offline_docs  # noqa: E402
-from .errors import CatchAll, ServeError, bad_request, forbidden, install_handlers  # noqa: E402
+from .errors import CatchAll, ServeError, bad_request, forbidden, install_handlers, unsupported  # noqa: E402
 from .guard import HostCheck, check_write_origin  # noqa: E402
 from .images import check_image, sniff  # noqa: E402
-from .photos import keep_upload, open_stored  # noqa: E402
+from .photos import keep_upload, open_stored, read_stored  # noqa: E402
 from .search import SearchJob, resolve_rerank  # noqa: E402
 from .settings import ServeSettings  # noqa: E402
 from .state import ServerState, photo_url  # noqa: E402
@@ -54,8 +55,7 @@ PHOTO_HEADERS = {
     "Cache-Control": "private, max-age=300",
 }
 
-#: The sketch pad runs only its own script and shows only its own and fetched (blob:) images;
-#: no other site may frame it.
+#: The sketch pad runs only its own script, shows only its own and fetched (blob:) images; no other site may frame it.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'",
@@ -76,9 +76,8 @@ def _parse_rerank(value: str | None) -> int | str | None:
 
 
 def _check_ids(ids: list[str] | None, photos: int) -> None:
-    """Ids a client chooses: one per photo, all different, printable, at most 512 characters,
-    not starting with '@' (the server's opaque ids), so each can be named in a URL and stays
-    apart from the server's own. Checked before anything is committed (indexing is in commits)."""
+    """Ids a client chooses: one per photo, all different, printable, at most 512 characters, not starting
+    with '@' (the server's opaque ids); checked before anything is committed (indexing is in commits)."""
     if not ids:
         return
     if len(ids) != photos:
@@ -139,7 +138,6 @@ def create_app(retriever, settings: ServeSettings):
 
     v1 = fastapi.APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=_ERRORS)
 
-    # ------------------------------------------------------------------ search
     @v1.post(
         "/search",
         response_model=schemas.SearchResponse,
@@ -176,7 +174,6 @@ def create_app(retriever, settings: ServeSettings):
             batch_size=batch_size,
         )
 
-    # ------------------------------------------------------------------ explain
     @v1.post(
         "/explain",
         openapi_extra=_IMAGE_BODY,
@@ -190,7 +187,7 @@ def create_app(retriever, settings: ServeSettings):
             raise bad_request("id: missing, expected the gallery id of the photo to explain")
         photo = state.photos.require(photo_id)
         rgb, _ = await state.decode_sketch(upload)
-        photo_bytes = await state.read_photo(photo)
+        photo_bytes = await state.in_decoders(read_stored, photo, state.limits)
         want_png = "image/png" in request.headers.get("accept", "")
 
         def run():
@@ -198,15 +195,13 @@ def create_app(retriever, settings: ServeSettings):
                 return retriever.explain(rgb, photo_bytes)
             with tempfile.TemporaryDirectory(prefix="zse-explain-") as tmp:
                 out = Path(tmp) / "explanation.png"
-                exp = retriever.explain(rgb, photo_bytes, out=out)
-                return exp, out.read_bytes()
+                return retriever.explain(rgb, photo_bytes, out=out), out.read_bytes()
 
         result = await state.on_model(run)
         if want_png:
             return Response(result[1], media_type="image/png", headers={"X-Relation-Score": f"{result[0].score:.6f}"})
         return JSONResponse({"id": photo.public_id, **result.to_dict()})
 
-    # ------------------------------------------------------------------ photos
     @v1.get(
         "/photos/{photo_id:path}",
         summary="A gallery photo's bytes (gallery ids only)",
@@ -244,11 +239,7 @@ def create_app(retriever, settings: ServeSettings):
         elif ctype == "multipart/form-data":
             sources, ids = await _save_uploads(request)
         else:
-            raise ServeError(
-                415,
-                "unsupported_media_type",
-                f"Content-Type: received {ctype!r}, expected multipart/form-data or application/json",
-            )
+            raise unsupported(f"Content-Type: received {ctype!r}, expected multipart/form-data or application/json")
         job = Job()
 
         def run():
@@ -265,12 +256,11 @@ def create_app(retriever, settings: ServeSettings):
             return added, skipped
 
         added, skipped = await state.on_model(run, job=job)
-        gallery_ids = list(ids) if ids else [str(s) for s in sources]
         return schemas.PhotosAdded(
             added=added,
             skipped_existing=skipped,
             gallery_size=len(state.photos),
-            ids=[state.photos.public_id(g, s) for g, s in zip(gallery_ids, sources, strict=False)],
+            ids=[state.photos.public_id(g, s) for g, s in zip(ids or sources, sources, strict=False)],
         )
 
     def _check_paths(paths: list[str]) -> list[str]:
@@ -281,10 +271,9 @@ def create_app(retriever, settings: ServeSettings):
             raise bad_request("paths: empty, expected server-side files or folders inside a --photo-root")
         files = state.roots.expand(paths)
         for f in files:
-            name = f"photo {state.roots.relative(f)!r}"
             with open(f, "rb") as fh:
                 data = fh.read(state.limits.max_bytes + 1)
-            check_image(data, name, state.limits)
+            check_image(data, f"photo {state.roots.relative(f)!r}", state.limits)
         return files
 
     async def _save_uploads(request: Request) -> tuple[list[str], list[str]]:
@@ -303,12 +292,8 @@ def create_app(retriever, settings: ServeSettings):
             folder.mkdir(parents=True, exist_ok=True)
             return keep_upload(folder, data, fmt.suffix)
 
-        paths, ids = [], []
-        for i, f in enumerate(files):
-            path = await state.in_decoders(keep, await f.read(), upload_name(f.filename, "photos"))
-            paths.append(str(path))
-            ids.append(given[i] if given else f"upload/{path.stem}")
-        return paths, ids
+        paths = [await state.in_decoders(keep, await f.read(), upload_name(f.filename, "photos")) for f in files]
+        return [str(p) for p in paths], given or [f"upload/{p.stem}" for p in paths]
 
     @v1.delete(
         "/photos/{photo_id:path}",
@@ -332,7 +317,6 @@ def create_app(retriever, settings: ServeSettings):
 
     app.include_router(v1)
 
-    # ------------------------------------------------------------------ probes, metrics, pages
     @app.get("/healthz", response_model=schemas.Health, summary="The process is alive")
     async def healthz():
         return schemas.Health(status="ok")
@@ -417,8 +401,6 @@ def _add_middleware(app, state: ServerState, settings: ServeSettings) -> None:
 
     # add_middleware puts each one outside those added before it
     if settings.cors:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors),

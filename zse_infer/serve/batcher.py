@@ -70,9 +70,7 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.cancel()
+            self._queue.get_nowait().future.cancel()  # a no-op for a future already done
 
     async def submit(self, payload: Any) -> tuple[Any, float, int]:
         """The payload's result, the seconds it waited in the queue and the size of its batch.
@@ -99,11 +97,9 @@ class Batcher:
         # lone client never pays the delay.
         deadline = time.perf_counter() + (self.max_delay if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
-            try:
+            if not self._queue.empty():  # this loop is the queue's only reader
                 batch.append(self._queue.get_nowait())
                 continue
-            except asyncio.QueueEmpty:
-                pass
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

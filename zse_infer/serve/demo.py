@@ -19,9 +19,5 @@ def serve_demo(retriever, host: str = "127.0.0.1", port: int = 8000, try_drawing
     url = f"http://{host}:{port}/"
     _log.warning("serving the demo gallery (%d photos) on %s; Ctrl+C stops", len(retriever), url)
     threading.Timer(1.5, webbrowser.open, args=(url,)).start()  # once uvicorn listens; a no-op without a browser
-    run(
-        retriever,
-        ServeSettings(title="zse-infer demo", max_batch=auto_max_batch(retriever), try_drawing=try_drawing),
-        host=host,
-        port=port,
-    )
+    settings = ServeSettings(title="zse-infer demo", max_batch=auto_max_batch(retriever), try_drawing=try_drawing)
+    run(retriever, settings, host=host, port=port)

@@ -18,8 +18,7 @@ def add_offline_docs(app) -> None:
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
 
-    folder = Path(offline.__file__).parent / "static"
-    app.mount(ASSETS, StaticFiles(directory=folder), name="docs-assets")
+    app.mount(ASSETS, StaticFiles(directory=Path(offline.__file__).parent / "static"), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request):

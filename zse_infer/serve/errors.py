@@ -1,9 +1,6 @@
-"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status (docs/serve-security.md).
-
-Bad input is 4xx, never 500; a gallery store unavailable just now is 503 with Retry-After, one whose
-state refuses the request is 409; anything else is a bug: a logged, generic 500 that keeps the
-connection open (:class:`CatchAll`). Messages never carry the server's own paths (:class:`Redactor`).
-"""
+"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status (docs/serve-security.md):
+bad input is 4xx, never 500; anything unexpected is a bug: a logged, generic 500 that keeps the connection
+open (:class:`CatchAll`). Messages never carry the server's own paths (:class:`Redactor`)."""
 
 from __future__ import annotations
 
@@ -34,6 +31,8 @@ bad_request = partial(ServeError, 422, "invalid_request")
 forbidden = partial(ServeError, 403, "forbidden")
 not_found = partial(ServeError, 404, "not_found")
 gone = partial(ServeError, 410, "gone")
+unsupported = partial(ServeError, 415, "unsupported_media_type")
+internal_error = partial(ServeError, 500, "server_error", "internal error (logged on the server)")
 
 
 def too_large(message: str) -> ServeError:
@@ -52,7 +51,7 @@ class Redactor:
     """Replaces the server's own folders in messages with the names clients know them by
     (``the gallery``, a photo root's label), so no error tells a client where things live."""
 
-    def __init__(self, names: Iterable[tuple[str | os.PathLike, str]] = ()):
+    def __init__(self, names: Iterable[tuple[str | os.PathLike, str]]):
         pairs = []
         for path, label in names:
             for spelling in {os.fspath(path), os.path.realpath(path), os.path.abspath(path)}:
@@ -65,10 +64,9 @@ class Redactor:
         return message
 
 
-def from_zse_error(exc: ZseError, retry_after_s: int = 1, redact: Redactor | None = None) -> ServeError:
-    """Our library errors, as HTTP: what the caller sent was wrong (422), the gallery's state
-    refuses it (409), or the store is unavailable just now (503, retry)."""
-    text = (redact or Redactor())(str(exc))
+def from_zse_error(exc: ZseError, retry_after_s: int, redact: Redactor) -> ServeError:
+    """Our library errors, as HTTP: bad input (422), refused by the gallery's state (409), store unavailable (503)."""
+    text = redact(str(exc))
     if isinstance(exc, BlankSketchError):
         return ServeError(422, "blank_sketch", text)
     if isinstance(exc, ImageError):
@@ -78,20 +76,12 @@ def from_zse_error(exc: ZseError, retry_after_s: int = 1, redact: Redactor | Non
     if isinstance(exc, GalleryUnavailableError):
         # What failed in the storage layer is for the log, not for the client.
         _log.warning("gallery unavailable (answered 503): %s", exc)
-        return ServeError(
-            503,
-            "gallery_unavailable",
-            f"the gallery cannot be read or written just now; retry in {retry_after_s} s",
-            {"Retry-After": str(retry_after_s)},
-        )
+        message = f"the gallery cannot be read or written just now; retry in {retry_after_s} s"
+        return ServeError(503, "gallery_unavailable", message, {"Retry-After": str(retry_after_s)})
     if isinstance(exc, GalleryError):
         return ServeError(409, "gallery_conflict", text)
     _log.error("library error answered 500: %r", exc)
-    return ServeError(500, "server_error", "internal error (logged on the server)")
-
-
-def body(type: str, message: str) -> dict:
-    return {"error": {"type": type, "message": message}}
+    return internal_error()
 
 
 def validation_message(errors: Iterable[Any]) -> str:
@@ -106,7 +96,8 @@ def validation_message(errors: Iterable[Any]) -> str:
 def json_response(err: ServeError):
     from fastapi.responses import JSONResponse
 
-    return JSONResponse(body(err.type, err.message), status_code=err.status, headers=err.headers)
+    body = {"error": {"type": err.type, "message": err.message}}
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
 _HTTP_KINDS = {
@@ -118,7 +109,7 @@ _HTTP_KINDS = {
 }
 
 
-def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None) -> None:
+def install_handlers(app, retry_after_s: int, redact: Redactor) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
@@ -142,10 +133,9 @@ def install_handlers(app, retry_after_s: int = 1, redact: Redactor | None = None
 
 
 class CatchAll:
-    """ASGI middleware (the outermost of ours): an exception nothing else handled is logged and
-    answered 500 here, so the connection stays usable (Starlette's own 500 page re-raises, and
-    uvicorn then closes the connection). Once a response has started it cannot be replaced:
-    then the exception goes on and the connection is closed, as it must be."""
+    """ASGI middleware (the outermost of ours): an exception nothing else handled is logged and answered
+    500 here, so the connection stays usable (Starlette's own 500 page re-raises, and uvicorn then closes
+    the connection). Once a response has started, the exception goes on and the connection is closed."""
 
     def __init__(self, app):
         self.app = app
@@ -167,6 +157,4 @@ class CatchAll:
             if started:
                 raise
             _log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            await json_response(ServeError(500, "server_error", "internal error (logged on the server)"))(
-                scope, receive, send
-            )
+            await json_response(internal_error())(scope, receive, send)

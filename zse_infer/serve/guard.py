@@ -31,13 +31,11 @@ class HostCheck:
         if scope["type"] == "http":
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
             if _host_name(host) not in self.allowed:
-                err = ServeError(
-                    400,
-                    "invalid_host",
+                message = (
                     f"Host: received {host[:100]!r}, expected one of {sorted(self.allowed)} "
-                    "(start the server with --allowed-host NAME to answer another name)",
+                    "(start the server with --allowed-host NAME to answer another name)"
                 )
-                return await json_response(err)(scope, receive, send)
+                return await json_response(ServeError(400, "invalid_host", message))(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -50,12 +48,12 @@ def check_write_origin(headers, settings: ServeSettings) -> None:
         return
     site = headers.get("sec-fetch-site")
     if site is not None and site.lower() not in _OWN:
-        raise forbidden(
-            f"cross-origin write refused (Sec-Fetch-Site: {site[:40]}): writes come from this server's own pages, "
-            "from an origin named with --cors, or with --token"
-        )
-    if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
-        raise forbidden(
-            f"cross-origin write refused (Origin: {origin[:100]}): writes come from this server's own pages, "
-            "from an origin named with --cors, or with --token"
-        )
+        refused = f"Sec-Fetch-Site: {site[:40]}"
+    elif origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+        refused = f"Origin: {origin[:100]}"
+    else:
+        return
+    raise forbidden(
+        f"cross-origin write refused ({refused}): writes come from this server's own pages, "
+        "from an origin named with --cors, or with --token"
+    )

@@ -1,9 +1,7 @@
-"""The one gate every image the server reads passes (:func:`check_image`), in the decode pool.
-
-Pillow is restricted to :data:`OPENERS` (no other decoder, e.g. EPS's Ghostscript, sees client
-bytes); the format and pixel count are checked from the header before anything is decoded, and the
-whole image is decoded here so a broken file is refused naming the upload, not in a batch.
-"""
+"""The one gate every image the server reads passes (:func:`check_image`), in the decode pool: Pillow
+restricted to :data:`OPENERS` (no other decoder, e.g. EPS's Ghostscript, sees client bytes), format and
+pixel count checked from the header before anything is decoded, then the whole image decoded, so a
+broken file is refused naming the upload, not in a batch."""
 
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
+from PIL import Image
 
 from ..errors import BlankSketchError, ImageError
 from ..preprocess import _decode_sketch, sketch_to_rgb  # the library's own decoder: one implementation
@@ -75,20 +74,16 @@ def _describe(head: bytes) -> str:
     return f"text starting {text.splitlines()[0][:30]!r}" if text else "whitespace"
 
 
-def open_image(source: bytes | BinaryIO, name: str, limits: ImageLimits):
-    """A Pillow image of ``source`` with only its header read: an allowed format, at most
+def open_image(data: bytes, name: str, limits: ImageLimits):
+    """A Pillow image of ``data`` with only its header read: an allowed format, at most
     ``limits.max_pixels`` pixels. Raises a 422 ServeError naming ``name`` otherwise."""
-    from PIL import Image
-
-    if source == b"":
+    if not data:
         raise invalid(name, "is empty (0 bytes), expected an image")
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        image = Image.open(stream, formats=OPENERS)
+        image = Image.open(io.BytesIO(data), formats=OPENERS)
     except Image.UnidentifiedImageError:
-        stream.seek(0)
         raise invalid(
-            name, f"is not an image this server reads: received {_describe(stream.read(200))}, expected {EXPECTED}"
+            name, f"is not an image this server reads: received {_describe(data[:200])}, expected {EXPECTED}"
         ) from None
     except Image.DecompressionBombError as exc:
         raise invalid(name, f"image is too large ({_no_reprs(str(exc))})") from None
@@ -120,8 +115,6 @@ def check_image(data: bytes, name: str, limits: ImageLimits, decode: bool = True
 
 def sniff(stream: BinaryIO) -> ImageFormat | None:
     """The format of a stored file from its header (None: not one of ours); leaves ``stream`` at 0."""
-    from PIL import Image
-
     try:
         with Image.open(stream, formats=OPENERS) as image:
             fmt = FORMATS.get(image.format or "")

@@ -12,23 +12,16 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 class ServeMetrics:
     def __init__(self, gallery_size: Callable[[], float], queue_depth: Callable[[], float]):
-        prom = require("prometheus_client", "serve", "zse serve metrics")
-        self._prom = prom
-        self.registry = prom.CollectorRegistry()
-        r = self.registry
+        self._prom = prom = require("prometheus_client", "serve", "zse serve metrics")
+        self.registry = r = prom.CollectorRegistry()
         self.requests = prom.Counter(
             "zse_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
         )
         self.latency = prom.Histogram(
             "zse_request_seconds", "HTTP request latency by route", ["route"], buckets=_BUCKETS, registry=r
         )
-        self.stage = prom.Histogram(
-            "zse_stage_seconds",
-            "Time per stage of a search: queue, decode, encode, stage1, stage2",
-            ["stage"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
+        stages = "Time per stage of a search: queue, decode, encode, stage1, stage2"
+        self.stage = prom.Histogram("zse_stage_seconds", stages, ["stage"], buckets=_BUCKETS, registry=r)
         self.batch_size = prom.Histogram(
             "zse_batch_size", "Sketches encoded per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )

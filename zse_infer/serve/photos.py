@@ -1,10 +1,6 @@
-"""Gallery photos as HTTP clients see them: public ids, and stored files opened safely.
-
-Public ids hide server paths: a chosen id stays; a file under a ``--photo-root`` is
-``<root name>/<path below it>``; any other file an opaque ``@`` + 16 hex digits. A stored file is
-served only while it is the one indexed (no link, regular, same size and mtime): else 404/410.
-Details: docs/serve-security.md. The table is swapped in whole, so the event loop reads it without locks.
-"""
+"""Gallery photos as HTTP clients see them: public ids that hide server paths, and stored files opened
+only while they are the ones indexed (docs/serve-security.md). The photo table is swapped in whole, so
+the event loop reads it without locks."""
 
 from __future__ import annotations
 
@@ -18,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..runtime.photo_sources import list_images
 from .errors import ServeError, bad_request, forbidden, gone, not_found
+from .images import ImageLimits, check_image
 
 #: what a photo without a file (in-memory, or never stat'ed) has as its fingerprint in the gallery
 UNKNOWN = (-1, -1)
@@ -47,15 +45,13 @@ class PhotoRoots:
 
     def __init__(self, roots: Sequence[str | os.PathLike] = ()):
         self.roots: list[tuple[str, str]] = []  # (label, real path)
-        taken: set[str] = set()
         for root in roots:
             real = _real(root)
             base = os.path.basename(real.rstrip(os.sep)) or "root"
             label, n = base, 1
-            while label in taken:
+            while any(label == taken for taken, _ in self.roots):
                 n += 1
                 label = f"{base}-{n}"
-            taken.add(label)
             self.roots.append((label, real))
 
     def relative(self, path: str) -> str | None:
@@ -74,20 +70,15 @@ class PhotoRoots:
         """Client-given server paths -> the image files they name (folders expanded), each
         resolved and checked to lie inside a root (403 naming the first that does not) and to
         be a regular file (a FIFO or a device would hang or never end)."""
-        from ..runtime.photo_sources import list_images
-
         files: list[str] = []
         for given in paths:
             if "\0" in given:
                 raise bad_request(f"path {given[:100]!r}: contains a NUL character")
             if not self.contains(given):
                 raise forbidden(f"path {given!r}: outside the server's --photo-root folders")
-            if os.path.isdir(given):
-                found = list_images(given)
-                if not found:
-                    raise bad_request(f"path {given!r}: a folder with no images in it")
-            else:
-                found = [given]
+            found = list_images(given) if os.path.isdir(given) else [given]
+            if not found:
+                raise bad_request(f"path {given!r}: a folder with no images in it")
             for f in found:
                 real = _real(f)
                 if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
@@ -110,8 +101,8 @@ def opaque_id(gallery_id: str) -> str:
 
 
 class PhotoTable:
-    def __init__(self, roots: PhotoRoots | None = None):
-        self.roots = roots or PhotoRoots()
+    def __init__(self, roots: PhotoRoots):
+        self.roots = roots
         self._by_public: dict[str, StoredPhoto] = {}
         self._public: dict[str, str] = {}  # gallery id -> public id
 
@@ -128,7 +119,7 @@ class PhotoTable:
                 is_path = path is not None and gid == path
                 if is_path == chosen_first or gid in public:
                     continue
-                pid = gid if not is_path else (self.roots.relative(path) or opaque_id(gid))
+                pid = self._own_id(gid, path)
                 if pid in by_public:
                     pid = opaque_id(gid)
                 public[gid] = pid
@@ -138,8 +129,10 @@ class PhotoTable:
     def public_id(self, gallery_id: str, path: str | None) -> str:
         """The public id of a gallery id (also for one committed after the table was built)."""
         known = self._public.get(gallery_id)
-        if known is not None:
-            return known
+        return known if known is not None else self._own_id(gallery_id, path)
+
+    def _own_id(self, gallery_id: str, path: str | None) -> str:
+        """A chosen id stays; a file below a root is ``<root name>/<below>``, any other an opaque ``@<hex>``."""
         if path is None or gallery_id != path:
             return gallery_id
         return self.roots.relative(path) or opaque_id(gallery_id)
@@ -159,8 +152,8 @@ _PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
-    """The photo's file, opened for reading, and its size; only while it is the file that was
-    indexed (see the module docstring). Raises 404/410 ServeErrors otherwise."""
+    """The photo's file, opened for reading, and its size; only while it is the file that was indexed
+    (no link, regular, same size and mtime). Raises 404/410 ServeErrors otherwise."""
     pid = photo.public_id
     if photo.path is None:
         raise not_found(f"photo id {pid!r}: indexed from memory, so the server has no file to serve")
@@ -176,7 +169,7 @@ def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise gone(f"photo id {pid!r}: its file was replaced by a link (re-index it)") from None
-        raise ServeError(404, "not_found", f"photo id {pid!r}: its file cannot be read ({exc.strerror})") from None
+        raise not_found(f"photo id {pid!r}: its file cannot be read ({exc.strerror})") from None
     try:
         st = os.fstat(fd)
         if _PROC_FD and os.readlink(f"/proc/self/fd/{fd}") != photo.path:  # a folder on the way became a link
@@ -189,18 +182,16 @@ def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
         raise
 
 
-def read_stored(photo: StoredPhoto, max_bytes: int | None = None) -> bytes:
-    """The bytes of :func:`open_stored` (for explanations), at most ``max_bytes``."""
+def read_stored(photo: StoredPhoto, limits: ImageLimits) -> bytes:
+    """The bytes of :func:`open_stored` for the model (explanations), through the same gate as uploads."""
     f, size = open_stored(photo)
     with f:
-        if max_bytes is not None and size > max_bytes:
-            raise ServeError(
-                413,
-                "payload_too_large",
-                f"photo id {photo.public_id!r}: {size} bytes, above this server's "
-                f"limit of {max_bytes} bytes for images it reads",
-            )
-        return f.read()
+        if size > limits.max_bytes:
+            limit = f"this server's limit of {limits.max_bytes} bytes for images it reads"
+            raise ServeError(413, "payload_too_large", f"photo id {photo.public_id!r}: {size} bytes, above {limit}")
+        data = f.read()
+    check_image(data, f"photo {photo.public_id!r}", limits, decode=False)
+    return data
 
 
 def keep_upload(folder: Path, data: bytes, suffix: str) -> Path:

@@ -1,6 +1,4 @@
-"""What the model thread runs for a batch of searches: one encoder call, then each query's two
-stages through ``Retriever.search_tokens`` (the searcher's one ranking). A query whose request
-already timed out is skipped."""
+"""What the model thread runs for a batch of searches (:func:`run_search_batch`), and the rerank depth of one."""
 
 from __future__ import annotations
 
@@ -26,15 +24,12 @@ class SearchResult:
     timing_ms: dict[str, float]
 
 
-def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int | None = None) -> int | str:
-    """The rerank depth a request gets: ``None`` is the export's recorded default
-    (``manifest.default_rerank``, at most ``max_rerank``); a deeper one than ``max_rerank``,
-    or ``'all'`` in a larger gallery, is refused (422): one request's stage 2 is bounded."""
+def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int) -> int | str:
+    """The rerank depth a request gets: ``None`` is the export's recorded default (at most ``max_rerank``);
+    a deeper one than ``max_rerank``, or ``'all'`` in a larger gallery, is refused (422)."""
     if rerank is None:
         default = retriever.manifest.default_rerank
-        return min(default, max_rerank) if max_rerank is not None and isinstance(default, int) else default
-    if max_rerank is None:
-        return rerank
+        return min(default, max_rerank) if isinstance(default, int) else default
     if rerank == "all":
         size = len(retriever)
         if size > max_rerank:
@@ -49,8 +44,8 @@ def resolve_rerank(retriever, rerank: int | str | None, max_rerank: int | None =
 
 
 def run_search_batch(retriever, jobs: list[SearchJob]) -> list[SearchResult | BaseException]:
-    """Encode every live sketch in one call, then rank each (the searcher checks k and rerank);
-    a failing query fails alone, an abandoned one is skipped."""
+    """Encode every live sketch in one call, then rank each through ``Retriever.search_tokens`` (the searcher's
+    one ranking, which checks k and rerank); a failing query fails alone, an abandoned one is skipped."""
     out: list[SearchResult | BaseException] = [timed_out(0)] * len(jobs)
     live = [i for i, j in enumerate(jobs) if not j.abandoned.is_set()]
     if not live:

@@ -1,21 +1,20 @@
 """uvicorn, with per-connection limits against slow or many clients (docs/serve-security.md):
 at most ``max_connections`` (more: 503 at once), headers within ``header_timeout_s`` (408) and
-``max_header_bytes`` (431), a client that stops reading for ``send_timeout_s`` is cut off.
-"""
+``max_header_bytes`` (431), a client that stops reading for ``send_timeout_s`` is cut off."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 from http import HTTPStatus
 
 from ..errors import require
-from .settings import LOOPBACK_HOSTS, ServeSettings, is_loopback
+from .settings import LOOPBACK_HOSTS, ServeSettings
 
 _log = logging.getLogger(__name__)
-
 
 #: how long a refused connection's input is still read (and dropped) before it is closed
 _LINGER_S = 1.0
@@ -31,8 +30,7 @@ def _response(status: int, kind: str, message: str, extra: str = "") -> bytes:
 
 
 def limited_protocol(settings: ServeSettings):
-    """uvicorn's HTTP protocol class (httptools where installed, else h11, as uvicorn picks),
-    with the per-connection limits of the module docstring."""
+    """uvicorn's HTTP protocol class (httptools where installed, else h11, as uvicorn picks), with these limits."""
     try:
         import httptools  # noqa: F401 - optional in uvicorn: its faster parser
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
@@ -137,11 +135,9 @@ FD_RESERVE = 128
 
 
 def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
-    """Make room for the connections: up to ``2 * max_connections`` sockets exist at once (the
-    admitted ones and those being refused), plus :data:`FD_RESERVE`. Raises the process's soft
-    descriptor limit toward its hard limit if needed; where that is not enough, lowers
-    ``max_connections`` (with a warning) rather than run out of descriptors, which stops the
-    server from accepting anything at all."""
+    """Make room for ``2 * max_connections`` sockets (admitted and being refused) plus :data:`FD_RESERVE`:
+    raise the soft descriptor limit toward the hard one, else lower ``max_connections`` with a warning
+    (out of descriptors, the server would accept nothing at all)."""
     try:
         import resource
     except ImportError:  # not on this system: nothing to fit
@@ -150,19 +146,13 @@ def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < need:
         target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
-        except (ValueError, OSError):
-            pass
     if soft != resource.RLIM_INFINITY and soft < need:
         fitted = max(1, (soft - FD_RESERVE) // 2)
-        _log.warning(
-            "this process may open %d files (ulimit -n): serving at most %d connections, not %d",
-            soft,
-            fitted,
-            settings.max_connections,
-        )
+        message = "this process may open %d files (ulimit -n): serving at most %d connections, not %d"
+        _log.warning(message, soft, fitted, settings.max_connections)
         return dataclasses.replace(settings, max_connections=fitted)
     return settings
 
@@ -170,7 +160,7 @@ def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
 def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
     """A server bound to loopback answers only loopback Host names unless told otherwise
     (DNS rebinding: see :data:`~.settings.LOOPBACK_HOSTS`)."""
-    if settings.allowed_hosts is None and is_loopback(host):
+    if settings.allowed_hosts is None and host in LOOPBACK_HOSTS:
         return dataclasses.replace(settings, allowed_hosts=LOOPBACK_HOSTS)
     return settings
 
@@ -197,9 +187,3 @@ def build_server(
         h11_max_incomplete_event_size=2 * settings.max_header_bytes,  # h11's own guard, behind ours (431)
     )
     return uvicorn.Server(config), app
-
-
-def run(retriever, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve ``retriever`` until interrupted."""
-    server, _ = build_server(retriever, settings, host, port, log_level)
-    server.run()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
+
 #: Host names of this machine's loopback interface: the only Host headers a server bound to
 #: loopback answers by default (a page on another site that rebinds its DNS name to 127.0.0.1
 #: is same-origin to the browser, but its requests carry its own name in Host).
@@ -43,8 +45,6 @@ class ServeSettings:
     try_drawing: tuple[str, ...] = ()  # what the gallery holds, named on the page ("Try drawing: ...")
 
     def __post_init__(self):
-        from ..errors import InputError
-
         at_least_1 = "max_batch max_queue max_upload_bytes max_pixels decode_threads max_k default_k max_rerank"
         for name in (*at_least_1.split(), "max_connections", "max_header_bytes"):
             if getattr(self, name) < 1:
@@ -59,14 +59,10 @@ class ServeSettings:
             raise InputError(f"try_drawing: received {self.try_drawing!r}, expected a tuple of concept names")
 
 
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS
-
-
 def startup_warnings(settings: ServeSettings, host: str) -> list[str]:
     """What an operator should hear before the server starts (printed by ``zse serve``)."""
     out = []
-    if not is_loopback(host) and not settings.token:
+    if host not in LOOPBACK_HOSTS and not settings.token:
         out.append(
             f"listening on {host} without --token: anyone who can reach it can search"
             + (" and change the gallery" if settings.allow_writes else "")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -16,9 +17,9 @@ from ..errors import GalleryError
 from . import schemas
 from .batcher import Batcher, Job
 from .errors import Redactor, timed_out
-from .images import ImageLimits, check_image, decode_sketch
+from .images import ImageLimits, decode_sketch
 from .metrics import ServeMetrics
-from .photos import PhotoRoots, PhotoTable, StoredPhoto, display_name, read_stored
+from .photos import PhotoRoots, PhotoTable, display_name
 from .search import SearchJob, resolve_rerank, run_search_batch
 from .settings import ServeSettings
 from .uploads import Upload
@@ -27,8 +28,6 @@ _log = logging.getLogger(__name__)
 
 
 def photo_url(public_id: str) -> str:
-    from urllib.parse import quote
-
     return "/v1/photos/" + quote(public_id, safe="")
 
 
@@ -54,7 +53,7 @@ class ServerState:
             *((real, label) for label, real in self.roots.roots),
         ]
         self.redact = Redactor([(path, label) for path, label in folders if path])
-        # The one thread that touches the Retriever (see the package docstring), and the decoders.
+        # The one thread that touches the Retriever (docs/serve.md), and the decoders.
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="zse-model")
         self.decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="zse-decode")
         self.metrics = ServeMetrics(gallery_size=lambda: len(self.photos), queue_depth=lambda: self.batcher.depth)
@@ -114,16 +113,6 @@ class ServerState:
         cfg = self.retriever.manifest.preprocess["sketch"]
         rgb = await self.in_decoders(decode_sketch, upload.data, upload.name, cfg, self.limits)
         return rgb, (time.perf_counter() - t0) * 1000
-
-    async def read_photo(self, photo: StoredPhoto) -> bytes:
-        """A stored photo's bytes for the model (explanations), through the same gate as uploads."""
-
-        def read() -> bytes:
-            data = read_stored(photo, self.limits.max_bytes)
-            check_image(data, f"photo {photo.public_id!r}", self.limits, decode=False)
-            return data
-
-        return await self.in_decoders(read)
 
     def hit(self, h) -> schemas.SearchHit:
         """A library Hit as clients see it: a public id, never the server's path."""

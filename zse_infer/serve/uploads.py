@@ -8,16 +8,16 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from .errors import ServeError, bad_request, too_large, validation_message
+from pydantic import BaseModel, ValidationError
+
+from .errors import ServeError, bad_request, too_large, unsupported, validation_message
 from .images import from_base64
 
 #: room for multipart boundaries and JSON around a file (base64 adds a third)
 _FRAMING = 64 * 1024
-M = TypeVar("M", bound="BaseModel")
-if TYPE_CHECKING:
-    from pydantic import BaseModel
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -35,9 +35,7 @@ def upload_name(filename: str | None, fallback: str) -> str:
 
 class ClientLimits:
     """ASGI middleware: a request body over the size limit answers 413, one not received within
-    ``body_timeout_s`` answers 408 (both ServeErrors raised where the body is read). Slow
-    request headers and clients that do not read their responses are cut off by the HTTP
-    protocol itself (:mod:`.server`)."""
+    ``body_timeout_s`` 408 (ServeErrors raised where the body is read); slow headers: :mod:`.server`."""
 
     def __init__(self, app, max_upload_bytes: int, body_timeout_s: float):
         self.app = app
@@ -56,12 +54,8 @@ class ClientLimits:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise ServeError(
-                    408,
-                    "request_timeout",
-                    f"request body: not received within {self.body_timeout_s:g} s",
-                    {"Connection": "close"},
-                ) from None
+                late = f"request body: not received within {self.body_timeout_s:g} s"
+                raise ServeError(408, "request_timeout", late, {"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -78,8 +72,6 @@ def content_type(request) -> str:
 
 async def read_json(request, model: type[M]) -> M:
     """The JSON body as ``model`` (a pydantic model); 422 naming the field when it does not fit."""
-    from pydantic import ValidationError
-
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
@@ -110,11 +102,9 @@ async def read_upload(request, file_field: str, max_bytes: int, text_fields: tup
     elif ctype.startswith("image/") or ctype == "application/octet-stream":
         data, fields, name = await request.body(), {}, "request body"
     else:
-        raise ServeError(
-            415,
-            "unsupported_media_type",
+        raise unsupported(
             f"Content-Type: received {ctype or 'none'!r}, expected multipart/form-data (field '{file_field}'), "
-            'application/json ({"image": base64}) or an image/* body',
+            'application/json ({"image": base64}) or an image/* body'
         )
     if len(data) > max_bytes:
         raise too_large(f"{name}: {len(data)} bytes, expected at most {max_bytes} bytes")
