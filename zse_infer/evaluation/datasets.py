@@ -40,8 +40,6 @@ _PHOTO_DIRS = ("photo", "photos", "image", "images")
 
 
 # ---------------------------------------------------------------------------- evaluation sets
-
-
 @dataclass(frozen=True, eq=False)  # eq below: the arrays need array_equal
 class EvalSet:
     """Query sketches and gallery photos; the labels (int64, read-only) index ``class_names``."""
@@ -161,8 +159,6 @@ def _label_array(labels: Any, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- list files
-
-
 @dataclass(frozen=True)
 class SplitList:
     """A parsed ``<relative path> <label>`` list; ``lines`` are 1-based line numbers."""
@@ -176,9 +172,7 @@ class SplitList:
 def read_split_list(path: str | os.PathLike) -> SplitList:
     """Parse an official list file: ``relative/path label`` per line (the path may hold spaces)."""
     source = Path(path)
-    paths: list[str] = []
-    labels: list[int] = []
-    lines: list[int] = []
+    entries: list[tuple[str, int, int]] = []  # (path, label, line)
     for number, text in _numbered_lines(source, "split list"):
         fields = text.rsplit(None, 1)
         if len(fields) != 2:
@@ -188,12 +182,11 @@ def read_split_list(path: str | os.PathLike) -> SplitList:
             raise SplitFileError(
                 source, number, f"path {rel!r} is absolute, expected a path relative to the dataset folder"
             )
-        paths.append(rel)
-        labels.append(_parse_id(label, source, number, "label"))
-        lines.append(number)
-    if not paths:
+        entries.append((rel, _parse_id(label, source, number, "label"), number))
+    if not entries:
         raise DatasetError(f"{source}: no entries, expected '<relative/path> <label>' lines")
-    return SplitList(source, tuple(paths), np.asarray(labels, dtype=np.int64), tuple(lines))
+    paths, labels, lines = zip(*entries, strict=True)
+    return SplitList(source, paths, np.asarray(labels, dtype=np.int64), lines)
 
 
 def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
@@ -246,8 +239,6 @@ def _parse_id(text: str, source: Path, line: int, what: str) -> int:
 
 
 # ---------------------------------------------------------------------------- official splits
-
-
 @dataclass(frozen=True)
 class SplitSpec:
     """Where one official test split lives, relative to the dataset root.
@@ -457,8 +448,6 @@ def _missing_ancestor(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- folder per class
-
-
 def load_image_folders(
     root: str | os.PathLike,
     *,
@@ -534,10 +523,6 @@ def _class_files(folder: Path, suffixes: set[str]) -> dict[str, list[Path]]:
 
 
 def _flatten(files: dict[str, list[Path]], classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
-    paths: list[Path] = []
-    labels: list[int] = []
-    for index, cls in enumerate(classes):
-        found = files.get(cls, [])
-        paths += found
-        labels += [index] * len(found)
+    paths = [path for cls in classes for path in files.get(cls, [])]
+    labels = [index for index, cls in enumerate(classes) for _ in files.get(cls, [])]
     return paths, np.asarray(labels, dtype=np.int64)

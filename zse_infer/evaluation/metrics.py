@@ -106,8 +106,7 @@ class RankingMetrics:
         self._gallery_codes = codes.astype(np.int32).ravel()
         # n_pos per class; the extra trailing 0 serves queries whose class is absent (code -1).
         self._class_counts = np.append(np.bincount(self._gallery_codes), 0)
-        extra = _check_ks(ks)
-        self._extra_ks = extra
+        self._extra_ks = extra = _check_ks(ks)
         self._map_ks = tuple(sorted({*_OFFICIAL_MAP_KS, *extra}))
         self._precision_ks = tuple(sorted({*_OFFICIAL_PRECISION_KS, *extra}))
         self.chunk_size = _check_chunk_size(chunk_size, labels.size)
@@ -164,10 +163,8 @@ class RankingMetrics:
         return {key: float(values[valid].mean()) for key, values in per_query.items()}
 
     def _keys(self) -> list[str]:
-        keys = list(OFFICIAL_METRICS)
-        for k in self._extra_ks:
-            keys += [f"precision_{k}", f"map_{k}"]
-        return list(dict.fromkeys(keys))
+        extra = [f"{metric}_{k}" for k in self._extra_ks for metric in ("precision", "map")]
+        return list(dict.fromkeys([*OFFICIAL_METRICS, *extra]))
 
     def _query_codes(self, labels: np.ndarray) -> np.ndarray:
         """Gallery class code of each query label, -1 when the class has no gallery item."""

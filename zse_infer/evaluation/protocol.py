@@ -141,23 +141,10 @@ def evaluate(
         ):
             metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
             bar.update(len(distances))
-    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started, **executor.report())
-
-
-def evaluation_report(
-    retriever,
-    eval_set: EvalSet,
-    ranking: str,
-    rerank: int | None,
-    metrics: RankingMetrics,
-    started: float,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The JSON report of an evaluation: settings, metrics, seconds since ``started`` and the
-    executor's ``extra`` (e.g. ``ray``)."""
+    extra = executor.report()  # e.g. "ray"
     return {
         "dataset": eval_set.summary(),
-        "ranking": ranking_name(ranking),
+        "ranking": ranking,
         "rerank": rerank,  # None for rankings without a rerank depth (checked_ranking)
         "backend": retriever.backend,
         "precision": retriever.runners.precision,

@@ -15,7 +15,6 @@ No torch here: everything comes from the export folder's manifest.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,8 +35,6 @@ from .object_photos import load_photo
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
-
-_log = logging.getLogger(__name__)
 
 __all__ = ["Hit", "IndexReport", "Retriever"]
 
@@ -85,7 +82,7 @@ class Retriever:
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
         self.searcher = Searcher(
-            manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir
+            manifest, runners, gallery, relation, self.encode, self._lock, self._run_lock, export_dir
         )
         self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
@@ -165,23 +162,17 @@ class Retriever:
         self.close()
 
     # ------------------------------------------------------------------ encoding
-    def _preprocess(self, sources: Sequence[ImageSource], modality: str) -> np.ndarray:
-        config = self.manifest.preprocess[modality]
-        # s3:// URIs too: a codec-'none' gallery re-encodes its photos from where they were indexed
-        return np.stack([load_photo(s, config, self.gallery.storage_options) for s in sources])
-
     def encode(self, images: Sequence[ImageSource], modality: str) -> np.ndarray:
         """Images (paths, PIL images, arrays, bytes) -> float32 tokens (N, T, D)."""
         if modality not in ("sketch", "photo"):
             raise InputError(f"modality: received {modality!r}, expected 'sketch' or 'photo'")
         if not len(images):
             return np.zeros((0, self.manifest.model.num_tokens, self.manifest.model.width), np.float32)
-        pixels = self._preprocess(images, modality)
+        config = self.manifest.preprocess[modality]
+        # s3:// URIs too: a codec-'none' gallery re-encodes its photos from where they were indexed
+        pixels = np.stack([load_photo(s, config, self.gallery.storage_options) for s in images])
         with self._run_lock:
             return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
-
-    def _encode_photo_files(self, paths: Sequence[str]) -> np.ndarray:
-        return self.encode(list(paths), "photo")
 
     def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
@@ -281,14 +272,6 @@ class Retriever:
         # Through the searcher: decoded by the gallery's codec, or re-encoded from the file (codec "none").
         rows = np.asarray(rows, dtype=np.int64)
         return self.searcher.on_snapshot(lambda snap: self.searcher.photo_tokens(snap, rows))
-
-    def _photo_tokens_and_image(self, item: Hit | ImageSource) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""
-        tokens, image, _ = self._explainer_room().photo(item)
-        return tokens, image
-
-    def _explain_outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
-        return self._explainer_room().outputs(sketch_tokens, photo_tokens)
 
     def explain(
         self,

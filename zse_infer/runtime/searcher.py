@@ -79,11 +79,8 @@ def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn, b
 def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.ndarray:
     """(Q, N) minus the relation score of every pair (the official "rn" ranking)."""
     cols = np.arange(n_gallery)
-    return (
-        np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)])
-        if n_queries
-        else np.zeros((0, n_gallery))
-    )
+    rows = [-np.asarray(score(q, cols), np.float64) for q in range(n_queries)]
+    return np.stack(rows) if rows else np.zeros((0, n_gallery))
 
 
 # ---------------------------------------------------------------------- stored projections
@@ -114,7 +111,7 @@ class Searcher:
         runners: ModelRunners,
         gallery: Gallery,
         relation: str,
-        encode_photos: Callable,
+        encode: Callable[[list, str], np.ndarray],
         lock: threading.RLock,
         run_lock: threading.RLock,
         export_dir=None,
@@ -124,7 +121,7 @@ class Searcher:
         self.runners = runners
         self.gallery = gallery
         self.relation = relation
-        self.encode_photos = encode_photos  # for codec "none": re-encode candidates from their files
+        self.encode = encode  # for codec "none": re-encode candidates from their files
         self.lock = lock
         self.run_lock = run_lock
         self.stage1 = Stage1Cache(gallery)
@@ -137,11 +134,9 @@ class Searcher:
             if self._fast is None:
                 from .runners.select import open_relation_runners
 
-                fast = (
-                    None
-                    if self.relation == "compat"
-                    else open_relation_runners(self.export_dir, self.manifest, self.runners)
-                )
+                fast = None
+                if self.relation != "compat":
+                    fast = open_relation_runners(self.export_dir, self.manifest, self.runners)
                 if self.relation == "fast" and fast is None:
                     raise InputError(
                         "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version; "
@@ -169,7 +164,7 @@ class Searcher:
             raise GalleryError(
                 f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded"
             )
-        return self.encode_photos(paths)
+        return self.encode(paths, "photo")
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
@@ -193,10 +188,9 @@ class Searcher:
                 proj = snap.projections(chunk, self.gallery.proj_shape) if stored else None
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
+                feeds = {HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo}
                 with self.run_lock:
-                    chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[
-                        HEAD_OUTPUT
-                    ]
+                    chunk_scores = self.runners.relation_head.run(feeds)[HEAD_OUTPUT]
             else:
                 photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if proj is not None else None
                 with self.run_lock:

@@ -57,8 +57,6 @@ class Synthesis:
 
 
 # --------------------------------------------------------------------------- masks
-
-
 def patch_grid(image: np.ndarray, grid: int) -> np.ndarray:
     """(S, S, C) image -> (grid*grid, cell*cell, C) pixels of each patch, row-major."""
     size = image.shape[0]
@@ -145,8 +143,6 @@ def _box_coords(mask: np.ndarray, grid: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- evidence
-
-
 def _zscore_rows(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std(axis=1, keepdims=True)
@@ -174,8 +170,6 @@ def patch_evidence(
 
 
 # --------------------------------------------------------------------------- synthesis
-
-
 def synthesize_patches(
     sketch_image: np.ndarray,
     photo_images: Sequence[np.ndarray],
