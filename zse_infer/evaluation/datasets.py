@@ -173,18 +173,12 @@ def read_split_list(path: str | os.PathLike) -> SplitList:
     """Parse an official list file: ``relative/path label`` per line (the path may hold spaces)."""
     source = Path(path)
     entries: list[tuple[str, int, int]] = []  # (path, label, line)
-    for number, text in _numbered_lines(source, "split list"):
-        fields = text.rsplit(None, 1)
-        if len(fields) != 2:
-            raise SplitFileError(source, number, f"received {text!r}, expected '<relative/path> <label>'")
-        rel, label = fields
+    for number, rel, label in _entries(source, "split list", "<relative/path> <label>"):
         if PurePosixPath(rel).is_absolute():
             raise SplitFileError(
                 source, number, f"path {rel!r} is absolute, expected a path relative to the dataset folder"
             )
         entries.append((rel, _parse_id(label, source, number, "label"), number))
-    if not entries:
-        raise DatasetError(f"{source}: no entries, expected '<relative/path> <label>' lines")
     paths, labels, lines = zip(*entries, strict=True)
     return SplitList(source, paths, np.asarray(labels, dtype=np.int64), lines)
 
@@ -193,16 +187,11 @@ def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
     """Parse a ``cname_cid*.txt`` file (``class name<space>id`` per line; ids 0..n-1) into names by id."""
     source = Path(path)
     names: dict[int, str] = {}
-    for number, text in _numbered_lines(source, "class list"):
-        fields = text.rsplit(None, 1)
-        if len(fields) != 2:
-            raise SplitFileError(source, number, f"received {text!r}, expected '<class name> <id>'")
-        name, cid = fields[0], _parse_id(fields[1], source, number, "class id")
+    for number, name, text in _entries(source, "class list", "<class name> <id>"):
+        cid = _parse_id(text, source, number, "class id")
         if cid in names:
             raise SplitFileError(source, number, f"class id {cid} already used by {names[cid]!r}")
         names[cid] = name
-    if not names:
-        raise DatasetError(f"{source}: no entries, expected '<class name> <id>' lines")
     missing = sorted(set(range(len(names))) - names.keys())
     if missing:
         raise DatasetError(
@@ -212,8 +201,8 @@ def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(names[i] for i in range(len(names)))
 
 
-def _numbered_lines(source: Path, what: str) -> Iterable[tuple[int, str]]:
-    """(1-based line number, stripped text) of the non-blank lines of a text file."""
+def _entries(source: Path, what: str, form: str) -> Iterable[tuple[int, str, str]]:
+    """(1-based line number, first field, last field) of the non-blank ``form`` lines of a text file."""
     if not source.is_file():
         raise DatasetNotFoundError(f"{what} {source} does not exist or is not a file")
     try:
@@ -222,10 +211,17 @@ def _numbered_lines(source: Path, what: str) -> Iterable[tuple[int, str]]:
         raise DatasetError(f"{source}: not UTF-8 text ({exc}), expected a {what}") from exc
     except OSError as exc:
         raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from exc
+    empty = True
     for number, raw in enumerate(content.splitlines(), start=1):
         text = raw.strip()
-        if text:
-            yield number, text
+        fields = text.rsplit(None, 1)
+        if len(fields) == 1:
+            raise SplitFileError(source, number, f"received {text!r}, expected '{form}'")
+        if fields:
+            empty = False
+            yield number, fields[0], fields[1]
+    if empty:
+        raise DatasetError(f"{source}: no entries, expected '{form}' lines")
 
 
 def _parse_id(text: str, source: Path, line: int, what: str) -> int:
@@ -427,14 +423,13 @@ def _check_listed_files(paths: Sequence[Path], entries: SplitList, image_folder:
         except OSError as exc:
             raise DatasetError(f"cannot list {folder} ({exc.strerror or exc}), needed for {entries.source}") from exc
         missing += [i for i in indices if paths[i].name not in present]
-    if not missing:
-        return
-    first = min(missing)
-    hint = _missing_ancestor(paths[first])
-    raise DatasetNotFoundError(
-        f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, e.g. line "
-        f"{entries.lines[first]}: {paths[first]}{hint}; expected the images unpacked under {image_folder}"
-    )
+    if missing:
+        first = min(missing)
+        raise DatasetNotFoundError(
+            f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, e.g. line "
+            f"{entries.lines[first]}: {paths[first]}{_missing_ancestor(paths[first])}; expected the images "
+            f"unpacked under {image_folder}"
+        )
 
 
 def _missing_ancestor(path: Path) -> str:

@@ -120,9 +120,7 @@ class RankingMetrics:
     @property
     def num_skipped(self) -> int:
         """Queries so far whose class has no gallery item (NaN, left out of the means)."""
-        if self.num_queries == 0:
-            return 0
-        return int(np.isnan(np.concatenate(self._parts["map_all"])).sum())
+        return int(sum(np.isnan(part).sum() for part in self._parts["map_all"]))
 
     def update(self, distance: Any, query_labels: Sequence[Any] | np.ndarray) -> None:
         """Rank the gallery for (n, n_gallery) distances (lower = better) of n queries and record their metrics."""

@@ -147,10 +147,9 @@ def match_caption(similarities: Sequence[float]) -> str:
 def attention_caption(
     heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str
 ) -> str:
-    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's
-    strokes, the photo's object) against how much of the image they are, and the one square that
-    alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`), said
-    to lie ``on`` the region or ``off`` it."""
+    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's strokes, the
+    photo's object) against how much of the image they are, and the one square that alone draws a conspicuous share
+    (outlined in the picture, see :func:`conspicuous_square`), said to lie ``on`` the region or ``off`` it."""
     heat = heat.reshape(-1)
     parts = []
     if region is not None and region.any():
@@ -196,10 +195,9 @@ def wrap_text(text: str, face, width: int) -> list[str]:
 
 # --------------------------------------------------------------------------- explanation
 def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) -> Path:
-    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same
-    number and colour = matched parts), then the attention heat maps with their colour scale. Every
-    caption is computed from what it describes (:func:`match_caption`, :func:`attention_caption`).
-    Written as PNG."""
+    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same number and colour
+    = matched parts), then the attention heat maps with their colour scale. Every caption is computed from what it
+    describes (:func:`match_caption`, :func:`attention_caption`). Written as PNG."""
     from PIL import Image, ImageDraw
 
     if exp.sketch_image is None or exp.photo_image is None:

@@ -1,11 +1,10 @@
 """The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
 
-Numpy and PIL only, so a deployed system explains its results from its export folder
-(:mod:`zse_infer.model.explain` says what the explain graph outputs, :mod:`.synthesis` how patches are
-chosen; docs/explanations.md what the pictures show): matched anchor pairs placed at the patches that
-contribute most to their cosine, cross-attention heat maps, and the synthesis. :class:`Explainer` runs it
-for the ``Retriever`` from the manifest, the runners and two callables (encode images, fetch stored photo
-tokens by gallery row).
+Numpy and PIL only, so a deployed system explains its results from its export folder (:mod:`zse_infer.model.explain`
+says what the explain graph outputs, :mod:`.synthesis` how patches are chosen; docs/explanations.md what the
+pictures show): matched anchor pairs placed at the patches that contribute most to their cosine, cross-attention
+heat maps, and the synthesis. :class:`Explainer` runs it for the ``Retriever`` from the manifest, the runners and
+two callables (encode images, fetch stored photo tokens by gallery row).
 """
 
 from __future__ import annotations

@@ -57,17 +57,15 @@ class Hit:
 class Retriever:
     """Index photos into a gallery and search it with sketches.
 
-    Concurrency model: one ``Retriever`` may be shared by threads for ``search``,
-    ``search_batch``, ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up
-    (relation graphs, the stage-1 index of a new gallery version) happens under one lock;
-    model calls are serialised under a second lock (TensorRT execution contexts are not
-    re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads
-    run in parallel. Each search reads the one gallery snapshot (Lance version) it started
-    with, so a concurrent ``index``/``delete``/``refresh`` never shows it half a change.
-    ``index``, ``delete``, ``compact`` and ``refresh`` may run in any thread or process at
-    the same time as searches; other processes' commits become visible after ``refresh()``.
-    A search whose version another process's compaction removed (pinned longer than the keep
-    time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
+    Concurrency model: one ``Retriever`` may be shared by threads for ``search``, ``search_batch``,
+    ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up (relation graphs, the stage-1 index of a new
+    gallery version) happens under one lock; model calls are serialised under a second lock (TensorRT execution
+    contexts are not re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads run in
+    parallel. Each search reads the one gallery snapshot (Lance version) it started with, so a concurrent
+    ``index``/``delete``/``refresh`` never shows it half a change. ``index``, ``delete``, ``compact`` and
+    ``refresh`` may run in any thread or process at the same time as searches; other processes' commits become
+    visible after ``refresh()``. A search whose version another process's compaction removed (pinned longer than the
+    keep time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
     Guarantees and limits: docs/guarantees.md.
     """
 
@@ -106,18 +104,16 @@ class Retriever:
     ) -> Retriever:
         """Open an export folder (hashes verified) and a gallery.
 
-        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``;
-        ``storage_options`` as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the
-        standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises
-        a ``GalleryError`` unless ``create=True``, which commits an empty gallery of this model at
-        once. A gallery of another model or token shape is refused (also when it appears later:
-        refresh and index refuse it).
-        ``gallery=None``: a temporary gallery (``save(PATH)`` keeps it). ``codec`` (new
-        galleries only): how tokens are stored: "float16", "int8", "pq" (PCA + 8-bit scalar
-        quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
-        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured
-        graphs), ``"compat"`` (``relation_head.onnx``) or ``"auto"``. ``projections=True``
-        creates a gallery that also stores each photo's relation-head projections.
+        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``; ``storage_options``
+        as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the standard
+        ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises a ``GalleryError`` unless
+        ``create=True``, which commits an empty gallery of this model at once. A gallery of another model or token
+        shape is refused (also when it appears later: refresh and index refuse it). ``gallery=None``: a temporary
+        gallery (``save(PATH)`` keeps it). ``codec`` (new galleries only): how tokens are stored: "float16", "int8",
+        "pq" (PCA + 8-bit scalar quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
+        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured graphs), ``"compat"``
+        (``relation_head.onnx``) or ``"auto"``. ``projections=True`` creates a gallery that also stores each photo's
+        relation-head projections.
         """
         if relation not in ("auto", "fast", "compat"):
             raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
@@ -191,17 +187,15 @@ class Retriever:
     ) -> IndexReport:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
-        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes.
-        ``ids`` default to the absolute (resolved) path, or for in-memory images ``#`` and a
-        hash of their content (the same image, the same id). A photo whose id is stored is
-        skipped, unless its file changed (size or mtime) or nothing tells that it did not (an
-        in-memory image under your own id): then it is re-encoded and replaces the stored one.
-        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
-        it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
-        skips bad photos and lists them in the report's ``failed``. ``executor``: where the encoding
-        runs (this process by default); ``executor=RayIndexExecutor(RayOptions(address=...))``
-        (:mod:`zse_infer.distributed.ray_index`) encodes on a Ray cluster whose workers write the
-        gallery's fragments themselves: the same gallery, token for token.
+        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes. ``ids`` default to the
+        absolute (resolved) path, or for in-memory images ``#`` and a hash of their content (the same image, the
+        same id). A photo whose id is stored is skipped, unless its file changed (size or mtime) or nothing tells
+        that it did not (an in-memory image under your own id): then it is re-encoded and replaces the stored one.
+        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before it stay, and
+        re-running continues from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them in
+        the report's ``failed``. ``executor``: where the encoding runs (this process by default);
+        ``executor=RayIndexExecutor(RayOptions(address=...))`` (:mod:`zse_infer.distributed.ray_index`) encodes on a
+        Ray cluster whose workers write the gallery's fragments themselves: the same gallery, token for token.
         """
         return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size, executor)
 
@@ -282,10 +276,9 @@ class Retriever:
     ) -> Explanation:
         """Why ``sketch`` matched a photo: anchor matches placed on patches, attention heat maps.
 
-        ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a
-        photo. With ``out``, a PNG is written: sketch and photo side by side with the ``top``
-        clearest matches as numbered markers (on strokes and on the object only), a colour
-        scale, and the attention heat maps below.
+        ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a photo. With ``out``,
+        a PNG is written: sketch and photo side by side with the ``top`` clearest matches as numbered markers (on
+        strokes and on the object only), a colour scale, and the attention heat maps below.
         """
         return self._explainer_room().explain(sketch, hit_or_photo, out=out, top=top)
 
@@ -298,10 +291,9 @@ class Retriever:
     ) -> Synthesis:
         """The sketch's drawing rebuilt from content patches of the matched photos.
 
-        ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each
-        connected part of the drawing takes the photo that fits it best. ``ink_only``
-        replaces only the stroke patches (default: strokes and what they enclose). With
-        ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and the
-        source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
+        ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each connected part of the
+        drawing takes the photo that fits it best. ``ink_only`` replaces only the stroke patches (default: strokes
+        and what they enclose). With ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and
+        the source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
         """
         return self._explainer_room().synthesize(sketch, hits_or_photos, out=out, ink_only=ink_only)

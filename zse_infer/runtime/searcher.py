@@ -2,10 +2,9 @@
 implementation of each ranking that search, evaluation and training all use.
 
 Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
-:func:`two_stage_distances` and :func:`exhaustive_distances` (official "rn"). Scores come from a callable
-``score(query_index, columns) -> scores``, so the same functions run on ONNX runners and on torch arrays.
-Search uses :func:`rerank_order` on its candidates' :func:`blend_scores`: the order of
-:func:`two_stage_distances`.
+:func:`two_stage_distances` (search's order: :func:`rerank_order` of :func:`blend_scores`) and
+:func:`exhaustive_distances` (official "rn"). Scores come from a callable ``score(query_index, columns)``,
+so the same functions run on ONNX runners and on torch arrays.
 """
 
 from __future__ import annotations
@@ -100,10 +99,7 @@ def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
 class Searcher:
     """Stage 1 over a gallery snapshot, stage 2 with the relation head.
 
-    Thread-safe: lazy set-up happens under ``lock``; runner calls under ``run_lock`` (one
-    model call at a time: TensorRT execution contexts are not re-entrant); stage 1 and
-    gallery reads run concurrently, each search on the one snapshot it started with.
-    """
+    Thread-safe as ``Retriever`` describes: lazy set-up under ``lock``, model calls under ``run_lock``."""
 
     def __init__(
         self,
@@ -222,37 +218,31 @@ class Searcher:
         """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
 
         ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
-        return self.on_snapshot(lambda snap: self._search(snap, sketch_tokens, k, rerank, timing))
 
-    def _search(
-        self,
-        snap: Snapshot,
-        sketch_tokens: np.ndarray,
-        k: int,
-        rerank: int | str | None,
-        timing: dict[str, float] | None,
-    ) -> list[tuple[int, float, int, str, str | None]]:
-        t0 = time.perf_counter()
-        n = len(snap)
-        n_rerank = self.parse_rerank(rerank, n)
-        depth = min(max(k, n_rerank), n)
-        query = l2_normalize(sketch_tokens[0])[None]
-        with self.lock:
-            index = self.stage1.index_for(snap)
-        cos, rowids = index.search(query, depth)
-        found = rowids[0] >= 0  # an approximate index may find fewer than asked
-        cos, rowids = cos[0][found], rowids[0][found]
-        n_rerank = min(n_rerank, len(rowids))
-        t1 = time.perf_counter()
-        hits: list[tuple[int, float, int]] = []
-        if n_rerank:
-            candidates = rowids[:n_rerank]
-            relation = self.relation_scores(sketch_tokens, candidates, snap)
-            scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
-            hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
-        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
-        hits = hits[:k]
-        if timing is not None:
-            timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
-        info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
-        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]
+        def search(snap: Snapshot) -> list[tuple[int, float, int, str, str | None]]:
+            t0 = time.perf_counter()
+            n = len(snap)
+            n_rerank = self.parse_rerank(rerank, n)
+            depth = min(max(k, n_rerank), n)
+            query = l2_normalize(sketch_tokens[0])[None]
+            with self.lock:
+                index = self.stage1.index_for(snap)
+            cos, rowids = index.search(query, depth)
+            found = rowids[0] >= 0  # an approximate index may find fewer than asked
+            cos, rowids = cos[0][found], rowids[0][found]
+            n_rerank = min(n_rerank, len(rowids))
+            t1 = time.perf_counter()
+            hits: list[tuple[int, float, int]] = []
+            if n_rerank:
+                candidates = rowids[:n_rerank]
+                relation = self.relation_scores(sketch_tokens, candidates, snap)
+                scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
+                hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
+            hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
+            hits = hits[:k]
+            if timing is not None:
+                timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
+            info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
+            return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]
+
+        return self.on_snapshot(search)

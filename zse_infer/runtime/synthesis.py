@@ -154,11 +154,9 @@ def patch_evidence(
 ) -> np.ndarray:
     """(n, n) model evidence that sketch patch i corresponds to photo patch j, z-scored per row.
 
-    The cosine of the encoder's patch tokens (class token dropped) plus, when
-    given, the cross-attention of sketch patch queries over photo patch keys
-    minus its mean over queries: what every query attends to alike (the
-    demo model sends nearly all of it to one background patch) says nothing
-    about which sketch patch goes where."""
+    The cosine of the encoder's patch tokens (class token dropped) plus, when given, the cross-attention of sketch
+    patch queries over photo patch keys minus its mean over queries: what every query attends to alike (the demo
+    model sends nearly all of it to one background patch) says nothing about which sketch patch goes where."""
     s, p = sketch_tokens[1:].astype(np.float64), photo_tokens[1:].astype(np.float64)
     s /= np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
     p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
