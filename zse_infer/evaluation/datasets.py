@@ -19,18 +19,8 @@ from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileEr
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "OFFICIAL_SPLITS",
-    "EvalSet",
-    "SplitList",
-    "SplitSpec",
-    "load_image_folders",
-    "load_official_split",
-    "official_split",
-    "read_class_list",
-    "read_split_list",
-]
+__all__ = ["IMAGE_EXTENSIONS", "OFFICIAL_SPLITS", "EvalSet", "SplitList", "SplitSpec"]
+__all__ += ["load_image_folders", "load_official_split", "official_split", "read_class_list", "read_split_list"]
 
 #: File extensions :func:`load_image_folders` takes for images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

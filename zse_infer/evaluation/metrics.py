@@ -62,7 +62,9 @@ def evaluate_ranking(
     metrics = RankingMetrics(gallery_labels, ks=ks, ties=ties, chunk_size=chunk_size)
     n_queries = queries.size
     blocks = _distance_blocks(distance, n_queries, metrics.num_gallery, metrics.chunk_size)
-    with _progress_bar(n_queries, enabled=progress) as bar:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n_queries, unit="query", desc="ranking", disable=not progress) as bar:
         for block in blocks:
             start = metrics.num_queries
             stop = start + block.shape[0]
@@ -321,9 +323,3 @@ def _row_blocks(
         if block.shape[0] != stop - start:
             raise InputError(f"{name} returned {block.shape[0]} rows, expected {stop - start}")
         yield block
-
-
-def _progress_bar(total: int, *, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="query", desc="ranking", disable=not enabled)

@@ -26,18 +26,9 @@ from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthe
 if TYPE_CHECKING:
     from .runners.base import Runner
 
-__all__ = [
-    "Explainer",
-    "Explanation",
-    "PatchMatch",
-    "Synthesis",
-    "build_explanation",
-    "colormap",
-    "patch_evidence",
-    "render_explanation",
-    "render_synthesis",
-    "synthesize_patches",
-]
+__all__ = ["Explainer", "Explanation", "PatchMatch", "build_explanation"]
+# re-exported: the synthesis and the pictures, from one module
+__all__ += ["Synthesis", "colormap", "patch_evidence", "render_explanation", "render_synthesis", "synthesize_patches"]
 
 #: matches drawn in an explanation picture unless the caller asks otherwise
 DEFAULT_TOP = 6

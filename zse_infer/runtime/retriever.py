@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError, InputError
+from ..errors import GalleryError, InputError, check_int
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
 from ..preprocess import ImageSource
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
@@ -84,7 +84,6 @@ class Retriever:
         )
         self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
-    # ------------------------------------------------------------------ construction
     @classmethod
     def load(
         cls,
@@ -157,7 +156,6 @@ class Retriever:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ encoding
     def encode(self, images: Sequence[ImageSource], modality: str) -> np.ndarray:
         """Images (paths, PIL images, arrays, bytes) -> float32 tokens (N, T, D)."""
         if modality not in ("sketch", "photo"):
@@ -174,7 +172,6 @@ class Retriever:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
         return self.searcher.relation_scores(sketch_tokens, rows)
 
-    # ------------------------------------------------------------------ the gallery's lifecycle
     def index(
         self,
         photos: ImageSource | Iterable[ImageSource],
@@ -223,7 +220,6 @@ class Retriever:
             self.gallery = self.searcher.gallery = self.indexer.gallery = saved
             self.searcher.stage1.gallery = saved
 
-    # ------------------------------------------------------------------ search
     def search(self, sketch: ImageSource, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
         """The ``k`` best gallery photos for one sketch, best first. ``rerank=None``: the
         export's recommended depth (``manifest.default_rerank``)."""
@@ -232,8 +228,7 @@ class Retriever:
     def search_batch(
         self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None
     ) -> list[list[Hit]]:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k: received {k!r}, expected an integer >= 1")
+        check_int(k, "k")
         if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
             raise InputError("sketches: expected a list of sketches (use search() for one)")
         tokens = self.encode(list(sketches), "sketch")
@@ -253,7 +248,6 @@ class Retriever:
             Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)
         ]
 
-    # ------------------------------------------------------------------ explanations
     def _explainer_room(self) -> Explainer:
         """The explainer, fed this retriever's encoder and the gallery's stored tokens."""
         if self._explainer is None:
