@@ -108,10 +108,15 @@ class RankingMetrics:
         self._gallery_codes = codes.astype(np.int32).ravel()
         # n_pos per class; the extra trailing 0 serves queries whose class is absent (code -1).
         self._class_counts = np.append(np.bincount(self._gallery_codes), 0)
-        self._extra_ks = extra = _check_ks(ks)
+        values = (ks,) if isinstance(ks, (int, np.integer)) else ks  # a lone int is one cut-off
+        self._extra_ks = extra = tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
         self._map_ks = tuple(sorted({*_OFFICIAL_MAP_KS, *extra}))
         self._precision_ks = tuple(sorted({*_OFFICIAL_PRECISION_KS, *extra}))
-        self.chunk_size = _check_chunk_size(chunk_size, labels.size)
+        self.chunk_size = (
+            max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * labels.size))
+            if chunk_size is None
+            else check_int(chunk_size, "chunk_size", expected="a positive integer or None")
+        )
         self._parts: dict[str, list[np.ndarray]] = {key: [] for key in self._keys()}
         self.num_queries = 0
 
@@ -252,18 +257,6 @@ def _as_labels(labels: Any, name: str) -> np.ndarray:
 def _label_kind(array: np.ndarray) -> str | None:
     """ "int" or "str": labels of one kind compare with labels of the same kind only."""
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
-
-
-def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
-    """Extra cut-offs as positive Python ints, duplicates removed, ascending (a lone int is one cut-off)."""
-    values = (ks,) if isinstance(ks, (int, np.integer)) else ks
-    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
-
-
-def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
-    if chunk_size is None:
-        return max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * n_gallery))
-    return check_int(chunk_size, "chunk_size", expected="a positive integer or None")
 
 
 def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:
