@@ -168,7 +168,7 @@ def test_relevance_sums_to_the_kernel_entry(retriever, golden_images):
     """The patch shares plus the conv-bias term give back each matched cosine exactly."""
     sketch = retriever.encode([golden_images["sketch"][1]], "sketch")
     photo = retriever.gallery.tokens([0])
-    out = retriever._explain_outputs(sketch, photo)
+    out = retriever._explainer_room().outputs(sketch, photo)
     k, best = out["kernel"][0], out["best_photo_anchor"][0]
     matched = k[np.arange(len(best)), best]
     assert np.allclose(out["sketch_relevance"][0].sum(-1) + out["bias_relevance"][0, :, 0], matched, atol=1e-5)

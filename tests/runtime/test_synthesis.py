@@ -142,7 +142,7 @@ def test_retriever_synthesis_is_a_picture_of_the_photos(demo_retriever, tmp_path
     assert picture.width >= 2 * 448 and picture.height >= 448  # sketch and synthesis, each >= 448 px
     grid = 8  # tiny model: 64 px, 8x8 patches
     sketch_image = demo_retriever._explainer_room()._sketch(str(sketch))[1]
-    photos = [demo_retriever._photo_tokens_and_image(h)[1] for h in hits]
+    photos = [demo_retriever._explainer_room().photo(h)[1] for h in hits]
     assert_patches_come_from_photos(result, sketch_image, photos, grid)
     assert result.replaced >= 10
     replaced = (

@@ -38,7 +38,7 @@ def test_synthesis_is_the_photo_content_in_the_sketch_shape(demo, tmp_path, sket
     result = demo.synthesize(sketch, [photo], out=tmp_path / "s.png")
     grid = demo.manifest.model.encoder.grid_size
     sketch_image = demo._explainer_room()._sketch(sketch)[1]
-    photo_image = demo._photo_tokens_and_image(photo)[1]
+    photo_image = demo._explainer_room().photo(photo)[1]
     assert_patches_come_from_photos(result, sketch_image, [photo_image], grid)
     replaced = result.source[:, 2] == 1
     assert replaced.sum() >= 60  # the drawing, strokes and inside (demo: 14x14 patches)

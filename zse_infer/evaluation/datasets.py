@@ -19,18 +19,8 @@ from ..errors import DatasetError, DatasetNotFoundError, InputError, SplitFileEr
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "OFFICIAL_SPLITS",
-    "EvalSet",
-    "SplitList",
-    "SplitSpec",
-    "load_image_folders",
-    "load_official_split",
-    "official_split",
-    "read_class_list",
-    "read_split_list",
-]
+__all__ = ["IMAGE_EXTENSIONS", "OFFICIAL_SPLITS", "EvalSet", "SplitList", "SplitSpec"]
+__all__ += ["load_image_folders", "load_official_split", "official_split", "read_class_list", "read_split_list"]
 
 #: File extensions :func:`load_image_folders` takes for images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -40,8 +30,6 @@ _PHOTO_DIRS = ("photo", "photos", "image", "images")
 
 
 # ---------------------------------------------------------------------------- evaluation sets
-
-
 @dataclass(frozen=True, eq=False)  # eq below: the arrays need array_equal
 class EvalSet:
     """Query sketches and gallery photos; the labels (int64, read-only) index ``class_names``."""
@@ -161,8 +149,6 @@ def _label_array(labels: Any, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- list files
-
-
 @dataclass(frozen=True)
 class SplitList:
     """A parsed ``<relative path> <label>`` list; ``lines`` are 1-based line numbers."""
@@ -176,40 +162,26 @@ class SplitList:
 def read_split_list(path: str | os.PathLike) -> SplitList:
     """Parse an official list file: ``relative/path label`` per line (the path may hold spaces)."""
     source = Path(path)
-    paths: list[str] = []
-    labels: list[int] = []
-    lines: list[int] = []
-    for number, text in _numbered_lines(source, "split list"):
-        fields = text.rsplit(None, 1)
-        if len(fields) != 2:
-            raise SplitFileError(source, number, f"received {text!r}, expected '<relative/path> <label>'")
-        rel, label = fields
+    entries: list[tuple[str, int, int]] = []  # (path, label, line)
+    for number, rel, label in _entries(source, "split list", "<relative/path> <label>"):
         if PurePosixPath(rel).is_absolute():
             raise SplitFileError(
                 source, number, f"path {rel!r} is absolute, expected a path relative to the dataset folder"
             )
-        paths.append(rel)
-        labels.append(_parse_id(label, source, number, "label"))
-        lines.append(number)
-    if not paths:
-        raise DatasetError(f"{source}: no entries, expected '<relative/path> <label>' lines")
-    return SplitList(source, tuple(paths), np.asarray(labels, dtype=np.int64), tuple(lines))
+        entries.append((rel, _parse_id(label, source, number, "label"), number))
+    paths, labels, lines = zip(*entries, strict=True)
+    return SplitList(source, paths, np.asarray(labels, dtype=np.int64), lines)
 
 
 def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
     """Parse a ``cname_cid*.txt`` file (``class name<space>id`` per line; ids 0..n-1) into names by id."""
     source = Path(path)
     names: dict[int, str] = {}
-    for number, text in _numbered_lines(source, "class list"):
-        fields = text.rsplit(None, 1)
-        if len(fields) != 2:
-            raise SplitFileError(source, number, f"received {text!r}, expected '<class name> <id>'")
-        name, cid = fields[0], _parse_id(fields[1], source, number, "class id")
+    for number, name, text in _entries(source, "class list", "<class name> <id>"):
+        cid = _parse_id(text, source, number, "class id")
         if cid in names:
             raise SplitFileError(source, number, f"class id {cid} already used by {names[cid]!r}")
         names[cid] = name
-    if not names:
-        raise DatasetError(f"{source}: no entries, expected '<class name> <id>' lines")
     missing = sorted(set(range(len(names))) - names.keys())
     if missing:
         raise DatasetError(
@@ -219,8 +191,8 @@ def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(names[i] for i in range(len(names)))
 
 
-def _numbered_lines(source: Path, what: str) -> Iterable[tuple[int, str]]:
-    """(1-based line number, stripped text) of the non-blank lines of a text file."""
+def _entries(source: Path, what: str, form: str) -> Iterable[tuple[int, str, str]]:
+    """(1-based line number, first field, last field) of the non-blank ``form`` lines of a text file."""
     if not source.is_file():
         raise DatasetNotFoundError(f"{what} {source} does not exist or is not a file")
     try:
@@ -229,10 +201,17 @@ def _numbered_lines(source: Path, what: str) -> Iterable[tuple[int, str]]:
         raise DatasetError(f"{source}: not UTF-8 text ({exc}), expected a {what}") from exc
     except OSError as exc:
         raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from exc
+    empty = True
     for number, raw in enumerate(content.splitlines(), start=1):
         text = raw.strip()
-        if text:
-            yield number, text
+        fields = text.rsplit(None, 1)
+        if len(fields) == 1:
+            raise SplitFileError(source, number, f"received {text!r}, expected '{form}'")
+        if fields:
+            empty = False
+            yield number, fields[0], fields[1]
+    if empty:
+        raise DatasetError(f"{source}: no entries, expected '{form}' lines")
 
 
 def _parse_id(text: str, source: Path, line: int, what: str) -> int:
@@ -246,8 +225,6 @@ def _parse_id(text: str, source: Path, line: int, what: str) -> int:
 
 
 # ---------------------------------------------------------------------------- official splits
-
-
 @dataclass(frozen=True)
 class SplitSpec:
     """Where one official test split lives, relative to the dataset root.
@@ -436,14 +413,13 @@ def _check_listed_files(paths: Sequence[Path], entries: SplitList, image_folder:
         except OSError as exc:
             raise DatasetError(f"cannot list {folder} ({exc.strerror or exc}), needed for {entries.source}") from exc
         missing += [i for i in indices if paths[i].name not in present]
-    if not missing:
-        return
-    first = min(missing)
-    hint = _missing_ancestor(paths[first])
-    raise DatasetNotFoundError(
-        f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, e.g. line "
-        f"{entries.lines[first]}: {paths[first]}{hint}; expected the images unpacked under {image_folder}"
-    )
+    if missing:
+        first = min(missing)
+        raise DatasetNotFoundError(
+            f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, e.g. line "
+            f"{entries.lines[first]}: {paths[first]}{_missing_ancestor(paths[first])}; expected the images "
+            f"unpacked under {image_folder}"
+        )
 
 
 def _missing_ancestor(path: Path) -> str:
@@ -457,8 +433,6 @@ def _missing_ancestor(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- folder per class
-
-
 def load_image_folders(
     root: str | os.PathLike,
     *,
@@ -534,10 +508,6 @@ def _class_files(folder: Path, suffixes: set[str]) -> dict[str, list[Path]]:
 
 
 def _flatten(files: dict[str, list[Path]], classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
-    paths: list[Path] = []
-    labels: list[int] = []
-    for index, cls in enumerate(classes):
-        found = files.get(cls, [])
-        paths += found
-        labels += [index] * len(found)
+    paths = [path for cls in classes for path in files.get(cls, [])]
+    labels = [index for index, cls in enumerate(classes) for _ in files.get(cls, [])]
     return paths, np.asarray(labels, dtype=np.int64)

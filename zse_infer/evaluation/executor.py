@@ -1,11 +1,8 @@
-"""Where an evaluation's work runs: the seam between the one evaluation loop and Ray.
+"""Where an evaluation's work runs: the seam between the one evaluation loop and Ray (docs/evaluation.md).
 
-:func:`~zse_infer.evaluation.protocol.evaluate` is the only loop; an *executor* does what it hands out:
-``index(retriever, photos, progress)``, ``map(retriever, task, batches)`` (results in batch order) and
-``report()`` (what it adds to the JSON report). :class:`LocalExecutor` works in this process;
-:class:`zse_infer.distributed.ray_eval.RayExecutor` is chosen where the job starts (``zse eval --ray``),
-so nothing here imports :mod:`zse_infer.distributed`. Tasks are small picklable objects
-(:class:`~zse_infer.evaluation.protocol.SketchDistances`) so any executor can ship them.
+:class:`LocalExecutor` works in this process; :class:`zse_infer.distributed.ray_eval.RayExecutor` is chosen where
+the job starts (``zse eval --ray``), so nothing here imports :mod:`zse_infer.distributed`. Tasks are small
+picklable objects (:class:`~zse_infer.evaluation.protocol.SketchDistances`) so any executor can ship them.
 """
 
 from __future__ import annotations
@@ -22,15 +19,14 @@ Task = Callable[[Retriever, Sequence[str]], np.ndarray]
 
 
 class Executor(Protocol):
-    """Runs an evaluation's indexing and per-batch tasks (see the module's description)."""
+    """Runs an evaluation's indexing and per-batch tasks: ``map`` yields results in batch order, ``report``
+    what it adds to the JSON report."""
 
     #: appended to progress bars ("" in this process, " on Ray" on Ray)
     where: str
 
     def index(self, retriever: Retriever, photos: Sequence[str], progress: bool) -> None: ...
-
     def map(self, retriever: Retriever, task: Task, batches: Sequence[Sequence[str]]) -> Iterator[np.ndarray]: ...
-
     def report(self) -> dict[str, Any]: ...
 
 

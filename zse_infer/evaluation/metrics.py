@@ -62,7 +62,9 @@ def evaluate_ranking(
     metrics = RankingMetrics(gallery_labels, ks=ks, ties=ties, chunk_size=chunk_size)
     n_queries = queries.size
     blocks = _distance_blocks(distance, n_queries, metrics.num_gallery, metrics.chunk_size)
-    with _progress_bar(n_queries, enabled=progress) as bar:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n_queries, unit="query", desc="ranking", disable=not progress) as bar:
         for block in blocks:
             start = metrics.num_queries
             stop = start + block.shape[0]
@@ -106,11 +108,15 @@ class RankingMetrics:
         self._gallery_codes = codes.astype(np.int32).ravel()
         # n_pos per class; the extra trailing 0 serves queries whose class is absent (code -1).
         self._class_counts = np.append(np.bincount(self._gallery_codes), 0)
-        extra = _check_ks(ks)
-        self._extra_ks = extra
+        values = (ks,) if isinstance(ks, (int, np.integer)) else ks  # a lone int is one cut-off
+        self._extra_ks = extra = tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
         self._map_ks = tuple(sorted({*_OFFICIAL_MAP_KS, *extra}))
         self._precision_ks = tuple(sorted({*_OFFICIAL_PRECISION_KS, *extra}))
-        self.chunk_size = _check_chunk_size(chunk_size, labels.size)
+        self.chunk_size = (
+            max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * labels.size))
+            if chunk_size is None
+            else check_int(chunk_size, "chunk_size", expected="a positive integer or None")
+        )
         self._parts: dict[str, list[np.ndarray]] = {key: [] for key in self._keys()}
         self.num_queries = 0
 
@@ -121,9 +127,7 @@ class RankingMetrics:
     @property
     def num_skipped(self) -> int:
         """Queries so far whose class has no gallery item (NaN, left out of the means)."""
-        if self.num_queries == 0:
-            return 0
-        return int(np.isnan(np.concatenate(self._parts["map_all"])).sum())
+        return int(sum(np.isnan(part).sum() for part in self._parts["map_all"]))
 
     def update(self, distance: Any, query_labels: Sequence[Any] | np.ndarray) -> None:
         """Rank the gallery for (n, n_gallery) distances (lower = better) of n queries and record their metrics."""
@@ -164,10 +168,8 @@ class RankingMetrics:
         return {key: float(values[valid].mean()) for key, values in per_query.items()}
 
     def _keys(self) -> list[str]:
-        keys = list(OFFICIAL_METRICS)
-        for k in self._extra_ks:
-            keys += [f"precision_{k}", f"map_{k}"]
-        return list(dict.fromkeys(keys))
+        extra = [f"{metric}_{k}" for k in self._extra_ks for metric in ("precision", "map")]
+        return list(dict.fromkeys([*OFFICIAL_METRICS, *extra]))
 
     def _query_codes(self, labels: np.ndarray) -> np.ndarray:
         """Gallery class code of each query label, -1 when the class has no gallery item."""
@@ -257,18 +259,6 @@ def _label_kind(array: np.ndarray) -> str | None:
     return {"i": "int", "u": "int", "U": "str", "S": "bytes"}.get(array.dtype.kind)
 
 
-def _check_ks(ks: int | Iterable[int]) -> tuple[int, ...]:
-    """Extra cut-offs as positive Python ints, duplicates removed, ascending (a lone int is one cut-off)."""
-    values = (ks,) if isinstance(ks, (int, np.integer)) else ks
-    return tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
-
-
-def _check_chunk_size(chunk_size: int | None, n_gallery: int) -> int:
-    if chunk_size is None:
-        return max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * n_gallery))
-    return check_int(chunk_size, "chunk_size", expected="a positive integer or None")
-
-
 def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:
     # np.asanyarray keeps memmaps as they are (no copy into memory).
     array = np.asanyarray(block)
@@ -326,9 +316,3 @@ def _row_blocks(
         if block.shape[0] != stop - start:
             raise InputError(f"{name} returned {block.shape[0]} rows, expected {stop - start}")
         yield block
-
-
-def _progress_bar(total: int, *, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="query", desc="ranking", disable=not enabled)

@@ -1,18 +1,13 @@
 """Evaluating a deployed model with the paper's protocol, on top of the Retriever.
 
-Three rankings over the whole gallery, named alike wherever a user sees them: ``"ret-token"`` (the
-official "sa", stage 1 of a search), ``"two-stage"`` (the ret-token top ``rerank`` reordered by relation
-score, blended with the cosine where the export records a blend: what :meth:`Retriever.search` returns)
-and ``"exhaustive"`` (the official "rn"); see docs/spec.md.
-``"sa"`` / ``"rn"`` are accepted as aliases (:func:`ranking_name`). :func:`evaluate` is the one loop:
-distances come one query batch at a time into :class:`~zse_infer.evaluation.metrics.RankingMetrics`
-(memory: a batch times the gallery), and where batches run is its ``executor``
-(:mod:`zse_infer.evaluation.executor`).
+Three rankings over the whole gallery (docs/spec.md): ``"ret-token"`` (official "sa", stage 1 of a search),
+``"two-stage"`` (what :meth:`Retriever.search` returns) and ``"exhaustive"`` (official "rn"); "sa"/"rn" are
+aliases. :func:`evaluate` is the one loop: distances come one query batch at a time into
+:class:`~zse_infer.evaluation.metrics.RankingMetrics` (memory: a batch times the gallery), on its ``executor``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,8 +21,6 @@ from ..runtime.searcher import exhaustive_distances, ret_token_distances, two_st
 from .datasets import EvalSet
 from .executor import Executor, LocalExecutor
 from .metrics import RankingMetrics
-
-_log = logging.getLogger(__name__)
 
 RANKINGS = ("ret-token", "two-stage", "exhaustive")
 #: the official code's names for two of them, accepted wherever a ranking is named
@@ -61,9 +54,8 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
 
 
 def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int | None) -> np.ndarray:
-    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in
-    gallery scan order, from the searcher's ranking functions (the ones search uses).
-    ``rerank`` (two-stage only): ``None`` is the export's recorded depth, as in :func:`evaluate`."""
+    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in gallery scan order,
+    from the searcher's ranking functions; ``rerank`` (two-stage only) ``None``: the export's recorded depth."""
     snap = retriever.gallery.snapshot
     if snap is None:  # a folder whose create never committed (galleries commit an empty version at create)
         raise InputError(f"{retriever.gallery.root}: the gallery has no committed version; index photos first")
@@ -128,36 +120,20 @@ def evaluate(
     started = time.perf_counter()
     if index:
         executor.index(retriever, [str(p) for p in eval_set.photo_paths], progress)
-    labels = gallery_labels(retriever, eval_set)
-    metrics = RankingMetrics(labels, ks=ks, ties=ties)
+    metrics = RankingMetrics(gallery_labels(retriever, eval_set), ks=ks, ties=ties)
     sketches = [str(p) for p in eval_set.sketch_paths]
     starts = range(0, len(sketches), batch_size)
     batches = [sketches[start : start + batch_size] for start in starts]
-    with tqdm(
-        total=len(sketches), desc=f"evaluating ({ranking}){executor.where}", unit="sketch", disable=not progress
-    ) as bar:
-        for start, distances in zip(
-            starts, executor.map(retriever, SketchDistances(ranking, rerank), batches), strict=True
-        ):
+    task = SketchDistances(ranking, rerank)
+    desc = f"evaluating ({ranking}){executor.where}"
+    with tqdm(total=len(sketches), desc=desc, unit="sketch", disable=not progress) as bar:
+        for start, distances in zip(starts, executor.map(retriever, task, batches), strict=True):
             metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
             bar.update(len(distances))
-    return evaluation_report(retriever, eval_set, ranking, rerank, metrics, started, **executor.report())
-
-
-def evaluation_report(
-    retriever,
-    eval_set: EvalSet,
-    ranking: str,
-    rerank: int | None,
-    metrics: RankingMetrics,
-    started: float,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The JSON report of an evaluation: settings, metrics, seconds since ``started`` and the
-    executor's ``extra`` (e.g. ``ray``)."""
+    extra = executor.report()  # e.g. "ray"
     return {
         "dataset": eval_set.summary(),
-        "ranking": ranking_name(ranking),
+        "ranking": ranking,
         "rerank": rerank,  # None for rankings without a rerank depth (checked_ranking)
         "backend": retriever.backend,
         "precision": retriever.runners.precision,

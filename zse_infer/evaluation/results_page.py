@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..preprocess import ImageSource, describe_source
-from ..runtime.explain_pictures import font, wrap_text  # one bundled scalable font and one wrapper for every picture
+
+# one bundled scalable font and one wrapper for every picture
+from ..runtime.explain_pictures import font, save_picture, wrap_text
 
 if TYPE_CHECKING:
     from PIL import ImageFont
@@ -84,14 +86,11 @@ def _summary(results: Sequence[QueryResult], labels: Mapping[str, str]) -> tuple
     cols = 1 + max((len(q.hits) for q in results), default=0)
     stages = {h.stage for q in results for h in q.hits}
     framed = bool(known)
-    items = []
-    if framed:
-        items += [
-            ("correct", "green frame: the hit has the query's class"),
-            ("wrong", "red frame: the hit has another class"),
-        ]
-    else:
-        items.append(("", "no frames: the classes of the query or the hits are not known"))
+    items = (
+        [("correct", "green frame: the hit has the query's class"), ("wrong", "red frame: the hit has another class")]
+        if framed
+        else [("", "no frames: the classes of the query or the hits are not known")]
+    )
     items.append(("", "under each hit: its rank, its score and its class" + ("" if framed else " or file name")))
     if 2 in stages:
         items.append(("", "reranked score (0..1): stage 2, the relation head reranked this hit"))
@@ -184,9 +183,8 @@ def write_results_grid(
     def cell_lines(q: QueryResult, h=None) -> list[tuple[str, ImageFont.BaseImageFont]]:
         if h is None:
             return [(t, normal) for t in wrap_text(_query_name(q), normal, cell)]
-        out = [(f"#{h.rank}  {h.score:.3f}", normal)]
-        out += [(t, small) for t in wrap_text(_hit_name(h, labels), small, cell)]
-        return out
+        names = wrap_text(_hit_name(h, labels), small, cell)
+        return [(f"#{h.rank}  {h.score:.3f}", normal), *((t, small) for t in names)]
 
     texts = [[cell_lines(q)] + [cell_lines(q, h) for h in q.hits] for q in results]
     row_h = [cell + 6 + line_h * max(len(t) for t in row) + pad for row in texts]
@@ -231,7 +229,4 @@ def write_results_grid(
             for i, (text, face) in enumerate(lines):
                 draw.text((x, y + cell + 6 + i * line_h), text, font=face, fill=(0, 0, 0) if i == 0 else (70, 70, 70))
         y += h_row
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
+    return save_picture(canvas, path)

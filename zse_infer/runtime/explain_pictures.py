@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import InputError
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import ImageFont
 
@@ -66,22 +68,16 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
     top = float(np.percentile(heat, 98)) if heat.size else 0.0
     h = np.clip(heat / top, 0, 1) if top > 0 else np.zeros_like(heat)
-    big = (
-        np.asarray(Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR))
-        / 255.0
-    )
-    return ((1 - alpha) * image + alpha * colormap(big)).astype(np.uint8)
+    big = Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR)
+    return ((1 - alpha) * image + alpha * colormap(np.asarray(big) / 255.0)).astype(np.uint8)
 
 
-def colour_bar(
-    draw, x: int, y: int, width: int, title: str, low: str, high: str, lo: float = 0.0, hi: float = 1.0
-) -> int:
+def colour_bar(draw, x: int, y: int, width: int, title: str, low: str, high: str) -> int:
     """A horizontal colour scale with its title and labelled ends; returns the y below it."""
     f = font(14)
     draw.text((x, y), title, fill="black", font=f)
     y += 20
-    ramp = colormap(np.linspace(lo, hi, width))
-    for i, c in enumerate(ramp):
+    for i, c in enumerate(colormap(np.linspace(0.0, 1.0, width))):
         draw.line([(x + i, y), (x + i, y + 14)], fill=tuple(int(v) for v in c))
     draw.rectangle([x, y, x + width, y + 14], outline="black")
     draw.text((x, y + 17), low, fill="black", font=f)
@@ -110,7 +106,7 @@ def _centred_text(draw, cx: float, cy: float, text: str, f, fill) -> None:
     draw.text((cx - (left + right) / 2, cy - (top + bottom) / 2), text, fill=fill, font=f)
 
 
-def _save(canvas, path: str | os.PathLike) -> Path:
+def save_picture(canvas, path: str | os.PathLike) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
@@ -123,7 +119,6 @@ def _cell_box(patch: tuple[int, int], cell: float, x0: int, y0: int) -> tuple[fl
 
 
 # ----------------------------------------------------------- captions: words from the data they describe
-
 #: matches whose similarities differ by less than this are "about equally alike" (cosine scale -1..1)
 EQUAL_SPREAD = 0.05
 #: a single square drawing at least this share of an image's attention is outlined and named
@@ -152,10 +147,9 @@ def match_caption(similarities: Sequence[float]) -> str:
 def attention_caption(
     heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str
 ) -> str:
-    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's
-    strokes, the photo's object) against how much of the image they are, and the one square that
-    alone draws a conspicuous share (outlined in the picture, see :func:`conspicuous_square`), said
-    to lie ``on`` the region or ``off`` it."""
+    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's strokes, the
+    photo's object) against how much of the image they are, and the one square that alone draws a conspicuous share
+    (outlined in the picture, see :func:`conspicuous_square`), said to lie ``on`` the region or ``off`` it."""
     heat = heat.reshape(-1)
     parts = []
     if region is not None and region.any():
@@ -200,16 +194,11 @@ def wrap_text(text: str, face, width: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- explanation
-
-
 def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) -> Path:
-    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same
-    number and colour = matched parts), then the attention heat maps with their colour scale. Every
-    caption is computed from what it describes (:func:`match_caption`, :func:`attention_caption`).
-    Written as PNG."""
+    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same number and colour
+    = matched parts), then the attention heat maps with their colour scale. Every caption is computed from what it
+    describes (:func:`match_caption`, :func:`attention_caption`). Written as PNG."""
     from PIL import Image, ImageDraw
-
-    from ..errors import InputError
 
     if exp.sketch_image is None or exp.photo_image is None:
         raise InputError("render_explanation: the explanation carries no images")
@@ -223,26 +212,11 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     width = 2 * side + gap + 2 * pad
     f = font(14)
     match_lines = wrap_text(match_caption([m.similarity for m in shown]), f, width - 2 * pad)
+    sketch_words = ("squares with strokes", "on a stroke", "on blank paper", "sketch")
+    photo_words = ("squares showing the object", "on the object", "on blank background", "photo")
     heat_lines = [
-        wrap_text(
-            attention_caption(
-                exp.sketch_heat, exp.sketch_ink, "squares with strokes", "on a stroke", "on blank paper", "sketch"
-            ),
-            f,
-            side,
-        ),
-        wrap_text(
-            attention_caption(
-                exp.photo_heat,
-                exp.photo_content,
-                "squares showing the object",
-                "on the object",
-                "on blank background",
-                "photo",
-            ),
-            f,
-            side,
-        ),
+        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, *sketch_words), f, side),
+        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, *photo_words), f, side),
     ]
     heat_h = line_h * max(len(lines) for lines in heat_lines)
     height = title_h + 2 * (side + 4 + label_h) + line_h * len(match_lines) + 8 + heat_h + 4 + bar_h + pad
@@ -257,9 +231,8 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     for number, m in enumerate(shown, start=1):
         # one colour per number, so a pair is found by colour as well as by number
         colour = MATCH_COLOURS[(number - 1) % len(MATCH_COLOURS)]
-        text_colour = (
-            "black" if sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True)) > 140 else "white"
-        )
+        luma = sum(c * w for c, w in zip(colour, (0.299, 0.587, 0.114), strict=True))
+        text_colour = "black" if luma > 140 else "white"
         for patch, x0 in ((m.sketch_patch, x_s), (m.photo_patch, x_p)):
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
@@ -289,14 +262,12 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
             draw.text((x0, y + i * line_h), line, fill="black", font=f)
     y += heat_h + 4
     colour_bar(draw, x_s, y, side, "attention (bright = looked at most)", "low", "high")
-    out = _save(canvas, path)
+    out = save_picture(canvas, path)
     exp.image_path, exp.captions = str(out), draw.texts
     return out
 
 
 # --------------------------------------------------------------------------- synthesis
-
-
 def synthesis_caption(replaced: int, total: int, photos: int, photos_used: int) -> str:
     """What the synthesized image is made of, in squares (the patches a person sees outlined)."""
     source = "the photo" if photos == 1 else f"{photos_used} of the {photos} photos"
@@ -343,12 +314,8 @@ def render_synthesis(
     height = title_h + side + 4 + line_h * len(caption) + 12 + n_rows * (small + 4 + line_h + note_h + gap) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = _Pen(ImageDraw.Draw(canvas))
-    draw.text(
-        (pad, 8),
-        "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else ""),
-        fill="black",
-        font=font(20),
-    )
+    title = "The sketch drawn with squares of the matched photo" + ("s" if len(photo_images) > 1 else "")
+    draw.text((pad, 8), title, fill="black", font=font(20))
     y = title_h
     canvas.paste(_zoom(sketch_image, scale), (pad, y))
     canvas.paste(_zoom(result.image, scale), (pad + side + gap, y))
@@ -373,7 +340,7 @@ def render_synthesis(
         draw.text((x0, y0 + small + 4), _fit(draw, f"{k + 1}. {name}", small, f), fill="black", font=f)
         for i, line in enumerate(notes[k]):
             draw.text((x0, y0 + small + 4 + line_h * (i + 1)), line, fill=colour if len(used) else "black", font=f)
-    out = _save(canvas, path)
+    out = save_picture(canvas, path)
     result.image_path, result.captions = str(out), draw.texts
     return out
 

@@ -1,16 +1,14 @@
 """The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
 
-Numpy and PIL only, so a deployed system explains its results from its export folder
-(:mod:`zse_infer.model.explain` says what the explain graph outputs, :mod:`.synthesis` how patches are
-chosen; docs/explanations.md what the pictures show): matched anchor pairs placed at the patches that
-contribute most to their cosine, cross-attention heat maps, and the synthesis. :class:`Explainer` runs it
-for the ``Retriever`` from the manifest, the runners and two callables (encode images, fetch stored photo
-tokens by gallery row).
+Numpy and PIL only, so a deployed system explains its results from its export folder (:mod:`zse_infer.model.explain`
+says what the explain graph outputs, :mod:`.synthesis` how patches are chosen; docs/explanations.md what the
+pictures show): matched anchor pairs placed at the patches that contribute most to their cosine, cross-attention
+heat maps, and the synthesis. :class:`Explainer` runs it for the ``Retriever`` from the manifest, the runners and
+two callables (encode images, fetch stored photo tokens by gallery row).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,20 +26,9 @@ from .synthesis import Synthesis, content_mask, ink_mask, patch_evidence, synthe
 if TYPE_CHECKING:
     from .runners.base import Runner
 
-__all__ = [
-    "Explainer",
-    "Explanation",
-    "PatchMatch",
-    "Synthesis",
-    "build_explanation",
-    "colormap",
-    "patch_evidence",
-    "render_explanation",
-    "render_synthesis",
-    "synthesize_patches",
-]
-
-_log = logging.getLogger(__name__)
+__all__ = ["Explainer", "Explanation", "PatchMatch", "build_explanation"]
+# re-exported: the synthesis and the pictures, from one module
+__all__ += ["Synthesis", "colormap", "patch_evidence", "render_explanation", "render_synthesis", "synthesize_patches"]
 
 #: matches drawn in an explanation picture unless the caller asks otherwise
 DEFAULT_TOP = 6
@@ -56,6 +43,11 @@ class PatchMatch:
     photo_patch: tuple[int, int]
     sketch_share: float  # that patch's term in the cosine
     photo_share: float
+
+    @classmethod
+    def placed(cls, a: int, b: int, similarity: float, s_rel, p_rel, sp: int, pp: int, grid: int) -> PatchMatch:
+        """Anchor ``a``'s match with photo anchor ``b``, placed on sketch patch ``sp`` and photo patch ``pp``."""
+        return cls(a, b, similarity, divmod(sp, grid), divmod(pp, grid), float(s_rel[sp]), float(p_rel[pp]))
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -102,17 +94,7 @@ class Explanation:
                 continue
             used_s.add(sp)
             used_p.add(pp)
-            shown.append(
-                PatchMatch(
-                    m.sketch_anchor,
-                    m.photo_anchor,
-                    m.similarity,
-                    divmod(sp, grid),
-                    divmod(pp, grid),
-                    float(s_rel[sp]),
-                    float(p_rel[pp]),
-                )
-            )
+            shown.append(PatchMatch.placed(m.sketch_anchor, m.photo_anchor, m.similarity, s_rel, p_rel, sp, pp, grid))
         return shown
 
     def to_dict(self) -> dict:
@@ -140,21 +122,12 @@ def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanati
     best = outputs["best_photo_anchor"][row].astype(np.int64)
     s_rel, p_rel = outputs["sketch_relevance"][row], outputs["photo_relevance"][row]
     grid = round(np.sqrt(s_rel.shape[1]))
-    matches = []
-    for a in range(kernel.shape[0]):
-        b = int(best[a])
-        sp, pp = int(np.argmax(s_rel[a])), int(np.argmax(p_rel[a]))
-        matches.append(
-            PatchMatch(
-                sketch_anchor=a,
-                photo_anchor=b,
-                similarity=float(kernel[a, b]),
-                sketch_patch=divmod(sp, grid),
-                photo_patch=divmod(pp, grid),
-                sketch_share=float(s_rel[a, sp]),
-                photo_share=float(p_rel[a, pp]),
-            )
+    matches = [
+        PatchMatch.placed(
+            a, b, float(kernel[a, b]), s_rel[a], p_rel[a], int(np.argmax(s_rel[a])), int(np.argmax(p_rel[a])), grid
         )
+        for a, b in enumerate(best.tolist())
+    ]
     matches.sort(key=lambda m: (-m.similarity, m.sketch_anchor))
     return Explanation(
         score=float(outputs["score"][row]),
@@ -252,13 +225,8 @@ class Explainer:
         attention = self.outputs(np.repeat(sketch_tokens[None], len(photos), axis=0), photo_tokens)["sketch_attention"]
         evidence = [patch_evidence(sketch_tokens, t, a) for t, a in zip(photo_tokens, attention, strict=True)]
         images = [image for _, image, _ in photos]
-        result = synthesize_patches(
-            sketch_image,
-            images,
-            evidence,
-            ink_threshold=self.manifest.preprocess["sketch"].ink_threshold,
-            ink_only=ink_only,
-        )
+        ink_threshold = self.manifest.preprocess["sketch"].ink_threshold
+        result = synthesize_patches(sketch_image, images, evidence, ink_threshold=ink_threshold, ink_only=ink_only)
         result.names = [name for _, _, name in photos]
         if out is not None:
             render_synthesis(result, sketch_image, images, out, names=result.names)

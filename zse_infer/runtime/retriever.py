@@ -15,7 +15,6 @@ No torch here: everything comes from the export folder's manifest.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError, InputError
+from ..errors import GalleryError, InputError, check_int
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, Manifest
 from ..preprocess import ImageSource
 from .explainer import DEFAULT_TOP, Explainer, Explanation, Synthesis
@@ -36,8 +35,6 @@ from .object_photos import load_photo
 from .runners.base import ModelRunners
 from .runners.select import open_runners
 from .searcher import Searcher
-
-_log = logging.getLogger(__name__)
 
 __all__ = ["Hit", "IndexReport", "Retriever"]
 
@@ -60,17 +57,15 @@ class Hit:
 class Retriever:
     """Index photos into a gallery and search it with sketches.
 
-    Concurrency model: one ``Retriever`` may be shared by threads for ``search``,
-    ``search_batch``, ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up
-    (relation graphs, the stage-1 index of a new gallery version) happens under one lock;
-    model calls are serialised under a second lock (TensorRT execution contexts are not
-    re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads
-    run in parallel. Each search reads the one gallery snapshot (Lance version) it started
-    with, so a concurrent ``index``/``delete``/``refresh`` never shows it half a change.
-    ``index``, ``delete``, ``compact`` and ``refresh`` may run in any thread or process at
-    the same time as searches; other processes' commits become visible after ``refresh()``.
-    A search whose version another process's compaction removed (pinned longer than the keep
-    time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
+    Concurrency model: one ``Retriever`` may be shared by threads for ``search``, ``search_batch``,
+    ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up (relation graphs, the stage-1 index of a new
+    gallery version) happens under one lock; model calls are serialised under a second lock (TensorRT execution
+    contexts are not re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads run in
+    parallel. Each search reads the one gallery snapshot (Lance version) it started with, so a concurrent
+    ``index``/``delete``/``refresh`` never shows it half a change. ``index``, ``delete``, ``compact`` and
+    ``refresh`` may run in any thread or process at the same time as searches; other processes' commits become
+    visible after ``refresh()``. A search whose version another process's compaction removed (pinned longer than the
+    keep time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
     Guarantees and limits: docs/guarantees.md.
     """
 
@@ -85,11 +80,10 @@ class Retriever:
         self._lock = threading.RLock()  # lazy set-up and gallery snapshot changes
         self._run_lock = threading.RLock()  # model calls
         self.searcher = Searcher(
-            manifest, runners, gallery, relation, self._encode_photo_files, self._lock, self._run_lock, export_dir
+            manifest, runners, gallery, relation, self.encode, self._lock, self._run_lock, export_dir
         )
         self.indexer = Indexer(manifest, runners, gallery, self._run_lock, self.searcher.photo_side, export_dir)
 
-    # ------------------------------------------------------------------ construction
     @classmethod
     def load(
         cls,
@@ -109,18 +103,16 @@ class Retriever:
     ) -> Retriever:
         """Open an export folder (hashes verified) and a gallery.
 
-        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``;
-        ``storage_options`` as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the
-        standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises
-        a ``GalleryError`` unless ``create=True``, which commits an empty gallery of this model at
-        once. A gallery of another model or token shape is refused (also when it appears later:
-        refresh and index refuse it).
-        ``gallery=None``: a temporary gallery (``save(PATH)`` keeps it). ``codec`` (new
-        galleries only): how tokens are stored: "float16", "int8", "pq" (PCA + 8-bit scalar
-        quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
-        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured
-        graphs), ``"compat"`` (``relation_head.onnx``) or ``"auto"``. ``projections=True``
-        creates a gallery that also stores each photo's relation-head projections.
+        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``; ``storage_options``
+        as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the standard
+        ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises a ``GalleryError`` unless
+        ``create=True``, which commits an empty gallery of this model at once. A gallery of another model or token
+        shape is refused (also when it appears later: refresh and index refuse it). ``gallery=None``: a temporary
+        gallery (``save(PATH)`` keeps it). ``codec`` (new galleries only): how tokens are stored: "float16", "int8",
+        "pq" (PCA + 8-bit scalar quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
+        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured graphs), ``"compat"``
+        (``relation_head.onnx``) or ``"auto"``. ``projections=True`` creates a gallery that also stores each photo's
+        relation-head projections.
         """
         if relation not in ("auto", "fast", "compat"):
             raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
@@ -164,30 +156,22 @@ class Retriever:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ encoding
-    def _preprocess(self, sources: Sequence[ImageSource], modality: str) -> np.ndarray:
-        config = self.manifest.preprocess[modality]
-        # s3:// URIs too: a codec-'none' gallery re-encodes its photos from where they were indexed
-        return np.stack([load_photo(s, config, self.gallery.storage_options) for s in sources])
-
     def encode(self, images: Sequence[ImageSource], modality: str) -> np.ndarray:
         """Images (paths, PIL images, arrays, bytes) -> float32 tokens (N, T, D)."""
         if modality not in ("sketch", "photo"):
             raise InputError(f"modality: received {modality!r}, expected 'sketch' or 'photo'")
         if not len(images):
             return np.zeros((0, self.manifest.model.num_tokens, self.manifest.model.width), np.float32)
-        pixels = self._preprocess(images, modality)
+        config = self.manifest.preprocess[modality]
+        # s3:// URIs too: a codec-'none' gallery re-encodes its photos from where they were indexed
+        pixels = np.stack([load_photo(s, config, self.gallery.storage_options) for s in images])
         with self._run_lock:
             return self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
-
-    def _encode_photo_files(self, paths: Sequence[str]) -> np.ndarray:
-        return self.encode(list(paths), "photo")
 
     def relation_scores(self, sketch_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
         return self.searcher.relation_scores(sketch_tokens, rows)
 
-    # ------------------------------------------------------------------ the gallery's lifecycle
     def index(
         self,
         photos: ImageSource | Iterable[ImageSource],
@@ -200,17 +184,15 @@ class Retriever:
     ) -> IndexReport:
         """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
 
-        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes.
-        ``ids`` default to the absolute (resolved) path, or for in-memory images ``#`` and a
-        hash of their content (the same image, the same id). A photo whose id is stored is
-        skipped, unless its file changed (size or mtime) or nothing tells that it did not (an
-        in-memory image under your own id): then it is re-encoded and replaces the stored one.
-        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before
-        it stay, and re-running continues from there (as after Ctrl-C or a kill). ``"skip"``
-        skips bad photos and lists them in the report's ``failed``. ``executor``: where the encoding
-        runs (this process by default); ``executor=RayIndexExecutor(RayOptions(address=...))``
-        (:mod:`zse_infer.distributed.ray_index`) encodes on a Ray cluster whose workers write the
-        gallery's fragments themselves: the same gallery, token for token.
+        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes. ``ids`` default to the
+        absolute (resolved) path, or for in-memory images ``#`` and a hash of their content (the same image, the
+        same id). A photo whose id is stored is skipped, unless its file changed (size or mtime) or nothing tells
+        that it did not (an in-memory image under your own id): then it is re-encoded and replaces the stored one.
+        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before it stay, and
+        re-running continues from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them in
+        the report's ``failed``. ``executor``: where the encoding runs (this process by default);
+        ``executor=RayIndexExecutor(RayOptions(address=...))`` (:mod:`zse_infer.distributed.ray_index`) encodes on a
+        Ray cluster whose workers write the gallery's fragments themselves: the same gallery, token for token.
         """
         return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size, executor)
 
@@ -238,7 +220,6 @@ class Retriever:
             self.gallery = self.searcher.gallery = self.indexer.gallery = saved
             self.searcher.stage1.gallery = saved
 
-    # ------------------------------------------------------------------ search
     def search(self, sketch: ImageSource, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
         """The ``k`` best gallery photos for one sketch, best first. ``rerank=None``: the
         export's recommended depth (``manifest.default_rerank``)."""
@@ -247,8 +228,7 @@ class Retriever:
     def search_batch(
         self, sketches: Sequence[ImageSource], k: int = 10, rerank: int | str | None = None
     ) -> list[list[Hit]]:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k: received {k!r}, expected an integer >= 1")
+        check_int(k, "k")
         if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
             raise InputError("sketches: expected a list of sketches (use search() for one)")
         tokens = self.encode(list(sketches), "sketch")
@@ -268,7 +248,6 @@ class Retriever:
             Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)
         ]
 
-    # ------------------------------------------------------------------ explanations
     def _explainer_room(self) -> Explainer:
         """The explainer, fed this retriever's encoder and the gallery's stored tokens."""
         if self._explainer is None:
@@ -282,14 +261,6 @@ class Retriever:
         rows = np.asarray(rows, dtype=np.int64)
         return self.searcher.on_snapshot(lambda snap: self.searcher.photo_tokens(snap, rows))
 
-    def _photo_tokens_and_image(self, item: Hit | ImageSource) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens (T, D) and the RGB image the encoder saw, for a Hit (stored tokens) or a photo."""
-        tokens, image, _ = self._explainer_room().photo(item)
-        return tokens, image
-
-    def _explain_outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:
-        return self._explainer_room().outputs(sketch_tokens, photo_tokens)
-
     def explain(
         self,
         sketch: ImageSource,
@@ -299,10 +270,9 @@ class Retriever:
     ) -> Explanation:
         """Why ``sketch`` matched a photo: anchor matches placed on patches, attention heat maps.
 
-        ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a
-        photo. With ``out``, a PNG is written: sketch and photo side by side with the ``top``
-        clearest matches as numbered markers (on strokes and on the object only), a colour
-        scale, and the attention heat maps below.
+        ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a photo. With ``out``,
+        a PNG is written: sketch and photo side by side with the ``top`` clearest matches as numbered markers (on
+        strokes and on the object only), a colour scale, and the attention heat maps below.
         """
         return self._explainer_room().explain(sketch, hit_or_photo, out=out, top=top)
 
@@ -315,10 +285,9 @@ class Retriever:
     ) -> Synthesis:
         """The sketch's drawing rebuilt from content patches of the matched photos.
 
-        ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each
-        connected part of the drawing takes the photo that fits it best. ``ink_only``
-        replaces only the stroke patches (default: strokes and what they enclose). With
-        ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and the
-        source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
+        ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each connected part of the
+        drawing takes the photo that fits it best. ``ink_only`` replaces only the stroke patches (default: strokes
+        and what they enclose). With ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and
+        the source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
         """
         return self._explainer_room().synthesize(sketch, hits_or_photos, out=out, ink_only=ink_only)

@@ -2,10 +2,9 @@
 implementation of each ranking that search, evaluation and training all use.
 
 Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
-:func:`two_stage_distances` and :func:`exhaustive_distances` (official "rn"). Scores come from a callable
-``score(query_index, columns) -> scores``, so the same functions run on ONNX runners and on torch arrays.
-Search uses :func:`rerank_order` on its candidates' :func:`blend_scores`: the order of
-:func:`two_stage_distances`.
+:func:`two_stage_distances` (search's order: :func:`rerank_order` of :func:`blend_scores`) and
+:func:`exhaustive_distances` (official "rn"). Scores come from a callable ``score(query_index, columns)``,
+so the same functions run on ONNX runners and on torch arrays.
 """
 
 from __future__ import annotations
@@ -79,11 +78,8 @@ def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn, b
 def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.ndarray:
     """(Q, N) minus the relation score of every pair (the official "rn" ranking)."""
     cols = np.arange(n_gallery)
-    return (
-        np.stack([-np.asarray(score(q, cols), np.float64) for q in range(n_queries)])
-        if n_queries
-        else np.zeros((0, n_gallery))
-    )
+    rows = [-np.asarray(score(q, cols), np.float64) for q in range(n_queries)]
+    return np.stack(rows) if rows else np.zeros((0, n_gallery))
 
 
 # ---------------------------------------------------------------------- stored projections
@@ -103,10 +99,7 @@ def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
 class Searcher:
     """Stage 1 over a gallery snapshot, stage 2 with the relation head.
 
-    Thread-safe: lazy set-up happens under ``lock``; runner calls under ``run_lock`` (one
-    model call at a time: TensorRT execution contexts are not re-entrant); stage 1 and
-    gallery reads run concurrently, each search on the one snapshot it started with.
-    """
+    Thread-safe as ``Retriever`` describes: lazy set-up under ``lock``, model calls under ``run_lock``."""
 
     def __init__(
         self,
@@ -114,7 +107,7 @@ class Searcher:
         runners: ModelRunners,
         gallery: Gallery,
         relation: str,
-        encode_photos: Callable,
+        encode: Callable[[list, str], np.ndarray],
         lock: threading.RLock,
         run_lock: threading.RLock,
         export_dir=None,
@@ -124,7 +117,7 @@ class Searcher:
         self.runners = runners
         self.gallery = gallery
         self.relation = relation
-        self.encode_photos = encode_photos  # for codec "none": re-encode candidates from their files
+        self.encode = encode  # for codec "none": re-encode candidates from their files
         self.lock = lock
         self.run_lock = run_lock
         self.stage1 = Stage1Cache(gallery)
@@ -137,11 +130,9 @@ class Searcher:
             if self._fast is None:
                 from .runners.select import open_relation_runners
 
-                fast = (
-                    None
-                    if self.relation == "compat"
-                    else open_relation_runners(self.export_dir, self.manifest, self.runners)
-                )
+                fast = None
+                if self.relation != "compat":
+                    fast = open_relation_runners(self.export_dir, self.manifest, self.runners)
                 if self.relation == "fast" and fast is None:
                     raise InputError(
                         "relation='fast' needs the relation_sketch/photo/pair graphs (re-export with this version; "
@@ -169,7 +160,7 @@ class Searcher:
             raise GalleryError(
                 f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded"
             )
-        return self.encode_photos(paths)
+        return self.encode(paths, "photo")
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
         """Relation score of one sketch (T, D) against the given gallery rows (stable row ids), in that order."""
@@ -193,10 +184,9 @@ class Searcher:
                 proj = snap.projections(chunk, self.gallery.proj_shape) if stored else None
             if not fast:
                 tiled = np.ascontiguousarray(np.broadcast_to(sketch, photo.shape))
+                feeds = {HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo}
                 with self.run_lock:
-                    chunk_scores = self.runners.relation_head.run({HEAD_INPUTS[0]: tiled, HEAD_INPUTS[1]: photo})[
-                        HEAD_OUTPUT
-                    ]
+                    chunk_scores = self.runners.relation_head.run(feeds)[HEAD_OUTPUT]
             else:
                 photo_side = unpack_projections(proj, self.manifest.model.num_tokens) if proj is not None else None
                 with self.run_lock:
@@ -228,37 +218,31 @@ class Searcher:
         """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
 
         ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
-        return self.on_snapshot(lambda snap: self._search(snap, sketch_tokens, k, rerank, timing))
 
-    def _search(
-        self,
-        snap: Snapshot,
-        sketch_tokens: np.ndarray,
-        k: int,
-        rerank: int | str | None,
-        timing: dict[str, float] | None,
-    ) -> list[tuple[int, float, int, str, str | None]]:
-        t0 = time.perf_counter()
-        n = len(snap)
-        n_rerank = self.parse_rerank(rerank, n)
-        depth = min(max(k, n_rerank), n)
-        query = l2_normalize(sketch_tokens[0])[None]
-        with self.lock:
-            index = self.stage1.index_for(snap)
-        cos, rowids = index.search(query, depth)
-        found = rowids[0] >= 0  # an approximate index may find fewer than asked
-        cos, rowids = cos[0][found], rowids[0][found]
-        n_rerank = min(n_rerank, len(rowids))
-        t1 = time.perf_counter()
-        hits: list[tuple[int, float, int]] = []
-        if n_rerank:
-            candidates = rowids[:n_rerank]
-            relation = self.relation_scores(sketch_tokens, candidates, snap)
-            scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
-            hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
-        hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
-        hits = hits[:k]
-        if timing is not None:
-            timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
-        info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
-        return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]
+        def search(snap: Snapshot) -> list[tuple[int, float, int, str, str | None]]:
+            t0 = time.perf_counter()
+            n = len(snap)
+            n_rerank = self.parse_rerank(rerank, n)
+            depth = min(max(k, n_rerank), n)
+            query = l2_normalize(sketch_tokens[0])[None]
+            with self.lock:
+                index = self.stage1.index_for(snap)
+            cos, rowids = index.search(query, depth)
+            found = rowids[0] >= 0  # an approximate index may find fewer than asked
+            cos, rowids = cos[0][found], rowids[0][found]
+            n_rerank = min(n_rerank, len(rowids))
+            t1 = time.perf_counter()
+            hits: list[tuple[int, float, int]] = []
+            if n_rerank:
+                candidates = rowids[:n_rerank]
+                relation = self.relation_scores(sketch_tokens, candidates, snap)
+                scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
+                hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
+            hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
+            hits = hits[:k]
+            if timing is not None:
+                timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
+            info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])
+            return [(r, s, st, i, p) for (r, s, st), i, p in zip(hits, info["id"], info["path"], strict=True)]
+
+        return self.on_snapshot(search)

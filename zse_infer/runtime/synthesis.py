@@ -57,8 +57,6 @@ class Synthesis:
 
 
 # --------------------------------------------------------------------------- masks
-
-
 def patch_grid(image: np.ndarray, grid: int) -> np.ndarray:
     """(S, S, C) image -> (grid*grid, cell*cell, C) pixels of each patch, row-major."""
     size = image.shape[0]
@@ -145,8 +143,6 @@ def _box_coords(mask: np.ndarray, grid: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- evidence
-
-
 def _zscore_rows(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std(axis=1, keepdims=True)
@@ -158,11 +154,9 @@ def patch_evidence(
 ) -> np.ndarray:
     """(n, n) model evidence that sketch patch i corresponds to photo patch j, z-scored per row.
 
-    The cosine of the encoder's patch tokens (class token dropped) plus, when
-    given, the cross-attention of sketch patch queries over photo patch keys
-    minus its mean over queries: what every query attends to alike (the
-    demo model sends nearly all of it to one background patch) says nothing
-    about which sketch patch goes where."""
+    The cosine of the encoder's patch tokens (class token dropped) plus, when given, the cross-attention of sketch
+    patch queries over photo patch keys minus its mean over queries: what every query attends to alike (the demo
+    model sends nearly all of it to one background patch) says nothing about which sketch patch goes where."""
     s, p = sketch_tokens[1:].astype(np.float64), photo_tokens[1:].astype(np.float64)
     s /= np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
     p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
@@ -174,8 +168,6 @@ def patch_evidence(
 
 
 # --------------------------------------------------------------------------- synthesis
-
-
 def synthesize_patches(
     sketch_image: np.ndarray,
     photo_images: Sequence[np.ndarray],
