@@ -22,8 +22,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "zse_infer"
 TARGET = 13_500
 LATER_ISSUES = 1_060
-#: the count reached (issue 20's target plus the later issues' lines is TARGET + LATER_ISSUES)
-BUDGET = 15_800
+#: the count reached, rounded up (issue 20's target plus the later issues' lines is TARGET + LATER_ISSUES)
+BUDGET = 15_600
 
 
 def count(folder: Path = PACKAGE) -> dict[str, int]:
