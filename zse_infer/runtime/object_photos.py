@@ -1,17 +1,9 @@
 """Photos on object storage: ``s3://bucket/prefix/`` (every image object below it) and
 ``s3://bucket/key`` (one object), read with boto3 (the ``s3`` extra) using the gallery's
-``storage_options`` (Lance's keys: ``aws_endpoint``, ``aws_access_key_id``, ``aws_region``...)
-on top of the standard ``AWS_*`` variables.
-
-An object's fingerprint is (size, a 63-bit hash of its ETag): it fits the store's
-(size, mtime) columns, so the indexer skips an unchanged object and re-encodes a changed one
-exactly as it does local files. The ETag rather than LastModified because a rewrite within
-one second, or a copy with the same content, must be told apart by content.
-
-Errors: what spoils every object (no credentials, an endpoint that does not answer, a
-listing refused) is an :class:`InputError` naming the URI; what spoils one object (missing,
-access denied, not an image) is an :class:`ImageError` naming its URI, which the indexer
-reports and skips under ``on_error="skip"`` like a bad local file.
+``storage_options`` on top of the standard ``AWS_*`` variables. docs/cluster.md describes ids,
+fingerprints (size and a 63-bit hash of the ETag, which fits the store's (size, mtime) columns)
+and errors: what spoils every object is an :class:`InputError` naming the URI; what spoils one
+object is an :class:`ImageError` naming its URI, skipped under ``on_error="skip"``.
 """
 
 from __future__ import annotations
@@ -129,23 +121,18 @@ def _list(client, bucket: str, prefix: str, uri: str) -> list[ObjectPhoto]:
     ]
 
 
-def read_object(source: ObjectPhoto | str, options: Mapping[str, str]) -> bytes:
-    uri = source.uri if isinstance(source, ObjectPhoto) else os.fspath(source)
-    if isinstance(source, ObjectPhoto) and source.error is not None:
-        raise ImageError(uri, source.error)
-    bucket, key = parse_uri(uri) or ("", "")
-    try:
-        return s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - classified: a ZseError naming the URI
-        raise _failure(exc, uri) from None
-
-
 def load_photo(source: ImageSource, config: PreprocessConfig, options: Mapping[str, str]) -> np.ndarray:
     """``load_image`` for any source, objects and ``s3://`` URIs included (errors name the URI)."""
     if not isinstance(source, ObjectPhoto) and parse_uri(source) is None:
         return load_image(source, config)
     uri = str(photo_path(source))
-    data = read_object(source if isinstance(source, ObjectPhoto) else uri, options)
+    if isinstance(source, ObjectPhoto) and source.error is not None:
+        raise ImageError(uri, source.error)
+    bucket, key = parse_uri(uri) or ("", "")
+    try:
+        data = s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - classified: a ZseError naming the URI
+        raise _failure(exc, uri) from None
     try:
         return load_image(data, config)
     except ImageError as exc:  # named '<bytes: N bytes>' by the decoder: name the object instead
