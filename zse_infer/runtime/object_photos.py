@@ -1,9 +1,7 @@
 """Photos on object storage: ``s3://bucket/prefix/`` (every image object below it) and
 ``s3://bucket/key`` (one object), read with boto3 (the ``s3`` extra) using the gallery's
-``storage_options`` on top of the standard ``AWS_*`` variables. docs/cluster.md describes ids,
-fingerprints (size and a 63-bit hash of the ETag, which fits the store's (size, mtime) columns)
-and errors: what spoils every object is an :class:`InputError` naming the URI; what spoils one
-object is an :class:`ImageError` naming its URI, skipped under ``on_error="skip"``.
+``storage_options``. docs/cluster.md describes their ids, fingerprints (size and a 63-bit hash of
+the ETag) and errors (InputError when every object is spoilt, ImageError for one object).
 """
 
 from __future__ import annotations
@@ -78,10 +76,8 @@ def expand_objects(sources: Iterable[ImageSource], options: Mapping[str, str]) -
     if not any(parsed):
         return sources
     client = s3_client(options)
-    with ThreadPoolExecutor(THREADS) as pool:
-        found = list(
-            pool.map(lambda p: None if p is None else _objects(client, *p), parsed)  # HEADs at once: round trips
-        )
+    with ThreadPoolExecutor(THREADS) as pool:  # HEADs at once: round trips
+        found = list(pool.map(lambda p: None if p is None else _objects(client, *p), parsed))
     out: list[ImageSource] = []
     for source, objects in zip(sources, found, strict=True):
         out.extend([source] if objects is None else objects)
@@ -111,8 +107,7 @@ def _list(client, bucket: str, prefix: str, uri: str) -> list[ObjectPhoto]:
     try:
         pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
     except Exception as exc:  # noqa: BLE001 - a listing refused spoils the whole source: raised, named
-        error = _failure(exc, uri)
-        raise InputError(f"{uri}: cannot list the objects under this prefix ({error.reason})") from None
+        raise InputError(f"{uri}: cannot list the objects under this prefix ({_failure(exc, uri).reason})") from None
     objects = [o for page in pages for o in page.get("Contents", [])]
     return [
         ObjectPhoto(f"s3://{bucket}/{o['Key']}", int(o["Size"]), o["ETag"].strip('"'))

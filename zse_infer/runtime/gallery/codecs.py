@@ -1,13 +1,10 @@
 """Token codecs: how a gallery stores each photo's (T, D) encoder tokens, as fixed-size byte rows
-(one fixed-size binary column whatever the codec): ``float16``, ``int8`` (per-token scale),
-``pca<K>-sq8`` (``"pq"`` = ``pca32-sq8``) and ``none``. docs/galleries.md ("Token codecs") has
-their sizes and measured agreement (PCA then per-component SQ beat product quantisation).
+(one binary column whatever the codec); docs/galleries.md ("Token codecs") has their sizes and agreement.
 
 A PCA codec is trained on the gallery's first committed batch and never again: retraining would
 change the meaning of every stored row (a full re-encode), and the first batch is already
 thousands of token vectors (T per photo), enough for stable components. Its tables are stored
-in the schema metadata in the same commit as the rows they encoded
-(``Gallery._first_trained_commit``); the quantiser clips out-of-range values rather than failing.
+in the schema metadata in the same commit as the rows they encoded (``Gallery._first_trained_commit``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Where a gallery lives: the one parser of gallery locations (every entry point that takes a
-gallery turns the caller's value into a :class:`GalleryLocation` here).
-
-A location is a local folder (a path, or a ``file://`` URI on this host) or object storage
-(``s3://``, ``s3+ddb://``, ``gs://``, ``az://``; docs/cluster.md), opened by Lance with the caller's
-``storage_options`` on top of the standard ``AWS_*`` / ``GOOGLE_*`` / ``AZURE_*`` variables. Any
-other scheme is refused with a :class:`GalleryError`: a URI must never become a local folder
+"""Where a gallery lives: the one parser of gallery locations (a local folder, a ``file://`` URI on
+this host, or object storage opened by Lance with the caller's ``storage_options``; docs/cluster.md).
+Any other scheme is refused with a :class:`GalleryError`: a URI must never become a local folder
 named ``s3:`` in the working directory.
 """
 

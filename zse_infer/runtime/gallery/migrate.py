@@ -52,8 +52,6 @@ def migrate(old: str | os.PathLike, new: str | os.PathLike, codec: str = "float1
         keep = [i for i, pid in enumerate(shard.ids) if pid not in stored]
         if not keep:
             continue
-        if shard.ret is None or shard.tokens is None:
-            raise GalleryError(f"{old}: a shard of {len(shard.ids)} photos has no token files")
         rows = np.array(keep)
         paths = [shard.paths[i] for i in keep]
         sizes, mtimes = _fingerprints(paths)

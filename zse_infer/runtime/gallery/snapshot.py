@@ -1,11 +1,8 @@
 """One committed version of a gallery (a pinned Lance dataset version): every read through it
-is consistent, whatever other processes commit meanwhile. Columns are read lazily and cached
-for the life of the snapshot; rows are addressed by their stable Lance row ids.
-
-Every read from Lance goes through :func:`lance_io`, so no raw Lance/Arrow exception reaches a
-caller. Duplicate ids (two writers of one new id, or a crash between a replacement's append and
-delete) are resolved here: the newest row of an id (highest stable row id: ids are assigned in
-commit order) is the photo; older rows are *stale*, never searched and removed by ``dedupe``.
+is consistent, whatever other processes commit meanwhile. Columns are read lazily and cached;
+rows are addressed by their stable Lance row ids. Where an id is stored twice (two writers of one
+new id, or a crash between a replacement's append and delete), its newest row (highest stable row
+id: ids are assigned in commit order) is the photo; older rows are *stale*, removed by ``dedupe``.
 """
 
 from __future__ import annotations

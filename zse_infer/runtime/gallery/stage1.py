@@ -1,16 +1,11 @@
-"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, a persisted IVF index above
-(docs/galleries.md, "Stage 1 at scale"; on object storage, docs/cluster.md). Both index only the
-newest row of each id (``Snapshot.search_rows``): an id stored twice is found once.
+"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, above it an IVF-Flat index
+(labels: stable Lance row ids) kept in ``<gallery>/stage1/`` (``ivf.json`` names the folder holding
+``ivf.faiss`` and ``rowids.npy``) and updated incrementally: docs/galleries.md ("Stage 1 at scale"),
+docs/cluster.md on object storage. Both index only the newest row of each id.
 
-The IVF-Flat index (labels: the photos' stable Lance row ids) is kept in ``<gallery>/stage1/``:
-``ivf.json`` (the dataset version it matches, nprobe, the recall@100 measured at build) names the
-folder holding ``ivf.faiss`` and ``rowids.npy``. On ``s3://`` (boto3 installed) the same files live
-in the bucket (:class:`ObjectFolder`); on ``gs://``/``az://`` each process builds it in memory.
-
-Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a
-rebuild, trains in seconds at 1M, and its file loads in well under a second; measured in
-``benchmarks/gallery_scale.py``. Stage 2 reranks the candidates, so a rare miss deep in the
-candidate list costs little.
+Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a rebuild,
+trains in seconds at 1M, and its file loads in well under a second (``benchmarks/gallery_scale.py``).
+Stage 2 reranks the candidates, so a rare miss deep in the candidate list costs little.
 """
 
 from __future__ import annotations
@@ -78,8 +73,7 @@ def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):
     nlist = max(16, int(np.sqrt(n)))
     rng = np.random.default_rng(seed)
     sample = vectors[np.sort(rng.choice(n, min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))]
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(np.ascontiguousarray(sample, np.float32))
     index.add_with_ids(np.ascontiguousarray(vectors, np.float32), rowids.astype(np.int64))
     queries = vectors[rng.choice(n, min(n, RECALL_QUERIES), replace=False)]

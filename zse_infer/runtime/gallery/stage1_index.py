@@ -29,9 +29,8 @@ class RetIndex:
         if self.kind == "faiss-flat":
             import faiss
 
-            index = faiss.IndexFlatIP(self.vectors.shape[1])
-            index.add(self.vectors)
-            self._faiss_index = index
+            self._faiss_index = faiss.IndexFlatIP(self.vectors.shape[1])
+            self._faiss_index.add(self.vectors)
         _log.debug("stage-1 index: %s over %d photos", self.kind, n)
 
     @staticmethod

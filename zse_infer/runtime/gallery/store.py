@@ -173,10 +173,9 @@ class Gallery:
         exist_ok: bool = False,
         storage_options: dict[str, str] | None = None,
     ) -> Gallery:
-        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With
-        ``exist_ok``, a gallery already there (also one another process creates at the same
-        moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
-        its own codec and settings."""
+        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With ``exist_ok``, a
+        gallery already there (also one another process creates at the same moment) is opened instead,
+        if it belongs to ``model`` and ``tokens_shape``; it keeps its own codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
         if path is None:
             location, temporary = gallery_location(Path(tempfile.mkdtemp(prefix="zse-gallery-"))), True
@@ -272,15 +271,11 @@ class Gallery:
 
     @contextmanager
     def _file_lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads: each holder
-        opens the file itself); released when the holder exits, also when it is killed.
-        ``CREATE_LOCK`` serialises creating the dataset and committing a codec's first (training)
-        rows: two Lance creates racing on local disk can both report success while one is lost
-        (measured). ``COMPACT_LOCK``: one compaction at a time (see ``compact``).
-        On object storage a local lock would span one machine only, so none is taken: Lance's
-        commits there are conditional writes (create-if-absent of each version's manifest); the
-        losers of a race fail and are handled (see ``create`` and ``_first_trained_commit``), and a
-        second compactor's Rewrite conflicts and is retried, costing only repeated work."""
+        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads), released also when
+        the holder is killed. ``CREATE_LOCK``: two Lance creates racing on local disk can both report
+        success while one is lost (measured); ``COMPACT_LOCK``: see ``compact``. None on object storage
+        (it would span one machine): Lance's commits there are conditional writes, whose losers fail
+        and are handled (``create``, ``_first_trained_commit``) or retried (a compactor's Rewrite)."""
         if self.location.local is None:
             yield
             return
@@ -460,9 +455,8 @@ class Gallery:
                 time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
 
     def append(self, batch: Batch, replace: bool = False) -> int:
-        """Commit ``batch`` as one new version and return that version. With ``replace``, rows
-        of the same ids committed before this one are then deleted (newest wins, also when
-        two processes write one id at once: each deletes only rows older than its own)."""
+        """Commit ``batch`` as one new version and return that version. With ``replace``, rows of the same
+        ids committed before this one are then deleted (newest wins, also between two processes)."""
         self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
         key = new_key()
         return self._commit_keyed(key, lambda: self._append_once(batch, key), batch.ids, replace)
@@ -562,11 +556,10 @@ class Gallery:
         )
 
     def _first_trained_commit(self, batch: Batch, key: int):
-        """The first rows of a gallery whose codec is trained on them, committed with the tables
-        (schema metadata, which an append cannot change) as an Overwrite of the still-empty dataset
-        with no rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a
-        concurrent Append). If another commit landed first the caller's retry refreshes, finds the
-        other process's tables and appends. Returns None when another process trained it first."""
+        """The first rows of a gallery whose codec is trained on them, committed with the tables (schema
+        metadata, which an append cannot change) as an Overwrite of the still-empty dataset with no
+        rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a concurrent
+        Append; the caller's retry then appends). None when another process trained it first."""
         lance = _lance()
         with self._file_lock(CREATE_LOCK):
             self.refresh()
@@ -657,9 +650,8 @@ class Gallery:
         keep = KEEP_VERSIONS_S if keep_versions_seconds is None else float(keep_versions_seconds)
         if not keep >= 0:
             raise InputError(f"keep_versions_seconds: received {keep_versions_seconds!r}, expected a number >= 0")
-        # One compaction at a time: two compactors rewrite the same fragments and Lance lets only
-        # one of those Rewrite commits land ("preempted by concurrent transaction Rewrite"); the
-        # other would spend its retries. A second compactor waits here, then finds little to do.
+        # One compaction at a time: Lance lets only one of two compactors' Rewrite commits land ("preempted
+        # by concurrent transaction Rewrite"); a second compactor waits here, then finds little to do.
         with self._file_lock(COMPACT_LOCK):
             duplicates = self.dedupe()
             # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
@@ -691,8 +683,7 @@ class Gallery:
         )
 
     def sync(self, since: float | None = None) -> None:
-        """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
-        default) and its folders: Lance does not fsync on local disk."""
+        """fsync the dataset's files (modified at or after ``since``, a time.time()) and folders: Lance does not."""
         if self.location.local is None:
             return  # an object store acknowledges a PUT once it is durable
         try:
@@ -741,9 +732,8 @@ def new_key() -> int:
 
 
 def _open_remote(location: GalleryLocation, what: str):
-    """The latest version of the gallery dataset at ``location`` on object storage, or None when
-    there is none. Opening it is the test (one LIST of its versions, as Lance does); any other
-    failure (an endpoint that does not answer, refused credentials) is raised through lance_io."""
+    """The latest version of the gallery dataset at ``location`` on object storage, or None when there
+    is none (opening it is the test, as in Lance); other failures are raised through lance_io."""
     uri = location.join(DATASET)
     try:
         return _lance().dataset(uri, storage_options=location.storage_options or None)
@@ -775,9 +765,8 @@ def fsync_tree(root: Path, since: float | None = None) -> None:
 
 
 def fsync_path(path: str | os.PathLike, since: float | None = None) -> None:
-    """fsync a file or folder (unless modified before ``since``). One gone since it was listed
-    (another writer's temporary file, e.g. _versions/.tmpXXXX, renamed or removed, or an old
-    version's file removed by a compaction) is not ours to make durable."""
+    """fsync a file or folder (unless modified before ``since``). One gone since it was listed (another
+    writer's renamed _versions/.tmpXXXX, a file a compaction removed) is not ours to make durable."""
     try:
         if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
             return
