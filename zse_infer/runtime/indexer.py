@@ -1,24 +1,11 @@
 """The indexer: reader -> encoder -> writer (the roles of clip-retrieval's indexing pipeline).
 
-* reader: expands sources (folders, lists, ``s3://`` prefixes: :mod:`.object_photos`), gives
-  each photo its id (default: the absolute, resolved path, so the same file indexed from two
-  working directories is one photo; an object's URI; for an in-memory image, its content hash)
-  and its fingerprint (a file's size and mtime_ns, an object's size and ETag hash); decides what
-  to skip (stored, unchanged) and what to replace (stored, but the file changed, or nothing
-  tells that it did not: an in-memory image under a caller's id);
-* encoder: the export's encoder in batches;
-* writer: one gallery commit per ``commit_size`` photos. A run that stops for any reason
-  (Ctrl-C, SIGTERM, SIGKILL, a bad file with ``on_error="raise"``) keeps every batch it
-  committed; re-running the same command skips those photos (they are stored, unchanged) and
-  continues with the rest: nothing is encoded twice and there is no resume file to lose.
-
-:meth:`Indexer.index` is the one loop (plan, skip, commit) for every place the encoding runs.
-Where it runs is an *executor*, chosen where the job starts: :class:`LocalIndexExecutor`
-(this process) by default, or :class:`zse_infer.distributed.ray_index.RayIndexExecutor`
-(``zse index --ray``, ``Retriever.index(..., executor=RayIndexExecutor())``), so nothing here
-imports :mod:`zse_infer.distributed`. An executor yields one :class:`Encoded` per commit chunk,
-in photo order: tokens for this process to commit, or fragments its workers already wrote to
-the gallery, which this process commits as metadata only.
+The reader expands sources and gives each photo its id and fingerprint, deciding what to skip
+(stored, unchanged) and what to replace; the encoder runs the export's encoder in batches; the
+writer commits every ``commit_size`` photos (docs/galleries.md, "Indexing and its lifecycle").
+:meth:`Indexer.index` is the one loop wherever the encoding runs: an executor
+(:class:`LocalIndexExecutor`, or ``RayIndexExecutor``, so nothing here imports
+:mod:`zse_infer.distributed`) yields one :class:`Encoded` per commit chunk, in photo order.
 """
 
 from __future__ import annotations
@@ -65,9 +52,8 @@ class IndexReport:
 
 @dataclass
 class Encoded:
-    """One commit chunk's encoded photos (``kept``: its plan items that encoded): ``tokens`` for
-    the writer to commit, or ``fragments`` (Lance fragment metadata, JSON) already written to
-    the gallery with commit key ``key``."""
+    """One commit chunk's encoded photos (``kept``: its plan items that encoded): ``tokens`` to
+    commit, or ``fragments`` (Lance fragment metadata) workers already wrote with commit key ``key``."""
 
     kept: list
     tokens: np.ndarray | None = None
@@ -76,7 +62,7 @@ class Encoded:
 
 
 class IndexExecutor(Protocol):
-    """Encodes an indexing run's commit chunks (see the module's description)."""
+    """Encodes an indexing run's commit chunks."""
 
     #: appended to the progress bar ("" in this process, " on Ray (2 actors)" on Ray)
     where: str
@@ -127,18 +113,13 @@ def photo_batch(
 
 def default_id(source: ImageSource) -> str:
     """A file's absolute, resolved path; an object's URI; an in-memory image's content hash (``content_id``)."""
-    if isinstance(source, ObjectPhoto):
-        return source.uri
-    path = source_path(source)
-    return str(Path(path).resolve()) if path is not None else content_id(source)
+    return stored_path(source) or content_id(source)
 
 
 def content_id(source: ImageSource) -> str:
     """``#`` + 128 bits of the SHA-256 of an in-memory image's content (pixels with their shape
     and type, or the encoded bytes): the same image always gets the same id and two different
-    images never share one, whatever the gallery held before or another process adds
-    meanwhile. (The old ``#<gallery size + i>`` ids collided after deletes and between
-    processes, and the newer photo was skipped as already stored: issue 18, item 5.)"""
+    images never share one (the old ``#<gallery size + i>`` ids collided: issue 18, item 5)."""
     digest = hashlib.sha256()
     if isinstance(source, np.ndarray):
         digest.update(f"array {source.dtype.str} {source.shape}\n".encode())
@@ -185,8 +166,7 @@ def _read_file_object(source: ImageSource) -> ImageSource:
 
 def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: bool) -> bool:
     """Whether a stored photo may be skipped: its id is its content's hash, or its file's
-    fingerprint is known and unchanged. An unknown fingerprint (an in-memory image under a
-    caller's id, a file that cannot be stat'ed) is never taken as unchanged: it is re-encoded."""
+    fingerprint is known and unchanged (an unknown one is never taken as unchanged)."""
     return by_content or (fp is not None and tuple(stored) == fp)
 
 
@@ -236,13 +216,10 @@ class Indexer:
         todo, skipped = [], 0
         for source, pid in zip(sources, ids, strict=False):
             fp = fingerprint(source)
-            if pid in stored:
-                if _unchanged(stored[pid], fp, by_content and photo_path(source) is None):
-                    skipped += 1
-                    continue
-                todo.append((source, pid, fp or UNKNOWN, True))
+            if pid in stored and _unchanged(stored[pid], fp, by_content and photo_path(source) is None):
+                skipped += 1
             else:
-                todo.append((source, pid, fp or UNKNOWN, False))
+                todo.append((source, pid, fp or UNKNOWN, pid in stored))
         return todo, skipped
 
     # ------------------------------------------------------------------ encoder
@@ -265,7 +242,7 @@ class Indexer:
                 with self.run_lock:
                     tokens.append(self.runners.encoder.run({ENCODER_INPUT: np.stack(pixels)})[ENCODER_OUTPUT])
                 kept.extend(ok)
-            bar.update(len(part[start : start + batch]))
+            bar.update(len(items))
         return (np.concatenate(tokens) if kept else None), kept
 
     # ------------------------------------------------------------------ writer
@@ -274,8 +251,7 @@ class Indexer:
         if self.gallery.projections:
             if self.photo_side is None:
                 raise InputError("this gallery stores projections: the indexer needs photo_side to compute them")
-            # from the tokens as stored
-            proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))
+            proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))  # as stored
         batch = photo_batch(
             [k[1] for k in kept],
             [stored_path(k[0]) for k in kept],
@@ -287,8 +263,7 @@ class Indexer:
         self.gallery.append(batch, replace=any(k[3] for k in kept))
 
     def commit(self, encoded: Encoded, report: IndexReport) -> None:
-        """One commit of encoded photos (kept whatever happens next), counted in ``report``:
-        their tokens, or the fragments workers wrote (metadata only: one Append)."""
+        """One commit of encoded photos (tokens, or fragments workers wrote), counted in ``report``."""
         kept = encoded.kept
         if encoded.fragments is not None and encoded.key is not None:
             self.gallery.commit_fragments(

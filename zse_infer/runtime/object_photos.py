@@ -1,17 +1,7 @@
 """Photos on object storage: ``s3://bucket/prefix/`` (every image object below it) and
 ``s3://bucket/key`` (one object), read with boto3 (the ``s3`` extra) using the gallery's
-``storage_options`` (Lance's keys: ``aws_endpoint``, ``aws_access_key_id``, ``aws_region``...)
-on top of the standard ``AWS_*`` variables.
-
-An object's fingerprint is (size, a 63-bit hash of its ETag): it fits the store's
-(size, mtime) columns, so the indexer skips an unchanged object and re-encodes a changed one
-exactly as it does local files. The ETag rather than LastModified because a rewrite within
-one second, or a copy with the same content, must be told apart by content.
-
-Errors: what spoils every object (no credentials, an endpoint that does not answer, a
-listing refused) is an :class:`InputError` naming the URI; what spoils one object (missing,
-access denied, not an image) is an :class:`ImageError` naming its URI, which the indexer
-reports and skips under ``on_error="skip"`` like a bad local file.
+``storage_options``. docs/cluster.md describes their ids, fingerprints (size and a 63-bit hash of
+the ETag) and errors (InputError when every object is spoilt, ImageError for one object).
 """
 
 from __future__ import annotations
@@ -86,10 +76,8 @@ def expand_objects(sources: Iterable[ImageSource], options: Mapping[str, str]) -
     if not any(parsed):
         return sources
     client = s3_client(options)
-    with ThreadPoolExecutor(THREADS) as pool:
-        found = list(
-            pool.map(lambda p: None if p is None else _objects(client, *p), parsed)  # HEADs at once: round trips
-        )
+    with ThreadPoolExecutor(THREADS) as pool:  # HEADs at once: round trips
+        found = list(pool.map(lambda p: None if p is None else _objects(client, *p), parsed))
     out: list[ImageSource] = []
     for source, objects in zip(sources, found, strict=True):
         out.extend([source] if objects is None else objects)
@@ -119,8 +107,7 @@ def _list(client, bucket: str, prefix: str, uri: str) -> list[ObjectPhoto]:
     try:
         pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
     except Exception as exc:  # noqa: BLE001 - a listing refused spoils the whole source: raised, named
-        error = _failure(exc, uri)
-        raise InputError(f"{uri}: cannot list the objects under this prefix ({error.reason})") from None
+        raise InputError(f"{uri}: cannot list the objects under this prefix ({_failure(exc, uri).reason})") from None
     objects = [o for page in pages for o in page.get("Contents", [])]
     return [
         ObjectPhoto(f"s3://{bucket}/{o['Key']}", int(o["Size"]), o["ETag"].strip('"'))
@@ -129,23 +116,18 @@ def _list(client, bucket: str, prefix: str, uri: str) -> list[ObjectPhoto]:
     ]
 
 
-def read_object(source: ObjectPhoto | str, options: Mapping[str, str]) -> bytes:
-    uri = source.uri if isinstance(source, ObjectPhoto) else os.fspath(source)
-    if isinstance(source, ObjectPhoto) and source.error is not None:
-        raise ImageError(uri, source.error)
-    bucket, key = parse_uri(uri) or ("", "")
-    try:
-        return s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - classified: a ZseError naming the URI
-        raise _failure(exc, uri) from None
-
-
 def load_photo(source: ImageSource, config: PreprocessConfig, options: Mapping[str, str]) -> np.ndarray:
     """``load_image`` for any source, objects and ``s3://`` URIs included (errors name the URI)."""
     if not isinstance(source, ObjectPhoto) and parse_uri(source) is None:
         return load_image(source, config)
     uri = str(photo_path(source))
-    data = read_object(source if isinstance(source, ObjectPhoto) else uri, options)
+    if isinstance(source, ObjectPhoto) and source.error is not None:
+        raise ImageError(uri, source.error)
+    bucket, key = parse_uri(uri) or ("", "")
+    try:
+        data = s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - classified: a ZseError naming the URI
+        raise _failure(exc, uri) from None
     try:
         return load_image(data, config)
     except ImageError as exc:  # named '<bytes: N bytes>' by the decoder: name the object instead

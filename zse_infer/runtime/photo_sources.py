@@ -17,17 +17,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".
 
 
 def _is_single(source) -> bool:
-    return (
-        isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray))
-        or is_pil_image(source)
-        or hasattr(source, "read")
-    )
+    one = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)
+    return isinstance(source, one) or is_pil_image(source) or hasattr(source, "read")
 
 
 def list_images(directory: str | os.PathLike) -> list[str]:
     """Image files below ``directory``, recursively, in sorted (reproducible) order."""
-    root = Path(directory)
-    found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    found = [p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     return [str(p) for p in sorted(found)]
 
 
@@ -48,10 +44,8 @@ def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSo
 
 
 def read_list_file(path: str | os.PathLike) -> list[str]:
-    """A text file with one image path per line (blank lines and '#' comments ignored).
-
-    Relative paths are taken relative to the list file's folder; URIs (``s3://``) are kept.
-    """
+    """A text file with one image path per line (blank lines and '#' comments ignored); relative
+    paths are taken relative to the list file's folder, URIs (``s3://``) are kept."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: list file not found")
@@ -59,7 +53,6 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if line and not line.startswith("#"):
-            p = Path(line)
-            # s3://bucket/key stays as it is (as a Path it would lose a '/'): the gallery locator's one pattern
-            out.append(line if URI_SCHEME.match(line) else str(p if p.is_absolute() else path.parent / p))
+            # s3://bucket/key stays as it is (as a Path it would lose a '/'); an absolute path replaces the folder
+            out.append(line if URI_SCHEME.match(line) else str(path.parent / line))
     return out

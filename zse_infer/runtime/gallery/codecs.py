@@ -1,24 +1,10 @@
-"""Token codecs: how a gallery stores each photo's (T, D) encoder tokens.
+"""Token codecs: how a gallery stores each photo's (T, D) encoder tokens, as fixed-size byte rows
+(one binary column whatever the codec); docs/galleries.md ("Token codecs") has their sizes and agreement.
 
-Every codec turns float32 tokens (n, T, D) into fixed-size byte rows (n, nbytes) and back,
-so the gallery column is one fixed-size binary column whatever the codec:
-
-* ``float16``: the tokens as float16 (the reference; 2*T*D bytes);
-* ``int8``: per-token symmetric scale (float32) + int8 values (T*D + 4*T bytes, ~2x);
-* ``pca<K>-sq8`` (``"pq"`` = ``pca32-sq8``, 8x on the demo model): centred PCA to K
-  components then 8-bit scalar quantisation of each component (T*K bytes). Trained on the
-  gallery's first committed batch; the tables (mean, components, per-component ranges) are
-  stored in the gallery's schema metadata, in the same commit as the rows they encoded
-  (``Gallery._first_trained_commit``).
-  Measured (README, "Token codecs"): PCA then per-component SQ beats product
-  quantisation at every size on this model's low-rank tokens;
-* ``none``: no tokens stored (stage 2 re-encodes candidates from their files).
-
-Why train on the first batch and never again: retraining would change the meaning of every
-stored row (a full re-encode); the first batch of a gallery is already thousands of token
-vectors (T per photo) for a D-dimensional PCA, enough for stable components. A gallery whose
-later photos drift far from its first batch should be re-created (``zse index`` into a new
-gallery); the quantiser clips out-of-range values rather than failing.
+A PCA codec is trained on the gallery's first committed batch and never again: retraining would
+change the meaning of every stored row (a full re-encode), and the first batch is already
+thousands of token vectors (T per photo), enough for stable components. Its tables are stored
+in the schema metadata in the same commit as the rows they encoded (``Gallery._first_trained_commit``).
 """
 
 from __future__ import annotations
@@ -76,7 +62,6 @@ class Codec:
             return t * self.components
         return 0
 
-    # ------------------------------------------------------------------ training
     def train(self, tokens: np.ndarray) -> None:
         """Fit the PCA and per-component ranges on (n, T, D) tokens (centred PCA done here, in
         numpy, so decoding adds the mean back: FAISS's PCA transform drops it)."""
@@ -89,8 +74,7 @@ class Codec:
         x = np.asarray(tokens[:TRAIN_MAX_PHOTOS], np.float64).reshape(-1, d)
         mean = x.mean(axis=0)
         # Eigenvectors of the covariance, largest variance first.
-        cov = np.cov(x - mean, rowvar=False)
-        values, vectors = np.linalg.eigh(cov)
+        values, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False))
         basis = vectors[:, np.argsort(values)[::-1][:k]].T.astype(np.float32)  # (k, D)
         proj = (x - mean).astype(np.float32) @ basis.T
         lo, hi = proj.min(axis=0), proj.max(axis=0)
@@ -102,7 +86,6 @@ class Codec:
             "hi": (hi + margin).astype(np.float32),
         }
 
-    # ------------------------------------------------------------------ encode / decode
     def encode(self, tokens: np.ndarray) -> np.ndarray:
         """(n, T, D) float -> (n, nbytes) uint8."""
         tokens = np.asarray(tokens, np.float32)
@@ -145,7 +128,6 @@ class Codec:
             raise GalleryError(f"codec {self.name}: not trained yet (it is trained on the gallery's first batch)")
         return self.tables
 
-    # ------------------------------------------------------------------ (de)serialising
     def tables_text(self) -> str:
         """The trained tables as text for the schema metadata ('' when there are none)."""
         if not self.tables:

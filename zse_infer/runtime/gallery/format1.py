@@ -31,10 +31,10 @@ PARTS = ("tokens", "ret", "meta")
 class Shard:
     name: str
     count: int
-    ids: list[str] = field(default_factory=list, repr=False)
-    paths: list[str | None] = field(default_factory=list, repr=False)
-    tokens: np.ndarray | None = field(default=None, repr=False)  # memmap (n, T, D) float16
-    ret: np.ndarray | None = field(default=None, repr=False)  # (n, D) float32
+    ids: list[str] = field(repr=False)
+    paths: list[str | None] = field(repr=False)
+    tokens: np.ndarray = field(repr=False)  # memmap (n, T, D) float16
+    ret: np.ndarray = field(repr=False)  # (n, D) float32
     proj: np.ndarray | None = field(default=None, repr=False)  # memmap (n, 3T-1, D) float16, optional
 
 

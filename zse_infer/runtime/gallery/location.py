@@ -1,18 +1,7 @@
-"""Where a gallery lives: the one parser of gallery locations.
-
-Every entry point that takes a gallery (``Gallery.create/open/exists``, ``Retriever.load``,
-the CLI through them) turns the caller's value into a :class:`GalleryLocation` here, so the
-rules are in one place:
-
-* a local folder (a path, or a ``file://`` URI on this host);
-* object storage: ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``
-  (and ``s3+ddb://``, Lance's S3 with a DynamoDB commit store), opened by Lance with the
-  caller's ``storage_options`` (keys as Lance documents them: ``aws_endpoint``,
-  ``aws_access_key_id``, ``google_service_account``, ``azure_storage_account_name``...) on top
-  of the standard ``AWS_*`` / ``GOOGLE_*`` / ``AZURE_*`` environment variables.
-
-Any other scheme (``http://``, ``hdfs://``...) is refused with a :class:`GalleryError`: a URI
-must never become a local folder named ``s3:`` in the working directory.
+"""Where a gallery lives: the one parser of gallery locations (a local folder, a ``file://`` URI on
+this host, or object storage opened by Lance with the caller's ``storage_options``; docs/cluster.md).
+Any other scheme is refused with a :class:`GalleryError`: a URI must never become a local folder
+named ``s3:`` in the working directory.
 """
 
 from __future__ import annotations
@@ -44,10 +33,6 @@ class GalleryLocation:
     uri: str
     local: Path | None
     storage_options: dict[str, str] = field(default_factory=dict, compare=False)
-
-    @property
-    def is_local(self) -> bool:
-        return self.local is not None
 
     def join(self, *parts: str) -> str:
         """The URI (or local path) of ``parts`` below the gallery."""
@@ -92,9 +77,8 @@ def gallery_location(
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):
             raise GalleryError(f"{text}: a file:// URI on another host ({parsed.netloc}); give a local folder")
-        return GalleryLocation(
-            str(Path(unquote(parsed.path)).absolute()), Path(unquote(parsed.path)).absolute(), options
-        )
+        local = Path(unquote(parsed.path)).absolute()
+        return GalleryLocation(str(local), local, options)
     if scheme not in OBJECT_SCHEMES:
         raise GalleryError(
             f"{text}: received a {scheme}:// URI, expected a local folder or one of "

@@ -1,10 +1,9 @@
 """Format 1 (gallery.json + memory-mapped shards) -> format 2 (Lance), without re-encoding.
 
-Each format-1 shard becomes one commit of the new gallery, so an interrupted migration
-keeps what it wrote and a re-run continues (shards whose ids are all stored are skipped).
-Format-1 ids are kept as they were (they may be relative paths: re-indexing those files
-later with default ids, which are absolute, would add them again; pass ``ids=`` then).
-The file fingerprint is taken from the photo file when it still exists, else left unknown.
+Each format-1 shard becomes one commit, so an interrupted migration keeps what it wrote and a
+re-run continues (shards whose ids are all stored are skipped). Format-1 ids are kept as they
+were (they may be relative paths: re-indexing those files later with default ids, which are
+absolute, would add them again; pass ``ids=`` then).
 """
 
 from __future__ import annotations
@@ -53,8 +52,6 @@ def migrate(old: str | os.PathLike, new: str | os.PathLike, codec: str = "float1
         keep = [i for i, pid in enumerate(shard.ids) if pid not in stored]
         if not keep:
             continue
-        if shard.ret is None or shard.tokens is None:
-            raise GalleryError(f"{old}: a shard of {len(shard.ids)} photos has no token files")
         rows = np.array(keep)
         paths = [shard.paths[i] for i in keep]
         sizes, mtimes = _fingerprints(paths)

@@ -1,17 +1,8 @@
 """One committed version of a gallery (a pinned Lance dataset version): every read through it
-is consistent, whatever other processes commit meanwhile. Columns are read lazily and cached
-for the life of the snapshot; rows are addressed by their stable Lance row ids.
-
-Every read from Lance goes through :func:`lance_io`, so no raw Lance/Arrow exception reaches
-a caller: a file of the version that is gone (another process's compaction removed the
-version after the keep time, see docs/guarantees.md) is a :class:`VersionGoneError`, which
-readers answer with one refresh and retry; any other storage error is a
-:class:`~zse_infer.errors.GalleryUnavailableError`.
-
-Duplicate ids (left by two writers of one new id, or a crash between a replacement's append
-and delete, until ``compact`` removes them) are resolved here, once: the newest row of an id
-(highest stable row id: ids are assigned in commit order) is the photo; older rows are
-*stale* (:meth:`Snapshot.newest_row_ids`), never searched and removed by ``dedupe``.
+is consistent, whatever other processes commit meanwhile. Columns are read lazily and cached;
+rows are addressed by their stable Lance row ids. Where an id is stored twice (two writers of one
+new id, or a crash between a replacement's append and delete), its newest row (highest stable row
+id: ids are assigned in commit order) is the photo; older rows are *stale*, removed by ``dedupe``.
 """
 
 from __future__ import annotations
@@ -143,7 +134,6 @@ class Snapshot:
             self._cols.setdefault("rowids", table.column("_rowid").to_numpy().astype(np.int64))
         return self._cols["ret"]
 
-    # ------------------------------------------------------------------ one row per id
     def newest_row_ids(self) -> np.ndarray:
         """Sorted stable row ids of each id's newest row: the photos as search sees them."""
         if "newest" not in self._cols:
@@ -160,8 +150,7 @@ class Snapshot:
         return np.sort(rows[~np.isin(rows, self.newest_row_ids())]) if self.has_duplicates() else np.zeros(0, np.int64)
 
     def search_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ret-tokens, row ids) of the newest row of each id, for stage 1: a photo stored twice
-        is found once."""
+        """(ret-tokens, row ids) of the newest row of each id, for stage 1: a photo stored twice is found once."""
         ret, rows = self.ret_matrix(), self.row_ids()
         if not self.has_duplicates():
             return ret, rows
@@ -187,21 +176,16 @@ class Snapshot:
             table = self.ds._take_rows(rowids[order].astype(np.uint64).tolist(), columns=columns)
         if table.num_rows != len(rowids):
             raise GalleryError(f"rows {rowids.tolist()[:5]}...: not in gallery version {self.version}")
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
+        back = np.argsort(order)  # the inverse permutation
         out = {}
         for c in columns:
             col = table.column(c)
             if c == "ret":
-                flat = col.combine_chunks().flatten().to_numpy()
-                out[c] = flat.reshape(table.num_rows, -1)[back]
+                out[c] = col.combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)[back]
             elif c in ("tokens", "proj"):
-                width = col.type.byte_width
-                buf = col.combine_chunks().buffers()[1]
-                arr = np.frombuffer(
-                    buf, np.uint8, count=width * table.num_rows, offset=col.combine_chunks().offset * width
-                )
-                out[c] = arr.reshape(-1, width)[back]
+                col, width = col.combine_chunks(), col.type.byte_width
+                raw = np.frombuffer(col.buffers()[1], np.uint8, count=width * len(col), offset=col.offset * width)
+                out[c] = raw.reshape(-1, width)[back]
             else:
                 values = col.to_pylist()
                 out[c] = [values[i] for i in back]
@@ -215,8 +199,7 @@ class Snapshot:
 
     def tokens_and_projections(self, rowids, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Decoded float32 tokens (n, T, D) and the stored float16 projections (n, *shape) of the given
-        rows, read in one sorted take (stage 2 on a gallery with projections: one read, no float32 copy
-        of the projections here; the caller converts each part once)."""
+        rows, in one sorted take (no float32 copy of the projections here: the caller converts them once)."""
         cols = self.take(rowids, ["tokens", "proj"])
         return self.codec.decode(cols["tokens"]), cols["proj"].view(np.float16).reshape(len(cols["proj"]), *shape)
 

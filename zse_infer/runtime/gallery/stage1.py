@@ -1,25 +1,11 @@
-"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, a persisted IVF index above.
+"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, above it an IVF-Flat index
+(labels: stable Lance row ids) kept in ``<gallery>/stage1/`` (``ivf.json`` names the folder holding
+``ivf.faiss`` and ``rowids.npy``) and updated incrementally: docs/galleries.md ("Stage 1 at scale"),
+docs/cluster.md on object storage. Both index only the newest row of each id.
 
-Both index only the newest row of each id (``Snapshot.search_rows``): an id stored twice
-(two writers of one new photo) is found once.
-
-* Below ``APPROX_MIN``: exact inner product over the snapshot's ret-token column (numpy, or
-  FAISS flat from 50k; see :mod:`.stage1_index`). Nothing is persisted: reading the column
-  from Lance is as fast as loading an index file would be.
-* From ``APPROX_MIN`` (FAISS installed): an IVF-Flat index (inner product, nprobe raised until
-  recall@100 >= 0.95 on sampled gallery vectors, or nlist/4; labels = the photos' stable Lance
-  row ids) kept in ``<gallery>/stage1/``: ``ivf.faiss``, the row ids it holds (``rowids.npy``)
-  and ``ivf.json`` (the dataset version it matches, nprobe, the recall@100 against exact search
-  measured when it was built). A newer snapshot updates it incrementally (adds the new row ids,
-  removes the deleted ones) and writes it back; it is retrained when the gallery has grown 4x
-  since. Files are written atomically and fsynced.
-  On ``s3://`` (boto3 installed) the same files live under ``<gallery>/stage1/`` in the bucket
-  (:class:`ObjectFolder`); on ``gs://``/``az://`` the index is rebuilt in memory by each process.
-
-Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a
-rebuild, trains in seconds at 1M, and its file loads in well under a second; measured in
-``benchmarks/gallery_scale.py`` (figures in the README, "Stage 1 at scale"). Stage 2 reranks the
-candidates, so a rare miss deep in the candidate list costs little.
+Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a rebuild,
+trains in seconds at 1M, and its file loads in well under a second (``benchmarks/gallery_scale.py``).
+Stage 2 reranks the candidates, so a rare miss deep in the candidate list costs little.
 """
 
 from __future__ import annotations
@@ -50,8 +36,6 @@ RECALL_QUERIES = 50
 
 
 class ExactIndex:
-    kind = "exact"
-
     def __init__(self, vectors: np.ndarray, rowids: np.ndarray, version: int):
         self.version = version
         self.rowids = rowids
@@ -89,8 +73,7 @@ def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):
     nlist = max(16, int(np.sqrt(n)))
     rng = np.random.default_rng(seed)
     sample = vectors[np.sort(rng.choice(n, min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))]
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(np.ascontiguousarray(sample, np.float32))
     index.add_with_ids(np.ascontiguousarray(vectors, np.float32), rowids.astype(np.int64))
     queries = vectors[rng.choice(n, min(n, RECALL_QUERIES), replace=False)]
@@ -120,13 +103,9 @@ class Stage1Cache:
     def index_for(self, snap):
         if self._index is not None and self._index.version == snap.version:
             return self._index
-        n = len(snap)
         # A gallery that has an index file keeps using it (also after deletes take it below the threshold).
-        if (
-            importlib.util.find_spec("faiss") is not None
-            and not self.gallery.temporary
-            and (n >= APPROX_MIN or self._kept())
-        ):
+        has_faiss = importlib.util.find_spec("faiss") is not None
+        if has_faiss and not self.gallery.temporary and (len(snap) >= APPROX_MIN or self._kept()):
             self._index = self._ivf(snap)
         else:
             vectors, rowids = snap.search_rows()
@@ -167,12 +146,8 @@ class Stage1Cache:
             except (OSError, RuntimeError, ValueError, KeyError) as exc:
                 # Another process replaced the index files between our reading ivf.json and them
                 # (it removes the previous folder), or they are damaged: read ivf.json once more, then rebuild.
-                _log.warning(
-                    "stage-1 index in %s could not be read (%s); %s",
-                    folder,
-                    exc,
-                    "retrying" if attempt == 1 else "rebuilding it",
-                )
+                step = "retrying" if attempt == 1 else "rebuilding it"
+                _log.warning("stage-1 index in %s could not be read (%s); %s", folder, exc, step)
         return self._build_ivf(folder, snap)
 
     def _kept_ivf(self, folder: Path | ObjectFolder, snap) -> IvfIndex | None:
@@ -234,7 +209,7 @@ class Stage1Cache:
         import faiss
 
         from ...manifest import write_json_atomic
-        from .store import fsync_dir, fsync_tree
+        from .store import fsync_path, fsync_tree
 
         if isinstance(folder, ObjectFolder):
             return folder.save(faiss.serialize_index(index).tobytes(), rowids, meta)
@@ -258,7 +233,7 @@ class Stage1Cache:
                 np.save(files / "rowids.npy", rowids)
                 fsync_tree(files)
                 write_json_atomic(folder / "ivf.json", {**meta, "dir": name})
-                fsync_dir(folder)
+                fsync_path(folder)
                 for old in folder.glob("v*"):
                     if old.name != name:
                         shutil.rmtree(old, ignore_errors=True)
@@ -283,10 +258,8 @@ def _peek(folder: Path | ObjectFolder, name: str) -> bytes | None:
 
 
 class ObjectFolder:
-    """``<gallery>/stage1/`` in an s3:// bucket. A PUT replaces an object whole, so ``ivf.json``,
-    written after the files it names, is what makes an index visible. No lock (it would not span
-    machines): each writer writes its own ``v<version>-<random>/`` and the last pointer wins; a
-    reader that finds the files gone (replaced meanwhile) reads the pointer again, then rebuilds."""
+    """``<gallery>/stage1/`` in an s3:// bucket, with no lock (it would not span machines): each writer
+    writes its own ``v<version>-<random>/``, then the ``ivf.json`` pointer; the last one wins (docs/cluster.md)."""
 
     def __init__(self, uri: str, options: dict[str, str]):
         from ..object_photos import parse_uri, s3_client
@@ -304,11 +277,9 @@ class ObjectFolder:
 
         try:
             return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise OSError(f"{self.uri}: {exc}") from exc
-        except BotoCoreError as exc:
             raise OSError(f"{self.uri}: {exc}") from exc
 
     def read(self, name: str) -> bytes | None:

@@ -1,18 +1,9 @@
-"""Stage 1: rank the gallery by ret-token (token 0) inner product.
+"""Stage 1: rank the gallery by ret-token (token 0) inner product, exactly, in memory.
 
-Ret-tokens are stored L2-normalised, so inner product = cosine similarity and
-ranking by it equals the official "sa" ranking (ascending L2 distance of
-normalised vectors). This is the exact, in-memory search; two kinds, chosen by
-gallery size:
-
-* fewer than ``EXACT_MAX`` (50,000) photos: an exact numpy matrix product
-  (a BLAS call: faster than building any index at this size);
-* above: FAISS ``IndexFlatIP``, exact.
-
-Approximate search above 1,000,000 photos is the persisted IVF index of a stored
-gallery (:mod:`.stage1`), kept with the data; a temporary in-memory gallery
-stays exact at every size. Without FAISS installed, numpy exact search is used
-at every size (logged once).
+Ret-tokens are stored L2-normalised, so inner product = cosine similarity and ranking by it
+equals the official "sa" ranking (ascending L2 distance of normalised vectors). Below
+``EXACT_MAX`` photos a numpy matrix product (a BLAS call: faster than building any index at
+this size), above it FAISS ``IndexFlatIP`` when installed. Approximate search is :mod:`.stage1`'s.
 """
 
 from __future__ import annotations
@@ -38,9 +29,8 @@ class RetIndex:
         if self.kind == "faiss-flat":
             import faiss
 
-            index = faiss.IndexFlatIP(self.vectors.shape[1])
-            index.add(self.vectors)
-            self._faiss_index = index
+            self._faiss_index = faiss.IndexFlatIP(self.vectors.shape[1])
+            self._faiss_index.add(self.vectors)
         _log.debug("stage-1 index: %s over %d photos", self.kind, n)
 
     @staticmethod

@@ -1,14 +1,9 @@
 """Gallery format 2: one Lance dataset of encoded photos (``<gallery>/photos.lance``), plus the
 persisted stage-1 index (``<gallery>/stage1/``, stage1.py). docs/galleries.md describes the layout
 and columns, docs/guarantees.md what the store promises beside other writers, readers and crashes.
-
-The choices that shape this file: appends are optimistic Lance commits, so writers in several
-processes (or machines, on object storage with conditional writes) all land; a reader is pinned to
-one version until :meth:`Gallery.refresh`; row ids are stable through compaction (the stage-1
-index and ``Hit.row`` refer to them); paths stay in the token table because Lance commits one
-dataset at a time, so a second table could lose paths in a crash; a trained codec's tables live in
-the schema metadata, which only the first commit (an Overwrite of the empty dataset) can write;
-Lance does not fsync on local disk, so every ``index``/``delete``/``compact`` ends in :meth:`sync`.
+Row ids are stable through compaction (the stage-1 index and ``Hit.row`` refer to them); a trained
+codec's tables live in the schema metadata, which only the first commit (an Overwrite of the empty
+dataset) can write; Lance does not fsync on local disk, so every write ends in :meth:`Gallery.sync`.
 """
 
 from __future__ import annotations
@@ -53,16 +48,13 @@ CREATE_LOCK = ".create.lock"
 COMPACT_LOCK = ".compact.lock"
 #: ids per SQL ``IN (...)`` filter (keeps filter strings short)
 FILTER_CHUNK = 500
-#: attempts for commits that Lance reports as conflicting (deletes racing other deletes or a
-#: compaction); the backoff doubles from 50 ms, jittered (about 6 s in all)
+#: attempts for commits that Lance reports as conflicting; the backoff doubles from 50 ms, jittered (about 6 s in all)
 COMMIT_ATTEMPTS = 8
-#: seconds ``compact`` keeps a version after a newer one replaced it (10 minutes): far above a
-#: server's refresh interval (2 s by default) plus its longest query, so a reader never loses
-#: the version it is reading; see docs/guarantees.md
+#: seconds ``compact`` keeps a version after a newer one replaced it: far above a server's refresh
+#: interval plus its longest query, so a reader never loses the version it is reading (docs/guarantees.md)
 KEEP_VERSIONS_S = 600.0
 #: days after which ``compact`` removes files that no version references (what a killed writer
-#: left): Lance's own threshold for "unverified" files, applied because ``compact`` passes
-#: ``delete_unverified=False`` (a live writer's not-yet-committed files look the same)
+#: left): Lance's own threshold, as ``compact`` passes ``delete_unverified=False``
 UNVERIFIED_FILE_AGE_DAYS = 7
 
 T = TypeVar("T")
@@ -132,19 +124,17 @@ class Gallery:
     ):
         self.location = gallery_location(location)
         #: the local folder, or the URI on object storage (what messages name)
-        self.root: Path | str = self.location.local if self.location.local is not None else self.location.uri
+        self.root: Path | str = self.location.local or self.location.uri
         self.tokens_shape = tuple(tokens_shape)
         self.model = dict(model)
         self.codec = codec
         self.projections = projections
-        n, d = self.tokens_shape
-        self.proj_shape = (3 * n - 1, d)
+        self.proj_shape = (3 * self.tokens_shape[0] - 1, self.tokens_shape[1])
         self.temporary = temporary
         self._snapshot: Snapshot | None = None
         self._tables_text: str | None = None  # the codec tables text self.codec was built from
-        self._pin_lock = (
-            threading.RLock()
-        )  # refresh from several threads (a server's searches) pins one version at a time
+        # refresh from several threads (a server's searches) pins one version at a time
+        self._pin_lock = threading.RLock()
         if temporary:
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
 
@@ -160,11 +150,10 @@ class Gallery:
     @staticmethod
     def exists(path: str | os.PathLike | GalleryLocation, storage_options: dict[str, str] | None = None) -> bool:
         """A committed dataset is there (a create killed midway leaves files but no version).
-        GalleryError for a location no gallery can live at (see location.py); on object
-        storage, GalleryUnavailableError (naming the URI) when the store cannot be reached."""
+        GalleryError for a location no gallery can live at; GalleryUnavailableError for an unreachable store."""
         location = gallery_location(path, storage_options)
         if location.local is None:
-            return _remote_exists(location)
+            return _open_remote(location, "opening the gallery") is not None
         versions = location.local / DATASET / "_versions"
         return versions.is_dir() and any(versions.glob("*.manifest"))
 
@@ -184,10 +173,9 @@ class Gallery:
         exist_ok: bool = False,
         storage_options: dict[str, str] | None = None,
     ) -> Gallery:
-        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With
-        ``exist_ok``, a gallery already there (also one another process creates at the same
-        moment) is opened instead, if it belongs to ``model`` and ``tokens_shape``; it keeps
-        its own codec and settings."""
+        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With ``exist_ok``, a
+        gallery already there (also one another process creates at the same moment) is opened instead,
+        if it belongs to ``model`` and ``tokens_shape``; it keeps its own codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
         if path is None:
             location, temporary = gallery_location(Path(tempfile.mkdtemp(prefix="zse-gallery-"))), True
@@ -201,7 +189,7 @@ class Gallery:
                     f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW"
                 )
         gallery = cls(location, tokens_shape, model, codec_obj, projections, temporary)
-        with gallery._create_lock():
+        with gallery._file_lock(CREATE_LOCK):
             if not cls.exists(location):
                 try:
                     with lance_io(f"{gallery.uri}: creating the gallery"):
@@ -220,8 +208,8 @@ class Gallery:
                         raise
                 gallery.sync()
                 if location.local is not None:
-                    fsync_dir(location.local)
-                    fsync_dir(location.local.parent)
+                    fsync_path(location.local)
+                    fsync_path(location.local.parent)
             elif not exist_ok:
                 raise GalleryError(f"{location}: already holds a gallery; open it to append")
         gallery.refresh()  # an existing gallery: refused if another model's; its codec and settings adopted
@@ -251,13 +239,8 @@ class Gallery:
         ds = cls._dataset(root.join(DATASET), version, root.storage_options)
         meta = cls._read_meta(ds, root)
         stored_model, stored_shape = meta.get("model", {}), tuple(meta["tokens"])
-        check_identity(
-            root,
-            stored_model,
-            stored_shape,
-            stored_model if model is None else model,
-            stored_shape if tokens_shape is None else tokens_shape,
-        )
+        model = stored_model if model is None else model
+        check_identity(root, stored_model, stored_shape, model, stored_shape if tokens_shape is None else tokens_shape)
         gallery = cls(root, stored_shape, stored_model, Codec(canonical_name(meta["codec"]), stored_shape))
         gallery._adopt(ds)
         return gallery
@@ -286,30 +269,18 @@ class Gallery:
             )
         return meta
 
-    def _create_lock(self):
-        """Serialises creating the dataset and committing a codec's first (training) rows:
-        two Lance creates racing on local disk can both report success while one is lost (measured).
-        On object storage a local lock would span one machine only, so none is taken: Lance's
-        commits there are conditional writes (create-if-absent of each version's manifest),
-        and the losers of a race fail and are handled (see ``create`` and ``_first_trained_commit``)."""
-        if self.location.local is None:
-            return _no_lock()
-        return self._file_lock(CREATE_LOCK)
-
-    def _compact_lock(self):
-        """One compaction at a time on a local disk (see ``compact``). On object storage none:
-        a second compactor's Rewrite commit conflicts and is retried from the latest version
-        (Lance's commit protocol, which spans machines), costing only repeated work."""
-        if self.location.local is None:
-            return _no_lock()
-        return self._file_lock(COMPACT_LOCK)
-
     @contextmanager
     def _file_lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads: each holder
-        opens the file itself); released when the holder exits, also when it is killed."""
+        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads), released also when
+        the holder is killed. ``CREATE_LOCK``: two Lance creates racing on local disk can both report
+        success while one is lost (measured); ``COMPACT_LOCK``: see ``compact``. None on object storage
+        (it would span one machine): Lance's commits there are conditional writes, whose losers fail
+        and are handled (``create``, ``_first_trained_commit``) or retried (a compactor's Rewrite)."""
+        if self.location.local is None:
+            yield
+            return
         try:
-            folder = Path(self.root)  # local galleries only (see the callers)
+            folder = self.location.local
             folder.mkdir(parents=True, exist_ok=True)
             lock = open(folder / name, "a+")  # noqa: SIM115 - held by the with below
         except OSError as exc:
@@ -371,20 +342,15 @@ class Gallery:
             return True
 
     def _latest_or_gone(self):
-        """The latest version; GalleryError when the gallery was removed. On object storage,
-        opening it is the existence test (one LIST per refresh, not two)."""
-        gone = GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
-        if self.location.local is not None:
-            if not self.exists(self.location):
-                raise gone
-            return self._latest()
-        try:
-            return _lance().dataset(self.uri, storage_options=self._options())
-        except LANCE_ERRORS as exc:
-            if _NOT_FOUND.search(lance_message(exc)):
-                raise gone from exc
-            with lance_io(f"{self.uri}: opening the latest version"):
-                raise
+        """The latest version; GalleryError when the gallery was removed (on object storage opening
+        it is the test: one LIST per refresh, not two)."""
+        if self.location.local is None:
+            ds = _open_remote(self.location, "opening the latest version")
+        else:
+            ds = self._latest() if self.exists(self.location) else None
+        if ds is None:
+            raise GalleryError(f"{self.root}: no gallery here any more (its {DATASET} was removed)")
+        return ds
 
     def _adopt(self, ds) -> None:
         """Pin ``ds``, after checking it is this model's gallery. The codec and settings come
@@ -408,8 +374,7 @@ class Gallery:
 
     def read(self, work: Callable[[Snapshot], T]) -> T:
         """``work(snapshot)`` on the pinned version; if one of its files is gone (another process's
-        compaction removed the version: pinned longer than the keep time), refresh and run it once
-        more on the latest version. Rows keep their ids across versions (stable row ids)."""
+        compaction removed the version), refresh and run it once more on the latest version."""
         snap = self._require()
         try:
             return work(snap)
@@ -436,11 +401,9 @@ class Gallery:
         return list(self._snapshot.paths) if self._snapshot is not None else []
 
     def ret_matrix(self) -> np.ndarray:
-        return (
-            self._snapshot.ret_matrix()
-            if self._snapshot is not None
-            else np.zeros((0, self.tokens_shape[1]), np.float32)
-        )
+        if self._snapshot is None:
+            return np.zeros((0, self.tokens_shape[1]), np.float32)
+        return self._snapshot.ret_matrix()
 
     def tokens(self, rowids) -> np.ndarray:
         return self._require().tokens(rowids)
@@ -475,10 +438,8 @@ class Gallery:
 
     # ------------------------------------------------------------------ writing
     def _retry(self, what: str, attempt: Callable[[], T]) -> T:
-        """``attempt()`` with storage errors retried: Lance commits optimistically and reports a
-        conflicting concurrent commit (a delete racing a delete or a compaction) as an error;
-        it is retried from the latest version. Errors about the gallery's state (GalleryError
-        proper: another model's, damaged) are not retried."""
+        """``attempt()`` with storage errors retried: Lance reports a conflicting concurrent commit (a
+        delete racing a delete or a compaction) as an error. GalleryError proper is not retried."""
         failed = 0
         while True:
             try:
@@ -494,41 +455,31 @@ class Gallery:
                 time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
 
     def append(self, batch: Batch, replace: bool = False) -> int:
-        """Commit ``batch`` as one new version and return that version. With ``replace``, rows
-        of the same ids committed before this one are then deleted (newest wins, also when
-        two processes write one id at once: each deletes only rows older than its own)."""
+        """Commit ``batch`` as one new version and return that version. With ``replace``, rows of the same
+        ids committed before this one are then deleted (newest wins, also between two processes)."""
         self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
         key = new_key()
-        ds = self._commit_keyed(key, lambda: self._append_once(batch, key))
-        if replace:
-            self._delete_older(ds, key, batch.ids)
-        self.refresh()
-        return self.version
+        return self._commit_keyed(key, lambda: self._append_once(batch, key), batch.ids, replace)
 
     def write_fragments(self, batch: Batch, key: int) -> list[str]:
-        """Write ``batch`` as Lance fragment files of this gallery, *not* committed, and return
-        their metadata (JSON, about 1 KB a fragment): what a Ray worker hands the driver, which
-        commits many at once (:meth:`commit_fragments`). All fragments of one commit carry the
-        same ``key`` (a :func:`new_key`). Uncommitted files (a worker killed, or a retried task's
-        first try) are unreferenced: ``compact`` removes them after 7 days."""
+        """Write ``batch`` as Lance fragment files of this gallery, *not* committed, and return their
+        metadata (JSON, about 1 KB a fragment): what a Ray worker hands the driver, which commits many
+        at once (:meth:`commit_fragments`) with one ``key``. Uncommitted files are removed by ``compact``."""
         self._check(batch)
         if self.codec.needs_training or self.projections:
             raise GalleryError(
                 f"{self.root}: fragments are written for trained, projection-free galleries only "
                 "(commit the first rows through append)"
             )
-        lance = _lance()
         with lance_io(f"{self.uri}: writing fragments"):
-            fragments = lance.fragment.write_fragments(
+            fragments = _lance().fragment.write_fragments(
                 self._arrow(batch, key), self.uri, storage_options=self._options(), enable_stable_row_ids=True
             )
         return [json.dumps(f.to_json()) for f in fragments]
 
     def commit_fragments(self, fragments: Sequence[str], key: int, ids: Sequence[str], replace: bool = False) -> int:
-        """Commit fragments written by :meth:`write_fragments` (with ``key``; rows of ``ids``)
-        as one Append, once: a retry after an error that hid a successful commit finds the key
-        committed and stops. With ``replace``, older rows of ``ids`` are then deleted (as
-        :meth:`append`). Returns the new version."""
+        """Commit fragments written by :meth:`write_fragments` (with ``key``; rows of ``ids``) as one
+        Append, once (see ``_commit_keyed``); ``replace`` as in :meth:`append`. Returns the new version."""
         lance = _lance()
         metas = [lance.FragmentMetadata.from_json(f) for f in fragments]
 
@@ -542,36 +493,35 @@ class Gallery:
                 commit_message="zse index (fragments)",
             )
 
-        ds = self._commit_keyed(key, attempt)
-        if replace:
-            self._delete_older(ds, key, ids)
-        self.refresh()
-        return self.version
+        return self._commit_keyed(key, attempt, ids, replace)
 
-    def _commit_keyed(self, key: int, attempt: Callable[[], T]):
-        """``attempt()`` (a commit of rows whose ``batch`` column is ``key``), retried on storage
-        errors, but never twice: before a retry, a commit of ``key`` that did land (the error
-        came after it, e.g. a lost reply from the object store) is found and returned."""
-        tries = {"n": 0}
+    def _commit_keyed(self, key: int, attempt: Callable[[], Any], ids: Sequence[str], replace: bool) -> int:
+        """``attempt()`` (a commit of rows ``ids`` whose ``batch`` column is ``key``), retried on storage
+        errors, but never twice: before a retry, a commit of ``key`` that did land (the error came after
+        it, e.g. a lost reply from the object store) is found. With ``replace``, rows of ``ids``
+        committed before it are then deleted. Returns the new version."""
+        tries = itertools.count()
 
         def once():
-            tries["n"] += 1
-            if tries["n"] > 1:
+            if next(tries):
                 latest = self._latest()
                 if latest.count_rows(filter=f"batch = {key}"):
                     _log.info("%s: commit %d had landed before its error; not committed again", self.uri, key)
                     return latest
             return attempt()
 
-        return self._retry("commit", once)
+        ds = self._retry("commit", once)
+        if replace:
+            self._delete_older(ds, key, ids)
+        self.refresh()
+        return self.version
 
     def _delete_older(self, ds, key: int, ids: Sequence[str]) -> None:
         """Delete rows of ``ids`` committed before commit ``key`` (newest wins)."""
         with lance_io(f"{self.uri}: reading back commit {key}"):
             mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
         if len(mine):
-            floor = int(mine.min())
-            self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {floor}" for c in _chunks(list(ids))])
+            self._delete_where([f"id IN ({_sql_list(c)}) AND _rowid < {int(mine.min())}" for c in _chunks(list(ids))])
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
@@ -598,7 +548,7 @@ class Gallery:
             if ds is not None:
                 return ds
         return _lance().write_dataset(
-            self._arrow(batch, key, self.codec),
+            self._arrow(batch, key),
             self.uri,
             mode="append",
             commit_message="zse index",
@@ -606,13 +556,12 @@ class Gallery:
         )
 
     def _first_trained_commit(self, batch: Batch, key: int):
-        """The first rows of a gallery whose codec is trained on them, committed with the tables
-        (schema metadata, which an append cannot change) as an Overwrite of the still-empty dataset
-        with no rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a
-        concurrent Append). If another commit landed first the caller's retry refreshes, finds the
-        other process's tables and appends. Returns None when another process trained it first."""
+        """The first rows of a gallery whose codec is trained on them, committed with the tables (schema
+        metadata, which an append cannot change) as an Overwrite of the still-empty dataset with no
+        rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a concurrent
+        Append; the caller's retry then appends). None when another process trained it first."""
         lance = _lance()
-        with self._create_lock():
+        with self._file_lock(CREATE_LOCK):
             self.refresh()
             if not self.codec.needs_training:
                 return None
@@ -690,24 +639,20 @@ class Gallery:
         between a replacement's append and delete); returns how many rows were deleted."""
         self.refresh()
         stale = self._require().stale_row_ids().tolist()
-        for start in range(0, len(stale), FILTER_CHUNK):
-            self._delete_where([f"_rowid IN ({', '.join(map(str, stale[start : start + FILTER_CHUNK]))})"])
+        self._delete_where([f"_rowid IN ({', '.join(map(str, c))})" for c in _chunks(stale)])
         self.refresh()
         return len(stale)
 
     def compact(self, keep_versions_seconds: float | None = None) -> dict[str, Any]:
-        """Merge small fragments (one per indexing batch), drop deleted rows and duplicate ids,
-        remove versions replaced more than ``keep_versions_seconds`` ago (default
-        ``KEEP_VERSIONS_S``; readers pinned to a removed version refresh and retry) and files
-        left by killed writers once older than ``UNVERIFIED_FILE_AGE_DAYS``. Safe beside
-        writers and readers in other processes."""
+        """Merge small fragments, drop deleted rows and duplicate ids, remove versions replaced more
+        than ``keep_versions_seconds`` ago (default ``KEEP_VERSIONS_S``) and files left by killed
+        writers once older than ``UNVERIFIED_FILE_AGE_DAYS``. Safe beside other writers and readers."""
         keep = KEEP_VERSIONS_S if keep_versions_seconds is None else float(keep_versions_seconds)
         if not keep >= 0:
             raise InputError(f"keep_versions_seconds: received {keep_versions_seconds!r}, expected a number >= 0")
-        # One compaction at a time: two compactors rewrite the same fragments and Lance lets only
-        # one of those Rewrite commits land ("preempted by concurrent transaction Rewrite"); the
-        # other would spend its retries. A second compactor waits here, then finds little to do.
-        with self._compact_lock():
+        # One compaction at a time: Lance lets only one of two compactors' Rewrite commits land ("preempted
+        # by concurrent transaction Rewrite"); a second compactor waits here, then finds little to do.
+        with self._file_lock(COMPACT_LOCK):
             duplicates = self.dedupe()
             # compact_files commits a Rewrite; a concurrent delete of the same fragments conflicts and is retried.
             metrics = self._retry("compaction", self._latest().optimize.compact_files)
@@ -723,11 +668,9 @@ class Gallery:
         }
 
     def _remove_old_versions(self, keep: float):
-        """Lance's cleanup_old_versions with ``delete_unverified=False``: files no manifest
-        references are removed only once 7 days old, since a live writer's not-yet-committed files
-        look the same (``True`` deleted them: issue 18, item 1). A version's age for its readers is
-        how long ago a newer one replaced it, so only versions whose successor is older than
-        ``keep`` are passed; the latest is never removed."""
+        """Lance's cleanup_old_versions with ``delete_unverified=False`` (``True`` deleted a live
+        writer's not-yet-committed files: issue 18, item 1). A version's age for its readers is how
+        long ago a newer one replaced it, so only versions whose successor is older than ``keep`` are passed."""
         ds = self._latest()
         versions = sorted(ds.versions(), key=lambda v: v["version"])
         horizon = time.time() - keep
@@ -740,8 +683,7 @@ class Gallery:
         )
 
     def sync(self, since: float | None = None) -> None:
-        """fsync the dataset's files (modified at or after ``since``, a time.time(); all by
-        default) and its folders: Lance does not fsync on local disk."""
+        """fsync the dataset's files (modified at or after ``since``, a time.time()) and folders: Lance does not."""
         if self.location.local is None:
             return  # an object store acknowledges a PUT once it is durable
         try:
@@ -775,7 +717,7 @@ class Gallery:
             if target.exists():
                 target.rmdir()
             os.replace(tmp, target)
-            fsync_dir(target.parent)
+            fsync_path(target.parent)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise GalleryUnavailableError(
@@ -789,27 +731,20 @@ def new_key() -> int:
     return secrets.randbits(62)
 
 
-@contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
-
-
-def _remote_exists(location: GalleryLocation) -> bool:
-    """A committed gallery dataset at ``location`` on object storage. Opening it is the test
-    (one LIST of its versions, as Lance does): "not found" is False; any other failure (an
-    endpoint that does not answer, refused credentials) is a GalleryError naming the URI."""
+def _open_remote(location: GalleryLocation, what: str):
+    """The latest version of the gallery dataset at ``location`` on object storage, or None when there
+    is none (opening it is the test, as in Lance); other failures are raised through lance_io."""
     uri = location.join(DATASET)
     try:
-        _lance().dataset(uri, storage_options=location.storage_options or None)
+        return _lance().dataset(uri, storage_options=location.storage_options or None)
     except LANCE_ERRORS as exc:
         if _NOT_FOUND.search(lance_message(exc)):
-            return False
-        with lance_io(f"{uri}: opening the gallery"):
+            return None
+        with lance_io(f"{uri}: {what}"):
             raise
-    return True
 
 
-def _chunks(ids: Sequence[str]):
+def _chunks(ids: Sequence):
     for start in range(0, len(ids), FILTER_CHUNK):
         yield list(ids[start : start + FILTER_CHUNK])
 
@@ -825,26 +760,18 @@ def _fixed_binary(rows: np.ndarray):
 def fsync_tree(root: Path, since: float | None = None) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            path = os.path.join(folder, name)
-            try:
-                if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
-                    continue
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                # Another writer's temporary file (e.g. _versions/.tmpXXXX), renamed or removed
-                # since the listing, or an old version's file removed by a compaction: not ours to make durable.
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
+            fsync_path(os.path.join(folder, name), since)
+        fsync_path(folder)
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_path(path: str | os.PathLike, since: float | None = None) -> None:
+    """fsync a file or folder (unless modified before ``since``). One gone since it was listed (another
+    writer's renamed _versions/.tmpXXXX, a file a compaction removed) is not ours to make durable."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except FileNotFoundError:  # removed since it was listed
+        if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return
     try:
         os.fsync(fd)
