@@ -15,9 +15,8 @@ import torch
 
 from ..errors import CheckpointError
 
-# (official, ours) key templates. A template ending in "." maps a prefix, any
-# other maps a whole key; "{i}" stands for a block index. The same table maps
-# both ways, so a model trained here can be saved in the official layout.
+# (official, ours) key templates. A template ending in "." maps a prefix, any other maps a whole key; "{i}" stands
+# for a block index. The same table maps both ways, so a model trained here can be saved in the official layout.
 _CA_PARTS = [
     ("self_attn.linears.0.", "attn.q."),
     ("self_attn.linears.1.", "attn.k."),

@@ -63,8 +63,7 @@ def probe_tensorrt() -> TrtEnvironment:
     if trt is None:
         return TrtEnvironment(False, reason)
     version = str(trt.__version__)
-    major = int(version.split(".")[0])
-    if major not in SUPPORTED_MAJORS:
+    if int(version.split(".")[0]) not in SUPPORTED_MAJORS:
         return TrtEnvironment(
             False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}", version
         )
