@@ -23,7 +23,7 @@ from ..runtime.runners.engine_cache import (
 )
 from ..runtime.runners.trt_environment import TrtEnvironment, require_tensorrt
 from .profiles import profile_shapes, profile_to_json
-from .tensorrt_build import BuildSettings
+from .tensorrt_build import BuildSettings, build_serialized_engine, combine_timing_caches
 
 _log = logging.getLogger(__name__)
 
@@ -73,8 +73,6 @@ class _TimingCache:
         return self.path.read_bytes() if self.path.is_file() else b""
 
     def merge(self, ours: bytes) -> None:
-        from .tensorrt_build import combine_timing_caches
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(self.path.with_name(self.path.name + ".lock")):
             stored = self.read()
@@ -102,8 +100,6 @@ def build_engines_for_manifest(
     timing = _TimingCache(
         trt, cache.timing_cache_path(str(env.version), str(env.compute_capability), str(env.device or ""))
     )
-    from .tensorrt_build import build_serialized_engine
-
     entries = []
     for graph in engine_graphs(manifest, precisions):
         if on_step:

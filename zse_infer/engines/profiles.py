@@ -12,10 +12,7 @@ Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
 
 def profile_shapes(inputs: Iterable[TensorSpec], batch: BatchRange) -> Shapes:
     """input name -> (min, opt, max) shapes: the dynamic ``batch`` dim takes the range, the rest are fixed.
-
-    Fully static inputs (``relation_pair``'s one-query sketch side, leading dim 1)
-    need no profile entry and get none.
-    """
+    Fully static inputs (``relation_pair``'s one-query sketch side, leading dim 1) get no entry."""
     shapes: Shapes = {}
     for spec in inputs:
         dynamic = [d for d in spec.shape if isinstance(d, str)]

@@ -43,16 +43,12 @@ class BuildSettings:
         return {k: v for k, v in asdict(self).items() if k != "precision"}
 
 
-def _logger(trt: ModuleType):
-    return trt.Logger(trt.Logger.WARNING)
-
-
 def build_serialized_engine(
     trt: ModuleType, onnx_path: Path, shapes: Shapes, settings: BuildSettings, timing_cache: bytes = b""
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     """(serialized engine, updated timing cache, build info). Call only after ``require_tensorrt()``.
     ``timing_cache`` (serialized, possibly empty) seeds the builder; the returned one adds this build's entries."""
-    logger = _logger(trt)
+    logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
     if settings.strongly_typed:
@@ -101,7 +97,7 @@ def combine_timing_caches(trt: ModuleType, stored: bytes, ours: bytes) -> bytes:
     it where ``ITimingCache.combine`` refuses (a cache of another TensorRT version)."""
     if not stored:
         return ours
-    config = trt.Builder(_logger(trt)).create_builder_config()
+    config = trt.Builder(trt.Logger(trt.Logger.WARNING)).create_builder_config()
     merged = config.create_timing_cache(bytes(stored))
     if not merged.combine(config.create_timing_cache(bytes(ours)), False):
         _log.warning(

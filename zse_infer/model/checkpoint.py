@@ -3,7 +3,6 @@ backbone file training starts from, our own layout); fitting a state dict into a
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -16,11 +15,8 @@ import torch
 
 from ..errors import CheckpointError
 
-_log = logging.getLogger(__name__)
-
-# (official, ours) key templates. A template ending in "." maps a prefix, any
-# other maps a whole key; "{i}" stands for a block index. The same table maps
-# both ways, so a model trained here can be saved in the official layout.
+# (official, ours) key templates. A template ending in "." maps a prefix, any other maps a whole key; "{i}" stands
+# for a block index. The same table maps both ways, so a model trained here can be saved in the official layout.
 _CA_PARTS = [
     ("self_attn.linears.0.", "attn.q."),
     ("self_attn.linears.1.", "attn.k."),
@@ -136,9 +132,6 @@ def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
         if official.startswith("ca.encoder.layer1.0."):
             out[official.replace("ca.encoder.layer1.0.", "ca.encoder.layers.0.")] = value.clone()
     return out
-
-
-# --------------------------------------------------------------------------- reading files
 
 
 def _numpy_safe_globals() -> list:

@@ -17,10 +17,8 @@ from ..config import EncoderConfig
 
 
 class ScaleEmbedding(nn.Module):
-    """The multi-scale branch: stride-2 convs (7x7 first, 3x3 after) with ReLU between, no bias.
-
-    ``seq`` keeps the official layout (conv at even indices) so checkpoint keys map 1:1.
-    """
+    """The multi-scale branch: stride-2 convs (7x7 first, 3x3 after) with ReLU between, no bias. ``seq`` keeps
+    the official layout (conv at even indices) so checkpoint keys map 1:1."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()

@@ -1,11 +1,9 @@
 """The relation head with its internals as outputs (``explain.onnx``), so a deployed folder explains itself.
 
-Why anchors need attribution: the official head makes its (B, D, 14, 14) grid from the (B, 196, D)
-tokens by a plain reshape, not a transpose, so each of the 49 anchors (a 2x2 conv over that grid) reads
-from all 196 patches: an anchor is not an image region. Which patches make a match is computed exactly
-by linear attribution: an anchor feature is ``bias + sum_t C_t`` (C_t the part of the conv sum reading
-token t), so the cosine of a sketch anchor with its best photo anchor splits into one term per sketch
-patch (``sketch_relevance``), likewise per photo patch, plus a bias term (tests check the sum).
+An anchor reads from all patches (the grid is a reshape, not a transpose: docs/explanations.md), so which patches
+make a match is computed by exact linear attribution: an anchor feature is ``bias + sum_t C_t`` (C_t the part of
+the conv sum reading token t), so the cosine of a sketch anchor with its best photo anchor splits into one term per
+sketch patch (``sketch_relevance``), likewise per photo patch, plus a bias term (tests check the sum).
 """
 
 from __future__ import annotations
@@ -29,10 +27,8 @@ EXPLAIN_OUTPUTS = {
 
 
 def token_index_map(grid: int, width: int, kernel: int) -> torch.Tensor:
-    """(anchors, width * kernel * kernel) index of the patch token read by every conv input element.
-
-    Element order matches ``_anchor_inputs``: anchor-major, then channel, then (i, j) in the kernel.
-    """
+    """(anchors, width * kernel * kernel) index of the patch token read by every conv input element, in
+    ``_anchor_inputs``' order: anchor-major, then channel, then (i, j) in the kernel."""
     ch = torch.arange(width).view(width, 1, 1)
     ys = torch.arange(grid).view(1, grid, 1)
     xs = torch.arange(grid).view(1, 1, grid)
@@ -70,9 +66,9 @@ class ExplainHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-patch terms of cos(feats[a], partner[a]) and its bias term.
 
-        ``inputs``/``index``: (B, A, E) conv input elements of the anchor in row a and
-        the patch each one reads. cos = (bias + sum_t C_t) . p / (|f| |p|): with
-        v = p / (|f| |p|), the term of patch t is the sum of x * (W^T v) over t's elements.
+        ``inputs``/``index``: (B, A, E) conv input elements of the anchor in row a and the patch each one reads.
+        cos = (bias + sum_t C_t) . p / (|f| |p|): with v = p / (|f| |p|), patch t's term is sum x * (W^T v) over
+        t's elements.
         """
         conv = self.head.anchor_conv
         b, n_anchor, _ = feats.shape

@@ -61,7 +61,6 @@ class FastRelationHead(nn.Module):
         # Explicit attention (matmul, softmax, matmul) for ONNX export; SDPA on the torch path.
         self.fused = True
 
-    # ------------------------------------------------------------------ per image
     def prepare_sketch(self, sketch: torch.Tensor) -> SketchSide:
         l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
         h = self.heads
@@ -74,7 +73,6 @@ class FastRelationHead(nn.Module):
         h = self.heads
         return PhotoSide(_heads(l1.k(photo), h), _heads(l2.q(photo[:, 1:]), h), _heads(l2.v(photo), h), photo[:, 1:])
 
-    # ------------------------------------------------------------------ per pair
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if self.fused:
             b = max(q.shape[0], k.shape[0], v.shape[0])
@@ -108,18 +106,12 @@ class FastRelationHead(nn.Module):
         return self.score_prepared(self.prepare_sketch(sketch), self.prepare_photos(photo))
 
 
-# --------------------------------------------------------------------------- graph contract
-#
-# The restructured head as three ONNX graphs (tensor layouts are token-major,
-# heads merged, so the contract does not depend on the head count):
-#
+# The restructured head as three ONNX graphs, token-major with heads merged (independent of the head count):
 #   relation_sketch: sketch_tokens (b, N, D) -> sketch_q (b, N-1, D), sketch_v (b, N, D), sketch_k (b, N, D)
 #   relation_photo:  photo_tokens  (b, N, D) -> photo_k (b, N, D), photo_q (b, N-1, D), photo_v (b, N, D)
 #   relation_pair:   one query's sketch_tokens, sketch_q, sketch_v, sketch_k (leading dim 1, broadcast)
 #                    and b candidates' photo_tokens, photo_k, photo_q, photo_v -> score (b,)
-#
-# relation_photo's outputs can be stored with a gallery (computed at index time)
-# so reranking runs relation_pair alone per candidate.
+# relation_photo's outputs can be stored with a gallery, so reranking runs relation_pair alone per candidate.
 
 
 class _Graph(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import ModelConfig, get_config, list_configs
 from ..errors import CheckpointError
-from .checkpoint import checkpoint_filter_fn, read_checkpoint
+from .checkpoint import FilteredState, checkpoint_filter_fn, read_checkpoint
 from .encoder import Encoder
 from .relation_head import RelationHead
 
@@ -46,26 +46,15 @@ def _examples(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-def expected_shapes(config: str) -> dict[str, tuple[int, ...]]:
-    """Parameter name -> shape of the model ``config`` describes (built on the meta device: no memory, no time)."""
-    with torch.device("meta"):
-        return {k: tuple(v.shape) for k, v in ZseModel(config).state_dict().items()}
-
-
 def matching_configs(state: Mapping[str, torch.Tensor]) -> list[str]:
     """The known model configs whose every parameter a (filtered) state dict has, with the right shape."""
     have = {k: tuple(v.shape) for k, v in state.items()}
-    return [name for name in list_configs() if expected_shapes(name) == have]
+    with torch.device("meta"):  # the models are built without memory or time
+        return [c for c in list_configs() if {k: tuple(v.shape) for k, v in ZseModel(c).state_dict().items()} == have]
 
 
 def mismatch_message(
-    name: str,
-    layout: str,
-    config: str,
-    missing: list[str],
-    unexpected: list[str],
-    misshaped: list[str],
-    state: Mapping[str, torch.Tensor],
+    name: str, filtered: FilteredState, config: str, missing: list[str], unexpected: list[str], misshaped: list[str]
 ) -> str:
     """A short account of why a checkpoint does not fit a config: counts, a few examples, and the
     config it does fit when it matches a known one (a full key list runs to thousands of characters)."""
@@ -74,8 +63,8 @@ def mismatch_message(
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", misshaped))
         if keys
     ]
-    text = f"{name}: checkpoint ({layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
-    fits = [c for c in matching_configs(state) if c != config]
+    text = f"{name}: checkpoint ({filtered.layout} layout) does not fit model config {config!r}: " + "; ".join(parts)
+    fits = [c for c in matching_configs(filtered.state_dict) if c != config]
     if fits:
         text += f". This looks like a {fits[0]} checkpoint: pass --config {fits[0]} (config={fits[0]!r} in Python)"
     return text
@@ -106,9 +95,7 @@ def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -
         allowed_missing = [k for k in missing if k.startswith(("relation_head.", "encoder.patch_embed.scale."))]
         missing = [k for k in missing if k not in allowed_missing]
     if missing or unexpected or misshaped:
-        raise CheckpointError(
-            mismatch_message(name, filtered.layout, model.config.name, missing, unexpected, misshaped, state)
-        )
+        raise CheckpointError(mismatch_message(name, filtered, model.config.name, missing, unexpected, misshaped))
     if allowed_missing:
         _log.warning(
             "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)",
@@ -129,10 +116,9 @@ def load_model(
 ) -> ZseModel:
     """A :class:`ZseModel` in eval mode with the checkpoint's weights.
 
-    Accepts the authors' release (``{'model': state_dict, ...}``), a bare state
-    dict, ``module.``-prefixed keys, half-precision tensors, a backbone-only
-    file (relation head left at init, with a warning), our own state dicts and
-    ``.safetensors`` files. Never touches the network.
+    Accepts the authors' release (``{'model': state_dict, ...}``), a bare state dict, ``module.``-prefixed keys,
+    half-precision tensors, a backbone-only file (relation head left at init, with a warning), our own state dicts
+    and ``.safetensors`` files. Never touches the network.
     """
     model = ZseModel(config)
     load_state(model, path_or_state_dict)

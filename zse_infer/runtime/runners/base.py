@@ -7,7 +7,6 @@ profile allows, so callers hand over any number of rows.
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ import numpy as np
 
 from ...errors import BackendError, InputError
 from ...manifest import GraphSpec, TensorSpec
-
-_log = logging.getLogger(__name__)
 
 
 def _format_shape(shape) -> str:
@@ -31,8 +28,7 @@ class Runner(ABC):
     backend: str = "?"
 
     def __init__(self, graph: GraphSpec, max_batch: int | None = None, limit: int | None = None):
-        """``limit``: the most rows one call of the underlying engine takes (default: the graph's batch range max;
-        a TensorRT engine built with ``--max-batch`` passes its own profile's max)."""
+        """``limit``: the most rows one engine call takes (default: the graph's batch max; TensorRT: the engine's)."""
         self.graph = graph
         limit = int(limit or graph.batch.max)
         self.max_batch = min(max_batch or limit, limit)
@@ -44,7 +40,6 @@ class Runner(ABC):
         """Where the graph actually runs (e.g. "CPUExecutionProvider", "cuda:0")."""
         return "cpu"
 
-    # ------------------------------------------------------------------ checks
     def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> int:
         """Validate names, dtypes and shapes against the graph; return the batch size."""
         expected = [t.name for t in self.graph.inputs]
@@ -53,20 +48,14 @@ class Runner(ABC):
         batch = None
         for spec in self.graph.inputs:
             value = inputs[spec.name]
+            where = f"graph {self.graph.id}: input '{spec.name}'"
             if not isinstance(value, np.ndarray):
-                raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received {type(value).__name__}, "
-                    "expected a numpy array"
-                )
+                raise InputError(f"{where} received {type(value).__name__}, expected a numpy array")
             if value.dtype != np.dtype(spec.dtype):
-                raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received dtype {value.dtype}, expected {spec.dtype}"
-                )
+                raise InputError(f"{where} received dtype {value.dtype}, expected {spec.dtype}")
             if not _shape_matches(value.shape, spec):
-                raise InputError(
-                    f"graph {self.graph.id}: input '{spec.name}' received shape {_format_shape(value.shape)}, "
-                    f"expected {_format_shape(spec.shape)}"
-                )
+                shapes = f"received shape {_format_shape(value.shape)}, expected {_format_shape(spec.shape)}"
+                raise InputError(f"{where} {shapes}")
             if not _batched(spec):
                 continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
@@ -77,7 +66,6 @@ class Runner(ABC):
             batch = value.shape[0]
         return int(batch or 0)
 
-    # ------------------------------------------------------------------ running
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run any number of rows, in batches of at most ``max_batch``; outputs are concatenated."""
         n = self.check_inputs(inputs)
@@ -99,7 +87,7 @@ class Runner(ABC):
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch (1 <= rows <= max_batch) of already validated, contiguous inputs."""
 
-    # Deliberately not abstract: a runner that holds no engine or session has nothing to release.
+    # Not abstract: a runner that holds no engine or session has nothing to release.
     def close(self) -> None:  # noqa: B027  # pragma: no cover - overridden where resources are held
         """Release engine/session resources."""
 
@@ -117,9 +105,9 @@ def _batched(spec: TensorSpec) -> bool:
 
 
 def _shape_matches(shape: tuple[int, ...], spec: TensorSpec) -> bool:
-    if len(shape) != len(spec.shape):
-        return False
-    return all(isinstance(d, str) or d == s for d, s in zip(spec.shape, shape, strict=True))
+    return len(shape) == len(spec.shape) and all(
+        isinstance(d, str) or d == s for d, s in zip(spec.shape, shape, strict=True)
+    )
 
 
 def _empty_shape(spec: TensorSpec) -> tuple[int, ...]:

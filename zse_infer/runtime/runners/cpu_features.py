@@ -53,8 +53,7 @@ def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
 
 
 def bf16_unit(features: dict[str, Any]) -> str | None:
-    """``"amx"``, ``"avx512_bf16"`` or None (also for "unknown" flags: f32 is never wrong): the unit OpenVINO's
-    CPU plugin computes bf16 on here."""
+    """The unit OpenVINO computes bf16 on here: ``"amx"``, ``"avx512_bf16"`` or None (f32 is never wrong)."""
     flags = features.get("flags")
     if not isinstance(flags, (list, tuple, set)):
         return None

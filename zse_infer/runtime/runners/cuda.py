@@ -6,14 +6,12 @@ or a GPU, :func:`gpu_count` is 0 and nothing else is called.
 
 from __future__ import annotations
 
-import logging
+import ctypes
 from typing import Any
 
 import numpy as np
 
 from ...errors import BackendError, DependencyError
-
-_log = logging.getLogger(__name__)
 
 
 def _cudart() -> Any:
@@ -81,8 +79,6 @@ class PinnedBuffer:
     """Page-locked host memory of fixed capacity (``cudaMallocHost``), viewed as a flat numpy array of ``dtype``."""
 
     def __init__(self, nbytes: int, dtype: np.dtype):
-        import ctypes
-
         self.dtype = np.dtype(dtype)
         self.nbytes = max(int(nbytes), self.dtype.itemsize)
         self.ptr = _check(_cudart().cudaMallocHost(self.nbytes), "cudaMallocHost")

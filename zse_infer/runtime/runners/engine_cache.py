@@ -1,10 +1,6 @@
 """Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT, GPU model and builder settings.
 
-Plans and timing caches are not portable across device models, and compute capability does not identify
-one (an A10, an A40 and an RTX 3090 all report 8.6), so the key holds the device name, and every builder
-setting that changes the plan (a changed recipe misses instead of serving a stale engine). Pure Python.
-Concurrent builders never see half-written files: :meth:`EngineCache.put` writes a uniquely named temporary
-file, hashes what it wrote and renames it under a per-key lock; :meth:`EngineCache.get` checks that hash.
+Why the key holds the GPU's name and how builders share one folder: docs/gpus.md. Pure Python.
 """
 
 from __future__ import annotations
@@ -61,14 +57,10 @@ def default_cache_dir() -> Path:
 
 
 def user_cache_dir(*parts: str) -> Path:
-    """A per-user cache folder, never inside an export folder (those may be read-only and are hash-checked).
-
-    ``$ZSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/zse-infer``, else ``~/.cache/zse-infer``.
-    """
-    root = os.environ.get(USER_CACHE_ENV)
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = str(Path(xdg) / "zse-infer") if xdg else str(Path.home() / ".cache" / "zse-infer")
+    """``$ZSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/zse-infer``, else ``~/.cache/zse-infer``: never inside an export
+    folder (those may be read-only and are hash-checked)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = os.environ.get(USER_CACHE_ENV) or (Path(xdg) if xdg else Path.home() / ".cache") / "zse-infer"
     return Path(root).joinpath(*parts)
 
 
@@ -130,15 +122,11 @@ class EngineCache:
             info = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if info.get("key") != key.to_dict() or info.get("sha256") != sha256_file(engine):
-            return None
-        return engine
+        return engine if info.get("key") == key.to_dict() and info.get("sha256") == sha256_file(engine) else None
 
     def get_or_build(self, key: EngineKey, build: Callable[[], tuple[bytes, Mapping[str, Any]]]) -> tuple[Path, bool]:
         """(engine path, whether ``build`` ran): the cached engine, else ``build()``'s bytes stored under ``key``.
-
-        Under a per-key lock: a second builder of the key (another process or pod) waits, then finds it cached.
-        """
+        Under a per-key lock: a second builder of the key (another process or pod) waits, then finds it cached."""
         self.root.mkdir(parents=True, exist_ok=True)
         engine, meta = self._paths(key)
         with file_lock(self.root / f"{key.digest()}.lock"):
@@ -160,39 +148,27 @@ class EngineCache:
         return self.root / f"timing.trt{tensorrt_version}.sm{compute_capability.replace('.', '')}{device}.cache"
 
 
-def engine_key_for(
-    manifest: Manifest,
-    graph_id: str,
-    entry: Mapping[str, Any],
-    tensorrt_version: str,
-    compute_capability: str,
-    device_name: str,
-) -> EngineKey | None:
-    """The key an engine entry would have if it were built from the graph's *current* file on this machine."""
-    graph = manifest.graphs.get(graph_id)
-    if graph is None:
-        return None
-    recorded = entry.get("key", {})
-    return EngineKey(
-        onnx_sha256=manifest.files.get(graph.file, ""),
-        tensorrt_version=tensorrt_version,
-        compute_capability=compute_capability,
-        precision=entry.get("precision", ""),
-        profile=recorded.get("profile", {}),
-        device_name=device_name,
-        builder=recorded.get("builder", {}),
-    )
-
-
 def find_engine(
     manifest: Manifest, graph_id: str, tensorrt_version: str, compute_capability: str, device_name: str = ""
 ) -> dict[str, Any] | None:
     """The manifest's engine entry for ``graph_id`` valid on this TensorRT + GPU model, or None (the key is
     recomputed from the graph's *current* sha256: an engine of an older graph or another GPU never matches)."""
+    graph = manifest.graphs.get(graph_id)
+    if graph is None:
+        return None
     for entry in manifest.engines:
         if entry.get("graph") != graph_id:
             continue
-        key = engine_key_for(manifest, graph_id, entry, tensorrt_version, compute_capability, device_name)
-        if key is not None and key.digest() == entry.get("cache_key"):
+        recorded = entry.get("key", {})
+        key = EngineKey(
+            onnx_sha256=manifest.files.get(graph.file, ""),
+            tensorrt_version=tensorrt_version,
+            compute_capability=compute_capability,
+            precision=entry.get("precision", ""),
+            profile=recorded.get("profile", {}),
+            device_name=device_name,
+            builder=recorded.get("builder", {}),
+        )
+        if key.digest() == entry.get("cache_key"):
             return entry
     return None

@@ -18,10 +18,8 @@ from .precision_check import PrecisionCheck, check_precision
 
 _log = logging.getLogger(__name__)
 
-Int8Check = PrecisionCheck  # the name callers (benchmarks, tests) know
 
-
-def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8Check:
+def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> PrecisionCheck:
     """Recorded and measured checks of the int8 graphs among ``runners`` (see the module docstring)."""
     t0 = time.perf_counter()
     here = cpu_features()
@@ -29,7 +27,7 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8C
     for runner in graphs:
         saturation_free = (runner.graph.extra.get("quantization") or {}).get("saturation_free_on_x86", False)
         if not saturation_free and here["u8s8_exact"] is False:
-            return Int8Check(
+            return PrecisionCheck(
                 False,
                 f"graph {runner.graph.id} was quantised with 8-bit weights, which can saturate on this CPU "
                 f"({describe(here)}, no VNNI); re-export with this version of zse-export --int8",
@@ -37,7 +35,7 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Int8C
     validated = [describe(r.graph.extra["validated_on"]) for r in graphs if "validated_on" in r.graph.extra]
     where = f"on {describe(here)} (validated at export on {validated[0] if validated else 'an unrecorded CPU'})"
     check = check_precision(folder, manifest, "int8", graphs, where=where)
-    return Int8Check(check.trusted, check.reason, check.errors, time.perf_counter() - t0)
+    return PrecisionCheck(check.trusted, check.reason, check.errors, time.perf_counter() - t0)
 
 
 def trusted_or_fp32(

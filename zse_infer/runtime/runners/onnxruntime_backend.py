@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from ...errors import BackendError, require
 from ...manifest import GraphSpec
 from .base import Runner, check_input_names
+from .engine_cache import user_cache_dir
 
 _log = logging.getLogger(__name__)
 
@@ -24,15 +26,12 @@ TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 GPU_PROVIDERS = (TRT_EP, CUDA_EP)
 CPU = "CPUExecutionProvider"
-_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
 
 
 def onnxruntime_install() -> dict[str, object]:
     """Which ONNX Runtime distributions are installed (``{"distributions": {name: version}, "conflict": bool}``)."""
-    from importlib import metadata
-
     found = {}
-    for name in _DISTRIBUTIONS:
+    for name in ("onnxruntime", "onnxruntime-gpu"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -67,8 +66,6 @@ def available_providers() -> list[str]:
 
 def ort_trt_cache_dir() -> Path:
     """The TensorRT provider's engine and timing cache: ``$ZSE_ORT_TRT_CACHE``, else the user cache folder."""
-    from .engine_cache import user_cache_dir
-
     return Path(os.environ.get("ZSE_ORT_TRT_CACHE") or user_cache_dir("ort-trt"))
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BackendError, InputError, require
-from ...manifest import GraphSpec, write_json_atomic
+from ...manifest import GraphSpec, sha256_file, write_json_atomic
 from .base import Runner, check_input_names
+from .cpu_features import cpu_features
+from .engine_cache import file_lock, user_cache_dir
 
 _log = logging.getLogger(__name__)
 
@@ -60,8 +62,6 @@ class CompiledKey:
 
 
 def compiled_key(graph_sha256: str, precision: str, features: dict | None = None) -> CompiledKey:
-    from .cpu_features import cpu_features
-
     features = features or cpu_features()
     flags = features.get("flags")
     return CompiledKey(
@@ -75,8 +75,6 @@ def compiled_key(graph_sha256: str, precision: str, features: dict | None = None
 
 def cache_root() -> Path:
     """``$ZSE_OPENVINO_CACHE``, else ``openvino`` in the user cache folder."""
-    from .engine_cache import user_cache_dir
-
     return Path(os.environ.get(CACHE_ENV) or user_cache_dir("openvino"))
 
 
@@ -129,8 +127,6 @@ class OpenVinoRunner(Runner):
         self.cache_folder = self._cache(cache_dir, graph, path, graph_sha256, precision)
         lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self.cache_folder is not None:
-            from .engine_cache import file_lock
-
             config["CACHE_DIR"] = str(self.cache_folder)
             lock = file_lock(self.cache_folder / ".lock")
         t0 = time.perf_counter()
@@ -163,8 +159,6 @@ class OpenVinoRunner(Runner):
         A damaged blob inside is no risk: OpenVINO checks what it imports and compiles anew when it cannot."""
         if cache_dir is False:
             return None
-        from ...manifest import sha256_file
-
         root = Path(cache_dir) if cache_dir else cache_root()
         try:
             return cache_folder(root, graph.id, compiled_key(graph_sha256 or sha256_file(path), precision))
@@ -177,8 +171,7 @@ class OpenVinoRunner(Runner):
         return f"openvino-cpu ({self.inference_precision})"
 
     def _run_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # share_inputs: the batch is already contiguous (Runner.run); outputs come back as copies
-        # (share_outputs=False), since the request reuses its output buffers on the next call.
+        # Inputs shared (already contiguous, Runner.run); outputs copied: the request reuses its buffers next call.
         results = self._request.infer(inputs, share_inputs=True, share_outputs=False)
         return {name: results[port] for name, port in self._outputs.items()}
 

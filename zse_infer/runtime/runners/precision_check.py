@@ -34,12 +34,6 @@ class PrecisionCheck:
     seconds: float = 0.0
 
 
-def tolerance_for(manifest: Manifest, precision: str) -> dict[str, float] | None:
-    """The manifest's tolerance for ``precision``, else the default (None: none known)."""
-    recorded = (manifest.extra.get("tolerances") or {}).get(precision) or DEFAULT_TOLERANCES.get(precision)
-    return dict(recorded) if recorded else None
-
-
 def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float]) -> list[str]:
     """Criteria of ``tolerance`` that ``values`` miss ("name value > bound"); unmeasured ones are skipped."""
     failed = []
@@ -87,7 +81,7 @@ def check_precision(
 ) -> PrecisionCheck:
     """Measure ``runners`` (and ``fast``) on the parity inputs and judge them by ``precision``'s tolerance."""
     t0 = time.perf_counter()
-    tolerance = tolerance_for(manifest, precision)
+    tolerance = (manifest.extra.get("tolerances") or {}).get(precision) or DEFAULT_TOLERANCES.get(precision)
     if not tolerance:
         return PrecisionCheck(False, f"the manifest records no {precision} tolerance to check the graphs against")
     try:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from ...errors import BackendError, DependencyError, InputError, ManifestError, require
 from ...manifest import Manifest
+from . import onnxruntime_backend as ortb
 from .base import ModelRunners, Runner
+from .cpu_features import bf16_unit, cpu_features, describe
+from .engine_locate import engine_batch, locate_engine_entry
+from .int8_check import trusted_or_fp32
+from .openvino_backend import OpenVinoRunner
+from .precision_check import check_precision
+from .tensorrt_backend import TrtRunner
+from .torch_backend import TorchRunner, load_torch_model
 
 _log = logging.getLogger(__name__)
 
@@ -54,33 +62,26 @@ def _precisions(requested: str | None, on_gpu: bool) -> tuple[str, ...]:
 def _ort_plan(gpu: bool) -> tuple[list[str], tuple[str, ...]]:
     """(providers, graph variants) for ONNX Runtime: the TensorRT provider cannot take the ``*_fused`` graphs'
     ``com.microsoft`` attention, so with it the ``*_trt`` (or plain) graphs run. CPU is always last, as fallback."""
-    from .onnxruntime_backend import CPU, CUDA_EP, TRT_EP, available_providers
-
-    if not gpu:
-        return [CPU], ("ort_fused", "plain")
-    available = available_providers()
-    if TRT_EP in available:
-        return [TRT_EP, *([CUDA_EP] if CUDA_EP in available else []), CPU], ("trt", "plain")
-    if CUDA_EP in available:
-        return [CUDA_EP, CPU], ("ort_fused", "plain")
-    return [CPU], ("ort_fused", "plain")
+    available = ortb.available_providers() if gpu else []
+    cuda = [ortb.CUDA_EP] if ortb.CUDA_EP in available else []
+    if ortb.TRT_EP in available:
+        return [ortb.TRT_EP, *cuda, ortb.CPU], ("trt", "plain")
+    return [*cuda, ortb.CPU], ("ort_fused", "plain")
 
 
 def _open_onnxruntime(
     folder: Path, manifest: Manifest, precision: str | None, gpu: bool, max_batch, threads
 ) -> ModelRunners:
-    from .onnxruntime_backend import CPU, OrtRunner
-
     providers, variants = _ort_plan(gpu)
-    on_gpu = providers[0] != CPU
+    on_gpu = providers[0] != ortb.CPU
     precisions = _precisions(precision, on_gpu)
     runners = _open_all(
         ROLES,
-        lambda role: OrtRunner(
+        lambda role: ortb.OrtRunner(
             manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads
         ),
     )
-    actual_gpu = runners["encoder"].device != CPU
+    actual_gpu = runners["encoder"].device != ortb.CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
         _log.warning("ONNX Runtime GPU providers are installed but no GPU runs them; using fp32 graphs on the CPU")
@@ -88,8 +89,6 @@ def _open_onnxruntime(
     name = "onnxruntime-gpu" if actual_gpu else "onnxruntime-cpu"
     opened = ModelRunners(runners["encoder"], runners["relation_head"], name, runners["encoder"].graph.precision)
     if opened.precision == "int8":  # never wrong tokens in silence: checked on this CPU, else fp32 (logged)
-        from .int8_check import trusted_or_fp32
-
         return trusted_or_fp32(
             opened, folder, manifest, lambda: _open_onnxruntime(folder, manifest, "fp32", gpu, max_batch, threads)
         )
@@ -97,11 +96,7 @@ def _open_onnxruntime(
 
 
 def _trt_runner(folder: Path, manifest: Manifest, role: str, precision: str, max_batch: int | None) -> Runner:
-    """A TensorRT runner for the engine of ``role``'s ``*_trt`` graph at ``precision``, limited by the batch
-    range the engine was built for."""
-    from .engine_locate import engine_batch, locate_engine_entry
-    from .tensorrt_backend import TrtRunner
-
+    """A TensorRT runner for ``role``'s ``*_trt`` graph, limited by the batch range its engine was built for."""
     graph = manifest.select_graph(role, (precision,), ("trt",))
     path, entry = locate_engine_entry(folder, manifest, graph)
     return TrtRunner(graph, path, max_batch=max_batch, engine_batch=engine_batch(entry, graph))
@@ -109,7 +104,6 @@ def _trt_runner(folder: Path, manifest: Manifest, role: str, precision: str, max
 
 def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_batch) -> ModelRunners:
     require("tensorrt", "gpu", "The TensorRT backend")
-
     errors = []
     for p in _precisions(precision, True):
         try:
@@ -127,8 +121,6 @@ def prefer_openvino(features: dict | None = None) -> tuple[bool, str]:
     Xeon; AVX512-BF16, e.g. AMD Zen 4: ~2x, measured in benchmarks/) and openvino is installed.
     On AVX2-only CPUs OpenVINO would run f32, about ONNX Runtime's speed: auto keeps ONNX Runtime.
     """
-    from .cpu_features import bf16_unit, cpu_features, describe
-
     features = features or cpu_features()
     unit = bf16_unit(features)
     if unit is None:
@@ -155,9 +147,6 @@ def _open_openvino(
 ) -> ModelRunners:
     """Encoder and relation head on OpenVINO; bf16 is kept only if it passes its self-check."""
     require("openvino", "cpu", "The OpenVINO backend")
-    from .cpu_features import bf16_unit, cpu_features, describe
-    from .precision_check import check_precision
-
     features = cpu_features()
     chosen = _openvino_precision(precision, bf16_unit(features))
     runners = _open_all(ROLES, lambda role: _openvino_runner(folder, manifest, role, chosen, max_batch, threads))
@@ -176,13 +165,11 @@ def _open_openvino(
     return _open_openvino(folder, manifest, "fp32", max_batch, threads, auto)
 
 
-def _open_onnxruntime_gpu(folder: Path, manifest: Manifest, precision: str | None, max_batch, threads) -> ModelRunners:
+def _open_onnxruntime_gpu(folder: Path, manifest: Manifest, max_batch, threads) -> ModelRunners:
     """ONNX Runtime on a GPU provider only (auto, where OpenVINO is preferred over ONNX Runtime on the CPU)."""
-    from .onnxruntime_backend import GPU_PROVIDERS, available_providers
-
-    if not any(p in GPU_PROVIDERS for p in available_providers()):
+    if not any(p in ortb.GPU_PROVIDERS for p in ortb.available_providers()):
         raise BackendError("onnxruntime has no GPU provider")
-    opened = _open_onnxruntime(folder, manifest, precision, True, max_batch, threads)
+    opened = _open_onnxruntime(folder, manifest, None, True, max_batch, threads)
     if opened.backend != "onnxruntime-gpu":
         opened.close()
         raise BackendError("ONNX Runtime's GPU providers are installed but no GPU runs them")
@@ -204,13 +191,13 @@ def open_relation_runners(
         if runners.backend == "tensorrt":
             return _open_all(RELATION_ROLES, partial(_trt_runner, folder, manifest, precision="fp32", max_batch=None))
         if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
-            from .onnxruntime_backend import TRT_EP, OrtRunner
-
             providers = list(getattr(runners.encoder, "providers", []) or [])
-            variants = ("trt", "plain") if providers and providers[0] == TRT_EP else ("plain",)
+            variants = ("trt", "plain") if providers and providers[0] == ortb.TRT_EP else ("plain",)
             return _open_all(
                 RELATION_ROLES,
-                lambda role: OrtRunner(manifest.select_graph(role, ("fp32",), variants), folder, providers or None),
+                lambda role: ortb.OrtRunner(
+                    manifest.select_graph(role, ("fp32",), variants), folder, providers or None
+                ),
             )
         if runners.backend == "openvino":
             return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
@@ -223,16 +210,12 @@ def _openvino_runner(
     folder: Path, manifest: Manifest, role: str, precision: str, max_batch, threads, cache_dir=None
 ) -> Runner:
     """The OpenVINO runner of ``role``'s plain fp32 graph at ``precision``."""
-    from .openvino_backend import OpenVinoRunner
-
     graph = manifest.select_graph(role, ("fp32",), ("plain",))
     sha256 = manifest.files.get(graph.file)
     return OpenVinoRunner(graph, folder, precision, max_batch, threads, cache_dir, graph_sha256=sha256)
 
 
 def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str) -> dict[str, Runner]:
-    from .precision_check import check_precision
-
     opened = _open_all(
         RELATION_ROLES,
         lambda role: _openvino_runner(folder, manifest, role, precision, None, encoder.threads, encoder.cache_dir),
@@ -248,8 +231,6 @@ def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str
 
 
 def _open_torch(manifest: Manifest, precision: str | None, checkpoint, max_batch) -> ModelRunners:
-    from .torch_backend import TorchRunner, load_torch_model
-
     model = load_torch_model(manifest, checkpoint, precision or "fp32")
     runners = {
         role: TorchRunner(manifest.select_graph(role, ("fp32",), ("plain", "ort_fused")), model, max_batch)
@@ -284,9 +265,7 @@ def open_runners(
     if openvino_first:
         _log.info("auto: OpenVINO before ONNX Runtime on the CPU (%s)", why)
         if precision is None:
-            attempts.append(
-                ("onnxruntime-gpu", lambda: _open_onnxruntime_gpu(folder, manifest, None, max_batch, threads))
-            )
+            attempts.append(("onnxruntime-gpu", partial(_open_onnxruntime_gpu, folder, manifest, max_batch, threads)))
         attempts.append(("openvino", partial(openvino, auto=True)))
     if backend == "openvino" or (backend == "auto" and precision == "bf16" and not openvino_first):
         attempts.append(("openvino", partial(openvino, auto=False)))
@@ -296,14 +275,10 @@ def open_runners(
         attempts.append(("onnxruntime-cpu", partial(ort, gpu=False)))
     if backend in ("auto", "torch") and precision != "bf16":
         attempts.append(("torch", lambda: _open_torch(manifest, precision, checkpoint, max_batch)))
-
     reasons = []
     for name, opener in attempts:
-        if backend == "auto" and name == "tensorrt" and not _installed("tensorrt"):
-            reasons.append("tensorrt: not installed")
-            continue
-        if backend == "auto" and name == "torch" and not _installed("torch"):
-            reasons.append("torch: not installed")
+        if backend == "auto" and name in ("tensorrt", "torch") and not _installed(name):
+            reasons.append(f"{name}: not installed")
             continue
         try:
             runners = opener()
@@ -323,9 +298,8 @@ def open_runners(
 def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None, sketch_side=None):
     """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners.
 
-    ``photo_side``: the photos' ``relation_photo`` outputs if already stored (e.g. with a gallery),
-    else computed here; ``sketch_side`` likewise (a search computes it once per query, not per
-    chunk). One implementation for every backend (what the searcher's stage 2 calls).
+    ``photo_side`` / ``sketch_side``: ``relation_photo`` / ``relation_sketch`` outputs if already computed
+    (stored with a gallery; once per query), else computed here. Every backend's search stage 2 calls this.
     """
     if sketch_side is None:
         sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
@@ -336,20 +310,13 @@ def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_
 
 
 def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> Runner:
-    """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime.
-
-    Explanations are occasional and their outputs are inspected on the host, so
-    ONNX Runtime (GPU provider if present) serves every other backend.
-    """
+    """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime (GPU provider
+    if present; explanations are occasional and inspected on the host)."""
     graph = manifest.select_graph("explain", ("fp32",), ("plain",))
     if runners.backend == "torch":
-        from .torch_backend import TorchRunner
-
         encoder = runners.encoder
         if not isinstance(encoder, TorchRunner):  # backend "torch" makes TorchRunners only
             raise BackendError(f"the torch backend's encoder is a {type(encoder).__name__}, expected a TorchRunner")
         return TorchRunner(graph, encoder.model)
-    from .onnxruntime_backend import CPU, CUDA_EP, OrtRunner, available_providers
-
-    providers = [p for p in (CUDA_EP,) if p in available_providers()] + [CPU]
-    return OrtRunner(graph, folder, providers)
+    providers = [p for p in (ortb.CUDA_EP,) if p in ortb.available_providers()] + [ortb.CPU]
+    return ortb.OrtRunner(graph, folder, providers)

@@ -7,13 +7,11 @@ the GPU check asks the CUDA runtime (cuda-python, else torch), never TensorRT.
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 from types import ModuleType
 
 from ...errors import DependencyError, ExportError
-
-_log = logging.getLogger(__name__)
+from . import cuda
 
 INSTALL_HINT = "pip install 'zse-infer[gpu]' (TensorRT's wheels come from NVIDIA's package index)"
 #: TensorRT majors this package is written and documented against (see engines/tensorrt_build.py):
@@ -43,8 +41,6 @@ def _import_tensorrt() -> tuple[ModuleType | None, str]:
 
 def probe_gpu() -> tuple[str | None, str | None, str]:
     """(compute capability "M.m", device name, reason when there is none), from cuda-python, else torch."""
-    from . import cuda
-
     if cuda.available():
         if cuda.gpu_count() == 0:
             return None, None, "no CUDA GPU is visible (CUDA device count is 0)"
@@ -67,8 +63,7 @@ def probe_tensorrt() -> TrtEnvironment:
     if trt is None:
         return TrtEnvironment(False, reason)
     version = str(trt.__version__)
-    major = int(version.split(".")[0])
-    if major not in SUPPORTED_MAJORS:
+    if int(version.split(".")[0]) not in SUPPORTED_MAJORS:
         return TrtEnvironment(
             False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}", version
         )
