@@ -136,8 +136,7 @@ def serve(
     require("uvicorn", "serve", "zse serve")
     if not use_ray and (ray_address or gpus_per_replica):
         raise click.UsageError("--ray-address and --gpus-per-replica need --ray")
-    if use_ray:
-        # The driver opens no model: each replica does. Batching default as on one machine.
+    if use_ray:  # the driver opens no model (each replica does); batching default as on one machine
         max_batch = max_batch or 16
     else:
         retriever = Retriever.load(

@@ -23,6 +23,8 @@ from ..errors import InputError
 #: the rankings compared, by the names zse eval, its progress bars and metrics.json use
 RANKINGS = ("ret-token", "two-stage", "exhaustive")
 METRICS = ("map_all", "map_200", "precision_10")
+#: backends the demo runs on
+BACKENDS = ["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]
 
 
 def cpu_seconds() -> float:
@@ -218,12 +220,7 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     type=click.IntRange(min=1),
     help="Two-stage: candidates reranked (default: the depth the export records, printed).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]),
-    default="auto",
-    show_default=True,
-)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option(
     "--graphs",
     type=click.Choice(["auto", "export", "shipped"]),
