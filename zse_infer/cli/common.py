@@ -4,12 +4,14 @@ through, logging setup (``-v``), shared options, the rerank note."""
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import re
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,17 +25,9 @@ UNEXPECTED_EXIT = 70
 #: optional packages a command may import on its way (the torch side imports torch at module
 #: level) and the extra that installs each: their absence is a missing extra, not a bug
 _EXTRAS = {
-    "torch": "export",
-    "onnx": "export",
-    "onnxscript": "export",
-    "timm": "export",
-    "safetensors": "export",
-    "onnxruntime": "runtime",
-    "tensorrt": "gpu",
-    "faiss": "ann",
-    "ray": "ray",
-    "fastapi": "serve",
-    "uvicorn": "serve",
+    **dict.fromkeys(["torch", "onnx", "onnxscript", "timm", "safetensors"], "export"),
+    **dict.fromkeys(["fastapi", "uvicorn"], "serve"),
+    **dict(onnxruntime="runtime", tensorrt="gpu", faiss="ann", ray="ray"),
 }
 
 _META = "zse_infer.cli"  # ctx.meta key (shared by a command and its subcommands): what -v recorded
@@ -48,13 +42,17 @@ def setup_logging(verbose: int) -> None:
     logging.getLogger("zse_infer").setLevel(level)
 
 
-def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> int:
+def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
     """``-v``'s callback: set up logging and record the verbosity and the command for the error
     wrapper (the highest count given at any level: ``zse-export -v validate`` counts)."""
     seen = ctx.meta.setdefault(_META, {"verbose": 0})
     seen.update(verbose=max(seen["verbose"], value or 0), command=ctx.command_path)
     setup_logging(seen["verbose"])
-    return value
+
+
+def verbosity() -> int:
+    """The ``-v`` count of the running command (the highest given at any level)."""
+    return click.get_current_context().meta.get(_META, {}).get("verbose", 0)
 
 
 verbose_option = click.option(
@@ -62,6 +60,7 @@ verbose_option = click.option(
     "--verbose",
     count=True,
     callback=_verbosity,
+    expose_value=False,
     help="More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).",
 )
 
@@ -118,14 +117,16 @@ class _OneWrapper:
     their root's), so every command goes through it once."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        if ctx.parent is not None:
-            return super().invoke(ctx)  # type: ignore[misc]
-        with reported_errors(ctx):
+        with reported_errors(ctx) if ctx.parent is None else nullcontext():
             return super().invoke(ctx)  # type: ignore[misc]
 
 
 class ZseCommand(_OneWrapper, click.Command):
-    """A command that may be a console script's root (``zse-demo``)."""
+    """A command that may be a console script's root (``zse-demo``); every one takes ``-v``, its last option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        verbose_option(self)
 
 
 class ZseGroup(_OneWrapper, click.Group):
@@ -135,7 +136,7 @@ class ZseGroup(_OneWrapper, click.Group):
     group_class = type  # subgroups: this class
 
 
-class StepBar:
+class StepBar(AbstractContextManager):
     """A tqdm bar over a pipeline's named steps, each counted once the next starts (hidden when
     stderr is not a terminal); a context manager, and the pipeline's ``on_step`` callback."""
 
@@ -150,9 +151,6 @@ class StepBar:
             self.bar.update(1)
         self.started = True
         self.bar.set_postfix_str(label)
-
-    def __enter__(self) -> StepBar:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()
@@ -173,11 +171,10 @@ def rerank_note(manifest, rerank) -> str:
     blend = f" blend {search['blend']:g}" if search.get("blend") else ""
     if rerank is not None:
         return f"rerank {rerank}{blend} (--rerank)"
-    source = search.get("source")
+    depth, source = f"rerank {manifest.default_rerank}{blend}", search.get("source")
     if not source:
-        return f"rerank {manifest.default_rerank}{blend} ({rerank_source(manifest)})"
+        return f"{depth} ({rerank_source(manifest)})"
     summary = re.split(r"\s*[(:;]", source, maxsplit=1)[0].strip()
-    depth = f"rerank {manifest.default_rerank}{blend}"
     return f'{depth} (recorded in the export: {summary}; details: manifest.json, "search")'
 
 
@@ -190,9 +187,7 @@ def _storage_options(ctx: click.Context, param: click.Parameter, value: tuple[st
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
-#: ``--storage-option KEY=VALUE`` (repeatable): options of the object store a gallery URI names,
-#: as Lance takes them (``aws_endpoint``, ``allow_http``, ``aws_region``...), on top of the
-#: standard ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables
+#: ``--storage-option KEY=VALUE``: as Lance takes them, on top of the standard variables
 storage_option = click.option(
     "--storage-option",
     "storage_options",
@@ -208,13 +203,48 @@ storage_option = click.option(
 GALLERY = click.STRING
 #: token codecs of a new gallery
 CODECS = ["float16", "int8", "pq", "none"]
+#: files and folders the commands read or write, as ``pathlib.Path``
+PATH = click.Path(path_type=Path)
+FILE = click.Path(dir_okay=False, path_type=Path)
+FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
 def gallery_option(help: str, required: bool = False):
-    return click.option("--gallery", "gallery_dir", required=required, type=GALLERY, help=help)
+    """``--gallery`` and, after it, the ``--storage-option`` its URI may need."""
+    gallery = click.option("--gallery", "gallery_dir", required=required, type=GALLERY, help=help)
+    return lambda func: gallery(storage_option(func))
 
 
 def backend_option(func):
     from ..runtime.runners.select import BACKENDS
 
     return click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto", show_default=True)(func)
+
+
+def ray_options(func):
+    """``--ray`` / ``--ray-address``, shared by ``zse index`` and ``zse eval``: the command gets ``ray``,
+    the :class:`~zse_infer.distributed.ray_index.RayOptions` to run with (None: in this process)."""
+
+    @click.option(
+        "--ray",
+        "use_ray",
+        is_flag=True,
+        help="Run on Ray (the extra 'ray'): encoder actors on a cluster, or a local Ray on this machine.",
+    )
+    @click.option(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join: 'auto', or 'ray://HEAD:10001' (default: RAY_ADDRESS, or start a local Ray).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args, use_ray=False, ray_address=None, **kwargs):
+        if ray_address and not use_ray:
+            raise click.UsageError("--ray-address needs --ray")
+        ray = None
+        if use_ray:
+            from ..distributed.ray_index import RayOptions
+
+            ray = RayOptions(address=ray_address)
+        return func(*args, ray=ray, **kwargs)
+
+    return wrapper

@@ -1,10 +1,6 @@
 """``zse export`` (alias ``zse-export``): checkpoint -> deployable export folder; build engines, validate and
-inspect folders (thin over :mod:`zse_infer.exporting` and :mod:`zse_infer.engines`; docs/export.md).
-
-One click group, :data:`main`: the console script and ``zse``'s subcommand are the same object; the export
-options work on the group itself and on the explicit ``export`` subcommand. Errors are reported by the root
-command's wrapper (:func:`~zse_infer.cli.common.reported_errors`).
-"""
+inspect folders (docs/export.md). One click group, :data:`main`: the console script and ``zse``'s subcommand
+are the same object; the export options work on the group itself and on its ``export`` subcommand."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from typing import Any
 
 import click
 
-from .common import StepBar, ZseGroup, verbose_option
+from .common import PATH, StepBar, ZseGroup, verbose_option
 
 _ROLES = ("encoder", "relation_head")
 
@@ -26,8 +22,7 @@ def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     for value in values:
         roles, _, number = value.rpartition("=")
-        targets = [roles] if roles else list(_ROLES)
-        for role in targets:
+        for role in [roles] if roles else _ROLES:
             if role not in _ROLES:
                 raise click.BadParameter(f"received role {role!r}, expected one of {_ROLES}", param=param)
             try:
@@ -41,78 +36,69 @@ def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
+_EXPORT_OPTIONS = [
+    click.option("--checkpoint", type=PATH, help="Checkpoint (.pth/.safetensors) to export."),
+    click.option("--out", type=PATH, help="Export folder [default: engines/<recipe name>]."),
+    click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
+    click.option(
+        "--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."
+    ),
+    click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
+    click.option(
+        "--recipe", help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16]."
+    ),
+    click.option(
+        "--max-batch",
+        multiple=True,
+        callback=_parse_max_batch,
+        help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable).",
+    ),
+    click.option(
+        "--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."
+    ),
+    click.option(
+        "--engines/--no-engines",
+        "engines",
+        default=None,
+        help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present].",
+    ),
+    click.option("--cache-dir", type=PATH, help="Engine + timing cache [default: engines/cache]."),
+]
+
+
 def _export_options(func: Callable) -> Callable:
-    options = [
-        click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint (.pth/.safetensors) to export."),
-        click.option("--out", type=click.Path(path_type=Path), help="Export folder [default: engines/<recipe name>]."),
-        click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
-        click.option(
-            "--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."
-        ),
-        click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
-        click.option(
-            "--recipe",
-            help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16].",
-        ),
-        click.option(
-            "--max-batch",
-            multiple=True,
-            callback=_parse_max_batch,
-            help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable).",
-        ),
-        click.option(
-            "--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."
-        ),
-        click.option(
-            "--engines/--no-engines",
-            "engines",
-            default=None,
-            help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present].",
-        ),
-        click.option(
-            "--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache]."
-        ),
-    ]
-    for option in reversed(options):
+    for option in reversed(_EXPORT_OPTIONS):
         func = option(func)
     return func
 
 
-def _run_export(
-    checkpoint, out, fp16, config_name, recipe, max_batch, overwrite, engines, cache_dir, int8=False
-) -> None:
+def _run_export(checkpoint, out, fp16, int8, config_name, recipe, max_batch, overwrite, engines, cache_dir) -> None:
     from ..exporting.pipeline import ExportOptions, export_model, export_steps, resolve_recipe
 
     if checkpoint is None:
         raise click.UsageError("Missing option '--checkpoint' (or use a subcommand: build, validate, inspect).")
     resolved = resolve_recipe(recipe, config_name)
     out = out or Path("engines") / resolved.name
+    engines = {None: "auto", True: "require", False: "never"}[engines]
     options = ExportOptions(
-        fp16=fp16,
-        int8=int8,
-        max_batch=max_batch,
-        overwrite=overwrite,
-        engines={None: "auto", True: "require", False: "never"}[engines],
-        cache_dir=cache_dir,
+        fp16=fp16, int8=int8, max_batch=max_batch, overwrite=overwrite, engines=engines, cache_dir=cache_dir
     )
     started = time.perf_counter()
     with StepBar(len(export_steps(resolved, ("fp32", "fp16") if fp16 else ("fp32",))), "zse-export") as steps:
         manifest = export_model(checkpoint, out, config=config_name, recipe=resolved, options=options, on_step=steps)
     total = sum((out / g.file).stat().st_size for g in manifest.graphs.values()) / 1e6
-    click.echo(
-        f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {time.perf_counter() - started:.0f} s"
-    )
+    seconds = time.perf_counter() - started
+    click.echo(f"wrote {len(manifest.graphs)} graphs ({total:.0f} MB) to {out} in {seconds:.0f} s")
     for gid, g in manifest.graphs.items():
         parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
         fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
         click.echo(f"  {gid:<26} max abs error {parity}" + (f"  [{fused}]" if fused else ""))
-    trt = manifest.extra.get("tensorrt", {})
     if manifest.engines:
         click.echo(
             f"built {len(manifest.engines)} TensorRT engine(s): " + ", ".join(e["file"] for e in manifest.engines)
         )
     else:
-        click.echo(f"wrote ONNX only, no TensorRT engines: {trt.get('reason')}")
+        click.echo(f"wrote ONNX only, no TensorRT engines: {manifest.extra.get('tensorrt', {}).get('reason')}")
         click.echo(f"  on a machine with TensorRT and a GPU: zse-export build {out}")
 
 
@@ -122,7 +108,7 @@ def _run_export(
 @_export_options
 @verbose_option
 @click.pass_context
-def main(ctx: click.Context, verbose: int, **kwargs: Any) -> None:
+def main(ctx: click.Context, **kwargs: Any) -> None:
     """Export a ZSE-SBIR checkpoint to a deployable folder (ONNX graphs, manifest, TensorRT engines).
 
     Without a subcommand, exports (the same options as its export subcommand). The zse-export
@@ -134,18 +120,16 @@ def main(ctx: click.Context, verbose: int, **kwargs: Any) -> None:
 
 @main.command("export")
 @_export_options
-@verbose_option
-def export_cmd(verbose: int, **kwargs: Any) -> None:
+def export_cmd(**kwargs: Any) -> None:
     """Export --checkpoint into --out: graphs validated against PyTorch, manifest, engines if possible."""
     _run_export(**kwargs)
 
 
 @main.command("build")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=PATH)
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "fp16", "all"]),
-    default=None,
     help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].",
 )
 @click.option(
@@ -155,11 +139,8 @@ def export_cmd(verbose: int, **kwargs: Any) -> None:
     help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
     "takes batches up to it; relation_* engines follow relation_head).",
 )
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Engine + timing cache [default: engines/cache].")
-@verbose_option
-def build_cmd(
-    folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None, verbose: int
-) -> None:
+@click.option("--cache-dir", type=PATH, help="Engine + timing cache [default: engines/cache].")
+def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:
     """Build TensorRT engines for an existing export FOLDER (needs TensorRT and an NVIDIA GPU)."""
     from ..engines.build import build_engines
 
@@ -172,14 +153,13 @@ def build_cmd(
 
 
 @main.command("validate")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=PATH)
 @click.option(
     "--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU)."
 )
 @click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON here.")
-@verbose_option
-def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None, verbose: int) -> None:
+@click.option("--json", "json_path", type=PATH, help="Also write the report as JSON here.")
+def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None) -> None:
     """Parity report of FOLDER's graphs (ONNX Runtime CPU) and engines against the PyTorch outputs stored at export."""
     from ..exporting.report import format_rows, validate_folder
 
@@ -194,11 +174,10 @@ def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path
 
 
 @main.command("inspect")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=PATH)
 @click.option("--no-verify", is_flag=True, help="Do not recompute file hashes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@verbose_option
-def inspect_cmd(folder: Path, no_verify: bool, as_json: bool, verbose: int) -> None:
+def inspect_cmd(folder: Path, no_verify: bool, as_json: bool) -> None:
     """Summarise an export FOLDER: model, graphs, sizes, parity, fused nodes, engines (hashes verified)."""
     from ..exporting.report import describe_folder
     from ..manifest import Manifest

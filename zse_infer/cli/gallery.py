@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from .common import CODECS, GALLERY, ZseGroup, storage_option, verbose_option
+from .common import CODECS, FOLDER, GALLERY, ZseGroup, storage_option
 
 
 @click.group("gallery", cls=ZseGroup)
@@ -19,26 +18,20 @@ def gallery() -> None:
 @click.argument("gallery_dir", type=GALLERY)
 @storage_option
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
-@verbose_option
-def info(gallery_dir, storage_options, as_json, verbose) -> None:
+def info(gallery_dir, storage_options, as_json) -> None:
     """Photos, model, codec, versions and the stage-1 index of GALLERY_DIR (a folder or URI)."""
     from ..runtime.gallery.store import Gallery
 
     g = Gallery.open(gallery_dir, storage_options=storage_options)
     details = g.info()
-    stage1 = g.location.local / "stage1" / "ivf.json" if g.location.local is not None else None
-    details["stage1"] = (
-        json.loads(stage1.read_text())
-        if stage1 is not None and stage1.is_file()
-        else "exact (no index file below the approximate threshold)"
-        if stage1 is not None
-        else "not persisted on object storage (built in memory above the approximate threshold)"
-    )
-    if as_json:
-        click.echo(json.dumps(details, indent=2))
-        return
-    for key, value in details.items():
-        click.echo(f"{key:>16}: {value}")
+    if g.location.local is None:
+        details["stage1"] = "not persisted on object storage (built in memory above the approximate threshold)"
+    elif (stage1 := g.location.local / "stage1" / "ivf.json").is_file():
+        details["stage1"] = json.loads(stage1.read_text())
+    else:
+        details["stage1"] = "exact (no index file below the approximate threshold)"
+    lines = (f"{key:>16}: {value}" for key, value in details.items())
+    click.echo(json.dumps(details, indent=2) if as_json else "\n".join(lines))
 
 
 @gallery.command()
@@ -47,12 +40,10 @@ def info(gallery_dir, storage_options, as_json, verbose) -> None:
 @click.option(
     "--keep-versions",
     type=click.FloatRange(min=0),
-    default=None,
     help="Keep each old version this many seconds after a newer one replaced it, for readers still on it "
     "(default: 600; docs/guarantees.md).",
 )
-@verbose_option
-def compact(gallery_dir, storage_options, keep_versions, verbose) -> None:
+def compact(gallery_dir, storage_options, keep_versions) -> None:
     """Merge small fragments, drop deleted rows, old versions and files of killed writers."""
     from ..runtime.gallery.store import Gallery
 
@@ -65,13 +56,12 @@ def compact(gallery_dir, storage_options, keep_versions, verbose) -> None:
 
 
 @gallery.command()
-@click.argument("old", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("new", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("old", type=FOLDER)
+@click.argument("new", type=FOLDER)
 @click.option(
     "--codec", type=click.Choice(CODECS), default="float16", show_default=True, help="Token codec of the new gallery."
 )
-@verbose_option
-def migrate(old, new, codec, verbose) -> None:
+def migrate(old, new, codec) -> None:
     """Convert the format-1 gallery OLD into a new gallery NEW, without re-encoding."""
     from ..runtime.gallery.migrate import migrate as run
 

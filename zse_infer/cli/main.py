@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
-from .common import CODECS, ZseGroup, backend_option, gallery_option, rerank_note, storage_option, verbose_option
-from .ray_options import ray_options
+from .common import CODECS, FILE, FOLDER, ZseGroup, backend_option, gallery_option, ray_options, rerank_note
+from .export import main as export_group
+from .gallery import gallery
+from .serve import serve
 
 
 def _rerank(ctx, param, value: str | None) -> int | str | None:
@@ -31,13 +33,17 @@ def main() -> None:
     """Zero-shot sketch-based image retrieval with a ZSE-SBIR export folder."""
 
 
+main.add_command(serve)
+main.add_command(gallery)
+main.add_command(export_group, name="export")  # the same group object as the zse-export script
+
+
 @main.command()
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
 @gallery_option(
     "Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.", required=True
 )
-@storage_option
 @click.option(
     "--codec",
     type=click.Choice(CODECS),
@@ -46,13 +52,8 @@ def main() -> None:
     help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
     "and more on wider ones, none stores none (stage 2 re-encodes from the files).",
 )
-@click.option(
-    "--list",
-    "list_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A text file with one photo path per line (relative to the file).",
-)
-@click.option("--batch-size", type=int, default=None, help="Photos per encoder call (default: the graph's max batch).")
+@click.option("--list", "list_file", type=FILE, help="A text file with one photo path per line (relative to the file).")
+@click.option("--batch-size", type=int, help="Photos per encoder call (default: the graph's max batch).")
 @click.option(
     "--on-error",
     type=click.Choice(["raise", "skip"]),
@@ -63,20 +64,8 @@ def main() -> None:
 )
 @backend_option
 @ray_options
-@verbose_option
 def index(
-    export_dir,
-    photos,
-    gallery_dir,
-    storage_options,
-    codec,
-    list_file,
-    batch_size,
-    on_error,
-    backend,
-    use_ray,
-    ray_address,
-    verbose,
+    export_dir, photos, gallery_dir, storage_options, codec, list_file, batch_size, on_error, backend, ray
 ) -> None:
     """Encode PHOTOS (files or folders) into the gallery. Re-running continues an interrupted run."""
     from ..runtime.photo_sources import read_list_file
@@ -89,10 +78,10 @@ def index(
         export_dir, gallery=gallery_dir, create=True, codec=codec, backend=backend, storage_options=storage_options
     )
     executor = None  # this process
-    if use_ray:  # where the job runs is chosen here, where it starts: the indexing loop is the same
-        from ..distributed.ray_index import RayIndexExecutor, RayOptions
+    if ray:  # where the job runs is chosen here, where it starts: the indexing loop is the same
+        from ..distributed.ray_index import RayIndexExecutor
 
-        executor = RayIndexExecutor(RayOptions(address=ray_address))
+        executor = RayIndexExecutor(ray)
     report = r.index(sources, batch_size=batch_size, on_error=on_error, executor=executor)
     click.echo(
         f"{gallery_dir}: {len(r)} photos ({report.added} added, {report.skipped_existing} already stored"
@@ -106,14 +95,12 @@ def index(
 
 
 @main.command()
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
 @gallery_option("Gallery folder or URI (s3://, gs://, az://).", required=True)
-@storage_option
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
 @click.option(
     "--rerank",
-    default=None,
     callback=_rerank,
     metavar="N|all",
     help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
@@ -126,9 +113,8 @@ def index(
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Write results as JSON to this file ('-' for stdout).",
 )
-@click.option("--page", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML results page.")
-@verbose_option
-def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backend, json_out, page, verbose) -> None:
+@click.option("--page", type=FILE, help="Write an HTML results page.")
+def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backend, json_out, page) -> None:
     """Search the gallery with one or more SKETCHES."""
     from ..runtime.gallery.store import Gallery
     from ..runtime.photo_sources import expand_sources
@@ -172,7 +158,7 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
 
 
 @main.command("eval")
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @click.option(
     "--dataset",
     required=True,
@@ -201,37 +187,16 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
 @click.option(
     "--rerank",
     type=click.IntRange(min=0),
-    default=None,
     help="For two-stage ranking; default: the depth recorded in the export folder (printed).",
 )
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
 @gallery_option("Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).")
-@storage_option
 @backend_option
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
-@click.option(
-    "--page",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write an HTML page with the first queries and their top 10 hits.",
-)
+@click.option("--json", "json_out", type=FILE, help="Write the JSON report here.")
+@click.option("--page", type=FILE, help="Also write an HTML page with the first queries and their top 10 hits.")
 @ray_options
-@verbose_option
 def evaluate_cmd(
-    export_dir,
-    dataset,
-    root,
-    test_all,
-    ranking,
-    rerank,
-    ks,
-    gallery_dir,
-    storage_options,
-    backend,
-    json_out,
-    page,
-    use_ray,
-    ray_address,
-    verbose,
+    export_dir, dataset, root, test_all, ranking, rerank, ks, gallery_dir, storage_options, backend, json_out, page, ray
 ) -> None:
     """Evaluate EXPORT_DIR with the paper's protocol (mAP@all, mAP@200, P@100, P@200)."""
     from ..evaluation.datasets import load_image_folders, load_official_split
@@ -239,20 +204,19 @@ def evaluate_cmd(
     from ..runtime.retriever import Retriever
 
     ranking = ranking_name(ranking)  # one name in the progress bars and the report, whichever was typed
-    if dataset == "folder":
-        eval_set = load_image_folders(root)
-    else:
-        eval_set = load_official_split(root, dataset, subsample=not test_all)
+    eval_set = (
+        load_image_folders(root) if dataset == "folder" else load_official_split(root, dataset, subsample=not test_all)
+    )
     click.echo(eval_set.describe(), err=True)
     r = Retriever.load(export_dir, gallery=gallery_dir, create=True, backend=backend, storage_options=storage_options)
     if ranking == "two-stage":
         click.echo(rerank_note(r.manifest, rerank), err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
     executor = None  # this process
-    if use_ray:  # where the job runs is chosen here, where it starts: the loop is the same
-        from ..distributed.ray_eval import RayExecutor, RayOptions
+    if ray:  # where the job runs is chosen here, where it starts: the loop is the same
+        from ..distributed.ray_eval import RayExecutor
 
-        executor = RayExecutor(RayOptions(address=ray_address))
+        executor = RayExecutor(ray)
     report = evaluate(r, eval_set, ranking=ranking, rerank=rerank, ks=ks, executor=executor)
     text = json.dumps(report, indent=2)
     if json_out:
@@ -264,21 +228,18 @@ def evaluate_cmd(
         names = list(eval_set.class_names)
         labels = {str(p): names[c] for p, c in zip(eval_set.photo_paths, eval_set.photo_labels, strict=False)}
         queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels, strict=False))[:20]
-        hits = r.search_batch(
-            [str(q) for q, _ in queries],
-            k=10,
-            rerank=rerank if ranking == "two-stage" else ("all" if ranking == "exhaustive" else 0),
-        )
+        depth = {"two-stage": rerank, "exhaustive": "all"}.get(ranking, 0)
+        hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=depth)
         write_results_page(
             page, [QueryResult(str(q), h, names[c]) for (q, c), h in zip(queries, hits, strict=False)], labels
         )
 
 
 @main.command()
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photo", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--out", required=True, type=FILE, help="PNG to write.")
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -286,12 +247,9 @@ def evaluate_cmd(
     show_default=True,
     help="Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the matches as JSON."
-)
+@click.option("--json", "json_out", type=FILE, help="Also write the matches as JSON.")
 @backend_option
-@verbose_option
-def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> None:
+def explain(export_dir, sketch, photo, out, top, json_out, backend) -> None:
     """Show why SKETCH matches PHOTO: matched parts and where the model looks."""
     from ..runtime.retriever import Retriever
 
@@ -313,19 +271,17 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend, verbose) -> 
 
 
 @main.command()
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--out", required=True, type=FILE, help="PNG to write.")
 @gallery_option("Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.")
-@storage_option
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option(
     "--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose)."
 )
 @backend_option
-@verbose_option
-def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend, verbose) -> None:
+def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend) -> None:
     """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""
     from ..runtime.retriever import Retriever
 
@@ -341,14 +297,6 @@ def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k,
         f"from {len(used)} of {len(sources)} photo(s): {', '.join(used) or 'none'}"
     )
 
-
-from .export import main as _export_group  # noqa: E402 - registered here, defined in their own files
-from .gallery import gallery as _gallery_group  # noqa: E402
-from .serve import serve as _serve  # noqa: E402
-
-main.add_command(_serve)
-main.add_command(_gallery_group)
-main.add_command(_export_group, name="export")  # the same group object as the zse-export script
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

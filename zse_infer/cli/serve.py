@@ -6,17 +6,21 @@ from pathlib import Path
 
 import click
 
-from .common import ZseCommand, backend_option, gallery_option, storage_option, verbose_option
+from .common import FOLDER, ZseCommand, backend_option, gallery_option, verbosity
+
+
+def _number(name: str, type: click.ParamType, default: float, help: str):
+    """A numeric option whose help shows its default (and its range)."""
+    return click.option(name, type=type, default=default, show_default=True, help=help)
 
 
 @click.command("serve", cls=ZseCommand)
-@click.argument("export_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("export_dir", type=FOLDER)
 @gallery_option(
     "Gallery folder or URI (s3://, gs://, az://) to search (created empty if missing; fill it with POST /v1/photos "
     "and --allow-writes).",
     required=True,
 )
-@storage_option
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network."
 )
@@ -24,50 +28,33 @@ from .common import ZseCommand, backend_option, gallery_option, storage_option, 
 @click.option(
     "--max-batch",
     type=click.IntRange(min=1),
-    default=None,
     help="Sketches encoded together, at most (1 = batching off). Default: 16.",
 )
-@click.option(
+@_number(
     "--max-delay-ms",
     type=click.FloatRange(min=0),
     default=5.0,
-    show_default=True,
     help="How long the first search of a batch waits for others, once the last batch had company "
     "(a lone client never waits); 0: a batch is what queued while the model was busy.",
 )
-@click.option(
-    "--max-queue",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Searches waiting beyond this are answered 503 with Retry-After.",
-)
-@click.option(
-    "--timeout-s",
-    type=click.FloatRange(min=0.001),
-    default=30.0,
-    show_default=True,
-    help="Requests not answered by then get 504.",
-)
-@click.option(
+@_number("--max-queue", click.IntRange(min=1), 256, "Searches waiting beyond this are answered 503 with Retry-After.")
+@_number("--timeout-s", click.FloatRange(min=0.001), 30.0, "Requests not answered by then get 504.")
+@_number(
     "--max-upload-mb",
     type=click.FloatRange(min=0.001),
     default=10.0,
-    show_default=True,
     help="Largest image the server reads: uploads, sketches, --photo-root files (413 above).",
 )
-@click.option(
+@_number(
     "--max-rerank",
     type=click.IntRange(min=1),
     default=1000,
-    show_default=True,
     help="Deepest stage-2 rerank one request may ask for (422 beyond; 'all' only in galleries this small).",
 )
-@click.option(
+@_number(
     "--max-connections",
     type=click.IntRange(min=1),
     default=512,
-    show_default=True,
     help="Open connections at once; more are answered 503 at once. Slow clients are cut off (docs/serve-security.md).",
 )
 @click.option(
@@ -78,14 +65,9 @@ from .common import ZseCommand, backend_option, gallery_option, storage_option, 
     help="A Host name to answer (repeatable). Default: loopback names when --host is loopback, any name otherwise.",
 )
 @click.option(
-    "--token",
-    envvar="ZSE_SERVE_TOKEN",
-    default=None,
-    help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN).",
+    "--token", envvar="ZSE_SERVE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/* (or set ZSE_SERVE_TOKEN)."
 )
-@click.option(
-    "--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable)."
-)
+@click.option("--cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable).")
 @click.option(
     "--allow-writes",
     is_flag=True,
@@ -93,10 +75,7 @@ from .common import ZseCommand, backend_option, gallery_option, storage_option, 
     "only from this server's pages and --cors origins.",
 )
 @click.option(
-    "--upload-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery).",
+    "--upload-dir", type=FOLDER, help="Where uploaded photos are kept (default: GALLERY.uploads beside the gallery)."
 )
 @click.option(
     "--photo-root",
@@ -110,7 +89,6 @@ from .common import ZseCommand, backend_option, gallery_option, storage_option, 
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=None,
     help="CPU threads per model call (default: the backend's); 1 leaves cores to decoding and HTTP on busy machines.",
 )
 @click.option(
@@ -119,24 +97,16 @@ from .common import ZseCommand, backend_option, gallery_option, storage_option, 
     is_flag=True,
     help="Serve on Ray Serve (the extra 'ray'): --replicas copies of this server, one runtime each, behind one port.",
 )
-@click.option(
-    "--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: replicas of the server."
-)
-@click.option(
-    "--gpus-per-replica",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="With --ray: GPUs each replica asks Ray for (1 = one GPU each).",
+@_number("--replicas", click.IntRange(min=1), 2, "With --ray: replicas of the server.")
+@_number(
+    "--gpus-per-replica", click.FloatRange(min=0), 0.0, "With --ray: GPUs each replica asks Ray for (1 = one GPU each)."
 )
 @click.option(
     "--ray-address",
-    default=None,
     metavar="ADDR",
     help="With --ray: the cluster to join ('auto', 'ray://HEAD:10001'; default: RAY_ADDRESS or a local Ray). "
     "The export folder and gallery must be on a file system every node sees.",
 )
-@verbose_option
 def serve(
     export_dir,
     gallery_dir,
@@ -147,17 +117,14 @@ def serve(
     max_upload_mb,
     allowed_hosts,
     token,
-    cors,
     upload_dir,
-    photo_roots,
     backend,
     threads,
     use_ray,
     replicas,
     gpus_per_replica,
     ray_address,
-    verbose,
-    **knobs,  # options named as ServeSettings fields (max_delay_ms, max_queue, ...): passed on as they are
+    **knobs,  # options named as ServeSettings fields (max_delay_ms, cors, ...): passed on as they are (tuples)
 ) -> None:
     """Serve EXPORT_DIR and the gallery over HTTP: JSON API under /v1, a sketch pad at /, docs at /docs."""
     from ..errors import require
@@ -169,26 +136,18 @@ def serve(
     require("uvicorn", "serve", "zse serve")
     if not use_ray and (ray_address or gpus_per_replica):
         raise click.UsageError("--ray-address and --gpus-per-replica need --ray")
-    if use_ray:
-        # The driver opens no model: each replica does. Batching default as on one machine.
+    if use_ray:  # the driver opens no model (each replica does); batching default as on one machine
         max_batch = max_batch or 16
     else:
         retriever = Retriever.load(
-            export_dir,
-            gallery=gallery_dir,
-            create=True,
-            backend=backend,
-            threads=threads,
-            storage_options=storage_options,
+            export_dir, gallery_dir, create=True, backend=backend, threads=threads, storage_options=storage_options
         )
         max_batch = max_batch or auto_max_batch(retriever)
     settings = ServeSettings(
         max_batch=max_batch,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         token=token or None,
-        cors=tuple(cors),
         upload_dir=upload_dir or _default_upload_dir(gallery_dir),
-        photo_roots=tuple(photo_roots),
         allowed_hosts=tuple(allowed_hosts) or None,
         **knobs,
     )
@@ -200,7 +159,7 @@ def serve(
             f"on http://{host}:{port}/  (API docs: /docs)",
             err=True,
         )
-        run(retriever, settings, host=host, port=port, log_level="info" if verbose else "warning")
+        run(retriever, settings, host=host, port=port, log_level="info" if verbosity() else "warning")
         return
     from ..distributed.ray_serve import serve_on_ray
     from ..distributed.runtime_spec import RuntimeSpec

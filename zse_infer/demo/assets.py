@@ -1,6 +1,5 @@
 """The demo assets bundled in ``zse_infer/assets/demo/`` (the trained checkpoint, a gallery of
-unseen concepts and query sketches), described by its ``manifest.json`` (written by tools/bundle.py).
-"""
+unseen concepts and query sketches), described by its ``manifest.json`` (written by tools/bundle.py)."""
 
 from __future__ import annotations
 
@@ -46,8 +45,7 @@ class DemoAssets:
 
     @property
     def shipped_export(self) -> Path:
-        """The bundled model's ONNX export folder (the graphs ``zse-demo`` runs), shipped so that
-        the demo runs without torch; ``tools/demo_graphs.py`` makes it from the bundled weights."""
+        """The bundled model's ONNX export (what ``zse-demo`` runs without torch; made by ``tools/demo_graphs.py``)."""
         return self.root / SHIPPED_EXPORT
 
     def check_shipped_export(self) -> Path:
@@ -90,21 +88,18 @@ def load_demo_assets(root: str | Path | None = None, verify: bool = True) -> Dem
             raise IntegrityError(f"{file}: sha256 does not match {path}")
         return file
 
-    def items(key: str) -> list[DemoItem]:
-        out = []
-        for rec in manifest[key]:
-            if rec["source"] not in manifest["licences"]:
-                raise ManifestError(f"{path}: {rec['file']} has source {rec['source']!r} without a licence entry")
-            out.append(DemoItem(check(rec), rec["label"], rec["source"], rec["licence"], rec))
-        return out
+    def item(rec: dict[str, Any]) -> DemoItem:
+        if rec["source"] not in manifest["licences"]:
+            raise ManifestError(f"{path}: {rec['file']} has source {rec['source']!r} without a licence entry")
+        return DemoItem(check(rec), rec["label"], rec["source"], rec["licence"], rec)
 
     try:
         return DemoAssets(
             root=root,
             config=manifest["config"],
             checkpoint=check(manifest["model"]),
-            gallery=items("gallery"),
-            queries=items("queries"),
+            gallery=[item(rec) for rec in manifest["gallery"]],
+            queries=[item(rec) for rec in manifest["queries"]],
             licences=manifest["licences"],
             model_sha256=manifest["model"]["sha256"],
         )

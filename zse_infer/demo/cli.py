@@ -1,13 +1,11 @@
 """``zse-demo --out DIR``: the whole job on the bundled model, with no network (docs/demo.md):
 export (or copy the shipped graphs), index the bundled gallery, search it (results page,
-explanation, synthesis), evaluate three rankings against random weights, write ``metrics.json``.
-"""
+explanation, synthesis), evaluate three rankings against random weights, write ``metrics.json``."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import resource
 import shutil
 import tempfile
@@ -19,14 +17,14 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.common import StepBar, ZseCommand, rerank_note, rerank_source, setup_logging, verbose_option
+from ..cli.common import StepBar, ZseCommand, rerank_note, rerank_source
 from ..errors import InputError
-
-_log = logging.getLogger(__name__)
 
 #: the rankings compared, by the names zse eval, its progress bars and metrics.json use
 RANKINGS = ("ret-token", "two-stage", "exhaustive")
 METRICS = ("map_all", "map_200", "precision_10")
+#: backends the demo runs on
+BACKENDS = ["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]
 
 
 def cpu_seconds() -> float:
@@ -117,18 +115,15 @@ def _eval_set(assets):
         photo_paths=tuple(g.path for g in assets.gallery),
         photo_labels=np.array([index[g.label] for g in assets.gallery]),
         class_names=tuple(classes),
-        description=(
-            f"bundled photos ({len({g.source for g in assets.gallery})} colour icon sets) and sketches "
-            f"({len({q.source for q in assets.queries})} line icon sets) of unseen concepts"
-        ),
+        description=f"bundled photos ({len({g.source for g in assets.gallery})} colour icon sets) and sketches "
+        f"({len({q.source for q in assets.queries})} line icon sets) of unseen concepts",
     )
 
 
 def demo_recipe(config: str, tensorrt: bool = False):
-    """The model's recipe cut to what the demo runs: fp32 plain graphs only (no ORT-fused or
-    TensorRT-shaped copies, unless ``tensorrt``: then the TensorRT-shaped graphs its engines are
-    built from), validated at one batch size (2: still a dynamic batch, pairs of different
-    images). Its search depth is the model's own."""
+    """The model's recipe cut to what the demo runs: fp32 plain graphs only (no ORT-fused or TensorRT-shaped
+    copies, unless ``tensorrt``: then the TensorRT-shaped graphs its engines are built from), validated at one
+    batch size (2: still a dynamic batch, pairs of different images). Its search depth is the model's own."""
     from ..exporting.recipes import load_recipe
 
     recipe = load_recipe(config)
@@ -141,10 +136,8 @@ def demo_recipe(config: str, tensorrt: bool = False):
 
 
 def _export(checkpoint: Path, out: Path, config: str, backend: str = "auto") -> Path:
-    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps.
-
-    ``--backend tensorrt`` needs engines: they are built (and the export fails early, naming
-    what is missing, without TensorRT and a GPU)."""
+    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps; with engines for
+    ``--backend tensorrt`` (failing early, naming what is missing, without TensorRT and a GPU)."""
     from ..exporting import ExportOptions, export_model
     from ..exporting.pipeline import export_steps
 
@@ -195,10 +188,9 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     title = "zse-demo: sketches of unseen concepts, two-stage search"
     blend = retriever.manifest.default_blend
     subtitle = (
-        f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos "
-        f"(colour emoji and icons) of concepts the "
-        f"model never trained on; top 8 hits after reranking the ret-token top {rerank} with the relation head"
-        + (f" (its score blended with the ret-token cosine, {blend:g})." if blend else ".")
+        f"{len(picked)} line-icon sketches, one per concept, each searching {len(retriever)} photos (colour emoji "
+        f"and icons) of concepts the model never trained on; top 8 hits after reranking the ret-token top {rerank} "
+        "with the relation head" + (f" (its score blended with the ret-token cosine, {blend:g})." if blend else ".")
     )
     write_results_page(out / "results.html", results, labels, title=title, subtitle=subtitle)
     write_results_grid(out / "results.png", results, labels, title=title, subtitle=subtitle)
@@ -226,15 +218,9 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
 @click.option(
     "--rerank",
     type=click.IntRange(min=1),
-    default=None,
     help="Two-stage: candidates reranked (default: the depth the export records, printed).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]),
-    default="auto",
-    show_default=True,
-)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option(
     "--graphs",
     type=click.Choice(["auto", "export", "shipped"]),
@@ -254,17 +240,13 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     is_flag=True,
     help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).",
 )
-@verbose_option
-def main(
-    out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool, verbose: int
-) -> None:
+def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool) -> None:
     """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with
     the bundled sketches, write a results page, an explanation and a synthesis, then evaluate the
     trained model against random weights, all in OUT."""
     from ..runtime.retriever import Retriever
     from .assets import load_demo_assets
 
-    setup_logging(verbose)
     exportable = can_export()
     graphs = choose_graphs(graphs, backend, exportable)
     random_skipped = None
@@ -308,16 +290,14 @@ def main(
         err=True,
     )
 
-    metrics: dict[str, Any] = {}
     clock.start(f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
-    metrics["trained"] = _evaluate(retriever, eval_set, rerank, index=False)  # indexed in step 2
+    metrics: dict[str, Any] = {"trained": _evaluate(retriever, eval_set, rerank, index=False)}  # indexed in step 2
     clock.done("evaluate_trained")
     if not skip_random:
         clock.start("the same architecture with random weights: export (temporary folder) and evaluation")
         with tempfile.TemporaryDirectory() as tmp:
-            random_export = _export(
-                _random_weights(assets.config, Path(tmp)), Path(tmp) / "export", assets.config, backend
-            )
+            weights = _random_weights(assets.config, Path(tmp))
+            random_export = _export(weights, Path(tmp) / "export", assets.config, backend)
             # In memory: nothing of the random model is left in OUT.
             random = Retriever.load(random_export, gallery=None, backend=backend, projections=True)
             metrics["random_weights"] = _evaluate(random, eval_set, rerank)
