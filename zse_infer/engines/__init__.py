@@ -1,8 +1,5 @@
-"""Building TensorRT engines for export folders (the build side).
-
-Running engines and finding the one built for this GPU is the runtime's job (:mod:`zse_infer.runtime.runners`):
-this side imports the runners it validates with, never the reverse. ``tensorrt`` is imported lazily.
-"""
+"""Building TensorRT engines for export folders; running them is :mod:`zse_infer.runtime.runners`' job (this side
+imports the runners, never the reverse). ``tensorrt`` is imported lazily."""
 
 from .build import build_engines
 

@@ -31,13 +31,11 @@ _PRECISION_ORDER = ("fp16", "fp32")
 
 
 def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -> list[GraphSpec]:
-    """The graphs to build engines from: the ``trt`` variants, per role in the best precision present (fp16
-    where the role has an fp16 TensorRT graph, else fp32)."""
+    """The ``trt`` graphs to build engines from: per role, the best precision present (fp16, else fp32)."""
     trt_graphs = [g for g in manifest.graphs.values() if g.variant == "trt"]
     if not trt_graphs:
-        raise ExportError(
-            "the export folder has no TensorRT graphs (variant 'trt'); re-export with a recipe that lists it"
-        )
+        missing = "the export folder has no TensorRT graphs (variant 'trt'); re-export with a recipe that lists it"
+        raise ExportError(missing)
     if precisions is not None:
         wanted = set(precisions)
         chosen = [g for g in trt_graphs if g.precision in wanted]
@@ -48,9 +46,8 @@ def engine_graphs(manifest: Manifest, precisions: Iterable[str] | None = None) -
     chosen = []
     for role in dict.fromkeys(g.role for g in trt_graphs):
         of_role = [g for g in trt_graphs if g.role == role]
-        best = next(
-            p for p in (*_PRECISION_ORDER, *(g.precision for g in of_role)) if any(g.precision == p for g in of_role)
-        )
+        present = [g.precision for g in of_role]
+        best = next(p for p in (*_PRECISION_ORDER, *present) if p in present)
         chosen += [g for g in of_role if g.precision == best]
     return chosen
 
@@ -62,22 +59,16 @@ def engine_batch(graph: GraphSpec, max_batch: Mapping[str, int] | None) -> Batch
     return graph.batch.with_max(int(max_batch[role])) if role in max_batch else graph.batch
 
 
-class _TimingCache:
-    """The shared timing cache file of this TensorRT + GPU model: read before each build, merged (under a file
-    lock, not overwritten) after it, keeping what other graphs and builders measured."""
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b""
 
-    def __init__(self, trt: ModuleType, path: Path):
-        self.trt, self.path = trt, path
 
-    def read(self) -> bytes:
-        return self.path.read_bytes() if self.path.is_file() else b""
-
-    def merge(self, ours: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.path.with_name(self.path.name + ".lock")):
-            stored = self.read()
-            merged = combine_timing_caches(self.trt, stored, ours) if stored and stored != ours else ours
-            write_unique_then_rename(self.path, merged)
+def _merge_timing_cache(trt: ModuleType, path: Path, ours: bytes) -> None:
+    """Merge ``ours`` into the shared timing cache under a file lock, keeping what other builders measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_name(path.name + ".lock")):
+        stored = _read(path)
+        write_unique_then_rename(path, combine_timing_caches(trt, stored, ours) if stored and stored != ours else ours)
 
 
 def build_engines_for_manifest(
@@ -97,32 +88,22 @@ def build_engines_for_manifest(
     folder = Path(folder)
     cache = EngineCache(cache_dir or default_cache_dir())
     recipe_settings = dict(recipe_trt or manifest.extra.get("recipe", {}).get("tensorrt", {}))
-    timing = _TimingCache(
-        trt, cache.timing_cache_path(str(env.version), str(env.compute_capability), str(env.device or ""))
-    )
+    version, cc, device = str(env.version), str(env.compute_capability), str(env.device or "")
+    timing = cache.timing_cache_path(version, cc, device)
     entries = []
     for graph in engine_graphs(manifest, precisions):
         if on_step:
             on_step(f"engine {graph.id}")
-        manifest.files.setdefault(graph.file, sha256_file(folder / graph.file))
+        sha256 = manifest.files.setdefault(graph.file, sha256_file(folder / graph.file))
         batch = engine_batch(graph, max_batch)
+        shapes = profile_shapes(graph.inputs, batch)
         settings = BuildSettings.from_recipe(graph.precision, recipe_settings)
-        key = EngineKey(
-            onnx_sha256=manifest.files[graph.file],
-            tensorrt_version=str(env.version),
-            compute_capability=str(env.compute_capability),
-            precision=graph.precision,
-            profile=profile_to_json(profile_shapes(graph.inputs, batch)),
-            device_name=str(env.device or ""),
-            builder=settings.key_fields(),
-        )
+        key = EngineKey(sha256, version, cc, graph.precision, profile_to_json(shapes), device, settings.key_fields())
         info: dict[str, Any] = {}
 
-        def build(graph=graph, batch=batch, settings=settings, info=info) -> tuple[bytes, dict[str, Any]]:
-            data, updated, built = build_serialized_engine(
-                trt, folder / graph.file, profile_shapes(graph.inputs, batch), settings, timing.read()
-            )
-            timing.merge(updated)
+        def build(graph=graph, shapes=shapes, settings=settings, info=info) -> tuple[bytes, dict[str, Any]]:
+            data, updated, built = build_serialized_engine(trt, folder / graph.file, shapes, settings, _read(timing))
+            _merge_timing_cache(trt, timing, updated)
             info.update(built)
             return data, {"graph": graph.id, **built}
 
@@ -132,18 +113,10 @@ def build_engines_for_manifest(
         name = engine_file_name(graph.id, key)
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, folder / name)
-        entry = {
-            "graph": graph.id,
-            "role": graph.role,
-            "precision": graph.precision,
-            "file": name,
-            "cache_key": key.digest(),
-            "key": key.to_dict(),
-            "batch": batch.to_dict(),  # the profile: the runner's batch limit, even above the graph's recipe range
-            "device": env.device,
-            "built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **info,
-        }
+        entry: dict[str, Any] = {"graph": graph.id, "role": graph.role, "precision": graph.precision, "file": name}
+        # batch: the profile, the runner's batch limit even above the graph's recipe range
+        entry.update(cache_key=key.digest(), key=key.to_dict(), batch=batch.to_dict(), device=env.device)
+        entry.update(built=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **info)
         manifest.engines = [e for e in manifest.engines if e.get("file") != name] + [entry]
         entries.append(entry)
     return entries
@@ -162,9 +135,7 @@ def build_engines(
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)
     _, env = require_tensorrt()
-    entries = build_engines_for_manifest(
-        folder, manifest, env=env, cache_dir=cache_dir, precisions=precisions, max_batch=max_batch, on_step=on_step
-    )
+    entries = build_engines_for_manifest(folder, manifest, None, env, cache_dir, precisions, max_batch, on_step)
     manifest.extra["tensorrt"] = {"built": True, "version": env.version, "device": env.device}
     write_manifest(folder, manifest)
     return entries

@@ -19,9 +19,8 @@ def profile_shapes(inputs: Iterable[TensorSpec], batch: BatchRange) -> Shapes:
         if not dynamic:
             continue
         if dynamic != ["batch"] or spec.shape[0] != "batch":
-            raise ExportError(
-                f"input {spec.name}: shape {list(spec.shape)}, expected a leading 'batch' dimension and fixed others"
-            )
+            expected = "expected a leading 'batch' dimension and fixed others"
+            raise ExportError(f"input {spec.name}: shape {list(spec.shape)}, {expected}")
         rest = tuple(int(d) for d in spec.shape[1:])
         shapes[spec.name] = ((batch.min, *rest), (batch.opt, *rest), (batch.max, *rest))
     return shapes

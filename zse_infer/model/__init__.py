@@ -1,7 +1,5 @@
-"""The PyTorch side: encoder and relation head modules, and checkpoint loading.
-
-Importing this package imports torch and timm; the runtime side never does.
-"""
+"""The PyTorch side: encoder and relation head modules, and checkpoint loading (imports torch and timm; the runtime
+side never imports this package)."""
 
 from .checkpoint import checkpoint_filter_fn, read_checkpoint, to_official_state_dict
 from .encoder import Encoder

@@ -18,14 +18,9 @@ from ..errors import CheckpointError
 # (official, ours) key templates. A template ending in "." maps a prefix, any other maps a whole key; "{i}" stands
 # for a block index. The same table maps both ways, so a model trained here can be saved in the official layout.
 _CA_PARTS = [
-    ("self_attn.linears.0.", "attn.q."),
-    ("self_attn.linears.1.", "attn.k."),
-    ("self_attn.linears.2.", "attn.v."),
-    ("self_attn.linears.3.", "attn.out."),
-    ("feed_forward.w_1.", "ffn.fc1."),
-    ("feed_forward.w_2.", "ffn.fc2."),
-    ("sublayer.0.norm.", "norm1."),
-    ("sublayer.1.norm.", "norm2."),
+    *[(f"self_attn.linears.{i}.", f"attn.{name}.") for i, name in enumerate(("q", "k", "v", "out"))],
+    *[(f"feed_forward.w_{i}.", f"ffn.fc{i}.") for i in (1, 2)],
+    *[(f"sublayer.{i - 1}.norm.", f"norm{i}.") for i in (1, 2)],
 ]
 _BLOCK_PARTS = [
     ("layer_norm_input.", "norm1."),
@@ -60,8 +55,7 @@ _BACKWARD = [(_compile(n), o) for o, n in _RULES]
 
 def _map_key(key: str, rules: list[tuple[re.Pattern, str]]) -> str | None:
     for pattern, target in rules:
-        m = pattern.match(key)
-        if m:
+        if m := pattern.match(key):
             return target.replace("{i}", m.groupdict().get("i") or "") + key[m.end() :]
     return None
 
@@ -71,6 +65,7 @@ _IGNORED = re.compile(r"^ca\.encoder\.layers\.")
 _OFFICIAL_PREFIXES = ("sa.", "ca.", "rn.", "conv2d.")
 _OUR_PREFIXES = ("encoder.", "relation_head.")
 _BACKBONE_MARKERS = ("transformer.", "pos_embedding", "cls", "embedding.")
+_EXPECTED = "expected a state dict or {'model': state_dict, ...}"
 
 
 @dataclass
@@ -82,41 +77,25 @@ class FilteredState:
     ignored: list[str] = field(default_factory=list)
 
 
-def _strip_module(key: str) -> str:
-    while key.startswith("module."):
-        key = key[len("module.") :]
-    return key
-
-
 def detect_layout(keys: list[str]) -> str:
-    if any(k.startswith(_OUR_PREFIXES) for k in keys):
-        return "native"
-    if any(k.startswith(_OFFICIAL_PREFIXES) for k in keys):
-        return "official"
-    if any(k.startswith(_BACKBONE_MARKERS) for k in keys):
-        return "backbone"
-    return "unknown"
+    layouts = (("native", _OUR_PREFIXES), ("official", _OFFICIAL_PREFIXES), ("backbone", _BACKBONE_MARKERS))
+    return next((name for name, prefixes in layouts if any(k.startswith(prefixes) for k in keys)), "unknown")
 
 
 def checkpoint_filter_fn(state_dict: Mapping[str, Any]) -> FilteredState:
     """Map any supported checkpoint layout to our keys. Pure: no I/O, no model needed. Unknown keys are kept
     (prefix-stripped) so the loader reports them as unexpected instead of silently dropping them."""
-    stripped = {_strip_module(k): v for k, v in state_dict.items()}
+    stripped = {re.sub(r"^(module\.)+", "", k): v for k, v in state_dict.items()}
     layout = detect_layout(list(stripped))
     out: dict[str, torch.Tensor] = {}
     ignored: list[str] = []
     for key, value in stripped.items():
-        if layout == "native":
-            out[key] = value
-            continue
         official = f"sa.model.{key}" if layout == "backbone" else key
-        if layout == "backbone" and key.startswith("mlp_head."):
-            ignored.append(key)  # ImageNet classifier head, not part of the encoder
-            continue
-        if _IGNORED.match(official):
+        # the backbone's ImageNet classifier head (mlp_head.) is not part of the encoder
+        if layout != "native" and (_IGNORED.match(official) or (layout == "backbone" and key.startswith("mlp_head."))):
             ignored.append(key)
-            continue
-        out[_map_key(official, _FORWARD) or key] = value
+        else:
+            out[key if layout == "native" else (_map_key(official, _FORWARD) or key)] = value
     return FilteredState(out, layout, ignored)
 
 
@@ -125,8 +104,7 @@ def to_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
     cross-attention copy is written as a copy of ``layer1`` so the official strict ``load_state_dict`` accepts it."""
     out = {}
     for key, value in state_dict.items():
-        official = _map_key(key, _BACKWARD)
-        if official is None:
+        if (official := _map_key(key, _BACKWARD)) is None:
             raise CheckpointError(f"cannot map key {key!r} to the official layout")
         out[official] = value
         if official.startswith("ca.encoder.layer1.0."):
@@ -167,26 +145,20 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise CheckpointError(
-            f"{name}: cannot be read as a PyTorch checkpoint with weights_only=True "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{name}: cannot be read as a PyTorch checkpoint with weights_only=True ({detail})"
         ) from exc
     if not isinstance(raw, Mapping):
-        raise CheckpointError(
-            f"{name}: expected a state dict or {{'model': state_dict, ...}}, found {type(raw).__name__}"
-        )
+        raise CheckpointError(f"{name}: {_EXPECTED}, found {type(raw).__name__}")
     return _unwrap(raw, name), name
 
 
 def _unwrap(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
-    for wrapper in ("model", "state_dict"):
-        inner = raw.get(wrapper)
-        if isinstance(inner, Mapping):
-            raw = inner
-            break
+    raw = next((raw[key] for key in ("model", "state_dict") if isinstance(raw.get(key), Mapping)), raw)
     tensors = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise CheckpointError(f"{name}: holds no tensors; expected a state dict or {{'model': state_dict, ...}}")
+        raise CheckpointError(f"{name}: holds no tensors; {_EXPECTED}")
     non_tensors = sorted(set(raw) - set(tensors))
     if non_tensors:
         raise CheckpointError(f"{name}: state dict has non-tensor entries {non_tensors[:5]}")
@@ -200,9 +172,7 @@ def checkpoint_metadata(source: str | os.PathLike) -> dict[str, Any]:
         return {}
     with torch.serialization.safe_globals(_numpy_safe_globals()):
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    out = {}
-    if isinstance(raw, Mapping) and isinstance(raw.get("model"), Mapping):
-        for key, value in raw.items():
-            if key != "model" and isinstance(value, (int, float, np.number, str)):
-                out[key] = value.item() if isinstance(value, np.number) else value
-    return out
+    if not (isinstance(raw, Mapping) and isinstance(raw.get("model"), Mapping)):
+        return {}
+    fields = {k: v for k, v in raw.items() if k != "model" and isinstance(v, (int, float, np.number, str))}
+    return {k: v.item() if isinstance(v, np.number) else v for k, v in fields.items()}

@@ -1,8 +1,5 @@
-"""The per-image encoder: a ViT whose patch embedding is the paper's learnable tokenizer.
-
-Blocks are timm's pre-norm ViT blocks; only the patch embedding differs from a plain ViT: the token grid is
-the mean of a 16x16 patch convolution and a small multi-scale conv stack.
-"""
+"""The per-image encoder: timm's pre-norm ViT blocks after the paper's learnable tokenizer, a patch embedding that
+averages a 16x16 patch convolution and a small multi-scale conv stack."""
 
 from __future__ import annotations
 
@@ -44,8 +41,7 @@ class TwoBranchPatchEmbed(nn.Module):
         self.scale = ScaleEmbedding(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (self.proj(x) + self.scale(x)) / 2
-        return x.flatten(2).transpose(1, 2)
+        return ((self.proj(x) + self.scale(x)) / 2).flatten(2).transpose(1, 2)
 
 
 class Encoder(nn.Module):
@@ -60,33 +56,20 @@ class Encoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, cfg.width))
         self.pos_drop = nn.Dropout(cfg.dropout)
         norm = partial(nn.LayerNorm, eps=cfg.norm_eps)
-        self.blocks = nn.Sequential(
-            *[
-                Block(
-                    dim=cfg.width,
-                    num_heads=cfg.heads,
-                    mlp_ratio=cfg.mlp_dim / cfg.width,
-                    qkv_bias=True,
-                    proj_drop=cfg.dropout,
-                    # timm annotates norm_layer as a class but only calls it; its own models pass partials
-                    norm_layer=norm,  # type: ignore[arg-type]
-                    act_layer=nn.GELU,  # exact (erf) GELU, as the official nn.GELU()
-                )
-                for _ in range(cfg.depth)
-            ]
-        )
+        # timm annotates norm_layer as a class but only calls it (its own models pass partials); nn.GELU is the exact
+        # (erf) GELU, as the official nn.GELU()
+        block = partial(Block, cfg.width, cfg.heads, cfg.mlp_dim / cfg.width, qkv_bias=True, proj_drop=cfg.dropout)
+        blocks = [block(norm_layer=norm, act_layer=nn.GELU) for _ in range(cfg.depth)]  # type: ignore[arg-type]
+        self.blocks = nn.Sequential(*blocks)
         self.norm = norm(cfg.width)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Only matters when training from scratch (checkpoints overwrite it). The official
-        # code draws these with torch.randn (std 1); std 0.02 (timm's choice) trains better.
+        # From scratch only (checkpoints overwrite it): the official std 1 (torch.randn); timm's 0.02 trains better.
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(image)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed)
-        x = self.blocks(x)
-        return self.norm(x)
+        return self.norm(self.blocks(self.pos_drop(x + self.pos_embed)))

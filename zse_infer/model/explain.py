@@ -1,10 +1,7 @@
-"""The relation head with its internals as outputs (``explain.onnx``), so a deployed folder explains itself.
-
-An anchor reads from all patches (the grid is a reshape, not a transpose: docs/explanations.md), so which patches
-make a match is computed by exact linear attribution: an anchor feature is ``bias + sum_t C_t`` (C_t the part of
-the conv sum reading token t), so the cosine of a sketch anchor with its best photo anchor splits into one term per
-sketch patch (``sketch_relevance``), likewise per photo patch, plus a bias term (tests check the sum).
-"""
+"""The relation head with its internals as outputs (``explain.onnx``), so a deployed folder explains itself. An
+anchor reads all patches (docs/explanations.md), so matches are placed by exact linear attribution: an anchor
+feature is ``bias + sum_t C_t`` (C_t: the conv sum's part reading token t), so the cosine of a sketch anchor with its
+best photo anchor splits into one term per sketch patch, likewise per photo patch, plus a bias term (tests check it)."""
 
 from __future__ import annotations
 
@@ -29,10 +26,8 @@ EXPLAIN_OUTPUTS = {
 def token_index_map(grid: int, width: int, kernel: int) -> torch.Tensor:
     """(anchors, width * kernel * kernel) index of the patch token read by every conv input element, in
     ``_anchor_inputs``' order: anchor-major, then channel, then (i, j) in the kernel."""
-    ch = torch.arange(width).view(width, 1, 1)
-    ys = torch.arange(grid).view(1, grid, 1)
-    xs = torch.arange(grid).view(1, 1, grid)
-    token = (ch * grid * grid + ys * grid + xs) // width  # (width, grid, grid)
+    # (width, grid, grid): the flat memory index of each conv input element // width = the token it reads
+    token = torch.arange(width * grid * grid).view(width, grid, grid) // width
     a = grid // kernel
     token = token.view(width, a, kernel, a, kernel).permute(1, 3, 0, 2, 4)  # (a, a, width, k, k)
     return token.reshape(a * a, width * kernel * kernel)
@@ -46,16 +41,13 @@ class ExplainHead(nn.Module):
     def __init__(self, head: RelationHead):
         super().__init__()
         self.head = head
-        width = head.anchor_conv.in_channels
-        self.register_buffer(
-            "token_index", token_index_map(head.grid, width, head.anchor_conv.kernel_size[0]), persistent=False
-        )
+        index = token_index_map(head.grid, head.anchor_conv.in_channels, head.anchor_conv.kernel_size[0])
+        self.register_buffer("token_index", index, persistent=False)
 
     def _anchor_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-attended tokens -> (B, A, width*k*k): the conv input elements of every anchor."""
         b, _, d = tokens.shape
-        k = self.head.anchor_conv.kernel_size[0]
-        g = self.head.grid
+        k, g = self.head.anchor_conv.kernel_size[0], self.head.grid
         a = g // k
         grid = tokens[:, 1:].reshape(b, d, g, g)  # the official reshape (see module docstring)
         grid = grid.reshape(b, d, a, k, a, k).permute(0, 2, 4, 1, 3, 5)
@@ -64,12 +56,8 @@ class ExplainHead(nn.Module):
     def _relevance(
         self, inputs: torch.Tensor, index: torch.Tensor, feats: torch.Tensor, partner: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-patch terms of cos(feats[a], partner[a]) and its bias term.
-
-        ``inputs``/``index``: (B, A, E) conv input elements of the anchor in row a and the patch each one reads.
-        cos = (bias + sum_t C_t) . p / (|f| |p|): with v = p / (|f| |p|), patch t's term is sum x * (W^T v) over
-        t's elements.
-        """
+        """Per-patch terms of cos(feats[a], partner[a]) and its bias term; ``inputs``/``index``: (B, A, E) conv input
+        elements of row a's anchor and the patch each reads. With v = p / (|f| |p|), t's term sums x * (W^T v)."""
         conv = self.head.anchor_conv
         b, n_anchor, _ = feats.shape
         v = partner / (feats.norm(dim=-1, keepdim=True) * partner.norm(dim=-1, keepdim=True))  # (B, A, C)
@@ -84,22 +72,15 @@ class ExplainHead(nn.Module):
         fs, fp = head.anchors(s), head.anchors(p)
         kernel = cosine_kernel(fs, fp)
         best = kernel.argmax(dim=-1)  # (B, A): the photo anchor each sketch anchor matches best
-        batch = s.shape[0]
-        index = self.token_index.unsqueeze(0).expand(batch, -1, -1)
+        index = self.token_index.unsqueeze(0).expand(s.shape[0], -1, -1)
         fp_best = _rows(fp, best)
         sketch_rel, sketch_bias = self._relevance(self._anchor_inputs(s), index, fs, fp_best)
         # The photo side of the same pairs: photo anchor best[a] against sketch anchor a.
         photo_rel, photo_bias = self._relevance(_rows(self._anchor_inputs(p), best), _rows(index, best), fp_best, fs)
-        return {
-            "score": head.score_from_kernel(kernel),
-            "kernel": kernel,
-            "sketch_attention": s_w.mean(dim=1),
-            "photo_attention": p_w.mean(dim=1),
-            "best_photo_anchor": best,
-            "sketch_relevance": sketch_rel,
-            "photo_relevance": photo_rel,
-            "bias_relevance": torch.stack([sketch_bias, photo_bias], dim=-1),
-        }
+        scores = dict(score=head.score_from_kernel(kernel), kernel=kernel)  # in output order, as the graph traces them
+        maps = dict(sketch_attention=s_w.mean(dim=1), photo_attention=p_w.mean(dim=1), best_photo_anchor=best)
+        bias = torch.stack([sketch_bias, photo_bias], dim=-1)
+        return {**scores, **maps, "sketch_relevance": sketch_rel, "photo_relevance": photo_rel, "bias_relevance": bias}
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,12 @@
-"""The relation head restructured for reranking: per-image work done once, not once per pair.
-
-Each projection inside the two cross-attentions depends on one image only::
+"""The relation head restructured for reranking: per-image work done once, not once per pair. Each projection inside
+the two cross-attentions depends on one image only::
 
     S' = L1(q=S, k=P, v=S):  Q1 = S Wq1, V1 = S Wv1  (sketch)   K1 = P Wk1  (photo)
     P' = L2(q=P, k=S, v=P):  K2 = S Wk2              (sketch)   Q2 = P Wq2, V2 = P Wv2  (photo)
 
-so a query computes its side once (:meth:`prepare_sketch`), a photo its side once
-(:meth:`prepare_photos`), and per pair only attention, output projections, FFNs, anchor convolutions and
-the MLP remain (:meth:`score_prepared`). Token 0's query row is never used by the score, so it is not
-computed. Scores equal the official ones (tests: within 1e-5 on the parity weights).
+so a query computes its side once (:meth:`prepare_sketch`), a photo its side once (:meth:`prepare_photos`), and per
+pair only attention, output projections, FFNs, anchor convolutions and the MLP remain (:meth:`score_prepared`).
+Token 0's query row is never used by the score, so it is not computed. Scores equal the official ones (1e-5, tests).
 """
 
 from __future__ import annotations
@@ -62,15 +60,13 @@ class FastRelationHead(nn.Module):
         self.fused = True
 
     def prepare_sketch(self, sketch: torch.Tensor) -> SketchSide:
-        l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
-        h = self.heads
+        l1, l2, h = self.head.sketch_layer.attn, self.head.photo_layer.attn, self.heads
         return SketchSide(
             _heads(l1.q(sketch[:, 1:]), h), _heads(l1.v(sketch), h), _heads(l2.k(sketch), h), sketch[:, 1:]
         )
 
     def prepare_photos(self, photo: torch.Tensor) -> PhotoSide:
-        l1, l2 = self.head.sketch_layer.attn, self.head.photo_layer.attn
-        h = self.heads
+        l1, l2, h = self.head.sketch_layer.attn, self.head.photo_layer.attn, self.heads
         return PhotoSide(_heads(l1.k(photo), h), _heads(l2.q(photo[:, 1:]), h), _heads(l2.v(photo), h), photo[:, 1:])
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -98,20 +94,15 @@ class FastRelationHead(nn.Module):
         head = self.head
         s = self._finish(head.sketch_layer, self._attend(sketch.q1, photos.k1, sketch.v1), sketch.residual)
         p = self._finish(head.photo_layer, self._attend(photos.q2, sketch.k2, photos.v2), photos.residual)
-        kernel = cosine_kernel(self._anchors(s), self._anchors(p))
-        return head.score_from_kernel(kernel)
+        return head.score_from_kernel(cosine_kernel(self._anchors(s), self._anchors(p)))
 
     def forward(self, sketch: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
         """Same contract as :class:`RelationHead`: (B, N, D) x (B, N, D) -> (B,); sketch may be (1, N, D)."""
         return self.score_prepared(self.prepare_sketch(sketch), self.prepare_photos(photo))
 
 
-# The restructured head as three ONNX graphs, token-major with heads merged (independent of the head count):
-#   relation_sketch: sketch_tokens (b, N, D) -> sketch_q (b, N-1, D), sketch_v (b, N, D), sketch_k (b, N, D)
-#   relation_photo:  photo_tokens  (b, N, D) -> photo_k (b, N, D), photo_q (b, N-1, D), photo_v (b, N, D)
-#   relation_pair:   one query's sketch_tokens, sketch_q, sketch_v, sketch_k (leading dim 1, broadcast)
-#                    and b candidates' photo_tokens, photo_k, photo_q, photo_v -> score (b,)
-# relation_photo's outputs can be stored with a gallery, so reranking runs relation_pair alone per candidate.
+# The restructured head as three ONNX graphs (docs/export.md), token-major with heads merged (independent of the head
+# count): (b, N, D) tokens -> q (b, N-1, D), k and v (b, N, D) per side; relation_pair broadcasts a query's side.
 
 
 class _Graph(nn.Module):

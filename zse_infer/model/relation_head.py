@@ -1,10 +1,5 @@
-"""The per-pair relation head: (sketch tokens, photo tokens) -> relation score.
-
-Computes exactly what the official ``ca`` + ``conv2d`` + ``rn`` modules compute (docs/spec.md, "Relation
-head"), with the quirks that must not be "fixed": keys from the *other* image but values from *itself*
-(``S' = L1(q=S, k=P, v=S)``, the residual adds the value); the anchor grid from a plain ``reshape`` of
-(B, N, D) to (B, D, g, g), not a transpose; the norm dividing by the *unbiased* std plus eps.
-"""
+"""The per-pair relation head: exactly the official ``ca`` + ``conv2d`` + ``rn`` modules, with the quirks that must not
+be "fixed" (values from *itself*, the anchor grid a reshape not a transpose, unbiased std: docs/spec.md)."""
 
 from __future__ import annotations
 
@@ -29,8 +24,7 @@ class StdNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(-1, keepdim=True)
-        std = x.std(-1, keepdim=True)  # unbiased (n - 1), as the official code
+        mean, std = x.mean(-1, keepdim=True), x.std(-1, keepdim=True)  # unbiased std (n - 1), as the official code
         return self.a * (x - mean) / (std + self.eps) + self.b
 
 
@@ -40,12 +34,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
-        self.heads = heads
-        self.head_dim = dim // heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
         self.attn_drop = nn.Dropout(dropout)
         self.fused = True
 
@@ -62,18 +52,15 @@ class MultiHeadAttention(nn.Module):
         if self.fused and not need_weights:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
-            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-            weights = scores.softmax(dim=-1)
+            weights = (torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)).softmax(dim=-1)
             x = torch.matmul(self.attn_drop(weights), v)
-        x = x.transpose(1, 2).reshape(b, n, d)
-        return self.out(x), weights
+        return self.out(x.transpose(1, 2).reshape(b, n, d)), weights
 
 
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int, dropout: float):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,8 +83,7 @@ class CrossAttentionLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, weights = self.attn(query, key, value, need_weights)
         x = self.norm1(value + self.drop(attended))
-        x = self.norm2(x + self.drop(self.ffn(x)))
-        return x, weights
+        return self.norm2(x + self.drop(self.ffn(x))), weights
 
 
 def cosine_kernel(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -112,9 +98,7 @@ class RelationHead(nn.Module):
     def __init__(self, cfg: RelationHeadConfig, encoder_cfg: EncoderConfig):
         super().__init__()
         cfg.validate(encoder_cfg)
-        self.cfg = cfg
-        self.grid = encoder_cfg.grid_size
-        dim = encoder_cfg.width
+        self.cfg, self.grid, dim = cfg, encoder_cfg.grid_size, encoder_cfg.width
         self.sketch_layer = CrossAttentionLayer(dim, cfg)  # official ca.encoder.layer1.0
         self.photo_layer = CrossAttentionLayer(dim, cfg)  # official ca.encoder.layer2.0
         self.anchor_conv = nn.Conv2d(dim, cfg.anchor_dim, cfg.anchor_kernel, stride=cfg.anchor_kernel)
@@ -129,9 +113,7 @@ class RelationHead(nn.Module):
     def anchors(self, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-attended tokens (B, 1 + g*g, D) -> anchor features (B, a*a, anchor_dim)."""
         b, _, d = tokens.shape
-        # A plain reshape of the contiguous (B, g*g, D) memory to (B, D, g, g): the
-        # official `view`, which mixes tokens and channels. Not a transpose.
-        grid = tokens[:, 1:].reshape(b, d, self.grid, self.grid)
+        grid = tokens[:, 1:].reshape(b, d, self.grid, self.grid)  # as the official `view`: mixes tokens and channels
         return self.anchor_conv(grid).flatten(2).transpose(1, 2)
 
     def score_from_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
@@ -159,14 +141,8 @@ class RelationHead(nn.Module):
         """Everything the head computes: cross-attended tokens, attention weights, anchors, kernel, score."""
         s, p, s_w, p_w = self.cross_attend(sketch, photo, need_weights)
         kernel = cosine_kernel(self.anchors(s), self.anchors(p))
-        return {
-            "sketch_tokens": s,
-            "photo_tokens": p,
-            "sketch_attention": s_w,
-            "photo_attention": p_w,
-            "kernel": kernel,
-            "score": self.score_from_kernel(kernel),
-        }
+        features = dict(sketch_tokens=s, photo_tokens=p, sketch_attention=s_w, photo_attention=p_w, kernel=kernel)
+        return {**features, "score": self.score_from_kernel(kernel)}
 
     def forward(self, sketch: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
         s, p, _, _ = self.cross_attend(sketch, photo)

@@ -56,8 +56,7 @@ def matching_configs(state: Mapping[str, torch.Tensor]) -> list[str]:
 def mismatch_message(
     name: str, filtered: FilteredState, config: str, missing: list[str], unexpected: list[str], misshaped: list[str]
 ) -> str:
-    """A short account of why a checkpoint does not fit a config: counts, a few examples, and the
-    config it does fit when it matches a known one (a full key list runs to thousands of characters)."""
+    """Why a checkpoint does not fit a config: counts, a few examples, and the known config it does fit if any."""
     parts = [
         f"{len(keys)} {'key' if len(keys) == 1 else 'keys'} {what} ({_examples(keys)})"
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", misshaped))
@@ -75,14 +74,11 @@ def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -
     raw, name = read_checkpoint(source)
     filtered = checkpoint_filter_fn(raw)
     if filtered.layout == "unknown":
-        raise CheckpointError(
-            f"{name}: does not look like a ZSE-SBIR checkpoint (first keys: {_examples(sorted(raw), 5)}); "
-            "expected the authors' keys (sa.*, ca.*, rn.*, conv2d.*), a backbone file, or zse-infer's own keys"
-        )
-    expected = model.state_dict()
-    state = filtered.state_dict
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+        expected_keys = "the authors' keys (sa.*, ca.*, rn.*, conv2d.*), a backbone file, or zse-infer's own keys"
+        first = f"(first keys: {_examples(sorted(raw), 5)})"
+        raise CheckpointError(f"{name}: does not look like a ZSE-SBIR checkpoint {first}; expected {expected_keys}")
+    expected, state = model.state_dict(), filtered.state_dict
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     misshaped = [
         f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         for k in sorted(set(state) & set(expected))
@@ -90,19 +86,15 @@ def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -
     ]
     allowed_missing: list[str] = []
     if filtered.layout == "backbone":
-        # The ImageNet backbone has no relation head and may lack the multi-scale
-        # branch: both keep their initialisation, as in the official training start.
+        # The ImageNet backbone lacks the relation head, maybe the multi-scale branch: they keep their initialisation.
         allowed_missing = [k for k in missing if k.startswith(("relation_head.", "encoder.patch_embed.scale."))]
         missing = [k for k in missing if k not in allowed_missing]
     if missing or unexpected or misshaped:
         raise CheckpointError(mismatch_message(name, filtered, model.config.name, missing, unexpected, misshaped))
     if allowed_missing:
-        _log.warning(
-            "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)",
-            name,
-            len(allowed_missing),
-            "relation head" + (" and multi-scale patch branch" if any("scale" in k for k in allowed_missing) else ""),
-        )
+        what = "relation head" + (" and multi-scale patch branch" if any("scale" in k for k in allowed_missing) else "")
+        message = "%s: backbone-only checkpoint; %d parameters keep their initialisation (%s)"
+        _log.warning(message, name, len(allowed_missing), what)
     for key, value in state.items():
         if not value.is_floating_point():
             raise CheckpointError(f"{name}: key {key} has dtype {value.dtype}, expected a floating-point tensor")
@@ -114,12 +106,5 @@ def load_state(model: ZseModel, source: str | os.PathLike | Mapping[str, Any]) -
 def load_model(
     path_or_state_dict: str | os.PathLike | Mapping[str, Any], config: str | ModelConfig = "zse_vit_b16"
 ) -> ZseModel:
-    """A :class:`ZseModel` in eval mode with the checkpoint's weights.
-
-    Accepts the authors' release (``{'model': state_dict, ...}``), a bare state dict, ``module.``-prefixed keys,
-    half-precision tensors, a backbone-only file (relation head left at init, with a warning), our own state dicts
-    and ``.safetensors`` files. Never touches the network.
-    """
-    model = ZseModel(config)
-    load_state(model, path_or_state_dict)
-    return model.eval()
+    """A :class:`ZseModel` in eval mode with a checkpoint's weights (formats accepted: docs/export.md); no network."""
+    return load_state(ZseModel(config), path_or_state_dict).eval()

@@ -1,9 +1,5 @@
-"""One small interface over every engine kind: ``Runner.run(inputs) -> outputs``.
-
-Like Polygraphy's runners, a runner checks every call against its graph's
-:class:`~zse_infer.manifest.GraphSpec` ("received X, expected Y") and splits work into batches the graph's
-profile allows, so callers hand over any number of rows.
-"""
+"""One small interface over every engine kind: ``Runner.run(inputs) -> outputs``, checked against the graph's
+:class:`~zse_infer.manifest.GraphSpec` ("received X, expected Y") and split into batches its profile allows."""
 
 from __future__ import annotations
 
@@ -59,10 +55,8 @@ class Runner(ABC):
             if not _batched(spec):
                 continue  # a fixed leading dim (e.g. one query's tensors): broadcast, not split
             if batch is not None and value.shape[0] != batch:
-                raise InputError(
-                    f"graph {self.graph.id}: inputs have different batch sizes "
-                    f"({batch} and {value.shape[0]} for '{spec.name}')"
-                )
+                sizes = f"({batch} and {value.shape[0]} for '{spec.name}')"
+                raise InputError(f"graph {self.graph.id}: inputs have different batch sizes {sizes}")
             batch = value.shape[0]
         return int(batch or 0)
 
@@ -74,10 +68,8 @@ class Runner(ABC):
         parts: list[dict[str, np.ndarray]] = []
         batched = {t.name for t in self.graph.inputs if _batched(t)}
         for start in range(0, n, self.max_batch):
-            chunk = {
-                name: np.ascontiguousarray(v[start : start + self.max_batch] if name in batched else v)
-                for name, v in inputs.items()
-            }
+            rows = slice(start, start + self.max_batch)
+            chunk = {k: np.ascontiguousarray(v[rows] if k in batched else v) for k, v in inputs.items()}
             parts.append(self._run_batch(chunk))
         if len(parts) == 1:
             return parts[0]
@@ -124,10 +116,8 @@ class ModelRunners:
     precision: str
 
     def describe(self) -> str:
-        return (
-            f"{self.backend} ({self.precision}): encoder {self.encoder.graph.id} on {self.encoder.device}, "
-            f"relation head {self.relation_head.graph.id} on {self.relation_head.device}"
-        )
+        head = f"relation head {self.relation_head.graph.id} on {self.relation_head.device}"
+        return f"{self.backend} ({self.precision}): encoder {self.encoder.graph.id} on {self.encoder.device}, {head}"
 
     def close(self) -> None:
         self.encoder.close()

@@ -1,7 +1,5 @@
-"""What this CPU offers to ONNX Runtime's int8 kernels and OpenVINO's bf16 kernels, read from ``/proc/cpuinfo``.
-
-Outside Linux the features are "unknown"; ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo (docs/cpu.md).
-"""
+"""What this CPU offers to ONNX Runtime's int8 and OpenVINO's bf16 kernels, from ``/proc/cpuinfo`` ("unknown"
+outside Linux; ``$ZSE_CPUINFO`` reads another machine's saved cpuinfo: docs/cpu.md)."""
 
 from __future__ import annotations
 
@@ -24,14 +22,11 @@ CPUINFO_ENV = "ZSE_CPUINFO"
 
 
 def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
-    """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "bf16", "source"}`` of this CPU.
-
-    ``flags``: which of :data:`SIMD_FLAGS` are present; ``u8s8_exact``: ONNX Runtime's U8S8 products cannot
-    saturate here (VNNI/AMX, or not x86); ``bf16``: :func:`bf16_unit`. "unknown" where the file cannot be read.
-    """
+    """``{"vendor", "model", "machine", "flags", "vnni", "u8s8_exact", "bf16", "source"}`` of this CPU: ``flags`` of
+    :data:`SIMD_FLAGS`; ``u8s8_exact``: ONNX Runtime's U8S8 products cannot saturate here (VNNI/AMX, or not x86)."""
     cpuinfo = Path(cpuinfo or os.environ.get(CPUINFO_ENV) or CPUINFO)
     machine = platform.machine() or UNKNOWN
-    info = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
+    info: dict[str, Any] = {"vendor": UNKNOWN, "model": platform.processor() or UNKNOWN, "machine": machine}
     fields = _first_cpu(cpuinfo)
     if fields is None:
         unknown = dict.fromkeys(("flags", "vnni", "u8s8_exact", "bf16"), UNKNOWN)
@@ -39,15 +34,9 @@ def cpu_features(cpuinfo: Path | None = None) -> dict[str, Any]:
     present = set(fields.get("flags", "").split())
     flags = [f for f in SIMD_FLAGS if f in present]
     vnni = any(f in flags for f in VNNI_FLAGS)
-    features = {
-        **info,
-        "vendor": fields.get("vendor_id", UNKNOWN),
-        "model": fields.get("model name", info["model"]),
-        "flags": flags,
-        "vnni": vnni,
-        "u8s8_exact": vnni or machine.lower() not in X86_MACHINES,  # ARM's dot products do not saturate
-        "source": str(cpuinfo),
-    }
+    features = {**info, "vendor": fields.get("vendor_id", UNKNOWN), "model": fields.get("model name", info["model"])}
+    # u8s8_exact: VNNI/AMX, or not x86 (ARM's dot products do not saturate)
+    features.update(flags=flags, vnni=vnni, u8s8_exact=vnni or machine.lower() not in X86_MACHINES, source=str(cpuinfo))
     features["bf16"] = bf16_unit(features)
     return features
 
@@ -57,11 +46,8 @@ def bf16_unit(features: dict[str, Any]) -> str | None:
     flags = features.get("flags")
     if not isinstance(flags, (list, tuple, set)):
         return None
-    if "amx_bf16" in flags and "amx_tile" in flags:
-        return "amx"
-    if "avx512_bf16" in flags and "avx512f" in flags:
-        return "avx512_bf16"
-    return None
+    units = (("amx", ("amx_bf16", "amx_tile")), ("avx512_bf16", ("avx512_bf16", "avx512f")))
+    return next((unit for unit, needs in units if all(f in flags for f in needs)), None)
 
 
 def describe(features: dict[str, Any]) -> str:

@@ -1,8 +1,5 @@
-"""A thin CUDA runtime wrapper over ``cuda-python`` (the ``gpu`` extra): what the TensorRT backend needs.
-
-Pinned host memory as in NVIDIA's samples (only copies from it are truly asynchronous); without cuda-python
-or a GPU, :func:`gpu_count` is 0 and nothing else is called.
-"""
+"""What the TensorRT backend needs of the CUDA runtime, over ``cuda-python`` (the ``gpu`` extra): pinned host memory
+as in NVIDIA's samples (only copies from it are truly asynchronous). Without cuda-python or a GPU, gpu_count() is 0."""
 
 from __future__ import annotations
 

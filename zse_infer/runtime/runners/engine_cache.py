@@ -1,7 +1,5 @@
-"""Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT, GPU model and builder settings.
-
-Why the key holds the GPU's name and how builders share one folder: docs/gpus.md. Pure Python.
-"""
+"""Engine cache keys: an engine is reused only for the exact ONNX file, TensorRT, GPU model and builder settings
+(why the GPU's name, how builders share one folder: docs/gpus.md). Pure Python."""
 
 from __future__ import annotations
 
@@ -30,8 +28,7 @@ class EngineKey:
     precision: str
     profile: Mapping[str, Any] = field(default_factory=dict)  # profile_to_json(...) of the shapes
     device_name: str = ""  # e.g. "NVIDIA A10": plans are not portable across GPU models of one compute capability
-    # BuildSettings.key_fields(): every setting that shapes the plan
-    builder: Mapping[str, Any] = field(default_factory=dict)
+    builder: Mapping[str, Any] = field(default_factory=dict)  # BuildSettings.key_fields(): what shapes the plan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,10 +61,6 @@ def user_cache_dir(*parts: str) -> Path:
     return Path(root).joinpath(*parts)
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "unknown"
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory ``flock`` on ``path`` across processes (none on Windows, where unique temporary
@@ -87,8 +80,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def write_unique_then_rename(target: Path, data: bytes) -> str:
-    """Write ``data`` to a temporary file named for this process, then rename it onto ``target``; the sha256
-    of the bytes read back from disk."""
+    """Write ``data`` to a per-process temporary file renamed onto ``target``; the sha256 read back from disk."""
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -98,8 +90,7 @@ def write_unique_then_rename(target: Path, data: bytes) -> str:
         digest = sha256_file(tmp)
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return digest
 
 
@@ -144,7 +135,8 @@ class EngineCache:
 
     def timing_cache_path(self, tensorrt_version: str, compute_capability: str, device_name: str = "") -> Path:
         """Timing caches are per TensorRT version and GPU model, shared by every graph built there."""
-        device = f".{_slug(device_name)}" if device_name else ""
+        slug = "".join(c if c.isalnum() else "-" for c in device_name).strip("-").lower() or "unknown"
+        device = f".{slug}" if device_name else ""
         return self.root / f"timing.trt{tensorrt_version}.sm{compute_capability.replace('.', '')}{device}.cache"
 
 
@@ -156,19 +148,11 @@ def find_engine(
     graph = manifest.graphs.get(graph_id)
     if graph is None:
         return None
-    for entry in manifest.engines:
-        if entry.get("graph") != graph_id:
-            continue
-        recorded = entry.get("key", {})
-        key = EngineKey(
-            onnx_sha256=manifest.files.get(graph.file, ""),
-            tensorrt_version=tensorrt_version,
-            compute_capability=compute_capability,
-            precision=entry.get("precision", ""),
-            profile=recorded.get("profile", {}),
-            device_name=device_name,
-            builder=recorded.get("builder", {}),
-        )
+    sha256 = manifest.files.get(graph.file, "")
+    for entry in (e for e in manifest.engines if e.get("graph") == graph_id):
+        precision, recorded = entry.get("precision", ""), entry.get("key", {})
+        profile, builder = recorded.get("profile", {}), recorded.get("builder", {})
+        key = EngineKey(sha256, tensorrt_version, compute_capability, precision, profile, device_name, builder)
         if key.digest() == entry.get("cache_key"):
             return entry
     return None

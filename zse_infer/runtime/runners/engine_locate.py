@@ -13,8 +13,7 @@ from .engine_cache import find_engine
 
 
 def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: GraphSpec) -> tuple[Path, dict[str, Any]]:
-    """(engine path, its manifest entry) for ``graph`` on this machine's TensorRT version and GPU model, hash-verified
-    (:class:`BackendError` when TensorRT, a GPU or a matching engine is missing; IntegrityError when modified)."""
+    """(engine path, manifest entry) for ``graph`` on this TensorRT + GPU model, hash-verified; else BackendError."""
     folder = Path(folder)
     env = environment.probe_tensorrt()
     if not env.ready:
@@ -27,11 +26,9 @@ def locate_engine_entry(folder: str | os.PathLike, manifest: Manifest, graph: Gr
             f"on {k.get('device_name') or e.get('device') or '?'}"
             for k, e in keys
         )
-        raise BackendError(
-            f"{folder}: no engine for graph {graph.id} built for TensorRT {env.version} on compute capability "
-            f"{env.compute_capability} ({env.device}) (engines for it: {built or 'none'}); "
-            f"build one with `zse-export build {folder}`"
-        )
+        here = f"TensorRT {env.version} on compute capability {env.compute_capability} ({env.device})"
+        fix = f"(engines for it: {built or 'none'}); build one with `zse-export build {folder}`"
+        raise BackendError(f"{folder}: no engine for graph {graph.id} built for {here} {fix}")
     manifest.verify(folder, [entry["file"]])
     return folder / entry["file"], entry
 

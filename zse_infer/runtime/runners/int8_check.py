@@ -1,8 +1,5 @@
-"""Whether int8 graphs can be trusted on this CPU; if not, the fp32 graphs run instead (with a warning).
-
-The load-time checks are described in docs/export.md ("int8 graphs for CPUs"): what this CPU computes
-decides, not whether it is the CPU recorded at export.
-"""
+"""Whether int8 graphs can be trusted on this CPU (what it computes decides, not the CPU recorded at export); if
+not, the fp32 graphs run instead, with a warning. The checks: docs/export.md ("int8 graphs for CPUs")."""
 
 from __future__ import annotations
 
@@ -27,11 +24,9 @@ def check_int8(folder: Path, manifest: Manifest, runners: ModelRunners) -> Preci
     for runner in graphs:
         saturation_free = (runner.graph.extra.get("quantization") or {}).get("saturation_free_on_x86", False)
         if not saturation_free and here["u8s8_exact"] is False:
-            return PrecisionCheck(
-                False,
-                f"graph {runner.graph.id} was quantised with 8-bit weights, which can saturate on this CPU "
-                f"({describe(here)}, no VNNI); re-export with this version of zse-export --int8",
-            )
+            saturates = f"was quantised with 8-bit weights, which can saturate on this CPU ({describe(here)}, no VNNI)"
+            fix = "re-export with this version of zse-export --int8"
+            return PrecisionCheck(False, f"graph {runner.graph.id} {saturates}; {fix}")
     validated = [describe(r.graph.extra["validated_on"]) for r in graphs if "validated_on" in r.graph.extra]
     where = f"on {describe(here)} (validated at export on {validated[0] if validated else 'an unrecorded CPU'})"
     check = check_precision(folder, manifest, "int8", graphs, where=where)

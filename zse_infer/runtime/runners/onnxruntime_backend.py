@@ -1,11 +1,9 @@
-"""ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where they really run.
-
-The provider in use is read back from the session (``onnxruntime-gpu`` lists GPU providers without a GPU);
-the two distributions' shared import is in docs/install.md; the TensorRT provider never gets ``*_fused`` graphs.
-"""
+"""ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where the session confirms they run
+(``onnxruntime-gpu`` lists GPU providers without a GPU; the two distributions' one import: docs/install.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -32,10 +30,8 @@ def onnxruntime_install() -> dict[str, object]:
     """Which ONNX Runtime distributions are installed (``{"distributions": {name: version}, "conflict": bool}``)."""
     found = {}
     for name in ("onnxruntime", "onnxruntime-gpu"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return {"distributions": found, "conflict": len(found) > 1}
 
 
@@ -49,24 +45,18 @@ def _ort():
 def _check_install(ort) -> None:
     install = onnxruntime_install()
     if install["conflict"]:
-        _log.warning(
+        message = (
             "both onnxruntime and onnxruntime-gpu are installed (%s); they share one import and the one pip wrote "
             "last wins (providers %s). Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && "
-            "pip install onnxruntime-gpu  (or onnxruntime for CPU only)",
-            install["distributions"],
-            ort.get_available_providers(),
+            "pip install onnxruntime-gpu  (or onnxruntime for CPU only)"
         )
+        _log.warning(message, install["distributions"], ort.get_available_providers())
     else:
         _log.info("ONNX Runtime from %s", install["distributions"])
 
 
 def available_providers() -> list[str]:
     return list(_ort().get_available_providers())
-
-
-def ort_trt_cache_dir() -> Path:
-    """The TensorRT provider's engine and timing cache: ``$ZSE_ORT_TRT_CACHE``, else the user cache folder."""
-    return Path(os.environ.get("ZSE_ORT_TRT_CACHE") or user_cache_dir("ort-trt"))
 
 
 def trt_profile_options(graph: GraphSpec, max_batch: int) -> dict[str, str]:
@@ -76,8 +66,7 @@ def trt_profile_options(graph: GraphSpec, max_batch: int) -> dict[str, str]:
         return "x".join(str(rows if isinstance(d, str) else d) for d in spec.shape)
 
     dynamic = [t for t in graph.inputs if any(isinstance(d, str) for d in t.shape)]
-    b = graph.batch
-    top = max(1, min(max_batch, b.max))
+    b, top = graph.batch, max(1, min(max_batch, graph.batch.max))
     rows = {"min": min(b.min, top), "opt": min(b.opt, top), "max": top}
     return {f"trt_profile_{k}_shapes": ",".join(f"{t.name}:{dims(t, n)}" for t in dynamic) for k, n in rows.items()}
 
@@ -110,8 +99,7 @@ class OrtRunner(Runner):
             raise BackendError(f"{path}: ONNX Runtime cannot load graph {graph.id} ({exc})") from exc
         self.providers = list(self.session.get_providers())
         self._on_gpu = any(p in GPU_PROVIDERS for p in self.providers)
-        missing = [p for p in wanted if p not in self.providers]
-        if missing:
+        if missing := [p for p in wanted if p not in self.providers]:
             _log.warning("graph %s: requested %s but ONNX Runtime runs it on %s", graph.id, missing, self.providers[0])
         _log.info("graph %s (%s) runs on ONNX Runtime %s", graph.id, graph.file, self.providers[0])
         self._output_names = [t.name for t in graph.outputs]
@@ -122,21 +110,15 @@ class OrtRunner(Runner):
         if provider != TRT_EP:
             return {}
         if graph.variant == "ort_fused":
-            raise BackendError(
-                f"graph {graph.id}: the TensorRT execution provider cannot take its com.microsoft attention; "
-                "use the *_trt or plain graph"
-            )
-        cache = Path(cache_dir) if cache_dir else ort_trt_cache_dir()
+            why = "cannot take its com.microsoft attention; use the *_trt or plain graph"
+            raise BackendError(f"graph {graph.id}: the TensorRT execution provider {why}")
+        # engines and timing caches: ``$ZSE_ORT_TRT_CACHE``, else the user cache folder
+        cache = Path(cache_dir or os.environ.get("ZSE_ORT_TRT_CACHE") or user_cache_dir("ort-trt"))
         cache.mkdir(parents=True, exist_ok=True)
-        return {
-            "trt_fp16_enable": graph.precision == "fp16",
-            "trt_max_workspace_size": str(2 << 30),
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache),
-            **trt_profile_options(graph, max_batch),
-        }
+        options = {"trt_fp16_enable": graph.precision == "fp16", "trt_max_workspace_size": str(2 << 30)}
+        for kind in ("engine", "timing"):
+            options.update({f"trt_{kind}_cache_enable": True, f"trt_{kind}_cache_path": str(cache)})
+        return {**options, **trt_profile_options(graph, max_batch)}
 
     @property
     def device(self) -> str:
@@ -146,8 +128,7 @@ class OrtRunner(Runner):
         if not self._on_gpu:
             values = self.session.run(self._output_names, inputs)
             return dict(zip(self._output_names, values, strict=True))
-        # On a GPU: bind inputs once and let ORT place outputs on the device, so
-        # the only host copies are the unavoidable upload and final download.
+        # On a GPU: ORT places outputs on the device, so the only host copies are the upload and final download.
         binding = self.session.io_binding()
         for name, value in inputs.items():
             binding.bind_cpu_input(name, value)

@@ -1,8 +1,5 @@
-"""OpenVINO backend (CPU): the export folder's plain fp32 ONNX graphs compiled by OpenVINO, bf16 where trusted.
-
-``"fp32"`` asks for f32 explicitly (OpenVINO's default on a bf16-capable CPU is bf16); the self-check is
-:mod:`.precision_check`'s, the compiled-model cache is described in docs/cpu.md.
-"""
+"""OpenVINO backend (CPU): the export folder's plain fp32 ONNX graphs compiled by OpenVINO, bf16 where trusted;
+``"fp32"`` asks for f32 explicitly (OpenVINO's default on a bf16-capable CPU is bf16). The cache: docs/cpu.md."""
 
 from __future__ import annotations
 
@@ -64,18 +61,8 @@ class CompiledKey:
 def compiled_key(graph_sha256: str, precision: str, features: dict | None = None) -> CompiledKey:
     features = features or cpu_features()
     flags = features.get("flags")
-    return CompiledKey(
-        graph_sha256,
-        openvino_version(),
-        str(features.get("model")),
-        tuple(flags) if isinstance(flags, list) else (str(flags),),
-        precision,
-    )
-
-
-def cache_root() -> Path:
-    """``$ZSE_OPENVINO_CACHE``, else ``openvino`` in the user cache folder."""
-    return Path(os.environ.get(CACHE_ENV) or user_cache_dir("openvino"))
+    flags = tuple(flags) if isinstance(flags, list) else (str(flags),)
+    return CompiledKey(graph_sha256, openvino_version(), str(features.get("model")), flags, precision)
 
 
 def cache_folder(root: Path, graph_id: str, key: CompiledKey) -> Path:
@@ -101,23 +88,18 @@ class OpenVinoRunner(Runner):
         cache_dir: str | os.PathLike | bool | None = None,
         graph_sha256: str | None = None,
     ):
-        """``precision``: "bf16" or "fp32" (the inference precision; the graph itself is fp32).
-        ``cache_dir``: the compiled-model cache root (None: :func:`cache_root`; False: none).
+        """``precision``: "bf16" or "fp32" (the inference precision; the graph itself is fp32). ``cache_dir``: the
+        compiled-model cache root (None: ``$ZSE_OPENVINO_CACHE``, else the user cache folder; False: none).
         ``graph_sha256``: the graph file's recorded hash (the manifest's), else the file is hashed."""
         super().__init__(graph, max_batch)
         if precision not in INFERENCE_PRECISION:
-            raise InputError(
-                f"OpenVINO precision: received {precision!r}, expected one of {sorted(INFERENCE_PRECISION)}"
-            )
+            expected = f"expected one of {sorted(INFERENCE_PRECISION)}"
+            raise InputError(f"OpenVINO precision: received {precision!r}, {expected}")
         if graph.precision != "fp32":
-            raise InputError(
-                f"graph {graph.id}: the OpenVINO backend compiles fp32 graphs, received a {graph.precision} graph"
-            )
-        core = openvino_core()
-        path = Path(folder) / graph.file
-        self.precision = precision
-        self.threads = threads
-        self.cache_dir = cache_dir
+            received = f"received a {graph.precision} graph"
+            raise InputError(f"graph {graph.id}: the OpenVINO backend compiles fp32 graphs, {received}")
+        core, path = openvino_core(), Path(folder) / graph.file
+        self.precision, self.threads, self.cache_dir = precision, threads, cache_dir
         config: dict[str, object] = {
             "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision],
             "PERFORMANCE_HINT": "LATENCY",  # one stream: our callers send one batch at a time
@@ -143,15 +125,9 @@ class OpenVinoRunner(Runner):
         # Outputs by the manifest's names: a tensor may carry several names and get_any_name() picks any.
         self._outputs = {t.name: self.compiled.output(t.name) for t in graph.outputs}
         self._request = self.compiled.create_infer_request()
-        _log.info(
-            "graph %s (%s) compiled by OpenVINO %s for %s in %.2f s (%s)",
-            graph.id,
-            graph.file,
-            openvino_version(),
-            self.inference_precision,
-            self.compile_seconds,
-            "from cache" if self.from_cache else "compiled",
-        )
+        how = "from cache" if self.from_cache else "compiled"
+        args = (graph.id, graph.file, openvino_version(), self.inference_precision, self.compile_seconds, how)
+        _log.info("graph %s (%s) compiled by OpenVINO %s for %s in %.2f s (%s)", *args)
 
     @staticmethod
     def _cache(cache_dir, graph: GraphSpec, path: Path, graph_sha256: str | None, precision: str) -> Path | None:
@@ -159,7 +135,7 @@ class OpenVinoRunner(Runner):
         A damaged blob inside is no risk: OpenVINO checks what it imports and compiles anew when it cannot."""
         if cache_dir is False:
             return None
-        root = Path(cache_dir) if cache_dir else cache_root()
+        root = Path(cache_dir) if cache_dir else Path(os.environ.get(CACHE_ENV) or user_cache_dir("openvino"))
         try:
             return cache_folder(root, graph.id, compiled_key(graph_sha256 or sha256_file(path), precision))
         except OSError as exc:

@@ -1,9 +1,6 @@
-"""Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU: measured at load.
-
-The runners run the first row(s) of ``parity_inputs.npz`` against PyTorch's outputs there. Tolerances: the
-manifest's ``tolerances[precision]``, else :data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds, others
-upper bounds; criteria only measurable over a ranking set (``top10_overlap_min``) are skipped.
-"""
+"""Whether a lower precision (int8 graphs, bf16 compute) is right on *this* CPU, measured at load: the first row(s)
+of ``parity_inputs.npz`` against PyTorch's outputs there, judged by the manifest's ``tolerances[precision]`` (else
+:data:`DEFAULT_TOLERANCES`; ``_min`` keys are lower bounds; ranking criteria such as ``top10_overlap_min`` skipped)."""
 
 from __future__ import annotations
 
@@ -44,9 +41,8 @@ def failed_criteria(values: Mapping[str, float], tolerance: Mapping[str, float])
         if not isinstance(value, (int, float)):
             continue
         if (lower and not value >= bound) or (not lower and not value <= bound):
-            failed.append(
-                f"{name} {value:.4g} {'<' if lower else '>'} {'minimum' if lower else 'tolerance'} {bound:.4g}"
-            )
+            relation = "< minimum" if lower else "> tolerance"
+            failed.append(f"{name} {value:.4g} {relation} {bound:.4g}")
     return failed
 
 
@@ -87,16 +83,14 @@ def check_precision(
     try:
         errors = measure(folder, manifest, runners, fast)
     except (OSError, KeyError, ValueError) as exc:
-        return PrecisionCheck(
-            False, f"cannot run the {precision} self-check on {PARITY_FILE} ({type(exc).__name__}: {exc})"
-        )
+        reason = f"cannot run the {precision} self-check on {PARITY_FILE} ({type(exc).__name__}: {exc})"
+        return PrecisionCheck(False, reason)
     seconds = time.perf_counter() - t0
     failed = failed_criteria(errors, tolerance)
     where = f" {where}" if where else ""
     if failed:
-        return PrecisionCheck(
-            False, f"self-check against {PARITY_FILE} failed{where}: " + "; ".join(failed), errors, seconds
-        )
+        failures = "; ".join(failed)
+        return PrecisionCheck(False, f"self-check against {PARITY_FILE} failed{where}: {failures}", errors, seconds)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
     return PrecisionCheck(True, f"self-check passed{where}: {summary}", errors, seconds)
 

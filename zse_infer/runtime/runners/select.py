@@ -1,10 +1,6 @@
-"""Choosing a backend and the graphs it runs, from the manifest and what is installed.
-
-``backend="auto"`` tries, in order: TensorRT engines built for this GPU, ONNX Runtime on a GPU provider
-(counted only when the session confirms it), OpenVINO bf16 on CPUs with a bf16 unit (:func:`prefer_openvino`;
-only after its self-check passes), ONNX Runtime on the CPU, the PyTorch modules; the choice is logged.
-``backend="openvino"`` runs on any CPU: bf16 where a unit is present and the self-check passes, else f32.
-"""
+"""Choosing a backend and the graphs it runs, from the manifest and what is installed: ``backend="auto"`` tries
+them in the order docs/cpu.md gives and logs its choice; OpenVINO bf16 (``auto`` where :func:`prefer_openvino` says
+so, or ``backend="openvino"``) is kept only if its self-check passes, else f32."""
 
 from __future__ import annotations
 
@@ -33,6 +29,7 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "openvino", "t
 #: precisions a caller may ask for: graph precisions, plus bf16 (OpenVINO computing fp32 graphs in bfloat16)
 REQUESTABLE_PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 ROLES = ("encoder", "relation_head")
+RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
 
 
 def _installed(module: str) -> bool:
@@ -74,13 +71,8 @@ def _open_onnxruntime(
 ) -> ModelRunners:
     providers, variants = _ort_plan(gpu)
     on_gpu = providers[0] != ortb.CPU
-    precisions = _precisions(precision, on_gpu)
-    runners = _open_all(
-        ROLES,
-        lambda role: ortb.OrtRunner(
-            manifest.select_graph(role, precisions, variants), folder, providers, max_batch=max_batch, threads=threads
-        ),
-    )
+    select = partial(manifest.select_graph, precisions=_precisions(precision, on_gpu), variants=variants)
+    runners = _open_all(ROLES, lambda role: ortb.OrtRunner(select(role), folder, providers, max_batch, threads))
     actual_gpu = runners["encoder"].device != ortb.CPU
     if on_gpu and not actual_gpu and precision is None and runners["encoder"].graph.precision == "fp16":
         # GPU providers were listed but the session fell back to the CPU: use the fp32 graphs there.
@@ -89,9 +81,8 @@ def _open_onnxruntime(
     name = "onnxruntime-gpu" if actual_gpu else "onnxruntime-cpu"
     opened = ModelRunners(runners["encoder"], runners["relation_head"], name, runners["encoder"].graph.precision)
     if opened.precision == "int8":  # never wrong tokens in silence: checked on this CPU, else fp32 (logged)
-        return trusted_or_fp32(
-            opened, folder, manifest, lambda: _open_onnxruntime(folder, manifest, "fp32", gpu, max_batch, threads)
-        )
+        fp32 = partial(_open_onnxruntime, folder, manifest, "fp32", gpu, max_batch, threads)
+        return trusted_or_fp32(opened, folder, manifest, fp32)
     return opened
 
 
@@ -115,12 +106,8 @@ def _open_tensorrt(folder: Path, manifest: Manifest, precision: str | None, max_
 
 
 def prefer_openvino(features: dict | None = None) -> tuple[bool, str]:
-    """(whether ``auto`` tries OpenVINO bf16 before ONNX Runtime on this CPU, why).
-
-    Only where the CPU computes bf16 natively (AMX: ~4x ONNX Runtime fp32 on a 4th-generation
-    Xeon; AVX512-BF16, e.g. AMD Zen 4: ~2x, measured in benchmarks/) and openvino is installed.
-    On AVX2-only CPUs OpenVINO would run f32, about ONNX Runtime's speed: auto keeps ONNX Runtime.
-    """
+    """(whether ``auto`` tries OpenVINO bf16 before ONNX Runtime here, why): where openvino is installed and the CPU
+    computes bf16 natively (AMX ~4x ONNX Runtime fp32, AVX512-BF16 ~2x; on AVX2 alone no gain: docs/cpu.md)."""
     features = features or cpu_features()
     unit = bf16_unit(features)
     if unit is None:
@@ -132,10 +119,8 @@ def prefer_openvino(features: dict | None = None) -> tuple[bool, str]:
 
 def _openvino_precision(requested: str | None, unit: str | None) -> str:
     if requested not in (None, "bf16", "fp32"):
-        raise InputError(
-            f"precision: received {requested!r} for the OpenVINO backend, expected 'bf16', 'fp32' or None "
-            "(it compiles the fp32 graphs; int8/fp16 graphs run on onnxruntime)"
-        )
+        expected = "expected 'bf16', 'fp32' or None (it compiles the fp32 graphs; int8/fp16 graphs run on onnxruntime)"
+        raise InputError(f"precision: received {requested!r} for the OpenVINO backend, {expected}")
     if requested == "bf16" and unit is None:
         _log.warning("precision bf16 asked for, but this CPU has no bf16 unit (AMX or AVX512-BF16): OpenVINO runs f32")
         return "fp32"
@@ -176,9 +161,6 @@ def _open_onnxruntime_gpu(folder: Path, manifest: Manifest, max_batch, threads) 
     return opened
 
 
-RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")
-
-
 def open_relation_runners(
     folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners
 ) -> dict[str, Runner] | None:
@@ -193,12 +175,8 @@ def open_relation_runners(
         if runners.backend.startswith("onnxruntime") and runners.precision == "fp32":
             providers = list(getattr(runners.encoder, "providers", []) or [])
             variants = ("trt", "plain") if providers and providers[0] == ortb.TRT_EP else ("plain",)
-            return _open_all(
-                RELATION_ROLES,
-                lambda role: ortb.OrtRunner(
-                    manifest.select_graph(role, ("fp32",), variants), folder, providers or None
-                ),
-            )
+            select = partial(manifest.select_graph, precisions=("fp32",), variants=variants)
+            return _open_all(RELATION_ROLES, lambda role: ortb.OrtRunner(select(role), folder, providers or None))
         if runners.backend == "openvino":
             return _openvino_relation(folder, manifest, runners.encoder, runners.precision)
     except (ManifestError, BackendError) as exc:
@@ -232,11 +210,9 @@ def _openvino_relation(folder: Path, manifest: Manifest, encoder, precision: str
 
 def _open_torch(manifest: Manifest, precision: str | None, checkpoint, max_batch) -> ModelRunners:
     model = load_torch_model(manifest, checkpoint, precision or "fp32")
-    runners = {
-        role: TorchRunner(manifest.select_graph(role, ("fp32",), ("plain", "ort_fused")), model, max_batch)
-        for role in ROLES
-    }
-    return ModelRunners(runners["encoder"], runners["relation_head"], "torch", precision or "fp32")
+    select = partial(manifest.select_graph, precisions=("fp32",), variants=("plain", "ort_fused"))
+    encoder, relation_head = (TorchRunner(select(role), model, max_batch) for role in ROLES)
+    return ModelRunners(encoder, relation_head, "torch", precision or "fp32")
 
 
 def open_runners(
@@ -296,11 +272,8 @@ def open_runners(
 
 
 def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_side=None, sketch_side=None):
-    """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners.
-
-    ``photo_side`` / ``sketch_side``: ``relation_photo`` / ``relation_sketch`` outputs if already computed
-    (stored with a gallery; once per query), else computed here. Every backend's search stage 2 calls this.
-    """
+    """Scores (B,) of one sketch's tokens (1, N, D) against B photos' tokens with the restructured head's runners
+    (every backend's search stage 2); ``photo_side`` / ``sketch_side``: those graphs' outputs if already computed."""
     if sketch_side is None:
         sketch_side = fast["relation_sketch"].run({"sketch_tokens": sketch_tokens})
     if photo_side is None:
@@ -310,8 +283,7 @@ def relation_scores(fast: dict[str, Runner], sketch_tokens, photo_tokens, photo_
 
 
 def open_explain_runner(folder: str | os.PathLike, manifest: Manifest, runners: ModelRunners) -> Runner:
-    """The explain graph's runner: on the PyTorch model when that backend runs, else ONNX Runtime (GPU provider
-    if present; explanations are occasional and inspected on the host)."""
+    """The explain graph's runner: the PyTorch model's on the torch backend, else ONNX Runtime (CUDA if present)."""
     graph = manifest.select_graph("explain", ("fp32",), ("plain",))
     if runners.backend == "torch":
         encoder = runners.encoder

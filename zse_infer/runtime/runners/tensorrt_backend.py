@@ -1,8 +1,5 @@
-"""TensorRT backend: runs a serialized engine built by ``zse-export build`` (TensorRT 10.x API).
-
-Pinned buffers, async copies, one lock per execution context (docs/gpus.md); ``tensorrt`` is imported only
-here, and an engine is deserialized only when a GPU is present (without one that crashed the process).
-"""
+"""TensorRT backend: runs an engine built by ``zse-export build`` (TensorRT 10.x; pinned buffers, async copies, one
+lock per execution context: docs/gpus.md). Deserialized only when a GPU is present: without one that crashes."""
 
 from __future__ import annotations
 
@@ -22,8 +19,7 @@ _log = logging.getLogger(__name__)
 
 
 def batch_limit(engine_profile_max: int, recorded: BatchRange | None, graph: GraphSpec) -> int:
-    """The largest batch one engine call takes: its profile's max (``--max-batch`` at build time); the smaller of
-    the plan's own profile and the manifest's record, so the engine never gets more rows than it was built for."""
+    """The most rows one engine call takes: the smaller of the plan's profile max and the manifest's record."""
     recorded_max = recorded.max if recorded is not None else graph.batch.max
     return max(1, min(int(engine_profile_max), int(recorded_max)))
 
@@ -38,23 +34,19 @@ class TrtRunner(Runner):
         max_batch: int | None = None,
         engine_batch: BatchRange | None = None,
     ):
-        """``engine_batch``: the batch range the engine was built for (its manifest entry's ``batch``);
-        defaults to the graph's range. It, not the graph's recipe range, bounds the batches run."""
+        """``engine_batch``: the batch range the engine was built for (default: the graph's); it bounds the batches."""
         trt = require("tensorrt", "gpu", "The TensorRT backend")
         if cuda.gpu_count() == 0:
             raise BackendError("the TensorRT backend needs an NVIDIA GPU; none is visible (CUDA device count is 0)")
         path = Path(engine_path)
         if not path.is_file():
             raise BackendError(f"{path}: TensorRT engine not found; build it with: zse-export build <export dir>")
-        self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise BackendError(
-                f"{path}: TensorRT could not deserialize the engine (built with another TensorRT version or GPU?); "
-                "rebuild it with: zse-export build <export dir>"
-            )
+            why = "(built with another TensorRT version or GPU?); rebuild it with: zse-export build <export dir>"
+            raise BackendError(f"{path}: TensorRT could not deserialize the engine {why}")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in self._inputs]
@@ -79,13 +71,8 @@ class TrtRunner(Runner):
             self._host[name] = cuda.PinnedBuffer(nbytes, self._dtypes[name])
             if not self.context.set_tensor_address(name, int(self._device[name].ptr)):
                 raise BackendError(f"graph {graph.id}: TensorRT refused the device address of tensor {name!r}")
-        _log.info(
-            "graph %s runs on TensorRT %s (engine %s, max batch %d)",
-            graph.id,
-            trt.__version__,
-            path.name,
-            self.max_batch,
-        )
+        message = "graph %s runs on TensorRT %s (engine %s, max batch %d)"
+        _log.info(message, graph.id, trt.__version__, path.name, self.max_batch)
 
     @property
     def device(self) -> str:
@@ -98,10 +85,8 @@ class TrtRunner(Runner):
                 staged = self._host[name].view(value.shape)
                 np.copyto(staged, value, casting="same_kind")  # float32 -> the engine's dtype where it differs
                 if not self.context.set_input_shape(name, tuple(value.shape)):
-                    raise BackendError(
-                        f"graph {self.graph.id}: TensorRT rejected input shape {tuple(value.shape)} for {name!r} "
-                        f"(outside the engine's profile; max batch {self.max_batch})"
-                    )
+                    where = f"graph {self.graph.id}: TensorRT rejected input shape {tuple(value.shape)} for {name!r}"
+                    raise BackendError(f"{where} (outside the engine's profile; max batch {self.max_batch})")
                 self._device[name].upload(staged, self.stream)
             if not self.context.execute_async_v3(self.stream.handle):
                 raise BackendError(f"graph {self.graph.id}: TensorRT execution failed")

@@ -1,7 +1,4 @@
-"""PyTorch backend: the eager modules, for debugging and parity checks.
-
-Needs the source checkpoint (the manifest's, verified against its sha256, or one passed explicitly).
-"""
+"""PyTorch backend: the eager modules from the source checkpoint, for debugging and parity checks."""
 
 from __future__ import annotations
 
@@ -24,12 +21,10 @@ class TorchRunner(Runner):
     def __init__(self, graph: GraphSpec, model, max_batch: int | None = None):
         super().__init__(graph, max_batch)
         self.torch = require("torch", "export", "The PyTorch backend")
-        self.model = model
-        self.device_ = next(model.parameters()).device
+        self.model, self.device_ = model, next(model.parameters()).device
         if graph.role not in ("encoder", "relation_head", "explain"):
-            raise BackendError(
-                f"the PyTorch backend runs encoder, relation_head and explain graphs, not {graph.role!r}"
-            )
+            roles = "encoder, relation_head and explain graphs"
+            raise BackendError(f"the PyTorch backend runs {roles}, not {graph.role!r}")
         self._explain = None
         if graph.role == "explain":
             from ...model.explain import ExplainHead
@@ -67,10 +62,8 @@ def load_torch_model(manifest: Manifest, checkpoint: str | os.PathLike | None, p
     source = manifest.source_checkpoint
     path = Path(checkpoint) if checkpoint else (Path(source["path"]) if source.get("path") else None)
     if path is None or not path.is_file():
-        raise BackendError(
-            "the PyTorch backend needs the source checkpoint: pass checkpoint=... "
-            f"(the manifest records {source.get('path')!r}, which is not a file here)"
-        )
+        recorded = f"(the manifest records {source.get('path')!r}, which is not a file here)"
+        raise BackendError(f"the PyTorch backend needs the source checkpoint: pass checkpoint=... {recorded}")
     if not checkpoint and source.get("sha256") and sha256_file(path) != source["sha256"]:
         raise IntegrityError(f"{path}: does not match the checkpoint this folder was exported from (sha256 differs)")
     model = load_model(path, config=manifest.model)

@@ -1,8 +1,5 @@
-"""Is TensorRT usable here? The one place that answers, without ever touching CUDA when it is not.
-
-TensorRT needs a GPU even to create a Builder, and deserialising an engine without one crashes the process;
-the GPU check asks the CUDA runtime (cuda-python, else torch), never TensorRT.
-"""
+"""Is TensorRT usable here? The one place that answers: TensorRT needs a GPU even to create a Builder, and
+deserialising an engine without one crashes, so the GPU check asks the CUDA runtime (cuda-python, else torch)."""
 
 from __future__ import annotations
 
@@ -14,9 +11,9 @@ from ...errors import DependencyError, ExportError
 from . import cuda
 
 INSTALL_HINT = "pip install 'zse-infer[gpu]' (TensorRT's wheels come from NVIDIA's package index)"
-#: TensorRT majors this package is written and documented against (see engines/tensorrt_build.py):
-#: 11 removed the weakly typed builder API and has not been run with this code, so it is refused, not guessed at.
+#: TensorRT majors this is written against; 11 removed the weakly typed builder API, is untested here: refused.
 SUPPORTED_MAJORS = (10,)
+_NO_PROBE = "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
 
 
 @dataclass(frozen=True)
@@ -48,10 +45,7 @@ def probe_gpu() -> tuple[str | None, str | None, str]:
     try:
         torch = importlib.import_module("torch")
     except ImportError:
-        reason = (
-            "neither cuda-python nor torch is installed, so no GPU could be detected (pip install 'zse-infer[gpu]')"
-        )
-        return None, None, reason
+        return None, None, _NO_PROBE
     if not torch.cuda.is_available():
         return None, None, "no CUDA GPU is visible (torch.cuda.is_available() is False)"
     major, minor = torch.cuda.get_device_capability(0)
@@ -64,9 +58,8 @@ def probe_tensorrt() -> TrtEnvironment:
         return TrtEnvironment(False, reason)
     version = str(trt.__version__)
     if int(version.split(".")[0]) not in SUPPORTED_MAJORS:
-        return TrtEnvironment(
-            False, f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}", version
-        )
+        reason = f"TensorRT {version} is installed, expected TensorRT 10.x (>=10.0,<11); {INSTALL_HINT}"
+        return TrtEnvironment(False, reason, version)
     cc, device, reason = probe_gpu()
     if cc is None:
         return TrtEnvironment(False, f"TensorRT {version} is installed but {reason}", version)
