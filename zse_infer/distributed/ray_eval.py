@@ -1,5 +1,4 @@
-"""Evaluation on Ray: an executor for the one evaluation loop, with the query batches spread over
-actors, each with one runtime and the shared gallery at the driver's version (docs/ray.md)."""
+"""Evaluation on Ray: query batches over actors, each with one runtime and the gallery at the driver's version."""
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ import numpy as np
 from ..errors import BackendError, GalleryError, ImageError, InputError, ZseError
 from ..evaluation.executor import Task
 from ..runtime.retriever import Retriever
-from .ray_index import RayIndexExecutor, RayOptions, _first_line
-from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
+from .ray_index import RayIndexExecutor, RayOptions
+from .ray_setup import actor_pool, connect, default_actors, job_failed, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
 __all__ = ["RayExecutor", "RayOptions"]
@@ -25,11 +24,9 @@ class TaskActor:
 
     def __init__(self, spec: RuntimeSpec, gallery: str, version: int, task: Task, storage_options: dict | None = None):
         self.retriever = spec.retriever(gallery, storage_options)
-        if self.retriever.gallery.version != version:
-            raise GalleryError(
-                f"{gallery}: changed during evaluation (version {self.retriever.gallery.version}, "
-                f"the driver labelled version {version}); evaluate a gallery nothing writes to"
-            )
+        if (opened := self.retriever.gallery.version) != version:
+            labelled = f"the driver labelled version {version}); evaluate a gallery nothing writes to"
+            raise GalleryError(f"{gallery}: changed during evaluation (version {opened}, {labelled}")
         self.task = task
 
     def __call__(self, batch):
@@ -46,25 +43,13 @@ class TaskActor:
             except ZseError as exc:
                 item.update(error=str(exc))
             out.append(item)
-        return pa.Table.from_pylist(
-            out,
-            schema=pa.schema(
-                [
-                    ("b", pa.int64()),
-                    ("data", pa.large_binary()),
-                    ("dtype", pa.string()),
-                    ("shape", pa.list_(pa.int64())),
-                    ("error_source", pa.string()),
-                    ("error", pa.string()),
-                ]
-            ),
-        )
+        fields = [("b", pa.int64()), ("data", pa.large_binary()), ("dtype", pa.string())]
+        fields += [("shape", pa.list_(pa.int64())), ("error_source", pa.string()), ("error", pa.string())]
+        return pa.Table.from_pylist(out, schema=pa.schema(fields))
 
 
 class RayExecutor:
-    """The evaluation loop's executor on Ray (:mod:`zse_infer.evaluation.executor`): photos indexed by Ray
-    Data encoder actors, query batches mapped over a pool of :class:`TaskActor`. Connects on first use;
-    the report gains ``"ray": {"actors": N, "start_s": seconds to connect}``."""
+    """The evaluation loop's executor on Ray, connecting on first use; reports ``{"ray": {"actors", "start_s"}}``."""
 
     where = " on Ray"
 
@@ -96,15 +81,8 @@ class RayExecutor:
         with ordered_quiet_data(ray):  # results in batch order
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-                ds = ds.map_batches(
-                    TaskActor,
-                    fn_constructor_args=(spec, gallery.location.uri, gallery.version, task, gallery.storage_options),
-                    batch_size=1,
-                    batch_format="pyarrow",
-                    compute=ray.data.ActorPoolStrategy(size=self._actors),
-                    num_gpus=options.gpus_per_actor or None,
-                    num_cpus=options.cpus_per_actor,
-                )
+                args = (spec, gallery.location.uri, gallery.version, task, gallery.storage_options)
+                ds = ds.map_batches(TaskActor, fn_constructor_args=args, **actor_pool(ray, self._actors, options))
                 for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                     for out in table.to_pylist():
                         if out["error"] is not None:
@@ -113,7 +91,7 @@ class RayExecutor:
                             raise InputError(out["error"])
                         yield np.frombuffer(out["data"], np.dtype(out["dtype"])).reshape(out["shape"])
             except ray.exceptions.RayError as exc:
-                raise BackendError(f"the Ray evaluation job failed ({type(exc).__name__}: {_first_line(exc)})") from exc
+                raise BackendError(job_failed("evaluation", exc)) from exc
 
     def report(self) -> dict[str, Any]:
         return {"ray": {"actors": self._actors, "start_s": round(self._start_s or 0.0, 3)}}

@@ -1,6 +1,4 @@
-"""Indexing on Ray Data: the indexer's one loop (plan, skip, commit) with decoding in Ray tasks and
-encoding in a pool of actors that write Lance fragments straight to the gallery; the driver
-commits their metadata per chunk, in photo order (docs/ray.md)."""
+"""Indexing on Ray Data (docs/ray.md): decode tasks, encoder actors writing Lance fragments, commits by the driver."""
 
 from __future__ import annotations
 
@@ -15,21 +13,18 @@ from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT
 from ..runtime.gallery.store import Gallery, new_key
 from ..runtime.indexer import Encoded, IndexReport, photo_batch, stored_path
 from ..runtime.object_photos import load_photo, photo_name, photo_path
-from .ray_setup import connect, default_actors, ordered_quiet_data, ray_module
+from .ray_setup import actor_pool, connect, default_actors, job_failed, ordered_quiet_data, ray_module
 from .runtime_spec import RuntimeSpec
 
 _log = logging.getLogger(__name__)
 
-#: bytes a decode task asks for: its worker process (~140 MB with numpy, PIL and Lance loaded,
-#: as Ray Data measured here) plus a batch of pixels (~20 MB at 224 px, batch 32)
+#: a decode task's bytes: its worker (~140 MB with numpy, PIL, Lance, as Ray measured) + pixels (~20 MB: 32 at 224 px)
 DECODE_MEMORY = 256 * 2**20
 
 
 @dataclass
 class RayOptions:
-    """Where and how wide to run. ``address``: see :func:`~.ray_setup.connect`. ``actors``:
-    encoder actors (default: one per GPU, or one per ``cpus_per_actor`` CPUs less one).
-    ``num_cpus`` only sizes a local cluster started by this call."""
+    """Where and how wide to run (see :func:`~.ray_setup.connect` and :func:`~.ray_setup.default_actors`)."""
 
     address: str | None = None
     actors: int | None = None
@@ -46,26 +41,14 @@ class RayOptions:
 def _pixels_table(rows: list[dict]):
     import pyarrow as pa
 
-    return pa.Table.from_pylist(
-        rows,
-        schema=pa.schema(
-            [
-                ("b", pa.int64()),
-                ("ok", pa.list_(pa.int32())),
-                ("data", pa.large_binary()),
-                ("shape", pa.list_(pa.int64())),
-                ("err_at", pa.list_(pa.int32())),
-                ("err_reason", pa.list_(pa.string())),
-                ("err_message", pa.list_(pa.string())),
-                ("fragments", pa.list_(pa.string())),
-            ]
-        ),
-    )
+    indices, texts = pa.list_(pa.int32()), pa.list_(pa.string())
+    fields = [("b", pa.int64()), ("ok", indices), ("data", pa.large_binary()), ("shape", pa.list_(pa.int64()))]
+    fields += [("err_at", indices), ("err_reason", texts), ("err_message", texts), ("fragments", texts)]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
 def decode_batches(batch, config, storage_options=None):
-    """Ray task: each row is one encoder batch of paths -> its preprocessed pixels (float32
-    bytes) and, for files that failed, the reason (the error itself does not cross processes)."""
+    """Ray task: each row's paths -> their pixels (float32 bytes), and each failure's reason (errors stay here)."""
     out = []
     for row in batch.to_pylist():
         pixels, ok, err_at, reasons, messages = [], [], [], [], []
@@ -78,25 +61,13 @@ def decode_batches(batch, config, storage_options=None):
                 reasons.append(getattr(exc, "reason", str(exc)))
                 messages.append(str(exc))
         stacked = np.stack(pixels) if pixels else np.zeros((0,), np.float32)
-        out.append(
-            {
-                "b": row["b"],
-                "ok": ok,
-                "data": stacked.tobytes(),
-                "shape": list(stacked.shape),
-                "err_at": err_at,
-                "err_reason": reasons,
-                "err_message": messages,
-                "fragments": None,
-            }
-        )
+        item = {"b": row["b"], "ok": ok, "data": stacked.tobytes(), "shape": list(stacked.shape), "err_at": err_at}
+        out.append({**item, "err_reason": reasons, "err_message": messages, "fragments": None})
     return _pixels_table(out)
 
 
 class EncoderActor:
-    """Ray actor: one runtime session, reused for every batch it is given. With a gallery
-    (``(uri, storage_options)``) it writes each batch as a Lance fragment there and returns the
-    fragment's metadata; without, it returns the tokens."""
+    """Ray actor, one runtime for all batches: with a gallery, each written there as a Lance fragment; else tokens."""
 
     def __init__(self, spec: RuntimeSpec, gallery: tuple[str, dict] | None = None, rows: dict | None = None):
         self.manifest, self.runners = spec.runners()
@@ -108,9 +79,8 @@ class EncoderActor:
         for row in batch.to_pylist():
             if row["ok"]:
                 pixels = np.frombuffer(row["data"], np.float32).reshape(row["shape"])
-                tokens = np.ascontiguousarray(
-                    self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT], np.float32
-                )
+                encoded = self.runners.encoder.run({ENCODER_INPUT: pixels})[ENCODER_OUTPUT]
+                tokens = np.ascontiguousarray(encoded, np.float32)
                 if self.gallery is None:
                     row["data"], row["shape"] = tokens.tobytes(), list(tokens.shape)
                 else:
@@ -126,8 +96,7 @@ class EncoderActor:
 
 # ---------------------------------------------------------------------- the driver side
 class RayIndexExecutor:
-    """Encodes an indexing run's chunks on Ray (see the module's description); give it to
-    :meth:`Retriever.index` (``executor=``) or ``zse index --ray``."""
+    """Encodes an indexing run's chunks on Ray: ``Retriever.index(executor=...)`` or ``zse index --ray``."""
 
     where = " on Ray"
 
@@ -139,9 +108,8 @@ class RayIndexExecutor:
     def check(self, todo: list) -> None:
         memory = [photo_name(item[0]) for item in todo if photo_path(item[0]) is None]
         if memory:
-            raise InputError(
-                f"photos: received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files"
-            )
+            message = f"received an in-memory image ({memory[0]}); Ray workers read photos by path: pass files"
+            raise InputError(f"photos: {message}")
 
     def encode(
         self, indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar
@@ -157,48 +125,28 @@ class RayIndexExecutor:
         bar.set_description(f"indexing on Ray ({actors} encoder actor{'s' * (actors > 1)})")
         spec = RuntimeSpec.of_indexer(indexer, threads=max(1, int(options.cpus_per_actor)))
         target = (gallery.location.uri, gallery.storage_options) if workers_write else None
-        photo_config = indexer.manifest.preprocess["photo"]
+        decode = {"config": indexer.manifest.preprocess["photo"], "storage_options": gallery.storage_options}
+        encoder = {"spec": spec, "gallery": target, "rows": meta if target else None}
         options.timings["driver_bytes"] = 0
         # batches reach the driver in photo order: commits (and row ids) as in one process
         with ordered_quiet_data(ray):
             try:
                 ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-                # The memory request (a batch of pixels, with room) also keeps Ray from fusing the decode
-                # tasks into the encoder actors: it fuses operators whose resource requests are equal,
-                # and a fused actor would decode and encode in turn instead of side by side.
-                ds = ds.map_batches(
-                    decode_batches,
-                    fn_kwargs={"config": photo_config, "storage_options": gallery.storage_options},
-                    batch_size=1,
-                    batch_format="pyarrow",
-                    num_cpus=1,
-                    memory=DECODE_MEMORY,
-                )
-                ds = ds.map_batches(
-                    EncoderActor,
-                    fn_constructor_kwargs={"spec": spec, "gallery": target, "rows": meta if target else None},
-                    batch_size=1,
-                    batch_format="pyarrow",
-                    compute=ray.data.ActorPoolStrategy(size=actors),
-                    num_gpus=options.gpus_per_actor or None,
-                    num_cpus=options.cpus_per_actor,
-                )
-                yield from _in_order(
-                    ds, rows, chunks, keys, on_error, report, bar, indexer.manifest.model, options.timings
-                )
+                # The memory request also keeps Ray from fusing the decode tasks into the encoder actors (it fuses
+                # operators with equal resource requests): a fused actor would decode, then encode, not both at once.
+                one_row = {"batch_size": 1, "batch_format": "pyarrow"}
+                ds = ds.map_batches(decode_batches, fn_kwargs=decode, num_cpus=1, memory=DECODE_MEMORY, **one_row)
+                ds = ds.map_batches(EncoderActor, fn_constructor_kwargs=encoder, **actor_pool(ray, actors, options))
+                yield from _in_order(ds, rows, chunks, keys, on_error, report, bar, indexer.manifest.model, options)
             except ray.exceptions.RayError as exc:
-                raise BackendError(
-                    f"the Ray indexing job failed ({type(exc).__name__}: {_first_line(exc)}); "
-                    f"the {report.added} photos committed before it are kept: re-run to continue"
-                ) from exc
+                kept = f"the {report.added} photos committed before it are kept: re-run to continue"
+                raise BackendError(f"{job_failed('indexing', exc)}; {kept}") from exc
         if report.failed:
             _log.warning("indexing skipped %d unreadable photos (listed in the report)", len(report.failed))
 
 
 def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[dict], dict[int, dict]]:
-    """Encoder batches inside commit chunks, exactly as :meth:`Indexer.encode` cuts them: the
-    rows Ray carries (paths), and what a writing worker needs per batch (ids, stored paths,
-    fingerprints, the chunk's commit key), sent once with the actors."""
+    """Encoder batches, cut as :meth:`Indexer.encode` cuts them: rows for Ray (paths), and what writers need."""
     rows: list[dict] = []
     meta: dict[int, dict] = {}
     for c, chunk in enumerate(chunks):
@@ -206,21 +154,17 @@ def plan_batches(chunks: list[list], batch: int, keys: list[int]) -> tuple[list[
             items = chunk[b0 : b0 + batch]
             b = len(rows)
             rows.append({"b": b, "start": b0, "commit": c, "paths": [str(photo_path(item[0])) for item in items]})
-            meta[b] = {
-                "ids": [item[1] for item in items],
-                "stored": [stored_path(item[0]) for item in items],
-                "fps": [tuple(item[2]) for item in items],
-                "key": keys[c],
-            }
+            stored, fps = [stored_path(item[0]) for item in items], [tuple(item[2]) for item in items]
+            meta[b] = {"ids": [item[1] for item in items], "stored": stored, "fps": fps, "key": keys[c]}
     return rows, meta
 
 
-def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, timings) -> Iterator[Encoded]:
+def _in_order(ds, rows, chunks, keys, on_error, report, bar, model, options: RayOptions) -> Iterator[Encoded]:
     """One :class:`Encoded` per commit chunk, once all its encoder batches have arrived."""
     per_commit = np.bincount([r["commit"] for r in rows], minlength=len(chunks))
     pending: list[tuple[dict, dict]] = []
     for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        timings["driver_bytes"] += table.nbytes
+        options.timings["driver_bytes"] += table.nbytes
         for out in table.to_pylist():
             row = rows[out["b"]]
             chunk = chunks[row["commit"]]
@@ -251,8 +195,3 @@ def _encoded(pending, chunk, key, model) -> Encoded:
     if tokens:
         return Encoded(kept, np.concatenate(tokens))
     return Encoded(kept, fragments=fragments, key=key)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -1,6 +1,4 @@
-"""``zse serve --ray``: the same HTTP app as ``zse serve``, as a Ray Serve deployment (docs/ray.md).
-Each replica opens one runtime and builds the app inside the replica with the factory named by import
-path (``create_app(retriever, **app_kwargs)``, kwargs picklable), around a :class:`BatchingRetriever`."""
+"""``zse serve --ray``: the ``zse serve`` app as a Ray Serve deployment, one runtime per replica (docs/ray.md)."""
 
 from __future__ import annotations
 
@@ -34,9 +32,8 @@ def load_factory(import_path: str) -> Callable:
 
 
 class BatchingRetriever:
-    """A replica's Retriever whose searches are batched by Ray Serve (``@serve.batch``); everything else
-    is delegated. A ``search_batch`` call made on the replica's event loop runs directly (waiting there
-    would deadlock)."""
+    """A replica's Retriever whose searches are batched by ``@serve.batch``, all else delegated; a ``search_batch`` call
+    made on the replica's event loop runs directly (waiting there would deadlock)."""
 
     def __init__(self, retriever, submit, loop: asyncio.AbstractEventLoop, batch_sizes: list[int]):
         self._retriever = retriever
@@ -75,8 +72,7 @@ def _unwrap(result):
 
 
 def search_groups(retriever, items: list[tuple]) -> list[tuple[bool, Any]]:
-    """Run a batch of (sketch, k, rerank) requests: one ``search_batch`` per distinct (k, rerank);
-    a group with a bad sketch is retried one by one so only that request gets the error."""
+    """One ``search_batch`` per distinct (k, rerank); a failing group is retried singly, so only a bad sketch fails."""
     results: list[tuple[bool, Any]] = [(False, None)] * len(items)
     groups: dict[tuple, list[int]] = {}
     for i, (_, k, rerank) in enumerate(items):
@@ -102,18 +98,10 @@ def deployment_class():
     @serve.deployment
     @serve.ingress()
     class ZseReplica:
-        async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
-            self,
-            app_path: str,
-            gallery: str | None,
-            spec: RuntimeSpec,
-            app_kwargs: dict,
-            max_batch_size: int,
-            batch_wait_timeout_s: float,
-            storage_options: dict | None = None,
-        ):
+        # an async constructor (Ray Serve awaits it), given what build_app binds
+        async def __init__(self, app_path, gallery, spec, app_kwargs, max_batch_size, wait_timeout_s, storage_options):
             self.search_batched.set_max_batch_size(max_batch_size)
-            self.search_batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
+            self.search_batched.set_batch_wait_timeout_s(wait_timeout_s)
             self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)
             factory = load_factory(app_path)
             retriever = await asyncio.to_thread(spec.retriever, gallery, storage_options)  # the replica's one runtime
@@ -128,8 +116,7 @@ def deployment_class():
         @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
         async def search_batched(self, items: list[tuple]) -> list[tuple[bool, Any]]:
             self.batch_sizes.append(len(items))
-            # the model call leaves the event loop free to collect the next batch
-            # (a Retriever may be shared by threads: the app's own calls need no extra lock)
+            # off the event loop, which collects the next batch (a Retriever may be shared by threads: no extra lock)
             return await asyncio.to_thread(search_groups, self.retriever._retriever, items)
 
     return ZseReplica
@@ -163,9 +150,8 @@ def build_app(
         raise InputError(f"spec: opens {spec.export_dir}, but export_dir is {export_dir}")
     actor_options = {"num_cpus": cpus_per_replica, **({"num_gpus": gpus_per_replica} if gpus_per_replica else {})}
     deployment = deployment_class().options(name="zse", num_replicas=replicas, ray_actor_options=actor_options)
-    return deployment.bind(
-        app, gallery, spec, dict(app_kwargs or {}), max_batch_size, batch_wait_timeout_s, dict(storage_options or {})
-    )
+    app_kwargs, storage_options = dict(app_kwargs or {}), dict(storage_options or {})
+    return deployment.bind(app, gallery, spec, app_kwargs, max_batch_size, batch_wait_timeout_s, storage_options)
 
 
 def serve_on_ray(

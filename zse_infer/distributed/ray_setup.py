@@ -1,5 +1,4 @@
-"""Importing Ray lazily (a missing Ray is one DependencyError naming the ``ray`` extra) and
-connecting to a cluster or starting a local one."""
+"""Importing Ray lazily (a missing Ray is one DependencyError naming the ``ray`` extra), connecting to a cluster."""
 
 from __future__ import annotations
 
@@ -21,10 +20,8 @@ def ray_module(purpose: str = "running on Ray"):
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, purpose: str = "running on Ray") -> float:
-    """Connect this process to Ray once; returns the seconds it took (0 if already connected).
-    ``address``: ``None`` joins the cluster named by ``RAY_ADDRESS`` or started on this machine
-    with ``ray start``, or else starts a local one (``num_cpus`` caps it); ``"auto"`` requires a
-    running cluster; ``"ray://HOST:10001"`` is a Ray Client connection to a remote head node."""
+    """Connect to Ray once, returning the seconds it took (0 if connected). ``address``: ``None`` joins ``RAY_ADDRESS``
+    or a local ``ray start``, else starts one (``num_cpus`` caps it); ``"auto"`` needs one; ``"ray://HOST:10001"``."""
     ray = ray_module(purpose)
     if ray.is_initialized():
         return 0.0
@@ -44,18 +41,28 @@ def connect(address: str | None = None, num_cpus: int | None = None, purpose: st
 
 
 def default_actors(gpus_per_actor: float, cpus_per_actor: float) -> int:
-    """One actor per GPU on a GPU cluster; on CPUs, one per ``cpus_per_actor`` CPUs, keeping one
-    CPU for the decoding tasks that feed them."""
+    """One actor per GPU; on CPUs, one per ``cpus_per_actor`` CPUs, keeping one CPU for the decoding tasks."""
     res = ray_module().cluster_resources()
     if gpus_per_actor:
         return max(1, int(res.get("GPU", 0) // gpus_per_actor))
     return max(1, int((res.get("CPU", 1) - 1) // max(cpus_per_actor, 1e-9)))
 
 
+def actor_pool(ray, size: int, options) -> dict[str, Any]:
+    """``map_batches`` options: one row at a time, as Arrow, on ``size`` actors with ``options``' resources."""
+    pool = {"batch_size": 1, "batch_format": "pyarrow", "compute": ray.data.ActorPoolStrategy(size=size)}
+    return {**pool, "num_gpus": options.gpus_per_actor or None, "num_cpus": options.cpus_per_actor}
+
+
+def job_failed(job: str, exc: BaseException) -> str:
+    """'the Ray <job> job failed (<error type>: <the last line of its message>)'."""
+    text = str(exc).strip().splitlines()
+    return f"the Ray {job} job failed ({type(exc).__name__}: {text[-1] if text else type(exc).__name__})"
+
+
 @contextmanager
 def ordered_quiet_data(ray):
-    """Ray Data delivers rows in input order (so results and commits are those of one process)
-    and shows no progress bars of its own (ours already counts); restored afterwards."""
+    """Ray Data in input order (results and commits as in one process), no progress bars of its own; then restored."""
     ctx = ray.data.DataContext.get_current()
     saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
     ctx.execution_options.preserve_order, ctx.enable_progress_bars = True, False

@@ -1,5 +1,4 @@
-"""What a Ray worker needs to open the same runtime as the driver: a small, picklable recipe
-(runtime sessions do not pickle); the export folder must be at the same path on every node."""
+"""A picklable recipe (sessions do not pickle) to open the driver's runtime on a worker (same export path on all)."""
 
 from __future__ import annotations
 
@@ -39,17 +38,8 @@ class RuntimeSpec:
         return manifest, open_runners(self.export_dir, manifest, self.backend, self.precision, None, None, self.threads)
 
     def retriever(self, gallery: str | None, storage_options: dict[str, str] | None = None):
-        """This runtime over ``gallery`` (an empty one where none exists yet: a served gallery
-        may be filled later through the API; nothing is written until photos are committed)."""
+        """This runtime over ``gallery``, created empty where none exists yet (a served one may be filled later)."""
         from ..runtime.retriever import Retriever
 
-        return Retriever.load(
-            self.export_dir,
-            gallery=gallery,
-            create=True,
-            backend=self.backend,
-            precision=self.precision,
-            threads=self.threads,
-            relation=self.relation,
-            storage_options=storage_options,
-        )
+        runtime = {name: getattr(self, name) for name in ("backend", "precision", "threads", "relation")}
+        return Retriever.load(self.export_dir, gallery=gallery, create=True, storage_options=storage_options, **runtime)

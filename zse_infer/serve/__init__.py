@@ -1,6 +1,4 @@
-"""``zse serve``: one loaded model behind an HTTP API, with dynamic batching and a sketch pad page.
-FastAPI and uvicorn (the ``serve`` extra) are imported only by :mod:`.app` and :mod:`.server`.
-The concurrency model (one model thread) is in docs/serve.md; the limits in docs/serve-security.md."""
+"""``zse serve`` (docs/serve.md); FastAPI and uvicorn (the ``serve`` extra) are imported only by .app and .server."""
 
 from .settings import ServeSettings
 

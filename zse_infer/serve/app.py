@@ -11,6 +11,7 @@ import tempfile
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import require
 
@@ -23,61 +24,55 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from ..runtime.indexer import COMMIT_SIZE  # noqa: E402
 from . import schemas  # noqa: E402
 from .batcher import Job  # noqa: E402
-from .docs import add_offline_docs  # noqa: E402
 from .errors import CatchAll, ServeError, bad_request, forbidden, install_handlers, unsupported  # noqa: E402
-from .guard import HostCheck, check_write_origin  # noqa: E402
 from .images import check_image, sniff  # noqa: E402
 from .photos import keep_upload, open_stored, read_stored  # noqa: E402
-from .search import SearchJob, resolve_rerank  # noqa: E402
 from .settings import ServeSettings  # noqa: E402
-from .state import ServerState, photo_url  # noqa: E402
-from .uploads import ClientLimits, content_type, read_json, read_upload, upload_name  # noqa: E402
+from .state import SearchJob, ServerState, photo_url, resolve_rerank  # noqa: E402
+from .uploads import ClientLimits, HostCheck, check_write_origin, content_type, read_json, read_upload, upload_name  # noqa: E402
 
 _log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 _ERRORS = {s: {"model": schemas.ErrorBody} for s in (401, 403, 404, 409, 410, 413, 415, 422, 503, 504)}
 _BINARY = {"type": "string", "format": "binary"}
 _FORM = {"type": "object", "required": ["sketch"], "properties": {"sketch": _BINARY, "id": {"type": "string"}}}
-_IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": _FORM},
-            "application/json": {"schema": schemas.ImageBody.model_json_schema()},
-            "image/png": {"schema": _BINARY},
-        },
-    }
-}
+_JSON_BODY = schemas.ImageBody.model_json_schema()
+_IMAGE_TYPES = {"multipart/form-data": _FORM, "application/json": _JSON_BODY, "image/png": _BINARY}
+_IMAGE_BODY = {"requestBody": {"required": True, "content": {t: {"schema": s} for t, s in _IMAGE_TYPES.items()}}}
 #: What a stored photo is served with: never run as a page, whatever its bytes hold.
 PHOTO_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox; default-src 'none'",
     "Cache-Control": "private, max-age=300",
 }
-
 #: The sketch pad runs only its own script, shows only its own and fetched (blob:) images; no other site may frame it.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-
+_RERANK_HELP = (
+    "candidates reranked by the relation head: an integer up to the server's --max-rerank, 0 (stage 1 only), "
+    "'all' (galleries no larger than that), or empty for the export's default"
+)
+#: /docs is added by add_offline_docs, from local files
+ASSETS = "/docs-assets"
+_SWAGGER_FILES = (("js", "swagger-ui-bundle.js"), ("css", "swagger-ui.css"), ("favicon", "favicon.png"))
+_ABOUT = "Zero-shot sketch-based image retrieval: search a photo gallery with a drawing."
+_APP_OPTIONS = {"docs_url": None, "redoc_url": None, "description": _ABOUT}
 __all__ = ["create_app", "photo_url"]
 
 
 def _parse_rerank(value: str | None) -> int | str | None:
-    if value is None or value == "":
-        return None
-    if value == "all":
-        return "all"
+    if not value or value == "all":
+        return value or None
     if not re.fullmatch(r"\d{1,9}", value):
         raise bad_request(f"rerank: received {value[:20]!r}, expected an integer >= 0 or 'all'")
     return int(value)
 
 
 def _check_ids(ids: list[str] | None, photos: int) -> None:
-    """Ids a client chooses: one per photo, all different, printable, at most 512 characters, not starting
-    with '@' (the server's opaque ids); checked before anything is committed (indexing is in commits)."""
+    """Client ids: one per photo, distinct, printable, 1-512 characters, not '@...'; checked before any commit."""
     if not ids:
         return
     if len(ids) != photos:
@@ -86,9 +81,8 @@ def _check_ids(ids: list[str] | None, photos: int) -> None:
         raise bad_request("ids: the same id given twice")
     for i in ids:
         if not i or len(i) > 512 or re.search(r"[\x00-\x1f\x7f]", i) or i.startswith("@"):
-            raise bad_request(
-                f"ids: received {i[:40]!r}, expected 1 to 512 printable characters, not starting with '@'"
-            )
+            expected = "expected 1 to 512 printable characters, not starting with '@'"
+            raise bad_request(f"ids: received {i[:40]!r}, {expected}")
 
 
 def create_app(retriever, settings: ServeSettings):
@@ -112,14 +106,7 @@ def create_app(retriever, settings: ServeSettings):
         await state.batcher.stop()
         state.close()
 
-    app = fastapi.FastAPI(
-        title=settings.title,
-        version="1",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        description="Zero-shot sketch-based image retrieval: search a photo gallery with a drawing.",
-    )
+    app = fastapi.FastAPI(title=settings.title, version="1", lifespan=lifespan, **_APP_OPTIONS)
     app.state.zse = state
     install_handlers(app, settings.retry_after_s, state.redact)
 
@@ -147,12 +134,7 @@ def create_app(retriever, settings: ServeSettings):
     async def search(
         request: Request,
         k: int = Query(settings.default_k, ge=1, le=settings.max_k, description="results to return"),
-        rerank: str | None = Query(
-            None,
-            description="candidates reranked by the relation head: an integer up to the server's "
-            "--max-rerank, 0 (stage 1 only), 'all' (galleries no larger than that), "
-            "or empty for the export's default",
-        ),
+        rerank: str | None = Query(None, description=_RERANK_HELP),
     ):
         t0 = time.perf_counter()
         depth = resolve_rerank(retriever, _parse_rerank(rerank), settings.max_rerank)
@@ -166,13 +148,8 @@ def create_app(retriever, settings: ServeSettings):
         timing = {"queue": waited * 1000, "decode": decode_ms, **result.timing_ms}
         timing["total"] = (time.perf_counter() - t0) * 1000
         state.metrics.observe_stages(timing)
-        return schemas.SearchResponse(
-            hits=[state.hit(h) for h in result.hits],
-            timing_ms={k_: round(v, 3) for k_, v in timing.items()},
-            k=k,
-            rerank=depth,
-            batch_size=batch_size,
-        )
+        hits, timing_ms = [state.hit(h) for h in result.hits], {stage: round(ms, 3) for stage, ms in timing.items()}
+        return schemas.SearchResponse(hits=hits, timing_ms=timing_ms, k=k, rerank=depth, batch_size=batch_size)
 
     @v1.post(
         "/explain",
@@ -208,8 +185,7 @@ def create_app(retriever, settings: ServeSettings):
         responses={200: {"content": {"image/*": {}}}},
     )
     async def get_photo(photo_id: str):
-        # Only ids the gallery holds are answered, with the file the gallery indexed: the request
-        # never becomes a path, so "../", absolute paths and encoded tricks are just unknown ids.
+        # Only gallery ids, with the file indexed: the request never becomes a path ("../" is just an unknown id).
         photo = state.photos.require(photo_id)
 
         def open_checked():
@@ -220,9 +196,8 @@ def create_app(retriever, settings: ServeSettings):
         headers = {**PHOTO_HEADERS, "Content-Length": str(size)}
         if fmt is None:  # not an image format the server knows: a download, never a page
             headers["Content-Disposition"] = "attachment"
-        return StreamingResponse(
-            _chunks(state, f), media_type=fmt.media_type if fmt else "application/octet-stream", headers=headers
-        )
+        media_type = fmt.media_type if fmt else "application/octet-stream"
+        return StreamingResponse(_chunks(state, f), media_type=media_type, headers=headers)
 
     @v1.post(
         "/photos",
@@ -256,12 +231,8 @@ def create_app(retriever, settings: ServeSettings):
             return added, skipped
 
         added, skipped = await state.on_model(run, job=job)
-        return schemas.PhotosAdded(
-            added=added,
-            skipped_existing=skipped,
-            gallery_size=len(state.photos),
-            ids=[state.photos.public_id(g, s) for g, s in zip(ids or sources, sources, strict=False)],
-        )
+        public = [state.photos.public_id(g, s) for g, s in zip(ids or sources, sources, strict=False)]
+        return schemas.PhotosAdded(added=added, skipped_existing=skipped, gallery_size=len(state.photos), ids=public)
 
     def _check_paths(paths: list[str]) -> list[str]:
         """Server-side paths -> checked image files (inside a --photo-root, through the image gate)."""
@@ -330,16 +301,9 @@ def create_app(retriever, settings: ServeSettings):
     async def readyz():
         if not state.ready:
             raise ServeError(503, "not_ready", "the model is still warming up", {"Retry-After": "1"})
-        return schemas.Health(
-            status="ready",
-            detail={
-                "gallery_size": len(state.photos),
-                "backend": retriever.backend,
-                "max_batch": settings.max_batch,
-                "max_rerank": settings.max_rerank,
-                "writes": settings.allow_writes,
-            },
-        )
+        detail = {"gallery_size": len(state.photos), "backend": retriever.backend, "max_batch": settings.max_batch}
+        detail.update(max_rerank=settings.max_rerank, writes=settings.allow_writes)
+        return schemas.Health(status="ready", detail=detail)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics():
@@ -349,9 +313,8 @@ def create_app(retriever, settings: ServeSettings):
     page_html = (STATIC / "index.html").read_text(encoding="utf-8")
     if settings.try_drawing:  # tell people what the gallery holds, so they draw something that is there
         names = html.escape(", ".join(settings.try_drawing))
-        page_html = page_html.replace(
-            '<p id="try" class="hint" hidden></p>', f'<p id="try" class="hint">Try drawing: {names}.</p>'
-        )
+        hint = f'<p id="try" class="hint">Try drawing: {names}.</p>'
+        page_html = page_html.replace('<p id="try" class="hint" hidden></p>', hint)
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -361,6 +324,20 @@ def create_app(retriever, settings: ServeSettings):
     add_offline_docs(app)
     _add_middleware(app, state, settings)
     return app
+
+
+def add_offline_docs(app) -> None:
+    """``/docs`` (Swagger UI) from ``fastapi-offline``'s files, offline (no ``/redoc``: it loads a logo from a CDN)."""
+    offline = require("fastapi_offline", "serve", "zse serve's /docs page")
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount(ASSETS, StaticFiles(directory=Path(offline.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request):
+        root = request.scope.get("root_path", "")
+        files: dict[str, Any] = {f"swagger_{part}_url": f"{root}{ASSETS}/{name}" for part, name in _SWAGGER_FILES}
+        return get_swagger_ui_html(openapi_url=root + app.openapi_url, title=f"{app.title} - API", **files)
 
 
 async def _chunks(state: ServerState, f, size: int = 256 * 1024):
@@ -374,8 +351,7 @@ async def _chunks(state: ServerState, f, size: int = 256 * 1024):
 
 
 def _add_middleware(app, state: ServerState, settings: ServeSettings) -> None:
-    """Outermost first: errors caught, Host checked, metrics (route templates as labels, not raw
-    paths), request body limits, CORS."""
+    """Outermost first: errors caught, Host checked, metrics (route templates as labels), body limits, CORS."""
     metrics = state.metrics
 
     class Measure:

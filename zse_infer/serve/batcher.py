@@ -1,6 +1,4 @@
-"""Dynamic batching: requests wait in a bounded queue; one loop runs up to ``max_batch`` of them as
-one call on the model thread, waiting ``max_delay_ms`` for company only while the last batch had
-some. A full queue is 503, a late request 504, and its :class:`Job` is marked abandoned."""
+"""Dynamic batching (docs/serve.md): a full queue is 503, a late request 504 and its :class:`Job` marked abandoned."""
 
 from __future__ import annotations
 
@@ -21,8 +19,7 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class Job:
-    """A payload whose work may be abandoned midway: set from the event loop when its request
-    timed out, read on the model thread between the steps of its work."""
+    """A payload whose work may be abandoned: set on the event loop at its timeout, read on the model thread."""
 
     abandoned: threading.Event = field(default_factory=threading.Event, init=False, repr=False, compare=False)
 
@@ -46,15 +43,11 @@ class Batcher:
         retry_after_s: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ):
-        self._run_batch = run_batch
-        self._executor = executor
-        self.max_batch = max_batch
-        self.max_delay = max_delay_ms / 1000
-        self.timeout_s = timeout_s
+        self._run_batch, self._executor, self._on_batch = run_batch, executor, on_batch
+        self.max_batch, self.max_delay, self.timeout_s = max_batch, max_delay_ms / 1000, timeout_s
         self.retry_after_s = retry_after_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task | None = None
-        self._on_batch = on_batch
         self._last_size = 0
 
     @property
@@ -73,8 +66,7 @@ class Batcher:
             self._queue.get_nowait().future.cancel()  # a no-op for a future already done
 
     async def submit(self, payload: Any) -> tuple[Any, float, int]:
-        """The payload's result, the seconds it waited in the queue and the size of its batch.
-        Raises 503/504 ServeErrors, or the payload's own error."""
+        """(result, seconds queued, batch size); raises 503/504 ServeErrors, or the payload's own error."""
         pending = _Pending(payload, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(pending)
@@ -93,8 +85,7 @@ class Batcher:
 
     async def _collect(self) -> list[_Pending]:
         batch = [await self._queue.get()]
-        # Wait for company only while there is concurrency (the last batch had company): a
-        # lone client never pays the delay.
+        # Wait for company only while the last batch had some: a lone client never pays the delay.
         deadline = time.perf_counter() + (self.max_delay if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
             if not self._queue.empty():  # this loop is the queue's only reader

@@ -12,8 +12,7 @@ _log = logging.getLogger(__name__)
 
 
 def serve_demo(retriever, host: str = "127.0.0.1", port: int = 8000, try_drawing: tuple[str, ...] = ()) -> None:
-    """Serve the demo's retriever (its gallery already indexed) and open the page in a browser, if there is one;
-    the page names ``try_drawing``, what the gallery holds."""
+    """Serve the demo's gallery, naming ``try_drawing`` on the page, and open it in a browser if there is one."""
     from . import run
 
     url = f"http://{host}:{port}/"

@@ -1,6 +1,4 @@
-"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status (docs/serve-security.md):
-bad input is 4xx, never 500; anything unexpected is a bug: a logged, generic 500 that keeps the connection
-open (:class:`CatchAll`). Messages never carry the server's own paths (:class:`Redactor`)."""
+"""Every failure as JSON ``{"error": {"type", "message"}}`` with the right status (docs/serve-security.md)."""
 
 from __future__ import annotations
 
@@ -20,10 +18,7 @@ class ServeError(Exception):
 
     def __init__(self, status: int, type: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
-        self.type = type
-        self.message = message
-        self.headers = headers or {}
+        self.status, self.type, self.message, self.headers = status, type, message, headers or {}
 
 
 # the common kinds: each takes the message
@@ -48,8 +43,7 @@ def timed_out(seconds: float) -> ServeError:
 
 
 class Redactor:
-    """Replaces the server's own folders in messages with the names clients know them by
-    (``the gallery``, a photo root's label), so no error tells a client where things live."""
+    """Replaces the server's folders in messages with the names clients know (``the gallery``, a root's label)."""
 
     def __init__(self, names: Iterable[tuple[str | os.PathLike, str]]):
         pairs = []
@@ -113,29 +107,22 @@ def install_handlers(app, retry_after_s: int, redact: Redactor) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    async def on_serve_error(request, exc: ServeError):
-        return json_response(exc)
+    async def on_error(request, exc):
+        if isinstance(exc, ZseError):
+            exc = from_zse_error(exc, retry_after_s, redact)
+        elif isinstance(exc, RequestValidationError):
+            exc = bad_request(validation_message(exc.errors()))
+        elif isinstance(exc, HTTPException):
+            kind = _HTTP_KINDS.get(exc.status_code, "http_error")
+            exc = ServeError(exc.status_code, kind, str(exc.detail), dict(exc.headers or {}))
+        return json_response(exc)  # a ServeError as it is
 
-    async def on_zse_error(request, exc: ZseError):
-        return json_response(from_zse_error(exc, retry_after_s, redact))
-
-    async def on_validation(request, exc: RequestValidationError):
-        return json_response(bad_request(validation_message(exc.errors())))
-
-    async def on_http(request, exc: HTTPException):
-        kind = _HTTP_KINDS.get(exc.status_code, "http_error")
-        return json_response(ServeError(exc.status_code, kind, str(exc.detail), dict(exc.headers or {})))
-
-    app.add_exception_handler(ServeError, on_serve_error)
-    app.add_exception_handler(ZseError, on_zse_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
+    for handled in (ServeError, ZseError, RequestValidationError, HTTPException):
+        app.add_exception_handler(handled, on_error)
 
 
 class CatchAll:
-    """ASGI middleware (the outermost of ours): an exception nothing else handled is logged and answered
-    500 here, so the connection stays usable (Starlette's own 500 page re-raises, and uvicorn then closes
-    the connection). Once a response has started, the exception goes on and the connection is closed."""
+    """Outermost ASGI middleware: an unhandled exception is a logged 500 that keeps the connection (Starlette's not)."""
 
     def __init__(self, app):
         self.app = app

@@ -1,7 +1,4 @@
-"""The one gate every image the server reads passes (:func:`check_image`), in the decode pool: Pillow
-restricted to :data:`OPENERS` (no other decoder, e.g. EPS's Ghostscript, sees client bytes), format and
-pixel count checked from the header before anything is decoded, then the whole image decoded, so a
-broken file is refused naming the upload, not in a batch."""
+"""The one gate for every image the server reads (docs/serve-security.md): Pillow restricted to :data:`OPENERS`."""
 
 from __future__ import annotations
 
@@ -31,18 +28,9 @@ class ImageFormat:
 
 
 #: The formats the server reads. MPO is how Pillow names the JPEGs of many phone cameras.
-FORMATS: dict[str, ImageFormat] = {
-    f.name: f
-    for f in (
-        ImageFormat("PNG", "image/png", ".png"),
-        ImageFormat("JPEG", "image/jpeg", ".jpg"),
-        ImageFormat("MPO", "image/jpeg", ".jpg"),
-        ImageFormat("WEBP", "image/webp", ".webp"),
-        ImageFormat("GIF", "image/gif", ".gif"),
-        ImageFormat("BMP", "image/bmp", ".bmp"),
-        ImageFormat("TIFF", "image/tiff", ".tif"),
-    )
-}
+_MEDIA = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+_SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "TIFF": ".tif"}  # the others: "." + the media subtype
+FORMATS = {name: ImageFormat(name, f"image/{kind}", _SUFFIXES.get(name, f".{kind}")) for name, kind in _MEDIA.items()}
 #: the decoders Pillow may try (its JPEG decoder answers "MPO" for a multi-picture JPEG)
 OPENERS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 EXPECTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
@@ -75,16 +63,14 @@ def _describe(head: bytes) -> str:
 
 
 def open_image(data: bytes, name: str, limits: ImageLimits):
-    """A Pillow image of ``data`` with only its header read: an allowed format, at most
-    ``limits.max_pixels`` pixels. Raises a 422 ServeError naming ``name`` otherwise."""
+    """A Pillow image of ``data``, only its header read: an allowed format within ``limits.max_pixels``, else 422."""
     if not data:
         raise invalid(name, "is empty (0 bytes), expected an image")
     try:
         image = Image.open(io.BytesIO(data), formats=OPENERS)
     except Image.UnidentifiedImageError:
-        raise invalid(
-            name, f"is not an image this server reads: received {_describe(data[:200])}, expected {EXPECTED}"
-        ) from None
+        unknown = f"is not an image this server reads: received {_describe(data[:200])}, expected {EXPECTED}"
+        raise invalid(name, unknown) from None
     except Image.DecompressionBombError as exc:
         raise invalid(name, f"image is too large ({_no_reprs(str(exc))})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -97,8 +83,8 @@ def open_image(data: bytes, name: str, limits: ImageLimits):
 
 
 def check_image(data: bytes, name: str, limits: ImageLimits, decode: bool = True) -> ImageFormat:
-    """The format of an image the server is about to use, after the gate (see the module
-    docstring); ``decode=False`` stops after the header (the caller's decoder reads the rest)."""
+    """The format of an image after the gate: header, pixel count, then the whole image decoded (``decode=False``
+    stops after the header: the caller's decoder reads the rest), so a broken file is refused naming the upload."""
     if len(data) > limits.max_bytes:
         raise too_large(f"{name}: {len(data)} bytes, expected at most {limits.max_bytes} bytes")
     with open_image(data, name, limits) as image:
@@ -107,9 +93,8 @@ def check_image(data: bytes, name: str, limits: ImageLimits, decode: bool = True
             try:
                 image.load()
             except Exception as exc:  # noqa: BLE001 - any decoder failure on these bytes is bad input, not a server error
-                raise invalid(
-                    name, f"cannot be decoded as {fmt.name} ({_no_reprs(str(exc)) or type(exc).__name__})"
-                ) from None
+                reason = _no_reprs(str(exc)) or type(exc).__name__
+                raise invalid(name, f"cannot be decoded as {fmt.name} ({reason})") from None
     return fmt
 
 
@@ -129,10 +114,9 @@ def decode_sketch(data: bytes, name: str, config, limits: ImageLimits) -> np.nda
     check_image(data, name, limits, decode=False)
     try:
         rgb = _decode_sketch(data, name)
-        if rgb.shape[0] * rgb.shape[1] > limits.max_pixels:  # OpenCV sniffs formats on its own: hold it to the limit
-            raise ImageError(
-                name, f"decodes to {rgb.shape[1]}x{rgb.shape[0]} pixels, expected at most {limits.max_pixels}"
-            )
+        height, width = rgb.shape[:2]
+        if height * width > limits.max_pixels:  # OpenCV sniffs formats on its own: hold it to the limit
+            raise ImageError(name, f"decodes to {width}x{height} pixels, expected at most {limits.max_pixels}")
         sketch_to_rgb(rgb, config)  # the blank-sketch check (and any crop/resize failure) happens here, not in a batch
         return rgb
     except BlankSketchError as exc:

@@ -1,9 +1,8 @@
-"""Gallery photos as HTTP clients see them: public ids that hide server paths, and stored files opened
-only while they are the ones indexed (docs/serve-security.md). The photo table is swapped in whole, so
-the event loop reads it without locks."""
+"""Gallery photos as HTTP clients see them (docs/serve-security.md); the table is swapped in whole, so no locks."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -40,8 +39,7 @@ def _real(path: str | os.PathLike) -> str:
 
 
 class PhotoRoots:
-    """The server's ``--photo-root`` folders, each known to clients by a short label (its
-    folder name; ``name-2`` ... where two share one)."""
+    """The ``--photo-root`` folders, each known to clients by its folder name (``name-2`` ... where two share one)."""
 
     def __init__(self, roots: Sequence[str | os.PathLike] = ()):
         self.roots: list[tuple[str, str]] = []  # (label, real path)
@@ -67,9 +65,8 @@ class PhotoRoots:
         return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for _, root in self.roots)
 
     def expand(self, paths: Sequence[str]) -> list[str]:
-        """Client-given server paths -> the image files they name (folders expanded), each
-        resolved and checked to lie inside a root (403 naming the first that does not) and to
-        be a regular file (a FIFO or a device would hang or never end)."""
+        """Client-given server paths -> the image files they name (folders expanded), resolved, each inside a root
+        (else 403 naming the first that is not) and a regular file (a FIFO or a device would hang or never end)."""
         files: list[str] = []
         for given in paths:
             if "\0" in given:
@@ -82,10 +79,8 @@ class PhotoRoots:
             for f in found:
                 real = _real(f)
                 if not self.contains(real):  # a link inside a root to a file outside it: named as the client reached it
-                    raise forbidden(
-                        f"path {self.relative(os.path.abspath(f)) or f!r}: a link that leads outside "
-                        "the server's --photo-root folders"
-                    )
+                    where = self.relative(os.path.abspath(f)) or f
+                    raise forbidden(f"path {where!r}: a link that leads outside the server's --photo-root folders")
                 try:
                     regular = stat.S_ISREG(os.stat(real).st_mode)
                 except OSError:
@@ -152,8 +147,7 @@ _PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def open_stored(photo: StoredPhoto) -> tuple[BinaryIO, int]:
-    """The photo's file, opened for reading, and its size; only while it is the file that was indexed
-    (no link, regular, same size and mtime). Raises 404/410 ServeErrors otherwise."""
+    """The photo's file, open, and its size while it is the file indexed (no link, regular, same size and mtime)."""
     pid = photo.public_id
     if photo.path is None:
         raise not_found(f"photo id {pid!r}: indexed from memory, so the server has no file to serve")
@@ -195,17 +189,13 @@ def read_stored(photo: StoredPhoto, limits: ImageLimits) -> bytes:
 
 
 def keep_upload(folder: Path, data: bytes, suffix: str) -> Path:
-    """Write ``data`` once as ``<content hash><suffix of its decoded format>``: never named by
-    anything the client sent. Atomically (a reader never sees half a file); an identical file
-    already there is kept as it is, so what was indexed from it stays valid."""
+    """Write ``data`` once, atomically, as ``<content hash><format suffix>``; an identical one is kept (still valid)."""
     digest = hashlib.sha256(data).hexdigest()[:32]
     path = folder / f"{digest}{suffix}"
-    try:
+    with contextlib.suppress(FileNotFoundError):
         st = os.lstat(path)
         if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
             return path
-    except FileNotFoundError:
-        pass
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{digest}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -1,6 +1,4 @@
-"""uvicorn, with per-connection limits against slow or many clients (docs/serve-security.md):
-at most ``max_connections`` (more: 503 at once), headers within ``header_timeout_s`` (408) and
-``max_header_bytes`` (431), a client that stops reading for ``send_timeout_s`` is cut off."""
+"""uvicorn, with per-connection limits against slow or many clients (each limit: docs/serve-security.md)."""
 
 from __future__ import annotations
 
@@ -22,11 +20,8 @@ _LINGER_S = 1.0
 
 def _response(status: int, kind: str, message: str, extra: str = "") -> bytes:
     payload = json.dumps({"error": {"type": kind, "message": message}}).encode()
-    head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(payload)}\r\n{extra}connection: close\r\n\r\n"
-    )
-    return head.encode() + payload
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+    return (head + f"content-length: {len(payload)}\r\n{extra}connection: close\r\n\r\n").encode() + payload
 
 
 def limited_protocol(settings: ServeSettings):
@@ -43,10 +38,9 @@ def limited_protocol(settings: ServeSettings):
     big = _response(431, "headers_too_large", f"request headers: over {settings.max_header_bytes} bytes")
 
     class LimitedProtocol(Base):
-        # A request's headers are complete when uvicorn makes its cycle (both implementations
-        # set self.cycle then): the deadline watches for a cycle other than the one before.
-        # It is armed when the connection opens and when a response completes (for the next
-        # request; an idle kept-alive connection is closed by uvicorn's keep-alive timer first).
+        # A request's headers are complete when uvicorn makes its cycle (both implementations set self.cycle then):
+        # the deadline, armed when the connection opens and when a response completes (for the next request; an
+        # idle kept-alive connection is closed by uvicorn's keep-alive timer first), waits for a new cycle.
         def connection_made(self, transport) -> None:
             self._header_timer: asyncio.TimerHandle | None = None
             self._send_timer: asyncio.TimerHandle | None = None
@@ -70,8 +64,7 @@ def limited_protocol(settings: ServeSettings):
                 setattr(self, timer_name, None)
 
         def _refuse(self, response: bytes) -> None:
-            """Answer and close, reading (and dropping) what the client still sends for a moment:
-            closing with unread input would reset the connection before it reads the answer."""
+            """Answer and close, dropping input for a moment (unread input would reset the connection first)."""
             self._stop("_header_timer")
             if self._refused or self.transport.is_closing():
                 return
@@ -135,9 +128,7 @@ FD_RESERVE = 128
 
 
 def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
-    """Make room for ``2 * max_connections`` sockets (admitted and being refused) plus :data:`FD_RESERVE`:
-    raise the soft descriptor limit toward the hard one, else lower ``max_connections`` with a warning
-    (out of descriptors, the server would accept nothing at all)."""
+    """Room for ``2 * max_connections`` sockets plus :data:`FD_RESERVE` (why and how: docs/serve-security.md)."""
     try:
         import resource
     except ImportError:  # not on this system: nothing to fit
@@ -158,8 +149,7 @@ def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
 
 
 def effective_settings(settings: ServeSettings, host: str) -> ServeSettings:
-    """A server bound to loopback answers only loopback Host names unless told otherwise
-    (DNS rebinding: see :data:`~.settings.LOOPBACK_HOSTS`)."""
+    """Bound to loopback, answer only loopback Host names unless told otherwise (:data:`~.settings.LOOPBACK_HOSTS`)."""
     if settings.allowed_hosts is None and host in LOOPBACK_HOSTS:
         return dataclasses.replace(settings, allowed_hosts=LOOPBACK_HOSTS)
     return settings
@@ -174,16 +164,10 @@ def build_server(
 
     settings = fit_to_fd_limit(effective_settings(settings, host))
     app = create_app(retriever, settings)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        http=limited_protocol(settings),
-        # uvicorn counts the connection itself and requests still running for clients that left
-        limit_concurrency=settings.max_connections + 1,
-        timeout_keep_alive=settings.keep_alive_s,
-        h11_max_incomplete_event_size=2 * settings.max_header_bytes,  # h11's own guard, behind ours (431)
-    )
+    # limit_concurrency: uvicorn counts the connection itself and requests still running for clients that left;
+    # h11_max_incomplete_event_size is h11's own guard, behind ours (431)
+    limits = {"limit_concurrency": settings.max_connections + 1, "timeout_keep_alive": settings.keep_alive_s}
+    limits["h11_max_incomplete_event_size"] = 2 * settings.max_header_bytes
+    protocol = limited_protocol(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", http=protocol, **limits)
     return uvicorn.Server(config), app

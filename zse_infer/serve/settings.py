@@ -7,9 +7,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
-#: Host names of this machine's loopback interface: the only Host headers a server bound to
-#: loopback answers by default (a page on another site that rebinds its DNS name to 127.0.0.1
-#: is same-origin to the browser, but its requests carry its own name in Host).
+#: The only Host headers a server bound to loopback answers by default (a page on another site that rebinds its DNS
+#: name to 127.0.0.1 is same-origin to the browser, but its requests carry its own name in Host).
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -33,8 +32,7 @@ class ServeSettings:
     decode_threads: int = 2
     retry_after_s: int = 1
     refresh_s: float = 2.0  # searches see other writers' gallery commits within this many seconds (0: never)
-    # Connections (uvicorn; see docs/serve-security.md): what one process can hold open, and how
-    # long a client may take. Slow clients are cut off instead of holding a connection forever.
+    # Connections (uvicorn; docs/serve-security.md): slow clients are cut off instead of holding one forever.
     max_connections: int = 512  # open connections at once; more are answered 503 and closed at once
     header_timeout_s: float = 10.0  # request line and headers must arrive within this (408 and close)
     max_header_bytes: int = 16 * 1024  # request line and headers together (431 and close)
@@ -63,11 +61,9 @@ def startup_warnings(settings: ServeSettings, host: str) -> list[str]:
     """What an operator should hear before the server starts (printed by ``zse serve``)."""
     out = []
     if host not in LOOPBACK_HOSTS and not settings.token:
-        out.append(
-            f"listening on {host} without --token: anyone who can reach it can search"
-            + (" and change the gallery" if settings.allow_writes else "")
-            + "; put a reverse proxy with TLS and timeouts in front (docs/serve-security.md)"
-        )
+        writes = " and change the gallery" if settings.allow_writes else ""
+        advice = "put a reverse proxy with TLS and timeouts in front (docs/serve-security.md)"
+        out.append(f"listening on {host} without --token: anyone who can reach it can search{writes}; {advice}")
     if settings.allow_writes and not settings.token:
         out.append(
             "--allow-writes without --token: any program on this machine can change the gallery; browsers are held to "

@@ -1,5 +1,5 @@
-"""Reading a request: its image (multipart, base64 JSON or a raw body) or its JSON body against a
-schema; and :class:`ClientLimits`, which bounds how much a client may send and how long it may take."""
+"""Reading a request (its image, or its JSON body against a schema) and who may send what (docs/serve-security.md):
+:class:`ClientLimits` (how much, how long), :class:`HostCheck` (DNS rebinding), :func:`check_write_origin` (CSRF)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ServeError, bad_request, too_large, unsupported, validation_message
+from .errors import ServeError, bad_request, forbidden, json_response, too_large, unsupported, validation_message
 from .images import from_base64
+from .settings import ServeSettings
 
 #: room for multipart boundaries and JSON around a file (base64 adds a third)
 _FRAMING = 64 * 1024
@@ -34,14 +36,11 @@ def upload_name(filename: str | None, fallback: str) -> str:
 
 
 class ClientLimits:
-    """ASGI middleware: a request body over the size limit answers 413, one not received within
-    ``body_timeout_s`` 408 (ServeErrors raised where the body is read); slow headers: :mod:`.server`."""
+    """ASGI middleware: a body over the limit is 413, one not in within ``body_timeout_s`` 408 (raised on reading)."""
 
     def __init__(self, app, max_upload_bytes: int, body_timeout_s: float):
-        self.app = app
+        self.app, self.max_upload_bytes, self.body_timeout_s = app, max_upload_bytes, body_timeout_s
         self.limit = max_upload_bytes * 4 // 3 + _FRAMING  # a base64 JSON body of a file at the limit still fits
-        self.max_upload_bytes = max_upload_bytes
-        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -109,3 +108,49 @@ async def read_upload(request, file_field: str, max_bytes: int, text_fields: tup
     if len(data) > max_bytes:
         raise too_large(f"{name}: {len(data)} bytes, expected at most {max_bytes} bytes")
     return Upload(data, name, fields)
+
+
+#: what Sec-Fetch-Site says for a request from the server's own pages, or typed by the user
+_OWN = ("same-origin", "none")
+
+
+def _host_name(host: str) -> str:
+    """'example.com:8000' -> 'example.com'; '[::1]:8000' -> '::1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+class HostCheck:
+    """ASGI middleware: 400 for a Host header outside ``allowed_hosts`` (names, without ports)."""
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...]):
+        self.app, self.allowed = app, {_host_name(h) for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if _host_name(host) not in self.allowed:
+                hint = "(start the server with --allowed-host NAME to answer another name)"
+                message = f"Host: received {host[:100]!r}, expected one of {sorted(self.allowed)} {hint}"
+                return await json_response(ServeError(400, "invalid_host", message))(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def check_write_origin(headers, settings: ServeSettings) -> None:
+    """Refuse (403) a write a browser sends from another origin, unless a token is required."""
+    if settings.token is not None:
+        return
+    origin = headers.get("origin")
+    if origin is not None and origin in settings.cors:
+        return
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in _OWN:
+        refused = f"Sec-Fetch-Site: {site[:40]}"
+    elif origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+        refused = f"Origin: {origin[:100]}"
+    else:
+        return
+    allowed = "writes come from this server's own pages, from an origin named with --cors, or with --token"
+    raise forbidden(f"cross-origin write refused ({refused}): {allowed}")
