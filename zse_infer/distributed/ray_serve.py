@@ -98,8 +98,16 @@ def deployment_class():
     @serve.deployment
     @serve.ingress()
     class ZseReplica:
-        # an async constructor (Ray Serve awaits it), given what build_app binds
-        async def __init__(self, app_path, gallery, spec, app_kwargs, max_batch_size, wait_timeout_s, storage_options):
+        async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
+            self,
+            app_path: str,
+            gallery: str | None,
+            spec: RuntimeSpec,
+            app_kwargs: dict,
+            max_batch_size: int,
+            wait_timeout_s: float,
+            storage_options: dict[str, str],
+        ):
             self.search_batched.set_max_batch_size(max_batch_size)
             self.search_batched.set_batch_wait_timeout_s(wait_timeout_s)
             self.batch_sizes: list[int] = []  # sketches per batched call (for tests and logs)

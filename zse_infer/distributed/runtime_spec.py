@@ -41,5 +41,13 @@ class RuntimeSpec:
         """This runtime over ``gallery``, created empty where none exists yet (a served one may be filled later)."""
         from ..runtime.retriever import Retriever
 
-        runtime = {name: getattr(self, name) for name in ("backend", "precision", "threads", "relation")}
-        return Retriever.load(self.export_dir, gallery=gallery, create=True, storage_options=storage_options, **runtime)
+        return Retriever.load(
+            self.export_dir,
+            gallery,
+            create=True,
+            backend=self.backend,
+            precision=self.precision,
+            threads=self.threads,
+            relation=self.relation,
+            storage_options=storage_options,
+        )
