@@ -1,12 +1,7 @@
-"""The indexer: reader -> encoder -> writer (the roles of clip-retrieval's indexing pipeline).
-
-The reader expands sources and gives each photo its id and fingerprint, deciding what to skip
-(stored, unchanged) and what to replace; the encoder runs the export's encoder in batches; the
-writer commits every ``commit_size`` photos (docs/galleries.md, "Indexing and its lifecycle").
-:meth:`Indexer.index` is the one loop wherever the encoding runs: an executor
-(:class:`LocalIndexExecutor`, or ``RayIndexExecutor``, so nothing here imports
-:mod:`zse_infer.distributed`) yields one :class:`Encoded` per commit chunk, in photo order.
-"""
+"""The indexer: reader (ids, fingerprints, what to skip or replace) -> encoder (batches) -> writer (a commit every
+``commit_size`` photos); docs/galleries.md, "Indexing and its lifecycle". :meth:`Indexer.index` is the one loop: an
+executor (:class:`LocalIndexExecutor`, or ``RayIndexExecutor``: nothing here imports :mod:`zse_infer.distributed`)
+yields one :class:`Encoded` per commit chunk, in photo order."""
 
 from __future__ import annotations
 
@@ -35,10 +30,8 @@ from .searcher import pack_projections
 
 _log = logging.getLogger(__name__)
 
-#: photos encoded per gallery commit while indexing (the granularity at which a stopped run resumes)
-COMMIT_SIZE = 256
-#: the stored fingerprint (size, mtime_ns) of a photo without one (in-memory, or a file that could not be stat'ed)
-UNKNOWN = (-1, -1)
+COMMIT_SIZE = 256  #: photos encoded per gallery commit while indexing (the granularity at which a stopped run resumes)
+UNKNOWN = (-1, -1)  #: the fingerprint (size, mtime_ns) stored for a photo without one (in memory, or not stat'able)
 
 
 @dataclass
@@ -52,8 +45,7 @@ class IndexReport:
 
 @dataclass
 class Encoded:
-    """One commit chunk's encoded photos (``kept``: its plan items that encoded): ``tokens`` to
-    commit, or ``fragments`` (Lance fragment metadata) workers already wrote with commit key ``key``."""
+    """A commit chunk's encoded plan items (``kept``): ``tokens`` to commit, or ``fragments`` written with ``key``."""
 
     kept: list
     tokens: np.ndarray | None = None
@@ -79,8 +71,7 @@ class LocalIndexExecutor:
 
     where = ""
 
-    def check(self, todo: list) -> None:
-        pass
+    def check(self, todo: list) -> None: ...
 
     def encode(
         self, indexer: Indexer, chunks: list[list], batch: int, on_error: str, report: IndexReport, bar
@@ -100,14 +91,9 @@ def photo_batch(
     proj: np.ndarray | None = None,
 ) -> Batch:
     """Gallery rows of encoded photos (the one place rows are made from tokens: here and on Ray workers)."""
+    sizes, mtimes = (np.array([f[i] for f in fingerprints], np.int64) for i in (0, 1))
     return Batch(
-        ids=list(ids),
-        paths=list(paths),
-        sizes=np.array([f[0] for f in fingerprints], np.int64),
-        mtimes=np.array([f[1] for f in fingerprints], np.int64),
-        ret=l2_normalize(tokens[:, 0]),
-        tokens=tokens if keep_tokens else None,
-        proj=proj,
+        list(ids), list(paths), sizes, mtimes, l2_normalize(tokens[:, 0]), tokens if keep_tokens else None, proj
     )
 
 
@@ -120,28 +106,20 @@ def content_id(source: ImageSource) -> str:
     """``#`` + 128 bits of the SHA-256 of an in-memory image's content (pixels with their shape
     and type, or the encoded bytes): the same image always gets the same id and two different
     images never share one (the old ``#<gallery size + i>`` ids collided: issue 18, item 5)."""
-    digest = hashlib.sha256()
     if isinstance(source, np.ndarray):
-        digest.update(f"array {source.dtype.str} {source.shape}\n".encode())
-        digest.update(np.ascontiguousarray(source).tobytes())
+        content = f"array {source.dtype.str} {source.shape}\n".encode() + np.ascontiguousarray(source).tobytes()
     elif is_pil_image(source):
-        digest.update(f"pil {source.mode} {source.size}\n".encode())
-        digest.update(bytes(source.getpalette() or []))
-        digest.update(source.tobytes())
+        content = f"pil {source.mode} {source.size}\n".encode() + bytes(source.getpalette() or []) + source.tobytes()
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        digest.update(b"bytes\n")
-        digest.update(bytes(source))
+        content = b"bytes\n" + bytes(source)
     else:
-        raise InputError(
-            f"photos: cannot give {describe_source(source)} an id; "
-            "pass ids=, or the image as bytes, an array or a PIL image"
-        )
-    return "#" + digest.hexdigest()[:32]
+        how = "pass ids=, or the image as bytes, an array or a PIL image"
+        raise InputError(f"photos: cannot give {describe_source(source)} an id; {how}")
+    return "#" + hashlib.sha256(content).hexdigest()[:32]
 
 
 def fingerprint(source: ImageSource) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a file source, (size, ETag hash) of an object; None when unknown
-    (in-memory images, unreadable files and objects)."""
+    """(size, mtime_ns) of a file, (size, ETag hash) of an object; None when unknown (in memory, unreadable)."""
     if isinstance(source, ObjectPhoto):
         return source.fingerprint
     path = source_path(source)
@@ -165,8 +143,7 @@ def _read_file_object(source: ImageSource) -> ImageSource:
 
 
 def _unchanged(stored: tuple[int, int], fp: tuple[int, int] | None, by_content: bool) -> bool:
-    """Whether a stored photo may be skipped: its id is its content's hash, or its file's
-    fingerprint is known and unchanged (an unknown one is never taken as unchanged)."""
+    """A stored photo may be skipped: its id is its content's hash, or its fingerprint is known and unchanged."""
     return by_content or (fp is not None and tuple(stored) == fp)
 
 
@@ -181,13 +158,9 @@ class Indexer:
         export_dir: Path | None = None,
     ):
         self.export_dir = export_dir  # what workers elsewhere re-open (executors)
-        self.manifest = manifest
-        self.runners = runners
-        self.gallery = gallery
-        self.run_lock = run_lock
+        self.manifest, self.runners, self.gallery, self.run_lock = manifest, runners, gallery, run_lock
         self.photo_side = photo_side  # for galleries that store relation-head projections
 
-    # ------------------------------------------------------------------ reader
     def plan(self, photos, ids: Sequence[str] | None):
         """-> (todo [(source, id, fingerprint, replace)], skipped count)."""
         sources = [_read_file_object(s) for s in expand_objects(expand_sources(photos), self.gallery.storage_options)]
@@ -199,18 +172,16 @@ class Indexer:
         else:
             ids = [default_id(s) for s in sources]
         dupes = [i for i, c in Counter(ids).items() if c > 1]
-        if dupes and by_content:
-            raise InputError(
-                f"photos: the same file or image given more than once in this call (ids {', '.join(sorted(dupes)[:5])})"
-            )
         if dupes:
-            raise InputError(f"ids: duplicates in this call: {', '.join(sorted(dupes)[:5])}")
+            listed = ", ".join(sorted(dupes)[:5])
+            if by_content:
+                raise InputError(f"photos: the same file or image given more than once in this call (ids {listed})")
+            raise InputError(f"ids: duplicates in this call: {listed}")
         if not self.gallery.codec.stores_tokens:
             memory = [describe_source(s) for s in sources if photo_path(s) is None]
             if memory:
-                raise InputError(
-                    f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files"
-                )
+                message = f"photos: received in-memory images ({memory[0]}); a codec-'none' gallery needs photo files"
+                raise InputError(message)
         self.gallery.refresh()
         stored = self.gallery.snapshot.fingerprints() if self.gallery.snapshot is not None else {}
         todo, skipped = [], 0
@@ -222,13 +193,11 @@ class Indexer:
                 todo.append((source, pid, fp or UNKNOWN, pid in stored))
         return todo, skipped
 
-    # ------------------------------------------------------------------ encoder
     def encode(self, part, batch: int, on_error: str, report: IndexReport, bar):
         config = self.manifest.preprocess["photo"]
         kept, tokens = [], []
         for start in range(0, len(part), batch):
-            pixels, ok = [], []
-            items = part[start : start + batch]
+            pixels, ok, items = [], [], part[start : start + batch]
             loaded_all = load_photos([i[0] for i in items], config, self.gallery.storage_options)
             for item, loaded in zip(items, loaded_all, strict=True):
                 if isinstance(loaded, ZseError):
@@ -245,30 +214,23 @@ class Indexer:
             bar.update(len(items))
         return (np.concatenate(tokens) if kept else None), kept
 
-    # ------------------------------------------------------------------ writer
     def write(self, tokens: np.ndarray, kept) -> None:
         proj = None
         if self.gallery.projections:
             if self.photo_side is None:
                 raise InputError("this gallery stores projections: the indexer needs photo_side to compute them")
             proj = pack_projections(self.photo_side(tokens.astype(np.float16).astype(np.float32)))  # as stored
+        keep_tokens = self.gallery.codec.stores_tokens or self.gallery.codec.needs_training
         batch = photo_batch(
-            [k[1] for k in kept],
-            [stored_path(k[0]) for k in kept],
-            [k[2] for k in kept],
-            tokens,
-            self.gallery.codec.stores_tokens or self.gallery.codec.needs_training,
-            proj,
+            [k[1] for k in kept], [stored_path(k[0]) for k in kept], [k[2] for k in kept], tokens, keep_tokens, proj
         )
         self.gallery.append(batch, replace=any(k[3] for k in kept))
 
     def commit(self, encoded: Encoded, report: IndexReport) -> None:
         """One commit of encoded photos (tokens, or fragments workers wrote), counted in ``report``."""
-        kept = encoded.kept
+        kept, replace = encoded.kept, any(k[3] for k in encoded.kept)
         if encoded.fragments is not None and encoded.key is not None:
-            self.gallery.commit_fragments(
-                encoded.fragments, encoded.key, [k[1] for k in kept], replace=any(k[3] for k in kept)
-            )
+            self.gallery.commit_fragments(encoded.fragments, encoded.key, [k[1] for k in kept], replace=replace)
         elif encoded.tokens is not None:
             self.write(encoded.tokens, kept)
         report.added += len(kept)
@@ -293,8 +255,7 @@ class Indexer:
         commit_size: int = COMMIT_SIZE,
         executor: IndexExecutor | None = None,
     ) -> IndexReport:
-        """The one indexing loop: plan (skip what is stored and unchanged), have ``executor``
-        encode the rest chunk by chunk (this process by default), commit each chunk in order."""
+        """Plan (skip stored, unchanged photos), have ``executor`` encode the rest by chunks, commit each in order."""
         executor = executor or LocalIndexExecutor()
         batch = self.batch_size(on_error, batch_size, commit_size)
         todo, skipped = self.plan(photos, ids)

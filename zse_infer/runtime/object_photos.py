@@ -1,8 +1,5 @@
-"""Photos on object storage: ``s3://bucket/prefix/`` (every image object below it) and
-``s3://bucket/key`` (one object), read with boto3 (the ``s3`` extra) using the gallery's
-``storage_options``. docs/cluster.md describes their ids, fingerprints (size and a 63-bit hash of
-the ETag) and errors (InputError when every object is spoilt, ImageError for one object).
-"""
+"""Photos on object storage (``s3://bucket/prefix/``: every image below it; ``s3://bucket/key``: one object), read
+with boto3 (the ``s3`` extra) and the gallery's ``storage_options``; ids, fingerprints and errors: docs/cluster.md."""
 
 from __future__ import annotations
 
@@ -22,8 +19,7 @@ from ..preprocess import ImageSource, describe_source, load_image, source_path
 from .gallery.location import URI_SCHEME
 from .photo_sources import IMAGE_EXTENSIONS
 
-#: objects looked up (HEAD) or read at once
-THREADS = 16
+THREADS = 16  #: objects looked up (HEAD) or read at once
 
 
 @dataclass(frozen=True)
@@ -36,15 +32,13 @@ class ObjectPhoto:
     error: str | None = None
 
     @property
-    def fingerprint(self) -> tuple[int, int] | None:
-        if self.error is not None:
-            return None
-        return (self.size, int.from_bytes(hashlib.sha256(self.etag.encode()).digest()[:8], "big") >> 1)
+    def fingerprint(self) -> tuple[int, int] | None:  # (size, 63-bit hash of the ETag)
+        etag_hash = int.from_bytes(hashlib.sha256(self.etag.encode()).digest()[:8], "big") >> 1
+        return None if self.error is not None else (self.size, etag_hash)
 
 
 def parse_uri(source: Any) -> tuple[str, str] | None:
-    """(bucket, key) of an ``s3://`` photo URI; None for anything else (a local path, an image);
-    InputError for another scheme (nothing may become a local path named 'gs:')."""
+    """(bucket, key) of an ``s3://`` URI; None for a non-URI; InputError for another scheme (never a local 'gs:')."""
     if not isinstance(source, (str, os.PathLike)):
         return None
     text = os.fsdecode(os.fspath(source))
@@ -69,19 +63,15 @@ def photo_name(source: ImageSource) -> str:
 
 
 def expand_objects(sources: Iterable[ImageSource], options: Mapping[str, str]) -> list[ImageSource]:
-    """``sources`` with each ``s3://`` URI replaced by its objects (a prefix: every image below
-    it, in key order; a key: that object, or an :class:`ObjectPhoto` saying why it cannot be read)."""
+    """``sources``, each ``s3://`` URI replaced by its objects in key order (or an ObjectPhoto saying why not)."""
     sources = list(sources)
     parsed = [parse_uri(s) for s in sources]
     if not any(parsed):
         return sources
     client = s3_client(options)
     with ThreadPoolExecutor(THREADS) as pool:  # HEADs at once: round trips
-        found = list(pool.map(lambda p: None if p is None else _objects(client, *p), parsed))
-    out: list[ImageSource] = []
-    for source, objects in zip(sources, found, strict=True):
-        out.extend([source] if objects is None else objects)
-    return out
+        found = list(pool.map(lambda s, p: [s] if p is None else _objects(client, *p), sources, parsed))
+    return [one for objects in found for one in objects]
 
 
 def _objects(client, bucket: str, key: str) -> list[ObjectPhoto]:
@@ -108,12 +98,9 @@ def _list(client, bucket: str, prefix: str, uri: str) -> list[ObjectPhoto]:
         pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
     except Exception as exc:  # noqa: BLE001 - a listing refused spoils the whole source: raised, named
         raise InputError(f"{uri}: cannot list the objects under this prefix ({_failure(exc, uri).reason})") from None
-    objects = [o for page in pages for o in page.get("Contents", [])]
-    return [
-        ObjectPhoto(f"s3://{bucket}/{o['Key']}", int(o["Size"]), o["ETag"].strip('"'))
-        for o in sorted(objects, key=lambda o: o["Key"])
-        if os.path.splitext(o["Key"])[1].lower() in IMAGE_EXTENSIONS
-    ]
+    objects = sorted((o for page in pages for o in page.get("Contents", [])), key=lambda o: o["Key"])
+    images = [o for o in objects if os.path.splitext(o["Key"])[1].lower() in IMAGE_EXTENSIONS]
+    return [ObjectPhoto(f"s3://{bucket}/{o['Key']}", int(o["Size"]), o["ETag"].strip('"')) for o in images]
 
 
 def load_photo(source: ImageSource, config: PreprocessConfig, options: Mapping[str, str]) -> np.ndarray:
@@ -135,8 +122,7 @@ def load_photo(source: ImageSource, config: PreprocessConfig, options: Mapping[s
 
 
 def load_photos(sources: list, config: PreprocessConfig, options: Mapping[str, str]) -> list[np.ndarray | ZseError]:
-    """:func:`load_photo` of each source, or the ZseError it raised; objects are read
-    ``THREADS`` at once (one round trip each: read one by one they would starve the encoder)."""
+    """:func:`load_photo` of each source or its ZseError; objects ``THREADS`` at once (serially: a starved encoder)."""
 
     def one(source: ImageSource) -> np.ndarray | ZseError:
         try:
@@ -155,8 +141,7 @@ _CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "
 
 
 def _failure(exc: Exception, uri: str) -> ImageError:
-    """An object store's error as an ImageError naming the URI; configuration errors (no
-    credentials, an endpoint that does not answer) are raised at once as InputError."""
+    """An object store's error as an ImageError naming the URI; configuration errors are raised as InputError."""
     from botocore import exceptions as be
 
     if isinstance(exc, be.ClientError):
@@ -202,6 +187,7 @@ def _cached_client(options: tuple[tuple[str, str], ...], env: tuple[tuple[str, s
     def pick(*names: str) -> str | None:
         return next((opts[n] for n in names if opts.get(n)), None)
 
+    retries = {"mode": "standard", "max_attempts": 3}
     style = "virtual" if pick("aws_virtual_hosted_style_request", "virtual_hosted_style_request") == "true" else None
     return boto3.session.Session().client(
         "s3",
@@ -210,9 +196,5 @@ def _cached_client(options: tuple[tuple[str, str], ...], env: tuple[tuple[str, s
         aws_access_key_id=pick("aws_access_key_id", "access_key_id"),
         aws_secret_access_key=pick("aws_secret_access_key", "secret_access_key"),
         aws_session_token=pick("aws_session_token", "session_token", "token"),
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            max_pool_connections=THREADS,
-            s3={"addressing_style": style} if style else None,
-        ),
+        config=Config(retries=retries, max_pool_connections=THREADS, s3={"addressing_style": style} if style else None),
     )

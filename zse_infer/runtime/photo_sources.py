@@ -29,7 +29,6 @@ def list_images(directory: str | os.PathLike) -> list[str]:
 
 def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     """One source or many -> a list; directories are expanded to the images below them."""
-    # _is_single tells one source (a str, a path, bytes, an array, an image, a file) from an iterable of them.
     items = [sources] if _is_single(sources) else list(cast(Iterable[ImageSource], sources))
     out: list[ImageSource] = []
     for item in items:
@@ -44,15 +43,11 @@ def expand_sources(sources: ImageSource | Iterable[ImageSource]) -> list[ImageSo
 
 
 def read_list_file(path: str | os.PathLike) -> list[str]:
-    """A text file with one image path per line (blank lines and '#' comments ignored); relative
-    paths are taken relative to the list file's folder, URIs (``s3://``) are kept."""
+    """Image paths, one a line ('#' comments, blanks ignored), relative ones to the list file's folder; URIs kept."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: list file not found")
-    out = []
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            # s3://bucket/key stays as it is (as a Path it would lose a '/'); an absolute path replaces the folder
-            out.append(line if URI_SCHEME.match(line) else str(path.parent / line))
-    return out
+    lines = [raw.strip() for raw in path.read_text().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    # s3://bucket/key stays as it is (as a Path it would lose a '/'); an absolute path replaces the folder
+    return [line if URI_SCHEME.match(line) else str(path.parent / line) for line in lines]

@@ -1,2 +1,1 @@
-"""The gallery store: format 2 on Lance (store.py), token codecs, the persisted stage-1 index,
-and format 1 (format1.py), kept only to migrate old galleries (migrate.py)."""
+"""The gallery store: format 2 on Lance (store.py), codecs, stage 1, and format 1 (kept only for migrate.py)."""

@@ -1,11 +1,6 @@
-"""Token codecs: how a gallery stores each photo's (T, D) encoder tokens, as fixed-size byte rows
-(one binary column whatever the codec); docs/galleries.md ("Token codecs") has their sizes and agreement.
-
-A PCA codec is trained on the gallery's first committed batch and never again: retraining would
-change the meaning of every stored row (a full re-encode), and the first batch is already
-thousands of token vectors (T per photo), enough for stable components. Its tables are stored
-in the schema metadata in the same commit as the rows they encoded (``Gallery._first_trained_commit``).
-"""
+"""Token codecs: each photo's (T, D) tokens as a fixed-size byte row (docs/galleries.md, "Token codecs"). A PCA
+codec is trained on the first committed batch only (thousands of token vectors: stable; retraining would change every
+stored row), its tables committed with those rows (``Gallery._first_trained_commit``)."""
 
 from __future__ import annotations
 
@@ -54,21 +49,14 @@ class Codec:
     @property
     def nbytes(self) -> int:
         t, d = self.tokens_shape
-        if self.name == "float16":
-            return 2 * t * d
-        if self.name == "int8":
-            return t * d + 4 * t
-        if self.name.startswith("pca"):
-            return t * self.components
-        return 0
+        pca = t * self.components if self.name.startswith("pca") else 0
+        return {"float16": 2 * t * d, "int8": t * d + 4 * t}.get(self.name, pca)
 
     def train(self, tokens: np.ndarray) -> None:
-        """Fit the PCA and per-component ranges on (n, T, D) tokens (centred PCA done here, in
-        numpy, so decoding adds the mean back: FAISS's PCA transform drops it)."""
+        """Fit the PCA and component ranges on (n, T, D) tokens (in numpy: FAISS's PCA drops the mean decoding adds)."""
         if not self.name.startswith("pca"):
             return
-        _t, d = self.tokens_shape
-        k = self.components
+        d, k = self.tokens_shape[1], self.components
         if k > d:
             raise InputError(f"codec {self.name}: {k} components, but tokens have only {d} dimensions")
         x = np.asarray(tokens[:TRAIN_MAX_PHOTOS], np.float64).reshape(-1, d)
@@ -79,12 +67,8 @@ class Codec:
         proj = (x - mean).astype(np.float32) @ basis.T
         lo, hi = proj.min(axis=0), proj.max(axis=0)
         margin = 0.05 * (hi - lo) + 1e-6  # later photos may reach slightly further than the first batch
-        self.tables = {
-            "mean": mean.astype(np.float32),
-            "basis": basis,
-            "lo": (lo - margin).astype(np.float32),
-            "hi": (hi + margin).astype(np.float32),
-        }
+        ranges = {"lo": (lo - margin).astype(np.float32), "hi": (hi + margin).astype(np.float32)}
+        self.tables = {"mean": mean.astype(np.float32), "basis": basis, **ranges}
 
     def encode(self, tokens: np.ndarray) -> np.ndarray:
         """(n, T, D) float -> (n, nbytes) uint8."""
@@ -96,9 +80,8 @@ class Codec:
             scale = np.abs(tokens).max(axis=2) / 127.0  # (n, T)
             safe = np.where(scale > 0, scale, 1.0)[..., None]
             q = np.clip(np.rint(tokens / safe), -127, 127).astype(np.int8)
-            return np.concatenate(
-                [scale.astype(np.float32).view(np.uint8).reshape(n, -1), q.view(np.uint8).reshape(n, -1)], axis=1
-            )
+            scales = scale.astype(np.float32).view(np.uint8).reshape(n, -1)
+            return np.concatenate([scales, q.view(np.uint8).reshape(n, -1)], axis=1)
         if self.name.startswith("pca"):
             tb = self._tables()
             proj = (tokens - tb["mean"]) @ tb["basis"].T  # (n, T, k)
@@ -109,8 +92,7 @@ class Codec:
     def decode(self, rows: np.ndarray) -> np.ndarray:
         """(n, nbytes) uint8 -> (n, T, D) float32."""
         rows = np.ascontiguousarray(rows, np.uint8)
-        n = len(rows)
-        t, d = self.tokens_shape
+        n, (t, d) = len(rows), self.tokens_shape
         if self.name == "float16":
             return rows.view(np.float16).reshape(n, t, d).astype(np.float32)
         if self.name == "int8":

@@ -1,11 +1,4 @@
-"""Read-only reader of format-1 galleries, kept only so ``zse gallery migrate`` can convert them.
-
-Layout: ``gallery.json`` (the commit record: ``{"format": "zse-gallery", "version": 1, "count",
-"tokens": [T, D], "parts", "model", "shards": [{"name", "count", "sha256"}]}``) and, in ``shards/``,
-per shard ``<name>.tokens.npy`` (float16 (n, T, D)), ``<name>.ret.npy`` (float32 (n, D)),
-``<name>.meta.json`` (``{"ids", "paths"}``) and, for galleries with projections, ``<name>.proj.npy``
-(float16 (n, 3T-1, D)). Only committed shards are read; pending or orphaned files are ignored.
-"""
+"""Read-only reader of format-1 galleries (layout: docs/galleries.md), kept only for ``zse gallery migrate``."""
 
 from __future__ import annotations
 
@@ -47,16 +40,12 @@ class Gallery:
     """A committed format-1 gallery: ``tokens_shape``, ``model``, ``projections`` and its ``shards``."""
 
     def __init__(self, root: Path, tokens_shape: tuple[int, int], model: dict[str, Any], projections: bool) -> None:
-        self.root = root
-        self.tokens_shape = tuple(tokens_shape)
-        self.model = dict(model)
-        self.projections = projections
+        self.root, self.tokens_shape, self.model, self.projections = root, tuple(tokens_shape), dict(model), projections
         self.shards: list[Shard] = []
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Gallery:
-        root = Path(path)
-        record_path = root / RECORD
+        root, record_path = Path(path), Path(path) / RECORD
         if not record_path.is_file():
             raise GalleryError(f"{root}: no {RECORD}; expected a gallery folder written by zse-infer")
         record = read_json(record_path, GalleryError)
@@ -90,9 +79,8 @@ class Gallery:
             raise GalleryError(f"{self.root / SHARD_DIR}: shard {name} is unreadable ({exc})") from exc
         n, d = self.tokens_shape
         if tokens.shape != (count, n, d) or tokens.dtype != np.float16:
-            raise GalleryError(
-                f"{paths['tokens']}: received {tokens.dtype} {tokens.shape}, expected float16 {(count, n, d)}"
-            )
+            message = f"{paths['tokens']}: received {tokens.dtype} {tokens.shape}, expected float16 {(count, n, d)}"
+            raise GalleryError(message)
         if ret.shape != (count, d) or len(meta.get("ids", [])) != count:
             raise GalleryError(f"{self.root / SHARD_DIR}: shard {name} parts disagree on the row count {count}")
         if proj is not None and proj.shape != (count, 3 * n - 1, d):

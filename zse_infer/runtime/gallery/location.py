@@ -1,8 +1,5 @@
-"""Where a gallery lives: the one parser of gallery locations (a local folder, a ``file://`` URI on
-this host, or object storage opened by Lance with the caller's ``storage_options``; docs/cluster.md).
-Any other scheme is refused with a :class:`GalleryError`: a URI must never become a local folder
-named ``s3:`` in the working directory.
-"""
+"""The one parser of gallery locations: a local folder, a ``file://`` URI on this host, or object storage (Lance, with
+``storage_options``; docs/cluster.md). Other schemes are refused: a URI must never become a local folder ``s3:``."""
 
 from __future__ import annotations
 
@@ -15,9 +12,8 @@ from urllib.parse import unquote, urlparse
 
 from ...errors import GalleryError, InputError
 
-# A URI scheme (RFC 3986) of two or more characters followed by ':/'. One letter is a
-# Windows drive ('C:/'), not a scheme. ':/' rather than '://' because pathlib collapses
-# 's3://bucket' into 's3:/bucket' (click's Path type does it to command-line arguments).
+# A URI scheme (RFC 3986) of two or more characters (one is a Windows drive, 'C:/') then ':/', not '://':
+# pathlib (and so click's Path type) collapses 's3://bucket' into 's3:/bucket'.
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/+")
 
 #: object-storage schemes Lance opens (pylance 14): the gallery's data lives there
@@ -26,9 +22,8 @@ OBJECT_SCHEMES = ("s3", "s3+ddb", "gs", "az")
 
 @dataclass(frozen=True)
 class GalleryLocation:
-    """A parsed gallery location: ``uri`` is what Lance opens (a local absolute path or
-    ``scheme://bucket/prefix``, no trailing slash); ``local`` the folder for a local gallery,
-    None on object storage; ``storage_options`` the caller's options for the object store."""
+    """``uri``: what Lance opens (an absolute local path or ``scheme://bucket/prefix``, no trailing slash); ``local``:
+    the folder of a local gallery (None on object storage); ``storage_options``: the caller's, for the object store."""
 
     uri: str
     local: Path | None
@@ -59,16 +54,13 @@ def storage_options_from_pairs(pairs: list[str] | tuple[str, ...], what: str = "
 def gallery_location(
     location: str | os.PathLike | GalleryLocation, storage_options: Mapping[str, str] | None = None
 ) -> GalleryLocation:
-    """Parse ``location``; GalleryError for a URI scheme no gallery can live at. ``storage_options``
-    replace those of a location already parsed."""
+    """Parse ``location`` (GalleryError: a scheme unfit for galleries); ``storage_options`` replace a parsed one's."""
     if isinstance(location, GalleryLocation):
         if storage_options is None:
             return location
         return GalleryLocation(location.uri, location.local, {str(k): str(v) for k, v in storage_options.items()})
     options = {str(k): str(v) for k, v in (storage_options or {}).items()}
-    text = os.fspath(location)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
+    text = os.fsdecode(os.fspath(location))
     match = URI_SCHEME.match(text)
     if match is None:
         return GalleryLocation(str(Path(text).absolute()), Path(text).absolute(), options)
@@ -85,8 +77,7 @@ def gallery_location(
             + ", ".join(f"{s}://" for s in OBJECT_SCHEMES)
             + " (nothing was created)"
         )
-    rest = text[match.end() :]  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
-    path, _, query = rest.partition("?")
+    path, _, query = text[match.end() :].partition("?")  # 's3:/b/g' (collapsed by pathlib) and 's3://b/g' alike
     path = path.strip("/")
     if not path:
         raise GalleryError(f"{text}: names no bucket; expected {scheme}://BUCKET/PREFIX")
@@ -94,8 +85,7 @@ def gallery_location(
 
 
 def gallery_root(location: str | os.PathLike | GalleryLocation) -> Path:
-    """The absolute local folder of a gallery location; GalleryError for one on object storage
-    (for the few operations that need a local folder: format-1 galleries, migration)."""
+    """The absolute local folder of a gallery location; GalleryError for one on object storage."""
     parsed = gallery_location(location)
     if parsed.local is None:
         raise GalleryError(f"{parsed.uri}: received an object-storage URI, expected a local folder for this operation")

@@ -1,10 +1,5 @@
-"""Format 1 (gallery.json + memory-mapped shards) -> format 2 (Lance), without re-encoding.
-
-Each format-1 shard becomes one commit, so an interrupted migration keeps what it wrote and a
-re-run continues (shards whose ids are all stored are skipped). Format-1 ids are kept as they
-were (they may be relative paths: re-indexing those files later with default ids, which are
-absolute, would add them again; pass ``ids=`` then).
-"""
+"""Format 1 -> format 2 without re-encoding: a commit per shard, so a re-run continues (stored ids are skipped). Ids
+are kept as they were (maybe relative paths: re-indexing those files with default, absolute ids adds them again)."""
 
 from __future__ import annotations
 
@@ -52,19 +47,11 @@ def migrate(old: str | os.PathLike, new: str | os.PathLike, codec: str = "float1
         keep = [i for i, pid in enumerate(shard.ids) if pid not in stored]
         if not keep:
             continue
-        rows = np.array(keep)
-        paths = [shard.paths[i] for i in keep]
+        rows, paths = np.array(keep), [shard.paths[i] for i in keep]
         sizes, mtimes = _fingerprints(paths)
-        batch = Batch(
-            ids=[shard.ids[i] for i in keep],
-            paths=paths,
-            sizes=sizes,
-            mtimes=mtimes,
-            ret=l2_normalize(np.asarray(shard.ret[rows], np.float32)),
-            tokens=np.asarray(shard.tokens[rows], np.float32),
-            proj=np.asarray(shard.proj[rows], np.float32) if shard.proj is not None else None,
-        )
-        dst.append(batch)
+        ret, tokens = l2_normalize(np.asarray(shard.ret[rows], np.float32)), np.asarray(shard.tokens[rows], np.float32)
+        proj = np.asarray(shard.proj[rows], np.float32) if shard.proj is not None else None
+        dst.append(Batch([shard.ids[i] for i in keep], paths, sizes, mtimes, ret, tokens, proj))
     dst.sync()
     _log.info("migrated %d photos from %s to %s", len(dst), old, new)
     return dst

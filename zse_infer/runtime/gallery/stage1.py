@@ -1,12 +1,7 @@
-"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, above it an IVF-Flat index
-(labels: stable Lance row ids) kept in ``<gallery>/stage1/`` (``ivf.json`` names the folder holding
-``ivf.faiss`` and ``rowids.npy``) and updated incrementally: docs/galleries.md ("Stage 1 at scale"),
-docs/cluster.md on object storage. Both index only the newest row of each id.
-
-Why IVF-Flat and not HNSW: IVF supports removal (deletes) and incremental adds without a rebuild,
-trains in seconds at 1M, and its file loads in well under a second (``benchmarks/gallery_scale.py``).
-Stage 2 reranks the candidates, so a rare miss deep in the candidate list costs little.
-"""
+"""Stage 1 for a gallery snapshot: exact below ``APPROX_MIN`` photos, above it an IVF-Flat index over the newest row
+of each id, kept in ``<gallery>/stage1/`` and updated incrementally (docs/galleries.md, "Stage 1 at scale";
+docs/cluster.md). IVF-Flat, not HNSW: it removes and adds without a rebuild, trains in seconds at 1M and loads in
+well under a second (``benchmarks/gallery_scale.py``); stage 2 reranks, so a rare deep miss costs little."""
 
 from __future__ import annotations
 
@@ -16,6 +11,7 @@ import io
 import json
 import logging
 import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +24,14 @@ _log = logging.getLogger(__name__)
 APPROX_MIN = 1_000_000
 STAGE1_DIR = "stage1"
 NPROBE = 16
-#: recall@100 (against exact search) the IVF index is tuned to reach by raising nprobe
-TARGET_RECALL = 0.95
-#: photos sampled to train the coarse quantiser, and queries sampled to measure recall
-TRAIN_SAMPLE = 50_000
-RECALL_QUERIES = 50
+TARGET_RECALL = 0.95  #: recall@100 (against exact search) the IVF index is tuned to reach by raising nprobe
+TRAIN_SAMPLE = 50_000  #: photos sampled to train the coarse quantiser
+RECALL_QUERIES = 50  #: queries sampled to measure recall
 
 
 class ExactIndex:
     def __init__(self, vectors: np.ndarray, rowids: np.ndarray, version: int):
-        self.version = version
-        self.rowids = rowids
-        self._index = RetIndex(vectors)
+        self.version, self.rowids, self._index = version, rowids, RetIndex(vectors)
         self.kind = self._index.kind
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,22 +43,18 @@ class IvfIndex:
     kind = "ivf"
 
     def __init__(self, index, version: int, meta: dict):
-        self.index = index
-        self.version = version
-        self.meta = meta
+        self.index, self.version, self.meta = index, version, meta
         index.nprobe = int(meta.get("nprobe", NPROBE))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, k) scores and row ids; where the probed lists held fewer than k rows, the tail
-        of that query's row holds row id -1 (each query's count differs: callers drop them)."""
+        """(Q, k) scores and row ids; row id -1 pads a query whose probed lists held fewer than k rows."""
         scores, labels = self.index.search(np.ascontiguousarray(queries, np.float32), k)
         return scores, labels.astype(np.int64)
 
 
 def build_ivf(vectors: np.ndarray, rowids: np.ndarray, seed: int = 0):
-    """A trained IVF-Flat inner-product index over ``vectors`` labelled by ``rowids``, with the
-    smallest nprobe (from ``NPROBE``, doubling) whose recall@100 against exact search on
-    sampled gallery vectors reaches ``TARGET_RECALL`` (or nlist / 4); returns (index, recall)."""
+    """A trained IVF-Flat inner-product index over ``vectors`` labelled by ``rowids``, and the smallest nprobe (from
+    ``NPROBE``, doubling, up to nlist / 4) whose sampled recall@100 reaches ``TARGET_RECALL``: (index, recall)."""
     import faiss
 
     n, d = vectors.shape
@@ -97,8 +85,7 @@ class Stage1Cache:
     """The stage-1 index of the latest snapshot asked for (one per retriever)."""
 
     def __init__(self, gallery):
-        self.gallery = gallery
-        self._index = None
+        self.gallery, self._index = gallery, None
 
     def index_for(self, snap):
         if self._index is not None and self._index.version == snap.version:
@@ -112,10 +99,8 @@ class Stage1Cache:
             self._index = ExactIndex(vectors, rowids, snap.version)
         return self._index
 
-    # ------------------------------------------------------------------ the persisted IVF index
     def _folder(self) -> Path | ObjectFolder | None:
-        """Where the index is kept: ``<gallery>/stage1/`` on disk or in an s3:// bucket; None elsewhere
-        (gs://, az://, s3+ddb://, or without boto3), where it is built in memory."""
+        """``<gallery>/stage1/`` on disk or in an s3:// bucket; None (built in memory) elsewhere or without boto3."""
         location = self.gallery.location
         if location.local is not None:
             return location.local / STAGE1_DIR
@@ -151,12 +136,10 @@ class Stage1Cache:
         return self._build_ivf(folder, snap)
 
     def _kept_ivf(self, folder: Path | ObjectFolder, snap) -> IvfIndex | None:
-        """The persisted index, updated to ``snap`` incrementally; None when there is none or it
-        must be retrained (the gallery grew 4x since)."""
+        """The kept index, updated to ``snap``; None when there is none or it must be retrained (4x growth since)."""
         import faiss
 
-        pointer = _peek(folder, "ivf.json")
-        if pointer is None:
+        if (pointer := _peek(folder, "ivf.json")) is None:
             return None
         meta = json.loads(pointer)
         files = meta["dir"]
@@ -170,8 +153,7 @@ class Stage1Cache:
         now = snap.search_rows()[1]
         if len(now) > 4 * meta["trained_on"]:
             return None
-        added = np.setdiff1d(now, then, assume_unique=True)
-        removed = np.setdiff1d(then, now, assume_unique=True)
+        added, removed = np.setdiff1d(now, then, assume_unique=True), np.setdiff1d(then, now, assume_unique=True)
         if len(removed):
             index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))
         if len(added):
@@ -187,25 +169,16 @@ class Stage1Cache:
         _log.info("building the stage-1 IVF index over %d photos (once; kept in %s)", len(rowids), folder)
         index, recall = build_ivf(vectors, rowids)
         _log.info("stage-1 IVF index: nlist %d, nprobe %d, recall@100 %.3f", index.nlist, index.nprobe, recall)
-        meta = {
-            "version": snap.version,
-            "count": len(rowids),
-            "trained_on": len(rowids),
-            "nlist": index.nlist,
-            "nprobe": index.nprobe,
-            "recall_at_100": round(recall, 4),
-        }
+        meta = {"version": snap.version, "count": len(rowids), "trained_on": len(rowids), "nlist": index.nlist}
+        meta.update(nprobe=index.nprobe, recall_at_100=round(recall, 4))
         if folder is not None:
             self._save(folder, index, np.sort(rowids), meta)
         return IvfIndex(index, snap.version, meta)
 
     @staticmethod
     def _save(folder: Path | ObjectFolder, index, rowids: np.ndarray, meta: dict) -> None:
-        """Write the index into a new folder ``v<version>/`` (files fsynced), then point
-        ``ivf.json`` at it (tmp + fsync + rename): a crash leaves the previous index whole.
-        Under a lock; a process that finds it held skips saving (it keeps its in-memory index)."""
-        import shutil
-
+        """Write ``v<version>/`` (fsynced), then point ``ivf.json`` at it atomically: a crash leaves the previous index
+        whole. Under a lock; a process that finds it held skips saving (it keeps its in-memory index)."""
         import faiss
 
         from ...manifest import write_json_atomic
@@ -219,7 +192,7 @@ class Stage1Cache:
         except OSError as exc:  # a gallery this process may read but not write (a read-only server)
             _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc.strerror or exc)
             return
-        with lock:
+        with lock:  # closing the file releases the lock
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -239,14 +212,11 @@ class Stage1Cache:
                         shutil.rmtree(old, ignore_errors=True)
             except (OSError, RuntimeError) as exc:  # disk full, say: ivf.json still names the previous index
                 _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _read(folder: Path | ObjectFolder, name: str) -> bytes:
     """A file of the index folder; OSError when it is not there (replaced meanwhile, say)."""
-    data = _peek(folder, name)
-    if data is None:
+    if (data := _peek(folder, name)) is None:
         raise FileNotFoundError(f"{folder}/{name}")
     return data
 
@@ -258,16 +228,15 @@ def _peek(folder: Path | ObjectFolder, name: str) -> bytes | None:
 
 
 class ObjectFolder:
-    """``<gallery>/stage1/`` in an s3:// bucket, with no lock (it would not span machines): each writer
-    writes its own ``v<version>-<random>/``, then the ``ivf.json`` pointer; the last one wins (docs/cluster.md)."""
+    """``<gallery>/stage1/`` in an s3:// bucket, unlocked: each writer writes ``v<version>-<random>/``, then the
+    ``ivf.json`` pointer; the last one wins (docs/cluster.md)."""
 
     def __init__(self, uri: str, options: dict[str, str]):
         from ..object_photos import parse_uri, s3_client
 
-        self.uri = uri
+        self.uri, self.client = uri, s3_client(options)
         self.bucket, key = parse_uri(uri) or ("", "")
         self.prefix = key.rstrip("/") + "/"
-        self.client = s3_client(options)
 
     def __str__(self) -> str:
         return self.uri
@@ -287,8 +256,7 @@ class ObjectFolder:
         return None if got is None else got["Body"].read()
 
     def save(self, index: bytes, rowids: np.ndarray, meta: dict) -> None:
-        """The files, then the pointer; then the folders of older versions (a reader of one reads
-        the pointer again). A store this process may not write keeps the index in memory."""
+        """The files, the pointer, then removal of older versions (their readers reread the pointer)."""
         name = f"v{meta['version']}-{secrets.token_hex(4)}"
         rows = io.BytesIO()
         np.save(rows, rowids)

@@ -1,10 +1,5 @@
-"""Stage 1: rank the gallery by ret-token (token 0) inner product, exactly, in memory.
-
-Ret-tokens are stored L2-normalised, so inner product = cosine similarity and ranking by it
-equals the official "sa" ranking (ascending L2 distance of normalised vectors). Below
-``EXACT_MAX`` photos a numpy matrix product (a BLAS call: faster than building any index at
-this size), above it FAISS ``IndexFlatIP`` when installed. Approximate search is :mod:`.stage1`'s.
-"""
+"""Stage 1, exact: ret-token inner product (unit vectors: the official "sa" ranking, ascending L2 distance). Below
+``EXACT_MAX`` a numpy product (faster than building any index), above it FAISS ``IndexFlatIP`` when installed."""
 
 from __future__ import annotations
 
@@ -22,10 +17,8 @@ EXACT_MAX = 50_000
 
 class RetIndex:
     def __init__(self, vectors: np.ndarray, kind: str | None = None):
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n = len(self.vectors)
-        self.kind = kind or self.choose_kind(n)
-        self._faiss_index = None
+        self.vectors, n = np.ascontiguousarray(vectors, dtype=np.float32), len(vectors)
+        self.kind, self._faiss_index = kind or self.choose_kind(n), None
         if self.kind == "faiss-flat":
             import faiss
 

@@ -1,10 +1,7 @@
-"""Gallery format 2: one Lance dataset of encoded photos (``<gallery>/photos.lance``), plus the
-persisted stage-1 index (``<gallery>/stage1/``, stage1.py). docs/galleries.md describes the layout
-and columns, docs/guarantees.md what the store promises beside other writers, readers and crashes.
-Row ids are stable through compaction (the stage-1 index and ``Hit.row`` refer to them); a trained
-codec's tables live in the schema metadata, which only the first commit (an Overwrite of the empty
-dataset) can write; Lance does not fsync on local disk, so every write ends in :meth:`Gallery.sync`.
-"""
+"""Gallery format 2: a Lance dataset of encoded photos (``<gallery>/photos.lance``; layout: docs/galleries.md,
+promises: docs/guarantees.md). Row ids are stable through compaction (stage 1 and ``Hit.row`` refer to them); a
+trained codec's tables live in the schema metadata, which only the first commit can write; every write ends in
+:meth:`Gallery.sync` (Lance does not fsync on local disk)."""
 
 from __future__ import annotations
 
@@ -46,15 +43,11 @@ TABLES_KEY = b"zse_codec_tables"
 FORMAT1_RECORD = "gallery.json"
 CREATE_LOCK = ".create.lock"
 COMPACT_LOCK = ".compact.lock"
-#: ids per SQL ``IN (...)`` filter (keeps filter strings short)
-FILTER_CHUNK = 500
-#: attempts for commits that Lance reports as conflicting; the backoff doubles from 50 ms, jittered (about 6 s in all)
-COMMIT_ATTEMPTS = 8
-#: seconds ``compact`` keeps a version after a newer one replaced it: far above a server's refresh
-#: interval plus its longest query, so a reader never loses the version it is reading (docs/guarantees.md)
+FILTER_CHUNK = 500  #: ids per SQL ``IN (...)`` filter (keeps filter strings short)
+COMMIT_ATTEMPTS = 8  #: for commits Lance reports as conflicting; backoff doubles from 50 ms, jittered (~6 s in all)
+#: seconds ``compact`` keeps a replaced version: far above a refresh interval plus a query (docs/guarantees.md)
 KEEP_VERSIONS_S = 600.0
-#: days after which ``compact`` removes files that no version references (what a killed writer
-#: left): Lance's own threshold, as ``compact`` passes ``delete_unverified=False``
+#: age in days at which ``compact`` removes files no version references (Lance's, with delete_unverified=False)
 UNVERIFIED_FILE_AGE_DAYS = 7
 
 T = TypeVar("T")
@@ -84,8 +77,7 @@ def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def check_identity(where, stored_model: dict[str, Any], stored_shape, model: dict[str, Any], tokens_shape) -> None:
-    """GalleryError unless the gallery at ``where`` (built by ``stored_model``, tokens
-    ``stored_shape``) was built by ``model`` with tokens ``tokens_shape``."""
+    """GalleryError unless ``where``'s gallery (``stored_model``, ``stored_shape``) is ``model``'s, ``tokens_shape``."""
     stored_shape, tokens_shape = tuple(stored_shape), tuple(tokens_shape)
     if stored_shape != tokens_shape or not same_model(stored_model, model):
         raise GalleryError(
@@ -109,9 +101,8 @@ class Batch:
 
 
 class Gallery:
-    """Encoded photos in a Lance dataset: ``Gallery.create`` (commits an empty gallery at once)
-    or ``Gallery.open``. ``model`` and ``tokens_shape`` are the identity every later version
-    must keep (refresh and append refuse another model's gallery)."""
+    """Encoded photos in a Lance dataset (``Gallery.create`` or ``Gallery.open``); ``model`` and ``tokens_shape``
+    are the identity every later version must keep (refresh and append refuse another model's gallery)."""
 
     def __init__(
         self,
@@ -125,10 +116,8 @@ class Gallery:
         self.location = gallery_location(location)
         #: the local folder, or the URI on object storage (what messages name)
         self.root: Path | str = self.location.local or self.location.uri
-        self.tokens_shape = tuple(tokens_shape)
-        self.model = dict(model)
-        self.codec = codec
-        self.projections = projections
+        self.tokens_shape, self.model = tuple(tokens_shape), dict(model)
+        self.codec, self.projections = codec, projections
         self.proj_shape = (3 * self.tokens_shape[0] - 1, self.tokens_shape[1])
         self.temporary = temporary
         self._snapshot: Snapshot | None = None
@@ -146,11 +135,9 @@ class Gallery:
     def storage_options(self) -> dict[str, str]:
         return dict(self.location.storage_options)
 
-    # ------------------------------------------------------------------ creation and opening
     @staticmethod
     def exists(path: str | os.PathLike | GalleryLocation, storage_options: dict[str, str] | None = None) -> bool:
-        """A committed dataset is there (a create killed midway leaves files but no version).
-        GalleryError for a location no gallery can live at; GalleryUnavailableError for an unreachable store."""
+        """A version is committed there (a killed create leaves none); GalleryUnavailableError: unreachable store."""
         location = gallery_location(path, storage_options)
         if location.local is None:
             return _open_remote(location, "opening the gallery") is not None
@@ -173,9 +160,8 @@ class Gallery:
         exist_ok: bool = False,
         storage_options: dict[str, str] | None = None,
     ) -> Gallery:
-        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With ``exist_ok``, a
-        gallery already there (also one another process creates at the same moment) is opened instead,
-        if it belongs to ``model`` and ``tokens_shape``; it keeps its own codec and settings."""
+        """Commit a new, empty gallery at ``path`` now (a temporary folder for None). With ``exist_ok``, one there (or
+        created meanwhile) of ``model`` and ``tokens_shape`` is opened instead, keeping its codec and settings."""
         codec_obj = Codec(canonical_name(codec), tuple(tokens_shape))
         if path is None:
             location, temporary = gallery_location(Path(tempfile.mkdtemp(prefix="zse-gallery-"))), True
@@ -185,9 +171,8 @@ class Gallery:
                 # No lock needed to open one: a server may serve a gallery it cannot write.
                 return cls.open(location, model=model, tokens_shape=tokens_shape)
             if cls.is_format1(location):
-                raise GalleryError(
-                    f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW"
-                )
+                message = f"{location}: holds a format-1 gallery; convert it with: zse gallery migrate {location} NEW"
+                raise GalleryError(message)
         gallery = cls(location, tokens_shape, model, codec_obj, projections, temporary)
         with gallery._file_lock(CREATE_LOCK):
             if not cls.exists(location):
@@ -224,8 +209,7 @@ class Gallery:
         tokens_shape=None,
         storage_options: dict[str, str] | None = None,
     ) -> Gallery:
-        """Open the gallery at ``path`` (its latest version, or ``version``). With ``model`` /
-        ``tokens_shape``, refuse a gallery built by another model or with other tokens."""
+        """Open the gallery at ``path`` (latest or ``version``); with ``model`` / ``tokens_shape``, refuse another's."""
         root = gallery_location(path, storage_options)
         if cls.is_format1(root):
             raise GalleryError(
@@ -233,9 +217,8 @@ class Gallery:
                 f"convert it without re-encoding: zse gallery migrate {root} {root}-v2"
             )
         if not cls.exists(root):
-            raise GalleryError(
-                f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)"
-            )
+            message = f"{root}: no gallery here (expected {DATASET}; create one with zse index or create=True)"
+            raise GalleryError(message)
         ds = cls._dataset(root.join(DATASET), version, root.storage_options)
         meta = cls._read_meta(ds, root)
         stored_model, stored_shape = meta.get("model", {}), tuple(meta["tokens"])
@@ -264,18 +247,16 @@ class Gallery:
         except json.JSONDecodeError:
             meta = {}
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise GalleryError(
-                f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)"
-            )
+            message = f"{root}: the dataset's schema metadata does not describe a zse-infer gallery (format 2)"
+            raise GalleryError(message)
         return meta
 
     @contextmanager
     def _file_lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock on ``<gallery>/<name>`` between processes (and threads), released also when
-        the holder is killed. ``CREATE_LOCK``: two Lance creates racing on local disk can both report
-        success while one is lost (measured); ``COMPACT_LOCK``: see ``compact``. None on object storage
-        (it would span one machine): Lance's commits there are conditional writes, whose losers fail
-        and are handled (``create``, ``_first_trained_commit``) or retried (a compactor's Rewrite)."""
+        """An exclusive lock on ``<gallery>/<name>`` between processes and threads, released when the holder is killed.
+        ``CREATE_LOCK``: two Lance creates racing on local disk both reported success while one was lost (measured);
+        ``COMPACT_LOCK``: see ``compact``. None on object storage (a lock would span one machine): commits there are
+        conditional writes whose losers fail and are handled (``create``, ``_first_trained_commit``) or retried."""
         if self.location.local is None:
             yield
             return
@@ -285,46 +266,29 @@ class Gallery:
             lock = open(folder / name, "a+")  # noqa: SIM115 - held by the with below
         except OSError as exc:
             raise GalleryError(f"{self.root}: cannot create the gallery folder ({exc.strerror or exc})") from exc
-        with lock:
+        with lock:  # closing the file releases the lock
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            yield
 
     def _schema(self, codec: Codec):
         import pyarrow as pa
 
-        _t, d = self.tokens_shape
-        fields = [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("path", pa.string()),
-            pa.field("size", pa.int64()),
-            pa.field("mtime_ns", pa.int64()),
-            pa.field("batch", pa.int64()),
-            pa.field("ret", pa.list_(pa.float32(), d)),
-        ]
+        d = self.tokens_shape[1]
+        fields = [pa.field("id", pa.string(), nullable=False), pa.field("path", pa.string())]
+        fields += [pa.field(name, pa.int64()) for name in ("size", "mtime_ns", "batch")]
+        fields.append(pa.field("ret", pa.list_(pa.float32(), d)))
         if codec.stores_tokens:
             fields.append(pa.field("tokens", pa.binary(codec.nbytes)))
         if self.projections:
             fields.append(pa.field("proj", pa.binary(2 * self.proj_shape[0] * d)))
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "model": self.model,
-            "tokens": list(self.tokens_shape),
-            "codec": codec.name,
-            "codec_bytes": codec.nbytes,
-            "projections": self.projections,
-        }
+        meta = {"format": FORMAT, "version": VERSION, "model": self.model, "tokens": list(self.tokens_shape)}
+        meta |= {"codec": codec.name, "codec_bytes": codec.nbytes, "projections": self.projections}
         return pa.schema(
             fields, metadata={META_KEY: json.dumps(meta).encode(), TABLES_KEY: codec.tables_text().encode()}
         )
 
-    # ------------------------------------------------------------------ reading
     @property
-    def snapshot(self) -> Snapshot | None:
-        """The pinned version."""
+    def snapshot(self) -> Snapshot | None:  # the pinned version
         return self._snapshot
 
     @property
@@ -332,8 +296,7 @@ class Gallery:
         return self._snapshot.version if self._snapshot is not None else 0
 
     def refresh(self) -> bool:
-        """Move to the latest committed version; True when it changed. GalleryError when the
-        folder now holds another model's gallery (the pinned version stays)."""
+        """Move to the latest version; True when it changed. GalleryError for another model's (the pin stays)."""
         with self._pin_lock:
             latest = self._latest_or_gone()
             if self._snapshot is not None and latest.version == self._snapshot.version:
@@ -342,8 +305,7 @@ class Gallery:
             return True
 
     def _latest_or_gone(self):
-        """The latest version; GalleryError when the gallery was removed (on object storage opening
-        it is the test: one LIST per refresh, not two)."""
+        """The latest version; GalleryError when the gallery was removed (on object storage opening is the test)."""
         if self.location.local is None:
             ds = _open_remote(self.location, "opening the latest version")
         else:
@@ -353,8 +315,7 @@ class Gallery:
         return ds
 
     def _adopt(self, ds) -> None:
-        """Pin ``ds``, after checking it is this model's gallery. The codec and settings come
-        from its schema: another process may have created it, or trained the codec's tables."""
+        """Pin ``ds`` once it is this model's, adopting codec and settings from its schema (whoever wrote them)."""
         meta = self._read_meta(ds, self.root)
         check_identity(self.root, meta.get("model", {}), meta["tokens"], self.model, self.tokens_shape)
         tables = (ds.schema.metadata or {}).get(TABLES_KEY, b"").decode()
@@ -373,20 +334,15 @@ class Gallery:
         self._snapshot = Snapshot(ds, self.codec)
 
     def read(self, work: Callable[[Snapshot], T]) -> T:
-        """``work(snapshot)`` on the pinned version; if one of its files is gone (another process's
-        compaction removed the version), refresh and run it once more on the latest version."""
+        """``work(snapshot)`` on the pinned version; run once more on the latest if a compaction removed it."""
         snap = self._require()
         try:
             return work(snap)
         except VersionGoneError:
             if self._snapshot is snap:  # another thread may have refreshed meanwhile
                 self.refresh()
-            _log.info(
-                "%s: version %d was removed by a compaction while it was read; retrying on version %d",
-                self.root,
-                snap.version,
-                self.version,
-            )
+            message = "%s: version %d was removed by a compaction while it was read; retrying on version %d"
+            _log.info(message, self.root, snap.version, self.version)
             return work(self._require())
 
     def __len__(self) -> int:
@@ -422,24 +378,13 @@ class Gallery:
         snap = self._require()
         with lance_io(f"{self.uri} (version {snap.version})"):
             fragments, versions = len(snap.ds.get_fragments()), len(snap.ds.versions())
-        return {
-            "path": str(self.root),
-            "format": VERSION,
-            "photos": len(self),
-            "version": self.version,
-            "model": model_words(self.model),
-            "tokens": list(self.tokens_shape),
-            "codec": self.codec.name,
-            "bytes_per_photo": self.codec.nbytes,
-            "projections": self.projections,
-            "fragments": fragments,
-            "versions": versions,
-        }
+        info: dict[str, Any] = {"path": str(self.root), "format": VERSION, "photos": len(self), "version": self.version}
+        info |= {"model": model_words(self.model), "tokens": list(self.tokens_shape), "codec": self.codec.name}
+        info |= {"bytes_per_photo": self.codec.nbytes, "projections": self.projections}
+        return info | {"fragments": fragments, "versions": versions}
 
-    # ------------------------------------------------------------------ writing
     def _retry(self, what: str, attempt: Callable[[], T]) -> T:
-        """``attempt()`` with storage errors retried: Lance reports a conflicting concurrent commit (a
-        delete racing a delete or a compaction) as an error. GalleryError proper is not retried."""
+        """``attempt()``, storage errors retried (Lance reports a conflicting commit as one); not GalleryError."""
         failed = 0
         while True:
             try:
@@ -448,23 +393,20 @@ class Gallery:
             except GalleryUnavailableError as exc:
                 failed += 1
                 if failed == COMMIT_ATTEMPTS:
-                    raise GalleryUnavailableError(
-                        f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})"
-                    ) from exc
+                    message = f"{self.uri}: {what} failed after {COMMIT_ATTEMPTS} attempts ({exc})"
+                    raise GalleryUnavailableError(message) from exc
                 # Back off, doubling and jittered so that two writers do not retry in step.
                 time.sleep(0.05 * 2 ** (failed - 1) * (0.5 + random.random()))
 
     def append(self, batch: Batch, replace: bool = False) -> int:
-        """Commit ``batch`` as one new version and return that version. With ``replace``, rows of the same
-        ids committed before this one are then deleted (newest wins, also between two processes)."""
+        """Commit ``batch`` as one new version and return it; ``replace`` then deletes older rows of its ids."""
         self._check(batch)  # before the retried commit: a malformed batch is the caller's error, not the store's
         key = new_key()
         return self._commit_keyed(key, lambda: self._append_once(batch, key), batch.ids, replace)
 
     def write_fragments(self, batch: Batch, key: int) -> list[str]:
-        """Write ``batch`` as Lance fragment files of this gallery, *not* committed, and return their
-        metadata (JSON, about 1 KB a fragment): what a Ray worker hands the driver, which commits many
-        at once (:meth:`commit_fragments`) with one ``key``. Uncommitted files are removed by ``compact``."""
+        """Write ``batch`` as uncommitted Lance fragments and return their metadata (JSON, about 1 KB each): what a
+        Ray worker hands the driver to commit with ``key`` (:meth:`commit_fragments`); ``compact`` removes strays."""
         self._check(batch)
         if self.codec.needs_training or self.projections:
             raise GalleryError(
@@ -478,8 +420,7 @@ class Gallery:
         return [json.dumps(f.to_json()) for f in fragments]
 
     def commit_fragments(self, fragments: Sequence[str], key: int, ids: Sequence[str], replace: bool = False) -> int:
-        """Commit fragments written by :meth:`write_fragments` (with ``key``; rows of ``ids``) as one
-        Append, once (see ``_commit_keyed``); ``replace`` as in :meth:`append`. Returns the new version."""
+        """Commit :meth:`write_fragments`' output (``key``, rows ``ids``) as one Append, once; returns the version."""
         lance = _lance()
         metas = [lance.FragmentMetadata.from_json(f) for f in fragments]
 
@@ -496,10 +437,9 @@ class Gallery:
         return self._commit_keyed(key, attempt, ids, replace)
 
     def _commit_keyed(self, key: int, attempt: Callable[[], Any], ids: Sequence[str], replace: bool) -> int:
-        """``attempt()`` (a commit of rows ``ids`` whose ``batch`` column is ``key``), retried on storage
-        errors, but never twice: before a retry, a commit of ``key`` that did land (the error came after
-        it, e.g. a lost reply from the object store) is found. With ``replace``, rows of ``ids``
-        committed before it are then deleted. Returns the new version."""
+        """``attempt()`` (a commit of rows ``ids`` with ``batch`` = ``key``), retried but never committed twice: a
+        retry first looks for a commit of ``key`` that landed before its error (a lost reply from the object store).
+        ``replace``: rows of ``ids`` committed before it are then deleted. Returns the new version."""
         tries = itertools.count()
 
         def once():
@@ -517,7 +457,6 @@ class Gallery:
         return self.version
 
     def _delete_older(self, ds, key: int, ids: Sequence[str]) -> None:
-        """Delete rows of ``ids`` committed before commit ``key`` (newest wins)."""
         with lance_io(f"{self.uri}: reading back commit {key}"):
             mine = ds.to_table(columns=[], filter=f"batch = {key}", with_row_id=True).column("_rowid").to_numpy()
         if len(mine):
@@ -525,21 +464,17 @@ class Gallery:
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
-        want: dict[str, tuple[tuple | None, tuple]] = {
-            "paths": ((len(batch.paths),), (n,)),
-            "sizes": (np.shape(batch.sizes), (n,)),
-            "mtimes": (np.shape(batch.mtimes), (n,)),
-            "ret": (np.shape(batch.ret), (n, d)),
-        }
+        want: dict[str, tuple[tuple | None, tuple]] = {"paths": ((len(batch.paths),), (n,))}
+        want.update(sizes=(np.shape(batch.sizes), (n,)), mtimes=(np.shape(batch.mtimes), (n,)))
+        want["ret"] = (np.shape(batch.ret), (n, d))
         if batch.tokens is not None or self.codec.stores_tokens:
             want["tokens"] = (np.shape(batch.tokens) if batch.tokens is not None else None, (n, t, d))
         if self.projections:
             want["proj"] = (np.shape(batch.proj) if batch.proj is not None else None, (n, *self.proj_shape))
         for name, (got, expected) in want.items():
             if got is None or tuple(got) != expected:
-                raise InputError(
-                    f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})"
-                )
+                message = f"batch.{name}: received shape {got}, expected {expected} ({n} photos, tokens {t}x{d})"
+                raise InputError(message)
 
     def _append_once(self, batch: Batch, key: int):
         self.refresh()  # the latest version: refused if another model's; codec tables another process trained
@@ -547,19 +482,15 @@ class Gallery:
             ds = self._first_trained_commit(batch, key)
             if ds is not None:
                 return ds
+        table, options = self._arrow(batch, key), self._options()
         return _lance().write_dataset(
-            self._arrow(batch, key),
-            self.uri,
-            mode="append",
-            commit_message="zse index",
-            storage_options=self._options(),
+            table, self.uri, mode="append", commit_message="zse index", storage_options=options
         )
 
     def _first_trained_commit(self, batch: Batch, key: int):
-        """The first rows of a gallery whose codec is trained on them, committed with the tables (schema
-        metadata, which an append cannot change) as an Overwrite of the still-empty dataset with no
-        rebasing (``max_retries=0``: with retries an Overwrite was measured to land over a concurrent
-        Append; the caller's retry then appends). None when another process trained it first."""
+        """The first rows, with the codec trained on them and its tables (schema metadata: an append cannot change
+        it), as an Overwrite of the empty dataset; ``max_retries=0``: with retries an Overwrite was measured to land
+        over a concurrent Append (the caller's retry appends). None when another process trained it first."""
         lance = _lance()
         with self._file_lock(CREATE_LOCK):
             self.refresh()
@@ -571,9 +502,9 @@ class Gallery:
                 )
             codec = Codec(self.codec.name, self.tokens_shape)
             codec.train(cast(np.ndarray, batch.tokens))  # _check: present where the codec stores tokens
-            table = self._arrow(batch, key, codec)
+            table, options = self._arrow(batch, key, codec), self._options()
             fragments = lance.fragment.write_fragments(
-                table, self.uri, storage_options=self._options(), enable_stable_row_ids=True
+                table, self.uri, storage_options=options, enable_stable_row_ids=True
             )
             return lance.LanceDataset.commit(
                 self.uri,
@@ -581,7 +512,7 @@ class Gallery:
                 read_version=self.version,
                 max_retries=0,
                 enable_stable_row_ids=True,
-                storage_options=self._options(),
+                storage_options=options,
                 commit_message=f"zse index (codec {codec.name} trained)",
             )
 
@@ -589,19 +520,11 @@ class Gallery:
         """``batch`` as an Arrow table in this gallery's schema, tokens encoded by ``codec`` (or the gallery's)."""
         import pyarrow as pa
 
-        codec = codec or self.codec
-        n = len(batch.ids)
-        d = self.tokens_shape[1]
-        cols = {
-            "id": pa.array(batch.ids, pa.string()),
-            "path": pa.array(batch.paths, pa.string()),
-            "size": pa.array(batch.sizes, pa.int64()),
-            "mtime_ns": pa.array(batch.mtimes, pa.int64()),
-            "batch": pa.array(np.full(n, key, np.int64)),
-            "ret": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.ascontiguousarray(batch.ret, np.float32).reshape(-1)), d
-            ),
-        }
+        codec, n, d = codec or self.codec, len(batch.ids), self.tokens_shape[1]
+        cols = {"id": pa.array(batch.ids, pa.string()), "path": pa.array(batch.paths, pa.string())}
+        cols |= {"size": pa.array(batch.sizes, pa.int64()), "mtime_ns": pa.array(batch.mtimes, pa.int64())}
+        ret = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(batch.ret, np.float32).reshape(-1)), d)
+        cols |= {"batch": pa.array(np.full(n, key, np.int64)), "ret": ret}
         if codec.stores_tokens:
             cols["tokens"] = _fixed_binary(codec.encode(cast(np.ndarray, batch.tokens)))
         if self.projections:
@@ -626,17 +549,15 @@ class Gallery:
         deleted = 0
         for where in filters:
             result = self._retry("delete", functools.partial(self._delete_once, where))
-            deleted += int(
-                result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0)
-            )
+            count = result["num_deleted_rows"] if isinstance(result, dict) else getattr(result, "num_deleted_rows", 0)
+            deleted += int(count)
         return deleted
 
     def _delete_once(self, where: str):
         return self._latest().delete(where)
 
     def dedupe(self) -> int:
-        """Delete older rows of ids stored twice (left by two writers of one id, or a crash
-        between a replacement's append and delete); returns how many rows were deleted."""
+        """Delete older rows of ids stored twice (two writers of one id, a crash mid-replacement); returns how many."""
         self.refresh()
         stale = self._require().stale_row_ids().tolist()
         self._delete_where([f"_rowid IN ({', '.join(map(str, c))})" for c in _chunks(stale)])
@@ -644,9 +565,8 @@ class Gallery:
         return len(stale)
 
     def compact(self, keep_versions_seconds: float | None = None) -> dict[str, Any]:
-        """Merge small fragments, drop deleted rows and duplicate ids, remove versions replaced more
-        than ``keep_versions_seconds`` ago (default ``KEEP_VERSIONS_S``) and files left by killed
-        writers once older than ``UNVERIFIED_FILE_AGE_DAYS``. Safe beside other writers and readers."""
+        """Merge fragments, drop deleted rows and duplicate ids, remove versions replaced ``keep_versions_seconds`` ago
+        (``KEEP_VERSIONS_S``) and killed writers' files older than ``UNVERIFIED_FILE_AGE_DAYS``. Safe beside others."""
         keep = KEEP_VERSIONS_S if keep_versions_seconds is None else float(keep_versions_seconds)
         if not keep >= 0:
             raise InputError(f"keep_versions_seconds: received {keep_versions_seconds!r}, expected a number >= 0")
@@ -659,18 +579,13 @@ class Gallery:
             stats = self._retry("removing old versions", lambda: self._remove_old_versions(keep))
             self.refresh()
             self.sync()
-        return {
-            "fragments_removed": getattr(metrics, "fragments_removed", None),
-            "fragments_added": getattr(metrics, "fragments_added", None),
-            "old_versions_removed": getattr(stats, "old_versions", 0),
-            "bytes_removed": getattr(stats, "bytes_removed", 0),
-            "duplicates_removed": duplicates,
-        }
+        result = {name: getattr(metrics, name, None) for name in ("fragments_removed", "fragments_added")}
+        result["old_versions_removed"] = getattr(stats, "old_versions", 0)
+        return result | {"bytes_removed": getattr(stats, "bytes_removed", 0), "duplicates_removed": duplicates}
 
     def _remove_old_versions(self, keep: float):
-        """Lance's cleanup_old_versions with ``delete_unverified=False`` (``True`` deleted a live
-        writer's not-yet-committed files: issue 18, item 1). A version's age for its readers is how
-        long ago a newer one replaced it, so only versions whose successor is older than ``keep`` are passed."""
+        """Lance's cleanup_old_versions, ``delete_unverified=False`` (``True`` deleted a live writer's new files:
+        issue 18, item 1); only versions whose successor is older than ``keep`` (their age for readers) are passed."""
         ds = self._latest()
         versions = sorted(ds.versions(), key=lambda v: v["version"])
         horizon = time.time() - keep
@@ -689,14 +604,12 @@ class Gallery:
         try:
             fsync_tree(self.location.local / DATASET, since)
         except OSError as exc:
-            raise GalleryUnavailableError(
-                f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})"
-            ) from exc
+            message = f"{self.uri}: cannot make the commit durable (fsync: {exc.strerror or exc})"
+            raise GalleryUnavailableError(message) from exc
 
     def save(self, path: str | os.PathLike) -> Gallery:
-        """Copy the committed gallery to ``path`` (an empty or missing folder) and return it.
-        Manifests are copied first: every file a copied version references was written before
-        its manifest, so it is there when its folder is copied next (also while a writer runs)."""
+        """Copy the committed gallery to ``path`` (an empty or missing folder) and return it. Manifests go first: the
+        files a copied version references were written before it, so they are there when copied next."""
         target = gallery_root(path)
         if self.location.local is None:
             raise GalleryError(
@@ -720,9 +633,8 @@ class Gallery:
             fsync_path(target.parent)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise GalleryUnavailableError(
-                f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})"
-            ) from exc
+            message = f"{target}: cannot write the copy of {self.root} ({exc.strerror or exc})"
+            raise GalleryUnavailableError(message) from exc
         return Gallery.open(target)
 
 
@@ -732,8 +644,7 @@ def new_key() -> int:
 
 
 def _open_remote(location: GalleryLocation, what: str):
-    """The latest version of the gallery dataset at ``location`` on object storage, or None when there
-    is none (opening it is the test, as in Lance); other failures are raised through lance_io."""
+    """The latest version of the dataset at ``location`` on object storage; None when there is none."""
     uri = location.join(DATASET)
     try:
         return _lance().dataset(uri, storage_options=location.storage_options or None)
@@ -744,9 +655,8 @@ def _open_remote(location: GalleryLocation, what: str):
             raise
 
 
-def _chunks(ids: Sequence):
-    for start in range(0, len(ids), FILTER_CHUNK):
-        yield list(ids[start : start + FILTER_CHUNK])
+def _chunks(ids: Sequence) -> list[list]:
+    return [list(ids[start : start + FILTER_CHUNK]) for start in range(0, len(ids), FILTER_CHUNK)]
 
 
 def _fixed_binary(rows: np.ndarray):
@@ -765,8 +675,7 @@ def fsync_tree(root: Path, since: float | None = None) -> None:
 
 
 def fsync_path(path: str | os.PathLike, since: float | None = None) -> None:
-    """fsync a file or folder (unless modified before ``since``). One gone since it was listed (another
-    writer's renamed _versions/.tmpXXXX, a file a compaction removed) is not ours to make durable."""
+    """fsync a file or folder unless modified before ``since``; one gone meanwhile (another writer's) is skipped."""
     try:
         if since is not None and os.stat(path).st_mtime < since - 1:  # 1 s: coarse file-system clocks
             return
