@@ -192,7 +192,7 @@ class Stage1Cache:
         except OSError as exc:  # a gallery this process may read but not write (a read-only server)
             _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc.strerror or exc)
             return
-        with lock:  # closing the file releases the lock
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -212,6 +212,8 @@ class Stage1Cache:
                         shutil.rmtree(old, ignore_errors=True)
             except (OSError, RuntimeError) as exc:  # disk full, say: ivf.json still names the previous index
                 _log.warning("stage-1 index not saved in %s (%s); it is kept in memory", folder, exc)
+            finally:  # explicitly: a forked child holding the descriptor would otherwise keep the lock
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _read(folder: Path | ObjectFolder, name: str) -> bytes:

@@ -266,9 +266,12 @@ class Gallery:
             lock = open(folder / name, "a+")  # noqa: SIM115 - held by the with below
         except OSError as exc:
             raise GalleryError(f"{self.root}: cannot create the gallery folder ({exc.strerror or exc})") from exc
-        with lock:  # closing the file releases the lock
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            try:
+                yield
+            finally:  # explicitly: a forked child holding the descriptor would otherwise keep the lock
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _schema(self, codec: Codec):
         import pyarrow as pa
