@@ -1,9 +1,5 @@
-"""Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
-
-Token error says little about retrieval, so lower precisions are judged on the bundled demo's unseen
-concepts (docs/cpu.md); int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all call
-:func:`ranking_agreement`.
-"""
+"""Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32, what a user sees, on the bundled demo's
+unseen concepts (docs/cpu.md): int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all use it."""
 
 from __future__ import annotations
 

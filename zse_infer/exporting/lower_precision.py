@@ -1,8 +1,5 @@
-"""int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
-
-Token error is recorded, not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its
-rankings agree); bf16 is measured where openvino and a bf16 unit are present, else the manifest says why not.
-"""
+"""int8 graphs and bf16 compute at export, judged by rankings and recorded in the manifest. Token error is recorded,
+not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings agree)."""
 
 from __future__ import annotations
 

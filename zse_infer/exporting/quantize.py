@@ -1,8 +1,5 @@
-"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights.
-
-Why 7 bits (``VPMADDUBSW`` saturation without VNNI): docs/export.md. :func:`saturation_risks` checks the
-written graph; acceptance is decided by rankings (:mod:`.lower_precision`).
-"""
+"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights (why 7 bits:
+docs/export.md); :func:`saturation_risks` checks the written graph, rankings decide acceptance (lower_precision)."""
 
 from __future__ import annotations
 
