@@ -1,7 +1,6 @@
 """zse-infer: deployable inference for ZSE-SBIR (zero-shot sketch-based image retrieval).
 
-The top level stays light: ``import zse_infer`` imports neither torch nor
-onnxruntime. ``Retriever`` and friends are resolved lazily on first access.
+``import zse_infer`` imports neither torch nor onnxruntime: ``Retriever`` and friends are resolved on first access.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Model and preprocessing configurations, as data (no torch: the runtime uses them too).
-
-Named configurations are JSON files in ``zse_infer/model_configs/``; the same dictionaries travel in every
-``manifest.json``, so the runtime rebuilds preprocessing from the export folder alone.
-"""
+"""Model and preprocessing configurations, as data (no torch): JSON files in ``zse_infer/model_configs/``, and the same
+dictionaries in every ``manifest.json``, so the runtime rebuilds preprocessing from the export folder alone."""
 
 from __future__ import annotations
 
@@ -30,8 +27,7 @@ class EncoderConfig:
     depth: int = 12
     heads: int = 12
     mlp_dim: int = 3072
-    # Channels of the stride-2 convolutions of the multi-scale branch before the
-    # last one (which maps to ``width``). 2 ** (len + 1) must equal patch_size.
+    # Channels of the multi-scale branch's stride-2 convolutions but the last (to width); 2 ** (len + 1) == patch_size.
     scale_channels: tuple[int, ...] = (64, 128, 256)
     norm_eps: float = 1e-5
     # Training only (official: 0.1 after attention, in the MLP and on the embeddings).
@@ -48,12 +44,10 @@ class EncoderConfig:
     def validate(self) -> None:
         if self.image_size % self.patch_size:
             raise ConfigError(f"encoder.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        if 2 ** (len(self.scale_channels) + 1) != self.patch_size:
-            raise ConfigError(
-                f"encoder.scale_channels has {len(self.scale_channels)} entries, so the multi-scale branch "
-                f"downsamples by {2 ** (len(self.scale_channels) + 1)}; expected patch_size {self.patch_size} "
-                f"(needs {int(math.log2(self.patch_size)) - 1} entries)"
-            )
+        if (factor := 2 ** (len(self.scale_channels) + 1)) != self.patch_size:
+            branch = f"encoder.scale_channels has {len(self.scale_channels)} entries, so the multi-scale branch"
+            needs = f"expected patch_size {self.patch_size} (needs {int(math.log2(self.patch_size)) - 1} entries)"
+            raise ConfigError(f"{branch} downsamples by {factor}; {needs}")
         if self.width % self.heads:
             raise ConfigError(f"encoder.width {self.width} is not divisible by heads {self.heads}")
         if int(self.width * (self.mlp_dim / self.width)) != self.mlp_dim:
@@ -78,10 +72,8 @@ class RelationHeadConfig:
         if encoder.width % self.heads:
             raise ConfigError(f"relation_head.heads {self.heads} does not divide encoder width {encoder.width}")
         if encoder.grid_size % self.anchor_kernel:
-            raise ConfigError(
-                f"relation_head.anchor_kernel {self.anchor_kernel} does not divide the token grid "
-                f"{encoder.grid_size}x{encoder.grid_size}"
-            )
+            grid = f"{encoder.grid_size}x{encoder.grid_size}"
+            raise ConfigError(f"relation_head.anchor_kernel {self.anchor_kernel} does not divide the token grid {grid}")
 
     def anchors(self, encoder: EncoderConfig) -> int:
         return (encoder.grid_size // self.anchor_kernel) ** 2
@@ -95,10 +87,8 @@ class PreprocessConfig:
     size: int = 224
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    # Sketch only: a pixel is ink when R+G+B <= ink_threshold (0..765).
-    ink_threshold: int = 300
-    # Sketch only: margin grown around the ink bounding box, in pixels.
-    crop_margin: int = 10
+    ink_threshold: int = 300  # sketch only: a pixel is ink when R+G+B <= ink_threshold (0..765)
+    crop_margin: int = 10  # sketch only: margin grown around the ink bounding box, in pixels
 
     def validate(self) -> None:
         if self.kind not in MODALITIES:
@@ -125,10 +115,8 @@ class ModelConfig:
             pre = self.preprocess[modality]
             pre.validate()
             if pre.size != self.encoder.image_size:
-                raise ConfigError(
-                    f"config {self.name!r}: {modality} preprocessing size {pre.size} != "
-                    f"encoder image_size {self.encoder.image_size}"
-                )
+                sizes = f"preprocessing size {pre.size} != encoder image_size {self.encoder.image_size}"
+                raise ConfigError(f"config {self.name!r}: {modality} {sizes}")
         return self
 
     @property
@@ -161,9 +149,8 @@ class ModelConfig:
 
 
 def _build(cls, data: Mapping[str, Any], where: str):
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
+    known = {f.name for f in dataclasses.fields(cls)}
+    if unknown := sorted(set(data) - known):
         raise ConfigError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(known)}")
     # JSON has no tuples: turn lists back into tuples so configs stay hashable and comparable.
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}

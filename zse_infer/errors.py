@@ -1,9 +1,5 @@
-"""The one error hierarchy of zse-infer.
-
-Every failure a user can cause is a :class:`ZseError` (one ``except`` catches exactly ours), naming the
-input and what was expected. Subclasses also derive from the closest built-in exception
-(``FileNotFoundError``, ``ValueError``, ``ImportError``) so code written against the standard library works.
-"""
+"""The one error hierarchy of zse-infer: every failure a user can cause is a :class:`ZseError` naming the input and
+what was expected; subclasses also derive from the closest built-in exception (``ValueError``, ``ImportError``, ...)."""
 
 from __future__ import annotations
 
@@ -28,8 +24,7 @@ class ImageError(InputError):
     """An image could not be read or decoded; ``source`` is the path (or a short description of an in-memory input)."""
 
     def __init__(self, source: str | Path, reason: str):
-        self.source = str(source)
-        self.reason = reason
+        self.source, self.reason = str(source), reason
         super().__init__(f"{self.source}: {reason}")
 
 
@@ -70,43 +65,35 @@ class GalleryError(ZseError):
 
 
 class GalleryUnavailableError(GalleryError):
-    """The gallery store could not be read or written just now, through no fault of the
-    caller: an I/O error from the storage layer (Lance/Arrow), a version removed by another
-    process's compaction while it was being read, or commits that kept conflicting with other
-    writers. Retrying later normally succeeds (a server answers 503 with Retry-After); a plain
-    :class:`GalleryError` is about the gallery's state (empty, another model's, missing)."""
+    """The gallery store could not be read or written just now, through no fault of the caller (storage I/O error,
+    a version compacted away while read, commits that kept conflicting); retrying later normally succeeds (a server
+    answers 503 with Retry-After). A plain :class:`GalleryError` is about the gallery's state (empty, missing, ...)."""
 
 
 def check_int(value: Any, name: str, minimum: int = 1, expected: str = "") -> int:
-    """``value`` as an int if it is an integer >= ``minimum`` (numpy's too, never a bool), else an
-    :class:`InputError` "name: received value, expected ..." (by default "an integer >= minimum")."""
+    """``value`` as an int if it is an integer >= ``minimum`` (numpy's too, never a bool), else :class:`InputError`."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise InputError(f"{name}: received {value!r}, expected {expected or f'an integer >= {minimum}'}")
     return int(value)
 
 
 def check_blend(value: Any, name: str, error: type[ZseError] = InputError) -> float:
-    """``value`` as a float if it is a number in [0, 1] (the share of the ret-token cosine in a reranked
-    score), else ``error`` "name: received value, expected a number from 0 to 1"."""
+    """``value`` as a float if it is a number in [0, 1] (the ret-token cosine's share of a score), else ``error``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise error(f"{name}: received {value!r}, expected a number from 0 to 1")
     return float(value)
 
 
 def require(module: str, extra: str, purpose: str):
-    """Import an optional dependency or raise a :class:`DependencyError`.
-
-    ``extra`` names the pip extra that installs it, ``purpose`` what it is needed for, so the message tells the user
-    exactly what to do.
-    """
+    """Import an optional dependency or raise a :class:`DependencyError` naming ``purpose`` and the pip ``extra``."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        install = f"Install it with: pip install 'zse-infer[{extra}]'"
         raise DependencyError(
-            f"{purpose} needs the '{module}' package, which is not installed "
-            f"({exc}). Install it with: pip install 'zse-infer[{extra}]'"
+            f"{purpose} needs the '{module}' package, which is not installed ({exc}). {install}"
         ) from exc
 
 
@@ -122,7 +109,5 @@ class SplitFileError(DatasetError, ValueError):
     """A line of a split or class list cannot be used; names the file and line number."""
 
     def __init__(self, path: str | Path, line: int, reason: str):
-        self.path = str(path)
-        self.line = line
-        self.reason = reason
+        self.path, self.line, self.reason = str(path), line, reason
         super().__init__(f"{self.path}, line {line}: {reason}")

@@ -1,9 +1,5 @@
-"""``manifest.json``: the contract between the export side and the runtime side (its layout: docs/api/manifest.md).
-
-Every export folder carries one. The runtime builds everything from it (graph files and their I/O names, dtypes and
-shape ranges, preprocessing per modality, sizes) and verifies each file's sha256 before use, so a tampered or
-half-copied folder is refused with the name of the file.
-"""
+"""``manifest.json``: the contract between the export side and the runtime side (its layout: docs/api/manifest.md);
+the runtime builds everything from it and verifies each file's sha256 before use."""
 
 from __future__ import annotations
 
@@ -67,9 +63,8 @@ class BatchRange:
 
     def __post_init__(self):
         if not (1 <= self.min <= self.opt <= self.max):
-            raise ManifestError(
-                f"batch range must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}"
-            )
+            got = f"got {self.min}/{self.opt}/{self.max}"
+            raise ManifestError(f"batch range must satisfy 1 <= min <= opt <= max, {got}")
 
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
@@ -97,35 +92,21 @@ class GraphSpec:
     def from_dict(cls, gid: str, d: Mapping[str, Any]) -> GraphSpec:
         try:
             known = {f.name for f in fields(cls)} - {"id", "extra"}
-            return cls(
-                id=gid,
-                role=d["role"],
-                precision=d["precision"],
-                variant=d.get("variant", "plain"),
-                file=d["file"],
-                inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
-                outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
-                batch=BatchRange(**d.get("batch", {})),
-                parity=dict(d.get("parity", {})),
-                fused_nodes=dict(d.get("fused_nodes", {})),
-                extra={k: v for k, v in d.items() if k not in known},
-            )
+            # Read in field order, so the first missing or malformed one is the one reported.
+            values: dict[str, Any] = {key: d[key] for key in ("role", "precision", "file")}
+            values |= {key: tuple(TensorSpec.from_dict(t) for t in d[key]) for key in ("inputs", "outputs")}
+            values["batch"] = BatchRange(**d.get("batch", {}))
+            values |= {key: dict(d.get(key, {})) for key in ("parity", "fused_nodes")}
+            extra = {k: v for k, v in d.items() if k not in known}
+            return cls(id=gid, variant=d.get("variant", "plain"), **values, extra=extra)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"graph {gid!r} in manifest is malformed: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "precision": self.precision,
-            "variant": self.variant,
-            "file": self.file,
-            "inputs": [t.to_dict() for t in self.inputs],
-            "outputs": [t.to_dict() for t in self.outputs],
-            "batch": self.batch.to_dict(),
-            "parity": dict(self.parity),
-            "fused_nodes": dict(self.fused_nodes),
-            **self.extra,
-        }
+        out: dict[str, Any] = {key: getattr(self, key) for key in ("role", "precision", "variant", "file")}
+        out.update(inputs=[t.to_dict() for t in self.inputs], outputs=[t.to_dict() for t in self.outputs])
+        out.update(batch=self.batch.to_dict(), parity=dict(self.parity), fused_nodes=dict(self.fused_nodes))
+        return {**out, **self.extra}
 
 
 @dataclass
@@ -173,10 +154,8 @@ class Manifest:
                 if found := [g for g in candidates if (g.precision, g.variant) == (precision, variant)]:
                     return found[0]
         have = ", ".join(f"{g.id} ({g.precision}/{g.variant})" for g in candidates) or "none"
-        raise ManifestError(
-            f"no {role} graph with precision in {list(precisions)} and variant in {list(variants)}; "
-            f"the folder has: {have}"
-        )
+        wanted = f"precision in {list(precisions)} and variant in {list(variants)}"
+        raise ManifestError(f"no {role} graph with {wanted}; the folder has: {have}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -233,29 +212,23 @@ class Manifest:
             if g.file not in self.files:
                 raise ManifestError(f"{folder / MANIFEST_NAME}: graph {gid!r} file {g.file} has no recorded sha256")
         for name in self.files if names is None else names:
-            expected = self.files.get(name)
-            path = folder / name
+            expected, path = self.files.get(name), folder / name
             if expected is None:
                 raise ManifestError(f"{folder / MANIFEST_NAME}: no sha256 recorded for {name}")
             if not path.is_file():
                 raise IntegrityError(f"{path}: listed in the manifest but missing")
-            actual = sha256_file(path)
-            if actual != expected:
-                raise IntegrityError(
-                    f"{path}: sha256 {actual[:16]}... does not match the manifest ({expected[:16]}...); "
-                    "the file was modified or copied incompletely: re-export the folder"
-                )
+            if (actual := sha256_file(path)) != expected:
+                mismatch = f"sha256 {actual[:16]}... does not match the manifest ({expected[:16]}...); the file was"
+                raise IntegrityError(f"{path}: {mismatch} modified or copied incompletely: re-export the folder")
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write manifest.json atomically (temp file + rename): readers never see half a manifest."""
-        path = Path(folder) / MANIFEST_NAME
-        write_json_atomic(path, self.to_dict())
+        write_json_atomic(path := Path(folder) / MANIFEST_NAME, self.to_dict())
         return path
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> str:
-    """Write ``data`` via a temp file beside ``path``, fsync and rename: readers see the old file or
-    the whole new one, never half of it. Returns the sha256 of ``data``."""
+    """Write ``data`` via a temp file beside ``path``, fsync and rename (readers never see half of it); its sha256."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

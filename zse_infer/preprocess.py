@@ -1,10 +1,5 @@
-"""Images -> the encoder's float32 (3, size, size) input, without torch.
-
-Matches the official code exactly (docs/spec.md, "Preprocessing"): photos through PIL (resize to a square
-*before* the RGB conversion), sketches through OpenCV (crop to the ink plus a margin, resize the long side,
-pad to a square). Sources: a path, bytes, a binary file, a PIL image or a uint8 array (RGB, RGBA or grey);
-every failure is an :class:`~zse_infer.errors.ImageError` naming the source.
-"""
+"""Images (path, bytes, binary file, PIL image or uint8 array) -> the encoder's float32 (3, size, size) input, without
+torch, exactly as the official code (docs/spec.md, "Preprocessing"); failures are :class:`~.errors.ImageError`."""
 
 from __future__ import annotations
 
@@ -75,10 +70,8 @@ def _read_bytes(source: ImageSource) -> bytes:
             raise InputError(f"{name}: file object must be opened in binary mode")
         data = bytes(data)
     else:
-        raise InputError(
-            f"image source: expected a path, bytes, a binary file, a PIL image or a numpy array, "
-            f"received {type(source).__name__}"
-        )
+        expected = "expected a path, bytes, a binary file, a PIL image or a numpy array"
+        raise InputError(f"image source: {expected}, received {type(source).__name__}")
     if not data:
         raise ImageError(name, "is empty (0 bytes), expected an image")
     return data
@@ -95,11 +88,8 @@ def _open_pil(data: bytes, name: str) -> PILImage.Image:
         raise ImageError(name, f"image is too large ({exc})") from exc
     except Image.UnidentifiedImageError:
         # PIL's own message names its BytesIO buffer ("<_io.BytesIO object at 0x...>"), not the file.
-        raise ImageError(
-            name,
-            f"not an image that Pillow can read: received {_sniff(data)}, "
-            f"expected an image file (PNG, JPEG, BMP, GIF, TIFF or WebP)",
-        ) from None
+        expected = "expected an image file (PNG, JPEG, BMP, GIF, TIFF or WebP)"
+        raise ImageError(name, f"not an image that Pillow can read: received {_sniff(data)}, {expected}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(name, f"is not a readable image ({_without_buffer(exc)})") from exc
     return image
@@ -125,9 +115,8 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
-        raise InputError(
-            f"{name}: expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), received {array.shape}"
-        )
+        shapes = "(H, W), (H, W, 3) or (H, W, 4)"
+        raise InputError(f"{name}: expected an image array of shape {shapes}, received {array.shape}")
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array[:, :, :3])
@@ -136,9 +125,8 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 def _normalise(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """HxWx3 uint8 -> (3,H,W) float32, in float32 in the order of torchvision's ToTensor + Normalize, so the
     result is bit-identical to the official pipeline."""
-    x = rgb.astype(np.float32) / np.float32(255.0)
     mean, std = np.asarray(config.mean, dtype=np.float32), np.asarray(config.std, dtype=np.float32)
-    x = (x - mean) / std
+    x = (rgb.astype(np.float32) / np.float32(255.0) - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -193,30 +181,23 @@ def sketch_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
     name = describe_source(source)
     rgb = _decode_sketch(source, name)
     h, w = rgb.shape[:2]
-
     # 1. crop to the ink. Slicing as the official code does: the end index is
     #    `max + margin` (exclusive), so the box grows margin-1 px after the ink.
     ink_y, ink_x = np.nonzero(rgb.sum(axis=2, dtype=np.int64) <= config.ink_threshold)
     if ink_y.size == 0:
-        raise BlankSketchError(
-            name,
-            f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold}); "
-            "expected dark strokes on a light background",
-        )
+        no_ink = f"sketch has no ink (no pixel with R+G+B <= {config.ink_threshold})"
+        raise BlankSketchError(name, f"{no_ink}; expected dark strokes on a light background")
     m = config.crop_margin
     crop = rgb[max(0, ink_y.min() - m) : min(h, ink_y.max() + m), max(0, ink_x.min() - m) : min(w, ink_x.max() + m)]
-
     # 2. resize keeping the aspect ratio, long side = size. Same float expression
     #    as the official code (int(size / ratio)) so rounding matches.
-    ch, cw = crop.shape[:2]
+    (ch, cw), size = crop.shape[:2], config.size
     ratio = ch / cw
-    size = config.size
     if ch > cw:
         new_w, new_h = max(1, int(size / ratio)), size
     else:
         new_w, new_h = size, max(1, int(size * ratio))
     resized = cv2.resize(crop, (new_w, new_h))  # cv2 default: bilinear
-
     # 3. pad the short side to a square with the image's maximum value (the odd pixel after).
     side = max(resized.shape[:2])
     pad = [((side - n) // 2, side - n - (side - n) // 2) for n in resized.shape[:2]] + [(0, 0)]
@@ -258,6 +239,4 @@ def image_to_rgb(source: ImageSource, config: PreprocessConfig) -> np.ndarray:
 def load_batch(sources: Iterable[ImageSource], config: PreprocessConfig) -> np.ndarray:
     """Several images as one float32 (N, 3, size, size) array."""
     arrays = [load_image(s, config) for s in sources]
-    if not arrays:
-        return np.zeros((0, 3, config.size, config.size), dtype=np.float32)
-    return np.stack(arrays)
+    return np.stack(arrays) if arrays else np.zeros((0, 3, config.size, config.size), dtype=np.float32)

@@ -1,9 +1,5 @@
-"""Pen strokes -> the image the model sees, drawn as the sketch pad (``zse_infer/serve/static/``) draws them.
-
-So training on stroke data, evaluating on it and the browser test all show the model one picture
-(docs/freehand.md). Strokes are ``[xs, ys(, timestamps)]`` lists (Quick, Draw!) or ``(n, 2)`` point arrays,
-in any coordinate system: only their shape matters.
-"""
+"""Pen strokes (Quick, Draw!'s ``[xs, ys(, ts)]`` lists or ``(n, 2)`` arrays, any coordinates) -> the image the model
+sees, drawn as the sketch pad (``zse_infer/serve/static/``) draws them: one picture everywhere (docs/freehand.md)."""
 
 from __future__ import annotations
 
@@ -28,17 +24,13 @@ def stroke_points(strokes: Strokes) -> list[np.ndarray]:
         try:
             # An array is (n, 2) points; nested lists are Quick, Draw!'s rows [xs, ys(, ts)]
             # (a two-point stroke would read either way, so the type decides, not the shape).
-            a = (
-                np.asarray(stroke, dtype=np.float64)
-                if isinstance(stroke, np.ndarray)
-                else np.asarray(stroke[:2], dtype=np.float64).T
-            )
+            a = np.asarray(stroke if isinstance(stroke, np.ndarray) else stroke[:2], dtype=np.float64)
+            a = a if isinstance(stroke, np.ndarray) else a.T
         except (TypeError, ValueError, IndexError) as exc:
             raise InputError(f"stroke {i}: expected [[x, ...], [y, ...]] or an (n, 2) array ({exc})") from exc
         if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
-            raise InputError(
-                f"stroke {i}: expected [[x, ...], [y, ...]] or (n, 2) points, received shape {np.shape(stroke)}"
-            )
+            expected = "expected [[x, ...], [y, ...]] or (n, 2) points"
+            raise InputError(f"stroke {i}: {expected}, received shape {np.shape(stroke)}")
         if not np.isfinite(a).all():
             raise InputError(f"stroke {i}: coordinates must be finite numbers")
         out.append(a)
@@ -73,9 +65,7 @@ def draw_strokes(
         if len(pts) == 1:  # a tap: the pad draws a dot
             pts = np.concatenate([pts, pts])
         # A polyline with round caps and joins: OpenCV's thick lines end in half discs.
-        cv2.polylines(
-            image, [pts], isClosed=False, color=(0, 0, 0), thickness=thickness, lineType=cv2.LINE_AA, shift=shift
-        )
+        cv2.polylines(image, [pts], False, (0, 0, 0), thickness=thickness, lineType=cv2.LINE_AA, shift=shift)
     return image
 
 

@@ -20,11 +20,7 @@ def top_k_desc(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    if k < n:
-        # Take every element tied with the k-th best so the stable sort below sees all ties.
-        kth = np.partition(scores, n - k)[n - k]
-        candidates = np.flatnonzero(scores >= kth)
-    else:
-        candidates = np.arange(n)
+    # Take every element tied with the k-th best so the stable sort below sees all ties.
+    candidates = np.flatnonzero(scores >= np.partition(scores, n - k)[n - k]) if k < n else np.arange(n)
     order = np.lexsort((candidates, -scores[candidates].astype(np.float64)))
     return candidates[order[:k]]

@@ -1,8 +1,5 @@
 """torch -> ONNX export: graphs shaped for ONNX Runtime and TensorRT, fp16, attention fusion, validation, manifest.
-
-Entry points (``export_model``, ``ExportOptions``, ...) are imported lazily, so ``zse_infer.exporting.recipes``
-stays free of torch and onnx.
-"""
+Entry points are imported lazily, so ``zse_infer.exporting.recipes`` stays free of torch and onnx."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32: what a user sees.
-
-Token error says little about retrieval, so lower precisions are judged on the bundled demo's unseen
-concepts (docs/cpu.md); int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all call
-:func:`ranking_agreement`.
-"""
+"""Ranking agreement of a lower precision (int8 graphs, bf16 compute) with fp32, what a user sees, on the bundled demo's
+unseen concepts (docs/cpu.md): int8 acceptance, the manifest and ``benchmarks/precision_agreement.py`` all use it."""
 
 from __future__ import annotations
 
@@ -23,6 +19,7 @@ _log = logging.getLogger(__name__)
 EncodeFn = Callable[[np.ndarray], np.ndarray]
 #: sketch tokens (1, T, D), photo tokens (n, T, D) -> (n,) scores
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Models = tuple[EncodeFn, ScoreFn]
 
 #: queries and rerank depth of the export-time check (a ViT-B/16 int8 export: ~1 min more on 2 cores)
 EXPORT_QUERIES = 32
@@ -39,8 +36,8 @@ class RankingSet:
 
 
 def demo_ranking_set(manifest_or_config, queries: int | None = EXPORT_QUERIES) -> RankingSet | None:
-    """The bundled demo's unseen-concept photos and sketches, preprocessed for this model, or None
-    where the assets are not installed. ``queries``: the first that many sketches (None: all)."""
+    """The bundled demo's unseen-concept photos and sketches (the first ``queries`` sketches; None: all), preprocessed
+    for this model, or None where the assets are not installed."""
     from ..demo.assets import load_demo_assets
     from ..errors import ManifestError
     from ..preprocess import load_batch
@@ -69,24 +66,19 @@ def parity_ranking_set(data: dict[str, np.ndarray]) -> RankingSet:
 
 
 def ranking_agreement(
-    reference: tuple[EncodeFn, ScoreFn],
-    candidate: tuple[EncodeFn, ScoreFn],
-    rankings: RankingSet,
-    rerank: int = EXPORT_RERANK,
+    reference: Models, candidate: Models, rankings: RankingSet, rerank: int = EXPORT_RERANK
 ) -> dict[str, Any]:
     """Agreement of ``candidate`` with ``reference`` (each an (encode, score) pair) on ``rankings``."""
     from ..evaluation.metrics import evaluate_ranking
     from ..runtime.searcher import ret_token_distances, two_stage_distances
 
     out: dict[str, Any] = {"set": rankings.source, "rerank": int(rerank)}
-    tokens = {
-        name: (encode(rankings.sketches), encode(rankings.photos))
-        for name, (encode, _) in (("reference", reference), ("candidate", candidate))
-    }
+    pairs_by_name = (("reference", reference), ("candidate", candidate))
+    tokens = {name: (encode(rankings.sketches), encode(rankings.photos)) for name, (encode, _) in pairs_by_name}
     cosines = [cosine_min(tokens["reference"][i][:, 0], tokens["candidate"][i][:, 0]) for i in (0, 1)]
     depth = min(int(rerank), len(rankings.photos))
     tops, maps, scored = {}, {}, {}
-    for name, (_, score) in (("reference", reference), ("candidate", candidate)):
+    for name, (_, score) in pairs_by_name:
         sketches, photos = tokens[name]
         pairs: dict[tuple[int, int], float] = {}
 
@@ -112,15 +104,12 @@ def ranking_agreement(
     overlap = [len(set(a) & set(b)) / k for a, b in pairs_top] if k else [1.0]
     out["top10_overlap"] = round(float(np.mean(overlap)), 4)
     if maps:
-        out["map_all"] = {
-            "reference": round(maps["reference"], 4),
-            "candidate": round(maps["candidate"], 4),
-            "delta": round(maps["candidate"] - maps["reference"], 4),
-        }
+        out["map_all"] = {name: round(maps[name], 4) for name in ("reference", "candidate")}
+        out["map_all"]["delta"] = round(maps["candidate"] - maps["reference"], 4)
     return out
 
 
-def runner_fns(encoder, relation_head) -> tuple[EncodeFn, ScoreFn]:
+def runner_fns(encoder, relation_head) -> Models:
     """(encode, score) over two runtime runners (anything with ``run(feeds) -> outputs``)."""
 
     def encode(images: np.ndarray) -> np.ndarray:

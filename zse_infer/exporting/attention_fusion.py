@@ -1,15 +1,7 @@
 """ONNX Runtime graphs: every attention as one fused node (``com.microsoft::Attention`` or ``MultiHeadAttention``).
 
-What ``onnxruntime.transformers.optimizer`` (ORT 1.31/1.32) does with our graphs, measured: its self-attention
-fusion anchors on the (Skip)LayerNormalization after each residual Add, needing separate q/k/v projections and scores
-divided by sqrt(d) (the plain graphs; for encoder block 0 see ``ExportEncoder.forward``). In fp16 graphs the fp32
-casts around each LayerNorm stop that fusion, and it has no cross-attention fusion at all.
-
-So ORT's optimizer runs first, and :func:`fuse_attention` fuses whatever attention it left: each attention is
-exported inside an :class:`~zse_infer.exporting.graph_modules.AttentionCore` submodule whose nodes carry its name
-scope (``pkg.torch.onnx.name_scopes``); each such group, whatever ops it holds, becomes one
-``MultiHeadAttention(q, k, v)``, q, k and v identified by the sibling projections that produced them.
-:func:`fuse_for_ort` checks that every attention ended up fused.
+ORT's optimizer runs first; :func:`fuse_attention` turns each :class:`~.graph_modules.AttentionCore` name-scope group
+it left into ``MultiHeadAttention(q, k, v)``; :func:`fuse_for_ort` checks all got fused (docs/export.md).
 """
 
 from __future__ import annotations
@@ -35,11 +27,8 @@ _PROJECTIONS = ("q", "k", "v")
 
 
 def _meta_list(node: onnx.NodeProto, key: str) -> list[str]:
-    for prop in node.metadata_props:
-        if prop.key == key:
-            # Stored as a Python list literal of quoted names.
-            return list(ast.literal_eval(prop.value))
-    return []
+    # Stored as a Python list literal of quoted names.
+    return next((list(ast.literal_eval(p.value)) for p in node.metadata_props if p.key == key), [])
 
 
 def _core_scope(node: onnx.NodeProto) -> str | None:
@@ -56,22 +45,20 @@ def attention_groups(model: onnx.ModelProto) -> dict[str, list[int]]:
     """AttentionCore scope -> indices of its nodes (the attentions not fused yet)."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, node in enumerate(model.graph.node):
-        scope = _core_scope(node)
-        if scope is not None:
+        if (scope := _core_scope(node)) is not None:
             groups[scope].append(i)
     return dict(groups)
 
 
 def fuse_attention(model: onnx.ModelProto, num_heads: int, allow_none: bool = False) -> int:
     """Replace every AttentionCore node group by MultiHeadAttention, in place; returns how many."""
-    graph = model.graph
-    groups = attention_groups(model)
+    graph, groups = model.graph, attention_groups(model)
     if not groups and allow_none:
         return 0
     if not groups:
+        what = f"graph {graph.name!r}: no attention node groups found (expected nodes whose name scope is an "
         raise ExportError(
-            f"graph {graph.name!r}: no attention node groups found (expected nodes whose name scope is an "
-            "AttentionCore); was it exported by zse_infer.exporting from the export-shaped modules?"
+            what + "AttentionCore); was it exported by zse_infer.exporting from the export-shaped modules?"
         )
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[int]] = defaultdict(list)
@@ -79,7 +66,6 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, allow_none: bool = Fa
         for name in node.input:
             consumers[name].append(i)
     graph_outputs = {o.name for o in graph.output}
-
     replacements: dict[int, onnx.NodeProto] = {}
     removed: set[int] = set()
     for scope, members in groups.items():
@@ -96,25 +82,15 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, allow_none: bool = Fa
                 if role is not None and producer[name] not in nodes:
                     qkv[role] = name
         produced = {o for n in nodes for o in n.output}
-        escaping = sorted(
-            o for o in produced if o in graph_outputs or any(c not in member_set for c in consumers.get(o, []))
-        )
+        escaping = sorted(o for o in produced if o in graph_outputs or any(c not in member_set for c in consumers[o]))
         if sorted(qkv) != sorted(_PROJECTIONS) or len(escaping) != 1:
-            raise ExportError(
-                f"attention {scope!r}: expected inputs from projections q, k, v and one output; "
-                f"found inputs {qkv} and outputs {escaping}"
-            )
-        fused = helper.make_node(
-            "MultiHeadAttention",
-            [qkv["q"], qkv["k"], qkv["v"]],
-            escaping,
-            name=f"{scope}.MultiHeadAttention",
-            domain=MS_DOMAIN,
-            num_heads=num_heads,
+            found = f"found inputs {qkv} and outputs {escaping}"
+            raise ExportError(f"attention {scope!r}: expected inputs from projections q, k, v and one output; {found}")
+        qkv_in, node_name = [qkv[p] for p in _PROJECTIONS], f"{scope}.MultiHeadAttention"
+        replacements[members[0]] = helper.make_node(
+            "MultiHeadAttention", qkv_in, escaping, name=node_name, domain=MS_DOMAIN, num_heads=num_heads
         )
-        replacements[members[0]] = fused
         removed.update(members[1:])
-
     new_nodes = [replacements.get(i, node) for i, node in enumerate(graph.node) if i not in removed]
     del graph.node[:]
     graph.node.extend(_topological_order(graph, new_nodes))
@@ -138,8 +114,7 @@ def _topological_order(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> l
         if not ready:
             raise ExportError(f"graph {graph.name!r}: cycle or missing input after attention fusion")
         ready_ids = {id(n) for n in ready}
-        for n in ready:
-            available.update(n.output)
+        available.update(o for n in ready for o in n.output)
         ordered.extend(ready)
         pending = [n for n in pending if id(n) not in ready_ids]
     return ordered
@@ -169,12 +144,9 @@ def count_fused_nodes(model: onnx.ModelProto) -> dict[str, int]:
 def fuse_for_ort(
     model: onnx.ModelProto, num_heads: int, hidden_size: int, role: str
 ) -> tuple[onnx.ModelProto, dict[str, int]]:
-    """A plain graph (as exported, name scopes intact) -> its ORT-fused copy and the fused node counts.
-
-    The encoder goes through ORT's transformer optimizer at ``opt_level=0`` (no provider-specific folding: the
-    graph stays portable), then our rewrite fuses what it left. The relation head gets our rewrite only: nothing
-    else in it is ORT-fusable, and ORT 1.32's optimizer breaks it (drops the final Sigmoid: "Graph is not a DAG").
-    """
+    """A plain graph (name scopes intact) -> its ORT-fused copy and the fused node counts. The encoder goes through
+    ORT's optimizer at ``opt_level=0`` (no provider-specific folding: stays portable), then our rewrite. The relation
+    head gets our rewrite only: ORT 1.32's optimizer breaks it (drops the final Sigmoid: "Graph is not a DAG")."""
     expected = len(attention_groups(model))
     fused = onnx.ModelProto()
     fused.CopyFrom(model)
@@ -184,14 +156,11 @@ def fuse_for_ort(
     _ensure_ms_opset(fused)  # ORT's optimizer may add com.microsoft nodes without declaring the domain
     counts = count_fused_nodes(fused)
     done = counts.get("Attention", 0) + counts.get("MultiHeadAttention", 0)
+    name = fused.graph.name
     if expected == 0 or done != expected:
-        raise ExportError(
-            f"graph {fused.graph.name}: {expected} attention blocks, but {done} fused attention nodes after "
-            f"optimisation ({counts})"
-        )
-    _log.info(
-        "graph %s: %d attentions fused by ORT's optimizer, %d by our rewrite", fused.graph.name, done - ours, ours
-    )
+        found = f"{done} fused attention nodes after optimisation ({counts})"
+        raise ExportError(f"graph {name}: {expected} attention blocks, but {found}")
+    _log.info("graph %s: %d attentions fused by ORT's optimizer, %d by our rewrite", name, done - ours, ours)
     return fused, counts
 
 
@@ -202,14 +171,8 @@ def _ort_optimizer(model: onnx.ModelProto, num_heads: int, hidden_size: int) -> 
 
     name = model.graph.name
     try:
-        optimized = optimize_model(
-            model,
-            model_type="vit",
-            num_heads=num_heads,
-            hidden_size=hidden_size,
-            opt_level=0,
-            optimization_options=FusionOptions("vit"),
-        )
+        settings = {"model_type": "vit", "num_heads": num_heads, "hidden_size": hidden_size, "opt_level": 0}
+        optimized = optimize_model(model, **settings, optimization_options=FusionOptions("vit"))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"graph {name}: onnxruntime's transformer optimizer failed ({exc})") from exc
     optimized.model.graph.name = name

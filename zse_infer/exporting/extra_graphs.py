@@ -1,10 +1,6 @@
-"""Graphs beyond the two-graph contract: explanations and the restructured relation head (docs/export.md).
-
-``explain`` is the relation head with its internals as outputs (:mod:`zse_infer.model.explain`);
-``relation_sketch`` / ``relation_photo`` / ``relation_pair`` split it into per-image and per-pair work
-(:mod:`zse_infer.model.fast_relation`), also written TensorRT-shaped (``relation_*_trt``) with the recipe's ``trt``
-variant. All fp32 with attention written out, each validated on ONNX Runtime CPU against the PyTorch modules.
-"""
+"""Graphs beyond the two-graph contract (docs/export.md): ``explain`` (:mod:`zse_infer.model.explain`) and the
+restructured relation head ``relation_sketch/photo/pair`` (:mod:`zse_infer.model.fast_relation`); fp32, attention
+written out, validated on ONNX Runtime CPU against the PyTorch modules."""
 
 from __future__ import annotations
 
@@ -27,43 +23,23 @@ RELATION_ROLES = ("relation_sketch", "relation_photo", "relation_pair")  # also 
 
 
 def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    n, d = config.num_tokens, config.width
-    a = config.relation_head.anchors(config.encoder)
-    b = BATCH_DIM
+    n, d, a, b = config.num_tokens, config.width, config.relation_head.anchors(config.encoder), BATCH_DIM
     tok, patches = (b, n, d), (b, n - 1, d)
     f32 = lambda name, shape: TensorSpec(name, "float32", shape)  # noqa: E731
     if role == "explain":
-        return (
-            tuple(f32(name, tok) for name in HEAD_INPUTS),
-            (
-                f32("score", (b,)),
-                f32("kernel", (b, a, a)),
-                f32("sketch_attention", (b, n, n)),
-                f32("photo_attention", (b, n, n)),
-                TensorSpec("best_photo_anchor", "int64", (b, a)),
-                f32("sketch_relevance", (b, a, n - 1)),
-                f32("photo_relevance", (b, a, n - 1)),
-                f32("bias_relevance", (b, a, 2)),
-            ),
-        )
+        maps = [f32(f"{side}_attention", (b, n, n)) for side in ("sketch", "photo")]
+        relevance = [f32(f"{side}_relevance", (b, a, n - 1)) for side in ("sketch", "photo")]
+        anchor, bias = TensorSpec("best_photo_anchor", "int64", (b, a)), f32("bias_relevance", (b, a, 2))
+        outputs = (f32("score", (b,)), f32("kernel", (b, a, a)), *maps, anchor, *relevance, bias)
+        return tuple(f32(name, tok) for name in HEAD_INPUTS), outputs
     if role == "relation_sketch":
         return (f32("sketch_tokens", tok),), (f32("sketch_q", patches), f32("sketch_v", tok), f32("sketch_k", tok))
     if role == "relation_photo":
         return (f32("photo_tokens", tok),), (f32("photo_k", tok), f32("photo_q", patches), f32("photo_v", tok))
-    one = (1, n, d)  # relation_pair: one query's side, broadcast over the batch of photos
-    return (
-        (
-            f32("sketch_tokens", one),
-            f32("sketch_q", (1, n - 1, d)),
-            f32("sketch_v", one),
-            f32("sketch_k", one),
-            f32("photo_tokens", tok),
-            f32("photo_k", tok),
-            f32("photo_q", patches),
-            f32("photo_v", tok),
-        ),
-        (f32("score", (b,)),),
-    )
+    # relation_pair: the two sides' tokens and outputs, the sketch's (one query) with batch 1, broadcast over photos
+    sketch_side = (f32("sketch_tokens", tok), *io_specs(config, "relation_sketch")[1])
+    photo_side = (f32("photo_tokens", tok), *io_specs(config, "relation_photo")[1])
+    return (*(f32(s.name, (1, *s.shape[1:])) for s in sketch_side), *photo_side), (f32("score", (b,)),)
 
 
 def static_inputs(config: ModelConfig, role: str) -> list[str]:
@@ -119,8 +95,7 @@ def build_module(model: Any, role: str, style: str = "divide"):
 
 def feeds(role: str, data: Mapping[str, np.ndarray], batch: int, model: Any) -> dict[str, np.ndarray]:
     """Inputs of ``role`` for ``batch`` rows of the built-in reference tokens."""
-    sketch = np.ascontiguousarray(data[HEAD_INPUTS[0]][:batch])
-    photo = np.ascontiguousarray(data[HEAD_INPUTS[1]][:batch])
+    sketch, photo = (np.ascontiguousarray(data[name][:batch]) for name in HEAD_INPUTS)
     if role == "explain":
         return {HEAD_INPUTS[0]: sketch, HEAD_INPUTS[1]: photo}
     if role == "relation_sketch":
@@ -161,9 +136,8 @@ def parity(run, model: Any, role: str, data: Mapping[str, np.ndarray], batch_siz
         for name, expected in want.items():
             value = np.asarray(got[name])
             if value.shape != expected.shape:
-                raise ValueError(
-                    f"{role}: output {name} at batch {b}: received {value.shape}, expected {expected.shape}"
-                )
+                shapes = f"received {value.shape}, expected {expected.shape}"
+                raise ValueError(f"{role}: output {name} at batch {b}: {shapes}")
             if np.issubdtype(expected.dtype, np.integer):
                 err = float(np.mean(value != expected))
             elif np.all(np.isfinite(value)):
@@ -186,12 +160,8 @@ def tolerances(config: ModelConfig, role: str, fp32: Mapping[str, float]) -> dic
 def folder_parity(
     manifest, role: str, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int], runner, variant: str = "plain"
 ) -> dict[str, float]:
-    """Score error of an extra graph against the folder's PyTorch reference scores, without torch.
-
-    ``explain`` is checked on its ``score`` output; the three restructured relation graphs (of ``variant``) are
-    checked together, composed (sketch side, photo side, pair) row by row. ``runner(graph)`` makes a feeds -> outputs
-    function of a :class:`~zse_infer.manifest.GraphSpec` (ONNX Runtime CPU, or a TensorRT engine).
-    """
+    """Score error of an extra graph against the folder's PyTorch reference scores, without torch: ``explain``'s
+    ``score``, or the three relation graphs (of ``variant``) composed row by row; ``runner(graph)``: feeds -> out."""
     sketch, photo, want = data[HEAD_INPUTS[0]], data[HEAD_INPUTS[1]], data["score"]
     n = max(batch_sizes)
     if role == "explain":
@@ -200,9 +170,6 @@ def folder_parity(
         run_s, run_p, run_pair = (runner(manifest.select_graph(r, ("fp32",), (variant,))) for r in RELATION_ROLES)
         got = np.empty(n, np.float32)
         for i in range(n):
-            s_side = run_s({"sketch_tokens": sketch[i : i + 1]})
-            p_side = run_p({"photo_tokens": photo[i : i + 1]})
-            got[i] = run_pair(
-                {"sketch_tokens": sketch[i : i + 1], **s_side, "photo_tokens": photo[i : i + 1], **p_side}
-            )["score"][0]
+            s_in, p_in = {"sketch_tokens": sketch[i : i + 1]}, {"photo_tokens": photo[i : i + 1]}
+            got[i] = run_pair({**s_in, **run_s(s_in), **p_in, **run_p(p_in)})["score"][0]
     return {"score": float(np.abs(np.asarray(got, np.float32) - want[:n]).max())}

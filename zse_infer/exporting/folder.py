@@ -33,20 +33,16 @@ def staged_folder(out: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     staging.chmod(0o755)  # mkdtemp makes it 0700; an export folder is meant to be deployed and read by others
     try:
         yield staging
-        _replace(staging, out, overwrite)
+        check_target(out, overwrite)  # again: something may have appeared there meanwhile
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old.rmdir()
+            os.replace(out, old)
+        os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _replace(staging: Path, out: Path, overwrite: bool) -> None:
-    check_target(out, overwrite)  # again: something may have appeared there meanwhile
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        old.rmdir()
-        os.replace(out, old)
-    os.replace(staging, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     _log.info("wrote %s", out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import subprocess
 import sys
 import tempfile
@@ -14,8 +13,6 @@ from pathlib import Path
 import onnx
 
 from ..errors import ExportError
-
-_log = logging.getLogger(__name__)
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 _POLYGRAPHY = "import sys; from polygraphy.tools import main; sys.exit(main())"
@@ -36,11 +33,8 @@ def polygraphy_available() -> bool:
 
 
 def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float = 1800.0) -> dict:
-    """Run ``polygraphy check lint`` on ``path``; returns its summary, raises ExportError if it fails.
-
-    Run as a subprocess: polygraphy's CLI is its documented interface, and it loads the whole graph into ONNX
-    Runtime node by node, memory we want back.
-    """
+    """``polygraphy check lint`` of ``path``: its summary, or ExportError. A subprocess: the CLI is polygraphy's
+    documented interface, and it loads the whole graph into ONNX Runtime node by node, memory we want back."""
     shapes = [f"{name}:[{','.join(str(d) for d in dims)}]" for name, dims in input_shapes.items()]
     with tempfile.TemporaryDirectory(prefix="zse-lint-") as tmp:
         report = Path(tmp) / "lint.json"
@@ -53,7 +47,6 @@ def lint(path: Path, input_shapes: Mapping[str, Sequence[int]], timeout: float =
         summary = json.loads(report.read_text()).get("summary", {}) if report.is_file() else {}
     if done.returncode != 0 or summary.get("failing"):
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
-        raise ExportError(
-            f"{path}: polygraphy check lint failed (exit {done.returncode}): {summary.get('failing')}\n{tail}"
-        )
+        failed = f"failed (exit {done.returncode}): {summary.get('failing')}"
+        raise ExportError(f"{path}: polygraphy check lint {failed}\n{tail}")
     return {"passing": len(summary.get("passing", [])), "failing": 0}

@@ -1,16 +1,5 @@
-"""Torch modules shaped for ONNX export, built from (and sharing weights with) a loaded :class:`ZseModel`.
-
-timm's blocks pack q, k and v into one projection and call ``scaled_dot_product_attention``, which
-neither ORT's fusion nor our rewrite can find, and TensorRT would get the scale split over q and k. So the
-same computation (same parameters, ``qkv`` split row-wise) is re-expressed: separate q / k / v projections;
-attention as ``MatMul -> scale -> Softmax -> MatMul`` inside one :class:`AttentionCore` per attention (its
-name scope lets :mod:`~zse_infer.exporting.attention_fusion` replace it whole), with the scale placed per
-consumer (:data:`ATTENTION_STYLES`: ``"divide"`` for ORT, ``"prescale"`` on q for TensorRT 10); and, in
-float16 graphs, fp32 islands where half precision overflows: the relation head's norms (an unbiased std
-over 768 squares), its whole tail from the anchor convolution on, and the encoder's LayerNorms
-(:class:`Fp32LayerNorm`). Measured on the parity weights: fp16 tokens within 5e-3 and scores within 2e-5
-of official fp32 (the official code in half: 9e-3, 2e-4). Inputs and outputs stay float32.
-"""
+"""Torch modules shaped for ONNX export, sharing weights with a loaded :class:`ZseModel`: split q/k/v, explicit
+:class:`AttentionCore` per attention, fp32 islands in fp16 graphs (why and measured: docs/export.md)."""
 
 from __future__ import annotations
 
@@ -31,10 +20,7 @@ ATTENTION_STYLES = ("divide", "prescale")
 
 
 class AttentionCore(nn.Module):
-    """Projected (B, Nq, D), (B, Nk, D), (B, Nk, D) -> (B, Nq, D): ``softmax(q k^T / sqrt(d)) v`` per head.
-
-    Its own submodule so that every ONNX node it emits shares one name scope.
-    """
+    """(B, Nq, D), (B, Nk, D), (B, Nk, D) -> (B, Nq, D) per head; a submodule so its ONNX nodes share one name scope."""
 
     def __init__(self, heads: int, dim: int, style: str):
         super().__init__()
@@ -58,12 +44,8 @@ class AttentionCore(nn.Module):
 
 
 class Fp32LayerNorm(nn.Module):
-    """``nn.LayerNorm`` computed in float32 whatever the activations' dtype (no-op casts in fp32 graphs).
-
-    Also in ONNX Runtime fp16 graphs, although ``LayerNormalization`` keeps fp32 statistics by itself: without the
-    casts ORT fuses the residual Adds into fp16 ``SkipLayerNormalization``, which on the parity weights doubled the
-    token error on ORT CPU (1.0e-2 instead of 4.5e-3; tolerance 2e-2).
-    """
+    """``nn.LayerNorm`` computed in float32 whatever the activations' dtype. Also in ORT fp16 graphs: without the casts
+    ORT fuses the residual Adds into fp16 SkipLayerNormalization, doubling the token error (1e-2, not 4.5e-3)."""
 
     def __init__(self, norm: nn.LayerNorm | StdNorm):
         super().__init__()
@@ -129,11 +111,8 @@ class ExportEncoder(nn.Module):
 
     def __init__(self, model: ZseModel, style: str):
         super().__init__()
-        enc = model.encoder
-        cfg = model.config.encoder
-        self.patch_embed = enc.patch_embed
-        self.cls_token = enc.cls_token
-        self.pos_embed = enc.pos_embed
+        enc, cfg = model.encoder, model.config.encoder
+        self.patch_embed, self.cls_token, self.pos_embed = enc.patch_embed, enc.cls_token, enc.pos_embed
         self.blocks = nn.Sequential(*[ExportBlock(b, cfg.width, cfg.heads, style) for b in enc.blocks])
         self.norm = Fp32LayerNorm(enc.norm)
 
@@ -173,12 +152,10 @@ class ExportRelationHead(nn.Module):
     def __init__(self, model: ZseModel, style: str):
         super().__init__()
         head: RelationHead = model.relation_head
-        dim = model.config.encoder.width
-        self.grid = head.grid
+        dim, self.grid = model.config.encoder.width, head.grid
         self.sketch_layer = ExportCrossLayer(head.sketch_layer, dim, style)
         self.photo_layer = ExportCrossLayer(head.photo_layer, dim, style)
-        self.anchor_conv = head.anchor_conv
-        self.mlp = head.mlp
+        self.anchor_conv, self.mlp = head.anchor_conv, head.mlp
 
     @property
     def dtype(self) -> torch.dtype:
@@ -217,13 +194,9 @@ def _cast_for_precision(module: nn.Module, precision: str) -> nn.Module:
 
 
 def build_export_module(model: ZseModel, role: str, precision: str = "fp32", style: str = "divide") -> nn.Module:
-    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode (never aliasing the
-    caller's parameters: casting to fp16 must not touch the user's model)."""
-    source = copy.deepcopy(model).float().eval()
-    if role == "encoder":
-        module: nn.Module = ExportEncoder(source, style)
-    elif role == "relation_head":
-        module = ExportRelationHead(source, style)
-    else:
+    """A fresh export-shaped copy of ``model``'s encoder or relation head, in eval mode (a deep copy: casting to
+    fp16 must not touch the user's model)."""
+    modules = {"encoder": ExportEncoder, "relation_head": ExportRelationHead}
+    if role not in modules:
         raise ExportError(f"role: received {role!r}, expected 'encoder' or 'relation_head'")
-    return _cast_for_precision(module, precision).eval()
+    return _cast_for_precision(modules[role](copy.deepcopy(model).float().eval(), style), precision).eval()

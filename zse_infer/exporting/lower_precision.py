@@ -1,8 +1,5 @@
-"""int8 graphs and bf16 compute at export: made, measured where rankings are decided, recorded in the manifest.
-
-Token error is recorded, not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its
-rankings agree); bf16 is measured where openvino and a bf16 unit are present, else the manifest says why not.
-"""
+"""int8 graphs and bf16 compute at export, judged by rankings and recorded in the manifest. Token error is recorded,
+not judged (a random ViT-B/16 reaches 0.1-0.3 in tokens of magnitude tens while its rankings agree)."""
 
 from __future__ import annotations
 
@@ -20,15 +17,7 @@ from ..config import ModelConfig
 from ..errors import ExportError
 from ..manifest import GraphSpec
 from . import validation
-from .agreement import (
-    EncodeFn,
-    RankingSet,
-    ScoreFn,
-    demo_ranking_set,
-    parity_ranking_set,
-    ranking_agreement,
-    runner_fns,
-)
+from .agreement import Models, RankingSet, demo_ranking_set, parity_ranking_set, ranking_agreement, runner_fns
 from .recipes import ROLES, Recipe
 
 _log = logging.getLogger(__name__)
@@ -54,7 +43,7 @@ class Reference:
         return demo_ranking_set(self.cfg) or parity_ranking_set(dict(self.data))
 
     @functools.cached_property
-    def fns(self) -> tuple[EncodeFn, ScoreFn]:
+    def fns(self) -> Models:
         from ..runtime.runners.onnxruntime_backend import OrtRunner
 
         encode, score = runner_fns(*(OrtRunner(self.graphs[role], self.folder) for role in ROLES))
@@ -89,16 +78,12 @@ def int8_graphs(
         path = folder / f"{gid}.onnx"
         settings = quantize_int8(folder / source.file, path)
         if risky := saturation_risks(path):
-            raise ExportError(
-                f"{path.name} (int8): {len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])}) have int8 weights "
-                "that can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
-            )
+            nodes = f"{len(risky)} MatMulInteger node(s) ({', '.join(risky[:3])})"
+            why = "can saturate on x86 CPUs without VNNI; expected 7-bit weights (reduce_range)"
+            raise ExportError(f"{path.name} (int8): {nodes} have int8 weights that {why}")
         parity = validation.measure_parity(validation.ort_cpu_runner(path), role, data, recipe.validation_batch_sizes)
-        extra = {
-            "seconds": round(time.perf_counter() - t0, 1),
-            "size_bytes": path.stat().st_size,
-            "quantization": {**settings, "saturation_free_on_x86": True},
-        }
+        extra: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
+        extra["quantization"] = {**settings, "saturation_free_on_x86": True}
         made[gid] = replace(
             source, id=gid, precision="int8", file=path.name, parity=parity, fused_nodes={}, extra=extra
         )
@@ -106,9 +91,8 @@ def int8_graphs(
     candidate = runner_fns(*(OrtRunner(made[f"{role}_int8"], folder) for role in ROLES))
     agreement = ranking_agreement(reference.fns, candidate, reference.rankings)
     # Rankings decide (agreement); the parity pair's score error is what the load-time self-check re-measures.
-    failed = failed_criteria(agreement, tolerance) + failed_criteria(
-        made["relation_head_int8"].parity, {k: v for k, v in tolerance.items() if k == "score"}
-    )
+    score_tolerance = {k: v for k, v in tolerance.items() if k == "score"}
+    failed = failed_criteria(agreement, tolerance) + failed_criteria(made["relation_head_int8"].parity, score_tolerance)
     _log.info("int8 agreement with fp32 (%.0f s): %s", time.perf_counter() - t0, agreement)
     if failed:
         raise ExportError(f"int8 graphs change rankings ({agreement['set']}): " + "; ".join(failed))

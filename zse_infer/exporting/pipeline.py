@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -37,10 +38,8 @@ class ExportOptions:
     max_batch: Mapping[str, int] = field(default_factory=dict)
     overwrite: bool = False
     engines: str = "auto"  # "auto": build if TensorRT and a GPU are present; "never"; "require"
-    # The explain graph and the restructured relation head (relation_sketch/photo/pair).
-    extra_graphs: bool = True
-    # int8 (dynamically quantised) encoder and relation head for ONNX Runtime on CPUs; opt-in.
-    int8: bool = False
+    extra_graphs: bool = True  # the explain graph and the restructured relation head (relation_sketch/photo/pair)
+    int8: bool = False  # int8 (dynamically quantised) encoder and relation head for ONNX Runtime on CPUs; opt-in
     lint: str = "auto"  # "auto": polygraphy lint if installed; "never"; "require"
     cache_dir: str | os.PathLike | None = None
 
@@ -60,15 +59,10 @@ def resolve_recipe(recipe: str | os.PathLike | Recipe | None, config: str | None
 
 def export_steps(recipe: Recipe, precisions: tuple[str, ...]) -> list[str]:
     """Labels of the long steps, in order (for progress bars)."""
-    steps = ["load checkpoint", "PyTorch reference"]
-    for g in plan_graphs(recipe, precisions):
-        steps += [f"write {g.id}", f"validate {g.id}"]
-    for role in extra_graphs.EXTRA_ROLES:
-        steps += [f"write {role}", f"validate {role}"]
-    if "trt" in recipe.variants:
-        for role in extra_graphs.RELATION_ROLES:
-            steps += [f"write {role}_trt", f"validate {role}_trt"]
-    return [*steps, "int8", "engines", "manifest"]
+    ids = [g.id for g in plan_graphs(recipe, precisions)] + list(extra_graphs.EXTRA_ROLES)
+    ids += [f"{role}_trt" for role in extra_graphs.RELATION_ROLES] if "trt" in recipe.variants else []
+    graph_steps = [f"{verb} {gid}" for gid in ids for verb in ("write", "validate")]
+    return ["load checkpoint", "PyTorch reference", *graph_steps, "int8", "engines", "manifest"]
 
 
 def export_model(
@@ -79,13 +73,8 @@ def export_model(
     options: ExportOptions | None = None,
     on_step: StepCallback | None = None,
 ) -> Manifest:
-    """Export ``checkpoint`` into the folder ``out`` and return its manifest.
-
-    Writes the plain, ORT-fused and TensorRT-shaped graphs of the encoder and the relation head in fp32 (and fp16
-    with ``options.fp16``), validates each on ONNX Runtime CPU against the PyTorch model (raising
-    :class:`~zse_infer.errors.ExportError` beyond the recipe's tolerance), and builds TensorRT engines when TensorRT
-    and a GPU are present. The folder appears complete or not at all.
-    """
+    """Export ``checkpoint`` into the folder ``out`` (complete or not at all) and return its manifest; what it writes
+    and checks: docs/export.md. Beyond the recipe's tolerance: :class:`~zse_infer.errors.ExportError`."""
     from ..model import load_model
     from ..model.checkpoint import checkpoint_filter_fn, checkpoint_metadata, read_checkpoint
 
@@ -106,16 +95,9 @@ def export_model(
     with staged_folder(out, options.overwrite) as folder:
         step("load checkpoint")
         model = load_model(checkpoint, cfg)
-        raw, _ = read_checkpoint(checkpoint)
-        source = {
-            "path": str(checkpoint),
-            "sha256": sha256_file(checkpoint),
-            "size_bytes": checkpoint.stat().st_size,
-            "layout": checkpoint_filter_fn(raw).layout,
-            "metadata": checkpoint_metadata(checkpoint),
-        }
-        del raw
-
+        source = {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "size_bytes": checkpoint.stat().st_size}
+        source["layout"] = checkpoint_filter_fn(read_checkpoint(checkpoint)[0]).layout
+        source["metadata"] = checkpoint_metadata(checkpoint)
         step("PyTorch reference")
         data = validation.reference_data(model, cfg, recipe.validation_batch_sizes, recipe.validation_seed)
         validation.save_reference(data, folder / validation.PARITY_FILE, recipe.validation_batch_sizes)
@@ -130,34 +112,21 @@ def export_model(
             save_graph(strip_metadata(proto), path)
             extra.update(seconds=round(time.perf_counter() - t0, 1), size_bytes=path.stat().st_size)
             step(f"validate {plan.id}")
-            parity = validation.measure_parity(
-                validation.ort_cpu_runner(path), plan.role, data, recipe.validation_batch_sizes
-            )
+            run = validation.ort_cpu_runner(path)
+            parity = validation.measure_parity(run, plan.role, data, recipe.validation_batch_sizes)
             validation.check_tolerance(f"{path.name} ({plan.precision})", parity, recipe.tolerances[plan.precision])
             inputs, outputs = io_specs(cfg, plan.role)
             if plan.variant == "trt":
                 _lint(path, inputs, options, extra)
-            graphs[plan.id] = GraphSpec(
-                id=plan.id,
-                role=plan.role,
-                precision=plan.precision,
-                variant=plan.variant,
-                file=plan.file,
-                inputs=inputs,
-                outputs=outputs,
-                batch=recipe.batch[plan.role],
-                parity=parity,
-                fused_nodes=fused_nodes,
-                extra=extra,
-            )
+            graphs[plan.id] = plan.spec(inputs, outputs, recipe.batch[plan.role], parity, extra, fused_nodes)
             _log.info("%s: %.1f MB, parity %s, fused %s", plan.id, extra["size_bytes"] / 1e6, parity, fused_nodes)
         del plain
         if options.extra_graphs:
-            for role in extra_graphs.EXTRA_ROLES:
-                graphs[role] = _extra_graph(role, folder, model, cfg, recipe, data, step)
+            plans = [GraphPlan(role, "fp32", "plain") for role in extra_graphs.EXTRA_ROLES]
             if "trt" in recipe.variants:  # the restructured relation head for TensorRT engines too
-                for role in extra_graphs.RELATION_ROLES:
-                    graphs[f"{role}_trt"] = _extra_graph(role, folder, model, cfg, recipe, data, step, "trt", options)
+                plans += [GraphPlan(role, "fp32", "trt") for role in extra_graphs.RELATION_ROLES]
+            for plan in plans:
+                graphs[plan.id] = _extra_graph(plan, folder, model, cfg, recipe, data, step, options)
         step("int8")
         # Lower precisions judged by rankings on the bundled demo's unseen concepts (lower_precision.py).
         reference = lower_precision.Reference(folder, graphs, cfg, data)
@@ -166,7 +135,6 @@ def export_model(
         agreement = {"bf16": lower_precision.bf16_agreement(folder, graphs, reference)}
         if options.int8:
             agreement["int8"] = graphs["encoder_int8"].extra["validated_on"]["agreement"]
-
         manifest = Manifest(
             model=cfg,
             graphs=graphs,
@@ -222,52 +190,31 @@ def _make_graph(
 
 
 def _extra_graph(
-    role: str,
-    folder: Path,
-    model: Any,
-    cfg: ModelConfig,
-    recipe: Recipe,
-    data,
-    step: StepCallback,
-    variant: str = "plain",
-    options: ExportOptions | None = None,
+    plan: GraphPlan, folder: Path, model, cfg: ModelConfig, recipe: Recipe, data, step, options: ExportOptions
 ) -> GraphSpec:
-    """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention); ``variant="trt"``: TensorRT-shaped."""
-    gid = role if variant == "plain" else f"{role}_{variant}"
+    """Export and validate one of :mod:`extra_graphs` (fp32, explicit attention); variant ``trt``: TensorRT-shaped."""
+    gid, role, trt = plan.id, plan.role, plan.variant == "trt"
     step(f"write {gid}")
     t0 = time.perf_counter()
     inputs, outputs = extra_graphs.io_specs(cfg, role)
-    style = "prescale" if variant == "trt" else "divide"
-    module, static = extra_graphs.build_module(model, role, style), extra_graphs.static_inputs(cfg, role)
+    module, static = extra_graphs.build_module(model, role, plan.attention_style), extra_graphs.static_inputs(cfg, role)
     names = [s.name for s in outputs]
     proto = export_graph(module, _example(inputs), names, recipe.opset, recipe.batch["relation_head"].max, gid, static)
-    if variant == "trt":
+    if trt:
         graph_checks.require_standard_ops(proto, gid)
-    path = folder / f"{gid}.onnx"
+    path = folder / plan.file
     save_graph(strip_metadata(proto), path)
     extra: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "size_bytes": path.stat().st_size}
     step(f"validate {gid}")
     parity = extra_graphs.parity(validation.ort_cpu_runner(path), model, role, data, recipe.validation_batch_sizes)
-    validation.check_tolerance(
-        f"{path.name} (fp32)", parity, extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"])
-    )
-    if variant == "trt":
-        extra["attention_scale"] = style
+    tolerance = extra_graphs.tolerances(cfg, role, recipe.tolerances["fp32"])
+    validation.check_tolerance(f"{path.name} (fp32)", parity, tolerance)
+    if trt:
+        extra["attention_scale"] = plan.attention_style
         extra["attention_patterns"] = sum(1 for n in proto.graph.node if n.op_type == "Softmax")
-        _lint(path, inputs, options or ExportOptions(), extra)
+        _lint(path, inputs, options, extra)
     _log.info("%s: %.1f MB, parity %s", gid, extra["size_bytes"] / 1e6, parity)
-    return GraphSpec(
-        id=gid,
-        role=role,
-        precision="fp32",
-        variant=variant,
-        file=path.name,
-        inputs=inputs,
-        outputs=outputs,
-        batch=recipe.batch["relation_head"],
-        parity=parity,
-        extra=extra,
-    )
+    return plan.spec(inputs, outputs, recipe.batch["relation_head"], parity, extra)
 
 
 def _example(inputs) -> dict[str, Any]:
@@ -321,8 +268,6 @@ def _engines(folder: Path, manifest: Manifest, recipe: Recipe, options: ExportOp
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _VERSIONED:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name.replace("-", "_")] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return versions

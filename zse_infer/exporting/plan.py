@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import ModelConfig
-from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, TensorSpec
+from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT, BatchRange, GraphSpec, TensorSpec
 from .recipes import ROLES, Recipe
 from .torch_to_onnx import BATCH_DIM
 
@@ -33,6 +35,11 @@ class GraphPlan:
         # ORT's patterns (and ours) use scores divided by sqrt(d). See graph_modules.
         return "prescale" if self.variant == "trt" else "divide"
 
+    def spec(self, inputs, outputs, batch: BatchRange, parity, extra: Mapping[str, Any], fused_nodes=None) -> GraphSpec:
+        """This graph's manifest entry."""
+        contents = (inputs, outputs, batch, parity, fused_nodes or {}, extra)
+        return GraphSpec(self.id, self.role, self.precision, self.variant, self.file, *contents)
+
 
 def plan_graphs(recipe: Recipe, precisions: tuple[str, ...]) -> list[GraphPlan]:
     """Every graph to write, plain first within each (precision, role): fused graphs derive from it."""
@@ -42,17 +49,12 @@ def plan_graphs(recipe: Recipe, precisions: tuple[str, ...]) -> list[GraphPlan]:
 
 def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The fixed graph contract: float32 in and out, dynamic first dimension named ``batch``."""
-    size, n, d = config.encoder.image_size, config.num_tokens, config.width
+    size, tokens = config.encoder.image_size, (BATCH_DIM, config.num_tokens, config.width)
     if role == "encoder":
-        return (
-            (TensorSpec(ENCODER_INPUT, "float32", (BATCH_DIM, config.encoder.in_chans, size, size)),),
-            (TensorSpec(ENCODER_OUTPUT, "float32", (BATCH_DIM, n, d)),),
-        )
-    tokens = (BATCH_DIM, n, d)
-    return (
-        tuple(TensorSpec(name, "float32", tokens) for name in HEAD_INPUTS),
-        (TensorSpec(HEAD_OUTPUT, "float32", (BATCH_DIM,)),),
-    )
+        image = TensorSpec(ENCODER_INPUT, "float32", (BATCH_DIM, config.encoder.in_chans, size, size))
+        return (image,), (TensorSpec(ENCODER_OUTPUT, "float32", tokens),)
+    heads = tuple(TensorSpec(name, "float32", tokens) for name in HEAD_INPUTS)
+    return heads, (TensorSpec(HEAD_OUTPUT, "float32", (BATCH_DIM,)),)
 
 
 def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:

@@ -1,8 +1,5 @@
-"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights.
-
-Why 7 bits (``VPMADDUBSW`` saturation without VNNI): docs/export.md. :func:`saturation_risks` checks the
-written graph; acceptance is decided by rankings (:mod:`.lower_precision`).
-"""
+"""int8 graphs for ONNX Runtime on CPUs: dynamic quantisation of the matrix products with 7-bit weights (why 7 bits:
+docs/export.md); :func:`saturation_risks` checks the written graph, rankings decide acceptance (lower_precision)."""
 
 from __future__ import annotations
 
@@ -13,8 +10,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, require
-
-_log = logging.getLogger(__name__)
 
 #: what the manifest records about how each int8 graph was made (``extra.quantization``)
 SETTINGS: dict[str, Any] = {
@@ -37,15 +32,10 @@ def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
 
     root = logging.getLogger()
     root.addFilter(_no_preprocess_advice)
+    options = {"per_channel": SETTINGS["per_channel"], "reduce_range": SETTINGS["reduce_range"]}
     try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            per_channel=SETTINGS["per_channel"],
-            reduce_range=SETTINGS["reduce_range"],
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(SETTINGS["op_types"]),
-        )
+        ops = list(SETTINGS["op_types"])
+        quantize_dynamic(str(source), str(target), **options, weight_type=QuantType.QInt8, op_types_to_quantize=ops)
     except Exception as exc:  # the quantiser raises assorted types (ValueError, onnx errors, ...)
         raise ExportError(f"{source.name}: int8 quantisation failed ({type(exc).__name__}: {exc})") from exc
     finally:
@@ -54,8 +44,8 @@ def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
 
 
 def _no_preprocess_advice(record: logging.LogRecord) -> bool:
-    """Drop the quantiser's root-logger advice to pre-process the model: it concerns calibrated (static)
-    quantisation; our graphs are already shape-inferred and the parity check is what vouches for them."""
+    """Drop the quantiser's root-logger advice to pre-process the model: it concerns static quantisation; our graphs
+    are already shape-inferred and the parity check vouches for them."""
     return "consider to run pre-processing" not in record.getMessage()
 
 
@@ -72,8 +62,7 @@ def saturation_risks(path: Path) -> list[str]:
     for node in model.graph.node:
         if node.op_type != "MatMulInteger" or node.input[1] not in weights:
             continue
-        w = numpy_helper.to_array(weights[node.input[1]])
-        if w.dtype != np.int8:
+        if (w := numpy_helper.to_array(weights[node.input[1]])).dtype != np.int8:
             continue
         w = np.abs(w.astype(np.int32).reshape(-1, w.shape[-1]))
         if w.shape[0] % 2:

@@ -1,9 +1,5 @@
-"""Export recipes: one declarative JSON file per model variant (opset, precisions, batch profiles, tolerances).
-
-Recipes live in the top-level ``export/`` folder, shipped in wheels as ``zse_infer.recipes``:
-:func:`load_recipe` looks names up there first, then in ``export/`` beside the package (editable installs).
-No torch or onnx here: the CLI reads recipes before deciding what heavy machinery it needs.
-"""
+"""Export recipes: one JSON file per model variant (opset, precisions, batch profiles, tolerances) in the top-level
+``export/`` folder, shipped in wheels as ``zse_infer.recipes``. No torch or onnx here: the CLI reads recipes first."""
 
 from __future__ import annotations
 
@@ -71,12 +67,10 @@ class Recipe:
 
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
     where = f"recipe {source}"
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
+    if unknown := sorted(set(data) - _FIELDS):
         raise ConfigError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
     try:
-        precisions = tuple(data["precisions"])
-        variants = tuple(data["variants"])
+        precisions, variants = tuple(data["precisions"]), tuple(data["variants"])
         batch = {role: BatchRange(**data["batch"][role]) for role in ROLES}
         tolerances = {p: {k: float(v) for k, v in t.items()} for p, t in data["tolerances"].items()}
         validation = data.get("validation", {})
@@ -104,8 +98,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
         raise ConfigError(f"{where}: precisions received {list(precisions)}, expected 'fp32' and optionally 'fp16'")
     if not variants or any(v not in VARIANTS for v in variants) or "plain" not in variants:
         raise ConfigError(f"{where}: variants received {list(variants)}, expected 'plain' plus any of {VARIANTS}")
-    missing_tol = [p for p in precisions if p not in tolerances]
-    if missing_tol:
+    if missing_tol := [p for p in precisions if p not in tolerances]:
         raise ConfigError(f"{where}: no tolerances for precision(s) {missing_tol}")
     if not 17 <= recipe.opset <= 21:
         # LayerNormalization needs 17; TensorRT 10's ONNX parser and ORT 1.18+ both cover up to 21.
@@ -114,21 +107,18 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
 
 
 def _search_block(block: Any, where: str) -> dict[str, Any]:
-    """The optional ``search`` block: ``{"rerank": int >= 0, "blend": 0..1 (optional), "source": "why"}``
-    (``blend``: :func:`zse_infer.runtime.searcher.blend_scores`; absent = 0, the official relation score)."""
+    """The optional ``search`` block (``blend``: :func:`zse_infer.runtime.searcher.blend_scores`; absent = 0)."""
     if block is None:
         return {}
     if not isinstance(block, Mapping) or not {"rerank", "source"} <= set(block) <= {"rerank", "blend", "source"}:
-        raise ConfigError(
-            f'{where}: search received {block!r}, expected {{"rerank": N, "blend": B (optional), "source": "how"}}'
-        )
+        expected = '{"rerank": N, "blend": B (optional), "source": "how"}'
+        raise ConfigError(f"{where}: search received {block!r}, expected {expected}")
     rerank, source = block["rerank"], block["source"]
     if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
         raise ConfigError(f"{where}: search.rerank received {rerank!r}, expected an integer >= 0")
     if not isinstance(source, str) or not source.strip():
-        raise ConfigError(
-            f"{where}: search.source received {source!r}, expected a sentence saying how the depth was chosen"
-        )
+        expected = "a sentence saying how the depth was chosen"
+        raise ConfigError(f"{where}: search.source received {source!r}, expected {expected}")
     out = {"rerank": rerank, "source": source}
     if "blend" in block:
         out["blend"] = check_blend(block["blend"], f"{where}: search.blend", ConfigError)
@@ -136,7 +126,7 @@ def _search_block(block: Any, where: str) -> dict[str, Any]:
 
 
 def recipe_dirs() -> list[Path | Any]:
-    """Where recipe names are looked up, in order."""
+    """Where recipe names are looked up, in order: the wheel's ``zse_infer.recipes``, then ``export/``."""
     dirs: list[Path | Any] = []
     with contextlib.suppress(ModuleNotFoundError):  # editable install: export/ is not mapped into the package
         dirs.append(resources.files("zse_infer.recipes"))
@@ -146,10 +136,7 @@ def recipe_dirs() -> list[Path | Any]:
 
 
 def list_recipes() -> list[str]:
-    names: set[str] = set()
-    for d in recipe_dirs():
-        names.update(p.name[: -len(".json")] for p in d.iterdir() if p.name.endswith(".json"))
-    return sorted(names)
+    return sorted({p.name[: -len(".json")] for d in recipe_dirs() for p in d.iterdir() if p.name.endswith(".json")})
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
@@ -161,8 +148,7 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
             raise ConfigError(f"recipe file {path} not found")
         return _parse(path.read_text(), str(path))
     for d in recipe_dirs():
-        candidate = d.joinpath(f"{text}.json")
-        if candidate.is_file():
+        if (candidate := d.joinpath(f"{text}.json")).is_file():
             return _parse(candidate.read_text(), str(candidate))
     raise ConfigError(f"unknown recipe {text!r}; known: {', '.join(list_recipes()) or 'none'} (or pass a .json path)")
 

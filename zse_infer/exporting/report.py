@@ -1,8 +1,5 @@
-"""Checking and describing an existing export folder: ``zse-export validate`` and ``zse-export inspect``.
-
-No checkpoint and no torch needed for ONNX graphs: the folder carries its inputs and PyTorch outputs
-(``parity_inputs.npz``); TensorRT engines are compared against ONNX Runtime CPU and the PyTorch reference.
-"""
+"""``zse-export validate`` and ``inspect`` of an export folder: no checkpoint or torch (``parity_inputs.npz`` holds
+the PyTorch outputs); TensorRT engines are compared against ONNX Runtime CPU and the PyTorch reference."""
 
 from __future__ import annotations
 
@@ -45,10 +42,7 @@ def validate_folder(folder: str | os.PathLike, engines: bool = False, graphs: bo
     folder = Path(folder)
     manifest = Manifest.load(folder, verify=True)  # IntegrityError names a tampered file
     data, batch_sizes = validation.load_reference(folder / manifest.extra.get("parity_inputs", validation.PARITY_FILE))
-
-    def ort(graph):
-        return validation.ort_cpu_runner(folder / graph.file)
-
+    ort = lambda graph: validation.ort_cpu_runner(folder / graph.file)  # noqa: E731
     rows = []
     for gid, g in manifest.graphs.items() if graphs else ():
         if g.role in extra_graphs.EXTRA_ROLES:
@@ -68,16 +62,11 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
     from ..runtime.runners.trt_environment import require_tensorrt
 
     _, env = require_tensorrt()
-    usable = [
-        e
-        for e in manifest.engines
-        if find_engine(manifest, e["graph"], str(env.version), str(env.compute_capability), str(env.device or "")) is e
-    ]
+    key = (str(env.version), str(env.compute_capability), str(env.device or ""))
+    usable = [e for e in manifest.engines if find_engine(manifest, e["graph"], *key) is e]
     if not usable:
-        raise ExportError(
-            f"{folder}: no engine built for TensorRT {env.version} on compute capability {env.compute_capability} "
-            f"({env.device}); run `zse-export build {folder}` first"
-        )
+        built = f"TensorRT {env.version} on compute capability {env.compute_capability} ({env.device})"
+        raise ExportError(f"{folder}: no engine built for {built}; run `zse-export build {folder}` first")
     manifest.verify(folder, [e["file"] for e in usable])
 
     def trt_run(entry):
@@ -102,9 +91,8 @@ def _validate_engines(folder: Path, manifest: Manifest, data, batch_sizes) -> li
         rows.append(ParityRow(entry["file"], "tensorrt", graph.precision, errors, tolerance, vs_ort))
     if set(extra_graphs.RELATION_ROLES) <= {manifest.graphs[gid].role for gid in by_graph}:
         # The three restructured relation engines, composed (sketch side, photo side, pair) like the ONNX graphs.
-        errors = extra_graphs.folder_parity(
-            manifest, "relation_pair", data, batch_sizes, lambda graph: trt_run(by_graph[graph.id]), "trt"
-        )
+        engine_of = lambda graph: trt_run(by_graph[graph.id])  # noqa: E731
+        errors = extra_graphs.folder_parity(manifest, "relation_pair", data, batch_sizes, engine_of, "trt")
         tolerance = {"score": _tolerance(manifest, "fp32")["score"]}
         rows.append(ParityRow("relation_sketch/photo/pair engines (composed)", "tensorrt", "fp32", errors, tolerance))
     return rows
@@ -122,8 +110,7 @@ def format_rows(rows: list[ParityRow]) -> str:
 
 def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
     """A human-readable summary of an export folder's manifest (hashes verified unless ``verify=False``)."""
-    folder = Path(folder)
-    m = Manifest.load(folder, verify=verify)
+    folder, m = Path(folder), Manifest.load(folder, verify=verify)
     src = m.source_checkpoint
     out = [
         f"export folder {folder}  (schema {m.schema_version}, created {m.created}, opset {m.opset})",
@@ -138,17 +125,14 @@ def describe_folder(folder: str | os.PathLike, verify: bool = True) -> str:
         parity = ", ".join(f"{k} {v:.1e}" for k, v in g.parity.items())
         fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
         batch = f"{g.batch.min}/{g.batch.opt}/{g.batch.max}"
-        out.append(
-            f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}"
-            + (f"; {fused}" if fused else "")
-        )
+        row = f"{gid:<26} {g.precision:<5} {g.variant:<10} {size:>7.1f} {batch:>10}  {parity}"
+        out.append(row + (f"; {fused}" if fused else ""))
     out.append("")
     for e in m.engines:
         key, batch = e.get("key", {}), e.get("batch", {})
-        out.append(
-            f"engine {e['file']}  TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}, "
-            f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
-        )
+        trt = f"TensorRT {key.get('tensorrt_version')}, sm {key.get('compute_capability')}"
+        where = f"{key.get('device_name') or e.get('device')}, batch {batch.get('min')}..{batch.get('max')}"
+        out.append(f"engine {e['file']}  {trt}, {where}")
     if not m.engines:
         out.append(f"no TensorRT engines ({m.extra.get('tensorrt', {}).get('reason', 'none built')})")
     out.append(f"{len(m.files)} files, sha256 " + ("verified" if verify else "not verified"))

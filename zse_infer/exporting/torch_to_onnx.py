@@ -1,12 +1,5 @@
-"""torch module -> ONNX ModelProto, with the dynamic ``batch`` dimension and the contract's I/O names.
-
-The dynamo exporter (``torch.onnx.export(..., dynamo=True)``; the TorchScript one is deprecated). What shaped this
-module: it exports SDPA in patterns no consumer fuses, so attention is written out by
-:mod:`~zse_infer.exporting.graph_modules`; it writes an invalid model when an input or output is named like an
-initializer, so names are checked first; it records each node's module path, which the attention fusion relies on,
-and a Python stack trace per node, stripped before saving (bulk, and local paths). Opset 18 by default (recipes may
-choose 17..21): native LayerNormalization, and read by every supported ORT and TensorRT parser.
-"""
+"""torch module -> ONNX ModelProto (dynamo exporter), with the dynamic ``batch`` dimension and the contract's I/O
+names; why it is shaped so (name clashes, stack traces stripped, opset): docs/export.md."""
 
 from __future__ import annotations
 
@@ -15,6 +8,7 @@ import io
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 import torch
@@ -41,38 +35,25 @@ def export_graph(
     """Export ``module(**example)`` with a dynamic first dimension named ``batch`` on every input
     but ``static_inputs`` (e.g. one query's tensors that a graph broadcasts over the batch)."""
     parameter_names = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
-    clashes = sorted((set(example) | set(output_names)) & parameter_names)
-    if clashes:
-        raise ExportError(
-            f"graph {graph_name}: input/output name(s) {clashes} equal parameter names; the dynamo exporter "
-            "would write an invalid model (rename the parameters or the graph I/O)"
-        )
+    if clashes := sorted((set(example) | set(output_names)) & parameter_names):
+        fix = "the dynamo exporter would write an invalid model (rename the parameters or the graph I/O)"
+        raise ExportError(f"graph {graph_name}: input/output name(s) {clashes} equal parameter names; {fix}")
     batch = torch.export.Dim(BATCH_DIM, min=1, max=max(max_batch, TRACE_BATCH))
-    dynamic_shapes = {name: (None if name in static_inputs else {0: batch}) for name in example}
-    args = tuple(example.values())
+    names: dict[str, Any] = {"input_names": list(example), "output_names": list(output_names)}
+    names["dynamic_shapes"] = {name: (None if name in static_inputs else {0: batch}) for name in example}
+    flags: dict[str, Any] = {"opset_version": opset, "dynamo": True, "verbose": False, "external_data": False}
     captured = io.StringIO()
     try:
         # The exporter prints its progress to stdout and warns that all inputs share the
         # one "batch" axis (intended); keep both out of the user's terminal, in our log.
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(captured):
             warnings.filterwarnings("ignore", message=".*axis name: batch.*")
-            program = torch.onnx.export(
-                module,
-                args,
-                None,
-                input_names=list(example),
-                output_names=list(output_names),
-                dynamic_shapes=dynamic_shapes,
-                opset_version=opset,
-                dynamo=True,
-                verbose=False,
-                external_data=False,
-            )
+            program = torch.onnx.export(module, tuple(example.values()), None, **names, **flags)
     except Exception as exc:  # the exporter raises many types (torch._dynamo, onnxscript, ...)
         raise ExportError(f"graph {graph_name}: torch.onnx.export failed ({type(exc).__name__}: {exc})") from exc
     finally:
-        if captured.getvalue().strip():
-            _log.debug("torch.onnx output for %s:\n%s", graph_name, captured.getvalue().strip())
+        if output := captured.getvalue().strip():
+            _log.debug("torch.onnx output for %s:\n%s", graph_name, output)
     if program is None:  # only when given a file to write, which this call never does
         raise ExportError(f"graph {graph_name}: torch.onnx.export returned no ONNX program")
     model = program.model_proto
@@ -84,12 +65,10 @@ def export_graph(
 def _check_io(
     model: onnx.ModelProto, inputs: Sequence[str], outputs: Sequence[str], name: str, static: Sequence[str]
 ) -> None:
-    got_in = [i.name for i in model.graph.input]
-    got_out = [o.name for o in model.graph.output]
+    got_in, got_out = [i.name for i in model.graph.input], [o.name for o in model.graph.output]
     if got_in != list(inputs) or got_out != list(outputs):
-        raise ExportError(
-            f"graph {name}: exported I/O names {got_in} -> {got_out}, expected {list(inputs)} -> {list(outputs)}"
-        )
+        expected = f"expected {list(inputs)} -> {list(outputs)}"
+        raise ExportError(f"graph {name}: exported I/O names {got_in} -> {got_out}, {expected}")
     for value in [*model.graph.input, *model.graph.output]:
         dims = value.type.tensor_type.shape.dim
         if value.name not in static and (not dims or dims[0].dim_param != BATCH_DIM):

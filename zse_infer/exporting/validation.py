@@ -1,14 +1,8 @@
-"""Parity of exported graphs: ONNX Runtime (CPU) against the PyTorch model, on built-in inputs.
-
-Seeded images (and, for the relation head, the PyTorch tokens of those images paired with a shift, so
-every pair holds two different images) and the PyTorch outputs are stored in ``parity_inputs.npz``, so
-``zse-export validate`` re-checks graphs and engines later without the checkpoint or torch. Needs numpy
-and onnxruntime only; :func:`reference_data` takes an already loaded model.
-"""
+"""Parity of exported graphs: ONNX Runtime (CPU) against the PyTorch model, on built-in inputs stored with the PyTorch
+outputs in ``parity_inputs.npz`` (``zse-export validate`` needs no checkpoint or torch). Needs numpy and onnxruntime."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +13,6 @@ from ..config import ModelConfig
 from ..errors import ExportError, require
 from ..manifest import ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUTS, HEAD_OUTPUT
 
-_log = logging.getLogger(__name__)
-
 PARITY_FILE = "parity_inputs.npz"
 ROLE_INPUTS = {"encoder": (ENCODER_INPUT,), "relation_head": HEAD_INPUTS}
 ROLE_OUTPUTS = {"encoder": (ENCODER_OUTPUT,), "relation_head": (HEAD_OUTPUT,)}
@@ -29,37 +21,27 @@ ROLE_OUTPUTS = {"encoder": (ENCODER_OUTPUT,), "relation_head": (HEAD_OUTPUT,)}
 def builtin_images(config: ModelConfig, count: int, seed: int) -> np.ndarray:
     """``count`` float32 (3, S, S) images in the normalised range [-1, 1]: blocky shapes plus a little noise
     (blocks rather than pure noise so attention sees structure, as with real images)."""
-    size = config.encoder.image_size
-    patch = config.encoder.patch_size
-    rng = np.random.default_rng(seed)
+    size, patch, rng = config.encoder.image_size, config.encoder.patch_size, np.random.default_rng(seed)
     coarse = rng.uniform(-1.0, 1.0, size=(count, 3, size // patch, size // patch))
     blocks = np.kron(coarse, np.ones((1, 1, patch, patch)))
-    noise = rng.normal(0.0, 0.1, size=blocks.shape)
-    return np.clip(blocks + noise, -1.0, 1.0).astype(np.float32)
+    return np.clip(blocks + rng.normal(0.0, 0.1, size=blocks.shape), -1.0, 1.0).astype(np.float32)
 
 
 def reference_data(model: Any, config: ModelConfig, batch_sizes: Sequence[int], seed: int) -> dict[str, np.ndarray]:
     """Built-in inputs and the PyTorch model's outputs for them (float32 arrays keyed by graph I/O name)."""
     import torch
 
-    n = max(batch_sizes)
-    images = builtin_images(config, n, seed)
+    images = builtin_images(config, max(batch_sizes), seed)
     with torch.no_grad():
         tokens = model.encode(torch.from_numpy(images))
-        photo = torch.roll(tokens, shifts=1, dims=0)  # pair each image with a different one (when n > 1)
+        photo = torch.roll(tokens, shifts=1, dims=0)  # pair each image with a different one (when there are 2+)
         score = model.relate(tokens, photo)
-    return {
-        ENCODER_INPUT: images,
-        ENCODER_OUTPUT: tokens.numpy(),
-        HEAD_INPUTS[0]: tokens.numpy(),
-        HEAD_INPUTS[1]: photo.numpy(),
-        HEAD_OUTPUT: score.numpy(),
-    }
+    outputs = {ENCODER_OUTPUT: tokens, HEAD_INPUTS[0]: tokens, HEAD_INPUTS[1]: photo, HEAD_OUTPUT: score}
+    return {ENCODER_INPUT: images, **{name: t.numpy() for name, t in outputs.items()}}
 
 
 def save_reference(data: Mapping[str, np.ndarray], path: Path, batch_sizes: Sequence[int]) -> None:
-    # One dict: numpy's stubs type **kwargs alongside savez's own allow_pickle: bool, which a
-    # Mapping of arrays cannot satisfy.
+    # One dict: numpy's stubs type **kwargs alongside savez's allow_pickle: bool, which arrays cannot satisfy.
     arrays: dict[str, Any] = {"batch_sizes": np.asarray(batch_sizes, dtype=np.int64), **data}
     np.savez(path, **arrays)
 
@@ -101,8 +83,7 @@ def measure_parity(
         feeds = {name: np.ascontiguousarray(data[name][:b]) for name in ROLE_INPUTS[role]}
         outputs = run(feeds)
         for name in errors:
-            got = np.asarray(outputs[name], dtype=np.float32)
-            want = data[name][:b]
+            got, want = np.asarray(outputs[name], dtype=np.float32), data[name][:b]
             if got.shape != want.shape:
                 raise ExportError(f"output {name} at batch {b}: received shape {got.shape}, expected {want.shape}")
             err = float(np.abs(got - want).max()) if np.all(np.isfinite(got)) else float("inf")
