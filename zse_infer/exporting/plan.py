@@ -37,8 +37,19 @@ class GraphPlan:
 
     def spec(self, inputs, outputs, batch: BatchRange, parity, extra: Mapping[str, Any], fused_nodes=None) -> GraphSpec:
         """This graph's manifest entry."""
-        contents = (inputs, outputs, batch, parity, fused_nodes or {}, extra)
-        return GraphSpec(self.id, self.role, self.precision, self.variant, self.file, *contents)
+        return GraphSpec(
+            self.id,
+            self.role,
+            self.precision,
+            self.variant,
+            self.file,
+            inputs,
+            outputs,
+            batch=batch,
+            parity=parity,
+            fused_nodes=fused_nodes or {},
+            extra=extra,
+        )
 
 
 def plan_graphs(recipe: Recipe, precisions: tuple[str, ...]) -> list[GraphPlan]:

@@ -8,7 +8,6 @@ import io
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import onnx
 import torch
@@ -39,16 +38,25 @@ def export_graph(
         fix = "the dynamo exporter would write an invalid model (rename the parameters or the graph I/O)"
         raise ExportError(f"graph {graph_name}: input/output name(s) {clashes} equal parameter names; {fix}")
     batch = torch.export.Dim(BATCH_DIM, min=1, max=max(max_batch, TRACE_BATCH))
-    names: dict[str, Any] = {"input_names": list(example), "output_names": list(output_names)}
-    names["dynamic_shapes"] = {name: (None if name in static_inputs else {0: batch}) for name in example}
-    flags: dict[str, Any] = {"opset_version": opset, "dynamo": True, "verbose": False, "external_data": False}
+    dynamic_shapes = {name: (None if name in static_inputs else {0: batch}) for name in example}
     captured = io.StringIO()
     try:
         # The exporter prints its progress to stdout and warns that all inputs share the
         # one "batch" axis (intended); keep both out of the user's terminal, in our log.
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(captured):
             warnings.filterwarnings("ignore", message=".*axis name: batch.*")
-            program = torch.onnx.export(module, tuple(example.values()), None, **names, **flags)
+            program = torch.onnx.export(
+                module,
+                tuple(example.values()),
+                None,
+                input_names=list(example),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+            )
     except Exception as exc:  # the exporter raises many types (torch._dynamo, onnxscript, ...)
         raise ExportError(f"graph {graph_name}: torch.onnx.export failed ({type(exc).__name__}: {exc})") from exc
     finally:
