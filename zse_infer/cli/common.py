@@ -1,5 +1,4 @@
-"""Shared pieces of the command-line tools: the one error wrapper every console script goes
-through, logging setup (``-v``), shared options, the rerank note."""
+"""Shared pieces of the command-line tools: the one error wrapper, logging setup (``-v``), shared options."""
 
 from __future__ import annotations
 
@@ -31,23 +30,26 @@ _EXTRAS = {
 }
 
 _META = "zse_infer.cli"  # ctx.meta key (shared by a command and its subcommands): what -v recorded
-
-
-def setup_logging(verbose: int) -> None:
-    """-v shows our own progress log; other libraries (onnx_ir, onnxscript log every pass at INFO) only with -vv."""
-    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("zse_infer").setLevel(level)
+#: --help texts too long to sit on their option's line
+_HELP = {
+    "-v": "More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).",
+    "storage-option": "An option of the object store a gallery URI (s3://, gs://, az://) names, e.g. "
+    "aws_endpoint=http://minio:9000 (repeatable; credentials: the standard AWS_*/GOOGLE_*/AZURE_* variables, or "
+    "options here).",
+    "ray": "Run on Ray (the extra 'ray'): encoder actors on a cluster, or a local Ray on this machine.",
+    "ray-address": "Ray cluster to join: 'auto', or 'ray://HEAD:10001' (default: RAY_ADDRESS, or start a local Ray).",
+}
 
 
 def _verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
-    """``-v``'s callback: set up logging and record the verbosity and the command for the error
-    wrapper (the highest count given at any level: ``zse-export -v validate`` counts)."""
+    """``-v``'s callback: record the verbosity (the highest count given at any level: ``zse-export -v validate``
+    counts) and the command for the error wrapper, and set up logging: -v shows our own progress log; other
+    libraries (onnx_ir, onnxscript log every pass at INFO) only with -vv."""
     seen = ctx.meta.setdefault(_META, {"verbose": 0})
     seen.update(verbose=max(seen["verbose"], value or 0), command=ctx.command_path)
-    setup_logging(seen["verbose"])
+    verbose, log_format = seen["verbose"], "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING, format=log_format)
+    logging.getLogger("zse_infer").setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])
 
 
 def verbosity() -> int:
@@ -55,14 +57,7 @@ def verbosity() -> int:
     return click.get_current_context().meta.get(_META, {}).get("verbose", 0)
 
 
-verbose_option = click.option(
-    "-v",
-    "--verbose",
-    count=True,
-    callback=_verbosity,
-    expose_value=False,
-    help="More log output (-v info, -vv debug; -v also shows the traceback of an unexpected error).",
-)
+verbose_option = click.option("-v", "--verbose", count=True, callback=_verbosity, expose_value=False, help=_HELP["-v"])
 
 
 class _UnexpectedError(click.ClickException):
@@ -71,9 +66,8 @@ class _UnexpectedError(click.ClickException):
 
 @contextmanager
 def reported_errors(ctx: click.Context) -> Iterator[None]:
-    """The one error wrapper: a :class:`ZseError`, an operating system error or a missing optional
-    package (naming its extra) is one message and exit 1; anything else is one line, a hint to
-    ``-v`` and exit :data:`UNEXPECTED_EXIT`. Click's own exceptions and a closed pipe pass through."""
+    """The one error wrapper: a :class:`ZseError`, an OS error or a missing optional package (naming its extra) is
+    one message and exit 1; anything else is one line, a hint to ``-v`` and exit :data:`UNEXPECTED_EXIT`."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort, EOFError):
@@ -104,17 +98,13 @@ def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
     if seen.get("verbose"):
         click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
     first = (str(exc).strip().splitlines() or [""])[0]
+    where, detail = seen.get("command", ctx.command_path), f": {first}" if first else ""
     hint = "the traceback is above" if seen.get("verbose") else "re-run with -v for the traceback"
-    return _UnexpectedError(
-        f"unexpected {type(exc).__name__} in {seen.get('command', ctx.command_path)}"
-        + (f": {first}" if first else "")
-        + f" (a bug or an unhandled case; {hint})"
-    )
+    return _UnexpectedError(f"unexpected {type(exc).__name__} in {where}{detail} (a bug or an unhandled case; {hint})")
 
 
 class _OneWrapper:
-    """Runs a console script's root command inside :func:`reported_errors` (subcommands run inside
-    their root's), so every command goes through it once."""
+    """Runs a console script's root command inside :func:`reported_errors` (subcommands: inside their root's)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         with reported_errors(ctx) if ctx.parent is None else nullcontext():
@@ -137,8 +127,7 @@ class ZseGroup(_OneWrapper, click.Group):
 
 
 class StepBar(AbstractContextManager):
-    """A tqdm bar over a pipeline's named steps, each counted once the next starts (hidden when
-    stderr is not a terminal); a context manager, and the pipeline's ``on_step`` callback."""
+    """A tqdm bar over a pipeline's named steps, as its ``on_step`` callback (a step counts once the next starts)."""
 
     def __init__(self, total: int, desc: str):
         from tqdm import tqdm
@@ -165,8 +154,7 @@ def rerank_source(manifest) -> str:
 
 
 def rerank_note(manifest, rerank) -> str:
-    """One short line: the stage-2 depth (and the export's blend, if any) a command uses and where it came
-    from (``--rerank``, or the export's recorded note cut to its first clause; the whole: :func:`rerank_source`)."""
+    """One line: the stage-2 depth (and blend) used and where from: ``--rerank``, or the export's note, first clause."""
     search = manifest.extra.get("search") or {}
     blend = f" blend {search['blend']:g}" if search.get("blend") else ""
     if rerank is not None:
@@ -194,8 +182,7 @@ storage_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     callback=_storage_options,
-    help="An option of the object store a gallery URI (s3://, gs://, az://) names, e.g. aws_endpoint=http://minio:9000 "
-    "(repeatable; credentials: the standard AWS_*/GOOGLE_*/AZURE_* variables, or options here).",
+    help=_HELP["storage-option"],
 )
 
 #: a gallery: a local folder or an object-storage URI (a string: click's Path type would
@@ -207,6 +194,7 @@ CODECS = ["float16", "int8", "pq", "none"]
 PATH = click.Path(path_type=Path)
 FILE = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(file_okay=False, path_type=Path)
+EXISTING_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def gallery_option(help: str, required: bool = False):
@@ -225,17 +213,8 @@ def ray_options(func):
     """``--ray`` / ``--ray-address``, shared by ``zse index`` and ``zse eval``: the command gets ``ray``,
     the :class:`~zse_infer.distributed.ray_index.RayOptions` to run with (None: in this process)."""
 
-    @click.option(
-        "--ray",
-        "use_ray",
-        is_flag=True,
-        help="Run on Ray (the extra 'ray'): encoder actors on a cluster, or a local Ray on this machine.",
-    )
-    @click.option(
-        "--ray-address",
-        metavar="ADDR",
-        help="Ray cluster to join: 'auto', or 'ray://HEAD:10001' (default: RAY_ADDRESS, or start a local Ray).",
-    )
+    @click.option("--ray", "use_ray", is_flag=True, help=_HELP["ray"])
+    @click.option("--ray-address", metavar="ADDR", help=_HELP["ray-address"])
     @functools.wraps(func)
     def wrapper(*args, use_ray=False, ray_address=None, **kwargs):
         if ray_address and not use_ray:

@@ -15,6 +15,18 @@ import click
 from .common import PATH, StepBar, ZseGroup, verbose_option
 
 _ROLES = ("encoder", "relation_head")
+#: --help texts too long to sit on their option's line
+_HELP = {
+    "int8": "Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs.",
+    "recipe": "Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16].",
+    "max-batch": "Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable).",
+    "overwrite": "Replace a non-empty --out folder (only once the new one is complete).",
+    "engines": "Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present].",
+    "build --precision": "Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].",
+    "build --max-batch": "N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner "
+    "then takes batches up to it; relation_* engines follow relation_head).",
+    "validate --engines": "Also run the TensorRT engines built for this GPU (needs TensorRT + GPU).",
+}
 
 
 def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
@@ -28,9 +40,8 @@ def _parse_max_batch(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
             try:
                 out[role] = int(number)
             except ValueError:
-                raise click.BadParameter(
-                    f"received {value!r}, expected N or ROLE=N with an integer N", param=param
-                ) from None
+                message = f"received {value!r}, expected N or ROLE=N with an integer N"
+                raise click.BadParameter(message, param=param) from None
             if out[role] < 1:
                 raise click.BadParameter(f"received {value!r}, expected a batch size >= 1", param=param)
     return out
@@ -40,28 +51,12 @@ _EXPORT_OPTIONS = [
     click.option("--checkpoint", type=PATH, help="Checkpoint (.pth/.safetensors) to export."),
     click.option("--out", type=PATH, help="Export folder [default: engines/<recipe name>]."),
     click.option("--fp16", is_flag=True, help="Also write float16 graphs (and build fp16 engines)."),
-    click.option(
-        "--int8", is_flag=True, help="Also write int8 (dynamically quantised) graphs for ONNX Runtime on CPUs."
-    ),
+    click.option("--int8", is_flag=True, help=_HELP["int8"]),
     click.option("--config", "config_name", help="Model config name [default: the recipe's]."),
-    click.option(
-        "--recipe", help="Recipe name (export/<name>.json) or path [default: named like --config, else zse_vit_b16]."
-    ),
-    click.option(
-        "--max-batch",
-        multiple=True,
-        callback=_parse_max_batch,
-        help="Largest batch of the engine profiles: N for both graphs, or ROLE=N (repeatable).",
-    ),
-    click.option(
-        "--overwrite", is_flag=True, help="Replace a non-empty --out folder (only once the new one is complete)."
-    ),
-    click.option(
-        "--engines/--no-engines",
-        "engines",
-        default=None,
-        help="Require / skip TensorRT engines [default: build them when TensorRT and a GPU are present].",
-    ),
+    click.option("--recipe", help=_HELP["recipe"]),
+    click.option("--max-batch", multiple=True, callback=_parse_max_batch, help=_HELP["max-batch"]),
+    click.option("--overwrite", is_flag=True, help=_HELP["overwrite"]),
+    click.option("--engines/--no-engines", "engines", default=None, help=_HELP["engines"]),
     click.option("--cache-dir", type=PATH, help="Engine + timing cache [default: engines/cache]."),
 ]
 
@@ -94,9 +89,8 @@ def _run_export(checkpoint, out, fp16, int8, config_name, recipe, max_batch, ove
         fused = ", ".join(f"{k} x{v}" for k, v in g.fused_nodes.items())
         click.echo(f"  {gid:<26} max abs error {parity}" + (f"  [{fused}]" if fused else ""))
     if manifest.engines:
-        click.echo(
-            f"built {len(manifest.engines)} TensorRT engine(s): " + ", ".join(e["file"] for e in manifest.engines)
-        )
+        files = ", ".join(e["file"] for e in manifest.engines)
+        click.echo(f"built {len(manifest.engines)} TensorRT engine(s): {files}")
     else:
         click.echo(f"wrote ONNX only, no TensorRT engines: {manifest.extra.get('tensorrt', {}).get('reason')}")
         click.echo(f"  on a machine with TensorRT and a GPU: zse-export build {out}")
@@ -112,8 +106,7 @@ def main(ctx: click.Context, **kwargs: Any) -> None:
     """Export a ZSE-SBIR checkpoint to a deployable folder (ONNX graphs, manifest, TensorRT engines).
 
     Without a subcommand, exports (the same options as its export subcommand). The zse-export
-    script and zse export are one command.
-    """
+    script and zse export are one command."""
     if ctx.invoked_subcommand is None:
         _run_export(**kwargs)
 
@@ -127,18 +120,8 @@ def export_cmd(**kwargs: Any) -> None:
 
 @main.command("build")
 @click.argument("folder", type=PATH)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "fp16", "all"]),
-    help="Engines to build [default: fp16 if the folder has fp16 graphs, else fp32].",
-)
-@click.option(
-    "--max-batch",
-    multiple=True,
-    callback=_parse_max_batch,
-    help="N or ROLE=N: the engine profile's max batch, also above the recipe's (the TensorRT runner then "
-    "takes batches up to it; relation_* engines follow relation_head).",
-)
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "all"]), help=_HELP["build --precision"])
+@click.option("--max-batch", multiple=True, callback=_parse_max_batch, help=_HELP["build --max-batch"])
 @click.option("--cache-dir", type=PATH, help="Engine + timing cache [default: engines/cache].")
 def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], cache_dir: Path | None) -> None:
     """Build TensorRT engines for an existing export FOLDER (needs TensorRT and an NVIDIA GPU)."""
@@ -154,9 +137,7 @@ def build_cmd(folder: Path, precision: str | None, max_batch: dict[str, int], ca
 
 @main.command("validate")
 @click.argument("folder", type=PATH)
-@click.option(
-    "--engines", is_flag=True, help="Also run the TensorRT engines built for this GPU (needs TensorRT + GPU)."
-)
+@click.option("--engines", is_flag=True, help=_HELP["validate --engines"])
 @click.option("--skip-graphs", is_flag=True, help="With --engines: check only the engines.")
 @click.option("--json", "json_path", type=PATH, help="Also write the report as JSON here.")
 def validate_cmd(folder: Path, engines: bool, skip_graphs: bool, json_path: Path | None) -> None:

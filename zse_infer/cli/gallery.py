@@ -49,10 +49,8 @@ def compact(gallery_dir, storage_options, keep_versions) -> None:
 
     g = Gallery.open(gallery_dir, storage_options=storage_options)
     stats = g.compact(keep_versions_seconds=keep_versions)
-    click.echo(
-        f"{gallery_dir}: {len(g)} photos; "
-        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None)
-    )
+    done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items() if v is not None)
+    click.echo(f"{gallery_dir}: {len(g)} photos; {done}")
 
 
 @gallery.command()

@@ -14,6 +14,24 @@ from .export import main as export_group
 from .gallery import gallery
 from .serve import serve
 
+#: --help texts too long to sit on their option's line
+_HELP = {
+    "index --gallery": "Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.",
+    "codec": "How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
+    "and more on wider ones, none stores none (stage 2 re-encodes from the files).",
+    "on-error": "Stop at the first unreadable photo (batches committed before it stay; re-running continues), "
+    "or skip and report it.",
+    "search --rerank": "Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
+    "default: the depth recorded in the export folder (printed).",
+    "dataset": "An official split (sketchy_ext_25, sketchy_ext_21, tuberlin_ext, quickdraw_ext) or 'folder' "
+    "(ROOT/sketch/<class>/*, ROOT/photo/<class>/*).",
+    "root": "Dataset root (the official --data_path, or the folder-per-class root).",
+    "all": "Evaluate on the whole test set (official --testall); default: the official subsampled quick test.",
+    "eval --rerank": "For two-stage ranking; default: the depth recorded in the export folder (printed).",
+    "top": "Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).",
+    "ink-only": "Replace only the stroke patches (default: strokes and what they enclose).",
+}
+
 
 def _rerank(ctx, param, value: str | None) -> int | str | None:
     """--rerank: an integer >= 0, 'all', or unset (None: the depth the export folder records)."""
@@ -41,26 +59,12 @@ main.add_command(export_group, name="export")  # the same group object as the zs
 @main.command()
 @click.argument("export_dir", type=FOLDER)
 @click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
-@gallery_option(
-    "Gallery folder or URI (s3://, gs://, az://): created if missing, appended to otherwise.", required=True
-)
-@click.option(
-    "--codec",
-    type=click.Choice(CODECS),
-    default="float16",
-    show_default=True,
-    help="How a NEW gallery stores tokens: int8 halves float16, pq (PCA + 8-bit) is 8x smaller on the demo model "
-    "and more on wider ones, none stores none (stage 2 re-encodes from the files).",
-)
+@gallery_option(_HELP["index --gallery"], required=True)
+@click.option("--codec", type=click.Choice(CODECS), default="float16", show_default=True, help=_HELP["codec"])
 @click.option("--list", "list_file", type=FILE, help="A text file with one photo path per line (relative to the file).")
 @click.option("--batch-size", type=int, help="Photos per encoder call (default: the graph's max batch).")
 @click.option(
-    "--on-error",
-    type=click.Choice(["raise", "skip"]),
-    default="raise",
-    show_default=True,
-    help="Stop at the first unreadable photo (batches committed before it stay; re-running continues), "
-    "or skip and report it.",
+    "--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True, help=_HELP["on-error"]
 )
 @backend_option
 @ray_options
@@ -99,13 +103,7 @@ def index(
 @click.argument("sketches", nargs=-1, required=True, type=click.Path(path_type=Path))
 @gallery_option("Gallery folder or URI (s3://, gs://, az://).", required=True)
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per sketch.")
-@click.option(
-    "--rerank",
-    callback=_rerank,
-    metavar="N|all",
-    help="Candidates reranked by the relation head: 0 = ret-token only, 'all' = exhaustive; "
-    "default: the depth recorded in the export folder (printed).",
-)
+@click.option("--rerank", callback=_rerank, metavar="N|all", help=_HELP["search --rerank"])
 @backend_option
 @click.option(
     "--json",
@@ -129,22 +127,17 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     note = rerank_note(r.manifest, rerank)
     click.echo(note, err=True)
     rerank = r.manifest.default_rerank if rerank is None else rerank
+    fields = ("rank", "id", "path", "score", "stage")  # a Hit's, in this order (not its gallery row)
     payload: list[dict[str, Any]] = [
-        {
-            "sketch": str(q),
-            "hits": [{"rank": h.rank, "id": h.id, "path": h.path, "score": h.score, "stage": h.stage} for h in hits],
-        }
+        {"sketch": str(q), "hits": [{name: getattr(h, name) for name in fields} for h in hits]}
         for q, hits in zip(queries, results, strict=False)
     ]
     if page:
         from ..evaluation.results_page import QueryResult, write_results_page
 
-        write_results_page(
-            page,
-            [QueryResult(q, hits) for q, hits in zip(queries, results, strict=False)],
-            title="zse search",
-            subtitle=f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}",
-        )
+        shown = [QueryResult(q, hits) for q, hits in zip(queries, results, strict=False)]
+        subtitle = f"{len(queries)} sketch(es), top {k} of {len(r)} photos in {gallery_dir}; {note}"
+        write_results_page(page, shown, title="zse search", subtitle=subtitle)
     if json_out:
         text = json.dumps({"k": k, "rerank": rerank, "backend": r.backend, "results": payload}, indent=2)
         if str(json_out) == "-":
@@ -159,24 +152,11 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
 
 @main.command("eval")
 @click.argument("export_dir", type=FOLDER)
+@click.option("--dataset", required=True, help=_HELP["dataset"])
 @click.option(
-    "--dataset",
-    required=True,
-    help="An official split (sketchy_ext_25, sketchy_ext_21, tuberlin_ext, quickdraw_ext) or 'folder' "
-    "(ROOT/sketch/<class>/*, ROOT/photo/<class>/*).",
+    "--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help=_HELP["root"]
 )
-@click.option(
-    "--root",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Dataset root (the official --data_path, or the folder-per-class root).",
-)
-@click.option(
-    "--all",
-    "test_all",
-    is_flag=True,
-    help="Evaluate on the whole test set (official --testall); default: the official subsampled quick test.",
-)
+@click.option("--all", "test_all", is_flag=True, help=_HELP["all"])
 @click.option(
     "--ranking",
     type=click.Choice(["ret-token", "two-stage", "exhaustive", "sa", "rn"]),
@@ -184,11 +164,7 @@ def search(export_dir, sketches, gallery_dir, storage_options, k, rerank, backen
     show_default=True,
     help="sa and rn: the official code's names for ret-token and exhaustive.",
 )
-@click.option(
-    "--rerank",
-    type=click.IntRange(min=0),
-    help="For two-stage ranking; default: the depth recorded in the export folder (printed).",
-)
+@click.option("--rerank", type=click.IntRange(min=0), help=_HELP["eval --rerank"])
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Extra cut-offs for P@K and mAP@K.")
 @gallery_option("Keep the encoded photos here, a folder or URI (re-runs resume instead of re-encoding).")
 @backend_option
@@ -230,9 +206,8 @@ def evaluate_cmd(
         queries = list(zip(eval_set.sketch_paths, eval_set.sketch_labels, strict=False))[:20]
         depth = {"two-stage": rerank, "exhaustive": "all"}.get(ranking, 0)
         hits = r.search_batch([str(q) for q, _ in queries], k=10, rerank=depth)
-        write_results_page(
-            page, [QueryResult(str(q), h, names[c]) for (q, c), h in zip(queries, hits, strict=False)], labels
-        )
+        results = [QueryResult(str(q), h, names[c]) for (q, c), h in zip(queries, hits, strict=False)]
+        write_results_page(page, results, labels)
 
 
 @main.command()
@@ -240,13 +215,7 @@ def evaluate_cmd(
 @click.argument("sketch", type=click.Path(path_type=Path))
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=FILE, help="PNG to write.")
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=6,
-    show_default=True,
-    help="Matches drawn (numbered markers; only on strokes of the sketch and on the photo's object).",
-)
+@click.option("--top", type=click.IntRange(min=1), default=6, show_default=True, help=_HELP["top"])
 @click.option("--json", "json_out", type=FILE, help="Also write the matches as JSON.")
 @backend_option
 def explain(export_dir, sketch, photo, out, top, json_out, backend) -> None:
@@ -277,9 +246,7 @@ def explain(export_dir, sketch, photo, out, top, json_out, backend) -> None:
 @click.option("--out", required=True, type=FILE, help="PNG to write.")
 @gallery_option("Use the top --k hits of a search in this gallery (folder or URI) instead of PHOTOS.")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option(
-    "--ink-only", is_flag=True, help="Replace only the stroke patches (default: strokes and what they enclose)."
-)
+@click.option("--ink-only", is_flag=True, help=_HELP["ink-only"])
 @backend_option
 def synthesize(export_dir, sketch, photos, out, gallery_dir, storage_options, k, ink_only, backend) -> None:
     """Redraw SKETCH with patches of PHOTOS (or of the top search hits): sketch, result and sources in one PNG."""

@@ -1,5 +1,4 @@
-"""The demo assets bundled in ``zse_infer/assets/demo/`` (the trained checkpoint, a gallery of
-unseen concepts and query sketches), described by its ``manifest.json`` (written by tools/bundle.py)."""
+"""The demo assets in ``zse_infer/assets/demo/`` (checkpoint, gallery, sketches; ``manifest.json``: tools/bundle.py)."""
 
 from __future__ import annotations
 
@@ -49,8 +48,7 @@ class DemoAssets:
         return self.root / SHIPPED_EXPORT
 
     def check_shipped_export(self) -> Path:
-        """The shipped export folder, once its manifest says it was exported from exactly the bundled
-        weights (graphs exported from older weights would silently disagree with them)."""
+        """The shipped export, once its manifest names the bundled weights' hash (older graphs would disagree)."""
         manifest_path = self.shipped_export / MANIFEST
         manifest = _read_manifest(manifest_path, "no shipped ONNX export", "the shipped export's manifest")
         source = manifest.get("source_checkpoint", {}).get("sha256")

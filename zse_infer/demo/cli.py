@@ -1,6 +1,4 @@
-"""``zse-demo --out DIR``: the whole job on the bundled model, with no network (docs/demo.md):
-export (or copy the shipped graphs), index the bundled gallery, search it (results page,
-explanation, synthesis), evaluate three rankings against random weights, write ``metrics.json``."""
+"""``zse-demo --out DIR``: the whole job on the bundled model, with no network (its steps: docs/demo.md)."""
 
 from __future__ import annotations
 
@@ -23,8 +21,19 @@ from ..errors import InputError
 #: the rankings compared, by the names zse eval, its progress bars and metrics.json use
 RANKINGS = ("ret-token", "two-stage", "exhaustive")
 METRICS = ("map_all", "map_200", "precision_10")
-#: backends the demo runs on
+#: backends the demo runs on, and where its graphs come from (--graphs)
 BACKENDS = ["auto", "onnxruntime", "onnxruntime-cpu", "tensorrt"]
+GRAPHS = ["auto", "export", "shipped"]
+#: what exporting needs (the ``export`` extra); without it the demo runs the shipped graphs
+EXPORT_MODULES = ("torch", "timm", "onnx", "onnxscript", "safetensors")
+#: --help texts too long to sit on their option's line
+_HELP = {
+    "rerank": "Two-stage: candidates reranked (default: the depth the export records, printed).",
+    "graphs": "export: export the bundled weights now (needs torch); shipped: copy the ONNX graphs shipped "
+    "with the package (made from the same weights); auto: export when torch is installed.",
+    "skip-random": "Skip the random-weights comparison (about half the run time; skipped anyway without torch).",
+    "serve": "Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).",
+}
 
 
 def cpu_seconds() -> float:
@@ -34,8 +43,7 @@ def cpu_seconds() -> float:
 
 
 class Clock:
-    """Numbered steps ("[n/total]", counted as they start, so a skipped step leaves no gap) with
-    their wall and CPU seconds, echoed as each step ends."""
+    """Numbered steps ("[n/total]", counted as they start: a skipped step leaves no gap), their seconds echoed."""
 
     def __init__(self, total: int):
         self.wall0, self.cpu0 = time.perf_counter(), cpu_seconds()
@@ -57,28 +65,16 @@ class Clock:
         return {"wall_s": round(time.perf_counter() - self.wall0, 1), "cpu_s": round(cpu_seconds() - self.cpu0, 1)}
 
 
-#: what exporting needs (the ``export`` extra); without it the demo runs the shipped graphs
-EXPORT_MODULES = ("torch", "timm", "onnx", "onnxscript", "safetensors")
-
-
-def can_export() -> bool:
-    """Whether the torch side is installed, so the demo can export graphs itself."""
-    return all(importlib.util.find_spec(name) is not None for name in EXPORT_MODULES)
-
-
 def choose_graphs(graphs: str, backend: str, exportable: bool) -> str:
-    """``"export"`` or ``"shipped"`` for ``--graphs``: auto exports when torch is there (the
-    demo then shows the whole product, export included) and runs the shipped graphs otherwise.
-    TensorRT engines are built from graphs exported on the spot."""
+    """``"export"`` or ``"shipped"`` for ``--graphs``: auto exports when torch is there (the demo then shows the
+    whole product, export included; TensorRT engines are built from it) and runs the shipped graphs otherwise."""
     if graphs == "auto":
         graphs = "export" if exportable or backend == "tensorrt" else "shipped"
     if graphs == "export" and not exportable:
-        missing = [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
-        raise InputError(
-            f"--graphs export{' (needed by --backend tensorrt)' if backend == 'tensorrt' else ''}: "
-            f"exporting needs {', '.join(missing)} (pip install 'zse-infer[export]'); "
-            "--graphs shipped runs the graphs shipped with the package"
-        )
+        needed = " (needed by --backend tensorrt)" if backend == "tensorrt" else ""
+        missing = ", ".join(name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None)
+        hint = "(pip install 'zse-infer[export]'); --graphs shipped runs the graphs shipped with the package"
+        raise InputError(f"--graphs export{needed}: exporting needs {missing} {hint}")
     if graphs == "shipped" and backend == "tensorrt":
         raise InputError(
             "--graphs shipped with --backend tensorrt: TensorRT engines are built from an export "
@@ -88,14 +84,12 @@ def choose_graphs(graphs: str, backend: str, exportable: bool) -> str:
 
 
 def _copy_shipped(assets, out: Path) -> Path:
-    """The shipped export folder copied to ``out`` (so the run's outputs stay together and
-    ``zse`` can use them later, as with an export made on the spot)."""
+    """The shipped export folder copied to ``out`` (the run's outputs stay together, for ``zse`` to use later)."""
     source = assets.check_shipped_export()
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(source, out)
-    # The shipped manifest names the weights relative to the assets; the copy names the
-    # installed file, so that zse's PyTorch backend (when torch is there) finds them.
+    # The copy names the installed weights (the shipped manifest: relative to the assets), for zse's PyTorch backend.
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["source_checkpoint"]["path"] = str(assets.checkpoint)
@@ -121,9 +115,8 @@ def _eval_set(assets):
 
 
 def demo_recipe(config: str, tensorrt: bool = False):
-    """The model's recipe cut to what the demo runs: fp32 plain graphs only (no ORT-fused or TensorRT-shaped
-    copies, unless ``tensorrt``: then the TensorRT-shaped graphs its engines are built from), validated at one
-    batch size (2: still a dynamic batch, pairs of different images). Its search depth is the model's own."""
+    """The model's recipe cut to fp32 plain graphs (and, for ``tensorrt``, the TensorRT-shaped ones its engines are
+    built from) validated at batch 2 (still a dynamic batch: pairs of different images); search depth unchanged."""
     from ..exporting.recipes import load_recipe
 
     recipe = load_recipe(config)
@@ -136,8 +129,7 @@ def demo_recipe(config: str, tensorrt: bool = False):
 
 
 def _export(checkpoint: Path, out: Path, config: str, backend: str = "auto") -> Path:
-    """Export with :func:`demo_recipe`, one progress bar over the exporter's steps; with engines for
-    ``--backend tensorrt`` (failing early, naming what is missing, without TensorRT and a GPU)."""
+    """Export with :func:`demo_recipe` under one progress bar; with engines (required) for ``--backend tensorrt``."""
     from ..exporting import ExportOptions, export_model
     from ..exporting.pipeline import export_steps
 
@@ -160,18 +152,6 @@ def _evaluate(retriever, eval_set, rerank: int, index: bool = True) -> dict[str,
         )
         out[ranking] = {k: round(report["metrics"][k], 4) for k in METRICS}
     return out
-
-
-def _random_weights(config: str, folder: Path, seed: int = 0) -> Path:
-    """A checkpoint of the architecture at its seeded initialisation."""
-    import torch
-
-    from ..model import ZseModel
-
-    torch.manual_seed(seed)
-    path = folder / "random_weights.pth"
-    torch.save({"model": ZseModel(config).state_dict()}, path)
-    return path
 
 
 def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
@@ -198,48 +178,24 @@ def _first_results(retriever, assets, out: Path, rerank: int) -> dict[str, str]:
     first = next((i for i, (q, h) in enumerate(zip(picked, hits, strict=False)) if labels.get(h[0].id) == q.label), 0)
     query, top = picked[first], hits[first]
     exp = retriever.explain(str(query.path), top[0], out=out / "explanation.png")
-    (out / "explanation.json").write_text(
-        json.dumps({"query": str(query.path), "label": query.label, **exp.to_dict()}, indent=1) + "\n"
-    )
-    # From the matched photo alone, strokes and what they enclose: the sketch redrawn with that
-    # photo's content. (Given the top 3, each part of the drawing may take another photo whose
-    # layout fits it better, which reads as a collage rather than as the match.)
+    record = {"query": str(query.path), "label": query.label, **exp.to_dict()}
+    (out / "explanation.json").write_text(json.dumps(record, indent=1) + "\n")
+    # From the matched photo alone, strokes and what they enclose: the sketch redrawn with that photo's content.
+    # (Given the top 3, each part of the drawing may take another photo whose layout fits it better: a collage.)
     retriever.synthesize(str(query.path), top[:1], out=out / "synthesis.png")
     correct = sum(labels.get(h.id) == q.label for q, row in zip(picked, hits, strict=False) for h in row)
-    click.echo(
-        f"      {correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}",
-        err=True,
-    )
+    summary = f"{correct} of {8 * len(picked)} hits have the query's class; explained and synthesized: {query.label}"
+    click.echo(f"      {summary}", err=True)
     return {"explained_query": str(query.path), "explained_label": query.label}
 
 
 @click.command("zse-demo", cls=ZseCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for every output.")
-@click.option(
-    "--rerank",
-    type=click.IntRange(min=1),
-    help="Two-stage: candidates reranked (default: the depth the export records, printed).",
-)
+@click.option("--rerank", type=click.IntRange(min=1), help=_HELP["rerank"])
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option(
-    "--graphs",
-    type=click.Choice(["auto", "export", "shipped"]),
-    default="auto",
-    show_default=True,
-    help="export: export the bundled weights now (needs torch); shipped: copy the ONNX graphs shipped "
-    "with the package (made from the same weights); auto: export when torch is installed.",
-)
-@click.option(
-    "--skip-random",
-    is_flag=True,
-    help="Skip the random-weights comparison (about half the run time; skipped anyway without torch).",
-)
-@click.option(
-    "--serve",
-    "serve_after",
-    is_flag=True,
-    help="Then serve the demo gallery in the sketch pad page (http://127.0.0.1:8000/).",
-)
+@click.option("--graphs", type=click.Choice(GRAPHS), default="auto", show_default=True, help=_HELP["graphs"])
+@click.option("--skip-random", is_flag=True, help=_HELP["skip-random"])
+@click.option("--serve", "serve_after", is_flag=True, help=_HELP["serve"])
 def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: bool, serve_after: bool) -> None:
     """Export the bundled model (or copy its shipped graphs), index the bundled gallery, search it with
     the bundled sketches, write a results page, an explanation and a synthesis, then evaluate the
@@ -247,7 +203,7 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     from ..runtime.retriever import Retriever
     from .assets import load_demo_assets
 
-    exportable = can_export()
+    exportable = all(importlib.util.find_spec(name) is not None for name in EXPORT_MODULES)  # the torch side
     graphs = choose_graphs(graphs, backend, exportable)
     random_skipped = None
     if not skip_random and not exportable:
@@ -262,7 +218,6 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
     assets = load_demo_assets()
     eval_set = _eval_set(assets)
     click.echo(eval_set.describe(), err=True)
-
     if graphs == "export":
         clock.start(f"exporting the trained model to {out / 'export'} (fp32 graphs the demo runs; torch found)")
         export = _export(assets.checkpoint, out / "export", assets.config, backend)
@@ -274,29 +229,30 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
         )
         export = _copy_shipped(assets, out / "export")
     clock.done("export")
-
     clock.start(f"indexing {eval_set.num_photos} gallery photos into {out / 'gallery'}")
     retriever = Retriever.load(export, gallery=out / "gallery", create=True, backend=backend, projections=True)
     click.echo(f"      {rerank_note(retriever.manifest, rerank)}", err=True)
     rerank = retriever.manifest.default_rerank if rerank is None else rerank
     retriever.index([str(p) for p in eval_set.photo_paths], ids=[str(p) for p in eval_set.photo_paths], progress=True)
     clock.done("index")
-
     clock.start("searching, one sketch per concept: results page, explanation, synthesis")
     shown = _first_results(retriever, assets, out, rerank)
     clock.done("first_results")
-    click.echo(
-        f"      first results: {out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}",
-        err=True,
-    )
-
+    pictures = f"{out / 'results.html'} (and .png), {out / 'explanation.png'}, {out / 'synthesis.png'}"
+    click.echo(f"      first results: {pictures}", err=True)
     clock.start(f"evaluating the trained model: {len(RANKINGS)} rankings x {eval_set.num_sketches} sketches")
     metrics: dict[str, Any] = {"trained": _evaluate(retriever, eval_set, rerank, index=False)}  # indexed in step 2
     clock.done("evaluate_trained")
     if not skip_random:
         clock.start("the same architecture with random weights: export (temporary folder) and evaluation")
+        import torch
+
+        from ..model import ZseModel
+
         with tempfile.TemporaryDirectory() as tmp:
-            weights = _random_weights(assets.config, Path(tmp))
+            torch.manual_seed(0)  # the architecture at its seeded initialisation
+            weights = Path(tmp) / "random_weights.pth"
+            torch.save({"model": ZseModel(assets.config).state_dict()}, weights)
             random_export = _export(weights, Path(tmp) / "export", assets.config, backend)
             # In memory: nothing of the random model is left in OUT.
             random = Retriever.load(random_export, gallery=None, backend=backend, projections=True)
@@ -321,7 +277,6 @@ def main(out: Path, rerank: int | None, backend: str, graphs: str, skip_random: 
         "seconds": seconds,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-
     click.echo("")
     click.echo(f"{'model':<16} {'ranking':<11} " + " ".join(f"{m:>12}" for m in METRICS))
     for model, rows in metrics.items():
