@@ -1,7 +1,5 @@
 """Labelled evaluation sets: the official ZSE-SBIR test splits and folder-per-class data (docs/evaluation.md).
-
-Every problem is a :class:`~zse_infer.errors.DatasetError` naming the file (and line) at fault.
-"""
+Every problem is a :class:`~zse_infer.errors.DatasetError` naming the file (and line) at fault."""
 
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ _SKETCH_DIRS = ("sketch", "sketches")
 _PHOTO_DIRS = ("photo", "photos", "image", "images")
 
 
-# ---------------------------------------------------------------------------- evaluation sets
 @dataclass(frozen=True, eq=False)  # eq below: the arrays need array_equal
 class EvalSet:
     """Query sketches and gallery photos; the labels (int64, read-only) index ``class_names``."""
@@ -47,34 +44,27 @@ class EvalSet:
             paths = tuple(p if isinstance(p, Path) else Path(p) for p in getattr(self, f"{kind}_paths"))
             labels = _label_array(getattr(self, f"{kind}_labels"), f"{kind}_labels")
             if labels.size != len(paths):
-                raise InputError(
-                    f"{kind}_labels: received {labels.size} labels, expected {len(paths)} (one per {kind} path)"
-                )
+                expected = f"expected {len(paths)} (one per {kind} path)"
+                raise InputError(f"{kind}_labels: received {labels.size} labels, {expected}")
             if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
-                raise InputError(
-                    f"{kind}_labels: received values in [{labels.min()}, {labels.max()}], "
-                    f"expected class indices in [0, {len(self.class_names) - 1}]"
-                )
+                expected = f"expected class indices in [0, {len(self.class_names) - 1}]"
+                raise InputError(f"{kind}_labels: received values in [{labels.min()}, {labels.max()}], {expected}")
             # Frozen dataclass: fields are set through object.__setattr__ once, here.
             object.__setattr__(self, f"{kind}_paths", paths)
             object.__setattr__(self, f"{kind}_labels", labels)
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
 
+    def _key(self) -> tuple:
+        return (self.name, self.class_names, self.sketch_paths, self.photo_paths)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EvalSet):
             return NotImplemented
-        return (
-            self.name == other.name
-            and self.class_names == other.class_names
-            and self.sketch_paths == other.sketch_paths
-            and self.photo_paths == other.photo_paths
-            and np.array_equal(self.sketch_labels, other.sketch_labels)
-            and np.array_equal(self.photo_labels, other.photo_labels)
-        )
+        labels = ("sketch_labels", "photo_labels")
+        return self._key() == other._key() and all(np.array_equal(getattr(self, a), getattr(other, a)) for a in labels)
 
-    def __hash__(self) -> int:
-        # Defining __eq__ alone would make sets unhashable; hash what __eq__ compares, less the arrays.
-        return hash((self.name, self.class_names, self.sketch_paths, self.photo_paths))
+    def __hash__(self) -> int:  # __eq__ alone would make sets unhashable: what it compares, less the arrays
+        return hash(self._key())
 
     @property
     def num_sketches(self) -> int:
@@ -104,10 +94,8 @@ class EvalSet:
         """``{class name: {"sketches": n, "photos": m}}`` in class-index order."""
         sketches = np.bincount(self.sketch_labels, minlength=self.num_classes)
         photos = np.bincount(self.photo_labels, minlength=self.num_classes)
-        return {
-            name: {"sketches": int(s), "photos": int(p)}
-            for name, s, p in zip(self.class_names, sketches, photos, strict=True)
-        }
+        counts = zip(self.class_names, sketches, photos, strict=True)
+        return {name: {"sketches": int(s), "photos": int(p)} for name, s, p in counts}
 
     def summary(self) -> dict[str, Any]:
         """Counts, JSON-ready; ``unmatched_sketches`` have no photo of their class (the metrics skip them)."""
@@ -148,7 +136,6 @@ def _label_array(labels: Any, name: str) -> np.ndarray:
     return array
 
 
-# ---------------------------------------------------------------------------- list files
 @dataclass(frozen=True)
 class SplitList:
     """A parsed ``<relative path> <label>`` list; ``lines`` are 1-based line numbers."""
@@ -165,9 +152,8 @@ def read_split_list(path: str | os.PathLike) -> SplitList:
     entries: list[tuple[str, int, int]] = []  # (path, label, line)
     for number, rel, label in _entries(source, "split list", "<relative/path> <label>"):
         if PurePosixPath(rel).is_absolute():
-            raise SplitFileError(
-                source, number, f"path {rel!r} is absolute, expected a path relative to the dataset folder"
-            )
+            problem = f"path {rel!r} is absolute, expected a path relative to the dataset folder"
+            raise SplitFileError(source, number, problem)
         entries.append((rel, _parse_id(label, source, number, "label"), number))
     paths, labels, lines = zip(*entries, strict=True)
     return SplitList(source, paths, np.asarray(labels, dtype=np.int64), lines)
@@ -184,10 +170,8 @@ def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
         names[cid] = name
     missing = sorted(set(range(len(names))) - names.keys())
     if missing:
-        raise DatasetError(
-            f"{source}: class ids must be 0..{len(names) - 1} with none missing, received ids up to "
-            f"{max(names)} with {missing[:5]} missing"
-        )
+        received = f"received ids up to {max(names)} with {missing[:5]} missing"
+        raise DatasetError(f"{source}: class ids must be 0..{len(names) - 1} with none missing, {received}")
     return tuple(names[i] for i in range(len(names)))
 
 
@@ -224,13 +208,10 @@ def _parse_id(text: str, source: Path, line: int, what: str) -> int:
     return value
 
 
-# ---------------------------------------------------------------------------- official splits
 @dataclass(frozen=True)
 class SplitSpec:
-    """Where one official test split lives, relative to the dataset root.
-
-    ``quick_steps`` (sketch, photo): the quick test's subsampling; ``full_counts``: the published list sizes.
-    """
+    """Where one official test split lives under the dataset root; ``quick_steps`` (sketch, photo): the quick test's
+    subsampling; ``full_counts``: the published list sizes."""
 
     name: str
     title: str
@@ -312,21 +293,17 @@ def official_split(name: str) -> SplitSpec:
     key = str(name).strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in OFFICIAL_SPLITS:
-        raise InputError(
-            f"split: received {name!r}, expected one of {sorted(OFFICIAL_SPLITS)} (or an alias: {sorted(_ALIASES)})"
-        )
+        expected = f"expected one of {sorted(OFFICIAL_SPLITS)} (or an alias: {sorted(_ALIASES)})"
+        raise InputError(f"split: received {name!r}, {expected}")
     return OFFICIAL_SPLITS[key]
 
 
 def load_official_split(
     root: str | os.PathLike, split: str = "sketchy_ext_25", *, subsample: bool = False, check_files: bool = True
 ) -> EvalSet:
-    """Read an official test split as the official code does.
-
-    ``root``: the official ``--data_path`` (holding ``Sketchy/`` ...) or one dataset's folder; ``split``: a name
-    of :data:`OFFICIAL_SPLITS` or an alias; ``subsample``: the official quick test (no ``--testall``);
-    ``check_files``: list every class folder now, so a missing download fails here, not hours later.
-    """
+    """Read an official test split as the official code does. ``root``: the official ``--data_path`` or one dataset's
+    folder; ``split``: a name of :data:`OFFICIAL_SPLITS` or an alias; ``subsample``: the official quick test (no
+    ``--testall``); ``check_files``: list every class folder now, so a missing download fails here, not hours later."""
     spec = official_split(split)
     folder = _dataset_folder(Path(root), spec)
     split_dir = folder / spec.split_dir
@@ -344,35 +321,22 @@ def load_official_split(
         )
     sketch_step, photo_step = spec.quick_steps if subsample else (1, 1)
     sketches, photos = _every(sketches, sketch_step), _every(photos, photo_step)
-    sketch_paths = tuple(folder / p for p in sketches.paths)
-    photo_paths = tuple(folder / p for p in photos.paths)
+    sketch_paths, photo_paths = (tuple(folder / p for p in listed.paths) for listed in (sketches, photos))
     if check_files:
         _check_listed_files(sketch_paths, sketches, folder / spec.sketch_folder, "sketch")
         _check_listed_files(photo_paths, photos, folder / spec.photo_folder, "photo")
-    description = spec.title + (
-        f"; official quick test: 1 sketch in {sketch_step}, 1 photo in {photo_step}"
-        if subsample
-        else "; full test set (official --testall)"
-    )
-    evalset = EvalSet(
-        name=spec.name + ("_quick" if subsample else ""),
-        sketch_paths=sketch_paths,
-        sketch_labels=sketches.labels,
-        photo_paths=photo_paths,
-        photo_labels=photos.labels,
-        class_names=classes,
-        description=description,
-    )
+    quick = f"; official quick test: 1 sketch in {sketch_step}, 1 photo in {photo_step}"
+    description = spec.title + (quick if subsample else "; full test set (official --testall)")
+    name = spec.name + ("_quick" if subsample else "")
+    evalset = EvalSet(name, sketch_paths, sketches.labels, photo_paths, photos.labels, classes, description)
     logger.info("%s", evalset.describe())
     return evalset
 
 
 def _dataset_folder(root: Path, spec: SplitSpec) -> Path:
     if not root.is_dir():
-        raise DatasetNotFoundError(
-            f"dataset root {root} does not exist or is not a folder, expected the official data folder "
-            f"(holding {spec.dataset_dir}/{spec.split_dir}/)"
-        )
+        expected = f"expected the official data folder (holding {spec.dataset_dir}/{spec.split_dir}/)"
+        raise DatasetNotFoundError(f"dataset root {root} does not exist or is not a folder, {expected}")
     for candidate in (root / spec.dataset_dir, root):
         if (candidate / spec.split_dir).is_dir():
             return candidate
@@ -388,11 +352,8 @@ def _checked_list(path: Path, n_classes: int, class_list: Path) -> SplitList:
     bad = np.flatnonzero(entries.labels >= n_classes)
     if bad.size:
         i = int(bad[0])
-        raise SplitFileError(
-            path,
-            entries.lines[i],
-            f"label {entries.labels[i]} is not a class id of {class_list} (expected 0..{n_classes - 1})",
-        )
+        problem = f"label {entries.labels[i]} is not a class id of {class_list} (expected 0..{n_classes - 1})"
+        raise SplitFileError(path, entries.lines[i], problem)
     return entries
 
 
@@ -415,11 +376,9 @@ def _check_listed_files(paths: Sequence[Path], entries: SplitList, image_folder:
         missing += [i for i in indices if paths[i].name not in present]
     if missing:
         first = min(missing)
-        raise DatasetNotFoundError(
-            f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, e.g. line "
-            f"{entries.lines[first]}: {paths[first]}{_missing_ancestor(paths[first])}; expected the images "
-            f"unpacked under {image_folder}"
-        )
+        example = f"e.g. line {entries.lines[first]}: {paths[first]}{_missing_ancestor(paths[first])}"
+        problem = f"{len(missing)} of {len(paths)} {kind} images listed in {entries.source} do not exist, {example}"
+        raise DatasetNotFoundError(f"{problem}; expected the images unpacked under {image_folder}")
 
 
 def _missing_ancestor(path: Path) -> str:
@@ -432,7 +391,6 @@ def _missing_ancestor(path: Path) -> str:
     return f" (folder {missing} does not exist)" if missing is not None else ""
 
 
-# ---------------------------------------------------------------------------- folder per class
 def load_image_folders(
     root: str | os.PathLike,
     *,
@@ -441,35 +399,26 @@ def load_image_folders(
     extensions: Iterable[str] = IMAGE_EXTENSIONS,
     name: str | None = None,
 ) -> EvalSet:
-    """Read a folder-per-class layout: ``root/sketch/<class>/<image>``, ``root/photo/<class>/<image>``.
-
-    ``sketch_dir`` / ``photo_dir`` default to the first existing of ``sketch``, ``sketches`` / ``photo``,
-    ``photos``, ``image``, ``images``. Classes are the sorted folder names; hidden files are ignored.
-    """
+    """Read a folder-per-class layout: ``root/sketch/<class>/<image>``, ``root/photo/<class>/<image>``; ``sketch_dir`` /
+    ``photo_dir`` default to the first existing of ``sketch``, ``sketches`` / ``photo``, ``photos``, ``image``,
+    ``images``. Classes are the sorted folder names; hidden files are ignored."""
     base = Path(root)
     if not base.is_dir():
         raise DatasetNotFoundError(f"dataset root {base} does not exist or is not a folder")
     suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     sketch_root = _pick_folder(base, sketch_dir, _SKETCH_DIRS, "sketch")
     photo_root = _pick_folder(base, photo_dir, _PHOTO_DIRS, "photo")
-    sketch_files = _class_files(sketch_root, suffixes)
-    photo_files = _class_files(photo_root, suffixes)
+    sketch_files, photo_files = _class_files(sketch_root, suffixes), _class_files(photo_root, suffixes)
     classes = tuple(sorted(sketch_files.keys() | photo_files.keys()))
     sketch_paths, sketch_labels = _flatten(sketch_files, classes)
     photo_paths, photo_labels = _flatten(photo_files, classes)
     for kind, folder, paths in (("sketch", sketch_root, sketch_paths), ("photo", photo_root, photo_paths)):
         if not paths:
-            raise DatasetError(
-                f"no {kind} images found in {folder}: expected {folder}/<class>/<image> with one of {sorted(suffixes)}"
-            )
+            expected = f"expected {folder}/<class>/<image> with one of {sorted(suffixes)}"
+            raise DatasetError(f"no {kind} images found in {folder}: {expected}")
+    description = f"folder per class: {sketch_root} and {photo_root}"
     evalset = EvalSet(
-        name=name or base.name,
-        sketch_paths=tuple(sketch_paths),
-        sketch_labels=sketch_labels,
-        photo_paths=tuple(photo_paths),
-        photo_labels=photo_labels,
-        class_names=classes,
-        description=f"folder per class: {sketch_root} and {photo_root}",
+        name or base.name, tuple(sketch_paths), sketch_labels, tuple(photo_paths), photo_labels, classes, description
     )
     logger.info("%s", evalset.describe())
     return evalset

@@ -1,9 +1,5 @@
-"""Where an evaluation's work runs: the seam between the one evaluation loop and Ray (docs/evaluation.md).
-
-:class:`LocalExecutor` works in this process; :class:`zse_infer.distributed.ray_eval.RayExecutor` is chosen where
-the job starts (``zse eval --ray``), so nothing here imports :mod:`zse_infer.distributed`. Tasks are small
-picklable objects (:class:`~zse_infer.evaluation.protocol.SketchDistances`) so any executor can ship them.
-"""
+"""Where an evaluation's work runs (docs/evaluation.md): here, or on Ray (``RayExecutor``, chosen where the job starts,
+so nothing here imports :mod:`zse_infer.distributed`); tasks are small picklable objects any executor can ship."""
 
 from __future__ import annotations
 
@@ -19,8 +15,7 @@ Task = Callable[[Retriever, Sequence[str]], np.ndarray]
 
 
 class Executor(Protocol):
-    """Runs an evaluation's indexing and per-batch tasks: ``map`` yields results in batch order, ``report``
-    what it adds to the JSON report."""
+    """Runs indexing and per-batch tasks: ``map`` yields results in batch order, ``report`` adds to the JSON report."""
 
     #: appended to progress bars ("" in this process, " on Ray" on Ray)
     where: str
@@ -39,8 +34,7 @@ class LocalExecutor:
         retriever.index(list(photos), ids=list(photos), progress=progress)
 
     def map(self, retriever: Retriever, task: Task, batches: Sequence[Sequence[str]]) -> Iterator[np.ndarray]:
-        for batch in batches:
-            yield task(retriever, batch)
+        yield from (task(retriever, batch) for batch in batches)
 
     def report(self) -> dict[str, Any]:
         return {}

@@ -1,8 +1,5 @@
-"""Retrieval metrics exactly as the official ZSE-SBIR evaluation (``utils/ap.py``) computes them.
-
-Definitions: docs/spec.md ("Retrieval and metrics"); ties and memory: docs/evaluation.md. ``ties="official"``
-makes the official ``argsort`` call (default kind, the caller's dtype, no up-casting) row by row.
-"""
+"""Retrieval metrics exactly as the official ZSE-SBIR evaluation (``utils/ap.py``) computes them (definitions:
+docs/spec.md, "Retrieval and metrics"; ties and memory: docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -21,16 +18,14 @@ __all__ = ["OFFICIAL_METRICS", "TIE_MODES", "DistanceSource", "RankingMetrics", 
 #: The four numbers the official ``test.py`` prints, in its order.
 OFFICIAL_METRICS = ("map_all", "map_200", "precision_100", "precision_200")
 
-#: ``ties`` argument -> ``numpy.argsort`` kind. "official" is numpy's default kind,
-#: the one ``distance.argsort()`` in the official code uses.
+#: ``ties`` -> ``numpy.argsort`` kind; "official": numpy's default, as ``distance.argsort()`` in the official code.
 TIE_MODES: dict[str, Literal["quicksort", "stable"]] = {"official": "quicksort", "stable": "stable"}
 
 # mAP@K and P@K cut-offs the official report always contains.
 _OFFICIAL_MAP_KS = (200,)
 _OFFICIAL_PRECISION_KS = (100, 200)
 
-# Working memory one chunk may use when the caller gives no chunk size. A chunk of
-# b queries over a gallery of G photos holds about _BYTES_PER_CELL * b * G bytes
+# Working memory of one chunk by default: b queries x G photos hold about _BYTES_PER_CELL * b * G bytes
 # (the block itself, argsort indices, relevance; what follows works on the few relevant ranks).
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 _BYTES_PER_CELL = 16
@@ -50,12 +45,9 @@ def evaluate_ranking(
     progress: bool = False,
 ) -> dict[str, float]:
     """The official retrieval metrics of a ranking; lower distance = better (for similarities pass ``-score``).
-
-    ``distance`` (n_queries, n_gallery) is an array-like with ``.shape`` and row slicing (a memmap, an h5py
-    dataset, a list), a callable ``f(start, stop)`` returning those rows, or an iterator of row blocks in query
-    order. Labels are integers or strings; each of ``ks`` adds ``precision_K`` and ``map_K``; ``chunk_size``
-    defaults to about 256 MiB of working memory. Returns :data:`OFFICIAL_METRICS` and the extra keys as floats.
-    """
+    ``distance`` (n_queries, n_gallery): an array-like with ``.shape`` and row slicing (a memmap, an h5py dataset, a
+    list), a callable ``f(start, stop)`` returning those rows, or an iterator of row blocks in query order. Labels:
+    integers or strings; each of ``ks`` adds ``precision_K`` and ``map_K``; ``chunk_size``: ~256 MiB by default."""
     queries = _as_labels(query_labels, "query_labels")
     if queries.size == 0:
         raise InputError("query_labels is empty, expected at least one query")
@@ -66,28 +58,21 @@ def evaluate_ranking(
 
     with tqdm(total=n_queries, unit="query", desc="ranking", disable=not progress) as bar:
         for block in blocks:
-            start = metrics.num_queries
-            stop = start + block.shape[0]
+            start, stop = metrics.num_queries, metrics.num_queries + block.shape[0]
             if stop > n_queries:
-                raise InputError(
-                    f"distance produced more rows than query_labels: received at least {stop} rows, "
-                    f"expected {n_queries}"
-                )
+                too_many = f"received at least {stop} rows, expected {n_queries}"
+                raise InputError(f"distance produced more rows than query_labels: {too_many}")
             metrics.update(block, queries[start:stop])
             bar.update(block.shape[0])
     if metrics.num_queries != n_queries:
-        raise InputError(
-            f"distance produced {metrics.num_queries} rows in total, expected {n_queries} "
-            f"(one per entry of query_labels)"
-        )
+        expected = f"expected {n_queries} (one per entry of query_labels)"
+        raise InputError(f"distance produced {metrics.num_queries} rows in total, {expected}")
     return metrics.compute()
 
 
 class RankingMetrics:
-    """Accumulates the official metrics block by block of query rows (``update`` per batch, then ``compute``).
-
-    A block larger than ``chunk_size`` rows is ranked in pieces; per-query values are kept for :meth:`per_query`.
-    """
+    """Accumulates the official metrics block by block of query rows (``update`` per batch, then ``compute``); a
+    block larger than ``chunk_size`` rows is ranked in pieces; per-query values are kept for :meth:`per_query`."""
 
     def __init__(
         self,
@@ -112,11 +97,9 @@ class RankingMetrics:
         self._extra_ks = extra = tuple(sorted({check_int(k, "ks", expected="positive integers") for k in values}))
         self._map_ks = tuple(sorted({*_OFFICIAL_MAP_KS, *extra}))
         self._precision_ks = tuple(sorted({*_OFFICIAL_PRECISION_KS, *extra}))
-        self.chunk_size = (
-            max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * labels.size))
-            if chunk_size is None
-            else check_int(chunk_size, "chunk_size", expected="a positive integer or None")
-        )
+        self.chunk_size = max(1, _DEFAULT_CHUNK_BYTES // (_BYTES_PER_CELL * labels.size))
+        if chunk_size is not None:
+            self.chunk_size = check_int(chunk_size, "chunk_size", expected="a positive integer or None")
         self._parts: dict[str, list[np.ndarray]] = {key: [] for key in self._keys()}
         self.num_queries = 0
 
@@ -137,8 +120,13 @@ class RankingMetrics:
             raise InputError(f"query_labels has {codes.size} entries, expected {block.shape[0]} (one per distance row)")
         for start in range(0, block.shape[0], self.chunk_size):
             stop = start + self.chunk_size
-            _check_finite(block[start:stop], self.num_queries + start)
-            values = self._rank_chunk(block[start:stop], codes[start:stop])
+            chunk = block[start:stop]  # NaN is refused: argsort would silently rank those items last
+            bad_rows = np.flatnonzero(np.isnan(chunk).any(axis=1)) if chunk.dtype.kind == "f" else np.empty(0, int)
+            if bad_rows.size:
+                row = self.num_queries + start + int(bad_rows[0])
+                where = f"row {row} contains NaN ({bad_rows.size} rows in this chunk)"
+                raise InputError(f"distance: {where}, expected finite or infinite distances")
+            values = self._rank_chunk(chunk, codes[start:stop])
             for key, value in values.items():
                 self._parts[key].append(value)
         self.num_queries += block.shape[0]
@@ -174,9 +162,9 @@ class RankingMetrics:
     def _query_codes(self, labels: np.ndarray) -> np.ndarray:
         """Gallery class code of each query label, -1 when the class has no gallery item."""
         if _label_kind(labels) != _label_kind(self._classes):
+            expected = "expected labels of the same kind (both integers or both strings)"
             raise InputError(
-                f"query_labels have dtype {labels.dtype}, gallery_labels {self._classes.dtype}: "
-                f"expected labels of the same kind (both integers or both strings)"
+                f"query_labels have dtype {labels.dtype}, gallery_labels {self._classes.dtype}: {expected}"
             )
         idx = np.searchsorted(self._classes, labels)
         inside = idx < self._classes.size
@@ -205,10 +193,8 @@ class RankingMetrics:
 
 
 def _hit_ranks(relevant: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's relevant items, ascending, as a padded (n, max n_pos) array.
-
-    The metrics need only these n_pos ranks per query; float64 so the padding can be +inf (precision n/inf = 0).
-    """
+    """1-based rank of each query's relevant items, ascending, as a padded (n, max n_pos) array (all the metrics
+    need); float64 so the padding can be +inf (precision n/inf = 0)."""
     rows, cols = np.nonzero(relevant)  # row-major: each row's hits come in rank order
     first = np.cumsum(n_pos) - n_pos  # flat index of each row's first hit
     nth = np.arange(rows.size) - first[rows]  # 0-based index of the hit within its row
@@ -218,15 +204,10 @@ def _hit_ranks(relevant: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
 
 
 def _voc_ap(hit_ranks: np.ndarray, n_pos: np.ndarray, cutoff: int | None = None) -> np.ndarray:
-    """VOC average precision of each query (row of ``hit_ranks``), NaN where ``n_pos`` is 0.
-
-    Recall rises by ``1 / n_pos`` exactly at the hits, so the official sum is the precision envelope summed
-    over the hits / ``n_pos``; precision only falls between hits, so the envelope is the running maximum from
-    the right of the precision at the hits. With ``cutoff`` only hits within the first ``cutoff`` ranks count.
-    """
-    nth = np.arange(1, hit_ranks.shape[1] + 1)
-    # Precision at the n-th hit is n / rank, the same division the official code does.
-    precision = nth / hit_ranks
+    """VOC AP per row of ``hit_ranks`` (NaN where ``n_pos`` is 0; ``cutoff``: only hits in the first ``cutoff`` ranks).
+    Recall rises by ``1 / n_pos`` exactly at the hits, so the official sum is the precision envelope summed over the
+    hits / ``n_pos``; precision only falls between hits: the envelope is the running maximum from the right."""
+    precision = np.arange(1, hit_ranks.shape[1] + 1) / hit_ranks  # n / rank at the n-th hit: the official division
     if cutoff is not None:
         precision[hit_ranks > cutoff] = 0.0  # like the padding: a 0 never raises the envelope
     envelope = precision[:, ::-1]
@@ -263,25 +244,11 @@ def _check_block(block: Any, n_gallery: int, name: str) -> np.ndarray:
     # np.asanyarray keeps memmaps as they are (no copy into memory).
     array = np.asanyarray(block)
     if array.ndim != 2 or array.shape[1] != n_gallery:
-        raise InputError(
-            f"{name}: received shape {tuple(array.shape)}, expected (n_queries, {n_gallery}) "
-            f"with one column per gallery item"
-        )
+        expected = f"expected (n_queries, {n_gallery}) with one column per gallery item"
+        raise InputError(f"{name}: received shape {tuple(array.shape)}, {expected}")
     if array.dtype.kind not in "fiu":
         raise InputError(f"{name}: received dtype {array.dtype}, expected real numbers (float or integer)")
     return array
-
-
-def _check_finite(block: np.ndarray, first_row: int) -> None:
-    """Reject NaN: argsort would silently rank those items last."""
-    if block.dtype.kind != "f":
-        return
-    bad_rows = np.flatnonzero(np.isnan(block).any(axis=1))
-    if bad_rows.size:
-        raise InputError(
-            f"distance: row {first_row + int(bad_rows[0])} contains NaN "
-            f"({bad_rows.size} rows in this chunk), expected finite or infinite distances"
-        )
 
 
 def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chunk_size: int) -> Iterator[np.ndarray]:
@@ -290,19 +257,15 @@ def _distance_blocks(source: DistanceSource, n_queries: int, n_gallery: int, chu
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
         array, shape = source, tuple(source.shape)
         if shape != (n_queries, n_gallery):
-            raise InputError(
-                f"distance: received shape {shape}, expected ({n_queries}, {n_gallery}) = "
-                f"(len(query_labels), len(gallery_labels))"
-            )
+            expected = f"({n_queries}, {n_gallery}) = (len(query_labels), len(gallery_labels))"
+            raise InputError(f"distance: received shape {shape}, expected {expected}")
         return _row_blocks(lambda start, stop: array[start:stop], n_queries, n_gallery, chunk_size, named=False)
     if callable(source):
         return _row_blocks(source, n_queries, n_gallery, chunk_size, named=True)
     if isinstance(source, Iterable):
         return (_check_block(block, n_gallery, f"distance block {i}") for i, block in enumerate(source))
-    raise InputError(
-        f"distance: received {type(source).__name__}, expected an array, a callable "
-        f"f(start, stop) -> rows, or an iterable of row blocks"
-    )
+    expected = "an array, a callable f(start, stop) -> rows, or an iterable of row blocks"
+    raise InputError(f"distance: received {type(source).__name__}, expected {expected}")
 
 
 def _row_blocks(

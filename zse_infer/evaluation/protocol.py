@@ -1,10 +1,5 @@
-"""Evaluating a deployed model with the paper's protocol, on top of the Retriever.
-
-Three rankings over the whole gallery (docs/spec.md): ``"ret-token"`` (official "sa", stage 1 of a search),
-``"two-stage"`` (what :meth:`Retriever.search` returns) and ``"exhaustive"`` (official "rn"); "sa"/"rn" are
-aliases. :func:`evaluate` is the one loop: distances come one query batch at a time into
-:class:`~zse_infer.evaluation.metrics.RankingMetrics` (memory: a batch times the gallery), on its ``executor``.
-"""
+"""Evaluating a deployed model with the paper's protocol (rankings: docs/spec.md): :func:`evaluate` is the one loop,
+one query batch at a time (memory: a batch times the gallery) into ``RankingMetrics``, on its ``executor``."""
 
 from __future__ import annotations
 
@@ -46,16 +41,15 @@ def gallery_labels(retriever: Retriever, eval_set: EvalSet) -> np.ndarray:
     ids = retriever.gallery.ids
     missing = [i for i in ids if i not in by_id]
     if missing:
+        advice = f"(e.g. {missing[0]!r}); evaluate on a gallery built from this set only"
         raise InputError(
-            f"the gallery holds {len(missing)} photos that are not in evaluation set {eval_set.name!r} "
-            f"(e.g. {missing[0]!r}); evaluate on a gallery built from this set only"
+            f"the gallery holds {len(missing)} photos that are not in evaluation set {eval_set.name!r} {advice}"
         )
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
 def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: str, rerank: int | None) -> np.ndarray:
-    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in gallery scan order,
-    from the searcher's ranking functions; ``rerank`` (two-stage only) ``None``: the export's recorded depth."""
+    """(Q, N) distances (lower = better) of encoded sketches against the whole gallery, in gallery scan order."""
     snap = retriever.gallery.snapshot
     if snap is None:  # a folder whose create never committed (galleries commit an empty version at create)
         raise InputError(f"{retriever.gallery.root}: the gallery has no committed version; index photos first")
@@ -76,8 +70,7 @@ def ranking_distances(retriever: Retriever, sketch_tokens: np.ndarray, ranking: 
 
 @dataclass(frozen=True)
 class SketchDistances:
-    """The evaluation's task for an executor (picklable): encode a batch of sketches and rank
-    the whole gallery for each, (Q, N) distances in gallery scan order (:func:`ranking_distances`)."""
+    """The evaluation's task for an executor (picklable): a batch of sketches' :func:`ranking_distances`."""
 
     ranking: str
     rerank: int | None
@@ -87,8 +80,7 @@ class SketchDistances:
 
 
 def checked_ranking(retriever, ranking: str, rerank: int | None) -> int | None:
-    """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the export's recorded depth
-    (``manifest.default_rerank``); other rankings take none."""
+    """``rerank`` for ``ranking`` after checks: for "two-stage", ``None`` is the recorded depth; others take none."""
     if ranking_name(ranking) != "two-stage":
         return None
     return retriever.manifest.default_rerank if rerank is None else check_int(rerank, "rerank", 0)
@@ -106,12 +98,9 @@ def evaluate(
     ties: str = "official",
     executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``).
-
-    ``ties``: see :func:`~zse_infer.evaluation.metrics.evaluate_ranking`; ``rerank=None``: the export's recorded
-    depth; ``executor``: where indexing and query batches run (default: this process; every executor gives the
-    same metrics to the last bit).
-    """
+    """The official metrics of ``ranking`` on ``eval_set`` (photos indexed first unless ``index=False``); ``ties``: see
+    :func:`~zse_infer.evaluation.metrics.evaluate_ranking`; ``rerank=None``: the export's recorded depth; ``executor``:
+    where indexing and query batches run (default: this process; all give the same metrics, bit for bit)."""
     ranking, rerank = ranking_name(ranking), checked_ranking(retriever, ranking, rerank)
     check_int(batch_size, "batch_size")
     executor = executor or LocalExecutor()
@@ -123,11 +112,10 @@ def evaluate(
     metrics = RankingMetrics(gallery_labels(retriever, eval_set), ks=ks, ties=ties)
     sketches = [str(p) for p in eval_set.sketch_paths]
     starts = range(0, len(sketches), batch_size)
-    batches = [sketches[start : start + batch_size] for start in starts]
-    task = SketchDistances(ranking, rerank)
+    results = executor.map(retriever, SketchDistances(ranking, rerank), [sketches[i : i + batch_size] for i in starts])
     desc = f"evaluating ({ranking}){executor.where}"
     with tqdm(total=len(sketches), desc=desc, unit="sketch", disable=not progress) as bar:
-        for start, distances in zip(starts, executor.map(retriever, task, batches), strict=True):
+        for start, distances in zip(starts, results, strict=True):
             metrics.update(distances, eval_set.sketch_labels[start : start + len(distances)])
             bar.update(len(distances))
     extra = executor.report()  # e.g. "ray"

@@ -1,8 +1,5 @@
-"""A results page: each query sketch with its top hits and scores; correct hits marked.
-
-A self-contained HTML file (thumbnails inlined) and optionally the same as a PNG grid, each with a legend
-that describes only what is drawn and every label whole (wrapped, never cut).
-"""
+"""A results page: each query sketch with its top hits and scores, correct hits marked; a self-contained HTML file
+(thumbnails inlined) or a PNG grid, each with a legend of only what is drawn and every label whole (wrapped)."""
 
 from __future__ import annotations
 
@@ -51,8 +48,7 @@ def _thumbnail(source: ImageSource | None, size: int = THUMB):
 
 
 def _data_uri(image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf := io.BytesIO(), format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -79,8 +75,7 @@ def _verdict(q: QueryResult, hit, labels: Mapping[str, str]) -> bool | None:
 
 
 def _summary(results: Sequence[QueryResult], labels: Mapping[str, str]) -> tuple[int, int, int, list[tuple[str, str]]]:
-    """(columns, correct hits, labelled hits, legend entries (kind, text)): the frames only when frames are
-    drawn, the score kinds that occur."""
+    """(columns, correct hits, labelled hits, legend entries (kind, text) of the frames drawn and the scores shown)."""
     verdicts = [v for q in results for h in q.hits if (v := _verdict(q, h, labels)) is not None]
     correct, known = sum(verdicts), len(verdicts)
     cols = 1 + max((len(q.hits) for q in results), default=0)
@@ -106,10 +101,8 @@ def write_results_page(
     title: str = "zse-infer results",
     subtitle: str = "",
 ) -> Path:
-    """Write the HTML page. ``labels`` maps gallery ids to classes (frames correct/wrong hits).
-
-    Each query is a row of a CSS grid whose columns are at most a thumbnail wide and shrink with
-    the window (``minmax(0, ...)``), so any number of hits fits the page's width: no sideways scrolling."""
+    """Write the HTML page. ``labels`` maps gallery ids to classes (frames correct/wrong hits). Each query is a row
+    of a CSS grid whose columns shrink with the window (``minmax(0, ...)``): any number of hits fits its width."""
     labels = labels or {}
     cols, correct, known, legend_items = _summary(results, labels)
     cells = ['<div class="head">query</div>'] + [f'<div class="head">#{i}</div>' for i in range(1, cols)]
@@ -175,9 +168,8 @@ def write_results_grid(
 
     labels = labels or {}
     cols, correct, known, legend = _summary(results, labels)
-    cell, pad, frame = THUMB, 12, 3
+    cell, pad, frame, line_h = THUMB, 12, 3, 15
     small, normal, big = font(12), font(13), font(20)
-    line_h = 15
     width = cols * (cell + pad) + pad
 
     def cell_lines(q: QueryResult, h=None) -> list[tuple[str, ImageFont.BaseImageFont]]:
@@ -221,11 +213,8 @@ def write_results_grid(
                 canvas.paste(_thumbnail(hit.path, cell), (x, y))
                 verdict = _verdict(q, hit, labels)
                 if verdict is not None:
-                    draw.rectangle(
-                        [x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1],
-                        outline=CORRECT if verdict else WRONG,
-                        width=frame,
-                    )
+                    box = [x - frame, y - frame, x + cell + frame - 1, y + cell + frame - 1]
+                    draw.rectangle(box, outline=CORRECT if verdict else WRONG, width=frame)
             for i, (text, face) in enumerate(lines):
                 draw.text((x, y + cell + 6 + i * line_h), text, font=face, fill=(0, 0, 0) if i == 0 else (70, 70, 70))
         y += h_row

@@ -1,9 +1,5 @@
-"""Pictures of explanations and syntheses (PIL + numpy only): what a person looks at.
-
-Both pictures carry plain captions computed from the data they describe (shares,
-counts, how alike: the ``*_caption`` functions, tested on their own) and, where
-colour means a number, a colour scale with its ends labelled.
-"""
+"""Pictures of explanations and syntheses (PIL + numpy only), with plain captions computed from the data they
+describe (the ``*_caption`` functions) and, where colour means a number, a colour scale with its ends labelled."""
 
 from __future__ import annotations
 
@@ -62,27 +58,13 @@ def _zoom(image: np.ndarray, scale: int):
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """``heat`` (g, g) over ``image``, scaled to its 98th percentile so one outlying patch does not
-    turn the rest dark."""
+    """``heat`` (g, g) over ``image``, scaled to its 98th percentile: one outlying patch does not turn the rest dark."""
     from PIL import Image
 
     top = float(np.percentile(heat, 98)) if heat.size else 0.0
     h = np.clip(heat / top, 0, 1) if top > 0 else np.zeros_like(heat)
     big = Image.fromarray((h * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.BILINEAR)
     return ((1 - alpha) * image + alpha * colormap(np.asarray(big) / 255.0)).astype(np.uint8)
-
-
-def colour_bar(draw, x: int, y: int, width: int, title: str, low: str, high: str) -> int:
-    """A horizontal colour scale with its title and labelled ends; returns the y below it."""
-    f = font(14)
-    draw.text((x, y), title, fill="black", font=f)
-    y += 20
-    for i, c in enumerate(colormap(np.linspace(0.0, 1.0, width))):
-        draw.line([(x + i, y), (x + i, y + 14)], fill=tuple(int(v) for v in c))
-    draw.rectangle([x, y, x + width, y + 14], outline="black")
-    draw.text((x, y + 17), low, fill="black", font=f)
-    draw.text((x + width - draw.textlength(high, font=f), y + 17), high, fill="black", font=f)
-    return y + 40
 
 
 class _Pen:
@@ -100,12 +82,6 @@ class _Pen:
         return getattr(self._draw, name)
 
 
-def _centred_text(draw, cx: float, cy: float, text: str, f, fill) -> None:
-    """Text centred on (cx, cy) without ``anchor`` (which old Pillow's bitmap font lacks)."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=f)
-    draw.text((cx - (left + right) / 2, cy - (top + bottom) / 2), text, fill=fill, font=f)
-
-
 def save_picture(canvas, path: str | os.PathLike) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +94,6 @@ def _cell_box(patch: tuple[int, int], cell: float, x0: int, y0: int) -> tuple[fl
     return x0 + c * cell, y0 + r * cell, x0 + (c + 1) * cell, y0 + (r + 1) * cell
 
 
-# ----------------------------------------------------------- captions: words from the data they describe
 #: matches whose similarities differ by less than this are "about equally alike" (cosine scale -1..1)
 EQUAL_SPREAD = 0.05
 #: a single square drawing at least this share of an image's attention is outlined and named
@@ -132,24 +107,20 @@ def match_caption(similarities: Sequence[float]) -> str:
     hi, lo, n = max(similarities), min(similarities), len(similarities)
     scale = "on a scale where 1 means the same and 0 unrelated"
     if n == 1:
-        return (
-            "Number 1: the part of the sketch and the part of the photo the model finds most alike "
-            f"({hi:.2f}, {scale})."
-        )
-    strength = (
-        f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})"
-        if hi - lo < EQUAL_SPREAD
-        else f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}"
-    )
+        most = "the model finds most alike"
+        return f"Number 1: the part of the sketch and the part of the photo {most} ({hi:.2f}, {scale})."
+    if hi - lo < EQUAL_SPREAD:
+        strength = f"these {n} are about equally alike ({hi:.2f} to {lo:.2f}, {scale})"
+    else:
+        strength = f"how alike falls from {hi:.2f} (1) to {lo:.2f} ({n}), {scale}"
     return f"Same number: a part of the sketch and a part of the photo the model finds alike, 1 the most; {strength}."
 
 
 def attention_caption(
     heat: np.ndarray, region: np.ndarray | None, region_name: str, on: str, off: str, image_name: str
 ) -> str:
-    """Where the attention an image draws goes, as shares: on the squares of ``region`` (the sketch's strokes, the
-    photo's object) against how much of the image they are, and the one square that alone draws a conspicuous share
-    (outlined in the picture, see :func:`conspicuous_square`), said to lie ``on`` the region or ``off`` it."""
+    """Where the attention an image draws goes, as shares: on the squares of ``region`` against how much of the image
+    they are, and the :func:`conspicuous_square` (outlined), said to lie ``on`` the region or ``off`` it."""
     heat = heat.reshape(-1)
     parts = []
     if region is not None and region.any():
@@ -163,8 +134,8 @@ def attention_caption(
 
 
 def conspicuous_square(heat: np.ndarray) -> int | None:
-    """The square (flat index) that alone draws :data:`CONSPICUOUS_SHARE` of the attention, if any: the
-    heat map saturates at its 98th percentile, so without a mark such a square looks like its neighbours."""
+    """The square (flat index) that alone draws :data:`CONSPICUOUS_SHARE` of the attention, if any (to be marked:
+    the heat map saturates at its 98th percentile, so such a square looks like its neighbours)."""
     flat = heat.reshape(-1)
     top = int(np.argmax(flat)) if flat.size else 0
     return top if flat.size and flat[top] >= CONSPICUOUS_SHARE else None
@@ -193,20 +164,16 @@ def wrap_text(text: str, face, width: int) -> list[str]:
     return lines
 
 
-# --------------------------------------------------------------------------- explanation
 def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) -> Path:
-    """Sketch and photo side by side with their ``top`` clearest matches as numbered markers (same number and colour
-    = matched parts), then the attention heat maps with their colour scale. Every caption is computed from what it
-    describes (:func:`match_caption`, :func:`attention_caption`). Written as PNG."""
+    """Sketch and photo with their ``top`` clearest matches as numbered markers, then the attention heat maps (PNG)."""
     from PIL import Image, ImageDraw
 
     if exp.sketch_image is None or exp.photo_image is None:
         raise InputError("render_explanation: the explanation carries no images")
     shown = exp.readable_matches(top)
-    size = exp.sketch_image.shape[0]
+    size, grid = exp.sketch_image.shape[0], exp.sketch_heat.shape[0]
     scale = scale_for(size, 320)
     side = size * scale
-    grid = exp.sketch_heat.shape[0]
     cell = side / grid
     gap, pad, title_h, label_h, line_h, bar_h = 24, 12, 52, 22, 18, 64
     width = 2 * side + gap + 2 * pad
@@ -214,10 +181,8 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     match_lines = wrap_text(match_caption([m.similarity for m in shown]), f, width - 2 * pad)
     sketch_words = ("squares with strokes", "on a stroke", "on blank paper", "sketch")
     photo_words = ("squares showing the object", "on the object", "on blank background", "photo")
-    heat_lines = [
-        wrap_text(attention_caption(exp.sketch_heat, exp.sketch_ink, *sketch_words), f, side),
-        wrap_text(attention_caption(exp.photo_heat, exp.photo_content, *photo_words), f, side),
-    ]
+    sides = ((exp.sketch_heat, exp.sketch_ink, sketch_words), (exp.photo_heat, exp.photo_content, photo_words))
+    heat_lines = [wrap_text(attention_caption(heat, region, *words), f, side) for heat, region, words in sides]
     heat_h = line_h * max(len(lines) for lines in heat_lines)
     height = title_h + 2 * (side + 4 + label_h) + line_h * len(match_lines) + 8 + heat_h + 4 + bar_h + pad
     canvas = Image.new("RGB", (width, height), "white")
@@ -237,7 +202,9 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
             bx = _cell_box(patch, cell, x0, y)
             cx, cy = (bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2
             draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour, outline="black", width=2)
-            _centred_text(draw, cx, cy, str(number), font(max(12, radius)), text_colour)
+            digits, label = font(max(12, radius)), str(number)
+            box = draw.textbbox((0, 0), label, font=digits)  # centred by hand: old Pillow's bitmap font lacks anchor
+            draw.text((cx - (box[0] + box[2]) / 2, cy - (box[1] + box[3]) / 2), label, fill=text_colour, font=digits)
     y += side + 4
     draw.text((x_s, y), "the sketch", fill="black", font=f)
     draw.text((x_p, y), "the photo", fill="black", font=f)
@@ -260,14 +227,19 @@ def render_explanation(exp: Explanation, path: str | os.PathLike, top: int = 6) 
     for lines, x0 in zip(heat_lines, (x_s, x_p), strict=True):
         for i, line in enumerate(lines):
             draw.text((x0, y + i * line_h), line, fill="black", font=f)
-    y += heat_h + 4
-    colour_bar(draw, x_s, y, side, "attention (bright = looked at most)", "low", "high")
+    y += heat_h + 4  # the colour scale, its ends labelled
+    draw.text((x_s, y), "attention (bright = looked at most)", fill="black", font=f)
+    y += 20
+    for i, c in enumerate(colormap(np.linspace(0.0, 1.0, side))):
+        draw.line([(x_s + i, y), (x_s + i, y + 14)], fill=tuple(int(v) for v in c))
+    draw.rectangle([x_s, y, x_s + side, y + 14], outline="black")
+    draw.text((x_s, y + 17), "low", fill="black", font=f)
+    draw.text((x_s + side - draw.textlength("high", font=f), y + 17), "high", fill="black", font=f)
     out = save_picture(canvas, path)
     exp.image_path, exp.captions = str(out), draw.texts
     return out
 
 
-# --------------------------------------------------------------------------- synthesis
 def synthesis_caption(replaced: int, total: int, photos: int, photos_used: int) -> str:
     """What the synthesized image is made of, in squares (the patches a person sees outlined)."""
     source = "the photo" if photos == 1 else f"{photos_used} of the {photos} photos"
@@ -289,26 +261,22 @@ def render_synthesis(
     path: str | os.PathLike,
     names: Sequence[str] | None = None,
 ) -> Path:
-    """The synthesized picture (at least 448 px) beside the sketch, and below them the source
-    photos with the patches it used outlined in that photo's colour. Written as PNG."""
+    """The synthesis (at least 448 px) beside the sketch; below, the source photos with the patches used outlined."""
     from PIL import Image, ImageDraw
 
-    size = sketch_image.shape[0]
+    size, grid = sketch_image.shape[0], round(np.sqrt(len(result.source)))
     scale = scale_for(size)
     side = size * scale
-    grid = round(np.sqrt(len(result.source)))
     pad, gap, title_h, line_h = 12, 24, 40, 18
     f = font(14)
     small_scale = max(1, scale // 2)
     small = size * small_scale
     per_row = max(1, (2 * side + gap) // (small + gap))
     n_rows = math.ceil(len(photo_images) / per_row)
-    n_used = sum(1 for k in range(len(photo_images)) if result.taken_from(k))
+    photos = range(len(photo_images))
+    n_used = sum(1 for k in photos if result.taken_from(k))
     caption = wrap_text(synthesis_caption(result.replaced, len(result.source), len(photo_images), n_used), f, side)
-    notes = [
-        wrap_text(source_caption(result.taken_from(k), len(result.used_patches(k))), f, small)
-        for k in range(len(photo_images))
-    ]
+    notes = [wrap_text(source_caption(result.taken_from(k), len(result.used_patches(k))), f, small) for k in photos]
     note_h = line_h * max(len(lines) for lines in notes)
     width = 2 * side + gap + 2 * pad
     height = title_h + side + 4 + line_h * len(caption) + 12 + n_rows * (small + 4 + line_h + note_h + gap) + pad
@@ -331,8 +299,7 @@ def render_synthesis(
         row, col = divmod(k, per_row)
         x0, y0 = pad + col * (small + gap), y + row * (small + 4 + line_h + note_h + gap)
         canvas.paste(_zoom(photo, small_scale), (x0, y0))
-        colour = PHOTO_COLOURS[k % len(PHOTO_COLOURS)]
-        used = result.used_patches(k)
+        colour, used = PHOTO_COLOURS[k % len(PHOTO_COLOURS)], result.used_patches(k)
         for j in used:
             box = _cell_box(divmod(int(j), grid), cell, x0, y0)
             draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=2)

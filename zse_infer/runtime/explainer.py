@@ -1,11 +1,5 @@
-"""The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches.
-
-Numpy and PIL only, so a deployed system explains its results from its export folder (:mod:`zse_infer.model.explain`
-says what the explain graph outputs, :mod:`.synthesis` how patches are chosen; docs/explanations.md what the
-pictures show): matched anchor pairs placed at the patches that contribute most to their cosine, cross-attention
-heat maps, and the synthesis. :class:`Explainer` runs it for the ``Retriever`` from the manifest, the runners and
-two callables (encode images, fetch stored photo tokens by gallery row).
-"""
+"""The explainer: why a sketch matched a photo, and the sketch redrawn from photo patches (docs/explanations.md);
+numpy and PIL only, so a deployed system explains its results from its export folder."""
 
 from __future__ import annotations
 
@@ -47,7 +41,7 @@ class PatchMatch:
     @classmethod
     def placed(cls, a: int, b: int, similarity: float, s_rel, p_rel, sp: int, pp: int, grid: int) -> PatchMatch:
         """Anchor ``a``'s match with photo anchor ``b``, placed on sketch patch ``sp`` and photo patch ``pp``."""
-        return cls(a, b, similarity, divmod(sp, grid), divmod(pp, grid), float(s_rel[sp]), float(p_rel[pp]))
+        return cls(a, b, float(similarity), divmod(sp, grid), divmod(pp, grid), float(s_rel[sp]), float(p_rel[pp]))
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -71,16 +65,14 @@ class Explanation:
     captions: list[str] = field(default_factory=list, repr=False)  # the text written on the picture
 
     def readable_matches(self, top: int | None = None) -> list[PatchMatch]:
-        """The ``top`` strongest matches a person can check: each anchor match placed on the
-        stroke patch and the object patch that contribute most to its cosine (skipped when no
-        such patch contributes positively), and no patch marked twice."""
+        """The ``top`` strongest matches a person can check: each placed on the stroke patch and the object patch that
+        contribute most to its cosine (skipped when none contributes positively), and no patch marked twice."""
         top = self.top if top is None else top
         grid = self.sketch_heat.shape[0]
         n = grid * grid
         ink = self.sketch_ink if self.sketch_ink is not None else np.ones(n, bool)
         content = self.photo_content if self.photo_content is not None else np.ones(n, bool)
-        used_s: set[int] = set()
-        used_p: set[int] = set()
+        used_s, used_p = set[int](), set[int]()
         shown: list[PatchMatch] = []
         for m in self.matches:
             if len(shown) >= top:
@@ -119,25 +111,17 @@ def _heat(attention: np.ndarray, grid: int) -> np.ndarray:
 def build_explanation(outputs: dict[str, np.ndarray], row: int = 0) -> Explanation:
     """One pair's :class:`Explanation` from the explain graph's outputs (row ``row`` of the batch)."""
     kernel = outputs["kernel"][row]
-    best = outputs["best_photo_anchor"][row].astype(np.int64)
+    best = outputs["best_photo_anchor"][row].astype(np.int64).tolist()
     s_rel, p_rel = outputs["sketch_relevance"][row], outputs["photo_relevance"][row]
     grid = round(np.sqrt(s_rel.shape[1]))
+    sp, pp = s_rel.argmax(axis=1).tolist(), p_rel.argmax(axis=1).tolist()
     matches = [
-        PatchMatch.placed(
-            a, b, float(kernel[a, b]), s_rel[a], p_rel[a], int(np.argmax(s_rel[a])), int(np.argmax(p_rel[a])), grid
-        )
-        for a, b in enumerate(best.tolist())
+        PatchMatch.placed(a, b, kernel[a, b], s_rel[a], p_rel[a], sp[a], pp[a], grid) for a, b in enumerate(best)
     ]
     matches.sort(key=lambda m: (-m.similarity, m.sketch_anchor))
-    return Explanation(
-        score=float(outputs["score"][row]),
-        kernel=kernel,
-        matches=matches,
-        sketch_heat=_heat(outputs["photo_attention"][row], grid),
-        photo_heat=_heat(outputs["sketch_attention"][row], grid),
-        sketch_relevance=s_rel,
-        photo_relevance=p_rel,
-    )
+    sketch_heat = _heat(outputs["photo_attention"][row], grid)  # what its patches receive from the other side
+    photo_heat = _heat(outputs["sketch_attention"][row], grid)
+    return Explanation(float(outputs["score"][row]), kernel, matches, sketch_heat, photo_heat, s_rel, p_rel)
 
 
 def _is_hit(item: Any) -> bool:
@@ -147,25 +131,19 @@ def _is_hit(item: Any) -> bool:
     )
 
 
+@dataclass(eq=False)
 class Explainer:
-    """Explanations and synthesis from an export folder's explain graph.
+    """Explanations and synthesis from an export folder's explain graph. ``encode(images, modality)`` -> tokens
+    (N, T, D); ``stored_tokens(rows)`` -> the gallery's tokens of those rows (N, T, D)."""
 
-    ``encode(images, modality)`` -> tokens (N, T, D); ``stored_tokens(rows)`` -> the
-    gallery's tokens of those rows (N, T, D)."""
+    export_dir: str | os.PathLike
+    manifest: Manifest
+    runners: Any
+    encode: Callable[[Sequence[ImageSource], str], np.ndarray]
+    stored_tokens: Callable[[Sequence[int]], np.ndarray]
 
-    def __init__(
-        self,
-        export_dir: str | os.PathLike,
-        manifest: Manifest,
-        runners,
-        encode: Callable[[Sequence[ImageSource], str], np.ndarray],
-        stored_tokens: Callable[[Sequence[int]], np.ndarray],
-    ):
-        self.export_dir = Path(export_dir)
-        self.manifest = manifest
-        self.runners = runners
-        self.encode = encode
-        self.stored_tokens = stored_tokens
+    def __post_init__(self) -> None:
+        self.export_dir = Path(self.export_dir)
         self._runner: Runner | None = None  # opened on the first explanation (they are occasional)
 
     def outputs(self, sketch_tokens: np.ndarray, photo_tokens: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,17 +1,5 @@
-"""``Retriever``: the facade over the indexer, the searcher and the explainer.
-
-    from zse_infer import Retriever
-    with Retriever.load("engines/zse_vit_b16", gallery="gallery/", create=True) as r:
-        r.index(["photos/"])                      # encode and store photos (one commit per batch)
-        hits = r.search("sketch.png", k=10)       # rerank=None: the export's recommended depth
-
-Search is two-stage: stage 1 ranks the whole gallery by ret-token cosine similarity;
-stage 2 reranks the top ``rerank`` candidates with the relation head and returns them by
-relation score. ``rerank=0`` is stage 1 only; ``rerank="all"`` is the official exhaustive
-ranking. The gallery is a Lance dataset (format 2, :mod:`.gallery.store`).
-
-No torch here: everything comes from the export folder's manifest.
-"""
+"""``Retriever``: the facade over the indexer, the searcher and the explainer (docs/search.md); no torch here:
+everything comes from the export folder's manifest; the gallery is a Lance dataset (:mod:`.gallery.store`)."""
 
 from __future__ import annotations
 
@@ -41,10 +29,8 @@ __all__ = ["Hit", "IndexReport", "Retriever"]
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``score`` is the reranked score (0..1) for hits reranked in stage 2
-    (``stage == 2``: the relation score, blended with the ret-token cosine where the export records a
-    ``search.blend``) and the ret-token cosine similarity for stage-1-only hits.
-    ``row`` is the photo's stable row id in the gallery (kept through compaction)."""
+    """One search result. ``score``: the reranked score (0..1) for hits reranked in stage 2 (``stage == 2``), else
+    the ret-token cosine; ``row``: the photo's stable row id in the gallery (kept through compaction)."""
 
     id: str
     path: str | None
@@ -55,19 +41,11 @@ class Hit:
 
 
 class Retriever:
-    """Index photos into a gallery and search it with sketches.
-
-    Concurrency model: one ``Retriever`` may be shared by threads for ``search``, ``search_batch``,
-    ``search_tokens``, ``encode`` and ``relation_scores``. Lazy set-up (relation graphs, the stage-1 index of a new
-    gallery version) happens under one lock; model calls are serialised under a second lock (TensorRT execution
-    contexts are not re-entrant, and one call already uses every core or the GPU); stage 1 and gallery reads run in
-    parallel. Each search reads the one gallery snapshot (Lance version) it started with, so a concurrent
-    ``index``/``delete``/``refresh`` never shows it half a change. ``index``, ``delete``, ``compact`` and
-    ``refresh`` may run in any thread or process at the same time as searches; other processes' commits become
-    visible after ``refresh()``. A search whose version another process's compaction removed (pinned longer than the
-    keep time) refreshes and retries once; storage errors are :class:`~zse_infer.errors.GalleryUnavailableError`.
-    Guarantees and limits: docs/guarantees.md.
-    """
+    """Index photos into a gallery and search it with sketches (docs/search.md, docs/guarantees.md). Searches,
+    ``encode`` and ``relation_scores`` may share one ``Retriever`` across threads: model calls are serialised under a
+    lock (TensorRT execution contexts are not re-entrant, and one call already uses every core or the GPU); each search
+    reads the one gallery snapshot it started with (retried once if another process's compaction removed it). ``index``,
+    ``delete``, ``compact`` and ``refresh`` may run in any thread or process beside searches."""
 
     def __init__(
         self, export_dir: Path, manifest: Manifest, runners: ModelRunners, gallery: Gallery, relation: str = "auto"
@@ -101,19 +79,10 @@ class Retriever:
         projections: bool = False,
         storage_options: dict[str, str] | None = None,
     ) -> Retriever:
-        """Open an export folder (hashes verified) and a gallery.
-
-        ``gallery``: a gallery folder or an object-storage URI (``s3://``, ``gs://``, ``az://``; ``storage_options``
-        as Lance takes them, e.g. ``{"aws_endpoint": ...}``, on top of the standard
-        ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables); one that holds no gallery raises a ``GalleryError`` unless
-        ``create=True``, which commits an empty gallery of this model at once. A gallery of another model or token
-        shape is refused (also when it appears later: refresh and index refuse it). ``gallery=None``: a temporary
-        gallery (``save(PATH)`` keeps it). ``codec`` (new galleries only): how tokens are stored: "float16", "int8",
-        "pq" (PCA + 8-bit scalar quantisation, 8x smaller) or "none" (no tokens; stage 2 re-encodes candidates from
-        their files). ``relation``: how stage 2 scores pairs: ``"fast"`` (the restructured graphs), ``"compat"``
-        (``relation_head.onnx``) or ``"auto"``. ``projections=True`` creates a gallery that also stores each photo's
-        relation-head projections.
-        """
+        """Open an export folder (hashes verified) and a gallery (options: docs/search.md). ``gallery``: a folder or an
+        object-storage URI (``storage_options`` as Lance takes them); one that holds no gallery is a ``GalleryError``
+        unless ``create=True`` (an empty gallery of this model, committed at once); ``None``: a temporary gallery. A
+        gallery of another model or token shape is refused. ``codec`` (new galleries only): docs/galleries.md."""
         if relation not in ("auto", "fast", "compat"):
             raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
         export_dir = Path(export_dir)
@@ -124,8 +93,7 @@ class Retriever:
         if location is None:
             g = Gallery.create(None, tokens_shape, model_info, codec=codec, projections=projections)
         elif create:
-            # Committed now (schema and model identity), so other processes see whose gallery it is;
-            # an existing one (or one another process creates at this moment) is opened if it is this model's.
+            # Committed now, so other processes see whose gallery it is; an existing one of this model is opened.
             g = Gallery.create(location, tokens_shape, model_info, codec=codec, projections=projections, exist_ok=True)
         elif Gallery.exists(location) or Gallery.is_format1(location):  # format 1: open names the migration command
             g = Gallery.open(location, model=model_info, tokens_shape=tokens_shape)
@@ -182,24 +150,16 @@ class Retriever:
         commit_size: int = COMMIT_SIZE,
         executor: IndexExecutor | None = None,
     ) -> IndexReport:
-        """Encode photos and add them to the gallery, one commit per ``commit_size`` photos.
-
-        ``photos``: paths, directories (expanded recursively), PIL images, arrays or bytes. ``ids`` default to the
-        absolute (resolved) path, or for in-memory images ``#`` and a hash of their content (the same image, the
-        same id). A photo whose id is stored is skipped, unless its file changed (size or mtime) or nothing tells
-        that it did not (an in-memory image under your own id): then it is re-encoded and replaces the stored one.
-        ``on_error="raise"`` raises on the first bad photo, naming it; batches committed before it stay, and
-        re-running continues from there (as after Ctrl-C or a kill). ``"skip"`` skips bad photos and lists them in
-        the report's ``failed``. ``executor``: where the encoding runs (this process by default);
-        ``executor=RayIndexExecutor(RayOptions(address=...))`` (:mod:`zse_infer.distributed.ray_index`) encodes on a
-        Ray cluster whose workers write the gallery's fragments themselves: the same gallery, token for token.
-        """
+        """Encode photos (paths, directories, PIL images, arrays or bytes) into the gallery, one commit per
+        ``commit_size`` photos (docs/galleries.md). ``ids`` default to the absolute path, or ``#`` and a content hash
+        for in-memory images; a stored id is skipped unless its file changed (or nothing tells that it did not).
+        ``on_error="raise"`` raises on the first bad photo (committed batches stay; re-running continues), ``"skip"``
+        lists bad photos in the report's ``failed``. ``executor``: e.g. ``RayIndexExecutor`` (docs/ray.md)."""
         return self.indexer.index(photos, ids, batch_size, on_error, progress, commit_size, executor)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete photos by id (one commit); returns how many were deleted."""
-        if isinstance(ids, (str, os.PathLike)):
-            ids = [ids]
+        ids = [ids] if isinstance(ids, (str, os.PathLike)) else ids
         return self.gallery.delete([str(i) for i in ids])
 
     def refresh(self) -> bool:
@@ -208,9 +168,8 @@ class Retriever:
             return self.gallery.refresh()
 
     def compact(self, keep_versions_seconds: float | None = None) -> dict[str, Any]:
-        """Merge the gallery's small fragments, drop deleted rows, older rows of ids stored
-        twice, and versions replaced more than ``keep_versions_seconds`` ago (default: 10
-        minutes, ``KEEP_VERSIONS_S``). Safe beside writers and readers in other processes."""
+        """Merge small fragments, drop deleted rows, older rows of ids stored twice, and versions replaced more than
+        ``keep_versions_seconds`` ago (default: ``KEEP_VERSIONS_S``, 10 minutes). Safe beside other processes."""
         return self.gallery.compact(keep_versions_seconds)
 
     def save(self, gallery_dir: str | os.PathLike) -> None:
@@ -221,8 +180,7 @@ class Retriever:
             self.searcher.stage1.gallery = saved
 
     def search(self, sketch: ImageSource, k: int = 10, rerank: int | str | None = None) -> list[Hit]:
-        """The ``k`` best gallery photos for one sketch, best first. ``rerank=None``: the
-        export's recommended depth (``manifest.default_rerank``)."""
+        """The ``k`` best gallery photos for one sketch, best first; ``rerank=None``: ``manifest.default_rerank``."""
         return self.search_batch([sketch], k=k, rerank=rerank)[0]
 
     def search_batch(
@@ -231,8 +189,7 @@ class Retriever:
         check_int(k, "k")
         if isinstance(sketches, (str, os.PathLike, bytes)) or not hasattr(sketches, "__len__"):
             raise InputError("sketches: expected a list of sketches (use search() for one)")
-        tokens = self.encode(list(sketches), "sketch")
-        return [self.search_tokens(t, k, rerank) for t in tokens]
+        return [self.search_tokens(t, k, rerank) for t in self.encode(list(sketches), "sketch")]
 
     def search_tokens(
         self,
@@ -241,19 +198,14 @@ class Retriever:
         rerank: int | str | None = None,
         timing: dict[str, float] | None = None,
     ) -> list[Hit]:
-        """Search with an already encoded sketch (T, D). ``timing``: a dict that receives the
-        seconds spent in stage 1 and stage 2 (keys "stage1", "stage2")."""
-        found = self.searcher.search_tokens(sketch_tokens, k, rerank, timing)
-        return [
-            Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in enumerate(found, start=1)
-        ]
+        """Search with an already encoded sketch (T, D); ``timing`` receives the seconds of "stage1" and "stage2"."""
+        found = enumerate(self.searcher.search_tokens(sketch_tokens, k, rerank, timing), start=1)
+        return [Hit(id=i, path=p, score=s, rank=n, stage=st, row=r) for n, (r, s, st, i, p) in found]
 
     def _explainer_room(self) -> Explainer:
         """The explainer, fed this retriever's encoder and the gallery's stored tokens."""
         if self._explainer is None:
-            self._explainer = Explainer(
-                self.export_dir, self.manifest, self.runners, encode=self.encode, stored_tokens=self._stored_tokens
-            )
+            self._explainer = Explainer(self.export_dir, self.manifest, self.runners, self.encode, self._stored_tokens)
         return self._explainer
 
     def _stored_tokens(self, rows) -> np.ndarray:
@@ -268,12 +220,8 @@ class Retriever:
         out: str | os.PathLike | None = None,
         top: int = DEFAULT_TOP,
     ) -> Explanation:
-        """Why ``sketch`` matched a photo: anchor matches placed on patches, attention heat maps.
-
-        ``hit_or_photo``: a :class:`Hit` from :meth:`search` (its stored tokens are used) or a photo. With ``out``,
-        a PNG is written: sketch and photo side by side with the ``top`` clearest matches as numbered markers (on
-        strokes and on the object only), a colour scale, and the attention heat maps below.
-        """
+        """Why ``sketch`` matched ``hit_or_photo`` (a :class:`Hit`, whose stored tokens are used, or a photo): anchor
+        matches placed on patches, attention heat maps; with ``out``, a PNG of them (docs/explanations.md)."""
         return self._explainer_room().explain(sketch, hit_or_photo, out=out, top=top)
 
     def synthesize(
@@ -283,11 +231,6 @@ class Retriever:
         out: str | os.PathLike | None = None,
         ink_only: bool = False,
     ) -> Synthesis:
-        """The sketch's drawing rebuilt from content patches of the matched photos.
-
-        ``hits_or_photos``: one or more hits or photos (e.g. the top-k of a search); each connected part of the
-        drawing takes the photo that fits it best. ``ink_only`` replaces only the stroke patches (default: strokes
-        and what they enclose). With ``out``, a PNG is written: the sketch and the synthesis (at least 448 px), and
-        the source photos with the patches used outlined. See :mod:`.synthesis` for the choice.
-        """
+        """The sketch's drawing rebuilt from content patches of one or more hits or photos; ``ink_only``: the stroke
+        patches only (default: strokes and what they enclose); with ``out``, a PNG (docs/explanations.md)."""
         return self._explainer_room().synthesize(sketch, hits_or_photos, out=out, ink_only=ink_only)

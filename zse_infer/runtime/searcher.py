@@ -1,18 +1,13 @@
-"""The searcher: stage 1 (ret-token kNN) and stage 2 (relation-head rerank), and the one
-implementation of each ranking that search, evaluation and training all use.
-
-Rankings as distances over a whole gallery (docs/spec.md): :func:`ret_token_distances` (official "sa"),
-:func:`two_stage_distances` (search's order: :func:`rerank_order` of :func:`blend_scores`) and
-:func:`exhaustive_distances` (official "rn"). Scores come from a callable ``score(query_index, columns)``,
-so the same functions run on ONNX runners and on torch arrays.
-"""
+"""The searcher (stage 1: ret-token kNN; stage 2: relation-head rerank) and the one implementation of each ranking
+(docs/spec.md) for search, evaluation and training: scores come from a callable ``score(query_index, columns)``."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,7 +26,6 @@ ScoreFn = Callable[[int, np.ndarray], np.ndarray]
 T = TypeVar("T")
 
 
-# ---------------------------------------------------------------------- the rankings
 def ret_token_distances(sketch_ret: np.ndarray, photo_ret: np.ndarray) -> np.ndarray:
     """(Q, N) L2 distances of L2-normalised ret-tokens (the official "sa" ranking)."""
     cos = l2_normalize(sketch_ret) @ l2_normalize(photo_ret).T
@@ -45,21 +39,15 @@ def ret_token_cosine(ret_distance: np.ndarray) -> np.ndarray:
 
 
 def blend_scores(relation: np.ndarray, cosine: np.ndarray | None, blend: float) -> np.ndarray:
-    """Reranked scores: ``(1 - blend) * relation + blend * (1 + cosine) / 2``, in [0, 1].
-
-    ``blend`` 0 is the relation score alone (the official two-stage ranking); an export may record
-    another (``search.blend``), chosen on validation, where the ret-token cosine of a candidate is
-    worth keeping beside its relation score (docs/search.md); ``cosine`` is read only when ``blend`` is not 0."""
+    """Reranked scores: ``(1 - blend) * relation + blend * (1 + cosine) / 2``, in [0, 1]; ``blend`` 0 (the official
+    ranking) is the relation score alone and ignores ``cosine``; an export may record another (docs/search.md)."""
     relation = np.asarray(relation, np.float64)
-    if not blend:
-        return relation
-    return (1.0 - blend) * relation + blend * (1.0 + np.asarray(cosine, np.float64)) / 2.0
+    return (1.0 - blend) * relation + blend * (1.0 + np.asarray(cosine, np.float64)) / 2.0 if blend else relation
 
 
 def rerank_order(scores: np.ndarray) -> np.ndarray:
     """Order of reranked candidates: highest (blended) score first, equal scores in stage-1 order."""
-    scores = np.asarray(scores, np.float64)
-    return np.lexsort((np.arange(len(scores)), -scores))
+    return np.lexsort((np.arange(len(scores)), -np.asarray(scores, np.float64)))
 
 
 def two_stage_distances(ret_distance: np.ndarray, rerank: int, score: ScoreFn, blend: float = 0.0) -> np.ndarray:
@@ -82,7 +70,6 @@ def exhaustive_distances(n_queries: int, n_gallery: int, score: ScoreFn) -> np.n
     return np.stack(rows) if rows else np.zeros((0, n_gallery))
 
 
-# ---------------------------------------------------------------------- stored projections
 # A gallery created with projections=True stores each photo's relation_photo outputs as one
 # (3N - 1, D) array: photo_k (N rows), photo_q (N - 1: token 0's query row is never used), photo_v (N).
 def pack_projections(side: dict[str, np.ndarray]) -> np.ndarray:
@@ -95,37 +82,25 @@ def unpack_projections(proj: np.ndarray, n: int) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()}
 
 
-# ---------------------------------------------------------------------- the searcher
+@dataclass(eq=False)
 class Searcher:
-    """Stage 1 over a gallery snapshot, stage 2 with the relation head.
+    """Stage 1 over a gallery snapshot, stage 2 with the relation head; thread-safe as ``Retriever`` describes."""
 
-    Thread-safe as ``Retriever`` describes: lazy set-up under ``lock``, model calls under ``run_lock``."""
+    manifest: Manifest
+    runners: ModelRunners
+    gallery: Gallery
+    relation: str
+    encode: Callable[[list, str], np.ndarray]  # for codec "none": re-encode candidates from their files
+    lock: threading.RLock
+    run_lock: threading.RLock
+    export_dir: Any = None
 
-    def __init__(
-        self,
-        manifest: Manifest,
-        runners: ModelRunners,
-        gallery: Gallery,
-        relation: str,
-        encode: Callable[[list, str], np.ndarray],
-        lock: threading.RLock,
-        run_lock: threading.RLock,
-        export_dir=None,
-    ):
-        self.manifest = manifest
-        self.export_dir = export_dir
-        self.runners = runners
-        self.gallery = gallery
-        self.relation = relation
-        self.encode = encode  # for codec "none": re-encode candidates from their files
-        self.lock = lock
-        self.run_lock = run_lock
-        self.stage1 = Stage1Cache(gallery)
+    def __post_init__(self) -> None:
+        self.stage1 = Stage1Cache(self.gallery)
         self._fast: dict | None = None
 
     def fast_runners(self) -> dict | None:
-        """Runners of the restructured relation graphs on this retriever's backend (TensorRT
-        engines or ONNX Runtime), or None where the compatibility graph is used."""
+        """Runners of the restructured relation graphs on this backend, or None where the compatibility graph runs."""
         with self.lock:
             if self._fast is None:
                 from .runners.select import open_relation_runners
@@ -150,16 +125,14 @@ class Searcher:
             return fast["relation_photo"].run({"photo_tokens": photo_tokens})
 
     def photo_tokens(self, snap: Snapshot, rowids: np.ndarray) -> np.ndarray:
-        """Tokens of the given rows: decoded from the gallery (only these rows), or re-encoded
-        from their files for codec "none"."""
+        """Tokens of the given rows: decoded from the gallery, or re-encoded from their files for codec "none"."""
         if snap.codec.stores_tokens:
             return snap.tokens(rowids)
         paths = snap.take(rowids, ["path"])["path"]
         missing = [i for i, p in zip(rowids.tolist(), paths, strict=True) if p is None]
         if missing:
-            raise GalleryError(
-                f"rows {missing[:5]}: indexed from memory into a codec-'none' gallery, so they cannot be re-encoded"
-            )
+            problem = "indexed from memory into a codec-'none' gallery, so they cannot be re-encoded"
+            raise GalleryError(f"rows {missing[:5]}: {problem}")
         return self.encode(paths, "photo")
 
     def relation_scores(self, sketch_tokens: np.ndarray, rowids, snap: Snapshot | None = None) -> np.ndarray:
@@ -195,8 +168,7 @@ class Searcher:
         return scores
 
     def on_snapshot(self, work: Callable[[Snapshot], T]) -> T:
-        """``work(snapshot)`` on the gallery's pinned, non-empty version, refreshed and retried
-        once if another process's compaction removed that version (Gallery.read)."""
+        """``work(snapshot)`` on the gallery's pinned, non-empty version (retried as Gallery.read says)."""
 
         def checked(snap: Snapshot):
             if len(snap) == 0:
@@ -206,24 +178,18 @@ class Searcher:
         return self.gallery.read(checked)
 
     def parse_rerank(self, rerank: int | str | None, n: int) -> int:
-        if rerank is None:
-            rerank = self.manifest.default_rerank
-        if rerank == "all":
-            return n
-        return min(check_int(rerank, "rerank", 0, "an integer >= 0 or 'all'"), n)
+        rerank = self.manifest.default_rerank if rerank is None else rerank
+        return n if rerank == "all" else min(check_int(rerank, "rerank", 0, "an integer >= 0 or 'all'"), n)
 
     def search_tokens(
         self, sketch_tokens: np.ndarray, k: int, rerank: int | str | None, timing: dict[str, float] | None = None
     ) -> list[tuple[int, float, int, str, str | None]]:
-        """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D).
-
-        ``timing``: a dict that receives the seconds of each stage ("stage1", "stage2")."""
+        """(rowid, score, stage, id, path) of the ``k`` best rows for one encoded sketch (T, D)."""
 
         def search(snap: Snapshot) -> list[tuple[int, float, int, str, str | None]]:
             t0 = time.perf_counter()
-            n = len(snap)
-            n_rerank = self.parse_rerank(rerank, n)
-            depth = min(max(k, n_rerank), n)
+            n_rerank = self.parse_rerank(rerank, len(snap))
+            depth = min(max(k, n_rerank), len(snap))
             query = l2_normalize(sketch_tokens[0])[None]
             with self.lock:
                 index = self.stage1.index_for(snap)
@@ -238,8 +204,7 @@ class Searcher:
                 relation = self.relation_scores(sketch_tokens, candidates, snap)
                 scores = blend_scores(relation, cos[:n_rerank], self.manifest.default_blend)
                 hits = [(int(candidates[i]), float(scores[i]), 2) for i in rerank_order(scores)]
-            hits += [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)]
-            hits = hits[:k]
+            hits = (hits + [(int(r), float(c), 1) for r, c in zip(rowids[n_rerank:], cos[n_rerank:], strict=True)])[:k]
             if timing is not None:
                 timing.update(stage1=t1 - t0, stage2=time.perf_counter() - t1)
             info = snap.take(np.array([h[0] for h in hits], np.int64), ["id", "path"])

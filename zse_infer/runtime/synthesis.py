@@ -1,18 +1,7 @@
-"""Sketch-to-photo synthesis: the sketch's drawing rebuilt from patches of matched photos (numpy only).
-
-docs/explanations.md says what the picture shows. The choices, and why:
-
-* sketch patches: the drawing (ink plus the patches the strokes enclose, a flood fill from the border),
-  or the stroke patches alone with ``ink_only``; the rest keeps the sketch's blank paper;
-* photo patches: only those with content (at least half their pixels differ from the border's most
-  common colour): a pasted background patch shows nothing;
-* the choice: ``evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``, the model's
-  patch evidence (:func:`patch_evidence`) z-scored per sketch patch, plus a prior for the same place in
-  the two bounding boxes. On the bundled demo model the evidence barely prefers corresponding places
-  (attention rows correlate 0.98-0.99), so there the prior sets the layout and the evidence picks among
-  nearby patches; raise ``evidence_weight`` for a model whose patch evidence is sharper;
-* several photos: each connected part of the drawing takes the one photo that fits it best.
-"""
+"""Sketch-to-photo synthesis (numpy only; the choices and why: docs/explanations.md). Each drawing patch takes the
+content patch maximising ``evidence_weight * z(evidence[i, j]) - d(i, j)^2 / (2 prior_width^2)``: the model's patch
+evidence (:func:`patch_evidence`) z-scored per sketch patch plus a prior for the same place in the two bounding boxes
+(the demo model's attention rows correlate 0.98-0.99; raise ``evidence_weight`` for a model with sharper evidence)."""
 
 from __future__ import annotations
 
@@ -52,11 +41,9 @@ class Synthesis:
 
     def used_patches(self, photo: int) -> np.ndarray:
         """Indices of the patches of photo ``photo`` that the synthesis uses."""
-        used = (self.source[:, 2] == 1) & (self.source[:, 0] == photo)
-        return np.unique(self.source[used, 1])
+        return np.unique(self.source[(self.source[:, 2] == 1) & (self.source[:, 0] == photo), 1])
 
 
-# --------------------------------------------------------------------------- masks
 def patch_grid(image: np.ndarray, grid: int) -> np.ndarray:
     """(S, S, C) image -> (grid*grid, cell*cell, C) pixels of each patch, row-major."""
     size = image.shape[0]
@@ -69,19 +56,16 @@ def patch_grid(image: np.ndarray, grid: int) -> np.ndarray:
 
 
 def background_colour(image: np.ndarray) -> np.ndarray:
-    """The photo's background colour: the most common colour of its border pixels (coarsely
-    binned), not their median, which an object touching two sides of the frame would decide."""
+    """The photo's background colour: the most common colour of its border pixels (coarsely binned), not their
+    median, which an object touching two sides of the frame would decide."""
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.int64)
-    bins = border // 16
-    _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    _keys, inverse, counts = np.unique(border // 16, axis=0, return_inverse=True, return_counts=True)
     return np.median(border[inverse.reshape(-1) == counts.argmax()], axis=0).astype(np.float64)
 
 
 def content_mask(image: np.ndarray, grid: int) -> np.ndarray:
-    """(grid*grid,) True for patches of the photo that show content, not background.
-
-    Falls back to any patch touching content, and then to every patch, so a photo
-    without a plain background (or a tiny object) still gives patches."""
+    """(grid*grid,) True for photo patches with content: at least :data:`CONTENT_FRACTION` of their pixels differ
+    from the background; else any patch touching content, else every patch (no plain background, a tiny object)."""
     pixels = patch_grid(image, grid).astype(np.float64)
     differs = (np.abs(pixels - background_colour(image)).max(axis=2) > BACKGROUND_TOLERANCE).mean(axis=1)
     for mask in (differs >= CONTENT_FRACTION, differs > 0):
@@ -99,9 +83,8 @@ def fill_enclosed(mask: np.ndarray, grid: int) -> np.ndarray:
     """``mask`` plus the patches it encloses (not reachable from the border through unmasked patches)."""
     m = mask.reshape(grid, grid)
     outside = np.zeros_like(m)
-    stack = [
-        (y, x) for y in range(grid) for x in range(grid) if (y in (0, grid - 1) or x in (0, grid - 1)) and not m[y, x]
-    ]
+    stack = [(y, x) for y in range(grid) for x in range(grid) if (y in (0, grid - 1) or x in (0, grid - 1))]
+    stack = [(y, x) for y, x in stack if not m[y, x]]
     for y, x in stack:
         outside[y, x] = True
     while stack:
@@ -142,7 +125,6 @@ def _box_coords(mask: np.ndarray, grid: int) -> np.ndarray:
     return (yx - lo) / (hi - lo)
 
 
-# --------------------------------------------------------------------------- evidence
 def _zscore_rows(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std(axis=1, keepdims=True)
@@ -152,11 +134,8 @@ def _zscore_rows(x: np.ndarray) -> np.ndarray:
 def patch_evidence(
     sketch_tokens: np.ndarray, photo_tokens: np.ndarray, sketch_attention: np.ndarray | None = None
 ) -> np.ndarray:
-    """(n, n) model evidence that sketch patch i corresponds to photo patch j, z-scored per row.
-
-    The cosine of the encoder's patch tokens (class token dropped) plus, when given, the cross-attention of sketch
-    patch queries over photo patch keys minus its mean over queries: what every query attends to alike (the demo
-    model sends nearly all of it to one background patch) says nothing about which sketch patch goes where."""
+    """(n, n) evidence that sketch patch i is photo patch j, z-scored per row: patch-token cosine plus, when given, the
+    cross-attention minus its mean over queries (what every query attends to alike says nothing about where)."""
     s, p = sketch_tokens[1:].astype(np.float64), photo_tokens[1:].astype(np.float64)
     s /= np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
     p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
@@ -167,7 +146,6 @@ def patch_evidence(
     return _zscore_rows(evidence)
 
 
-# --------------------------------------------------------------------------- synthesis
 def synthesize_patches(
     sketch_image: np.ndarray,
     photo_images: Sequence[np.ndarray],
@@ -177,23 +155,20 @@ def synthesize_patches(
     prior_width: float = PRIOR_WIDTH,
     evidence_weight: float = EVIDENCE_WEIGHT,
 ) -> Synthesis:
-    """Replace the sketch's drawing by content patches of the photos (see the module docstring).
-
-    ``evidence[k]``: (n, n) model evidence, sketch patch i x patch j of photo k (any
-    scale; higher = more alike), e.g. from :func:`patch_evidence`."""
+    """Replace the sketch's drawing by content patches of the photos (see the module docstring). ``evidence[k]``:
+    (n, n) model evidence, sketch patch i x patch j of photo k (any scale; higher = more alike)."""
     if len(photo_images) != len(evidence) or not photo_images:
+        expected = "expected one map per photo and at least one photo"
         raise InputError(
-            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, "
-            "expected one map per photo and at least one photo"
+            f"synthesize: received {len(photo_images)} photos and {len(evidence)} evidence maps, {expected}"
         )
     if prior_width <= 0:
         raise InputError(f"prior_width: received {prior_width}, expected > 0")
     n = evidence[0].shape[0]
     grid = round(np.sqrt(n))
     if grid * grid != n or any(e.shape != (n, n) for e in evidence):
-        raise InputError(
-            f"evidence: received shapes {[e.shape for e in evidence]}, expected ({n}, {n}) for a square patch grid"
-        )
+        shapes = [e.shape for e in evidence]
+        raise InputError(f"evidence: received shapes {shapes}, expected ({n}, {n}) for a square patch grid")
     cell = sketch_image.shape[0] // grid
     ink = ink_mask(sketch_image, grid, ink_threshold)
     region = ink if ink_only else fill_enclosed(ink, grid)
@@ -218,8 +193,7 @@ def synthesize_patches(
     chosen_ev = np.stack([_zscore_rows(e) for e in evidence])[photo, np.arange(n), patch]
     out = sketch_image.copy()
     for i in np.flatnonzero(region):
-        r, c = divmod(int(i), grid)
-        pr, pc = divmod(int(patch[i]), grid)
+        (r, c), (pr, pc) = divmod(int(i), grid), divmod(int(patch[i]), grid)
         out[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = photo_images[int(photo[i])][
             pr * cell : (pr + 1) * cell, pc * cell : (pc + 1) * cell
         ]
