@@ -82,7 +82,9 @@ class Retriever:
         """Open an export folder (hashes verified) and a gallery (options: docs/search.md). ``gallery``: a folder or an
         object-storage URI (``storage_options`` as Lance takes them); one that holds no gallery is a ``GalleryError``
         unless ``create=True`` (an empty gallery of this model, committed at once); ``None``: a temporary gallery. A
-        gallery of another model or token shape is refused. ``codec`` (new galleries only): docs/galleries.md."""
+        gallery of another model or token shape is refused. New galleries only: ``codec`` ("float16", "int8", "pq" or
+        "none": docs/galleries.md), ``projections=True`` (also store relation-head projections). ``relation``: stage 2's
+        graphs, ``"fast"`` (restructured), ``"compat"`` (``relation_head.onnx``) or ``"auto"``."""
         if relation not in ("auto", "fast", "compat"):
             raise InputError(f"relation: received {relation!r}, expected 'auto', 'fast' or 'compat'")
         export_dir = Path(export_dir)
