@@ -27,10 +27,16 @@ def io_specs(config: ModelConfig, role: str) -> tuple[tuple[TensorSpec, ...], tu
     tok, patches = (b, n, d), (b, n - 1, d)
     f32 = lambda name, shape: TensorSpec(name, "float32", shape)  # noqa: E731
     if role == "explain":
-        maps = [f32(f"{side}_attention", (b, n, n)) for side in ("sketch", "photo")]
-        relevance = [f32(f"{side}_relevance", (b, a, n - 1)) for side in ("sketch", "photo")]
-        anchor, bias = TensorSpec("best_photo_anchor", "int64", (b, a)), f32("bias_relevance", (b, a, 2))
-        outputs = (f32("score", (b,)), f32("kernel", (b, a, a)), *maps, anchor, *relevance, bias)
+        outputs = (
+            f32("score", (b,)),
+            f32("kernel", (b, a, a)),
+            f32("sketch_attention", (b, n, n)),
+            f32("photo_attention", (b, n, n)),
+            TensorSpec("best_photo_anchor", "int64", (b, a)),
+            f32("sketch_relevance", (b, a, n - 1)),
+            f32("photo_relevance", (b, a, n - 1)),
+            f32("bias_relevance", (b, a, 2)),
+        )
         return tuple(f32(name, tok) for name in HEAD_INPUTS), outputs
     if role == "relation_sketch":
         return (f32("sketch_tokens", tok),), (f32("sketch_q", patches), f32("sketch_v", tok), f32("sketch_k", tok))

@@ -64,7 +64,7 @@ __all__ = ["create_app", "photo_url"]
 
 
 def _parse_rerank(value: str | None) -> int | str | None:
-    if not value or value == "all":
+    if value in (None, "", "all"):
         return value or None
     if not re.fullmatch(r"\d{1,9}", value):
         raise bad_request(f"rerank: received {value[:20]!r}, expected an integer >= 0 or 'all'")
