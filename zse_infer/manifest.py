@@ -92,21 +92,35 @@ class GraphSpec:
     def from_dict(cls, gid: str, d: Mapping[str, Any]) -> GraphSpec:
         try:
             known = {f.name for f in fields(cls)} - {"id", "extra"}
-            # Read in field order, so the first missing or malformed one is the one reported.
-            values: dict[str, Any] = {key: d[key] for key in ("role", "precision", "file")}
-            values |= {key: tuple(TensorSpec.from_dict(t) for t in d[key]) for key in ("inputs", "outputs")}
-            values["batch"] = BatchRange(**d.get("batch", {}))
-            values |= {key: dict(d.get(key, {})) for key in ("parity", "fused_nodes")}
-            extra = {k: v for k, v in d.items() if k not in known}
-            return cls(id=gid, variant=d.get("variant", "plain"), **values, extra=extra)
+            return cls(
+                id=gid,
+                role=d["role"],
+                precision=d["precision"],
+                variant=d.get("variant", "plain"),
+                file=d["file"],
+                inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+                batch=BatchRange(**d.get("batch", {})),
+                parity=dict(d.get("parity", {})),
+                fused_nodes=dict(d.get("fused_nodes", {})),
+                extra={k: v for k, v in d.items() if k not in known},
+            )
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"graph {gid!r} in manifest is malformed: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {key: getattr(self, key) for key in ("role", "precision", "variant", "file")}
-        out.update(inputs=[t.to_dict() for t in self.inputs], outputs=[t.to_dict() for t in self.outputs])
-        out.update(batch=self.batch.to_dict(), parity=dict(self.parity), fused_nodes=dict(self.fused_nodes))
-        return {**out, **self.extra}
+        return {
+            "role": self.role,
+            "precision": self.precision,
+            "variant": self.variant,
+            "file": self.file,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "batch": self.batch.to_dict(),
+            "parity": dict(self.parity),
+            "fused_nodes": dict(self.fused_nodes),
+            **self.extra,
+        }
 
 
 @dataclass

@@ -98,7 +98,15 @@ def build_engines_for_manifest(
         batch = engine_batch(graph, max_batch)
         shapes = profile_shapes(graph.inputs, batch)
         settings = BuildSettings.from_recipe(graph.precision, recipe_settings)
-        key = EngineKey(sha256, version, cc, graph.precision, profile_to_json(shapes), device, settings.key_fields())
+        key = EngineKey(
+            onnx_sha256=sha256,
+            tensorrt_version=version,
+            compute_capability=cc,
+            precision=graph.precision,
+            profile=profile_to_json(shapes),
+            device_name=device,
+            builder=settings.key_fields(),
+        )
         info: dict[str, Any] = {}
 
         def build(graph=graph, shapes=shapes, settings=settings, info=info) -> tuple[bytes, dict[str, Any]]:

@@ -33,8 +33,9 @@ class ObjectPhoto:
 
     @property
     def fingerprint(self) -> tuple[int, int] | None:  # (size, 63-bit hash of the ETag)
-        etag_hash = int.from_bytes(hashlib.sha256(self.etag.encode()).digest()[:8], "big") >> 1
-        return None if self.error is not None else (self.size, etag_hash)
+        if self.error is not None:
+            return None
+        return (self.size, int.from_bytes(hashlib.sha256(self.etag.encode()).digest()[:8], "big") >> 1)
 
 
 def parse_uri(source: Any) -> tuple[str, str] | None:

@@ -11,7 +11,6 @@ import tempfile
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from ..errors import require
 
@@ -57,9 +56,7 @@ _RERANK_HELP = (
 )
 #: /docs is added by add_offline_docs, from local files
 ASSETS = "/docs-assets"
-_SWAGGER_FILES = (("js", "swagger-ui-bundle.js"), ("css", "swagger-ui.css"), ("favicon", "favicon.png"))
 _ABOUT = "Zero-shot sketch-based image retrieval: search a photo gallery with a drawing."
-_APP_OPTIONS = {"docs_url": None, "redoc_url": None, "description": _ABOUT}
 __all__ = ["create_app", "photo_url"]
 
 
@@ -106,7 +103,9 @@ def create_app(retriever, settings: ServeSettings):
         await state.batcher.stop()
         state.close()
 
-    app = fastapi.FastAPI(title=settings.title, version="1", lifespan=lifespan, **_APP_OPTIONS)
+    app = fastapi.FastAPI(
+        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None, description=_ABOUT
+    )
     app.state.zse = state
     install_handlers(app, settings.retry_after_s, state.redact)
 
@@ -336,8 +335,13 @@ def add_offline_docs(app) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request):
         root = request.scope.get("root_path", "")
-        files: dict[str, Any] = {f"swagger_{part}_url": f"{root}{ASSETS}/{name}" for part, name in _SWAGGER_FILES}
-        return get_swagger_ui_html(openapi_url=root + app.openapi_url, title=f"{app.title} - API", **files)
+        return get_swagger_ui_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - API",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
+        )
 
 
 async def _chunks(state: ServerState, f, size: int = 256 * 1024):

@@ -164,10 +164,16 @@ def build_server(
 
     settings = fit_to_fd_limit(effective_settings(settings, host))
     app = create_app(retriever, settings)
-    # limit_concurrency: uvicorn counts the connection itself and requests still running for clients that left;
-    # h11_max_incomplete_event_size is h11's own guard, behind ours (431)
-    limits = {"limit_concurrency": settings.max_connections + 1, "timeout_keep_alive": settings.keep_alive_s}
-    limits["h11_max_incomplete_event_size"] = 2 * settings.max_header_bytes
-    protocol = limited_protocol(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", http=protocol, **limits)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        http=limited_protocol(settings),
+        # uvicorn counts the connection itself and requests still running for clients that left
+        limit_concurrency=settings.max_connections + 1,
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=2 * settings.max_header_bytes,  # h11's own guard, behind ours (431)
+    )
     return uvicorn.Server(config), app

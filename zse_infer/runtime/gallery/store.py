@@ -467,9 +467,12 @@ class Gallery:
 
     def _check(self, batch: Batch) -> None:
         n, (t, d) = len(batch.ids), self.tokens_shape
-        want: dict[str, tuple[tuple | None, tuple]] = {"paths": ((len(batch.paths),), (n,))}
-        want.update(sizes=(np.shape(batch.sizes), (n,)), mtimes=(np.shape(batch.mtimes), (n,)))
-        want["ret"] = (np.shape(batch.ret), (n, d))
+        want: dict[str, tuple[tuple | None, tuple]] = {
+            "paths": ((len(batch.paths),), (n,)),
+            "sizes": (np.shape(batch.sizes), (n,)),
+            "mtimes": (np.shape(batch.mtimes), (n,)),
+            "ret": (np.shape(batch.ret), (n, d)),
+        }
         if batch.tokens is not None or self.codec.stores_tokens:
             want["tokens"] = (np.shape(batch.tokens) if batch.tokens is not None else None, (n, t, d))
         if self.projections:
